@@ -1,0 +1,59 @@
+# The interface of seqtag's compiled core (definitions in _core.pyx and the .pxi files).
+# Every kernel works on raw row-major buffers; shapes are in the comment above each
+# definition.  N packed rows, B sequences, T steps, H hidden units, D input features.
+
+from cython cimport floating
+from libc.stdint cimport int64_t
+
+# C = alpha op(A) op(B) + beta C through NumPy's BLAS
+cdef void gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+               floating alpha, const floating* a, Py_ssize_t lda,
+               const floating* b, Py_ssize_t ldb,
+               floating beta, floating* c, Py_ssize_t ldc) noexcept nogil
+
+cdef void lstm_cell_forward(floating* gates, floating* h, floating* c, floating* h_prev,
+                            floating* cells, floating* out, Py_ssize_t ld_out,
+                            Py_ssize_t rows, Py_ssize_t H, const floating* w_ci,
+                            const floating* w_cf, const floating* w_co) noexcept nogil
+
+cdef void lstm_cell_backward(floating* gates, const floating* cells, const floating* c_before,
+                             const floating* c0, Py_ssize_t split, const floating* grad_out,
+                             Py_ssize_t ld_grad_out, const floating* dh, floating* dc,
+                             Py_ssize_t rows, Py_ssize_t H, const floating* w_ci,
+                             const floating* w_cf, const floating* w_co, floating* grad_w_ci,
+                             floating* grad_w_cf, floating* grad_w_co) noexcept nogil
+
+cdef void lstm_forward_steps(floating* gates, const floating* w_hh,
+                             const int64_t* batch_sizes, Py_ssize_t T, bint reverse,
+                             floating* h, floating* c, floating* h_prev, floating* cells,
+                             floating* out, Py_ssize_t ld_out, Py_ssize_t H,
+                             const floating* w_ci, const floating* w_cf,
+                             const floating* w_co) noexcept nogil
+
+cdef void lstm_backward_steps(floating* gates, const floating* w_hh, const floating* cells,
+                              const floating* c0, const int64_t* batch_sizes, Py_ssize_t T,
+                              bint reverse, const floating* grad_out, Py_ssize_t ld_grad_out,
+                              floating* dh, floating* dc, Py_ssize_t H,
+                              const floating* w_ci, const floating* w_cf,
+                              const floating* w_co, floating* grad_w_ci, floating* grad_w_cf,
+                              floating* grad_w_co) noexcept nogil
+
+cdef void gru_cell_forward(floating* gates, const floating* rec, const floating* b_hh,
+                           floating* h, floating* h_prev, floating* hn, floating* out,
+                           Py_ssize_t ld_out, Py_ssize_t rows, Py_ssize_t H) noexcept nogil
+
+cdef void gru_cell_backward(floating* gates, floating* grad_rec, const floating* h_prev,
+                            const floating* hn, const floating* grad_out,
+                            Py_ssize_t ld_grad_out, floating* dh, Py_ssize_t rows,
+                            Py_ssize_t H) noexcept nogil
+
+cdef void gru_forward_steps(floating* gates, const floating* w_hh, const floating* b_hh,
+                            floating* rec, const int64_t* batch_sizes, Py_ssize_t T,
+                            bint reverse, floating* h, floating* h_prev, floating* hn,
+                            floating* out, Py_ssize_t ld_out, Py_ssize_t H) noexcept nogil
+
+cdef void gru_backward_steps(floating* gates, floating* grad_rec, const floating* w_hh,
+                             const floating* h_prev, const floating* hn,
+                             const int64_t* batch_sizes, Py_ssize_t T, bint reverse,
+                             const floating* grad_out, Py_ssize_t ld_grad_out, floating* dh,
+                             Py_ssize_t H) noexcept nogil

@@ -1,0 +1,258 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""seqtag's compiled core: recurrent layers forward and backward over packed batches.
+
+Each entry point runs one direction of one layer with the GIL released, so the two
+directions of a bidirectional layer can run on two threads.  The Python layer above
+(seqtag/rnn.py) validates every argument; the checks here are a last line of defence
+against a crash, not the user-facing messages.
+"""
+
+from cython cimport floating
+from libc.stdint cimport int64_t
+from libc.stdlib cimport malloc, free
+
+include "blas.pxi"
+include "common.pxi"
+include "lstm.pxi"
+include "gru.pxi"
+
+
+cdef inline Py_ssize_t row_stride(Py_ssize_t stride_bytes, Py_ssize_t itemsize):
+    return stride_bytes // itemsize
+
+
+def _require(bint condition, str what):
+    if not condition:
+        raise ValueError("seqtag._core: " + what)
+
+
+cdef _check_rows(Py_ssize_t inner_stride, Py_ssize_t itemsize, str name):
+    # row-strided views are fine (a column block of a wider array); elements must be adjacent
+    _require(inner_stride == itemsize, name + " must have adjacent elements within a row")
+
+
+def _check_steps(const int64_t[::1] batch_sizes, Py_ssize_t n_rows, Py_ssize_t batch):
+    cdef Py_ssize_t t, total = 0
+    _require(batch_sizes.shape[0] >= 1, "no time steps")
+    _require(batch_sizes[0] == batch, "batch_sizes[0] must equal the batch size")
+    for t in range(batch_sizes.shape[0]):
+        _require(batch_sizes[t] >= 1 and (t == 0 or batch_sizes[t] <= batch_sizes[t - 1]),
+                 "batch_sizes must be positive and nonincreasing")
+        total += batch_sizes[t]
+    _require(total == n_rows, "batch_sizes must add up to the number of packed rows")
+
+
+def lstm_forward(floating[:, :] x, floating[:, ::1] w_ih, floating[:, ::1] w_hh,
+                 floating[::1] bias, const int64_t[::1] batch_sizes, bint reverse,
+                 floating[:, ::1] h, floating[:, ::1] c, floating[:, ::1] gates,
+                 floating[:, :] out, floating[:, ::1] h_prev, floating[:, ::1] cells,
+                 floating[::1] w_ci, floating[::1] w_cf, floating[::1] w_co):
+    """One direction of an LSTM layer (peephole when w_ci is given), forward.
+
+    x (N, D), w_ih (4H, D), w_hh (4H, H), bias (4H,) = b_ih + b_hh, h and c (B, H) hold the
+    initial state and receive the final one, gates (N, 4H) receive i, f, g, o, out (N, >=H)
+    receives h in its first H columns; h_prev and cells (N, H), or None in inference.
+    """
+    cdef Py_ssize_t N = x.shape[0], D = x.shape[1], H = w_hh.shape[1], B = h.shape[0]
+    cdef Py_ssize_t T = batch_sizes.shape[0]
+    cdef bint keep = h_prev is not None
+    cdef bint peephole = w_ci is not None
+    _check_steps(batch_sizes, N, B)
+    _check_rows(x.strides[1], sizeof(floating), "x")
+    _check_rows(out.strides[1], sizeof(floating), "out")
+    _require(w_ih.shape[0] == 4 * H and w_ih.shape[1] == D and w_hh.shape[0] == 4 * H
+             and bias.shape[0] == 4 * H, "weight shapes")
+    _require(c.shape[0] == B and h.shape[1] == H and c.shape[1] == H, "state shapes")
+    _require(gates.shape[0] == N and gates.shape[1] == 4 * H and out.shape[0] == N
+             and out.shape[1] >= H, "buffer shapes")
+    _require(not keep or (cells is not None and h_prev.shape[0] == N and h_prev.shape[1] == H
+                          and cells.shape[0] == N and cells.shape[1] == H), "saved shapes")
+    _require(not peephole or (w_cf is not None and w_co is not None and w_ci.shape[0] == H
+                              and w_cf.shape[0] == H and w_co.shape[0] == H), "peephole shapes")
+    cdef floating* h_prev_p = &h_prev[0, 0] if keep else NULL
+    cdef floating* cells_p = &cells[0, 0] if keep else NULL
+    cdef floating* w_ci_p = &w_ci[0] if peephole else NULL
+    cdef floating* w_cf_p = &w_cf[0] if peephole else NULL
+    cdef floating* w_co_p = &w_co[0] if peephole else NULL
+    cdef Py_ssize_t ld_x = row_stride(x.strides[0], sizeof(floating))
+    cdef Py_ssize_t ld_out = row_stride(out.strides[0], sizeof(floating))
+    with nogil:
+        # the input projection of every step at once: one large product
+        fill_rows(&gates[0, 0], N, 4 * H, &bias[0])
+        gemm(False, True, N, 4 * H, D, <floating>1, &x[0, 0], ld_x, &w_ih[0, 0], D,
+             <floating>1, &gates[0, 0], 4 * H)
+        lstm_forward_steps(&gates[0, 0], &w_hh[0, 0], &batch_sizes[0], T, reverse, &h[0, 0],
+                           &c[0, 0], h_prev_p, cells_p, &out[0, 0], ld_out, H,
+                           w_ci_p, w_cf_p, w_co_p)
+
+
+def lstm_backward(floating[:, :] x, floating[:, ::1] w_ih, floating[:, ::1] w_hh,
+                  const int64_t[::1] batch_sizes, bint reverse, floating[:, ::1] c0,
+                  floating[:, ::1] gates, floating[:, ::1] h_prev, floating[:, ::1] cells,
+                  floating[:, :] grad_out, floating[:, ::1] dh, floating[:, ::1] dc,
+                  floating[:, :] grad_x, floating[:, ::1] grad_w_ih,
+                  floating[:, ::1] grad_w_hh, floating[::1] grad_bias,
+                  floating[::1] w_ci, floating[::1] w_cf, floating[::1] w_co,
+                  floating[::1] grad_w_ci, floating[::1] grad_w_cf, floating[::1] grad_w_co):
+    """One direction of an LSTM layer, backward; arguments as saved by lstm_forward.
+
+    grad_out (N, >=H) or None; dh, dc (B, H) hold the gradient w.r.t. the final state and
+    receive the one w.r.t. the initial state; grad_x (N, D) is overwritten (None: skipped);
+    grad_w_ih, grad_w_hh, grad_bias and the peephole gradients are accumulated into.
+    gates is overwritten with the gradient w.r.t. the pre-activations.
+    """
+    cdef Py_ssize_t N = x.shape[0], D = x.shape[1], H = w_hh.shape[1], B = dh.shape[0]
+    cdef Py_ssize_t T = batch_sizes.shape[0]
+    cdef bint peephole = w_ci is not None
+    _check_steps(batch_sizes, N, B)
+    _check_rows(x.strides[1], sizeof(floating), "x")
+    if grad_out is not None:
+        _check_rows(grad_out.strides[1], sizeof(floating), "grad_out")
+    if grad_x is not None:
+        _check_rows(grad_x.strides[1], sizeof(floating), "grad_x")
+    _require(w_ih.shape[0] == 4 * H and w_ih.shape[1] == D and w_hh.shape[0] == 4 * H,
+             "weight shapes")
+    _require(c0.shape[0] == B and c0.shape[1] == H and dh.shape[1] == H and dc.shape[0] == B
+             and dc.shape[1] == H, "state shapes")
+    _require(gates.shape[0] == N and gates.shape[1] == 4 * H and h_prev.shape[0] == N
+             and h_prev.shape[1] == H and cells.shape[0] == N and cells.shape[1] == H,
+             "saved shapes")
+    _require(grad_out is None or (grad_out.shape[0] == N and grad_out.shape[1] >= H),
+             "grad_out shape")
+    _require(grad_x is None or (grad_x.shape[0] == N and grad_x.shape[1] == D), "grad_x shape")
+    _require(grad_w_ih.shape[0] == 4 * H and grad_w_ih.shape[1] == D
+             and grad_w_hh.shape[0] == 4 * H and grad_w_hh.shape[1] == H
+             and grad_bias.shape[0] == 4 * H, "gradient shapes")
+    _require(not peephole or (w_cf is not None and w_co is not None and grad_w_ci is not None
+                              and grad_w_cf is not None and grad_w_co is not None
+                              and w_ci.shape[0] == H and w_cf.shape[0] == H
+                              and w_co.shape[0] == H and grad_w_ci.shape[0] == H
+                              and grad_w_cf.shape[0] == H and grad_w_co.shape[0] == H),
+             "peephole shapes")
+    cdef floating* grad_out_p = &grad_out[0, 0] if grad_out is not None else NULL
+    cdef Py_ssize_t ld_grad_out = (row_stride(grad_out.strides[0], sizeof(floating))
+                                   if grad_out is not None else 0)
+    cdef Py_ssize_t ld_x = row_stride(x.strides[0], sizeof(floating))
+    cdef floating* w_ci_p = &w_ci[0] if peephole else NULL
+    cdef floating* w_cf_p = &w_cf[0] if peephole else NULL
+    cdef floating* w_co_p = &w_co[0] if peephole else NULL
+    cdef floating* g_ci_p = &grad_w_ci[0] if peephole else NULL
+    cdef floating* g_cf_p = &grad_w_cf[0] if peephole else NULL
+    cdef floating* g_co_p = &grad_w_co[0] if peephole else NULL
+    cdef floating* grad_x_p = &grad_x[0, 0] if grad_x is not None else NULL
+    cdef Py_ssize_t ld_grad_x = (row_stride(grad_x.strides[0], sizeof(floating))
+                                 if grad_x is not None else 0)
+    with nogil:
+        lstm_backward_steps(&gates[0, 0], &w_hh[0, 0], &cells[0, 0], &c0[0, 0],
+                            &batch_sizes[0], T, reverse, grad_out_p, ld_grad_out, &dh[0, 0],
+                            &dc[0, 0], H, w_ci_p, w_cf_p, w_co_p, g_ci_p, g_cf_p, g_co_p)
+        # weight gradients: large products over all rows, after the time loop
+        gemm(True, False, 4 * H, D, N, <floating>1, &gates[0, 0], 4 * H, &x[0, 0], ld_x,
+             <floating>1, &grad_w_ih[0, 0], D)
+        gemm(True, False, 4 * H, H, N, <floating>1, &gates[0, 0], 4 * H, &h_prev[0, 0], H,
+             <floating>1, &grad_w_hh[0, 0], H)
+        add_column_sums(&grad_bias[0], &gates[0, 0], N, 4 * H, 4 * H)
+        if grad_x_p != NULL:
+            gemm(False, False, N, D, 4 * H, <floating>1, &gates[0, 0], 4 * H, &w_ih[0, 0], D,
+                 <floating>0, grad_x_p, ld_grad_x)
+
+
+def gru_forward(floating[:, :] x, floating[:, ::1] w_ih, floating[:, ::1] w_hh,
+                floating[::1] b_ih, floating[::1] b_hh, const int64_t[::1] batch_sizes,
+                bint reverse, floating[:, ::1] h, floating[:, ::1] gates,
+                floating[:, :] out, floating[:, ::1] h_prev, floating[:, ::1] hn):
+    """One direction of a GRU layer, forward.
+
+    x (N, D), w_ih (3H, D), w_hh (3H, H), b_ih and b_hh (3H,), h (B, H) holds the initial
+    state and receives the final one, gates (N, 3H) receive r, z, n, out (N, >=H) receives
+    h; h_prev and hn (N, H) are kept for backward, or None in inference.
+    """
+    cdef Py_ssize_t N = x.shape[0], D = x.shape[1], H = w_hh.shape[1], B = h.shape[0]
+    cdef Py_ssize_t T = batch_sizes.shape[0]
+    cdef bint keep = h_prev is not None
+    _check_steps(batch_sizes, N, B)
+    _check_rows(x.strides[1], sizeof(floating), "x")
+    _check_rows(out.strides[1], sizeof(floating), "out")
+    _require(w_ih.shape[0] == 3 * H and w_ih.shape[1] == D and w_hh.shape[0] == 3 * H
+             and b_ih.shape[0] == 3 * H and b_hh.shape[0] == 3 * H, "weight shapes")
+    _require(h.shape[1] == H, "state shapes")
+    _require(gates.shape[0] == N and gates.shape[1] == 3 * H and out.shape[0] == N
+             and out.shape[1] >= H, "buffer shapes")
+    _require(not keep or (hn is not None and h_prev.shape[0] == N and h_prev.shape[1] == H
+                          and hn.shape[0] == N and hn.shape[1] == H), "saved shapes")
+    cdef floating* h_prev_p = &h_prev[0, 0] if keep else NULL
+    cdef floating* hn_p = &hn[0, 0] if keep else NULL
+    cdef Py_ssize_t ld_x = row_stride(x.strides[0], sizeof(floating))
+    cdef Py_ssize_t ld_out = row_stride(out.strides[0], sizeof(floating))
+    cdef floating* rec = <floating*>malloc(B * 3 * H * sizeof(floating))
+    if rec == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            fill_rows(&gates[0, 0], N, 3 * H, &b_ih[0])
+            gemm(False, True, N, 3 * H, D, <floating>1, &x[0, 0], ld_x, &w_ih[0, 0], D,
+                 <floating>1, &gates[0, 0], 3 * H)
+            gru_forward_steps(&gates[0, 0], &w_hh[0, 0], &b_hh[0], rec, &batch_sizes[0], T,
+                              reverse, &h[0, 0], h_prev_p, hn_p, &out[0, 0], ld_out, H)
+    finally:
+        free(rec)
+
+
+def gru_backward(floating[:, :] x, floating[:, ::1] w_ih, floating[:, ::1] w_hh,
+                 const int64_t[::1] batch_sizes, bint reverse, floating[:, ::1] gates,
+                 floating[:, ::1] h_prev, floating[:, ::1] hn, floating[:, :] grad_out,
+                 floating[:, ::1] dh, floating[:, :] grad_x, floating[:, ::1] grad_w_ih,
+                 floating[:, ::1] grad_w_hh, floating[::1] grad_b_ih, floating[::1] grad_b_hh):
+    """One direction of a GRU layer, backward; arguments as saved by gru_forward.
+
+    dh (B, H) holds the gradient w.r.t. the final state and receives the one w.r.t. the
+    initial state; grad_x (N, D) is overwritten (None: skipped); weight and bias gradients
+    are accumulated into; gates is overwritten.
+    """
+    cdef Py_ssize_t N = x.shape[0], D = x.shape[1], H = w_hh.shape[1], B = dh.shape[0]
+    cdef Py_ssize_t T = batch_sizes.shape[0]
+    _check_steps(batch_sizes, N, B)
+    _check_rows(x.strides[1], sizeof(floating), "x")
+    if grad_out is not None:
+        _check_rows(grad_out.strides[1], sizeof(floating), "grad_out")
+    if grad_x is not None:
+        _check_rows(grad_x.strides[1], sizeof(floating), "grad_x")
+    _require(w_ih.shape[0] == 3 * H and w_ih.shape[1] == D and w_hh.shape[0] == 3 * H,
+             "weight shapes")
+    _require(dh.shape[1] == H, "state shapes")
+    _require(gates.shape[0] == N and gates.shape[1] == 3 * H and h_prev.shape[0] == N
+             and h_prev.shape[1] == H and hn.shape[0] == N and hn.shape[1] == H,
+             "saved shapes")
+    _require(grad_out is None or (grad_out.shape[0] == N and grad_out.shape[1] >= H),
+             "grad_out shape")
+    _require(grad_x is None or (grad_x.shape[0] == N and grad_x.shape[1] == D), "grad_x shape")
+    _require(grad_w_ih.shape[0] == 3 * H and grad_w_ih.shape[1] == D
+             and grad_w_hh.shape[0] == 3 * H and grad_w_hh.shape[1] == H
+             and grad_b_ih.shape[0] == 3 * H and grad_b_hh.shape[0] == 3 * H,
+             "gradient shapes")
+    cdef floating* grad_out_p = &grad_out[0, 0] if grad_out is not None else NULL
+    cdef Py_ssize_t ld_grad_out = (row_stride(grad_out.strides[0], sizeof(floating))
+                                   if grad_out is not None else 0)
+    cdef floating* grad_x_p = &grad_x[0, 0] if grad_x is not None else NULL
+    cdef Py_ssize_t ld_grad_x = (row_stride(grad_x.strides[0], sizeof(floating))
+                                 if grad_x is not None else 0)
+    cdef Py_ssize_t ld_x = row_stride(x.strides[0], sizeof(floating))
+    cdef floating* grad_rec = <floating*>malloc(N * 3 * H * sizeof(floating))
+    if grad_rec == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            gru_backward_steps(&gates[0, 0], grad_rec, &w_hh[0, 0], &h_prev[0, 0], &hn[0, 0],
+                               &batch_sizes[0], T, reverse, grad_out_p, ld_grad_out,
+                               &dh[0, 0], H)
+            gemm(True, False, 3 * H, D, N, <floating>1, &gates[0, 0], 3 * H, &x[0, 0], ld_x,
+                 <floating>1, &grad_w_ih[0, 0], D)
+            gemm(True, False, 3 * H, H, N, <floating>1, grad_rec, 3 * H, &h_prev[0, 0], H,
+                 <floating>1, &grad_w_hh[0, 0], H)
+            add_column_sums(&grad_b_ih[0], &gates[0, 0], N, 3 * H, 3 * H)
+            add_column_sums(&grad_b_hh[0], grad_rec, N, 3 * H, 3 * H)
+            if grad_x_p != NULL:
+                gemm(False, False, N, D, 3 * H, <floating>1, &gates[0, 0], 3 * H, &w_ih[0, 0],
+                     D, <floating>0, grad_x_p, ld_grad_x)
+    finally:
+        free(grad_rec)

@@ -1,0 +1,44 @@
+# Small typed helpers shared by the cells.
+
+from libc.math cimport exp, expf, tanh, tanhf
+
+
+cdef inline floating sigmoid(floating x) noexcept nogil:
+    if floating is float:
+        return 1 / (1 + expf(-x))
+    else:
+        return 1 / (1 + exp(-x))
+
+
+cdef inline floating tanh_(floating x) noexcept nogil:
+    if floating is float:
+        return tanhf(x)
+    else:
+        return tanh(x)
+
+
+# g (n, width) <- bias in every row
+cdef void fill_rows(floating* g, Py_ssize_t n, Py_ssize_t width,
+                    const floating* bias) noexcept nogil:
+    cdef Py_ssize_t i, j
+    for i in range(n):
+        for j in range(width):
+            g[i * width + j] = bias[j]
+
+
+# out (width,) += column sums of g (n, width, row stride ld)
+cdef void add_column_sums(floating* out, const floating* g, Py_ssize_t n, Py_ssize_t width,
+                          Py_ssize_t ld) noexcept nogil:
+    cdef Py_ssize_t i, j
+    for i in range(n):
+        for j in range(width):
+            out[j] += g[i * ld + j]
+
+
+# Packed batches: step t covers rows [offset(t), offset(t) + batch_sizes[t]); the rows of a
+# step are the sequences still running, longest first, so the batch only shrinks with t.
+cdef inline Py_ssize_t total_rows(const int64_t* batch_sizes, Py_ssize_t steps) noexcept nogil:
+    cdef Py_ssize_t t, n = 0
+    for t in range(steps):
+        n += batch_sizes[t]
+    return n

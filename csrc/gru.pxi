@@ -1,0 +1,125 @@
+# GRU in PyTorch's formulation:
+#   r = σ(x W_ir^T + b_ir + h W_hr^T + b_hr)   z = σ(x W_iz^T + b_iz + h W_hz^T + b_hz)
+#   n = tanh(x W_in^T + b_in + r (h W_hn^T + b_hn))   h' = (1 - z) n + z h
+# The reset gate multiplies the recurrent part of n, so that part (hn) is kept apart.
+
+
+# One step of `rows` sequences.
+#   gates  (rows, 3H)  in: x W_ih^T + b_ih;  out: r, z, n
+#   rec    (rows, 3H)  h W_hh^T (without b_hh)
+#   b_hh   (3H,)
+#   h      (rows, H)   in: state before the step;  out: after
+#   h_prev, hn (rows, H) out: h before the step and h W_hn^T + b_hn, kept for backward
+#                        (NULL in inference)
+#   out    (rows, ld_out) out: h after the step
+cdef void gru_cell_forward(floating* gates, const floating* rec, const floating* b_hh,
+                           floating* h, floating* h_prev, floating* hn, floating* out,
+                           Py_ssize_t ld_out, Py_ssize_t rows, Py_ssize_t H) noexcept nogil:
+    cdef Py_ssize_t r, j
+    cdef floating* a
+    cdef const floating* ah
+    cdef floating reset, update, new, rec_n, h_old
+    for r in range(rows):
+        a = gates + r * 3 * H
+        ah = rec + r * 3 * H
+        for j in range(H):
+            reset = sigmoid(a[j] + ah[j] + b_hh[j])
+            update = sigmoid(a[H + j] + ah[H + j] + b_hh[H + j])
+            rec_n = ah[2 * H + j] + b_hh[2 * H + j]
+            new = tanh_(a[2 * H + j] + reset * rec_n)
+            h_old = h[r * H + j]
+            a[j] = reset
+            a[H + j] = update
+            a[2 * H + j] = new
+            if h_prev != NULL:
+                h_prev[r * H + j] = h_old
+                hn[r * H + j] = rec_n
+            h[r * H + j] = (1 - update) * new + update * h_old
+            out[r * ld_out + j] = h[r * H + j]
+
+
+# Backward through one step of `rows` sequences.
+#   gates    (rows, 3H)  in: r, z, n;  out: gradient w.r.t. x W_ih^T + b_ih
+#   grad_rec (rows, 3H)  out: gradient w.r.t. h W_hh^T + b_hh
+#   h_prev, hn (rows, H) from the forward
+#   grad_out (rows, ld_grad_out) gradient w.r.t. h after the step, or NULL
+#   dh       (rows, H)   in: gradient w.r.t. h after the step from later steps;
+#                        out: the part of the gradient w.r.t. h before the step that flows
+#                        through z (the caller adds grad_rec W_hh)
+cdef void gru_cell_backward(floating* gates, floating* grad_rec, const floating* h_prev,
+                            const floating* hn, const floating* grad_out,
+                            Py_ssize_t ld_grad_out, floating* dh, Py_ssize_t rows,
+                            Py_ssize_t H) noexcept nogil:
+    cdef Py_ssize_t r, j
+    cdef floating* a
+    cdef floating* ga
+    cdef floating reset, update, new, d_h, d_new, d_reset
+    for r in range(rows):
+        a = gates + r * 3 * H
+        ga = grad_rec + r * 3 * H
+        for j in range(H):
+            reset = a[j]
+            update = a[H + j]
+            new = a[2 * H + j]
+            d_h = dh[r * H + j]
+            if grad_out != NULL:
+                d_h = d_h + grad_out[r * ld_grad_out + j]
+            d_new = d_h * (1 - update) * (1 - new * new)
+            d_reset = d_new * hn[r * H + j] * reset * (1 - reset)
+            a[j] = d_reset
+            a[H + j] = d_h * (h_prev[r * H + j] - new) * update * (1 - update)
+            a[2 * H + j] = d_new
+            ga[j] = d_reset
+            ga[H + j] = a[H + j]
+            ga[2 * H + j] = d_new * reset
+            dh[r * H + j] = d_h * update
+
+
+# One direction of one GRU layer, forward, over a packed batch of N rows in T steps.
+#   gates  (N, 3H)  in: x W_ih^T + b_ih;  out: r, z, n of every row
+#   rec    (B, 3H)  scratch for the recurrent product of one step
+#   other arguments as lstm_forward_steps; hn (N, H) is kept for backward (NULL in inference)
+cdef void gru_forward_steps(floating* gates, const floating* w_hh, const floating* b_hh,
+                            floating* rec, const int64_t* batch_sizes, Py_ssize_t T,
+                            bint reverse, floating* h, floating* h_prev, floating* hn,
+                            floating* out, Py_ssize_t ld_out, Py_ssize_t H) noexcept nogil:
+    cdef Py_ssize_t s, t, rows, off
+    off = total_rows(batch_sizes, T) if reverse else 0
+    for s in range(T):
+        t = T - 1 - s if reverse else s
+        rows = batch_sizes[t]
+        if reverse:
+            off -= rows
+        gemm(False, True, rows, 3 * H, H, <floating>1, h, H, w_hh, H, <floating>0, rec, 3 * H)
+        gru_cell_forward(gates + off * 3 * H, rec, b_hh, h,
+                         h_prev + off * H if h_prev != NULL else NULL,
+                         hn + off * H if hn != NULL else NULL,
+                         out + off * ld_out, ld_out, rows, H)
+        if not reverse:
+            off += rows
+
+
+# One direction of one GRU layer, backward.
+#   gates    (N, 3H)  in: r, z, n;  out: gradient w.r.t. x W_ih^T + b_ih
+#   grad_rec (N, 3H)  out: gradient w.r.t. h W_hh^T + b_hh
+#   dh       (B, H)   in: gradient w.r.t. the final state;  out: w.r.t. the initial state
+cdef void gru_backward_steps(floating* gates, floating* grad_rec, const floating* w_hh,
+                             const floating* h_prev, const floating* hn,
+                             const int64_t* batch_sizes, Py_ssize_t T, bint reverse,
+                             const floating* grad_out, Py_ssize_t ld_grad_out, floating* dh,
+                             Py_ssize_t H) noexcept nogil:
+    cdef Py_ssize_t s, t, rows, off
+    off = 0 if reverse else total_rows(batch_sizes, T)
+    for s in range(T):
+        t = s if reverse else T - 1 - s
+        rows = batch_sizes[t]
+        if not reverse:
+            off -= rows
+        gru_cell_backward(gates + off * 3 * H, grad_rec + off * 3 * H, h_prev + off * H,
+                          hn + off * H,
+                          grad_out + off * ld_grad_out if grad_out != NULL else NULL,
+                          ld_grad_out, dh, rows, H)
+        gemm(False, False, rows, H, 3 * H, <floating>1, grad_rec + off * 3 * H, 3 * H, w_hh, H,
+             <floating>1, dh, H)
+        if reverse:
+            off += rows

@@ -1,0 +1,165 @@
+# LSTM and peephole LSTM: one step of a cell forward and backward, and one direction of a
+# layer over a packed batch.  Plain LSTM as PyTorch writes it:
+#   a = x W_ih^T + b_ih + h W_hh^T + b_hh, split into a_i, a_f, a_g, a_o (H each)
+#   i = σ(a_i)  f = σ(a_f)  g = tanh(a_g)  o = σ(a_o)  c' = f c + i g  h' = o tanh(c')
+# Peephole LSTM (Gers & Schmidhuber 2000): i and f also see c, o sees c' (diagonal weights):
+#   i = σ(a_i + w_ci c)  f = σ(a_f + w_cf c)  o = σ(a_o + w_co c')
+
+
+# One step of `rows` sequences.
+#   gates  (rows, 4H)  in: a;  out: i, f, g, o
+#   h, c   (rows, H)   in: state before the step;  out: state after
+#   h_prev (rows, H)   out: h before the step (NULL in inference: nothing kept)
+#   cells  (rows, H)   out: c after the step (NULL in inference)
+#   out    (rows, ld_out) out: h after the step
+#   w_ci, w_cf, w_co (H,) peephole weights, or NULL for the plain LSTM
+cdef void lstm_cell_forward(floating* gates, floating* h, floating* c, floating* h_prev,
+                            floating* cells, floating* out, Py_ssize_t ld_out,
+                            Py_ssize_t rows, Py_ssize_t H, const floating* w_ci,
+                            const floating* w_cf, const floating* w_co) noexcept nogil:
+    cdef Py_ssize_t r, j
+    cdef floating* a
+    cdef floating i, f, g, o, c_old, c_new
+    for r in range(rows):
+        a = gates + r * 4 * H
+        for j in range(H):
+            c_old = c[r * H + j]
+            if w_ci == NULL:
+                i = sigmoid(a[j])
+                f = sigmoid(a[H + j])
+                g = tanh_(a[2 * H + j])
+                c_new = f * c_old + i * g
+                o = sigmoid(a[3 * H + j])
+            else:
+                i = sigmoid(a[j] + w_ci[j] * c_old)
+                f = sigmoid(a[H + j] + w_cf[j] * c_old)
+                g = tanh_(a[2 * H + j])
+                c_new = f * c_old + i * g
+                o = sigmoid(a[3 * H + j] + w_co[j] * c_new)
+            a[j] = i
+            a[H + j] = f
+            a[2 * H + j] = g
+            a[3 * H + j] = o
+            if h_prev != NULL:
+                h_prev[r * H + j] = h[r * H + j]
+                cells[r * H + j] = c_new
+            c[r * H + j] = c_new
+            h[r * H + j] = o * tanh_(c_new)
+            out[r * ld_out + j] = h[r * H + j]
+
+
+# Backward through one step of `rows` sequences.
+#   gates    (rows, 4H)  in: i, f, g, o;  out: gradient w.r.t. a (the pre-activations)
+#   cells    (rows, H)   c after the step
+#   c_before (split, H)  c before the step of rows [0, split); rows [split, rows) started
+#                        this step from c0 (B, H)
+#   grad_out (rows, ld_grad_out) gradient w.r.t. h after the step, or NULL
+#   dh, dc   (rows, H)   in: gradient w.r.t. h, c after the step from later steps;
+#                        out: dc becomes the gradient w.r.t. c before the step (dh is left
+#                        to the caller's recurrent product)
+#   grad_w_c* (H,)       peephole weight gradients, accumulated (NULL for the plain LSTM)
+cdef void lstm_cell_backward(floating* gates, const floating* cells, const floating* c_before,
+                             const floating* c0, Py_ssize_t split, const floating* grad_out,
+                             Py_ssize_t ld_grad_out, const floating* dh, floating* dc,
+                             Py_ssize_t rows, Py_ssize_t H, const floating* w_ci,
+                             const floating* w_cf, const floating* w_co, floating* grad_w_ci,
+                             floating* grad_w_cf, floating* grad_w_co) noexcept nogil:
+    cdef Py_ssize_t r, j
+    cdef floating* a
+    cdef floating i, f, g, o, c_old, c_new, tanh_c, d_h, d_c, d_o
+    for r in range(rows):
+        a = gates + r * 4 * H
+        for j in range(H):
+            i = a[j]
+            f = a[H + j]
+            g = a[2 * H + j]
+            o = a[3 * H + j]
+            c_old = c_before[r * H + j] if r < split else c0[r * H + j]
+            c_new = cells[r * H + j]
+            tanh_c = tanh_(c_new)
+            d_h = dh[r * H + j]
+            if grad_out != NULL:
+                d_h = d_h + grad_out[r * ld_grad_out + j]
+            d_o = d_h * tanh_c * o * (1 - o)
+            d_c = dc[r * H + j] + d_h * o * (1 - tanh_c * tanh_c)
+            if w_ci != NULL:
+                d_c = d_c + d_o * w_co[j]
+                grad_w_co[j] += d_o * c_new
+            a[j] = d_c * g * i * (1 - i)
+            a[H + j] = d_c * c_old * f * (1 - f)
+            a[2 * H + j] = d_c * i * (1 - g * g)
+            a[3 * H + j] = d_o
+            d_c = d_c * f
+            if w_ci != NULL:
+                d_c = d_c + a[j] * w_ci[j] + a[H + j] * w_cf[j]
+                grad_w_ci[j] += a[j] * c_old
+                grad_w_cf[j] += a[H + j] * c_old
+            dc[r * H + j] = d_c
+
+
+# One direction of one layer, forward, over a packed batch of N rows in T steps.
+#   gates       (N, 4H)  in: x W_ih^T + b_ih + b_hh;  out: i, f, g, o of every row
+#   w_hh        (4H, H)
+#   batch_sizes (T,)     rows of each step (nonincreasing); the reverse direction walks the
+#                        steps from last to first
+#   h, c        (B, H)   in: initial state;  out: final state of every sequence
+#   h_prev, cells (N, H) out: kept for backward (NULL in inference)
+#   out         (N, ld_out) out: h of every row
+cdef void lstm_forward_steps(floating* gates, const floating* w_hh,
+                             const int64_t* batch_sizes, Py_ssize_t T, bint reverse,
+                             floating* h, floating* c, floating* h_prev, floating* cells,
+                             floating* out, Py_ssize_t ld_out, Py_ssize_t H,
+                             const floating* w_ci, const floating* w_cf,
+                             const floating* w_co) noexcept nogil:
+    cdef Py_ssize_t s, t, rows, off
+    off = total_rows(batch_sizes, T) if reverse else 0
+    for s in range(T):
+        t = T - 1 - s if reverse else s
+        rows = batch_sizes[t]
+        if reverse:
+            off -= rows
+        gemm(False, True, rows, 4 * H, H, <floating>1, h, H, w_hh, H, <floating>1,
+             gates + off * 4 * H, 4 * H)
+        lstm_cell_forward(gates + off * 4 * H, h, c,
+                          h_prev + off * H if h_prev != NULL else NULL,
+                          cells + off * H if cells != NULL else NULL,
+                          out + off * ld_out, ld_out, rows, H, w_ci, w_cf, w_co)
+        if not reverse:
+            off += rows
+
+
+# One direction of one layer, backward: the steps in the opposite order of the forward.
+#   gates    (N, 4H)   in: i, f, g, o;  out: gradient w.r.t. the pre-activations a
+#   cells    (N, H), c0 (B, H)  from the forward
+#   grad_out (N, ld_grad_out)   gradient w.r.t. out, or NULL
+#   dh, dc   (B, H)    in: gradient w.r.t. the final state;  out: w.r.t. the initial state
+cdef void lstm_backward_steps(floating* gates, const floating* w_hh, const floating* cells,
+                              const floating* c0, const int64_t* batch_sizes, Py_ssize_t T,
+                              bint reverse, const floating* grad_out, Py_ssize_t ld_grad_out,
+                              floating* dh, floating* dc, Py_ssize_t H,
+                              const floating* w_ci, const floating* w_cf,
+                              const floating* w_co, floating* grad_w_ci, floating* grad_w_cf,
+                              floating* grad_w_co) noexcept nogil:
+    cdef Py_ssize_t s, t, rows, off, split
+    cdef const floating* c_before = NULL
+    off = 0 if reverse else total_rows(batch_sizes, T)
+    for s in range(T):
+        t = s if reverse else T - 1 - s
+        rows = batch_sizes[t]
+        if not reverse:
+            off -= rows
+        # where each row's previous cell state lives: the neighbouring step, or c0
+        if reverse:
+            split = batch_sizes[t + 1] if t + 1 < T else 0
+            c_before = cells + (off + rows) * H
+        else:
+            split = rows if t > 0 else 0
+            c_before = cells + (off - batch_sizes[t - 1]) * H if t > 0 else NULL
+        lstm_cell_backward(gates + off * 4 * H, cells + off * H, c_before, c0, split,
+                           grad_out + off * ld_grad_out if grad_out != NULL else NULL,
+                           ld_grad_out, dh, dc, rows, H, w_ci, w_cf, w_co,
+                           grad_w_ci, grad_w_cf, grad_w_co)
+        gemm(False, False, rows, H, 4 * H, <floating>1, gates + off * 4 * H, 4 * H, w_hh, H,
+             <floating>0, dh, H)
+        if reverse:
+            off += rows

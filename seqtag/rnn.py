@@ -1,0 +1,336 @@
+"""Multi-layer, optionally bidirectional recurrent layers: LSTM, peephole LSTM and GRU.
+
+Parameters carry torch.nn.LSTM / torch.nn.GRU names and shapes (weight_ih_l0,
+weight_hh_l0_reverse, ...; gates stacked i, f, g, o or r, z, n), so they move between
+seqtag and PyTorch unchanged.  The peephole LSTM adds weight_ci_l{k}, weight_cf_l{k},
+weight_co_l{k} (H,) for the diagonal connections of i and f to c and of o to c'.
+
+Every argument is checked here; the compiled kernels in seqtag._core only ever see arrays
+of the right shapes and dtype.
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from . import _blas, _core
+from .packing import Packing
+
+GATES = {"lstm": 4, "peephole": 4, "gru": 3}
+DTYPES = (np.float32, np.float64)
+
+_executor = None
+
+
+def _second_thread():
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqtag-rnn")
+    return _executor
+
+
+def _positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+class RNN:
+    """A stack of recurrent layers over batches of sequences of different lengths.
+
+    RNN(cell, input_size, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
+        dtype=np.float32, seed=0, threads=1)
+
+    cell is "lstm", "peephole" or "gru".  dropout applies to the outputs of every layer but
+    the last, in training only.  threads=2 runs the two directions of a bidirectional layer
+    on two cores (BLAS is then held to one thread each, so the cores are never
+    oversubscribed).
+    """
+
+    def __init__(self, cell, input_size, hidden_size, num_layers=1, bidirectional=False,
+                 dropout=0.0, dtype=np.float32, seed=0, threads=1):
+        if cell not in GATES:
+            raise ValueError(f"cell must be one of {', '.join(GATES)}; got {cell!r}")
+        self.cell = cell
+        self.input_size = _positive_int("input_size", input_size)
+        self.hidden_size = _positive_int("hidden_size", hidden_size)
+        self.num_layers = _positive_int("num_layers", num_layers)
+        self.bidirectional = bool(bidirectional)
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        self.dropout = float(dropout)
+        self.dtype = np.dtype(dtype)
+        if self.dtype.type not in DTYPES:
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
+        self.threads = _positive_int("threads", threads)
+        rng = np.random.default_rng(seed)
+        bound = 1.0 / np.sqrt(self.hidden_size)  # PyTorch's initialisation
+        self.params = {name: rng.uniform(-bound, bound, shape).astype(self.dtype)
+                       for name, shape in self.param_shapes().items()}
+
+    @property
+    def num_directions(self):
+        return 2 if self.bidirectional else 1
+
+    @property
+    def output_size(self):
+        return self.num_directions * self.hidden_size
+
+    def param_shapes(self):
+        """{name: shape} in torch's state_dict order."""
+        G, H = GATES[self.cell] * self.hidden_size, self.hidden_size
+        shapes = {}
+        for layer in range(self.num_layers):
+            width = self.input_size if layer == 0 else self.output_size
+            for suffix in ("", "_reverse")[:self.num_directions]:
+                k = f"l{layer}{suffix}"
+                shapes[f"weight_ih_{k}"] = (G, width)
+                shapes[f"weight_hh_{k}"] = (G, H)
+                shapes[f"bias_ih_{k}"] = (G,)
+                shapes[f"bias_hh_{k}"] = (G,)
+                if self.cell == "peephole":
+                    for gate in ("ci", "cf", "co"):
+                        shapes[f"weight_{gate}_{k}"] = (H,)
+        return shapes
+
+    def load_params(self, params):
+        """Replace the parameters (e.g. a torch state_dict converted to NumPy); checked."""
+        shapes = self.param_shapes()
+        missing = [name for name in shapes if name not in params]
+        extra = [name for name in params if name not in shapes]
+        if missing or extra:
+            raise ValueError(f"parameters do not match this {self.cell} layer: missing "
+                             f"{missing or 'none'}, unexpected {extra or 'none'}")
+        new = {}
+        for name, shape in shapes.items():
+            value = np.asarray(params[name])
+            if value.shape != shape:
+                raise ValueError(f"parameter {name} has shape {value.shape}, expected {shape}")
+            new[name] = np.ascontiguousarray(value, dtype=self.dtype)
+        self.params = new
+
+    # ---- the padded, batch-first interface -------------------------------------------
+
+    def forward(self, x, lengths, h0=None, c0=None, *, training=False, rng=None):
+        """Run the layers over a padded batch.
+
+        x (B, T, input_size); lengths (B,) with 1 <= lengths[b] <= T; h0 and c0
+        (num_layers * num_directions, B, hidden_size) or None for zeros (c0: LSTM only).
+        Returns out (B, T, output_size) with zeros past each length, h_n, c_n (None for a
+        GRU) and a cache for backward.
+        """
+        x = self._check_input(x, "x", 3)
+        if x.shape[2] != self.input_size:
+            raise ValueError(f"x has {x.shape[2]} features per step, the layer expects "
+                             f"input_size={self.input_size}")
+        packing = self._check_lengths(lengths, x.shape[0], x.shape[1])
+        out, h_n, c_n, cache = self.forward_packed(packing.pack(x), packing, h0, c0,
+                                                   training=training, rng=rng)
+        cache["padded_steps"] = x.shape[1]
+        return packing.unpack(out, x.shape[1]), h_n, c_n, cache
+
+    def backward(self, cache, grad_out, grad_h_n=None, grad_c_n=None):
+        """Gradients from a forward(): grad_out (B, T, output_size), grad_h_n and grad_c_n
+        like h_n and c_n (None: zero).  Returns grad_x (B, T, input_size), a dict of
+        parameter gradients under the parameter names, grad_h0 and grad_c0."""
+        packing = cache["packing"]
+        steps = cache["padded_steps"]
+        grad_out = self._check_input(grad_out, "grad_out", 3)
+        expected = (packing.batch, steps, self.output_size)
+        if grad_out.shape != expected:
+            raise ValueError(f"grad_out has shape {grad_out.shape}, expected {expected}")
+        grad_x, grads, grad_h0, grad_c0 = self.backward_packed(
+            cache, packing.pack(grad_out), grad_h_n, grad_c_n)
+        return packing.unpack(grad_x, steps), grads, grad_h0, grad_c0
+
+    # ---- the packed interface (no padding anywhere) ---------------------------------
+
+    def forward_packed(self, x, packing, h0=None, c0=None, *, training=False, rng=None,
+                       keep=True):
+        """x (N, input_size) packed rows of `packing`; h0, c0 in the caller's batch order.
+
+        keep=False runs in inference mode: nothing is saved and the cache is None.
+        """
+        x = self._check_input(x, "x", 2)
+        if x.shape != (packing.n_rows, self.input_size):
+            raise ValueError(f"packed x has shape {x.shape}, expected "
+                             f"{(packing.n_rows, self.input_size)}")
+        h_state = self._initial_state(h0, "h0", packing)
+        c_state = None
+        if self.cell == "gru":
+            if c0 is not None:
+                raise ValueError("c0 is only for LSTM cells; a GRU has no cell state")
+        else:
+            c_state = self._initial_state(c0, "c0", packing)
+        if training and self.dropout and self.num_layers > 1 and rng is None:
+            raise ValueError("training with dropout needs an rng (numpy Generator)")
+        layers = []
+        layer_input = x
+        for layer in range(self.num_layers):
+            mask = None
+            if layer > 0 and training and self.dropout:
+                keep_prob = 1.0 - self.dropout
+                mask = (rng.random(layer_input.shape) < keep_prob).astype(self.dtype)
+                mask /= keep_prob
+                layer_input = layer_input * mask
+            out = np.empty((packing.n_rows, self.output_size), dtype=self.dtype)
+            saved = self._run_directions(self._forward_direction, [
+                (layer, d, layer_input, packing, h_state, c_state, out, keep)
+                for d in range(self.num_directions)])
+            layers.append({"input": layer_input, "mask": mask, "directions": saved})
+            layer_input = out
+        h_n = self._to_caller_order(h_state, packing)
+        c_n = None if c_state is None else self._to_caller_order(c_state, packing)
+        cache = {"packing": packing, "layers": layers} if keep else None
+        return layer_input, h_n, c_n, cache
+
+    def backward_packed(self, cache, grad_out, grad_h_n=None, grad_c_n=None):
+        """grad_out (N, output_size) or None (only the final states matter).
+        Returns grad_x (N, input_size), parameter gradients, grad_h0, grad_c0."""
+        if cache is None:
+            raise ValueError("no cache: the forward ran with keep=False (inference)")
+        packing = cache["packing"]
+        if grad_out is not None:
+            grad_out = self._check_input(grad_out, "grad_out", 2)
+            if grad_out.shape != (packing.n_rows, self.output_size):
+                raise ValueError(f"grad_out has shape {grad_out.shape}, expected "
+                                 f"{(packing.n_rows, self.output_size)}")
+        dh = self._initial_state(grad_h_n, "grad_h_n", packing)
+        dc = None
+        if self.cell == "gru":
+            if grad_c_n is not None:
+                raise ValueError("grad_c_n is only for LSTM cells; a GRU has no cell state")
+        else:
+            dc = self._initial_state(grad_c_n, "grad_c_n", packing)
+        grads = {name: np.zeros_like(value) for name, value in self.params.items()}
+        grad = grad_out
+        for layer in reversed(range(self.num_layers)):
+            saved = cache["layers"][layer]
+            grad_inputs = self._run_directions(self._backward_direction, [
+                (layer, d, saved, packing.batch_sizes, grad, dh, dc, grads)
+                for d in range(self.num_directions)])
+            grad = grad_inputs[0]
+            for extra in grad_inputs[1:]:
+                grad += extra
+            if saved["mask"] is not None:
+                grad *= saved["mask"]
+        grad_h0 = self._to_caller_order(dh, packing)
+        grad_c0 = None if dc is None else self._to_caller_order(dc, packing)
+        return grad, grads, grad_h0, grad_c0
+
+    # ---- one direction of one layer --------------------------------------------------
+
+    def _names(self, layer, direction):
+        return f"l{layer}" + ("_reverse" if direction else "")
+
+    def _forward_direction(self, layer, direction, x, packing, h_state, c_state, out, keep):
+        k = self._names(layer, direction)
+        p = self.params
+        H, N = self.hidden_size, packing.n_rows
+        s = layer * self.num_directions + direction
+        reverse = bool(direction)
+        h = h_state[s]
+        out_view = out[:, direction * H:(direction + 1) * H]
+        gates = np.empty((N, GATES[self.cell] * H), dtype=self.dtype)
+        h_prev = np.empty((N, H), dtype=self.dtype) if keep else None
+        saved = np.empty((N, H), dtype=self.dtype) if keep else None
+        if self.cell == "gru":
+            _core.gru_forward(x, p[f"weight_ih_{k}"], p[f"weight_hh_{k}"], p[f"bias_ih_{k}"],
+                              p[f"bias_hh_{k}"], packing.batch_sizes, reverse, h, gates,
+                              out_view, h_prev, saved)
+            return {"gates": gates, "h_prev": h_prev, "hn": saved}
+        c = c_state[s]
+        c0 = c.copy() if keep else None
+        bias = p[f"bias_ih_{k}"] + p[f"bias_hh_{k}"]
+        peep = [p.get(f"weight_{g}_{k}") for g in ("ci", "cf", "co")]
+        _core.lstm_forward(x, p[f"weight_ih_{k}"], p[f"weight_hh_{k}"], bias,
+                           packing.batch_sizes, reverse, h, c, gates, out_view, h_prev,
+                           saved, *peep)
+        return {"gates": gates, "h_prev": h_prev, "cells": saved, "c0": c0}
+
+    def _backward_direction(self, layer, direction, saved_layer, batch_sizes, grad_out, dh_all,
+                            dc_all, grads):
+        k = self._names(layer, direction)
+        p = self.params
+        H = self.hidden_size
+        s = layer * self.num_directions + direction
+        reverse = bool(direction)
+        x = saved_layer["input"]
+        saved = saved_layer["directions"][direction]
+        grad_view = None if grad_out is None else grad_out[:, direction * H:(direction + 1) * H]
+        grad_x = np.empty(x.shape, dtype=self.dtype)
+        if self.cell == "gru":
+            _core.gru_backward(x, p[f"weight_ih_{k}"], p[f"weight_hh_{k}"], batch_sizes,
+                               reverse, saved["gates"], saved["h_prev"], saved["hn"],
+                               grad_view, dh_all[s], grad_x, grads[f"weight_ih_{k}"],
+                               grads[f"weight_hh_{k}"], grads[f"bias_ih_{k}"],
+                               grads[f"bias_hh_{k}"])
+            return grad_x
+        grad_bias = np.zeros(GATES[self.cell] * H, dtype=self.dtype)
+        peep = [p.get(f"weight_{g}_{k}") for g in ("ci", "cf", "co")]
+        grad_peep = [grads.get(f"weight_{g}_{k}") for g in ("ci", "cf", "co")]
+        _core.lstm_backward(x, p[f"weight_ih_{k}"], p[f"weight_hh_{k}"], batch_sizes,
+                            reverse, saved["c0"], saved["gates"], saved["h_prev"],
+                            saved["cells"], grad_view, dh_all[s], dc_all[s], grad_x,
+                            grads[f"weight_ih_{k}"], grads[f"weight_hh_{k}"], grad_bias,
+                            *peep, *grad_peep)
+        # both biases enter the gates as one sum, so they share one gradient
+        grads[f"bias_ih_{k}"] += grad_bias
+        grads[f"bias_hh_{k}"] += grad_bias
+        return grad_x
+
+    def _run_directions(self, work, jobs):
+        """Run one call per direction: on two threads when allowed, else in turn."""
+        if len(jobs) == 2 and self.threads >= 2:
+            with _blas.limited_threads(1):
+                other = _second_thread().submit(work, *jobs[1])
+                first = work(*jobs[0])
+                return [first, other.result()]
+        with _blas.limited_threads(self.threads):
+            return [work(*job) for job in jobs]
+
+    # ---- checks and state layout ------------------------------------------------------
+
+    def _check_input(self, a, name, ndim):
+        if not isinstance(a, np.ndarray):
+            raise ValueError(f"{name} must be a NumPy array, got {type(a).__name__}")
+        if a.dtype != self.dtype:
+            raise ValueError(f"{name} has dtype {a.dtype} but the layer computes in "
+                             f"{self.dtype}; convert it with .astype(np.{self.dtype})")
+        if a.ndim != ndim:
+            raise ValueError(f"{name} must have {ndim} dimensions, got shape {a.shape}")
+        if a.shape[0] == 0:
+            raise ValueError(f"empty batch: {name} has no rows")
+        return np.ascontiguousarray(a)
+
+    def _check_lengths(self, lengths, batch, steps):
+        lengths = np.asarray(lengths)
+        if lengths.shape != (batch,) or not np.issubdtype(lengths.dtype, np.integer):
+            raise ValueError(f"lengths must be {batch} integers (one per sequence), got "
+                             f"{lengths.dtype} array of shape {lengths.shape}")
+        bad = np.flatnonzero(lengths < 1)
+        if bad.size:
+            raise ValueError(f"sequence {bad[0]} has length {lengths[bad[0]]}; every "
+                             "sequence needs at least one step")
+        bad = np.flatnonzero(lengths > steps)
+        if bad.size:
+            raise ValueError(f"sequence {bad[0]} has length {lengths[bad[0]]} but x has "
+                             f"only {steps} steps")
+        return Packing(lengths)
+
+    def _initial_state(self, state, name, packing):
+        """(layers*directions, B, H) in caller order -> contiguous copy in rank order."""
+        shape = (self.num_layers * self.num_directions, packing.batch, self.hidden_size)
+        if state is None:
+            return np.zeros(shape, dtype=self.dtype)
+        if not isinstance(state, np.ndarray) or state.dtype != self.dtype:
+            raise ValueError(f"{name} must be a NumPy array of dtype {self.dtype}")
+        if state.shape != shape:
+            raise ValueError(f"{name} must have shape {shape} (layers*directions, batch, "
+                             f"hidden), got {state.shape}")
+        return np.ascontiguousarray(state[:, packing.order])
+
+    def _to_caller_order(self, state, packing):
+        out = np.empty_like(state)
+        out[:, packing.order] = state
+        return out

@@ -1,0 +1,31 @@
+"""Build the compiled core (csrc/_core.pyx -> seqtag._core); metadata is in pyproject.toml."""
+
+import os
+import sys
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+compile_args = []
+if sys.platform != "win32":
+    # -O3 lets the gate loops vectorise; no -march=native: wheels must run on any x86-64.
+    compile_args = ["-O3", "-fno-math-errno"]
+if os.environ.get("SEQTAG_DEBUG_BUILD"):
+    compile_args = ["-O0", "-g"]
+
+extensions = [
+    Extension(
+        "seqtag._core",
+        sources=["csrc/_core.pyx"],
+        extra_compile_args=compile_args,
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    )
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        include_path=["csrc"],
+        compiler_directives={"language_level": "3"},
+    )
+)
