@@ -1,0 +1,501 @@
+"""Read tagged and untagged corpora, and format tagged output.
+
+Input formats (the names ``--format`` takes):
+
+- ``conllu``: Universal Dependencies CoNLL-U. Words and tags come from the
+  integer-ID token lines only; multiword ranges (``1-2``) and empty nodes
+  (``3.1``) are kept in ``Sentence.conllu`` so output can reproduce them.
+- ``tsv``: ``word<TAB>tag`` (or ``word tag``) per line, blank line between sentences.
+- ``slash``: one sentence per line of ``word/TAG`` tokens; the tag follows the
+  LAST slash, so ``1/2/NUM`` is the word ``1/2`` tagged ``NUM``.
+- ``text`` (untagged): raw text, one sentence per line, split with
+  :func:`seqtag.tokenize.tokenize`; an empty line gives an empty sentence so
+  output lines stay aligned with input lines.
+- ``tokens`` (untagged): one token per line, blank line between sentences.
+
+Files are read as bytes and decoded line by line, so a bad byte is reported
+with its line number. Every problem a user can fix raises CorpusError.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import itertools
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass
+
+from .errors import CorpusError
+from .tokenize import tokenize
+
+__all__ = [
+    "Sentence",
+    "detect_format",
+    "read_corpus",
+    "iter_sentences",
+    "format_text",
+    "format_tsv",
+    "format_conllu",
+    "format_json",
+    "format_sentence",
+    "INPUT_FORMATS",
+    "TAGGED_FORMATS",
+    "UNTAGGED_FORMATS",
+    "OUTPUT_FORMATS",
+    "TAG_COLUMNS",
+]
+
+TAGGED_FORMATS = ("conllu", "tsv", "slash")
+UNTAGGED_FORMATS = ("conllu", "text", "tokens")
+INPUT_FORMATS = ("conllu", "tsv", "slash", "text", "tokens")
+OUTPUT_FORMATS = ("text", "tsv", "conllu", "json")
+# CoNLL-U column 4 (UPOS) or 5 (XPOS), as 0-based field indexes.
+TAG_COLUMNS = {"upos": 3, "xpos": 4}
+
+_SAMPLE_SIZE = 50  # content lines looked at to detect a format
+_PEEK_LIMIT = 1000  # lines buffered at most while detecting, blank ones included
+_INT_ID = re.compile(r"[0-9]+")
+_ANY_ID = re.compile(r"[0-9]+(?:-[0-9]+|\.[0-9]+)?")
+
+
+@dataclass(slots=True)
+class Sentence:
+    """One sentence: its words, gold tags (None if the input had none), and where it starts.
+
+    ``conllu`` holds the raw CoNLL-U lines (comments, ranges, empty nodes and
+    tokens) for CoNLL-U input, else None.
+    """
+
+    words: list[str]
+    tags: list[str] | None = None
+    line: int = 0
+    conllu: list[str] | None = None
+
+    def __len__(self):
+        return len(self.words)
+
+
+# ---------------------------------------------------------------- reading
+
+
+def read_corpus(path, format=None, tag_column="upos", encoding="utf-8") -> list[Sentence]:
+    """Read a whole training or evaluation corpus; every token must carry a tag.
+
+    ``format`` is one of TAGGED_FORMATS, or None to detect it (see detect_format).
+    """
+    return list(iter_sentences(path, format, tag_column, encoding, tagged=True))
+
+
+def iter_sentences(path_or_file, format=None, tag_column="upos", encoding="utf-8", tagged=True):
+    """Yield Sentences one by one without reading the whole input into memory.
+
+    ``path_or_file`` is a path, ``"-"`` for standard input (named ``<stdin>``
+    in messages), an open file (text or binary) or any iterable of lines.
+    With ``tagged=True`` every token needs a tag and only conllu, tsv and
+    slash are accepted; with ``tagged=False`` tags are kept when present
+    (``Sentence.tags`` is None otherwise). ``format=None`` detects the format
+    from the first lines (see detect_format).
+
+    Bad bytes are reported with their exact line for paths, "-" and binary
+    streams; a text stream decodes ahead in chunks, so there the line is
+    where reading stopped.
+    """
+    column = _tag_index(tag_column)
+    name = _source_name(path_or_file)
+    if format is not None:
+        _check_format(format, tagged, name)
+    with _opened(path_or_file, name) as stream:
+        lines = _numbered_lines(stream, name, encoding)
+        note = ""
+        if format is None:
+            peeked, format = _detect(lines, name, tagged)
+            lines = itertools.chain(peeked, lines)
+            # A line that does not fit is most often a mix of formats; say what we assumed.
+            note = f" (format detected as {format}; use --format to choose another)"
+
+        def bad(lineno, message):
+            return CorpusError(message + note, name, lineno)
+
+        count = 0
+        for sentence in _READERS[format](lines, bad, column, tagged):
+            count += 1
+            yield sentence
+    if count == 0:
+        raise CorpusError("no sentences found", name)
+
+
+def detect_format(path_or_lines, tagged=True, encoding="utf-8") -> str:
+    """Guess the format of a path, open file or iterable of lines.
+
+    Only the first 50 lines that are neither blank nor start with '#' are
+    looked at (beyond 1,000 lines read nothing more is looked at). Rules,
+    applied in this order:
+
+    - A line fits conllu if it has 10 tab-separated columns and an ID of the
+      form 1, 1-2 or 1.1; tsv if it has exactly 2 non-empty columns (split on
+      tabs if it has one, else on spaces); slash if every space-separated
+      token has text on both sides of its last '/'.
+    - tagged=True: the format that fits the most sampled lines wins; ties go
+      to conllu, then tsv, then slash, except that a tsv/slash tie (lines of
+      two ``word/TAG`` tokens) goes to slash when no sampled line has a tab.
+      If no line fits anything, CorpusError names the first sampled line.
+    - tagged=False: conllu if more than half of the sampled lines fit it;
+      else tokens if every sampled line holds a single token and a blank line
+      follows one of them; else text. A file with only blank or '#' lines is text.
+
+    Lines that do not fit the chosen format are reported when read.
+    A file with no sampled line raises CorpusError "no sentences found".
+    Detecting "-" consumes standard input; use iter_sentences(format=None) there.
+    """
+    name = _source_name(path_or_lines)
+    with _opened(path_or_lines, name) as stream:
+        return _detect(_numbered_lines(stream, name, encoding), name, tagged)[1]
+
+
+def _detect(lines, name, tagged):
+    """Read ahead enough to choose a format; return (lines read, format)."""
+    peeked, sample, blank_after_content = [], [], False
+    for lineno, text in lines:
+        peeked.append((lineno, text))
+        if not text.strip():
+            blank_after_content = blank_after_content or bool(sample)
+        elif not text.startswith("#"):
+            sample.append((lineno, text))
+        if len(sample) == _SAMPLE_SIZE or len(peeked) == _PEEK_LIMIT:
+            break
+    texts = [text for _, text in sample]
+
+    if not tagged:
+        if not texts and peeked:
+            return peeked, "text"
+        if not texts:
+            raise CorpusError("no sentences found", name)
+        if 2 * sum(map(_fits_conllu, texts)) > len(texts):
+            return peeked, "conllu"
+        if blank_after_content and all(len(t.split()) == 1 for t in texts):
+            return peeked, "tokens"
+        return peeked, "text"
+
+    if not texts:
+        raise CorpusError("no sentences found", name)
+    fits = {
+        "conllu": sum(map(_fits_conllu, texts)),
+        "tsv": sum(map(_fits_tsv, texts)),
+        "slash": sum(map(_fits_slash, texts)),
+    }
+    best = max(fits.values())
+    if best == 0:
+        raise CorpusError(
+            "cannot tell the format of this file from this line; use --format conllu, tsv or slash",
+            name,
+            sample[0][0],
+        )
+    if fits["tsv"] == fits["slash"] == best and not any("\t" in t for t in texts):
+        return peeked, "slash"
+    return peeked, next(f for f in TAGGED_FORMATS if fits[f] == best)
+
+
+def _fits_conllu(text):
+    fields = text.split("\t")
+    return len(fields) == 10 and _ANY_ID.fullmatch(fields[0]) is not None
+
+
+def _fits_tsv(text):
+    fields = _tsv_fields(text)
+    return len(fields) == 2 and all(fields)
+
+
+def _fits_slash(text):
+    return all(_slash_split(token)[2] is None for token in text.split())
+
+
+# ---------------------------------------------------------------- sources
+
+
+def _source_name(source):
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        return "<stdin>" if path == "-" else str(path)
+    name = getattr(source, "name", None)
+    return name if isinstance(name, str) else "<stream>"
+
+
+@contextlib.contextmanager
+def _opened(source, name):
+    """Yield something to iterate lines from; open (and later close) paths ourselves."""
+    if not isinstance(source, (str, os.PathLike)):
+        yield source
+        return
+    if name == "<stdin>":
+        # The binary buffer lets us decode, and report bad bytes, line by line.
+        yield getattr(sys.stdin, "buffer", sys.stdin)
+        return
+    if os.path.isdir(source):
+        raise CorpusError("is a directory, not a file", name)
+    try:
+        stream = open(source, "rb")
+    except FileNotFoundError:
+        raise CorpusError("no such file", name) from None
+    except OSError as e:
+        raise CorpusError(f"cannot open: {e.strerror or e}", name) from None
+    with stream:
+        yield stream
+
+
+def _numbered_lines(stream, name, encoding):
+    """Yield (1-based line number, text) without line ends or a leading byte-order mark."""
+    try:
+        codec = codecs.lookup(encoding).name
+    except LookupError:
+        raise CorpusError(f"unknown encoding {encoding!r}", name) from None
+    if codec.startswith(("utf-16", "utf-32")):
+        # Bytes are split at b"\n" before decoding, which these encodings break.
+        raise CorpusError(f"encoding {encoding!r} is not supported; convert the file to UTF-8", name)
+    lines = iter(stream)
+    lineno = 0
+    while True:
+        try:
+            raw = next(lines)
+        except StopIteration:
+            return
+        except UnicodeDecodeError as e:  # a text stream decoding on its own
+            raise CorpusError(_bad_bytes(e), name, lineno + 1) from None
+        lineno += 1
+        if isinstance(raw, bytes):
+            try:
+                text = raw.decode(encoding)
+            except UnicodeDecodeError as e:
+                raise CorpusError(_bad_bytes(e, in_line=True), name, lineno) from None
+        else:
+            text = raw
+        if lineno == 1 and text.startswith("\ufeff"):
+            text = text[1:]
+        yield lineno, text.rstrip("\r\n")
+
+
+def _bad_bytes(e, in_line=False):
+    where = f" at byte {e.start + 1} of the line" if in_line else ""
+    return (
+        f"not valid {e.encoding}: byte 0x{e.object[e.start]:02x}{where}; "
+        "use --encoding if the file is in another encoding"
+    )
+
+
+def _tag_index(tag_column):
+    if tag_column not in TAG_COLUMNS:
+        raise CorpusError(f"tag column must be 'upos' or 'xpos', not {tag_column!r}")
+    return TAG_COLUMNS[tag_column]
+
+
+def _check_format(format, tagged, name):
+    if format not in INPUT_FORMATS:
+        raise CorpusError(f"unknown format {format!r}; choose one of {', '.join(INPUT_FORMATS)}")
+    if tagged and format not in TAGGED_FORMATS:
+        raise CorpusError(
+            f"format {format!r} carries no tags; a tagged corpus must be conllu, tsv or slash", name
+        )
+
+
+def _short(token):
+    """A token for an error message: quoted, and cut if very long."""
+    return repr(token if len(token) <= 40 else token[:37] + "...")
+
+
+# ---------------------------------------------------------------- readers
+# Each reader takes (numbered lines, bad, tag column index, tagged) and yields
+# Sentences; bad(lineno, message) builds the CorpusError to raise.
+
+
+def _read_conllu(lines, bad, column, tagged):
+    block, words, tags, start, untagged = [], [], [], 0, False
+    for lineno, text in lines:
+        if not text.strip():
+            if words:
+                yield Sentence(words, None if untagged else tags, start, block)
+            block, words, tags, untagged = [], [], [], False
+            continue
+        if not block:
+            start = lineno
+        block.append(text)
+        if text.startswith("#"):
+            continue
+        fields = text.split("\t")
+        if len(fields) != 10:
+            raise bad(lineno, f"expected 10 tab-separated columns, found {len(fields)}")
+        if _INT_ID.fullmatch(fields[0]):
+            tag = fields[column]
+            if tag == "_":
+                if tagged:
+                    label = "UPOS" if column == TAG_COLUMNS["upos"] else "XPOS"
+                    raise bad(lineno, f"token has no {label} tag ('_' in column {column + 1})")
+                untagged = True
+            words.append(fields[1])
+            tags.append(tag)
+        elif not _ANY_ID.fullmatch(fields[0]):
+            raise bad(
+                lineno,
+                f"bad token ID {_short(fields[0])}: "
+                "expected an integer, a range like 1-2 or a decimal like 1.1",
+            )
+    # Blocks of only comments or empty nodes have nothing to tag, so they are skipped.
+    if words:
+        yield Sentence(words, None if untagged else tags, start, block)
+
+
+def _tsv_fields(text):
+    # A tab, when present, is the separator, so words may contain spaces.
+    parts = text.split("\t") if "\t" in text else text.split()
+    return [part.strip() for part in parts]
+
+
+def _read_tsv(lines, bad, column, tagged):
+    words, tags, start = [], [], 0
+    for lineno, text in lines:
+        if not text.strip():
+            if words:
+                yield Sentence(words, tags, start)
+            words, tags = [], []
+            continue
+        fields = _tsv_fields(text)
+        if len(fields) != 2:
+            raise bad(lineno, f"expected 2 columns (word and tag), found {len(fields)}")
+        word, tag = fields
+        if not word:
+            raise bad(lineno, "missing word before the tag")
+        if not tag:
+            raise bad(lineno, "missing tag after the word")
+        if not words:
+            start = lineno
+        words.append(word)
+        tags.append(tag)
+    if words:
+        yield Sentence(words, tags, start)
+
+
+def _slash_split(token):
+    """Return (word, tag, None), or (None, None, problem)."""
+    word, slash, tag = token.rpartition("/")
+    if not slash:
+        return None, None, f"token {_short(token)} has no '/TAG'"
+    if not word:
+        return None, None, f"token {_short(token)} has an empty word before its last '/'"
+    if not tag:
+        return None, None, f"token {_short(token)} has an empty tag after its last '/'"
+    return word, tag, None
+
+
+def _read_slash(lines, bad, column, tagged):
+    for lineno, text in lines:
+        words, tags = [], []
+        for token in text.split():
+            word, tag, problem = _slash_split(token)
+            if problem:
+                raise bad(lineno, problem)
+            words.append(word)
+            tags.append(tag)
+        if words:
+            yield Sentence(words, tags, lineno)
+
+
+def _read_tokens(lines, bad, column, tagged):
+    words, start = [], 0
+    for lineno, text in lines:
+        token = text.strip()
+        if not token:
+            if words:
+                yield Sentence(words, None, start)
+            words = []
+            continue
+        if not words:
+            start = lineno
+        words.append(token)
+    if words:
+        yield Sentence(words, None, start)
+
+
+def _read_text(lines, bad, column, tagged):
+    for lineno, text in lines:
+        yield Sentence(tokenize(text), None, lineno)
+
+
+_READERS = {
+    "conllu": _read_conllu,
+    "tsv": _read_tsv,
+    "slash": _read_slash,
+    "tokens": _read_tokens,
+    "text": _read_text,
+}
+
+
+# ---------------------------------------------------------------- writers
+# Each writer returns complete lines, final newline included, ready for write().
+
+
+def format_text(words, tags) -> str:
+    """One line of word/TAG tokens: "The/DET dog/NOUN\\n"."""
+    return " ".join(f"{word}/{tag}" for word, tag in zip(words, tags, strict=True)) + "\n"
+
+
+def format_tsv(words, tags) -> str:
+    """word<TAB>tag lines followed by a blank line."""
+    return "".join(f"{word}\t{tag}\n" for word, tag in zip(words, tags, strict=True)) + "\n"
+
+
+def format_conllu(sentence, tags, tag_column="upos") -> str:
+    """CoNLL-U for a sentence with ``tags`` in the UPOS or XPOS column, then a blank line.
+
+    CoNLL-U input comes back unchanged except for that column on integer-ID
+    lines; other input becomes minimal CoNLL-U (ID, FORM, '_' elsewhere).
+    An empty sentence gives "" since CoNLL-U has no empty sentences.
+    """
+    column = _tag_index(tag_column)
+    if len(tags) != len(sentence.words):
+        raise ValueError(f"{len(tags)} tags for {len(sentence.words)} words")
+    if not sentence.words:
+        return ""
+    if sentence.conllu is None:
+        rows = []
+        for i, (word, tag) in enumerate(zip(sentence.words, tags), 1):
+            fields = [str(i), word] + ["_"] * 8
+            fields[column] = tag
+            rows.append("\t".join(fields))
+        return "\n".join(rows) + "\n\n"
+    out, next_tag = [], iter(tags)
+    for line in sentence.conllu:
+        fields = line.split("\t")
+        if not line.startswith("#") and _INT_ID.fullmatch(fields[0]):
+            fields[column] = next(next_tag)
+            line = "\t".join(fields)
+        out.append(line)
+    return "\n".join(out) + "\n\n"
+
+
+def format_json(words, tags, topk=None) -> str:
+    """One JSON Lines object: {"tokens":[{"word":..,"tag":..,"top":[[tag,prob],..]}]}.
+
+    "top" appears only when ``topk`` (one list of (tag, prob) per word) is
+    given; probabilities are rounded to 6 decimals.
+    """
+    tokens = []
+    for i, (word, tag) in enumerate(zip(words, tags, strict=True)):
+        token = {"word": word, "tag": tag}
+        if topk is not None:
+            token["top"] = [[str(t), round(float(p), 6)] for t, p in topk[i]]
+        tokens.append(token)
+    return json.dumps({"tokens": tokens}, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def format_sentence(output_format, sentence, tags, topk=None, tag_column="upos") -> str:
+    """Dispatch to the writer named by ``output_format`` (one of OUTPUT_FORMATS)."""
+    if output_format == "text":
+        return format_text(sentence.words, tags)
+    if output_format == "tsv":
+        return format_tsv(sentence.words, tags)
+    if output_format == "conllu":
+        return format_conllu(sentence, tags, tag_column)
+    if output_format == "json":
+        return format_json(sentence.words, tags, topk)
+    raise CorpusError(f"unknown output format {output_format!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
