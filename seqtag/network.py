@@ -1,0 +1,218 @@
+"""The tagger's network: word embedding + character BiLSTM -> BiLSTM -> linear -> log-softmax.
+
+Everything is in packed order (seqtag.packing): a batch's tokens are rows, step by step,
+never padded.  Each distinct word form of a batch runs through the character BiLSTM once;
+its final states (forward and reverse) are the word's character features.
+"""
+
+import numpy as np
+
+from . import _core
+from .packing import Packing
+from .rnn import RNN
+
+DTYPE = np.float32
+
+DEFAULTS = {
+    "cell": "lstm",
+    "word_dim": 100,
+    "char_dim": 32,
+    "char_hidden": 64,
+    "hidden": 128,
+    "layers": 2,
+    "dropout": 0.33,
+    "word_dropout": 0.25,
+}
+
+
+class Batch:
+    """Sentences encoded for the network.
+
+    packing            the sentences' packed layout
+    word_ids (N,)      word id of each packed row
+    form_of_row (N,)   index of each row's word form among the batch's distinct forms
+    char_packing       packed layout of the distinct forms' characters
+    char_ids (Nc,)     character id of each packed character row
+    flat_index (N,)    position of each packed row in the sentences laid end to end
+    tag_ids (N,)       gold tag id of each packed row (-1: unknown tag), or None
+    """
+
+    def __init__(self, sentences_words, vocab, sentences_tags=None):
+        lengths = [len(words) for words in sentences_words]
+        self.packing = Packing(lengths)
+        self.flat_index = self.packing.flat_index()
+        form_index = {}
+        flat_forms = []
+        for words in sentences_words:
+            for form in words:
+                flat_forms.append(form_index.setdefault(form, len(form_index)))
+        forms = list(form_index)
+        form_word_ids = np.array([vocab.word_id(f) for f in forms], dtype=np.int64)
+        self.form_of_row = np.asarray(flat_forms, dtype=np.int64)[self.flat_index]
+        self.word_ids = form_word_ids[self.form_of_row]
+        chars = [vocab.char_ids(f) for f in forms]
+        self.char_packing = Packing([len(c) for c in chars])
+        flat_chars = np.fromiter((c for cs in chars for c in cs), dtype=np.int64)
+        self.char_ids = flat_chars[self.char_packing.flat_index()]
+        self.tag_ids = None
+        if sentences_tags is not None:
+            flat_tags = vocab.tag_ids([t for tags in sentences_tags for t in tags])
+            self.tag_ids = flat_tags[self.flat_index]
+
+    @property
+    def n_tokens(self):
+        return self.packing.n_rows
+
+
+class Network:
+    """The parameters and the forward/backward computation of the tagger."""
+
+    def __init__(self, config, n_words, n_chars, n_tags, seed=0, threads=1, dtype=DTYPE):
+        self.config = dict(DEFAULTS, **config)
+        self.dtype = dtype = np.dtype(dtype).type
+        c = self.config
+        rng = np.random.default_rng(seed)
+        self.char_rnn = RNN(c["cell"], c["char_dim"], c["char_hidden"], bidirectional=True,
+                            seed=int(rng.integers(2**31)), threads=threads, dtype=dtype)
+        self.rnn = RNN(c["cell"], c["word_dim"] + 2 * c["char_hidden"], c["hidden"],
+                       num_layers=c["layers"], bidirectional=True, dropout=c["dropout"],
+                       seed=int(rng.integers(2**31)), threads=threads, dtype=dtype)
+        self.word_embedding = (rng.standard_normal((n_words, c["word_dim"])) * 0.1).astype(dtype)
+        self.char_embedding = (rng.standard_normal((n_chars, c["char_dim"])) * 0.1).astype(dtype)
+        bound = 1.0 / np.sqrt(2 * c["hidden"])
+        self.output_weight = rng.uniform(-bound, bound, (n_tags, 2 * c["hidden"])).astype(dtype)
+        self.output_bias = np.zeros(n_tags, dtype=dtype)
+
+    # ---- parameters by name (the model file's names) --------------------------------
+
+    def arrays(self):
+        """{name: array}; the arrays themselves, so updating them in place updates the net."""
+        named = {"word_embedding": self.word_embedding, "char_embedding": self.char_embedding}
+        named.update({"char_rnn." + k: v for k, v in self.char_rnn.params.items()})
+        named.update({"rnn." + k: v for k, v in self.rnn.params.items()})
+        named["output.weight"] = self.output_weight
+        named["output.bias"] = self.output_bias
+        return named
+
+    def expected_shapes(self):
+        shapes = {"word_embedding": self.word_embedding.shape,
+                  "char_embedding": self.char_embedding.shape}
+        shapes.update({"char_rnn." + k: v for k, v in self.char_rnn.param_shapes().items()})
+        shapes.update({"rnn." + k: v for k, v in self.rnn.param_shapes().items()})
+        shapes["output.weight"] = self.output_weight.shape
+        shapes["output.bias"] = self.output_bias.shape
+        return shapes
+
+    def load_arrays(self, arrays):
+        """Take parameters from a model file (shapes already checked against expected)."""
+        self.word_embedding = np.ascontiguousarray(arrays["word_embedding"], dtype=self.dtype)
+        self.char_embedding = np.ascontiguousarray(arrays["char_embedding"], dtype=self.dtype)
+        self.char_rnn.load_params({k[len("char_rnn."):]: v for k, v in arrays.items()
+                                   if k.startswith("char_rnn.")})
+        self.rnn.load_params({k[len("rnn."):]: v for k, v in arrays.items()
+                              if k.startswith("rnn.")})
+        self.output_weight = np.ascontiguousarray(arrays["output.weight"], dtype=self.dtype)
+        self.output_bias = np.ascontiguousarray(arrays["output.bias"], dtype=self.dtype)
+
+    def set_threads(self, threads):
+        self.char_rnn.threads = self.rnn.threads = threads
+
+    # ---- forward and backward ---------------------------------------------------------
+
+    def forward(self, batch, training=False, rng=None, word_ids=None):
+        """Log-probabilities (N, n_tags) of the packed rows, and a cache for backward.
+
+        word_ids replaces batch.word_ids (training replaces rare words by <unk>).
+        """
+        c = self.config
+        keep = training
+        char_inputs = self.char_embedding[batch.char_ids]
+        _, char_final, _, char_cache = self.char_rnn.forward_packed(
+            char_inputs, batch.char_packing, keep=keep)
+        form_features = np.concatenate([char_final[0], char_final[1]], axis=1)
+        word_ids = batch.word_ids if word_ids is None else word_ids
+        inputs = np.concatenate([self.word_embedding[word_ids],
+                                 form_features[batch.form_of_row]], axis=1)
+        input_mask = output_mask = None
+        if training and c["dropout"]:
+            input_mask = _dropout_mask(rng, inputs.shape, c["dropout"], self.dtype)
+            inputs *= input_mask
+        hidden, _, _, rnn_cache = self.rnn.forward_packed(inputs, batch.packing,
+                                                          training=training, rng=rng, keep=keep)
+        if training and c["dropout"]:
+            output_mask = _dropout_mask(rng, hidden.shape, c["dropout"], self.dtype)
+            hidden *= output_mask
+        logits = hidden @ self.output_weight.T
+        logits += self.output_bias
+        log_probs = _log_softmax(logits)
+        cache = None
+        if training:
+            cache = {"log_probs": log_probs, "batch": batch, "word_ids": word_ids, "char_cache": char_cache,
+                     "rnn_cache": rnn_cache, "hidden": hidden, "input_mask": input_mask,
+                     "output_mask": output_mask, "n_forms": form_features.shape[0]}
+        return log_probs, cache
+
+    def backward(self, cache, grad_log_probs):
+        """Gradients of every parameter given d loss / d log_probs.
+
+        Returns (dense, sparse): dense {name: gradient}; sparse {name: (row ids, rows)} for
+        the embeddings, whose gradient touches only the rows a batch used.
+        """
+        c = self.config
+        batch = cache["batch"]
+        dense = {}
+        # log-softmax: d logits = g - softmax * sum(g)
+        probs = np.exp(cache["log_probs"])
+        grad_logits = grad_log_probs - probs * grad_log_probs.sum(axis=1, keepdims=True)
+        dense["output.weight"] = grad_logits.T @ cache["hidden"]
+        dense["output.bias"] = grad_logits.sum(axis=0)
+        grad_hidden = grad_logits @ self.output_weight
+        if cache["output_mask"] is not None:
+            grad_hidden *= cache["output_mask"]
+        grad_inputs, rnn_grads, _, _ = self.rnn.backward_packed(cache["rnn_cache"], grad_hidden)
+        dense.update({"rnn." + k: v for k, v in rnn_grads.items()})
+        if cache["input_mask"] is not None:
+            grad_inputs *= cache["input_mask"]
+        word_dim = c["word_dim"]
+        sparse = {"word_embedding": _sum_rows(cache["word_ids"], grad_inputs[:, :word_dim])}
+        grad_forms = np.zeros((cache["n_forms"], grad_inputs.shape[1] - word_dim),
+                              dtype=self.dtype)
+        _core.add_rows(grad_forms, batch.form_of_row, grad_inputs[:, word_dim:])
+        hc = c["char_hidden"]
+        grad_final = np.stack([grad_forms[:, :hc], grad_forms[:, hc:]])
+        grad_chars, char_grads, _, _ = self.char_rnn.backward_packed(
+            cache["char_cache"], None, grad_h_n=grad_final, grad_c_n=None)
+        dense.update({"char_rnn." + k: v for k, v in char_grads.items()})
+        sparse["char_embedding"] = _sum_rows(batch.char_ids, grad_chars)
+        return dense, sparse
+
+    def loss_and_gradients(self, batch, rng, word_ids=None):
+        """Mean negative log-likelihood of the gold tags, and its gradients."""
+        log_probs, cache = self.forward(batch, training=True, rng=rng, word_ids=word_ids)
+        known = batch.tag_ids >= 0
+        rows = np.flatnonzero(known)
+        n = max(len(rows), 1)
+        loss = -log_probs[rows, batch.tag_ids[rows]].sum() / n
+        grad = np.zeros_like(log_probs)
+        grad[rows, batch.tag_ids[rows]] = -1.0 / n
+        dense, sparse = self.backward(cache, grad)
+        correct = int((log_probs.argmax(axis=1) == batch.tag_ids).sum())
+        return float(loss), dense, sparse, correct
+
+
+def _dropout_mask(rng, shape, rate, dtype):
+    keep = 1.0 - rate
+    return (rng.random(shape, dtype=np.float32) < keep).astype(dtype) / dtype(keep)
+
+
+def _log_softmax(logits):
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def _sum_rows(ids, grad_rows):
+    """Sum gradient rows that share an id: (unique ids, summed rows)."""
+    unique, inverse = np.unique(ids, return_inverse=True)
+    summed = np.zeros((len(unique), grad_rows.shape[1]), dtype=grad_rows.dtype)
+    _core.add_rows(summed, inverse.astype(np.int64).ravel(), grad_rows)
+    return unique, summed

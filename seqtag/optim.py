@@ -1,0 +1,86 @@
+"""Optimisers that update parameters in place: Adam and plain SGD, with global-norm clipping.
+
+Embedding gradients arrive sparse, as (row ids, rows): only the rows a batch used are
+updated (for Adam this is the "lazy" variant: a row's moments decay when it is used).
+"""
+
+import numpy as np
+
+
+def global_norm(dense, sparse):
+    total = sum(float(np.vdot(g, g)) for g in dense.values())
+    total += sum(float(np.vdot(rows, rows)) for _, rows in sparse.values())
+    return np.sqrt(total)
+
+
+def clip_by_global_norm(dense, sparse, max_norm):
+    """Scale all gradients down together so their global norm is at most max_norm."""
+    norm = global_norm(dense, sparse)
+    if max_norm and norm > max_norm:
+        scale = max_norm / (norm + 1e-6)
+        for g in dense.values():
+            g *= scale
+        for _, rows in sparse.values():
+            rows *= scale
+    return norm
+
+
+class SGD:
+    def __init__(self, params, lr=0.1):
+        self.params = params
+        self.lr = lr
+        self.steps = 0
+
+    def step(self, dense, sparse):
+        self.steps += 1
+        for name, g in dense.items():
+            self.params[name] -= self.lr * g
+        for name, (ids, rows) in sparse.items():
+            self.params[name][ids] -= self.lr * rows
+
+    def state(self):
+        return {}, {"steps": self.steps}
+
+    def load_state(self, arrays, meta):
+        self.steps = meta["steps"]
+
+
+class Adam:
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8):
+        self.params = params
+        self.lr = lr
+        self.beta1, self.beta2 = betas
+        self.eps = eps
+        self.steps = 0
+        self.m = {name: np.zeros_like(p) for name, p in params.items()}
+        self.v = {name: np.zeros_like(p) for name, p in params.items()}
+
+    def step(self, dense, sparse):
+        self.steps += 1
+        b1, b2 = self.beta1, self.beta2
+        # bias corrections folded into the step size
+        lr = self.lr * np.sqrt(1 - b2 ** self.steps) / (1 - b1 ** self.steps)
+        for name, g in dense.items():
+            m, v = self.m[name], self.v[name]
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * (g * g)
+            self.params[name] -= lr * m / (np.sqrt(v) + self.eps)
+        for name, (ids, rows) in sparse.items():
+            m = self.m[name][ids] * b1 + (1 - b1) * rows
+            v = self.v[name][ids] * b2 + (1 - b2) * (rows * rows)
+            self.m[name][ids] = m
+            self.v[name][ids] = v
+            self.params[name][ids] -= lr * m / (np.sqrt(v) + self.eps)
+
+    def state(self):
+        arrays = {f"adam.m.{k}": v for k, v in self.m.items()}
+        arrays.update({f"adam.v.{k}": v for k, v in self.v.items()})
+        return arrays, {"steps": self.steps}
+
+    def load_state(self, arrays, meta):
+        for name in self.m:
+            self.m[name][...] = arrays[f"adam.m.{name}"]
+            self.v[name][...] = arrays[f"adam.v.{name}"]
+        self.steps = meta["steps"]

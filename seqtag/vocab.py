@@ -1,0 +1,77 @@
+"""Vocabularies: words, characters and tags, and the encoding of sentences into ids."""
+
+import re
+from collections import Counter
+
+import numpy as np
+
+PAD, UNK = "<pad>", "<unk>"
+_DIGITS = re.compile(r"\d")
+
+
+def word_key(form):
+    """The key a word's embedding is stored under: case and exact digits are left to the
+    character features, so "Dog"/"dog" and "1995"/"1996" share an embedding."""
+    return _DIGITS.sub("0", form.lower())
+
+
+class Vocabulary:
+    """Word keys, characters and tags of a training corpus, each mapped to an id.
+
+    Ids 0 and 1 of words and characters are <pad> and <unk>; tags have no unknown.
+    Words longer than max_chars characters are read as their first and last
+    max_chars // 2 characters (affixes carry the part of speech; memory stays bounded).
+    """
+
+    def __init__(self, words, chars, tags, word_counts=None, max_chars=30):
+        self.words = list(words)
+        self.chars = list(chars)
+        self.tags = list(tags)
+        self.max_chars = int(max_chars)
+        self.word_index = {w: i for i, w in enumerate(self.words)}
+        self.char_index = {c: i for i, c in enumerate(self.chars)}
+        self.tag_index = {t: i for i, t in enumerate(self.tags)}
+        counts = word_counts if word_counts is not None else [0] * len(self.words)
+        self.word_counts = np.asarray(counts, dtype=np.float64)
+
+    @classmethod
+    def build(cls, sentences, min_char_count=2, max_chars=30):
+        """From training sentences (objects with .words and .tags)."""
+        word_counts, char_counts, tag_counts = Counter(), Counter(), Counter()
+        for sentence in sentences:
+            for form in sentence.words:
+                word_counts[word_key(form)] += 1
+                char_counts.update(form)
+            tag_counts.update(sentence.tags)
+        words = [PAD, UNK] + sorted(word_counts, key=lambda w: (-word_counts[w], w))
+        chars = [PAD, UNK] + sorted(c for c, n in char_counts.items() if n >= min_char_count)
+        tags = sorted(tag_counts, key=lambda t: (-tag_counts[t], t))
+        counts = [0, 0] + [word_counts[w] for w in words[2:]]
+        return cls(words, chars, tags, counts, max_chars)
+
+    def to_meta(self):
+        return {"words": self.words, "chars": self.chars, "tags": self.tags,
+                "word_counts": [int(n) for n in self.word_counts], "max_chars": self.max_chars}
+
+    @classmethod
+    def from_meta(cls, meta):
+        return cls(meta["words"], meta["chars"], meta["tags"], meta["word_counts"],
+                   meta["max_chars"])
+
+    def word_id(self, form):
+        return self.word_index.get(word_key(form), 1)
+
+    def char_ids(self, form):
+        if len(form) > self.max_chars:
+            half = self.max_chars // 2
+            form = form[:half] + form[-half:]
+        get = self.char_index.get
+        return [get(ch, 1) for ch in form]
+
+    def tag_ids(self, tags):
+        """Tag ids; a tag never seen in training gets -1 (it can only be an error)."""
+        get = self.tag_index.get
+        return np.array([get(t, -1) for t in tags], dtype=np.int64)
+
+    def is_known(self, form):
+        return word_key(form) in self.word_index
