@@ -15,6 +15,7 @@ include "blas.pxi"
 include "common.pxi"
 include "lstm.pxi"
 include "gru.pxi"
+include "ops.pxi"
 
 
 cdef inline Py_ssize_t row_stride(Py_ssize_t stride_bytes, Py_ssize_t itemsize):
@@ -26,9 +27,13 @@ def _require(bint condition, str what):
         raise ValueError("seqtag._core: " + what)
 
 
-cdef _check_rows(Py_ssize_t inner_stride, Py_ssize_t itemsize, str name):
+cdef _check_rows(Py_ssize_t inner_stride, Py_ssize_t itemsize, str name,
+                 Py_ssize_t row_stride_bytes=-1, Py_ssize_t rows=0, Py_ssize_t cols=0):
     # row-strided views are fine (a column block of a wider array); elements must be adjacent
+    # and rows must not overlap or run backwards (BLAS takes a leading dimension >= width)
     _require(inner_stride == itemsize, name + " must have adjacent elements within a row")
+    _require(rows <= 1 or row_stride_bytes >= cols * itemsize,
+             name + " rows must not overlap or run backwards")
 
 
 def _check_steps(const int64_t[::1] batch_sizes, Py_ssize_t n_rows, Py_ssize_t batch):
@@ -58,8 +63,10 @@ def lstm_forward(floating[:, :] x, floating[:, ::1] w_ih, floating[:, ::1] w_hh,
     cdef bint keep = h_prev is not None
     cdef bint peephole = w_ci is not None
     _check_steps(batch_sizes, N, B)
-    _check_rows(x.strides[1], sizeof(floating), "x")
-    _check_rows(out.strides[1], sizeof(floating), "out")
+    _check_rows(x.strides[1], sizeof(floating), "x",
+                    x.strides[0], x.shape[0], x.shape[1])
+    _check_rows(out.strides[1], sizeof(floating), "out",
+                    out.strides[0], out.shape[0], out.shape[1])
     _require(w_ih.shape[0] == 4 * H and w_ih.shape[1] == D and w_hh.shape[0] == 4 * H
              and bias.shape[0] == 4 * H, "weight shapes")
     _require(c.shape[0] == B and h.shape[1] == H and c.shape[1] == H, "state shapes")
@@ -105,11 +112,14 @@ def lstm_backward(floating[:, :] x, floating[:, ::1] w_ih, floating[:, ::1] w_hh
     cdef Py_ssize_t T = batch_sizes.shape[0]
     cdef bint peephole = w_ci is not None
     _check_steps(batch_sizes, N, B)
-    _check_rows(x.strides[1], sizeof(floating), "x")
+    _check_rows(x.strides[1], sizeof(floating), "x",
+                    x.strides[0], x.shape[0], x.shape[1])
     if grad_out is not None:
-        _check_rows(grad_out.strides[1], sizeof(floating), "grad_out")
+        _check_rows(grad_out.strides[1], sizeof(floating), "grad_out",
+                    grad_out.strides[0], grad_out.shape[0], grad_out.shape[1])
     if grad_x is not None:
-        _check_rows(grad_x.strides[1], sizeof(floating), "grad_x")
+        _check_rows(grad_x.strides[1], sizeof(floating), "grad_x",
+                    grad_x.strides[0], grad_x.shape[0], grad_x.shape[1])
     _require(w_ih.shape[0] == 4 * H and w_ih.shape[1] == D and w_hh.shape[0] == 4 * H,
              "weight shapes")
     _require(c0.shape[0] == B and c0.shape[1] == H and dh.shape[1] == H and dc.shape[0] == B
@@ -171,8 +181,10 @@ def gru_forward(floating[:, :] x, floating[:, ::1] w_ih, floating[:, ::1] w_hh,
     cdef Py_ssize_t T = batch_sizes.shape[0]
     cdef bint keep = h_prev is not None
     _check_steps(batch_sizes, N, B)
-    _check_rows(x.strides[1], sizeof(floating), "x")
-    _check_rows(out.strides[1], sizeof(floating), "out")
+    _check_rows(x.strides[1], sizeof(floating), "x",
+                    x.strides[0], x.shape[0], x.shape[1])
+    _check_rows(out.strides[1], sizeof(floating), "out",
+                    out.strides[0], out.shape[0], out.shape[1])
     _require(w_ih.shape[0] == 3 * H and w_ih.shape[1] == D and w_hh.shape[0] == 3 * H
              and b_ih.shape[0] == 3 * H and b_hh.shape[0] == 3 * H, "weight shapes")
     _require(h.shape[1] == H, "state shapes")
@@ -212,11 +224,14 @@ def gru_backward(floating[:, :] x, floating[:, ::1] w_ih, floating[:, ::1] w_hh,
     cdef Py_ssize_t N = x.shape[0], D = x.shape[1], H = w_hh.shape[1], B = dh.shape[0]
     cdef Py_ssize_t T = batch_sizes.shape[0]
     _check_steps(batch_sizes, N, B)
-    _check_rows(x.strides[1], sizeof(floating), "x")
+    _check_rows(x.strides[1], sizeof(floating), "x",
+                    x.strides[0], x.shape[0], x.shape[1])
     if grad_out is not None:
-        _check_rows(grad_out.strides[1], sizeof(floating), "grad_out")
+        _check_rows(grad_out.strides[1], sizeof(floating), "grad_out",
+                    grad_out.strides[0], grad_out.shape[0], grad_out.shape[1])
     if grad_x is not None:
-        _check_rows(grad_x.strides[1], sizeof(floating), "grad_x")
+        _check_rows(grad_x.strides[1], sizeof(floating), "grad_x",
+                    grad_x.strides[0], grad_x.shape[0], grad_x.shape[1])
     _require(w_ih.shape[0] == 3 * H and w_ih.shape[1] == D and w_hh.shape[0] == 3 * H,
              "weight shapes")
     _require(dh.shape[1] == H, "state shapes")

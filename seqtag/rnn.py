@@ -9,6 +9,7 @@ Every argument is checked here; the compiled kernels in seqtag._core only ever s
 of the right shapes and dtype.
 """
 
+import numbers
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -49,17 +50,20 @@ class RNN:
 
     def __init__(self, cell, input_size, hidden_size, num_layers=1, bidirectional=False,
                  dropout=0.0, dtype=np.float32, seed=0, threads=1):
-        if cell not in GATES:
+        if not isinstance(cell, str) or cell not in GATES:
             raise ValueError(f"cell must be one of {', '.join(GATES)}; got {cell!r}")
         self.cell = cell
         self.input_size = _positive_int("input_size", input_size)
         self.hidden_size = _positive_int("hidden_size", hidden_size)
         self.num_layers = _positive_int("num_layers", num_layers)
         self.bidirectional = bool(bidirectional)
-        if not 0.0 <= float(dropout) < 1.0:
+        if not isinstance(dropout, numbers.Real) or not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.dropout = float(dropout)
-        self.dtype = np.dtype(dtype)
+        try:
+            self.dtype = np.dtype(dtype)
+        except TypeError:
+            raise ValueError(f"dtype must be float32 or float64, got {dtype!r}") from None
         if self.dtype.type not in DTYPES:
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
         self.threads = _positive_int("threads", threads)
@@ -95,6 +99,9 @@ class RNN:
 
     def load_params(self, params):
         """Replace the parameters (e.g. a torch state_dict converted to NumPy); checked."""
+        if not hasattr(params, "keys"):
+            raise ValueError(f"params must be a mapping of parameter names to arrays, got "
+                             f"{type(params).__name__}")
         shapes = self.param_shapes()
         missing = [name for name in shapes if name not in params]
         extra = [name for name in params if name not in shapes]
@@ -106,7 +113,10 @@ class RNN:
             value = np.asarray(params[name])
             if value.shape != shape:
                 raise ValueError(f"parameter {name} has shape {value.shape}, expected {shape}")
-            new[name] = np.ascontiguousarray(value, dtype=self.dtype)
+            if value.dtype.kind not in "iuf":
+                raise ValueError(f"parameter {name} has dtype {value.dtype}, expected real numbers")
+            # always a private, writable copy: the kernels cannot take read-only buffers
+            new[name] = np.array(value, dtype=self.dtype, order="C")
         self.params = new
 
     # ---- the padded, batch-first interface -------------------------------------------
@@ -133,6 +143,9 @@ class RNN:
         """Gradients from a forward(): grad_out (B, T, output_size), grad_h_n and grad_c_n
         like h_n and c_n (None: zero).  Returns grad_x (B, T, input_size), a dict of
         parameter gradients under the parameter names, grad_h0 and grad_c0."""
+        self._check_cache(cache)
+        if "padded_steps" not in cache:
+            raise ValueError("this cache comes from forward_packed; pass it to backward_packed")
         packing = cache["packing"]
         steps = cache["padded_steps"]
         grad_out = self._check_input(grad_out, "grad_out", 3)
@@ -151,6 +164,13 @@ class RNN:
 
         keep=False runs in inference mode: nothing is saved and the cache is None.
         """
+        if not isinstance(packing, Packing):
+            raise ValueError(f"packing must be a seqtag.packing.Packing, got "
+                             f"{type(packing).__name__}")
+        bad = np.flatnonzero(packing.lengths < 1)
+        if bad.size:
+            raise ValueError(f"sequence {bad[0]} has length {packing.lengths[bad[0]]}; every "
+                             "sequence needs at least one step")
         x = self._check_input(x, "x", 2)
         if x.shape != (packing.n_rows, self.input_size):
             raise ValueError(f"packed x has shape {x.shape}, expected "
@@ -162,8 +182,10 @@ class RNN:
                 raise ValueError("c0 is only for LSTM cells; a GRU has no cell state")
         else:
             c_state = self._initial_state(c0, "c0", packing)
-        if training and self.dropout and self.num_layers > 1 and rng is None:
-            raise ValueError("training with dropout needs an rng (numpy Generator)")
+        if (training and self.dropout and self.num_layers > 1
+                and not isinstance(rng, np.random.Generator)):
+            raise ValueError(f"training with dropout needs an rng (numpy Generator), got "
+                             f"{type(rng).__name__}")
         layers = []
         layer_input = x
         for layer in range(self.num_layers):
@@ -187,8 +209,7 @@ class RNN:
     def backward_packed(self, cache, grad_out, grad_h_n=None, grad_c_n=None):
         """grad_out (N, output_size) or None (only the final states matter).
         Returns grad_x (N, input_size), parameter gradients, grad_h0, grad_c0."""
-        if cache is None:
-            raise ValueError("no cache: the forward ran with keep=False (inference)")
+        self._check_cache(cache)
         packing = cache["packing"]
         if grad_out is not None:
             grad_out = self._check_input(grad_out, "grad_out", 2)
@@ -202,6 +223,8 @@ class RNN:
                 raise ValueError("grad_c_n is only for LSTM cells; a GRU has no cell state")
         else:
             dc = self._initial_state(grad_c_n, "grad_c_n", packing)
+        # the kernels overwrite the saved gates, so a cache serves one backward pass only
+        cache["used"] = True
         grads = {name: np.zeros_like(value) for name, value in self.params.items()}
         grad = grad_out
         for layer in reversed(range(self.num_layers)):
@@ -291,6 +314,16 @@ class RNN:
 
     # ---- checks and state layout ------------------------------------------------------
 
+    def _check_cache(self, cache):
+        if cache is None:
+            raise ValueError("no cache: the forward ran with keep=False (inference)")
+        if not isinstance(cache, dict) or "layers" not in cache:
+            raise ValueError(f"cache must be the one a forward returned, got "
+                             f"{type(cache).__name__}")
+        if cache.get("used"):
+            raise ValueError("this cache was already used by a backward pass, which overwrites "
+                             "it; run forward again")
+
     def _check_input(self, a, name, ndim):
         if not isinstance(a, np.ndarray):
             raise ValueError(f"{name} must be a NumPy array, got {type(a).__name__}")
@@ -301,6 +334,8 @@ class RNN:
             raise ValueError(f"{name} must have {ndim} dimensions, got shape {a.shape}")
         if a.shape[0] == 0:
             raise ValueError(f"empty batch: {name} has no rows")
+        if not a.flags.writeable:
+            return np.array(a, order="C")  # the kernels cannot take read-only buffers
         return np.ascontiguousarray(a)
 
     def _check_lengths(self, lengths, batch, steps):
