@@ -1,0 +1,166 @@
+"""The Tagger library: train, save, load, tag, evaluate; torch interop; accuracy on EWT."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from seqtag import Tagger
+from seqtag.corpus import Sentence, read_corpus
+from seqtag.errors import SeqtagError
+from seqtag.tagger import DEFAULT_MODEL
+
+TINY = dict(epochs=12, batch_size=8, lr=0.01, hidden=16, word_dim=16, char_dim=8, char_hidden=8, layers=2,
+            threads=1, seed=7)
+
+WORDS = {"DET": ["the", "a", "this"], "NOUN": ["dog", "cat", "apple", "house", "idea"],
+         "VERB": ["ate", "saw", "likes", "found"], "ADJ": ["big", "red", "old"],
+         "PUNCT": [".", "!"]}
+
+
+def synthetic_corpus(n, seed=0):
+    """DET (ADJ) NOUN VERB DET NOUN PUNCT sentences: easy to learn, quick to train on."""
+    rng = np.random.default_rng(seed)
+    pick = lambda tag: str(rng.choice(WORDS[tag]))  # noqa: E731
+    out = []
+    for _ in range(n):
+        tags = ["DET"] + (["ADJ"] if rng.random() < 0.5 else []) + ["NOUN", "VERB", "DET",
+                                                                  "NOUN", "PUNCT"]
+        out.append(Sentence([pick(t) for t in tags], tags))
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_tagger():
+    return Tagger.train(synthetic_corpus(120), synthetic_corpus(20, seed=1), **TINY)
+
+
+def test_learns_a_simple_language(tiny_tagger):
+    scores = tiny_tagger.evaluate(synthetic_corpus(30, seed=2))
+    assert scores["accuracy"] >= 0.95
+    assert set(tiny_tagger.tagset) == set(WORDS)
+
+
+def test_tag_takes_tokens_or_text_and_returns_pairs(tiny_tagger):
+    pairs = tiny_tagger.tag(["the", "dog", "ate", "a", "apple", "."])
+    assert [w for w, _ in pairs] == ["the", "dog", "ate", "a", "apple", "."]
+    assert [t for _, t in pairs] == ["DET", "NOUN", "VERB", "DET", "NOUN", "PUNCT"]
+    assert tiny_tagger.tag("the dog ate a apple.") == pairs
+    assert tiny_tagger.tag([]) == []
+
+
+def test_same_command_and_seed_give_the_same_model_bit_for_bit():
+    corpus, dev = synthetic_corpus(40), synthetic_corpus(8, seed=1)
+    a = Tagger.train(corpus, dev, **dict(TINY, epochs=2))
+    b = Tagger.train(corpus, dev, **dict(TINY, epochs=2))
+    for name, value in a.network.arrays().items():
+        np.testing.assert_array_equal(value, b.network.arrays()[name], err_msg=name)
+
+
+def test_save_then_load_gives_the_same_predictions(tiny_tagger, tmp_path):
+    path = tmp_path / "m.npz"
+    tiny_tagger.save(path)
+    loaded = Tagger.load(path)
+    sents = [s.words for s in synthetic_corpus(25, seed=3)]
+    assert loaded.predict(sents) == tiny_tagger.predict(sents)
+    ours = tiny_tagger.predict(sents, top_k=3)[1]
+    theirs = loaded.predict(sents, top_k=3)[1]
+    assert ours == theirs
+    assert loaded.info()["corpus"]["sentences"] == 120
+
+
+def test_a_sentence_is_tagged_the_same_in_any_batch(tiny_tagger):
+    sents = [s.words for s in synthetic_corpus(60, seed=4)]
+    together, probs_together = tiny_tagger.predict(sents, top_k=2)
+    for i, words in enumerate(sents):
+        alone, probs_alone = tiny_tagger.predict([words], top_k=2)
+        assert alone[0] == together[i]
+        for a, b in zip(probs_alone[0], probs_together[i]):
+            assert [t for t, _ in a] == [t for t, _ in b]
+            np.testing.assert_allclose([p for _, p in a], [p for _, p in b], rtol=1e-5)
+
+
+def test_top_k_probabilities_are_sorted_and_sum_to_at_most_one(tiny_tagger):
+    tags, tops = tiny_tagger.predict([["the", "cat", "saw", "a", "house"]], top_k=10)
+    for tag, top in zip(tags[0], tops[0]):
+        assert top[0][0] == tag
+        probs = [p for _, p in top]
+        assert probs == sorted(probs, reverse=True)
+        assert len(top) == len(WORDS)  # k is capped at the tagset's size
+        assert abs(sum(probs) - 1.0) < 1e-5
+
+
+def test_tagging_from_several_threads_gives_the_serial_results(tiny_tagger):
+    sents = [s.words for s in synthetic_corpus(80, seed=5)]
+    expected = tiny_tagger.predict(sents)
+    results, errors = {}, []
+
+    def work(k):
+        try:
+            for _ in range(5):
+                results.setdefault(k, []).append(tiny_tagger.predict(sents))
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert all(r == expected for runs in results.values() for r in runs)
+
+
+def test_unknown_gold_tag_counts_as_an_error(tiny_tagger):
+    gold = [Sentence(["the", "dog"], ["DET", "NEVER-SEEN"])]
+    scores = tiny_tagger.evaluate(gold)
+    assert scores["tokens"] == 2
+    assert scores["accuracy"] == 0.5
+    assert scores["per_tag"]["NEVER-SEEN"]["recall"] == 0.0
+
+
+def test_training_rejects_unknown_options():
+    with pytest.raises(SeqtagError, match="unknown training option"):
+        Tagger.train(synthetic_corpus(5), hiden=3)
+
+
+def test_lstm_weights_load_into_torch(tiny_tagger, tmp_path):
+    """The model file's LSTM tensors carry torch's names: load_state_dict takes them."""
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "m.npz"
+    tiny_tagger.save(path)
+    with np.load(path, allow_pickle=False) as f:
+        state = {k[len("rnn."):]: torch.from_numpy(f[k]) for k in f.files
+                 if k.startswith("rnn.")}
+    rnn = tiny_tagger.network.rnn
+    module = torch.nn.LSTM(rnn.input_size, rnn.hidden_size, num_layers=rnn.num_layers,
+                           bidirectional=True, batch_first=True)
+    module.load_state_dict(state)
+    x = np.random.default_rng(0).standard_normal((3, 5, rnn.input_size)).astype(np.float32)
+    lengths = np.array([5, 2, 4])
+    ours, _, _, _ = rnn.forward(x, lengths)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(torch.from_numpy(x),
+                                                     torch.from_numpy(lengths),
+                                                     batch_first=True, enforce_sorted=False)
+    theirs, _ = module(packed)
+    theirs, _ = torch.nn.utils.rnn.pad_packed_sequence(theirs, batch_first=True)
+    np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_accuracy_floor_on_ewt_with_a_small_budget(ewt_dir):
+    """A quick recipe (3,000 sentences, 3 epochs, small network) must still tag EWT dev
+    well; the full recipe's figure is in BENCHMARKS.md."""
+    train = read_corpus(ewt_dir / "en_ewt-ud-train.conllu")[:3000]
+    dev = read_corpus(ewt_dir / "en_ewt-ud-dev.conllu")
+    tagger = Tagger.train(train, dev[:500], epochs=3, hidden=64, layers=1, threads=2, seed=1,
+                          lr=0.01)
+    assert tagger.evaluate(dev[500:])["accuracy"] >= 0.88
+
+
+def test_bundled_model_accuracy_on_ewt_test(ewt_dir):
+    if not DEFAULT_MODEL.exists():
+        pytest.skip("bundled model not built yet")
+    tagger = Tagger.load()
+    scores = tagger.evaluate(read_corpus(ewt_dir / "en_ewt-ud-test.conllu"))
+    assert scores["tokens"] == 25094
+    assert scores["accuracy"] >= 0.955
