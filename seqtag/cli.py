@@ -1,0 +1,417 @@
+"""The `seqtag` command: train, tag, evaluate and describe part-of-speech models.
+
+Each command parses its options, calls the library and prints; numpy and the
+tagger are imported inside the commands so `seqtag --help` and `seqtag tag`
+start quickly.  Errors a user can fix (SeqtagError) print one line,
+``seqtag: error: <message>``, and exit with status 1; ``seqtag --verbose`` or
+SEQTAG_DEBUG=1 adds the traceback.  Ctrl-C exits with status 130.
+"""
+
+import enum
+import json
+import os
+import shlex
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from . import __version__
+from .errors import SeqtagError
+
+# The library's defaults (seqtag.train.DEFAULTS, seqtag.network.DEFAULTS), repeated so that
+# --help can show them without importing numpy; tests/test_cli.py checks that they agree.
+LIBRARY_DEFAULTS = {
+    "epochs": 30, "cell": "lstm", "layers": 2, "hidden": 128, "word_dim": 100, "char_dim": 32,
+    "char_hidden": 64, "dropout": 0.33, "optimizer": "adam", "batch_size": 32, "seed": 1,
+    "patience": 6, "max_time": None, "dev_fraction": 0.1,
+}
+
+
+class CorpusFormat(str, enum.Enum):
+    auto = "auto"
+    conllu = "conllu"
+    tsv = "tsv"
+    slash = "slash"
+
+
+class InputFormat(str, enum.Enum):
+    auto = "auto"
+    text = "text"
+    tokens = "tokens"
+    conllu = "conllu"
+
+
+class OutputFormat(str, enum.Enum):
+    text = "text"
+    tsv = "tsv"
+    conllu = "conllu"
+    json = "json"
+
+
+class TagColumn(str, enum.Enum):
+    upos = "upos"
+    xpos = "xpos"
+
+
+class Cell(str, enum.Enum):
+    lstm = "lstm"
+    peephole = "peephole"
+    gru = "gru"
+
+
+class Optimizer(str, enum.Enum):
+    adam = "adam"
+    sgd = "sgd"
+
+
+def _value(choice):
+    """An enum option's string, None for None and for "auto"."""
+    return None if choice is None or choice.value == "auto" else choice.value
+
+
+class _Group(TyperGroup):
+    """Turns SeqtagError into one line on stderr (exit 1) and Ctrl-C into exit 130."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SeqtagError as e:
+            if ctx.params.get("verbose") or os.environ.get("SEQTAG_DEBUG", "") not in ("", "0"):
+                traceback.print_exc()
+            message = " ".join(str(e).split())
+            typer.echo(f"seqtag: error: {message}", err=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            newline = "\n" if sys.stderr.isatty() else ""
+            typer.echo(f"{newline}seqtag: interrupted", err=True)
+            raise typer.Exit(130) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    name="seqtag",
+    help="A fast part-of-speech tagger: train models, tag text, evaluate, describe models.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _show_version(value: bool):
+    if value:
+        typer.echo(f"seqtag {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main_options(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_show_version, is_eager=True,
+        help="Print the version and exit.")] = False,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", help="Show the traceback of errors (also SEQTAG_DEBUG=1).")] = False,
+):
+    """seqtag: a fast part-of-speech tagger."""
+
+
+def _positive(value):
+    if value is not None and not value > 0:
+        raise typer.BadParameter(f"{value} is not greater than 0")
+    return value
+
+
+def _default(name):
+    return str(LIBRARY_DEFAULTS[name])
+
+
+# ---------------------------------------------------------------- train
+
+
+class _TrainingReport:
+    """Progress events of Tagger.train: a one-line bar within an epoch (on a terminal),
+    one summary line per epoch."""
+
+    WIDTH = 24
+
+    def __init__(self, bar):
+        self.bar = bar
+        self.last_draw = 0.0
+
+    def __call__(self, event):
+        if event["type"] == "batch":
+            now = time.monotonic()
+            done, total = event["tokens_done"], event["tokens_total"]
+            if self.bar and (now - self.last_draw >= 0.1 or done >= total):
+                self.last_draw = now
+                fraction = done / max(total, 1)
+                filled = int(fraction * self.WIDTH)
+                sys.stderr.write(
+                    f"\r\x1b[Kepoch {event['epoch']:3d} [{'#' * filled:.<{self.WIDTH}}] "
+                    f"{fraction:4.0%}  {event['tokens_per_s']:,.0f} tokens/s  "
+                    f"loss {event['loss']:.4f}")
+                sys.stderr.flush()
+        elif event["type"] == "epoch":
+            clear = "\r\x1b[K" if self.bar else ""
+            typer.echo(f"{clear}epoch {event['epoch']:3d}  loss {event['loss']:.4f}  "
+                       f"train {event['train_acc']:7.2%}  dev {event['dev_acc']:7.2%}  "
+                       f"{event['seconds']:6.1f}s{'  *' if event['best'] else ''}", err=True)
+
+
+@app.command(no_args_is_help=True, short_help="Train a tagger on a tagged corpus.")
+def train(
+    corpus: Annotated[Path, typer.Argument(
+        metavar="CORPUS",
+        help="Tagged training corpus: CoNLL-U, word<TAB>tag lines, or word/TAG sentences.",
+        show_default=False)],
+    dev: Annotated[Optional[Path], typer.Option(
+        metavar="DEV",
+        help="Tagged dev corpus that picks the best epoch. Default: hold out "
+             f"{LIBRARY_DEFAULTS['dev_fraction']:.0%} of CORPUS.", show_default=False)] = None,
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", metavar="MODEL", help="Where to write the model.")] = Path("model.npz"),
+    format: Annotated[CorpusFormat, typer.Option(
+        help="Corpus format; auto detects it.")] = CorpusFormat.auto,
+    tag_column: Annotated[TagColumn, typer.Option(
+        help="CoNLL-U column to learn.")] = TagColumn.upos,
+    encoding: Annotated[str, typer.Option(help="Text encoding of the input files.")] = "utf-8",
+    epochs: Annotated[Optional[int], typer.Option(
+        min=1, help="Most epochs to train.", show_default=_default("epochs"))] = None,
+    cell: Annotated[Optional[Cell], typer.Option(
+        help="Recurrent cell.", show_default=_default("cell"))] = None,
+    layers: Annotated[Optional[int], typer.Option(
+        min=1, help="BiLSTM layers over the words.", show_default=_default("layers"))] = None,
+    hidden: Annotated[Optional[int], typer.Option(
+        min=1, help="Hidden units per direction.", show_default=_default("hidden"))] = None,
+    word_dim: Annotated[Optional[int], typer.Option(
+        min=1, help="Word embedding size.", show_default=_default("word_dim"))] = None,
+    char_dim: Annotated[Optional[int], typer.Option(
+        min=1, help="Character embedding size.", show_default=_default("char_dim"))] = None,
+    char_hidden: Annotated[Optional[int], typer.Option(
+        min=1, help="Character BiLSTM units per direction.",
+        show_default=_default("char_hidden"))] = None,
+    dropout: Annotated[Optional[float], typer.Option(
+        min=0.0, max=0.99, help="Dropout rate.", show_default=_default("dropout"))] = None,
+    optimizer: Annotated[Optional[Optimizer], typer.Option(
+        help="Optimizer.", show_default=_default("optimizer"))] = None,
+    lr: Annotated[Optional[float], typer.Option(
+        callback=_positive, help="Learning rate.",
+        show_default="0.002 with adam, 0.1 with sgd")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(
+        min=1, help="Sentences per training batch.", show_default=_default("batch_size"))] = None,
+    seed: Annotated[Optional[int], typer.Option(
+        help="Random seed.", show_default=_default("seed"))] = None,
+    threads: Annotated[int, typer.Option(min=1, help="CPU threads.")] = 2,
+    patience: Annotated[Optional[int], typer.Option(
+        min=1, help="Stop after this many epochs without a better dev score.",
+        show_default=_default("patience"))] = None,
+    max_time: Annotated[Optional[float], typer.Option(
+        callback=_positive, help="Stop after the epoch running when this many seconds "
+        "have passed.", show_default="no limit")] = None,
+    float16: Annotated[bool, typer.Option(
+        help="Store the weights as float16 (half the file size).")] = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="No progress bar (epoch lines are still printed).")] = False,
+):
+    """Train a tagger on CORPUS and write the model of its best dev epoch."""
+    from .corpus import detect_format, read_corpus
+    from .tagger import Tagger
+
+    if not output.parent.is_dir():
+        raise SeqtagError(f"cannot write model {output}: directory {output.parent} does not exist")
+    train_sents = read_corpus(corpus, _value(format), tag_column.value, encoding)
+    dev_sents = read_corpus(dev, _value(format), tag_column.value, encoding) if dev else None
+    corpus_format = _value(format) or (
+        "auto" if str(corpus) == "-" else detect_format(corpus, encoding=encoding))
+    n_tokens = sum(len(s) for s in train_sents)
+    typer.echo(f"read {len(train_sents):,} sentences ({n_tokens:,} tokens) from {corpus} "
+               f"({corpus_format})", err=True)
+    if dev_sents is not None:
+        typer.echo(f"read {len(dev_sents):,} dev sentences from {dev}", err=True)
+    else:
+        typer.echo(f"no --dev: holding out {LIBRARY_DEFAULTS['dev_fraction']:.0%} of them "
+                   "to pick the best epoch", err=True)
+    corpus_info = {"file": str(corpus), "format": corpus_format, "tag_column": tag_column.value,
+                   "dev_file": str(dev) if dev else None, "command": shlex.join(sys.argv)}
+    options = dict(epochs=epochs, cell=_value(cell), layers=layers, hidden=hidden,
+                   word_dim=word_dim, char_dim=char_dim, char_hidden=char_hidden,
+                   dropout=dropout, optimizer=_value(optimizer), lr=lr, batch_size=batch_size,
+                   seed=seed, threads=threads, patience=patience, max_time=max_time)
+    report = _TrainingReport(bar=not quiet and sys.stderr.isatty())
+    tagger = Tagger.train(train_sents, dev_sents, progress=report, corpus=corpus_info,
+                          **{k: v for k, v in options.items() if v is not None})
+    tagger.save(output, float16=float16)
+    scores = tagger.meta["scores"]
+    typer.echo(f"model written to {output} (dev accuracy {scores['dev_accuracy']:.2%}, "
+               f"epoch {scores['best_epoch']} of {scores['epochs_run']})")
+
+
+# ---------------------------------------------------------------- tag
+
+
+@app.command(short_help="Tag text, files or standard input.")
+def tag(
+    ctx: typer.Context,
+    text: Annotated[Optional[List[str]], typer.Argument(
+        metavar="TEXT",
+        help="Sentences to tag, one raw-text sentence per argument. Without TEXT or "
+             "--input, standard input is read.", show_default=False)] = None,
+    model: Annotated[Optional[Path], typer.Option(
+        "--model", "-m", metavar="MODEL", help="Model file.",
+        show_default="the bundled English model")] = None,
+    input: Annotated[Optional[List[str]], typer.Option(
+        "--input", "-i", metavar="FILE", show_default=False,
+        help="File to tag, '-' for standard input; may be repeated.")] = None,
+    input_format: Annotated[InputFormat, typer.Option(
+        help="Input format: text (a sentence per line), tokens (a token per line, blank "
+             "line between sentences) or conllu; auto detects it.")] = InputFormat.auto,
+    format: Annotated[OutputFormat, typer.Option(
+        help="Output: word/TAG lines, word<TAB>TAG lines, CoNLL-U, or JSON lines.")
+    ] = OutputFormat.text,
+    encoding: Annotated[str, typer.Option(help="Text encoding of the input files.")] = "utf-8",
+    top_k: Annotated[Optional[int], typer.Option(
+        min=1, help="Also print the K most probable tags with their probabilities: "
+        "word/TAG/P|TAG/P... in text, more TAG<TAB>P columns in tsv, \"top\" in json.",
+        show_default=False)] = None,
+    batch_size: Annotated[int, typer.Option(
+        min=1, help="Sentences read, tagged and written at a time.")] = 256,
+    threads: Annotated[int, typer.Option(min=1, help="CPU threads.")] = 1,
+):
+    """Tag sentences given as arguments, or files, or standard input; output streams."""
+    if text and input:
+        ctx.fail("give sentences as arguments or with --input, not both")
+    if text and input_format not in (InputFormat.auto, InputFormat.text):
+        ctx.fail("sentences given as arguments are raw text; --input-format is for --input")
+    if top_k and format is OutputFormat.conllu:
+        ctx.fail("--top-k cannot be written as conllu; use text, tsv or json")
+    if not text and not input and sys.stdin.isatty():
+        ctx.fail("nothing to tag: give sentences as arguments, --input FILE, "
+                               "or pipe text into seqtag tag")
+    from .stream import tag_files
+    from .tagger import Tagger
+
+    tagger = Tagger.load(model, threads=threads)
+    if text:  # each argument is one line of raw text
+        sources, input_format = [text], InputFormat.text
+    else:
+        sources = input or ["-"]
+    tag_files(tagger, sources, sys.stdout, _value(input_format), format.value, top_k,
+              batch_size, encoding=encoding)
+
+
+# ---------------------------------------------------------------- evaluate
+
+
+def _plural(n, word):
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _percent(value):
+    return "-" if value is None else f"{value:.2%}"
+
+
+@app.command(no_args_is_help=True, short_help="Score a model on a tagged corpus.")
+def evaluate(
+    model: Annotated[Path, typer.Argument(metavar="MODEL", help="Model file.", show_default=False)],
+    gold: Annotated[Path, typer.Argument(
+        metavar="GOLD",
+        help="Tagged corpus to score the model on.", show_default=False)],
+    format: Annotated[CorpusFormat, typer.Option(
+        help="Corpus format; auto detects it.")] = CorpusFormat.auto,
+    tag_column: Annotated[Optional[TagColumn], typer.Option(
+        help="CoNLL-U column holding the gold tags.",
+        show_default="the one the model was trained on")] = None,
+    encoding: Annotated[str, typer.Option(help="Text encoding of the input files.")] = "utf-8",
+    json_output: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+    threads: Annotated[int, typer.Option(min=1, help="CPU threads.")] = 1,
+):
+    """Score MODEL on the gold tags of GOLD: accuracy, per-tag P/R/F1, confusions."""
+    from .corpus import read_corpus
+    from .stream import model_tag_column
+    from .tagger import Tagger
+
+    tagger = Tagger.load(model, threads=threads)
+    column = _value(tag_column) or model_tag_column(tagger)
+    scores = tagger.evaluate(read_corpus(gold, _value(format), column, encoding))
+    if json_output:
+        typer.echo(json.dumps(scores, indent=2))
+        return
+    typer.echo(f"accuracy      {_percent(scores['accuracy']):>7}  ({scores['tokens']:,} tokens)")
+    typer.echo(f"seen words    {_percent(scores['seen_accuracy']):>7}  "
+               f"({scores['seen_tokens']:,} tokens)")
+    typer.echo(f"unseen words  {_percent(scores['unseen_accuracy']):>7}  "
+               f"({scores['unseen_tokens']:,} tokens)")
+    typer.echo(f"\n{'tag':<8} {'precision':>9} {'recall':>8} {'f1':>8} {'support':>8}")
+    for name, s in scores["per_tag"].items():
+        typer.echo(f"{name:<8} {_percent(s['precision']):>9} {_percent(s['recall']):>8} "
+                   f"{_percent(s['f1']):>8} {s['support']:>8,}")
+    if scores["confusions"]:
+        typer.echo("\nmost frequent confusions (gold -> predicted)")
+        for c in scores["confusions"][:10]:
+            typer.echo(f"  {c['gold'] + ' -> ' + c['predicted']:<20} {c['count']:>6,}")
+
+
+# ---------------------------------------------------------------- info
+
+
+@app.command(short_help="Describe a model.")
+def info(
+    model: Annotated[Optional[Path], typer.Argument(
+        metavar="MODEL", help="Model file.", show_default="the bundled English model")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the details as JSON.")] = False,
+):
+    """Describe a model: tagset, sizes, architecture, training corpus, scores."""
+    from .tagger import Tagger
+
+    d = Tagger.load(model).info()
+    if json_output:
+        typer.echo(json.dumps(d, indent=2))
+        return
+    net, vocab = d["network"], d["vocabulary"]
+    corpus, scores = d.get("corpus") or {}, d.get("scores") or {}
+    lines = [
+        ("model", d["path"]),
+        ("tagset", f"{len(d['tagset'])} tags: {' '.join(d['tagset'])}"),
+        ("vocabulary", f"{vocab['words']:,} words, {vocab['chars']:,} characters"),
+        ("architecture", f"{net.get('cell')}, {_plural(net.get('layers'), 'layer')}, hidden "
+                         f"{net.get('hidden')}, word dim {net.get('word_dim')}, char dim "
+                         f"{net.get('char_dim')}, char hidden {net.get('char_hidden')}"),
+        ("parameters", f"{d['parameters']:,}"),
+    ]
+    if corpus:
+        dev = ("held out of the corpus" if corpus.get("dev_held_out")
+               else f"from {corpus.get('dev_file') or '?'}")
+        lines += [
+            ("corpus", f"{corpus.get('file', '?')} ({corpus.get('format', '?')}, "
+                       f"{corpus.get('tag_column', '?')})"),
+            ("", f"{corpus.get('sentences', 0):,} sentences, {corpus.get('tokens', 0):,} "
+                 f"tokens; dev: {corpus.get('dev_sentences', 0):,} sentences {dev}"),
+        ]
+        if corpus.get("command"):
+            lines.append(("command", corpus["command"]))
+    if scores:
+        lines.append(("scores", f"dev accuracy {_percent(scores.get('dev_accuracy'))} at epoch "
+                                f"{scores.get('best_epoch')} of {scores.get('epochs_run')}, "
+                                f"trained in {scores.get('train_seconds')}s"))
+    lines += [
+        ("created", d.get("created") or "?"),
+        ("version", f"seqtag {d.get('seqtag_version') or '?'}, "
+                    f"model format {d.get('format_version') or '?'}"),
+    ]
+    for key, value in lines:
+        typer.echo(f"{key:<13} {value}")
+
+
+def main(argv=None):
+    """The `seqtag` console script (and `python -m seqtag`)."""
+    return app(args=argv, prog_name="seqtag")
+
+
+if __name__ == "__main__":
+    main()

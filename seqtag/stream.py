@@ -1,0 +1,113 @@
+"""Tag a stream of sentences chunk by chunk and write formatted output as it goes.
+
+    >>> import sys
+    >>> from seqtag import Tagger
+    >>> from seqtag.stream import tag_stream, tag_files
+    >>> tagger = Tagger.load()
+    >>> tag_stream(tagger, [["The", "dog", "barked", "."]], sys.stdout)
+    The/DET dog/NOUN barked/VERB ./PUNCT
+    (1, 4)
+    >>> tag_files(tagger, ["big.txt"], sys.stdout, output_format="json")   # doctest: +SKIP
+
+Only one chunk of sentences is held in memory at a time, and the output is
+flushed after each chunk, so inputs of any size can be piped through.
+
+Output formats (seqtag.corpus.OUTPUT_FORMATS), and how ``top_k`` shows in each:
+
+- ``text``: one line of ``word/TAG`` per sentence. With top_k every token is
+  ``word/TAG/P`` followed by ``|TAG/P`` for each next-best tag, most probable
+  first, probabilities with 3 decimals: ``dog/NOUN/0.972|VERB/0.021``.
+- ``tsv``: ``word<TAB>TAG`` lines, blank line after each sentence. With top_k
+  each line is ``word<TAB>TAG<TAB>P``, then ``<TAB>TAG<TAB>P`` per next-best tag.
+- ``conllu``: CoNLL-U with the tag column filled (the input's own lines when
+  the input was CoNLL-U). top_k is not available.
+- ``json``: one JSON object per line, ``{"tokens": [{"word", "tag"[, "top"]}]}``
+  with ``"top": [[tag, prob], ...]`` under top_k.
+"""
+
+import itertools
+
+from .corpus import OUTPUT_FORMATS, Sentence, format_sentence, iter_sentences
+from .errors import SeqtagError
+
+__all__ = ["TOPK_FORMATS", "tag_stream", "tag_files", "format_tagged", "model_tag_column"]
+
+TOPK_FORMATS = ("text", "tsv", "json")
+DEFAULT_BATCH_SIZE = 256
+
+
+def model_tag_column(tagger):
+    """The CoNLL-U column ("upos" or "xpos") the model was trained on; "upos" if unrecorded."""
+    return (tagger.meta.get("corpus") or {}).get("tag_column") or "upos"
+
+
+def format_tagged(output_format, sentence, tags, top=None, tag_column="upos"):
+    """The output of one tagged sentence; ``top`` is a list of (tag, prob) lists, one per word."""
+    if top is None or output_format == "json":
+        return format_sentence(output_format, sentence, tags, top, tag_column)
+    if output_format == "text":
+        return " ".join(word + "/" + "|".join(f"{t}/{p:.3f}" for t, p in best)
+                        for word, best in zip(sentence.words, top)) + "\n"
+    if output_format == "tsv":
+        return "".join(word + "".join(f"\t{t}\t{p:.3f}" for t, p in best) + "\n"
+                       for word, best in zip(sentence.words, top)) + "\n"
+    raise SeqtagError(f"tag probabilities (top-k) cannot be written as {output_format}; "
+                      f"choose one of {', '.join(TOPK_FORMATS)}")
+
+
+def _check(output_format, top_k, batch_size):
+    if output_format not in OUTPUT_FORMATS:
+        raise SeqtagError(f"unknown output format {output_format!r}; "
+                          f"choose one of {', '.join(OUTPUT_FORMATS)}")
+    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+        raise SeqtagError(f"top_k must be a positive integer, not {top_k!r}")
+    if top_k and output_format not in TOPK_FORMATS:
+        raise SeqtagError(f"tag probabilities (top-k) cannot be written as {output_format}; "
+                          f"choose one of {', '.join(TOPK_FORMATS)}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise SeqtagError(f"batch size must be a positive integer, not {batch_size!r}")
+
+
+def tag_stream(tagger, sentences, out, output_format="text", top_k=None,
+               batch_size=DEFAULT_BATCH_SIZE, tag_column=None):
+    """Tag ``sentences`` (Sentence objects or token lists) ``batch_size`` at a time,
+    writing each chunk's output to the text stream ``out`` and flushing it.
+
+    An empty sentence gives an empty line in text format (so output lines stay
+    aligned with input lines), ``{"tokens":[]}`` in json, nothing in conllu.
+    ``tag_column`` is the CoNLL-U column to fill; None: the one the model was trained on.
+    Returns (sentences, tokens) tagged.
+    """
+    _check(output_format, top_k, batch_size)
+    column = tag_column or model_tag_column(tagger)
+    n_sents = n_tokens = 0
+    it = iter(sentences)
+    while True:
+        chunk = [s if isinstance(s, Sentence) else Sentence(list(s))
+                 for s in itertools.islice(it, batch_size)]
+        if not chunk:
+            return n_sents, n_tokens
+        words = [s.words for s in chunk]
+        if top_k:
+            tags, tops = tagger.predict(words, top_k=top_k)
+        else:
+            tags, tops = tagger.predict(words), [None] * len(chunk)
+        out.write("".join(format_tagged(output_format, s, t, top, column)
+                          for s, t, top in zip(chunk, tags, tops)))
+        out.flush()
+        n_sents += len(chunk)
+        n_tokens += sum(len(w) for w in words)
+
+
+def tag_files(tagger, sources, out, input_format=None, output_format="text", top_k=None,
+              batch_size=DEFAULT_BATCH_SIZE, tag_column=None, encoding="utf-8"):
+    """Tag each source in turn (a path, "-" for standard input, an open file or an
+    iterable of lines) with tag_stream; ``input_format`` is "text", "tokens",
+    "conllu" or None to detect it per source (seqtag.corpus.detect_format).
+    Returns (sentences, tokens) tagged.
+    """
+    _check(output_format, top_k, batch_size)
+    sentences = itertools.chain.from_iterable(
+        iter_sentences(source, input_format, encoding=encoding, tagged=False)
+        for source in sources)
+    return tag_stream(tagger, sentences, out, output_format, top_k, batch_size, tag_column)

@@ -1,0 +1,425 @@
+"""The `seqtag` command end to end: in process through typer's CliRunner, and as a real
+`python -m seqtag` subprocess.  One tiny model is trained once per module (a second or so)."""
+
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from seqtag import cli
+from seqtag.corpus import Sentence
+from seqtag.tokenize import tokenize
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "data" / "sample.txt"
+BUNDLED = REPO / "seqtag" / "models" / "en_ewt_upos.npz"
+TINY = ["--epochs", "2", "--hidden", "16", "--word-dim", "16", "--char-dim", "8",
+        "--char-hidden", "8", "--layers", "1", "--threads", "1"]
+
+CONLLU = """\
+# sent_id = a1
+# text = I can't go.
+1\tI\tI\t_\t_\t_\t0\troot\t_\t_
+2-3\tcan't\t_\t_\t_\t_\t_\t_\t_\t_
+2\tca\tcan\t_\t_\t_\t4\taux\t_\t_
+3\tn't\tnot\t_\t_\t_\t4\tadvmod\t_\t_
+4\tgo\tgo\t_\t_\t_\t0\troot\t_\tSpaceAfter=No
+5\t.\t.\t_\t_\t_\t4\tpunct\t_\t_
+
+# sent_id = a2
+1\tDogs\tdog\t_\t_\t_\t2\tnsubj\t_\t_
+2\tbark\tbark\t_\t_\t_\t0\troot\t_\t_
+
+"""
+
+runner = CliRunner()
+
+
+def run(*args, input=None, env=None):
+    """`python -m seqtag ARGS` in a subprocess: (exit status, stdout, stderr)."""
+    full_env = {k: v for k, v in os.environ.items() if k != "SEQTAG_DEBUG"}
+    full_env.update(env or {})
+    p = subprocess.run([sys.executable, "-m", "seqtag", *map(str, args)], input=input,
+                       capture_output=True, env=full_env, timeout=120)
+    return p.returncode, p.stdout.decode("utf-8"), p.stderr.decode("utf-8")
+
+
+def invoke(*args, input=None):
+    return runner.invoke(cli.app, [str(a) for a in args], input=input)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Train the tiny model through the real entry point; (model path, stdout, stderr)."""
+    model = tmp_path_factory.mktemp("model") / "tiny.npz"
+    code, out, err = run("train", SAMPLE, "-o", model, *TINY)
+    assert code == 0, err
+    return model, out, err
+
+
+@pytest.fixture(scope="module")
+def model(trained):
+    return trained[0]
+
+
+@pytest.fixture(scope="module")
+def tagset(model):
+    from seqtag import Tagger
+
+    return set(Tagger.load(model).tagset)
+
+
+def parse_text_lines(out):
+    """word/TAG lines -> [[(word, tag), ...] per line]."""
+    return [[tuple(tok.rsplit("/", 1)) for tok in line.split()] for line in out.split("\n")[:-1]]
+
+
+def assert_tagged(pairs, words, tagset):
+    assert [w for w, _ in pairs] == words
+    assert all(t in tagset for _, t in pairs)
+
+
+# ---------------------------------------------------------------- version, help
+
+
+def test_version():
+    result = invoke("--version")
+    assert result.exit_code == 0
+    assert result.stdout == "seqtag 0.1.0\n"
+    assert run("--version")[:2] == (0, "seqtag 0.1.0\n")
+
+
+def test_help_lists_commands():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for command in ("train", "tag", "evaluate", "info"):
+        assert re.search(rf"^\s+{command}\s", result.stdout, re.M)
+
+
+def test_documented_defaults_are_the_library_defaults():
+    from seqtag.network import DEFAULTS as NETWORK_DEFAULTS
+    from seqtag.train import DEFAULTS as TRAIN_DEFAULTS
+
+    library = dict(NETWORK_DEFAULTS, **TRAIN_DEFAULTS)
+    for name, value in cli.LIBRARY_DEFAULTS.items():
+        assert library[name] == value, name
+    assert TRAIN_DEFAULTS["lr"] is None  # --help documents the per-optimizer defaults
+
+
+# ---------------------------------------------------------------- train
+
+
+def test_train_reports_epochs_and_result(trained):
+    model, out, err = trained
+    assert model.is_file()
+    assert re.fullmatch(rf"model written to {re.escape(str(model))} \(dev accuracy "
+                        r"\d+\.\d\d%, epoch [12] of 2\)\n", out)
+    epochs = [line for line in err.splitlines() if line.startswith("epoch")]
+    assert len(epochs) == 2
+    assert re.match(r"epoch +1  loss \d+\.\d{4}  train +\d+\.\d\d%  dev +\d+\.\d\d%  +"
+                    r"\d+\.\ds  \*$", epochs[0])  # the first epoch is always the best so far
+    assert "\r" not in err  # no progress bar when stderr is not a terminal
+    assert "holding out 10%" in err
+
+
+def test_train_in_process_with_dev_and_float16(tmp_path):
+    out = tmp_path / "m16.npz"
+    result = invoke("train", SAMPLE, "--dev", SAMPLE, "-o", out, "--float16", "--quiet",
+                    "--cell", "gru", "--format", "slash", *TINY)
+    assert result.exit_code == 0, result.output
+    assert out.is_file()
+    assert "read 229 dev sentences" in result.stderr
+    info = json.loads(invoke("info", out, "--json").stdout)
+    assert info["network"]["cell"] == "gru"
+    assert info["corpus"]["dev_file"] == str(SAMPLE)
+    assert info["corpus"]["dev_held_out"] is False
+    assert info["corpus"]["sentences"] == 229
+
+
+# ---------------------------------------------------------------- tag
+
+
+def test_tag_arguments_keep_empty_lines(model, tagset):
+    sentences = ["The dog ate the apple.", "", "I can't swim!"]
+    result = invoke("tag", "-m", model, *sentences)
+    assert result.exit_code == 0, result.output
+    lines = parse_text_lines(result.stdout)
+    assert len(lines) == 3 and lines[1] == []
+    for pairs, text in zip(lines, sentences):
+        assert_tagged(pairs, tokenize(text), tagset)
+    assert [w for w, _ in lines[2]] == ["I", "ca", "n't", "swim", "!"]
+
+
+def test_tag_file_and_stdin_text(model, tagset, tmp_path):
+    text = "\nThe cat slept on the mat.\n\n\nA bird sang .\nStop!\n\n"
+    path = tmp_path / "in.txt"
+    path.write_text(text)
+    expected = text.split("\n")[:-1]
+    outputs = [invoke("tag", "-m", model, "-i", path).stdout,
+               invoke("tag", "-m", model, input=text).stdout,
+               invoke("tag", "-m", model, "-i", "-", "--batch-size", "2", input=text).stdout,
+               run("tag", "-m", model, input=text.encode())[1],
+               run("tag", "-m", model, "-i", path, "--batch-size", "1")[1]]
+    for out in outputs:
+        lines = parse_text_lines(out)
+        assert len(lines) == len(expected)
+        for pairs, line in zip(lines, expected):
+            assert_tagged(pairs, tokenize(line), tagset)
+    assert len(set(outputs)) == 1  # chunking does not change the tags
+
+
+def test_tag_two_files_in_order(model, tmp_path):
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("One line here .\n")
+    b.write_text("Two\nlines .\n")
+    result = invoke("tag", "-m", model, "-i", a, "-i", b, "--input-format", "text")
+    assert [[w for w, _ in p] for p in parse_text_lines(result.stdout)] == \
+        [["One", "line", "here", "."], ["Two"], ["lines", "."]]
+
+
+def test_tag_tokens_input(model, tagset):
+    result = invoke("tag", "-m", model, "--format", "tsv", input="New\nYork\n\nis\nbig\n")
+    assert result.exit_code == 0, result.output
+    blocks = result.stdout.split("\n\n")
+    assert blocks[-1] == ""
+    rows = [[line.split("\t") for line in block.split("\n")] for block in blocks[:-1]]
+    assert [[r[0] for r in b] for b in rows] == [["New", "York"], ["is", "big"]]
+    assert all(len(r) == 2 and r[1] in tagset for b in rows for r in b)
+
+
+def test_tag_tsv_and_json(model, tagset):
+    tsv = invoke("tag", "-m", model, "--format", "tsv", "The dog ate the apple.").stdout
+    lines = tsv.split("\n")
+    assert lines[-2:] == ["", ""]  # the sentence ends with a blank line
+    rows = [line.split("\t") for line in lines[:-2]]
+    assert [r[0] for r in rows] == tokenize("The dog ate the apple.")
+    assert all(len(r) == 2 and r[1] in tagset for r in rows)
+
+    out = invoke("tag", "-m", model, "--format", "json", "A dog barked.", "").stdout
+    objects = [json.loads(line) for line in out.splitlines()]
+    assert len(objects) == 2 and objects[1] == {"tokens": []}
+    assert [t["word"] for t in objects[0]["tokens"]] == ["A", "dog", "barked", "."]
+    assert all(set(t) == {"word", "tag"} and t["tag"] in tagset for t in objects[0]["tokens"])
+
+
+def test_tag_text_as_conllu(model, tagset):
+    out = invoke("tag", "-m", model, "--format", "conllu", "Dogs bark.").stdout
+    assert out.endswith("\n\n")
+    rows = [line.split("\t") for line in out[:-2].split("\n")]
+    assert [r[:2] for r in rows] == [["1", "Dogs"], ["2", "bark"], ["3", "."]]
+    assert all(len(r) == 10 and r[3] in tagset and r[2] == "_" and r[4:] == ["_"] * 6
+               for r in rows)
+
+
+def test_conllu_round_trip(model, tagset, tmp_path):
+    path = tmp_path / "in.conllu"
+    path.write_text(CONLLU)
+    for out in (invoke("tag", "-m", model, "-i", path, "--format", "conllu").stdout,
+                run("tag", "-m", model, "--format", "conllu", input=CONLLU.encode())[1]):
+        got, want = out.split("\n"), CONLLU.split("\n")
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            if not w or w.startswith("#") or not w.split("\t")[0].isdigit():
+                assert g == w  # comments, blank lines and the 2-3 multiword line unchanged
+            else:
+                gf, wf = g.split("\t"), w.split("\t")
+                assert gf[3] in tagset
+                assert gf[:3] + gf[4:] == wf[:3] + wf[4:]
+    # CoNLL-U input, text output: the words of the integer-ID lines
+    lines = parse_text_lines(invoke("tag", "-m", model, "-i", path).stdout)
+    assert [[w for w, _ in p] for p in lines] == [["I", "ca", "n't", "go", "."], ["Dogs", "bark"]]
+
+
+def test_top_k(model, tagset):
+    plain = parse_text_lines(invoke("tag", "-m", model, "The dog ate.").stdout)[0]
+    out = invoke("tag", "-m", model, "--top-k", "3", "The dog ate.").stdout
+    tokens = out.rstrip("\n").split(" ")
+    assert len(tokens) == len(plain)
+    for token, (word, tag) in zip(tokens, plain):
+        m = re.fullmatch(r"(.+?)/((?:[^/|]+/[01]\.\d{3}\|?){3})", token)
+        assert m and m.group(1) == word
+        alternatives = [a.split("/") for a in m.group(2).split("|")]
+        assert alternatives[0][0] == tag  # the best tag is the tag
+        probs = [float(p) for _, p in alternatives]
+        assert probs == sorted(probs, reverse=True) and sum(probs) <= 1.01
+        assert len({t for t, _ in alternatives}) == 3 and {t for t, _ in alternatives} <= tagset
+
+    obj = json.loads(invoke("tag", "-m", model, "--format", "json", "--top-k", "2",
+                            "The dog ate.").stdout)
+    for token, (word, tag) in zip(obj["tokens"], plain):
+        assert token["word"] == word and token["tag"] == tag
+        assert len(token["top"]) == 2 and token["top"][0][0] == tag
+
+    tsv = invoke("tag", "-m", model, "--format", "tsv", "--top-k", "2", "The dog ate.").stdout
+    rows = [line.split("\t") for line in tsv.split("\n")[:-2]]
+    assert all(len(r) == 5 and r[1] in tagset and 0 <= float(r[2]) <= 1 for r in rows)
+
+
+def test_tag_streams_in_chunks(model):
+    """The library part of `seqtag tag`: no more than one chunk is read ahead of the output."""
+    from seqtag import Tagger
+    from seqtag.stream import tag_stream
+
+    tagger = Tagger.load(model)
+    out = io.StringIO()
+    read = []
+
+    def sentences():
+        for i in range(10):
+            # when sentence i is read, all chunks before its own are written already
+            assert out.getvalue().count("\n") == (i // 4) * 4
+            read.append(i)
+            yield Sentence(["word", str(i)])
+
+    assert tag_stream(tagger, sentences(), out, batch_size=4) == (10, 20)
+    assert len(read) == 10 and out.getvalue().count("\n") == 10
+
+
+@pytest.mark.skipif(not BUNDLED.exists(), reason="bundled model not built yet")
+def test_bundled_model():
+    result = invoke("tag", "The dog ate the apple")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "The/DET dog/NOUN ate/VERB the/DET apple/NOUN\n"
+
+
+# ---------------------------------------------------------------- evaluate, info
+
+
+def test_evaluate(model, tagset):
+    result = invoke("evaluate", model, SAMPLE)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert re.search(r"^accuracy +\d+\.\d\d% +\(1,516 tokens\)$", out, re.M)
+    assert re.search(r"^seen words +\d+\.\d\d% +\(\d[\d,]* tokens\)$", out, re.M)
+    assert re.search(r"^unseen words +(\d+\.\d\d%|-) +\(\d[\d,]* tokens\)$", out, re.M)
+    assert re.search(r"^tag +precision +recall +f1 +support$", out, re.M)
+    assert re.search(r"^NOUN +\d+\.\d\d% +\d+\.\d\d% +\d+\.\d\d% +313$", out, re.M)
+
+    scores = json.loads(invoke("evaluate", model, SAMPLE, "--json").stdout)
+    assert set(scores) == {"tokens", "accuracy", "seen_tokens", "seen_accuracy", "unseen_tokens",
+                           "unseen_accuracy", "per_tag", "confusions"}
+    assert scores["tokens"] == 1516 == scores["seen_tokens"] + scores["unseen_tokens"]
+    assert set(scores["per_tag"]["DET"]) == {"precision", "recall", "f1", "support"}
+    assert all(set(c) == {"gold", "predicted", "count"} for c in scores["confusions"])
+    code, out, _ = run("evaluate", model, SAMPLE, "--json", "--format", "slash")
+    assert code == 0 and json.loads(out)["tokens"] == 1516
+
+
+def test_info(model, tagset):
+    result = invoke("info", model)
+    assert result.exit_code == 0, result.output
+    fields = dict(re.match(r"(\w*) +(.*)", line).groups() for line in result.stdout.splitlines())
+    assert fields["model"] == str(model)
+    assert set(fields["tagset"].split(": ")[1].split()) == tagset
+    assert fields["architecture"].startswith("lstm, 1 layer, hidden 16, word dim 16, char dim 8")
+    assert re.fullmatch(r"[\d,]+", fields["parameters"])
+    assert fields["corpus"] == f"{SAMPLE} (slash, upos)"
+    assert " train " in fields["command"] and str(SAMPLE) in fields["command"]
+    assert re.match(r"dev accuracy \d+\.\d\d% at epoch [12] of 2", fields["scores"])
+    assert fields["version"].startswith("seqtag 0.1.0, model format ")
+
+    info = json.loads(invoke("info", model, "--json").stdout)
+    assert info["path"] == str(model) and set(info["tagset"]) == tagset
+    assert info["network"]["hidden"] == 16 and info["network"]["layers"] == 1
+    assert info["corpus"]["file"] == str(SAMPLE)
+    assert info["corpus"]["format"] == "slash" and info["corpus"]["tag_column"] == "upos"
+    assert info["corpus"]["command"].endswith(" ".join(TINY))
+    assert info["scores"]["epochs_run"] == 2
+    assert info["seqtag_version"] == "0.1.0" and info["parameters"] > 0
+
+
+# ---------------------------------------------------------------- errors
+
+
+def one_error_line(err):
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("seqtag: error: ")
+    return lines[0]
+
+
+def test_missing_corpus(tmp_path):
+    missing = tmp_path / "no-such-corpus.txt"
+    code, out, err = run("train", missing, "-o", tmp_path / "m.npz")
+    assert code == 1 and out == ""
+    assert str(missing) in one_error_line(err)
+    result = invoke("train", missing, "-o", tmp_path / "m.npz")
+    assert result.exit_code == 1 and str(missing) in one_error_line(result.stderr)
+
+
+def test_missing_output_directory_fails_before_training(tmp_path):
+    result = invoke("train", SAMPLE, "-o", tmp_path / "nope" / "m.npz", *TINY)
+    assert result.exit_code == 1
+    assert "does not exist" in one_error_line(result.stderr)
+
+
+def test_bad_model_file(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a model at all\n")
+    code, out, err = run("tag", "-m", bad, "hello")
+    assert code == 1 and out == ""
+    assert str(bad) in one_error_line(err)
+    for args in (["info", bad], ["evaluate", bad, SAMPLE], ["tag", "-m", tmp_path / "x.npz", "a"]):
+        result = invoke(*args)
+        assert result.exit_code == 1
+        one_error_line(result.stderr)
+
+
+def test_non_utf8_input_names_the_line(model, tmp_path):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("The dog .\nCaf\u00e9 au lait .\n".encode("latin-1"))
+    code, _, err = run("tag", "-m", model, "-i", path)
+    assert code == 1
+    assert one_error_line(err).startswith(f"seqtag: error: {path}:2: not valid utf-8")
+    result = invoke("tag", "-m", model, "-i", path, "--encoding", "latin-1")
+    assert result.exit_code == 0 and result.stdout.split("\n")[1].startswith("Caf\u00e9/")
+    code, _, err = run("tag", "-m", model, input=b"ok line\n\xff\xfe\n")
+    assert code == 1 and "<stdin>:2:" in one_error_line(err)
+
+
+def test_traceback_only_when_asked(tmp_path):
+    missing = tmp_path / "missing.txt"
+    code, _, err = run("--verbose", "train", missing)
+    assert code == 1 and "Traceback" in err and err.splitlines()[-1].startswith("seqtag: error:")
+    code, _, err = run("train", missing, env={"SEQTAG_DEBUG": "1"})
+    assert code == 1 and "Traceback" in err
+
+
+@pytest.mark.parametrize("args", [
+    ["tag", "--format", "xml", "hi"],
+    ["tag", "--top-k", "0", "hi"],
+    ["tag", "--top-k", "2", "--format", "conllu", "hi"],
+    ["tag", "-i", "x.txt", "hi"],
+    ["tag", "--encoding"],
+    ["tag", "--input-format", "tokens", "hi"],
+    ["train", SAMPLE, "--epochs", "many"],
+    ["train", SAMPLE, "--cell", "rnn"],
+    ["train", SAMPLE, "--lr", "0"],
+    ["evaluate", "m.npz"],
+    ["nosuchcommand"],
+])
+def test_usage_errors_exit_2(args):
+    assert invoke(*args).exit_code == 2
+
+
+def test_usage_error_in_subprocess():
+    code, out, err = run("tag", "--format", "xml", "hi")
+    assert code == 2 and out == "" and "--format" in err
+
+
+def test_interrupt(monkeypatch):
+    from seqtag.tagger import Tagger
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Tagger, "load", interrupted)
+    result = invoke("tag", "-m", "m.npz", "hello")
+    assert result.exit_code == 130
+    assert result.stderr == "seqtag: interrupted\n"
