@@ -73,8 +73,10 @@ class Tagger:
         train_sents = _as_sentences(train_sents, "training")
         held_out = dev_sents is None
         if held_out:
-            fraction = train_opts.get("dev_fraction") or TRAIN_DEFAULTS["dev_fraction"]
-            seed = train_opts.get("seed") or TRAIN_DEFAULTS["seed"]
+            fraction = train_opts.get("dev_fraction")
+            fraction = TRAIN_DEFAULTS["dev_fraction"] if fraction is None else fraction
+            seed = train_opts.get("seed")
+            seed = TRAIN_DEFAULTS["seed"] if seed is None else seed
             train_sents, dev_sents = split_dev(train_sents, fraction, seed)
         else:
             dev_sents = _as_sentences(dev_sents, "dev")
