@@ -8,7 +8,8 @@ from setuptools import Extension, setup
 
 compile_args = []
 if sys.platform != "win32":
-    # -O3 lets the gate loops vectorise; no -march=native: wheels must run on any x86-64.
+    # -O3 lets the gate loops vectorise; no -march=native: wheels must run on any x86-64
+    # (csrc/fastmath.h builds AVX2 and AVX-512 clones of its kernels, picked at load time).
     compile_args = ["-O3", "-fno-math-errno"]
 if os.environ.get("SEQTAG_DEBUG_BUILD"):
     compile_args = ["-O0", "-g"]
@@ -17,6 +18,8 @@ extensions = [
     Extension(
         "seqtag._core",
         sources=["csrc/_core.pyx"],
+        include_dirs=["csrc"],
+        depends=["csrc/fastmath.h"],
         extra_compile_args=compile_args,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     )

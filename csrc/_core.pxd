@@ -16,12 +16,13 @@ cdef void lstm_cell_forward(floating* gates, floating* h, floating* c, floating*
                             Py_ssize_t rows, Py_ssize_t H, const floating* w_ci,
                             const floating* w_cf, const floating* w_co) noexcept nogil
 
-cdef void lstm_cell_backward(floating* gates, const floating* cells, const floating* c_before,
-                             const floating* c0, Py_ssize_t split, const floating* grad_out,
-                             Py_ssize_t ld_grad_out, const floating* dh, floating* dc,
-                             Py_ssize_t rows, Py_ssize_t H, const floating* w_ci,
-                             const floating* w_cf, const floating* w_co, floating* grad_w_ci,
-                             floating* grad_w_cf, floating* grad_w_co) noexcept nogil
+cdef void lstm_cell_backward(floating* gates, const floating* cells, const floating* tanh_c,
+                             const floating* c_before, const floating* c0, Py_ssize_t split,
+                             const floating* grad_out, Py_ssize_t ld_grad_out, floating* dh,
+                             floating* dc, Py_ssize_t rows, Py_ssize_t H,
+                             const floating* w_ci, const floating* w_cf,
+                             const floating* w_co, floating* grad_w_ci, floating* grad_w_cf,
+                             floating* grad_w_co) noexcept nogil
 
 cdef void lstm_forward_steps(floating* gates, const floating* w_hh,
                              const int64_t* batch_sizes, Py_ssize_t T, bint reverse,
@@ -36,7 +37,7 @@ cdef void lstm_backward_steps(floating* gates, const floating* w_hh, const float
                               floating* dh, floating* dc, Py_ssize_t H,
                               const floating* w_ci, const floating* w_cf,
                               const floating* w_co, floating* grad_w_ci, floating* grad_w_cf,
-                              floating* grad_w_co) noexcept nogil
+                              floating* grad_w_co, floating* tanh_c) noexcept nogil
 
 cdef void gru_cell_forward(floating* gates, const floating* rec, const floating* b_hh,
                            floating* h, floating* h_prev, floating* hn, floating* out,

@@ -152,19 +152,30 @@ def lstm_backward(floating[:, :] x, floating[:, ::1] w_ih, floating[:, ::1] w_hh
     cdef floating* grad_x_p = &grad_x[0, 0] if grad_x is not None else NULL
     cdef Py_ssize_t ld_grad_x = (row_stride(grad_x.strides[0], sizeof(floating))
                                  if grad_x is not None else 0)
-    with nogil:
-        lstm_backward_steps(&gates[0, 0], &w_hh[0, 0], &cells[0, 0], &c0[0, 0],
-                            &batch_sizes[0], T, reverse, grad_out_p, ld_grad_out, &dh[0, 0],
-                            &dc[0, 0], H, w_ci_p, w_cf_p, w_co_p, g_ci_p, g_cf_p, g_co_p)
-        # weight gradients: large products over all rows, after the time loop
-        gemm(True, False, 4 * H, D, N, <floating>1, &gates[0, 0], 4 * H, &x[0, 0], ld_x,
-             <floating>1, &grad_w_ih[0, 0], D)
-        gemm(True, False, 4 * H, H, N, <floating>1, &gates[0, 0], 4 * H, &h_prev[0, 0], H,
-             <floating>1, &grad_w_hh[0, 0], H)
-        add_column_sums(&grad_bias[0], &gates[0, 0], N, 4 * H, 4 * H)
-        if grad_x_p != NULL:
-            gemm(False, False, N, D, 4 * H, <floating>1, &gates[0, 0], 4 * H, &w_ih[0, 0], D,
-                 <floating>0, grad_x_p, ld_grad_x)
+    # float32 recomputes tanh(c) a step at a time into this (B, H) scratch; float64 calls
+    # libm per element and needs none
+    cdef floating* tanh_c = NULL
+    if floating is float:
+        tanh_c = <floating*>malloc((B * H + 1) * sizeof(floating))  # +1: never malloc(0)
+        if tanh_c == NULL:
+            raise MemoryError()
+    try:
+        with nogil:
+            lstm_backward_steps(&gates[0, 0], &w_hh[0, 0], &cells[0, 0], &c0[0, 0],
+                                &batch_sizes[0], T, reverse, grad_out_p, ld_grad_out,
+                                &dh[0, 0], &dc[0, 0], H, w_ci_p, w_cf_p, w_co_p, g_ci_p,
+                                g_cf_p, g_co_p, tanh_c)
+            # weight gradients: large products over all rows, after the time loop
+            gemm(True, False, 4 * H, D, N, <floating>1, &gates[0, 0], 4 * H, &x[0, 0], ld_x,
+                 <floating>1, &grad_w_ih[0, 0], D)
+            gemm(True, False, 4 * H, H, N, <floating>1, &gates[0, 0], 4 * H, &h_prev[0, 0],
+                 H, <floating>1, &grad_w_hh[0, 0], H)
+            add_column_sums(&grad_bias[0], &gates[0, 0], N, 4 * H, 4 * H)
+            if grad_x_p != NULL:
+                gemm(False, False, N, D, 4 * H, <floating>1, &gates[0, 0], 4 * H, &w_ih[0, 0],
+                     D, <floating>0, grad_x_p, ld_grad_x)
+    finally:
+        free(tanh_c)
 
 
 def gru_forward(floating[:, :] x, floating[:, ::1] w_ih, floating[:, ::1] w_hh,
@@ -271,3 +282,26 @@ def gru_backward(floating[:, :] x, floating[:, ::1] w_ih, floating[:, ::1] w_hh,
                      D, <floating>0, grad_x_p, ld_grad_x)
     finally:
         free(grad_rec)
+
+
+# The float32 kernels of fastmath.h, in place, for tests/test_fastmath.py.
+
+def _exp_f32(float[::1] x):
+    """x <- e^x in place with the vectorised float32 kernel (argument clamped to +-87)."""
+    if x.shape[0]:
+        with nogil:
+            seqtag_exp_f32(&x[0], x.shape[0])
+
+
+def _sigmoid_f32(float[::1] x):
+    """x <- sigmoid(x) in place with the vectorised float32 kernel."""
+    if x.shape[0]:
+        with nogil:
+            seqtag_sigmoid_f32(&x[0], x.shape[0])
+
+
+def _tanh_f32(float[::1] x):
+    """x <- tanh(x) in place with the vectorised float32 kernel."""
+    if x.shape[0]:
+        with nogil:
+            seqtag_tanh_f32(&x[0], x.shape[0])

@@ -1,6 +1,19 @@
-# Small typed helpers shared by the cells.
+# Small typed helpers shared by the cells.  The scalar sigmoid/tanh_ serve the float64
+# cells (exact libm); the float32 cells call the array kernels of fastmath.h instead.
 
 from libc.math cimport exp, expf, tanh, tanhf
+from libc.string cimport memcpy
+
+# Vectorised float32 kernels (csrc/fastmath.h), in place over n contiguous elements.
+# float64 keeps libm's exp/tanh below, bit for bit, for the gradient checks.
+cdef extern from "fastmath.h" nogil:
+    void seqtag_exp_f32(float* x, Py_ssize_t n) noexcept
+    void seqtag_sigmoid_f32(float* x, Py_ssize_t n) noexcept
+    void seqtag_tanh_f32(float* x, Py_ssize_t n) noexcept
+    # restrict-qualified float pointers: arguments of the float32 row loops, which never
+    # overlap; GCC vectorises those loops only when told so (see fastmath.h)
+    ctypedef float* float_r "seqtag_float_r"
+    ctypedef const float* cfloat_r "seqtag_cfloat_r"
 
 
 cdef inline floating sigmoid(floating x) noexcept nogil:

@@ -12,30 +12,88 @@
 #   h_prev, hn (rows, H) out: h before the step and h W_hn^T + b_hn, kept for backward
 #                        (NULL in inference)
 #   out    (rows, ld_out) out: h after the step
+# float32 works row by row in whole-segment passes around the array sigmoid/tanh of
+# fastmath.h, so every loop is branch-free and vectorises; float64 keeps libm, bit for bit.
 cdef void gru_cell_forward(floating* gates, const floating* rec, const floating* b_hh,
                            floating* h, floating* h_prev, floating* hn, floating* out,
                            Py_ssize_t ld_out, Py_ssize_t rows, Py_ssize_t H) noexcept nogil:
     cdef Py_ssize_t r, j
     cdef floating* a
     cdef const floating* ah
+    cdef floating* h_r
+    cdef floating* hn_r
     cdef floating reset, update, new, rec_n, h_old
-    for r in range(rows):
-        a = gates + r * 3 * H
-        ah = rec + r * 3 * H
-        for j in range(H):
-            reset = sigmoid(a[j] + ah[j] + b_hh[j])
-            update = sigmoid(a[H + j] + ah[H + j] + b_hh[H + j])
-            rec_n = ah[2 * H + j] + b_hh[2 * H + j]
-            new = tanh_(a[2 * H + j] + reset * rec_n)
-            h_old = h[r * H + j]
-            a[j] = reset
-            a[H + j] = update
-            a[2 * H + j] = new
+    cdef floating one = 1       # Cython writes a bare 1 as 1.0: double arithmetic, no SIMD
+    if floating is float:
+        for r in range(rows):
+            a = gates + r * 3 * H
+            ah = rec + r * 3 * H
+            h_r = h + r * H
+            for j in range(2 * H):                  # r and z pre-activations, side by side
+                a[j] = a[j] + ah[j] + b_hh[j]
+            seqtag_sigmoid_f32(a, 2 * H)
+            if hn != NULL:
+                hn_r = hn + r * H
+                for j in range(H):
+                    hn_r[j] = ah[2 * H + j] + b_hh[2 * H + j]
+            for j in range(H):                      # n pre-activation: reset gates rec_n
+                a[2 * H + j] = a[2 * H + j] + a[j] * (ah[2 * H + j] + b_hh[2 * H + j])
+            seqtag_tanh_f32(a + 2 * H, H)
             if h_prev != NULL:
-                h_prev[r * H + j] = h_old
-                hn[r * H + j] = rec_n
-            h[r * H + j] = (1 - update) * new + update * h_old
-            out[r * ld_out + j] = h[r * H + j]
+                memcpy(h_prev + r * H, h_r, H * sizeof(float))
+            for j in range(H):                      # h' = (1 - z) n + z h
+                h_r[j] = (one - a[H + j]) * a[2 * H + j] + a[H + j] * h_r[j]
+            memcpy(out + r * ld_out, h_r, H * sizeof(float))
+    else:
+        for r in range(rows):
+            a = gates + r * 3 * H
+            ah = rec + r * 3 * H
+            for j in range(H):
+                reset = sigmoid(a[j] + ah[j] + b_hh[j])
+                update = sigmoid(a[H + j] + ah[H + j] + b_hh[H + j])
+                rec_n = ah[2 * H + j] + b_hh[2 * H + j]
+                new = tanh_(a[2 * H + j] + reset * rec_n)
+                h_old = h[r * H + j]
+                a[j] = reset
+                a[H + j] = update
+                a[2 * H + j] = new
+                if h_prev != NULL:
+                    h_prev[r * H + j] = h_old
+                    hn[r * H + j] = rec_n
+                h[r * H + j] = (1 - update) * new + update * h_old
+                out[r * ld_out + j] = h[r * H + j]
+
+
+# Backward through one row, float32: the element loop of gru_cell_backward (same
+# arithmetic as its float64 loop), in its own function so that the arrays can be declared
+# restrict; with the six gate segments of one row among them GCC would otherwise need
+# more run-time overlap checks than it allows and leave the loop scalar.
+#   d_r, d_z, d_n (H,)     in: r, z, n;  out: gradients w.r.t. x W_ih^T + b_ih
+#   rec_r, rec_z, rec_n (H,) out: gradients w.r.t. h W_hh^T + b_hh
+#   h_prev, hn (H,)        from the forward
+#   dh (H,)  in: gradient w.r.t. h after the step, grad_out included;  out: the part
+#            w.r.t. h before the step that flows through z
+cdef inline void gru_row_backward_f32(float_r d_r, float_r d_z, float_r d_n, float_r rec_r,
+                                      float_r rec_z, float_r rec_n, cfloat_r h_prev,
+                                      cfloat_r hn, float_r dh, Py_ssize_t H) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef float reset, update, new, d_h, d_new, d_reset, d_update
+    cdef float one = 1          # Cython writes a bare 1 as 1.0: double arithmetic, no SIMD
+    for j in range(H):
+        reset = d_r[j]
+        update = d_z[j]
+        new = d_n[j]
+        d_h = dh[j]
+        d_new = d_h * (one - update) * (one - new * new)
+        d_reset = d_new * hn[j] * reset * (one - reset)
+        d_update = d_h * (h_prev[j] - new) * update * (one - update)
+        d_r[j] = d_reset
+        d_z[j] = d_update
+        d_n[j] = d_new
+        rec_r[j] = d_reset
+        rec_z[j] = d_update
+        rec_n[j] = d_new * reset
+        dh[j] = d_h * update
 
 
 # Backward through one step of `rows` sequences.
@@ -46,6 +104,8 @@ cdef void gru_cell_forward(floating* gates, const floating* rec, const floating*
 #   dh       (rows, H)   in: gradient w.r.t. h after the step from later steps;
 #                        out: the part of the gradient w.r.t. h before the step that flows
 #                        through z (the caller adds grad_rec W_hh)
+# float32 adds grad_out into dh once per row and hands the row to a branch-free vector
+# loop; float64 keeps the element loop unchanged, bit for bit.
 cdef void gru_cell_backward(floating* gates, floating* grad_rec, const floating* h_prev,
                             const floating* hn, const floating* grad_out,
                             Py_ssize_t ld_grad_out, floating* dh, Py_ssize_t rows,
@@ -53,26 +113,40 @@ cdef void gru_cell_backward(floating* gates, floating* grad_rec, const floating*
     cdef Py_ssize_t r, j
     cdef floating* a
     cdef floating* ga
+    cdef floating* dh_r
+    cdef const floating* grad_out_r
     cdef floating reset, update, new, d_h, d_new, d_reset
-    for r in range(rows):
-        a = gates + r * 3 * H
-        ga = grad_rec + r * 3 * H
-        for j in range(H):
-            reset = a[j]
-            update = a[H + j]
-            new = a[2 * H + j]
-            d_h = dh[r * H + j]
+    if floating is float:
+        for r in range(rows):
+            a = gates + r * 3 * H
+            ga = grad_rec + r * 3 * H
+            dh_r = dh + r * H
             if grad_out != NULL:
-                d_h = d_h + grad_out[r * ld_grad_out + j]
-            d_new = d_h * (1 - update) * (1 - new * new)
-            d_reset = d_new * hn[r * H + j] * reset * (1 - reset)
-            a[j] = d_reset
-            a[H + j] = d_h * (h_prev[r * H + j] - new) * update * (1 - update)
-            a[2 * H + j] = d_new
-            ga[j] = d_reset
-            ga[H + j] = a[H + j]
-            ga[2 * H + j] = d_new * reset
-            dh[r * H + j] = d_h * update
+                grad_out_r = grad_out + r * ld_grad_out
+                for j in range(H):
+                    dh_r[j] = dh_r[j] + grad_out_r[j]
+            gru_row_backward_f32(a, a + H, a + 2 * H, ga, ga + H, ga + 2 * H, h_prev + r * H,
+                                 hn + r * H, dh_r, H)
+    else:
+        for r in range(rows):
+            a = gates + r * 3 * H
+            ga = grad_rec + r * 3 * H
+            for j in range(H):
+                reset = a[j]
+                update = a[H + j]
+                new = a[2 * H + j]
+                d_h = dh[r * H + j]
+                if grad_out != NULL:
+                    d_h = d_h + grad_out[r * ld_grad_out + j]
+                d_new = d_h * (1 - update) * (1 - new * new)
+                d_reset = d_new * hn[r * H + j] * reset * (1 - reset)
+                a[j] = d_reset
+                a[H + j] = d_h * (h_prev[r * H + j] - new) * update * (1 - update)
+                a[2 * H + j] = d_new
+                ga[j] = d_reset
+                ga[H + j] = a[H + j]
+                ga[2 * H + j] = d_new * reset
+                dh[r * H + j] = d_h * update
 
 
 # One direction of one GRU layer, forward, over a packed batch of N rows in T steps.

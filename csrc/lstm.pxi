@@ -13,88 +13,192 @@
 #   cells  (rows, H)   out: c after the step (NULL in inference)
 #   out    (rows, ld_out) out: h after the step
 #   w_ci, w_cf, w_co (H,) peephole weights, or NULL for the plain LSTM
+# float32 works row by row in whole-segment passes (peephole terms, then the array
+# sigmoid/tanh of fastmath.h in place, then the combination) so that every loop is
+# branch-free and vectorises; float64 keeps the element-wise libm loop, bit for bit.
 cdef void lstm_cell_forward(floating* gates, floating* h, floating* c, floating* h_prev,
                             floating* cells, floating* out, Py_ssize_t ld_out,
                             Py_ssize_t rows, Py_ssize_t H, const floating* w_ci,
                             const floating* w_cf, const floating* w_co) noexcept nogil:
     cdef Py_ssize_t r, j
     cdef floating* a
+    cdef floating* h_r
+    cdef floating* c_r
+    cdef floating* out_r
     cdef floating i, f, g, o, c_old, c_new
-    for r in range(rows):
-        a = gates + r * 4 * H
-        for j in range(H):
-            c_old = c[r * H + j]
-            if w_ci == NULL:
-                i = sigmoid(a[j])
-                f = sigmoid(a[H + j])
-                g = tanh_(a[2 * H + j])
-                c_new = f * c_old + i * g
-                o = sigmoid(a[3 * H + j])
-            else:
-                i = sigmoid(a[j] + w_ci[j] * c_old)
-                f = sigmoid(a[H + j] + w_cf[j] * c_old)
-                g = tanh_(a[2 * H + j])
-                c_new = f * c_old + i * g
-                o = sigmoid(a[3 * H + j] + w_co[j] * c_new)
-            a[j] = i
-            a[H + j] = f
-            a[2 * H + j] = g
-            a[3 * H + j] = o
+    if floating is float:
+        for r in range(rows):
+            a = gates + r * 4 * H
+            h_r = h + r * H
+            c_r = c + r * H
+            out_r = out + r * ld_out
+            if w_ci != NULL:
+                for j in range(H):
+                    a[j] = a[j] + w_ci[j] * c_r[j]
+                    a[H + j] = a[H + j] + w_cf[j] * c_r[j]
+            seqtag_sigmoid_f32(a, 2 * H)            # i, f
+            seqtag_tanh_f32(a + 2 * H, H)           # g
+            for j in range(H):                      # c' = f c + i g
+                c_r[j] = a[H + j] * c_r[j] + a[j] * a[2 * H + j]
+            if w_ci != NULL:
+                for j in range(H):
+                    a[3 * H + j] = a[3 * H + j] + w_co[j] * c_r[j]
+            seqtag_sigmoid_f32(a + 3 * H, H)        # o
             if h_prev != NULL:
-                h_prev[r * H + j] = h[r * H + j]
-                cells[r * H + j] = c_new
-            c[r * H + j] = c_new
-            h[r * H + j] = o * tanh_(c_new)
-            out[r * ld_out + j] = h[r * H + j]
+                memcpy(h_prev + r * H, h_r, H * sizeof(float))
+                memcpy(cells + r * H, c_r, H * sizeof(float))
+            memcpy(h_r, c_r, H * sizeof(float))     # h' = o tanh(c'), tanh in h's row
+            seqtag_tanh_f32(h_r, H)
+            for j in range(H):
+                h_r[j] = a[3 * H + j] * h_r[j]
+            memcpy(out_r, h_r, H * sizeof(float))
+    else:
+        for r in range(rows):
+            a = gates + r * 4 * H
+            for j in range(H):
+                c_old = c[r * H + j]
+                if w_ci == NULL:
+                    i = sigmoid(a[j])
+                    f = sigmoid(a[H + j])
+                    g = tanh_(a[2 * H + j])
+                    c_new = f * c_old + i * g
+                    o = sigmoid(a[3 * H + j])
+                else:
+                    i = sigmoid(a[j] + w_ci[j] * c_old)
+                    f = sigmoid(a[H + j] + w_cf[j] * c_old)
+                    g = tanh_(a[2 * H + j])
+                    c_new = f * c_old + i * g
+                    o = sigmoid(a[3 * H + j] + w_co[j] * c_new)
+                a[j] = i
+                a[H + j] = f
+                a[2 * H + j] = g
+                a[3 * H + j] = o
+                if h_prev != NULL:
+                    h_prev[r * H + j] = h[r * H + j]
+                    cells[r * H + j] = c_new
+                c[r * H + j] = c_new
+                h[r * H + j] = o * tanh_(c_new)
+                out[r * ld_out + j] = h[r * H + j]
+
+
+# Backward through one row, float32: the element loop of lstm_cell_backward (same
+# arithmetic as its float64 loop), with that loop's choices already made by the caller.
+# Its own function only so that the arrays can be declared restrict: with 8-12 arrays
+# (the four gate segments of one row among them) GCC would otherwise need more run-time
+# overlap checks than it allows and leave the loop scalar.
+#   d_i, d_f, d_g, d_o (H,)  in: i, f, g, o;  out: gradients w.r.t. their pre-activations
+#   c_old, c_new, tanh_c (H,) c before and after the step, tanh(c after)
+#   dh (H,)  gradient w.r.t. h after the step, grad_out included
+#   dc (H,)  in: gradient w.r.t. c after the step;  out: w.r.t. c before it
+#   w_c*, grad_w_c* (H,)  peephole weights and their accumulated gradients, or all NULL
+cdef inline void lstm_row_backward_f32(float_r d_i, float_r d_f, float_r d_g, float_r d_o,
+                                       cfloat_r c_old, cfloat_r c_new, cfloat_r tanh_c,
+                                       cfloat_r dh, float_r dc, cfloat_r w_ci, cfloat_r w_cf,
+                                       cfloat_r w_co, float_r grad_w_ci, float_r grad_w_cf,
+                                       float_r grad_w_co, Py_ssize_t H) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef float i, f, g, o, d_c, d_i_j, d_f_j, d_o_j
+    cdef float one = 1          # Cython writes a bare 1 as 1.0: double arithmetic, no SIMD
+    if w_ci == NULL:
+        for j in range(H):
+            i = d_i[j]
+            f = d_f[j]
+            g = d_g[j]
+            o = d_o[j]
+            d_c = dc[j] + dh[j] * o * (one - tanh_c[j] * tanh_c[j])
+            d_i[j] = d_c * g * i * (one - i)
+            d_f[j] = d_c * c_old[j] * f * (one - f)
+            d_g[j] = d_c * i * (one - g * g)
+            d_o[j] = dh[j] * tanh_c[j] * o * (one - o)
+            dc[j] = d_c * f
+    else:
+        for j in range(H):
+            i = d_i[j]
+            f = d_f[j]
+            g = d_g[j]
+            o = d_o[j]
+            d_o_j = dh[j] * tanh_c[j] * o * (one - o)
+            d_c = dc[j] + dh[j] * o * (one - tanh_c[j] * tanh_c[j]) + d_o_j * w_co[j]
+            d_i_j = d_c * g * i * (one - i)
+            d_f_j = d_c * c_old[j] * f * (one - f)
+            d_i[j] = d_i_j
+            d_f[j] = d_f_j
+            d_g[j] = d_c * i * (one - g * g)
+            d_o[j] = d_o_j
+            dc[j] = d_c * f + d_i_j * w_ci[j] + d_f_j * w_cf[j]
+            grad_w_ci[j] += d_i_j * c_old[j]
+            grad_w_cf[j] += d_f_j * c_old[j]
+            grad_w_co[j] += d_o_j * c_new[j]
 
 
 # Backward through one step of `rows` sequences.
 #   gates    (rows, 4H)  in: i, f, g, o;  out: gradient w.r.t. a (the pre-activations)
 #   cells    (rows, H)   c after the step
+#   tanh_c   (rows, H)   tanh(cells), float32 only (the caller computes it for the whole
+#                        step in one vector pass); NULL for float64
 #   c_before (split, H)  c before the step of rows [0, split); rows [split, rows) started
 #                        this step from c0 (B, H)
 #   grad_out (rows, ld_grad_out) gradient w.r.t. h after the step, or NULL
 #   dh, dc   (rows, H)   in: gradient w.r.t. h, c after the step from later steps;
-#                        out: dc becomes the gradient w.r.t. c before the step (dh is left
-#                        to the caller's recurrent product)
+#                        out: dc becomes the gradient w.r.t. c before the step; dh is
+#                        left to the caller's recurrent product (float32 adds grad_out
+#                        into it first: the product overwrites it anyway)
 #   grad_w_c* (H,)       peephole weight gradients, accumulated (NULL for the plain LSTM)
-cdef void lstm_cell_backward(floating* gates, const floating* cells, const floating* c_before,
-                             const floating* c0, Py_ssize_t split, const floating* grad_out,
-                             Py_ssize_t ld_grad_out, const floating* dh, floating* dc,
-                             Py_ssize_t rows, Py_ssize_t H, const floating* w_ci,
-                             const floating* w_cf, const floating* w_co, floating* grad_w_ci,
-                             floating* grad_w_cf, floating* grad_w_co) noexcept nogil:
+# float32 makes each choice once per row (c_before or c0, grad_out or not) and hands the
+# row to a branch-free vector loop; float64 keeps the element loop with libm, bit for bit.
+cdef void lstm_cell_backward(floating* gates, const floating* cells, const floating* tanh_c,
+                             const floating* c_before, const floating* c0, Py_ssize_t split,
+                             const floating* grad_out, Py_ssize_t ld_grad_out, floating* dh,
+                             floating* dc, Py_ssize_t rows, Py_ssize_t H,
+                             const floating* w_ci, const floating* w_cf,
+                             const floating* w_co, floating* grad_w_ci, floating* grad_w_cf,
+                             floating* grad_w_co) noexcept nogil:
     cdef Py_ssize_t r, j
     cdef floating* a
-    cdef floating i, f, g, o, c_old, c_new, tanh_c, d_h, d_c, d_o
-    for r in range(rows):
-        a = gates + r * 4 * H
-        for j in range(H):
-            i = a[j]
-            f = a[H + j]
-            g = a[2 * H + j]
-            o = a[3 * H + j]
-            c_old = c_before[r * H + j] if r < split else c0[r * H + j]
-            c_new = cells[r * H + j]
-            tanh_c = tanh_(c_new)
-            d_h = dh[r * H + j]
+    cdef floating* dh_r
+    cdef const floating* grad_out_r
+    cdef floating i, f, g, o, c_old, c_new, tanh_c_j, d_h, d_c, d_o
+    if floating is float:
+        for r in range(rows):
+            a = gates + r * 4 * H
+            dh_r = dh + r * H
             if grad_out != NULL:
-                d_h = d_h + grad_out[r * ld_grad_out + j]
-            d_o = d_h * tanh_c * o * (1 - o)
-            d_c = dc[r * H + j] + d_h * o * (1 - tanh_c * tanh_c)
-            if w_ci != NULL:
-                d_c = d_c + d_o * w_co[j]
-                grad_w_co[j] += d_o * c_new
-            a[j] = d_c * g * i * (1 - i)
-            a[H + j] = d_c * c_old * f * (1 - f)
-            a[2 * H + j] = d_c * i * (1 - g * g)
-            a[3 * H + j] = d_o
-            d_c = d_c * f
-            if w_ci != NULL:
-                d_c = d_c + a[j] * w_ci[j] + a[H + j] * w_cf[j]
-                grad_w_ci[j] += a[j] * c_old
-                grad_w_cf[j] += a[H + j] * c_old
-            dc[r * H + j] = d_c
+                grad_out_r = grad_out + r * ld_grad_out
+                for j in range(H):
+                    dh_r[j] = dh_r[j] + grad_out_r[j]
+            lstm_row_backward_f32(a, a + H, a + 2 * H, a + 3 * H,
+                                  (c_before if r < split else c0) + r * H, cells + r * H,
+                                  tanh_c + r * H, dh_r, dc + r * H, w_ci, w_cf, w_co,
+                                  grad_w_ci, grad_w_cf, grad_w_co, H)
+    else:
+        for r in range(rows):
+            a = gates + r * 4 * H
+            for j in range(H):
+                i = a[j]
+                f = a[H + j]
+                g = a[2 * H + j]
+                o = a[3 * H + j]
+                c_old = c_before[r * H + j] if r < split else c0[r * H + j]
+                c_new = cells[r * H + j]
+                tanh_c_j = tanh_(c_new)
+                d_h = dh[r * H + j]
+                if grad_out != NULL:
+                    d_h = d_h + grad_out[r * ld_grad_out + j]
+                d_o = d_h * tanh_c_j * o * (1 - o)
+                d_c = dc[r * H + j] + d_h * o * (1 - tanh_c_j * tanh_c_j)
+                if w_ci != NULL:
+                    d_c = d_c + d_o * w_co[j]
+                    grad_w_co[j] += d_o * c_new
+                a[j] = d_c * g * i * (1 - i)
+                a[H + j] = d_c * c_old * f * (1 - f)
+                a[2 * H + j] = d_c * i * (1 - g * g)
+                a[3 * H + j] = d_o
+                d_c = d_c * f
+                if w_ci != NULL:
+                    d_c = d_c + a[j] * w_ci[j] + a[H + j] * w_cf[j]
+                    grad_w_ci[j] += a[j] * c_old
+                    grad_w_cf[j] += a[H + j] * c_old
+                dc[r * H + j] = d_c
 
 
 # One direction of one layer, forward, over a packed batch of N rows in T steps.
@@ -133,13 +237,16 @@ cdef void lstm_forward_steps(floating* gates, const floating* w_hh,
 #   cells    (N, H), c0 (B, H)  from the forward
 #   grad_out (N, ld_grad_out)   gradient w.r.t. out, or NULL
 #   dh, dc   (B, H)    in: gradient w.r.t. the final state;  out: w.r.t. the initial state
+#   tanh_c   (B, H)    float32: scratch for tanh(c) of one step, allocated once by the
+#                      caller (one vector pass per step beats a libm call per element);
+#                      float64: NULL
 cdef void lstm_backward_steps(floating* gates, const floating* w_hh, const floating* cells,
                               const floating* c0, const int64_t* batch_sizes, Py_ssize_t T,
                               bint reverse, const floating* grad_out, Py_ssize_t ld_grad_out,
                               floating* dh, floating* dc, Py_ssize_t H,
                               const floating* w_ci, const floating* w_cf,
                               const floating* w_co, floating* grad_w_ci, floating* grad_w_cf,
-                              floating* grad_w_co) noexcept nogil:
+                              floating* grad_w_co, floating* tanh_c) noexcept nogil:
     cdef Py_ssize_t s, t, rows, off, split
     cdef const floating* c_before = NULL
     off = 0 if reverse else total_rows(batch_sizes, T)
@@ -155,7 +262,11 @@ cdef void lstm_backward_steps(floating* gates, const floating* w_hh, const float
         else:
             split = rows if t > 0 else 0
             c_before = cells + (off - batch_sizes[t - 1]) * H if t > 0 else NULL
-        lstm_cell_backward(gates + off * 4 * H, cells + off * H, c_before, c0, split,
+        if floating is float:
+            # the rows of a step are contiguous: tanh(c) of all of them in one pass
+            memcpy(tanh_c, cells + off * H, rows * H * sizeof(float))
+            seqtag_tanh_f32(tanh_c, rows * H)
+        lstm_cell_backward(gates + off * 4 * H, cells + off * H, tanh_c, c_before, c0, split,
                            grad_out + off * ld_grad_out if grad_out != NULL else NULL,
                            ld_grad_out, dh, dc, rows, H, w_ci, w_cf, w_co,
                            grad_w_ci, grad_w_cf, grad_w_co)
