@@ -27,7 +27,7 @@ from .errors import SeqtagError
 # --help can show them without importing numpy; tests/test_cli.py checks that they agree.
 LIBRARY_DEFAULTS = {
     "epochs": 30, "cell": "lstm", "layers": 2, "hidden": 128, "word_dim": 100, "char_dim": 32,
-    "char_hidden": 64, "dropout": 0.33, "optimizer": "adam", "batch_size": 32, "seed": 1,
+    "char_hidden": 64, "dropout": 0.5, "optimizer": "adam", "batch_size": 32, "seed": 1,
     "patience": 6, "max_time": None, "dev_fraction": 0.1,
 }
 
@@ -87,8 +87,7 @@ class _Group(TyperGroup):
             typer.echo(f"seqtag: error: {message}", err=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
-            newline = "\n" if sys.stderr.isatty() else ""
-            typer.echo(f"{newline}seqtag: interrupted", err=True)
+            _say_interrupted("interrupted")
             raise typer.Exit(130) from None
 
 
@@ -218,13 +217,30 @@ def train(
         help="Store the weights as float16 (half the file size).")] = False,
     quiet: Annotated[bool, typer.Option(
         "--quiet", "-q", help="No progress bar (epoch lines are still printed).")] = False,
+    checkpoint: Annotated[Optional[Path], typer.Option(
+        metavar="PATH", help="Where the whole state of the run is written after every epoch, "
+        "for --resume.", show_default="MODEL.ckpt")] = None,
+    resume: Annotated[Optional[Path], typer.Option(
+        metavar="CHECKPOINT", help="Continue the run saved in CHECKPOINT (same corpus and "
+        "options; only --epochs, --patience, --max-time and --threads may change).",
+        show_default=False)] = None,
 ):
-    """Train a tagger on CORPUS and write the model of its best dev epoch."""
+    """Train a tagger on CORPUS and write the model of its best dev epoch.
+
+    The best model so far is written to MODEL after every epoch that improved it, and the
+    state of the run to MODEL.ckpt, so a run that is killed loses at most one epoch and
+    --resume continues it.  Ctrl-C stops training and keeps the best epoch's model.
+    """
     from .corpus import detect_format, read_corpus
     from .tagger import Tagger
+    from .train import TrainingInterrupted
 
-    if not output.parent.is_dir():
-        raise SeqtagError(f"cannot write model {output}: directory {output.parent} does not exist")
+    checkpoint = checkpoint or output.with_name(output.name + ".ckpt")
+    if checkpoint.resolve() == output.resolve():
+        raise SeqtagError(f"--checkpoint {checkpoint} is the model file; give another path")
+    for path, what in ((output, "model"), (checkpoint, "checkpoint")):
+        if not path.parent.is_dir():
+            raise SeqtagError(f"cannot write {what} {path}: directory {path.parent} does not exist")
     train_sents = read_corpus(corpus, _value(format), tag_column.value, encoding)
     dev_sents = read_corpus(dev, _value(format), tag_column.value, encoding) if dev else None
     corpus_format = _value(format) or (
@@ -243,13 +259,52 @@ def train(
                    word_dim=word_dim, char_dim=char_dim, char_hidden=char_hidden,
                    dropout=dropout, optimizer=_value(optimizer), lr=lr, batch_size=batch_size,
                    seed=seed, threads=threads, patience=patience, max_time=max_time)
+    if resume:
+        typer.echo(f"resuming the run saved in {resume}", err=True)
     report = _TrainingReport(bar=not quiet and sys.stderr.isatty())
-    tagger = Tagger.train(train_sents, dev_sents, progress=report, corpus=corpus_info,
-                          **{k: v for k, v in options.items() if v is not None})
-    tagger.save(output, float16=float16)
+    saved = []  # epochs whose model was written to MODEL during training
+
+    def save_best(best):
+        _save(best, output, float16)
+        saved.append(best.meta["scores"]["best_epoch"])
+
+    try:
+        tagger = Tagger.train(train_sents, dev_sents, progress=report, corpus=corpus_info,
+                              checkpoint=checkpoint, resume=resume, on_best=save_best,
+                              **{k: v for k, v in options.items() if v is not None})
+    except TrainingInterrupted as e:
+        _save(e.tagger, output, float16)
+        scores = e.tagger.meta["scores"]
+        _say_interrupted(f"interrupted after {_plural(scores['epochs_run'], 'epoch')}; the model "
+                         f"of epoch {scores['best_epoch']} (dev accuracy "
+                         f"{scores['dev_accuracy']:.2%}) is in {output}; --resume {checkpoint} "
+                         "continues the run")
+        raise typer.Exit(130) from None
+    except KeyboardInterrupt:
+        _say_interrupted("interrupted before the first epoch finished; nothing was saved")
+        raise typer.Exit(130) from None
+    except SeqtagError as e:
+        if not saved:
+            raise
+        # e.g. a NaN loss: the model written before it is good, and the user should know
+        raise SeqtagError(f"{e}; the best model before that (epoch {saved[-1]}) is in "
+                          f"{output}") from e
+    _save(tagger, output, float16)
     scores = tagger.meta["scores"]
     typer.echo(f"model written to {output} (dev accuracy {scores['dev_accuracy']:.2%}, "
                f"epoch {scores['best_epoch']} of {scores['epochs_run']})")
+
+
+def _save(tagger, output, float16):
+    try:
+        tagger.save(output, float16=float16)
+    except ValueError as e:  # weights beyond the float16 range
+        raise SeqtagError(str(e)) from None
+
+
+def _say_interrupted(message):
+    newline = "\n" if sys.stderr.isatty() else ""  # end the progress bar's line
+    typer.echo(f"{newline}seqtag: {message}", err=True)
 
 
 # ---------------------------------------------------------------- tag
@@ -396,9 +451,10 @@ def info(
         if corpus.get("command"):
             lines.append(("command", corpus["command"]))
     if scores:
+        interrupted = " (interrupted)" if scores.get("interrupted") else ""
         lines.append(("scores", f"dev accuracy {_percent(scores.get('dev_accuracy'))} at epoch "
-                                f"{scores.get('best_epoch')} of {scores.get('epochs_run')}, "
-                                f"trained in {scores.get('train_seconds')}s"))
+                                f"{scores.get('best_epoch')} of {scores.get('epochs_run')}"
+                                f"{interrupted}, trained in {scores.get('train_seconds')}s"))
     lines += [
         ("created", d.get("created") or "?"),
         ("version", f"seqtag {d.get('seqtag_version') or '?'}, "

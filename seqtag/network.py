@@ -20,7 +20,7 @@ DEFAULTS = {
     "char_hidden": 64,
     "hidden": 128,
     "layers": 2,
-    "dropout": 0.33,
+    "dropout": 0.5,
     "word_dropout": 0.25,
 }
 

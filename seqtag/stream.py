@@ -76,16 +76,16 @@ def tag_stream(tagger, sentences, out, output_format="text", top_k=None,
     An empty sentence gives an empty line in text format (so output lines stay
     aligned with input lines), ``{"tokens":[]}`` in json, nothing in conllu.
     ``tag_column`` is the CoNLL-U column to fill; None: the one the model was trained on.
-    Returns (sentences, tokens) tagged.
+    Returns (sentences, tokens) tagged.  If reading ``sentences`` raises SeqtagError (a bad
+    line in a file), the sentences read before it are tagged and written first.
     """
     _check(output_format, top_k, batch_size)
     column = tag_column or model_tag_column(tagger)
     n_sents = n_tokens = 0
     it = iter(sentences)
     while True:
-        chunk = [s if isinstance(s, Sentence) else Sentence(list(s))
-                 for s in itertools.islice(it, batch_size)]
-        if not chunk:
+        chunk, error = _read_chunk(it, batch_size)
+        if not chunk and error is None:
             return n_sents, n_tokens
         words = [s.words for s in chunk]
         if top_k:
@@ -97,6 +97,20 @@ def tag_stream(tagger, sentences, out, output_format="text", top_k=None,
         out.flush()
         n_sents += len(chunk)
         n_tokens += sum(len(w) for w in words)
+        if error is not None:
+            raise error
+
+
+def _read_chunk(it, batch_size):
+    """Up to batch_size sentences, and the SeqtagError that stopped reading early or None:
+    a bad line must not lose the output of the good sentences before it."""
+    chunk = []
+    try:
+        for s in itertools.islice(it, batch_size):
+            chunk.append(s if isinstance(s, Sentence) else Sentence(list(s)))
+    except SeqtagError as e:
+        return chunk, e
+    return chunk, None
 
 
 def tag_files(tagger, sources, out, input_format=None, output_format="text", top_k=None,

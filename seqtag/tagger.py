@@ -19,6 +19,7 @@ from .evaluate import score
 from .network import DEFAULTS as NETWORK_DEFAULTS
 from .network import Network
 from .tokenize import tokenize
+from .train import CHECKPOINT_KIND, TrainingInterrupted, TrainingState
 from .train import DEFAULTS as TRAIN_DEFAULTS
 from .train import predict_log_probs, split_dev
 from .train import train as train_network
@@ -56,7 +57,8 @@ class Tagger:
     # ---- building ----------------------------------------------------------------------
 
     @classmethod
-    def train(cls, train_sents, dev_sents=None, *, progress=None, corpus=None, **options):
+    def train(cls, train_sents, dev_sents=None, *, progress=None, corpus=None, checkpoint=None,
+              resume=None, on_best=None, **options):
         """Train a tagger on tagged sentences (Sentence objects or [(word, tag), ...]).
 
         Network options: cell ("lstm", "peephole", "gru"), layers, hidden, word_dim,
@@ -64,12 +66,25 @@ class Tagger:
         batch_size, optimizer ("adam", "sgd"), lr, clip, seed, threads, patience,
         max_time, dev_fraction.  Without dev_sents, dev_fraction of the training
         sentences are held out to choose the best epoch.
+
+        checkpoint: a path where the whole state of the run is written (atomically) after
+        every epoch.  resume: such a path, to continue that run on the same sentences; it
+        ends with the model the run would have made uninterrupted, bit for bit.  The
+        checkpoint's options are kept; only epochs, patience, max_time and threads may
+        change.  on_best(tagger) is called after every epoch that improved the dev score,
+        with that epoch's model (save it there and then: training goes on in its arrays).
+        Ctrl-C after the first epoch raises TrainingInterrupted (a KeyboardInterrupt) whose
+        .tagger is the best model so far.
         """
         unknown = set(options) - set(NETWORK_DEFAULTS) - set(TRAIN_DEFAULTS)
         if unknown:
             raise SeqtagError(f"unknown training option(s): {', '.join(sorted(unknown))}")
         net_config = {k: v for k, v in options.items() if k in NETWORK_DEFAULTS and v is not None}
         train_opts = {k: v for k, v in options.items() if k in TRAIN_DEFAULTS}
+        state = None
+        if resume is not None:
+            state = TrainingState.load(resume)
+            train_opts = state.resumed_options(net_config, train_opts)  # also the dev split's
         train_sents = _as_sentences(train_sents, "training")
         held_out = dev_sents is None
         if held_out:
@@ -80,25 +95,40 @@ class Tagger:
             train_sents, dev_sents = split_dev(train_sents, fraction, seed)
         else:
             dev_sents = _as_sentences(dev_sents, "dev")
-        network, vocab, history = train_network(train_sents, dev_sents, net_config,
-                                                train_opts, progress)
-        best = max(history, key=lambda r: r["dev_acc"])
-        meta = {
-            "seqtag_version": __version__,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "network": network.config,
-            "training": dict(TRAIN_DEFAULTS, **{k: v for k, v in train_opts.items()
-                                                 if v is not None}),
-            "corpus": dict(corpus or {}, sentences=len(train_sents),
-                           tokens=sum(len(s) for s in train_sents),
-                           dev_sentences=len(dev_sents), dev_held_out=held_out),
-            "scores": {"dev_accuracy": best["dev_acc"], "best_epoch": best["epoch"],
-                       "epochs_run": len(history),
-                       "train_seconds": round(sum(r["seconds"] for r in history), 1)},
-            "history": [{k: r[k] for k in ("epoch", "loss", "train_acc", "dev_acc", "seconds")}
-                        for r in history],
-        }
-        return cls(network, vocab, meta)
+
+        def model(network, vocab, history, interrupted=False):
+            best = max(history, key=lambda r: r["dev_acc"])
+            meta = {
+                "seqtag_version": __version__,
+                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                    timespec="seconds"),
+                "network": network.config,
+                "training": dict(TRAIN_DEFAULTS, **{k: v for k, v in train_opts.items()
+                                                     if v is not None}),
+                "corpus": dict(corpus or {}, sentences=len(train_sents),
+                               tokens=sum(len(s) for s in train_sents),
+                               dev_sentences=len(dev_sents), dev_held_out=held_out),
+                "scores": {"dev_accuracy": best["dev_acc"], "best_epoch": best["epoch"],
+                           "epochs_run": len(history),
+                           "train_seconds": round(sum(r["seconds"] for r in history), 1)},
+                "history": [{k: r[k] for k in ("epoch", "loss", "train_acc", "dev_acc",
+                                               "seconds")} for r in history],
+            }
+            if interrupted:
+                meta["scores"]["interrupted"] = True
+            return cls(network, vocab, meta)
+
+        def best_so_far(network, vocab, history):
+            on_best(model(network, vocab, history))
+
+        try:
+            network, vocab, history = train_network(
+                train_sents, dev_sents, net_config, train_opts, progress, state=state,
+                checkpoint=checkpoint, on_best=best_so_far if on_best else None)
+        except TrainingInterrupted as e:
+            e.tagger = model(e.network, e.vocab, e.history, interrupted=True)
+            raise
+        return model(network, vocab, history)
 
     # ---- files -------------------------------------------------------------------------
 
@@ -116,14 +146,23 @@ class Tagger:
                 raise ModelError(f"the bundled model is missing from this installation "
                                  f"({path}); reinstall seqtag or pass a model with -m")
         arrays, meta = modelfile.load_model(path)
+        if meta.get("kind") == CHECKPOINT_KIND:
+            raise ModelError(f"{path} is a training checkpoint, not a model; continue its run "
+                             f"with seqtag train --resume {path}")
         try:
             vocab = Vocabulary.from_meta(meta["vocab"])
             network = Network(meta["network"], len(vocab.words), len(vocab.chars),
                               len(vocab.tags), threads=threads)
         except (KeyError, TypeError, ValueError) as e:
             raise ModelError(f"{path} has invalid metadata: {e}") from None
-        modelfile.check_shapes(arrays, network.expected_shapes())
-        network.load_arrays(arrays)
+        try:
+            modelfile.check_shapes(arrays, network.expected_shapes())
+        except ModelError as e:  # e.g. a vocabulary that does not fit the embedding
+            raise ModelError(f"{path}: {e}") from None
+        try:
+            network.load_arrays(arrays)
+        except (TypeError, ValueError) as e:  # weights that are not real numbers
+            raise ModelError(f"{path} has invalid weights: {e}") from None
         meta = {k: v for k, v in meta.items() if k not in ("vocab",)}
         meta["path"] = str(path)
         return cls(network, vocab, meta)

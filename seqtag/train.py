@@ -1,10 +1,15 @@
-"""The training loop: length-bucketed batches, epochs, dev selection, early stopping."""
+"""The training loop: length-bucketed batches, epochs, dev selection, early stopping,
+checkpoints to resume from, and a clean stop on Ctrl-C."""
 
+import hashlib
+import json
+import os
 import time
 
 import numpy as np
 
-from .errors import SeqtagError
+from . import __version__, modelfile
+from .errors import ModelError, SeqtagError
 from .network import Batch, Network
 from .optim import SGD, Adam, clip_by_global_norm
 from .vocab import Vocabulary
@@ -18,9 +23,16 @@ DEFAULTS = {
     "seed": 1,
     "threads": 2,
     "patience": 6,         # epochs without a better dev score before stopping
+    "decay_patience": 2,   # epochs without a better dev score before the rate is cut...
+    "lr_decay": 0.5,       # ...by this factor
     "max_time": None,      # seconds; the epoch running when it passes is the last
     "dev_fraction": 0.1,   # held out of training when no dev set is given
 }
+
+#: The "kind" in a checkpoint's metadata (a model has none).
+CHECKPOINT_KIND = "seqtag-checkpoint"
+#: Options a resumed run may set anew; the others shape the run, so they stay the checkpoint's.
+RESUMABLE_OPTIONS = ("epochs", "patience", "max_time", "threads")
 
 
 def split_dev(sentences, fraction, seed):
@@ -91,73 +103,230 @@ def accuracy(network, vocab, sentences):
     return correct / max(total, 1)
 
 
-def train(train_sents, dev_sents, model_config, options, progress=None):
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C after at least one finished epoch: training stopped with the best weights so far.
+
+    .network holds them, with .vocab and .history (the finished epochs); Tagger.train adds
+    .tagger, the model of the best epoch, for the caller to save.  Still a KeyboardInterrupt,
+    so a script that does not look for it stops as Ctrl-C should make it.
+    """
+
+    def __init__(self, network, vocab, history):
+        super().__init__("training interrupted")
+        self.network, self.vocab, self.history = network, vocab, history
+        self.tagger = None
+
+
+def corpus_fingerprint(train_sents, dev_sents):
+    """A hash of the training and dev sentences: a checkpoint resumes only the run it came from
+    (another corpus would silently give another model)."""
+    digest = hashlib.sha256()
+    for part in (train_sents, dev_sents):
+        for s in part:
+            digest.update(json.dumps([s.words, s.tags], ensure_ascii=False).encode("utf-8"))
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def make_optimizer(params, opts):
+    if opts["optimizer"] == "adam":
+        return Adam(params, lr=opts["lr"] or 2e-3, betas=(0.9, 0.9))
+    if opts["optimizer"] == "sgd":
+        return SGD(params, lr=opts["lr"] or 0.1)
+    raise SeqtagError(f"unknown optimizer {opts['optimizer']!r}; choose adam or sgd")
+
+
+class TrainingState:
+    """A run between two epochs, whole: weights, optimizer moments and rate, the random
+    generator, the best epoch so far, the stale count and the history.
+
+    save() writes it as a checkpoint (an .npz through seqtag.modelfile: arrays and JSON, no
+    pickles, written atomically); a run continued from load() goes on exactly as if it had
+    never stopped, so with the same data it ends with the same model, bit for bit.
+    """
+
+    def __init__(self, network, vocab, opts, fingerprint):
+        self.network, self.vocab, self.opts, self.fingerprint = network, vocab, opts, fingerprint
+        self.params = network.arrays()
+        self.optimizer = make_optimizer(self.params, opts)
+        self.rng = np.random.default_rng(opts["seed"])
+        self.best, self.best_params, self.stale, self.history = -1.0, None, 0, []
+        self.path = None  # the checkpoint it was loaded from
+
+    @property
+    def epoch(self):
+        """Epochs finished."""
+        return len(self.history)
+
+    def restore_best(self):
+        for name, value in self.best_params.items():
+            self.params[name][...] = value
+
+    def save(self, path):
+        opt_arrays, opt_meta = self.optimizer.state()
+        arrays = {"params." + k: v for k, v in self.params.items()}
+        arrays.update({"best." + k: v for k, v in self.best_params.items()})
+        arrays.update(opt_arrays)
+        meta = {"kind": CHECKPOINT_KIND, "seqtag_version": __version__,
+                "network": self.network.config, "vocab": self.vocab.to_meta(),
+                "training": self.opts, "corpus_fingerprint": self.fingerprint,
+                "optimizer": dict(opt_meta, lr=self.optimizer.lr),
+                "rng": self.rng.bit_generator.state, "best": self.best, "stale": self.stale,
+                "history": self.history}
+        modelfile.save_model(path, arrays, meta)
+
+    @classmethod
+    def load(cls, path):
+        """The state saved in a checkpoint; SeqtagError (ModelError) names the file if it is
+        missing, broken or not a checkpoint."""
+        if not os.path.isfile(path):  # load_model would call it a missing model
+            raise ModelError(f"checkpoint not found: {path}")
+        arrays, meta = modelfile.load_model(path)
+        if meta.get("kind") != CHECKPOINT_KIND:
+            raise ModelError(f"{path} is not a training checkpoint (a model cannot be resumed; "
+                             "give the .ckpt file that training wrote next to it)")
+        try:
+            vocab = Vocabulary.from_meta(meta["vocab"])
+            opts = dict(DEFAULTS, **meta["training"])
+            network = Network(meta["network"], len(vocab.words), len(vocab.chars),
+                              len(vocab.tags), threads=opts["threads"])
+            expected = network.expected_shapes()
+            modelfile.check_shapes({k[len("params."):]: v for k, v in arrays.items()
+                                    if k.startswith("params.")}, expected)
+            # private, writable copies: training updates them in place
+            network.load_arrays({k: np.array(arrays["params." + k]) for k in expected})
+            state = cls(network, vocab, opts, meta["corpus_fingerprint"])
+            state.best_params = {k: np.array(arrays["best." + k]) for k in expected}
+            state.optimizer.load_state(arrays, meta["optimizer"])
+            state.optimizer.lr = meta["optimizer"]["lr"]
+            state.rng.bit_generator.state = meta["rng"]
+            state.best, state.stale, state.history = meta["best"], meta["stale"], meta["history"]
+        except ModelError as e:
+            raise ModelError(f"{path}: {e}") from None
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelError(f"{path} is a broken checkpoint: {type(e).__name__}: {e}") from None
+        state.path = path
+        return state
+
+    def resumed_options(self, net_config, train_opts):
+        """The options of the resumed run: the checkpoint's, with epochs, patience, max_time
+        and threads as given.  Any other option given with another value is refused: the
+        run would not be the one that stopped."""
+        for name, value in net_config.items():
+            if self.network.config.get(name) != value:
+                raise SeqtagError(f"cannot resume with {name} {value!r}: the run in {self.path} "
+                                  f"has {self.network.config.get(name)!r}")
+        opts = dict(self.opts)
+        for name, value in train_opts.items():
+            if value is None:
+                continue
+            if name in RESUMABLE_OPTIONS:
+                opts[name] = value
+            elif opts.get(name) != value:
+                raise SeqtagError(f"cannot resume with {name} {value!r}: the run in {self.path} "
+                                  f"has {opts.get(name)!r} (only {', '.join(RESUMABLE_OPTIONS)} "
+                                  "can change)")
+        return opts
+
+
+def train(train_sents, dev_sents, model_config, options, progress=None, *, state=None,
+          checkpoint=None, on_best=None):
     """Train a network; returns (network, vocab, history).
 
     model_config: network sizes (seqtag.network.DEFAULTS); options: DEFAULTS above.
     progress(event) gets {"type": "batch", ...} during an epoch and {"type": "epoch", ...}
     after it.  The returned network holds the weights of the best dev epoch.
+
+    state: a TrainingState.load()ed checkpoint to continue (options as resumed_options gives
+    them), else a new run starts.  After every epoch, in this order: on_best(network, vocab,
+    history) if the epoch improved the dev score (the network holds that epoch's weights),
+    the whole state saved to the path `checkpoint` if given, then the progress event, so a
+    reported epoch is on disk.  Ctrl-C raises TrainingInterrupted with the best weights so
+    far, or KeyboardInterrupt itself if no epoch has finished.
     """
     opts = dict(DEFAULTS, **{k: v for k, v in options.items() if v is not None})
     if not train_sents:
         raise SeqtagError("the training corpus has no sentences")
-    vocab = Vocabulary.build(train_sents)
-    network = Network(model_config, len(vocab.words), len(vocab.chars), len(vocab.tags),
-                      seed=opts["seed"], threads=opts["threads"])
-    params = network.arrays()
-    if opts["optimizer"] == "adam":
-        optimizer = Adam(params, lr=opts["lr"] or 2e-3, betas=(0.9, 0.9))
-    elif opts["optimizer"] == "sgd":
-        optimizer = SGD(params, lr=opts["lr"] or 0.1)
+    if not dev_sents:
+        raise SeqtagError("the dev corpus has no sentences")
+    fingerprint = corpus_fingerprint(train_sents, dev_sents)
+    if state is None:
+        vocab = Vocabulary.build(train_sents)
+        network = Network(model_config, len(vocab.words), len(vocab.chars), len(vocab.tags),
+                          seed=opts["seed"], threads=opts["threads"])
+        state = TrainingState(network, vocab, opts, fingerprint)
     else:
-        raise SeqtagError(f"unknown optimizer {opts['optimizer']!r}; choose adam or sgd")
-    rng = np.random.default_rng(opts["seed"])
+        if state.fingerprint != fingerprint:
+            raise SeqtagError(f"{state.path} is a checkpoint of a run on other sentences; "
+                              "resume it with the same corpus and dev data")
+        state.opts = opts
+        state.network.set_threads(opts["threads"])
+    started = time.perf_counter()
+    try:
+        while (state.epoch < opts["epochs"] and state.stale < opts["patience"]
+               and not (opts["max_time"] and time.perf_counter() - started > opts["max_time"])):
+            record = _run_epoch(state, train_sents, dev_sents, progress)
+            if record["best"] and on_best:
+                on_best(state.network, state.vocab, state.history)
+            if checkpoint is not None:
+                state.save(checkpoint)
+            if progress:
+                progress(record)
+    except KeyboardInterrupt:
+        if state.best_params is None:
+            raise
+        state.restore_best()  # the epoch cut short may have half-updated the weights
+        raise TrainingInterrupted(state.network, state.vocab, state.history) from None
+    state.restore_best()
+    return state.network, state.vocab, state.history
+
+
+def _run_epoch(state, train_sents, dev_sents, progress):
+    """Train one epoch and score it on dev; updates `state` and returns the epoch's record."""
+    opts, network, vocab, rng = state.opts, state.network, state.vocab, state.rng
+    epoch = state.epoch + 1
     word_dropout = network.config["word_dropout"]
     total_tokens = sum(len(s) for s in train_sents)
-    history, best, best_params, stale = [], -1.0, None, 0
-    started = time.perf_counter()
-    for epoch in range(1, opts["epochs"] + 1):
-        epoch_start = time.perf_counter()
-        loss_sum = correct = done = 0
-        for ids in epoch_batches(train_sents, opts["batch_size"], rng):
-            sents = [train_sents[i] for i in ids]
-            batch = Batch([s.words for s in sents], vocab, [s.tags for s in sents])
-            word_ids = batch.word_ids
-            if word_dropout:
-                # rare words are sometimes <unk>, so the net learns to read characters
-                counts = vocab.word_counts[word_ids]
-                drop = rng.random(len(word_ids)) < word_dropout / (word_dropout + counts)
-                word_ids = np.where(drop, 1, word_ids)
-            loss, dense, sparse, right = network.loss_and_gradients(batch, rng, word_ids)
-            if not np.isfinite(loss):
-                raise SeqtagError(f"the loss became {loss} in epoch {epoch}; training stopped "
-                                  "(try a lower --lr)")
-            clip_by_global_norm(dense, sparse, opts["clip"])
-            optimizer.step(dense, sparse)
-            loss_sum += loss * batch.n_tokens
-            correct += right
-            done += batch.n_tokens
-            if progress:
-                elapsed = time.perf_counter() - epoch_start
-                progress({"type": "batch", "epoch": epoch, "tokens_done": done,
-                          "tokens_total": total_tokens, "loss": loss_sum / done,
-                          "tokens_per_s": done / max(elapsed, 1e-9)})
-        dev_acc = accuracy(network, vocab, dev_sents)
-        improved = dev_acc > best
-        if improved:
-            best, stale = dev_acc, 0
-            best_params = {k: v.copy() for k, v in params.items()}
-        else:
-            stale += 1
-        record = {"type": "epoch", "epoch": epoch, "loss": loss_sum / max(done, 1),
-                  "train_acc": correct / max(done, 1), "dev_acc": dev_acc,
-                  "seconds": time.perf_counter() - epoch_start, "best": improved}
-        history.append(record)
+    epoch_start = time.perf_counter()
+    loss_sum = correct = done = 0
+    for ids in epoch_batches(train_sents, opts["batch_size"], rng):
+        sents = [train_sents[i] for i in ids]
+        batch = Batch([s.words for s in sents], vocab, [s.tags for s in sents])
+        word_ids = batch.word_ids
+        if word_dropout:
+            # rare words are sometimes <unk>, so the net learns to read characters
+            counts = vocab.word_counts[word_ids]
+            drop = rng.random(len(word_ids)) < word_dropout / (word_dropout + counts)
+            word_ids = np.where(drop, 1, word_ids)
+        loss, dense, sparse, right = network.loss_and_gradients(batch, rng, word_ids)
+        if not np.isfinite(loss):
+            raise SeqtagError(f"the loss became {loss} in epoch {epoch}; training stopped "
+                              "(try a lower --lr)")
+        norm = clip_by_global_norm(dense, sparse, opts["clip"])
+        if not np.isfinite(norm):  # a finite loss can still have NaN gradients
+            raise SeqtagError(f"the gradients became {norm} in epoch {epoch}; training stopped "
+                              "(try a lower --lr)")
+        state.optimizer.step(dense, sparse)
+        loss_sum += loss * batch.n_tokens
+        correct += right
+        done += batch.n_tokens
         if progress:
-            progress(record)
-        out_of_time = opts["max_time"] and time.perf_counter() - started > opts["max_time"]
-        if stale >= opts["patience"] or out_of_time:
-            break
-    for name, value in best_params.items():
-        params[name][...] = value
-    return network, vocab, history
+            elapsed = time.perf_counter() - epoch_start
+            progress({"type": "batch", "epoch": epoch, "tokens_done": done,
+                      "tokens_total": total_tokens, "loss": loss_sum / done,
+                      "tokens_per_s": done / max(elapsed, 1e-9)})
+    dev_acc = accuracy(network, vocab, dev_sents)
+    improved = dev_acc > state.best
+    if improved:
+        state.best, state.stale = dev_acc, 0
+        state.best_params = {k: v.copy() for k, v in state.params.items()}
+    else:
+        state.stale += 1
+        if state.stale % opts["decay_patience"] == 0:
+            state.optimizer.lr *= opts["lr_decay"]
+    record = {"type": "epoch", "epoch": epoch, "loss": loss_sum / max(done, 1),
+              "train_acc": correct / max(done, 1), "dev_acc": dev_acc,
+              "seconds": time.perf_counter() - epoch_start, "best": improved,
+              "lr": state.optimizer.lr}
+    state.history.append(record)
+    return record
