@@ -67,21 +67,31 @@ class Batch:
 class Network:
     """The parameters and the forward/backward computation of the tagger."""
 
-    def __init__(self, config, n_words, n_chars, n_tags, seed=0, threads=1, dtype=DTYPE):
+    def __init__(self, config, n_words, n_chars, n_tags, seed=0, threads=1, dtype=DTYPE,
+                 init=True):
+        """init=False leaves every weight zero, for load_arrays to fill (a fast load)."""
         self.config = dict(DEFAULTS, **config)
         self.dtype = dtype = np.dtype(dtype).type
         c = self.config
         rng = np.random.default_rng(seed)
         self.char_rnn = RNN(c["cell"], c["char_dim"], c["char_hidden"], bidirectional=True,
-                            seed=int(rng.integers(2**31)), threads=threads, dtype=dtype)
+                            seed=int(rng.integers(2**31)), threads=threads, dtype=dtype,
+                            init=init)
         self.rnn = RNN(c["cell"], c["word_dim"] + 2 * c["char_hidden"], c["hidden"],
                        num_layers=c["layers"], bidirectional=True, dropout=c["dropout"],
-                       seed=int(rng.integers(2**31)), threads=threads, dtype=dtype)
-        self.word_embedding = (rng.standard_normal((n_words, c["word_dim"])) * 0.1).astype(dtype)
-        self.char_embedding = (rng.standard_normal((n_chars, c["char_dim"])) * 0.1).astype(dtype)
-        bound = 1.0 / np.sqrt(2 * c["hidden"])
-        self.output_weight = rng.uniform(-bound, bound, (n_tags, 2 * c["hidden"])).astype(dtype)
+                       seed=int(rng.integers(2**31)), threads=threads, dtype=dtype, init=init)
+        word_shape, char_shape = (n_words, c["word_dim"]), (n_chars, c["char_dim"])
+        output_shape = (n_tags, 2 * c["hidden"])
         self.output_bias = np.zeros(n_tags, dtype=dtype)
+        if not init:
+            self.word_embedding = np.zeros(word_shape, dtype=dtype)
+            self.char_embedding = np.zeros(char_shape, dtype=dtype)
+            self.output_weight = np.zeros(output_shape, dtype=dtype)
+            return
+        self.word_embedding = (rng.standard_normal(word_shape) * 0.1).astype(dtype)
+        self.char_embedding = (rng.standard_normal(char_shape) * 0.1).astype(dtype)
+        bound = 1.0 / np.sqrt(2 * c["hidden"])
+        self.output_weight = rng.uniform(-bound, bound, output_shape).astype(dtype)
 
     # ---- parameters by name (the model file's names) --------------------------------
 

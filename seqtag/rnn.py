@@ -45,11 +45,11 @@ class RNN:
     cell is "lstm", "peephole" or "gru".  dropout applies to the outputs of every layer but
     the last, in training only.  threads=2 runs the two directions of a bidirectional layer
     on two cores (BLAS is then held to one thread each, so the cores are never
-    oversubscribed).
+    oversubscribed).  init=False leaves the weights zero, for load_params to fill.
     """
 
     def __init__(self, cell, input_size, hidden_size, num_layers=1, bidirectional=False,
-                 dropout=0.0, dtype=np.float32, seed=0, threads=1):
+                 dropout=0.0, dtype=np.float32, seed=0, threads=1, init=True):
         if not isinstance(cell, str) or cell not in GATES:
             raise ValueError(f"cell must be one of {', '.join(GATES)}; got {cell!r}")
         self.cell = cell
@@ -67,6 +67,10 @@ class RNN:
         if self.dtype.type not in DTYPES:
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
         self.threads = _positive_int("threads", threads)
+        if not init:  # weights about to be loaded: skip drawing millions of random numbers
+            self.params = {name: np.zeros(shape, dtype=self.dtype)
+                           for name, shape in self.param_shapes().items()}
+            return
         rng = np.random.default_rng(seed)
         bound = 1.0 / np.sqrt(self.hidden_size)  # PyTorch's initialisation
         self.params = {name: rng.uniform(-bound, bound, shape).astype(self.dtype)

@@ -152,7 +152,7 @@ class Tagger:
         try:
             vocab = Vocabulary.from_meta(meta["vocab"])
             network = Network(meta["network"], len(vocab.words), len(vocab.chars),
-                              len(vocab.tags), threads=threads)
+                              len(vocab.tags), threads=threads, init=False)
         except (KeyError, TypeError, ValueError) as e:
             raise ModelError(f"{path} has invalid metadata: {e}") from None
         try:

@@ -189,7 +189,7 @@ class TrainingState:
             vocab = Vocabulary.from_meta(meta["vocab"])
             opts = dict(DEFAULTS, **meta["training"])
             network = Network(meta["network"], len(vocab.words), len(vocab.chars),
-                              len(vocab.tags), threads=opts["threads"])
+                              len(vocab.tags), threads=opts["threads"], init=False)
             expected = network.expected_shapes()
             modelfile.check_shapes({k[len("params."):]: v for k, v in arrays.items()
                                     if k.startswith("params.")}, expected)
