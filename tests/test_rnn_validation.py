@@ -157,9 +157,11 @@ class TestForward:
 
     @pytest.mark.parametrize("name", ["h0", "c0"])
     def test_state_wrong_shape(self, rnn, name):
-        if rnn.cell == "gru" and name == "c0":
-            pytest.skip("a GRU has no c0")
         x, lengths = batch(rnn)
+        if rnn.cell == "gru" and name == "c0":  # any c0 is wrong for a GRU
+            with pytest.raises(ValueError, match="c0 is only for LSTM cells"):
+                rnn.forward(x, lengths, c0=np.zeros((4, 2, 5), rnn.dtype))
+            return
         for shape in [(4, 2, 5), (2, 2, 4), (4, 4), (4, 1, 4)]:
             with pytest.raises(ValueError, match=rf"{name} must have shape \(4, 2, 4\) "
                                                  r"\(layers\*directions, batch, hidden\), got"):
@@ -169,9 +171,11 @@ class TestForward:
     @pytest.mark.parametrize("value", [np.zeros((4, 2, 4), F64), np.zeros((4, 2, 4), np.int32),
                                        np.zeros((4, 2, 4)).tolist()])
     def test_state_wrong_dtype(self, rnn, name, value):
-        if rnn.cell == "gru" and name == "c0":
-            pytest.skip("a GRU has no c0")
         x, lengths = batch(rnn)
+        if rnn.cell == "gru" and name == "c0":  # any c0 is wrong for a GRU
+            with pytest.raises(ValueError, match="c0 is only for LSTM cells"):
+                rnn.forward(x, lengths, c0=value)
+            return
         with pytest.raises(ValueError, match=rf"{name} must be a NumPy array of dtype float32"):
             rnn.forward(x, lengths, **{name: value})
 
