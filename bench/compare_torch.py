@@ -218,17 +218,22 @@ def seqtag_model(key, data, threads):
         model = SeqtagRecipe(data.vocab, threads)
     else:
         model = SeqtagPlain(len(data.vocab.words), len(data.vocab.tags), CONFIGS[key], threads)
+    # one BLAS thread where the two directions take the two cores, else BLAS gets them
+    model.blas_threads = 1 if CONFIGS[key]["bidirectional"] and threads > 1 else threads
     return model, Adam(model.params, lr=LR, betas=BETAS)
 
 
 def seqtag_train_step(model, optimizer, batch):
-    _, dense, sparse = model.loss_and_gradients(batch)
+    # BLAS threads as seqtag.network.Network holds them (see the comment there)
+    with _blas.limited_threads(model.blas_threads):
+        _, dense, sparse = model.loss_and_gradients(batch)
     clip_by_global_norm(dense, sparse, CLIP)
     optimizer.step(dense, sparse)
 
 
 def seqtag_tag(model, batch):
-    return model.forward(batch)[0].argmax(axis=1)
+    with _blas.limited_threads(model.blas_threads):
+        return model.forward(batch)[0].argmax(axis=1)
 
 
 def seqtag_flat_log_probs(model, batch):
