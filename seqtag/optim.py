@@ -6,6 +6,8 @@ updated (for Adam this is the "lazy" variant: a row's moments decay when it is u
 
 import numpy as np
 
+from . import _core
+
 
 def global_norm(dense, sparse):
     total = sum(float(np.vdot(g, g)) for g in dense.values())
@@ -52,6 +54,9 @@ class Adam:
         self.beta1, self.beta2 = betas
         self.eps = eps
         self.steps = 0
+        for name, p in params.items():  # updated in place through flat views
+            if not p.flags.c_contiguous:
+                raise ValueError(f"parameter {name} must be C-contiguous")
         self.m = {name: np.zeros_like(p) for name, p in params.items()}
         self.v = {name: np.zeros_like(p) for name, p in params.items()}
 
@@ -61,18 +66,13 @@ class Adam:
         # bias corrections folded into the step size
         lr = self.lr * np.sqrt(1 - b2 ** self.steps) / (1 - b1 ** self.steps)
         for name, g in dense.items():
-            m, v = self.m[name], self.v[name]
-            m *= b1
-            m += (1 - b1) * g
-            v *= b2
-            v += (1 - b2) * (g * g)
-            self.params[name] -= lr * m / (np.sqrt(v) + self.eps)
+            _core.adam_update(self.params[name].reshape(-1), np.ascontiguousarray(g).reshape(-1),
+                              self.m[name].reshape(-1), self.v[name].reshape(-1), lr, b1, b2,
+                              self.eps)
         for name, (ids, rows) in sparse.items():
-            m = self.m[name][ids] * b1 + (1 - b1) * rows
-            v = self.v[name][ids] * b2 + (1 - b2) * (rows * rows)
-            self.m[name][ids] = m
-            self.v[name][ids] = v
-            self.params[name][ids] -= lr * m / (np.sqrt(v) + self.eps)
+            _core.adam_update_rows(self.params[name], self.m[name], self.v[name],
+                                   np.ascontiguousarray(ids, dtype=np.int64),
+                                   np.ascontiguousarray(rows), lr, b1, b2, self.eps)
 
     def state(self):
         arrays = {f"adam.m.{k}": v for k, v in self.m.items()}

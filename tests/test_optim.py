@@ -1,0 +1,60 @@
+"""The optimisers against their textbook formulas."""
+
+import numpy as np
+import pytest
+
+from seqtag.optim import SGD, Adam, clip_by_global_norm, global_norm
+
+
+def reference_adam(p, m, v, g, step, lr, b1, b2, eps):
+    """Kingma & Ba's Adam in the form of their section 2's last paragraph (the bias
+    corrections folded into the step size, so eps meets the uncorrected sqrt(v))."""
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    m_hat, v_hat = m / (1 - b1 ** step), v / (1 - b2 ** step)
+    return p - lr * m_hat / (np.sqrt(v_hat) + eps / np.sqrt(1 - b2 ** step)), m, v
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_dense_and_sparse_rows_follow_the_formula(dtype):
+    rng = np.random.default_rng(0)
+    params = {"w": rng.standard_normal((4, 3)).astype(dtype),
+              "emb": rng.standard_normal((6, 2)).astype(dtype)}
+    ref = {k: (v.astype(np.float64), np.zeros_like(v, np.float64), np.zeros_like(v, np.float64))
+           for k, v in params.items()}
+    adam = Adam(params, lr=0.01, betas=(0.9, 0.99), eps=1e-8)
+    for step in range(1, 6):
+        g = rng.standard_normal((4, 3)).astype(dtype)
+        ids = np.array(sorted(rng.choice(6, 3, replace=False)))
+        rows = rng.standard_normal((3, 2)).astype(dtype)
+        adam.step({"w": g}, {"emb": (ids, rows)})
+        p, m, v = ref["w"]
+        ref["w"] = reference_adam(p, m, v, g.astype(np.float64), step, 0.01, 0.9, 0.99, 1e-8)
+        p, m, v = ref["emb"]
+        p, m, v = p.copy(), m.copy(), v.copy()
+        # lazy Adam: only the used rows move, with the global step's bias correction
+        new_p, new_m, new_v = reference_adam(p[ids], m[ids], v[ids], rows.astype(np.float64),
+                                             step, 0.01, 0.9, 0.99, 1e-8)
+        p[ids], m[ids], v[ids] = new_p, new_m, new_v
+        ref["emb"] = (p, m, v)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for name in params:
+        np.testing.assert_allclose(params[name], ref[name][0], rtol=tol, atol=tol)
+
+
+def test_adam_refuses_parameters_it_cannot_update_in_place():
+    with pytest.raises(ValueError, match="must be C-contiguous"):
+        Adam({"w": np.zeros((4, 4), np.float32)[:, ::2]})
+
+
+def test_sgd_and_clipping():
+    params = {"w": np.ones(3, np.float32), "emb": np.ones((3, 2), np.float32)}
+    dense = {"w": np.array([3.0, 0.0, 0.0], np.float32)}
+    sparse = {"emb": (np.array([1]), np.array([[0.0, 4.0]], np.float32))}
+    assert global_norm(dense, sparse) == pytest.approx(5.0)
+    norm = clip_by_global_norm(dense, sparse, 1.0)
+    assert norm == pytest.approx(5.0)
+    assert global_norm(dense, sparse) == pytest.approx(1.0, rel=1e-5)
+    SGD(params, lr=0.5).step(dense, sparse)
+    np.testing.assert_allclose(params["w"], [1 - 0.5 * 0.6, 1, 1], rtol=1e-5)
+    np.testing.assert_allclose(params["emb"], [[1, 1], [1, 1 - 0.5 * 0.8], [1, 1]], rtol=1e-5)
