@@ -75,3 +75,18 @@ def adam_update_rows(floating[:, ::1] param, floating[:, ::1] m, floating[:, ::1
             r = ids[i]
             adam_block(&param[r, 0], &grad_rows[i, 0], &m[r, 0], &v[r, 0], width,
                        <floating>step, <floating>beta1, <floating>beta2, <floating>eps)
+
+
+def ema_update(floating[::1] average, floating[::1] value, double decay):
+    """average = decay * average + (1 - decay) * value, in place, in one pass."""
+    cdef Py_ssize_t i, n = average.shape[0]
+    cdef floating d = <floating>decay
+    cdef floating rest = 1 - d
+    _require(value.shape[0] == n, "ema shapes")
+    if n == 0:
+        return
+    cdef floating* a = &average[0]
+    cdef const floating* x = &value[0]
+    with nogil:
+        for i in range(n):
+            a[i] = d * a[i] + rest * x[i]

@@ -1,6 +1,7 @@
 """The training loop: length-bucketed batches, epochs, dev selection, early stopping,
 checkpoints to resume from, and a clean stop on Ctrl-C."""
 
+import contextlib
 import hashlib
 import json
 import os
@@ -8,7 +9,7 @@ import time
 
 import numpy as np
 
-from . import __version__, modelfile
+from . import __version__, _core, modelfile
 from .errors import ModelError, SeqtagError
 from .network import Batch, Network
 from .optim import SGD, Adam, clip_by_global_norm
@@ -23,6 +24,7 @@ DEFAULTS = {
     "seed": 1,
     "threads": 2,
     "patience": 6,         # epochs without a better dev score before stopping
+    "average": 0.999,      # weights evaluated and kept: their moving average (0: the last)
     "decay_patience": 2,   # epochs without a better dev score before the rate is cut...
     "lr_decay": 0.5,       # ...by this factor
     "max_time": None,      # seconds; the epoch running when it passes is the last
@@ -151,6 +153,10 @@ class TrainingState:
         self.optimizer = make_optimizer(self.params, opts)
         self.rng = np.random.default_rng(opts["seed"])
         self.best, self.best_params, self.stale, self.history = -1.0, None, 0, []
+        # an exponential moving average of the weights over the steps: it scores better on
+        # dev than the weights of any one step (the last steps' noise averages out)
+        self.average = ({k: v.copy() for k, v in self.params.items()}
+                        if opts.get("average") else None)
         self.path = None  # the checkpoint it was loaded from
 
     @property
@@ -162,10 +168,34 @@ class TrainingState:
         for name, value in self.best_params.items():
             self.params[name][...] = value
 
+    def update_average(self):
+        # a short memory at first, so the average soon forgets the random initial weights
+        steps = self.optimizer.steps
+        decay = min(self.opts["average"], (1 + steps) / (10 + steps))
+        for name, value in self.params.items():
+            _core.ema_update(self.average[name].reshape(-1), value.reshape(-1), decay)
+
+    @contextlib.contextmanager
+    def holding(self, weights):
+        """Run the block with the network holding `weights` (None: its own), then restore."""
+        if weights is None:
+            yield
+            return
+        saved = {k: v.copy() for k, v in self.params.items()}
+        for name, value in weights.items():
+            self.params[name][...] = value
+        try:
+            yield
+        finally:
+            for name, value in saved.items():
+                self.params[name][...] = value
+
     def save(self, path):
         opt_arrays, opt_meta = self.optimizer.state()
         arrays = {"params." + k: v for k, v in self.params.items()}
         arrays.update({"best." + k: v for k, v in self.best_params.items()})
+        if self.average is not None:
+            arrays.update({"average." + k: v for k, v in self.average.items()})
         arrays.update(opt_arrays)
         meta = {"kind": CHECKPOINT_KIND, "seqtag_version": __version__,
                 "network": self.network.config, "vocab": self.vocab.to_meta(),
@@ -197,6 +227,8 @@ class TrainingState:
             network.load_arrays({k: np.array(arrays["params." + k]) for k in expected})
             state = cls(network, vocab, opts, meta["corpus_fingerprint"])
             state.best_params = {k: np.array(arrays["best." + k]) for k in expected}
+            if state.average is not None:
+                state.average = {k: np.array(arrays["average." + k]) for k in expected}
             state.optimizer.load_state(arrays, meta["optimizer"])
             state.optimizer.lr = meta["optimizer"]["lr"]
             state.rng.bit_generator.state = meta["rng"]
@@ -267,7 +299,8 @@ def train(train_sents, dev_sents, model_config, options, progress=None, *, state
                and not (opts["max_time"] and time.perf_counter() - started > opts["max_time"])):
             record = _run_epoch(state, train_sents, dev_sents, progress)
             if record["best"] and on_best:
-                on_best(state.network, state.vocab, state.history)
+                with state.holding(state.best_params):
+                    on_best(state.network, state.vocab, state.history)
             if checkpoint is not None:
                 state.save(checkpoint)
             if progress:
@@ -307,6 +340,8 @@ def _run_epoch(state, train_sents, dev_sents, progress):
             raise SeqtagError(f"the gradients became {norm} in epoch {epoch}; training stopped "
                               "(try a lower --lr)")
         state.optimizer.step(dense, sparse)
+        if state.average is not None:
+            state.update_average()
         loss_sum += loss * batch.n_tokens
         correct += right
         done += batch.n_tokens
@@ -315,11 +350,13 @@ def _run_epoch(state, train_sents, dev_sents, progress):
             progress({"type": "batch", "epoch": epoch, "tokens_done": done,
                       "tokens_total": total_tokens, "loss": loss_sum / done,
                       "tokens_per_s": done / max(elapsed, 1e-9)})
-    dev_acc = accuracy(network, vocab, dev_sents)
-    improved = dev_acc > state.best
+    with state.holding(state.average):
+        dev_acc = accuracy(network, vocab, dev_sents)
+        improved = dev_acc > state.best
+        if improved:
+            state.best_params = {k: v.copy() for k, v in state.params.items()}
     if improved:
         state.best, state.stale = dev_acc, 0
-        state.best_params = {k: v.copy() for k, v in state.params.items()}
     else:
         state.stale += 1
         if state.stale % opts["decay_patience"] == 0:
