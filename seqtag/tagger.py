@@ -64,7 +64,8 @@ class Tagger:
         Network options: cell ("lstm", "peephole", "gru"), layers, hidden, word_dim,
         char_dim, char_hidden, dropout, word_dropout.  Training options: epochs,
         batch_size, optimizer ("adam", "sgd"), lr, clip, seed, threads, patience,
-        max_time, dev_fraction.  Without dev_sents, dev_fraction of the training
+        max_time, dev_fraction, average (decay of the weights' moving average, 0: off),
+        decay_patience, lr_decay.  Without dev_sents, dev_fraction of the training
         sentences are held out to choose the best epoch.
 
         checkpoint: a path where the whole state of the run is written (atomically) after
