@@ -336,7 +336,8 @@ def tag(
         show_default=False)] = None,
     batch_size: Annotated[int, typer.Option(
         min=1, help="Sentences read, tagged and written at a time.")] = 256,
-    threads: Annotated[int, typer.Option(min=1, help="CPU threads.")] = 1,
+    threads: Annotated[int, typer.Option(
+        min=1, help="CPU threads (2: the two directions of each BiLSTM at once).")] = 2,
 ):
     """Tag sentences given as arguments, or files, or standard input; output streams."""
     if text and input:
@@ -384,7 +385,8 @@ def evaluate(
         show_default="the one the model was trained on")] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of the input files.")] = "utf-8",
     json_output: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
-    threads: Annotated[int, typer.Option(min=1, help="CPU threads.")] = 1,
+    threads: Annotated[int, typer.Option(
+        min=1, help="CPU threads (2: the two directions of each BiLSTM at once).")] = 2,
 ):
     """Score MODEL on the gold tags of GOLD: accuracy, per-tag P/R/F1, confusions."""
     from .corpus import read_corpus
