@@ -93,6 +93,60 @@ def lstm_forward(floating[:, :] x, floating[:, ::1] w_ih, floating[:, ::1] w_hh,
                            w_ci_p, w_cf_p, w_co_p)
 
 
+def input_projection(floating[:, :] x, floating[:, ::1] w_ih, floating[::1] bias,
+                     floating[:, ::1] out):
+    """out (N, G) = x (N, D) w_ih^T (G, D) + bias (G,): a layer's input pre-activations."""
+    cdef Py_ssize_t N = x.shape[0], D = x.shape[1], G = w_ih.shape[0]
+    _check_rows(x.strides[1], sizeof(floating), "x", x.strides[0], x.shape[0], x.shape[1])
+    _require(w_ih.shape[1] == D and bias.shape[0] == G, "weight shapes")
+    _require(out.shape[0] == N and out.shape[1] == G, "out shape")
+    cdef Py_ssize_t ld_x = row_stride(x.strides[0], sizeof(floating))
+    if N == 0:
+        return
+    with nogil:
+        fill_rows(&out[0, 0], N, G, &bias[0])
+        gemm(False, True, N, G, D, <floating>1, &x[0, 0], ld_x, &w_ih[0, 0], D,
+             <floating>1, &out[0, 0], G)
+
+
+def lstm_infer(floating[:, ::1] xproj, const int64_t[::1] row_ids, floating[:, ::1] w_hh,
+               const int64_t[::1] batch_sizes, bint reverse, floating[:, ::1] h,
+               floating[:, ::1] c, floating[:, ::1] scratch, floating[:, :] out,
+               floating[::1] w_ci, floating[::1] w_cf, floating[::1] w_co):
+    """One direction of an LSTM layer (peephole when w_ci is given), inference only.
+
+    xproj (V, 4H) input pre-activations (input_projection with bias = b_ih + b_hh);
+    row_ids (N,) the xproj row of each packed row, 0 <= row_ids[r] < V, or None: row r
+    reads xproj[r] (V = N); h, c (B, H) initial state in, final state out; scratch (B, 4H);
+    out (N, >=H) receives h in its first H columns.
+    """
+    cdef Py_ssize_t V = xproj.shape[0], H = w_hh.shape[1], B = h.shape[0]
+    cdef Py_ssize_t T = batch_sizes.shape[0], r
+    cdef Py_ssize_t N = row_ids.shape[0] if row_ids is not None else V
+    cdef bint peephole = w_ci is not None
+    _check_steps(batch_sizes, N, B)
+    _check_rows(out.strides[1], sizeof(floating), "out",
+                out.strides[0], out.shape[0], out.shape[1])
+    _require(xproj.shape[1] == 4 * H and w_hh.shape[0] == 4 * H, "weight shapes")
+    _require(c.shape[0] == B and h.shape[1] == H and c.shape[1] == H, "state shapes")
+    _require(scratch.shape[0] >= B and scratch.shape[1] == 4 * H and out.shape[0] == N
+             and out.shape[1] >= H, "buffer shapes")
+    _require(not peephole or (w_cf is not None and w_co is not None and w_ci.shape[0] == H
+                              and w_cf.shape[0] == H and w_co.shape[0] == H), "peephole shapes")
+    if row_ids is not None:
+        for r in range(N):
+            _require(0 <= row_ids[r] < V, "row_ids out of range")
+    cdef const int64_t* ids_p = &row_ids[0] if row_ids is not None else NULL
+    cdef floating* w_ci_p = &w_ci[0] if peephole else NULL
+    cdef floating* w_cf_p = &w_cf[0] if peephole else NULL
+    cdef floating* w_co_p = &w_co[0] if peephole else NULL
+    cdef Py_ssize_t ld_out = row_stride(out.strides[0], sizeof(floating))
+    with nogil:
+        lstm_infer_steps(&xproj[0, 0], ids_p, &w_hh[0, 0], &batch_sizes[0], T, reverse,
+                         &scratch[0, 0], &h[0, 0], &c[0, 0], &out[0, 0], ld_out, H,
+                         w_ci_p, w_cf_p, w_co_p)
+
+
 def lstm_backward(floating[:, :] x, floating[:, ::1] w_ih, floating[:, ::1] w_hh,
                   const int64_t[::1] batch_sizes, bint reverse, floating[:, ::1] c0,
                   floating[:, ::1] gates, floating[:, ::1] h_prev, floating[:, ::1] cells,

@@ -10,6 +10,10 @@ cdef extern from "fastmath.h" nogil:
     void seqtag_exp_f32(float* x, Py_ssize_t n) noexcept
     void seqtag_sigmoid_f32(float* x, Py_ssize_t n) noexcept
     void seqtag_tanh_f32(float* x, Py_ssize_t n) noexcept
+    void seqtag_add_f32(float* y, const float* x, Py_ssize_t n) noexcept
+    void seqtag_lstm_infer_row_f32(const float* s, const float* x, float* c, float* h,
+                                   float* out, const float* w_ci, const float* w_cf,
+                                   const float* w_co, Py_ssize_t H) noexcept
     # restrict-qualified float pointers: arguments of the float32 row loops, which never
     # overlap; GCC vectorises those loops only when told so (see fastmath.h)
     ctypedef float* float_r "seqtag_float_r"
@@ -37,6 +41,16 @@ cdef void fill_rows(floating* g, Py_ssize_t n, Py_ssize_t width,
     for i in range(n):
         for j in range(width):
             g[i * width + j] = bias[j]
+
+
+# y (n,) += x (n,); float32 through fastmath.h's vector clones
+cdef inline void add_row(floating* y, const floating* x, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    if floating is float:
+        seqtag_add_f32(y, x, n)
+    else:
+        for i in range(n):
+            y[i] = y[i] + x[i]
 
 
 # out (width,) += column sums of g (n, width, row stride ld)

@@ -150,4 +150,52 @@ SEQTAG_CLONES static void seqtag_tanh_f32(float *x, Py_ssize_t n) {
         x[i] = seqtag__tanhf(x[i]);
 }
 
+/* y (n,) += x (n,); the arrays do not overlap. */
+SEQTAG_CLONES static void seqtag_add_f32(float *SEQTAG_RESTRICT y,
+                                         const float *SEQTAG_RESTRICT x, Py_ssize_t n) {
+    Py_ssize_t i;
+    for (i = 0; i < n; i++)
+        y[i] += x[i];
+}
+
+/* One LSTM step of one sequence in inference, fused into a single pass (the gate
+ * functions inlined, no intermediate stores): with s the recurrent product h W_hh^T and
+ * x the input pre-activations of the row, a = s + x is split into a_i, a_f, a_g, a_o and
+ *   c <- sigmoid(a_f) c + sigmoid(a_i) tanh(a_g),   h = out <- sigmoid(a_o) tanh(c).
+ * Peephole weights (w_ci, w_cf, w_co, all given or all NULL) add w_ci c and w_cf c to
+ * a_i and a_f, and w_co c' to a_o.  s, x (4H,); c, h, out, w_c* (H,).  The same
+ * arithmetic as lstm_cell_forward's float32 path, bit for bit: only the passes differ. */
+SEQTAG_CLONES static void seqtag_lstm_infer_row_f32(
+    const float *SEQTAG_RESTRICT s, const float *SEQTAG_RESTRICT x, float *SEQTAG_RESTRICT c,
+    float *SEQTAG_RESTRICT h, float *SEQTAG_RESTRICT out, const float *SEQTAG_RESTRICT w_ci,
+    const float *SEQTAG_RESTRICT w_cf, const float *SEQTAG_RESTRICT w_co, Py_ssize_t H) {
+    Py_ssize_t j;
+    if (w_ci == NULL) {
+        for (j = 0; j < H; j++) {
+            float i = seqtag__sigmoidf(s[j] + x[j]);
+            float f = seqtag__sigmoidf(s[H + j] + x[H + j]);
+            float g = seqtag__tanhf(s[2 * H + j] + x[2 * H + j]);
+            float o = seqtag__sigmoidf(s[3 * H + j] + x[3 * H + j]);
+            float c_new = f * c[j] + i * g;
+            float h_new = o * seqtag__tanhf(c_new);
+            c[j] = c_new;
+            h[j] = h_new;
+            out[j] = h_new;
+        }
+    } else {
+        for (j = 0; j < H; j++) {
+            float c_old = c[j];
+            float i = seqtag__sigmoidf((s[j] + x[j]) + w_ci[j] * c_old);
+            float f = seqtag__sigmoidf((s[H + j] + x[H + j]) + w_cf[j] * c_old);
+            float g = seqtag__tanhf(s[2 * H + j] + x[2 * H + j]);
+            float c_new = f * c_old + i * g;
+            float o = seqtag__sigmoidf((s[3 * H + j] + x[3 * H + j]) + w_co[j] * c_new);
+            float h_new = o * seqtag__tanhf(c_new);
+            c[j] = c_new;
+            h[j] = h_new;
+            out[j] = h_new;
+        }
+    }
+}
+
 #endif /* SEQTAG_FASTMATH_H */

@@ -232,6 +232,45 @@ cdef void lstm_forward_steps(floating* gates, const floating* w_hh,
             off += rows
 
 
+# One direction of one layer, inference: nothing is kept for backward, so the input
+# pre-activations are only read, never copied, and each step's recurrent product goes to
+# a (B, 4H) scratch that stays in cache instead of into an (N, 4H) array that does not
+# (beta = 0 also spares the product reading its output first).
+#   xproj    (V, 4H)  input pre-activations x W_ih^T + b_ih + b_hh of V input rows
+#   row_ids  (N,)     the xproj row each packed row reads, or NULL: row r reads xproj[r]
+#   scratch  (B, 4H)  work space
+#   w_hh, batch_sizes, h, c, out, w_c*  as in lstm_forward_steps
+cdef void lstm_infer_steps(const floating* xproj, const int64_t* row_ids,
+                           const floating* w_hh, const int64_t* batch_sizes, Py_ssize_t T,
+                           bint reverse, floating* scratch, floating* h, floating* c,
+                           floating* out, Py_ssize_t ld_out, Py_ssize_t H,
+                           const floating* w_ci, const floating* w_cf,
+                           const floating* w_co) noexcept nogil:
+    cdef Py_ssize_t s, t, r, rows, off, src
+    cdef Py_ssize_t G = 4 * H
+    off = total_rows(batch_sizes, T) if reverse else 0
+    for s in range(T):
+        t = T - 1 - s if reverse else s
+        rows = batch_sizes[t]
+        if reverse:
+            off -= rows
+        gemm(False, True, rows, G, H, <floating>1, h, H, w_hh, H, <floating>0, scratch, G)
+        if floating is float:
+            for r in range(rows):
+                src = row_ids[off + r] if row_ids != NULL else off + r
+                seqtag_lstm_infer_row_f32(scratch + r * G, xproj + src * G, c + r * H,
+                                          h + r * H, out + (off + r) * ld_out, w_ci, w_cf,
+                                          w_co, H)
+        else:
+            for r in range(rows):
+                src = row_ids[off + r] if row_ids != NULL else off + r
+                add_row(scratch + r * G, xproj + src * G, G)
+            lstm_cell_forward(scratch, h, c, NULL, NULL, out + off * ld_out, ld_out, rows,
+                              H, w_ci, w_cf, w_co)
+        if not reverse:
+            off += rows
+
+
 # One direction of one layer, backward: the steps in the opposite order of the forward.
 #   gates    (N, 4H)   in: i, f, g, o;  out: gradient w.r.t. the pre-activations a
 #   cells    (N, H), c0 (B, H)  from the forward

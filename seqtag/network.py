@@ -5,9 +5,12 @@ never padded.  Each distinct word form of a batch runs through the character BiL
 its final states (forward and reverse) are the word's character features.
 """
 
+import threading
+
 import numpy as np
 
 from . import _blas, _core
+from .memo import DEFAULT_CAPACITY, ProjectionMemo
 from .packing import Packing
 from .rnn import RNN
 
@@ -46,14 +49,12 @@ class Batch:
         for words in sentences_words:
             for form in words:
                 flat_forms.append(form_index.setdefault(form, len(form_index)))
-        forms = list(form_index)
-        form_word_ids = np.array([vocab.word_id(f) for f in forms], dtype=np.int64)
+        self.forms = list(form_index)
+        self.vocab = vocab
+        self.form_word_ids = np.array([vocab.word_id(f) for f in self.forms], dtype=np.int64)
         self.form_of_row = np.asarray(flat_forms, dtype=np.int64)[self.flat_index]
-        self.word_ids = form_word_ids[self.form_of_row]
-        chars = [vocab.char_ids(f) for f in forms]
-        self.char_packing = Packing([len(c) for c in chars])
-        flat_chars = np.fromiter((c for cs in chars for c in cs), dtype=np.int64)
-        self.char_ids = flat_chars[self.char_packing.flat_index()]
+        self.word_ids = self.form_word_ids[self.form_of_row]
+        self._chars = None
         self.tag_ids = None
         if sentences_tags is not None:
             flat_tags = vocab.tag_ids([t for tags in sentences_tags for t in tags])
@@ -63,14 +64,43 @@ class Batch:
     def n_tokens(self):
         return self.packing.n_rows
 
+    # the characters are encoded on first use: tagging with a memo needs only those of
+    # the forms it has not seen yet (encode_chars)
+    @property
+    def char_packing(self):
+        if self._chars is None:
+            self._chars = encode_chars(self.forms, self.vocab)
+        return self._chars[0]
+
+    @property
+    def char_ids(self):
+        if self._chars is None:
+            self._chars = encode_chars(self.forms, self.vocab)
+        return self._chars[1]
+
+
+def encode_chars(forms, vocab):
+    """(Packing of the forms' characters, char id of each packed character row)."""
+    chars = [vocab.char_ids(f) for f in forms]
+    packing = Packing([len(c) for c in chars])
+    flat_chars = np.fromiter((c for cs in chars for c in cs), dtype=np.int64)
+    return packing, flat_chars[packing.flat_index()]
+
 
 class Network:
     """The parameters and the forward/backward computation of the tagger."""
 
     def __init__(self, config, n_words, n_chars, n_tags, seed=0, threads=1, dtype=DTYPE,
-                 init=True):
-        """init=False leaves every weight zero, for load_arrays to fill (a fast load)."""
+                 init=True, memo_capacity=DEFAULT_CAPACITY):
+        """init=False leaves every weight zero, for load_arrays to fill (a fast load).
+        memo_capacity: word forms whose first-layer projections infer() remembers (0: off).
+        """
         self.config = dict(DEFAULTS, **config)
+        self.version = 0
+        self.memo_capacity = int(memo_capacity)
+        self._memo = None
+        self._memo_version = None
+        self._memo_lock = threading.Lock()
         self.dtype = dtype = np.dtype(dtype).type
         c = self.config
         rng = np.random.default_rng(seed)
@@ -123,6 +153,12 @@ class Network:
                               if k.startswith("rnn.")})
         self.output_weight = np.ascontiguousarray(arrays["output.weight"], dtype=self.dtype)
         self.output_bias = np.ascontiguousarray(arrays["output.bias"], dtype=self.dtype)
+        self.changed()
+
+    def changed(self):
+        """Tell the network its weights were changed in place (forgets what infer()
+        remembered).  The training loop and load_arrays call it."""
+        self.version += 1
 
     def set_threads(self, threads):
         self.char_rnn.threads = self.rnn.threads = threads
@@ -162,15 +198,53 @@ class Network:
         if training and c["dropout"]:
             output_mask = _dropout_mask(rng, hidden.shape, c["dropout"], self.dtype)
             hidden *= output_mask
-        logits = hidden @ self.output_weight.T
-        logits += self.output_bias
-        log_probs = _log_softmax(logits)
+        log_probs = self._output(hidden)
         cache = None
         if training:
             cache = {"log_probs": log_probs, "batch": batch, "word_ids": word_ids, "char_cache": char_cache,
                      "rnn_cache": rnn_cache, "hidden": hidden, "input_mask": input_mask,
                      "output_mask": output_mask, "n_forms": form_features.shape[0]}
         return log_probs, cache
+
+    def infer(self, batch):
+        """Log-probabilities (N, n_tags) of the packed rows, as forward(batch) computes
+        them in inference, remembering each word form's first-layer input projection
+        across calls (seqtag.memo): a form seen before costs no character BiLSTM, no
+        embedding lookup and no input product.  Thread-safe: a call that finds the memo
+        busy in another thread runs unmemoised."""
+        if self.memo_capacity <= 0 or self.config["cell"] == "gru":
+            return self.forward(batch)[0]
+        if not self._memo_lock.acquire(blocking=False):
+            return self.forward(batch)[0]
+        try:
+            with _blas.limited_threads(1):
+                if self._memo is None:
+                    self._memo = ProjectionMemo(self.rnn, self.memo_capacity)
+                if self._memo_version != self.version:
+                    self._memo.clear()
+                    self._memo_version = self.version
+                rows = self._memo.rows(batch.forms, lambda missing: self._word_inputs(
+                    [batch.forms[i] for i in missing], batch.form_word_ids[missing],
+                    batch.vocab))
+                if rows is None:  # more distinct forms than the memo holds
+                    return self._forward(batch, False, None, None)[0]
+                hidden, _, _ = self._memo.forward(rows[batch.form_of_row], batch.packing)
+                return self._output(hidden)
+        finally:
+            self._memo_lock.release()
+
+    def _word_inputs(self, forms, word_ids, vocab):
+        """The first recurrent layer's inputs (len(forms), D) of distinct word forms."""
+        char_packing, char_ids = encode_chars(forms, vocab)
+        _, char_final, _, _ = self.char_rnn.forward_packed(
+            self.char_embedding[char_ids], char_packing, keep=False)
+        return np.concatenate([self.word_embedding[word_ids], char_final[0], char_final[1]],
+                              axis=1)
+
+    def _output(self, hidden):
+        logits = hidden @ self.output_weight.T
+        logits += self.output_bias
+        return _log_softmax(logits)
 
     def backward(self, cache, grad_log_probs):
         """Gradients of every parameter given d loss / d log_probs.

@@ -200,15 +200,95 @@ class RNN:
                 mask /= keep_prob
                 layer_input = layer_input * mask
             out = np.empty((packing.n_rows, self.output_size), dtype=self.dtype)
-            saved = self._run_directions(self._forward_direction, [
-                (layer, d, layer_input, packing, h_state, c_state, out, keep)
-                for d in range(self.num_directions)])
+            if not keep and self.cell != "gru":
+                saved = self._run_directions(self._infer_direction, [
+                    (layer, d, layer_input, None, packing, h_state, c_state, out)
+                    for d in range(self.num_directions)])
+            else:
+                saved = self._run_directions(self._forward_direction, [
+                    (layer, d, layer_input, packing, h_state, c_state, out, keep)
+                    for d in range(self.num_directions)])
             layers.append({"input": layer_input, "mask": mask, "directions": saved})
             layer_input = out
         h_n = self._to_caller_order(h_state, packing)
         c_n = None if c_state is None else self._to_caller_order(c_state, packing)
         cache = {"packing": packing, "layers": layers} if keep else None
         return layer_input, h_n, c_n, cache
+
+    def input_projection(self, x, direction=0):
+        """The first layer's input pre-activations of rows x (M, input_size) in one
+        direction (0, or 1 for the reverse): x W_ih^T + b_ih + b_hh, (M, gates * hidden).
+
+        A row's pre-activations depend on that row alone, so a caller that sees the same
+        input rows again and again (a word's embedding in tagging) can compute them once
+        and pass them to forward_projected.  LSTM and peephole cells only.
+        """
+        self._check_projectable()
+        if (isinstance(direction, bool) or not isinstance(direction, (int, np.integer))
+                or not 0 <= direction < self.num_directions):
+            raise ValueError(f"direction must be 0{' or 1' if self.bidirectional else ''}, "
+                             f"got {direction!r}")
+        x = self._check_input(x, "x", 2)
+        if x.shape[1] != self.input_size:
+            raise ValueError(f"x has {x.shape[1]} features per row, the layer expects "
+                             f"input_size={self.input_size}")
+        k = self._names(0, direction)
+        p = self.params
+        out = np.empty((x.shape[0], GATES[self.cell] * self.hidden_size), dtype=self.dtype)
+        _core.input_projection(x, p[f"weight_ih_{k}"], p[f"bias_ih_{k}"] + p[f"bias_hh_{k}"],
+                               out)
+        return out
+
+    def forward_projected(self, projections, row_ids, packing, h0=None, c0=None):
+        """Inference (no cache) from the first layer's input pre-activations.
+
+        projections: one (V, gates * hidden) array per direction, as input_projection
+        returns them for V input rows; row_ids (N,): the projection row of each packed row
+        of `packing`.  Returns out, h_n, c_n as forward_packed(..., keep=False) does for
+        the inputs those rows were computed from.
+        """
+        self._check_projectable()
+        if not isinstance(packing, Packing):
+            raise ValueError(f"packing must be a seqtag.packing.Packing, got "
+                             f"{type(packing).__name__}")
+        G = GATES[self.cell] * self.hidden_size
+        if (not isinstance(projections, (list, tuple))
+                or len(projections) != self.num_directions):
+            raise ValueError(f"projections must be a list of {self.num_directions} arrays "
+                             "(one per direction)")
+        projections = [self._check_input(t, "projections", 2) for t in projections]
+        for t in projections:
+            if t.shape[1] != G or t.shape[0] != projections[0].shape[0]:
+                raise ValueError(f"projections must all have shape (V, {G}), got "
+                                 f"{[t.shape for t in projections]}")
+        row_ids = np.asarray(row_ids)
+        if row_ids.shape != (packing.n_rows,) or not np.issubdtype(row_ids.dtype, np.integer):
+            raise ValueError(f"row_ids must be {packing.n_rows} integers (one per packed "
+                             f"row), got {row_ids.dtype} array of shape {row_ids.shape}")
+        row_ids = np.ascontiguousarray(row_ids, dtype=np.int64)
+        V = projections[0].shape[0]
+        if row_ids.size and (row_ids.min() < 0 or row_ids.max() >= V):
+            raise ValueError(f"row_ids must lie in [0, {V}) (the projections' rows)")
+        h_state = self._initial_state(h0, "h0", packing)
+        c_state = self._initial_state(c0, "c0", packing)
+        out = np.empty((packing.n_rows, self.output_size), dtype=self.dtype)
+        self._run_directions(self._infer_direction, [
+            (0, d, (projections[d], row_ids), None, packing, h_state, c_state, out)
+            for d in range(self.num_directions)])
+        layer_input = out
+        for layer in range(1, self.num_layers):
+            out = np.empty((packing.n_rows, self.output_size), dtype=self.dtype)
+            self._run_directions(self._infer_direction, [
+                (layer, d, layer_input, None, packing, h_state, c_state, out)
+                for d in range(self.num_directions)])
+            layer_input = out
+        return (layer_input, self._to_caller_order(h_state, packing),
+                self._to_caller_order(c_state, packing))
+
+    def _check_projectable(self):
+        if self.cell == "gru":
+            raise ValueError("input projections are for lstm and peephole cells; a GRU "
+                             "adds b_hh inside its reset gate")
 
     def backward_packed(self, cache, grad_out, grad_h_n=None, grad_c_n=None):
         """grad_out (N, output_size) or None (only the final states matter).
@@ -274,6 +354,27 @@ class RNN:
                            packing.batch_sizes, reverse, h, c, gates, out_view, h_prev,
                            saved, *peep)
         return {"gates": gates, "h_prev": h_prev, "cells": saved, "c0": c0}
+
+    def _infer_direction(self, layer, direction, x, unused, packing, h_state, c_state, out):
+        """LSTM inference: x is the layer's input (N, width), or for the first layer a
+        (projections, row_ids) pair from forward_projected."""
+        k = self._names(layer, direction)
+        p = self.params
+        H = self.hidden_size
+        s = layer * self.num_directions + direction
+        if isinstance(x, tuple):
+            xproj, row_ids = x
+        else:
+            xproj = np.empty((x.shape[0], 4 * H), dtype=self.dtype)
+            _core.input_projection(x, p[f"weight_ih_{k}"],
+                                   p[f"bias_ih_{k}"] + p[f"bias_hh_{k}"], xproj)
+            row_ids = None
+        scratch = np.empty((packing.batch, 4 * H), dtype=self.dtype)
+        peep = [p.get(f"weight_{g}_{k}") for g in ("ci", "cf", "co")]
+        _core.lstm_infer(xproj, row_ids, p[f"weight_hh_{k}"], packing.batch_sizes,
+                         bool(direction), h_state[s], c_state[s], scratch,
+                         out[:, direction * H:(direction + 1) * H], *peep)
+        return None
 
     def _backward_direction(self, layer, direction, saved_layer, batch_sizes, grad_out, dh_all,
                             dc_all, grads):

@@ -199,7 +199,7 @@ class Tagger:
                 if not isinstance(w, str) or not w:
                     raise SeqtagError(f"sentence {i + 1}: tokens must be non-empty strings, "
                                       f"got {w!r}")
-        log_probs = predict_log_probs(self.network, self.vocab, sentences)
+        log_probs = predict_log_probs(self.network, self.vocab, sentences, memo=True)
         tagset = self.vocab.tags
         tags = [[tagset[j] for j in lp.argmax(axis=1)] for lp in log_probs]
         if not top_k:

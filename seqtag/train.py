@@ -62,8 +62,11 @@ def epoch_batches(sentences, batch_size, rng):
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def predict_log_probs(network, vocab, sentences_words, batch_tokens=4096):
+def predict_log_probs(network, vocab, sentences_words, batch_tokens=4096, memo=False):
     """Log-probabilities per sentence, (len, n_tags) each, in the order given.
+
+    memo=True runs Network.infer (remembering word forms across calls; for a tagger
+    whose weights no longer change), else Network.forward.
 
     Sentences are grouped by length into batches of about batch_tokens tokens; a sentence's
     result does not depend on its batch (each row is computed from its own sequence only).
@@ -83,7 +86,7 @@ def predict_log_probs(network, vocab, sentences_words, batch_tokens=4096):
                 results[i] = np.zeros((0, len(vocab.tags)), dtype=network.dtype)
         if chunk:
             batch = Batch([sentences_words[i] for i in chunk], vocab)
-            log_probs, _ = network.forward(batch)
+            log_probs = network.infer(batch) if memo else network.forward(batch)[0]
             flat = np.empty_like(log_probs)
             flat[batch.flat_index] = log_probs
             bounds = np.cumsum([0] + [len(sentences_words[i]) for i in chunk])
@@ -184,11 +187,13 @@ class TrainingState:
         saved = {k: v.copy() for k, v in self.params.items()}
         for name, value in weights.items():
             self.params[name][...] = value
+        self.network.changed()
         try:
             yield
         finally:
             for name, value in saved.items():
                 self.params[name][...] = value
+            self.network.changed()
 
     def save(self, path):
         opt_arrays, opt_meta = self.optimizer.state()
@@ -340,6 +345,7 @@ def _run_epoch(state, train_sents, dev_sents, progress):
             raise SeqtagError(f"the gradients became {norm} in epoch {epoch}; training stopped "
                               "(try a lower --lr)")
         state.optimizer.step(dense, sparse)
+        network.changed()
         if state.average is not None:
             state.update_average()
         loss_sum += loss * batch.n_tokens

@@ -65,7 +65,12 @@ def test_save_then_load_gives_the_same_predictions(tiny_tagger, tmp_path):
     assert loaded.predict(sents) == tiny_tagger.predict(sents)
     ours = tiny_tagger.predict(sents, top_k=3)[1]
     theirs = loaded.predict(sents, top_k=3)[1]
-    assert ours == theirs
+    # the same tags in the same order; probabilities equal up to float32 rounding (each
+    # tagger's memo of word projections was filled from different batches: seqtag.memo)
+    assert [[[t for t, _ in tok] for tok in s] for s in ours] == \
+        [[[t for t, _ in tok] for tok in s] for s in theirs]
+    np.testing.assert_allclose([p for s in ours for tok in s for _, p in tok],
+                               [p for s in theirs for tok in s for _, p in tok], rtol=1e-5)
     assert loaded.info()["corpus"]["sentences"] == 120
 
 

@@ -1,0 +1,98 @@
+"""Remembered first-layer input projections, for tagging.
+
+The first recurrent layer starts every token with x W_ih^T + b: 2 * D * 4H multiply-adds
+per token and direction, about as much as the recurrent product itself.  x depends on the
+word alone (its embedding and its character features), so a tagger that reads thousands of
+sentences computes the same rows again and again.  ProjectionMemo computes them once per
+distinct key (a word form, a word id) and hands the rows to RNN.forward_projected, which
+reads them in place: the projection, the character BiLSTM and the embedding lookup of a
+word already seen all drop out of tagging.
+
+The rows are those RNN.input_projection computes for the same inputs; a token's result
+differs from an unmemoised forward only by the rounding of a different product shape
+(~1e-7 relative).  The memo is only valid for the weights it was filled from: whoever
+changes them calls clear() (seqtag.network.Network does it through its version count).
+"""
+
+import numpy as np
+
+from .rnn import GATES
+
+DEFAULT_CAPACITY = 8192
+
+
+class ProjectionMemo:
+    """First-layer input pre-activations of `rnn`, one row per key, up to `capacity` keys.
+
+    Memory: capacity * directions * gates * hidden * itemsize bytes at most (8192 words
+    of the default tagger: 32 MB), allocated as it fills.  When a batch brings more new
+    keys than there are free rows, the memo starts over (the frequent words come back
+    within a batch or two; a least-recently-used order would cost more per token than it
+    saves).
+    """
+
+    def __init__(self, rnn, capacity=DEFAULT_CAPACITY):
+        if isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer)) \
+                or capacity < 1:
+            raise ValueError(f"capacity must be a positive integer, got {capacity!r}")
+        self.rnn = rnn
+        self.capacity = int(capacity)
+        rnn._check_projectable()
+        self.width = GATES[rnn.cell] * rnn.hidden_size
+        self.index = {}
+        self.tables = [np.empty((0, self.width), dtype=rnn.dtype)
+                       for _ in range(rnn.num_directions)]
+        self.hits = self.misses = 0
+
+    def __len__(self):
+        return len(self.index)
+
+    def clear(self):
+        """Forget every row (the arrays are kept for reuse)."""
+        self.index.clear()
+
+    def rows(self, keys, inputs_of):
+        """Row of each key (int64 array, len(keys)); keys are distinct and hashable.
+
+        inputs_of(positions) returns the first layer's inputs (len(positions), input_size)
+        of keys[p] for the given positions: it is called once, for the keys not yet held.
+        Returns None when len(keys) exceeds the capacity (the caller runs unmemoised).
+        """
+        if len(keys) > self.capacity:
+            return None
+        get = self.index.get
+        rows = np.fromiter((get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
+        missing = np.flatnonzero(rows < 0)
+        self.hits += len(keys) - len(missing)
+        self.misses += len(missing)
+        if len(missing) == 0:
+            return rows
+        if len(self.index) + len(missing) > self.capacity:
+            self.clear()
+            rows[:] = -1
+            missing = np.arange(len(keys))
+        start = len(self.index)
+        self._reserve(start + len(missing))
+        inputs = inputs_of(missing)
+        for d, table in enumerate(self.tables):
+            table[start:start + len(missing)] = self.rnn.input_projection(inputs, d)
+        new_rows = np.arange(start, start + len(missing), dtype=np.int64)
+        rows[missing] = new_rows
+        for p, r in zip(missing.tolist(), new_rows.tolist()):
+            self.index[keys[p]] = r
+        return rows
+
+    def forward(self, row_ids, packing):
+        """RNN.forward_projected over this memo's rows: (out, h_n, c_n)."""
+        return self.rnn.forward_projected(self.tables, row_ids, packing)
+
+    def _reserve(self, n):
+        size = self.tables[0].shape[0]
+        if n <= size:
+            return
+        new_size = min(self.capacity, max(n, 2 * size, 1024))
+        held = len(self.index)
+        for d, table in enumerate(self.tables):
+            grown = np.empty((new_size, self.width), dtype=table.dtype)
+            grown[:held] = table[:held]
+            self.tables[d] = grown
