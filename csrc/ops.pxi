@@ -90,3 +90,52 @@ def ema_update(floating[::1] average, floating[::1] value, double decay):
     with nogil:
         for i in range(n):
             a[i] = d * a[i] + rest * x[i]
+
+
+from libc.math cimport log, logf
+
+
+# x (n, width) <- log-softmax of each row, in place; work (n * width) scratch.  float32
+# takes its exponentials in one vector pass over the whole block (a row of a tagset is
+# too short for the vector loop to pay off on its own).
+cdef void log_softmax_block(floating* x, Py_ssize_t n, Py_ssize_t width,
+                            floating* work) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef floating top, total
+    for i in range(n):
+        top = x[i * width]
+        for j in range(1, width):
+            if x[i * width + j] > top:
+                top = x[i * width + j]
+        for j in range(width):
+            x[i * width + j] = x[i * width + j] - top
+    if floating is float:
+        memcpy(work, x, n * width * sizeof(float))
+        seqtag_exp_f32(work, n * width)
+    else:
+        for i in range(n * width):
+            work[i] = exp(x[i])
+    for i in range(n):
+        total = 0
+        for j in range(width):
+            total = total + work[i * width + j]
+        if floating is float:
+            total = logf(total)
+        else:
+            total = log(total)
+        for j in range(width):
+            x[i * width + j] = x[i * width + j] - total
+
+
+def log_softmax_rows(floating[:, ::1] x):
+    """x (N, C) <- log(softmax(x)) row by row, in place (C >= 1)."""
+    cdef Py_ssize_t n = x.shape[0], width = x.shape[1]
+    _require(width >= 1, "log_softmax_rows needs at least one column")
+    if n == 0:
+        return
+    cdef floating* work = <floating*>malloc(n * width * sizeof(floating))
+    if work == NULL:
+        raise MemoryError()
+    with nogil:
+        log_softmax_block(&x[0, 0], n, width, work)
+    free(work)

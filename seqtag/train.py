@@ -170,6 +170,7 @@ class TrainingState:
     def restore_best(self):
         for name, value in self.best_params.items():
             self.params[name][...] = value
+        self.network.changed()
 
     def update_average(self):
         # a short memory at first, so the average soon forgets the random initial weights

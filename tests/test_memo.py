@@ -492,10 +492,6 @@ def test_predictions_during_training_read_the_weights_of_the_moment(average):
     assert not bad, bad
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: TrainingState.restore_best (seqtag/train.py) writes the best weights in place "
-    "without network.changed(), so a memo filled after the last version bump (here: from "
-    "a progress callback of the last epoch) is served after training"))
 def test_memo_filled_on_the_last_epoch_is_not_served_after_training():
     train_sents, dev_sents, config, opts, state = _training_run()
     net, vocab = state.network, state.vocab
@@ -506,3 +502,54 @@ def test_memo_filled_on_the_last_epoch_is_not_served_after_training():
 
     network, vocab, _ = train(train_sents, dev_sents, config, opts, progress, state=state)
     assert _memo_gap(network, vocab) <= 1e-5
+
+
+# ---- ProjectionMemo.rows_of_ids (integer keys through an array) ------------------------------
+
+def test_rows_of_ids_projects_each_distinct_new_id_once_and_reuses_it(rnn):
+    table = np.random.default_rng(5).standard_normal((50, rnn.input_size)).astype(rnn.dtype)
+    memo = ProjectionMemo(rnn, capacity=20)
+    calls = []
+
+    def inputs_of(new_ids):
+        calls.append(list(new_ids))
+        return table[new_ids]
+
+    ids = np.array([7, 3, 7, 7, 12, 3])
+    rows = memo.rows_of_ids(ids, inputs_of)
+    assert calls == [[3, 7, 12]]
+    assert rows[0] == rows[2] == rows[3] and rows[1] == rows[5] and len(set(rows)) == 3
+    for d, t in enumerate(memo.tables):
+        np.testing.assert_allclose(t[rows], rnn.input_projection(table[ids], d), rtol=1e-6,
+                                   atol=1e-6)
+    again = memo.rows_of_ids(np.array([12, 40, 3]), inputs_of)
+    assert calls[-1] == [40] and again[0] == rows[4] and again[2] == rows[1]
+    assert (memo.hits, memo.misses, len(memo)) == (2, 4, 4)
+
+
+def test_rows_of_ids_restarts_when_full_and_gives_up_beyond_capacity(rnn):
+    table = np.random.default_rng(6).standard_normal((50, rnn.input_size)).astype(rnn.dtype)
+    memo = ProjectionMemo(rnn, capacity=4)
+    memo.rows_of_ids(np.array([1, 2, 3]), lambda new: table[new])
+    rows = memo.rows_of_ids(np.array([3, 8, 9]), lambda new: table[new])  # 5 > 4: restart
+    assert len(memo) == 3
+    for d, t in enumerate(memo.tables):
+        np.testing.assert_allclose(t[rows], rnn.input_projection(table[[3, 8, 9]], d),
+                                   rtol=1e-6, atol=1e-6)
+    assert memo.rows_of_ids(np.arange(5), lambda new: table[new]) is None
+    with pytest.raises(ValueError, match="ids must be >= 0"):
+        memo.rows_of_ids(np.array([1, -1]), lambda new: table[new])
+    with pytest.raises(ValueError, match="1-d array of integers"):
+        memo.rows_of_ids(np.array([1.0]), lambda new: table[new])
+
+
+def test_rows_of_ids_then_forward_projected_equals_the_plain_forward(rnn):
+    E = np.random.default_rng(7).standard_normal((30, rnn.input_size)).astype(rnn.dtype)
+    memo = ProjectionMemo(rnn, capacity=30)
+    packing = Packing([4, 2, 5])
+    ids = np.random.default_rng(8).integers(0, 30, packing.n_rows)
+    out, h_n, c_n = memo.forward(memo.rows_of_ids(ids, lambda new: E[new]), packing)
+    ref, ref_h, ref_c, _ = rnn.forward_packed(E[ids], packing, keep=False)
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(h_n, ref_h, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(c_n, ref_c, rtol=1e-5, atol=1e-6)
