@@ -168,13 +168,7 @@ class RNN:
 
         keep=False runs in inference mode: nothing is saved and the cache is None.
         """
-        if not isinstance(packing, Packing):
-            raise ValueError(f"packing must be a seqtag.packing.Packing, got "
-                             f"{type(packing).__name__}")
-        bad = np.flatnonzero(packing.lengths < 1)
-        if bad.size:
-            raise ValueError(f"sequence {bad[0]} has length {packing.lengths[bad[0]]}; every "
-                             "sequence needs at least one step")
+        self._check_packing(packing)
         x = self._check_input(x, "x", 2)
         if x.shape != (packing.n_rows, self.input_size):
             raise ValueError(f"packed x has shape {x.shape}, expected "
@@ -248,9 +242,7 @@ class RNN:
         the inputs those rows were computed from.
         """
         self._check_projectable()
-        if not isinstance(packing, Packing):
-            raise ValueError(f"packing must be a seqtag.packing.Packing, got "
-                             f"{type(packing).__name__}")
+        self._check_packing(packing)
         G = GATES[self.cell] * self.hidden_size
         if (not isinstance(projections, (list, tuple))
                 or len(projections) != self.num_directions):
@@ -418,6 +410,15 @@ class RNN:
             return [work(*job) for job in jobs]
 
     # ---- checks and state layout ------------------------------------------------------
+
+    def _check_packing(self, packing):
+        if not isinstance(packing, Packing):
+            raise ValueError(f"packing must be a seqtag.packing.Packing, got "
+                             f"{type(packing).__name__}")
+        bad = np.flatnonzero(packing.lengths < 1)
+        if bad.size:
+            raise ValueError(f"sequence {bad[0]} has length {packing.lengths[bad[0]]}; every "
+                             "sequence needs at least one step")
 
     def _check_cache(self, cache):
         if cache is None:
