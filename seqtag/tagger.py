@@ -16,6 +16,7 @@ from . import __version__, modelfile
 from .corpus import Sentence
 from .errors import ModelError, SeqtagError
 from .evaluate import score
+from .memo import DEFAULT_CAPACITY
 from .network import DEFAULTS as NETWORK_DEFAULTS
 from .network import Network
 from .tokenize import tokenize
@@ -139,8 +140,16 @@ class Tagger:
         modelfile.save_model(path, self.network.arrays(), meta, float16=float16)
 
     @classmethod
-    def load(cls, path=None, threads=1):
-        """Load a model file; without a path, the bundled English model."""
+    def load(cls, path=None, threads=1, memo_words=DEFAULT_CAPACITY):
+        """Load a model file; without a path, the bundled English model.
+
+        memo_words: how many distinct word forms tagging remembers the first layer's input
+        projection of (seqtag.memo; 4 KB each for the default network, allocated as they
+        come; 0 turns it off).  Results are the same either way, up to float32 rounding.
+        """
+        if (isinstance(memo_words, bool) or not isinstance(memo_words, (int, np.integer))
+                or memo_words < 0):
+            raise SeqtagError(f"memo_words must be an integer >= 0, got {memo_words!r}")
         if path is None:
             path = DEFAULT_MODEL
             if not path.exists():
@@ -153,7 +162,8 @@ class Tagger:
         try:
             vocab = Vocabulary.from_meta(meta["vocab"])
             network = Network(meta["network"], len(vocab.words), len(vocab.chars),
-                              len(vocab.tags), threads=threads, init=False)
+                              len(vocab.tags), threads=threads, init=False,
+                              memo_capacity=memo_words)
         except (KeyError, TypeError, ValueError) as e:
             raise ModelError(f"{path} has invalid metadata: {e}") from None
         try:

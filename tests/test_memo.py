@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from seqtag import Tagger
+from seqtag import SeqtagError, Tagger
 from seqtag.corpus import Sentence
 from seqtag.memo import ProjectionMemo
 from seqtag.network import Batch, Network
@@ -553,3 +553,16 @@ def test_rows_of_ids_then_forward_projected_equals_the_plain_forward(rnn):
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(h_n, ref_h, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(c_n, ref_c, rtol=1e-5, atol=1e-6)
+
+
+def test_tagger_load_takes_the_memo_size_and_zero_turns_it_off():
+    sents = [["The", "dog", "barked", "."], ["A", "cat", "sat", "on", "the", "mat", "."]]
+    plain = Tagger.load(memo_words=0)
+    small = Tagger.load(memo_words=3)   # fewer than the forms of one call: runs unmemoised
+    default = Tagger.load()
+    assert plain.predict(sents) == small.predict(sents) == default.predict(sents)
+    assert plain.network._memo is None and small.network._memo is not None
+    assert len(default.network._memo) == 10  # distinct forms of the two sentences
+    for bad in (-1, 2.5, True, "8"):
+        with pytest.raises(SeqtagError, match="memo_words must be an integer >= 0"):
+            Tagger.load(memo_words=bad)
