@@ -25,7 +25,8 @@ shared machine hits both alike:
                 (and, in (c), its character BiLSTM) is computed once and remembered
                 (seqtag.memo; (a)/(b) keep a row per word id, (c) up to 8192 word forms).
                 The main figure is a long run's steady state (memo filled by the warm-up
-                round); "(fresh)" empties the memo before every round
+                round); "(fresh)" empties the memo before every pass.  A round tags EWT
+                test `tag_passes` (5) times
   latency ms    tagging one 20-token sentence (median call)
   peak RSS      peak RSS of a separate process that trains one round (that side's imports
                 only), and its increase over the process after imports + data load (read as
@@ -631,8 +632,9 @@ def print_table(all_results, sgemm):
     print("ratio = seqtag/torch: above 1 seqtag is faster in tok/s and GFLOP/s, "
           "slower in latency, bigger in RSS")
     print("tag tok/s: seqtag with its memo of word projections as a long tagging run has it "
-          "(filled by the warm-up round); (fresh): the memo emptied before each round, so "
-          "every distinct word of the round is computed in it (torch: the same rounds)")
+          "(filled by the warm-up round); (fresh): the memo emptied before each pass over "
+          "EWT test, so every distinct word of the pass is computed in it (torch: the same "
+          "rounds)")
 
 
 def main():
