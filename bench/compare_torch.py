@@ -184,9 +184,8 @@ class SeqtagPlain:
         """Tagging: the memo's word rows instead of gather + input product (seqtag.memo)."""
         embedding = self.params["word_embedding"]
         rows = self.memo.rows_of_ids(batch.word_ids, lambda new_ids: embedding[new_ids])
-        hidden, _, _ = self.memo.forward(rows, batch.packing)
-        logits = hidden @ self.params["output.weight"].T
-        logits += self.params["output.bias"]
+        logits, _, _ = self.memo.forward(rows, batch.packing, head=(
+            self.params["output.weight"], self.params["output.bias"]))
         return _log_softmax(logits)
 
     def forward(self, batch, training=False):

@@ -222,8 +222,9 @@ cdef void lstm_forward_steps(floating* gates, const floating* w_hh,
         rows = batch_sizes[t]
         if reverse:
             off -= rows
-        gemm(False, True, rows, 4 * H, H, <floating>1, h, H, w_hh, H, <floating>1,
-             gates + off * 4 * H, 4 * H)
+        if s > 0 or not all_zero(h, rows * H):
+            gemm(False, True, rows, 4 * H, H, <floating>1, h, H, w_hh, H, <floating>1,
+                 gates + off * 4 * H, 4 * H)
         lstm_cell_forward(gates + off * 4 * H, h, c,
                           h_prev + off * H if h_prev != NULL else NULL,
                           cells + off * H if cells != NULL else NULL,
@@ -254,7 +255,11 @@ cdef void lstm_infer_steps(const floating* xproj, const int64_t* row_ids,
         rows = batch_sizes[t]
         if reverse:
             off -= rows
-        gemm(False, True, rows, G, H, <floating>1, h, H, w_hh, H, <floating>0, scratch, G)
+        if s > 0 or not all_zero(h, rows * H):
+            gemm(False, True, rows, G, H, <floating>1, h, H, w_hh, H, <floating>0, scratch,
+                 G)
+        else:
+            memset(scratch, 0, rows * G * sizeof(floating))
         if floating is float:
             for r in range(rows):
                 src = row_ids[off + r] if row_ids != NULL else off + r

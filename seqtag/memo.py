@@ -124,9 +124,9 @@ class ProjectionMemo:
         self.held = start + len(inputs)
         return np.arange(start, self.held, dtype=np.int64)
 
-    def forward(self, row_ids, packing):
+    def forward(self, row_ids, packing, head=None):
         """RNN.forward_projected over this memo's rows: (out, h_n, c_n)."""
-        return self.rnn.forward_projected(self.tables, row_ids, packing)
+        return self.rnn.forward_projected(self.tables, row_ids, packing, head=head)
 
     def _reserve(self, n):
         size = self.tables[0].shape[0]

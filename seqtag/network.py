@@ -228,8 +228,9 @@ class Network:
                     batch.vocab))
                 if rows is None:  # more distinct forms than the memo holds
                     return self._forward(batch, False, None, None)[0]
-                hidden, _, _ = self._memo.forward(rows[batch.form_of_row], batch.packing)
-                return self._output(hidden)
+                logits, _, _ = self._memo.forward(rows[batch.form_of_row], batch.packing,
+                                                  head=(self.output_weight, self.output_bias))
+                return _log_softmax(logits)
         finally:
             self._memo_lock.release()
 

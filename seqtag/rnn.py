@@ -233,13 +233,19 @@ class RNN:
                                out)
         return out
 
-    def forward_projected(self, projections, row_ids, packing, h0=None, c0=None):
+    def forward_projected(self, projections, row_ids, packing, h0=None, c0=None, *,
+                          head=None):
         """Inference (no cache) from the first layer's input pre-activations.
 
         projections: one (V, gates * hidden) array per direction, as input_projection
         returns them for V input rows; row_ids (N,): the projection row of each packed row
         of `packing`.  Returns out, h_n, c_n as forward_packed(..., keep=False) does for
         the inputs those rows were computed from.
+
+        head: (weight (n_out, output_size), bias (n_out,)) of a linear layer over the last
+        layer's output (a tagger's output layer); out is then that layer's output
+        (N, n_out).  Each direction multiplies its own columns of weight on its own thread,
+        so the product overlaps the other direction's steps instead of following them.
         """
         self._check_projectable()
         self._check_packing(packing)
@@ -261,21 +267,47 @@ class RNN:
         V = projections[0].shape[0]
         if row_ids.size and (row_ids.min() < 0 or row_ids.max() >= V):
             raise ValueError(f"row_ids must lie in [0, {V}) (the projections' rows)")
+        heads = self._split_head(head, packing.n_rows)
         h_state = self._initial_state(h0, "h0", packing)
         c_state = self._initial_state(c0, "c0", packing)
-        out = np.empty((packing.n_rows, self.output_size), dtype=self.dtype)
-        self._run_directions(self._infer_direction, [
-            (0, d, (projections[d], row_ids), None, packing, h_state, c_state, out)
-            for d in range(self.num_directions)])
-        layer_input = out
-        for layer in range(1, self.num_layers):
+        layer_input = (projections, row_ids)
+        for layer in range(self.num_layers):
+            last = layer == self.num_layers - 1
             out = np.empty((packing.n_rows, self.output_size), dtype=self.dtype)
             self._run_directions(self._infer_direction, [
-                (layer, d, layer_input, None, packing, h_state, c_state, out)
+                (layer, d,
+                 (projections[d], row_ids) if layer == 0 else layer_input,
+                 heads[d] if last and heads else None, packing, h_state, c_state, out)
                 for d in range(self.num_directions)])
             layer_input = out
+        if heads:
+            layer_input = heads[0][2]
+            for extra in heads[1:]:
+                layer_input += extra[2]
         return (layer_input, self._to_caller_order(h_state, packing),
                 self._to_caller_order(c_state, packing))
+
+    def _split_head(self, head, n_rows):
+        """head (weight, bias) -> per direction (its columns of weight, bias or zeros,
+        an output buffer); [] without a head."""
+        if head is None:
+            return []
+        if not isinstance(head, (tuple, list)) or len(head) != 2:
+            raise ValueError("head must be a (weight, bias) pair")
+        weight = self._check_input(head[0], "head weight", 2)
+        bias = head[1]
+        if weight.shape[1] != self.output_size:
+            raise ValueError(f"head weight has shape {weight.shape}, expected (n_out, "
+                             f"{self.output_size})")
+        if (not isinstance(bias, np.ndarray) or bias.dtype != self.dtype
+                or bias.shape != (weight.shape[0],)):
+            raise ValueError(f"head bias must be a {self.dtype} array of shape "
+                             f"({weight.shape[0]},)")
+        H = self.hidden_size
+        return [(np.ascontiguousarray(weight[:, d * H:(d + 1) * H]),
+                 np.ascontiguousarray(bias) if d == 0 else np.zeros_like(bias),
+                 np.empty((n_rows, weight.shape[0]), dtype=self.dtype))
+                for d in range(self.num_directions)]
 
     def _check_projectable(self):
         if self.cell == "gru":
@@ -347,9 +379,10 @@ class RNN:
                            saved, *peep)
         return {"gates": gates, "h_prev": h_prev, "cells": saved, "c0": c0}
 
-    def _infer_direction(self, layer, direction, x, unused, packing, h_state, c_state, out):
+    def _infer_direction(self, layer, direction, x, head, packing, h_state, c_state, out):
         """LSTM inference: x is the layer's input (N, width), or for the first layer a
-        (projections, row_ids) pair from forward_projected."""
+        (projections, row_ids) pair from forward_projected; head None, or (weight columns,
+        bias, output) of this direction's share of a linear layer over its output."""
         k = self._names(layer, direction)
         p = self.params
         H = self.hidden_size
@@ -363,9 +396,11 @@ class RNN:
             row_ids = None
         scratch = np.empty((packing.batch, 4 * H), dtype=self.dtype)
         peep = [p.get(f"weight_{g}_{k}") for g in ("ci", "cf", "co")]
+        out_view = out[:, direction * H:(direction + 1) * H]
         _core.lstm_infer(xproj, row_ids, p[f"weight_hh_{k}"], packing.batch_sizes,
-                         bool(direction), h_state[s], c_state[s], scratch,
-                         out[:, direction * H:(direction + 1) * H], *peep)
+                         bool(direction), h_state[s], c_state[s], scratch, out_view, *peep)
+        if head is not None:
+            _core.input_projection(out_view, head[0], head[1], head[2])
         return None
 
     def _backward_direction(self, layer, direction, saved_layer, batch_sizes, grad_out, dh_all,

@@ -355,6 +355,42 @@ def test_forward_projected_on_two_threads_and_any_integer_ids():
         np.testing.assert_array_equal(a, c)
 
 
+@pytest.mark.parametrize("dtype", [F32, F64], ids=["float32", "float64"])
+@pytest.mark.parametrize("layers, bi, threads", [(1, False, 1), (1, True, 1), (2, True, 2),
+                                                 (2, False, 2)])
+def test_forward_projected_head_is_the_linear_layer_over_the_output(dtype, layers, bi,
+                                                                    threads):
+    rnn, E, ids, packing, h0, c0 = table_case("lstm", dtype, layers, bi, [6, 2, 5, 1], V=9,
+                                              threads=threads)
+    rng = np.random.default_rng(3)
+    weight = rng.standard_normal((5, rnn.output_size)).astype(dtype)
+    bias = rng.standard_normal(5).astype(dtype)
+    projections = [rnn.input_projection(E, d) for d in range(rnn.num_directions)]
+    out, h_n, c_n = rnn.forward_projected(projections, ids, packing, h0, c0)
+    logits, h_head, c_head = rnn.forward_projected(projections, ids, packing, h0, c0,
+                                                   head=(weight, bias))
+    close(logits, out @ weight.T + bias, dtype, "head output")
+    np.testing.assert_array_equal(h_head, h_n)
+    np.testing.assert_array_equal(c_head, c_n)
+
+
+@pytest.mark.parametrize("head, message", [
+    ((np.zeros((5, 6), F32),), "head must be a (weight, bias) pair"),
+    ((np.zeros((5, 4), F32), np.zeros(5, F32)), "head weight has shape (5, 4), expected "
+                                                "(n_out, 6)"),
+    ((np.zeros((5, 6), F64), np.zeros(5, F32)), "head weight has dtype float64"),
+    ((np.zeros((5, 6), F32), np.zeros(4, F32)), "head bias must be a float32 array of "
+                                                "shape (5,)"),
+    ((np.zeros((5, 6), F32), np.zeros(5, F64)), "head bias must be a float32 array of "
+                                                "shape (5,)"),
+])
+def test_forward_projected_rejects_a_bad_head(head, message):
+    rnn, E, ids, packing, h0, c0 = table_case("lstm", F32, 1, True, [3, 2])
+    projections = [rnn.input_projection(E, d) for d in range(2)]
+    with pytest.raises(ValueError, match=re.escape(message)):
+        rnn.forward_projected(projections, ids, packing, head=head)
+
+
 def test_forward_projected_float32_loosely_matches_float64():
     """The float32 path is a rounding of the float64 one (same weights)."""
     rnn64, E, ids, packing, h0, c0 = table_case("lstm", F64, 2, True, [5, 3, 4], V=7)
