@@ -215,15 +215,16 @@ cdef void lstm_forward_steps(floating* gates, const floating* w_hh,
                              floating* out, Py_ssize_t ld_out, Py_ssize_t H,
                              const floating* w_ci, const floating* w_cf,
                              const floating* w_co) noexcept nogil:
-    cdef Py_ssize_t s, t, rows, off
+    cdef Py_ssize_t s, t, rows, off, running
     off = total_rows(batch_sizes, T) if reverse else 0
     for s in range(T):
         t = T - 1 - s if reverse else s
         rows = batch_sizes[t]
         if reverse:
             off -= rows
-        if s > 0 or not all_zero(h, rows * H):
-            gemm(False, True, rows, 4 * H, H, <floating>1, h, H, w_hh, H, <floating>1,
+        running = running_rows(batch_sizes, T, t, reverse, h, H)
+        if running > 0:
+            gemm(False, True, running, 4 * H, H, <floating>1, h, H, w_hh, H, <floating>1,
                  gates + off * 4 * H, 4 * H)
         lstm_cell_forward(gates + off * 4 * H, h, c,
                           h_prev + off * H if h_prev != NULL else NULL,
@@ -247,7 +248,7 @@ cdef void lstm_infer_steps(const floating* xproj, const int64_t* row_ids,
                            floating* out, Py_ssize_t ld_out, Py_ssize_t H,
                            const floating* w_ci, const floating* w_cf,
                            const floating* w_co) noexcept nogil:
-    cdef Py_ssize_t s, t, r, rows, off, src
+    cdef Py_ssize_t s, t, r, rows, off, src, running
     cdef Py_ssize_t G = 4 * H
     off = total_rows(batch_sizes, T) if reverse else 0
     for s in range(T):
@@ -255,11 +256,12 @@ cdef void lstm_infer_steps(const floating* xproj, const int64_t* row_ids,
         rows = batch_sizes[t]
         if reverse:
             off -= rows
-        if s > 0 or not all_zero(h, rows * H):
-            gemm(False, True, rows, G, H, <floating>1, h, H, w_hh, H, <floating>0, scratch,
-                 G)
-        else:
-            memset(scratch, 0, rows * G * sizeof(floating))
+        running = running_rows(batch_sizes, T, t, reverse, h, H)
+        if running > 0:
+            gemm(False, True, running, G, H, <floating>1, h, H, w_hh, H, <floating>0,
+                 scratch, G)
+        if running < rows:
+            memset(scratch + running * G, 0, (rows - running) * G * sizeof(floating))
         if floating is float:
             for r in range(rows):
                 src = row_ids[off + r] if row_ids != NULL else off + r
