@@ -191,6 +191,36 @@ def test_inference_matches_torch_lstm(dtype, layers, bi, lengths):
         np.testing.assert_allclose(ours, theirs.numpy(), **tol)
 
 
+@pytest.mark.parametrize("keep", [False, True], ids=["inference", "training"])
+@pytest.mark.parametrize("zero_ranks", [[0], [1, 2], [3], [0, 1, 2, 3]],
+                         ids=lambda v: "zero" + "".join(map(str, v)))
+def test_initial_states_that_are_zero_for_some_sequences_only(keep, zero_ranks):
+    """The steps skip the recurrent product of the rows that start from a zero state
+    (csrc/common.pxi running_rows); an h0 that is zero for some sequences and not for
+    others must still give torch's result in both directions."""
+    torch = pytest.importorskip("torch")
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+    lengths = [5, 3, 5, 2]  # ranks by length: 0 and 2 start first, going in reverse
+    rnn, case = make_case("lstm", 2, True, lengths, 3, dtype=F64, seed=9)
+    h0 = case["h0"].copy()
+    for b in zero_ranks:
+        h0[:, b] = 0.0
+    packing = Packing(lengths)
+    steps = case["x"].shape[1]
+    out, h_n, _, _ = rnn.forward_packed(packing.pack(case["x"]), packing, h0, case["c0"],
+                                        keep=keep)
+    module = torch.nn.LSTM(rnn.input_size, 3, num_layers=2, bidirectional=True,
+                           batch_first=True, dtype=torch.float64)
+    module.load_state_dict({k: torch.tensor(v) for k, v in rnn.params.items()})
+    packed = pack_padded_sequence(torch.tensor(case["x"]), torch.tensor(lengths),
+                                  batch_first=True, enforce_sorted=False)
+    with torch.no_grad():
+        ref, (ref_h, _) = module(packed, (torch.tensor(h0), torch.tensor(case["c0"])))
+    ref, _ = pad_packed_sequence(ref, batch_first=True, total_length=steps)
+    np.testing.assert_allclose(packing.unpack(out, steps), ref.numpy(), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(h_n, ref_h.numpy(), rtol=0, atol=1e-10)
+
+
 def test_peephole_inference_matches_torch_reference():
     """The peephole cell against the torch reference of test_rnn_torch.py."""
     torch = pytest.importorskip("torch")
