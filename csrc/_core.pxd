@@ -60,6 +60,12 @@ cdef void gru_forward_steps(floating* gates, const floating* w_hh, const floatin
                             bint reverse, floating* h, floating* h_prev, floating* hn,
                             floating* out, Py_ssize_t ld_out, Py_ssize_t H) noexcept nogil
 
+cdef void gru_infer_steps(const floating* xproj, const int64_t* row_ids,
+                          const floating* w_hh, const floating* b_hh,
+                          const int64_t* batch_sizes, Py_ssize_t T, bint reverse,
+                          floating* rec, floating* gates, floating* h, floating* out,
+                          Py_ssize_t ld_out, Py_ssize_t H) noexcept nogil
+
 cdef void gru_backward_steps(floating* gates, floating* grad_rec, const floating* w_hh,
                              const floating* h_prev, const floating* hn,
                              const int64_t* batch_sizes, Py_ssize_t T, bint reverse,

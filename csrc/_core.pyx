@@ -275,6 +275,39 @@ def gru_forward(floating[:, :] x, floating[:, ::1] w_ih, floating[:, ::1] w_hh,
         free(rec)
 
 
+def gru_infer(floating[:, ::1] xproj, const int64_t[::1] row_ids, floating[:, ::1] w_hh,
+              floating[::1] b_hh, const int64_t[::1] batch_sizes, bint reverse,
+              floating[:, ::1] h, floating[:, ::1] rec, floating[:, ::1] gates,
+              floating[:, :] out):
+    """One direction of a GRU layer, inference only.
+
+    xproj (V, 3H) input pre-activations (input_projection with bias = b_ih); row_ids (N,)
+    the xproj row of each packed row, 0 <= row_ids[r] < V, or None: row r reads xproj[r]
+    (V = N); h (B, H) initial state in, final state out; rec and gates (B, 3H) scratch;
+    out (N, >=H) receives h in its first H columns.
+    """
+    cdef Py_ssize_t V = xproj.shape[0], H = w_hh.shape[1], B = h.shape[0]
+    cdef Py_ssize_t T = batch_sizes.shape[0], r
+    cdef Py_ssize_t N = row_ids.shape[0] if row_ids is not None else V
+    _check_steps(batch_sizes, N, B)
+    _check_rows(out.strides[1], sizeof(floating), "out",
+                out.strides[0], out.shape[0], out.shape[1])
+    _require(xproj.shape[1] == 3 * H and w_hh.shape[0] == 3 * H and b_hh.shape[0] == 3 * H,
+             "weight shapes")
+    _require(h.shape[1] == H, "state shapes")
+    _require(rec.shape[0] >= B and rec.shape[1] == 3 * H and gates.shape[0] >= B
+             and gates.shape[1] == 3 * H and out.shape[0] == N and out.shape[1] >= H,
+             "buffer shapes")
+    if row_ids is not None:
+        for r in range(N):
+            _require(0 <= row_ids[r] < V, "row_ids out of range")
+    cdef const int64_t* ids_p = &row_ids[0] if row_ids is not None else NULL
+    cdef Py_ssize_t ld_out = row_stride(out.strides[0], sizeof(floating))
+    with nogil:
+        gru_infer_steps(&xproj[0, 0], ids_p, &w_hh[0, 0], &b_hh[0], &batch_sizes[0], T,
+                        reverse, &rec[0, 0], &gates[0, 0], &h[0, 0], &out[0, 0], ld_out, H)
+
+
 def gru_backward(floating[:, :] x, floating[:, ::1] w_ih, floating[:, ::1] w_hh,
                  const int64_t[::1] batch_sizes, bint reverse, floating[:, ::1] gates,
                  floating[:, ::1] h_prev, floating[:, ::1] hn, floating[:, :] grad_out,

@@ -10,7 +10,6 @@ cdef extern from "fastmath.h" nogil:
     void seqtag_exp_f32(float* x, Py_ssize_t n) noexcept
     void seqtag_sigmoid_f32(float* x, Py_ssize_t n) noexcept
     void seqtag_tanh_f32(float* x, Py_ssize_t n) noexcept
-    void seqtag_add_f32(float* y, const float* x, Py_ssize_t n) noexcept
     void seqtag_lstm_infer_row_f32(const float* s, const float* x, float* c, float* h,
                                    float* out, const float* w_ci, const float* w_cf,
                                    const float* w_co, Py_ssize_t H) noexcept
@@ -43,14 +42,11 @@ cdef void fill_rows(floating* g, Py_ssize_t n, Py_ssize_t width,
             g[i * width + j] = bias[j]
 
 
-# y (n,) += x (n,); float32 through fastmath.h's vector clones
+# y (n,) += x (n,)
 cdef inline void add_row(floating* y, const floating* x, Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t i
-    if floating is float:
-        seqtag_add_f32(y, x, n)
-    else:
-        for i in range(n):
-            y[i] = y[i] + x[i]
+    for i in range(n):
+        y[i] = y[i] + x[i]
 
 
 # How many rows of step t need the recurrent product.  The rows that start their sequence
@@ -72,6 +68,20 @@ cdef inline Py_ssize_t running_rows(const int64_t* batch_sizes, Py_ssize_t T, Py
         if h[i] != 0:
             return rows
     return split
+
+
+# out (rows, G) = h (rows, H) w^T (G, H) for the rows of step t, with the product skipped
+# (zeros written) for the rows that start from a zero state (running_rows).
+cdef inline void zero_state_product(floating* out, const int64_t* batch_sizes, Py_ssize_t T,
+                                    Py_ssize_t t, bint reverse, const floating* h,
+                                    const floating* w, Py_ssize_t H,
+                                    Py_ssize_t G) noexcept nogil:
+    cdef Py_ssize_t rows = batch_sizes[t]
+    cdef Py_ssize_t running = running_rows(batch_sizes, T, t, reverse, h, H)
+    if running > 0:
+        gemm(False, True, running, G, H, <floating>1, h, H, w, H, <floating>0, out, G)
+    if running < rows:
+        memset(out + running * G, 0, (rows - running) * G * sizeof(floating))
 
 
 # out (width,) += column sums of g (n, width, row stride ld)

@@ -150,14 +150,6 @@ SEQTAG_CLONES static void seqtag_tanh_f32(float *x, Py_ssize_t n) {
         x[i] = seqtag__tanhf(x[i]);
 }
 
-/* y (n,) += x (n,); the arrays do not overlap. */
-SEQTAG_CLONES static void seqtag_add_f32(float *SEQTAG_RESTRICT y,
-                                         const float *SEQTAG_RESTRICT x, Py_ssize_t n) {
-    Py_ssize_t i;
-    for (i = 0; i < n; i++)
-        y[i] += x[i];
-}
-
 /* One LSTM step of one sequence in inference, fused into a single pass (the gate
  * functions inlined, no intermediate stores): with s the recurrent product h W_hh^T and
  * x the input pre-activations of the row, a = s + x is split into a_i, a_f, a_g, a_o and

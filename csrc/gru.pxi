@@ -164,11 +164,41 @@ cdef void gru_forward_steps(floating* gates, const floating* w_hh, const floatin
         rows = batch_sizes[t]
         if reverse:
             off -= rows
-        gemm(False, True, rows, 3 * H, H, <floating>1, h, H, w_hh, H, <floating>0, rec, 3 * H)
+        zero_state_product(rec, batch_sizes, T, t, reverse, h, w_hh, H, 3 * H)
         gru_cell_forward(gates + off * 3 * H, rec, b_hh, h,
                          h_prev + off * H if h_prev != NULL else NULL,
                          hn + off * H if hn != NULL else NULL,
                          out + off * ld_out, ld_out, rows, H)
+        if not reverse:
+            off += rows
+
+
+# One direction of one GRU layer, inference: the input pre-activations are read from
+# xproj rows (a memo of them, or the layer's own projection) into a (B, 3H) scratch per
+# step; nothing is kept for backward.
+#   xproj    (V, 3H)  x W_ih^T + b_ih of V input rows
+#   row_ids  (N,)     the xproj row each packed row reads, or NULL: row r reads xproj[r]
+#   rec, gates (B, 3H) scratch
+#   w_hh, b_hh, batch_sizes, h, out  as in gru_forward_steps
+cdef void gru_infer_steps(const floating* xproj, const int64_t* row_ids,
+                          const floating* w_hh, const floating* b_hh,
+                          const int64_t* batch_sizes, Py_ssize_t T, bint reverse,
+                          floating* rec, floating* gates, floating* h, floating* out,
+                          Py_ssize_t ld_out, Py_ssize_t H) noexcept nogil:
+    cdef Py_ssize_t s, t, r, rows, off, src
+    cdef Py_ssize_t G = 3 * H
+    off = total_rows(batch_sizes, T) if reverse else 0
+    for s in range(T):
+        t = T - 1 - s if reverse else s
+        rows = batch_sizes[t]
+        if reverse:
+            off -= rows
+        zero_state_product(rec, batch_sizes, T, t, reverse, h, w_hh, H, G)
+        for r in range(rows):
+            src = row_ids[off + r] if row_ids != NULL else off + r
+            memcpy(gates + r * G, xproj + src * G, G * sizeof(floating))
+        gru_cell_forward(gates, rec, b_hh, h, NULL, NULL, out + off * ld_out, ld_out, rows,
+                         H)
         if not reverse:
             off += rows
 

@@ -248,7 +248,7 @@ cdef void lstm_infer_steps(const floating* xproj, const int64_t* row_ids,
                            floating* out, Py_ssize_t ld_out, Py_ssize_t H,
                            const floating* w_ci, const floating* w_cf,
                            const floating* w_co) noexcept nogil:
-    cdef Py_ssize_t s, t, r, rows, off, src, running
+    cdef Py_ssize_t s, t, r, rows, off, src
     cdef Py_ssize_t G = 4 * H
     off = total_rows(batch_sizes, T) if reverse else 0
     for s in range(T):
@@ -256,12 +256,7 @@ cdef void lstm_infer_steps(const floating* xproj, const int64_t* row_ids,
         rows = batch_sizes[t]
         if reverse:
             off -= rows
-        running = running_rows(batch_sizes, T, t, reverse, h, H)
-        if running > 0:
-            gemm(False, True, running, G, H, <floating>1, h, H, w_hh, H, <floating>0,
-                 scratch, G)
-        if running < rows:
-            memset(scratch + running * G, 0, (rows - running) * G * sizeof(floating))
+        zero_state_product(scratch, batch_sizes, T, t, reverse, h, w_hh, H, G)
         if floating is float:
             for r in range(rows):
                 src = row_ids[off + r] if row_ids != NULL else off + r

@@ -37,7 +37,6 @@ class ProjectionMemo:
             raise ValueError(f"capacity must be a positive integer, got {capacity!r}")
         self.rnn = rnn
         self.capacity = int(capacity)
-        rnn._check_projectable()
         self.width = GATES[rnn.cell] * rnn.hidden_size
         self.index = {}
         self.row_of_id = np.empty(0, dtype=np.int64)  # rows_of_ids: row of each id, or -1

@@ -212,7 +212,7 @@ class Network:
         across calls (seqtag.memo): a form seen before costs no character BiLSTM, no
         embedding lookup and no input product.  Thread-safe: a call that finds the memo
         busy in another thread runs unmemoised."""
-        if self.memo_capacity <= 0 or self.config["cell"] == "gru":
+        if self.memo_capacity <= 0:
             return self.forward(batch)[0]
         if not self._memo_lock.acquire(blocking=False):
             return self.forward(batch)[0]

@@ -194,7 +194,7 @@ class RNN:
                 mask /= keep_prob
                 layer_input = layer_input * mask
             out = np.empty((packing.n_rows, self.output_size), dtype=self.dtype)
-            if not keep and self.cell != "gru":
+            if not keep:
                 saved = self._run_directions(self._infer_direction, [
                     (layer, d, layer_input, None, packing, h_state, c_state, out)
                     for d in range(self.num_directions)])
@@ -211,13 +211,13 @@ class RNN:
 
     def input_projection(self, x, direction=0):
         """The first layer's input pre-activations of rows x (M, input_size) in one
-        direction (0, or 1 for the reverse): x W_ih^T + b_ih + b_hh, (M, gates * hidden).
+        direction (0, or 1 for the reverse), (M, gates * hidden): x W_ih^T + b_ih + b_hh
+        for an LSTM, x W_ih^T + b_ih for a GRU (whose b_hh stays inside its reset gate).
 
         A row's pre-activations depend on that row alone, so a caller that sees the same
         input rows again and again (a word's embedding in tagging) can compute them once
-        and pass them to forward_projected.  LSTM and peephole cells only.
+        and pass them to forward_projected.
         """
-        self._check_projectable()
         if (isinstance(direction, bool) or not isinstance(direction, (int, np.integer))
                 or not 0 <= direction < self.num_directions):
             raise ValueError(f"direction must be 0{' or 1' if self.bidirectional else ''}, "
@@ -229,9 +229,15 @@ class RNN:
         k = self._names(0, direction)
         p = self.params
         out = np.empty((x.shape[0], GATES[self.cell] * self.hidden_size), dtype=self.dtype)
-        _core.input_projection(x, p[f"weight_ih_{k}"], p[f"bias_ih_{k}"] + p[f"bias_hh_{k}"],
-                               out)
+        _core.input_projection(x, p[f"weight_ih_{k}"], self._input_bias(k), out)
         return out
+
+    def _input_bias(self, k):
+        """The bias that goes with x W_ih^T in the input pre-activations."""
+        p = self.params
+        if self.cell == "gru":
+            return p[f"bias_ih_{k}"]
+        return p[f"bias_ih_{k}"] + p[f"bias_hh_{k}"]
 
     def forward_projected(self, projections, row_ids, packing, h0=None, c0=None, *,
                           head=None):
@@ -247,7 +253,6 @@ class RNN:
         (N, n_out).  Each direction multiplies its own columns of weight on its own thread,
         so the product overlaps the other direction's steps instead of following them.
         """
-        self._check_projectable()
         self._check_packing(packing)
         G = GATES[self.cell] * self.hidden_size
         if (not isinstance(projections, (list, tuple))
@@ -269,7 +274,12 @@ class RNN:
             raise ValueError(f"row_ids must lie in [0, {V}) (the projections' rows)")
         heads = self._split_head(head, packing.n_rows)
         h_state = self._initial_state(h0, "h0", packing)
-        c_state = self._initial_state(c0, "c0", packing)
+        c_state = None
+        if self.cell == "gru":
+            if c0 is not None:
+                raise ValueError("c0 is only for LSTM cells; a GRU has no cell state")
+        else:
+            c_state = self._initial_state(c0, "c0", packing)
         layer_input = (projections, row_ids)
         for layer in range(self.num_layers):
             last = layer == self.num_layers - 1
@@ -285,7 +295,7 @@ class RNN:
             for extra in heads[1:]:
                 layer_input += extra[2]
         return (layer_input, self._to_caller_order(h_state, packing),
-                self._to_caller_order(c_state, packing))
+                None if c_state is None else self._to_caller_order(c_state, packing))
 
     def _split_head(self, head, n_rows):
         """head (weight, bias) -> per direction (its columns of weight, bias or zeros,
@@ -308,11 +318,6 @@ class RNN:
                  np.ascontiguousarray(bias) if d == 0 else np.zeros_like(bias),
                  np.empty((n_rows, weight.shape[0]), dtype=self.dtype))
                 for d in range(self.num_directions)]
-
-    def _check_projectable(self):
-        if self.cell == "gru":
-            raise ValueError("input projections are for lstm and peephole cells; a GRU "
-                             "adds b_hh inside its reset gate")
 
     def backward_packed(self, cache, grad_out, grad_h_n=None, grad_c_n=None):
         """grad_out (N, output_size) or None (only the final states matter).
@@ -380,25 +385,32 @@ class RNN:
         return {"gates": gates, "h_prev": h_prev, "cells": saved, "c0": c0}
 
     def _infer_direction(self, layer, direction, x, head, packing, h_state, c_state, out):
-        """LSTM inference: x is the layer's input (N, width), or for the first layer a
+        """Inference: x is the layer's input (N, width), or for the first layer a
         (projections, row_ids) pair from forward_projected; head None, or (weight columns,
         bias, output) of this direction's share of a linear layer over its output."""
         k = self._names(layer, direction)
         p = self.params
-        H = self.hidden_size
+        H, G = self.hidden_size, GATES[self.cell] * self.hidden_size
         s = layer * self.num_directions + direction
         if isinstance(x, tuple):
             xproj, row_ids = x
         else:
-            xproj = np.empty((x.shape[0], 4 * H), dtype=self.dtype)
-            _core.input_projection(x, p[f"weight_ih_{k}"],
-                                   p[f"bias_ih_{k}"] + p[f"bias_hh_{k}"], xproj)
+            xproj = np.empty((x.shape[0], G), dtype=self.dtype)
+            _core.input_projection(x, p[f"weight_ih_{k}"], self._input_bias(k), xproj)
             row_ids = None
-        scratch = np.empty((packing.batch, 4 * H), dtype=self.dtype)
-        peep = [p.get(f"weight_{g}_{k}") for g in ("ci", "cf", "co")]
         out_view = out[:, direction * H:(direction + 1) * H]
-        _core.lstm_infer(xproj, row_ids, p[f"weight_hh_{k}"], packing.batch_sizes,
-                         bool(direction), h_state[s], c_state[s], scratch, out_view, *peep)
+        if self.cell == "gru":
+            rec = np.empty((packing.batch, G), dtype=self.dtype)
+            gates = np.empty((packing.batch, G), dtype=self.dtype)
+            _core.gru_infer(xproj, row_ids, p[f"weight_hh_{k}"], p[f"bias_hh_{k}"],
+                            packing.batch_sizes, bool(direction), h_state[s], rec, gates,
+                            out_view)
+        else:
+            scratch = np.empty((packing.batch, G), dtype=self.dtype)
+            peep = [p.get(f"weight_{g}_{k}") for g in ("ci", "cf", "co")]
+            _core.lstm_infer(xproj, row_ids, p[f"weight_hh_{k}"], packing.batch_sizes,
+                             bool(direction), h_state[s], c_state[s], scratch, out_view,
+                             *peep)
         if head is not None:
             _core.input_projection(out_view, head[0], head[1], head[2])
         return None

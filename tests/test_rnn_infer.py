@@ -83,10 +83,11 @@ def test_inference_equals_training_forward(case):
         assert np.abs(other - out).max() > 1e-3
 
 
+@pytest.mark.parametrize("dtype", [F32, F64], ids=["float32", "float64"])
 @pytest.mark.parametrize("bi", [False, True])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_gru_inference_still_matches_training_forward(bi, threads):
-    rnn = RNN("gru", 4, 3, num_layers=2, bidirectional=bi, dtype=F32, threads=threads)
+def test_gru_inference_matches_training_forward(bi, threads, dtype):
+    rnn = RNN("gru", 4, 3, num_layers=2, bidirectional=bi, dtype=dtype, threads=threads)
     for k, lengths in enumerate(LENGTHS):
         x, packing, h0, _ = inputs(rnn, lengths, seed=k)
         ref = rnn.forward_packed(x, packing, h0, keep=True)
@@ -148,11 +149,9 @@ def test_inference_runs_the_inference_kernel_in_every_layer(cell, monkeypatch):
     core = CountingCore()
     monkeypatch.setattr(seqtag.rnn, "_core", core)
     rnn.forward_packed(x, packing, h0, c0, keep=False)
-    if cell == "gru":
-        assert core.calls == ["gru_forward"] * 6
-    else:
-        assert sorted(set(core.calls)) == ["input_projection", "lstm_infer"]
-        assert core.calls.count("lstm_infer") == 6  # 3 layers, 2 directions
+    kernel = "gru_infer" if cell == "gru" else "lstm_infer"
+    assert sorted(set(core.calls)) == sorted(["input_projection", kernel])
+    assert core.calls.count(kernel) == 6  # 3 layers, 2 directions
     core.calls.clear()
     rnn.forward_packed(x, packing, h0, c0, keep=True)
     assert core.calls == [("gru" if cell == "gru" else "lstm") + "_forward"] * 6
@@ -276,15 +275,17 @@ def test_input_projection_takes_read_only_and_row_strided_rows():
     np.testing.assert_array_equal(rnn.input_projection(wide[:, 1:4], 1), ref)
 
 
-GRU_MESSAGE = ("input projections are for lstm and peephole cells; a GRU adds b_hh inside "
-               "its reset gate")
 
 
 class TestInputProjectionErrors:
-    def test_gru(self):
-        rnn = RNN("gru", 3, 2, bidirectional=True)
-        with pytest.raises(ValueError, match=re.escape(GRU_MESSAGE)):
-            rnn.input_projection(np.zeros((2, 3), F32), 0)
+    def test_gru_projection_leaves_b_hh_to_the_reset_gate(self):
+        rnn = RNN("gru", 3, 2, bidirectional=True, dtype=F64)
+        x = np.random.default_rng(2).standard_normal((4, 3))
+        for d, k in enumerate(("l0", "l0_reverse")):
+            p = rnn.params
+            np.testing.assert_allclose(rnn.input_projection(x, d),
+                                       x @ p[f"weight_ih_{k}"].T + p[f"bias_ih_{k}"],
+                                       rtol=0, atol=1e-12)
 
     @pytest.mark.parametrize("bi, direction, message", [
         (True, 2, "direction must be 0 or 1, got 2"),
@@ -349,7 +350,7 @@ def table_case(cell, dtype, layers, bi, lengths, V=6, seed=0, states=True, threa
     return rnn, E, ids, packing, h0, c0
 
 
-PROJECTED_CASES = list(itertools.product(["lstm", "peephole"], [F32, F64], [1, 2],
+PROJECTED_CASES = list(itertools.product(["lstm", "peephole", "gru"], [F32, F64], [1, 2],
                                          [False, True], [[1], [2, 5, 1, 4], [7, 3, 1]],
                                          [False, True]))
 
@@ -359,13 +360,18 @@ PROJECTED_CASES = list(itertools.product(["lstm", "peephole"], [F32, F64], [1, 2
 def test_forward_projected_equals_inference_on_the_rows(cell, dtype, layers, bi, lengths,
                                                         states):
     rnn, E, ids, packing, h0, c0 = table_case(cell, dtype, layers, bi, lengths, states=states)
+    if cell == "gru":
+        c0 = None
     projections = [rnn.input_projection(E, d) for d in range(rnn.num_directions)]
     saved = [p.copy() for p in projections]
     out, h_n, c_n = rnn.forward_projected(projections, ids, packing, h0, c0)
     ref_out, ref_h, ref_c, _ = rnn.forward_packed(E[ids], packing, h0, c0, keep=False)
     close(out, ref_out, dtype, "out")
     close(h_n, ref_h, dtype, "h_n")
-    close(c_n, ref_c, dtype, "c_n")
+    if cell == "gru":
+        assert c_n is None and ref_c is None
+    else:
+        close(c_n, ref_c, dtype, "c_n")
     for p, s in zip(projections, saved):  # the projections are read, never written
         np.testing.assert_array_equal(p, s)
     # the row ids matter: other rows give another result
@@ -510,11 +516,12 @@ class TestForwardProjectedErrors:
         with pytest.raises(ValueError, match=re.escape("row_ids must lie in [0, 5)")):
             rnn.forward_projected(projections, bad, packing)
 
-    def test_gru(self):
+    def test_gru_takes_no_c0(self):
         rnn = RNN("gru", 4, 3, bidirectional=True)
         packing = Packing([2])
-        with pytest.raises(ValueError, match=re.escape(GRU_MESSAGE)):
-            rnn.forward_projected([np.zeros((2, 9), F32)] * 2, [0, 1], packing)
+        with pytest.raises(ValueError, match="c0 is only for LSTM cells"):
+            rnn.forward_projected([np.zeros((2, 9), F32)] * 2, [0, 1], packing,
+                                  c0=np.zeros((2, 1, 3), F32))
 
     def test_not_a_packing_and_bad_states(self, setup):
         rnn, projections, ids, packing = setup
