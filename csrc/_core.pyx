@@ -36,6 +36,16 @@ cdef _check_rows(Py_ssize_t inner_stride, Py_ssize_t itemsize, str name,
              name + " rows must not overlap or run backwards")
 
 
+cdef bint ids_in_range(const int64_t* ids, Py_ssize_t n, Py_ssize_t limit) noexcept:
+    """Whether 0 <= ids[i] < limit for every i (one C loop; a Python call per id would cost
+    more than the step it guards)."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        if ids[i] < 0 or ids[i] >= limit:
+            return False
+    return True
+
+
 def _check_steps(const int64_t[::1] batch_sizes, Py_ssize_t n_rows, Py_ssize_t batch):
     cdef Py_ssize_t t, total = 0
     _require(batch_sizes.shape[0] >= 1, "no time steps")
@@ -133,9 +143,7 @@ def lstm_infer(floating[:, ::1] xproj, const int64_t[::1] row_ids, floating[:, :
              and out.shape[1] >= H, "buffer shapes")
     _require(not peephole or (w_cf is not None and w_co is not None and w_ci.shape[0] == H
                               and w_cf.shape[0] == H and w_co.shape[0] == H), "peephole shapes")
-    if row_ids is not None:
-        for r in range(N):
-            _require(0 <= row_ids[r] < V, "row_ids out of range")
+    _require(row_ids is None or ids_in_range(&row_ids[0], N, V), "row_ids out of range")
     cdef const int64_t* ids_p = &row_ids[0] if row_ids is not None else NULL
     cdef floating* w_ci_p = &w_ci[0] if peephole else NULL
     cdef floating* w_cf_p = &w_cf[0] if peephole else NULL
@@ -298,9 +306,7 @@ def gru_infer(floating[:, ::1] xproj, const int64_t[::1] row_ids, floating[:, ::
     _require(rec.shape[0] >= B and rec.shape[1] == 3 * H and gates.shape[0] >= B
              and gates.shape[1] == 3 * H and out.shape[0] == N and out.shape[1] >= H,
              "buffer shapes")
-    if row_ids is not None:
-        for r in range(N):
-            _require(0 <= row_ids[r] < V, "row_ids out of range")
+    _require(row_ids is None or ids_in_range(&row_ids[0], N, V), "row_ids out of range")
     cdef const int64_t* ids_p = &row_ids[0] if row_ids is not None else NULL
     cdef Py_ssize_t ld_out = row_stride(out.strides[0], sizeof(floating))
     with nogil:

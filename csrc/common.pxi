@@ -10,6 +10,8 @@ cdef extern from "fastmath.h" nogil:
     void seqtag_exp_f32(float* x, Py_ssize_t n) noexcept
     void seqtag_sigmoid_f32(float* x, Py_ssize_t n) noexcept
     void seqtag_tanh_f32(float* x, Py_ssize_t n) noexcept
+    void seqtag_prefetch_rows(const float* table, const int64_t* ids, Py_ssize_t first,
+                              Py_ssize_t n, Py_ssize_t width) noexcept
     void seqtag_lstm_infer_row_f32(const float* s, const float* x, float* c, float* h,
                                    float* out, const float* w_ci, const float* w_cf,
                                    const float* w_co, Py_ssize_t H) noexcept

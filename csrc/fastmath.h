@@ -150,6 +150,24 @@ SEQTAG_CLONES static void seqtag_tanh_f32(float *x, Py_ssize_t n) {
         x[i] = seqtag__tanhf(x[i]);
 }
 
+/* Ask for rows ids[0..n) of table (width floats each) to be brought into the cache: the
+ * inference steps read a memo's rows in an order no hardware prefetcher can guess, so
+ * they are requested before the step's recurrent product, which then hides the wait.
+ * ids NULL: rows first .. first + n of the table, in order. */
+static inline void seqtag_prefetch_rows(const float *table, const int64_t *ids,
+                                        Py_ssize_t first, Py_ssize_t n, Py_ssize_t width) {
+#if defined(__GNUC__)
+    Py_ssize_t r, k;
+    for (r = 0; r < n; r++) {
+        const char *row = (const char *)(table + (ids ? ids[r] : first + r) * width);
+        for (k = 0; k < (Py_ssize_t)(width * sizeof(float)); k += 64)
+            __builtin_prefetch(row + k, 0, 3);
+    }
+#else
+    (void)table; (void)ids; (void)first; (void)n; (void)width;
+#endif
+}
+
 /* One LSTM step of one sequence in inference, fused into a single pass (the gate
  * functions inlined, no intermediate stores): with s the recurrent product h W_hh^T and
  * x the input pre-activations of the row, a = s + x is split into a_i, a_f, a_g, a_o and

@@ -256,6 +256,9 @@ cdef void lstm_infer_steps(const floating* xproj, const int64_t* row_ids,
         rows = batch_sizes[t]
         if reverse:
             off -= rows
+        if floating is float:
+            seqtag_prefetch_rows(xproj, row_ids + off if row_ids != NULL else NULL, off,
+                                 rows, G)
         zero_state_product(scratch, batch_sizes, T, t, reverse, h, w_hh, H, G)
         if floating is float:
             for r in range(rows):

@@ -12,8 +12,7 @@ def add_rows(floating[:, ::1] out, const int64_t[::1] index, floating[:, :] src)
     _require(src.shape[0] == n and src.shape[1] == width, "src shape")
     if width > 1:
         _check_rows(src.strides[1], sizeof(floating), "src", src.strides[0], src.shape[0], src.shape[1])
-    for i in range(n):
-        _require(0 <= index[i] < rows, "index out of range")
+    _require(n == 0 or ids_in_range(&index[0], n, rows), "index out of range")
     cdef Py_ssize_t ld = row_stride(src.strides[0], sizeof(floating))
     cdef floating* o = &out[0, 0] if rows else NULL
     cdef const floating* s = &src[0, 0] if n else NULL
