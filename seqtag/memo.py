@@ -1,7 +1,8 @@
 """Remembered first-layer input projections, for tagging.
 
-The first recurrent layer starts every token with x W_ih^T + b: 2 * D * 4H multiply-adds
-per token and direction, about as much as the recurrent product itself.  x depends on the
+The first recurrent layer starts every token with x W_ih^T + b (RNN.input_projection):
+D * gates * H multiply-adds per token and direction, about as many as the recurrent
+product itself.  x depends on the
 word alone (its embedding and its character features), so a tagger that reads thousands of
 sentences computes the same rows again and again.  ProjectionMemo computes them once per
 distinct key (a word form, a word id) and hands the rows to RNN.forward_projected, which
@@ -28,7 +29,8 @@ class ProjectionMemo:
     of the default tagger: 32 MB), allocated as it fills.  When a batch brings more new
     keys than there are free rows, the memo starts over (the frequent words come back
     within a batch or two; a least-recently-used order would cost more per token than it
-    saves).
+    saves).  hits / misses count the keys (rows()) or ids (rows_of_ids(), every
+    occurrence) found held / the rows computed.
     """
 
     def __init__(self, rnn, capacity=DEFAULT_CAPACITY):
