@@ -27,22 +27,68 @@ ctypedef void (*sgemm32_fn)(int, int, int, int32_t, int32_t, int32_t, float, con
 ctypedef void (*dgemm32_fn)(int, int, int, int32_t, int32_t, int32_t, double, const double*,
                             int32_t, const double*, int32_t, double, double*, int32_t) noexcept nogil
 
+# cblas_?gemv (order, trans, m, n, alpha, a, lda, x, incx, beta, y, incy)
+ctypedef void (*sgemv64_fn)(int, int, int64_t, int64_t, float, const float*, int64_t,
+                            const float*, int64_t, float, float*, int64_t) noexcept nogil
+ctypedef void (*dgemv64_fn)(int, int, int64_t, int64_t, double, const double*, int64_t,
+                            const double*, int64_t, double, double*, int64_t) noexcept nogil
+ctypedef void (*sgemv32_fn)(int, int, int32_t, int32_t, float, const float*, int32_t,
+                            const float*, int32_t, float, float*, int32_t) noexcept nogil
+ctypedef void (*dgemv32_fn)(int, int, int32_t, int32_t, double, const double*, int32_t,
+                            const double*, int32_t, double, double*, int32_t) noexcept nogil
+
 # 0: the fallback loop; 32 or 64: the integer width of the cblas interface found
 cdef int blas_int_bits = 0
 cdef void* blas_sgemm = NULL
 cdef void* blas_dgemm = NULL
+cdef void* blas_sgemv = NULL  # NULL: single-row products go through gemm too
+cdef void* blas_dgemv = NULL
 
 
-def _set_blas(uintptr_t sgemm_address, uintptr_t dgemm_address, int int_bits):
-    """Install the cblas gemm entry points found by seqtag._blas (int_bits 0 = fallback)."""
-    global blas_int_bits, blas_sgemm, blas_dgemm
+def _set_blas(uintptr_t sgemm_address, uintptr_t dgemm_address, int int_bits,
+              uintptr_t sgemv_address=0, uintptr_t dgemv_address=0):
+    """Install the cblas gemm (and, if found, gemv) entry points found by seqtag._blas
+    (int_bits 0 = fallback loops)."""
+    global blas_int_bits, blas_sgemm, blas_dgemm, blas_sgemv, blas_dgemv
     if int_bits not in (0, 32, 64):
         raise ValueError("int_bits must be 0, 32 or 64")
     if int_bits and (sgemm_address == 0 or dgemm_address == 0):
         raise ValueError("a BLAS address is null")
+    if (sgemv_address == 0) != (dgemv_address == 0):
+        raise ValueError("give both gemv addresses or neither")
     blas_sgemm = <void*>sgemm_address
     blas_dgemm = <void*>dgemm_address
+    blas_sgemv = <void*>sgemv_address if int_bits else NULL
+    blas_dgemv = <void*>dgemv_address if int_bits else NULL
     blas_int_bits = int_bits
+
+
+# A product with one row of A: y (n,) = alpha op(B) x + beta y through cblas gemv.
+# A recurrent step of a single sequence is one (batch 1, a sentence tagged alone, a batch's
+# last long sentence); gemm would pack all of W_hh for that one row: OpenBLAS takes ~15 us
+# for 1 x 128 times 128 x 512 that way, gemv ~5 us.
+#   x: the row of A (stride incx);  B (n x k, or k x n when not trans_b), row stride ldb
+cdef inline void gemv_row(bint trans_b, Py_ssize_t n, Py_ssize_t k, floating alpha,
+                          const floating* x, Py_ssize_t incx, const floating* b,
+                          Py_ssize_t ldb, floating beta, floating* y) noexcept nogil:
+    # row-major: trans_b means y = B x with B (n x k); else y = B^T x with B (k x n)
+    cdef int tb = SEQTAG_NO_TRANS if trans_b else SEQTAG_TRANS
+    cdef Py_ssize_t rows_b = n if trans_b else k
+    cdef Py_ssize_t cols_b = k if trans_b else n
+    if blas_int_bits == 64:
+        if floating is float:
+            (<sgemv64_fn>blas_sgemv)(SEQTAG_ROW_MAJOR, tb, rows_b, cols_b, alpha, b, ldb, x,
+                                     incx, beta, y, 1)
+        else:
+            (<dgemv64_fn>blas_dgemv)(SEQTAG_ROW_MAJOR, tb, rows_b, cols_b, alpha, b, ldb, x,
+                                     incx, beta, y, 1)
+    else:
+        if floating is float:
+            (<sgemv32_fn>blas_sgemv)(SEQTAG_ROW_MAJOR, tb, <int32_t>rows_b, <int32_t>cols_b,
+                                     alpha, b, <int32_t>ldb, x, <int32_t>incx, beta, y, 1)
+        else:
+            (<dgemv32_fn>blas_dgemv)(SEQTAG_ROW_MAJOR, tb, <int32_t>rows_b, <int32_t>cols_b,
+                                     alpha, b, <int32_t>ldb, x, <int32_t>incx, beta, y, 1)
 
 
 cdef void fallback_gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
@@ -73,6 +119,9 @@ cdef inline void gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py
     cdef int ta = SEQTAG_TRANS if trans_a else SEQTAG_NO_TRANS
     cdef int tb = SEQTAG_TRANS if trans_b else SEQTAG_NO_TRANS
     if m == 0 or n == 0:
+        return
+    if m == 1 and k > 0 and blas_sgemv != NULL:
+        gemv_row(trans_b, n, k, alpha, a, lda if trans_a else 1, b, ldb, beta, c)
         return
     if blas_int_bits == 64:
         if floating is float:

@@ -2,7 +2,7 @@
 
 NumPy has no C API for its BLAS, but the library is an ordinary shared object already in
 the process: we look it up by file (NumPy's wheels bundle it next to the package) or in the
-process's memory map, and take the addresses of cblas_sgemm / cblas_dgemm and of the
+process's memory map, and take the addresses of cblas_sgemm / cblas_dgemm (and gemv) and of the
 thread-count setter.  Where nothing is found the core falls back to plain loops, which are
 correct and slow; `info()` says which is in use.
 """
@@ -64,8 +64,12 @@ def _resolve():
                 continue
             setter = getattr(lib, set_name, None)
             getter = getattr(lib, get_name, None)
+            gemv = [getattr(lib, gemm_name.replace("gemm", "gemv").format(t), None)
+                    for t in "sd"]
+            gemv = [0, 0] if None in gemv else [ctypes.cast(f, ctypes.c_void_p).value
+                                                for f in gemv]
             return (path, bits, ctypes.cast(sgemm, ctypes.c_void_p).value,
-                    ctypes.cast(dgemm, ctypes.c_void_p).value, setter, getter)
+                    ctypes.cast(dgemm, ctypes.c_void_p).value, setter, getter, *gemv)
     return None
 
 
@@ -74,8 +78,8 @@ def _install():
     if found is None:
         _core._set_blas(0, 0, 0)
         return
-    path, bits, sgemm, dgemm, setter, getter = found
-    _core._set_blas(sgemm, dgemm, bits)
+    path, bits, sgemm, dgemm, setter, getter, sgemv, dgemv = found
+    _core._set_blas(sgemm, dgemm, bits, sgemv, dgemv)
     _state.update(library=path, int_bits=bits, set_threads=setter, get_threads=getter)
 
 

@@ -42,3 +42,42 @@ def test_log_softmax_rows_lets_nan_through_and_takes_empty_input():
     _core.log_softmax_rows(np.empty((0, 4), dtype=np.float32))
     with pytest.raises(ValueError, match="at least one column"):
         _core.log_softmax_rows(np.empty((3, 0), dtype=np.float32))
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float32, 1e-5), (np.float64, 1e-12)])
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_single_row_products_through_gemv_equal_gemm(dtype, tol, trans_a, trans_b):
+    """A one-row product goes through cblas gemv (seqtag/_blas.py finds it next to gemm);
+    it must give gemm's result for every transpose, alpha and beta."""
+    from seqtag import _blas
+    rng = np.random.default_rng(int(trans_a) * 2 + int(trans_b))
+    k, n = 37, 19
+    a = rng.standard_normal((k, 1) if trans_a else (1, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+    c = rng.standard_normal((1, n)).astype(dtype)
+    expected = 0.5 * ((a.T if trans_a else a) @ (b.T if trans_b else b)) + 2 * c
+    found = _blas._resolve()
+    assert found is not None and found[6] and found[7], "no gemv next to NumPy's gemm"
+    results = []
+    try:
+        for gemv in (True, False):
+            path, bits, sgemm, dgemm, _, _, sgemv, dgemv = found
+            _core._set_blas(sgemm, dgemm, bits, *((sgemv, dgemv) if gemv else (0, 0)))
+            out = c.copy()
+            _core.gemm_check(a, b, out, trans_a, trans_b, 0.5, 2.0)
+            results.append(out)
+    finally:
+        _blas._install()
+    for out in results:
+        np.testing.assert_allclose(out, expected, rtol=tol, atol=tol)
+
+
+def test_set_blas_wants_both_gemv_addresses_or_neither():
+    from seqtag import _blas
+    found = _blas._resolve()
+    try:
+        with pytest.raises(ValueError, match="both gemv addresses or neither"):
+            _core._set_blas(found[2], found[3], found[1], found[6], 0)
+    finally:
+        _blas._install()
