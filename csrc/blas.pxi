@@ -64,9 +64,9 @@ def _set_blas(uintptr_t sgemm_address, uintptr_t dgemm_address, int int_bits,
 
 
 # A product with one row of A: y (n,) = alpha op(B) x + beta y through cblas gemv.
-# A recurrent step of a single sequence is one (batch 1, a sentence tagged alone, a batch's
-# last long sentence); gemm would pack all of W_hh for that one row: OpenBLAS takes ~15 us
-# for 1 x 128 times 128 x 512 that way, gemv ~5 us.
+# A recurrent step of one or two sequences goes row by row through it (batch 1, a sentence
+# tagged alone, a batch's last long sentences); gemm would pack all of W_hh for those rows:
+# OpenBLAS takes ~15 us for 1 or 2 x 128 times 128 x 512 that way, gemv ~5 us a row.
 #   x: the row of A (stride incx);  B (n x k, or k x n when not trans_b), row stride ldb
 cdef inline void gemv_row(bint trans_b, Py_ssize_t n, Py_ssize_t k, floating alpha,
                           const floating* x, Py_ssize_t incx, const floating* b,
@@ -120,8 +120,11 @@ cdef inline void gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py
     cdef int tb = SEQTAG_TRANS if trans_b else SEQTAG_NO_TRANS
     if m == 0 or n == 0:
         return
-    if m == 1 and k > 0 and blas_sgemv != NULL:
-        gemv_row(trans_b, n, k, alpha, a, lda if trans_a else 1, b, ldb, beta, c)
+    cdef Py_ssize_t i
+    if m <= 2 and k > 0 and blas_sgemv != NULL:
+        for i in range(m):
+            gemv_row(trans_b, n, k, alpha, a + (i if trans_a else i * lda),
+                     lda if trans_a else 1, b, ldb, beta, c + i * ldc)
         return
     if blas_int_bits == 64:
         if floating is float:

@@ -47,15 +47,16 @@ def test_log_softmax_rows_lets_nan_through_and_takes_empty_input():
 @pytest.mark.parametrize("dtype, tol", [(np.float32, 1e-5), (np.float64, 1e-12)])
 @pytest.mark.parametrize("trans_a", [False, True])
 @pytest.mark.parametrize("trans_b", [False, True])
-def test_single_row_products_through_gemv_equal_gemm(dtype, tol, trans_a, trans_b):
-    """A one-row product goes through cblas gemv (seqtag/_blas.py finds it next to gemm);
-    it must give gemm's result for every transpose, alpha and beta."""
+@pytest.mark.parametrize("m", [1, 2, 3])
+def test_few_row_products_through_gemv_equal_gemm(dtype, tol, trans_a, trans_b, m):
+    """Products of one or two rows go row by row through cblas gemv (seqtag/_blas.py finds
+    it next to gemm); they must give gemm's result for every transpose, alpha and beta."""
     from seqtag import _blas
-    rng = np.random.default_rng(int(trans_a) * 2 + int(trans_b))
+    rng = np.random.default_rng(int(trans_a) * 2 + int(trans_b) + 4 * m)
     k, n = 37, 19
-    a = rng.standard_normal((k, 1) if trans_a else (1, k)).astype(dtype)
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
     b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
-    c = rng.standard_normal((1, n)).astype(dtype)
+    c = rng.standard_normal((m, n)).astype(dtype)
     expected = 0.5 * ((a.T if trans_a else a) @ (b.T if trans_b else b)) + 2 * c
     found = _blas._resolve()
     assert found is not None and found[6] and found[7], "no gemv next to NumPy's gemm"
