@@ -251,7 +251,7 @@ def seqtag_model(key, data, threads):
         model = SeqtagPlain(len(data.vocab.words), len(data.vocab.tags), CONFIGS[key], threads)
     # one BLAS thread where the two directions take the two cores, else BLAS gets them
     model.blas_threads = 1 if CONFIGS[key]["bidirectional"] and threads > 1 else threads
-    return model, Adam(model.params, lr=LR, betas=BETAS)
+    return model, Adam(model.params, lr=LR, betas=BETAS, threads=threads)
 
 
 def seqtag_train_step(model, optimizer, batch):

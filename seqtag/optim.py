@@ -27,6 +27,11 @@ def clip_by_global_norm(dense, sparse, max_norm):
     return norm
 
 
+def _run_jobs(jobs):
+    for _, kernel, args in jobs:
+        kernel(*args)
+
+
 class SGD:
     def __init__(self, params, lr=0.1):
         self.params = params
@@ -48,11 +53,16 @@ class SGD:
 
 
 class Adam:
-    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8):
+    """threads=2 updates half of the parameters (by size) on a second thread: the update
+    is a pass over every weight and its two moments that the two cores can share (each
+    array is updated by one thread, so the result does not depend on the threads)."""
+
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, threads=1):
         self.params = params
         self.lr = lr
         self.beta1, self.beta2 = betas
         self.eps = eps
+        self.threads = threads
         self.steps = 0
         for name, p in params.items():  # updated in place through flat views
             if not p.flags.c_contiguous:
@@ -65,14 +75,28 @@ class Adam:
         b1, b2 = self.beta1, self.beta2
         # bias corrections folded into the step size
         lr = self.lr * np.sqrt(1 - b2 ** self.steps) / (1 - b1 ** self.steps)
+        jobs = []  # (size, kernel, arguments); the kernels release the GIL
         for name, g in dense.items():
-            _core.adam_update(self.params[name].reshape(-1), np.ascontiguousarray(g).reshape(-1),
-                              self.m[name].reshape(-1), self.v[name].reshape(-1), lr, b1, b2,
-                              self.eps)
+            jobs.append((g.size, _core.adam_update, (
+                self.params[name].reshape(-1), np.ascontiguousarray(g).reshape(-1),
+                self.m[name].reshape(-1), self.v[name].reshape(-1), lr, b1, b2, self.eps)))
         for name, (ids, rows) in sparse.items():
-            _core.adam_update_rows(self.params[name], self.m[name], self.v[name],
-                                   np.ascontiguousarray(ids, dtype=np.int64),
-                                   np.ascontiguousarray(rows), lr, b1, b2, self.eps)
+            jobs.append((rows.size, _core.adam_update_rows, (
+                self.params[name], self.m[name], self.v[name],
+                np.ascontiguousarray(ids, dtype=np.int64), np.ascontiguousarray(rows), lr, b1,
+                b2, self.eps)))
+        if self.threads < 2 or len(jobs) < 2:
+            _run_jobs(jobs)
+            return
+        from .rnn import _second_thread
+        halves, sizes = ([], []), [0, 0]
+        for job in sorted(jobs, key=lambda j: -j[0]):  # largest first, to the lighter half
+            lighter = 0 if sizes[0] <= sizes[1] else 1
+            halves[lighter].append(job)
+            sizes[lighter] += job[0]
+        other = _second_thread().submit(_run_jobs, halves[1])
+        _run_jobs(halves[0])
+        other.result()
 
     def state(self):
         arrays = {f"adam.m.{k}": v for k, v in self.m.items()}

@@ -135,7 +135,7 @@ def corpus_fingerprint(train_sents, dev_sents):
 
 def make_optimizer(params, opts):
     if opts["optimizer"] == "adam":
-        return Adam(params, lr=opts["lr"] or 2e-3, betas=(0.9, 0.9))
+        return Adam(params, lr=opts["lr"] or 2e-3, betas=(0.9, 0.9), threads=opts["threads"])
     if opts["optimizer"] == "sgd":
         return SGD(params, lr=opts["lr"] or 0.1)
     raise SeqtagError(f"unknown optimizer {opts['optimizer']!r}; choose adam or sgd")
@@ -299,6 +299,7 @@ def train(train_sents, dev_sents, model_config, options, progress=None, *, state
                               "resume it with the same corpus and dev data")
         state.opts = opts
         state.network.set_threads(opts["threads"])
+        state.optimizer.threads = opts["threads"]
     started = time.perf_counter()
     try:
         while (state.epoch < opts["epochs"] and state.stale < opts["patience"]

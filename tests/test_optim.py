@@ -58,3 +58,27 @@ def test_sgd_and_clipping():
     SGD(params, lr=0.5).step(dense, sparse)
     np.testing.assert_allclose(params["w"], [1 - 0.5 * 0.6, 1, 1], rtol=1e-5)
     np.testing.assert_allclose(params["emb"], [[1, 1], [1, 1 - 0.5 * 0.8], [1, 1]], rtol=1e-5)
+
+
+def test_adam_on_two_threads_gives_the_same_bits_as_on_one():
+    """threads=2 splits the arrays between two threads; each array is still updated by one
+    kernel call, so the result is the same bit for bit."""
+    rng = np.random.default_rng(4)
+    shapes = {"a": (300, 40), "b": (50,), "c": (7, 9), "d": (128, 64), "emb": (40, 8)}
+    start = {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
+    runs = []
+    for threads in (1, 2):
+        params = {k: v.copy() for k, v in start.items()}
+        adam = Adam(params, lr=0.01, threads=threads)
+        grads = np.random.default_rng(5)
+        for _ in range(4):
+            dense = {k: grads.standard_normal(shapes[k]).astype(np.float32)
+                     for k in ("a", "b", "c", "d")}
+            ids = np.array(sorted(grads.choice(40, 6, replace=False)))
+            sparse = {"emb": (ids, grads.standard_normal((6, 8)).astype(np.float32))}
+            adam.step(dense, sparse)
+        runs.append((params, adam.m, adam.v))
+    for name in shapes:
+        for one, two in zip(runs[0], runs[1]):
+            np.testing.assert_array_equal(one[name], two[name], err_msg=name)
+    assert not np.array_equal(runs[0][0]["a"], start["a"])  # the weights did move
