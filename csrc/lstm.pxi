@@ -234,10 +234,10 @@ cdef void lstm_forward_steps(floating* gates, const floating* w_hh,
             off += rows
 
 
-# One direction of one layer, inference: nothing is kept for backward, so the input
-# pre-activations are only read, never copied, and each step's recurrent product goes to
-# a (B, 4H) scratch that stays in cache instead of into an (N, 4H) array that does not
-# (beta = 0 also spares the product reading its output first).
+# One direction of one layer, inference: nothing is kept for backward.  The input
+# pre-activations may be a memo shared by many calls (seqtag/memo.py), so they are only
+# read: each step's recurrent product goes to a (B, 4H) scratch and the gate pass adds the
+# row's pre-activations as it reads them (no (N, 4H) copy per call).
 #   xproj    (V, 4H)  input pre-activations x W_ih^T + b_ih + b_hh of V input rows
 #   row_ids  (N,)     the xproj row each packed row reads, or NULL: row r reads xproj[r]
 #   scratch  (B, 4H)  work space
