@@ -173,13 +173,7 @@ class RNN:
         if x.shape != (packing.n_rows, self.input_size):
             raise ValueError(f"packed x has shape {x.shape}, expected "
                              f"{(packing.n_rows, self.input_size)}")
-        h_state = self._initial_state(h0, "h0", packing)
-        c_state = None
-        if self.cell == "gru":
-            if c0 is not None:
-                raise ValueError("c0 is only for LSTM cells; a GRU has no cell state")
-        else:
-            c_state = self._initial_state(c0, "c0", packing)
+        h_state, c_state = self._initial_states(h0, c0, packing)
         if (training and self.dropout and self.num_layers > 1
                 and not isinstance(rng, np.random.Generator)):
             raise ValueError(f"training with dropout needs an rng (numpy Generator), got "
@@ -273,13 +267,7 @@ class RNN:
         if row_ids.size and (row_ids.min() < 0 or row_ids.max() >= V):
             raise ValueError(f"row_ids must lie in [0, {V}) (the projections' rows)")
         heads = self._split_head(head, packing.n_rows)
-        h_state = self._initial_state(h0, "h0", packing)
-        c_state = None
-        if self.cell == "gru":
-            if c0 is not None:
-                raise ValueError("c0 is only for LSTM cells; a GRU has no cell state")
-        else:
-            c_state = self._initial_state(c0, "c0", packing)
+        h_state, c_state = self._initial_states(h0, c0, packing)
         layer_input = (projections, row_ids)
         for layer in range(self.num_layers):
             last = layer == self.num_layers - 1
@@ -505,6 +493,15 @@ class RNN:
             raise ValueError(f"sequence {bad[0]} has length {lengths[bad[0]]} but x has "
                              f"only {steps} steps")
         return Packing(lengths)
+
+    def _initial_states(self, h0, c0, packing):
+        """(h, c) initial states in rank order; c is None for a GRU (which takes no c0)."""
+        h_state = self._initial_state(h0, "h0", packing)
+        if self.cell == "gru":
+            if c0 is not None:
+                raise ValueError("c0 is only for LSTM cells; a GRU has no cell state")
+            return h_state, None
+        return h_state, self._initial_state(c0, "c0", packing)
 
     def _initial_state(self, state, name, packing):
         """(layers*directions, B, H) in caller order -> contiguous copy in rank order."""
