@@ -36,7 +36,7 @@ cdef void lstm_infer_steps(const floating* xproj, const int64_t* row_ids,
                            bint reverse, floating* scratch, floating* h, floating* c,
                            floating* out, Py_ssize_t ld_out, Py_ssize_t H,
                            const floating* w_ci, const floating* w_cf,
-                           const floating* w_co) noexcept nogil
+                           const floating* w_co, const float* packed) noexcept nogil
 
 cdef void lstm_backward_steps(floating* gates, const floating* w_hh, const floating* cells,
                               const floating* c0, const int64_t* batch_sizes, Py_ssize_t T,

@@ -122,13 +122,16 @@ def input_projection(floating[:, :] x, floating[:, ::1] w_ih, floating[::1] bias
 def lstm_infer(floating[:, ::1] xproj, const int64_t[::1] row_ids, floating[:, ::1] w_hh,
                const int64_t[::1] batch_sizes, bint reverse, floating[:, ::1] h,
                floating[:, ::1] c, floating[:, ::1] scratch, floating[:, :] out,
-               floating[::1] w_ci, floating[::1] w_cf, floating[::1] w_co):
+               floating[::1] w_ci, floating[::1] w_cf, floating[::1] w_co,
+               float[::1] packed=None):
     """One direction of an LSTM layer (peephole when w_ci is given), inference only.
 
     xproj (V, 4H) input pre-activations (input_projection with bias = b_ih + b_hh);
     row_ids (N,) the xproj row of each packed row, 0 <= row_ids[r] < V, or None: row r
     reads xproj[r] (V = N); h, c (B, H) initial state in, final state out; scratch (B, 4H);
-    out (N, >=H) receives h in its first H columns.
+    out (N, >=H) receives h in its first H columns.  packed: pack_w_hh(w_hh) for the
+    fused step (float32, no peepholes, H a multiple of 16, fused_step_available()), or
+    None for the BLAS path.
     """
     cdef Py_ssize_t V = xproj.shape[0], H = w_hh.shape[1], B = h.shape[0]
     cdef Py_ssize_t T = batch_sizes.shape[0], r
@@ -149,10 +152,30 @@ def lstm_infer(floating[:, ::1] xproj, const int64_t[::1] row_ids, floating[:, :
     cdef floating* w_cf_p = &w_cf[0] if peephole else NULL
     cdef floating* w_co_p = &w_co[0] if peephole else NULL
     cdef Py_ssize_t ld_out = row_stride(out.strides[0], sizeof(floating))
+    cdef const float* packed_p = NULL
+    if packed is not None:
+        _require(floating is float and not peephole and H % 16 == 0
+                 and packed.shape[0] == 4 * H * H and seqtag_lstm_step_available(),
+                 "packed weights need float32, no peepholes, H % 16 == 0 and AVX-512")
+        packed_p = &packed[0]
     with nogil:
         lstm_infer_steps(&xproj[0, 0], ids_p, &w_hh[0, 0], &batch_sizes[0], T, reverse,
                          &scratch[0, 0], &h[0, 0], &c[0, 0], &out[0, 0], ld_out, H,
-                         w_ci_p, w_cf_p, w_co_p)
+                         w_ci_p, w_cf_p, w_co_p, packed_p)
+
+
+def fused_step_available():
+    """Whether this CPU and build run the fused AVX-512 LSTM step (csrc/lstm_step.h)."""
+    return bool(seqtag_lstm_step_available())
+
+
+def pack_w_hh(const float[:, ::1] w_hh, float[::1] packed):
+    """packed (4H*H,) <- w_hh (4H, H) in the fused step's layout; H a multiple of 16."""
+    cdef Py_ssize_t H = w_hh.shape[1]
+    _require(w_hh.shape[0] == 4 * H and H % 16 == 0 and packed.shape[0] == 4 * H * H,
+             "pack_w_hh shapes")
+    with nogil:
+        seqtag_pack_w_hh_f32(&w_hh[0, 0], H, &packed[0])
 
 
 def lstm_backward(floating[:, :] x, floating[:, ::1] w_ih, floating[:, ::1] w_hh,

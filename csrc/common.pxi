@@ -15,6 +15,17 @@ cdef extern from "fastmath.h" nogil:
     void seqtag_lstm_infer_row_f32(const float* s, const float* x, float* c, float* h,
                                    float* out, const float* w_ci, const float* w_cf,
                                    const float* w_co, Py_ssize_t H) noexcept
+
+# The fused AVX-512 inference step (csrc/lstm_step.h)
+cdef extern from "lstm_step.h" nogil:
+    int seqtag_lstm_step_available() noexcept
+    void seqtag_pack_w_hh_f32(const float* w_hh, Py_ssize_t H, float* packed) noexcept
+    void seqtag_lstm_step_f32(const float* h_prev, Py_ssize_t running, const float* packed,
+                              const float* xproj, const int64_t* ids, Py_ssize_t first,
+                              Py_ssize_t rows, float* c, float* h, float* out,
+                              Py_ssize_t ld_out, Py_ssize_t H) noexcept
+
+cdef extern from "fastmath.h" nogil:
     # restrict-qualified float pointers: arguments of the float32 row loops, which never
     # overlap; GCC vectorises those loops only when told so (see fastmath.h)
     ctypedef float* float_r "seqtag_float_r"

@@ -241,14 +241,17 @@ cdef void lstm_forward_steps(floating* gates, const floating* w_hh,
 #   xproj    (V, 4H)  input pre-activations x W_ih^T + b_ih + b_hh of V input rows
 #   row_ids  (N,)     the xproj row each packed row reads, or NULL: row r reads xproj[r]
 #   scratch  (B, 4H)  work space
+#   packed   (4H*H,)  float32 only: W_hh packed by seqtag_pack_w_hh_f32, or NULL.  Given,
+#                     each step is one fused AVX-512 pass (csrc/lstm_step.h): the caller
+#                     checks seqtag_lstm_step_available(), H % 16 == 0 and no peepholes
 #   w_hh, batch_sizes, h, c, out, w_c*  as in lstm_forward_steps
 cdef void lstm_infer_steps(const floating* xproj, const int64_t* row_ids,
                            const floating* w_hh, const int64_t* batch_sizes, Py_ssize_t T,
                            bint reverse, floating* scratch, floating* h, floating* c,
                            floating* out, Py_ssize_t ld_out, Py_ssize_t H,
                            const floating* w_ci, const floating* w_cf,
-                           const floating* w_co) noexcept nogil:
-    cdef Py_ssize_t s, t, r, rows, off, src
+                           const floating* w_co, const float* packed) noexcept nogil:
+    cdef Py_ssize_t s, t, r, rows, off, src, running
     cdef Py_ssize_t G = 4 * H
     off = total_rows(batch_sizes, T) if reverse else 0
     for s in range(T):
@@ -259,6 +262,18 @@ cdef void lstm_infer_steps(const floating* xproj, const int64_t* row_ids,
         if floating is float:
             seqtag_prefetch_rows(xproj, row_ids + off if row_ids != NULL else NULL, off,
                                  rows, G)
+        if floating is float:
+            if packed != NULL:
+                # the step reads every row's whole previous state while it writes the new
+                # one block of units at a time: it reads a copy
+                running = running_rows(batch_sizes, T, t, reverse, h, H)
+                memcpy(scratch, h, rows * H * sizeof(float))
+                seqtag_lstm_step_f32(scratch, running, packed, xproj,
+                                     row_ids + off if row_ids != NULL else NULL, off, rows,
+                                     c, h, out, ld_out, H)
+                if not reverse:
+                    off += rows
+                continue
         zero_state_product(scratch, batch_sizes, T, t, reverse, h, w_hh, H, G)
         if floating is float:
             for r in range(rows):

@@ -13,6 +13,8 @@ The rows are those RNN.input_projection computes for the same inputs; a token's 
 differs from an unmemoised forward only by the rounding of a different product shape
 (~1e-7 relative).  The memo is only valid for the weights it was filled from: whoever
 changes them calls clear() (seqtag.network.Network does it through its version count).
+The memo also keeps RNN.pack_recurrent()'s packed W_hh for the fused step, which is
+dropped by the same clear().
 """
 
 import numpy as np
@@ -46,6 +48,7 @@ class ProjectionMemo:
                        for _ in range(rnn.num_directions)]
         self.hits = self.misses = 0
         self.held = 0  # rows in use
+        self.packed = None  # rnn.pack_recurrent() for the current weights, once asked for
 
     def __len__(self):
         return self.held
@@ -55,6 +58,7 @@ class ProjectionMemo:
         self.index.clear()
         self.row_of_id[:] = -1
         self.held = 0
+        self.packed = None
 
     def rows(self, keys, inputs_of):
         """Row of each key (int64 array, len(keys)); keys are distinct and hashable.
@@ -127,7 +131,10 @@ class ProjectionMemo:
 
     def forward(self, row_ids, packing, head=None):
         """RNN.forward_projected over this memo's rows: (out, h_n, c_n)."""
-        return self.rnn.forward_projected(self.tables, row_ids, packing, head=head)
+        if self.packed is None and self.rnn.fused_step:
+            self.packed = self.rnn.pack_recurrent()
+        return self.rnn.forward_projected(self.tables, row_ids, packing, head=head,
+                                          packed=self.packed)
 
     def _reserve(self, n):
         size = self.tables[0].shape[0]

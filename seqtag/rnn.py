@@ -10,6 +10,7 @@ of the right shapes and dtype.
 """
 
 import numbers
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -21,6 +22,13 @@ GATES = {"lstm": 4, "peephole": 4, "gru": 3}
 DTYPES = (np.float32, np.float64)
 
 _executor = None
+
+# The fused AVX-512 step of LSTM inference (csrc/lstm_step.h) where the CPU has it;
+# SEQTAG_FUSED_STEP=0 keeps every recurrent product on NumPy's BLAS.
+FUSED_STEP = _core.fused_step_available() and os.environ.get("SEQTAG_FUSED_STEP") != "0"
+# Packing W_hh costs about as much as a few steps of a few rows; a call with fewer packed
+# rows than this runs the BLAS path unless its caller keeps packed weights (memo.py does).
+PACK_MIN_ROWS = 256
 
 
 def _second_thread():
@@ -190,7 +198,7 @@ class RNN:
             out = np.empty((packing.n_rows, self.output_size), dtype=self.dtype)
             if not keep:
                 saved = self._run_directions(self._infer_direction, [
-                    (layer, d, layer_input, None, packing, h_state, c_state, out)
+                    (layer, d, layer_input, None, packing, h_state, c_state, out, None)
                     for d in range(self.num_directions)])
             else:
                 saved = self._run_directions(self._forward_direction, [
@@ -234,7 +242,7 @@ class RNN:
         return p[f"bias_ih_{k}"] + p[f"bias_hh_{k}"]
 
     def forward_projected(self, projections, row_ids, packing, h0=None, c0=None, *,
-                          head=None):
+                          head=None, packed=None):
         """Inference (no cache) from the first layer's input pre-activations.
 
         projections: one (V, gates * hidden) array per direction, as input_projection
@@ -246,9 +254,13 @@ class RNN:
         layer's output (a tagger's output layer); out is then that layer's output
         (N, n_out).  Each direction multiplies its own columns of weight on its own thread,
         so the product overlaps the other direction's steps instead of following them.
+
+        packed: what pack_recurrent() returned for the current weights (a caller that runs
+        many small batches keeps it, so W_hh is not packed again on every call), or None.
         """
         self._check_packing(packing)
         G = GATES[self.cell] * self.hidden_size
+        packed = self._check_packed(packed)
         if (not isinstance(projections, (list, tuple))
                 or len(projections) != self.num_directions):
             raise ValueError(f"projections must be a list of {self.num_directions} arrays "
@@ -275,7 +287,8 @@ class RNN:
             self._run_directions(self._infer_direction, [
                 (layer, d,
                  (projections[d], row_ids) if layer == 0 else layer_input,
-                 heads[d] if last and heads else None, packing, h_state, c_state, out)
+                 heads[d] if last and heads else None, packing, h_state, c_state, out,
+                 packed[layer * self.num_directions + d])
                 for d in range(self.num_directions)])
             layer_input = out
         if heads:
@@ -284,6 +297,23 @@ class RNN:
                 layer_input += extra[2]
         return (layer_input, self._to_caller_order(h_state, packing),
                 None if c_state is None else self._to_caller_order(c_state, packing))
+
+    def _check_packed(self, packed):
+        """packed= of forward_projected -> one entry (array or None) per layer and
+        direction."""
+        count = self.num_layers * self.num_directions
+        if packed is None:
+            return [None] * count
+        if not self.fused_step:
+            raise ValueError("packed weights were given but this RNN does not run the fused "
+                             "step (see RNN.fused_step)")
+        size = GATES[self.cell] * self.hidden_size * self.hidden_size
+        if (not isinstance(packed, (list, tuple)) or len(packed) != count
+                or not all(isinstance(a, np.ndarray) and a.dtype == np.float32
+                           and a.shape == (size,) and a.flags.c_contiguous for a in packed)):
+            raise ValueError(f"packed must be what pack_recurrent() returns: {count} "
+                             f"contiguous float32 arrays of {size} values")
+        return list(packed)
 
     def _split_head(self, head, n_rows):
         """head (weight, bias) -> per direction (its columns of weight, bias or zeros,
@@ -372,10 +402,12 @@ class RNN:
                            saved, *peep)
         return {"gates": gates, "h_prev": h_prev, "cells": saved, "c0": c0}
 
-    def _infer_direction(self, layer, direction, x, head, packing, h_state, c_state, out):
+    def _infer_direction(self, layer, direction, x, head, packing, h_state, c_state, out,
+                         packed):
         """Inference: x is the layer's input (N, width), or for the first layer a
         (projections, row_ids) pair from forward_projected; head None, or (weight columns,
-        bias, output) of this direction's share of a linear layer over its output."""
+        bias, output) of this direction's share of a linear layer over its output; packed
+        this direction's pack_recurrent() entry, or None to pack here when it pays."""
         k = self._names(layer, direction)
         p = self.params
         H, G = self.hidden_size, GATES[self.cell] * self.hidden_size
@@ -396,12 +428,36 @@ class RNN:
         else:
             scratch = np.empty((packing.batch, G), dtype=self.dtype)
             peep = [p.get(f"weight_{g}_{k}") for g in ("ci", "cf", "co")]
+            if packed is None and packing.n_rows >= PACK_MIN_ROWS and self.fused_step:
+                packed = self._pack(k)
             _core.lstm_infer(xproj, row_ids, p[f"weight_hh_{k}"], packing.batch_sizes,
                              bool(direction), h_state[s], c_state[s], scratch, out_view,
-                             *peep)
+                             *peep, packed)
         if head is not None:
             _core.input_projection(out_view, head[0], head[1], head[2])
         return None
+
+    @property
+    def fused_step(self):
+        """Whether inference runs the fused AVX-512 step (csrc/lstm_step.h): float32 LSTM
+        without peepholes, hidden_size a multiple of 16, a CPU with AVX-512."""
+        return (FUSED_STEP and self.cell == "lstm" and self.dtype == np.float32
+                and self.hidden_size % 16 == 0)
+
+    def pack_recurrent(self):
+        """W_hh of every layer and direction in the fused step's layout (layer-major, as
+        forward_projected's packed= takes them), or None where the step does not apply.
+        Valid until the weights change: the caller that keeps them drops them then."""
+        if not self.fused_step:
+            return None
+        return [self._pack(self._names(layer, d)) for layer in range(self.num_layers)
+                for d in range(self.num_directions)]
+
+    def _pack(self, k):
+        w_hh = self.params[f"weight_hh_{k}"]
+        packed = np.empty(w_hh.size, dtype=np.float32)
+        _core.pack_w_hh(w_hh, packed)
+        return packed
 
     def _backward_direction(self, layer, direction, saved_layer, batch_sizes, grad_out, dh_all,
                             dc_all, grads):

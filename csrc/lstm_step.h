@@ -1,0 +1,223 @@
+/* One float32 LSTM step of inference with the recurrent product and the gates fused, for
+ * CPUs with AVX-512.
+ *
+ * Why this exists beside the BLAS path: a step's recurrent product is small (the rows of
+ * one time step, times W_hh^T of 4H x H), and a general sgemm packs all of W_hh again on
+ * every call, then writes the (rows, 4H) product out for a second pass to read back.
+ * Here W_hh is packed once per call of lstm_infer (seqtag_pack_w_hh_f32), the product of a
+ * block of rows and 16 hidden units stays in 24 registers, and the gates of those units
+ * are computed from the registers.  The CPU's AVX-512 units are used even where the BLAS
+ * library was built or configured for AVX2 only.  Where the CPU or compiler lacks
+ * AVX-512, seqtag_lstm_step_available() is 0 and the BLAS path runs instead.
+ *
+ * The arithmetic is the BLAS path's up to the order of the sums in the product: the gate
+ * functions are the same polynomials as fastmath.h, in 16 lanes.
+ */
+#ifndef SEQTAG_LSTM_STEP_H
+#define SEQTAG_LSTM_STEP_H
+
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__GNUC__) && !defined(__clang__) && (defined(__x86_64__) || defined(_M_X64)) && \
+    __GNUC__ >= 9
+#define SEQTAG_HAVE_LSTM_STEP 1
+#include <immintrin.h>
+#else
+#define SEQTAG_HAVE_LSTM_STEP 0
+#endif
+
+/* Hidden units per register: the unit blocks of the packed weights. */
+#define SEQTAG_UNITS 16
+/* Rows of one block of the product: 6 rows x 4 gates = 24 accumulators + 4 weight
+ * registers of the 32. */
+#define SEQTAG_ROW_BLOCK 6
+
+/* packed (H/16, H, 4, 16) <- w_hh (4H, H): for unit block u, column k, gate q and lane l,
+ * packed[((u H + k) 4 + q) 16 + l] = w_hh[q H + 16 u + l, k].  One block's weights are
+ * then read in order, 4 registers per k.  H must be a multiple of 16. */
+static void seqtag_pack_w_hh_f32(const float *w_hh, Py_ssize_t H, float *packed) {
+    Py_ssize_t u, k, q, l;
+    for (u = 0; u < H / SEQTAG_UNITS; u++)
+        for (k = 0; k < H; k++)
+            for (q = 0; q < 4; q++)
+                for (l = 0; l < SEQTAG_UNITS; l++)
+                    *packed++ = w_hh[(q * H + SEQTAG_UNITS * u + l) * H + k];
+}
+
+#if SEQTAG_HAVE_LSTM_STEP
+
+#define SEQTAG_AVX512 __attribute__((target("avx512f,avx512dq,fma")))
+
+static int seqtag_lstm_step_available(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+}
+
+/* fastmath.h's seqtag__expf in 16 lanes: clamp to [-87, 87], Cody-Waite, Cephes. */
+SEQTAG_AVX512 static inline __m512 seqtag__exp16(__m512 x) {
+    const __m512 magic = _mm512_set1_ps(12582912.0f);
+    __m512 t, n, r, p;
+    __m512i k;
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+    x = _mm512_min_ps(x, _mm512_set1_ps(87.0f));
+    t = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), magic);
+    n = _mm512_sub_ps(t, magic);
+    k = _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(0x4B400000));
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    k = _mm512_slli_epi32(_mm512_add_epi32(k, _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(k));
+}
+
+SEQTAG_AVX512 static inline __m512 seqtag__sigmoid16(__m512 x) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    return _mm512_div_ps(one, _mm512_add_ps(one, seqtag__exp16(_mm512_sub_ps(
+        _mm512_setzero_ps(), x))));
+}
+
+SEQTAG_AVX512 static inline __m512 seqtag__tanh16(__m512 x) {
+    const __m512 sign = _mm512_set1_ps(-0.0f);
+    __m512 ax = _mm512_andnot_ps(sign, x);
+    __m512 z = _mm512_mul_ps(x, x);
+    __m512 small = _mm512_set1_ps(-5.70498872745e-3f);
+    small = _mm512_fmadd_ps(small, z, _mm512_set1_ps(2.06390887954e-2f));
+    small = _mm512_fmadd_ps(small, z, _mm512_set1_ps(-5.37397155531e-2f));
+    small = _mm512_fmadd_ps(small, z, _mm512_set1_ps(1.33314422036e-1f));
+    small = _mm512_fmadd_ps(small, z, _mm512_set1_ps(-3.33332819422e-1f));
+    small = _mm512_fmadd_ps(_mm512_mul_ps(small, z), x, x);
+    __m512 e = seqtag__exp16(_mm512_add_ps(ax, ax));
+    __m512 big = _mm512_sub_ps(_mm512_set1_ps(1.0f), _mm512_div_ps(
+        _mm512_set1_ps(2.0f), _mm512_add_ps(e, _mm512_set1_ps(1.0f))));
+    __mmask16 is_small = _mm512_cmp_ps_mask(ax, _mm512_set1_ps(0.625f), _CMP_LT_OQ);
+    __m512 magnitude = _mm512_andnot_ps(sign, _mm512_mask_blend_ps(is_small, big, small));
+    return _mm512_or_ps(magnitude, _mm512_and_ps(sign, x));
+}
+
+/* The gates of NR rows for the 16 units of one block, from the rows' products
+ *   tile     (NR, 4, 16)  h_prev W_hh^T for the block's units, gate by gate
+ * and x, c, h, out as in seqtag__lstm_block. */
+SEQTAG_AVX512 __attribute__((noinline)) static void seqtag__lstm_gates(
+    int NR, const float *tile, const float **x, float *c, float *h, float **out,
+    Py_ssize_t H) {
+    int r;
+    for (r = 0; r < NR; r++) {
+        const float *s = tile + r * 4 * SEQTAG_UNITS;
+        __m512 i = seqtag__sigmoid16(_mm512_add_ps(_mm512_loadu_ps(s), _mm512_loadu_ps(x[r])));
+        __m512 f = seqtag__sigmoid16(_mm512_add_ps(_mm512_loadu_ps(s + 16),
+                                                   _mm512_loadu_ps(x[r] + H)));
+        __m512 g = seqtag__tanh16(_mm512_add_ps(_mm512_loadu_ps(s + 32),
+                                                _mm512_loadu_ps(x[r] + 2 * H)));
+        __m512 o = seqtag__sigmoid16(_mm512_add_ps(_mm512_loadu_ps(s + 48),
+                                                   _mm512_loadu_ps(x[r] + 3 * H)));
+        __m512 c_new = _mm512_fmadd_ps(f, _mm512_loadu_ps(c + r * H), _mm512_mul_ps(i, g));
+        __m512 h_new = _mm512_mul_ps(o, seqtag__tanh16(c_new));
+        _mm512_storeu_ps(c + r * H, c_new);
+        _mm512_storeu_ps(h + r * H, h_new);
+        _mm512_storeu_ps(out[r], h_new);
+    }
+}
+
+/* NR (1..6) rows of one step for the 16 units of one block:
+ *   h_prev   (NR, H)   the rows' previous state (not written: other blocks read it too)
+ *   w        (H, 4, 16) the block's packed weights;  multiply: 0 when h_prev is zero
+ *   x[r]     (4H,)     row r's input pre-activations, the block's units at x[r] + q H
+ *   c        (NR, H)   cell state, the block's 16 columns updated in place
+ *   h        (NR, H)   new state, the block's 16 columns;  out[r] the same 16 values */
+SEQTAG_AVX512 static inline __attribute__((always_inline)) void seqtag__lstm_block(
+    const int NR, const float *h_prev, const float *w, int multiply, const float **x,
+    float *c, float *h, float **out, Py_ssize_t H, float *tile) {
+    __m512 acc[SEQTAG_ROW_BLOCK][4];
+    Py_ssize_t k;
+    int r, q;
+    for (r = 0; r < NR; r++)
+        for (q = 0; q < 4; q++)
+            acc[r][q] = _mm512_setzero_ps();
+    if (multiply) {
+        for (k = 0; k < H; k++) {
+            const float *wk = w + k * 4 * SEQTAG_UNITS;
+            __m512 w0 = _mm512_loadu_ps(wk), w1 = _mm512_loadu_ps(wk + 16);
+            __m512 w2 = _mm512_loadu_ps(wk + 32), w3 = _mm512_loadu_ps(wk + 48);
+            for (r = 0; r < NR; r++) {
+                __m512 b = _mm512_set1_ps(h_prev[r * H + k]);
+                acc[r][0] = _mm512_fmadd_ps(b, w0, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(b, w1, acc[r][1]);
+                acc[r][2] = _mm512_fmadd_ps(b, w2, acc[r][2]);
+                acc[r][3] = _mm512_fmadd_ps(b, w3, acc[r][3]);
+            }
+        }
+    }
+    /* through L1: the gate math in registers of its own (kept in the loop above, the 24
+     * accumulators made GCC spill inside the product) */
+    for (r = 0; r < NR; r++)
+        for (q = 0; q < 4; q++)
+            _mm512_storeu_ps(tile + (r * 4 + q) * SEQTAG_UNITS, acc[r][q]);
+    seqtag__lstm_gates(NR, tile, x, c, h, out, H);
+}
+
+/* One step of one direction:
+ *   h_prev   (rows, H)  the previous state of the step's rows (a copy: h is written)
+ *   running  rows [0, running) multiply h_prev; the rest start from a zero state
+ *   packed   seqtag_pack_w_hh_f32(w_hh)
+ *   xproj    (V, 4H) input pre-activations; row r of the step reads xproj[ids[r]], or
+ *            xproj[first + r] when ids is NULL
+ *   c, h     (rows, H)  state, updated;  out row r at out + (first + r) ld_out
+ * H must be a multiple of 16. */
+SEQTAG_AVX512 static void seqtag_lstm_step_f32(
+    const float *h_prev, Py_ssize_t running, const float *packed, const float *xproj,
+    const int64_t *ids, Py_ssize_t first, Py_ssize_t rows, float *c, float *h, float *out,
+    Py_ssize_t ld_out, Py_ssize_t H) {
+    const Py_ssize_t G = 4 * H;
+    Py_ssize_t u, r0;
+    int r;
+    for (u = 0; u < H / SEQTAG_UNITS; u++) {
+        const float *w = packed + u * H * 4 * SEQTAG_UNITS;
+        const Py_ssize_t col = u * SEQTAG_UNITS;
+        for (r0 = 0; r0 < rows; r0 += SEQTAG_ROW_BLOCK) {
+            const float *x[SEQTAG_ROW_BLOCK];
+            float tile[SEQTAG_ROW_BLOCK * 4 * SEQTAG_UNITS] __attribute__((aligned(64)));
+            float *o[SEQTAG_ROW_BLOCK];
+            int nr = rows - r0 < SEQTAG_ROW_BLOCK ? (int)(rows - r0) : SEQTAG_ROW_BLOCK;
+            int multiply = r0 < running;
+            for (r = 0; r < nr; r++) {
+                Py_ssize_t row = first + r0 + r;
+                x[r] = xproj + (ids ? ids[r0 + r] : row) * G + col;
+                o[r] = out + row * ld_out + col;
+            }
+            const float *hp = h_prev + r0 * H;
+            float *cb = c + r0 * H + col, *hb = h + r0 * H + col;
+            switch (nr) {
+            case 6: seqtag__lstm_block(6, hp, w, multiply, x, cb, hb, o, H, tile); break;
+            case 5: seqtag__lstm_block(5, hp, w, multiply, x, cb, hb, o, H, tile); break;
+            case 4: seqtag__lstm_block(4, hp, w, multiply, x, cb, hb, o, H, tile); break;
+            case 3: seqtag__lstm_block(3, hp, w, multiply, x, cb, hb, o, H, tile); break;
+            case 2: seqtag__lstm_block(2, hp, w, multiply, x, cb, hb, o, H, tile); break;
+            default: seqtag__lstm_block(1, hp, w, multiply, x, cb, hb, o, H, tile); break;
+            }
+        }
+    }
+}
+
+#else /* no AVX-512 build: the BLAS path always runs */
+
+static int seqtag_lstm_step_available(void) { return 0; }
+
+static void seqtag_lstm_step_f32(
+    const float *h_prev, Py_ssize_t running, const float *packed, const float *xproj,
+    const int64_t *ids, Py_ssize_t first, Py_ssize_t rows, float *c, float *h, float *out,
+    Py_ssize_t ld_out, Py_ssize_t H) {
+    (void)h_prev; (void)running; (void)packed; (void)xproj; (void)ids; (void)first;
+    (void)rows; (void)c; (void)h; (void)out; (void)ld_out; (void)H;
+}
+
+#endif
+
+#endif /* SEQTAG_LSTM_STEP_H */
