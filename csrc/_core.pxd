@@ -29,7 +29,7 @@ cdef void lstm_forward_steps(floating* gates, const floating* w_hh,
                              floating* h, floating* c, floating* h_prev, floating* cells,
                              floating* out, Py_ssize_t ld_out, Py_ssize_t H,
                              const floating* w_ci, const floating* w_cf,
-                             const floating* w_co) noexcept nogil
+                             const floating* w_co, const float* packed) noexcept nogil
 
 cdef void lstm_infer_steps(const floating* xproj, const int64_t* row_ids,
                            const floating* w_hh, const int64_t* batch_sizes, Py_ssize_t T,
@@ -44,7 +44,8 @@ cdef void lstm_backward_steps(floating* gates, const floating* w_hh, const float
                               floating* dh, floating* dc, Py_ssize_t H,
                               const floating* w_ci, const floating* w_cf,
                               const floating* w_co, floating* grad_w_ci, floating* grad_w_cf,
-                              floating* grad_w_co, floating* tanh_c) noexcept nogil
+                              floating* grad_w_co, floating* tanh_c,
+                              bint fused) noexcept nogil
 
 cdef void gru_cell_forward(floating* gates, const floating* rec, const floating* b_hh,
                            floating* h, floating* h_prev, floating* hn, floating* out,

@@ -61,12 +61,15 @@ def lstm_forward(floating[:, :] x, floating[:, ::1] w_ih, floating[:, ::1] w_hh,
                  floating[::1] bias, const int64_t[::1] batch_sizes, bint reverse,
                  floating[:, ::1] h, floating[:, ::1] c, floating[:, ::1] gates,
                  floating[:, :] out, floating[:, ::1] h_prev, floating[:, ::1] cells,
-                 floating[::1] w_ci, floating[::1] w_cf, floating[::1] w_co):
+                 floating[::1] w_ci, floating[::1] w_cf, floating[::1] w_co,
+                 float[::1] packed=None):
     """One direction of an LSTM layer (peephole when w_ci is given), forward.
 
     x (N, D), w_ih (4H, D), w_hh (4H, H), bias (4H,) = b_ih + b_hh, h and c (B, H) hold the
     initial state and receive the final one, gates (N, 4H) receive i, f, g, o, out (N, >=H)
     receives h in its first H columns; h_prev and cells (N, H), or None in inference.
+    packed: pack_w_hh(w_hh) for the fused step (as in lstm_infer; h_prev and cells given),
+    or None for the BLAS path.
     """
     cdef Py_ssize_t N = x.shape[0], D = x.shape[1], H = w_hh.shape[1], B = h.shape[0]
     cdef Py_ssize_t T = batch_sizes.shape[0]
@@ -93,6 +96,13 @@ def lstm_forward(floating[:, :] x, floating[:, ::1] w_ih, floating[:, ::1] w_hh,
     cdef floating* w_co_p = &w_co[0] if peephole else NULL
     cdef Py_ssize_t ld_x = row_stride(x.strides[0], sizeof(floating))
     cdef Py_ssize_t ld_out = row_stride(out.strides[0], sizeof(floating))
+    cdef const float* packed_p = NULL
+    if packed is not None:
+        _require(floating is float and keep and not peephole and H % 16 == 0
+                 and packed.shape[0] == 4 * H * H and seqtag_lstm_step_available(),
+                 "packed weights need float32, h_prev and cells, no peepholes, "
+                 "H % 16 == 0 and AVX-512")
+        packed_p = &packed[0]
     with nogil:
         # the input projection of every step at once: one large product
         fill_rows(&gates[0, 0], N, 4 * H, &bias[0])
@@ -100,7 +110,7 @@ def lstm_forward(floating[:, :] x, floating[:, ::1] w_ih, floating[:, ::1] w_hh,
              <floating>1, &gates[0, 0], 4 * H)
         lstm_forward_steps(&gates[0, 0], &w_hh[0, 0], &batch_sizes[0], T, reverse, &h[0, 0],
                            &c[0, 0], h_prev_p, cells_p, &out[0, 0], ld_out, H,
-                           w_ci_p, w_cf_p, w_co_p)
+                           w_ci_p, w_cf_p, w_co_p, packed_p)
 
 
 def input_projection(floating[:, :] x, floating[:, ::1] w_ih, floating[::1] bias,
@@ -185,13 +195,16 @@ def lstm_backward(floating[:, :] x, floating[:, ::1] w_ih, floating[:, ::1] w_hh
                   floating[:, :] grad_x, floating[:, ::1] grad_w_ih,
                   floating[:, ::1] grad_w_hh, floating[::1] grad_bias,
                   floating[::1] w_ci, floating[::1] w_cf, floating[::1] w_co,
-                  floating[::1] grad_w_ci, floating[::1] grad_w_cf, floating[::1] grad_w_co):
+                  floating[::1] grad_w_ci, floating[::1] grad_w_cf, floating[::1] grad_w_co,
+                  bint fused=False):
     """One direction of an LSTM layer, backward; arguments as saved by lstm_forward.
 
     grad_out (N, >=H) or None; dh, dc (B, H) hold the gradient w.r.t. the final state and
     receive the one w.r.t. the initial state; grad_x (N, D) is overwritten (None: skipped);
     grad_w_ih, grad_w_hh, grad_bias and the peephole gradients are accumulated into.
-    gates is overwritten with the gradient w.r.t. the pre-activations.
+    gates is overwritten with the gradient w.r.t. the pre-activations.  fused: each step's
+    product with W_hh by the AVX-512 kernel (float32, H a multiple of 64,
+    fused_step_available()) instead of BLAS.
     """
     cdef Py_ssize_t N = x.shape[0], D = x.shape[1], H = w_hh.shape[1], B = dh.shape[0]
     cdef Py_ssize_t T = batch_sizes.shape[0]
@@ -239,6 +252,9 @@ def lstm_backward(floating[:, :] x, floating[:, ::1] w_ih, floating[:, ::1] w_hh
                                  if grad_x is not None else 0)
     # float32 recomputes tanh(c) a step at a time into this (B, H) scratch; float64 calls
     # libm per element and needs none
+    if fused:
+        _require(floating is float and H % 64 == 0 and seqtag_lstm_step_available(),
+                 "the fused backward needs float32, H % 64 == 0 and AVX-512")
     cdef floating* tanh_c = NULL
     if floating is float:
         tanh_c = <floating*>malloc((B * H + 1) * sizeof(floating))  # +1: never malloc(0)
@@ -249,7 +265,7 @@ def lstm_backward(floating[:, :] x, floating[:, ::1] w_ih, floating[:, ::1] w_hh
             lstm_backward_steps(&gates[0, 0], &w_hh[0, 0], &cells[0, 0], &c0[0, 0],
                                 &batch_sizes[0], T, reverse, grad_out_p, ld_grad_out,
                                 &dh[0, 0], &dc[0, 0], H, w_ci_p, w_cf_p, w_co_p, g_ci_p,
-                                g_cf_p, g_co_p, tanh_c)
+                                g_cf_p, g_co_p, tanh_c, fused)
             # weight gradients: large products over all rows, after the time loop
             gemm(True, False, 4 * H, D, N, <floating>1, &gates[0, 0], 4 * H, &x[0, 0], ld_x,
                  <floating>1, &grad_w_ih[0, 0], D)

@@ -23,7 +23,10 @@ cdef extern from "lstm_step.h" nogil:
     void seqtag_lstm_step_f32(const float* h_prev, Py_ssize_t running, const float* packed,
                               const float* xproj, const int64_t* ids, Py_ssize_t first,
                               Py_ssize_t rows, float* c, float* h, float* out,
-                              Py_ssize_t ld_out, Py_ssize_t H) noexcept
+                              Py_ssize_t ld_out, Py_ssize_t H, int keep,
+                              float* cells) noexcept
+    void seqtag_lstm_back_product_f32(const float* d, Py_ssize_t rows, const float* w_hh,
+                                      Py_ssize_t H, float* dh) noexcept
 
 cdef extern from "fastmath.h" nogil:
     # restrict-qualified float pointers: arguments of the float32 row loops, which never

@@ -209,12 +209,14 @@ cdef void lstm_cell_backward(floating* gates, const floating* cells, const float
 #   h, c        (B, H)   in: initial state;  out: final state of every sequence
 #   h_prev, cells (N, H) out: kept for backward (NULL in inference)
 #   out         (N, ld_out) out: h of every row
+#   packed      float32 with h_prev and cells given: W_hh packed for the fused AVX-512
+#               step (csrc/lstm_step.h; see lstm_infer_steps), or NULL for BLAS
 cdef void lstm_forward_steps(floating* gates, const floating* w_hh,
                              const int64_t* batch_sizes, Py_ssize_t T, bint reverse,
                              floating* h, floating* c, floating* h_prev, floating* cells,
                              floating* out, Py_ssize_t ld_out, Py_ssize_t H,
                              const floating* w_ci, const floating* w_cf,
-                             const floating* w_co) noexcept nogil:
+                             const floating* w_co, const float* packed) noexcept nogil:
     cdef Py_ssize_t s, t, rows, off, running
     off = total_rows(batch_sizes, T) if reverse else 0
     for s in range(T):
@@ -223,6 +225,15 @@ cdef void lstm_forward_steps(floating* gates, const floating* w_hh,
         if reverse:
             off -= rows
         running = running_rows(batch_sizes, T, t, reverse, h, H)
+        if floating is float:
+            if packed != NULL:
+                # the kept h_prev rows are the copy the fused step reads
+                memcpy(h_prev + off * H, h, rows * H * sizeof(float))
+                seqtag_lstm_step_f32(h_prev + off * H, running, packed, gates, NULL, off,
+                                     rows, c, h, out, ld_out, H, 1, cells)
+                if not reverse:
+                    off += rows
+                continue
         if running > 0:
             gemm(False, True, running, 4 * H, H, <floating>1, h, H, w_hh, H, <floating>1,
                  gates + off * 4 * H, 4 * H)
@@ -270,7 +281,7 @@ cdef void lstm_infer_steps(const floating* xproj, const int64_t* row_ids,
                 memcpy(scratch, h, rows * H * sizeof(float))
                 seqtag_lstm_step_f32(scratch, running, packed, xproj,
                                      row_ids + off if row_ids != NULL else NULL, off, rows,
-                                     c, h, out, ld_out, H)
+                                     c, h, out, ld_out, H, 0, NULL)
                 if not reverse:
                     off += rows
                 continue
@@ -299,13 +310,16 @@ cdef void lstm_infer_steps(const floating* xproj, const int64_t* row_ids,
 #   tanh_c   (B, H)    float32: scratch for tanh(c) of one step, allocated once by the
 #                      caller (one vector pass per step beats a libm call per element);
 #                      float64: NULL
+#   fused    float32, H % 64 == 0: the step's product dh = d W_hh by the AVX-512 kernel
+#            of csrc/lstm_step.h instead of BLAS (the caller checks the CPU)
 cdef void lstm_backward_steps(floating* gates, const floating* w_hh, const floating* cells,
                               const floating* c0, const int64_t* batch_sizes, Py_ssize_t T,
                               bint reverse, const floating* grad_out, Py_ssize_t ld_grad_out,
                               floating* dh, floating* dc, Py_ssize_t H,
                               const floating* w_ci, const floating* w_cf,
                               const floating* w_co, floating* grad_w_ci, floating* grad_w_cf,
-                              floating* grad_w_co, floating* tanh_c) noexcept nogil:
+                              floating* grad_w_co, floating* tanh_c,
+                              bint fused) noexcept nogil:
     cdef Py_ssize_t s, t, rows, off, split
     cdef const floating* c_before = NULL
     off = 0 if reverse else total_rows(batch_sizes, T)
@@ -329,6 +343,12 @@ cdef void lstm_backward_steps(floating* gates, const floating* w_hh, const float
                            grad_out + off * ld_grad_out if grad_out != NULL else NULL,
                            ld_grad_out, dh, dc, rows, H, w_ci, w_cf, w_co,
                            grad_w_ci, grad_w_cf, grad_w_co)
+        if floating is float:
+            if fused:
+                seqtag_lstm_back_product_f32(gates + off * 4 * H, rows, w_hh, H, dh)
+                if reverse:
+                    off += rows
+                continue
         gemm(False, False, rows, H, 4 * H, <floating>1, gates + off * 4 * H, 4 * H, w_hh, H,
              <floating>0, dh, H)
         if reverse:

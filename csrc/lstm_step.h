@@ -104,10 +104,12 @@ SEQTAG_AVX512 static inline __m512 seqtag__tanh16(__m512 x) {
 
 /* The gates of NR rows for the 16 units of one block, from the rows' products
  *   tile     (NR, 4, 16)  h_prev W_hh^T for the block's units, gate by gate
+ *   acts[r]  NULL (inference), or where row r's i, f, g, o go (at acts[r] + q H, kept
+ *            for backward: training passes x[r] itself);  cells[r] the same for c'
  * and x, c, h, out as in seqtag__lstm_block. */
 SEQTAG_AVX512 __attribute__((noinline)) static void seqtag__lstm_gates(
     int NR, const float *tile, const float **x, float *c, float *h, float **out,
-    Py_ssize_t H) {
+    float **acts, float **cells, Py_ssize_t H) {
     int r;
     for (r = 0; r < NR; r++) {
         const float *s = tile + r * 4 * SEQTAG_UNITS;
@@ -123,6 +125,13 @@ SEQTAG_AVX512 __attribute__((noinline)) static void seqtag__lstm_gates(
         _mm512_storeu_ps(c + r * H, c_new);
         _mm512_storeu_ps(h + r * H, h_new);
         _mm512_storeu_ps(out[r], h_new);
+        if (acts) {
+            _mm512_storeu_ps(acts[r], i);
+            _mm512_storeu_ps(acts[r] + H, f);
+            _mm512_storeu_ps(acts[r] + 2 * H, g);
+            _mm512_storeu_ps(acts[r] + 3 * H, o);
+            _mm512_storeu_ps(cells[r], c_new);
+        }
     }
 }
 
@@ -134,7 +143,8 @@ SEQTAG_AVX512 __attribute__((noinline)) static void seqtag__lstm_gates(
  *   h        (NR, H)   new state, the block's 16 columns;  out[r] the same 16 values */
 SEQTAG_AVX512 static inline __attribute__((always_inline)) void seqtag__lstm_block(
     const int NR, const float *h_prev, const float *w, int multiply, const float **x,
-    float *c, float *h, float **out, Py_ssize_t H, float *tile) {
+    float *c, float *h, float **out, float **acts, float **cells, Py_ssize_t H,
+    float *tile) {
     __m512 acc[SEQTAG_ROW_BLOCK][4];
     Py_ssize_t k;
     int r, q;
@@ -160,7 +170,7 @@ SEQTAG_AVX512 static inline __attribute__((always_inline)) void seqtag__lstm_blo
     for (r = 0; r < NR; r++)
         for (q = 0; q < 4; q++)
             _mm512_storeu_ps(tile + (r * 4 + q) * SEQTAG_UNITS, acc[r][q]);
-    seqtag__lstm_gates(NR, tile, x, c, h, out, H);
+    seqtag__lstm_gates(NR, tile, x, c, h, out, acts, cells, H);
 }
 
 /* One step of one direction:
@@ -170,11 +180,14 @@ SEQTAG_AVX512 static inline __attribute__((always_inline)) void seqtag__lstm_blo
  *   xproj    (V, 4H) input pre-activations; row r of the step reads xproj[ids[r]], or
  *            xproj[first + r] when ids is NULL
  *   c, h     (rows, H)  state, updated;  out row r at out + (first + r) ld_out
+ *   keep     0 in inference; 1 in training, which then passes ids NULL and xproj the
+ *            (N, 4H) pre-activations, overwritten with i, f, g, o (row first + r), and
+ *            cells (N, H) gets c' (row first + r)
  * H must be a multiple of 16. */
 SEQTAG_AVX512 static void seqtag_lstm_step_f32(
     const float *h_prev, Py_ssize_t running, const float *packed, const float *xproj,
     const int64_t *ids, Py_ssize_t first, Py_ssize_t rows, float *c, float *h, float *out,
-    Py_ssize_t ld_out, Py_ssize_t H) {
+    Py_ssize_t ld_out, Py_ssize_t H, int keep, float *cells) {
     const Py_ssize_t G = 4 * H;
     Py_ssize_t u, r0;
     int r;
@@ -183,6 +196,7 @@ SEQTAG_AVX512 static void seqtag_lstm_step_f32(
         const Py_ssize_t col = u * SEQTAG_UNITS;
         for (r0 = 0; r0 < rows; r0 += SEQTAG_ROW_BLOCK) {
             const float *x[SEQTAG_ROW_BLOCK];
+            float *acts[SEQTAG_ROW_BLOCK], *cell_rows[SEQTAG_ROW_BLOCK];
             float tile[SEQTAG_ROW_BLOCK * 4 * SEQTAG_UNITS] __attribute__((aligned(64)));
             float *o[SEQTAG_ROW_BLOCK];
             int nr = rows - r0 < SEQTAG_ROW_BLOCK ? (int)(rows - r0) : SEQTAG_ROW_BLOCK;
@@ -191,16 +205,71 @@ SEQTAG_AVX512 static void seqtag_lstm_step_f32(
                 Py_ssize_t row = first + r0 + r;
                 x[r] = xproj + (ids ? ids[r0 + r] : row) * G + col;
                 o[r] = out + row * ld_out + col;
+                /* training: x[r] points into the caller's writable (N, 4H) buffer */
+                acts[r] = (float *)x[r];
+                cell_rows[r] = keep ? cells + row * H + col : NULL;
             }
+            float **a = keep ? acts : NULL, **cr = keep ? cell_rows : NULL;
             const float *hp = h_prev + r0 * H;
             float *cb = c + r0 * H + col, *hb = h + r0 * H + col;
             switch (nr) {
-            case 6: seqtag__lstm_block(6, hp, w, multiply, x, cb, hb, o, H, tile); break;
-            case 5: seqtag__lstm_block(5, hp, w, multiply, x, cb, hb, o, H, tile); break;
-            case 4: seqtag__lstm_block(4, hp, w, multiply, x, cb, hb, o, H, tile); break;
-            case 3: seqtag__lstm_block(3, hp, w, multiply, x, cb, hb, o, H, tile); break;
-            case 2: seqtag__lstm_block(2, hp, w, multiply, x, cb, hb, o, H, tile); break;
-            default: seqtag__lstm_block(1, hp, w, multiply, x, cb, hb, o, H, tile); break;
+            case 6: seqtag__lstm_block(6, hp, w, multiply, x, cb, hb, o, a, cr, H, tile); break;
+            case 5: seqtag__lstm_block(5, hp, w, multiply, x, cb, hb, o, a, cr, H, tile); break;
+            case 4: seqtag__lstm_block(4, hp, w, multiply, x, cb, hb, o, a, cr, H, tile); break;
+            case 3: seqtag__lstm_block(3, hp, w, multiply, x, cb, hb, o, a, cr, H, tile); break;
+            case 2: seqtag__lstm_block(2, hp, w, multiply, x, cb, hb, o, a, cr, H, tile); break;
+            default: seqtag__lstm_block(1, hp, w, multiply, x, cb, hb, o, a, cr, H, tile); break;
+            }
+        }
+    }
+}
+
+/* NR (1..6) rows x 64 columns of dh = d w_hh:
+ *   d (NR, 4H) rows of the gradient w.r.t. the pre-activations;  w (4H, ld) from column
+ *   c0 of w_hh;  dh (NR, H) from column c0 */
+SEQTAG_AVX512 static inline __attribute__((always_inline)) void seqtag__back_block(
+    const int NR, const float *d, const float *w, float *dh, Py_ssize_t H) {
+    __m512 acc[SEQTAG_ROW_BLOCK][4];
+    Py_ssize_t j;
+    int r, q;
+    for (r = 0; r < NR; r++)
+        for (q = 0; q < 4; q++)
+            acc[r][q] = _mm512_setzero_ps();
+    for (j = 0; j < 4 * H; j++) {
+        const float *wj = w + j * H;
+        __m512 w0 = _mm512_loadu_ps(wj), w1 = _mm512_loadu_ps(wj + 16);
+        __m512 w2 = _mm512_loadu_ps(wj + 32), w3 = _mm512_loadu_ps(wj + 48);
+        for (r = 0; r < NR; r++) {
+            __m512 b = _mm512_set1_ps(d[r * 4 * H + j]);
+            acc[r][0] = _mm512_fmadd_ps(b, w0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(b, w1, acc[r][1]);
+            acc[r][2] = _mm512_fmadd_ps(b, w2, acc[r][2]);
+            acc[r][3] = _mm512_fmadd_ps(b, w3, acc[r][3]);
+        }
+    }
+    for (r = 0; r < NR; r++)
+        for (q = 0; q < 4; q++)
+            _mm512_storeu_ps(dh + r * H + 16 * q, acc[r][q]);
+}
+
+/* The recurrent product of one step of backward, dh (rows, H) = d (rows, 4H) w_hh (4H, H):
+ * the gradient w.r.t. the previous state.  w_hh is read as it is (row j's 64 columns of a
+ * block are adjacent), so nothing is packed.  H must be a multiple of 64. */
+SEQTAG_AVX512 static void seqtag_lstm_back_product_f32(
+    const float *d, Py_ssize_t rows, const float *w_hh, Py_ssize_t H, float *dh) {
+    Py_ssize_t c0, r0;
+    for (c0 = 0; c0 < H; c0 += 64) {
+        for (r0 = 0; r0 < rows; r0 += SEQTAG_ROW_BLOCK) {
+            int nr = rows - r0 < SEQTAG_ROW_BLOCK ? (int)(rows - r0) : SEQTAG_ROW_BLOCK;
+            const float *dr = d + r0 * 4 * H;
+            float *out = dh + r0 * H + c0;
+            switch (nr) {
+            case 6: seqtag__back_block(6, dr, w_hh + c0, out, H); break;
+            case 5: seqtag__back_block(5, dr, w_hh + c0, out, H); break;
+            case 4: seqtag__back_block(4, dr, w_hh + c0, out, H); break;
+            case 3: seqtag__back_block(3, dr, w_hh + c0, out, H); break;
+            case 2: seqtag__back_block(2, dr, w_hh + c0, out, H); break;
+            default: seqtag__back_block(1, dr, w_hh + c0, out, H); break;
             }
         }
     }
@@ -213,9 +282,14 @@ static int seqtag_lstm_step_available(void) { return 0; }
 static void seqtag_lstm_step_f32(
     const float *h_prev, Py_ssize_t running, const float *packed, const float *xproj,
     const int64_t *ids, Py_ssize_t first, Py_ssize_t rows, float *c, float *h, float *out,
-    Py_ssize_t ld_out, Py_ssize_t H) {
-    (void)h_prev; (void)running; (void)packed; (void)xproj; (void)ids; (void)first;
+    Py_ssize_t ld_out, Py_ssize_t H, int keep, float *cells) {
+    (void)keep; (void)cells; (void)h_prev; (void)running; (void)packed; (void)xproj; (void)ids; (void)first;
     (void)rows; (void)c; (void)h; (void)out; (void)ld_out; (void)H;
+}
+
+static void seqtag_lstm_back_product_f32(
+    const float *d, Py_ssize_t rows, const float *w_hh, Py_ssize_t H, float *dh) {
+    (void)d; (void)rows; (void)w_hh; (void)H; (void)dh;
 }
 
 #endif

@@ -26,9 +26,10 @@ _executor = None
 # The fused AVX-512 step of LSTM inference (csrc/lstm_step.h) where the CPU has it;
 # SEQTAG_FUSED_STEP=0 keeps every recurrent product on NumPy's BLAS.
 FUSED_STEP = _core.fused_step_available() and os.environ.get("SEQTAG_FUSED_STEP") != "0"
-# Packing W_hh costs about as much as a few steps of a few rows; a call with fewer packed
-# rows than this runs the BLAS path unless its caller keeps packed weights (memo.py does).
-PACK_MIN_ROWS = 256
+# Packing W_hh (16 us at H = 128) costs what the fused step saves over BLAS in about five
+# one-row steps; a call with fewer packed rows than this runs the BLAS path unless its
+# caller keeps packed weights (memo.py does).
+PACK_MIN_ROWS = 16
 
 
 def _second_thread():
@@ -397,9 +398,11 @@ class RNN:
         c0 = c.copy() if keep else None
         bias = p[f"bias_ih_{k}"] + p[f"bias_hh_{k}"]
         peep = [p.get(f"weight_{g}_{k}") for g in ("ci", "cf", "co")]
+        packed = (self._pack(k) if keep and N >= PACK_MIN_ROWS and self.fused_step
+                  else None)
         _core.lstm_forward(x, p[f"weight_ih_{k}"], p[f"weight_hh_{k}"], bias,
                            packing.batch_sizes, reverse, h, c, gates, out_view, h_prev,
-                           saved, *peep)
+                           saved, *peep, packed)
         return {"gates": gates, "h_prev": h_prev, "cells": saved, "c0": c0}
 
     def _infer_direction(self, layer, direction, x, head, packing, h_state, c_state, out,
@@ -484,7 +487,7 @@ class RNN:
                             reverse, saved["c0"], saved["gates"], saved["h_prev"],
                             saved["cells"], grad_view, dh_all[s], dc_all[s], grad_x,
                             grads[f"weight_ih_{k}"], grads[f"weight_hh_{k}"], grad_bias,
-                            *peep, *grad_peep)
+                            *peep, *grad_peep, self.fused_step and H % 64 == 0)
         # both biases enter the gates as one sum, so they share one gradient
         grads[f"bias_ih_{k}"] += grad_bias
         grads[f"bias_hh_{k}"] += grad_bias
