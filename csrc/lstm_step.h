@@ -1,16 +1,18 @@
-/* One float32 LSTM step of inference with the recurrent product and the gates fused, for
- * CPUs with AVX-512.
+/* The per-step recurrent products of a float32 LSTM on CPUs with AVX-512: the forward
+ * step with its gates fused (inference and training), and backward's product d W_hh.
  *
- * Why this exists beside the BLAS path: a step's recurrent product is small (the rows of
- * one time step, times W_hh^T of 4H x H), and a general sgemm packs all of W_hh again on
- * every call, then writes the (rows, 4H) product out for a second pass to read back.
- * Here W_hh is packed once per call of lstm_infer (seqtag_pack_w_hh_f32), the product of a
- * block of rows and 16 hidden units stays in 24 registers, and the gates of those units
- * are computed from the registers.  The CPU's AVX-512 units are used even where the BLAS
- * library was built or configured for AVX2 only.  Where the CPU or compiler lacks
- * AVX-512, seqtag_lstm_step_available() is 0 and the BLAS path runs instead.
+ * Why these are not BLAS calls like every other product in csrc/: a step's recurrent
+ * product is small (the rows of one time step times the 4H x H W_hh), and a general sgemm
+ * packs all of W_hh again on every call, then writes the (rows, 4H) product out for a
+ * second pass to read back.  Here W_hh is packed once per call (seqtag_pack_w_hh_f32, or
+ * kept by seqtag/memo.py across calls), the product of a block of rows and 16 hidden
+ * units stays in 24 registers, and the gates of those units are computed from them.  The
+ * CPU's AVX-512 units are used even where the BLAS library was built or configured for
+ * AVX2 only (this machine's OpenBLAS runs its Haswell kernels).  Where the CPU or the
+ * compiler lacks AVX-512, seqtag_lstm_step_available() is 0 and the BLAS path runs; so it
+ * does with SEQTAG_FUSED_STEP=0 (seqtag/rnn.py).
  *
- * The arithmetic is the BLAS path's up to the order of the sums in the product: the gate
+ * The arithmetic is the BLAS path's up to the order of the sums in the products: the gate
  * functions are the same polynomials as fastmath.h, in 16 lanes.
  */
 #ifndef SEQTAG_LSTM_STEP_H

@@ -616,3 +616,522 @@ def test_extreme_preactivations(reverse):
     for h in (fused[0], fused[1], blas[0], blas[1]):
         assert np.abs(h).max() <= 1.0
     assert np.abs(fused[0]).max() > 0.99  # the gates did saturate
+
+
+# ---- 11. _core.lstm_forward in training: the fused step against BLAS ----------------------
+
+TRAIN_MSG = ("seqtag._core: packed weights need float32, h_prev and cells, no peepholes, "
+             "H % 16 == 0 and AVX-512")
+BACK_MSG = "seqtag._core: the fused backward needs float32, H % 64 == 0 and AVX-512"
+
+
+def core_pack(w_hh):
+    packed = np.empty(w_hh.size, F32)
+    _core.pack_w_hh(w_hh, packed)
+    return packed
+
+
+def train_case(H, lengths, seed, D=7):
+    """x (N, D), w_ih, w_hh, bias, packing, h0, c0: core_case's recurrent weights and mixed
+    zero and nonzero initial states (rank order), and an input layer in front."""
+    _, _, w_hh, packing, h0, c0 = core_case(H, lengths, False, seed)
+    rng = np.random.default_rng(seed + 1000)
+    x = rng.standard_normal((packing.n_rows, D)).astype(F32)
+    w_ih = (rng.uniform(-1, 1, (4 * H, D)) * 2 / np.sqrt(D)).astype(F32)
+    bias = rng.uniform(-0.5, 0.5, 4 * H).astype(F32)
+    return x, w_ih, w_hh, bias, packing, h0, c0
+
+
+def run_forward(x, w_ih, w_hh, bias, packing, reverse, h0, c0, packed):
+    """_core.lstm_forward in training (h_prev and cells kept), out a column view of a
+    wider array as RNN passes it; every buffer starts NaN, so a row left unwritten shows.
+    Returns {name: array}: gates (i, f, g, o), h_prev, cells, out, and the final h, c."""
+    N, H = packing.n_rows, w_hh.shape[1]
+    h, c = h0.copy(), c0.copy()
+    gates = np.full((N, 4 * H), np.nan, F32)
+    h_prev = np.full((N, H), np.nan, F32)
+    cells = np.full((N, H), np.nan, F32)
+    wide = np.full((N, 2 * H + 5), 7.0, F32)
+    lo = H + 3
+    out = wide[:, lo:lo + H]
+    _core.lstm_forward(x, w_ih, w_hh, bias, packing.batch_sizes, reverse, h, c, gates, out,
+                       h_prev, cells, None, None, None, packed)
+    outside = np.concatenate([wide[:, :lo], wide[:, lo + H:]], axis=1)
+    assert (outside == 7.0).all(), "lstm_forward wrote outside its column view"
+    return {"gates": gates, "h_prev": h_prev, "cells": cells, "out": out.copy(), "h": h,
+            "c": c}
+
+
+def step_offsets(packing):
+    bs = packing.batch_sizes
+    return np.concatenate([[0], np.cumsum(bs)[:-1]])
+
+
+def expected_h_prev(out, h0, packing, reverse):
+    """What h_prev must hold given the rows' outputs: each row's previous row of its
+    sequence (the step before, or after in reverse), or h0 at its first step."""
+    bs, offsets = packing.batch_sizes, step_offsets(packing)
+    want = np.empty_like(out)
+    T = len(bs)
+    for t in range(T):
+        prev = t + 1 if reverse else t - 1
+        for r in range(bs[t]):
+            ran = 0 <= prev < T and r < bs[prev]
+            want[offsets[t] + r] = out[offsets[prev] + r] if ran else h0[r]
+    return want
+
+
+def final_of_rank(rows, packing, reverse):
+    """Each rank's row at the last step it runs (the final state), from (N, H) rows."""
+    bs, offsets = packing.batch_sizes, step_offsets(packing)
+    final = np.empty((packing.batch, rows.shape[1]), rows.dtype)
+    for r in range(packing.batch):
+        steps = int((bs > r).sum())
+        t = 0 if reverse else steps - 1
+        final[r] = rows[offsets[t] + r]
+    return final
+
+
+TRAIN_CASES = list(itertools.product([16, 64, 128], LENGTH_SETS, [False, True]))
+GATE_NAMES = ("i", "f", "g", "o")
+
+
+def check_forward_pair(fused, blas, H, what):
+    for name in ("out", "h", "c", "h_prev", "cells"):
+        assert np.isfinite(fused[name]).all(), f"{what}: fused left {name} unwritten"
+        np.testing.assert_allclose(fused[name], blas[name], err_msg=f"{what} {name}", **TOL)
+    for q, gate in enumerate(GATE_NAMES):
+        f, b = fused["gates"][:, q * H:(q + 1) * H], blas["gates"][:, q * H:(q + 1) * H]
+        assert np.isfinite(f).all(), f"{what}: fused left gate {gate} unwritten"
+        np.testing.assert_allclose(f, b, err_msg=f"{what} gate {gate}", **TOL)
+
+
+@needs_fused
+@pytest.mark.parametrize("H, lengths, reverse", [
+    pytest.param(*c, id=f"H{c[0]}-{c[1]}-{'reverse' if c[2] else 'forward'}")
+    for c in TRAIN_CASES])
+def test_lstm_forward_training_fused_equals_blas(H, lengths, reverse):
+    x, w_ih, w_hh, bias, packing, h0, c0 = train_case(H, LENGTH_SETS[lengths],
+                                                      seed=3 * H + reverse)
+    # step row counts that leave a partial block of 6 rows are there
+    assert any(n % 6 for n in packing.batch_sizes)
+    assert (h0 == 0).all(axis=1).any() and (h0 != 0).any(axis=1).any()
+    packed = core_pack(w_hh)
+    np.testing.assert_array_equal(packed, numpy_pack(w_hh))
+    before = [a.copy() for a in (x, w_ih, w_hh, bias, packed)]
+    blas = run_forward(x, w_ih, w_hh, bias, packing, reverse, h0, c0, None)
+    fused = run_forward(x, w_ih, w_hh, bias, packing, reverse, h0, c0, packed)
+    check_forward_pair(fused, blas, H, "mixed states")
+    for a, b in zip((x, w_ih, w_hh, bias, packed), before):
+        np.testing.assert_array_equal(a, b)  # the inputs are only read
+    # what is kept for backward is what it must be, exactly: h_prev the previous output
+    # (or h0), the final h and c the last rows of out and cells
+    for run in (fused, blas):
+        np.testing.assert_array_equal(run["h_prev"],
+                                      expected_h_prev(run["out"], h0, packing, reverse))
+        np.testing.assert_array_equal(run["h"], final_of_rank(run["out"], packing, reverse))
+        np.testing.assert_array_equal(run["c"], final_of_rank(run["cells"], packing, reverse))
+    # and both are the float64 LSTM
+    xproj = x.astype(F64) @ w_ih.T.astype(F64) + bias
+    ref = reference_lstm(xproj, None, w_hh, packing, reverse, h0, c0)
+    for name, r in zip(("out", "h", "c"), ref):
+        np.testing.assert_allclose(fused[name], r, err_msg="fused vs float64 " + name, **TOL)
+    # the packed weights are what runs: others give another result
+    zero = run_forward(x, w_ih, w_hh, bias, packing, reverse, h0, c0, np.zeros_like(packed))
+    assert np.abs(zero["out"] - fused["out"]).max() > 1e-2
+    # every sequence from a zero state
+    z = np.zeros_like(h0)
+    blas = run_forward(x, w_ih, w_hh, bias, packing, reverse, z, z, None)
+    fused = run_forward(x, w_ih, w_hh, bias, packing, reverse, z, z, packed)
+    check_forward_pair(fused, blas, H, "zero states")
+
+
+def forward_call(H, dtype=F32, keep=True, peephole=False, packed="pack"):
+    """Arguments of a small lstm_forward call, and its writable buffers."""
+    rng = np.random.default_rng(H)
+    packing = Packing([3, 2])
+    N, D, B = packing.n_rows, 4, packing.batch
+    x = rng.standard_normal((N, D)).astype(dtype)
+    w_ih = rng.standard_normal((4 * H, D)).astype(dtype)
+    w_hh = rng.standard_normal((4 * H, H)).astype(dtype)
+    bias = np.zeros(4 * H, dtype)
+    h, c = rng.standard_normal((2, B, H)).astype(dtype)
+    gates = np.full((N, 4 * H), 5.0, dtype)
+    out = np.full((N, H), 5.0, dtype)
+    h_prev = np.full((N, H), 5.0, dtype) if keep else None
+    cells = np.full((N, H), 5.0, dtype) if keep else None
+    peep = [np.full(H, 0.1, dtype) for _ in range(3)] if peephole else [None] * 3
+    if isinstance(packed, str):  # "pack": the right size, packed where H allows
+        packed = np.zeros(4 * H * H, F32)
+        if H % 16 == 0:
+            _core.pack_w_hh(w_hh.astype(F32), packed)
+    args = [x, w_ih, w_hh, bias, packing.batch_sizes, False, h, c, gates, out, h_prev, cells,
+            *peep, packed]
+    return args, [a for a in (h, c, gates, out, h_prev, cells) if a is not None]
+
+
+@needs_fused
+@pytest.mark.parametrize("kind", ["inference", "float64", "peephole", "H20", "wrong size"])
+def test_lstm_forward_refuses_packed_it_cannot_use(kind):
+    call = {"inference": dict(H=16, keep=False), "float64": dict(H=16, dtype=F64),
+            "peephole": dict(H=16, peephole=True), "H20": dict(H=20),
+            "wrong size": dict(H=16, packed=np.zeros(4 * 16 * 16 - 16, F32))}[kind]
+    args, written = forward_call(**call)
+    before = [a.copy() for a in written]
+    with pytest.raises(ValueError, match=exact(TRAIN_MSG)):
+        _core.lstm_forward(*args)
+    for a, b in zip(written, before):
+        np.testing.assert_array_equal(a, b)  # refused before anything ran
+    # the same call without packed weights runs (the BLAS path)
+    args[-1] = None
+    _core.lstm_forward(*args)
+    assert np.isfinite(args[9]).all() and (args[9] != 5.0).all()
+
+
+# ---- 12. _core.lstm_backward(fused=True): the AVX-512 product against BLAS ---------------
+
+def rel_gap(a, b):
+    """max |a - b| over max |b|: the error relative to the array's scale."""
+    return float(np.abs(a.astype(F64) - b).max() / max(np.abs(b).max(), 1e-30))
+
+
+def assert_rel(a, b, tol, name):
+    assert a.shape == b.shape, name
+    assert np.isfinite(a).all(), name
+    gap = rel_gap(a, b)
+    assert gap <= tol, f"{name}: relative gap {gap:.3g} > {tol}"
+
+
+def run_backward(x, w_ih, w_hh, packing, reverse, c0, fwd, grad_out, dh, dc, acc, fused):
+    """_core.lstm_backward on a copy of a saved forward; the weight gradients accumulate
+    into copies of acc.  Returns {name: array}."""
+    gates = fwd["gates"].copy()
+    dh, dc = dh.copy(), dc.copy()
+    grad_x = np.full(x.shape, np.nan, x.dtype)
+    grad_w_ih, grad_w_hh, grad_bias = (a.copy() for a in acc)
+    _core.lstm_backward(x, w_ih, w_hh, packing.batch_sizes, reverse, c0, gates,
+                        fwd["h_prev"], fwd["cells"], grad_out, dh, dc, grad_x, grad_w_ih,
+                        grad_w_hh, grad_bias, None, None, None, None, None, None, fused)
+    return {"grad_x": grad_x, "grad_w_ih": grad_w_ih, "grad_w_hh": grad_w_hh,
+            "grad_bias": grad_bias, "dh": dh, "dc": dc, "d_gates": gates}
+
+
+BACK_CASES = list(itertools.product([64, 128], LENGTH_SETS, [False, True]))
+
+
+@needs_fused
+@pytest.mark.parametrize("H, lengths, reverse", [
+    pytest.param(*c, id=f"H{c[0]}-{c[1]}-{'reverse' if c[2] else 'forward'}")
+    for c in BACK_CASES])
+@pytest.mark.parametrize("with_grad_out", [True, False], ids=["grad_out", "no_grad_out"])
+def test_lstm_backward_fused_equals_blas(H, lengths, reverse, with_grad_out):
+    x, w_ih, w_hh, bias, packing, h0, c0 = train_case(H, LENGTH_SETS[lengths],
+                                                      seed=5 * H + reverse)
+    fwd = run_forward(x, w_ih, w_hh, bias, packing, reverse, h0, c0, core_pack(w_hh))
+    rng = np.random.default_rng(H + reverse)
+    N, B, D = packing.n_rows, packing.batch, x.shape[1]
+    grad_out = None
+    if with_grad_out:  # a direction's columns of the layer's gradient, as RNN passes it
+        grad_out = rng.standard_normal((N, 2 * H)).astype(F32)[:, H:]
+    dh, dc = rng.standard_normal((2, B, H)).astype(F32)
+    acc = (rng.standard_normal((4 * H, D)).astype(F32),  # accumulated into, not overwritten
+           rng.standard_normal((4 * H, H)).astype(F32), rng.standard_normal(4 * H).astype(F32))
+    saved = {k: v.copy() for k, v in fwd.items()}
+    blas = run_backward(x, w_ih, w_hh, packing, reverse, c0, fwd, grad_out, dh, dc, acc,
+                        False)
+    fused = run_backward(x, w_ih, w_hh, packing, reverse, c0, fwd, grad_out, dh, dc, acc,
+                         True)
+    for k in saved:  # the saved forward is only read (gates are copied by run_backward)
+        np.testing.assert_array_equal(fwd[k], saved[k])
+    for name in fused:
+        assert_rel(fused[name], blas[name], 1e-5, f"fused vs BLAS {name}")
+    # the recurrent product matters: dh into the initial state is not the final one
+    assert np.abs(fused["dh"] - dh).max() > 1e-2
+    # both are the float64 backward of the same forward
+    f64 = lambda a: None if a is None else a.astype(F64)  # noqa: E731
+    fwd64 = run_forward64(x, w_ih, w_hh, bias, packing, reverse, h0, c0)
+    ref = run_backward(f64(x), f64(w_ih), f64(w_hh), packing, reverse, f64(c0), fwd64,
+                       f64(grad_out), f64(dh), f64(dc), [f64(a) for a in acc], False)
+    for name in fused:
+        assert_rel(fused[name], ref[name], 1e-4, f"fused vs float64 {name}")
+
+
+def run_forward64(x, w_ih, w_hh, bias, packing, reverse, h0, c0):
+    N, H = packing.n_rows, w_hh.shape[1]
+    a64 = lambda a: a.astype(F64)  # noqa: E731
+    h, c = a64(h0), a64(c0)
+    saved = {"gates": np.empty((N, 4 * H)), "h_prev": np.empty((N, H)),
+             "cells": np.empty((N, H)), "out": np.empty((N, H))}
+    _core.lstm_forward(a64(x), a64(w_ih), a64(w_hh), a64(bias), packing.batch_sizes, reverse,
+                       h, c, saved["gates"], saved["out"], saved["h_prev"], saved["cells"],
+                       None, None, None)
+    return saved
+
+
+@needs_fused
+@pytest.mark.parametrize("H, dtype", [(32, F32), (96, F32), (16, F32), (64, F64)],
+                         ids=["H32", "H96", "H16", "float64"])
+def test_lstm_backward_refuses_fused_it_cannot_run(H, dtype):
+    x, w_ih, w_hh, bias, packing, h0, c0 = train_case(H, [4, 2, 1], seed=H)
+    fwd = run_forward(x, w_ih, w_hh, bias, packing, False, h0, c0, None)
+    cast = lambda a: a.astype(dtype)  # noqa: E731
+    x, w_ih, w_hh, c0 = map(cast, (x, w_ih, w_hh, c0))
+    fwd = {k: cast(v) for k, v in fwd.items()}
+    N, B, D = packing.n_rows, packing.batch, x.shape[1]
+    dh, dc = np.ones((2, B, H), dtype)
+    grad_x = np.full((N, D), 5.0, dtype)
+    grads = [np.full((4 * H, D), 5.0, dtype), np.full((4 * H, H), 5.0, dtype),
+             np.full(4 * H, 5.0, dtype)]
+    args = [x, w_ih, w_hh, packing.batch_sizes, False, c0, fwd["gates"], fwd["h_prev"],
+            fwd["cells"], None, dh, dc, grad_x, *grads, None, None, None, None, None, None]
+    written = [fwd["gates"], dh, dc, grad_x, *grads]
+    before = [a.copy() for a in written]
+    with pytest.raises(ValueError, match=exact(BACK_MSG)):
+        _core.lstm_backward(*args, True)
+    with pytest.raises(ValueError, match=exact(BACK_MSG)):
+        _core.lstm_backward(*args, fused=True)
+    for a, b in zip(written, before):
+        np.testing.assert_array_equal(a, b)  # refused before anything ran
+    _core.lstm_backward(*args, False)  # fine on the BLAS path
+    assert (grad_x != 5.0).all()
+
+
+# ---- 13. RNN training: forward_packed(keep=True) + backward_packed, fused against BLAS and
+#          torch.nn.LSTM autograd ------------------------------------------------------------
+
+def record_core_calls(monkeypatch):
+    """Wrap _core.lstm_forward and _core.lstm_backward (seqtag.rnn calls them through the
+    module): a list of ("forward", packed given) and ("backward", fused) per call."""
+    calls = []
+    forward, backward = _core.lstm_forward, _core.lstm_backward
+
+    def lstm_forward(*args, **kwargs):
+        packed = args[15] if len(args) > 15 else kwargs.get("packed")
+        calls.append(("forward", packed is not None))
+        return forward(*args, **kwargs)
+
+    def lstm_backward(*args, **kwargs):
+        fused = args[22] if len(args) > 22 else kwargs.get("fused", False)
+        calls.append(("backward", bool(fused)))
+        return backward(*args, **kwargs)
+    monkeypatch.setattr(_core, "lstm_forward", lstm_forward)
+    monkeypatch.setattr(_core, "lstm_backward", lstm_backward)
+    return calls
+
+
+TRAIN_LENGTHS = [9, 3, 13, 1, 6, 7, 2, 13, 5, 11, 4]  # 74 rows, steps of 1..11 rows
+
+
+def training_case(rnn, lengths=TRAIN_LENGTHS, seed=0):
+    """Packed x, initial states (some sequences from zero), and the loss's weights:
+    loss = <out, grad_out> + <h_n, grad_h_n> + <c_n, grad_c_n>."""
+    rng = np.random.default_rng(seed)
+    packing = Packing(lengths)
+    shape = (rnn.num_layers * rnn.num_directions, packing.batch, rnn.hidden_size)
+    case = {"packing": packing,
+            "x": rng.standard_normal((packing.n_rows, rnn.input_size)).astype(F32),
+            "h0": rng.standard_normal(shape).astype(F32),
+            "c0": rng.standard_normal(shape).astype(F32),
+            "grad_out": rng.standard_normal((packing.n_rows, rnn.output_size)).astype(F32),
+            "grad_h_n": rng.standard_normal(shape).astype(F32),
+            "grad_c_n": rng.standard_normal(shape).astype(F32)}
+    case["h0"][:, ::3] = 0
+    case["c0"][:, ::4] = 0
+    return case
+
+
+def seqtag_training(rnn, case):
+    """({out, h_n, c_n}, {gradient name: array}) by forward_packed + backward_packed."""
+    out, h_n, c_n, cache = rnn.forward_packed(case["x"], case["packing"], case["h0"],
+                                              case["c0"], keep=True)
+    grad_x, grads, grad_h0, grad_c0 = rnn.backward_packed(cache, case["grad_out"],
+                                                          case["grad_h_n"], case["grad_c_n"])
+    grads = dict(grads, x=grad_x, h0=grad_h0, c0=grad_c0)
+    return {"out": out, "h_n": h_n, "c_n": c_n}, grads
+
+
+def torch_training(rnn, case):
+    """The same loss by torch.nn.LSTM with autograd, from the same weights and packed
+    input."""
+    torch = pytest.importorskip("torch")
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+    packing = case["packing"]
+    module = torch.nn.LSTM(rnn.input_size, rnn.hidden_size, num_layers=rnn.num_layers,
+                           bidirectional=rnn.bidirectional, batch_first=True,
+                           dtype=torch.float32)
+    module.load_state_dict({k: torch.tensor(v) for k, v in rnn.params.items()})
+    leaf = lambda a: torch.tensor(a, requires_grad=True)  # noqa: E731
+    x, h0, c0 = leaf(packing.unpack(case["x"])), leaf(case["h0"]), leaf(case["c0"])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        seq = pack_padded_sequence(x, torch.tensor(packing.lengths), batch_first=True,
+                                   enforce_sorted=False)
+        out, (h_n, c_n) = module(seq, (h0, c0))
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=packing.steps)
+        loss = ((out * torch.tensor(packing.unpack(case["grad_out"]))).sum()
+                + (h_n * torch.tensor(case["grad_h_n"])).sum()
+                + (c_n * torch.tensor(case["grad_c_n"])).sum())
+        loss.backward()
+    finally:
+        torch.set_num_threads(threads)
+    values = {"out": packing.pack(out.detach().numpy()), "h_n": h_n.detach().numpy(),
+              "c_n": c_n.detach().numpy()}
+    grads = {name: p.grad.numpy() for name, p in module.named_parameters()}
+    grads.update(x=packing.pack(x.grad.numpy()), h0=h0.grad.numpy(), c0=c0.grad.numpy())
+    return values, grads
+
+
+def compare_training(a, b, tol, what):
+    (values_a, grads_a), (values_b, grads_b) = a, b
+    assert set(grads_a) == set(grads_b)
+    for name in values_a:
+        assert_rel(values_a[name], values_b[name], tol, f"{what}: {name}")
+    for name in grads_a:
+        assert_rel(grads_a[name], grads_b[name], tol, f"{what}: grad {name}")
+
+
+RNN_TRAIN_CONFIGS = {  # hidden, layers, threads; bidirectional all
+    "H64-L2": (64, 2, 2),    # fused forward and backward, directions on two threads
+    "H128-L1": (128, 1, 1),  # fused forward and backward
+    "H48-L2": (48, 2, 1),    # fused forward, BLAS backward (48 % 64 != 0)
+}
+
+
+@needs_fused_rnn
+@pytest.mark.parametrize("config", RNN_TRAIN_CONFIGS)
+def test_rnn_training_fused_equals_blas_and_torch(config, monkeypatch):
+    hidden, layers, threads = RNN_TRAIN_CONFIGS[config]
+    rnn = RNN("lstm", 10, hidden, num_layers=layers, bidirectional=True, seed=hidden,
+              threads=threads)
+    case = training_case(rnn, seed=layers)
+    assert case["packing"].n_rows >= PACK_MIN_ROWS
+    calls = record_core_calls(monkeypatch)
+    fused = seqtag_training(rnn, case)
+    n = layers * 2
+    # the fused step ran every forward; the fused product every backward where H % 64 == 0
+    assert sorted(calls) == sorted([("forward", True)] * n
+                                   + [("backward", hidden % 64 == 0)] * n)
+    monkeypatch.setattr(seqtag.rnn, "FUSED_STEP", False)
+    calls.clear()
+    blas = seqtag_training(rnn, case)
+    assert sorted(calls) == sorted([("forward", False)] * n + [("backward", False)] * n)
+    ref = torch_training(rnn, case)
+    compare_training(fused, blas, 1e-4, "fused vs BLAS")
+    compare_training(fused, ref, 1e-4, "fused vs torch")
+    compare_training(blas, ref, 1e-4, "BLAS vs torch")
+
+
+# ---- 14. the training forward packs W_hh from PACK_MIN_ROWS rows on -----------------------
+
+@needs_fused_rnn
+def test_training_forward_packs_from_pack_min_rows_on(monkeypatch):
+    rnn = bi_lstm(hidden=64, input_size=8, seed=2)
+    n_keys = sorted(["l0", "l0_reverse", "l1", "l1_reverse"])
+    packs = count_packs(monkeypatch)
+    calls = record_core_calls(monkeypatch)
+    rng = np.random.default_rng(0)
+    runs = {}
+    for n_rows in (PACK_MIN_ROWS - 1, PACK_MIN_ROWS, 3 * PACK_MIN_ROWS + 1):
+        lengths = [7] * (n_rows // 7) + ([n_rows % 7] if n_rows % 7 else [])
+        packing = Packing(lengths)
+        assert packing.n_rows == n_rows
+        x = rng.standard_normal((n_rows, 8)).astype(F32)
+        packs.clear()
+        calls.clear()
+        got = rnn.forward_packed(x, packing, keep=True)
+        fused = n_rows >= PACK_MIN_ROWS
+        assert sorted(packs) == (n_keys if fused else []), n_rows
+        assert calls == [("forward", fused)] * 4, n_rows
+        calls.clear()
+        rnn.backward_packed(got[3], np.ones_like(got[0]))
+        assert calls == [("backward", True)] * 4, n_rows  # 64 % 64 == 0: by batch size
+        runs[n_rows] = (x, packing, got)
+    # switched off: nothing packed, BLAS everywhere, and the same results
+    monkeypatch.setattr(seqtag.rnn, "FUSED_STEP", False)
+    for n_rows, (x, packing, got) in runs.items():
+        packs.clear()
+        calls.clear()
+        blas = rnn.forward_packed(x, packing, keep=True)
+        rnn.backward_packed(blas[3], np.ones_like(blas[0]))
+        assert packs == [] and calls == [("forward", False)] * 4 + [("backward", False)] * 4
+        for a, b in zip(got[:3], blas[:3]):
+            np.testing.assert_allclose(a, b, **TOL)
+
+
+@needs_fused_rnn
+def test_training_forward_runs_the_packed_weights(monkeypatch):
+    """With _pack giving wrong (zero) weights, a training forward of PACK_MIN_ROWS rows or
+    more changes and one of fewer does not: the packed weights are what the fused training
+    step multiplies by."""
+    rnn = bi_lstm(hidden=32, input_size=8, seed=3)
+    rng = np.random.default_rng(1)
+    cases = []
+    for n_rows in (PACK_MIN_ROWS - 1, 40):
+        packing = Packing([8] * (n_rows // 8) + ([n_rows % 8] if n_rows % 8 else []))
+        x = rng.standard_normal((n_rows, 8)).astype(F32)
+        cases.append((n_rows, x, packing, rnn.forward_packed(x, packing, keep=True)[0]))
+    monkeypatch.setattr(RNN, "_pack", lambda self, k: np.zeros(4 * 32 * 32, F32))
+    for n_rows, x, packing, right in cases:
+        wrong = rnn.forward_packed(x, packing, keep=True)[0]
+        if n_rows >= PACK_MIN_ROWS:
+            assert np.abs(wrong - right).max() > 1e-2
+        else:
+            np.testing.assert_array_equal(wrong, right)
+
+
+# ---- 15. end to end: a few optimizer steps of the tagger, fused against BLAS --------------
+
+E2E_SENTENCES = [
+    ("The dog ate the apple .", "DET NOUN VERB DET NOUN PUNCT"),
+    ("Cats sleep", "NOUN VERB"),
+    ("Run !", "VERB PUNCT"),
+    ("A very long-winded example , indeed", "DET ADV ADJ NOUN PUNCT ADV"),
+    ("The cats ate a long apple", "DET NOUN VERB DET ADJ NOUN"),
+    ("Dogs run very fast .", "NOUN VERB ADV ADV PUNCT"),
+]
+E2E_CONFIG = {"cell": "lstm", "word_dim": 8, "char_dim": 6, "char_hidden": 64, "hidden": 64,
+              "layers": 2, "dropout": 0.3}
+
+
+def train_steps(steps):
+    """Losses of `steps` Adam steps on one batch (dropout on, the same masks in every run),
+    then the trained network's inference log-probabilities."""
+    from seqtag.corpus import Sentence
+    from seqtag.network import Batch, Network
+    from seqtag.optim import Adam, clip_by_global_norm
+    from seqtag.vocab import Vocabulary
+    sentences = [Sentence(w.split(), t.split()) for w, t in E2E_SENTENCES]
+    vocab = Vocabulary.build(sentences, min_char_count=1)
+    network = Network(E2E_CONFIG, len(vocab.words), len(vocab.chars), len(vocab.tags),
+                      seed=11)
+    optimizer = Adam(network.arrays(), lr=1e-2)
+    batch = Batch([s.words for s in sentences], vocab, [s.tags for s in sentences])
+    rng = np.random.default_rng(5)
+    losses = []
+    for _ in range(steps):
+        loss, dense, sparse, _ = network.loss_and_gradients(batch, rng)
+        clip_by_global_norm(dense, sparse, 5.0)
+        optimizer.step(dense, sparse)
+        network.changed()
+        losses.append(loss)
+    return np.array(losses), network.forward(batch)[0], batch
+
+
+@needs_fused_rnn
+def test_training_steps_fused_equal_blas(monkeypatch):
+    calls = record_core_calls(monkeypatch)
+    fused_losses, fused_probs, batch = train_steps(8)
+    # the word BiLSTM (2 layers x 2 directions) and the character BiLSTM ran fused
+    assert batch.n_tokens >= PACK_MIN_ROWS and batch.char_packing.n_rows >= PACK_MIN_ROWS
+    assert calls.count(("forward", True)) == 8 * 6
+    assert calls.count(("backward", True)) == 8 * 6
+    assert ("forward", False) not in calls and ("backward", False) not in calls
+    monkeypatch.setattr(seqtag.rnn, "FUSED_STEP", False)
+    calls.clear()
+    blas_losses, blas_probs, _ = train_steps(8)
+    assert ("forward", True) not in calls and ("backward", True) not in calls
+    assert blas_losses[-1] < 0.9 * blas_losses[0]  # the steps do train
+    for step, (f, b) in enumerate(zip(fused_losses, blas_losses)):
+        assert abs(f - b) <= 1e-4 * abs(b), f"step {step}: loss {f} fused, {b} BLAS"
+    assert_rel(fused_probs, blas_probs, 1e-4, "log-probabilities after training")
