@@ -6,7 +6,10 @@ Input 100, hidden 128, batches of 32 sentences whose lengths are drawn from UD E
 EWT's training sentences (from ../shared or $SEQTAG_SHARED; a log-normal fit of them
 otherwise), float32.  The two implementations run on the same batches, alternating round by
 round so that drift of a shared machine hits both alike; the figure is the median round.
-Also prints the achieved model GFLOP/s and NumPy's sgemm GFLOP/s measured in the same run.
+Also prints the achieved model GFLOP/s and NumPy's sgemm GFLOP/s measured in the same run,
+and one inference step of 64 rows (hidden 128, one thread) by the fused AVX-512 kernel
+(csrc/lstm_step.h) against the BLAS path (sgemm into a scratch, then the gate pass), the
+two alternating.
 """
 
 import argparse
@@ -62,6 +65,39 @@ def torch_round(module, batches):
     return tokens / (time.perf_counter() - start)
 
 
+def step_micro(rows=64, steps=50, repeats=40, rounds=5):
+    """Microseconds per inference step of `rows` rows: (fused or None, BLAS)."""
+    from seqtag import _blas, _core
+    rng = np.random.default_rng(1)
+    H, G = HIDDEN, 4 * HIDDEN
+    xproj = rng.standard_normal((rows * steps, G)).astype(np.float32)
+    w_hh = (rng.standard_normal((G, H)) * 0.1).astype(np.float32)
+    batch_sizes = np.full(steps, rows, dtype=np.int64)
+    out = np.empty((rows * steps, H), dtype=np.float32)
+    scratch = np.empty((rows, G), dtype=np.float32)
+    packed = None
+    if _core.fused_step_available():
+        packed = np.empty(G * H, dtype=np.float32)
+        _core.pack_w_hh(w_hh, packed)
+
+    def run(weights):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            h = np.zeros((rows, H), dtype=np.float32)
+            c = np.zeros((rows, H), dtype=np.float32)
+            _core.lstm_infer(xproj, None, w_hh, batch_sizes, False, h, c, scratch, out,
+                             None, None, None, weights)
+        return (time.perf_counter() - start) / (repeats * steps) * 1e6
+
+    fused, blas = [], []
+    with _blas.limited_threads(1):
+        for _ in range(rounds):
+            if packed is not None:
+                fused.append(run(packed))
+            blas.append(run(None))
+    return (float(np.median(fused)) if fused else None), float(np.median(blas))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -96,6 +132,10 @@ def main():
     print(f"{'torch.nn.LSTM':24}{theirs:12.0f}{theirs * tokens_per_token / 1e9:10.1f}")
     print(f"{'numpy sgemm (2048^3)':24}{'':12}{sgemm:10.1f}")
     print(f"model GFLOP/s / sgemm GFLOP/s: {ours * tokens_per_token / 1e9 / sgemm:.1%}")
+    fused, blas = step_micro()
+    print(f"one inference step, 64 rows, hidden {HIDDEN}, 1 thread: BLAS path {blas:.1f} us, "
+          + (f"fused AVX-512 step {fused:.1f} us ({blas / fused:.2f}x)" if fused
+             else "fused step not available on this CPU/build"))
     print(f"ratio forward+backward seqtag/torch = {ours / theirs:.2f}")
 
 
