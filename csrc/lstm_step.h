@@ -62,8 +62,10 @@ SEQTAG_AVX512 static inline __m512 seqtag__exp16(__m512 x) {
     const __m512 magic = _mm512_set1_ps(12582912.0f);
     __m512 t, n, r, p;
     __m512i k;
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-    x = _mm512_min_ps(x, _mm512_set1_ps(87.0f));
+    /* max/min return their second operand when either is NaN: x goes second, so a NaN
+     * stays NaN (as in fastmath.h), and a diverging training run still shows it */
+    x = _mm512_max_ps(_mm512_set1_ps(-87.0f), x);
+    x = _mm512_min_ps(_mm512_set1_ps(87.0f), x);
     t = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), magic);
     n = _mm512_sub_ps(t, magic);
     k = _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(0x4B400000));

@@ -1135,3 +1135,45 @@ def test_training_steps_fused_equal_blas(monkeypatch):
     for step, (f, b) in enumerate(zip(fused_losses, blas_losses)):
         assert abs(f - b) <= 1e-4 * abs(b), f"step {step}: loss {f} fused, {b} BLAS"
     assert_rel(fused_probs, blas_probs, 1e-4, "log-probabilities after training")
+
+
+# ---- 16. NaN and inf travel through the fused step as through the BLAS path ----------
+
+@needs_fused
+@pytest.mark.parametrize("training", [False, True], ids=["infer", "train"])
+def test_fused_step_propagates_nan_like_blas(training):
+    # A NaN clamped away inside exp would hide a diverging run from the NaN check of
+    # training (seqtag/train.py); the fused gates must keep it, as fastmath.h does.
+    H, G, T, B = 16, 64, 3, 2
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((T * B, G)).astype(np.float32)
+    x[2, 5] = np.nan          # step 1, row 0, input gate of unit 5
+    x[3, 16 + 3] = np.inf     # step 1, row 1, forget gate of unit 3: saturates, no NaN
+    w_hh = (rng.standard_normal((G, H)) * 0.1).astype(np.float32)
+    batch_sizes = np.full(T, B, dtype=np.int64)
+    packed = np.empty(G * H, dtype=np.float32)
+    _core.pack_w_hh(w_hh, packed)
+    results = []
+    for weights in (None, packed):
+        h = np.zeros((B, H), np.float32)
+        c = np.zeros((B, H), np.float32)
+        out = np.empty((T * B, H), np.float32)
+        if training:
+            eye = np.eye(G, dtype=np.float32)
+            gates = np.empty((T * B, G), np.float32)
+            _core.lstm_forward(x, eye, w_hh, np.zeros(G, np.float32), batch_sizes, False,
+                               h, c, gates, out, np.empty((T * B, H), np.float32),
+                               np.empty((T * B, H), np.float32), None, None, None, weights)
+        else:
+            _core.lstm_infer(x, None, w_hh, batch_sizes, False, h, c,
+                             np.empty((B, G), np.float32), out, None, None, None, weights)
+        results.append(out)
+    blas, fused = results
+    # inference reads x as the pre-activations; training multiplies it by the identity
+    # first, where NaN and inf times the zeros of a row spread over all its gates
+    expected = [0, 0, 16, 16, 16, 16] if training else [0, 0, 1, 0, 16, 0]
+    assert np.isnan(blas).sum(axis=1).tolist() == expected
+    np.testing.assert_array_equal(np.isnan(fused), np.isnan(blas))
+    assert not np.isinf(fused).any()
+    finite = ~np.isnan(blas)
+    np.testing.assert_allclose(fused[finite], blas[finite], atol=1e-5, rtol=1e-5)
