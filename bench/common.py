@@ -66,13 +66,7 @@ def machine_line():
                     break
     except OSError:
         pass
-    import seqtag._blas as blas
-    import seqtag.rnn as rnn
-    lib = os.path.basename(blas.info()["library"] or "fallback loops")
-    step = ("fused AVX-512 LSTM steps (csrc/lstm_step.h)" if rnn.FUSED_STEP
-            else "every product through BLAS (no fused step: "
-            + ("SEQTAG_FUSED_STEP=0)" if os.environ.get("SEQTAG_FUSED_STEP") == "0"
-               else "no AVX-512)"))
+    from seqtag.rnn import compute_description
     return (f"{time.strftime('%Y-%m-%d')}  {cpu}, {os.cpu_count()} cores, "
-            f"numpy {np.__version__} BLAS {lib}, OPENBLAS_CORETYPE="
-            f"{os.environ.get('OPENBLAS_CORETYPE', '(unset)')}; seqtag: {step}")
+            f"numpy {np.__version__}, OPENBLAS_CORETYPE="
+            f"{os.environ.get('OPENBLAS_CORETYPE', '(unset)')}; seqtag: {compute_description()}")

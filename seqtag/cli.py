@@ -105,7 +105,9 @@ app = typer.Typer(
 
 def _show_version(value: bool):
     if value:
+        from .rnn import compute_description
         typer.echo(f"seqtag {__version__}")
+        typer.echo(f"compute: {compute_description()}")
         raise typer.Exit()
 
 

@@ -26,6 +26,18 @@ _executor = None
 # The fused AVX-512 step of LSTM inference (csrc/lstm_step.h) where the CPU has it;
 # SEQTAG_FUSED_STEP=0 keeps every recurrent product on NumPy's BLAS.
 FUSED_STEP = _core.fused_step_available() and os.environ.get("SEQTAG_FUSED_STEP") != "0"
+
+
+def compute_description():
+    """One line on what runs the products here: the fused AVX-512 steps or BLAS only."""
+    library = os.path.basename(_blas.info()["library"] or "") or "fallback loops, no BLAS"
+    if FUSED_STEP:
+        return f"fused AVX-512 LSTM steps + NumPy's BLAS ({library})"
+    why = ("SEQTAG_FUSED_STEP=0" if os.environ.get("SEQTAG_FUSED_STEP") == "0"
+           else "no AVX-512 on this CPU or build")
+    return f"NumPy's BLAS only ({library}; {why})"
+
+
 # Packing W_hh (16 us at H = 128) costs what the fused step saves over BLAS in about five
 # one-row steps; a call with fewer packed rows than this runs the BLAS path unless its
 # caller keeps packed weights (memo.py does).

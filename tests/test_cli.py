@@ -89,10 +89,27 @@ def assert_tagged(pairs, words, tagset):
 
 
 def test_version():
+    from seqtag.rnn import compute_description
+    expected = f"seqtag 0.1.0\ncompute: {compute_description()}\n"
     result = invoke("--version")
     assert result.exit_code == 0
-    assert result.stdout == "seqtag 0.1.0\n"
-    assert run("--version")[:2] == (0, "seqtag 0.1.0\n")
+    assert result.stdout == expected
+    assert run("--version")[:2] == (0, expected)
+
+
+def test_version_names_the_compute_path(monkeypatch):
+    import seqtag.rnn
+    library = os.path.basename(seqtag._blas.info()["library"] or "") or "fallback loops, no BLAS"
+    monkeypatch.setattr(seqtag.rnn, "FUSED_STEP", True)
+    assert invoke("--version").stdout.splitlines()[1] == (
+        f"compute: fused AVX-512 LSTM steps + NumPy's BLAS ({library})")
+    monkeypatch.setattr(seqtag.rnn, "FUSED_STEP", False)
+    monkeypatch.setenv("SEQTAG_FUSED_STEP", "0")
+    assert invoke("--version").stdout.splitlines()[1] == (
+        f"compute: NumPy's BLAS only ({library}; SEQTAG_FUSED_STEP=0)")
+    monkeypatch.delenv("SEQTAG_FUSED_STEP")
+    assert invoke("--version").stdout.splitlines()[1] == (
+        f"compute: NumPy's BLAS only ({library}; no AVX-512 on this CPU or build)")
 
 
 def test_help_lists_commands():
