@@ -98,10 +98,10 @@ def lstm_forward(floating[:, :] x, floating[:, ::1] w_ih, floating[:, ::1] w_hh,
     cdef Py_ssize_t ld_out = row_stride(out.strides[0], sizeof(floating))
     cdef const float* packed_p = NULL
     if packed is not None:
-        _require(floating is float and keep and not peephole and H % 16 == 0
-                 and packed.shape[0] == 4 * H * H and seqtag_lstm_step_available(),
+        _require(floating is float and keep and not peephole
+                 and packed.shape[0] == packed_w_hh_size(H) and seqtag_lstm_step_available(),
                  "packed weights need float32, h_prev and cells, no peepholes, "
-                 "H % 16 == 0 and AVX-512")
+                 "pack_w_hh's size and AVX-512")
         packed_p = &packed[0]
     with nogil:
         # the input projection of every step at once: one large product
@@ -140,8 +140,7 @@ def lstm_infer(floating[:, ::1] xproj, const int64_t[::1] row_ids, floating[:, :
     row_ids (N,) the xproj row of each packed row, 0 <= row_ids[r] < V, or None: row r
     reads xproj[r] (V = N); h, c (B, H) initial state in, final state out; scratch (B, 4H);
     out (N, >=H) receives h in its first H columns.  packed: pack_w_hh(w_hh) for the
-    fused step (float32, no peepholes, H a multiple of 16, fused_step_available()), or
-    None for the BLAS path.
+    fused step (float32, no peepholes, fused_step_available()), or None for the BLAS path.
     """
     cdef Py_ssize_t V = xproj.shape[0], H = w_hh.shape[1], B = h.shape[0]
     cdef Py_ssize_t T = batch_sizes.shape[0], r
@@ -164,9 +163,9 @@ def lstm_infer(floating[:, ::1] xproj, const int64_t[::1] row_ids, floating[:, :
     cdef Py_ssize_t ld_out = row_stride(out.strides[0], sizeof(floating))
     cdef const float* packed_p = NULL
     if packed is not None:
-        _require(floating is float and not peephole and H % 16 == 0
-                 and packed.shape[0] == 4 * H * H and seqtag_lstm_step_available(),
-                 "packed weights need float32, no peepholes, H % 16 == 0 and AVX-512")
+        _require(floating is float and not peephole
+                 and packed.shape[0] == packed_w_hh_size(H) and seqtag_lstm_step_available(),
+                 "packed weights need float32, no peepholes, pack_w_hh's size and AVX-512")
         packed_p = &packed[0]
     with nogil:
         lstm_infer_steps(&xproj[0, 0], ids_p, &w_hh[0, 0], &batch_sizes[0], T, reverse,
@@ -179,10 +178,15 @@ def fused_step_available():
     return bool(seqtag_lstm_step_available())
 
 
+cpdef Py_ssize_t packed_w_hh_size(Py_ssize_t H):
+    """Floats of pack_w_hh's output for hidden size H: 4 gates x H x H rounded up to 16."""
+    return 4 * H * seqtag_unit_blocks(H) * 16
+
+
 def pack_w_hh(const float[:, ::1] w_hh, float[::1] packed):
-    """packed (4H*H,) <- w_hh (4H, H) in the fused step's layout; H a multiple of 16."""
+    """packed (packed_w_hh_size(H),) <- w_hh (4H, H) in the fused step's layout."""
     cdef Py_ssize_t H = w_hh.shape[1]
-    _require(w_hh.shape[0] == 4 * H and H % 16 == 0 and packed.shape[0] == 4 * H * H,
+    _require(w_hh.shape[0] == 4 * H and packed.shape[0] == packed_w_hh_size(H),
              "pack_w_hh shapes")
     with nogil:
         seqtag_pack_w_hh_f32(&w_hh[0, 0], H, &packed[0])
@@ -203,8 +207,8 @@ def lstm_backward(floating[:, :] x, floating[:, ::1] w_ih, floating[:, ::1] w_hh
     receive the one w.r.t. the initial state; grad_x (N, D) is overwritten (None: skipped);
     grad_w_ih, grad_w_hh, grad_bias and the peephole gradients are accumulated into.
     gates is overwritten with the gradient w.r.t. the pre-activations.  fused: each step's
-    product with W_hh by the AVX-512 kernel (float32, H a multiple of 64,
-    fused_step_available()) instead of BLAS.
+    product with W_hh by the AVX-512 kernel (float32, fused_step_available()) instead of
+    BLAS.
     """
     cdef Py_ssize_t N = x.shape[0], D = x.shape[1], H = w_hh.shape[1], B = dh.shape[0]
     cdef Py_ssize_t T = batch_sizes.shape[0]
@@ -253,8 +257,8 @@ def lstm_backward(floating[:, :] x, floating[:, ::1] w_ih, floating[:, ::1] w_hh
     # float32 recomputes tanh(c) a step at a time into this (B, H) scratch; float64 calls
     # libm per element and needs none
     if fused:
-        _require(floating is float and H % 64 == 0 and seqtag_lstm_step_available(),
-                 "the fused backward needs float32, H % 64 == 0 and AVX-512")
+        _require(floating is float and seqtag_lstm_step_available(),
+                 "the fused backward needs float32 and AVX-512")
     cdef floating* tanh_c = NULL
     if floating is float:
         tanh_c = <floating*>malloc((B * H + 1) * sizeof(floating))  # +1: never malloc(0)

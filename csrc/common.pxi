@@ -19,6 +19,7 @@ cdef extern from "fastmath.h" nogil:
 # The fused AVX-512 inference step (csrc/lstm_step.h)
 cdef extern from "lstm_step.h" nogil:
     int seqtag_lstm_step_available() noexcept
+    Py_ssize_t seqtag_unit_blocks(Py_ssize_t H) noexcept
     void seqtag_pack_w_hh_f32(const float* w_hh, Py_ssize_t H, float* packed) noexcept
     void seqtag_lstm_step_f32(const float* h_prev, Py_ssize_t running, const float* packed,
                               const float* xproj, const int64_t* ids, Py_ssize_t first,

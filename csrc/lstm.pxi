@@ -254,7 +254,7 @@ cdef void lstm_forward_steps(floating* gates, const floating* w_hh,
 #   scratch  (B, 4H)  work space
 #   packed   (4H*H,)  float32 only: W_hh packed by seqtag_pack_w_hh_f32, or NULL.  Given,
 #                     each step is one fused AVX-512 pass (csrc/lstm_step.h): the caller
-#                     checks seqtag_lstm_step_available(), H % 16 == 0 and no peepholes
+#                     checks seqtag_lstm_step_available() and no peepholes
 #   w_hh, batch_sizes, h, c, out, w_c*  as in lstm_forward_steps
 cdef void lstm_infer_steps(const floating* xproj, const int64_t* row_ids,
                            const floating* w_hh, const int64_t* batch_sizes, Py_ssize_t T,
@@ -310,8 +310,8 @@ cdef void lstm_infer_steps(const floating* xproj, const int64_t* row_ids,
 #   tanh_c   (B, H)    float32: scratch for tanh(c) of one step, allocated once by the
 #                      caller (one vector pass per step beats a libm call per element);
 #                      float64: NULL
-#   fused    float32, H % 64 == 0: the step's product dh = d W_hh by the AVX-512 kernel
-#            of csrc/lstm_step.h instead of BLAS (the caller checks the CPU)
+#   fused    float32: the step's product dh = d W_hh by the AVX-512 kernel of
+#            csrc/lstm_step.h instead of BLAS (the caller checks the CPU)
 cdef void lstm_backward_steps(floating* gates, const floating* w_hh, const floating* cells,
                               const floating* c0, const int64_t* batch_sizes, Py_ssize_t T,
                               bint reverse, const floating* grad_out, Py_ssize_t ld_grad_out,

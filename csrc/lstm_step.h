@@ -12,8 +12,9 @@
  * compiler lacks AVX-512, seqtag_lstm_step_available() is 0 and the BLAS path runs; so it
  * does with SEQTAG_FUSED_STEP=0 (seqtag/rnn.py).
  *
- * The arithmetic is the BLAS path's up to the order of the sums in the products: the gate
- * functions are the same polynomials as fastmath.h, in 16 lanes.
+ * The arithmetic is the BLAS path's up to float32 rounding: the sums of the products run
+ * in another order, and the gate functions are fastmath.h's polynomials in 16 lanes with
+ * explicit FMAs (about 1 ulp from the compiled scalar loops).
  */
 #ifndef SEQTAG_LSTM_STEP_H
 #define SEQTAG_LSTM_STEP_H
@@ -36,16 +37,24 @@
  * registers of the 32. */
 #define SEQTAG_ROW_BLOCK 6
 
-/* packed (H/16, H, 4, 16) <- w_hh (4H, H): for unit block u, column k, gate q and lane l,
- * packed[((u H + k) 4 + q) 16 + l] = w_hh[q H + 16 u + l, k].  One block's weights are
- * then read in order, 4 registers per k.  H must be a multiple of 16. */
+/* Unit blocks of a layer of H hidden units: the last one may be partly padding. */
+static inline Py_ssize_t seqtag_unit_blocks(Py_ssize_t H) {
+    return (H + SEQTAG_UNITS - 1) / SEQTAG_UNITS;
+}
+
+/* packed (U, H, 4, 16) <- w_hh (4H, H), U = seqtag_unit_blocks(H): for unit block u,
+ * column k, gate q and lane l, packed[((u H + k) 4 + q) 16 + l] = w_hh[q H + 16 u + l, k],
+ * or 0 where 16 u + l >= H (lanes past the last unit, computed but never stored).  One
+ * block's weights are then read in order, 4 registers per k. */
 static void seqtag_pack_w_hh_f32(const float *w_hh, Py_ssize_t H, float *packed) {
-    Py_ssize_t u, k, q, l;
-    for (u = 0; u < H / SEQTAG_UNITS; u++)
+    Py_ssize_t u, k, q, l, unit;
+    for (u = 0; u < seqtag_unit_blocks(H); u++)
         for (k = 0; k < H; k++)
             for (q = 0; q < 4; q++)
-                for (l = 0; l < SEQTAG_UNITS; l++)
-                    *packed++ = w_hh[(q * H + SEQTAG_UNITS * u + l) * H + k];
+                for (l = 0; l < SEQTAG_UNITS; l++) {
+                    unit = SEQTAG_UNITS * u + l;
+                    *packed++ = unit < H ? w_hh[(q * H + unit) * H + k] : 0.0f;
+                }
 }
 
 #if SEQTAG_HAVE_LSTM_STEP
@@ -110,31 +119,35 @@ SEQTAG_AVX512 static inline __m512 seqtag__tanh16(__m512 x) {
  *   tile     (NR, 4, 16)  h_prev W_hh^T for the block's units, gate by gate
  *   acts[r]  NULL (inference), or where row r's i, f, g, o go (at acts[r] + q H, kept
  *            for backward: training passes x[r] itself);  cells[r] the same for c'
+ *   m        the block's lanes that are units (all 16 but in a last, partial block):
+ *            memory is only read and written through it
  * and x, c, h, out as in seqtag__lstm_block. */
 SEQTAG_AVX512 __attribute__((noinline)) static void seqtag__lstm_gates(
     int NR, const float *tile, const float **x, float *c, float *h, float **out,
-    float **acts, float **cells, Py_ssize_t H) {
+    float **acts, float **cells, Py_ssize_t H, __mmask16 m) {
     int r;
     for (r = 0; r < NR; r++) {
         const float *s = tile + r * 4 * SEQTAG_UNITS;
-        __m512 i = seqtag__sigmoid16(_mm512_add_ps(_mm512_loadu_ps(s), _mm512_loadu_ps(x[r])));
-        __m512 f = seqtag__sigmoid16(_mm512_add_ps(_mm512_loadu_ps(s + 16),
-                                                   _mm512_loadu_ps(x[r] + H)));
-        __m512 g = seqtag__tanh16(_mm512_add_ps(_mm512_loadu_ps(s + 32),
-                                                _mm512_loadu_ps(x[r] + 2 * H)));
-        __m512 o = seqtag__sigmoid16(_mm512_add_ps(_mm512_loadu_ps(s + 48),
-                                                   _mm512_loadu_ps(x[r] + 3 * H)));
-        __m512 c_new = _mm512_fmadd_ps(f, _mm512_loadu_ps(c + r * H), _mm512_mul_ps(i, g));
+        __m512 i = seqtag__sigmoid16(_mm512_add_ps(_mm512_load_ps(s),
+                                                   _mm512_maskz_loadu_ps(m, x[r])));
+        __m512 f = seqtag__sigmoid16(_mm512_add_ps(_mm512_load_ps(s + 16),
+                                                   _mm512_maskz_loadu_ps(m, x[r] + H)));
+        __m512 g = seqtag__tanh16(_mm512_add_ps(_mm512_load_ps(s + 32),
+                                                _mm512_maskz_loadu_ps(m, x[r] + 2 * H)));
+        __m512 o = seqtag__sigmoid16(_mm512_add_ps(_mm512_load_ps(s + 48),
+                                                   _mm512_maskz_loadu_ps(m, x[r] + 3 * H)));
+        __m512 c_new = _mm512_fmadd_ps(f, _mm512_maskz_loadu_ps(m, c + r * H),
+                                       _mm512_mul_ps(i, g));
         __m512 h_new = _mm512_mul_ps(o, seqtag__tanh16(c_new));
-        _mm512_storeu_ps(c + r * H, c_new);
-        _mm512_storeu_ps(h + r * H, h_new);
-        _mm512_storeu_ps(out[r], h_new);
+        _mm512_mask_storeu_ps(c + r * H, m, c_new);
+        _mm512_mask_storeu_ps(h + r * H, m, h_new);
+        _mm512_mask_storeu_ps(out[r], m, h_new);
         if (acts) {
-            _mm512_storeu_ps(acts[r], i);
-            _mm512_storeu_ps(acts[r] + H, f);
-            _mm512_storeu_ps(acts[r] + 2 * H, g);
-            _mm512_storeu_ps(acts[r] + 3 * H, o);
-            _mm512_storeu_ps(cells[r], c_new);
+            _mm512_mask_storeu_ps(acts[r], m, i);
+            _mm512_mask_storeu_ps(acts[r] + H, m, f);
+            _mm512_mask_storeu_ps(acts[r] + 2 * H, m, g);
+            _mm512_mask_storeu_ps(acts[r] + 3 * H, m, o);
+            _mm512_mask_storeu_ps(cells[r], m, c_new);
         }
     }
 }
@@ -148,7 +161,7 @@ SEQTAG_AVX512 __attribute__((noinline)) static void seqtag__lstm_gates(
 SEQTAG_AVX512 static inline __attribute__((always_inline)) void seqtag__lstm_block(
     const int NR, const float *h_prev, const float *w, int multiply, const float **x,
     float *c, float *h, float **out, float **acts, float **cells, Py_ssize_t H,
-    float *tile) {
+    float *tile, __mmask16 m) {
     __m512 acc[SEQTAG_ROW_BLOCK][4];
     Py_ssize_t k;
     int r, q;
@@ -174,7 +187,7 @@ SEQTAG_AVX512 static inline __attribute__((always_inline)) void seqtag__lstm_blo
     for (r = 0; r < NR; r++)
         for (q = 0; q < 4; q++)
             _mm512_storeu_ps(tile + (r * 4 + q) * SEQTAG_UNITS, acc[r][q]);
-    seqtag__lstm_gates(NR, tile, x, c, h, out, acts, cells, H);
+    seqtag__lstm_gates(NR, tile, x, c, h, out, acts, cells, H, m);
 }
 
 /* One step of one direction:
@@ -187,7 +200,7 @@ SEQTAG_AVX512 static inline __attribute__((always_inline)) void seqtag__lstm_blo
  *   keep     0 in inference; 1 in training, which then passes ids NULL and xproj the
  *            (N, 4H) pre-activations, overwritten with i, f, g, o (row first + r), and
  *            cells (N, H) gets c' (row first + r)
- * H must be a multiple of 16. */
+ * Any H: a last block of fewer than 16 units reads and writes through a lane mask. */
 SEQTAG_AVX512 static void seqtag_lstm_step_f32(
     const float *h_prev, Py_ssize_t running, const float *packed, const float *xproj,
     const int64_t *ids, Py_ssize_t first, Py_ssize_t rows, float *c, float *h, float *out,
@@ -195,9 +208,11 @@ SEQTAG_AVX512 static void seqtag_lstm_step_f32(
     const Py_ssize_t G = 4 * H;
     Py_ssize_t u, r0;
     int r;
-    for (u = 0; u < H / SEQTAG_UNITS; u++) {
+    for (u = 0; u < seqtag_unit_blocks(H); u++) {
         const float *w = packed + u * H * 4 * SEQTAG_UNITS;
         const Py_ssize_t col = u * SEQTAG_UNITS;
+        const __mmask16 m = H - col >= SEQTAG_UNITS ? (__mmask16)0xFFFF
+                                                    : (__mmask16)((1u << (H - col)) - 1);
         for (r0 = 0; r0 < rows; r0 += SEQTAG_ROW_BLOCK) {
             const float *x[SEQTAG_ROW_BLOCK];
             float *acts[SEQTAG_ROW_BLOCK], *cell_rows[SEQTAG_ROW_BLOCK];
@@ -217,12 +232,12 @@ SEQTAG_AVX512 static void seqtag_lstm_step_f32(
             const float *hp = h_prev + r0 * H;
             float *cb = c + r0 * H + col, *hb = h + r0 * H + col;
             switch (nr) {
-            case 6: seqtag__lstm_block(6, hp, w, multiply, x, cb, hb, o, a, cr, H, tile); break;
-            case 5: seqtag__lstm_block(5, hp, w, multiply, x, cb, hb, o, a, cr, H, tile); break;
-            case 4: seqtag__lstm_block(4, hp, w, multiply, x, cb, hb, o, a, cr, H, tile); break;
-            case 3: seqtag__lstm_block(3, hp, w, multiply, x, cb, hb, o, a, cr, H, tile); break;
-            case 2: seqtag__lstm_block(2, hp, w, multiply, x, cb, hb, o, a, cr, H, tile); break;
-            default: seqtag__lstm_block(1, hp, w, multiply, x, cb, hb, o, a, cr, H, tile); break;
+            case 6: seqtag__lstm_block(6, hp, w, multiply, x, cb, hb, o, a, cr, H, tile, m); break;
+            case 5: seqtag__lstm_block(5, hp, w, multiply, x, cb, hb, o, a, cr, H, tile, m); break;
+            case 4: seqtag__lstm_block(4, hp, w, multiply, x, cb, hb, o, a, cr, H, tile, m); break;
+            case 3: seqtag__lstm_block(3, hp, w, multiply, x, cb, hb, o, a, cr, H, tile, m); break;
+            case 2: seqtag__lstm_block(2, hp, w, multiply, x, cb, hb, o, a, cr, H, tile, m); break;
+            default: seqtag__lstm_block(1, hp, w, multiply, x, cb, hb, o, a, cr, H, tile, m); break;
             }
         }
     }
@@ -230,9 +245,11 @@ SEQTAG_AVX512 static void seqtag_lstm_step_f32(
 
 /* NR (1..6) rows x 64 columns of dh = d w_hh:
  *   d (NR, 4H) rows of the gradient w.r.t. the pre-activations;  w (4H, ld) from column
- *   c0 of w_hh;  dh (NR, H) from column c0 */
+ *   c0 of w_hh;  dh (NR, H) from column c0;  m[q] the columns 16 q .. 16 q + 15 of the
+ *   block that exist (fewer than 64 columns may be left at the end of a row) */
 SEQTAG_AVX512 static inline __attribute__((always_inline)) void seqtag__back_block(
-    const int NR, const float *d, const float *w, float *dh, Py_ssize_t H) {
+    const int NR, const float *d, const float *w, float *dh, Py_ssize_t H,
+    const __mmask16 *m) {
     __m512 acc[SEQTAG_ROW_BLOCK][4];
     Py_ssize_t j;
     int r, q;
@@ -241,8 +258,9 @@ SEQTAG_AVX512 static inline __attribute__((always_inline)) void seqtag__back_blo
             acc[r][q] = _mm512_setzero_ps();
     for (j = 0; j < 4 * H; j++) {
         const float *wj = w + j * H;
-        __m512 w0 = _mm512_loadu_ps(wj), w1 = _mm512_loadu_ps(wj + 16);
-        __m512 w2 = _mm512_loadu_ps(wj + 32), w3 = _mm512_loadu_ps(wj + 48);
+        __m512 w0 = _mm512_maskz_loadu_ps(m[0], wj), w1 = _mm512_maskz_loadu_ps(m[1], wj + 16);
+        __m512 w2 = _mm512_maskz_loadu_ps(m[2], wj + 32);
+        __m512 w3 = _mm512_maskz_loadu_ps(m[3], wj + 48);
         for (r = 0; r < NR; r++) {
             __m512 b = _mm512_set1_ps(d[r * 4 * H + j]);
             acc[r][0] = _mm512_fmadd_ps(b, w0, acc[r][0]);
@@ -253,27 +271,35 @@ SEQTAG_AVX512 static inline __attribute__((always_inline)) void seqtag__back_blo
     }
     for (r = 0; r < NR; r++)
         for (q = 0; q < 4; q++)
-            _mm512_storeu_ps(dh + r * H + 16 * q, acc[r][q]);
+            _mm512_mask_storeu_ps(dh + r * H + 16 * q, m[q], acc[r][q]);
 }
 
 /* The recurrent product of one step of backward, dh (rows, H) = d (rows, 4H) w_hh (4H, H):
  * the gradient w.r.t. the previous state.  w_hh is read as it is (row j's 64 columns of a
- * block are adjacent), so nothing is packed.  H must be a multiple of 64. */
+ * block are adjacent), so nothing is packed.  Any H: the last block's missing columns are
+ * masked off. */
 SEQTAG_AVX512 static void seqtag_lstm_back_product_f32(
     const float *d, Py_ssize_t rows, const float *w_hh, Py_ssize_t H, float *dh) {
     Py_ssize_t c0, r0;
     for (c0 = 0; c0 < H; c0 += 64) {
+        __mmask16 m[4];
+        int q;
+        for (q = 0; q < 4; q++) {
+            Py_ssize_t left = H - c0 - 16 * q;
+            m[q] = left >= 16 ? (__mmask16)0xFFFF
+                              : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
+        }
         for (r0 = 0; r0 < rows; r0 += SEQTAG_ROW_BLOCK) {
             int nr = rows - r0 < SEQTAG_ROW_BLOCK ? (int)(rows - r0) : SEQTAG_ROW_BLOCK;
             const float *dr = d + r0 * 4 * H;
             float *out = dh + r0 * H + c0;
             switch (nr) {
-            case 6: seqtag__back_block(6, dr, w_hh + c0, out, H); break;
-            case 5: seqtag__back_block(5, dr, w_hh + c0, out, H); break;
-            case 4: seqtag__back_block(4, dr, w_hh + c0, out, H); break;
-            case 3: seqtag__back_block(3, dr, w_hh + c0, out, H); break;
-            case 2: seqtag__back_block(2, dr, w_hh + c0, out, H); break;
-            default: seqtag__back_block(1, dr, w_hh + c0, out, H); break;
+            case 6: seqtag__back_block(6, dr, w_hh + c0, out, H, m); break;
+            case 5: seqtag__back_block(5, dr, w_hh + c0, out, H, m); break;
+            case 4: seqtag__back_block(4, dr, w_hh + c0, out, H, m); break;
+            case 3: seqtag__back_block(3, dr, w_hh + c0, out, H, m); break;
+            case 2: seqtag__back_block(2, dr, w_hh + c0, out, H, m); break;
+            default: seqtag__back_block(1, dr, w_hh + c0, out, H, m); break;
             }
         }
     }

@@ -320,7 +320,7 @@ class RNN:
         if not self.fused_step:
             raise ValueError("packed weights were given but this RNN does not run the fused "
                              "step (see RNN.fused_step)")
-        size = GATES[self.cell] * self.hidden_size * self.hidden_size
+        size = _core.packed_w_hh_size(self.hidden_size)
         if (not isinstance(packed, (list, tuple)) or len(packed) != count
                 or not all(isinstance(a, np.ndarray) and a.dtype == np.float32
                            and a.shape == (size,) and a.flags.c_contiguous for a in packed)):
@@ -454,10 +454,9 @@ class RNN:
 
     @property
     def fused_step(self):
-        """Whether inference runs the fused AVX-512 step (csrc/lstm_step.h): float32 LSTM
-        without peepholes, hidden_size a multiple of 16, a CPU with AVX-512."""
-        return (FUSED_STEP and self.cell == "lstm" and self.dtype == np.float32
-                and self.hidden_size % 16 == 0)
+        """Whether the recurrent steps run the fused AVX-512 kernels (csrc/lstm_step.h):
+        a float32 LSTM without peepholes on a CPU with AVX-512."""
+        return FUSED_STEP and self.cell == "lstm" and self.dtype == np.float32
 
     def pack_recurrent(self):
         """W_hh of every layer and direction in the fused step's layout (layer-major, as
@@ -470,7 +469,7 @@ class RNN:
 
     def _pack(self, k):
         w_hh = self.params[f"weight_hh_{k}"]
-        packed = np.empty(w_hh.size, dtype=np.float32)
+        packed = np.empty(_core.packed_w_hh_size(self.hidden_size), dtype=np.float32)
         _core.pack_w_hh(w_hh, packed)
         return packed
 
@@ -499,7 +498,7 @@ class RNN:
                             reverse, saved["c0"], saved["gates"], saved["h_prev"],
                             saved["cells"], grad_view, dh_all[s], dc_all[s], grad_x,
                             grads[f"weight_ih_{k}"], grads[f"weight_hh_{k}"], grad_bias,
-                            *peep, *grad_peep, self.fused_step and H % 64 == 0)
+                            *peep, *grad_peep, self.fused_step)
         # both biases enter the gates as one sum, so they share one gradient
         grads[f"bias_ih_{k}"] += grad_bias
         grads[f"bias_hh_{k}"] += grad_bias
