@@ -1,8 +1,8 @@
 """Forward+backward speed of a 1-layer BiLSTM: seqtag's core against torch.nn.LSTM.
 
-    python bench/bench_core.py [--threads 2] [--batches 60] [--rounds 5]
+    python bench/bench_core.py [--threads 2] [--batches 60] [--rounds 5] [--hidden 128]
 
-Input 100, hidden 128, batches of 32 sentences whose lengths are drawn from UD English
+Input 100, hidden 128 (or --hidden), batches of 32 sentences whose lengths are drawn from UD English
 EWT's training sentences (from ../shared or $SEQTAG_SHARED; a log-normal fit of them
 otherwise), float32.  The two implementations run on the same batches, alternating round by
 round so that drift of a shared machine hits both alike; the figure is the median round.
@@ -65,11 +65,11 @@ def torch_round(module, batches):
     return tokens / (time.perf_counter() - start)
 
 
-def step_micro(rows=64, steps=50, repeats=40, rounds=5):
+def step_micro(hidden, rows=64, steps=50, repeats=40, rounds=5):
     """Microseconds per inference step of `rows` rows: (fused or None, BLAS)."""
     from seqtag import _blas, _core
     rng = np.random.default_rng(1)
-    H, G = HIDDEN, 4 * HIDDEN
+    H, G = hidden, 4 * hidden
     xproj = rng.standard_normal((rows * steps, G)).astype(np.float32)
     w_hh = (rng.standard_normal((G, H)) * 0.1).astype(np.float32)
     batch_sizes = np.full(steps, rows, dtype=np.int64)
@@ -77,7 +77,7 @@ def step_micro(rows=64, steps=50, repeats=40, rounds=5):
     scratch = np.empty((rows, G), dtype=np.float32)
     packed = None
     if _core.fused_step_available():
-        packed = np.empty(G * H, dtype=np.float32)
+        packed = np.empty(_core.packed_w_hh_size(H), dtype=np.float32)
         _core.pack_w_hh(w_hh, packed)
 
     def run(weights):
@@ -103,6 +103,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batches", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--hidden", type=int, default=HIDDEN)
     args = parser.parse_args()
 
     import torch
@@ -110,8 +111,8 @@ def main():
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     batches = make_batches(args.batches, rng)
-    rnn = RNN("lstm", INPUT, HIDDEN, bidirectional=True, threads=args.threads)
-    module = torch.nn.LSTM(INPUT, HIDDEN, bidirectional=True, batch_first=True)
+    rnn = RNN("lstm", INPUT, args.hidden, bidirectional=True, threads=args.threads)
+    module = torch.nn.LSTM(INPUT, args.hidden, bidirectional=True, batch_first=True)
     module.load_state_dict({k: torch.from_numpy(v) for k, v in rnn.params.items()})
 
     seqtag_round(rnn, batches[:5])  # warm up both
@@ -121,19 +122,19 @@ def main():
         ours.append(seqtag_round(rnn, batches))
         theirs.append(torch_round(module, batches))
     ours, theirs = float(np.median(ours)), float(np.median(theirs))
-    tokens_per_token = model_flops(1, INPUT, HIDDEN, 2)
+    tokens_per_token = model_flops(1, INPUT, args.hidden, 2)
     sgemm = sgemm_gflops(args.threads)
 
     print(machine_line())
-    print(f"1-layer BiLSTM, input {INPUT}, hidden {HIDDEN}, batches of {BATCH}, float32, "
+    print(f"1-layer BiLSTM, input {INPUT}, hidden {args.hidden}, batches of {BATCH}, float32, "
           f"{args.threads} threads, {args.batches} batches x {args.rounds} rounds (median)")
     print(f"{'':24}{'tokens/s':>12}{'GFLOP/s':>10}")
     print(f"{'seqtag':24}{ours:12.0f}{ours * tokens_per_token / 1e9:10.1f}")
     print(f"{'torch.nn.LSTM':24}{theirs:12.0f}{theirs * tokens_per_token / 1e9:10.1f}")
     print(f"{'numpy sgemm (2048^3)':24}{'':12}{sgemm:10.1f}")
     print(f"model GFLOP/s / sgemm GFLOP/s: {ours * tokens_per_token / 1e9 / sgemm:.1%}")
-    fused, blas = step_micro()
-    print(f"one inference step, 64 rows, hidden {HIDDEN}, 1 thread: BLAS path {blas:.1f} us, "
+    fused, blas = step_micro(args.hidden)
+    print(f"one inference step, 64 rows, hidden {args.hidden}, 1 thread: BLAS path {blas:.1f} us, "
           + (f"fused AVX-512 step {fused:.1f} us ({blas / fused:.2f}x)" if fused
              else "fused step not available on this CPU/build"))
     print(f"ratio forward+backward seqtag/torch = {ours / theirs:.2f}")
