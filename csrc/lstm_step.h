@@ -23,12 +23,18 @@
 #include <stdint.h>
 #include <string.h>
 
+/* -DSEQTAG_HAVE_LSTM_STEP=0 builds without the kernels (what other compilers and CPUs
+ * get), to check that build */
+#ifndef SEQTAG_HAVE_LSTM_STEP
 #if defined(__GNUC__) && !defined(__clang__) && (defined(__x86_64__) || defined(_M_X64)) && \
     __GNUC__ >= 9
 #define SEQTAG_HAVE_LSTM_STEP 1
-#include <immintrin.h>
 #else
 #define SEQTAG_HAVE_LSTM_STEP 0
+#endif
+#endif
+#if SEQTAG_HAVE_LSTM_STEP
+#include <immintrin.h>
 #endif
 
 /* Hidden units per register: the unit blocks of the packed weights. */
