@@ -121,6 +121,33 @@ SEQTAG_AVX512 static inline __m512 seqtag__tanh16(__m512 x) {
     return _mm512_or_ps(magnitude, _mm512_and_ps(sign, x));
 }
 
+/* The register block both products share: acc[r][q] (NR rows x 4 vectors of 16) =
+ * sum over k < K of a[r lda + k] * b[k ldb + 16 q .. 16 q + 15], b read through the lane
+ * masks m[q] (all lanes but at the end of a row of W_hh).  NR <= 6: 24 accumulators, 4
+ * registers of b and one broadcast of the 32. */
+SEQTAG_AVX512 static inline __attribute__((always_inline)) void seqtag__rows_times_panel(
+    const int NR, const float *a, Py_ssize_t lda, const float *b, Py_ssize_t ldb,
+    Py_ssize_t K, const __mmask16 *m, __m512 acc[SEQTAG_ROW_BLOCK][4]) {
+    Py_ssize_t k;
+    int r, q;
+    for (r = 0; r < NR; r++)
+        for (q = 0; q < 4; q++)
+            acc[r][q] = _mm512_setzero_ps();
+    for (k = 0; k < K; k++) {
+        const float *bk = b + k * ldb;
+        __m512 b0 = _mm512_maskz_loadu_ps(m[0], bk), b1 = _mm512_maskz_loadu_ps(m[1], bk + 16);
+        __m512 b2 = _mm512_maskz_loadu_ps(m[2], bk + 32);
+        __m512 b3 = _mm512_maskz_loadu_ps(m[3], bk + 48);
+        for (r = 0; r < NR; r++) {
+            __m512 x = _mm512_set1_ps(a[r * lda + k]);
+            acc[r][0] = _mm512_fmadd_ps(x, b0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(x, b1, acc[r][1]);
+            acc[r][2] = _mm512_fmadd_ps(x, b2, acc[r][2]);
+            acc[r][3] = _mm512_fmadd_ps(x, b3, acc[r][3]);
+        }
+    }
+}
+
 /* The gates of NR rows for the 16 units of one block, from the rows' products
  *   tile     (NR, 4, 16)  h_prev W_hh^T for the block's units, gate by gate
  *   acts[r]  NULL (inference), or where row r's i, f, g, o go (at acts[r] + q H, kept
@@ -168,26 +195,11 @@ SEQTAG_AVX512 static inline __attribute__((always_inline)) void seqtag__lstm_blo
     const int NR, const float *h_prev, const float *w, int multiply, const float **x,
     float *c, float *h, float **out, float **acts, float **cells, Py_ssize_t H,
     float *tile, __mmask16 m) {
+    static const __mmask16 all[4] = {0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF};
     __m512 acc[SEQTAG_ROW_BLOCK][4];
-    Py_ssize_t k;
     int r, q;
-    for (r = 0; r < NR; r++)
-        for (q = 0; q < 4; q++)
-            acc[r][q] = _mm512_setzero_ps();
-    if (multiply) {
-        for (k = 0; k < H; k++) {
-            const float *wk = w + k * 4 * SEQTAG_UNITS;
-            __m512 w0 = _mm512_loadu_ps(wk), w1 = _mm512_loadu_ps(wk + 16);
-            __m512 w2 = _mm512_loadu_ps(wk + 32), w3 = _mm512_loadu_ps(wk + 48);
-            for (r = 0; r < NR; r++) {
-                __m512 b = _mm512_set1_ps(h_prev[r * H + k]);
-                acc[r][0] = _mm512_fmadd_ps(b, w0, acc[r][0]);
-                acc[r][1] = _mm512_fmadd_ps(b, w1, acc[r][1]);
-                acc[r][2] = _mm512_fmadd_ps(b, w2, acc[r][2]);
-                acc[r][3] = _mm512_fmadd_ps(b, w3, acc[r][3]);
-            }
-        }
-    }
+    /* rows from a zero state: K = 0 leaves the accumulators at 0 */
+    seqtag__rows_times_panel(NR, h_prev, H, w, 4 * SEQTAG_UNITS, multiply ? H : 0, all, acc);
     /* through L1: the gate math in registers of its own (kept in the loop above, the 24
      * accumulators made GCC spill inside the product) */
     for (r = 0; r < NR; r++)
@@ -257,24 +269,8 @@ SEQTAG_AVX512 static inline __attribute__((always_inline)) void seqtag__back_blo
     const int NR, const float *d, const float *w, float *dh, Py_ssize_t H,
     const __mmask16 *m) {
     __m512 acc[SEQTAG_ROW_BLOCK][4];
-    Py_ssize_t j;
     int r, q;
-    for (r = 0; r < NR; r++)
-        for (q = 0; q < 4; q++)
-            acc[r][q] = _mm512_setzero_ps();
-    for (j = 0; j < 4 * H; j++) {
-        const float *wj = w + j * H;
-        __m512 w0 = _mm512_maskz_loadu_ps(m[0], wj), w1 = _mm512_maskz_loadu_ps(m[1], wj + 16);
-        __m512 w2 = _mm512_maskz_loadu_ps(m[2], wj + 32);
-        __m512 w3 = _mm512_maskz_loadu_ps(m[3], wj + 48);
-        for (r = 0; r < NR; r++) {
-            __m512 b = _mm512_set1_ps(d[r * 4 * H + j]);
-            acc[r][0] = _mm512_fmadd_ps(b, w0, acc[r][0]);
-            acc[r][1] = _mm512_fmadd_ps(b, w1, acc[r][1]);
-            acc[r][2] = _mm512_fmadd_ps(b, w2, acc[r][2]);
-            acc[r][3] = _mm512_fmadd_ps(b, w3, acc[r][3]);
-        }
-    }
+    seqtag__rows_times_panel(NR, d, 4 * H, w, H, 4 * H, m, acc);
     for (r = 0; r < NR; r++)
         for (q = 0; q < 4; q++)
             _mm512_mask_storeu_ps(dh + r * H + 16 * q, m[q], acc[r][q]);
