@@ -1032,7 +1032,7 @@ def test_lstm_backward_refuses_fused_float64(H):
 
 @needs_fused
 @pytest.mark.parametrize("H", [16, 32, 96])
-def test_lstm_backward_runs_fused_where_it_used_to_refuse(H):
+def test_lstm_backward_fused_for_hidden_sizes_off_the_64_blocks(H):
     """H % 64 != 0 was refused: now the fused product runs, and gives what BLAS gives."""
     runs = []
     for fused in (True, False):
