@@ -23,8 +23,9 @@ DTYPES = (np.float32, np.float64)
 
 _executor = None
 
-# The fused AVX-512 step of LSTM inference (csrc/lstm_step.h) where the CPU has it;
-# SEQTAG_FUSED_STEP=0 keeps every recurrent product on NumPy's BLAS.
+# The fused AVX-512 LSTM steps (csrc/lstm_step.h: inference, training forward, backward's
+# product with W_hh) where the CPU has AVX-512; SEQTAG_FUSED_STEP=0 keeps every product on
+# NumPy's BLAS.
 FUSED_STEP = _core.fused_step_available() and os.environ.get("SEQTAG_FUSED_STEP") != "0"
 
 
