@@ -15,8 +15,13 @@ cdef extern from "fastmath.h" nogil:
     void seqtag_lstm_infer_row_f32(const float* s, const float* x, float* c, float* h,
                                    float* out, const float* w_ci, const float* w_cf,
                                    const float* w_co, Py_ssize_t H) noexcept
+    # restrict-qualified float pointers: arguments of the float32 row loops, which never
+    # overlap; GCC vectorises those loops only when told so (see fastmath.h)
+    ctypedef float* float_r "seqtag_float_r"
+    ctypedef const float* cfloat_r "seqtag_cfloat_r"
 
-# The fused AVX-512 inference step (csrc/lstm_step.h)
+# The fused AVX-512 LSTM kernels (csrc/lstm_step.h): the forward step with its gates, and
+# backward's product with W_hh
 cdef extern from "lstm_step.h" nogil:
     int seqtag_lstm_step_available() noexcept
     Py_ssize_t seqtag_unit_blocks(Py_ssize_t H) noexcept
@@ -28,12 +33,6 @@ cdef extern from "lstm_step.h" nogil:
                               float* cells) noexcept
     void seqtag_lstm_back_product_f32(const float* d, Py_ssize_t rows, const float* w_hh,
                                       Py_ssize_t H, float* dh) noexcept
-
-cdef extern from "fastmath.h" nogil:
-    # restrict-qualified float pointers: arguments of the float32 row loops, which never
-    # overlap; GCC vectorises those loops only when told so (see fastmath.h)
-    ctypedef float* float_r "seqtag_float_r"
-    ctypedef const float* cfloat_r "seqtag_cfloat_r"
 
 
 cdef inline floating sigmoid(floating x) noexcept nogil:

@@ -218,12 +218,12 @@ cdef void lstm_forward_steps(floating* gates, const floating* w_hh,
                              const floating* w_ci, const floating* w_cf,
                              const floating* w_co, const float* packed) noexcept nogil:
     cdef Py_ssize_t s, t, rows, off, running
-    off = total_rows(batch_sizes, T) if reverse else 0
+    cdef Py_ssize_t N = total_rows(batch_sizes, T), done = 0
     for s in range(T):
         t = T - 1 - s if reverse else s
         rows = batch_sizes[t]
-        if reverse:
-            off -= rows
+        off = N - done - rows if reverse else done
+        done += rows
         running = running_rows(batch_sizes, T, t, reverse, h, H)
         if floating is float:
             if packed != NULL:
@@ -231,8 +231,6 @@ cdef void lstm_forward_steps(floating* gates, const floating* w_hh,
                 memcpy(h_prev + off * H, h, rows * H * sizeof(float))
                 seqtag_lstm_step_f32(h_prev + off * H, running, packed, gates, NULL, off,
                                      rows, c, h, out, ld_out, H, 1, cells)
-                if not reverse:
-                    off += rows
                 continue
         if running > 0:
             gemm(False, True, running, 4 * H, H, <floating>1, h, H, w_hh, H, <floating>1,
@@ -241,8 +239,6 @@ cdef void lstm_forward_steps(floating* gates, const floating* w_hh,
                           h_prev + off * H if h_prev != NULL else NULL,
                           cells + off * H if cells != NULL else NULL,
                           out + off * ld_out, ld_out, rows, H, w_ci, w_cf, w_co)
-        if not reverse:
-            off += rows
 
 
 # One direction of one layer, inference: nothing is kept for backward.  The input
@@ -252,7 +248,7 @@ cdef void lstm_forward_steps(floating* gates, const floating* w_hh,
 #   xproj    (V, 4H)  input pre-activations x W_ih^T + b_ih + b_hh of V input rows
 #   row_ids  (N,)     the xproj row each packed row reads, or NULL: row r reads xproj[r]
 #   scratch  (B, 4H)  work space
-#   packed   (4H*H,)  float32 only: W_hh packed by seqtag_pack_w_hh_f32, or NULL.  Given,
+#   packed   float32 only: W_hh packed by seqtag_pack_w_hh_f32, or NULL.  Given,
 #                     each step is one fused AVX-512 pass (csrc/lstm_step.h): the caller
 #                     checks seqtag_lstm_step_available() and no peepholes
 #   w_hh, batch_sizes, h, c, out, w_c*  as in lstm_forward_steps
@@ -264,16 +260,15 @@ cdef void lstm_infer_steps(const floating* xproj, const int64_t* row_ids,
                            const floating* w_co, const float* packed) noexcept nogil:
     cdef Py_ssize_t s, t, r, rows, off, src, running
     cdef Py_ssize_t G = 4 * H
-    off = total_rows(batch_sizes, T) if reverse else 0
+    cdef Py_ssize_t N = total_rows(batch_sizes, T), done = 0
     for s in range(T):
         t = T - 1 - s if reverse else s
         rows = batch_sizes[t]
-        if reverse:
-            off -= rows
+        off = N - done - rows if reverse else done
+        done += rows
         if floating is float:
             seqtag_prefetch_rows(xproj, row_ids + off if row_ids != NULL else NULL, off,
                                  rows, G)
-        if floating is float:
             if packed != NULL:
                 # the step reads every row's whole previous state while it writes the new
                 # one block of units at a time: it reads a copy
@@ -282,8 +277,6 @@ cdef void lstm_infer_steps(const floating* xproj, const int64_t* row_ids,
                 seqtag_lstm_step_f32(scratch, running, packed, xproj,
                                      row_ids + off if row_ids != NULL else NULL, off, rows,
                                      c, h, out, ld_out, H, 0, NULL)
-                if not reverse:
-                    off += rows
                 continue
         zero_state_product(scratch, batch_sizes, T, t, reverse, h, w_hh, H, G)
         if floating is float:
@@ -298,8 +291,6 @@ cdef void lstm_infer_steps(const floating* xproj, const int64_t* row_ids,
                 add_row(scratch + r * G, xproj + src * G, G)
             lstm_cell_forward(scratch, h, c, NULL, NULL, out + off * ld_out, ld_out, rows,
                               H, w_ci, w_cf, w_co)
-        if not reverse:
-            off += rows
 
 
 # One direction of one layer, backward: the steps in the opposite order of the forward.
@@ -321,13 +312,13 @@ cdef void lstm_backward_steps(floating* gates, const floating* w_hh, const float
                               floating* grad_w_co, floating* tanh_c,
                               bint fused) noexcept nogil:
     cdef Py_ssize_t s, t, rows, off, split
+    cdef Py_ssize_t N = total_rows(batch_sizes, T), done = 0
     cdef const floating* c_before = NULL
-    off = 0 if reverse else total_rows(batch_sizes, T)
     for s in range(T):
         t = s if reverse else T - 1 - s
         rows = batch_sizes[t]
-        if not reverse:
-            off -= rows
+        off = done if reverse else N - done - rows
+        done += rows
         # where each row's previous cell state lives: the neighbouring step, or c0
         if reverse:
             split = batch_sizes[t + 1] if t + 1 < T else 0
@@ -346,10 +337,6 @@ cdef void lstm_backward_steps(floating* gates, const floating* w_hh, const float
         if floating is float:
             if fused:
                 seqtag_lstm_back_product_f32(gates + off * 4 * H, rows, w_hh, H, dh)
-                if reverse:
-                    off += rows
                 continue
         gemm(False, False, rows, H, 4 * H, <floating>1, gates + off * 4 * H, 4 * H, w_hh, H,
              <floating>0, dh, H)
-        if reverse:
-            off += rows

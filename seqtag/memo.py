@@ -131,8 +131,8 @@ class ProjectionMemo:
 
     def forward(self, row_ids, packing, head=None):
         """RNN.forward_projected over this memo's rows: (out, h_n, c_n)."""
-        if self.packed is None and self.rnn.fused_step:
-            self.packed = self.rnn.pack_recurrent()
+        if self.packed is None:
+            self.packed = self.rnn.pack_recurrent()  # None where the fused step does not run
         return self.rnn.forward_projected(self.tables, row_ids, packing, head=head,
                                           packed=self.packed)
 
