@@ -2,12 +2,12 @@
 
     python bench/bench_core.py [--threads 2] [--batches 60] [--rounds 5] [--hidden 128]
 
-Input 100, hidden 128 (or --hidden), batches of 32 sentences whose lengths are drawn from UD English
-EWT's training sentences (from ../shared or $SEQTAG_SHARED; a log-normal fit of them
+Input 100, hidden 128 (or --hidden), batches of 32 sentences whose lengths are drawn from
+UD English EWT's training sentences (from ../shared or $SEQTAG_SHARED; a log-normal fit of them
 otherwise), float32.  The two implementations run on the same batches, alternating round by
 round so that drift of a shared machine hits both alike; the figure is the median round.
 Also prints the achieved model GFLOP/s and NumPy's sgemm GFLOP/s measured in the same run,
-and one inference step of 64 rows (hidden 128, one thread) by the fused AVX-512 kernel
+and one inference step of 64 rows (same hidden size, one thread) by the fused AVX-512 kernel
 (csrc/lstm_step.h) against the BLAS path (sgemm into a scratch, then the gate pass), the
 two alternating.
 """

@@ -21,7 +21,6 @@
 
 #include <Python.h>
 #include <stdint.h>
-#include <string.h>
 
 /* -DSEQTAG_HAVE_LSTM_STEP=0 builds without the kernels (what other compilers and CPUs
  * get), to check that build */
