@@ -131,10 +131,13 @@ class ProjectionMemo:
 
     def forward(self, row_ids, packing, head=None):
         """RNN.forward_projected over this memo's rows: (out, h_n, c_n)."""
-        if self.packed is None:
-            self.packed = self.rnn.pack_recurrent()  # None where the fused step does not run
+        packed = None
+        if self.rnn.fused_step:  # asked on each call: the switch may change (runtime)
+            if self.packed is None:
+                self.packed = self.rnn.pack_recurrent()
+            packed = self.packed
         return self.rnn.forward_projected(self.tables, row_ids, packing, head=head,
-                                          packed=self.packed)
+                                          packed=packed)
 
     def _reserve(self, n):
         size = self.tables[0].shape[0]

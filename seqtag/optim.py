@@ -6,7 +6,7 @@ updated (for Adam this is the "lazy" variant: a row's moments decay when it is u
 
 import numpy as np
 
-from . import _core
+from . import _core, runtime
 
 
 def global_norm(dense, sparse):
@@ -88,13 +88,12 @@ class Adam:
         if self.threads < 2 or len(jobs) < 2:
             _run_jobs(jobs)
             return
-        from .rnn import _second_thread
         halves, sizes = ([], []), [0, 0]
         for job in sorted(jobs, key=lambda j: -j[0]):  # largest first, to the lighter half
             lighter = 0 if sizes[0] <= sizes[1] else 1
             halves[lighter].append(job)
             sizes[lighter] += job[0]
-        other = _second_thread().submit(_run_jobs, halves[1])
+        other = runtime.second_thread().submit(_run_jobs, halves[1])
         _run_jobs(halves[0])
         other.result()
 

@@ -10,46 +10,19 @@ of the right shapes and dtype.
 """
 
 import numbers
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from . import _blas, _core
+from . import _core, runtime
 from .packing import Packing
 
 GATES = {"lstm": 4, "peephole": 4, "gru": 3}
 DTYPES = (np.float32, np.float64)
 
-_executor = None
-
-# The fused AVX-512 LSTM steps (csrc/lstm_step.h: inference, training forward, backward's
-# product with W_hh) where the CPU has AVX-512; SEQTAG_FUSED_STEP=0 keeps every product on
-# NumPy's BLAS.
-FUSED_STEP = _core.fused_step_available() and os.environ.get("SEQTAG_FUSED_STEP") != "0"
-
-
-def compute_description():
-    """One line on what runs the products here: the fused AVX-512 steps or BLAS only."""
-    library = os.path.basename(_blas.info()["library"] or "") or "fallback loops, no BLAS"
-    if FUSED_STEP:
-        return f"fused AVX-512 LSTM steps + NumPy's BLAS ({library})"
-    why = ("SEQTAG_FUSED_STEP=0" if os.environ.get("SEQTAG_FUSED_STEP") == "0"
-           else "no AVX-512 on this CPU or build")
-    return f"NumPy's BLAS only ({library}; {why})"
-
-
 # Packing W_hh (16 us at H = 128) costs what the fused step saves over BLAS in about five
 # one-row steps; a call with fewer packed rows than this runs the BLAS path unless its
 # caller keeps packed weights (memo.py does).
 PACK_MIN_ROWS = 16
-
-
-def _second_thread():
-    global _executor
-    if _executor is None:
-        _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqtag-rnn")
-    return _executor
 
 
 def _positive_int(name, value):
@@ -141,7 +114,8 @@ class RNN:
                 raise ValueError(f"parameter {name} has shape {value.shape}, expected {shape}")
             if value.dtype.kind not in "iuf":
                 raise ValueError(f"parameter {name} has dtype {value.dtype}, expected real numbers")
-            # always a private, writable copy: the kernels cannot take read-only buffers
+            # a private copy: a later edit of the caller's array (a torch tensor's .numpy()
+            # view) must not change the layer behind its back
             new[name] = np.array(value, dtype=self.dtype, order="C")
         self.params = new
 
@@ -457,7 +431,8 @@ class RNN:
     def fused_step(self):
         """Whether the recurrent steps run the fused AVX-512 kernels (csrc/lstm_step.h):
         a float32 LSTM without peepholes on a CPU with AVX-512."""
-        return FUSED_STEP and self.cell == "lstm" and self.dtype == np.float32
+        return (self.cell == "lstm" and self.dtype == np.float32
+                and runtime.fused_step_enabled())
 
     def pack_recurrent(self):
         """W_hh of every layer and direction in the fused step's layout (layer-major, as
@@ -506,13 +481,13 @@ class RNN:
         return grad_x
 
     def _run_directions(self, work, jobs):
-        """Run one call per direction: on two threads when allowed, else in turn."""
-        if len(jobs) == 2 and self.threads >= 2:
-            with _blas.limited_threads(1):
-                other = _second_thread().submit(work, *jobs[1])
+        """Run one call per direction: on two threads when allowed (seqtag.runtime says
+        when BLAS leaves room for a second), else in turn; BLAS on one thread either way."""
+        with runtime.single_blas_thread():
+            if len(jobs) == 2 and runtime.threads_beside_blas(self.threads) >= 2:
+                other = runtime.run_beside(work, *jobs[1])
                 first = work(*jobs[0])
                 return [first, other.result()]
-        with _blas.limited_threads(self.threads):
             return [work(*job) for job in jobs]
 
     # ---- checks and state layout ------------------------------------------------------
@@ -546,8 +521,6 @@ class RNN:
             raise ValueError(f"{name} must have {ndim} dimensions, got shape {a.shape}")
         if a.shape[0] == 0:
             raise ValueError(f"empty batch: {name} has no rows")
-        if not a.flags.writeable:
-            return np.array(a, order="C")  # the kernels cannot take read-only buffers
         return np.ascontiguousarray(a)
 
     def _check_lengths(self, lengths, batch, steps):

@@ -1,36 +1,39 @@
-"""The BLAS-only path through the parity suites.
+"""Both compute paths are under test in one process.
 
-On a CPU with AVX-512 every float32 LSTM in this suite runs the fused kernels of
-csrc/lstm_step.h; CPUs without AVX-512 (and SEQTAG_FUSED_STEP=0) run the BLAS path
-instead.  So that path is not left to the few comparisons of test_fused_step.py, the
-suites that hold the recurrent layers to PyTorch, to float64, to their own threads and
-to the memo run again here, in a process where the switch is off.
+tests/conftest.py runs the parity suites (PyTorch, float64, threads, memo, network) once per
+compute path this CPU has, switching with seqtag.runtime.set_fused_step; this checks that
+the switch really changes the path the layers take.
 """
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
+import numpy as np
 import pytest
 
-import seqtag.rnn
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SUITES = ["tests/test_rnn_torch.py", "tests/test_rnn_infer.py", "tests/test_rnn_threads.py",
-          "tests/test_memo.py", "tests/test_network.py"]
+from seqtag import _core, runtime
+from seqtag.rnn import RNN
 
 
-@pytest.mark.skipif(not seqtag.rnn.FUSED_STEP,
-                    reason="the rest of this suite already runs the BLAS path here")
-def test_parity_suites_pass_with_every_product_through_blas():
-    env = dict(os.environ, SEQTAG_FUSED_STEP="0")
-    probe = subprocess.run([sys.executable, "-c", "import seqtag.rnn as r; print(r.FUSED_STEP)"],
-                           cwd=REPO_ROOT, env=env, capture_output=True, text=True)
-    assert probe.stdout.strip() == "False", probe.stderr
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                             *SUITES], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                            timeout=900)
-    summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert " passed" in summary and "failed" not in summary, summary
+def test_switching_the_fused_step_off_takes_the_blas_path(monkeypatch):
+    rnn = RNN("lstm", 8, 32, bidirectional=True)
+    runtime.set_fused_step(False)
+    try:
+        assert rnn.fused_step is False and rnn.pack_recurrent() is None
+    finally:
+        runtime.set_fused_step(None)
+    assert rnn.fused_step is _core.fused_step_available()
+
+
+@pytest.mark.skipif(not _core.fused_step_available(),
+                    reason="no AVX-512 on this CPU or build: only the BLAS path exists here")
+def test_switching_the_fused_step_on_takes_the_fused_path():
+    rnn = RNN("lstm", 8, 32, bidirectional=True)
+    runtime.set_fused_step(True)
+    try:
+        assert rnn.fused_step is True and len(rnn.pack_recurrent()) == 2
+    finally:
+        runtime.set_fused_step(None)
+
+
+def test_set_fused_step_takes_only_booleans_or_none():
+    with pytest.raises(TypeError, match="set_fused_step takes True, False or None, got 1"):
+        runtime.set_fused_step(1)
+    assert runtime._fused_override is None

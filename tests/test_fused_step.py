@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 import seqtag.rnn
+import seqtag.runtime
 from seqtag import _core
 from seqtag.memo import ProjectionMemo
 from seqtag.packing import Packing
@@ -38,8 +39,9 @@ needs_fused = pytest.mark.skipif(
                       "_core.fused_step_available() is False, the fused step never runs")
 # RNN-level tests also need the module switch on (SEQTAG_FUSED_STEP=0 turns it off)
 needs_fused_rnn = pytest.mark.skipif(
-    not seqtag.rnn.FUSED_STEP, reason="no AVX-512 on this CPU (or a build without it), or "
-                                      "SEQTAG_FUSED_STEP=0: seqtag.rnn.FUSED_STEP is False")
+    not seqtag.runtime.fused_step_enabled(),
+    reason="no AVX-512 on this CPU (or a build without it), or SEQTAG_FUSED_STEP=0: "
+           "seqtag.runtime.fused_step_enabled() is False")
 
 # the fused step and the BLAS path differ only in the order of the product's sums
 TOL = dict(rtol=1e-5, atol=1e-5)
@@ -446,7 +448,7 @@ def test_large_batch_inference_fused_equals_blas_and_training_forward(threads, h
     fused = rnn.forward_packed(x, packing, h0, c0, keep=False)
     assert sorted(calls) == sorted(["l0", "l0_reverse", "l1", "l1_reverse"])
     train = rnn.forward_packed(x, packing, h0, c0, keep=True)
-    monkeypatch.setattr(seqtag.rnn, "FUSED_STEP", False)
+    monkeypatch.setattr(seqtag.runtime, "_fused_override", False)
     calls.clear()
     blas = rnn.forward_packed(x, packing, h0, c0, keep=False)
     blas_train = rnn.forward_packed(x, packing, h0, c0, keep=True)
@@ -462,7 +464,7 @@ def test_large_batch_inference_fused_equals_blas_and_training_forward(threads, h
 def test_inference_packs_from_pack_min_rows_on(monkeypatch):
     rnn = bi_lstm()
     calls = count_packs(monkeypatch)
-    on = seqtag.rnn.FUSED_STEP
+    on = seqtag.runtime.fused_step_enabled()
     for n_rows, packs in ((PACK_MIN_ROWS - 1, 0), (PACK_MIN_ROWS, 4)):
         if n_rows < 1:
             continue
@@ -473,9 +475,9 @@ def test_inference_packs_from_pack_min_rows_on(monkeypatch):
         calls.clear()
         got = rnn.forward_packed(x, packing, keep=False)
         assert len(calls) == packs, n_rows
-        monkeypatch.setattr(seqtag.rnn, "FUSED_STEP", False)
+        monkeypatch.setattr(seqtag.runtime, "_fused_override", False)
         ref = rnn.forward_packed(x, packing, keep=False)
-        monkeypatch.setattr(seqtag.rnn, "FUSED_STEP", on)
+        monkeypatch.setattr(seqtag.runtime, "_fused_override", bool(on))
         for a, b in zip(got[:3], ref[:3]):
             np.testing.assert_allclose(a, b, **TOL)
 
@@ -545,7 +547,7 @@ def test_forward_projected_refuses_packed_where_the_step_does_not_run(kind):
 
 @pytest.mark.parametrize("hidden", [16, 20])
 def test_forward_projected_refuses_packed_when_fused_step_switched_off(hidden, monkeypatch):
-    monkeypatch.setattr(seqtag.rnn, "FUSED_STEP", False)
+    monkeypatch.setattr(seqtag.runtime, "_fused_override", False)
     rnn = bi_lstm(hidden=hidden)
     table, row_ids, packing, _, _ = projected_case(rnn, [3, 2])
     projections = [rnn.input_projection(table, d) for d in range(2)]
@@ -568,7 +570,7 @@ def test_fused_step_is_off_where_it_does_not_apply(kind):
 def test_fused_step_is_on_for_any_hidden_size(hidden, monkeypatch):
     """No hidden-size condition any more: a float32 LSTM without peepholes runs fused
     wherever the module switch is on, and pack_recurrent gives the padded layout."""
-    monkeypatch.setattr(seqtag.rnn, "FUSED_STEP", FUSED)  # on wherever the CPU has it
+    monkeypatch.setattr(seqtag.runtime, "_fused_override", bool(FUSED))  # on wherever the CPU has it
     rnn = RNN("lstm", 8, hidden, num_layers=2, bidirectional=True, seed=hidden)
     assert rnn.fused_step is bool(FUSED)
     packed = rnn.pack_recurrent()
@@ -580,19 +582,19 @@ def test_fused_step_is_on_for_any_hidden_size(hidden, monkeypatch):
     for p, k in zip(packed, ("l0", "l0_reverse", "l1", "l1_reverse")):
         assert p.dtype == F32 and p.shape == (size,) and p.flags.c_contiguous
         np.testing.assert_array_equal(p, numpy_pack(rnn.params[f"weight_hh_{k}"]))
-    monkeypatch.setattr(seqtag.rnn, "FUSED_STEP", False)
+    monkeypatch.setattr(seqtag.runtime, "_fused_override", False)
     assert rnn.fused_step is False and rnn.pack_recurrent() is None
 
 
 @pytest.mark.parametrize("hidden", [32, 20])
 def test_fused_step_follows_the_module_switch(hidden, monkeypatch):
     rnn = bi_lstm(hidden=hidden)
-    assert rnn.fused_step is bool(seqtag.rnn.FUSED_STEP)
-    assert (rnn.pack_recurrent() is None) is (not seqtag.rnn.FUSED_STEP)
-    monkeypatch.setattr(seqtag.rnn, "FUSED_STEP", FUSED)  # on wherever the CPU has it
+    assert rnn.fused_step is seqtag.runtime.fused_step_enabled()
+    assert (rnn.pack_recurrent() is None) is (not seqtag.runtime.fused_step_enabled())
+    monkeypatch.setattr(seqtag.runtime, "_fused_override", bool(FUSED))  # on wherever the CPU has it
     assert rnn.fused_step is bool(FUSED)
     assert (rnn.pack_recurrent() is None) is (not FUSED)
-    monkeypatch.setattr(seqtag.rnn, "FUSED_STEP", False)
+    monkeypatch.setattr(seqtag.runtime, "_fused_override", False)
     assert rnn.fused_step is False
     assert rnn.pack_recurrent() is None
 
@@ -661,7 +663,7 @@ def test_memo_keeps_packed_weights_until_clear():
 
 
 def test_memo_packs_nothing_where_the_step_does_not_run(monkeypatch):
-    monkeypatch.setattr(seqtag.rnn, "FUSED_STEP", False)
+    monkeypatch.setattr(seqtag.runtime, "_fused_override", False)
     rnn = bi_lstm(hidden=16)
     table = np.random.default_rng(0).standard_normal((5, 8)).astype(F32)
     memo = ProjectionMemo(rnn)
@@ -678,8 +680,8 @@ def test_memo_packs_nothing_where_the_step_does_not_run(monkeypatch):
 # ---- 9. SEQTAG_FUSED_STEP=0 ---------------------------------------------------------------
 
 def test_environment_switch_turns_the_fused_step_off():
-    code = ("import seqtag.rnn, seqtag._core as c; "
-            "print(seqtag.rnn.FUSED_STEP, c.fused_step_available())")
+    code = ("import seqtag.runtime as r, seqtag._core as c; "
+            "print(r.fused_step_enabled(), c.fused_step_available())")
     env = {k: v for k, v in os.environ.items() if k != "SEQTAG_FUSED_STEP"}
     env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
 
@@ -1163,7 +1165,7 @@ def test_rnn_training_fused_equals_blas_and_torch(config, monkeypatch):
     # the fused step ran every forward, the fused product every backward, whatever H
     assert rnn.fused_step is True
     assert sorted(calls) == sorted([("forward", True)] * n + [("backward", True)] * n)
-    monkeypatch.setattr(seqtag.rnn, "FUSED_STEP", False)
+    monkeypatch.setattr(seqtag.runtime, "_fused_override", False)
     calls.clear()
     blas = seqtag_training(rnn, case)
     assert sorted(calls) == sorted([("forward", False)] * n + [("backward", False)] * n)
@@ -1200,7 +1202,7 @@ def test_training_forward_packs_from_pack_min_rows_on(hidden, monkeypatch):
         assert calls == [("backward", True)] * 4, n_rows  # fused whatever the batch size
         runs[n_rows] = (x, packing, got)
     # switched off: nothing packed, BLAS everywhere, and the same results
-    monkeypatch.setattr(seqtag.rnn, "FUSED_STEP", False)
+    monkeypatch.setattr(seqtag.runtime, "_fused_override", False)
     for n_rows, (x, packing, got) in runs.items():
         packs.clear()
         calls.clear()
@@ -1280,7 +1282,7 @@ def test_training_steps_fused_equal_blas(monkeypatch):
     assert calls.count(("forward", True)) == 8 * 6
     assert calls.count(("backward", True)) == 8 * 6
     assert ("forward", False) not in calls and ("backward", False) not in calls
-    monkeypatch.setattr(seqtag.rnn, "FUSED_STEP", False)
+    monkeypatch.setattr(seqtag.runtime, "_fused_override", False)
     calls.clear()
     blas_losses, blas_probs, _ = train_steps(8)
     assert ("forward", True) not in calls and ("backward", True) not in calls

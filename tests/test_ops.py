@@ -49,36 +49,36 @@ def test_log_softmax_rows_lets_nan_through_and_takes_empty_input():
 @pytest.mark.parametrize("trans_b", [False, True])
 @pytest.mark.parametrize("m", [1, 2, 3])
 def test_few_row_products_through_gemv_equal_gemm(dtype, tol, trans_a, trans_b, m):
-    """Products of one or two rows go row by row through cblas gemv (seqtag/_blas.py finds
+    """Products of one or two rows go row by row through cblas gemv (seqtag/runtime.py finds
     it next to gemm); they must give gemm's result for every transpose, alpha and beta."""
-    from seqtag import _blas
+    from seqtag import runtime
     rng = np.random.default_rng(int(trans_a) * 2 + int(trans_b) + 4 * m)
     k, n = 37, 19
     a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
     b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
     c = rng.standard_normal((m, n)).astype(dtype)
     expected = 0.5 * ((a.T if trans_a else a) @ (b.T if trans_b else b)) + 2 * c
-    found = _blas._resolve()
-    assert found is not None and found[6] and found[7], "no gemv next to NumPy's gemm"
+    found = runtime.blas()
+    assert found is not None and found.sgemv and found.dgemv, "no gemv next to NumPy's gemm"
     results = []
     try:
         for gemv in (True, False):
-            path, bits, sgemm, dgemm, _, _, sgemv, dgemv = found
-            _core._set_blas(sgemm, dgemm, bits, *((sgemv, dgemv) if gemv else (0, 0)))
+            _core._set_blas(found.sgemm, found.dgemm, found.int_bits,
+                            *((found.sgemv, found.dgemv) if gemv else (0, 0)))
             out = c.copy()
             _core.gemm_check(a, b, out, trans_a, trans_b, 0.5, 2.0)
             results.append(out)
     finally:
-        _blas._install()
+        runtime._install(found)
     for out in results:
         np.testing.assert_allclose(out, expected, rtol=tol, atol=tol)
 
 
 def test_set_blas_wants_both_gemv_addresses_or_neither():
-    from seqtag import _blas
-    found = _blas._resolve()
+    from seqtag import runtime
+    found = runtime.blas()
     try:
         with pytest.raises(ValueError, match="both gemv addresses or neither"):
-            _core._set_blas(found[2], found[3], found[1], found[6], 0)
+            _core._set_blas(found.sgemm, found.dgemm, found.int_bits, found.sgemv, 0)
     finally:
-        _blas._install()
+        runtime._install(found)

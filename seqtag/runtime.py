@@ -1,0 +1,477 @@
+"""How seqtag computes, process-wide: which BLAS runs the products, how many threads run
+them, and whether the fused AVX-512 LSTM steps do.  Everything that belongs to the process
+rather than to one tagger lives here.
+
+BLAS.  NumPy has no C API for its BLAS, but the library NumPy loaded is an ordinary shared
+object already in the process.  `find_blas` looks for it where NumPy keeps it (the
+libraries mapped into the process, NumPy's own folders, its build configuration) and
+takes the addresses of cblas_sgemm / cblas_dgemm (and gemv) for the compiled core, which
+calls them without the GIL.  OpenBLAS (NumPy's wheels, 32- or 64-bit integers, prefixed
+or not), MKL, BLIS, FlexiBLAS and Accelerate are recognised by their own symbols; any
+other library with the cblas interface is used as a plain cblas.  Where nothing is
+found the core falls back to its own C loops, correct and several times slower, and says
+so: a warning when seqtag first computes and the second line of `seqtag --version`.
+SEQTAG_BLAS=fallback forces that path (to see what it costs).
+
+Threads.  A bidirectional layer runs its two directions on two threads (threads=2).
+BLAS's own threads would then multiply ours, and OpenBLAS's spin after each call, stealing
+the other core; so while seqtag computes, BLAS runs one thread.  MKL takes that as a
+setting of the calling thread alone.  OpenBLAS, BLIS and FlexiBLAS only have a
+process-wide count (OpenBLAS's openblas_set_num_threads_local changes the global count
+too: measured), so `single_blas_thread` lowers it for as long as any seqtag computation
+runs and then puts back the host's value, unless the host changed it meanwhile, in which
+case the host's choice stands.  Where the count can be neither read nor set (Accelerate, a
+plain cblas) seqtag does not add a thread of its own: the directions run in turn.
+
+Fork.  The second thread and the locks are re-created in a child process (os.fork,
+multiprocessing's fork start method, pre-forking servers), so a tagger loaded before a
+fork tags in the child as in the parent.
+
+The fused step.  On CPUs with AVX-512, a float32 LSTM without peepholes runs each time
+step's recurrent product in csrc/lstm_step.h, fused with the gates; elsewhere every
+product goes through BLAS.  SEQTAG_FUSED_STEP=0 in the environment, or
+`set_fused_step(False)`, keeps every product on BLAS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import glob
+import os
+import sys
+import threading
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Iterator, Optional
+
+import numpy as np
+
+from . import _core
+
+__all__ = [
+    "Blas", "SeqtagPerformanceWarning", "blas", "blas_info", "compute_description",
+    "find_blas", "fused_step_available", "fused_step_enabled", "run_beside", "second_thread",
+    "set_fused_step", "single_blas_thread", "threads_beside_blas",
+]
+
+
+class SeqtagPerformanceWarning(RuntimeWarning):
+    """seqtag runs, correctly, on a path much slower than it should (no BLAS found)."""
+
+
+# ---------------------------------------------------------------- finding the BLAS
+
+
+@dataclass(frozen=True)
+class _Flavour:
+    """How one BLAS names its entry points.  gemm: the cblas gemm name with {} for the
+    type letter; get/set: its thread-count getter and setter (None: it has none);
+    local: a setter that affects the calling thread only; corename: a function naming the
+    kernels it runs."""
+
+    vendor: str
+    gemm: str
+    int_bits: int
+    get: Optional[str] = None
+    set: Optional[str] = None
+    local: Optional[str] = None
+    corename: Optional[str] = None
+    marker: Optional[str] = None  # a symbol only this vendor has (besides get/set)
+
+
+# Most specific first: a library matches the first flavour whose symbols it all has, so
+# MKL and BLIS (which also export cblas_sgemm) are told apart from a plain cblas.
+_FLAVOURS = (
+    _Flavour("openblas", "scipy_cblas_{}gemm64_", 64, "scipy_openblas_get_num_threads64_",
+             "scipy_openblas_set_num_threads64_", corename="scipy_openblas_get_corename64_"),
+    _Flavour("openblas", "scipy_cblas_{}gemm", 32, "scipy_openblas_get_num_threads",
+             "scipy_openblas_set_num_threads", corename="scipy_openblas_get_corename"),
+    _Flavour("openblas", "cblas_{}gemm64_", 64, "openblas_get_num_threads64_",
+             "openblas_set_num_threads64_", corename="openblas_get_corename64_"),
+    _Flavour("openblas", "cblas_{}gemm", 32, "openblas_get_num_threads",
+             "openblas_set_num_threads", corename="openblas_get_corename"),
+    _Flavour("mkl", "cblas_{}gemm", 32, "MKL_Get_Max_Threads", "MKL_Set_Num_Threads",
+             local="MKL_Set_Num_Threads_Local"),
+    _Flavour("blis", "cblas_{}gemm", 32, "bli_thread_get_num_threads",
+             "bli_thread_set_num_threads"),
+    _Flavour("flexiblas", "cblas_{}gemm", 32, "flexiblas_get_num_threads",
+             "flexiblas_set_num_threads"),
+    # NumPy >= 2 on macOS 14+ calls Accelerate's new interface, ILP64 or LP64
+    _Flavour("accelerate", "cblas_{}gemm$NEWLAPACK$ILP64", 64),
+    _Flavour("accelerate", "cblas_{}gemm$NEWLAPACK", 32),
+    _Flavour("cblas", "cblas_{}gemm", 32),
+)
+
+
+@dataclass(frozen=True)
+class Blas:
+    """The BLAS seqtag calls: where it is, what it is, and its entry points."""
+
+    vendor: str  # openblas, mkl, blis, flexiblas, accelerate or cblas (any other)
+    path: str
+    int_bits: int  # 32 or 64: the width of the cblas integer arguments
+    sgemm: int
+    dgemm: int
+    sgemv: int  # 0 where the library has no gemv (one-row products then use gemm)
+    dgemv: int
+    get_threads: Optional[Callable[[], int]] = None
+    set_threads: Optional[Callable[[int], None]] = None
+    set_local_threads: Optional[Callable[[int], int]] = None
+    corename: Optional[str] = None
+
+    @property
+    def name(self) -> str:
+        label = {"openblas": "OpenBLAS", "mkl": "MKL", "blis": "BLIS", "flexiblas": "FlexiBLAS",
+                 "accelerate": "Accelerate", "cblas": "cblas"}[self.vendor]
+        kernels = f", {self.corename} kernels" if self.corename else ""
+        return f"{label} ({os.path.basename(self.path)}{kernels})"
+
+
+def _symbol(lib, name: str):
+    try:
+        return lib[name]
+    except (AttributeError, KeyError, OSError):
+        return None
+
+
+def _address(fn) -> int:
+    return ctypes.cast(fn, ctypes.c_void_p).value or 0
+
+
+def _read_corename(lib, name: Optional[str]) -> Optional[str]:
+    fn = _symbol(lib, name) if name else None
+    if fn is None:
+        return None
+    fn.restype = ctypes.c_char_p
+    fn.argtypes = []
+    value = fn()
+    return value.decode(errors="replace").strip() if value else None
+
+
+def _blas_in(path: str) -> Optional[Blas]:
+    """The BLAS in the shared library at `path`, or None if it has no cblas gemm."""
+    try:
+        lib = ctypes.CDLL(path)
+    except OSError:
+        return None
+    for flavour in _FLAVOURS:
+        sgemm = _symbol(lib, flavour.gemm.format("s"))
+        dgemm = _symbol(lib, flavour.gemm.format("d"))
+        if sgemm is None or dgemm is None:
+            continue
+        getter = _symbol(lib, flavour.get) if flavour.get else None
+        setter = _symbol(lib, flavour.set) if flavour.set else None
+        if flavour.get and (getter is None or setter is None):
+            continue  # not this vendor
+        if flavour.vendor == "accelerate" and "accelerate" not in path.lower() \
+                and "veclib" not in path.lower():
+            continue
+        if getter is not None:
+            getter.restype, getter.argtypes = ctypes.c_int, []
+            setter.restype, setter.argtypes = None, [ctypes.c_int]
+        local = _symbol(lib, flavour.local) if flavour.local else None
+        if local is not None:
+            local.restype, local.argtypes = ctypes.c_int, [ctypes.c_int]
+        gemv = [_symbol(lib, flavour.gemm.replace("gemm", "gemv").format(t)) for t in "sd"]
+        sgemv, dgemv = (0, 0) if None in gemv else (_address(gemv[0]), _address(gemv[1]))
+        return Blas(flavour.vendor, path, flavour.int_bits, _address(sgemm), _address(dgemm),
+                    sgemv, dgemv, getter, setter, local,
+                    _read_corename(lib, flavour.corename))
+    return None
+
+
+def _loaded_libraries() -> list[str]:
+    """Paths of the shared libraries mapped into this process (NumPy's BLAS among them,
+    once NumPy is imported)."""
+    paths: list[str] = []
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            with open("/proc/self/maps") as maps:
+                for line in maps:
+                    fields = line.split(maxsplit=5)
+                    if len(fields) == 6 and fields[5].startswith("/"):
+                        paths.append(fields[5].strip())
+    elif sys.platform == "darwin":
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL("/usr/lib/libSystem.B.dylib")
+            libc._dyld_image_count.restype = ctypes.c_uint32
+            libc._dyld_get_image_name.restype = ctypes.c_char_p
+            libc._dyld_get_image_name.argtypes = [ctypes.c_uint32]
+            for i in range(libc._dyld_image_count()):
+                name = libc._dyld_get_image_name(i)
+                if name:
+                    paths.append(name.decode(errors="replace"))
+    elif sys.platform == "win32":
+        paths += _windows_modules()
+    return list(dict.fromkeys(paths))
+
+
+def _windows_modules() -> list[str]:
+    """The DLLs loaded in this process (EnumProcessModulesEx)."""
+    try:
+        from ctypes import wintypes
+        psapi, kernel32 = ctypes.WinDLL("Psapi.dll"), ctypes.WinDLL("kernel32")
+        process = kernel32.GetCurrentProcess()
+        modules = (wintypes.HMODULE * 1024)()
+        needed = wintypes.DWORD()
+        if not psapi.EnumProcessModulesEx(process, ctypes.byref(modules),
+                                          ctypes.sizeof(modules), ctypes.byref(needed), 3):
+            return []
+        paths = []
+        buffer = ctypes.create_unicode_buffer(1024)
+        for module in modules[:needed.value // ctypes.sizeof(wintypes.HMODULE)]:
+            if kernel32.GetModuleFileNameW(module, buffer, len(buffer)):
+                paths.append(buffer.value)
+        return paths
+    except (OSError, AttributeError, ValueError):
+        return []
+
+
+_BLAS_NAME_HINTS = ("blas", "mkl_rt", "libmkl", "accelerate", "veclib", "blis", "flexiblas")
+
+
+def _candidates() -> list[str]:
+    """Libraries that may be NumPy's BLAS, most likely first: loaded libraries in NumPy's
+    own folders or the folder its build configuration names, then any loaded library that
+    looks like a BLAS, then files in NumPy's folders that are not loaded (yet)."""
+    numpy_dir = os.path.dirname(os.path.abspath(np.__file__))
+    homes = [numpy_dir, numpy_dir + ".libs", os.path.join(numpy_dir, ".dylibs")]
+    config_name = ""
+    with contextlib.suppress(Exception):  # numpy < 1.25 has no CONFIG dict
+        blas_config = np.__config__.CONFIG["Build Dependencies"]["blas"]
+        config_name = str(blas_config.get("name") or "").lower()
+        if blas_config.get("lib directory"):
+            homes.append(str(blas_config["lib directory"]))
+    loaded = _loaded_libraries()
+
+    def looks_like_blas(path):
+        name = os.path.basename(path).lower()
+        return any(hint in name for hint in _BLAS_NAME_HINTS) or \
+            (config_name and config_name.split("-")[-1] in name)
+
+    in_homes = [p for p in loaded if any(p.startswith(h) for h in homes) and looks_like_blas(p)]
+    others = [p for p in loaded if p not in in_homes and looks_like_blas(p)]
+    on_disk = [p for h in homes[:3] for pattern in ("*blas*", "*mkl*")
+               for p in sorted(glob.glob(os.path.join(h, pattern)))]
+    if sys.platform == "darwin" and "accelerate" in config_name:
+        on_disk.append("/System/Library/Frameworks/Accelerate.framework/Accelerate")
+    return list(dict.fromkeys(in_homes + others + on_disk))
+
+
+def find_blas() -> Optional[Blas]:
+    """The BLAS NumPy loaded, or None where none can be found (or SEQTAG_BLAS=fallback)."""
+    if os.environ.get("SEQTAG_BLAS") == "fallback":
+        return None
+    for path in _candidates():
+        found = _blas_in(path)
+        if found is not None:
+            return found
+    return None
+
+
+_blas: Optional[Blas] = None
+_warned = False
+
+
+def _install(found: Optional[Blas]) -> None:
+    """Hand `found`'s entry points to the compiled core (None: its own loops)."""
+    global _blas, _warned
+    if found is None:
+        _core._set_blas(0, 0, 0)
+    else:
+        _core._set_blas(found.sgemm, found.dgemm, found.int_bits, found.sgemv, found.dgemv)
+    _blas = found
+    if found is None and not _warned:
+        _warned = True
+        why = ("SEQTAG_BLAS=fallback" if os.environ.get("SEQTAG_BLAS") == "fallback"
+               else "NumPy's BLAS library could not be found in this process")
+        warnings.warn(f"seqtag computes without BLAS ({why}): its own C loops give the same "
+                      "results several times more slowly; `seqtag --version` says what runs",
+                      SeqtagPerformanceWarning, stacklevel=3)
+
+
+def blas() -> Optional[Blas]:
+    """The BLAS in use, None for seqtag's own loops."""
+    return _blas
+
+
+def blas_info() -> dict:
+    """What runs the products: vendor, library path, kernels, integer width, thread count."""
+    b = _blas
+    if b is None:
+        return {"vendor": None, "library": None, "corename": None, "int_bits": 0,
+                "threads": None}
+    return {"vendor": b.vendor, "library": b.path, "corename": b.corename,
+            "int_bits": b.int_bits, "threads": b.get_threads() if b.get_threads else None}
+
+
+# ---------------------------------------------------------------- threads
+
+class _BlasThreadLimit:
+    """The process-wide BLAS thread count, lowered to 1 while any seqtag computation runs.
+
+    `active` counts the computations running in the whole process, `depth` (thread-local)
+    those of the calling thread, so that a forked child, where only the forking thread
+    lives on, knows how many of them are still its own.
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.active = 0
+        self.saved: Optional[int] = None  # the host's count, to put back
+        self.local = threading.local()
+
+    def enter(self, b: Blas) -> None:
+        with self.lock:
+            if self.active == 0:
+                current = b.get_threads()
+                self.saved = current if current > 1 else None
+                if self.saved is not None:
+                    b.set_threads(1)
+            self.active += 1
+            self.local.depth = getattr(self.local, "depth", 0) + 1
+
+    def exit(self, b: Blas) -> None:
+        with self.lock:
+            self.active -= 1
+            self.local.depth -= 1
+            if self.active == 0:
+                self._restore(b)
+
+    def _restore(self, b: Blas) -> None:
+        # a count other than ours was set by the host meanwhile: the host's choice stands
+        if self.saved is not None and b.get_threads() == 1:
+            b.set_threads(self.saved)
+        self.saved = None
+
+    def after_fork_in_child(self) -> None:
+        self.lock = threading.Lock()
+        self.active = getattr(self.local, "depth", 0)
+        if self.active == 0 and _blas is not None and _blas.set_threads is not None:
+            self._restore(_blas)
+
+
+_limit = _BlasThreadLimit()
+
+
+@contextlib.contextmanager
+def single_blas_thread() -> Iterator[None]:
+    """Run the block with BLAS on one thread (see the module's docstring); nestable, from
+    any number of threads.  Costs two calls into the library per block."""
+    b = _blas
+    if b is not None and b.set_local_threads is not None:
+        previous = b.set_local_threads(1)
+        try:
+            yield
+        finally:
+            b.set_local_threads(previous)
+    elif b is not None and b.set_threads is not None:
+        _limit.enter(b)
+        try:
+            yield
+        finally:
+            _limit.exit(b)
+    else:
+        yield
+
+
+def threads_beside_blas(requested: int) -> int:
+    """How many threads of its own seqtag may run its products on, `requested` asked:
+    1 where BLAS may be running threads seqtag cannot limit."""
+    b = _blas
+    if b is None or b.set_threads is not None or b.set_local_threads is not None:
+        return requested
+    return 1
+
+
+_pool: Optional[ThreadPoolExecutor] = None
+_pool_lock = threading.Lock()
+
+
+def second_thread() -> ThreadPoolExecutor:
+    """The one worker thread seqtag runs work beside the caller's on (the reverse
+    direction of a layer, half of the optimizer's update); created on first use, and
+    anew in a forked child, where the parent's worker does not exist."""
+    global _pool
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqtag")
+    return _pool
+
+
+def run_beside(fn: Callable, *args):
+    """Run fn(*args) on the second thread, with BLAS on one thread there too; a Future."""
+    return second_thread().submit(_single_blas_threaded, fn, *args)
+
+
+def _single_blas_threaded(fn, *args):
+    with single_blas_thread():
+        return fn(*args)
+
+
+def _after_fork_in_child() -> None:
+    global _pool, _pool_lock
+    _pool = None  # its thread is gone: a submit would wait forever
+    _pool_lock = threading.Lock()
+    _limit.after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# ---------------------------------------------------------------- the fused step
+
+_fused_override: Optional[bool] = None
+
+
+def fused_step_available() -> bool:
+    """Whether this build and CPU can run the fused AVX-512 LSTM steps."""
+    return bool(_core.fused_step_available())
+
+
+def fused_step_enabled() -> bool:
+    """Whether float32 LSTMs without peepholes run the fused steps now: available, and
+    not switched off by set_fused_step(False) or SEQTAG_FUSED_STEP=0."""
+    if not fused_step_available():
+        return False
+    if _fused_override is not None:
+        return _fused_override
+    return os.environ.get("SEQTAG_FUSED_STEP") != "0"
+
+
+def set_fused_step(enabled: Optional[bool]) -> None:
+    """Switch the fused steps on (where available) or off for the whole process; None
+    goes back to the environment's choice (SEQTAG_FUSED_STEP)."""
+    global _fused_override
+    if enabled is not None and not isinstance(enabled, bool):
+        raise TypeError(f"set_fused_step takes True, False or None, got {enabled!r}")
+    _fused_override = enabled
+
+
+def compute_description() -> str:
+    """One line on what runs the products here (`seqtag --version` prints it)."""
+    b = _blas
+    if b is None:
+        why = ("SEQTAG_BLAS=fallback" if os.environ.get("SEQTAG_BLAS") == "fallback"
+               else "no BLAS found beside NumPy")
+        library = f"seqtag's own C loops, several times slower ({why})"
+    else:
+        library = b.name
+        if threads_beside_blas(2) == 1:
+            library += "; directions in turn: its threads cannot be limited"
+    if fused_step_enabled():
+        return f"fused AVX-512 LSTM steps + {library}"
+    if not fused_step_available():
+        why = "no AVX-512 on this CPU or build"
+    elif _fused_override is False:
+        why = "fused steps switched off"
+    else:
+        why = "SEQTAG_FUSED_STEP=0"
+    return f"{library} only ({why})"
+
+
+_install(find_blas())
