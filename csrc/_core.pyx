@@ -4,7 +4,9 @@
 Each entry point runs one direction of one layer with the GIL released, so the two
 directions of a bidirectional layer can run on two threads.  The Python layer above
 (seqtag/rnn.py) validates every argument; the checks here are a last line of defence
-against a crash, not the user-facing messages.
+against a crash, not the user-facing messages.  Every array a kernel only reads (weights,
+inputs, what backward reads back from the forward) is a const memoryview, so read-only
+arrays (a loaded tagger's frozen weights) pass without a copy.
 """
 
 from cython cimport floating
@@ -57,12 +59,13 @@ def _check_steps(const int64_t[::1] batch_sizes, Py_ssize_t n_rows, Py_ssize_t b
     _require(total == n_rows, "batch_sizes must add up to the number of packed rows")
 
 
-def lstm_forward(floating[:, :] x, floating[:, ::1] w_ih, floating[:, ::1] w_hh,
-                 floating[::1] bias, const int64_t[::1] batch_sizes, bint reverse,
+def lstm_forward(const floating[:, :] x, const floating[:, ::1] w_ih,
+                 const floating[:, ::1] w_hh, const floating[::1] bias,
+                 const int64_t[::1] batch_sizes, bint reverse,
                  floating[:, ::1] h, floating[:, ::1] c, floating[:, ::1] gates,
                  floating[:, :] out, floating[:, ::1] h_prev, floating[:, ::1] cells,
-                 floating[::1] w_ci, floating[::1] w_cf, floating[::1] w_co,
-                 float[::1] packed=None):
+                 const floating[::1] w_ci, const floating[::1] w_cf, const floating[::1] w_co,
+                 const float[::1] packed=None):
     """One direction of an LSTM layer (peephole when w_ci is given), forward.
 
     x (N, D), w_ih (4H, D), w_hh (4H, H), bias (4H,) = b_ih + b_hh, h and c (B, H) hold the
@@ -91,9 +94,9 @@ def lstm_forward(floating[:, :] x, floating[:, ::1] w_ih, floating[:, ::1] w_hh,
                               and w_cf.shape[0] == H and w_co.shape[0] == H), "peephole shapes")
     cdef floating* h_prev_p = &h_prev[0, 0] if keep else NULL
     cdef floating* cells_p = &cells[0, 0] if keep else NULL
-    cdef floating* w_ci_p = &w_ci[0] if peephole else NULL
-    cdef floating* w_cf_p = &w_cf[0] if peephole else NULL
-    cdef floating* w_co_p = &w_co[0] if peephole else NULL
+    cdef const floating* w_ci_p = &w_ci[0] if peephole else NULL
+    cdef const floating* w_cf_p = &w_cf[0] if peephole else NULL
+    cdef const floating* w_co_p = &w_co[0] if peephole else NULL
     cdef Py_ssize_t ld_x = row_stride(x.strides[0], sizeof(floating))
     cdef Py_ssize_t ld_out = row_stride(out.strides[0], sizeof(floating))
     cdef const float* packed_p = NULL
@@ -113,8 +116,8 @@ def lstm_forward(floating[:, :] x, floating[:, ::1] w_ih, floating[:, ::1] w_hh,
                            w_ci_p, w_cf_p, w_co_p, packed_p)
 
 
-def input_projection(floating[:, :] x, floating[:, ::1] w_ih, floating[::1] bias,
-                     floating[:, ::1] out):
+def input_projection(const floating[:, :] x, const floating[:, ::1] w_ih,
+                     const floating[::1] bias, floating[:, ::1] out):
     """out (N, G) = x (N, D) w_ih^T (G, D) + bias (G,): a layer's input pre-activations."""
     cdef Py_ssize_t N = x.shape[0], D = x.shape[1], G = w_ih.shape[0]
     _check_rows(x.strides[1], sizeof(floating), "x", x.strides[0], x.shape[0], x.shape[1])
@@ -129,11 +132,11 @@ def input_projection(floating[:, :] x, floating[:, ::1] w_ih, floating[::1] bias
              <floating>1, &out[0, 0], G)
 
 
-def lstm_infer(floating[:, ::1] xproj, const int64_t[::1] row_ids, floating[:, ::1] w_hh,
-               const int64_t[::1] batch_sizes, bint reverse, floating[:, ::1] h,
-               floating[:, ::1] c, floating[:, ::1] scratch, floating[:, :] out,
-               floating[::1] w_ci, floating[::1] w_cf, floating[::1] w_co,
-               float[::1] packed=None):
+def lstm_infer(const floating[:, ::1] xproj, const int64_t[::1] row_ids,
+               const floating[:, ::1] w_hh, const int64_t[::1] batch_sizes, bint reverse,
+               floating[:, ::1] h, floating[:, ::1] c, floating[:, ::1] scratch,
+               floating[:, :] out, const floating[::1] w_ci, const floating[::1] w_cf,
+               const floating[::1] w_co, const float[::1] packed=None):
     """One direction of an LSTM layer (peephole when w_ci is given), inference only.
 
     xproj (V, 4H) input pre-activations (input_projection with bias = b_ih + b_hh);
@@ -157,9 +160,9 @@ def lstm_infer(floating[:, ::1] xproj, const int64_t[::1] row_ids, floating[:, :
                               and w_cf.shape[0] == H and w_co.shape[0] == H), "peephole shapes")
     _require(row_ids is None or ids_in_range(&row_ids[0], N, V), "row_ids out of range")
     cdef const int64_t* ids_p = &row_ids[0] if row_ids is not None else NULL
-    cdef floating* w_ci_p = &w_ci[0] if peephole else NULL
-    cdef floating* w_cf_p = &w_cf[0] if peephole else NULL
-    cdef floating* w_co_p = &w_co[0] if peephole else NULL
+    cdef const floating* w_ci_p = &w_ci[0] if peephole else NULL
+    cdef const floating* w_cf_p = &w_cf[0] if peephole else NULL
+    cdef const floating* w_co_p = &w_co[0] if peephole else NULL
     cdef Py_ssize_t ld_out = row_stride(out.strides[0], sizeof(floating))
     cdef const float* packed_p = NULL
     if packed is not None:
@@ -192,15 +195,16 @@ def pack_w_hh(const float[:, ::1] w_hh, float[::1] packed):
         seqtag_pack_w_hh_f32(&w_hh[0, 0], H, &packed[0])
 
 
-def lstm_backward(floating[:, :] x, floating[:, ::1] w_ih, floating[:, ::1] w_hh,
-                  const int64_t[::1] batch_sizes, bint reverse, floating[:, ::1] c0,
-                  floating[:, ::1] gates, floating[:, ::1] h_prev, floating[:, ::1] cells,
-                  floating[:, :] grad_out, floating[:, ::1] dh, floating[:, ::1] dc,
+def lstm_backward(const floating[:, :] x, const floating[:, ::1] w_ih,
+                  const floating[:, ::1] w_hh, const int64_t[::1] batch_sizes, bint reverse,
+                  const floating[:, ::1] c0, floating[:, ::1] gates,
+                  const floating[:, ::1] h_prev, const floating[:, ::1] cells,
+                  const floating[:, :] grad_out, floating[:, ::1] dh, floating[:, ::1] dc,
                   floating[:, :] grad_x, floating[:, ::1] grad_w_ih,
                   floating[:, ::1] grad_w_hh, floating[::1] grad_bias,
-                  floating[::1] w_ci, floating[::1] w_cf, floating[::1] w_co,
-                  floating[::1] grad_w_ci, floating[::1] grad_w_cf, floating[::1] grad_w_co,
-                  bint fused=False):
+                  const floating[::1] w_ci, const floating[::1] w_cf,
+                  const floating[::1] w_co, floating[::1] grad_w_ci,
+                  floating[::1] grad_w_cf, floating[::1] grad_w_co, bint fused=False):
     """One direction of an LSTM layer, backward; arguments as saved by lstm_forward.
 
     grad_out (N, >=H) or None; dh, dc (B, H) hold the gradient w.r.t. the final state and
@@ -241,13 +245,13 @@ def lstm_backward(floating[:, :] x, floating[:, ::1] w_ih, floating[:, ::1] w_hh
                               and w_co.shape[0] == H and grad_w_ci.shape[0] == H
                               and grad_w_cf.shape[0] == H and grad_w_co.shape[0] == H),
              "peephole shapes")
-    cdef floating* grad_out_p = &grad_out[0, 0] if grad_out is not None else NULL
+    cdef const floating* grad_out_p = &grad_out[0, 0] if grad_out is not None else NULL
     cdef Py_ssize_t ld_grad_out = (row_stride(grad_out.strides[0], sizeof(floating))
                                    if grad_out is not None else 0)
     cdef Py_ssize_t ld_x = row_stride(x.strides[0], sizeof(floating))
-    cdef floating* w_ci_p = &w_ci[0] if peephole else NULL
-    cdef floating* w_cf_p = &w_cf[0] if peephole else NULL
-    cdef floating* w_co_p = &w_co[0] if peephole else NULL
+    cdef const floating* w_ci_p = &w_ci[0] if peephole else NULL
+    cdef const floating* w_cf_p = &w_cf[0] if peephole else NULL
+    cdef const floating* w_co_p = &w_co[0] if peephole else NULL
     cdef floating* g_ci_p = &grad_w_ci[0] if peephole else NULL
     cdef floating* g_cf_p = &grad_w_cf[0] if peephole else NULL
     cdef floating* g_co_p = &grad_w_co[0] if peephole else NULL
@@ -283,8 +287,9 @@ def lstm_backward(floating[:, :] x, floating[:, ::1] w_ih, floating[:, ::1] w_hh
         free(tanh_c)
 
 
-def gru_forward(floating[:, :] x, floating[:, ::1] w_ih, floating[:, ::1] w_hh,
-                floating[::1] b_ih, floating[::1] b_hh, const int64_t[::1] batch_sizes,
+def gru_forward(const floating[:, :] x, const floating[:, ::1] w_ih,
+                const floating[:, ::1] w_hh, const floating[::1] b_ih,
+                const floating[::1] b_hh, const int64_t[::1] batch_sizes,
                 bint reverse, floating[:, ::1] h, floating[:, ::1] gates,
                 floating[:, :] out, floating[:, ::1] h_prev, floating[:, ::1] hn):
     """One direction of a GRU layer, forward.
@@ -326,8 +331,9 @@ def gru_forward(floating[:, :] x, floating[:, ::1] w_ih, floating[:, ::1] w_hh,
         free(rec)
 
 
-def gru_infer(floating[:, ::1] xproj, const int64_t[::1] row_ids, floating[:, ::1] w_hh,
-              floating[::1] b_hh, const int64_t[::1] batch_sizes, bint reverse,
+def gru_infer(const floating[:, ::1] xproj, const int64_t[::1] row_ids,
+              const floating[:, ::1] w_hh, const floating[::1] b_hh,
+              const int64_t[::1] batch_sizes, bint reverse,
               floating[:, ::1] h, floating[:, ::1] rec, floating[:, ::1] gates,
               floating[:, :] out):
     """One direction of a GRU layer, inference only.
@@ -357,9 +363,10 @@ def gru_infer(floating[:, ::1] xproj, const int64_t[::1] row_ids, floating[:, ::
                         reverse, &rec[0, 0], &gates[0, 0], &h[0, 0], &out[0, 0], ld_out, H)
 
 
-def gru_backward(floating[:, :] x, floating[:, ::1] w_ih, floating[:, ::1] w_hh,
-                 const int64_t[::1] batch_sizes, bint reverse, floating[:, ::1] gates,
-                 floating[:, ::1] h_prev, floating[:, ::1] hn, floating[:, :] grad_out,
+def gru_backward(const floating[:, :] x, const floating[:, ::1] w_ih,
+                 const floating[:, ::1] w_hh, const int64_t[::1] batch_sizes, bint reverse,
+                 floating[:, ::1] gates, const floating[:, ::1] h_prev,
+                 const floating[:, ::1] hn, const floating[:, :] grad_out,
                  floating[:, ::1] dh, floating[:, :] grad_x, floating[:, ::1] grad_w_ih,
                  floating[:, ::1] grad_w_hh, floating[::1] grad_b_ih, floating[::1] grad_b_hh):
     """One direction of a GRU layer, backward; arguments as saved by gru_forward.
@@ -392,7 +399,7 @@ def gru_backward(floating[:, :] x, floating[:, ::1] w_ih, floating[:, ::1] w_hh,
              and grad_w_hh.shape[0] == 3 * H and grad_w_hh.shape[1] == H
              and grad_b_ih.shape[0] == 3 * H and grad_b_hh.shape[0] == 3 * H,
              "gradient shapes")
-    cdef floating* grad_out_p = &grad_out[0, 0] if grad_out is not None else NULL
+    cdef const floating* grad_out_p = &grad_out[0, 0] if grad_out is not None else NULL
     cdef Py_ssize_t ld_grad_out = (row_stride(grad_out.strides[0], sizeof(floating))
                                    if grad_out is not None else 0)
     cdef floating* grad_x_p = &grad_x[0, 0] if grad_x is not None else NULL

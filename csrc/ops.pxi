@@ -1,7 +1,7 @@
 # Row gathers and scatters for embeddings.
 
 
-def add_rows(floating[:, ::1] out, const int64_t[::1] index, floating[:, :] src):
+def add_rows(floating[:, ::1] out, const int64_t[::1] index, const floating[:, :] src):
     """out[index[i]] += src[i] for every i (repeated indices accumulate).
 
     out (U, D), index (N,) with 0 <= index[i] < U, src (N, D): the gradient of an embedding
@@ -43,7 +43,8 @@ cdef void adam_block(floating* param, const floating* grad, floating* m, floatin
             param[i] -= step * m[i] / (sqrt(v[i]) + eps)
 
 
-def adam_update(floating[::1] param, floating[::1] grad, floating[::1] m, floating[::1] v,
+def adam_update(floating[::1] param, const floating[::1] grad, floating[::1] m,
+                floating[::1] v,
                 double step, double beta1, double beta2, double eps):
     """Adam on whole (flattened, contiguous) arrays; updates param, m and v in place."""
     cdef Py_ssize_t n = param.shape[0]
@@ -56,7 +57,7 @@ def adam_update(floating[::1] param, floating[::1] grad, floating[::1] m, floati
 
 
 def adam_update_rows(floating[:, ::1] param, floating[:, ::1] m, floating[:, ::1] v,
-                     const int64_t[::1] ids, floating[:, ::1] grad_rows, double step,
+                     const int64_t[::1] ids, const floating[:, ::1] grad_rows, double step,
                      double beta1, double beta2, double eps):
     """Adam on the rows `ids` (distinct) of param, m, v with grad_rows (len(ids), D): the lazy
     Adam of embeddings, where a row's moments move only when a batch uses it."""
@@ -76,7 +77,7 @@ def adam_update_rows(floating[:, ::1] param, floating[:, ::1] m, floating[:, ::1
                        <floating>step, <floating>beta1, <floating>beta2, <floating>eps)
 
 
-def ema_update(floating[::1] average, floating[::1] value, double decay):
+def ema_update(floating[::1] average, const floating[::1] value, double decay):
     """average = decay * average + (1 - decay) * value, in place, in one pass."""
     cdef Py_ssize_t i, n = average.shape[0]
     cdef floating d = <floating>decay
