@@ -67,7 +67,7 @@ def torch_round(module, batches):
 
 def step_micro(hidden, rows=64, steps=50, repeats=40, rounds=5):
     """Microseconds per inference step of `rows` rows: (fused or None, BLAS)."""
-    from seqtag import _blas, _core
+    from seqtag import _core, runtime
     rng = np.random.default_rng(1)
     H, G = hidden, 4 * hidden
     xproj = rng.standard_normal((rows * steps, G)).astype(np.float32)
@@ -90,7 +90,7 @@ def step_micro(hidden, rows=64, steps=50, repeats=40, rounds=5):
         return (time.perf_counter() - start) / (repeats * steps) * 1e6
 
     fused, blas = [], []
-    with _blas.limited_threads(1):
+    with runtime.single_blas_thread():
         for _ in range(rounds):
             if packed is not None:
                 fused.append(run(packed))

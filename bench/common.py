@@ -1,5 +1,6 @@
 """Shared pieces of the benchmark scripts: data, the machine, the reference sgemm figure."""
 
+import contextlib
 import os
 import platform
 import time
@@ -36,23 +37,33 @@ def ewt_sentence_lengths(rng, count):
     return np.clip(rng.lognormal(2.6, 0.6, size=count).astype(np.int64), 1, 150)
 
 
+@contextlib.contextmanager
+def blas_threads(threads):
+    """Run the block with NumPy's BLAS on `threads` threads (a benchmark owns its process)."""
+    from seqtag import runtime
+    blas = runtime.blas()
+    if blas is None or blas.set_threads is None:
+        yield
+        return
+    previous = blas.get_threads()
+    blas.set_threads(threads)
+    try:
+        yield
+    finally:
+        blas.set_threads(previous)
+
+
 def sgemm_gflops(threads, size=2048, repeats=5):
     """NumPy float32 matrix product speed with `threads` BLAS threads (best of repeats)."""
-    from seqtag import _blas
     a = np.random.default_rng(0).standard_normal((size, size)).astype(np.float32)
     out = np.empty_like(a)
-    previous = _blas.get_threads()
-    _blas.set_threads(threads)
-    try:
+    with blas_threads(threads):
         np.matmul(a, a, out=out)
         best = float("inf")
         for _ in range(repeats):
             start = time.perf_counter()
             np.matmul(a, a, out=out)
             best = min(best, time.perf_counter() - start)
-    finally:
-        if previous is not None:
-            _blas.set_threads(previous)
     return 2 * size ** 3 / best / 1e9
 
 
@@ -66,7 +77,7 @@ def machine_line():
                     break
     except OSError:
         pass
-    from seqtag.rnn import compute_description
+    from seqtag.runtime import compute_description
     return (f"{time.strftime('%Y-%m-%d')}  {cpu}, {os.cpu_count()} cores, "
             f"numpy {np.__version__}, OPENBLAS_CORETYPE="
             f"{os.environ.get('OPENBLAS_CORETYPE', '(unset)')}; seqtag: {compute_description()}")

@@ -22,7 +22,7 @@ import compare_torch as ct  # noqa: E402
 import numpy as np  # noqa: E402
 from common import machine_line  # noqa: E402
 
-from seqtag import _blas, rnn  # noqa: E402
+from seqtag import rnn, runtime  # noqa: E402
 from seqtag.optim import Adam  # noqa: E402
 
 
@@ -50,7 +50,7 @@ def large_products_ms(rows, input_size, hidden, repeats=200):
     d = rng.random((rows, 4 * hidden), dtype=np.float32)
     w_ih = rng.random((4 * hidden, input_size), dtype=np.float32)
     products = [lambda: x @ w_ih.T, lambda: d.T @ x, lambda: d.T @ h_prev, lambda: d @ w_ih]
-    with _blas.limited_threads(1):
+    with runtime.single_blas_thread():
         for product in products:
             product()
         start = time.perf_counter()

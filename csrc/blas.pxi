@@ -1,11 +1,11 @@
 # Matrix products through the BLAS that NumPy itself loaded.
 #
-# seqtag/_blas.py finds NumPy's BLAS library at import time and hands the addresses of its
+# seqtag/runtime.py finds NumPy's BLAS library at import time and hands the addresses of its
 # cblas_sgemm / cblas_dgemm here.  Calling through a function pointer (instead of np.matmul)
 # lets the whole time loop run without the GIL; at the sizes of a tagger it also removes
 # 13 % (hidden 128: 31.4 against 36.2 us a step) to 40 % (hidden 32: 1.20 against 1.99 us)
 # of the per-step cost, measured with a prototype that ran both routes on the same steps.
-# Where no BLAS can be found, a plain C loop keeps results right (and slow).
+# Where no BLAS can be found, csrc/gemm_fallback.h keeps results right (and slower).
 
 from libc.stdint cimport int32_t, int64_t, uintptr_t
 
@@ -47,7 +47,7 @@ cdef void* blas_dgemv = NULL
 
 def _set_blas(uintptr_t sgemm_address, uintptr_t dgemm_address, int int_bits,
               uintptr_t sgemv_address=0, uintptr_t dgemv_address=0):
-    """Install the cblas gemm (and, if found, gemv) entry points found by seqtag._blas
+    """Install the cblas gemm (and, if found, gemv) entry points found by seqtag.runtime
     (int_bits 0 = fallback loops)."""
     global blas_int_bits, blas_sgemm, blas_dgemm, blas_sgemv, blas_dgemv
     if int_bits not in (0, 32, 64):
@@ -91,23 +91,15 @@ cdef inline void gemv_row(bint trans_b, Py_ssize_t n, Py_ssize_t k, floating alp
                                      alpha, b, <int32_t>ldb, x, <int32_t>incx, beta, y, 1)
 
 
-cdef void fallback_gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
-                        floating alpha, const floating* a, Py_ssize_t lda,
-                        const floating* b, Py_ssize_t ldb,
-                        floating beta, floating* c, Py_ssize_t ldc) noexcept nogil:
-    cdef Py_ssize_t i, j, p
-    cdef floating a_ip
-    for i in range(m):
-        for j in range(n):
-            c[i * ldc + j] = 0 if beta == 0 else beta * c[i * ldc + j]
-        for p in range(k):
-            a_ip = alpha * (a[p * lda + i] if trans_a else a[i * lda + p])
-            if trans_b:
-                for j in range(n):
-                    c[i * ldc + j] += a_ip * b[j * ldb + p]
-            else:
-                for j in range(n):
-                    c[i * ldc + j] += a_ip * b[p * ldb + j]
+cdef extern from "gemm_fallback.h" nogil:
+    void seqtag_fallback_gemm_f32(int trans_a, int trans_b, Py_ssize_t m, Py_ssize_t n,
+                                  Py_ssize_t k, float alpha, const float* a, Py_ssize_t lda,
+                                  const float* b, Py_ssize_t ldb, float beta, float* c,
+                                  Py_ssize_t ldc) noexcept
+    void seqtag_fallback_gemm_f64(int trans_a, int trans_b, Py_ssize_t m, Py_ssize_t n,
+                                  Py_ssize_t k, double alpha, const double* a, Py_ssize_t lda,
+                                  const double* b, Py_ssize_t ldb, double beta, double* c,
+                                  Py_ssize_t ldc) noexcept
 
 
 # C (m x n, row stride ldc) = alpha * op(A) op(B) + beta * C, all row-major.
@@ -143,7 +135,12 @@ cdef inline void gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py
                                      alpha, a, <int32_t>lda, b, <int32_t>ldb, beta, c,
                                      <int32_t>ldc)
     else:
-        fallback_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        if floating is float:
+            seqtag_fallback_gemm_f32(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
+                                     ldc)
+        else:
+            seqtag_fallback_gemm_f64(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
+                                     ldc)
 
 
 def gemm_check(floating[:, ::1] a, floating[:, ::1] b, floating[:, ::1] c, bint trans_a,
