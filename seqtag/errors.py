@@ -20,3 +20,16 @@ class CorpusError(SeqtagError):
 
 class ModelError(SeqtagError):
     """A model file that is missing, broken, or not a seqtag model."""
+
+
+class ConfigError(SeqtagError):
+    """An option with a value it does not accept, or an unknown option.
+
+    .option is the option's name; .problem what is wrong with its value ("must be a number
+    > 0, got -1"), so the command line can name its flag instead: "--lr must be ...".
+    """
+
+    def __init__(self, option, problem=None, *, message=None):
+        self.option = option
+        self.problem = problem
+        super().__init__(message if message is not None else f"{option} {problem}")

@@ -125,7 +125,7 @@ def test_unknown_gold_tag_counts_as_an_error(tiny_tagger):
 
 
 def test_training_rejects_unknown_options():
-    with pytest.raises(SeqtagError, match="unknown training option"):
+    with pytest.raises(SeqtagError, match=r"^unknown option 'hiden'; did you mean 'hidden'\?$"):
         Tagger.train(synthetic_corpus(5), hiden=3)
 
 

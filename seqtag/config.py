@@ -1,0 +1,344 @@
+"""Every option of seqtag, defined once: name, type, default, accepted values, help, group.
+
+The options are the fields of three frozen dataclasses, one per group:
+
+- NetworkConfig: the network's shape (a model's metadata holds it);
+- TrainingConfig: how a run trains (a model's and a checkpoint's metadata hold it);
+- TaggingConfig: what Tagger.load and the tagging functions take.
+
+Building one checks every value and raises ConfigError, whose one-line message names the
+option, what it accepts and the value given: ``lr must be a number > 0, got -1``.
+``NetworkConfig.from_dict`` also refuses unknown names, naming the nearest valid one.
+The command line builds its train and tag options from these fields (name, help, shown
+default, choices) and parses their text here (Option.parse), so the checks and the
+messages are the same from Python and from a shell.
+
+Pure Python on purpose: ``seqtag --help`` and one-shot tagging import it, and must not
+pay for numpy.
+"""
+
+import dataclasses
+import difflib
+import math
+import numbers
+import typing
+
+from .errors import ConfigError, ModelError
+
+__all__ = ["ConfigError", "NetworkConfig", "TrainingConfig", "TaggingConfig", "Option",
+           "DEFAULT_LR", "split_training_options"]
+
+#: The learning rate each optimizer starts from when lr is None.
+DEFAULT_LR = {"adam": 2e-3, "sgd": 0.1}
+
+
+def option(default, *, help, min=None, min_open=False, max=None, max_open=False,
+           choices=None, resumable=False, none_means=None, metavar=None):
+    """A config field: its default and what the Option built from it needs.
+
+    min/max bound the value (min_open / max_open exclude the bound itself); choices lists
+    the accepted strings; resumable: a resumed run may change it; none_means: what None
+    stands for, shown as the default in --help (the field's type must allow None).
+    """
+    spec = dict(help=help, min=min, min_open=min_open, max=max, max_open=max_open,
+                choices=tuple(choices) if choices else None, resumable=resumable,
+                none_means=none_means, metavar=metavar)
+    return dataclasses.field(default=default, metadata={"seqtag.option": spec})
+
+
+class Option:
+    """One option, as a config class declares it (see option()).
+
+    kind is int, float or str; none: whether None is accepted.
+    """
+
+    def __init__(self, name, group, kind, none, default, spec):
+        self.name, self.group, self.kind, self.none, self.default = (
+            name, group, kind, none, default)
+        self.help = spec["help"]
+        self.min, self.min_open = spec["min"], spec["min_open"]
+        self.max, self.max_open = spec["max"], spec["max_open"]
+        self.choices = spec["choices"]
+        self.resumable = spec["resumable"]
+        self.none_means = spec["none_means"]
+        self._metavar = spec["metavar"]
+
+    def __repr__(self):
+        return f"<Option {self.group}.{self.name}>"
+
+    @property
+    def flag(self):
+        """The command line's name for it: --word-dim for word_dim."""
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def metavar(self):
+        if self._metavar:
+            return self._metavar
+        if self.choices:
+            return "[" + "|".join(self.choices) + "]"
+        return {int: "INTEGER", float: "NUMBER", str: "TEXT"}[self.kind]
+
+    @property
+    def shown_default(self):
+        """The default as --help shows it; None: show none."""
+        if self.default is None:
+            return self.none_means
+        return str(self.default)
+
+    def requirement(self):
+        """What the option accepts: "an integer >= 1", "one of adam, sgd", ... (None, where
+        accepted, is left unsaid: it means the default, and a shell cannot give it)."""
+        if self.choices:
+            text = "one of " + ", ".join(self.choices)
+        else:
+            text = "an integer" if self.kind is int else "a number"
+            low = None if self.min is None else ("(" if self.min_open else "[") + f"{self.min:g}"
+            high = None if self.max is None else f"{self.max:g}" + (")" if self.max_open else "]")
+            if low and high:
+                text += f" in {low}, {high}"
+            elif low:
+                text += f" {'>' if self.min_open else '>='} {self.min:g}"
+            elif high:
+                text += f" {'<' if self.max_open else '<='} {self.max:g}"
+        return text
+
+    def check(self, value):
+        """The value, normalised (an int for int options, a float for float ones); a
+        ConfigError naming the option if it is not accepted."""
+        if value is None:
+            if self.none:
+                return None
+            self._refuse(value)
+        if self.kind is str:
+            if not isinstance(value, str) or (self.choices and value not in self.choices):
+                self._refuse(value)
+            return value
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            self._refuse(value)  # True is no integer, "3" no number
+        if self.kind is int:
+            if not isinstance(value, numbers.Integral):
+                self._refuse(value)  # 2.0 epochs: a float where a count belongs
+            number = int(value)
+        else:
+            try:
+                number = float(value)
+            except OverflowError:
+                self._refuse(value)
+            if not math.isfinite(number):
+                self._refuse(value)
+        if not self._in_range(number):
+            self._refuse(value)
+        return number
+
+    def parse(self, text):
+        """The value of a command-line argument, checked as check() does; the message shows
+        the text as typed."""
+        try:
+            if self.kind is int:
+                value = int(text)
+            elif self.kind is float:
+                value = float(text)
+            else:
+                value = text
+            return self.check(value)
+        except (ValueError, ConfigError):
+            pass
+        try:
+            float(text)
+            shown = text.strip()  # a number: as typed
+        except ValueError:
+            shown = repr(text)
+        raise ConfigError(self.name, f"must be {self.requirement()}, got {shown}")
+
+    def _in_range(self, value):
+        if self.min is not None and (value <= self.min if self.min_open else value < self.min):
+            return False
+        if self.max is not None and (value >= self.max if self.max_open else value > self.max):
+            return False
+        return True
+
+    def _refuse(self, value):
+        raise ConfigError(self.name, f"must be {self.requirement()}, got {_show(value)}")
+
+
+def _show(value):
+    """A value as a message shows it: 0.5, 3, 'rnn' (numpy scalars as plain numbers)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return repr(value)
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    try:
+        return repr(float(value))
+    except OverflowError:
+        return repr(value)
+
+
+class _Config:
+    """Shared behaviour of the config dataclasses: checking, dicts, metadata."""
+
+    GROUP = ""
+    _OPTIONS = ()
+
+    def __post_init__(self):
+        for opt in self._OPTIONS:
+            object.__setattr__(self, opt.name, opt.check(getattr(self, opt.name)))
+
+    @classmethod
+    def options(cls):
+        """{name: Option} in declaration order."""
+        return {opt.name: opt for opt in cls._OPTIONS}
+
+    @classmethod
+    def check_names(cls, names, known=None):
+        """ConfigError for the first name (sorted) that is not an option of known
+        ({name: Option}; default: this class's), naming the nearest valid one."""
+        known = cls.options() if known is None else known
+        for name in sorted(set(names) - set(known), key=str):
+            raise unknown_option(name, known)
+
+    @classmethod
+    def from_dict(cls, values):
+        """A config from {name: value}; missing options take their defaults."""
+        cls.check_names(values)
+        return cls(**values)
+
+    @classmethod
+    def from_meta(cls, values, what):
+        """A config from a model's or checkpoint's metadata, which may lack options added
+        since it was written (they take their defaults).  MetadataError says what is wrong
+        ("network options: hidden must be ..."), for the caller to name the file."""
+        if not isinstance(values, dict):
+            raise MetadataError(f"{what} are not a JSON object")
+        try:
+            return cls.from_dict(values)
+        except ConfigError as e:
+            raise MetadataError(f"{what}: {e}") from None
+
+    def to_dict(self):
+        return {opt.name: getattr(self, opt.name) for opt in self._OPTIONS}
+
+    def replace(self, **changes):
+        self.check_names(changes)
+        return dataclasses.replace(self, **changes)
+
+
+class MetadataError(ModelError):
+    """Options in a model's or checkpoint's metadata that this seqtag does not accept; the
+    message leaves the file for the caller to name."""
+
+
+def unknown_option(name, known):
+    """The ConfigError for an option name that is not in known (names)."""
+    close = difflib.get_close_matches(str(name), list(known), n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"the options are {', '.join(known)}"
+    return ConfigError(name, message=f"unknown option {name!r}; {hint}")
+
+
+def _declare(cls):
+    """Make cls a frozen dataclass and build its Options from its fields."""
+    cls = dataclasses.dataclass(frozen=True)(cls)
+    options = []
+    for f in dataclasses.fields(cls):
+        kind, none = f.type, False
+        if typing.get_origin(kind) is typing.Union:
+            args = [a for a in typing.get_args(kind) if a is not type(None)]
+            kind, none = args[0], True
+        options.append(Option(f.name, cls.GROUP, kind, none, f.default,
+                              f.metadata["seqtag.option"]))
+    cls._OPTIONS = tuple(options)
+    return cls
+
+
+def _threads():
+    # training and tagging both take it: one declaration
+    return option(2, min=1, help="CPU threads (2: the two directions of each BiLSTM at once).",
+                  resumable=True)
+
+
+@_declare
+class NetworkConfig(_Config):
+    """The network's shape: a model's metadata holds it."""
+
+    GROUP = "network"
+
+    cell: str = option("lstm", choices=("lstm", "peephole", "gru"), help="Recurrent cell.")
+    word_dim: int = option(100, min=1, help="Word embedding size.")
+    char_dim: int = option(32, min=1, help="Character embedding size.")
+    char_hidden: int = option(64, min=1, help="Character BiLSTM units per direction.")
+    hidden: int = option(128, min=1, help="Hidden units per direction.")
+    layers: int = option(2, min=1, help="BiLSTM layers over the words.")
+    dropout: float = option(0.5, min=0.0, max=1.0, max_open=True, help="Dropout rate.")
+    word_dropout: float = option(
+        0.25, min=0.0, help="A word seen c times is read as <unk> with probability "
+        "a/(a + c) in training, so the network learns to read characters: a.")
+
+
+@_declare
+class TrainingConfig(_Config):
+    """How a run trains: a model's and a checkpoint's metadata hold it."""
+
+    GROUP = "training"
+
+    epochs: int = option(30, min=1, resumable=True, help="Most epochs to train.")
+    batch_size: int = option(32, min=1, help="Sentences per training batch.")
+    optimizer: str = option("adam", choices=("adam", "sgd"), help="Optimizer.")
+    lr: typing.Optional[float] = option(
+        None, min=0.0, min_open=True, help="Learning rate.",
+        none_means=", ".join(f"{v:g} with {k}" for k, v in DEFAULT_LR.items()))
+    clip: float = option(5.0, min=0.0, help="Largest global norm of the gradients "
+                         "(0: no clipping).")
+    seed: int = option(1, min=0, help="Random seed.")
+    patience: int = option(6, min=1, resumable=True,
+                           help="Stop after this many epochs without a better dev score.")
+    average: float = option(0.999, min=0.0, max=1.0, max_open=True,
+                            help="Decay of the moving average of the weights that is scored "
+                            "and kept (0: the weights of the last step).")
+    decay_patience: int = option(2, min=1, help="Cut the learning rate after this many "
+                                 "epochs without a better dev score...")
+    lr_decay: float = option(0.5, min=0.0, min_open=True, max=1.0,
+                             help="...by this factor.")
+    max_time: typing.Optional[float] = option(
+        None, min=0.0, min_open=True, resumable=True, none_means="no limit",
+        help="Stop after the epoch running when this many seconds have passed.")
+    dev_fraction: float = option(0.1, min=0.0, min_open=True, max=1.0, max_open=True,
+                                 help="Share of the corpus held out to pick the best epoch "
+                                 "when no dev corpus is given.")
+    threads: int = _threads()
+
+    @property
+    def learning_rate(self):
+        """lr, or the optimizer's own default when lr is None."""
+        return DEFAULT_LR[self.optimizer] if self.lr is None else self.lr
+
+    @classmethod
+    def resumable(cls):
+        """Names of the options a resumed run may set anew (the others shape the run)."""
+        return tuple(opt.name for opt in cls._OPTIONS if opt.resumable)
+
+
+@_declare
+class TaggingConfig(_Config):
+    """What tagging takes: Tagger.load (threads, memo_words) and the tag stream
+    (batch_size, top_k)."""
+
+    GROUP = "tagging"
+
+    threads: int = _threads()
+    batch_size: int = option(256, min=1, help="Sentences read, tagged and written at a time.")
+    top_k: typing.Optional[int] = option(
+        None, min=1, metavar="K",
+        help="Also print the K most probable tags with their probabilities: word/TAG/P|TAG/P... "
+             "in text, more TAG<TAB>P columns in tsv, \"top\" in json.")
+    memo_words: int = option(8192, min=0, help="Distinct word forms whose first-layer input "
+                             "projection tagging remembers (0: none).")
+
+
+def split_training_options(options):
+    """Tagger.train's keyword options, checked: ({network option: value},
+    {training option: value}), the values normalised.  ConfigError for an unknown name
+    (naming the nearest one) or a bad value."""
+    network, training = NetworkConfig.options(), TrainingConfig.options()
+    _Config.check_names(options, dict(network, **training))
+    return ({k: network[k].check(v) for k, v in options.items() if k in network},
+            {k: training[k].check(v) for k, v in options.items() if k in training})
