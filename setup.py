@@ -21,7 +21,6 @@ extensions = [
         include_dirs=["csrc"],
         depends=["csrc/fastmath.h", "csrc/lstm_step.h", "csrc/gemm_fallback.h"],
         extra_compile_args=compile_args,
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     )
 ]
 
