@@ -1,4 +1,4 @@
-"""Shared fixtures: where the shared data (UD English EWT) lives."""
+"""Shared fixtures: where the shared data (UD English EWT) lives; PyTorch for the parity tests."""
 
 import os
 from pathlib import Path
@@ -20,6 +20,25 @@ def ewt_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"UD English EWT not found at {path}; set SEQTAG_SHARED")
     return path
+
+
+TORCH_HINT = ("pip install torch==2.13.0 (the CPU build on these machines' disk), elsewhere any "
+              "CPU build of torch>=2.0")
+
+
+def import_torch():
+    """torch, for the parity tests against PyTorch (not a dependency of the test extra).
+    Without it the test, or at module level the whole module, is skipped with how to get it;
+    under CI (CI=true) it fails instead, so a parity check never passes by being skipped."""
+    try:
+        import torch
+    except ImportError as e:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI={os.environ['CI']} and PyTorch is missing ({e}): the parity tests "
+                        f"must run in CI; {TORCH_HINT}", pytrace=False)
+        pytest.skip(f"PyTorch is needed for the parity tests ({e}): {TORCH_HINT}",
+                    allow_module_level=True)
+    return torch
 
 
 # The suites that hold the recurrent layers to PyTorch, to float64, to their own threads

@@ -29,6 +29,7 @@ from seqtag import _core
 from seqtag.memo import ProjectionMemo
 from seqtag.packing import Packing
 from seqtag.rnn import PACK_MIN_ROWS, RNN
+from conftest import import_torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 F32, F64 = np.float32, np.float64
@@ -355,7 +356,7 @@ def projected_case(rnn, lengths, seed=0):
 
 
 def torch_lstm(rnn, x_packed, packing, h0, c0):
-    torch = pytest.importorskip("torch")
+    torch = import_torch()
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
     module = torch.nn.LSTM(rnn.input_size, rnn.hidden_size, num_layers=rnn.num_layers,
                            bidirectional=rnn.bidirectional, batch_first=True,
@@ -1104,7 +1105,7 @@ def seqtag_training(rnn, case):
 def torch_training(rnn, case):
     """The same loss by torch.nn.LSTM with autograd, from the same weights and packed
     input."""
-    torch = pytest.importorskip("torch")
+    torch = import_torch()
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
     packing = case["packing"]
     module = torch.nn.LSTM(rnn.input_size, rnn.hidden_size, num_layers=rnn.num_layers,

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import import_torch
 from rnn_cases import make_case
 from seqtag import _core
 from seqtag.packing import Packing
@@ -166,7 +167,7 @@ TORCH_CASES = list(itertools.product([F32, F64], [1, 2], [False, True],
 @pytest.mark.parametrize("dtype, layers, bi, lengths", TORCH_CASES,
                          ids=lambda v: getattr(v, "__name__", str(v)))
 def test_inference_matches_torch_lstm(dtype, layers, bi, lengths):
-    torch = pytest.importorskip("torch")
+    torch = import_torch()
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
     rnn, case = make_case("lstm", layers, bi, lengths, 3, dtype=dtype, seed=5)
     packing = Packing(case["lengths"])
@@ -197,7 +198,7 @@ def test_initial_states_that_are_zero_for_some_sequences_only(keep, zero_ranks):
     """The steps skip the recurrent product of the rows that start from a zero state
     (csrc/common.pxi running_rows); an h0 that is zero for some sequences and not for
     others must still give torch's result in both directions."""
-    torch = pytest.importorskip("torch")
+    torch = import_torch()
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
     lengths = [5, 3, 5, 2]  # ranks by length: 0 and 2 start first, going in reverse
     rnn, case = make_case("lstm", 2, True, lengths, 3, dtype=F64, seed=9)
@@ -222,7 +223,7 @@ def test_initial_states_that_are_zero_for_some_sequences_only(keep, zero_ranks):
 
 def test_peephole_inference_matches_torch_reference():
     """The peephole cell against the torch reference of test_rnn_torch.py."""
-    torch = pytest.importorskip("torch")
+    torch = import_torch()
     from test_rnn_torch import peephole_reference
     for dtype, tdtype in ((F64, torch.float64), (F32, torch.float32)):
         rnn, case = make_case("peephole", 2, True, [2, 5, 1, 4], 3, dtype=dtype, seed=2)

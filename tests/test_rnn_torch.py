@@ -7,10 +7,10 @@ reference written here with torch autograd, one sequence at a time.
 import numpy as np
 import pytest
 
+from conftest import import_torch
 from rnn_cases import CONFIGS, analytic, config_id, make_case
 
-torch = pytest.importorskip("torch", reason="PyTorch is needed for parity tests: "
-                                            "pip install torch==2.13.0")
+torch = import_torch()
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402
 
 
