@@ -26,7 +26,7 @@ import typing
 from .errors import ConfigError, ModelError
 
 __all__ = ["ConfigError", "NetworkConfig", "TrainingConfig", "TaggingConfig", "Option",
-           "DEFAULT_LR", "split_training_options"]
+           "DEFAULT_LR", "split_training_options", "flag"]
 
 #: The learning rate each optimizer starts from when lr is None.
 DEFAULT_LR = {"adam": 2e-3, "sgd": 0.1}
@@ -68,8 +68,7 @@ class Option:
 
     @property
     def flag(self):
-        """The command line's name for it: --word-dim for word_dim."""
-        return "--" + self.name.replace("_", "-")
+        return flag(self.name)
 
     @property
     def metavar(self):
@@ -160,6 +159,11 @@ class Option:
 
     def _refuse(self, value):
         raise ConfigError(self.name, f"must be {self.requirement()}, got {_show(value)}")
+
+
+def flag(name):
+    """The command line's name for an option: --word-dim for word_dim."""
+    return "--" + name.replace("_", "-")
 
 
 def _show(value):
