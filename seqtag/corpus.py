@@ -1,4 +1,5 @@
-"""Read tagged and untagged corpora, and format tagged output.
+"""Read tagged and untagged corpora, and format tagged output (tags, and the k best tags
+with their probabilities, in every output format).
 
 Input formats (the names ``--format`` takes):
 
@@ -27,6 +28,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass
+from typing import IO, Iterable, Iterator, Sequence, Union
 
 from .errors import CorpusError
 from .tokenize import tokenize
@@ -41,10 +43,13 @@ __all__ = [
     "format_conllu",
     "format_json",
     "format_sentence",
+    "Source",
+    "TagProb",
     "INPUT_FORMATS",
     "TAGGED_FORMATS",
     "UNTAGGED_FORMATS",
     "OUTPUT_FORMATS",
+    "TOPK_FORMATS",
     "TAG_COLUMNS",
 ]
 
@@ -52,6 +57,8 @@ TAGGED_FORMATS = ("conllu", "tsv", "slash")
 UNTAGGED_FORMATS = ("conllu", "text", "tokens")
 INPUT_FORMATS = ("conllu", "tsv", "slash", "text", "tokens")
 OUTPUT_FORMATS = ("text", "tsv", "conllu", "json")
+#: The output formats that can show the k best tags of a token with their probabilities.
+TOPK_FORMATS = ("text", "tsv", "json")
 # CoNLL-U column 4 (UPOS) or 5 (XPOS), as 0-based field indexes.
 TAG_COLUMNS = {"upos": 3, "xpos": 4}
 
@@ -59,6 +66,12 @@ _SAMPLE_SIZE = 50  # content lines looked at to detect a format
 _PEEK_LIMIT = 1000  # lines buffered at most while detecting, blank ones included
 _INT_ID = re.compile(r"[0-9]+")
 _ANY_ID = re.compile(r"[0-9]+(?:-[0-9]+|\.[0-9]+)?")
+
+#: Where sentences are read from: a path, "-" for standard input, an open file (text or
+#: binary) or any iterable of lines.
+Source = Union[str, os.PathLike[str], IO[str], IO[bytes], Iterable[str], Iterable[bytes]]
+#: One of the k best tags of a token, with its probability (Tagger.predict_top_k).
+TagProb = tuple[str, float]
 
 
 @dataclass(slots=True)
@@ -74,14 +87,15 @@ class Sentence:
     line: int = 0
     conllu: list[str] | None = None
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.words)
 
 
 # ---------------------------------------------------------------- reading
 
 
-def read_corpus(path, format=None, tag_column="upos", encoding="utf-8") -> list[Sentence]:
+def read_corpus(path: Source, format: str | None = None, tag_column: str = "upos",
+                encoding: str = "utf-8") -> list[Sentence]:
     """Read a whole training or evaluation corpus; every token must carry a tag.
 
     ``format`` is one of TAGGED_FORMATS, or None to detect it (see detect_format).
@@ -89,7 +103,8 @@ def read_corpus(path, format=None, tag_column="upos", encoding="utf-8") -> list[
     return list(iter_sentences(path, format, tag_column, encoding, tagged=True))
 
 
-def iter_sentences(path_or_file, format=None, tag_column="upos", encoding="utf-8", tagged=True):
+def iter_sentences(path_or_file: Source, format: str | None = None, tag_column: str = "upos",
+                   encoding: str = "utf-8", tagged: bool = True) -> Iterator[Sentence]:
     """Yield Sentences one by one without reading the whole input into memory.
 
     ``path_or_file`` is a path, ``"-"`` for standard input (named ``<stdin>``
@@ -127,7 +142,7 @@ def iter_sentences(path_or_file, format=None, tag_column="upos", encoding="utf-8
         raise CorpusError("no sentences found", name)
 
 
-def detect_format(path_or_lines, tagged=True, encoding="utf-8") -> str:
+def detect_format(path_or_lines: Source, tagged: bool = True, encoding: str = "utf-8") -> str:
     """Guess the format of a path, open file or iterable of lines.
 
     Only the first 50 lines that are neither blank nor start with '#' are
@@ -434,17 +449,33 @@ _READERS = {
 # Each writer returns complete lines, final newline included, ready for write().
 
 
-def format_text(words, tags) -> str:
-    """One line of word/TAG tokens: "The/DET dog/NOUN\\n"."""
-    return " ".join(f"{word}/{tag}" for word, tag in zip(words, tags, strict=True)) + "\n"
+def format_text(words: Sequence[str], tags: Sequence[str],
+                topk: Sequence[Sequence[TagProb]] | None = None) -> str:
+    """One line of word/TAG tokens: "The/DET dog/NOUN\\n".
+
+    With ``topk`` (one list of (tag, prob) per word, most probable first) each token is
+    word/TAG/P followed by |TAG/P per next-best tag, probabilities with 3 decimals:
+    "dog/NOUN/0.972|VERB/0.021".
+    """
+    if topk is None:
+        return " ".join(f"{word}/{tag}" for word, tag in zip(words, tags, strict=True)) + "\n"
+    return " ".join(word + "/" + "|".join(f"{t}/{p:.3f}" for t, p in best)
+                    for word, best in zip(words, topk, strict=True)) + "\n"
 
 
-def format_tsv(words, tags) -> str:
-    """word<TAB>tag lines followed by a blank line."""
-    return "".join(f"{word}\t{tag}\n" for word, tag in zip(words, tags, strict=True)) + "\n"
+def format_tsv(words: Sequence[str], tags: Sequence[str],
+               topk: Sequence[Sequence[TagProb]] | None = None) -> str:
+    """word<TAB>tag lines followed by a blank line.
+
+    With ``topk`` each line is word<TAB>TAG<TAB>P, then <TAB>TAG<TAB>P per next-best tag.
+    """
+    if topk is None:
+        return "".join(f"{word}\t{tag}\n" for word, tag in zip(words, tags, strict=True)) + "\n"
+    return "".join(word + "".join(f"\t{t}\t{p:.3f}" for t, p in best) + "\n"
+                   for word, best in zip(words, topk, strict=True)) + "\n"
 
 
-def format_conllu(sentence, tags, tag_column="upos") -> str:
+def format_conllu(sentence: Sentence, tags: Sequence[str], tag_column: str = "upos") -> str:
     """CoNLL-U for a sentence with ``tags`` in the UPOS or XPOS column, then a blank line.
 
     CoNLL-U input comes back unchanged except for that column on integer-ID
@@ -473,7 +504,8 @@ def format_conllu(sentence, tags, tag_column="upos") -> str:
     return "\n".join(out) + "\n\n"
 
 
-def format_json(words, tags, topk=None) -> str:
+def format_json(words: Sequence[str], tags: Sequence[str],
+                topk: Sequence[Sequence[TagProb]] | None = None) -> str:
     """One JSON Lines object: {"tokens":[{"word":..,"tag":..,"top":[[tag,prob],..]}]}.
 
     "top" appears only when ``topk`` (one list of (tag, prob) per word) is
@@ -481,21 +513,27 @@ def format_json(words, tags, topk=None) -> str:
     """
     tokens = []
     for i, (word, tag) in enumerate(zip(words, tags, strict=True)):
-        token = {"word": word, "tag": tag}
+        token: dict[str, object] = {"word": word, "tag": tag}
         if topk is not None:
             token["top"] = [[str(t), round(float(p), 6)] for t, p in topk[i]]
         tokens.append(token)
     return json.dumps({"tokens": tokens}, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
-def format_sentence(output_format, sentence, tags, topk=None, tag_column="upos") -> str:
-    """Dispatch to the writer named by ``output_format`` (one of OUTPUT_FORMATS)."""
+def format_sentence(output_format: str, sentence: Sentence, tags: Sequence[str],
+                    topk: Sequence[Sequence[TagProb]] | None = None,
+                    tag_column: str = "upos") -> str:
+    """Dispatch to the writer named by ``output_format`` (one of OUTPUT_FORMATS); ``topk``
+    only for TOPK_FORMATS."""
     if output_format == "text":
-        return format_text(sentence.words, tags)
+        return format_text(sentence.words, tags, topk)
     if output_format == "tsv":
-        return format_tsv(sentence.words, tags)
-    if output_format == "conllu":
-        return format_conllu(sentence, tags, tag_column)
+        return format_tsv(sentence.words, tags, topk)
     if output_format == "json":
         return format_json(sentence.words, tags, topk)
+    if output_format == "conllu":
+        if topk is not None:
+            raise CorpusError(f"tag probabilities (top-k) cannot be written as conllu; "
+                              f"choose one of {', '.join(TOPK_FORMATS)}")
+        return format_conllu(sentence, tags, tag_column)
     raise CorpusError(f"unknown output format {output_format!r}; choose one of {', '.join(OUTPUT_FORMATS)}")

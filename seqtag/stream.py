@@ -12,7 +12,8 @@
 Only one chunk of sentences is held in memory at a time, and the output is
 flushed after each chunk, so inputs of any size can be piped through.
 
-Output formats (seqtag.corpus.OUTPUT_FORMATS), and how ``top_k`` shows in each:
+Output formats (seqtag.corpus.OUTPUT_FORMATS), and how ``top_k`` shows in each
+(seqtag.corpus writes them all; the k best tags come from Tagger.predict_top_k):
 
 - ``text``: one line of ``word/TAG`` per sentence. With top_k every token is
   ``word/TAG/P`` followed by ``|TAG/P`` for each next-best tag, most probable
@@ -25,34 +26,26 @@ Output formats (seqtag.corpus.OUTPUT_FORMATS), and how ``top_k`` shows in each:
   with ``"top": [[tag, prob], ...]`` under top_k.
 """
 
-import itertools
+from __future__ import annotations
 
-from .corpus import OUTPUT_FORMATS, Sentence, format_sentence, iter_sentences
+import itertools
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence, TextIO, Union
+
+from .corpus import (OUTPUT_FORMATS, TOPK_FORMATS, Sentence, Source, TagProb, format_sentence,
+                     iter_sentences)
 from .errors import SeqtagError
 
-__all__ = ["TOPK_FORMATS", "tag_stream", "tag_files", "format_tagged", "model_tag_column"]
+if TYPE_CHECKING:
+    from .tagger import Tagger
 
-TOPK_FORMATS = ("text", "tsv", "json")
+__all__ = ["TOPK_FORMATS", "tag_stream", "tag_files", "model_tag_column"]
+
 DEFAULT_BATCH_SIZE = 256
 
 
-def model_tag_column(tagger):
+def model_tag_column(tagger: Tagger) -> str:
     """The CoNLL-U column ("upos" or "xpos") the model was trained on; "upos" if unrecorded."""
     return (tagger.meta.get("corpus") or {}).get("tag_column") or "upos"
-
-
-def format_tagged(output_format, sentence, tags, top=None, tag_column="upos"):
-    """The output of one tagged sentence; ``top`` is a list of (tag, prob) lists, one per word."""
-    if top is None or output_format == "json":
-        return format_sentence(output_format, sentence, tags, top, tag_column)
-    if output_format == "text":
-        return " ".join(word + "/" + "|".join(f"{t}/{p:.3f}" for t, p in best)
-                        for word, best in zip(sentence.words, top)) + "\n"
-    if output_format == "tsv":
-        return "".join(word + "".join(f"\t{t}\t{p:.3f}" for t, p in best) + "\n"
-                       for word, best in zip(sentence.words, top)) + "\n"
-    raise SeqtagError(f"tag probabilities (top-k) cannot be written as {output_format}; "
-                      f"choose one of {', '.join(TOPK_FORMATS)}")
 
 
 def _check(output_format, top_k, batch_size):
@@ -68,8 +61,10 @@ def _check(output_format, top_k, batch_size):
         raise SeqtagError(f"batch size must be a positive integer, not {batch_size!r}")
 
 
-def tag_stream(tagger, sentences, out, output_format="text", top_k=None,
-               batch_size=DEFAULT_BATCH_SIZE, tag_column=None):
+def tag_stream(tagger: Tagger, sentences: Iterable[Union[Sentence, Sequence[str]]],
+               out: TextIO, output_format: str = "text", top_k: int | None = None,
+               batch_size: int = DEFAULT_BATCH_SIZE,
+               tag_column: str | None = None) -> tuple[int, int]:
     """Tag ``sentences`` (Sentence objects or token lists) ``batch_size`` at a time,
     writing each chunk's output to the text stream ``out`` and flushing it.
 
@@ -88,11 +83,13 @@ def tag_stream(tagger, sentences, out, output_format="text", top_k=None,
         if not chunk and error is None:
             return n_sents, n_tokens
         words = [s.words for s in chunk]
+        tops: Sequence[Sequence[Sequence[TagProb]] | None]
         if top_k:
-            tags, tops = tagger.predict(words, top_k=top_k)
+            tops = tagger.predict_top_k(words, top_k)
+            tags = [[best[0][0] for best in top] for top in tops]
         else:
             tags, tops = tagger.predict(words), [None] * len(chunk)
-        out.write("".join(format_tagged(output_format, s, t, top, column)
+        out.write("".join(format_sentence(output_format, s, t, top, column)
                           for s, t, top in zip(chunk, tags, tops)))
         out.flush()
         n_sents += len(chunk)
@@ -101,10 +98,11 @@ def tag_stream(tagger, sentences, out, output_format="text", top_k=None,
             raise error
 
 
-def _read_chunk(it, batch_size):
+def _read_chunk(it: Iterator[Union[Sentence, Sequence[str]]],
+                batch_size: int) -> tuple[list[Sentence], SeqtagError | None]:
     """Up to batch_size sentences, and the SeqtagError that stopped reading early or None:
     a bad line must not lose the output of the good sentences before it."""
-    chunk = []
+    chunk: list[Sentence] = []
     try:
         for s in itertools.islice(it, batch_size):
             chunk.append(s if isinstance(s, Sentence) else Sentence(list(s)))
@@ -113,8 +111,10 @@ def _read_chunk(it, batch_size):
     return chunk, None
 
 
-def tag_files(tagger, sources, out, input_format=None, output_format="text", top_k=None,
-              batch_size=DEFAULT_BATCH_SIZE, tag_column=None, encoding="utf-8"):
+def tag_files(tagger: Tagger, sources: Iterable[Source], out: TextIO,
+              input_format: str | None = None, output_format: str = "text",
+              top_k: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+              tag_column: str | None = None, encoding: str = "utf-8") -> tuple[int, int]:
     """Tag each source in turn (a path, "-" for standard input, an open file or an
     iterable of lines) with tag_stream; ``input_format`` is "text", "tokens",
     "conllu" or None to detect it per source (seqtag.corpus.detect_format).

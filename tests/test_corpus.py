@@ -411,6 +411,22 @@ def test_format_sentence_dispatches():
         format_sentence("xml", sentence, ["INTJ"])
 
 
+def test_format_sentence_writes_the_k_best_tags_in_every_topk_format():
+    sentence = Sentence(["The", "dog"])
+    tags = ["DET", "NOUN"]
+    topk = [[("DET", 0.9714), ("PRON", 0.0211)], [("NOUN", 0.99999), ("VERB", 0.00001)]]
+    assert format_sentence("text", sentence, tags, topk) == (
+        "The/DET/0.971|PRON/0.021 dog/NOUN/1.000|VERB/0.000\n")
+    assert format_sentence("tsv", sentence, tags, topk) == (
+        "The\tDET\t0.971\tPRON\t0.021\ndog\tNOUN\t1.000\tVERB\t0.000\n\n")
+    assert json.loads(format_sentence("json", sentence, tags, topk))["tokens"][0] == {
+        "word": "The", "tag": "DET", "top": [["DET", 0.9714], ["PRON", 0.0211]]}
+    assert format_sentence("text", Sentence([]), [], []) == "\n"
+    with pytest.raises(CorpusError, match=r"^tag probabilities \(top-k\) cannot be written as "
+                       r"conllu; choose one of text, tsv, json$"):
+        format_sentence("conllu", sentence, tags, topk)
+
+
 # ---------------------------------------------------------------- real data
 
 
