@@ -57,13 +57,13 @@ from types import SimpleNamespace
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import ewt_path, ewt_sentence_lengths, machine_line, sgemm_gflops  # noqa: E402
+from common import blas_threads, ewt_path, ewt_sentence_lengths, machine_line, sgemm_gflops  # noqa: E402
 
-from seqtag import _blas  # noqa: E402
 from seqtag.corpus import Sentence, iter_sentences  # noqa: E402
 from seqtag.network import DEFAULTS as NET, Batch, Network, _log_softmax, _sum_rows  # noqa: E402
 from seqtag.memo import ProjectionMemo  # noqa: E402
 from seqtag.optim import Adam, clip_by_global_norm  # noqa: E402
+from seqtag import runtime  # noqa: E402
 from seqtag.rnn import RNN  # noqa: E402
 from seqtag.train import DEFAULTS as TRAINING, epoch_batches  # noqa: E402
 from seqtag.vocab import Vocabulary  # noqa: E402
@@ -158,6 +158,33 @@ def latency_batch(data):
 
 # ---- the seqtag side ----------------------------------------------------------------------
 
+class WordIdMemo(ProjectionMemo):
+    """seqtag.memo.ProjectionMemo keyed by word id through an array instead of its dict (no
+    Python loop per token): (a)/(b) have no word forms, only ids.  Sized for the whole
+    vocabulary, so it never starts over."""
+
+    def __init__(self, rnn, n_words):
+        super().__init__(rnn, capacity=n_words)
+        self.row_of_id = np.full(n_words, -1, dtype=np.int64)
+
+    def clear(self):
+        super().clear()
+        self.row_of_id[:] = -1
+
+    def rows_of_ids(self, ids, inputs_of):
+        """Row of each of ids (N,), word ids that may repeat; inputs_of(new_ids) gives the
+        inputs of the distinct ids not yet held."""
+        rows = self.row_of_id[ids]
+        absent = rows < 0
+        new_ids = np.unique(ids[absent])
+        self.hits += len(ids) - int(absent.sum())
+        self.misses += len(new_ids)
+        if len(new_ids) == 0:
+            return rows
+        self.row_of_id[new_ids] = self._add(inputs_of(new_ids))
+        return self.row_of_id[ids]
+
+
 class SeqtagPlain:
     """(a)/(b) in seqtag: embedding gather -> RNN.forward_packed -> linear -> log-softmax."""
 
@@ -175,7 +202,7 @@ class SeqtagPlain:
         self.params["output.bias"] = np.zeros(n_tags, dtype=np.float32)
         # a row for every word id (at most the vocabulary: 15.7k x 2 x 512 floats = 64 MB
         # on EWT), so a long tagging run never restarts it
-        self.memo = ProjectionMemo(self.rnn, capacity=n_words)
+        self.memo = WordIdMemo(self.rnn, n_words)
 
     def changed(self):
         self.memo.clear()
@@ -256,7 +283,7 @@ def seqtag_model(key, data, threads):
 
 def seqtag_train_step(model, optimizer, batch):
     # BLAS threads as seqtag.network.Network holds them (see the comment there)
-    with _blas.limited_threads(model.blas_threads):
+    with blas_threads(model.blas_threads):
         _, dense, sparse = model.loss_and_gradients(batch)
     clip_by_global_norm(dense, sparse, CLIP)
     optimizer.step(dense, sparse)
@@ -264,7 +291,7 @@ def seqtag_train_step(model, optimizer, batch):
 
 
 def seqtag_tag(model, batch):
-    with _blas.limited_threads(model.blas_threads):
+    with blas_threads(model.blas_threads):
         return model.infer(batch).argmax(axis=1)
 
 
@@ -493,7 +520,7 @@ def worker(key, side, args, sizes):
 
 
 def setup_threads(threads, torch_too):
-    _blas.set_threads(threads)  # NumPy's own products (seqtag's output layer)
+    runtime.blas().set_threads(threads)  # NumPy's own products (seqtag's output layer)
     if torch_too:
         import torch
         torch.set_num_threads(threads)

@@ -31,8 +31,7 @@ class ProjectionMemo:
     of the default tagger: 32 MB), allocated as it fills.  When a batch brings more new
     keys than there are free rows, the memo starts over (the frequent words come back
     within a batch or two; a least-recently-used order would cost more per token than it
-    saves).  hits / misses count the keys (rows()) or ids (rows_of_ids(), every
-    occurrence) found held / the rows computed.
+    saves).  hits / misses count the keys found held / the rows computed.
     """
 
     def __init__(self, rnn, capacity=DEFAULT_CAPACITY):
@@ -43,7 +42,6 @@ class ProjectionMemo:
         self.capacity = int(capacity)
         self.width = GATES[rnn.cell] * rnn.hidden_size
         self.index = {}
-        self.row_of_id = np.empty(0, dtype=np.int64)  # rows_of_ids: row of each id, or -1
         self.tables = [np.empty((0, self.width), dtype=rnn.dtype)
                        for _ in range(rnn.num_directions)]
         self.hits = self.misses = 0
@@ -56,7 +54,6 @@ class ProjectionMemo:
     def clear(self):
         """Forget every row (the arrays are kept for reuse)."""
         self.index.clear()
-        self.row_of_id[:] = -1
         self.held = 0
         self.packed = None
 
@@ -84,41 +81,6 @@ class ProjectionMemo:
         for p, r in zip(missing.tolist(), new_rows.tolist()):
             self.index[keys[p]] = r
         return rows
-
-    def rows_of_ids(self, ids, inputs_of):
-        """Row of each of ids (N,), integers >= 0 that may repeat (word ids): rows() for
-        integer keys, through an array instead of a dict (no Python loop per token).
-        inputs_of(new_ids) returns the inputs of the distinct ids not yet held.  Returns
-        None when there are more distinct ids than the capacity.  A memo serves either
-        rows() or rows_of_ids(), not both.
-        """
-        ids = np.asarray(ids)
-        if not np.issubdtype(ids.dtype, np.integer) or ids.ndim != 1:
-            raise ValueError(f"ids must be a 1-d array of integers, got {ids.dtype} array "
-                             f"of shape {ids.shape}")
-        ids = ids.astype(np.int64, copy=False)
-        if ids.size and ids.min() < 0:
-            raise ValueError("ids must be >= 0")
-        top = int(ids.max()) + 1 if ids.size else 0
-        if top > len(self.row_of_id):
-            grown = np.full(max(top, 2 * len(self.row_of_id)), -1, dtype=np.int64)
-            grown[:len(self.row_of_id)] = self.row_of_id
-            self.row_of_id = grown
-        rows = self.row_of_id[ids]
-        absent = rows < 0
-        new_ids = np.unique(ids[absent])
-        if len(new_ids) and self.held + len(new_ids) > self.capacity:
-            distinct = np.unique(ids)
-            if len(distinct) > self.capacity:
-                return None
-            self.clear()
-            new_ids, absent = distinct, np.ones(len(ids), dtype=bool)
-        self.hits += len(ids) - int(absent.sum())
-        self.misses += len(new_ids)
-        if len(new_ids) == 0:
-            return rows
-        self.row_of_id[new_ids] = self._add(inputs_of(new_ids))
-        return self.row_of_id[ids]
 
     def _add(self, inputs):
         """Project new inputs into the next free rows; their row numbers."""

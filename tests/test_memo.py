@@ -1,6 +1,7 @@
 """The memo of first-layer projections (seqtag.memo.ProjectionMemo) and the tagging path
 that uses it (Network.infer, Tagger.predict): the same results as the unmemoised forward,
-whatever the memo held before, and never rows computed from older weights."""
+whatever the memo held before, and never rows computed from older weights (a loaded
+tagger's weights are read-only; a training network's are followed by changed())."""
 
 import sys
 import threading
@@ -10,12 +11,13 @@ import pytest
 
 from seqtag import SeqtagError, Tagger
 from seqtag.corpus import Sentence
+from seqtag.inference import predict_log_probs
 from seqtag.memo import ProjectionMemo
 from seqtag.network import Batch, Network
 from seqtag.packing import Packing
 from seqtag.rnn import RNN
 from seqtag.train import DEFAULTS as TRAIN_DEFAULTS
-from seqtag.train import TrainingState, corpus_fingerprint, predict_log_probs, train
+from seqtag.train import TrainingState, corpus_fingerprint, train
 from seqtag.vocab import Vocabulary
 from test_tagger import TINY, synthetic_corpus
 
@@ -317,9 +319,9 @@ def test_weights_outside_the_memo_need_no_clear():
 
 
 def test_recurrent_weights_changed_in_place_need_changed():
-    """The memo keeps W_hh packed for the fused step (memo.py), so an in-place change of
-    a recurrent weight is seen after changed(), as README.md tells users; on the BLAS
-    path W_hh is read at every call."""
+    """The memo keeps W_hh packed for the fused step (memo.py), so on a network whose
+    weights change in place (training's) a change of a recurrent weight is seen after
+    changed(), which the training loop calls; on the BLAS path W_hh is read at every call."""
     net, v = network()
     batch = Batch(TEXTS, v)
     net.infer(batch)
@@ -332,6 +334,41 @@ def test_recurrent_weights_changed_in_place_need_changed():
         np.testing.assert_allclose(stale, fresh, rtol=1e-5, atol=1e-6)
     net.changed()
     assert_matches_forward(net, batch)
+
+
+SENTENCES = [["The", "dog", "barked", "."], ["A", "cat", "sat", "on", "the", "mat", "."]]
+
+
+def test_a_loaded_taggers_weights_are_read_only():
+    """An in-place edit of a loaded tagger would be served stale from the memo (the
+    projections, W_hh packed for the fused step): every weight refuses it instead."""
+    tagger = Tagger.load()
+    tagger.predict(SENTENCES)  # the memo is filled
+    arrays = tagger.network.arrays()
+    assert "rnn.weight_hh_l0" in arrays and "word_embedding" in arrays
+    for name, array in arrays.items():
+        with pytest.raises(ValueError, match="^assignment destination is read-only$"):
+            array[(0,) * array.ndim] = 1.0
+        with pytest.raises(ValueError, match="^output array is read-only$"):
+            array *= 2.0
+
+
+def test_a_loaded_tagger_takes_edited_copies_through_load_arrays():
+    tagger = Tagger.load()
+    before = predict_log_probs(tagger.network, tagger.vocab, SENTENCES, memo=True)
+    edited = {name: array.copy() for name, array in tagger.network.arrays().items()}
+    edited["rnn.weight_hh_l0"] *= 2.0
+    edited["word_embedding"] *= 3.0
+    tagger.network.load_arrays(edited)
+    memoised = predict_log_probs(tagger.network, tagger.vocab, SENTENCES, memo=True)
+    plain = predict_log_probs(tagger.network, tagger.vocab, SENTENCES, memo=False)
+    assert max(np.abs(a - b).max() for a, b in zip(memoised, before)) > 1e-3
+    for a, b in zip(memoised, plain):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # the network keeps read-only copies of its own; the caller's arrays stay writable
+    assert all(not a.flags.writeable for a in tagger.network.arrays().values())
+    assert all(a.flags.writeable for a in edited.values())
+    assert tagger.network.word_embedding is not edited["word_embedding"]
 
 
 def test_load_arrays_clears_the_memo():
@@ -396,8 +433,8 @@ def small_tagger():
 def test_predict_from_two_threads_gives_the_serial_results(small_tagger):
     sents_a = [s.words for s in synthetic_corpus(40, seed=5)] + [["zebra", "the", "Dog"]]
     sents_b = [s.words for s in synthetic_corpus(30, seed=6)][::-1] + [["Unseen", "forms"]]
-    expected_a = small_tagger.predict(sents_a, top_k=2)
-    expected_b = small_tagger.predict(sents_b, top_k=2)
+    expected_a = (small_tagger.predict(sents_a), small_tagger.predict_top_k(sents_a, 2))
+    expected_b = (small_tagger.predict(sents_b), small_tagger.predict_top_k(sents_b, 2))
     results, errors = {"a": [], "b": []}, []
     barrier = threading.Barrier(2)
 
@@ -405,7 +442,8 @@ def test_predict_from_two_threads_gives_the_serial_results(small_tagger):
         try:
             barrier.wait()
             for _ in range(10):
-                results[name].append(small_tagger.predict(sents, top_k=2))
+                results[name].append((small_tagger.predict(sents),
+                                      small_tagger.predict_top_k(sents, 2)))
         except Exception as e:  # pragma: no cover - reported below
             errors.append(e)
 
@@ -520,51 +558,16 @@ def test_memo_filled_on_the_last_epoch_is_not_served_after_training():
     assert _memo_gap(network, vocab) <= 1e-5
 
 
-# ---- ProjectionMemo.rows_of_ids (integer keys through an array) ------------------------------
+# ---- ProjectionMemo.forward ---------------------------------------------------------------
 
-def test_rows_of_ids_projects_each_distinct_new_id_once_and_reuses_it(rnn):
-    table = np.random.default_rng(5).standard_normal((50, rnn.input_size)).astype(rnn.dtype)
-    memo = ProjectionMemo(rnn, capacity=20)
-    calls = []
-
-    def inputs_of(new_ids):
-        calls.append(list(new_ids))
-        return table[new_ids]
-
-    ids = np.array([7, 3, 7, 7, 12, 3])
-    rows = memo.rows_of_ids(ids, inputs_of)
-    assert calls == [[3, 7, 12]]
-    assert rows[0] == rows[2] == rows[3] and rows[1] == rows[5] and len(set(rows)) == 3
-    for d, t in enumerate(memo.tables):
-        np.testing.assert_allclose(t[rows], rnn.input_projection(table[ids], d), rtol=1e-6,
-                                   atol=1e-6)
-    again = memo.rows_of_ids(np.array([12, 40, 3]), inputs_of)
-    assert calls[-1] == [40] and again[0] == rows[4] and again[2] == rows[1]
-    assert (memo.hits, memo.misses, len(memo)) == (2, 4, 4)
-
-
-def test_rows_of_ids_restarts_when_full_and_gives_up_beyond_capacity(rnn):
-    table = np.random.default_rng(6).standard_normal((50, rnn.input_size)).astype(rnn.dtype)
-    memo = ProjectionMemo(rnn, capacity=4)
-    memo.rows_of_ids(np.array([1, 2, 3]), lambda new: table[new])
-    rows = memo.rows_of_ids(np.array([3, 8, 9]), lambda new: table[new])  # 5 > 4: restart
-    assert len(memo) == 3
-    for d, t in enumerate(memo.tables):
-        np.testing.assert_allclose(t[rows], rnn.input_projection(table[[3, 8, 9]], d),
-                                   rtol=1e-6, atol=1e-6)
-    assert memo.rows_of_ids(np.arange(5), lambda new: table[new]) is None
-    with pytest.raises(ValueError, match="ids must be >= 0"):
-        memo.rows_of_ids(np.array([1, -1]), lambda new: table[new])
-    with pytest.raises(ValueError, match="1-d array of integers"):
-        memo.rows_of_ids(np.array([1.0]), lambda new: table[new])
-
-
-def test_rows_of_ids_then_forward_projected_equals_the_plain_forward(rnn):
+def test_rows_then_forward_equals_the_plain_forward(rnn):
     E = np.random.default_rng(7).standard_normal((30, rnn.input_size)).astype(rnn.dtype)
     memo = ProjectionMemo(rnn, capacity=30)
     packing = Packing([4, 2, 5])
     ids = np.random.default_rng(8).integers(0, 30, packing.n_rows)
-    out, h_n, c_n = memo.forward(memo.rows_of_ids(ids, lambda new: E[new]), packing)
+    distinct, row_of_token = np.unique(ids, return_inverse=True)
+    rows = memo.rows(distinct.tolist(), lambda positions: E[distinct[positions]])
+    out, h_n, c_n = memo.forward(rows[row_of_token], packing)
     ref, ref_h, ref_c, _ = rnn.forward_packed(E[ids], packing, keep=False)
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(h_n, ref_h, rtol=1e-5, atol=1e-6)
