@@ -7,7 +7,12 @@ __version__ = "0.1.0"
 
 __all__ = ["Tagger", "SeqtagError", "__version__"]
 
+from typing import TYPE_CHECKING
+
 from .errors import SeqtagError
+
+if TYPE_CHECKING:  # type checkers see the class; at run time __getattr__ imports it late
+    from .tagger import Tagger
 
 
 def __getattr__(name):
