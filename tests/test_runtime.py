@@ -334,3 +334,28 @@ def test_the_fallback_product_equals_blas(dtype, tol, trans_a, trans_b, m, n, k)
     plain = (a.T if trans_a else a) @ (b.T if trans_b else b)
     for out, want in zip(outs, [expected, plain, expected, plain]):
         np.testing.assert_allclose(out, want, rtol=tol, atol=tol * np.sqrt(k))
+
+
+SPAWN_SCRIPT = """
+import multiprocessing, sys
+from seqtag import Tagger
+
+def tag(sentence):
+    return Tagger.load(threads=2).predict([sentence])[0]
+
+if __name__ == "__main__":
+    sentences = [["The", "dog", "ate", "the", "apple", "."], ["Time", "flies", "."]]
+    expected = Tagger.load(threads=2).predict(sentences)
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        got = pool.map_async(tag, sentences).get(timeout=120)
+    print(got == expected, got)
+"""
+
+
+def test_a_spawn_pool_tags_like_the_parent(tmp_path):
+    script = tmp_path / "spawned.py"
+    script.write_text(SPAWN_SCRIPT)
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            timeout=180, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("True [['DET', 'NOUN', 'VERB', 'DET', 'NOUN', 'PUNCT']")
