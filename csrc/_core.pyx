@@ -448,3 +448,24 @@ def _tanh_f32(float[::1] x):
     if x.shape[0]:
         with nogil:
             seqtag_tanh_f32(&x[0], x.shape[0])
+
+
+# What this build compiled in: a compiler without GCC >= 12's ifunc clones builds fastmath.h's
+# portable loops only, one without AVX-512 target support no fused LSTM kernels; both still
+# compute the same results, slower, and this is how to see which build is running.
+cdef extern from "fastmath.h":
+    const int SEQTAG_HAVE_CLONES
+    const char* SEQTAG_COMPILER
+
+cdef extern from "lstm_step.h":
+    const int SEQTAG_HAVE_LSTM_STEP
+
+
+def build_info():
+    """What the compiled core was built with: {"compiler": name and version,
+    "fastmath_clones": whether fastmath.h's kernels have AVX2/AVX-512 clones chosen at load
+    time (else SSE2 loops only), "fused_lstm_kernels": whether lstm_step.h's AVX-512 kernels
+    are compiled in (they run only where fused_step_available() also says so)}."""
+    return {"compiler": SEQTAG_COMPILER.decode("ascii", "replace").strip(),
+            "fastmath_clones": bool(SEQTAG_HAVE_CLONES),
+            "fused_lstm_kernels": bool(SEQTAG_HAVE_LSTM_STEP)}

@@ -54,14 +54,31 @@ typedef const float *SEQTAG_RESTRICT seqtag_cfloat_r;
  * 1.2/1.9 ns an element in the SSE2 default, 0.32/0.52 with AVX2+FMA and 0.17/0.27 with
  * AVX-512 (libm's tanhf: 8.5 ns).  Only GCC >= 12 (target_clones of "arch=x86-64-v3",
  * i.e. AVX2 + FMA; plain "avx2" would leave FMA off) on x86-64 Linux (ifunc); elsewhere,
- * or with -DSEQTAG_NO_CLONES, the single portable version is built. */
+ * or with -DSEQTAG_NO_CLONES, the single portable version is built, and
+ * _core.build_info() says so.  Not clang: clang 14 compiles these clones, but its
+ * resolver tests "arch=x86-64-v4" as a CPU name (the vendor field of __cpu_model is 0),
+ * which no Intel or AMD CPU matches and an unknown vendor always does, so the portable
+ * version is the safe one there. */
 #if defined(__GNUC__) && !defined(__clang__) && !defined(__INTEL_COMPILER) && \
     defined(__x86_64__) && defined(__ELF__) && defined(__linux__) && __GNUC__ >= 12 && \
     !defined(SEQTAG_NO_CLONES)
+#define SEQTAG_HAVE_CLONES 1
 #define SEQTAG_CLONES \
     __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
+#define SEQTAG_HAVE_CLONES 0
 #define SEQTAG_CLONES
+#endif
+
+/* The compiler that built the extension, for _core.build_info() */
+#if defined(__clang__)
+#define SEQTAG_COMPILER "clang " __clang_version__
+#elif defined(__GNUC__)
+#define SEQTAG_COMPILER "gcc " __VERSION__
+#elif defined(_MSC_VER)
+#define SEQTAG_COMPILER "msvc"
+#else
+#define SEQTAG_COMPILER "unknown"
 #endif
 
 static inline float seqtag__from_bits(int32_t i) {

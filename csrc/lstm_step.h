@@ -22,11 +22,15 @@
 #include <Python.h>
 #include <stdint.h>
 
-/* -DSEQTAG_HAVE_LSTM_STEP=0 builds without the kernels (what other compilers and CPUs
- * get), to check that build */
+/* The kernels need per-function target attributes, AVX-512 intrinsics and
+ * __builtin_cpu_supports on x86-64: GCC >= 9, or clang >= 9 outside MSVC's ABI (clang 14
+ * builds them unchanged; so far they have run on AVX-512 CPUs only from GCC builds).
+ * -DSEQTAG_HAVE_LSTM_STEP=0 builds without them (what other compilers and CPUs get), to
+ * check that build; _core.build_info() tells which build this is. */
 #ifndef SEQTAG_HAVE_LSTM_STEP
-#if defined(__GNUC__) && !defined(__clang__) && (defined(__x86_64__) || defined(_M_X64)) && \
-    __GNUC__ >= 9
+#if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__) && \
+    ((defined(__clang__) && __clang_major__ >= 9 && !defined(_MSC_VER)) || \
+     (!defined(__clang__) && __GNUC__ >= 9))
 #define SEQTAG_HAVE_LSTM_STEP 1
 #else
 #define SEQTAG_HAVE_LSTM_STEP 0

@@ -6,7 +6,9 @@ Slow (the wheel compiles csrc/, a minute or so): `-m "not packaging"` leaves it 
 """
 
 import importlib.metadata
+import json
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -130,6 +132,21 @@ def test_venv_has_no_compiler_no_cython_and_imports_the_installed_package(venv):
     assert package.startswith(site) and core.startswith(site)
     assert cython == "None"
     assert compilers == "[None, None, None]"
+
+
+def test_installed_core_says_which_kernels_it_was_built_with(venv):
+    code = "import json, seqtag._core as c; print(json.dumps(c.build_info()))"
+    result = run([venv / "env" / "bin" / "python", "-c", code], env=no_compiler_env(venv),
+                 cwd=venv)
+    info = json.loads(result.stdout)
+    assert set(info) == {"compiler", "fastmath_clones", "fused_lstm_kernels"}
+    compiler, version = info["compiler"].split(" ", 1)
+    x86_linux = platform.machine() == "x86_64" and sys.platform == "linux"
+    if compiler == "gcc" and int(version.split(".")[0]) >= 12 and x86_linux:
+        assert info["fastmath_clones"] is True and info["fused_lstm_kernels"] is True
+    elif compiler == "clang" and x86_linux:
+        # clang's ifunc resolver mis-dispatches the clones (csrc/fastmath.h): portable loops
+        assert info["fastmath_clones"] is False and info["fused_lstm_kernels"] is True
 
 
 def test_installed_requirements_are_consistent(venv):
