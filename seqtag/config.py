@@ -17,11 +17,14 @@ Pure Python on purpose: ``seqtag --help`` and one-shot tagging import it, and mu
 pay for numpy.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import difflib
 import math
 import numbers
 import typing
+from typing import Any, Iterable, Mapping, Optional, TypeVar
 
 from .errors import ConfigError, ModelError
 
@@ -32,8 +35,10 @@ __all__ = ["ConfigError", "NetworkConfig", "TrainingConfig", "TaggingConfig", "O
 DEFAULT_LR = {"adam": 2e-3, "sgd": 0.1}
 
 
-def option(default, *, help, min=None, min_open=False, max=None, max_open=False,
-           choices=None, resumable=False, none_means=None, metavar=None):
+def option(default: Any, *, help: str, min: float | None = None, min_open: bool = False,
+           max: float | None = None, max_open: bool = False,
+           choices: Iterable[str] | None = None, resumable: bool = False,
+           none_means: str | None = None, metavar: str | None = None) -> Any:
     """A config field: its default and what the Option built from it needs.
 
     min/max bound the value (min_open / max_open exclude the bound itself); choices lists
@@ -52,7 +57,8 @@ class Option:
     kind is int, float or str; none: whether None is accepted.
     """
 
-    def __init__(self, name, group, kind, none, default, spec):
+    def __init__(self, name: str, group: str, kind: type, none: bool, default: Any,
+                 spec: Mapping[str, Any]) -> None:
         self.name, self.group, self.kind, self.none, self.default = (
             name, group, kind, none, default)
         self.help = spec["help"]
@@ -63,15 +69,15 @@ class Option:
         self.none_means = spec["none_means"]
         self._metavar = spec["metavar"]
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<Option {self.group}.{self.name}>"
 
     @property
-    def flag(self):
+    def flag(self) -> str:
         return flag(self.name)
 
     @property
-    def metavar(self):
+    def metavar(self) -> str:
         if self._metavar:
             return self._metavar
         if self.choices:
@@ -79,13 +85,13 @@ class Option:
         return {int: "INTEGER", float: "NUMBER", str: "TEXT"}[self.kind]
 
     @property
-    def shown_default(self):
+    def shown_default(self) -> str | None:
         """The default as --help shows it; None: show none."""
         if self.default is None:
             return self.none_means
         return str(self.default)
 
-    def requirement(self):
+    def requirement(self) -> str:
         """What the option accepts: "an integer >= 1", "one of adam, sgd", ... (None, where
         accepted, is left unsaid: it means the default, and a shell cannot give it)."""
         if self.choices:
@@ -102,7 +108,7 @@ class Option:
                 text += f" {'<' if self.max_open else '<='} {self.max:g}"
         return text
 
-    def check(self, value):
+    def check(self, value: Any) -> Any:
         """The value, normalised (an int for int options, a float for float ones); a
         ConfigError naming the option if it is not accepted."""
         if value is None:
@@ -118,7 +124,7 @@ class Option:
         if self.kind is int:
             if not isinstance(value, numbers.Integral):
                 self._refuse(value)  # 2.0 epochs: a float where a count belongs
-            number = int(value)
+            number: float = int(value)
         else:
             try:
                 number = float(value)
@@ -130,16 +136,15 @@ class Option:
             self._refuse(value)
         return number
 
-    def parse(self, text):
+    def parse(self, text: str) -> Any:
         """The value of a command-line argument, checked as check() does; the message shows
         the text as typed."""
         try:
+            value: Any = text
             if self.kind is int:
                 value = int(text)
             elif self.kind is float:
                 value = float(text)
-            else:
-                value = text
             return self.check(value)
         except (ValueError, ConfigError):
             pass
@@ -150,23 +155,23 @@ class Option:
             shown = repr(text)
         raise ConfigError(self.name, f"must be {self.requirement()}, got {shown}")
 
-    def _in_range(self, value):
+    def _in_range(self, value: float) -> bool:
         if self.min is not None and (value <= self.min if self.min_open else value < self.min):
             return False
         if self.max is not None and (value >= self.max if self.max_open else value > self.max):
             return False
         return True
 
-    def _refuse(self, value):
+    def _refuse(self, value: Any) -> typing.NoReturn:
         raise ConfigError(self.name, f"must be {self.requirement()}, got {_show(value)}")
 
 
-def flag(name):
+def flag(name: str) -> str:
     """The command line's name for an option: --word-dim for word_dim."""
     return "--" + name.replace("_", "-")
 
 
-def _show(value):
+def _show(value: Any) -> str:
     """A value as a message shows it: 0.5, 3, 'rnn' (numpy scalars as plain numbers)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return repr(value)
@@ -178,23 +183,27 @@ def _show(value):
         return repr(value)
 
 
+C = TypeVar("C", bound="_Config")
+
+
 class _Config:
     """Shared behaviour of the config dataclasses: checking, dicts, metadata."""
 
-    GROUP = ""
-    _OPTIONS = ()
+    GROUP: typing.ClassVar[str] = ""
+    _OPTIONS: typing.ClassVar[tuple[Option, ...]] = ()
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for opt in self._OPTIONS:
             object.__setattr__(self, opt.name, opt.check(getattr(self, opt.name)))
 
     @classmethod
-    def options(cls):
+    def options(cls) -> dict[str, Option]:
         """{name: Option} in declaration order."""
         return {opt.name: opt for opt in cls._OPTIONS}
 
     @classmethod
-    def check_names(cls, names, known=None):
+    def check_names(cls, names: Iterable[str],
+                    known: Mapping[str, Option] | None = None) -> None:
         """ConfigError for the first name (sorted) that is not an option of known
         ({name: Option}; default: this class's), naming the nearest valid one."""
         known = cls.options() if known is None else known
@@ -202,13 +211,13 @@ class _Config:
             raise unknown_option(name, known)
 
     @classmethod
-    def from_dict(cls, values):
+    def from_dict(cls: type[C], values: Mapping[str, Any]) -> C:
         """A config from {name: value}; missing options take their defaults."""
         cls.check_names(values)
         return cls(**values)
 
     @classmethod
-    def from_meta(cls, values, what):
+    def from_meta(cls: type[C], values: Any, what: str) -> C:
         """A config from a model's or checkpoint's metadata, which may lack options added
         since it was written (they take their defaults).  MetadataError says what is wrong
         ("network options: hidden must be ..."), for the caller to name the file."""
@@ -219,12 +228,12 @@ class _Config:
         except ConfigError as e:
             raise MetadataError(f"{what}: {e}") from None
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return {opt.name: getattr(self, opt.name) for opt in self._OPTIONS}
 
-    def replace(self, **changes):
+    def replace(self: C, **changes: Any) -> C:
         self.check_names(changes)
-        return dataclasses.replace(self, **changes)
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
 
 
 class MetadataError(ModelError):
@@ -232,19 +241,22 @@ class MetadataError(ModelError):
     message leaves the file for the caller to name."""
 
 
-def unknown_option(name, known):
+def unknown_option(name: str, known: Iterable[str]) -> ConfigError:
     """The ConfigError for an option name that is not in known (names)."""
     close = difflib.get_close_matches(str(name), list(known), n=1)
     hint = f"did you mean {close[0]!r}?" if close else f"the options are {', '.join(known)}"
     return ConfigError(name, message=f"unknown option {name!r}; {hint}")
 
 
-def _declare(cls):
-    """Make cls a frozen dataclass and build its Options from its fields."""
-    cls = dataclasses.dataclass(frozen=True)(cls)
+T = TypeVar("T", bound=type[_Config])
+
+
+def _declare(cls: T) -> T:
+    """Build the Options of a config dataclass from its fields."""
     options = []
-    for f in dataclasses.fields(cls):
-        kind, none = f.type, False
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]  # a dataclass by now
+        kind, none = hints[f.name], False
         if typing.get_origin(kind) is typing.Union:
             args = [a for a in typing.get_args(kind) if a is not type(None)]
             kind, none = args[0], True
@@ -254,13 +266,14 @@ def _declare(cls):
     return cls
 
 
-def _threads():
+def _threads() -> Any:
     # training and tagging both take it: one declaration
     return option(2, min=1, help="CPU threads (2: the two directions of each BiLSTM at once).",
                   resumable=True)
 
 
 @_declare
+@dataclasses.dataclass(frozen=True)
 class NetworkConfig(_Config):
     """The network's shape: a model's metadata holds it."""
 
@@ -279,6 +292,7 @@ class NetworkConfig(_Config):
 
 
 @_declare
+@dataclasses.dataclass(frozen=True)
 class TrainingConfig(_Config):
     """How a run trains: a model's and a checkpoint's metadata hold it."""
 
@@ -287,7 +301,7 @@ class TrainingConfig(_Config):
     epochs: int = option(30, min=1, resumable=True, help="Most epochs to train.")
     batch_size: int = option(32, min=1, help="Sentences per training batch.")
     optimizer: str = option("adam", choices=("adam", "sgd"), help="Optimizer.")
-    lr: typing.Optional[float] = option(
+    lr: Optional[float] = option(
         None, min=0.0, min_open=True, help="Learning rate.",
         none_means=", ".join(f"{v:g} with {k}" for k, v in DEFAULT_LR.items()))
     clip: float = option(5.0, min=0.0, help="Largest global norm of the gradients "
@@ -302,7 +316,7 @@ class TrainingConfig(_Config):
                                  "epochs without a better dev score...")
     lr_decay: float = option(0.5, min=0.0, min_open=True, max=1.0,
                              help="...by this factor.")
-    max_time: typing.Optional[float] = option(
+    max_time: Optional[float] = option(
         None, min=0.0, min_open=True, resumable=True, none_means="no limit",
         help="Stop after the epoch running when this many seconds have passed.")
     dev_fraction: float = option(0.1, min=0.0, min_open=True, max=1.0, max_open=True,
@@ -311,17 +325,18 @@ class TrainingConfig(_Config):
     threads: int = _threads()
 
     @property
-    def learning_rate(self):
+    def learning_rate(self) -> float:
         """lr, or the optimizer's own default when lr is None."""
         return DEFAULT_LR[self.optimizer] if self.lr is None else self.lr
 
     @classmethod
-    def resumable(cls):
+    def resumable(cls) -> tuple[str, ...]:
         """Names of the options a resumed run may set anew (the others shape the run)."""
         return tuple(opt.name for opt in cls._OPTIONS if opt.resumable)
 
 
 @_declare
+@dataclasses.dataclass(frozen=True)
 class TaggingConfig(_Config):
     """What tagging takes: Tagger.load (threads, memo_words) and the tag stream
     (batch_size, top_k)."""
@@ -330,7 +345,7 @@ class TaggingConfig(_Config):
 
     threads: int = _threads()
     batch_size: int = option(256, min=1, help="Sentences read, tagged and written at a time.")
-    top_k: typing.Optional[int] = option(
+    top_k: Optional[int] = option(
         None, min=1, metavar="K",
         help="Also print the K most probable tags with their probabilities: word/TAG/P|TAG/P... "
              "in text, more TAG<TAB>P columns in tsv, \"top\" in json.")
@@ -338,7 +353,8 @@ class TaggingConfig(_Config):
                              "projection tagging remembers (0: none).")
 
 
-def split_training_options(options):
+def split_training_options(options: Mapping[str, Any]
+                           ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Tagger.train's keyword options, checked: ({network option: value},
     {training option: value}), the values normalised.  ConfigError for an unknown name
     (naming the nearest one) or a bad value."""

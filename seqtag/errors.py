@@ -29,7 +29,8 @@ class ConfigError(SeqtagError):
     > 0, got -1"), so the command line can name its flag instead: "--lr must be ...".
     """
 
-    def __init__(self, option, problem=None, *, message=None):
+    def __init__(self, option: str, problem: str | None = None, *,
+                 message: str | None = None) -> None:
         self.option = option
         self.problem = problem
         super().__init__(message if message is not None else f"{option} {problem}")
