@@ -8,7 +8,7 @@ The options are the fields of three frozen dataclasses, one per group:
 
 Building one checks every value and raises ConfigError, whose one-line message names the
 option, what it accepts and the value given: ``lr must be a number > 0, got -1``.
-``NetworkConfig.from_dict`` also refuses unknown names, naming the nearest valid one.
+``from_dict`` also refuses unknown names, naming the nearest valid one.
 The command line builds its train and tag options from these fields (name, help, shown
 default, choices) and parses their text here (Option.parse), so the checks and the
 messages are the same from Python and from a shell.
@@ -23,6 +23,7 @@ import dataclasses
 import difflib
 import math
 import numbers
+import types
 import typing
 from typing import Any, Iterable, Mapping, Optional, TypeVar
 
@@ -257,7 +258,7 @@ def _declare(cls: T) -> T:
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]  # a dataclass by now
         kind, none = hints[f.name], False
-        if typing.get_origin(kind) is typing.Union:
+        if typing.get_origin(kind) in (typing.Union, types.UnionType):  # Optional[x], x | None
             args = [a for a in typing.get_args(kind) if a is not type(None)]
             kind, none = args[0], True
         options.append(Option(f.name, cls.GROUP, kind, none, f.default,
