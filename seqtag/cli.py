@@ -2,12 +2,18 @@
 
 Each command parses its options, calls the library and prints; numpy and the
 tagger are imported inside the commands so `seqtag --help` and `seqtag tag`
-start quickly.  Errors a user can fix (SeqtagError) print one line,
-``seqtag: error: <message>``, and exit with status 1; ``seqtag --verbose`` or
-SEQTAG_DEBUG=1 adds the traceback.  Ctrl-C exits with status 130.
+start quickly.  The options of the network, of training and of tagging are not
+written here: they are generated from seqtag.config (name, help, shown default,
+choices), which also parses and checks their values.  Errors a user can fix
+(SeqtagError) print one line, ``seqtag: error: <message>``, and exit with status 1;
+a bad option value (ConfigError) names its flag and exits with status 2, as any
+usage error.  ``seqtag --verbose`` or SEQTAG_DEBUG=1 adds the traceback.  Ctrl-C
+exits with status 130.
 """
 
 import enum
+import functools
+import inspect
 import json
 import os
 import shlex
@@ -18,18 +24,11 @@ from pathlib import Path
 from typing import Annotated, List, Optional
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from . import __version__
-from .errors import SeqtagError
-
-# The library's defaults (seqtag.train.DEFAULTS, seqtag.network.DEFAULTS), repeated so that
-# --help can show them without importing numpy; tests/test_cli.py checks that they agree.
-LIBRARY_DEFAULTS = {
-    "epochs": 30, "cell": "lstm", "layers": 2, "hidden": 128, "word_dim": 100, "char_dim": 32,
-    "char_hidden": 64, "dropout": 0.5, "optimizer": "adam", "batch_size": 32, "seed": 1,
-    "patience": 6, "max_time": None, "dev_fraction": 0.1,
-}
+from .config import NetworkConfig, TaggingConfig, TrainingConfig, flag
+from .errors import ConfigError, SeqtagError
 
 
 class CorpusFormat(str, enum.Enum):
@@ -58,24 +57,27 @@ class TagColumn(str, enum.Enum):
     xpos = "xpos"
 
 
-class Cell(str, enum.Enum):
-    lstm = "lstm"
-    peephole = "peephole"
-    gru = "gru"
-
-
-class Optimizer(str, enum.Enum):
-    adam = "adam"
-    sgd = "sgd"
-
-
 def _value(choice):
     """An enum option's string, None for None and for "auto"."""
     return None if choice is None or choice.value == "auto" else choice.value
 
 
-class _Group(TyperGroup):
-    """Turns SeqtagError into one line on stderr (exit 1) and Ctrl-C into exit 130."""
+class _PlainParams:
+    """Gives a command's parameters, and its help option, plain conversions (_plain_coercion)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _plain_coercion(self.params)
+
+    def get_help_option(self, ctx):
+        option = super().get_help_option(ctx)
+        _plain_coercion([option] if option is not None else [])
+        return option
+
+
+class _Group(_PlainParams, TyperGroup):
+    """Turns SeqtagError into one line on stderr (exit 1; a bad option value: exit 2, as
+    any usage error) and Ctrl-C into exit 130."""
 
     def invoke(self, ctx):
         try:
@@ -83,12 +85,114 @@ class _Group(TyperGroup):
         except SeqtagError as e:
             if ctx.params.get("verbose") or os.environ.get("SEQTAG_DEBUG", "") not in ("", "0"):
                 traceback.print_exc()
+            status = 1
             message = " ".join(str(e).split())
+            if isinstance(e, ConfigError) and e.problem is not None:
+                status, message = 2, f"{flag(e.option)} {e.problem}"
             typer.echo(f"seqtag: error: {message}", err=True)
-            raise typer.Exit(1) from None
+            raise typer.Exit(status) from None
         except KeyboardInterrupt:
             _say_interrupted("interrupted")
             raise typer.Exit(130) from None
+
+
+class _Command(_PlainParams, TyperCommand):
+    """A command whose config options are listed under their own headings in --help, and
+    whose parameters, all strings, paths, choices and flags, skip typer's pydantic layer."""
+
+    def format_options(self, ctx, formatter):
+        sections = getattr(self.callback, "option_sections", {})
+        args, groups = [], {"Options": []}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                args.append(record)
+            else:
+                groups.setdefault(sections.get(param.name, "Options"), []).append(record)
+        if args:
+            with formatter.section("Arguments"):
+                formatter.write_dl(args)
+        for heading, records in groups.items():
+            if records:
+                with formatter.section(heading):
+                    formatter.write_dl(records)
+
+
+def _plain_coercion(params):
+    """From 0.25 typer converts every parameter (given or not) through a pydantic
+    TypeAdapter, which costs the import of pydantic on every call: +70 ms or more on each
+    `seqtag tag`.  Our parameters need no such thing: strings stay strings (seqtag.config
+    parses the option values), paths become Path, choices their enum, flags bools.  So
+    each one gets a plain conversion in the slot typer fills lazily; a typer without that
+    slot (before 0.25) converts through click, which is cheap already.  If a later typer
+    renames the slot, this does nothing and the commands work as before, only slower
+    (tests/test_cli.py checks that tagging imports no pydantic)."""
+    try:
+        from typer._coercion import RuntimeParam
+    except ImportError:
+        return
+    for param in params:
+        annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+        plain = annotation in (str, Path, bool, List[str]) or (
+            isinstance(annotation, type) and issubclass(annotation, enum.Enum))
+        if plain and getattr(param, "_runtime_param", False) is None:
+            param._runtime_param = _plain_runtime_param(RuntimeParam)(
+                parameter_info=param.type_descriptor.parameter_info, annotation=annotation)
+
+
+@functools.lru_cache(maxsize=None)
+def _plain_runtime_param(base):
+    class PlainRuntimeParam(base):
+        def _coerce_value(self, value, param, ctx):
+            kind = self.annotation
+            if kind == List[str]:
+                return [str(v) for v in value]
+            try:
+                return kind(value)  # str, Path, bool or an enum
+            except ValueError:  # not one of the enum's: as click words it
+                choices = ", ".join(repr(c.value) for c in kind)
+                raise typer.BadParameter(f"{value!r} is not one of {choices}.", ctx=ctx,
+                                         param=param) from None
+
+    return PlainRuntimeParam
+
+
+def _config_options(*groups):
+    """Give the decorated command one option per field of each (config class, heading[,
+    names]) in groups: --word-dim for word_dim, its help, its default as shown, its choices.
+    The command receives `options`, {name: value} of those given on the command line,
+    parsed and checked by seqtag.config (ConfigError: exit 2 naming the flag)."""
+    table = {}
+    for config_class, heading, *names in groups:
+        for name, opt in config_class.options().items():
+            if not names or name in names[0]:
+                table.setdefault(name, (opt, heading))
+
+    def decorate(command):
+        signature = inspect.signature(command)
+        params = [p for p in signature.parameters.values() if p.name != "options"]
+        for name, (opt, _) in table.items():
+            shown = opt.shown_default
+            info = typer.Option(opt.flag, metavar=opt.metavar, help=opt.help,
+                                show_default=shown if shown is not None else False)
+            params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                            annotation=Annotated[Optional[str], info]))
+
+        @functools.wraps(command)
+        def with_options(**kwargs):
+            given = {name: kwargs.pop(name) for name in table}
+            options = {name: table[name][0].parse(text) for name, text in given.items()
+                       if text is not None}
+            return command(**kwargs, options=options)
+
+        with_options.__signature__ = signature.replace(parameters=params)
+        with_options.__annotations__ = {p.name: p.annotation for p in params}
+        with_options.option_sections = {name: heading for name, (_, heading) in table.items()}
+        return with_options
+
+    return decorate
 
 
 app = typer.Typer(
@@ -105,7 +209,7 @@ app = typer.Typer(
 
 def _show_version(value: bool):
     if value:
-        from .rnn import compute_description
+        from .runtime import compute_description
         typer.echo(f"seqtag {__version__}")
         typer.echo(f"compute: {compute_description()}")
         raise typer.Exit()
@@ -122,17 +226,13 @@ def _main_options(
     """seqtag: a fast part-of-speech tagger."""
 
 
-def _positive(value):
-    if value is not None and not value > 0:
-        raise typer.BadParameter(f"{value} is not greater than 0")
-    return value
-
-
-def _default(name):
-    return str(LIBRARY_DEFAULTS[name])
-
-
 # ---------------------------------------------------------------- train
+
+
+def _flags(names):
+    """"--epochs, --patience and --threads" for ("epochs", "patience", "threads")."""
+    flags = [flag(name) for name in names]
+    return ", ".join(flags[:-1]) + " and " + flags[-1] if len(flags) > 1 else "".join(flags)
 
 
 class _TrainingReport:
@@ -165,7 +265,8 @@ class _TrainingReport:
                        f"{event['seconds']:6.1f}s{'  *' if event['best'] else ''}", err=True)
 
 
-@app.command(no_args_is_help=True, short_help="Train a tagger on a tagged corpus.")
+@app.command(cls=_Command, no_args_is_help=True, short_help="Train a tagger on a tagged corpus.")
+@_config_options((NetworkConfig, "Network options"), (TrainingConfig, "Training options"))
 def train(
     corpus: Annotated[Path, typer.Argument(
         metavar="CORPUS",
@@ -174,7 +275,7 @@ def train(
     dev: Annotated[Optional[Path], typer.Option(
         metavar="DEV",
         help="Tagged dev corpus that picks the best epoch. Default: hold out "
-             f"{LIBRARY_DEFAULTS['dev_fraction']:.0%} of CORPUS.", show_default=False)] = None,
+             "--dev-fraction of CORPUS.", show_default=False)] = None,
     output: Annotated[Path, typer.Option(
         "--output", "-o", metavar="MODEL", help="Where to write the model.")] = Path("model.npz"),
     format: Annotated[CorpusFormat, typer.Option(
@@ -182,39 +283,6 @@ def train(
     tag_column: Annotated[TagColumn, typer.Option(
         help="CoNLL-U column to learn.")] = TagColumn.upos,
     encoding: Annotated[str, typer.Option(help="Text encoding of the input files.")] = "utf-8",
-    epochs: Annotated[Optional[int], typer.Option(
-        min=1, help="Most epochs to train.", show_default=_default("epochs"))] = None,
-    cell: Annotated[Optional[Cell], typer.Option(
-        help="Recurrent cell.", show_default=_default("cell"))] = None,
-    layers: Annotated[Optional[int], typer.Option(
-        min=1, help="BiLSTM layers over the words.", show_default=_default("layers"))] = None,
-    hidden: Annotated[Optional[int], typer.Option(
-        min=1, help="Hidden units per direction.", show_default=_default("hidden"))] = None,
-    word_dim: Annotated[Optional[int], typer.Option(
-        min=1, help="Word embedding size.", show_default=_default("word_dim"))] = None,
-    char_dim: Annotated[Optional[int], typer.Option(
-        min=1, help="Character embedding size.", show_default=_default("char_dim"))] = None,
-    char_hidden: Annotated[Optional[int], typer.Option(
-        min=1, help="Character BiLSTM units per direction.",
-        show_default=_default("char_hidden"))] = None,
-    dropout: Annotated[Optional[float], typer.Option(
-        min=0.0, max=0.99, help="Dropout rate.", show_default=_default("dropout"))] = None,
-    optimizer: Annotated[Optional[Optimizer], typer.Option(
-        help="Optimizer.", show_default=_default("optimizer"))] = None,
-    lr: Annotated[Optional[float], typer.Option(
-        callback=_positive, help="Learning rate.",
-        show_default="0.002 with adam, 0.1 with sgd")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(
-        min=1, help="Sentences per training batch.", show_default=_default("batch_size"))] = None,
-    seed: Annotated[Optional[int], typer.Option(
-        help="Random seed.", show_default=_default("seed"))] = None,
-    threads: Annotated[int, typer.Option(min=1, help="CPU threads.")] = 2,
-    patience: Annotated[Optional[int], typer.Option(
-        min=1, help="Stop after this many epochs without a better dev score.",
-        show_default=_default("patience"))] = None,
-    max_time: Annotated[Optional[float], typer.Option(
-        callback=_positive, help="Stop after the epoch running when this many seconds "
-        "have passed.", show_default="no limit")] = None,
     float16: Annotated[bool, typer.Option(
         help="Store the weights as float16 (half the file size).")] = False,
     quiet: Annotated[bool, typer.Option(
@@ -224,8 +292,9 @@ def train(
         "for --resume.", show_default="MODEL.ckpt")] = None,
     resume: Annotated[Optional[Path], typer.Option(
         metavar="CHECKPOINT", help="Continue the run saved in CHECKPOINT (same corpus and "
-        "options; only --epochs, --patience, --max-time and --threads may change).",
+        f"options; only {_flags(TrainingConfig.resumable())} may change).",
         show_default=False)] = None,
+    options=None,
 ):
     """Train a tagger on CORPUS and write the model of its best dev epoch.
 
@@ -253,14 +322,11 @@ def train(
     if dev_sents is not None:
         typer.echo(f"read {len(dev_sents):,} dev sentences from {dev}", err=True)
     else:
-        typer.echo(f"no --dev: holding out {LIBRARY_DEFAULTS['dev_fraction']:.0%} of them "
-                   "to pick the best epoch", err=True)
+        fraction = options.get("dev_fraction", TrainingConfig.dev_fraction)
+        typer.echo(f"no --dev: holding out {fraction * 100:g}% of them to pick the best epoch",
+                   err=True)
     corpus_info = {"file": str(corpus), "format": corpus_format, "tag_column": tag_column.value,
                    "dev_file": str(dev) if dev else None, "command": shlex.join(sys.argv)}
-    options = dict(epochs=epochs, cell=_value(cell), layers=layers, hidden=hidden,
-                   word_dim=word_dim, char_dim=char_dim, char_hidden=char_hidden,
-                   dropout=dropout, optimizer=_value(optimizer), lr=lr, batch_size=batch_size,
-                   seed=seed, threads=threads, patience=patience, max_time=max_time)
     if resume:
         typer.echo(f"resuming the run saved in {resume}", err=True)
     report = _TrainingReport(bar=not quiet and sys.stderr.isatty())
@@ -273,7 +339,7 @@ def train(
     try:
         tagger = Tagger.train(train_sents, dev_sents, progress=report, corpus=corpus_info,
                               checkpoint=checkpoint, resume=resume, on_best=save_best,
-                              **{k: v for k, v in options.items() if v is not None})
+                              **options)
     except TrainingInterrupted as e:
         _save(e.tagger, output, float16)
         scores = e.tagger.meta["scores"]
@@ -312,7 +378,8 @@ def _say_interrupted(message):
 # ---------------------------------------------------------------- tag
 
 
-@app.command(short_help="Tag text, files or standard input.")
+@app.command(cls=_Command, short_help="Tag text, files or standard input.")
+@_config_options((TaggingConfig, "Options"))
 def tag(
     ctx: typer.Context,
     text: Annotated[Optional[List[str]], typer.Argument(
@@ -332,21 +399,15 @@ def tag(
         help="Output: word/TAG lines, word<TAB>TAG lines, CoNLL-U, or JSON lines.")
     ] = OutputFormat.text,
     encoding: Annotated[str, typer.Option(help="Text encoding of the input files.")] = "utf-8",
-    top_k: Annotated[Optional[int], typer.Option(
-        min=1, help="Also print the K most probable tags with their probabilities: "
-        "word/TAG/P|TAG/P... in text, more TAG<TAB>P columns in tsv, \"top\" in json.",
-        show_default=False)] = None,
-    batch_size: Annotated[int, typer.Option(
-        min=1, help="Sentences read, tagged and written at a time.")] = 256,
-    threads: Annotated[int, typer.Option(
-        min=1, help="CPU threads (2: the two directions of each BiLSTM at once).")] = 2,
+    options=None,
 ):
     """Tag sentences given as arguments, or files, or standard input; output streams."""
+    settings = TaggingConfig(**options)
     if text and input:
         ctx.fail("give sentences as arguments or with --input, not both")
     if text and input_format not in (InputFormat.auto, InputFormat.text):
         ctx.fail("sentences given as arguments are raw text; --input-format is for --input")
-    if top_k and format is OutputFormat.conllu:
+    if settings.top_k and format is OutputFormat.conllu:
         ctx.fail("--top-k cannot be written as conllu; use text, tsv or json")
     if not text and not input and sys.stdin.isatty():
         ctx.fail("nothing to tag: give sentences as arguments, --input FILE, "
@@ -354,13 +415,13 @@ def tag(
     from .stream import tag_files
     from .tagger import Tagger
 
-    tagger = Tagger.load(model, threads=threads)
+    tagger = Tagger.load(model, threads=settings.threads, memo_words=settings.memo_words)
     if text:  # each argument is one line of raw text
         sources, input_format = [text], InputFormat.text
     else:
         sources = input or ["-"]
-    tag_files(tagger, sources, sys.stdout, _value(input_format), format.value, top_k,
-              batch_size, encoding=encoding)
+    tag_files(tagger, sources, sys.stdout, _value(input_format), format.value, settings.top_k,
+              settings.batch_size, encoding=encoding)
 
 
 # ---------------------------------------------------------------- evaluate
@@ -374,7 +435,8 @@ def _percent(value):
     return "-" if value is None else f"{value:.2%}"
 
 
-@app.command(no_args_is_help=True, short_help="Score a model on a tagged corpus.")
+@app.command(cls=_Command, no_args_is_help=True, short_help="Score a model on a tagged corpus.")
+@_config_options((TaggingConfig, "Options", ("threads",)))
 def evaluate(
     model: Annotated[Path, typer.Argument(metavar="MODEL", help="Model file.", show_default=False)],
     gold: Annotated[Path, typer.Argument(
@@ -387,15 +449,14 @@ def evaluate(
         show_default="the one the model was trained on")] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of the input files.")] = "utf-8",
     json_output: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
-    threads: Annotated[int, typer.Option(
-        min=1, help="CPU threads (2: the two directions of each BiLSTM at once).")] = 2,
+    options=None,
 ):
     """Score MODEL on the gold tags of GOLD: accuracy, per-tag P/R/F1, confusions."""
     from .corpus import read_corpus
     from .stream import model_tag_column
     from .tagger import Tagger
 
-    tagger = Tagger.load(model, threads=threads)
+    tagger = Tagger.load(model, threads=TaggingConfig(**options).threads)
     column = _value(tag_column) or model_tag_column(tagger)
     scores = tagger.evaluate(read_corpus(gold, _value(format), column, encoding))
     if json_output:
@@ -419,7 +480,7 @@ def evaluate(
 # ---------------------------------------------------------------- info
 
 
-@app.command(short_help="Describe a model.")
+@app.command(cls=_Command, short_help="Describe a model.")
 def info(
     model: Annotated[Optional[Path], typer.Argument(
         metavar="MODEL", help="Model file.", show_default="the bundled English model")] = None,

@@ -9,23 +9,16 @@ import threading
 
 import numpy as np
 
-from . import _blas, _core
+from . import _core, runtime
+from .config import NetworkConfig
 from .memo import DEFAULT_CAPACITY, ProjectionMemo
 from .packing import Packing
 from .rnn import RNN
 
 DTYPE = np.float32
 
-DEFAULTS = {
-    "cell": "lstm",
-    "word_dim": 100,
-    "char_dim": 32,
-    "char_hidden": 64,
-    "hidden": 128,
-    "layers": 2,
-    "dropout": 0.5,
-    "word_dropout": 0.25,
-}
+#: The network options' defaults (declared in seqtag.config.NetworkConfig).
+DEFAULTS = NetworkConfig().to_dict()
 
 
 class Batch:
@@ -92,10 +85,14 @@ class Network:
 
     def __init__(self, config, n_words, n_chars, n_tags, seed=0, threads=1, dtype=DTYPE,
                  init=True, memo_capacity=DEFAULT_CAPACITY):
-        """init=False leaves every weight zero, for load_arrays to fill (a fast load).
-        memo_capacity: word forms whose first-layer projections infer() remembers (0: off).
+        """config: a NetworkConfig or a dict of its options (the others take their defaults;
+        ConfigError for a bad or unknown one).  init=False leaves every weight zero, for
+        load_arrays to fill (a fast load).  memo_capacity: word forms whose first-layer
+        projections infer() remembers (0: off).
         """
-        self.config = dict(DEFAULTS, **config)
+        if not isinstance(config, NetworkConfig):
+            config = NetworkConfig.from_dict(config)
+        self.config = config.to_dict()  # a plain dict: the model's metadata holds it
         self.version = 0
         self.memo_capacity = int(memo_capacity)
         self._memo = None
@@ -143,17 +140,39 @@ class Network:
         shapes["output.bias"] = self.output_bias.shape
         return shapes
 
+    #: Whether freeze() made the weights read-only.
+    frozen = False
+
     def load_arrays(self, arrays):
-        """Take parameters from a model file (shapes already checked against expected)."""
-        self.word_embedding = np.ascontiguousarray(arrays["word_embedding"], dtype=self.dtype)
-        self.char_embedding = np.ascontiguousarray(arrays["char_embedding"], dtype=self.dtype)
+        """Take parameters by name, as arrays() gives them (shapes already checked against
+        expected_shapes()); forgets what infer() remembered.  A frozen network stays
+        frozen: it takes read-only copies and leaves the caller's arrays as they were."""
+        if self.frozen:
+            def take(a):
+                return np.array(a, dtype=self.dtype, order="C")
+        else:
+            def take(a):  # a model file's arrays are private already: no copy
+                return np.ascontiguousarray(a, dtype=self.dtype)
+        self.word_embedding = take(arrays["word_embedding"])
+        self.char_embedding = take(arrays["char_embedding"])
         self.char_rnn.load_params({k[len("char_rnn."):]: v for k, v in arrays.items()
                                    if k.startswith("char_rnn.")})
         self.rnn.load_params({k[len("rnn."):]: v for k, v in arrays.items()
                               if k.startswith("rnn.")})
-        self.output_weight = np.ascontiguousarray(arrays["output.weight"], dtype=self.dtype)
-        self.output_bias = np.ascontiguousarray(arrays["output.bias"], dtype=self.dtype)
+        self.output_weight = take(arrays["output.weight"])
+        self.output_bias = take(arrays["output.bias"])
         self.changed()
+        if self.frozen:
+            self.freeze()
+
+    def freeze(self):
+        """Make every weight read-only, for a network whose weights no longer change (a
+        loaded tagger's): infer() remembers results computed from them, so an in-place
+        edit would be served stale; it raises NumPy's read-only ValueError instead.
+        Training needs writable weights: it builds its own network."""
+        for array in self.arrays().values():
+            array.flags.writeable = False
+        self.frozen = True
 
     def changed(self):
         """Tell the network its weights were changed in place (forgets what infer()
@@ -176,7 +195,7 @@ class Network:
 
         word_ids replaces batch.word_ids (training replaces rare words by <unk>).
         """
-        with _blas.limited_threads(1):
+        with runtime.single_blas_thread():
             return self._forward(batch, training, rng, word_ids)
 
     def _forward(self, batch, training, rng, word_ids):
@@ -217,7 +236,7 @@ class Network:
         if not self._memo_lock.acquire(blocking=False):
             return self.forward(batch)[0]
         try:
-            with _blas.limited_threads(1):
+            with runtime.single_blas_thread():
                 if self._memo is None:
                     self._memo = ProjectionMemo(self.rnn, self.memo_capacity)
                 if self._memo_version != self.version:
@@ -253,7 +272,7 @@ class Network:
         Returns (dense, sparse): dense {name: gradient}; sparse {name: (row ids, rows)} for
         the embeddings, whose gradient touches only the rows a batch used.
         """
-        with _blas.limited_threads(1):
+        with runtime.single_blas_thread():
             return self._backward(cache, grad_log_probs)
 
     def _backward(self, cache, grad_log_probs):

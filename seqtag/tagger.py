@@ -6,27 +6,34 @@
     [('The', 'DET'), ('dog', 'NOUN'), ('barked', 'VERB'), ('.', 'PUNCT')]
 """
 
+from __future__ import annotations
+
 import datetime
 import os
+import warnings
 from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence, Union, overload
 
 import numpy as np
 
-from . import __version__, modelfile
+from . import __version__, inference, modelfile
+from .config import MetadataError, NetworkConfig, TaggingConfig, TrainingConfig
+from .config import split_training_options
 from .corpus import Sentence
 from .errors import ModelError, SeqtagError
 from .evaluate import score
-from .memo import DEFAULT_CAPACITY
-from .network import DEFAULTS as NETWORK_DEFAULTS
+from .inference import TagProb, best_tags, predict_log_probs
 from .network import Network
 from .tokenize import tokenize
 from .train import CHECKPOINT_KIND, TrainingInterrupted, TrainingState
-from .train import DEFAULTS as TRAIN_DEFAULTS
-from .train import predict_log_probs, split_dev
+from .train import split_dev
 from .train import train as train_network
 from .vocab import Vocabulary
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "en_ewt_upos.npz"
+
+#: A tokenized sentence: its tokens (non-empty strings), or a seqtag.corpus.Sentence.
+Tokens = Union[Sequence[str], Sentence]
 
 
 def _as_sentences(sents, what):
@@ -50,7 +57,8 @@ def _as_sentences(sents, what):
 class Tagger:
     """A trained part-of-speech tagger."""
 
-    def __init__(self, network, vocab, meta=None):
+    def __init__(self, network: Network, vocab: Vocabulary,
+                 meta: dict[str, Any] | None = None) -> None:
         self.network = network
         self.vocab = vocab
         self.meta = meta or {}
@@ -58,16 +66,23 @@ class Tagger:
     # ---- building ----------------------------------------------------------------------
 
     @classmethod
-    def train(cls, train_sents, dev_sents=None, *, progress=None, corpus=None, checkpoint=None,
-              resume=None, on_best=None, **options):
+    def train(cls, train_sents: Iterable[Sentence | Sequence[tuple[str, str]]],
+              dev_sents: Iterable[Sentence | Sequence[tuple[str, str]]] | None = None, *,
+              progress: Callable[[dict[str, Any]], None] | None = None,
+              corpus: dict[str, Any] | None = None,
+              checkpoint: str | os.PathLike[str] | None = None,
+              resume: str | os.PathLike[str] | None = None,
+              on_best: Callable[[Tagger], None] | None = None, **options: Any) -> Tagger:
         """Train a tagger on tagged sentences (Sentence objects or [(word, tag), ...]).
 
         Network options: cell ("lstm", "peephole", "gru"), layers, hidden, word_dim,
         char_dim, char_hidden, dropout, word_dropout.  Training options: epochs,
         batch_size, optimizer ("adam", "sgd"), lr, clip, seed, threads, patience,
         max_time, dev_fraction, average (decay of the weights' moving average, 0: off),
-        decay_patience, lr_decay.  Without dev_sents, dev_fraction of the training
-        sentences are held out to choose the best epoch.
+        decay_patience, lr_decay.  seqtag.config.NetworkConfig and TrainingConfig declare
+        them: defaults, accepted values, meaning.  An unknown option or a bad value raises
+        ConfigError naming it.  Without dev_sents, dev_fraction of the training sentences
+        are held out to choose the best epoch.
 
         checkpoint: a path where the whole state of the run is written (atomically) after
         every epoch.  resume: such a path, to continue that run on the same sentences; it
@@ -78,23 +93,20 @@ class Tagger:
         Ctrl-C after the first epoch raises TrainingInterrupted (a KeyboardInterrupt) whose
         .tagger is the best model so far.
         """
-        unknown = set(options) - set(NETWORK_DEFAULTS) - set(TRAIN_DEFAULTS)
-        if unknown:
-            raise SeqtagError(f"unknown training option(s): {', '.join(sorted(unknown))}")
-        net_config = {k: v for k, v in options.items() if k in NETWORK_DEFAULTS and v is not None}
-        train_opts = {k: v for k, v in options.items() if k in TRAIN_DEFAULTS}
+        net_given, train_given = split_training_options(options)
         state = None
         if resume is not None:
             state = TrainingState.load(resume)
-            train_opts = state.resumed_options(net_config, train_opts)  # also the dev split's
+            train_opts = state.resumed_options(net_given, train_given)  # also the dev split's
+            net_config = NetworkConfig.from_dict(state.network.config)
+        else:
+            train_opts = TrainingConfig.from_dict(train_given)
+            net_config = NetworkConfig.from_dict(net_given)
         train_sents = _as_sentences(train_sents, "training")
         held_out = dev_sents is None
         if held_out:
-            fraction = train_opts.get("dev_fraction")
-            fraction = TRAIN_DEFAULTS["dev_fraction"] if fraction is None else fraction
-            seed = train_opts.get("seed")
-            seed = TRAIN_DEFAULTS["seed"] if seed is None else seed
-            train_sents, dev_sents = split_dev(train_sents, fraction, seed)
+            train_sents, dev_sents = split_dev(train_sents, train_opts.dev_fraction,
+                                               train_opts.seed)
         else:
             dev_sents = _as_sentences(dev_sents, "dev")
 
@@ -105,8 +117,7 @@ class Tagger:
                 "created": datetime.datetime.now(datetime.timezone.utc).isoformat(
                     timespec="seconds"),
                 "network": network.config,
-                "training": dict(TRAIN_DEFAULTS, **{k: v for k, v in train_opts.items()
-                                                     if v is not None}),
+                "training": train_opts.to_dict(),
                 "corpus": dict(corpus or {}, sentences=len(train_sents),
                                tokens=sum(len(s) for s in train_sents),
                                dev_sentences=len(dev_sents), dev_held_out=held_out),
@@ -134,22 +145,28 @@ class Tagger:
 
     # ---- files -------------------------------------------------------------------------
 
-    def save(self, path, float16=False):
+    def save(self, path: str | os.PathLike[str], float16: bool = False) -> None:
         """Write the model to one .npz file, atomically (a failed save leaves the old file)."""
         meta = dict(self.meta, vocab=self.vocab.to_meta(), network=self.network.config)
         modelfile.save_model(path, self.network.arrays(), meta, float16=float16)
 
     @classmethod
-    def load(cls, path=None, threads=1, memo_words=DEFAULT_CAPACITY):
+    def load(cls, path: str | os.PathLike[str] | None = None,
+             threads: int = TaggingConfig.threads,
+             memo_words: int = TaggingConfig.memo_words) -> Tagger:
         """Load a model file; without a path, the bundled English model.
 
+        The loaded weights are read-only (Network.freeze): an in-place edit raises NumPy's
+        read-only ValueError instead of tagging with what the network remembered of the old
+        weights.  To change them, edit copies and hand them to tagger.network.load_arrays().
+
+        threads: CPU threads tagging uses (2: the two directions of each BiLSTM at once).
         memo_words: how many distinct word forms tagging remembers the first layer's input
         projection of (seqtag.memo; 4 KB each for the default network, allocated as they
         come; 0 turns it off).  Results are the same either way, up to float32 rounding.
+        A bad value raises ConfigError naming it (seqtag.config.TaggingConfig).
         """
-        if (isinstance(memo_words, bool) or not isinstance(memo_words, (int, np.integer))
-                or memo_words < 0):
-            raise SeqtagError(f"memo_words must be an integer >= 0, got {memo_words!r}")
+        settings = TaggingConfig(threads=threads, memo_words=memo_words)
         if path is None:
             path = DEFAULT_MODEL
             if not path.exists():
@@ -161,10 +178,12 @@ class Tagger:
                              f"with seqtag train --resume {path}")
         try:
             vocab = Vocabulary.from_meta(meta["vocab"])
-            network = Network(meta["network"], len(vocab.words), len(vocab.chars),
-                              len(vocab.tags), threads=threads, init=False,
-                              memo_capacity=memo_words)
-        except (KeyError, TypeError, ValueError) as e:
+            # a model written before an option existed has none: it takes the default
+            net_config = NetworkConfig.from_meta(meta["network"], "network options")
+            network = Network(net_config, len(vocab.words), len(vocab.chars),
+                              len(vocab.tags), threads=settings.threads, init=False,
+                              memo_capacity=settings.memo_words)
+        except (KeyError, TypeError, ValueError, MetadataError) as e:
             raise ModelError(f"{path} has invalid metadata: {e}") from None
         try:
             modelfile.check_shapes(arrays, network.expected_shapes())
@@ -174,6 +193,7 @@ class Tagger:
             network.load_arrays(arrays)
         except (TypeError, ValueError) as e:  # weights that are not real numbers
             raise ModelError(f"{path} has invalid weights: {e}") from None
+        network.freeze()
         meta = {k: v for k, v in meta.items() if k not in ("vocab",)}
         meta["path"] = str(path)
         return cls(network, vocab, meta)
@@ -181,57 +201,82 @@ class Tagger:
     # ---- tagging -----------------------------------------------------------------------
 
     @property
-    def tagset(self):
+    def tagset(self) -> list[str]:
+        """The tags the model can give, in the order of its output layer."""
         return list(self.vocab.tags)
 
-    def set_threads(self, threads):
+    def set_threads(self, threads: int) -> None:
+        """Tag on `threads` CPU threads from now on (2: the two directions of each BiLSTM
+        at once)."""
         self.network.set_threads(threads)
 
-    def tag(self, tokens):
-        """Tag one sentence: a list of tokens, or a string (tokenized first).
-        Returns [(word, tag), ...]."""
+    def tag(self, tokens: str | Sequence[str]) -> list[tuple[str, str]]:
+        """Tag one sentence: a string (split with seqtag.tokenize.tokenize first) or a
+        list of tokens.  Returns [(word, tag), ...]."""
         if isinstance(tokens, str):
-            tokens = tokenize(tokens)
-        return self.tag_sents([tokens])[0]
+            words = tokenize(tokens)
+        elif isinstance(tokens, (list, tuple)):
+            words = _tokens(tokens, "")
+        else:
+            raise SeqtagError(f"tag() takes a string or a list of tokens, got "
+                              f"{type(tokens).__name__}")
+        return list(zip(words, self.predict([words])[0]))
 
-    def tag_sents(self, sentences):
-        """Tag many tokenized sentences at once; [[(word, tag), ...], ...]."""
-        tags = self.predict(sentences)
-        return [list(zip(words, t)) for words, t in zip(sentences, tags)]
+    def tag_sents(self, sentences: Iterable[str | Tokens]) -> list[list[tuple[str, str]]]:
+        """Tag many sentences at once, batched: each a string (split with
+        seqtag.tokenize.tokenize, as tag() does) or a list of tokens.
+        Returns [[(word, tag), ...], ...] in the order given."""
+        words = _sentences_words(sentences, "tag_sents", strings=True)
+        return [list(zip(w, t)) for w, t in zip(words, self.predict(words))]
 
-    def predict(self, sentences, top_k=None):
-        """Tags of tokenized sentences: [[tag, ...], ...]; with top_k, also the k most
-        probable tags of each token with their probabilities: ([[tag...]...],
-        [[[(tag, p), ...] per token] per sentence])."""
-        sentences = [list(s) for s in sentences]
-        for i, s in enumerate(sentences):
-            for w in s:
-                if not isinstance(w, str) or not w:
-                    raise SeqtagError(f"sentence {i + 1}: tokens must be non-empty strings, "
-                                      f"got {w!r}")
-        log_probs = predict_log_probs(self.network, self.vocab, sentences, memo=True)
-        tagset = self.vocab.tags
-        tags = [[tagset[j] for j in lp.argmax(axis=1)] for lp in log_probs]
+    @overload
+    def predict(self, sentences: Iterable[Tokens], top_k: None = None) -> list[list[str]]: ...
+
+    @overload
+    def predict(self, sentences: Iterable[Tokens], top_k: int
+                ) -> tuple[list[list[str]], list[list[list[TagProb]]]]: ...
+
+    def predict(self, sentences: Iterable[Tokens], top_k: int | None = None
+                ) -> list[list[str]] | tuple[list[list[str]], list[list[list[TagProb]]]]:
+        """The tag of each token of tokenized sentences: [[tag, ...], ...].
+
+        top_k=k is deprecated: it returns (tags, predict_top_k(sentences, k)); call
+        predict_top_k for the probabilities.
+        """
+        words = _sentences_words(sentences, "predict", strings=False)
+        log_probs = predict_log_probs(self.network, self.vocab, words, memo=True)
+        tags = [best_tags(lp, self.vocab.tags) for lp in log_probs]
+        if top_k is None:
+            return tags
+        warnings.warn("Tagger.predict(sentences, top_k=k) is deprecated; use "
+                      "Tagger.predict_top_k(sentences, k), whose first pair per token is "
+                      "the tag predict() gives", DeprecationWarning, stacklevel=2)
         if not top_k:
             return tags
-        k = min(int(top_k), len(tagset))
-        tops = []
-        for lp in log_probs:
-            best = np.argsort(-lp, axis=1, kind="stable")[:, :k]
-            probs = np.exp(np.take_along_axis(lp, best, axis=1))
-            tops.append([[(tagset[j], float(p)) for j, p in zip(row, prow)]
-                         for row, prow in zip(best, probs)])
-        return tags, tops
+        return tags, [inference.top_k(lp, int(top_k), self.vocab.tags) for lp in log_probs]
+
+    def predict_top_k(self, sentences: Iterable[Tokens], k: int
+                      ) -> list[list[list[TagProb]]]:
+        """The k most probable tags of each token of tokenized sentences with their
+        probabilities, most probable first (k is cut to the tagset's size): per sentence,
+        per token, [(tag, probability), ...].  The first tag of a token is the one
+        predict() gives."""
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise SeqtagError(f"k must be a positive integer, got {k!r}")
+        words = _sentences_words(sentences, "predict_top_k", strings=False)
+        log_probs = predict_log_probs(self.network, self.vocab, words, memo=True)
+        return [inference.top_k(lp, int(k), self.vocab.tags) for lp in log_probs]
 
     # ---- scoring and description ---------------------------------------------------------
 
-    def evaluate(self, gold_sents):
+    def evaluate(self, gold_sents: Iterable[Sentence | Sequence[tuple[str, str]]]
+                 ) -> dict[str, Any]:
         """Accuracy (overall, seen and unseen words), per-tag P/R/F1 and confusions."""
-        gold_sents = _as_sentences(gold_sents, "gold")
-        predicted = self.predict([s.words for s in gold_sents])
-        return score(gold_sents, predicted, self.vocab.is_known)
+        gold = _as_sentences(gold_sents, "gold")
+        predicted = self.predict([s.words for s in gold])
+        return score(gold, predicted, self.vocab.is_known)
 
-    def info(self):
+    def info(self) -> dict[str, Any]:
         """What the model is: tagset, sizes, architecture, corpus, scores, versions."""
         return {
             "path": self.meta.get("path"),
@@ -247,3 +292,41 @@ class Tagger:
             "corpus": self.meta.get("corpus"),
             "scores": self.meta.get("scores"),
         }
+
+
+def _tokens(tokens: Sequence[object], where: str) -> list[str]:
+    """The tokens of one sentence, checked: a list of non-empty strings."""
+    for w in tokens:
+        if not isinstance(w, str) or not w:
+            raise SeqtagError(f"{where}tokens must be non-empty strings, got {w!r}")
+    return list(tokens)  # type: ignore[arg-type]  # all str: checked above
+
+
+def _sentences_words(sentences: object, method: str, strings: bool) -> list[list[str]]:
+    """The token lists of `sentences` given to Tagger.<method>: lists of tokens or
+    Sentences, and with strings=True strings to tokenize.  Anything else (a string where
+    sentences belong, which would be tagged character by character) is a SeqtagError."""
+    if isinstance(sentences, (str, bytes)):
+        raise SeqtagError(f"{method}() takes a list of sentences, not one string; use tag() "
+                          "for one sentence")
+    try:
+        items = iter(sentences)  # type: ignore[call-overload]
+    except TypeError:
+        raise SeqtagError(f"{method}() takes a list of sentences, got "
+                          f"{type(sentences).__name__}") from None
+    out = []
+    for i, s in enumerate(items):
+        if isinstance(s, str) and strings:
+            out.append(tokenize(s))
+        elif isinstance(s, str):
+            raise SeqtagError(f"sentence {i + 1} is a string; {method}() takes lists of "
+                              "tokens (tag_sents() tokenizes strings)")
+        elif isinstance(s, Sentence):
+            out.append(_tokens(s.words, f"sentence {i + 1}: "))
+        elif isinstance(s, (list, tuple)):
+            out.append(_tokens(s, f"sentence {i + 1}: "))
+        else:
+            raise SeqtagError(f"sentence {i + 1} must be "
+                              f"{'a string or ' if strings else ''}a list of tokens, got "
+                              f"{type(s).__name__}")
+    return out

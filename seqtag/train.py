@@ -10,31 +10,20 @@ import time
 import numpy as np
 
 from . import __version__, _core, modelfile
+from .config import MetadataError, NetworkConfig, TrainingConfig
 from .errors import ModelError, SeqtagError
+from .inference import accuracy
 from .network import Batch, Network
 from .optim import SGD, Adam, clip_by_global_norm
 from .vocab import Vocabulary
 
-DEFAULTS = {
-    "epochs": 30,
-    "batch_size": 32,
-    "optimizer": "adam",
-    "lr": None,            # Adam 2e-3, SGD 0.1
-    "clip": 5.0,
-    "seed": 1,
-    "threads": 2,
-    "patience": 6,         # epochs without a better dev score before stopping
-    "average": 0.999,      # weights evaluated and kept: their moving average (0: the last)
-    "decay_patience": 2,   # epochs without a better dev score before the rate is cut...
-    "lr_decay": 0.5,       # ...by this factor
-    "max_time": None,      # seconds; the epoch running when it passes is the last
-    "dev_fraction": 0.1,   # held out of training when no dev set is given
-}
+#: The training options' defaults (declared in seqtag.config.TrainingConfig).
+DEFAULTS = TrainingConfig().to_dict()
 
 #: The "kind" in a checkpoint's metadata (a model has none).
 CHECKPOINT_KIND = "seqtag-checkpoint"
 #: Options a resumed run may set anew; the others shape the run, so they stay the checkpoint's.
-RESUMABLE_OPTIONS = ("epochs", "patience", "max_time", "threads")
+RESUMABLE_OPTIONS = TrainingConfig.resumable()
 
 
 def split_dev(sentences, fraction, seed):
@@ -60,52 +49,6 @@ def epoch_batches(sentences, batch_size, rng):
         chunk = sorted(order[start:start + pool], key=lambda i: len(sentences[i]))
         batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
-
-
-def predict_log_probs(network, vocab, sentences_words, batch_tokens=4096, memo=False):
-    """Log-probabilities per sentence, (len, n_tags) each, in the order given.
-
-    memo=True runs Network.infer (remembering word forms across calls; for a tagger
-    whose weights no longer change), else Network.forward.
-
-    Sentences are grouped by length into batches of about batch_tokens tokens; a sentence's
-    result does not depend on its batch (each row is computed from its own sequence only).
-    """
-    order = sorted(range(len(sentences_words)), key=lambda i: len(sentences_words[i]))
-    results = [None] * len(sentences_words)
-    start = 0
-    while start < len(order):
-        end, tokens = start, 0
-        while end < len(order) and (end == start or tokens + len(sentences_words[order[end]])
-                                    <= batch_tokens):
-            tokens += len(sentences_words[order[end]])
-            end += 1
-        chunk = [i for i in order[start:end] if sentences_words[i]]
-        for i in order[start:end]:
-            if not sentences_words[i]:
-                results[i] = np.zeros((0, len(vocab.tags)), dtype=network.dtype)
-        if chunk:
-            batch = Batch([sentences_words[i] for i in chunk], vocab)
-            log_probs = network.infer(batch) if memo else network.forward(batch)[0]
-            flat = np.empty_like(log_probs)
-            flat[batch.flat_index] = log_probs
-            bounds = np.cumsum([0] + [len(sentences_words[i]) for i in chunk])
-            for k, i in enumerate(chunk):
-                results[i] = flat[bounds[k]:bounds[k + 1]]
-        start = end
-    return results
-
-
-def accuracy(network, vocab, sentences):
-    if not sentences:
-        return float("nan")
-    log_probs = predict_log_probs(network, vocab, [s.words for s in sentences])
-    correct = total = 0
-    for sentence, lp in zip(sentences, log_probs):
-        gold = vocab.tag_ids(sentence.tags)
-        correct += int((lp.argmax(axis=1) == gold).sum())
-        total += len(gold)
-    return correct / max(total, 1)
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -134,11 +77,15 @@ def corpus_fingerprint(train_sents, dev_sents):
 
 
 def make_optimizer(params, opts):
-    if opts["optimizer"] == "adam":
-        return Adam(params, lr=opts["lr"] or 2e-3, betas=(0.9, 0.9), threads=opts["threads"])
-    if opts["optimizer"] == "sgd":
-        return SGD(params, lr=opts["lr"] or 0.1)
-    raise SeqtagError(f"unknown optimizer {opts['optimizer']!r}; choose adam or sgd")
+    """The optimizer a TrainingConfig names, at its learning rate."""
+    if opts.optimizer == "adam":
+        return Adam(params, lr=opts.learning_rate, betas=(0.9, 0.9), threads=opts.threads)
+    return SGD(params, lr=opts.learning_rate)  # TrainingConfig accepts no other optimizer
+
+
+def _training_config(options):
+    """A TrainingConfig from one, or from a dict of options (the others take defaults)."""
+    return options if isinstance(options, TrainingConfig) else TrainingConfig.from_dict(options)
 
 
 class TrainingState:
@@ -151,15 +98,17 @@ class TrainingState:
     """
 
     def __init__(self, network, vocab, opts, fingerprint):
+        """opts: a TrainingConfig, or a dict of training options."""
+        opts = _training_config(opts)
         self.network, self.vocab, self.opts, self.fingerprint = network, vocab, opts, fingerprint
         self.params = network.arrays()
         self.optimizer = make_optimizer(self.params, opts)
-        self.rng = np.random.default_rng(opts["seed"])
+        self.rng = np.random.default_rng(opts.seed)
         self.best, self.best_params, self.stale, self.history = -1.0, None, 0, []
         # an exponential moving average of the weights over the steps: it scores better on
         # dev than the weights of any one step (the last steps' noise averages out)
         self.average = ({k: v.copy() for k, v in self.params.items()}
-                        if opts.get("average") else None)
+                        if opts.average else None)
         self.path = None  # the checkpoint it was loaded from
 
     @property
@@ -175,7 +124,7 @@ class TrainingState:
     def update_average(self):
         # a short memory at first, so the average soon forgets the random initial weights
         steps = self.optimizer.steps
-        decay = min(self.opts["average"], (1 + steps) / (10 + steps))
+        decay = min(self.opts.average, (1 + steps) / (10 + steps))
         for name, value in self.params.items():
             _core.ema_update(self.average[name].reshape(-1), value.reshape(-1), decay)
 
@@ -205,7 +154,7 @@ class TrainingState:
         arrays.update(opt_arrays)
         meta = {"kind": CHECKPOINT_KIND, "seqtag_version": __version__,
                 "network": self.network.config, "vocab": self.vocab.to_meta(),
-                "training": self.opts, "corpus_fingerprint": self.fingerprint,
+                "training": self.opts.to_dict(), "corpus_fingerprint": self.fingerprint,
                 "optimizer": dict(opt_meta, lr=self.optimizer.lr),
                 "rng": self.rng.bit_generator.state, "best": self.best, "stale": self.stale,
                 "history": self.history}
@@ -223,9 +172,11 @@ class TrainingState:
                              "give the .ckpt file that training wrote next to it)")
         try:
             vocab = Vocabulary.from_meta(meta["vocab"])
-            opts = dict(DEFAULTS, **meta["training"])
-            network = Network(meta["network"], len(vocab.words), len(vocab.chars),
-                              len(vocab.tags), threads=opts["threads"], init=False)
+            # a checkpoint written before an option existed has none: it takes the default
+            opts = TrainingConfig.from_meta(meta["training"], "training options")
+            net_config = NetworkConfig.from_meta(meta["network"], "network options")
+            network = Network(net_config, len(vocab.words), len(vocab.chars),
+                              len(vocab.tags), threads=opts.threads, init=False)
             expected = network.expected_shapes()
             modelfile.check_shapes({k[len("params."):]: v for k, v in arrays.items()
                                     if k.startswith("params.")}, expected)
@@ -239,6 +190,8 @@ class TrainingState:
             state.optimizer.lr = meta["optimizer"]["lr"]
             state.rng.bit_generator.state = meta["rng"]
             state.best, state.stale, state.history = meta["best"], meta["stale"], meta["history"]
+        except MetadataError as e:
+            raise ModelError(f"{path} has invalid metadata: {e}") from None
         except ModelError as e:
             raise ModelError(f"{path}: {e}") from None
         except (KeyError, TypeError, ValueError) as e:
@@ -247,31 +200,32 @@ class TrainingState:
         return state
 
     def resumed_options(self, net_config, train_opts):
-        """The options of the resumed run: the checkpoint's, with epochs, patience, max_time
-        and threads as given.  Any other option given with another value is refused: the
-        run would not be the one that stopped."""
+        """The TrainingConfig of the resumed run: the checkpoint's, with the resumable
+        options (epochs, patience, max_time, threads) as given.  Any other option given
+        with another value is refused: the run would not be the one that stopped.
+        net_config, train_opts: the options given, as dicts (values already checked)."""
         for name, value in net_config.items():
             if self.network.config.get(name) != value:
                 raise SeqtagError(f"cannot resume with {name} {value!r}: the run in {self.path} "
                                   f"has {self.network.config.get(name)!r}")
-        opts = dict(self.opts)
+        kept = self.opts.to_dict()
+        changes = {}
         for name, value in train_opts.items():
-            if value is None:
-                continue
             if name in RESUMABLE_OPTIONS:
-                opts[name] = value
-            elif opts.get(name) != value:
+                changes[name] = value
+            elif kept.get(name) != value:
                 raise SeqtagError(f"cannot resume with {name} {value!r}: the run in {self.path} "
-                                  f"has {opts.get(name)!r} (only {', '.join(RESUMABLE_OPTIONS)} "
+                                  f"has {kept.get(name)!r} (only {', '.join(RESUMABLE_OPTIONS)} "
                                   "can change)")
-        return opts
+        return self.opts.replace(**changes)
 
 
 def train(train_sents, dev_sents, model_config, options, progress=None, *, state=None,
           checkpoint=None, on_best=None):
     """Train a network; returns (network, vocab, history).
 
-    model_config: network sizes (seqtag.network.DEFAULTS); options: DEFAULTS above.
+    model_config: a NetworkConfig or a dict of network options; options: a TrainingConfig or
+    a dict of training options (the options left out take their defaults).
     progress(event) gets {"type": "batch", ...} during an epoch and {"type": "epoch", ...}
     after it.  The returned network holds the weights of the best dev epoch.
 
@@ -282,7 +236,7 @@ def train(train_sents, dev_sents, model_config, options, progress=None, *, state
     reported epoch is on disk.  Ctrl-C raises TrainingInterrupted with the best weights so
     far, or KeyboardInterrupt itself if no epoch has finished.
     """
-    opts = dict(DEFAULTS, **{k: v for k, v in options.items() if v is not None})
+    opts = _training_config(options)
     if not train_sents:
         raise SeqtagError("the training corpus has no sentences")
     if not dev_sents:
@@ -291,19 +245,19 @@ def train(train_sents, dev_sents, model_config, options, progress=None, *, state
     if state is None:
         vocab = Vocabulary.build(train_sents)
         network = Network(model_config, len(vocab.words), len(vocab.chars), len(vocab.tags),
-                          seed=opts["seed"], threads=opts["threads"])
+                          seed=opts.seed, threads=opts.threads)
         state = TrainingState(network, vocab, opts, fingerprint)
     else:
         if state.fingerprint != fingerprint:
             raise SeqtagError(f"{state.path} is a checkpoint of a run on other sentences; "
                               "resume it with the same corpus and dev data")
         state.opts = opts
-        state.network.set_threads(opts["threads"])
-        state.optimizer.threads = opts["threads"]
+        state.network.set_threads(opts.threads)
+        state.optimizer.threads = opts.threads
     started = time.perf_counter()
     try:
-        while (state.epoch < opts["epochs"] and state.stale < opts["patience"]
-               and not (opts["max_time"] and time.perf_counter() - started > opts["max_time"])):
+        while (state.epoch < opts.epochs and state.stale < opts.patience
+               and not (opts.max_time and time.perf_counter() - started > opts.max_time)):
             record = _run_epoch(state, train_sents, dev_sents, progress)
             if record["best"] and on_best:
                 with state.holding(state.best_params):
@@ -329,7 +283,7 @@ def _run_epoch(state, train_sents, dev_sents, progress):
     total_tokens = sum(len(s) for s in train_sents)
     epoch_start = time.perf_counter()
     loss_sum = correct = done = 0
-    for ids in epoch_batches(train_sents, opts["batch_size"], rng):
+    for ids in epoch_batches(train_sents, opts.batch_size, rng):
         sents = [train_sents[i] for i in ids]
         batch = Batch([s.words for s in sents], vocab, [s.tags for s in sents])
         word_ids = batch.word_ids
@@ -342,7 +296,7 @@ def _run_epoch(state, train_sents, dev_sents, progress):
         if not np.isfinite(loss):
             raise SeqtagError(f"the loss became {loss} in epoch {epoch}; training stopped "
                               "(try a lower --lr)")
-        norm = clip_by_global_norm(dense, sparse, opts["clip"])
+        norm = clip_by_global_norm(dense, sparse, opts.clip)
         if not np.isfinite(norm):  # a finite loss can still have NaN gradients
             raise SeqtagError(f"the gradients became {norm} in epoch {epoch}; training stopped "
                               "(try a lower --lr)")
@@ -367,8 +321,8 @@ def _run_epoch(state, train_sents, dev_sents, progress):
         state.best, state.stale = dev_acc, 0
     else:
         state.stale += 1
-        if state.stale % opts["decay_patience"] == 0:
-            state.optimizer.lr *= opts["lr_decay"]
+        if state.stale % opts.decay_patience == 0:
+            state.optimizer.lr *= opts.lr_decay
     record = {"type": "epoch", "epoch": epoch, "loss": loss_sum / max(done, 1),
               "train_acc": correct / max(done, 1), "dev_acc": dev_acc,
               "seconds": time.perf_counter() - epoch_start, "best": improved,

@@ -89,7 +89,7 @@ def assert_tagged(pairs, words, tagset):
 
 
 def test_version():
-    from seqtag.rnn import compute_description
+    from seqtag.runtime import compute_description
     expected = f"seqtag 0.1.0\ncompute: {compute_description()}\n"
     result = invoke("--version")
     assert result.exit_code == 0
@@ -98,18 +98,26 @@ def test_version():
 
 
 def test_version_names_the_compute_path(monkeypatch):
-    import seqtag.rnn
-    library = os.path.basename(seqtag._blas.info()["library"] or "") or "fallback loops, no BLAS"
-    monkeypatch.setattr(seqtag.rnn, "FUSED_STEP", True)
+    from seqtag import runtime
+    library = runtime.blas().name
+    assert library.startswith("OpenBLAS (libscipy_openblas")  # NumPy's wheel, found
+    monkeypatch.setattr(runtime, "fused_step_available", lambda: True)
+    monkeypatch.delenv("SEQTAG_FUSED_STEP", raising=False)
     assert invoke("--version").stdout.splitlines()[1] == (
-        f"compute: fused AVX-512 LSTM steps + NumPy's BLAS ({library})")
-    monkeypatch.setattr(seqtag.rnn, "FUSED_STEP", False)
+        f"compute: fused AVX-512 LSTM steps + {library}")
     monkeypatch.setenv("SEQTAG_FUSED_STEP", "0")
     assert invoke("--version").stdout.splitlines()[1] == (
-        f"compute: NumPy's BLAS only ({library}; SEQTAG_FUSED_STEP=0)")
+        f"compute: {library} only (SEQTAG_FUSED_STEP=0)")
     monkeypatch.delenv("SEQTAG_FUSED_STEP")
+    runtime.set_fused_step(False)
+    try:
+        assert invoke("--version").stdout.splitlines()[1] == (
+            f"compute: {library} only (fused steps switched off)")
+    finally:
+        runtime.set_fused_step(None)
+    monkeypatch.setattr(runtime, "fused_step_available", lambda: False)
     assert invoke("--version").stdout.splitlines()[1] == (
-        f"compute: NumPy's BLAS only ({library}; no AVX-512 on this CPU or build)")
+        f"compute: {library} only (no AVX-512 on this CPU or build)")
 
 
 def test_help_lists_commands():
@@ -119,14 +127,17 @@ def test_help_lists_commands():
         assert re.search(rf"^\s+{command}\s", result.stdout, re.M)
 
 
-def test_documented_defaults_are_the_library_defaults():
-    from seqtag.network import DEFAULTS as NETWORK_DEFAULTS
-    from seqtag.train import DEFAULTS as TRAIN_DEFAULTS
-
-    library = dict(NETWORK_DEFAULTS, **TRAIN_DEFAULTS)
-    for name, value in cli.LIBRARY_DEFAULTS.items():
-        assert library[name] == value, name
-    assert TRAIN_DEFAULTS["lr"] is None  # --help documents the per-optimizer defaults
+def test_help_shows_the_library_defaults():
+    # the options are generated from seqtag.config (tests/test_config.py checks each one);
+    # here, that --help reads as documented
+    out = invoke("train", "--help").stdout
+    lines = " ".join(out.split()).replace("\\[", "[")  # typer 0.20 writes \[default: ...]
+    for text in ("--hidden INTEGER Hidden units per direction. [default: (128)]",
+                 "--lr NUMBER Learning rate. [default: (0.002 with adam, 0.1 with sgd)]",
+                 "--max-time NUMBER Stop after the epoch running when this many seconds have "
+                 "passed. [default: (no limit)]",
+                 "only --epochs, --patience, --max-time and --threads may change"):
+        assert text in lines, text
 
 
 # ---------------------------------------------------------------- train
@@ -423,6 +434,39 @@ def test_traceback_only_when_asked(tmp_path):
 ])
 def test_usage_errors_exit_2(args):
     assert invoke(*args).exit_code == 2
+
+
+@pytest.mark.parametrize("args,line", [
+    (["train", SAMPLE, "--lr", "-1"], "--lr must be a number > 0, got -1"),
+    (["train", SAMPLE, "--dropout", "1.5"], "--dropout must be a number in [0, 1), got 1.5"),
+    (["train", SAMPLE, "--batch-size", "0"], "--batch-size must be an integer >= 1, got 0"),
+    (["train", SAMPLE, "--epochs", "many"], "--epochs must be an integer >= 1, got 'many'"),
+    (["train", SAMPLE, "--cell", "rnn"], "--cell must be one of lstm, peephole, gru, got 'rnn'"),
+    (["tag", "--top-k", "0", "hi"], "--top-k must be an integer >= 1, got 0"),
+    (["tag", "--threads", "0", "hi"], "--threads must be an integer >= 1, got 0"),
+])
+def test_bad_option_value_is_one_line_naming_the_flag(args, line):
+    result = invoke(*args)
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", f"seqtag: error: {line}\n")
+
+
+def test_bad_option_value_with_verbose_shows_the_traceback():
+    code, out, err = run("--verbose", "train", SAMPLE, "--decay-patience", "0")
+    assert code == 2 and out == "" and "Traceback" in err and "ConfigError" in err
+    assert err.splitlines()[-1] == (
+        "seqtag: error: --decay-patience must be an integer >= 1, got 0")
+
+
+def test_tagging_imports_no_pydantic():
+    # typer >= 0.25 would import pydantic to convert each parameter (+70 ms a call);
+    # seqtag.cli gives its parameters a plain conversion instead
+    code = ("import sys; from seqtag.cli import main\n"
+            "try:\n    main(['tag', 'The dog ate the apple'])\n"
+            "except SystemExit as e:\n    assert not e.code, e.code\n"
+            "print('pydantic' in sys.modules, file=sys.stderr)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120)
+    assert (p.stdout, p.stderr) == ("The/DET dog/NOUN ate/VERB the/DET apple/NOUN\n", "False\n")
 
 
 def test_usage_error_in_subprocess():

@@ -1,6 +1,7 @@
 """The Tagger library: train, save, load, tag, evaluate; torch interop; accuracy on EWT."""
 
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ from seqtag import Tagger
 from seqtag.corpus import Sentence, read_corpus
 from seqtag.errors import SeqtagError
 from seqtag.tagger import DEFAULT_MODEL
+from conftest import import_torch
 
 TINY = dict(epochs=12, batch_size=8, lr=0.01, hidden=16, word_dim=16, char_dim=8, char_hidden=8, layers=2,
             threads=1, seed=7)
@@ -49,6 +51,47 @@ def test_tag_takes_tokens_or_text_and_returns_pairs(tiny_tagger):
     assert tiny_tagger.tag([]) == []
 
 
+def test_tag_sents_tokenizes_strings_and_takes_token_lists(tiny_tagger):
+    by_tokens = tiny_tagger.tag_sents([["the", "dog", "ate", "a", "apple", "."],
+                                       ("a", "cat", "saw", "this", "house", "!")])
+    mixed = tiny_tagger.tag_sents(["the dog ate a apple.", ["a", "cat", "saw", "this", "house",
+                                                            "!"]])
+    assert mixed == by_tokens
+    assert [w for w, _ in by_tokens[0]] == ["the", "dog", "ate", "a", "apple", "."]
+    assert mixed[0] == tiny_tagger.tag("the dog ate a apple.")
+    assert tiny_tagger.tag_sents(["", []]) == [[], []]
+    assert tiny_tagger.tag_sents(s for s in ["the cat"]) == [tiny_tagger.tag("the cat")]
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda t: t.tag_sents("the dog ate"),
+     "tag_sents() takes a list of sentences, not one string; use tag() for one sentence"),
+    (lambda t: t.tag_sents(None), "tag_sents() takes a list of sentences, got NoneType"),
+    (lambda t: t.tag_sents(["the dog", 5]), "sentence 2 must be a string or a list of tokens, "
+                                            "got int"),
+    (lambda t: t.tag_sents([["the", 5]]), "sentence 1: tokens must be non-empty strings, got 5"),
+    (lambda t: t.tag_sents([["the", ""]]), "sentence 1: tokens must be non-empty strings, got ''"),
+    (lambda t: t.tag(5), "tag() takes a string or a list of tokens, got int"),
+    (lambda t: t.tag(["the", None]), "tokens must be non-empty strings, got None"),
+    (lambda t: t.predict(["the dog"]), "sentence 1 is a string; predict() takes lists of "
+                                       "tokens (tag_sents() tokenizes strings)"),
+    (lambda t: t.predict([{"the"}]), "sentence 1 must be a list of tokens, got set"),
+    (lambda t: t.predict_top_k([["the"]], 0), "k must be a positive integer, got 0"),
+    (lambda t: t.predict_top_k([["the"]], True), "k must be a positive integer, got True"),
+    (lambda t: t.predict_top_k("the dog", 2),
+     "predict_top_k() takes a list of sentences, not one string; use tag() for one sentence"),
+])
+def test_bad_sentences_raise_one_line(tiny_tagger, call, message):
+    with pytest.raises(SeqtagError) as e:
+        call(tiny_tagger)
+    assert str(e.value) == message
+
+
+def test_predict_takes_sentence_objects(tiny_tagger):
+    sents = synthetic_corpus(5, seed=8)
+    assert tiny_tagger.predict(sents) == tiny_tagger.predict([s.words for s in sents])
+
+
 def test_same_command_and_seed_give_the_same_model_bit_for_bit():
     corpus, dev = synthetic_corpus(40), synthetic_corpus(8, seed=1)
     a = Tagger.train(corpus, dev, **dict(TINY, epochs=2))
@@ -63,8 +106,8 @@ def test_save_then_load_gives_the_same_predictions(tiny_tagger, tmp_path):
     loaded = Tagger.load(path)
     sents = [s.words for s in synthetic_corpus(25, seed=3)]
     assert loaded.predict(sents) == tiny_tagger.predict(sents)
-    ours = tiny_tagger.predict(sents, top_k=3)[1]
-    theirs = loaded.predict(sents, top_k=3)[1]
+    ours = tiny_tagger.predict_top_k(sents, 3)
+    theirs = loaded.predict_top_k(sents, 3)
     # the same tags in the same order; probabilities equal up to float32 rounding (each
     # tagger's memo of word projections was filled from different batches: seqtag.memo)
     assert [[[t for t, _ in tok] for tok in s] for s in ours] == \
@@ -76,9 +119,10 @@ def test_save_then_load_gives_the_same_predictions(tiny_tagger, tmp_path):
 
 def test_a_sentence_is_tagged_the_same_in_any_batch(tiny_tagger):
     sents = [s.words for s in synthetic_corpus(60, seed=4)]
-    together, probs_together = tiny_tagger.predict(sents, top_k=2)
+    together = tiny_tagger.predict(sents)
+    probs_together = tiny_tagger.predict_top_k(sents, 2)
     for i, words in enumerate(sents):
-        alone, probs_alone = tiny_tagger.predict([words], top_k=2)
+        alone, probs_alone = tiny_tagger.predict([words]), tiny_tagger.predict_top_k([words], 2)
         assert alone[0] == together[i]
         for a, b in zip(probs_alone[0], probs_together[i]):
             assert [t for t, _ in a] == [t for t, _ in b]
@@ -86,13 +130,28 @@ def test_a_sentence_is_tagged_the_same_in_any_batch(tiny_tagger):
 
 
 def test_top_k_probabilities_are_sorted_and_sum_to_at_most_one(tiny_tagger):
-    tags, tops = tiny_tagger.predict([["the", "cat", "saw", "a", "house"]], top_k=10)
+    sents = [["the", "cat", "saw", "a", "house"]]
+    tags, tops = tiny_tagger.predict(sents), tiny_tagger.predict_top_k(sents, 10)
     for tag, top in zip(tags[0], tops[0]):
         assert top[0][0] == tag
         probs = [p for _, p in top]
         assert probs == sorted(probs, reverse=True)
         assert len(top) == len(WORDS)  # k is capped at the tagset's size
         assert abs(sum(probs) - 1.0) < 1e-5
+        assert all(isinstance(t, str) and type(p) is float for t, p in top)
+    assert tiny_tagger.predict_top_k([[], ["dog"]], 2)[0] == []
+
+
+def test_predict_with_top_k_still_works_but_warns(tiny_tagger):
+    sents = [["the", "cat", "saw", "a", "house"], ["a", "dog"]]
+    with pytest.warns(DeprecationWarning, match=r"^Tagger\.predict\(sentences, top_k=k\) is "
+                      r"deprecated; use Tagger\.predict_top_k\(sentences, k\)"):
+        tags, tops = tiny_tagger.predict(sents, top_k=2)
+    assert tags == tiny_tagger.predict(sents)
+    assert tops == tiny_tagger.predict_top_k(sents, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tiny_tagger.predict(sents)  # no top_k: no warning
 
 
 def test_tagging_from_several_threads_gives_the_serial_results(tiny_tagger):
@@ -131,7 +190,7 @@ def test_training_rejects_unknown_options():
 
 def test_lstm_weights_load_into_torch(tiny_tagger, tmp_path):
     """The model file's LSTM tensors carry torch's names: load_state_dict takes them."""
-    torch = pytest.importorskip("torch")
+    torch = import_torch()
     path = tmp_path / "m.npz"
     tiny_tagger.save(path)
     with np.load(path, allow_pickle=False) as f:
