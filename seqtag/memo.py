@@ -19,9 +19,10 @@ dropped by the same clear().
 
 import numpy as np
 
+from .config import TaggingConfig
 from .rnn import GATES
 
-DEFAULT_CAPACITY = 8192
+DEFAULT_CAPACITY: int = TaggingConfig.memo_words  # the option's one definition
 
 
 class ProjectionMemo:

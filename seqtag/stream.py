@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Sequence, TextIO, Union
 
 from .corpus import (OUTPUT_FORMATS, TOPK_FORMATS, Sentence, Source, TagProb, format_sentence,
                      iter_sentences)
+from .config import TaggingConfig
 from .errors import SeqtagError
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ["TOPK_FORMATS", "tag_stream", "tag_files", "model_tag_column"]
 
-DEFAULT_BATCH_SIZE = 256
+DEFAULT_BATCH_SIZE: int = TaggingConfig.batch_size  # the option's one definition
 
 
 def model_tag_column(tagger: Tagger) -> str:
@@ -52,13 +53,12 @@ def _check(output_format, top_k, batch_size):
     if output_format not in OUTPUT_FORMATS:
         raise SeqtagError(f"unknown output format {output_format!r}; "
                           f"choose one of {', '.join(OUTPUT_FORMATS)}")
-    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
-        raise SeqtagError(f"top_k must be a positive integer, not {top_k!r}")
+    options = TaggingConfig.options()
+    top_k = options["top_k"].check(top_k)  # ConfigError: the option's own message
+    batch_size = options["batch_size"].check(batch_size)
     if top_k and output_format not in TOPK_FORMATS:
         raise SeqtagError(f"tag probabilities (top-k) cannot be written as {output_format}; "
                           f"choose one of {', '.join(TOPK_FORMATS)}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise SeqtagError(f"batch size must be a positive integer, not {batch_size!r}")
 
 
 def tag_stream(tagger: Tagger, sentences: Iterable[Union[Sentence, Sequence[str]]],

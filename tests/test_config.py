@@ -495,3 +495,18 @@ def test_config_error_is_one_line_naming_the_option():
     assert (str(error), error.option, error.problem) == (
         "lr must be a number > 0, got -1", "lr", "must be a number > 0, got -1")
     assert isinstance(error, SeqtagError)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(top_k=0), "top_k must be an integer >= 1, got 0"),
+    (dict(batch_size=0), "batch_size must be an integer >= 1, got 0"),
+    (dict(batch_size=True), "batch_size must be an integer >= 1, got True"),
+])
+def test_tag_stream_checks_its_options_through_the_config(bad, message):
+    import io
+
+    from seqtag import Tagger
+    from seqtag.stream import tag_stream
+    with pytest.raises(ConfigError) as caught:
+        tag_stream(Tagger.load(), [["a"]], io.StringIO(), **bad)
+    assert str(caught.value) == message
