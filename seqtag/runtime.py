@@ -321,11 +321,13 @@ class _BlasThreadLimit:
         self.lock = threading.Lock()
         self.active = 0
         self.saved: Optional[int] = None  # the host's count, to put back
+        self.blas: Optional[Blas] = None  # the library it was lowered in
         self.local = threading.local()
 
-    def enter(self, b: Blas) -> None:
+    def __enter__(self) -> None:
         with self.lock:
             if self.active == 0:
+                self.blas = b = _blas
                 current = b.get_threads()
                 self.saved = current if current > 1 else None
                 if self.saved is not None:
@@ -333,12 +335,13 @@ class _BlasThreadLimit:
             self.active += 1
             self.local.depth = getattr(self.local, "depth", 0) + 1
 
-    def exit(self, b: Blas) -> None:
+    def __exit__(self, *exc) -> bool:
         with self.lock:
             self.active -= 1
             self.local.depth -= 1
             if self.active == 0:
-                self._restore(b)
+                self._restore(self.blas)
+        return False
 
     def _restore(self, b: Blas) -> None:
         # a count other than ours was set by the host meanwhile: the host's choice stands
@@ -356,25 +359,38 @@ class _BlasThreadLimit:
 _limit = _BlasThreadLimit()
 
 
+class _Unlimited:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc) -> bool:
+        return False
+
+
+_UNLIMITED = _Unlimited()
+
+
 @contextlib.contextmanager
-def single_blas_thread() -> Iterator[None]:
-    """Run the block with BLAS on one thread (see the module's docstring); nestable, from
-    any number of threads.  Costs two calls into the library per block."""
-    b = _blas
-    if b is not None and b.set_local_threads is not None:
-        previous = b.set_local_threads(1)
-        try:
-            yield
-        finally:
-            b.set_local_threads(previous)
-    elif b is not None and b.set_threads is not None:
-        _limit.enter(b)
-        try:
-            yield
-        finally:
-            _limit.exit(b)
-    else:
+def _thread_local_limit(b: Blas) -> Iterator[None]:
+    previous = b.set_local_threads(1)
+    try:
         yield
+    finally:
+        b.set_local_threads(previous)
+
+
+def single_blas_thread():
+    """Context: run the block with BLAS on one thread (see the module's docstring);
+    nestable, from any number of threads.  Costs a few calls into the library per
+    outermost block (bench/bench_runtime.py measures it)."""
+    b = _blas
+    if b is None:
+        return _UNLIMITED
+    if b.set_local_threads is not None:
+        return _thread_local_limit(b)
+    if b.set_threads is not None:
+        return _limit
+    return _UNLIMITED
 
 
 def threads_beside_blas(requested: int) -> int:
