@@ -81,3 +81,107 @@ def machine_line():
     return (f"{time.strftime('%Y-%m-%d')}  {cpu}, {os.cpu_count()} cores, "
             f"numpy {np.__version__}, OPENBLAS_CORETYPE="
             f"{os.environ.get('OPENBLAS_CORETYPE', '(unset)')}; seqtag: {compute_description()}")
+
+
+def sequoia_path(split):
+    return shared_dir() / "data" / "ud-french-sequoia" / f"fr_sequoia-ud-{split}.conllu"
+
+
+def scorer_path():
+    return shared_dir() / "tools" / "conll18_ud_eval.py"
+
+
+def load_scorer():
+    """The official CoNLL 2018 scorer, imported from its file in the shared folder (it is
+    MPL-licensed third-party code: used by path, never copied into the project)."""
+    import importlib.util
+    path = scorer_path()
+    if not path.exists():
+        raise FileNotFoundError(f"the CoNLL 2018 scorer is not at {path}; set SEQTAG_SHARED")
+    spec = importlib.util.spec_from_file_location("conll18_ud_eval", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _conllu_sentences(conllu):
+    """(comment lines, token lines) of each sentence of a CoNLL-U string."""
+    sentences, comments, rows = [], [], []
+    for line in conllu.splitlines():
+        line = line.rstrip("\r")
+        if line.strip() == "":
+            if comments or rows:
+                sentences.append((comments, rows))
+            comments, rows = [], []
+        elif line.startswith("#") and not rows:
+            comments.append(line)
+        else:
+            rows.append(line)
+    if comments or rows:
+        sentences.append((comments, rows))
+    return sentences
+
+
+def _sentence_text(comments, rows):
+    """The `# text` of a sentence, or its surface tokens joined as SpaceAfter says where a
+    treebank leaves `# text` out."""
+    for line in comments:
+        key, _, value = line[1:].partition("=")
+        if key.strip() == "text":
+            return value.strip()
+    pieces, skip_to = [], 0
+    for row in rows:
+        cols = row.split("\t")
+        if "." in cols[0]:
+            continue
+        if "-" in cols[0]:
+            skip_to = int(cols[0].split("-")[1])
+        elif int(cols[0]) <= skip_to:
+            continue
+        pieces.append(cols[1] + ("" if "SpaceAfter=No" in cols[9].split("|") else " "))
+    return "".join(pieces).strip()
+
+
+def raw_text_paragraphs(conllu, group=5):
+    """The paragraphs of a gold CoNLL-U string as raw text, the way issue 11 scores from raw
+    text: a paragraph starts at `# newpar` or `# newdoc` (every `group` sentences where the
+    treebank marks neither, as French-Sequoia does); its sentences' `# text` are joined by one
+    space."""
+    sentences = _conllu_sentences(conllu)
+    marked = [any(c.startswith(("# newpar", "# newdoc")) for c in comments)
+              for comments, _ in sentences]
+    if not any(marked):
+        marked = [i % group == 0 for i in range(len(sentences))]
+    paragraphs = []
+    for (comments, rows), starts in zip(sentences, marked):
+        if starts or not paragraphs:
+            paragraphs.append([])
+        paragraphs[-1].append(_sentence_text(comments, rows))
+    return [" ".join(p) for p in paragraphs]
+
+
+def raw_text(conllu, group=5):
+    """raw_text_paragraphs() as a file's content: one paragraph per line, a blank line
+    between paragraphs."""
+    return "".join(p + "\n\n" for p in raw_text_paragraphs(conllu, group)).rstrip("\n") + "\n"
+
+
+def fill_dummy_tree(conllu):
+    """`conllu` with a dummy tree (first word HEAD 0 / root, the others HEAD 1 / dep) in every
+    sentence that has a word without an integer HEAD: the official scorer needs a tree, and
+    the tagging scores do not depend on it.  Comments, multiword-token ranges and empty nodes
+    are kept as they are; the result ends with a blank line, as the scorer requires."""
+    out = []
+    for comments, rows in _conllu_sentences(conllu):
+        words = [r.split("\t") for r in rows]
+        words = [c for c in words if c[0].isdigit()]
+        needs_tree = any(len(c) < 8 or not c[6].isdigit() for c in words)
+        out.extend(comments)
+        for row in rows:
+            cols = row.split("\t")
+            if needs_tree and cols[0].isdigit() and len(cols) == 10:
+                first = cols[0] == "1"
+                cols[6], cols[7] = ("0", "root") if first else ("1", "dep")
+            out.append("\t".join(cols))
+        out.append("")
+    return "\n".join(out) + "\n" if out else ""
