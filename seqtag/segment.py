@@ -1,0 +1,943 @@
+"""The learned raw-text front end: tokens, sentences and multiword tokens by character
+tagging, trained from a treebank's own `# text` lines (the FrontEnd of seqtag.frontend).
+
+Every character of a paragraph gets one label: inside a token, last character of a token,
+of a sentence's last token, of a multiword token (and of one that ends a sentence), or
+whitespace between tokens.  A character embedding feeds a one-layer bidirectional LSTM
+(seqtag.rnn) and a linear layer; inference cuts paragraphs into overlapping windows and
+runs many of them as one packed batch, so memory stays bounded on huge paragraphs.
+Multiword tokens are expanded by a dictionary learned from the treebank (surface form ->
+its most frequent words), with a suffix rule for flagged tokens never seen.
+
+The rule front end (RuleFrontEnd: seqtag.tokenize plus a punctuation sentence rule) lives
+here too: it is what a model without a learned front end uses.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import unicodedata
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+import numpy as np
+
+from . import _core, runtime
+from .errors import CorpusError, ModelError, SeqtagError
+from .frontend import RawSentence, Token
+from .optim import Adam, clip_by_global_norm
+from .packing import Packing
+from .rnn import RNN
+from .tokenize import tokenize
+
+__all__ = [
+    "LearnedFrontEnd", "RuleFrontEnd", "TrainingText", "read_training_text", "to_conllu",
+    "paragraphs_to_conllu", "train_frontend", "LABELS",
+]
+
+# ---------------------------------------------------------------- labels
+
+INSIDE, END, SENT, MWT, MWT_SENT, SPACE = range(6)
+#: The label of each character, by id.
+LABELS = ("inside", "token-end", "sentence-end", "multiword-end", "multiword-sentence-end",
+          "space")
+_ENDS = np.array([False, True, True, True, True, False])
+_SENTENCE_ENDS = np.array([False, False, True, False, True, False])
+_MULTIWORD = np.array([False, False, False, True, True, False])
+
+
+# ---------------------------------------------------------------- training material
+
+
+@dataclass
+class TrainingText:
+    """A treebank as raw paragraphs with the gold label of every character.
+
+    paragraphs        the raw text of each paragraph (its sentences' `# text` joined by
+                      one space)
+    labels            one int8 array per paragraph, a label (LABELS) per character
+    multiword         (surface form, words) of every multiword token
+    sentences         how many sentences were read
+    rebuilt           sentences whose tokens did not match their `# text`: their text was
+                      rebuilt from the tokens and SpaceAfter (so the labels still hold)
+    """
+
+    paragraphs: list[str]
+    labels: list[np.ndarray]
+    multiword: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    sentences: int = 0
+    rebuilt: int = 0
+
+
+@dataclass
+class _GoldSentence:
+    text: Optional[str]
+    tokens: list[tuple[str, tuple[str, ...], bool]]  # (form, words or (), space after)
+    new_paragraph: bool
+
+
+def _read_conllu_sentences(path):
+    """The sentences of a CoNLL-U file: text, surface tokens, paragraph starts."""
+    sentences = []
+    text, tokens, new_par, words_left, mwt = None, [], False, 0, None
+    name = str(path)
+    try:
+        handle = open(path, encoding="utf-8")
+    except OSError as e:
+        raise CorpusError(f"cannot read: {e.strerror}", name) from None
+    with handle:
+        try:
+            for number, line in enumerate(handle, 1):
+                line = line.rstrip("\r\n")
+                if not line.strip():
+                    if tokens:
+                        sentences.append(_GoldSentence(text, tokens, new_par))
+                    text, tokens, new_par, words_left, mwt = None, [], False, 0, None
+                    continue
+                if line.startswith("#"):
+                    if line.startswith(("# newpar", "# newdoc")):
+                        new_par = True
+                    elif line.startswith("# text") and "=" in line:
+                        key, _, value = line[1:].partition("=")
+                        if key.strip() == "text":
+                            text = value.strip()
+                    continue
+                cols = line.split("\t")
+                if len(cols) != 10:
+                    raise CorpusError(f"expected 10 tab-separated columns, found {len(cols)}",
+                                      name, number)
+                ident, form, misc = cols[0], cols[1], cols[9]
+                space_after = "SpaceAfter=No" not in misc.split("|")
+                if "-" in ident:
+                    first, _, last = ident.partition("-")
+                    if not (first.isdigit() and last.isdigit()) or int(last) < int(first):
+                        raise CorpusError(f"bad multiword token range {ident!r}", name, number)
+                    words_left = int(last) - int(first) + 1
+                    mwt = [form, [], space_after]
+                    tokens.append(mwt)
+                elif "." in ident:
+                    continue  # an empty node: no characters of its own
+                elif words_left:
+                    mwt[1].append(form)
+                    words_left -= 1
+                else:
+                    tokens.append([form, [], space_after])
+        except UnicodeDecodeError as e:
+            raise CorpusError(f"not UTF-8 ({e.reason} at byte {e.start})", name) from None
+    if tokens:
+        sentences.append(_GoldSentence(text, tokens, new_par))
+    for s in sentences:
+        s.tokens = [(f, tuple(w), sa) for f, w, sa in s.tokens]
+    return sentences
+
+
+def _align(text, tokens):
+    """Labels of the characters of one sentence's text given its surface tokens, or None
+    where a token does not match the text."""
+    labels = np.full(len(text), SPACE, dtype=np.int8)
+    i, n = 0, len(text)
+    for form, words, _ in tokens:
+        while i < n and text[i].isspace():
+            i += 1
+        j = 0
+        form = form.strip()
+        if not form:
+            return None
+        while j < len(form):
+            if i >= n:
+                return None
+            if form[j].isspace():
+                if not text[i].isspace():
+                    return None
+                while j < len(form) and form[j].isspace():
+                    j += 1
+                while i < n and text[i].isspace():
+                    labels[i] = INSIDE
+                    i += 1
+                continue
+            if text[i] != form[j]:
+                return None
+            labels[i] = INSIDE
+            i += 1
+            j += 1
+        labels[i - 1] = MWT if len(words) > 1 else END
+    if text[i:].strip():
+        return None
+    last = np.flatnonzero(labels != SPACE)
+    if last.size == 0:
+        return None
+    labels[last[-1]] = MWT_SENT if labels[last[-1]] == MWT else SENT
+    return labels
+
+
+def _rebuilt_text(tokens):
+    parts = []
+    for form, _, space_after in tokens:
+        parts.append(form)
+        parts.append(" " if space_after else "")
+    return "".join(parts[:-1])
+
+
+def read_training_text(path, sentences_per_paragraph=5) -> TrainingText:
+    """A CoNLL-U file as raw paragraphs with per-character gold labels.
+
+    Paragraphs follow `# newpar` / `# newdoc`; a file with neither is cut into groups of
+    sentences_per_paragraph sentences.  A sentence whose tokens do not match its `# text`
+    line has its text rebuilt from the tokens and SpaceAfter=No (counted in .rebuilt);
+    a file with no `# text` line at all raises CorpusError: no raw text to learn from.
+    """
+    sentences = _read_conllu_sentences(path)
+    if not sentences:
+        raise CorpusError("no sentences", str(path))
+    if all(s.text is None for s in sentences):
+        raise CorpusError("no '# text =' lines: a tokenizer cannot be learned from this file "
+                          "(the rule front end stays)", str(path))
+    marked = any(s.new_paragraph for s in sentences)
+    paragraphs, labels, multiword = [], [], []
+    rebuilt = 0
+    texts, parts = [], []
+
+    def close():
+        if texts:
+            paragraphs.append(" ".join(texts))
+            sep = np.array([SPACE], dtype=np.int8)
+            joined = [parts[0]]
+            for p in parts[1:]:
+                joined += [sep, p]
+            labels.append(np.concatenate(joined))
+        texts.clear()
+        parts.clear()
+
+    for k, s in enumerate(sentences):
+        if (s.new_paragraph if marked else k % sentences_per_paragraph == 0):
+            close()
+        text = s.text
+        lab = None if text is None else _align(text, s.tokens)
+        if lab is None:
+            text = _rebuilt_text(s.tokens)
+            lab = _align(text, s.tokens)
+            rebuilt += 1
+            if lab is None:  # tokens of only whitespace: nothing to learn from
+                continue
+        texts.append(text)
+        parts.append(lab)
+        multiword.extend((f, w) for f, w, _ in s.tokens if len(w) > 1)
+    close()
+    return TrainingText(paragraphs, labels, multiword, len(sentences), rebuilt)
+
+
+# ---------------------------------------------------------------- characters
+
+# Characters the model has not seen map to the id of their class, so an unseen letter of
+# any script is still a letter (upper or lower case), an unseen digit a digit, etc.
+_CLASSES = ("space", "upper", "lower", "letter", "number", "open", "close", "punct",
+            "symbol", "mark", "other")
+_CATEGORY_CLASS = {"Lu": 1, "Lt": 1, "Ll": 2, "Lo": 3, "Lm": 3, "Nd": 4, "Nl": 4, "No": 4,
+                   "Ps": 5, "Pi": 5, "Pe": 6, "Pf": 6, "Pc": 7, "Pd": 7, "Po": 7, "Sm": 8,
+                   "Sc": 8, "Sk": 8, "So": 8, "Mn": 9, "Mc": 9, "Me": 9}
+N_CLASSES = len(_CLASSES)
+_ZWJ = 0x200D
+
+
+def _char_class(c):
+    if c.isspace():
+        return 0
+    return _CATEGORY_CLASS.get(unicodedata.category(c), 10)
+
+
+def _code_points(text):
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
+class CharCodes:
+    """Characters -> ids: 0 for any whitespace, 1 .. N_CLASSES-1 for unseen characters by
+    class, then one id per character seen in training.  Encoding is vectorised over code
+    points (a lookup table for the Basic Multilingual Plane, a dict beyond)."""
+
+    def __init__(self, chars: str):
+        self.chars = chars
+        self.size = N_CLASSES + len(chars)
+        self._table = np.full(0x10000, -1, dtype=np.int64)
+        self._astral: dict[int, int] = {}
+        for i, c in enumerate(chars):
+            self._set(ord(c), N_CLASSES + i)
+        # the class of every id, for character dropout in training
+        self.class_of_id = np.concatenate([np.arange(N_CLASSES),
+                                           [_char_class(c) for c in chars]]).astype(np.int64)
+
+    def _set(self, cp, ident):
+        if cp < 0x10000:
+            self._table[cp] = ident
+        else:
+            self._astral[cp] = ident
+
+    def encode(self, text: str) -> np.ndarray:
+        """(len(text),) int64 ids."""
+        return self.encode_code_points(_code_points(text))
+
+    def encode_code_points(self, cps: np.ndarray) -> np.ndarray:
+        small = cps < 0x10000
+        ids = np.empty(len(cps), dtype=np.int64)
+        if small.all():
+            ids[:] = self._table[cps]
+        else:
+            ids[small] = self._table[cps[small]]
+            ids[~small] = [self._astral_id(int(cp)) for cp in cps[~small]]
+        missing = ids < 0
+        if missing.any():
+            for cp in np.unique(cps[missing]):
+                self._table[cp] = _char_class(chr(cp))
+            ids[missing] = self._table[cps[missing]]
+        return ids
+
+    def _astral_id(self, cp):
+        ident = self._astral.get(cp)
+        if ident is None:
+            ident = _char_class(chr(cp))
+            if len(self._astral) < 100_000:
+                self._astral[cp] = ident
+        return ident
+
+
+def _glued(cps, ids):
+    """(n,) bool: character i may not end a token because character i+1 belongs to the same
+    grapheme (a combining mark, a variation selector, an emoji modifier, a zero-width
+    joiner or what follows one)."""
+    n = len(cps)
+    glued = np.zeros(n, dtype=bool)
+    if n < 2:
+        return glued
+    nxt, cur = cps[1:], cps[:-1]
+    glued[:-1] = ((ids[1:] == 9) | (nxt == _ZWJ) | (cur == _ZWJ)
+                  | ((nxt >= 0xFE00) & (nxt <= 0xFE0F)) | ((nxt >= 0x1F3FB) & (nxt <= 0x1F3FF)))
+    return glued
+
+
+# ---------------------------------------------------------------- the network
+
+
+class CharTagger:
+    """Character embedding -> bidirectional recurrent layer -> linear -> log-softmax over
+    LABELS, in packed order (seqtag.packing)."""
+
+    def __init__(self, n_chars, dim=24, hidden=48, cell="lstm", seed=0, threads=1,
+                 dtype=np.float32, init=True):
+        self.dtype = np.dtype(dtype).type
+        rng = np.random.default_rng(seed)
+        self.rnn = RNN(cell, dim, hidden, bidirectional=True, seed=int(rng.integers(2**31)),
+                       threads=threads, dtype=dtype, init=init)
+        n_out = len(LABELS)
+        if init:
+            self.embedding = (rng.standard_normal((n_chars, dim)) * 0.3).astype(dtype)
+            bound = 1.0 / np.sqrt(2 * hidden)
+            self.output_weight = rng.uniform(-bound, bound, (n_out, 2 * hidden)).astype(dtype)
+        else:
+            self.embedding = np.zeros((n_chars, dim), dtype=dtype)
+            self.output_weight = np.zeros((n_out, 2 * hidden), dtype=dtype)
+        self.output_bias = np.zeros(n_out, dtype=dtype)
+        self._projections = None
+
+    def arrays(self):
+        """{name: array}: the arrays themselves (the optimiser updates them in place)."""
+        named = {"embedding": self.embedding}
+        named.update({"rnn." + k: v for k, v in self.rnn.params.items()})
+        named["output.weight"] = self.output_weight
+        named["output.bias"] = self.output_bias
+        return named
+
+    def expected_shapes(self):
+        shapes = {"embedding": self.embedding.shape}
+        shapes.update({"rnn." + k: v for k, v in self.rnn.param_shapes().items()})
+        shapes["output.weight"] = self.output_weight.shape
+        shapes["output.bias"] = self.output_bias.shape
+        return shapes
+
+    def load_arrays(self, arrays):
+        self.embedding = np.array(arrays["embedding"], dtype=self.dtype, order="C")
+        self.rnn.load_params({k[4:]: v for k, v in arrays.items() if k.startswith("rnn.")})
+        self.output_weight = np.array(arrays["output.weight"], dtype=self.dtype, order="C")
+        self.output_bias = np.array(arrays["output.bias"], dtype=self.dtype, order="C")
+        self.changed()
+
+    def changed(self):
+        """The weights changed in place: forget the projections computed from them."""
+        self._projections = None
+
+    def logits(self, ids, packing):
+        """Inference: (N, len(LABELS)) scores of the packed rows whose character ids are
+        ids.  Each character's input pre-activations are a row of a table computed once
+        per id, so the only per-character products are the recurrent ones."""
+        with runtime.single_blas_thread():
+            if self._projections is None:
+                self._projections = [self.rnn.input_projection(self.embedding, d)
+                                     for d in range(2)]
+            out, _, _ = self.rnn.forward_projected(
+                self._projections, ids, packing, head=(self.output_weight, self.output_bias))
+        return out
+
+    def loss_and_gradients(self, ids, labels, packing, weights=None):
+        """Mean (weighted) negative log-likelihood of the labels of packed rows, and its
+        gradients: (loss, dense {name: grad}, sparse {"embedding": (ids, rows)})."""
+        with runtime.single_blas_thread():
+            x = self.embedding[ids]
+            hidden, _, _, cache = self.rnn.forward_packed(x, packing, training=True)
+            logits = hidden @ self.output_weight.T
+            logits += self.output_bias
+            _core.log_softmax_rows(logits)
+            rows = np.arange(len(labels))
+            w = (np.ones(len(labels), dtype=self.dtype) if weights is None
+                 else weights.astype(self.dtype))
+            total = w.sum()
+            loss = -(w * logits[rows, labels]).sum() / total
+            # d loss / d logits of softmax + NLL: (probs - onehot) * weight / total
+            grad = np.exp(logits)
+            grad[rows, labels] -= 1.0
+            grad *= (w / total)[:, None]
+            dense = {"output.weight": grad.T @ hidden, "output.bias": grad.sum(axis=0)}
+            grad_hidden = grad @ self.output_weight
+            grad_x, rnn_grads, _, _ = self.rnn.backward_packed(cache, grad_hidden)
+            dense.update({"rnn." + k: v for k, v in rnn_grads.items()})
+            unique, inverse = np.unique(ids, return_inverse=True)
+            summed = np.zeros((len(unique), x.shape[1]), dtype=self.dtype)
+            _core.add_rows(summed, inverse.astype(np.int64).ravel(), grad_x)
+        return float(loss), dense, {"embedding": (unique, summed)}
+
+
+# ---------------------------------------------------------------- multiword tokens
+
+
+class MultiwordExpander:
+    """Surface form -> words, learned from a treebank's multiword tokens.
+
+    A flagged token takes the most frequent expansion of its form, else of its lowercase
+    form (case carried over: "Du" -> "De le"); a form never seen is split by the longest
+    suffix that ends seen multiword tokens whose words spell them out ("n't" of "don't" ->
+    "do n't"), else kept as one word.
+    """
+
+    def __init__(self, forms: dict[str, list[str]], suffixes: dict[str, int]):
+        self.forms = forms
+        self.suffixes = suffixes
+        self._longest = max((len(s) for s in suffixes), default=0)
+
+    @classmethod
+    def learn(cls, multiword: Iterable[tuple[str, tuple[str, ...]]]):
+        exact: dict[str, Counter] = defaultdict(Counter)
+        lower: dict[str, Counter] = defaultdict(Counter)
+        suffixes: Counter = Counter()
+        for form, words in multiword:
+            exact[form][words] += 1
+            lower[form.lower()][tuple(w.lower() for w in words)] += 1
+            if len(words) == 2 and "".join(words).lower() == form.lower() and words[0]:
+                suffixes[words[1].lower()] += 1
+        forms = {f: list(c.most_common(1)[0][0]) for f, c in lower.items()}
+        forms.update({f: list(c.most_common(1)[0][0]) for f, c in exact.items()})
+        return cls(forms, {s: n for s, n in suffixes.items() if n >= 2})
+
+    def expand(self, form: str) -> list[str]:
+        words = self.forms.get(form)
+        if words is not None:
+            return list(words)
+        words = self.forms.get(form.lower())
+        if words is not None:
+            return _with_case_of(form, words)
+        low = form.lower()
+        for k in range(min(self._longest, len(form) - 1), 0, -1):
+            if low[-k:] in self.suffixes:
+                return [form[:-k], form[-k:]]
+        return [form]
+
+    def to_meta(self):
+        return {"forms": self.forms, "suffixes": self.suffixes}
+
+    @classmethod
+    def from_meta(cls, meta):
+        return cls({str(k): [str(w) for w in v] for k, v in meta["forms"].items()},
+                   {str(k): int(v) for k, v in meta["suffixes"].items()})
+
+
+def _with_case_of(form, words):
+    if len(form) > 1 and form.isupper():
+        return [w.upper() for w in words]
+    if form[:1].isupper():
+        return [words[0][:1].upper() + words[0][1:]] + list(words[1:])
+    return list(words)
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def _choose_labels(logits, ids, glued, sentence_bias=0.0):
+    """The label of every character of a paragraph from its scores: whitespace is only
+    ever inside a token or space, other characters never space; a character glued to the
+    next never ends a token.  sentence_bias is added to the sentence-ending labels' scores
+    (tuned on dev)."""
+    scores = logits.copy()
+    space = ids == 0
+    scores[space, END:SPACE] = -np.inf
+    scores[~space, SPACE] = -np.inf
+    scores[glued, END:SPACE] = -np.inf
+    if sentence_bias:
+        scores[:, SENT] += sentence_bias
+        scores[:, MWT_SENT] += sentence_bias
+    return scores.argmax(axis=1)
+
+
+def _spans(labels, space):
+    """Token and sentence spans of one paragraph from its labels.
+
+    Returns (starts, ends, sentence_end, multiword): token i is [starts[i], ends[i]),
+    sentence_end[i] whether a sentence ends with it, multiword[i] whether it is a
+    multiword token.  Whitespace is inside a token only where the whole run is labelled
+    inside and lies between two characters of the token.
+    """
+    n = len(labels)
+    in_token = ~space
+    if space.any():
+        inner = space & (labels == INSIDE)
+        # runs of whitespace: [run_start, run_end)
+        edges = np.diff(np.concatenate([[0], space.view(np.int8), [0]]))
+        run_start, run_end = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        keep = (run_start > 0) & (run_end < n)
+        run_start, run_end = run_start[keep], run_end[keep]
+        if inner.any() and run_start.size:
+            inside_count = np.concatenate([[0], np.cumsum(inner)])
+            whole = inside_count[run_end] - inside_count[run_start] == run_end - run_start
+            whole &= labels[run_start - 1] == INSIDE
+            for s, e in zip(run_start[whole], run_end[whole]):
+                in_token[s:e] = True
+    ends_here = ~space & _ENDS[labels]
+    ends_here[:-1] |= in_token[:-1] & ~in_token[1:]
+    ends_here[-1] = in_token[-1]
+    ends = np.flatnonzero(ends_here)
+    prev_out = np.concatenate([[True], ~in_token[:-1] | ends_here[:-1]])
+    starts = np.flatnonzero(in_token & prev_out)
+    end_labels = labels[ends]
+    sentence_end = _SENTENCE_ENDS[end_labels]
+    if len(sentence_end):
+        sentence_end[-1] = True
+    return starts, ends + 1, sentence_end, _MULTIWORD[end_labels]
+
+
+def _paragraph_sentences(text, bounds, spans, expander):
+    """RawSentences of every paragraph of text (paragraphs joined by one separator;
+    bounds[k] = (start, end) of paragraph k in it) from the spans of the whole text."""
+    starts, ends, sentence_end, multiword = spans
+    n = len(text)
+    space_after = np.ones(len(ends), dtype=bool)
+    inner = ends < n
+    space_after[inner] = [text[e].isspace() for e in ends[inner].tolist()]
+    starts_l, ends_l = starts.tolist(), ends.tolist()
+    last_l, mw_l, sa_l = sentence_end.tolist(), multiword.tolist(), space_after.tolist()
+    first_token = np.searchsorted(starts, [b[0] for b in bounds]).tolist() + [len(starts_l)]
+    result = []
+    for k, (base, _) in enumerate(bounds):
+        paragraph = text[base:bounds[k][1]]
+        sentences, tokens = [], []
+        for i in range(first_token[k], first_token[k + 1]):
+            s, e = starts_l[i], ends_l[i]
+            form = text[s:e]
+            words = []
+            if mw_l[i] and expander is not None:
+                words = expander.expand(form)
+                if len(words) < 2:
+                    words = []
+            tokens.append(Token(form, s - base, e - base, words, sa_l[i]))
+            if last_l[i]:
+                a, b = tokens[0].start, tokens[-1].end
+                sentences.append(RawSentence(tokens, a, b, paragraph[a:b]))
+                tokens = []
+        result.append(sentences)
+    return result
+
+
+# ---------------------------------------------------------------- windows
+
+
+def _windows(lengths, window, margin):
+    """Overlapping windows over texts of the given lengths.
+
+    Returns (text, window start, window end, core start, core end) rows: each window sees
+    up to `margin` characters of context on each side of its core; the cores tile every
+    text exactly once.
+    """
+    core = window - 2 * margin
+    rows = []
+    for t, n in enumerate(lengths):
+        if n <= window:
+            rows.append((t, 0, n, 0, n))
+            continue
+        for s in range(0, n, core):
+            e = min(n, s + core)
+            rows.append((t, max(0, s - margin), min(n, e + margin), s, e))
+    return rows
+
+
+def _batched_logits(model, ids, bounds, window, margin, batch_chars=60_000):
+    """The scores (len(ids), len(LABELS)) of the characters of the texts ids[a:b] for
+    (a, b) in bounds, each text on its own (rows outside them are zero)."""
+    out = np.zeros((len(ids), len(LABELS)), dtype=model.dtype)
+    rows = [(bounds[t][0] + ws, bounds[t][0] + we, bounds[t][0] + cs, bounds[t][0] + ce)
+            for t, ws, we, cs, ce in _windows([b - a for a, b in bounds], window, margin)
+            if we > ws]
+    k = 0
+    while k < len(rows):
+        size, j = 0, k
+        while j < len(rows) and (size == 0 or size + rows[j][1] - rows[j][0] <= batch_chars):
+            size += rows[j][1] - rows[j][0]
+            j += 1
+        group = rows[k:j]
+        k = j
+        lengths = np.array([we - ws for ws, we, _, _ in group], dtype=np.int64)
+        packing = Packing(lengths)
+        window_start = np.array([ws for ws, _, _, _ in group], dtype=np.int64)
+        # the text position of each character of the windows laid end to end
+        flat_pos = np.arange(int(lengths.sum())) + np.repeat(
+            window_start - (np.cumsum(lengths) - lengths), lengths)
+        flat_index = packing.flat_index()
+        logits = model.logits(ids[flat_pos[flat_index]], packing)
+        # only each window's core is kept: the margins are context
+        core_start = np.repeat(np.array([cs for _, _, cs, _ in group]), lengths)[flat_index]
+        core_end = np.repeat(np.array([ce for _, _, _, ce in group]), lengths)[flat_index]
+        pos = flat_pos[flat_index]
+        keep = (pos >= core_start) & (pos < core_end)
+        out[pos[keep]] = logits[keep]
+    return out
+
+
+# ---------------------------------------------------------------- the front end
+
+#: The recipe's defaults (train_frontend's `options`).
+DEFAULTS = {"dim": 24, "hidden": 48, "cell": "gru", "crop": 256, "batch": 32,
+            "lr": 3e-3, "char_dropout": 0.02, "min_char_count": 2, "epochs": 12,
+            "window": 320, "margin": 32}
+_FORMAT = 1
+_NAME = re.compile(r"[A-Za-z0-9_.]+\Z")
+
+
+class LearnedFrontEnd:
+    """The character tagger, its character ids and the multiword expander (FrontEnd)."""
+
+    kind = "learned"
+
+    def __init__(self, codes: CharCodes, model: CharTagger, expander: MultiwordExpander,
+                 options: dict, sentence_bias: float = 0.0):
+        self.codes = codes
+        self.model = model
+        self.expander = expander
+        self.options = dict(options)
+        self.sentence_bias = float(sentence_bias)
+
+    # ---- FrontEnd
+
+    def segment(self, paragraph: str) -> list[RawSentence]:
+        return self.segment_many([paragraph])[0]
+
+    def segment_many(self, paragraphs: list[str]) -> list[list[RawSentence]]:
+        text, bounds, spans = self._analyse(paragraphs)
+        return _paragraph_sentences(text, bounds, spans, self.expander)
+
+    def _analyse(self, paragraphs):
+        """All paragraphs at once: (their text joined by newlines, (start, end) of each in
+        it, the token spans of the whole text as _spans gives them)."""
+        for p in paragraphs:
+            if not isinstance(p, str):
+                raise SeqtagError(f"a paragraph must be a string, got {type(p).__name__}")
+        text = "\n".join(paragraphs)
+        lengths = np.array([len(p) for p in paragraphs], dtype=np.int64)
+        begin = np.cumsum(lengths + 1) - lengths - 1
+        bounds = list(zip(begin.tolist(), (begin + lengths).tolist()))
+        cps = _code_points(text)
+        ids = self.codes.encode_code_points(cps)
+        space = ids == 0
+        logits = _batched_logits(self.model, ids, bounds, self.options["window"],
+                                 self.options["margin"])
+        labels = _choose_labels(logits, ids, _glued(cps, ids), self.sentence_bias)
+        labels[begin[:-1] + lengths[:-1]] = SPACE  # the separators are no token's
+        starts, ends, sentence_end, multiword = _spans(labels, space) if len(text) else (
+            np.zeros(0, dtype=np.int64),) * 2 + (np.zeros(0, dtype=bool),) * 2
+        # a paragraph's last token ends a sentence
+        if len(ends):
+            last = np.searchsorted(ends, begin + lengths, side="right") - 1
+            ok = last >= 0
+            ok[ok] = starts[last[ok]] >= begin[ok]
+            sentence_end[last[ok]] = True
+        return text, bounds, (starts, ends, sentence_end, multiword)
+
+    # ---- saving
+
+    def to_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
+        """(arrays by name, JSON-able metadata): all a model file needs to rebuild it."""
+        arrays = {name: np.array(a) for name, a in self.model.arrays().items()}
+        meta = {"format": _FORMAT, "kind": self.kind, "chars": self.codes.chars,
+                "cell": self.model.rnn.cell, "dim": int(self.model.embedding.shape[1]),
+                "hidden": self.model.rnn.hidden_size, "options": self.options,
+                "sentence_bias": self.sentence_bias, "multiword": self.expander.to_meta()}
+        return arrays, meta
+
+    @classmethod
+    def from_arrays(cls, arrays: dict, meta: dict) -> "LearnedFrontEnd":
+        """The front end to_arrays() described; ModelError if they do not fit together."""
+        try:
+            if meta.get("format") != _FORMAT:
+                raise ModelError(f"front end format {meta.get('format')!r} is not supported "
+                                 f"(this seqtag reads format {_FORMAT})")
+            codes = CharCodes(str(meta["chars"]))
+            model = CharTagger(codes.size, int(meta["dim"]), int(meta["hidden"]),
+                               str(meta["cell"]), init=False)
+            expected = model.expected_shapes()
+            missing = sorted(set(expected) - set(arrays))
+            if missing:
+                raise ModelError(f"front end arrays missing: {', '.join(missing)}")
+            for name, shape in expected.items():
+                if tuple(np.shape(arrays[name])) != tuple(shape):
+                    raise ModelError(f"front end array {name} has shape "
+                                     f"{tuple(np.shape(arrays[name]))}, expected {tuple(shape)}")
+            model.load_arrays({name: arrays[name] for name in expected})
+            options = dict(DEFAULTS, **meta.get("options", {}))
+            return cls(codes, model, MultiwordExpander.from_meta(meta["multiword"]), options,
+                       float(meta.get("sentence_bias", 0.0)))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise ModelError(f"front end metadata is broken ({type(e).__name__}: {e})") from None
+
+    def set_threads(self, threads: int) -> None:
+        self.model.rnn.threads = threads
+
+
+# ---------------------------------------------------------------- scoring spans
+
+
+def _span_sets(spans):
+    """Token spans, sentence spans and multiword tokens as int64 keys (start * 2^32 + end)."""
+    starts, ends, sentence_end, multiword = spans
+    keys = starts * (1 << 32) + ends
+    last = np.flatnonzero(sentence_end)
+    first = np.concatenate([[0], last[:-1] + 1]).astype(np.int64)
+    return keys, starts[first] * (1 << 32) + ends[last], keys[multiword]
+
+
+def _f1(gold, system):
+    if not len(gold) and not len(system):
+        return 1.0
+    hit = len(np.intersect1d(gold, system))
+    return 2.0 * hit / (len(gold) + len(system))
+
+
+class _DevSet:
+    """Dev paragraphs with their gold spans, for model selection and tuning."""
+
+    def __init__(self, material: TrainingText):
+        self.paragraphs = material.paragraphs
+        text = "\n".join(self.paragraphs)
+        parts = []
+        for k, labels in enumerate(material.labels):
+            parts += [labels, np.array([SPACE], dtype=np.int8)] if k + 1 < len(
+                material.labels) else [labels]
+        labels = np.concatenate(parts).astype(np.int64)
+        space = np.array([c.isspace() for c in text], dtype=bool)
+        self.tokens, self.sentences, self.multiword = _span_sets(_spans(labels, space))
+
+    def score(self, front_end: LearnedFrontEnd) -> dict:
+        tokens, sentences, multiword = _span_sets(front_end._analyse(self.paragraphs)[2])
+        return {"tokens": _f1(self.tokens, tokens), "sentences": _f1(self.sentences, sentences),
+                "multiword": _f1(self.multiword, multiword)}
+
+
+# ---------------------------------------------------------------- training
+
+
+def _char_alphabet(paragraphs, min_count):
+    counts = Counter()
+    for p in paragraphs:
+        counts.update(p)
+    return "".join(sorted(c for c, n in counts.items() if n >= min_count and not c.isspace()))
+
+
+def _tune_sentence_bias(front_end, dev):
+    """The sentence-end bias with the best sentence F1 on dev (0 when none beats it)."""
+    best_bias, best = 0.0, None
+    for bias in (-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0):
+        front_end.sentence_bias = bias
+        f = dev.score(front_end)["sentences"]
+        if best is None or f > best + 1e-9:
+            best_bias, best = bias, f
+    front_end.sentence_bias = best_bias
+    return best_bias
+
+
+def train_frontend(train_path, dev_path=None, *, seed: int = 0, threads: int = 2,
+                   max_time: Optional[float] = None,
+                   progress: Optional[Callable[[dict], None]] = None,
+                   options: Optional[dict] = None) -> LearnedFrontEnd:
+    """Learn a front end from a CoNLL-U file with `# text` lines.
+
+    Trains on random crops of the training paragraphs for options["epochs"] passes over
+    their characters (or until max_time seconds), keeps the epoch with the best token +
+    sentence F1 on dev_path when given (the last otherwise) and tunes the sentence-end bias
+    there.  progress, if given, gets a dict after every epoch.  CorpusError when the file
+    has no `# text` lines (the caller keeps the rule front end).
+    """
+    start_time = time.perf_counter()
+    opts = dict(DEFAULTS, **(options or {}))
+    unknown = sorted(set(opts) - set(DEFAULTS))
+    if unknown:
+        raise SeqtagError(f"unknown front end option(s): {', '.join(unknown)}")
+    material = read_training_text(train_path)
+    dev = _DevSet(read_training_text(dev_path)) if dev_path is not None else None
+    rng = np.random.default_rng(seed)
+    codes = CharCodes(_char_alphabet(material.paragraphs, opts["min_char_count"]))
+    model = CharTagger(codes.size, opts["dim"], opts["hidden"], opts["cell"],
+                       seed=int(rng.integers(2**31)), threads=threads)
+    front_end = LearnedFrontEnd(codes, model, MultiwordExpander.learn(material.multiword),
+                                opts)
+    all_ids = np.concatenate([codes.encode(p) for p in material.paragraphs])
+    all_labels = np.concatenate(material.labels).astype(np.int64)
+    lengths = np.array([len(p) for p in material.paragraphs], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    weights = lengths / lengths.sum()
+    crop, batch = int(opts["crop"]), int(opts["batch"])
+    steps_per_epoch = max(1, int(lengths.sum()) // (crop * batch))
+    total_steps = steps_per_epoch * int(opts["epochs"])
+    params = model.arrays()
+    adam = Adam(params, lr=opts["lr"], threads=threads)
+    best, best_score, step = None, -1.0, 0
+    out_of_time = False
+    for epoch in range(1, int(opts["epochs"]) + 1):
+        losses = []
+        for _ in range(steps_per_epoch):
+            # cosine decay to a tenth of the rate over the planned steps
+            adam.lr = opts["lr"] * (0.55 + 0.45 * np.cos(np.pi * step / total_steps))
+            step += 1
+            picked = rng.choice(len(lengths), size=batch, p=weights)
+            widths = np.minimum(lengths[picked], crop)
+            offsets = starts[picked] + rng.integers(0, lengths[picked] - widths + 1)
+            packing = Packing(widths)
+            flat_index = packing.flat_index()
+            first = np.repeat(offsets - np.cumsum(widths) + widths, widths)
+            positions = (first + np.arange(int(widths.sum())))[flat_index]
+            ids = all_ids[positions]
+            if opts["char_dropout"]:
+                drop = rng.random(len(ids)) < opts["char_dropout"]
+                ids[drop] = codes.class_of_id[ids[drop]]
+            loss, dense, sparse = model.loss_and_gradients(ids, all_labels[positions], packing)
+            clip_by_global_norm(dense, sparse, 5.0)
+            adam.step(dense, sparse)
+            model.changed()
+            losses.append(loss)
+            if max_time is not None and time.perf_counter() - start_time > max_time:
+                out_of_time = True
+                break
+        report = {"epoch": epoch, "loss": float(np.mean(losses)),
+                  "seconds": time.perf_counter() - start_time}
+        if dev is not None:
+            scores = dev.score(front_end)
+            report.update({"dev_" + k: v for k, v in scores.items()})
+            if scores["tokens"] + scores["sentences"] > best_score:
+                best_score = scores["tokens"] + scores["sentences"]
+                best = {k: v.copy() for k, v in params.items()}
+        if progress is not None:
+            progress(report)
+        if out_of_time:
+            break
+    if best is not None:
+        model.load_arrays(best)
+    if dev is not None:
+        _tune_sentence_bias(front_end, dev)
+    return front_end
+
+
+# ---------------------------------------------------------------- the rule front end
+
+_FINAL = frozenset(".!?…‼⁇⁈⁉。！？")
+_CLOSING = frozenset(")]}”’»\"'`」』）")
+
+
+class RuleFrontEnd:
+    """seqtag.tokenize's rules for tokens; a sentence ends after a token of . ! ? …
+    (and the closing quotes and brackets attached to it) when whitespace follows."""
+
+    kind = "rules"
+
+    def segment(self, paragraph: str) -> list[RawSentence]:
+        if not isinstance(paragraph, str):
+            raise SeqtagError(f"a paragraph must be a string, got {type(paragraph).__name__}")
+        tokens = []
+        pos, n = 0, len(paragraph)
+        for piece in tokenize(paragraph):
+            while paragraph[pos].isspace():
+                pos += 1
+            end = pos + len(piece)
+            # tokenize() only cuts whitespace-free chunks, so each piece is the text here
+            tokens.append(Token(piece, pos, end, [], end == n or paragraph[end].isspace()))
+            pos = end
+        sentences, first = [], 0
+        for i, token in enumerate(tokens):
+            last = i == len(tokens) - 1
+            if not last and not self._ends_sentence(tokens, i):
+                continue
+            group = tokens[first:i + 1]
+            start, end = group[0].start, group[-1].end
+            sentences.append(RawSentence(group, start, end, paragraph[start:end]))
+            first = i + 1
+        return sentences
+
+    @staticmethod
+    def _ends_sentence(tokens, i):
+        token = tokens[i]
+        if not token.space_after:
+            return False
+        j = i
+        while j >= 0 and set(tokens[j].text) <= _CLOSING and (
+                j == i or tokens[j].end == tokens[j + 1].start):
+            j -= 1
+        if j < 0 or not set(tokens[j].text) <= _FINAL:
+            return False
+        # every token from the final punctuation to here is attached to the one before
+        return all(tokens[k].end == tokens[k + 1].start for k in range(j, i))
+
+    def segment_many(self, paragraphs: list[str]) -> list[list[RawSentence]]:
+        return [self.segment(p) for p in paragraphs]
+
+
+# ---------------------------------------------------------------- CoNLL-U output
+
+
+def _conllu_sentence(sentence: RawSentence, lines: list[str]) -> None:
+    lines.append("# text = " + " ".join(sentence.text.split()))
+    k = 1
+    for token in sentence.tokens:
+        misc = "_" if token.space_after else "SpaceAfter=No"
+        words = token.word_forms
+        if len(words) > 1:
+            lines.append(f"{k}-{k + len(words) - 1}\t{token.text}\t_\t_\t_\t_\t_\t_\t_\t{misc}")
+            misc = "_"
+        for word in words:
+            head, rel = ("0", "root") if k == 1 else ("1", "dep")
+            lines.append(f"{k}\t{word}\t_\t_\t_\t_\t{head}\t{rel}\t_\t{misc}")
+            k += 1
+    lines.append("")
+
+
+def to_conllu(sentences: Iterable[RawSentence]) -> str:
+    """Sentences as CoNLL-U with their tokens and words only (no tags): `# text`, one
+    line per word with a dummy tree (the first word the root, the others its
+    dependents: the scorer needs integer heads), multiword ranges, SpaceAfter=No."""
+    lines: list[str] = []
+    for sentence in sentences:
+        _conllu_sentence(sentence, lines)
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def paragraphs_to_conllu(paragraphs: Iterable[list[RawSentence]]) -> str:
+    """to_conllu of paragraphs' sentences, each paragraph opening with `# newpar`."""
+    lines: list[str] = []
+    for sentences in paragraphs:
+        for k, sentence in enumerate(sentences):
+            if k == 0:
+                lines.append("# newpar")
+            _conllu_sentence(sentence, lines)
+    return "\n".join(lines) + ("\n" if lines else "")
