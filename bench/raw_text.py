@@ -45,7 +45,8 @@ def show(command):
 def run_timed(command, **kwargs):
     print(f"$ {show(command)}", flush=True)
     start = time.perf_counter()
-    subprocess.run(command, check=True, **kwargs)
+    if subprocess.run(command, **kwargs).returncode:
+        sys.exit(f"failed (its message is above): {show(command)}")
     return time.perf_counter() - start
 
 
@@ -56,6 +57,7 @@ def sequoia_model(path, folder):
         print(f"Sequoia model: {path} (reused; delete it to retrain)")
         return Path(path), None
     path = Path(path) if path is not None else Path(folder) / "fr_sequoia-default.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
     command = SEQTAG + ["train", sequoia_path("train"), "--dev", sequoia_path("dev"),
                         "-o", path, "-q"]
     seconds = run_timed(command)
@@ -94,7 +96,8 @@ def evaluate(scorer, gold_path, system_path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--treebank", choices=["ewt", "sequoia", "both"], default="both")
-    parser.add_argument("--split", choices=["test", "dev"], default="test")
+    parser.add_argument("--split", choices=["test", "dev", "train"], default="test",
+                        help="train: a bigger file, for the speed")
     parser.add_argument("--system", choices=sorted(SYSTEMS), default="seqtag")
     parser.add_argument("--model", help="model for EWT (default: the bundled one)")
     parser.add_argument("--sequoia-model", help="model for Sequoia: used if it exists, "
@@ -107,7 +110,10 @@ def main():
     parser.add_argument("--verbose", action="store_true", help="the scorer's full table too")
     args = parser.parse_args()
 
-    scorer = load_scorer()
+    try:
+        scorer = load_scorer()
+    except FileNotFoundError as e:
+        sys.exit(str(e))
     folder = Path(args.out_dir or tempfile.mkdtemp(prefix="seqtag-raw-text-"))
     folder.mkdir(parents=True, exist_ok=True)
     print(machine_line())
@@ -117,6 +123,8 @@ def main():
     for name in names:
         label, path_of = TREEBANKS[name]
         gold = path_of(args.split)
+        if not gold.exists():
+            sys.exit(f"gold file not found: {gold}; set SEQTAG_SHARED")
         if name == "sequoia":
             model, trained = sequoia_model(args.sequoia_model, folder)
             model_label = "trained on Sequoia train"
