@@ -1,6 +1,6 @@
 """Tagging from raw text, scored by the official CoNLL 2018 scorer (issue 11's table).
 
-    python bench/raw_text.py [--treebank ewt|sequoia|both] [--split test|dev]
+    python bench/raw_text.py [--treebank ewt|sequoia|both] [--split test|dev|train]
                              [--model MODEL] [--sequoia-model PATH] [--system seqtag]
                              [--input-format text] [--threads 2] [--out-dir DIR] [--verbose]
 
