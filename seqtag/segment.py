@@ -760,7 +760,7 @@ def _char_alphabet(paragraphs, min_count):
 def _tune_sentence_bias(front_end, dev):
     """The sentence-end bias with the best sentence F1 on dev (0 when none beats it)."""
     best_bias, best = 0.0, None
-    for bias in (-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0):
+    for bias in (0.0, -1.0, -0.5, 0.5, 1.0, 1.5, 2.0):
         front_end.sentence_bias = bias
         f = dev.score(front_end)["sentences"]
         if best is None or f > best + 1e-9:
@@ -853,12 +853,14 @@ def train_frontend(train_path, dev_path=None, *, seed: int = 0, threads: int = 2
 # ---------------------------------------------------------------- the rule front end
 
 _FINAL = frozenset(".!?…‼⁇⁈⁉。！？")
-_CLOSING = frozenset(")]}”’»\"'`」』）")
+# a closing quote that may as well open the next sentence joins the sentence only attached
+_CLOSING = frozenset(")]}”»」』）›")
+_QUOTES = frozenset("\"'`’")
 
 
 class RuleFrontEnd:
-    """seqtag.tokenize's rules for tokens; a sentence ends after a token of . ! ? …
-    (and the closing quotes and brackets attached to it) when whitespace follows."""
+    """seqtag.tokenize's rules for tokens; a sentence ends after a token of . ! ? … and
+    the closing brackets and quotes that follow it, when whitespace comes next."""
 
     kind = "rules"
 
@@ -874,30 +876,23 @@ class RuleFrontEnd:
             # tokenize() only cuts whitespace-free chunks, so each piece is the text here
             tokens.append(Token(piece, pos, end, [], end == n or paragraph[end].isspace()))
             pos = end
-        sentences, first = [], 0
-        for i, token in enumerate(tokens):
-            last = i == len(tokens) - 1
-            if not last and not self._ends_sentence(tokens, i):
-                continue
-            group = tokens[first:i + 1]
-            start, end = group[0].start, group[-1].end
-            sentences.append(RawSentence(group, start, end, paragraph[start:end]))
-            first = i + 1
+        sentences, first, i = [], 0, 0
+        while i < len(tokens):
+            last = i
+            if set(tokens[i].text) <= _FINAL:
+                while last + 1 < len(tokens) and (
+                        set(tokens[last + 1].text) <= _CLOSING
+                        or (set(tokens[last + 1].text) <= _QUOTES
+                            and not tokens[last].space_after)):
+                    last += 1
+            if last == len(tokens) - 1 or (set(tokens[i].text) <= _FINAL
+                                           and tokens[last].space_after):
+                group = tokens[first:last + 1]
+                start, end = group[0].start, group[-1].end
+                sentences.append(RawSentence(group, start, end, paragraph[start:end]))
+                first = last + 1
+            i = last + 1
         return sentences
-
-    @staticmethod
-    def _ends_sentence(tokens, i):
-        token = tokens[i]
-        if not token.space_after:
-            return False
-        j = i
-        while j >= 0 and set(tokens[j].text) <= _CLOSING and (
-                j == i or tokens[j].end == tokens[j + 1].start):
-            j -= 1
-        if j < 0 or not set(tokens[j].text) <= _FINAL:
-            return False
-        # every token from the final punctuation to here is attached to the one before
-        return all(tokens[k].end == tokens[k + 1].start for k in range(j, i))
 
     def segment_many(self, paragraphs: list[str]) -> list[list[RawSentence]]:
         return [self.segment(p) for p in paragraphs]

@@ -1,0 +1,398 @@
+"""The raw-text front ends of seqtag.segment: training material from CoNLL-U, the character
+tagger's gradients, segmentation invariants on any text, multiword tokens, saving, the
+rule front end and CoNLL-U output accepted by the official scorer."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import shared_dir
+from seqtag.errors import CorpusError, ModelError
+from seqtag.frontend import RawSentence, Token
+from seqtag.packing import Packing
+from seqtag.segment import (END, INSIDE, LABELS, MWT, MWT_SENT, SENT, SPACE, CharCodes,
+                            CharTagger, LearnedFrontEnd, MultiwordExpander, RuleFrontEnd,
+                            _paragraph_sentences, _spans, paragraphs_to_conllu,
+                            read_training_text, to_conllu, train_frontend)
+
+DATA = Path(__file__).parent / "data"
+CORPORA = {lang: DATA / f"segment_{lang}.conllu" for lang in ("fr", "de", "el")}
+SCORER = shared_dir() / "tools" / "conll18_ud_eval.py"
+
+
+def write(tmp_path, text, name="corpus.conllu"):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def row(ident, form, misc="_"):
+    return f"{ident}\t{form}\t_\tX\t_\t_\t0\troot\t_\t{misc}"
+
+
+def codes_of(labels):
+    return "".join(str(x) for x in labels)
+
+
+# ---------------------------------------------------------------- training material
+
+
+def test_labels_from_tokens_multiword_empty_nodes_and_spaces(tmp_path):
+    path = write(tmp_path, "\n".join([
+        "# text = Je vais au 13 819.",
+        row(1, "Je"), row(2, "vais"), row("3-4", "au"), row(3, "à"), row(4, "le"),
+        row("4.1", "ghost"), row(5, "13 819", "SpaceAfter=No"), row(6, "."), "", ""]))
+    material = read_training_text(path)
+    assert material.paragraphs == ["Je vais au 13 819."]
+    # "Je" "vais" "au" (multiword) "13 819" (a space inside) "." (ends the sentence)
+    assert codes_of(material.labels[0]) == "01" "5" "0001" "5" "03" "5" "000001" "2"
+    assert (INSIDE, END, SENT, MWT, SPACE) == (0, 1, 2, 3, 5)
+    assert material.multiword == [("au", ("à", "le"))]
+    assert (material.sentences, material.rebuilt) == (1, 0)
+
+
+def test_paragraphs_follow_newpar_else_groups_of_five(tmp_path):
+    def sentence(word, par=False):
+        return ["# newpar"] * par + [f"# text = {word}.", row(1, word, "SpaceAfter=No"),
+                                     row(2, "."), ""]
+    marked = write(tmp_path, "\n".join(sentence("A", True) + sentence("B") + sentence("C", True)),
+                   "marked.conllu")
+    assert read_training_text(marked).paragraphs == ["A. B.", "C."]
+    plain = write(tmp_path, "\n".join(sum((sentence(w) for w in "ABCDEFG"), [])), "plain.conllu")
+    assert read_training_text(plain).paragraphs == ["A. B. C. D. E.", "F. G."]
+
+
+def test_tokens_that_do_not_match_the_text_are_rebuilt_not_fatal(tmp_path):
+    path = write(tmp_path, "\n".join([
+        "# text = Hello wrld!", row(1, "Hello"), row(2, "world", "SpaceAfter=No"), row(3, "!"),
+        "", "# text = Fine.", row(1, "Fine", "SpaceAfter=No"), row(2, "."), "", ""]))
+    material = read_training_text(path)
+    assert material.paragraphs == ["Hello world! Fine."]
+    assert (material.sentences, material.rebuilt) == (2, 1)
+
+
+def test_a_file_without_text_lines_says_so(tmp_path):
+    path = write(tmp_path, "\n".join([row(1, "Hello"), row(2, "."), "", ""]))
+    with pytest.raises(CorpusError) as e:
+        read_training_text(path)
+    assert str(e.value) == (f"{path}: no '# text =' lines: a tokenizer cannot be learned from "
+                            "this file (the rule front end stays)")
+    with pytest.raises(CorpusError, match="no '# text =' lines"):
+        train_frontend(path)
+
+
+def test_bad_training_files(tmp_path):
+    missing = tmp_path / "missing.conllu"
+    with pytest.raises(CorpusError, match=r"missing.conllu: cannot read: No such file"):
+        read_training_text(missing)
+    bad = write(tmp_path, "# text = a b\n1\ta\n", "bad.conllu")
+    with pytest.raises(CorpusError) as e:
+        read_training_text(bad)
+    assert str(e.value) == f"{bad}:2: expected 10 tab-separated columns, found 2"
+
+
+# ---------------------------------------------------------------- the network's gradients
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_loss_gradient_matches_finite_differences(cell):
+    rng = np.random.default_rng(3)
+    model = CharTagger(9, dim=3, hidden=4, cell=cell, seed=1, dtype=np.float64)
+    model.output_bias[:] = rng.standard_normal(len(LABELS))
+    packing = Packing([5, 3, 4])
+    ids = rng.integers(0, 9, packing.n_rows)
+    labels = rng.integers(0, len(LABELS), packing.n_rows)
+    weights = rng.uniform(0.5, 2.0, packing.n_rows)
+    _, dense, sparse = model.loss_and_gradients(ids, labels, packing, weights)
+    grads = dict(dense)
+    embedding_grad = np.zeros_like(model.embedding)
+    embedding_grad[sparse["embedding"][0]] = sparse["embedding"][1]
+    grads["embedding"] = embedding_grad
+    assert set(grads) == set(model.arrays())
+    for name, array in model.arrays().items():
+        for index in np.ndindex(array.shape):
+            old = array[index]
+            array[index] = old + 1e-6
+            up = model.loss_and_gradients(ids, labels, packing, weights)[0]
+            array[index] = old - 1e-6
+            down = model.loss_and_gradients(ids, labels, packing, weights)[0]
+            array[index] = old
+            assert grads[name][index] == pytest.approx((up - down) / 2e-6, abs=1e-7), (name, index)
+
+
+def test_inference_scores_are_the_training_forward_log_probs():
+    rng = np.random.default_rng(0)
+    model = CharTagger(9, dim=3, hidden=4, seed=1, dtype=np.float64)
+    packing = Packing([6, 2])
+    ids = rng.integers(0, 9, packing.n_rows)
+    labels = np.zeros(packing.n_rows, dtype=np.int64)
+    loss = model.loss_and_gradients(ids, labels, packing)[0]
+    scores = model.logits(ids, packing)
+    log_probs = scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
+    assert -log_probs[:, 0].mean() == pytest.approx(loss, rel=1e-12)
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def test_spans_from_labels():
+    text = "Il y a 13 819 ans. Au revoir"
+    labels = np.full(len(text), INSIDE)
+    for k, c in enumerate(text):
+        if c == " ":
+            labels[k] = SPACE
+    labels[[1, 3, 5, 16]] = END  # Il y a ans
+    labels[9] = INSIDE  # the space of "13 819" is inside
+    labels[17] = SENT
+    labels[20] = MWT
+    spans = _spans(labels, np.array([c.isspace() for c in text]))
+    (sentences,) = _paragraph_sentences(text, [(0, len(text))], spans,
+                                        MultiwordExpander({"au": ["à", "le"]}, {}))
+    assert [[t.text for t in s.tokens] for s in sentences] == [
+        ["Il", "y", "a", "13 819", "ans", "."], ["Au", "revoir"]]
+    assert sentences[1].tokens[0].words == ["À", "le"]
+    assert sentences[1].text == "Au revoir" and sentences[1].start == 19
+    assert [t.space_after for t in sentences[0].tokens] == [True] * 4 + [False, True]
+
+
+# ---------------------------------------------------------------- multiword tokens
+
+
+def test_multiword_expander():
+    expander = MultiwordExpander.learn([
+        ("du", ("de", "le")), ("du", ("de", "le")), ("Du", ("De", "le")), ("au", ("à", "le")),
+        ("don't", ("do", "n't")), ("can't", ("ca", "n't")), ("won't", ("wo", "n't")),
+        ("it's", ("it", "'s"))])
+    assert expander.expand("du") == ["de", "le"]
+    assert expander.expand("Du") == ["De", "le"]
+    assert expander.expand("AU") == ["À", "LE"]
+    assert expander.expand("Au") == ["À", "le"]
+    # never seen: the suffix of seen ones that their words spell out ("'s" was seen once)
+    assert expander.expand("shouldn't") == ["should", "n't"]
+    assert expander.expand("Didn't") == ["Did", "n't"]
+    assert expander.expand("he's") == ["he's"]
+    assert expander.expand("zum") == ["zum"]
+    assert MultiwordExpander.from_meta(json.loads(json.dumps(expander.to_meta()))).forms == \
+        expander.forms
+
+
+# ---------------------------------------------------------------- a tiny learned model
+
+TINY = {"dim": 8, "hidden": 16, "epochs": 40, "crop": 64, "batch": 4, "lr": 0.02,
+        "window": 48, "margin": 8}
+
+
+@pytest.fixture(scope="module")
+def french():
+    return train_frontend(CORPORA["fr"], CORPORA["fr"], seed=0, threads=1, options=TINY)
+
+
+def check_segmentation(front_end, paragraph, sentences):
+    """The invariants of every segmentation: no character lost or invented, offsets right."""
+    tokens = [t for s in sentences for t in s.tokens]
+    assert "".join(t.text for t in tokens).replace(" ", "") == "".join(paragraph.split())
+    position = 0
+    for sentence in sentences:
+        assert sentence.text == paragraph[sentence.start:sentence.end]
+        assert sentence.tokens and sentence.start == sentence.tokens[0].start
+        assert sentence.end == sentence.tokens[-1].end
+        for t in sentence.tokens:
+            assert paragraph[t.start:t.end] == t.text and t.start >= position
+            assert t.text == t.text.strip() and t.text
+            assert t.space_after == (t.end == len(paragraph) or paragraph[t.end].isspace())
+            assert len(t.words) != 1
+            position = t.end
+
+
+HARD_TEXTS = [
+    "",
+    "   \n\t ",
+    "Bonjour.",
+    "pas de ponctuation finale",
+    "?!... --- !!!",
+    "Première ligne.\r\nDeuxième ligne.\r\n",
+    "Un paragraphe.\n\nPuis un autre après une ligne vide.",
+    "Des emoji 😀👍🏽 et 👨‍👩‍👧 au milieu, des drapeaux 🇫🇷 aussi !",
+    "Ελληνικά κείμενα στο σπίτι. Русский текст тоже. 中文文本没有空格。 عربي أيضا.",
+    "e\u0301te\u0301 combining marks",
+    "a" * 700,
+    " ".join(["Une phrase assez longue du milieu de la ville."] * 60),
+    "\ud800 lone surrogate",
+]
+
+
+@pytest.mark.parametrize("paragraph", HARD_TEXTS, ids=range(len(HARD_TEXTS)))
+@pytest.mark.parametrize("kind", ["learned", "rules"])
+def test_any_text_segments_without_losing_a_character(french, kind, paragraph):
+    front_end = french if kind == "learned" else RuleFrontEnd()
+    sentences = front_end.segment(paragraph)
+    check_segmentation(front_end, paragraph, sentences)
+    assert front_end.segment_many([paragraph, "x", paragraph]) == [sentences,
+                                                                 front_end.segment("x"),
+                                                                 sentences]
+
+
+def test_long_text_is_cut_into_windows_consistently(french):
+    sentence = "Le chat dort sur le canapé du salon. "
+    paragraph = sentence * 40
+    sentences = french.segment(paragraph)
+    check_segmentation(french, paragraph, sentences)
+    # far longer than a window (48 characters): the windows' cores tile the text
+    assert [s.text for s in sentences] == [sentence.strip()] * 40
+    assert all([w for t in s.tokens for w in t.word_forms] ==
+               ["Le", "chat", "dort", "sur", "le", "canapé", "de", "le", "salon", "."]
+               for s in sentences)
+
+
+def test_learned_front_end_learns_its_corpus(french):
+    material = read_training_text(CORPORA["fr"])
+    got = french.segment_many(material.paragraphs)
+    assert french.kind == "learned"
+    assert got[0][0].words == ["L'", "association", "a", "changé", "les", "décors", "de",
+                               "le", "théâtre", "."]
+    assert [s.text for s in got[0]][:2] == [
+        "L'association a changé les décors du théâtre.",
+        "Aujourd'hui, le maire est allé au marché avec l'aide des bénévoles."]
+    assert got[0][1].tokens[0].text == "Aujourd'hui"
+    assert got[0][3].tokens[3].text == "13 819"
+
+
+def test_save_and_load_give_the_same_segmentation(french):
+    arrays, meta = french.to_arrays()
+    assert all(re.fullmatch(r"[A-Za-z0-9_.]+", name) for name in arrays)
+    assert all(isinstance(a, np.ndarray) for a in arrays.values())
+    meta = json.loads(json.dumps(meta))
+    loaded = LearnedFrontEnd.from_arrays(arrays, meta)
+    texts = [p for p in HARD_TEXTS] + read_training_text(CORPORA["de"]).paragraphs
+    assert loaded.segment_many(texts) == french.segment_many(texts)
+    arrays.pop("output.bias")
+    with pytest.raises(ModelError, match="front end arrays missing: output.bias"):
+        LearnedFrontEnd.from_arrays(arrays, meta)
+    with pytest.raises(ModelError, match="front end format 99 is not supported"):
+        LearnedFrontEnd.from_arrays(french.to_arrays()[0], dict(meta, format=99))
+
+
+@pytest.mark.parametrize("lang", ["de", "el"])
+def test_other_languages_train_without_changes(lang):
+    front_end = train_frontend(CORPORA[lang], seed=1, threads=2, options=TINY)
+    material = read_training_text(CORPORA[lang])
+    for paragraph, sentences in zip(material.paragraphs,
+                                    front_end.segment_many(material.paragraphs)):
+        check_segmentation(front_end, paragraph, sentences)
+    assert front_end.expander.expand("στο" if lang == "el" else "zum") == (
+        ["σε", "το"] if lang == "el" else ["zu", "dem"])
+
+
+def test_characters_unseen_in_training_map_to_their_class():
+    codes = CharCodes("ab.")
+    ids = codes.encode("ab.Zé5 😀\u0301x\n,")
+    assert ids.tolist() == [11, 12, 13, 1, 2, 4, 0, 8, 9, 2, 0, 7]
+
+
+# ---------------------------------------------------------------- the rule front end
+
+
+def test_rule_front_end_offsets_and_sentences():
+    paragraph = '  Mr. Smith said: "I can\'t go." Then he left!  What? The U.S. economy grew 3.5%'
+    sentences = RuleFrontEnd().segment(paragraph)
+    check_segmentation(RuleFrontEnd(), paragraph, sentences)
+    assert [s.text for s in sentences] == [
+        'Mr. Smith said: "I can\'t go."', "Then he left!", "What?",
+        "The U.S. economy grew 3.5%"]
+    assert [t.text for t in sentences[0].tokens] == [
+        "Mr.", "Smith", "said", ":", '"', "I", "ca", "n't", "go", ".", '"']
+    assert sentences[0].tokens[0] == Token("Mr.", 2, 5, [], True)
+    assert sentences[0].start == 2 and sentences[-1].end == len(paragraph)
+    assert RuleFrontEnd().kind == "rules"
+
+
+@pytest.mark.parametrize("paragraph, expected", [
+    ("One. Two", ["One.", "Two"]),
+    ("One.Two", ["One.Two"]),
+    ("Wait... what?! Yes (really.) No", ["Wait...", "what?!", "Yes (really.)", "No"]),
+    ("Pi is 3.14 and e. Not.", ["Pi is 3.14 and e.", "Not."]),
+    ("« Oui. » Non", ["« Oui. »", "Non"]),
+    ('He left. "Hi," she said.', ["He left.", '"Hi," she said.']),
+    ('"Go." "Now!" Then', ['"Go."', '"Now!"', "Then"]),
+    ("Ends here.", ["Ends here."]),
+])
+def test_rule_sentence_rule(paragraph, expected):
+    assert [s.text for s in RuleFrontEnd().segment(paragraph)] == expected
+
+
+# ---------------------------------------------------------------- CoNLL-U output
+
+
+def test_to_conllu():
+    tokens = [Token("Au", 0, 2, ["À", "le"], True), Token("revoir", 3, 9, [], False),
+              Token("!", 9, 10, [], True)]
+    sentence = RawSentence(tokens, 0, 10, "Au revoir!")
+    assert to_conllu([sentence]) == "\n".join([
+        "# text = Au revoir!",
+        "1-2\tAu\t_\t_\t_\t_\t_\t_\t_\t_",
+        "1\tÀ\t_\t_\t_\t_\t0\troot\t_\t_",
+        "2\tle\t_\t_\t_\t_\t1\tdep\t_\t_",
+        "3\trevoir\t_\t_\t_\t_\t1\tdep\t_\tSpaceAfter=No",
+        "4\t!\t_\t_\t_\t_\t1\tdep\t_\t_", "", ""])
+    assert paragraphs_to_conllu([[sentence]]).startswith("# newpar\n# text = Au revoir!\n")
+    assert to_conllu([]) == ""
+
+
+def score(gold, system_text, tmp_path):
+    system = write(tmp_path, system_text, "system.conllu")
+    result = subprocess.run([sys.executable, str(SCORER), "-v", str(gold), str(system)],
+                            capture_output=True, text=True, check=True)
+    return {line.split("|")[0].strip(): float(line.split("|")[3])
+            for line in result.stdout.splitlines()[2:] if line.count("|") >= 3}
+
+
+def needs_scorer():
+    if not SCORER.is_file():
+        pytest.skip(f"the official scorer is not at {SCORER}; set SEQTAG_SHARED")
+
+
+@pytest.mark.parametrize("lang", sorted(CORPORA))
+def test_gold_segmentation_written_as_conllu_scores_100(lang, tmp_path):
+    needs_scorer()
+    material = read_training_text(CORPORA[lang])
+    text = "\n".join(material.paragraphs)
+    labels = np.concatenate(sum(([lab, [SPACE]] for lab in material.labels), [])[:-1])
+    spans = _spans(labels.astype(np.int64), np.array([c.isspace() for c in text]))
+    begin = np.cumsum([0] + [len(p) + 1 for p in material.paragraphs[:-1]]).tolist()
+    bounds = [(b, b + len(p)) for b, p in zip(begin, material.paragraphs)]
+    expander = MultiwordExpander.learn(material.multiword)
+    paragraphs = _paragraph_sentences(text, bounds, spans, expander)
+    scores = score(CORPORA[lang], paragraphs_to_conllu(paragraphs), tmp_path)
+    assert (scores["Tokens"], scores["Sentences"], scores["Words"]) == (100.0, 100.0, 100.0)
+
+
+def test_learned_output_is_accepted_by_the_scorer(french, tmp_path):
+    needs_scorer()
+    material = read_training_text(CORPORA["fr"])
+    scores = score(CORPORA["fr"], paragraphs_to_conllu(french.segment_many(material.paragraphs)),
+                   tmp_path)
+    assert scores["Words"] > 90.0 and scores["Sentences"] > 80.0
+
+
+# ---------------------------------------------------------------- real treebanks
+
+
+def treebank_dev(name, file):
+    path = shared_dir() / "data" / name / file
+    if not path.is_file():
+        pytest.skip(f"{path} not found; set SEQTAG_SHARED")
+    return read_training_text(path).paragraphs
+
+
+@pytest.mark.parametrize("name, file", [("ud-english-ewt", "en_ewt-ud-dev.conllu"),
+                                        ("ud-french-sequoia", "fr_sequoia-ud-dev.conllu")])
+def test_real_dev_paragraphs_keep_every_character(french, name, file):
+    paragraphs = treebank_dev(name, file)
+    for front_end in (french, RuleFrontEnd()):
+        for paragraph, sentences in zip(paragraphs, front_end.segment_many(paragraphs)):
+            check_segmentation(front_end, paragraph, sentences)
