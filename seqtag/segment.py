@@ -36,7 +36,7 @@ from .tokenize import tokenize
 
 __all__ = [
     "LearnedFrontEnd", "RuleFrontEnd", "TrainingText", "read_training_text", "to_conllu",
-    "paragraphs_to_conllu", "train_frontend", "LABELS",
+    "paragraphs_to_conllu", "train_frontend", "learn_lexicon", "LABELS",
 ]
 
 # ---------------------------------------------------------------- labels
@@ -555,6 +555,97 @@ def _paragraph_sentences(text, bounds, spans, expander):
     return result
 
 
+# ---------------------------------------------------------------- the chunk lexicon
+
+# A chunk is a run of non-space characters.  Its segmentation in a treebank is a string of
+# one code per character: 0 inside a token, 1 ends a token, 2 ends a multiword token.
+_SEGMENTATION_CODE = np.array([0, 1, 1, 2, 2, 0], dtype=np.int8)  # by label
+_CODE_LABEL = np.array([INSIDE, END, MWT], dtype=np.int64)
+_SENTENCE_VERSION = np.array([INSIDE, SENT, SENT, MWT_SENT, MWT_SENT, SPACE])
+
+
+def _chunk_bounds(space):
+    edges = np.diff(np.concatenate([[1], space.view(np.int8), [1]]).astype(np.int8))
+    return np.flatnonzero(edges == -1), np.flatnonzero(edges == 1)
+
+
+def learn_lexicon(material: TrainingText, min_share: float = 0.6) -> dict[str, bytes]:
+    """Chunk -> its most frequent segmentation in the treebank, for the chunks whose
+    segmentation is not a plain single word of letters (which the model never misses) and
+    whose most frequent segmentation has at least min_share of their occurrences.
+
+    The model learns conventions; the lexicon remembers the treebank's exceptions to them
+    ("Inc." and "e-mail" whole, "F-16" split), which a small model only half learns.
+    """
+    counts: dict[str, Counter] = defaultdict(Counter)
+    text = "\n".join(material.paragraphs)
+    labels = np.concatenate(sum(([lab, [SPACE]] for lab in material.labels), [])[:-1])
+    # one character per code, so a chunk's segmentation is a string slice
+    codes = _SEGMENTATION_CODE[labels.astype(np.int64)].tobytes().decode("latin-1")
+    space = np.array([c.isspace() for c in text], dtype=bool)
+    for a, b in zip(*(x.tolist() for x in _chunk_bounds(space))):
+        counts[text[a:b]][codes[a:b]] += 1
+    lexicon = {}
+    for chunk, found in counts.items():
+        code, n = found.most_common(1)[0]
+        code = code.encode("latin-1")
+        if code[-1] == 0 or n < min_share * sum(found.values()):
+            continue  # a token across a space, or no clear convention
+        if chunk.isalpha() and code == bytes(len(chunk) - 1) + b"\x01":
+            continue
+        lexicon[chunk] = code
+    return lexicon
+
+
+def _apply_lexicon(text, labels, space, lexicon):
+    """Give the chunks of the lexicon their treebank segmentation, in place; a sentence
+    the model ends inside such a chunk ends with the chunk."""
+    if not lexicon:
+        return
+    begin, end = _chunk_bounds(space)
+    get = lexicon.get
+    hits, codes = [], []
+    for a, b in zip(begin.tolist(), end.tolist()):
+        code = get(text[a:b])
+        if code is not None:
+            hits.append(a)
+            codes.append(code)
+    if not hits:
+        return
+    lengths = np.array([len(c) for c in codes], dtype=np.int64)
+    first = np.cumsum(lengths) - lengths
+    positions = np.repeat(np.array(hits, dtype=np.int64) - first, lengths) + np.arange(
+        int(lengths.sum()))
+    ends_sentence = np.add.reduceat(_SENTENCE_ENDS[labels[positions]], first) > 0
+    labels[positions] = _CODE_LABEL[np.frombuffer(b"".join(codes), dtype=np.int8)]
+    last = positions[first + lengths - 1][ends_sentence]
+    labels[last] = _SENTENCE_VERSION[labels[last]]
+
+
+def _lexicon_arrays(lexicon):
+    chunks = list(lexicon)
+    return {"lexicon.chunks": np.frombuffer("\n".join(chunks).encode("utf-8", "surrogatepass"),
+                                            dtype=np.uint8).copy(),
+            "lexicon.codes": np.frombuffer(b"".join(lexicon[c] for c in chunks),
+                                           dtype=np.int8).copy()}
+
+
+def _lexicon_from_arrays(arrays):
+    if "lexicon.chunks" not in arrays:
+        return {}
+    text = np.asarray(arrays["lexicon.chunks"], dtype=np.uint8).tobytes().decode(
+        "utf-8", "surrogatepass")
+    chunks = text.split("\n") if text else []
+    codes = np.asarray(arrays["lexicon.codes"], dtype=np.int8).tobytes()
+    if sum(len(c) for c in chunks) != len(codes):
+        raise ModelError("front end lexicon is broken: chunks and codes do not match")
+    lexicon, k = {}, 0
+    for chunk in chunks:
+        lexicon[chunk] = codes[k:k + len(chunk)]
+        k += len(chunk)
+    return lexicon
+
+
 # ---------------------------------------------------------------- windows
 
 
@@ -625,12 +716,15 @@ class LearnedFrontEnd:
     kind = "learned"
 
     def __init__(self, codes: CharCodes, model: CharTagger, expander: MultiwordExpander,
-                 options: dict, sentence_bias: float = 0.0):
+                 options: dict, sentence_bias: float = 0.0,
+                 lexicon: Optional[dict[str, bytes]] = None):
         self.codes = codes
         self.model = model
         self.expander = expander
         self.options = dict(options)
         self.sentence_bias = float(sentence_bias)
+        self.lexicon = lexicon or {}
+        self.use_lexicon = True
 
     # ---- FrontEnd
 
@@ -657,6 +751,8 @@ class LearnedFrontEnd:
         logits = _batched_logits(self.model, ids, bounds, self.options["window"],
                                  self.options["margin"])
         labels = _choose_labels(logits, ids, _glued(cps, ids), self.sentence_bias)
+        if self.use_lexicon:
+            _apply_lexicon(text, labels, space, self.lexicon)
         labels[begin[:-1] + lengths[:-1]] = SPACE  # the separators are no token's
         starts, ends, sentence_end, multiword = _spans(labels, space) if len(text) else (
             np.zeros(0, dtype=np.int64),) * 2 + (np.zeros(0, dtype=bool),) * 2
@@ -673,10 +769,12 @@ class LearnedFrontEnd:
     def to_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
         """(arrays by name, JSON-able metadata): all a model file needs to rebuild it."""
         arrays = {name: np.array(a) for name, a in self.model.arrays().items()}
+        arrays.update(_lexicon_arrays(self.lexicon))
         meta = {"format": _FORMAT, "kind": self.kind, "chars": self.codes.chars,
                 "cell": self.model.rnn.cell, "dim": int(self.model.embedding.shape[1]),
                 "hidden": self.model.rnn.hidden_size, "options": self.options,
-                "sentence_bias": self.sentence_bias, "multiword": self.expander.to_meta()}
+                "sentence_bias": self.sentence_bias, "use_lexicon": self.use_lexicon,
+                "multiword": self.expander.to_meta()}
         return arrays, meta
 
     @classmethod
@@ -699,8 +797,11 @@ class LearnedFrontEnd:
                                      f"{tuple(np.shape(arrays[name]))}, expected {tuple(shape)}")
             model.load_arrays({name: arrays[name] for name in expected})
             options = dict(DEFAULTS, **meta.get("options", {}))
-            return cls(codes, model, MultiwordExpander.from_meta(meta["multiword"]), options,
-                       float(meta.get("sentence_bias", 0.0)))
+            front_end = cls(codes, model, MultiwordExpander.from_meta(meta["multiword"]),
+                            options, float(meta.get("sentence_bias", 0.0)),
+                            _lexicon_from_arrays(arrays))
+            front_end.use_lexicon = bool(meta.get("use_lexicon", True))
+            return front_end
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise ModelError(f"front end metadata is broken ({type(e).__name__}: {e})") from None
 
@@ -845,7 +946,13 @@ def train_frontend(train_path, dev_path=None, *, seed: int = 0, threads: int = 2
             break
     if best is not None:
         model.load_arrays(best)
+    front_end.lexicon = learn_lexicon(material)
     if dev is not None:
+        with_lexicon = dev.score(front_end)
+        front_end.use_lexicon = False
+        without = dev.score(front_end)
+        front_end.use_lexicon = (with_lexicon["tokens"] + with_lexicon["multiword"]
+                                 >= without["tokens"] + without["multiword"])
         _tune_sentence_bias(front_end, dev)
     return front_end
 

@@ -17,8 +17,9 @@ from seqtag.frontend import RawSentence, Token
 from seqtag.packing import Packing
 from seqtag.segment import (END, INSIDE, LABELS, MWT, MWT_SENT, SENT, SPACE, CharCodes,
                             CharTagger, LearnedFrontEnd, MultiwordExpander, RuleFrontEnd,
-                            _paragraph_sentences, _spans, paragraphs_to_conllu,
-                            read_training_text, to_conllu, train_frontend)
+                            TrainingText, _apply_lexicon, _paragraph_sentences, _spans,
+                            learn_lexicon, paragraphs_to_conllu, read_training_text, to_conllu,
+                            train_frontend)
 
 DATA = Path(__file__).parent / "data"
 CORPORA = {lang: DATA / f"segment_{lang}.conllu" for lang in ("fr", "de", "el")}
@@ -179,6 +180,37 @@ def test_multiword_expander():
     assert expander.expand("zum") == ["zum"]
     assert MultiwordExpander.from_meta(json.loads(json.dumps(expander.to_meta()))).forms == \
         expander.forms
+
+
+# ---------------------------------------------------------------- the chunk lexicon
+
+
+def test_lexicon_keeps_each_chunks_most_frequent_segmentation():
+    def labelled(text, ends, mwt=(), sentence=()):
+        labels = np.array([SPACE if c == " " else INSIDE for c in text], dtype=np.int8)
+        labels[list(ends)] = END
+        labels[list(mwt)] = MWT
+        labels[list(sentence)] = SENT
+        return labels
+    # "Inc." whole twice, split once; "e-mail" whole; "don't" one multiword token;
+    # "word" and "ok" are plain words (never stored); "x-y" split once, whole once: no rule;
+    # "won." is stored too: only a chunk of letters that is one plain word is not
+    texts = ["Acme Inc. won.", "Inc. Inc. e-mail", "Inc . don't word", "x-y x-y", "ok"]
+    labels = [labelled(texts[0], [3, 8, 12], sentence=[13]),
+              labelled(texts[1], [3, 8, 15]),
+              labelled(texts[2], [2, 4, 15], mwt=[10]),
+              labelled(texts[3], [0, 1, 2, 6]),
+              labelled(texts[4], [1])]
+    lexicon = learn_lexicon(TrainingText(texts, labels))
+    assert lexicon == {"Inc.": b"\x00\x00\x00\x01", "won.": b"\x00\x00\x01\x01",
+                       "e-mail": b"\x00" * 5 + b"\x01", ".": b"\x01",
+                       "don't": b"\x00" * 4 + b"\x02"}
+    text = "Inc. e-mail don't x-y."
+    predicted = np.array([SPACE if c == " " else END for c in text])
+    predicted[-1] = SENT
+    predicted[3] = SENT  # the model ended a sentence inside "Inc."
+    _apply_lexicon(text, predicted, np.array([c == " " for c in text]), lexicon)
+    assert codes_of(predicted) == "0002" "5" "000001" "5" "00003" "5" "1112"
 
 
 # ---------------------------------------------------------------- a tiny learned model
