@@ -14,6 +14,7 @@ exits with status 130.
 import enum
 import functools
 import inspect
+import io
 import json
 import os
 import shlex
@@ -41,6 +42,7 @@ class CorpusFormat(str, enum.Enum):
 class InputFormat(str, enum.Enum):
     auto = "auto"
     text = "text"
+    lines = "lines"
     tokens = "tokens"
     conllu = "conllu"
 
@@ -209,9 +211,10 @@ app = typer.Typer(
 
 def _show_version(value: bool):
     if value:
-        from .runtime import compute_description
+        from .runtime import build_description, compute_description
         typer.echo(f"seqtag {__version__}")
         typer.echo(f"compute: {compute_description()}")
+        typer.echo(f"build: {build_description()}")
         raise typer.Exit()
 
 
@@ -241,12 +244,40 @@ class _TrainingReport:
 
     WIDTH = 24
 
-    def __init__(self, bar):
+    def __init__(self, bar, dev_fraction):
         self.bar = bar
+        self.dev_fraction = dev_fraction
         self.last_draw = 0.0
 
     def __call__(self, event):
-        if event["type"] == "batch":
+        kind = event["type"]
+        if kind == "corpus":
+            typer.echo(f"read {event['sentences']:,} sentences ({event['tokens']:,} tokens) from "
+                       f"{event['file']} ({event['format']})", err=True)
+            if event["dev_file"] is not None:
+                typer.echo(f"read {event['dev_sentences']:,} dev sentences from "
+                           f"{event['dev_file']}", err=True)
+            else:
+                typer.echo(f"no --dev: holding out {self.dev_fraction * 100:g}% of them to "
+                           "pick the best epoch", err=True)
+        elif kind == "frontend":
+            if not event["learned"]:
+                typer.echo(f"front end: keeping the rules ({event['reason']})", err=True)
+            else:
+                dev = (f", {event['dev_file']} picking its epoch" if event["dev_file"] else
+                       " (no dev file with '# text': its last epoch is kept)")
+                typer.echo(f"front end: learning tokens, sentences and multiword tokens from "
+                           f"the '# text' lines of {event['file']}{dev}", err=True)
+        elif kind == "frontend_epoch":
+            dev = "".join(f"  {name} {event['dev_' + name]:7.2%}"
+                          for name in ("tokens", "sentences", "multiword")
+                          if "dev_" + name in event)
+            typer.echo(f"front end epoch {event['epoch']:3d}  loss {event['loss']:.4f}{dev}  "
+                       f"{event['seconds']:6.1f}s", err=True)
+        elif kind == "frontend_done":
+            typer.echo(f"front end learned in {event['record']['seconds']:.0f}s; now the tagger",
+                       err=True)
+        elif kind == "batch":
             now = time.monotonic()
             done, total = event["tokens_done"], event["tokens_total"]
             if self.bar and (now - self.last_draw >= 0.1 or done >= total):
@@ -258,7 +289,7 @@ class _TrainingReport:
                     f"{fraction:4.0%}  {event['tokens_per_s']:,.0f} tokens/s  "
                     f"loss {event['loss']:.4f}")
                 sys.stderr.flush()
-        elif event["type"] == "epoch":
+        elif kind == "epoch":
             clear = "\r\x1b[K" if self.bar else ""
             typer.echo(f"{clear}epoch {event['epoch']:3d}  loss {event['loss']:.4f}  "
                        f"train {event['train_acc']:7.2%}  dev {event['dev_acc']:7.2%}  "
@@ -294,15 +325,21 @@ def train(
         metavar="CHECKPOINT", help="Continue the run saved in CHECKPOINT (same corpus and "
         f"options; only {_flags(TrainingConfig.resumable())} may change).",
         show_default=False)] = None,
+    frontend: Annotated[bool, typer.Option(
+        "--frontend/--no-frontend",
+        help="Learn the raw-text front end (tokens, sentences, multiword tokens) from the "
+             "corpus's '# text' lines (CoNLL-U only; other corpora keep the rules).")] = True,
     options=None,
 ):
     """Train a tagger on CORPUS and write the model of its best dev epoch.
 
+    A CoNLL-U corpus with '# text' lines also teaches the model its raw-text front end
+    (learned first, in the same model file); other corpora keep the rule front end.
     The best model so far is written to MODEL after every epoch that improved it, and the
     state of the run to MODEL.ckpt, so a run that is killed loses at most one epoch and
-    --resume continues it.  Ctrl-C stops training and keeps the best epoch's model.
+    --resume continues it (learning the front end again: same corpus and seed, same
+    front end).  Ctrl-C stops training and keeps the best epoch's model.
     """
-    from .corpus import detect_format, read_corpus
     from .tagger import Tagger
     from .train import TrainingInterrupted
 
@@ -312,24 +349,10 @@ def train(
     for path, what in ((output, "model"), (checkpoint, "checkpoint")):
         if not path.parent.is_dir():
             raise SeqtagError(f"cannot write {what} {path}: directory {path.parent} does not exist")
-    train_sents = read_corpus(corpus, _value(format), tag_column.value, encoding)
-    dev_sents = read_corpus(dev, _value(format), tag_column.value, encoding) if dev else None
-    corpus_format = _value(format) or (
-        "auto" if str(corpus) == "-" else detect_format(corpus, encoding=encoding))
-    n_tokens = sum(len(s) for s in train_sents)
-    typer.echo(f"read {len(train_sents):,} sentences ({n_tokens:,} tokens) from {corpus} "
-               f"({corpus_format})", err=True)
-    if dev_sents is not None:
-        typer.echo(f"read {len(dev_sents):,} dev sentences from {dev}", err=True)
-    else:
-        fraction = options.get("dev_fraction", TrainingConfig.dev_fraction)
-        typer.echo(f"no --dev: holding out {fraction * 100:g}% of them to pick the best epoch",
-                   err=True)
-    corpus_info = {"file": str(corpus), "format": corpus_format, "tag_column": tag_column.value,
-                   "dev_file": str(dev) if dev else None, "command": shlex.join(sys.argv)}
     if resume:
         typer.echo(f"resuming the run saved in {resume}", err=True)
-    report = _TrainingReport(bar=not quiet and sys.stderr.isatty())
+    report = _TrainingReport(bar=not quiet and sys.stderr.isatty(),
+                             dev_fraction=options.get("dev_fraction", TrainingConfig.dev_fraction))
     saved = []  # epochs whose model was written to MODEL during training
 
     def save_best(best):
@@ -337,9 +360,11 @@ def train(
         saved.append(best.meta["scores"]["best_epoch"])
 
     try:
-        tagger = Tagger.train(train_sents, dev_sents, progress=report, corpus=corpus_info,
-                              checkpoint=checkpoint, resume=resume, on_best=save_best,
-                              **options)
+        tagger = Tagger.train_files(corpus, dev, format=_value(format),
+                                    tag_column=tag_column.value, encoding=encoding,
+                                    frontend=frontend, progress=report,
+                                    command=shlex.join(sys.argv), checkpoint=checkpoint,
+                                    resume=resume, on_best=save_best, **options)
     except TrainingInterrupted as e:
         _save(e.tagger, output, float16)
         scores = e.tagger.meta["scores"]
@@ -384,8 +409,8 @@ def tag(
     ctx: typer.Context,
     text: Annotated[Optional[List[str]], typer.Argument(
         metavar="TEXT",
-        help="Sentences to tag, one raw-text sentence per argument. Without TEXT or "
-             "--input, standard input is read.", show_default=False)] = None,
+        help="Raw text to tag, one paragraph per argument (split into sentences). Without "
+             "TEXT or --input, standard input is read.", show_default=False)] = None,
     model: Annotated[Optional[Path], typer.Option(
         "--model", "-m", metavar="MODEL", help="Model file.",
         show_default="the bundled English model")] = None,
@@ -393,8 +418,10 @@ def tag(
         "--input", "-i", metavar="FILE", show_default=False,
         help="File to tag, '-' for standard input; may be repeated.")] = None,
     input_format: Annotated[InputFormat, typer.Option(
-        help="Input format: text (a sentence per line), tokens (a token per line, blank "
-             "line between sentences) or conllu; auto detects it.")] = InputFormat.auto,
+        help="Input format: text (raw text: paragraphs end at blank lines, the model finds "
+             "sentences and tokens), lines (raw text, one sentence per line), tokens (a "
+             "token per line, blank line between sentences) or conllu; auto detects it "
+             "(text unless the input looks like conllu or tokens).")] = InputFormat.auto,
     format: Annotated[OutputFormat, typer.Option(
         help="Output: word/TAG lines, word<TAB>TAG lines, CoNLL-U, or JSON lines.")
     ] = OutputFormat.text,
@@ -405,8 +432,9 @@ def tag(
     settings = TaggingConfig(**options)
     if text and input:
         ctx.fail("give sentences as arguments or with --input, not both")
-    if text and input_format not in (InputFormat.auto, InputFormat.text):
-        ctx.fail("sentences given as arguments are raw text; --input-format is for --input")
+    if text and input_format not in (InputFormat.auto, InputFormat.text, InputFormat.lines):
+        ctx.fail("text given as arguments is raw text (text or lines); --input-format "
+                 "tokens and conllu are for --input")
     if settings.top_k and format is OutputFormat.conllu:
         ctx.fail("--top-k cannot be written as conllu; use text, tsv or json")
     if not text and not input and sys.stdin.isatty():
@@ -416,8 +444,15 @@ def tag(
     from .tagger import Tagger
 
     tagger = Tagger.load(model, threads=settings.threads, memo_words=settings.memo_words)
-    if text:  # each argument is one line of raw text
-        sources, input_format = [text], InputFormat.text
+    if text:  # each argument is a paragraph of raw text (its offsets count from its start)
+        sources = []
+        for k, t in enumerate(text, 1):
+            if not t.strip():
+                continue  # an empty argument has nothing to tag: no error for it
+            sources.append(io.StringIO(t, newline=""))
+            sources[-1].name = f"argument {k}"
+        if input_format is InputFormat.auto:
+            input_format = InputFormat.text
     else:
         sources = input or ["-"]
     tag_files(tagger, sources, sys.stdout, _value(input_format), format.value, settings.top_k,
@@ -520,6 +555,7 @@ def info(
         lines.append(("scores", f"dev accuracy {_percent(scores.get('dev_accuracy'))} at epoch "
                                 f"{scores.get('best_epoch')} of {scores.get('epochs_run')}"
                                 f"{interrupted}, trained in {scores.get('train_seconds')}s"))
+    lines.append(("front end", _frontend_line(d["frontend"])))
     lines += [
         ("created", d.get("created") or "?"),
         ("version", f"seqtag {d.get('seqtag_version') or '?'}, "
@@ -527,6 +563,21 @@ def info(
     ]
     for key, value in lines:
         typer.echo(f"{key:<13} {value}")
+
+
+def _frontend_line(fe):
+    if fe["kind"] != "learned":
+        return ("rules (seqtag.tokenize and a punctuation sentence rule: the model learned no "
+                "front end)")
+    line = (f"learned: character Bi{fe['cell'].upper()} (hidden {fe['hidden']}, "
+            f"{fe['parameters']:,} parameters), {fe['multiword_forms']:,} multiword forms")
+    training = fe.get("training") or {}
+    dev = training.get("dev")
+    if dev:
+        line += (f"; dev F1 tokens {_percent(dev.get('tokens'))}, sentences "
+                 f"{_percent(dev.get('sentences'))}, multiword {_percent(dev.get('multiword'))}"
+                 f" ({training.get('dev_file')})")
+    return line
 
 
 def main(argv=None):

@@ -51,7 +51,8 @@ import numpy as np
 from . import _core
 
 __all__ = [
-    "Blas", "SeqtagPerformanceWarning", "blas", "blas_info", "compute_description",
+    "Blas", "SeqtagPerformanceWarning", "blas", "blas_info", "build_description",
+    "compute_description",
     "find_blas", "fused_step_available", "fused_step_enabled", "run_beside", "second_thread",
     "set_fused_step", "single_blas_thread", "threads_beside_blas",
 ]
@@ -466,6 +467,17 @@ def set_fused_step(enabled: Optional[bool]) -> None:
     if enabled is not None and not isinstance(enabled, bool):
         raise TypeError(f"set_fused_step takes True, False or None, got {enabled!r}")
     _fused_override = enabled
+
+
+def build_description() -> str:
+    """One line on how the compiled core was built: compiler, and which vectorised kernels
+    it holds (`seqtag --version` prints it)."""
+    info = _core.build_info()
+    clones = ("AVX2 and AVX-512 copies of the gate functions" if info["fastmath_clones"]
+              else "portable gate functions only")
+    fused = ("fused AVX-512 LSTM kernels compiled" if info["fused_lstm_kernels"]
+             else "no fused AVX-512 LSTM kernels")
+    return f"{info['compiler']}; {clones}; {fused}"
 
 
 def compute_description() -> str:

@@ -89,8 +89,9 @@ def assert_tagged(pairs, words, tagset):
 
 
 def test_version():
-    from seqtag.runtime import compute_description
-    expected = f"seqtag 0.1.0\ncompute: {compute_description()}\n"
+    from seqtag.runtime import build_description, compute_description
+    expected = (f"seqtag 0.1.0\ncompute: {compute_description()}\n"
+                f"build: {build_description()}\n")
     result = invoke("--version")
     assert result.exit_code == 0
     assert result.stdout == expected
@@ -99,8 +100,8 @@ def test_version():
 
 def test_version_names_the_compute_path(monkeypatch):
     from seqtag import runtime
-    library = runtime.blas().name
-    assert library.startswith("OpenBLAS (libscipy_openblas")  # NumPy's wheel, found
+    library = runtime.blas().name  # NumPy's BLAS, found
+    assert library.startswith(("OpenBLAS (", "MKL (", "BLIS (", "FlexiBLAS (", "Accelerate ("))
     monkeypatch.setattr(runtime, "fused_step_available", lambda: True)
     monkeypatch.delenv("SEQTAG_FUSED_STEP", raising=False)
     assert invoke("--version").stdout.splitlines()[1] == (
@@ -173,27 +174,40 @@ def test_train_in_process_with_dev_and_float16(tmp_path):
 # ---------------------------------------------------------------- tag
 
 
-def test_tag_arguments_keep_empty_lines(model, tagset):
-    sentences = ["The dog ate the apple.", "", "I can't swim!"]
-    result = invoke("tag", "-m", model, *sentences)
+def test_tag_arguments_are_paragraphs_split_into_sentences(model, tagset):
+    arguments = ["The dog ate the apple.", "", "I can't swim! Me neither"]
+    result = invoke("tag", "-m", model, *arguments)
     assert result.exit_code == 0, result.output
     lines = parse_text_lines(result.stdout)
-    assert len(lines) == 3 and lines[1] == []
+    sentences = ["The dog ate the apple.", "I can't swim!", "Me neither"]  # "" has nothing
+    assert len(lines) == 3
     for pairs, text in zip(lines, sentences):
         assert_tagged(pairs, tokenize(text), tagset)
-    assert [w for w, _ in lines[2]] == ["I", "ca", "n't", "swim", "!"]
+    assert [w for w, _ in lines[1]] == ["I", "ca", "n't", "swim", "!"]
+    # --input-format lines: each argument is one sentence, never split
+    lines = parse_text_lines(invoke("tag", "-m", model, "--input-format", "lines",
+                                    *arguments).stdout)
+    assert [[w for w, _ in p] for p in lines] == [
+        tokenize("The dog ate the apple."), tokenize("I can't swim! Me neither")]
 
 
-def test_tag_file_and_stdin_text(model, tagset, tmp_path):
-    text = "\nThe cat slept on the mat.\n\n\nA bird sang .\nStop!\n\n"
+@pytest.mark.parametrize("input_format, expected", [
+    # raw text: paragraphs end at blank lines, sentences are found within them
+    ("text", ["The cat slept on the mat.", "A bird sang .", "Stop! Go"]),
+    # a sentence per line, empty lines kept so the output lines match the input's
+    ("lines", ["", "The cat slept on the mat.", "", "", "A bird sang .", "Stop! Go", ""]),
+])
+def test_tag_file_and_stdin_text(model, tagset, tmp_path, input_format, expected):
+    text = "\nThe cat slept on the mat.\n\n\nA bird sang .\nStop! Go\n\n"
     path = tmp_path / "in.txt"
     path.write_text(text)
-    expected = text.split("\n")[:-1]
-    outputs = [invoke("tag", "-m", model, "-i", path).stdout,
-               invoke("tag", "-m", model, input=text).stdout,
-               invoke("tag", "-m", model, "-i", "-", "--batch-size", "2", input=text).stdout,
-               run("tag", "-m", model, input=text.encode())[1],
-               run("tag", "-m", model, "-i", path, "--batch-size", "1")[1]]
+    given = () if input_format == "text" else ("--input-format", input_format)
+    outputs = [invoke("tag", "-m", model, "-i", path, *given).stdout,
+               invoke("tag", "-m", model, *given, input=text).stdout,
+               invoke("tag", "-m", model, "-i", "-", "--batch-size", "2", *given,
+                      input=text).stdout,
+               run("tag", "-m", model, *given, input=text.encode())[1],
+               run("tag", "-m", model, "-i", path, "--batch-size", "1", *given)[1]]
     for out in outputs:
         lines = parse_text_lines(out)
         assert len(lines) == len(expected)
@@ -207,6 +221,9 @@ def test_tag_two_files_in_order(model, tmp_path):
     a.write_text("One line here .\n")
     b.write_text("Two\nlines .\n")
     result = invoke("tag", "-m", model, "-i", a, "-i", b, "--input-format", "text")
+    assert [[w for w, _ in p] for p in parse_text_lines(result.stdout)] == \
+        [["One", "line", "here", "."], ["Two", "lines", "."]]  # a paragraph spans lines
+    result = invoke("tag", "-m", model, "-i", a, "-i", b, "--input-format", "lines")
     assert [[w for w, _ in p] for p in parse_text_lines(result.stdout)] == \
         [["One", "line", "here", "."], ["Two"], ["lines", "."]]
 
@@ -231,17 +248,29 @@ def test_tag_tsv_and_json(model, tagset):
 
     out = invoke("tag", "-m", model, "--format", "json", "A dog barked.", "").stdout
     objects = [json.loads(line) for line in out.splitlines()]
-    assert len(objects) == 2 and objects[1] == {"tokens": []}
-    assert [t["word"] for t in objects[0]["tokens"]] == ["A", "dog", "barked", "."]
-    assert all(set(t) == {"word", "tag"} and t["tag"] in tagset for t in objects[0]["tokens"])
+    assert len(objects) == 1  # an empty argument has nothing to tag
+    assert {k: objects[0][k] for k in ("text", "start", "end")} == {
+        "text": "A dog barked.", "start": 0, "end": 13}
+    tokens = objects[0]["tokens"]
+    assert [(t["text"], t["start"], t["end"]) for t in tokens] == [
+        ("A", 0, 1), ("dog", 2, 5), ("barked", 6, 12), (".", 12, 13)]
+    assert all(len(t["words"]) == 1 and t["words"][0]["word"] == t["text"] for t in tokens)
+    assert all(set(w) == {"word", "tag"} and w["tag"] in tagset
+               for t in tokens for w in t["words"])
+    # pre-tokenized input keeps the plain shape
+    out = invoke("tag", "-m", model, "--format", "json", input="A\ndog\n\n").stdout
+    assert [t["word"] for t in json.loads(out)["tokens"]] == ["A", "dog"]
 
 
 def test_tag_text_as_conllu(model, tagset):
     out = invoke("tag", "-m", model, "--format", "conllu", "Dogs bark.").stdout
     assert out.endswith("\n\n")
-    rows = [line.split("\t") for line in out[:-2].split("\n")]
+    lines = out[:-2].split("\n")
+    assert lines[:3] == ["# newpar", "# sent_id = 1", "# text = Dogs bark."]
+    rows = [line.split("\t") for line in lines[3:]]
     assert [r[:2] for r in rows] == [["1", "Dogs"], ["2", "bark"], ["3", "."]]
-    assert all(len(r) == 10 and r[3] in tagset and r[2] == "_" and r[4:] == ["_"] * 6
+    assert [r[9] for r in rows] == ["_", "SpaceAfter=No", "_"]
+    assert all(len(r) == 10 and r[3] in tagset and r[2] == "_" and r[4:9] == ["_"] * 5
                for r in rows)
 
 
@@ -280,9 +309,10 @@ def test_top_k(model, tagset):
 
     obj = json.loads(invoke("tag", "-m", model, "--format", "json", "--top-k", "2",
                             "The dog ate.").stdout)
-    for token, (word, tag) in zip(obj["tokens"], plain):
-        assert token["word"] == word and token["tag"] == tag
-        assert len(token["top"]) == 2 and token["top"][0][0] == tag
+    for token, (word, tag) in zip(obj["tokens"], plain, strict=True):
+        (only,) = token["words"]
+        assert only["word"] == word and only["tag"] == tag
+        assert len(only["top"]) == 2 and only["top"][0][0] == tag
 
     tsv = invoke("tag", "-m", model, "--format", "tsv", "--top-k", "2", "The dog ate.").stdout
     rows = [line.split("\t") for line in tsv.split("\n")[:-2]]

@@ -117,6 +117,7 @@ def test_wheel_holds_the_compiled_core_and_the_model_and_no_sources(wheel):
         names = set(zf.namelist())
     assert [n for n in names if re.fullmatch(r"seqtag/_core\..*\.so", n)]
     assert "seqtag/models/en_ewt_upos.npz" in names
+    assert "seqtag/py.typed" in names  # type checkers read the installed package's hints
     assert not [n for n in names if n.endswith((".pyx", ".pxi", ".c", ".h"))]
 
 
