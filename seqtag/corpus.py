@@ -9,9 +9,14 @@ Input formats (the names ``--format`` takes):
 - ``tsv``: ``word<TAB>tag`` (or ``word tag``) per line, blank line between sentences.
 - ``slash``: one sentence per line of ``word/TAG`` tokens; the tag follows the
   LAST slash, so ``1/2/NUM`` is the word ``1/2`` tagged ``NUM``.
-- ``text`` (untagged): raw text, one sentence per line, split with
-  :func:`seqtag.tokenize.tokenize`; an empty line gives an empty sentence so
-  output lines stay aligned with input lines.
+- ``text`` (untagged): raw text. Paragraphs may span lines; a blank line ends a
+  paragraph (and a sentence). The front end given to iter_sentences (a model's
+  Tagger.frontend; the rules by default) finds sentences, tokens and multiword tokens;
+  each Sentence keeps them with their offsets in the input in ``Sentence.raw``
+  (seqtag.rawtext says how offsets are counted).
+- ``lines`` (untagged): raw text, one sentence per line (for text already split into
+  sentences): each line is tokenized by the front end, never split; an empty line gives
+  an empty sentence so output lines stay aligned with input lines.
 - ``tokens`` (untagged): one token per line, blank line between sentences.
 
 Files are read as bytes and decoded line by line, so a bad byte is reported
@@ -30,8 +35,9 @@ import sys
 from dataclasses import dataclass
 from typing import IO, Iterable, Iterator, Sequence, Union
 
+from . import rawtext
 from .errors import CorpusError
-from .tokenize import tokenize
+from .frontend import FrontEnd, RawSentence
 
 __all__ = [
     "Sentence",
@@ -42,6 +48,7 @@ __all__ = [
     "format_tsv",
     "format_conllu",
     "format_json",
+    "format_raw_json",
     "format_sentence",
     "Source",
     "TagProb",
@@ -54,8 +61,10 @@ __all__ = [
 ]
 
 TAGGED_FORMATS = ("conllu", "tsv", "slash")
-UNTAGGED_FORMATS = ("conllu", "text", "tokens")
-INPUT_FORMATS = ("conllu", "tsv", "slash", "text", "tokens")
+UNTAGGED_FORMATS = ("conllu", "text", "lines", "tokens")
+INPUT_FORMATS = ("conllu", "tsv", "slash", "text", "lines", "tokens")
+#: The input formats of raw text, which a front end cuts into sentences and tokens.
+RAW_FORMATS = ("text", "lines")
 OUTPUT_FORMATS = ("text", "tsv", "conllu", "json")
 #: The output formats that can show the k best tags of a token with their probabilities.
 TOPK_FORMATS = ("text", "tsv", "json")
@@ -79,13 +88,18 @@ class Sentence:
     """One sentence: its words, gold tags (None if the input had none), and where it starts.
 
     ``conllu`` holds the raw CoNLL-U lines (comments, ranges, empty nodes and
-    tokens) for CoNLL-U input, else None.
+    tokens) for CoNLL-U input, else None.  ``raw`` holds, for raw-text input, the
+    sentence as the front end found it: its text, its surface tokens with their offsets
+    in the input and their words (``words`` are those words); ``new_paragraph`` says
+    whether it opens a paragraph.
     """
 
     words: list[str]
     tags: list[str] | None = None
     line: int = 0
     conllu: list[str] | None = None
+    raw: RawSentence | None = None
+    new_paragraph: bool = False
 
     def __len__(self) -> int:
         return len(self.words)
@@ -104,7 +118,8 @@ def read_corpus(path: Source, format: str | None = None, tag_column: str = "upos
 
 
 def iter_sentences(path_or_file: Source, format: str | None = None, tag_column: str = "upos",
-                   encoding: str = "utf-8", tagged: bool = True) -> Iterator[Sentence]:
+                   encoding: str = "utf-8", tagged: bool = True,
+                   front_end: FrontEnd | None = None) -> Iterator[Sentence]:
     """Yield Sentences one by one without reading the whole input into memory.
 
     ``path_or_file`` is a path, ``"-"`` for standard input (named ``<stdin>``
@@ -112,7 +127,8 @@ def iter_sentences(path_or_file: Source, format: str | None = None, tag_column: 
     With ``tagged=True`` every token needs a tag and only conllu, tsv and
     slash are accepted; with ``tagged=False`` tags are kept when present
     (``Sentence.tags`` is None otherwise). ``format=None`` detects the format
-    from the first lines (see detect_format).
+    from the first lines (see detect_format). Raw text (``text``, ``lines``) is cut by
+    ``front_end`` (default: the rules, seqtag.segment.RuleFrontEnd).
 
     Bad bytes are reported with their exact line for paths, "-" and binary
     streams; a text stream decodes ahead in chunks, so there the line is
@@ -135,7 +151,11 @@ def iter_sentences(path_or_file: Source, format: str | None = None, tag_column: 
             return CorpusError(message + note, name, lineno)
 
         count = 0
-        for sentence in _READERS[format](lines, bad, column, tagged):
+        if format in RAW_FORMATS:
+            sentences = _read_raw(lines, front_end, format == "lines")
+        else:
+            sentences = _READERS[format](lines, bad, column, tagged)
+        for sentence in sentences:
             count += 1
             yield sentence
     if count == 0:
@@ -173,8 +193,8 @@ def detect_format(path_or_lines: Source, tagged: bool = True, encoding: str = "u
 def _detect(lines, name, tagged):
     """Read ahead enough to choose a format; return (lines read, format)."""
     peeked, sample, blank_after_content = [], [], False
-    for lineno, text in lines:
-        peeked.append((lineno, text))
+    for lineno, text, ending in lines:
+        peeked.append((lineno, text, ending))
         if not text.strip():
             blank_after_content = blank_after_content or bool(sample)
         elif not text.startswith("#"):
@@ -261,7 +281,7 @@ def _opened(source, name):
 
 
 def _numbered_lines(stream, name, encoding):
-    """Yield (1-based line number, text) without line ends or a leading byte-order mark."""
+    """Yield (1-based line number, text, its line end) without a leading byte-order mark."""
     try:
         codec = codecs.lookup(encoding).name
     except LookupError:
@@ -288,7 +308,8 @@ def _numbered_lines(stream, name, encoding):
             text = raw
         if lineno == 1 and text.startswith("\ufeff"):
             text = text[1:]
-        yield lineno, text.rstrip("\r\n")
+        body = text.rstrip("\r\n")
+        yield lineno, body, text[len(body):]
 
 
 def _bad_bytes(e, in_line=False):
@@ -326,7 +347,7 @@ def _short(token):
 
 def _read_conllu(lines, bad, column, tagged):
     block, words, tags, start, untagged = [], [], [], 0, False
-    for lineno, text in lines:
+    for lineno, text, _ in lines:
         if not text.strip():
             if words:
                 yield Sentence(words, None if untagged else tags, start, block)
@@ -368,7 +389,7 @@ def _tsv_fields(text):
 
 def _read_tsv(lines, bad, column, tagged):
     words, tags, start = [], [], 0
-    for lineno, text in lines:
+    for lineno, text, _ in lines:
         if not text.strip():
             if words:
                 yield Sentence(words, tags, start)
@@ -403,7 +424,7 @@ def _slash_split(token):
 
 
 def _read_slash(lines, bad, column, tagged):
-    for lineno, text in lines:
+    for lineno, text, _ in lines:
         words, tags = [], []
         for token in text.split():
             word, tag, problem = _slash_split(token)
@@ -417,7 +438,7 @@ def _read_slash(lines, bad, column, tagged):
 
 def _read_tokens(lines, bad, column, tagged):
     words, start = [], 0
-    for lineno, text in lines:
+    for lineno, text, _ in lines:
         token = text.strip()
         if not token:
             if words:
@@ -431,9 +452,20 @@ def _read_tokens(lines, bad, column, tagged):
         yield Sentence(words, None, start)
 
 
-def _read_text(lines, bad, column, tagged):
-    for lineno, text in lines:
-        yield Sentence(tokenize(text), None, lineno)
+def _read_raw(lines, front_end, one_per_line):
+    """Raw text through a front end (seqtag.rawtext): a Sentence per sentence it finds,
+    or with one_per_line per line (an empty one for a line without tokens)."""
+    if front_end is None:
+        from .segment import RuleFrontEnd
+        front_end = RuleFrontEnd()
+    paragraphs = rawtext.paragraphs(lines, one_per_line)
+    for paragraph, sentences in rawtext.segment(paragraphs, front_end, one_per_line):
+        if not sentences and one_per_line:
+            offset = paragraph.offset
+            yield Sentence([], None, paragraph.line, raw=RawSentence([], offset, offset, ""))
+        for k, raw in enumerate(sentences):
+            yield Sentence(raw.words, None, paragraph.line, raw=raw,
+                           new_paragraph=paragraph.new and k == 0)
 
 
 _READERS = {
@@ -441,7 +473,6 @@ _READERS = {
     "tsv": _read_tsv,
     "slash": _read_slash,
     "tokens": _read_tokens,
-    "text": _read_text,
 }
 
 
@@ -475,18 +506,25 @@ def format_tsv(words: Sequence[str], tags: Sequence[str],
                    for word, best in zip(words, topk, strict=True)) + "\n"
 
 
-def format_conllu(sentence: Sentence, tags: Sequence[str], tag_column: str = "upos") -> str:
+def format_conllu(sentence: Sentence, tags: Sequence[str], tag_column: str = "upos",
+                  sent_id: int | str | None = None) -> str:
     """CoNLL-U for a sentence with ``tags`` in the UPOS or XPOS column, then a blank line.
 
     CoNLL-U input comes back unchanged except for that column on integer-ID
-    lines; other input becomes minimal CoNLL-U (ID, FORM, '_' elsewhere).
-    An empty sentence gives "" since CoNLL-U has no empty sentences.
+    lines; raw text (``sentence.raw``) gets ``# newpar`` where a paragraph starts,
+    ``# sent_id`` (``sent_id``, when given), ``# text`` (the sentence's text, line breaks
+    as spaces), ``SpaceAfter=No`` in MISC where no space follows a token and a range
+    line (``3-4  du``) before the words of a multiword token; other input becomes minimal
+    CoNLL-U (ID, FORM, '_' elsewhere).  An empty sentence gives "" since CoNLL-U has
+    no empty sentences.
     """
     column = _tag_index(tag_column)
     if len(tags) != len(sentence.words):
         raise ValueError(f"{len(tags)} tags for {len(sentence.words)} words")
     if not sentence.words:
         return ""
+    if sentence.raw is not None:
+        return _raw_conllu(sentence, tags, column, sent_id)
     if sentence.conllu is None:
         rows = []
         for i, (word, tag) in enumerate(zip(sentence.words, tags), 1):
@@ -502,6 +540,63 @@ def format_conllu(sentence: Sentence, tags: Sequence[str], tag_column: str = "up
             line = "\t".join(fields)
         out.append(line)
     return "\n".join(out) + "\n\n"
+
+
+_LINE_BREAKS = re.compile(r"[ \t]*(?:\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029])\s*")
+
+
+def one_line(text: str) -> str:
+    """Text on one line: each line break, with the whitespace around it, becomes a space
+    (a CoNLL-U comment cannot hold a line break; other spaces stay as they were)."""
+    return _LINE_BREAKS.sub(" ", text)
+
+
+def _raw_conllu(sentence, tags, column, sent_id):
+    raw = sentence.raw
+    out = ["# newpar"] if sentence.new_paragraph else []
+    if sent_id is not None:
+        out.append(f"# sent_id = {sent_id}")
+    out.append("# text = " + one_line(raw.text))
+    next_tag = iter(tags)
+    k = 1
+    for token in raw.tokens:
+        misc = "_" if token.space_after else "SpaceAfter=No"
+        words = token.word_forms
+        if len(words) > 1:
+            out.append(f"{k}-{k + len(words) - 1}\t{token.text}\t_\t_\t_\t_\t_\t_\t_\t{misc}")
+            misc = "_"
+        for word in words:
+            fields = [str(k), word, "_", "_", "_", "_", "_", "_", "_", misc]
+            fields[column] = next(next_tag)
+            out.append("\t".join(fields))
+            k += 1
+    return "\n".join(out) + "\n\n"
+
+
+def format_raw_json(sentence: RawSentence, tags: Sequence[str],
+                    topk: Sequence[Sequence[TagProb]] | None = None) -> str:
+    """One JSON Lines object for a sentence of raw text: {"text", "start", "end",
+    "tokens": [{"text", "start", "end", "words": [{"word", "tag"[, "top"]}]}]}.
+
+    Offsets are character offsets in the input (seqtag.rawtext); a token's words are its
+    syntactic words (one, or several for a multiword token), each with its tag (and the
+    k best under ``topk``, one list per word, as format_json gives them).
+    """
+    tokens, k = [], 0
+    for token in sentence.tokens:
+        words = []
+        for word in token.word_forms:
+            entry: dict[str, object] = {"word": word, "tag": tags[k]}
+            if topk is not None:
+                entry["top"] = [[str(t), round(float(p), 6)] for t, p in topk[k]]
+            words.append(entry)
+            k += 1
+        tokens.append({"text": token.text, "start": token.start, "end": token.end,
+                       "words": words})
+    if k != len(tags):
+        raise ValueError(f"{len(tags)} tags for {k} words")
+    return json.dumps({"text": sentence.text, "start": sentence.start, "end": sentence.end,
+                       "tokens": tokens}, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
 def format_json(words: Sequence[str], tags: Sequence[str],
@@ -522,18 +617,21 @@ def format_json(words: Sequence[str], tags: Sequence[str],
 
 def format_sentence(output_format: str, sentence: Sentence, tags: Sequence[str],
                     topk: Sequence[Sequence[TagProb]] | None = None,
-                    tag_column: str = "upos") -> str:
+                    tag_column: str = "upos", sent_id: int | str | None = None) -> str:
     """Dispatch to the writer named by ``output_format`` (one of OUTPUT_FORMATS); ``topk``
-    only for TOPK_FORMATS."""
+    only for TOPK_FORMATS.  text and tsv show the syntactic words (``de/ADP le/DET`` for
+    a multiword token); json and conllu of raw text show the surface tokens too."""
     if output_format == "text":
         return format_text(sentence.words, tags, topk)
     if output_format == "tsv":
         return format_tsv(sentence.words, tags, topk)
     if output_format == "json":
+        if sentence.raw is not None:
+            return format_raw_json(sentence.raw, tags, topk)
         return format_json(sentence.words, tags, topk)
     if output_format == "conllu":
         if topk is not None:
             raise CorpusError(f"tag probabilities (top-k) cannot be written as conllu; "
                               f"choose one of {', '.join(TOPK_FORMATS)}")
-        return format_conllu(sentence, tags, tag_column)
+        return format_conllu(sentence, tags, tag_column, sent_id)
     raise CorpusError(f"unknown output format {output_format!r}; choose one of {', '.join(OUTPUT_FORMATS)}")

@@ -15,15 +15,20 @@ flushed after each chunk, so inputs of any size can be piped through.
 Output formats (seqtag.corpus.OUTPUT_FORMATS), and how ``top_k`` shows in each
 (seqtag.corpus writes them all; the k best tags come from Tagger.predict_top_k):
 
-- ``text``: one line of ``word/TAG`` per sentence. With top_k every token is
+- ``text``: one line of ``word/TAG`` per sentence (the syntactic words: a multiword
+  token such as French ``du`` shows as ``de/ADP le/DET``). With top_k every token is
   ``word/TAG/P`` followed by ``|TAG/P`` for each next-best tag, most probable
   first, probabilities with 3 decimals: ``dog/NOUN/0.972|VERB/0.021``.
 - ``tsv``: ``word<TAB>TAG`` lines, blank line after each sentence. With top_k
   each line is ``word<TAB>TAG<TAB>P``, then ``<TAB>TAG<TAB>P`` per next-best tag.
 - ``conllu``: CoNLL-U with the tag column filled (the input's own lines when
-  the input was CoNLL-U). top_k is not available.
+  the input was CoNLL-U; for raw text ``# newpar``, ``# sent_id`` numbered from 1 in
+  the output, ``# text``, ``SpaceAfter=No`` and multiword-token range lines).
+  top_k is not available.
 - ``json``: one JSON object per line, ``{"tokens": [{"word", "tag"[, "top"]}]}``
-  with ``"top": [[tag, prob], ...]`` under top_k.
+  with ``"top": [[tag, prob], ...]`` under top_k; for raw text
+  ``{"text", "start", "end", "tokens": [{"text", "start", "end", "words": [{"word",
+  "tag"[, "top"]}]}]}`` with character offsets in the input (seqtag.rawtext).
 """
 
 from __future__ import annotations
@@ -89,8 +94,8 @@ def tag_stream(tagger: Tagger, sentences: Iterable[Union[Sentence, Sequence[str]
             tags = [[best[0][0] for best in top] for top in tops]
         else:
             tags, tops = tagger.predict(words), [None] * len(chunk)
-        out.write("".join(format_sentence(output_format, s, t, top, column)
-                          for s, t, top in zip(chunk, tags, tops)))
+        out.write("".join(format_sentence(output_format, s, t, top, column, n_sents + i)
+                          for i, (s, t, top) in enumerate(zip(chunk, tags, tops), 1)))
         out.flush()
         n_sents += len(chunk)
         n_tokens += sum(len(w) for w in words)
@@ -116,12 +121,15 @@ def tag_files(tagger: Tagger, sources: Iterable[Source], out: TextIO,
               top_k: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
               tag_column: str | None = None, encoding: str = "utf-8") -> tuple[int, int]:
     """Tag each source in turn (a path, "-" for standard input, an open file or an
-    iterable of lines) with tag_stream; ``input_format`` is "text", "tokens",
-    "conllu" or None to detect it per source (seqtag.corpus.detect_format).
+    iterable of lines) with tag_stream; ``input_format`` is "text" (raw text, cut into
+    sentences, tokens and words by the tagger's front end), "lines" (raw text, a sentence
+    per line), "tokens", "conllu" or None to detect it per source
+    (seqtag.corpus.detect_format: what is not CoNLL-U or tokens is text).
     Returns (sentences, tokens) tagged.
     """
     _check(output_format, top_k, batch_size)
     sentences = itertools.chain.from_iterable(
-        iter_sentences(source, input_format, encoding=encoding, tagged=False)
+        iter_sentences(source, input_format, encoding=encoding, tagged=False,
+                       front_end=tagger.frontend)
         for source in sources)
     return tag_stream(tagger, sentences, out, output_format, top_k, batch_size, tag_column)

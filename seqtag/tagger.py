@@ -2,12 +2,15 @@
 
     >>> from seqtag import Tagger
     >>> tagger = Tagger.load()                 # the bundled English (UD EWT, UPOS) model
-    >>> tagger.tag("The dog barked.")
-    [('The', 'DET'), ('dog', 'NOUN'), ('barked', 'VERB'), ('.', 'PUNCT')]
+    >>> tagger.tag("The dog barked. It ran.")     # raw text: a list of sentences
+    [[('The', 'DET'), ('dog', 'NOUN'), ('barked', 'VERB'), ('.', 'PUNCT')], [('It', 'PRON'), ('ran', 'VERB'), ('.', 'PUNCT')]]
+    >>> tagger.tag(["The", "dog"])                  # tokens: one sentence
+    [('The', 'DET'), ('dog', 'NOUN')]
 """
 
 from __future__ import annotations
 
+import codecs
 import datetime
 import os
 import warnings
@@ -24,13 +27,18 @@ from .errors import ModelError, SeqtagError
 from .evaluate import score
 from .inference import TagProb, best_tags, predict_log_probs
 from .network import Network
-from .tokenize import tokenize
+from .frontend import FrontEnd
+from .rawtext import TaggedSentence, text_paragraphs
+from .rawtext import segment as segment_paragraphs
 from .train import CHECKPOINT_KIND, TrainingInterrupted, TrainingState
 from .train import split_dev
 from .train import train as train_network
 from .vocab import Vocabulary
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "en_ewt_upos.npz"
+
+#: Where a model file keeps a learned front end's arrays (its metadata: meta["frontend"]).
+FRONTEND_PREFIX = "frontend."
 
 #: A tokenized sentence: its tokens (non-empty strings), or a seqtag.corpus.Sentence.
 Tokens = Union[Sequence[str], Sentence]
@@ -58,10 +66,23 @@ class Tagger:
     """A trained part-of-speech tagger."""
 
     def __init__(self, network: Network, vocab: Vocabulary,
-                 meta: dict[str, Any] | None = None) -> None:
+                 meta: dict[str, Any] | None = None, frontend: FrontEnd | None = None) -> None:
         self.network = network
         self.vocab = vocab
         self.meta = meta or {}
+        #: What cuts raw text into sentences, tokens and words: the model's learned front
+        #: end (seqtag.segment.LearnedFrontEnd), or the rules (RuleFrontEnd) for a model
+        #: without one.
+        self.frontend: FrontEnd = frontend if frontend is not None else _rules()
+
+    def attach_frontend(self, frontend: FrontEnd,
+                        record: dict[str, Any] | None = None) -> None:
+        """Tag raw text with `frontend` from now on (and save it with the model).  record:
+        how it was trained (learn_frontend's), shown by info()."""
+        self.frontend = frontend
+        self.meta.pop("frontend_training", None)
+        if record and frontend.kind == "learned":
+            self.meta["frontend_training"] = dict(record)
 
     # ---- building ----------------------------------------------------------------------
 
@@ -143,12 +164,96 @@ class Tagger:
             raise
         return model(network, vocab, history)
 
+    @classmethod
+    def train_files(cls, corpus: str | os.PathLike[str],
+                    dev: str | os.PathLike[str] | None = None, *, format: str | None = None,
+                    tag_column: str = "upos", encoding: str = "utf-8", frontend: bool = True,
+                    progress: Callable[[dict[str, Any]], None] | None = None,
+                    command: str | None = None,
+                    checkpoint: str | os.PathLike[str] | None = None,
+                    resume: str | os.PathLike[str] | None = None,
+                    on_best: Callable[[Tagger], None] | None = None,
+                    **options: Any) -> Tagger:
+        """Train a tagger, and its raw-text front end, on corpus files (dev: the file that
+        picks the best epoch of both; without it the tagger holds out dev_fraction of the
+        corpus and the front end keeps its last epoch).
+
+        The front end is learned (seqtag.segment.train_frontend) when `frontend` is true and
+        the corpus is a CoNLL-U file with `# text` lines; otherwise the model keeps the
+        rules, and progress gets {"type": "frontend", "learned": False, "reason": ...}
+        saying why.  It is learned first, so every model written (on_best, a Ctrl-C, the
+        end) carries it.  With resume, the front end is learned again from the same
+        corpus with the run's seed: the same front end (its training is deterministic),
+        then the tagger's run goes on from the checkpoint.
+
+        progress gets, besides Tagger.train's events: {"type": "corpus", ...} once the
+        files are read, {"type": "frontend", ...} with the decision, {"type":
+        "frontend_epoch", ...} after each epoch of the front end and {"type":
+        "frontend_done", "record": ...}.  The other arguments are Tagger.train's.
+        """
+        from .corpus import detect_format, read_corpus
+        split_training_options(options)  # a bad option fails now, not after the front end
+        report = progress or (lambda event: None)
+        train_sents = read_corpus(corpus, format, tag_column, encoding)
+        dev_sents = read_corpus(dev, format, tag_column, encoding) if dev is not None else None
+        corpus_format = format or ("auto" if os.fspath(corpus) == "-"
+                                   else detect_format(corpus, encoding=encoding))
+        report({"type": "corpus", "file": str(corpus), "format": corpus_format,
+                "sentences": len(train_sents), "tokens": sum(len(s) for s in train_sents),
+                "dev_file": None if dev is None else str(dev),
+                "dev_sentences": None if dev_sents is None else len(dev_sents)})
+        corpus_info = {"file": str(corpus), "format": corpus_format, "tag_column": tag_column,
+                       "dev_file": None if dev is None else str(dev)}
+        if command is not None:
+            corpus_info["command"] = command
+
+        learned, record = None, None
+        reason = _why_no_frontend(corpus, corpus_format, encoding) if frontend else (
+            "not asked for")
+        if reason is None:
+            fe_dev = dev if dev is not None and _has_text_lines(dev) else None
+            seed, threads = _run_seed_threads(resume, options)
+            report({"type": "frontend", "learned": True, "file": str(corpus),
+                    "dev_file": None if fe_dev is None else str(fe_dev),
+                    "dev_ignored": dev is not None and fe_dev is None})
+            learned, record = learn_frontend(
+                corpus, fe_dev, seed=seed, threads=threads,
+                progress=lambda r: report(dict(r, type="frontend_epoch")))
+            report({"type": "frontend_done", "record": record})
+        else:
+            report({"type": "frontend", "learned": False, "reason": reason})
+
+        def attach(tagger):
+            if learned is not None:
+                tagger.attach_frontend(learned, record)
+            return tagger
+
+        try:
+            tagger = cls.train(train_sents, dev_sents, progress=progress, corpus=corpus_info,
+                               checkpoint=checkpoint, resume=resume,
+                               on_best=(lambda t: on_best(attach(t))) if on_best else None,
+                               **options)
+        except TrainingInterrupted as e:
+            attach(e.tagger)
+            raise
+        return attach(tagger)
+
     # ---- files -------------------------------------------------------------------------
 
     def save(self, path: str | os.PathLike[str], float16: bool = False) -> None:
-        """Write the model to one .npz file, atomically (a failed save leaves the old file)."""
+        """Write the model to one .npz file, atomically (a failed save leaves the old file).
+        A learned front end goes in the same file: its arrays under "frontend.", its
+        metadata under meta["frontend"]."""
         meta = dict(self.meta, vocab=self.vocab.to_meta(), network=self.network.config)
-        modelfile.save_model(path, self.network.arrays(), meta, float16=float16)
+        meta.pop("path", None)
+        meta.pop("frontend", None)
+        arrays = dict(self.network.arrays())
+        if self.frontend.kind == "learned":
+            fe_arrays, meta["frontend"] = self.frontend.to_arrays()  # type: ignore[attr-defined]
+            arrays.update({FRONTEND_PREFIX + k: v for k, v in fe_arrays.items()})
+        else:
+            meta.pop("frontend_training", None)
+        modelfile.save_model(path, arrays, meta, float16=float16)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None,
@@ -173,6 +278,7 @@ class Tagger:
                 raise ModelError(f"the bundled model is missing from this installation "
                                  f"({path}); reinstall seqtag or pass a model with -m")
         arrays, meta = modelfile.load_model(path)
+        frontend = _load_frontend(path, arrays, meta)
         if meta.get("kind") == CHECKPOINT_KIND:
             raise ModelError(f"{path} is a training checkpoint, not a model; continue its run "
                              f"with seqtag train --resume {path}")
@@ -194,9 +300,11 @@ class Tagger:
         except (TypeError, ValueError) as e:  # weights that are not real numbers
             raise ModelError(f"{path} has invalid weights: {e}") from None
         network.freeze()
-        meta = {k: v for k, v in meta.items() if k not in ("vocab",)}
+        meta = {k: v for k, v in meta.items() if k not in ("vocab", "frontend")}
         meta["path"] = str(path)
-        return cls(network, vocab, meta)
+        tagger = cls(network, vocab, meta, frontend)
+        tagger.set_threads(settings.threads)
+        return tagger
 
     # ---- tagging -----------------------------------------------------------------------
 
@@ -209,24 +317,54 @@ class Tagger:
         """Tag on `threads` CPU threads from now on (2: the two directions of each BiLSTM
         at once)."""
         self.network.set_threads(threads)
+        if hasattr(self.frontend, "set_threads"):
+            self.frontend.set_threads(threads)
 
-    def tag(self, tokens: str | Sequence[str]) -> list[tuple[str, str]]:
-        """Tag one sentence: a string (split with seqtag.tokenize.tokenize first) or a
-        list of tokens.  Returns [(word, tag), ...]."""
+    @overload
+    def tag(self, tokens: str) -> list[list[tuple[str, str]]]: ...
+
+    @overload
+    def tag(self, tokens: list[str] | tuple[str, ...]) -> list[tuple[str, str]]: ...
+
+    def tag(self, tokens: str | list[str] | tuple[str, ...]
+            ) -> list[list[tuple[str, str]]] | list[tuple[str, str]]:
+        """Tag raw text or one tokenized sentence.
+
+        A string is raw text: the front end (self.frontend) finds its sentences (a blank
+        line always ends one), tokens and words; returns a list of sentences, each a
+        list of (word, tag) pairs: [[(word, tag), ...], ...] (the words of a multiword
+        token are separate pairs: French "du" gives ("de", "ADP"), ("le", "DET")).
+        tag_text() gives the same with offsets.  A list of tokens is one sentence:
+        returns [(token, tag), ...]."""
         if isinstance(tokens, str):
-            words = tokenize(tokens)
-        elif isinstance(tokens, (list, tuple)):
+            return [s.pairs() for s in self.tag_text(tokens)]
+        if isinstance(tokens, (list, tuple)):
             words = _tokens(tokens, "")
-        else:
-            raise SeqtagError(f"tag() takes a string or a list of tokens, got "
-                              f"{type(tokens).__name__}")
-        return list(zip(words, self.predict([words])[0]))
+            return list(zip(words, self.predict([words])[0]))
+        raise SeqtagError(f"tag() takes a string or a list of tokens, got "
+                          f"{type(tokens).__name__}")
+
+    def tag_text(self, text: str) -> list[TaggedSentence]:
+        """Tag raw text and keep its offsets: one seqtag.rawtext.TaggedSentence per
+        sentence (text, start, end, tokens with their offsets and words, a tag per word,
+        new_paragraph), offsets being indexes into `text`:
+        text[token.start:token.end] == token.text.  A blank line ends a paragraph."""
+        if not isinstance(text, str):
+            raise SeqtagError(f"tag_text() takes a string, got {type(text).__name__}")
+        found = [(p.new and k == 0, raw)
+                 for p, sentences in segment_paragraphs(text_paragraphs(text), self.frontend)
+                 for k, raw in enumerate(sentences)]
+        tags = self.predict([raw.words for _, raw in found]) if found else []
+        return [TaggedSentence(raw.text, raw.start, raw.end, raw.tokens, t, new)
+                for (new, raw), t in zip(found, tags)]
 
     def tag_sents(self, sentences: Iterable[str | Tokens]) -> list[list[tuple[str, str]]]:
-        """Tag many sentences at once, batched: each a string (split with
-        seqtag.tokenize.tokenize, as tag() does) or a list of tokens.
+        """Tag many sentences at once, batched: each a list of tokens, or a string that is
+        ONE sentence (tokenized by the front end, never split into sentences: what
+        `seqtag tag --input-format lines` does with a line).
         Returns [[(word, tag), ...], ...] in the order given."""
-        words = _sentences_words(sentences, "tag_sents", strings=True)
+        words = _sentences_words(sentences, "tag_sents", strings=True,
+                                 frontend=self.frontend)
         return [list(zip(w, t)) for w, t in zip(words, self.predict(words))]
 
     @overload
@@ -291,7 +429,109 @@ class Tagger:
             "training": self.meta.get("training"),
             "corpus": self.meta.get("corpus"),
             "scores": self.meta.get("scores"),
+            "frontend": self.frontend_info(),
         }
+
+    def frontend_info(self) -> dict[str, Any]:
+        """What the front end is: {"kind": "rules"} or {"kind": "learned", its cell and
+        sizes, how many multiword forms it expands, "training": where it was learned and
+        its dev scores (tokens, sentences, multiword F1) when recorded}."""
+        if self.frontend.kind != "learned":
+            return {"kind": self.frontend.kind}
+        model = self.frontend.model  # type: ignore[attr-defined]
+        return {"kind": "learned", "cell": model.rnn.cell, "hidden": model.rnn.hidden_size,
+                "chars": len(self.frontend.codes.chars),  # type: ignore[attr-defined]
+                "parameters": int(sum(a.size for a in model.arrays().values())),
+                "multiword_forms": len(self.frontend.expander.forms),  # type: ignore[attr-defined]
+                "training": self.meta.get("frontend_training")}
+
+
+def _rules() -> FrontEnd:
+    from .segment import RuleFrontEnd
+    return RuleFrontEnd()
+
+
+def _load_frontend(path: str | os.PathLike[str], arrays: dict[str, np.ndarray],
+                   meta: dict[str, Any]) -> FrontEnd:
+    """The front end a model file holds (its arrays are taken out of `arrays`): the learned
+    one if meta has "frontend", else the rules.  ModelError naming the file if broken."""
+    fe_arrays = {k[len(FRONTEND_PREFIX):]: arrays.pop(k) for k in list(arrays)
+                 if k.startswith(FRONTEND_PREFIX)}
+    fe_meta = meta.get("frontend")
+    if fe_meta is None:
+        if fe_arrays:
+            raise ModelError(f"{path} has front end weights but no front end metadata")
+        return _rules()
+    if not isinstance(fe_meta, dict):
+        raise ModelError(f"{path} has invalid metadata: the front end's is not a JSON object")
+    from .segment import LearnedFrontEnd
+    try:
+        return LearnedFrontEnd.from_arrays(fe_arrays, fe_meta)
+    except ModelError as e:
+        raise ModelError(f"{path}: {e}") from None
+    except Exception as e:  # anything a mangled front end can raise is the file's fault
+        raise ModelError(f"{path}: the front end is broken ({type(e).__name__}: {e})") from None
+
+
+def _why_no_frontend(corpus, corpus_format, encoding):
+    """Why a front end cannot be learned from the corpus file, or None if it can."""
+    if os.fspath(corpus) == "-":
+        return "the corpus is read from standard input (read once, for the tagger)"
+    if corpus_format != "conllu":
+        return (f"the corpus is {corpus_format}, which has no raw text: a front end is "
+                "learned from CoNLL-U with '# text' lines and SpaceAfter=No")
+    if codecs.lookup(encoding).name != "utf-8":
+        return "the front end learns from UTF-8 corpora only"
+    if not _has_text_lines(corpus):
+        return "the corpus has no '# text =' lines: no raw text to learn from"
+    return None
+
+
+def _has_text_lines(path):
+    """Whether a CoNLL-U file has a `# text = ` line (a sentence's raw text)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return any(line.startswith("# text") and "=" in line and
+                       line[1:].partition("=")[0].strip() == "text" for line in f)
+    except OSError:
+        return False
+
+
+def _run_seed_threads(resume, options):
+    """The seed and threads of the run: the options given, or a resumed run's checkpoint's
+    seed (its other options are the checkpoint's too)."""
+    seed = options.get("seed", TrainingConfig.seed)
+    threads = options.get("threads", TrainingConfig.threads)
+    if resume is not None:
+        try:
+            _, meta = modelfile.load_model(resume)
+            seed = int(meta["training"]["seed"])
+        except (SeqtagError, KeyError, TypeError, ValueError):
+            pass  # Tagger.train reports the checkpoint's problem, naming it
+    return seed, threads
+
+
+def learn_frontend(train_path: str | os.PathLike[str],
+                   dev_path: str | os.PathLike[str] | None = None, *, seed: int = 0,
+                   threads: int = 2, progress: Callable[[dict[str, Any]], None] | None = None
+                   ) -> tuple[FrontEnd, dict[str, Any]]:
+    """Train a raw-text front end (seqtag.segment.train_frontend) on a CoNLL-U file with
+    `# text` lines, dev_path choosing its epoch; returns it and its record (files, dev
+    scores, seconds) for Tagger.attach_frontend.  CorpusError if a file has no `# text`."""
+    import time
+
+    from .segment import read_training_text, train_frontend
+    start = time.perf_counter()
+    frontend = train_frontend(train_path, dev_path, seed=seed, threads=threads,
+                              progress=progress)
+    record: dict[str, Any] = {"file": str(train_path),
+                              "dev_file": None if dev_path is None else str(dev_path),
+                              "seconds": round(time.perf_counter() - start, 1)}
+    if dev_path is not None:
+        from .segment import _DevSet  # the segmenter's own scoring of spans
+        scores = _DevSet(read_training_text(dev_path)).score(frontend)
+        record["dev"] = {k: round(float(v), 6) for k, v in scores.items()}
+    return frontend, record
 
 
 def _tokens(tokens: Sequence[object], where: str) -> list[str]:
@@ -302,7 +542,8 @@ def _tokens(tokens: Sequence[object], where: str) -> list[str]:
     return list(tokens)  # type: ignore[arg-type]  # all str: checked above
 
 
-def _sentences_words(sentences: object, method: str, strings: bool) -> list[list[str]]:
+def _sentences_words(sentences: object, method: str, strings: bool,
+                     frontend: FrontEnd | None = None) -> list[list[str]]:
     """The token lists of `sentences` given to Tagger.<method>: lists of tokens or
     Sentences, and with strings=True strings to tokenize.  Anything else (a string where
     sentences belong, which would be tagged character by character) is a SeqtagError."""
@@ -314,10 +555,12 @@ def _sentences_words(sentences: object, method: str, strings: bool) -> list[list
     except TypeError:
         raise SeqtagError(f"{method}() takes a list of sentences, got "
                           f"{type(sentences).__name__}") from None
-    out = []
+    out: list[list[str] | None] = []
+    texts: dict[int, str] = {}
     for i, s in enumerate(items):
         if isinstance(s, str) and strings:
-            out.append(tokenize(s))
+            texts[len(out)] = s
+            out.append(None)
         elif isinstance(s, str):
             raise SeqtagError(f"sentence {i + 1} is a string; {method}() takes lists of "
                               "tokens (tag_sents() tokenizes strings)")
@@ -329,4 +572,8 @@ def _sentences_words(sentences: object, method: str, strings: bool) -> list[list
             raise SeqtagError(f"sentence {i + 1} must be "
                               f"{'a string or ' if strings else ''}a list of tokens, got "
                               f"{type(s).__name__}")
-    return out
+    if texts:
+        found = (frontend or _rules()).segment_many(list(texts.values()))
+        for i, sentences in zip(texts, found):
+            out[i] = [w for sentence in sentences for w in sentence.words]
+    return out  # type: ignore[return-value]  # every None was filled

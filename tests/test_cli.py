@@ -193,7 +193,7 @@ def test_tag_arguments_are_paragraphs_split_into_sentences(model, tagset):
 
 @pytest.mark.parametrize("input_format, expected", [
     # raw text: paragraphs end at blank lines, sentences are found within them
-    ("text", ["The cat slept on the mat.", "A bird sang .", "Stop! Go"]),
+    ("text", ["The cat slept on the mat.", "A bird sang .", "Stop!", "Go"]),
     # a sentence per line, empty lines kept so the output lines match the input's
     ("lines", ["", "The cat slept on the mat.", "", "", "A bird sang .", "Stop! Go", ""]),
 ])

@@ -351,8 +351,8 @@ def test_bundled_model_loads_unchanged():
     _, meta = modelfile.load_model(DEFAULT_MODEL)
     tagger = Tagger.load()
     assert tagger.network.config == meta["network"]
-    assert tagger.tag("The dog ate the apple") == [
-        ("The", "DET"), ("dog", "NOUN"), ("ate", "VERB"), ("the", "DET"), ("apple", "NOUN")]
+    assert tagger.tag("The dog ate the apple") == [[
+        ("The", "DET"), ("dog", "NOUN"), ("ate", "VERB"), ("the", "DET"), ("apple", "NOUN")]]
 
 
 @pytest.fixture(scope="module")

@@ -154,12 +154,23 @@ def test_slash_errors(tmp_path, token, message):
     assert error_of(path, format="slash") == f"{path}:3: {message}"
 
 
-def test_text_format_keeps_empty_lines_aligned(tmp_path):
-    path = write(tmp_path, "I can't go.\n\nHi!\n")
-    sentences = list(iter_sentences(path, "text", tagged=False))
-    assert [s.words for s in sentences] == [["I", "ca", "n't", "go", "."], [], ["Hi", "!"]]
+def test_lines_format_keeps_empty_lines_aligned(tmp_path):
+    path = write(tmp_path, "I can't go. Me\n\nHi!\n")
+    sentences = list(iter_sentences(path, "lines", tagged=False))
+    assert [s.words for s in sentences] == [["I", "ca", "n't", "go", ".", "Me"], [], ["Hi", "!"]]
     assert [s.line for s in sentences] == [1, 2, 3]
     assert all(s.tags is None for s in sentences)
+    assert [(s.raw.start, s.raw.end) for s in sentences] == [(0, 14), (15, 15), (16, 19)]
+
+
+def test_text_format_is_paragraphs_split_into_sentences(tmp_path):
+    path = write(tmp_path, "I can't go. Me\nneither!\n\n\nHi\n")
+    sentences = list(iter_sentences(path, "text", tagged=False))
+    assert [s.words for s in sentences] == [["I", "ca", "n't", "go", "."], ["Me", "neither", "!"],
+                                            ["Hi"]]
+    assert [s.new_paragraph for s in sentences] == [True, False, True]
+    assert [s.raw.text for s in sentences] == ["I can't go.", "Me\nneither!", "Hi"]
+    assert [s.line for s in sentences] == [1, 1, 5]
 
 
 def test_tokens_format(tmp_path):
@@ -176,7 +187,7 @@ def test_untagged_format_refused_for_a_tagged_corpus(tmp_path):
 
 
 def test_bad_options():
-    expected = r"^unknown format 'csv'; choose one of conllu, tsv, slash, text, tokens$"
+    expected = r"^unknown format 'csv'; choose one of conllu, tsv, slash, text, lines, tokens$"
     with pytest.raises(CorpusError, match=expected):
         read_corpus(io.StringIO(TSV), format="csv")
     with pytest.raises(CorpusError, match=r"^tag column must be 'upos' or 'xpos', not 'pos'$"):

@@ -47,7 +47,9 @@ def test_tag_takes_tokens_or_text_and_returns_pairs(tiny_tagger):
     pairs = tiny_tagger.tag(["the", "dog", "ate", "a", "apple", "."])
     assert [w for w, _ in pairs] == ["the", "dog", "ate", "a", "apple", "."]
     assert [t for _, t in pairs] == ["DET", "NOUN", "VERB", "DET", "NOUN", "PUNCT"]
-    assert tiny_tagger.tag("the dog ate a apple.") == pairs
+    assert tiny_tagger.tag("the dog ate a apple.") == [pairs]  # raw text: sentences
+    assert tiny_tagger.tag("the dog ate a apple. the dog ate a apple.") == [pairs, pairs]
+    assert tiny_tagger.tag("") == []
     assert tiny_tagger.tag([]) == []
 
 
@@ -58,9 +60,13 @@ def test_tag_sents_tokenizes_strings_and_takes_token_lists(tiny_tagger):
                                                             "!"]])
     assert mixed == by_tokens
     assert [w for w, _ in by_tokens[0]] == ["the", "dog", "ate", "a", "apple", "."]
-    assert mixed[0] == tiny_tagger.tag("the dog ate a apple.")
+    assert [mixed[0]] == tiny_tagger.tag("the dog ate a apple.")
     assert tiny_tagger.tag_sents(["", []]) == [[], []]
-    assert tiny_tagger.tag_sents(s for s in ["the cat"]) == [tiny_tagger.tag("the cat")]
+    assert tiny_tagger.tag_sents(s for s in ["the cat"]) == tiny_tagger.tag("the cat")
+    # a string is one sentence: never split
+    (one,) = tiny_tagger.tag_sents(["the cat. the dog."])
+    assert [w for w, _ in one] == ["the", "cat", ".", "the", "dog", "."]
+    assert len(tiny_tagger.tag("the cat. the dog.")) == 2
 
 
 @pytest.mark.parametrize("call, message", [

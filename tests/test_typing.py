@@ -14,7 +14,7 @@ import pytest
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
 PUBLIC_MODULES = ["seqtag/tagger.py", "seqtag/stream.py", "seqtag/corpus.py",
-                  "seqtag/inference.py", "seqtag/errors.py"]
+                  "seqtag/inference.py", "seqtag/errors.py", "seqtag/rawtext.py"]
 # --follow-imports=silent: the modules behind them (network, rnn, runtime...) are read for
 # their types but their own errors are not this test's; --disallow-incomplete-defs: a
 # function hinted halfway is an error.
@@ -68,8 +68,9 @@ def test_the_typing_example_runs():
     finally:
         sys.path.remove(TESTS)
     results = example.main()
-    assert results["one"] == [("The", "DET"), ("dog", "NOUN"), ("barked", "VERB"),
-                              (".", "PUNCT")]
+    assert results["one"] == [[("The", "DET"), ("dog", "NOUN"), ("barked", "VERB"),
+                               (".", "PUNCT")]]
+    assert results["offsets"] == (4, 7)
     assert results["many"][0] == [("A", "DET"), ("cat", "NOUN"), ("sat", "VERB"),
                                   (".", "PUNCT")]
     assert results["tags"] == [["VERB", "DET", "NOUN"]] and results["best_tag"] == "VERB"
@@ -83,7 +84,8 @@ PENDING: set = set()
 
 
 def _public_callables():
-    for name in ("seqtag.tagger", "seqtag.stream", "seqtag.corpus", "seqtag.inference"):
+    for name in ("seqtag.tagger", "seqtag.stream", "seqtag.corpus", "seqtag.inference",
+                 "seqtag.rawtext"):
         module = importlib.import_module(name)
         for attr in getattr(module, "__all__", None) or dir(module):
             obj = getattr(module, attr)

@@ -9,13 +9,16 @@ import warnings
 from seqtag import SeqtagError, Tagger
 from seqtag.corpus import Sentence, detect_format, format_sentence, iter_sentences, read_corpus
 from seqtag.inference import TagProb
+from seqtag.rawtext import TaggedSentence
 from seqtag.stream import tag_files, tag_stream
 
 
 def main() -> dict[str, object]:
     tagger: Tagger = Tagger.load(memo_words=1000)
     tagset: list[str] = tagger.tagset
-    one: list[tuple[str, str]] = tagger.tag("The dog barked.")
+    one: list[list[tuple[str, str]]] = tagger.tag("The dog barked.")
+    found: list[TaggedSentence] = tagger.tag_text("The dog barked.")
+    offsets: tuple[int, int] = (found[0].tokens[1].start, found[0].tokens[1].end)
     tokens: list[tuple[str, str]] = tagger.tag(["The", "dog"])
     many: list[list[tuple[str, str]]] = tagger.tag_sents(["A cat sat.", ["It", "ran"]])
     tags: list[list[str]] = tagger.predict([["Book", "that", "flight"]])
@@ -47,7 +50,7 @@ def main() -> dict[str, object]:
         tagger.tag_sents([["fine"], [3]])  # type: ignore[list-item]  # a SeqtagError at run time
     except SeqtagError as e:
         error = str(e)
-    return {"tagset": tagset, "one": one, "tokens": tokens, "many": many, "tags": tags,
+    return {"tagset": tagset, "one": one, "offsets": offsets, "tokens": tokens, "many": many, "tags": tags,
             "first_tag": first_tag, "best_tag": best_tag, "p": p, "old": (old_tags, old_top),
             "info": info, "format": fmt, "accuracy": accuracy, "words": words, "line": line,
             "counts": counts, "file_counts": file_counts, "output": out.getvalue(),

@@ -1,0 +1,57 @@
+"""Give a tagger a learned raw-text front end: train one on a CoNLL-U file with `# text`
+lines and write the tagger with it attached (one model file).
+
+    python bench/attach_frontend.py -o en_ewt_upos+fe.npz
+        [--model BASE] [--train EWT-TRAIN] [--dev EWT-DEV] [--cache FE.npz] [--threads 2]
+
+The tagger's weights are not touched: this is how a model trained before the front end
+existed (the bundled one) gets one without retraining.  With --cache PATH the trained
+front end is also written there alone, and reused on the next run if PATH exists.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import ewt_path  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default=None, help="tagger (default: the bundled one)")
+    parser.add_argument("--train", default=str(ewt_path("train")))
+    parser.add_argument("--dev", default=str(ewt_path("dev")))
+    parser.add_argument("--cache", default=None)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--float16", action="store_true")
+    parser.add_argument("-o", "--output", required=True)
+    args = parser.parse_args()
+    from seqtag import Tagger, modelfile
+    from seqtag.segment import LearnedFrontEnd
+    from seqtag.tagger import learn_frontend
+
+    tagger = Tagger.load(args.model)
+    if args.cache and os.path.exists(args.cache):
+        arrays, meta = modelfile.load_model(args.cache)
+        frontend, record = LearnedFrontEnd.from_arrays(arrays, meta["frontend"]), meta["record"]
+        print(f"front end: {args.cache} (reused)")
+    else:
+        start = time.perf_counter()
+        frontend, record = learn_frontend(
+            args.train, args.dev, threads=args.threads,
+            progress=lambda r: print({k: round(v, 4) if isinstance(v, float) else v
+                                      for k, v in r.items()}, flush=True))
+        print(f"front end trained in {time.perf_counter() - start:.0f} s")
+        if args.cache:
+            arrays, meta = frontend.to_arrays()
+            modelfile.save_model(args.cache, arrays, {"frontend": meta, "record": record})
+    tagger.attach_frontend(frontend, record)
+    tagger.save(args.output, float16=args.float16)
+    print(f"{args.output}: {os.path.getsize(args.output) / 1e6:.2f} MB; "
+          f"front end dev scores {record.get('dev')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""Raw text to sentences: paragraphs read from lines, cut into sentences, tokens and words
+by a front end (seqtag.frontend) many paragraphs at a time, with offsets in the input.
+
+A paragraph is a run of non-blank lines: a blank line (empty or only whitespace) always
+ends one, so it also ends a sentence.  Lines inside a paragraph keep their line ends, so a
+token's offsets are character offsets in the input as read: for a file,
+``open(path, encoding="utf-8-sig", newline="").read()[token.start:token.end] == token.text``
+(a leading byte-order mark is not counted).  Memory stays bounded on any input: paragraphs
+are read lazily, a batch of them at a time, and a paragraph longer than SOFT_LIMIT
+characters is cut at the next line end that follows final punctuation (at any line end past
+HARD_LIMIT); the part after a cut continues the paragraph (no new paragraph mark).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+from .errors import SeqtagError
+from .frontend import FrontEnd, RawSentence, Token
+
+__all__ = ["Paragraph", "TaggedSentence", "paragraphs", "text_paragraphs", "segment",
+           "SOFT_LIMIT", "HARD_LIMIT"]
+
+SOFT_LIMIT = 100_000
+HARD_LIMIT = 1_000_000
+#: Characters of paragraphs handed to the front end at once (FrontEnd.segment_many).
+BATCH_CHARS = 100_000
+_FINAL = frozenset(".!?…。！？\"'”’)»")
+
+
+@dataclass
+class Paragraph:
+    """A paragraph of raw text: its text (inner line ends kept), the character offset of
+    its first character in the input, the number of its first line, and whether it starts
+    a new paragraph (False for what follows a cut at the size limit)."""
+
+    text: str
+    offset: int = 0
+    line: int = 1
+    new: bool = True
+
+
+@dataclass
+class TaggedSentence:
+    """A tagged sentence of raw text (Tagger.tag_text).
+
+    text       the sentence as it is in the input
+    start, end its character offsets in the input: input[start:end] == text
+    tokens     its surface tokens (seqtag.frontend.Token: text, start, end in the input,
+               words, space_after)
+    tags       one tag per syntactic word, in order (a multiword token has several words)
+    new_paragraph  whether it opens a paragraph
+    """
+
+    text: str
+    start: int
+    end: int
+    tokens: list[Token]
+    tags: list[str]
+    new_paragraph: bool = False
+
+    @property
+    def words(self) -> list[str]:
+        return [w for t in self.tokens for w in t.word_forms]
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """[(word, tag), ...]."""
+        return list(zip(self.words, self.tags))
+
+
+def paragraphs(lines: Iterable[tuple[int, str, str]], one_per_line: bool = False
+               ) -> Iterator[Paragraph]:
+    """The paragraphs of numbered lines (line number, text, its line end).  one_per_line:
+    every line is a paragraph of its own, blank ones included (as empty paragraphs)."""
+    offset = 0
+    if one_per_line:
+        for lineno, text, ending in lines:
+            yield Paragraph(text, offset, lineno, False)
+            offset += len(text) + len(ending)
+        return
+    parts: list[str] = []
+    start = first_line = size = 0
+    new, last_ending = True, ""
+    for lineno, text, ending in lines:
+        if not text.strip():
+            if parts:
+                yield Paragraph("".join(parts), start, first_line, new)
+                parts, size = [], 0
+            new = True
+            offset += len(text) + len(ending)
+            continue
+        if parts:
+            parts.append(last_ending)
+        else:
+            start, first_line = offset, lineno
+        parts.append(text)
+        size += len(text)
+        last_ending = ending
+        offset += len(text) + len(ending)
+        if size >= HARD_LIMIT or (size >= SOFT_LIMIT and text.rstrip()[-1:] in _FINAL):
+            yield Paragraph("".join(parts), start, first_line, new)
+            parts, size, new = [], 0, False
+    if parts:
+        yield Paragraph("".join(parts), start, first_line, new)
+
+
+def text_paragraphs(text: str) -> Iterator[Paragraph]:
+    """The paragraphs of a string, offsets in it."""
+    def numbered():
+        for k, line in enumerate(text.splitlines(keepends=True), 1):
+            body = line.rstrip("\r\n")
+            yield k, body, line[len(body):]
+    return paragraphs(numbered())
+
+
+def segment(items: Iterable[Paragraph], front_end: FrontEnd, one_sentence: bool = False,
+            batch_chars: int = BATCH_CHARS) -> Iterator[tuple[Paragraph, list[RawSentence]]]:
+    """(paragraph, its sentences) for each paragraph, the offsets of sentences and tokens
+    moved into the input (paragraph.offset added).  Paragraphs go to front_end.segment_many
+    about batch_chars characters at a time.  one_sentence: the tokens of a paragraph make
+    one sentence (none for a paragraph without tokens): the front end's sentence ends are
+    ignored.  A SeqtagError while reading paragraphs comes after the sentences of the
+    paragraphs read before it."""
+    it = iter(items)
+    while True:
+        batch: list[Paragraph] = []
+        size, error = 0, None
+        try:
+            for p in it:
+                batch.append(p)
+                size += len(p.text)
+                if size >= batch_chars:
+                    break
+        except SeqtagError as e:
+            error = e
+        if batch:
+            results = front_end.segment_many([p.text for p in batch])
+            for p, sentences in zip(batch, results):
+                if one_sentence:
+                    sentences = _one_sentence(p.text, sentences)
+                if p.offset:
+                    _shift(sentences, p.offset)
+                yield p, sentences
+        if error is not None:
+            raise error
+        if size < batch_chars:
+            return
+
+
+def _one_sentence(text: str, sentences: list[RawSentence]) -> list[RawSentence]:
+    tokens = [t for s in sentences for t in s.tokens]
+    if not tokens:
+        return []
+    start, end = tokens[0].start, tokens[-1].end
+    return [RawSentence(tokens, start, end, text[start:end])]
+
+
+def _shift(sentences: list[RawSentence], offset: int) -> None:
+    for s in sentences:
+        s.start += offset
+        s.end += offset
+        for t in s.tokens:
+            t.start += offset
+            t.end += offset
