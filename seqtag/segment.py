@@ -704,7 +704,8 @@ def _batched_logits(model, ids, bounds, window, margin, batch_chars=60_000):
 
 #: The recipe's defaults (train_frontend's `options`).
 DEFAULTS = {"dim": 24, "hidden": 48, "cell": "gru", "crop": 256, "batch": 32,
-            "lr": 3e-3, "char_dropout": 0.02, "min_char_count": 2, "epochs": 12,
+            "lr": 8e-3, "char_dropout": 0.02, "min_char_count": 2, "epochs": 12,
+            "min_chars": 12_000_000,
             "window": 320, "margin": 32}
 _FORMAT = 1
 _NAME = re.compile(r"[A-Za-z0-9_.]+\Z")
@@ -877,9 +878,10 @@ def train_frontend(train_path, dev_path=None, *, seed: int = 0, threads: int = 2
     """Learn a front end from a CoNLL-U file with `# text` lines.
 
     Trains on random crops of the training paragraphs for options["epochs"] passes over
-    their characters (or until max_time seconds), keeps the epoch with the best token +
-    sentence F1 on dev_path when given (the last otherwise) and tunes the sentence-end bias
-    there.  progress, if given, gets a dict after every epoch.  CorpusError when the file
+    their characters, more for a small corpus (options["min_chars"] characters at least),
+    or until max_time seconds; keeps the epoch with the best token + sentence F1 on
+    dev_path when given (the last otherwise), learns the chunk lexicon, and on dev decides
+    whether to use it and tunes the sentence-end bias.  progress, if given, gets a dict after every epoch.  CorpusError when the file
     has no `# text` lines (the caller keeps the rule front end).
     """
     start_time = time.perf_counter()
@@ -901,13 +903,17 @@ def train_frontend(train_path, dev_path=None, *, seed: int = 0, threads: int = 2
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     weights = lengths / lengths.sum()
     crop, batch = int(opts["crop"]), int(opts["batch"])
+    # a small treebank gets more passes: every corpus trains on at least min_chars
+    # characters; dev is looked at about 12 times whatever the number of passes
+    epochs = max(int(opts["epochs"]), -(-int(opts["min_chars"]) // int(lengths.sum())))
     steps_per_epoch = max(1, int(lengths.sum()) // (crop * batch))
-    total_steps = steps_per_epoch * int(opts["epochs"])
+    total_steps = steps_per_epoch * epochs
+    look_every = max(1, epochs // 12)
     params = model.arrays()
     adam = Adam(params, lr=opts["lr"], threads=threads)
     best, best_score, step = None, -1.0, 0
     out_of_time = False
-    for epoch in range(1, int(opts["epochs"]) + 1):
+    for epoch in range(1, epochs + 1):
         losses = []
         for _ in range(steps_per_epoch):
             # cosine decay to a tenth of the rate over the planned steps
@@ -934,7 +940,7 @@ def train_frontend(train_path, dev_path=None, *, seed: int = 0, threads: int = 2
                 break
         report = {"epoch": epoch, "loss": float(np.mean(losses)),
                   "seconds": time.perf_counter() - start_time}
-        if dev is not None:
+        if dev is not None and (epoch % look_every == 0 or epoch == epochs or out_of_time):
             scores = dev.score(front_end)
             report.update({"dev_" + k: v for k, v in scores.items()})
             if scores["tokens"] + scores["sentences"] > best_score:

@@ -215,7 +215,7 @@ def test_lexicon_keeps_each_chunks_most_frequent_segmentation():
 
 # ---------------------------------------------------------------- a tiny learned model
 
-TINY = {"dim": 8, "hidden": 16, "epochs": 40, "crop": 64, "batch": 4, "lr": 0.02,
+TINY = {"dim": 8, "hidden": 16, "epochs": 40, "min_chars": 0, "crop": 64, "batch": 4, "lr": 0.02,
         "window": 48, "margin": 8}
 
 
