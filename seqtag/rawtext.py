@@ -82,7 +82,16 @@ def paragraphs(lines: Iterable[tuple[int, str, str]], one_per_line: bool = False
     parts: list[str] = []
     start = first_line = size = 0
     new, last_ending = True, ""
-    for lineno, text, ending in lines:
+    numbered = iter(lines)
+    while True:
+        try:
+            lineno, text, ending = next(numbered)
+        except StopIteration:
+            break
+        except SeqtagError:  # a bad line: the paragraph before it is still tagged
+            if parts:
+                yield Paragraph("".join(parts), start, first_line, new)
+            raise
         if not text.strip():
             if parts:
                 yield Paragraph("".join(parts), start, first_line, new)

@@ -168,6 +168,7 @@ class Tagger:
     def train_files(cls, corpus: str | os.PathLike[str],
                     dev: str | os.PathLike[str] | None = None, *, format: str | None = None,
                     tag_column: str = "upos", encoding: str = "utf-8", frontend: bool = True,
+                    frontend_options: dict[str, Any] | None = None,
                     progress: Callable[[dict[str, Any]], None] | None = None,
                     command: str | None = None,
                     checkpoint: str | os.PathLike[str] | None = None,
@@ -181,8 +182,9 @@ class Tagger:
         The front end is learned (seqtag.segment.train_frontend) when `frontend` is true and
         the corpus is a CoNLL-U file with `# text` lines; otherwise the model keeps the
         rules, and progress gets {"type": "frontend", "learned": False, "reason": ...}
-        saying why.  It is learned first, so every model written (on_best, a Ctrl-C, the
-        end) carries it.  With resume, the front end is learned again from the same
+        saying why.  frontend_options: train_frontend's options (seqtag.segment.DEFAULTS).
+        It is learned first, so every model written (on_best, a Ctrl-C, the end) carries
+        it.  With resume, the front end is learned again from the same
         corpus with the run's seed: the same front end (its training is deterministic),
         then the tagger's run goes on from the checkpoint.
 
@@ -217,7 +219,7 @@ class Tagger:
                     "dev_file": None if fe_dev is None else str(fe_dev),
                     "dev_ignored": dev is not None and fe_dev is None})
             learned, record = learn_frontend(
-                corpus, fe_dev, seed=seed, threads=threads,
+                corpus, fe_dev, seed=seed, threads=threads, options=frontend_options,
                 progress=lambda r: report(dict(r, type="frontend_epoch")))
             report({"type": "frontend_done", "record": record})
         else:
@@ -513,8 +515,8 @@ def _run_seed_threads(resume, options):
 
 def learn_frontend(train_path: str | os.PathLike[str],
                    dev_path: str | os.PathLike[str] | None = None, *, seed: int = 0,
-                   threads: int = 2, progress: Callable[[dict[str, Any]], None] | None = None
-                   ) -> tuple[FrontEnd, dict[str, Any]]:
+                   threads: int = 2, progress: Callable[[dict[str, Any]], None] | None = None,
+                   options: dict[str, Any] | None = None) -> tuple[FrontEnd, dict[str, Any]]:
     """Train a raw-text front end (seqtag.segment.train_frontend) on a CoNLL-U file with
     `# text` lines, dev_path choosing its epoch; returns it and its record (files, dev
     scores, seconds) for Tagger.attach_frontend.  CorpusError if a file has no `# text`."""
@@ -523,7 +525,7 @@ def learn_frontend(train_path: str | os.PathLike[str],
     from .segment import read_training_text, train_frontend
     start = time.perf_counter()
     frontend = train_frontend(train_path, dev_path, seed=seed, threads=threads,
-                              progress=progress)
+                              progress=progress, options=options)
     record: dict[str, Any] = {"file": str(train_path),
                               "dev_file": None if dev_path is None else str(dev_path),
                               "seconds": round(time.perf_counter() - start, 1)}

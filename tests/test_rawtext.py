@@ -1,0 +1,347 @@
+"""Raw text end to end: the front end in the model file, training it with the tagger,
+paragraphs and offsets, and what `seqtag tag` writes from raw text (CoNLL-U the official
+scorer accepts, JSON with offsets).  Small models trained here on tests/data's corpora."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from conftest import shared_dir
+from seqtag import Tagger, cli, modelfile, rawtext, segment
+from seqtag.corpus import iter_sentences
+from seqtag.errors import ModelError
+from seqtag.segment import RuleFrontEnd
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "tests" / "data"
+FRENCH = DATA / "segment_fr.conllu"
+SAMPLE = REPO / "data" / "sample.txt"
+SCORER = shared_dir() / "tools" / "conll18_ud_eval.py"
+# a front end and a tagger small enough to train in seconds
+FRONTEND = {"dim": 8, "hidden": 16, "epochs": 40, "min_chars": 0, "crop": 64, "batch": 4,
+            "lr": 0.02, "window": 48, "margin": 8}
+NETWORK = {"epochs": 1, "hidden": 8, "word_dim": 8, "char_dim": 4, "char_hidden": 4,
+           "layers": 1, "threads": 1}
+FAST_FRONTEND = dict(FRONTEND, epochs=2)  # for the command line: what it does, not how well
+
+runner = CliRunner()
+
+
+def invoke(*args, input=None):
+    return runner.invoke(cli.app, [str(a) for a in args], input=input)
+
+
+@pytest.fixture(scope="module")
+def french(tmp_path_factory):
+    """(tagger with a learned front end, its model file)."""
+    tagger = Tagger.train_files(FRENCH, FRENCH, frontend_options=FRONTEND, **NETWORK)
+    path = tmp_path_factory.mktemp("fr") / "fr.npz"
+    tagger.save(path)
+    return tagger, path
+
+
+@pytest.fixture(scope="module")
+def rules_model(tmp_path_factory):
+    """A tagger trained on a slash corpus: the rules are its front end."""
+    tagger = Tagger.train_files(SAMPLE, **NETWORK)
+    path = tmp_path_factory.mktemp("rules") / "rules.npz"
+    tagger.save(path)
+    return path
+
+
+def words(sentences):
+    return [[w for t in s.tokens for w in t.word_forms] for s in sentences]
+
+
+# ---------------------------------------------------------------- the model file
+
+
+def test_a_learned_front_end_round_trips_through_the_model_file(french):
+    tagger, path = french
+    assert tagger.frontend.kind == "learned"
+    with np.load(path, allow_pickle=False) as npz:
+        names = set(npz.files)
+    assert {"frontend.embedding", "frontend.output.weight"} <= names
+    arrays, meta = modelfile.load_model(path)
+    assert meta["frontend"]["kind"] == "learned"
+    loaded = Tagger.load(path)
+    assert loaded.frontend.kind == "learned"
+    text = "L'association a changé les décors du théâtre. Le maire est allé au marché."
+    assert loaded.frontend.segment(text) == tagger.frontend.segment(text)
+    assert loaded.tag(text) == tagger.tag(text)
+    # the tagger's own weights are all there, unchanged, and the front end's are not in them
+    assert set(loaded.network.arrays()) == {k for k in names if not k.startswith(
+        ("frontend.", "__meta__"))}
+    half = path.with_name("half.npz")
+    loaded.save(half, float16=True)
+    assert Tagger.load(half).frontend.segment(text) == tagger.frontend.segment(text)
+
+
+def test_a_model_without_front_end_tags_raw_text_with_the_rules(rules_model):
+    tagger = Tagger.load(rules_model)
+    assert tagger.frontend.kind == "rules"
+    assert "frontend" not in modelfile.load_model(rules_model)[1]
+    sentences = tagger.tag("The dog barked. It ran away!\n\nA new paragraph")
+    assert [[w for w, _ in s] for s in sentences] == [
+        ["The", "dog", "barked", "."], ["It", "ran", "away", "!"], ["A", "new", "paragraph"]]
+    # the bundled model (trained before front ends existed) too
+    assert Tagger.load().frontend.kind == "rules"
+
+
+def _rewrite(path, out, arrays=None, meta=None):
+    old_arrays, old_meta = modelfile.load_model(path)
+    old_meta.pop("format_version"), old_meta.pop("array_dtypes")
+    modelfile.save_model(out, old_arrays if arrays is None else arrays(old_arrays),
+                         old_meta if meta is None else meta(old_meta))
+
+
+@pytest.mark.parametrize("arrays, meta, message", [
+    (lambda a: {k: v for k, v in a.items() if k != "frontend.output.bias"}, None,
+     "front end arrays missing: output.bias"),
+    (lambda a: dict(a, **{"frontend.embedding": a["frontend.embedding"][:3]}), None,
+     "front end array embedding has shape"),
+    (None, lambda m: dict(m, frontend=dict(m["frontend"], format=99)),
+     "front end format 99 is not supported"),
+    (None, lambda m: dict(m, frontend=[1, 2]), "the front end's is not a JSON object"),
+    (None, lambda m: {k: v for k, v in m.items() if k != "frontend"},
+     "has front end weights but no front end metadata"),
+    (None, lambda m: dict(m, frontend={k: v for k, v in m["frontend"].items() if k != "chars"}),
+     "front end metadata is broken (KeyError"),
+])
+def test_a_broken_front_end_is_a_model_error_naming_the_file(french, tmp_path, arrays, meta,
+                                                             message):
+    broken = tmp_path / "broken.npz"
+    _rewrite(french[1], broken, arrays, meta)
+    with pytest.raises(ModelError) as e:
+        Tagger.load(broken)
+    assert str(e.value).startswith(str(broken)) and message in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_info_says_which_front_end(french, rules_model):
+    out = invoke("info", french[1]).stdout
+    line = next(x for x in out.splitlines() if x.startswith("front end"))
+    assert line.startswith("front end     learned: character BiGRU (hidden 16, ")
+    assert "; dev F1 tokens " in line and f"({FRENCH})" in line
+    info = json.loads(invoke("info", french[1], "--json").stdout)["frontend"]
+    assert info["kind"] == "learned" and info["multiword_forms"] > 0
+    assert set(info["training"]["dev"]) == {"tokens", "sentences", "multiword"}
+    out = invoke("info", rules_model).stdout
+    assert ("front end     rules (seqtag.tokenize and a punctuation sentence rule: the model "
+            "learned no front end)") in out.splitlines()
+
+
+# ---------------------------------------------------------------- training
+
+
+def test_train_learns_the_front_end_from_text_lines_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(segment, "DEFAULTS", dict(segment.DEFAULTS, **FAST_FRONTEND))
+    out = tmp_path / "m.npz"
+    result = invoke("train", FRENCH, "--dev", FRENCH, "-o", out, "-q",
+                    *[x for k, v in NETWORK.items() for x in (f"--{k.replace('_', '-')}", v)])
+    assert result.exit_code == 0, result.output
+    assert (f"front end: learning tokens, sentences and multiword tokens from the '# text' "
+            f"lines of {FRENCH}, {FRENCH} picking its epoch") in result.stderr
+    assert "front end epoch   2  loss" in result.stderr
+    assert Tagger.load(out).frontend.kind == "learned"
+
+
+@pytest.mark.parametrize("make, flags, reason", [
+    (lambda p: p.write_text("The\tDET\ndog\tNOUN\n\nA\tDET\ncat\tNOUN\n"), (),
+     "the corpus is tsv, which has no raw text: a front end is learned from CoNLL-U with "
+     "'# text' lines and SpaceAfter=No"),
+    (lambda p: p.write_text("1\tThe\t_\tDET\t_\t_\t_\t_\t_\t_\n\n1\tA\t_\tDET\t_\t_\t_\t_\t_\t_\n"),
+     (), "the corpus has no '# text =' lines: no raw text to learn from"),
+    (lambda p: p.write_text(FRENCH.read_text()), ("--no-frontend",), "not asked for"),
+])
+def test_train_without_raw_text_keeps_the_rules_and_says_so(tmp_path, make, flags, reason):
+    corpus = tmp_path / "corpus"
+    make(corpus)
+    out = tmp_path / "m.npz"
+    result = invoke("train", corpus, "-o", out, "-q", *flags,
+                    *[x for k, v in NETWORK.items() for x in (f"--{k.replace('_', '-')}", v)])
+    assert result.exit_code == 0, result.output
+    assert f"front end: keeping the rules ({reason})" in result.stderr.splitlines()
+    assert Tagger.load(out).frontend.kind == "rules"
+
+
+def test_every_model_written_while_training_carries_the_front_end(tmp_path):
+    saved = []
+    Tagger.train_files(FRENCH, FRENCH, frontend_options=FAST_FRONTEND,
+                       on_best=lambda t: saved.append(t.frontend.kind), **NETWORK)
+    assert saved == ["learned"]
+
+
+def test_a_resumed_run_ends_with_the_same_model(tmp_path):
+    """--resume learns the front end again: its training is deterministic, so the resumed
+    run's model is the uninterrupted run's."""
+    options = dict(NETWORK, epochs=2, patience=5)
+    whole = Tagger.train_files(FRENCH, FRENCH, frontend_options=FAST_FRONTEND, **options)
+    checkpoint = tmp_path / "run.ckpt"
+    Tagger.train_files(FRENCH, FRENCH, frontend_options=FAST_FRONTEND, checkpoint=checkpoint,
+                       **dict(options, epochs=1))
+    resumed = Tagger.train_files(FRENCH, FRENCH, frontend_options=FAST_FRONTEND,
+                                 resume=checkpoint, **options)
+    a, b = tmp_path / "a.npz", tmp_path / "b.npz"
+    whole.save(a)
+    resumed.save(b)
+    arrays_a, arrays_b = modelfile.load_model(a)[0], modelfile.load_model(b)[0]
+    assert sorted(arrays_a) == sorted(arrays_b)
+    assert all(np.array_equal(arrays_a[k], arrays_b[k]) for k in arrays_a)
+
+
+# ---------------------------------------------------------------- raw text, offsets
+
+HARD = [
+    "Two paragraphs.\n\nThe second one, after a blank line.",
+    "A paragraph\nspread over\nthree lines. Then another sentence",
+    "no final punctuation at all",
+    "?!... --- !!!",
+    "Des emoji 😀👍🏽 et 👨‍👩‍👧 au milieu 🇫🇷 ! Ελληνικά κείμενα. Русский текст. 中文文本。",
+    "Windows lines.\r\nSecond line.\r\n\r\nNew paragraph.\r\n",
+    " ".join(["Une phrase assez longue du milieu de la ville."] * 200),
+    "",
+    "   \n\t\n",
+]
+
+
+@pytest.mark.parametrize("text", HARD, ids=range(len(HARD)))
+@pytest.mark.parametrize("kind", ["learned", "rules"])
+def test_raw_text_keeps_every_character_and_its_offsets(french, kind, text):
+    tagger = french[0]
+    if kind == "rules":
+        tagger = Tagger(tagger.network, tagger.vocab, tagger.meta, RuleFrontEnd())
+    sentences = tagger.tag_text(text)
+    tokens = [t for s in sentences for t in s.tokens]
+    assert "".join(t.text for t in tokens) == "".join(text.split())  # nothing lost or invented
+    blank_lines = [p.offset for p in rawtext.text_paragraphs(text)]
+    for s in sentences:
+        assert text[s.start:s.end] == s.text
+        assert len(s.tags) == len(s.words)
+        assert "\n\n" not in s.text and "\n\r\n" not in s.text  # a blank line ends a sentence
+        for t in s.tokens:
+            assert text[t.start:t.end] == t.text
+    # a sentence opening each paragraph, and only there
+    assert [s.start for s in sentences if s.new_paragraph] == [
+        next(s.start for s in sentences if s.start >= p) for p in blank_lines
+        if any(s.start >= p for s in sentences)]
+
+
+def test_the_french_front_end_expands_multiword_tokens(french):
+    (sentence,) = french[0].tag_text("L'association a changé les décors du théâtre.")
+    du = next(t for t in sentence.tokens if t.text == "du")
+    assert du.words == ["de", "le"] and sentence.words[6:8] == ["de", "le"]
+    assert [w for w, _ in sentence.pairs()] == sentence.words
+
+
+def test_long_paragraphs_are_cut_at_a_line_end(monkeypatch):
+    monkeypatch.setattr(rawtext, "SOFT_LIMIT", 25)  # cut after final punctuation
+    monkeypatch.setattr(rawtext, "HARD_LIMIT", 40)  # cut at any line end
+    text = ("First line here,\nsecond line.\nthird line here\n" + "x" * 20 + "\n") * 2
+    paragraphs = list(rawtext.text_paragraphs(text))
+    assert [p.new for p in paragraphs] == [True] + [False] * (len(paragraphs) - 1)
+    assert [p.text for p in paragraphs][:2] == ["First line here,\nsecond line.",
+                                                "third line here\n" + "x" * 20 + "\nFirst line here,"]
+    for p in paragraphs:
+        assert text[p.offset:p.offset + len(p.text)] == p.text
+    assert "".join(p.text for p in paragraphs).replace("\n", "") == text.replace("\n", "")
+
+
+def test_lines_format_is_one_sentence_per_line(french):
+    source = io.StringIO("Le chat dort. Le chien aussi.\n\nFin\n", newline="")
+    sentences = list(iter_sentences(source, "lines", tagged=False, front_end=french[0].frontend))
+    assert [s.raw.text for s in sentences] == ["Le chat dort. Le chien aussi.", "", "Fin"]
+    assert [(s.raw.start, s.raw.end) for s in sentences] == [(0, 29), (30, 30), (31, 34)]
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def test_json_offsets_are_offsets_in_the_file(french, tmp_path):
+    text = "\ufeffLe chat dort.\r\nLe chien\r\naussi.\r\n\r\n\r\nDu pain 😀 du vin.\r\n"
+    path = tmp_path / "in.txt"
+    path.write_bytes(text.encode("utf-8"))
+    result = invoke("tag", "-m", french[1], "-i", path, "--format", "json", "--top-k", "2")
+    assert result.exit_code == 0, result.output
+    content = open(path, encoding="utf-8-sig", newline="").read()
+    objects = [json.loads(line) for line in result.stdout.splitlines()]
+    assert objects and all(content[o["start"]:o["end"]] == o["text"] for o in objects)
+    tokens = [t for o in objects for t in o["tokens"]]
+    assert "".join(t["text"] for t in tokens) == "".join(content.split())
+    for t in tokens:
+        assert content[t["start"]:t["end"]] == t["text"]
+        assert all(len(w["top"]) == 1 and w["top"][0][0] == w["tag"] for w in t["words"])
+
+
+def test_text_and_tsv_show_syntactic_words(french):
+    text = invoke("tag", "-m", french[1], "du théâtre.").stdout
+    assert text.startswith("de/X le/X théâtre/X")
+    tsv = invoke("tag", "-m", french[1], "--format", "tsv", "du théâtre.").stdout
+    assert tsv.startswith("de\tX\nle\tX\nthéâtre\tX\n")
+
+
+def test_conllu_from_raw_text(french):
+    out = invoke("tag", "-m", french[1], "--format", "conllu",
+                 "L'association a changé les décors du théâtre. Le maire est venu.",
+                 "Fin du texte").stdout
+    blocks = [b.split("\n") for b in out.rstrip("\n").split("\n\n")]
+    assert [b[0] for b in blocks] == ["# newpar", "# sent_id = 2", "# newpar"]
+    assert [b[1 if b[0] == "# newpar" else 0] for b in blocks] == [
+        "# sent_id = 1", "# sent_id = 2", "# sent_id = 3"]
+    first = blocks[0]
+    assert first[2] == "# text = L'association a changé les décors du théâtre."
+    rows = [line.split("\t") for line in first[3:]]
+    assert rows[0][:2] == ["1", "L'"] and rows[0][9] == "SpaceAfter=No"
+    ranges = [r for r in rows if "-" in r[0]]
+    assert ranges == [["7-8", "du", "_", "_", "_", "_", "_", "_", "_", "_"]]
+    after = rows.index(ranges[0])
+    assert [r[:2] for r in rows[after + 1:after + 3]] == [["7", "de"], ["8", "le"]]
+
+
+def test_conllu_output_is_accepted_by_the_official_scorer(french, tmp_path):
+    if not SCORER.is_file():
+        pytest.skip(f"the official scorer is not at {SCORER}; set SEQTAG_SHARED")
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        from common import fill_dummy_tree, raw_text
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+    raw = tmp_path / "raw.txt"
+    raw.write_text(raw_text(FRENCH.read_text(encoding="utf-8")), encoding="utf-8")
+    result = invoke("tag", "-m", french[1], "-i", raw, "--format", "conllu")
+    assert result.exit_code == 0, result.output
+    assert "SpaceAfter=No" in result.stdout and "# text = " in result.stdout
+    system = tmp_path / "system.conllu"
+    system.write_text(fill_dummy_tree(result.stdout), encoding="utf-8")
+    p = subprocess.run([sys.executable, str(SCORER), "-v", str(FRENCH), str(system)],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    scores = {line.split("|")[0].strip(): float(line.split("|")[3])
+              for line in p.stdout.splitlines()[2:] if line.count("|") >= 3}
+    assert scores["Words"] > 90 and scores["Sentences"] > 80 and scores["UPOS"] > 90
+
+
+def test_a_bad_line_in_raw_text_comes_after_the_sentences_before_it(french, tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_bytes("Le chat dort.\n\nLe chien aussi.\n".encode() + b"\xff\n")
+    # (given: detecting the format would read the bad line before tagging anything)
+    result = invoke("tag", "-m", french[1], "-i", path, "--batch-size", "1", "--input-format",
+                    "text")
+    assert result.exit_code == 1
+    assert result.stdout.count("\n") == 2  # both sentences before the bad line
+    assert f"{path}:4: not valid utf-8" in result.stderr
+
+
+def test_tag_in_a_subprocess_reads_stdin_as_raw_text(french):
+    p = subprocess.run([sys.executable, "-m", "seqtag", "tag", "-m", str(french[1]),
+                        "--format", "json"], input="Le chat.\nLe chien.\n".encode(),
+                       capture_output=True, env={**os.environ, "SEQTAG_DEBUG": ""}, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert [json.loads(x)["start"] for x in p.stdout.decode().splitlines()] == [0, 9]
