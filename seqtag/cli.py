@@ -428,7 +428,7 @@ def tag(
     encoding: Annotated[str, typer.Option(help="Text encoding of the input files.")] = "utf-8",
     options=None,
 ):
-    """Tag sentences given as arguments, or files, or standard input; output streams."""
+    """Tag raw text given as arguments, or files, or standard input; output streams."""
     settings = TaggingConfig(**options)
     if text and input:
         ctx.fail("give sentences as arguments or with --input, not both")
