@@ -15,13 +15,11 @@ here too: it is what a model without a learned front end uses.
 
 from __future__ import annotations
 
-import json
-import re
+import os
 import time
 import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 import numpy as np
@@ -182,7 +180,8 @@ def _rebuilt_text(tokens):
     return "".join(parts[:-1])
 
 
-def read_training_text(path, sentences_per_paragraph=5) -> TrainingText:
+def read_training_text(path: str | os.PathLike[str],
+                       sentences_per_paragraph: int = 5) -> TrainingText:
     """A CoNLL-U file as raw paragraphs with per-character gold labels.
 
     Paragraphs follow `# newpar` / `# newdoc`; a file with neither is cut into groups of
@@ -197,9 +196,12 @@ def read_training_text(path, sentences_per_paragraph=5) -> TrainingText:
         raise CorpusError("no '# text =' lines: a tokenizer cannot be learned from this file "
                           "(the rule front end stays)", str(path))
     marked = any(s.new_paragraph for s in sentences)
-    paragraphs, labels, multiword = [], [], []
+    paragraphs: list[str] = []
+    labels: list[np.ndarray] = []
+    multiword: list[tuple[str, tuple[str, ...]]] = []
     rebuilt = 0
-    texts, parts = [], []
+    texts: list[str] = []
+    parts: list[np.ndarray] = []
 
     def close():
         if texts:
@@ -425,7 +427,7 @@ class MultiwordExpander:
         self._longest = max((len(s) for s in suffixes), default=0)
 
     @classmethod
-    def learn(cls, multiword: Iterable[tuple[str, tuple[str, ...]]]):
+    def learn(cls, multiword: Iterable[tuple[str, tuple[str, ...]]]) -> "MultiwordExpander":
         exact: dict[str, Counter] = defaultdict(Counter)
         lower: dict[str, Counter] = defaultdict(Counter)
         suffixes: Counter = Counter()
@@ -451,11 +453,11 @@ class MultiwordExpander:
                 return [form[:-k], form[-k:]]
         return [form]
 
-    def to_meta(self):
+    def to_meta(self) -> dict:
         return {"forms": self.forms, "suffixes": self.suffixes}
 
     @classmethod
-    def from_meta(cls, meta):
+    def from_meta(cls, meta: dict) -> "MultiwordExpander":
         return cls({str(k): [str(w) for w in v] for k, v in meta["forms"].items()},
                    {str(k): int(v) for k, v in meta["suffixes"].items()})
 
@@ -579,7 +581,8 @@ def learn_lexicon(material: TrainingText, min_share: float = 0.6) -> dict[str, b
     """
     counts: dict[str, Counter] = defaultdict(Counter)
     text = "\n".join(material.paragraphs)
-    labels = np.concatenate(sum(([lab, [SPACE]] for lab in material.labels), [])[:-1])
+    separator = np.array([SPACE], dtype=np.int8)
+    labels = np.concatenate([part for lab in material.labels for part in (lab, separator)][:-1])
     # one character per code, so a chunk's segmentation is a string slice
     codes = _SEGMENTATION_CODE[labels.astype(np.int64)].tobytes().decode("latin-1")
     space = np.array([c.isspace() for c in text], dtype=bool)
@@ -708,7 +711,19 @@ DEFAULTS = {"dim": 24, "hidden": 48, "cell": "gru", "crop": 256, "batch": 32,
             "min_chars": 12_000_000,
             "window": 320, "margin": 32}
 _FORMAT = 1
-_NAME = re.compile(r"[A-Za-z0-9_.]+\Z")
+
+
+@dataclass
+class _Scored:
+    """Paragraphs joined by newlines with the model's scores of every character."""
+
+    text: str
+    bounds: list[tuple[int, int]]
+    begin: np.ndarray
+    lengths: np.ndarray
+    cps: np.ndarray
+    ids: np.ndarray
+    logits: np.ndarray
 
 
 class LearnedFrontEnd:
@@ -739,6 +754,10 @@ class LearnedFrontEnd:
     def _analyse(self, paragraphs):
         """All paragraphs at once: (their text joined by newlines, (start, end) of each in
         it, the token spans of the whole text as _spans gives them)."""
+        return self._decode(self._score(paragraphs))
+
+    def _score(self, paragraphs):
+        """The model's scores of every character of the paragraphs joined by newlines."""
         for p in paragraphs:
             if not isinstance(p, str):
                 raise SeqtagError(f"a paragraph must be a string, got {type(p).__name__}")
@@ -748,10 +767,15 @@ class LearnedFrontEnd:
         bounds = list(zip(begin.tolist(), (begin + lengths).tolist()))
         cps = _code_points(text)
         ids = self.codes.encode_code_points(cps)
-        space = ids == 0
         logits = _batched_logits(self.model, ids, bounds, self.options["window"],
                                  self.options["margin"])
-        labels = _choose_labels(logits, ids, _glued(cps, ids), self.sentence_bias)
+        return _Scored(text, bounds, begin, lengths, cps, ids, logits)
+
+    def _decode(self, scored):
+        text, begin, lengths, ids = scored.text, scored.begin, scored.lengths, scored.ids
+        space = ids == 0
+        labels = _choose_labels(scored.logits, ids, _glued(scored.cps, ids),
+                                self.sentence_bias)
         if self.use_lexicon:
             _apply_lexicon(text, labels, space, self.lexicon)
         labels[begin[:-1] + lengths[:-1]] = SPACE  # the separators are no token's
@@ -763,7 +787,7 @@ class LearnedFrontEnd:
             ok = last >= 0
             ok[ok] = starts[last[ok]] >= begin[ok]
             sentence_end[last[ok]] = True
-        return text, bounds, (starts, ends, sentence_end, multiword)
+        return text, scored.bounds, (starts, ends, sentence_end, multiword)
 
     # ---- saving
 
@@ -843,8 +867,12 @@ class _DevSet:
         space = np.array([c.isspace() for c in text], dtype=bool)
         self.tokens, self.sentences, self.multiword = _span_sets(_spans(labels, space))
 
-    def score(self, front_end: LearnedFrontEnd) -> dict:
-        tokens, sentences, multiword = _span_sets(front_end._analyse(self.paragraphs)[2])
+    def score(self, front_end: LearnedFrontEnd, scored: Optional[_Scored] = None) -> dict:
+        """Token, sentence and multiword-token F1 of front_end on dev (scored: the model's
+        scores of the dev paragraphs, when they are known already)."""
+        if scored is None:
+            scored = front_end._score(self.paragraphs)
+        tokens, sentences, multiword = _span_sets(front_end._decode(scored)[2])
         return {"tokens": _f1(self.tokens, tokens), "sentences": _f1(self.sentences, sentences),
                 "multiword": _f1(self.multiword, multiword)}
 
@@ -859,19 +887,21 @@ def _char_alphabet(paragraphs, min_count):
     return "".join(sorted(c for c, n in counts.items() if n >= min_count and not c.isspace()))
 
 
-def _tune_sentence_bias(front_end, dev):
+def _tune_sentence_bias(front_end, dev, scored):
     """The sentence-end bias with the best sentence F1 on dev (0 when none beats it)."""
     best_bias, best = 0.0, None
-    for bias in (0.0, -1.0, -0.5, 0.5, 1.0, 1.5, 2.0):
+    for bias in (0.0, -1.0, -0.75, -0.5, -0.25, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0):
         front_end.sentence_bias = bias
-        f = dev.score(front_end)["sentences"]
+        f = dev.score(front_end, scored)["sentences"]
         if best is None or f > best + 1e-9:
             best_bias, best = bias, f
     front_end.sentence_bias = best_bias
     return best_bias
 
 
-def train_frontend(train_path, dev_path=None, *, seed: int = 0, threads: int = 2,
+def train_frontend(train_path: str | os.PathLike[str],
+                   dev_path: str | os.PathLike[str] | None = None, *, seed: int = 0,
+                   threads: int = 2,
                    max_time: Optional[float] = None,
                    progress: Optional[Callable[[dict], None]] = None,
                    options: Optional[dict] = None) -> LearnedFrontEnd:
@@ -881,7 +911,8 @@ def train_frontend(train_path, dev_path=None, *, seed: int = 0, threads: int = 2
     their characters, more for a small corpus (options["min_chars"] characters at least),
     or until max_time seconds; keeps the epoch with the best token + sentence F1 on
     dev_path when given (the last otherwise), learns the chunk lexicon, and on dev decides
-    whether to use it and tunes the sentence-end bias.  progress, if given, gets a dict after every epoch.  CorpusError when the file
+    whether to use it and tunes the sentence-end bias.  progress, if given, gets a dict
+    after every epoch.  CorpusError when the file
     has no `# text` lines (the caller keeps the rule front end).
     """
     start_time = time.perf_counter()
@@ -954,12 +985,13 @@ def train_frontend(train_path, dev_path=None, *, seed: int = 0, threads: int = 2
         model.load_arrays(best)
     front_end.lexicon = learn_lexicon(material)
     if dev is not None:
-        with_lexicon = dev.score(front_end)
+        scored = front_end._score(dev.paragraphs)
+        with_lexicon = dev.score(front_end, scored)
         front_end.use_lexicon = False
-        without = dev.score(front_end)
+        without = dev.score(front_end, scored)
         front_end.use_lexicon = (with_lexicon["tokens"] + with_lexicon["multiword"]
                                  >= without["tokens"] + without["multiword"])
-        _tune_sentence_bias(front_end, dev)
+        _tune_sentence_bias(front_end, dev, scored)
     return front_end
 
 

@@ -15,7 +15,7 @@ from conftest import shared_dir
 from seqtag.errors import CorpusError, ModelError
 from seqtag.frontend import RawSentence, Token
 from seqtag.packing import Packing
-from seqtag.segment import (END, INSIDE, LABELS, MWT, MWT_SENT, SENT, SPACE, CharCodes,
+from seqtag.segment import (END, INSIDE, LABELS, MWT, SENT, SPACE, CharCodes,
                             CharTagger, LearnedFrontEnd, MultiwordExpander, RuleFrontEnd,
                             TrainingText, _apply_lexicon, _paragraph_sentences, _spans,
                             learn_lexicon, paragraphs_to_conllu, read_training_text, to_conllu,
