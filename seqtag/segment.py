@@ -708,7 +708,7 @@ def _batched_logits(model, ids, bounds, window, margin, batch_chars=60_000):
 #: The recipe's defaults (train_frontend's `options`).
 DEFAULTS = {"dim": 24, "hidden": 48, "cell": "gru", "crop": 256, "batch": 32,
             "lr": 8e-3, "char_dropout": 0.02, "min_char_count": 2, "epochs": 12,
-            "min_chars": 12_000_000,
+            "min_chars": 12_000_000, "sentence_weight": 1.0,
             "window": 320, "margin": 32}
 _FORMAT = 1
 
@@ -961,7 +961,11 @@ def train_frontend(train_path: str | os.PathLike[str],
             if opts["char_dropout"]:
                 drop = rng.random(len(ids)) < opts["char_dropout"]
                 ids[drop] = codes.class_of_id[ids[drop]]
-            loss, dense, sparse = model.loss_and_gradients(ids, all_labels[positions], packing)
+            labels = all_labels[positions]
+            weights = None
+            if opts["sentence_weight"] != 1.0:
+                weights = np.where(_SENTENCE_ENDS[labels], opts["sentence_weight"], 1.0)
+            loss, dense, sparse = model.loss_and_gradients(ids, labels, packing, weights)
             clip_by_global_norm(dense, sparse, 5.0)
             adam.step(dense, sparse)
             model.changed()

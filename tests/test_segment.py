@@ -269,6 +269,19 @@ def test_any_text_segments_without_losing_a_character(french, kind, paragraph):
                                                                  sentences]
 
 
+def test_empty_batches_and_paragraphs(french):
+    assert french.segment_many([]) == [] and RuleFrontEnd().segment_many([]) == []
+    assert french.segment_many(["", " ", "\n"]) == [[], [], []]
+
+
+def test_threads_do_not_change_the_segmentation(french):
+    paragraphs = read_training_text(CORPORA["de"]).paragraphs + HARD_TEXTS
+    french.set_threads(2)
+    two = french.segment_many(paragraphs)
+    french.set_threads(1)
+    assert french.segment_many(paragraphs) == two
+
+
 def test_long_text_is_cut_into_windows_consistently(french):
     sentence = "Le chat dort sur le canapé du salon. "
     paragraph = sentence * 40
