@@ -932,7 +932,7 @@ def train_frontend(train_path: str | os.PathLike[str],
     all_labels = np.concatenate(material.labels).astype(np.int64)
     lengths = np.array([len(p) for p in material.paragraphs], dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    weights = lengths / lengths.sum()
+    paragraph_share = lengths / lengths.sum()
     crop, batch = int(opts["crop"]), int(opts["batch"])
     # a small treebank gets more passes: every corpus trains on at least min_chars
     # characters; dev is looked at about 12 times whatever the number of passes
@@ -950,7 +950,7 @@ def train_frontend(train_path: str | os.PathLike[str],
             # cosine decay to a tenth of the rate over the planned steps
             adam.lr = opts["lr"] * (0.55 + 0.45 * np.cos(np.pi * step / total_steps))
             step += 1
-            picked = rng.choice(len(lengths), size=batch, p=weights)
+            picked = rng.choice(len(lengths), size=batch, p=paragraph_share)
             widths = np.minimum(lengths[picked], crop)
             offsets = starts[picked] + rng.integers(0, lengths[picked] - widths + 1)
             packing = Packing(widths)
@@ -962,10 +962,10 @@ def train_frontend(train_path: str | os.PathLike[str],
                 drop = rng.random(len(ids)) < opts["char_dropout"]
                 ids[drop] = codes.class_of_id[ids[drop]]
             labels = all_labels[positions]
-            weights = None
+            char_weights = None
             if opts["sentence_weight"] != 1.0:
-                weights = np.where(_SENTENCE_ENDS[labels], opts["sentence_weight"], 1.0)
-            loss, dense, sparse = model.loss_and_gradients(ids, labels, packing, weights)
+                char_weights = np.where(_SENTENCE_ENDS[labels], opts["sentence_weight"], 1.0)
+            loss, dense, sparse = model.loss_and_gradients(ids, labels, packing, char_weights)
             clip_by_global_norm(dense, sparse, 5.0)
             adam.step(dense, sparse)
             model.changed()
