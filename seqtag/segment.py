@@ -3,9 +3,11 @@ tagging, trained from a treebank's own `# text` lines (the FrontEnd of seqtag.fr
 
 Every character of a paragraph gets one label: inside a token, last character of a token,
 of a sentence's last token, of a multiword token (and of one that ends a sentence), or
-whitespace between tokens.  A character embedding feeds a one-layer bidirectional LSTM
-(seqtag.rnn) and a linear layer; inference cuts paragraphs into overlapping windows and
-runs many of them as one packed batch, so memory stays bounded on huge paragraphs.
+whitespace between tokens.  A character embedding feeds a one-layer bidirectional GRU
+(seqtag.rnn; an LSTM is an option) and a linear layer; inference cuts paragraphs into
+overlapping windows and runs many of them as one packed batch, so memory stays bounded on
+huge paragraphs.  After the model, the chunk lexicon gives the whitespace-free chunks the
+treebank has a clear convention for ("Inc." whole, "F-16" split) that segmentation.
 Multiword tokens are expanded by a dictionary learned from the treebank (surface form ->
 its most frequent words), with a suffix rule for flagged tokens never seen.
 
@@ -490,7 +492,7 @@ def _choose_labels(logits, ids, glued, sentence_bias=0.0):
 
 
 def _spans(labels, space):
-    """Token and sentence spans of one paragraph from its labels.
+    """Token and sentence spans of a text from its labels.
 
     Returns (starts, ends, sentence_end, multiword): token i is [starts[i], ends[i]),
     sentence_end[i] whether a sentence ends with it, multiword[i] whether it is a
@@ -553,6 +555,9 @@ def _paragraph_sentences(text, bounds, spans, expander):
                 a, b = tokens[0].start, tokens[-1].end
                 sentences.append(RawSentence(tokens, a, b, paragraph[a:b]))
                 tokens = []
+        if tokens:  # a paragraph always ends a sentence
+            a, b = tokens[0].start, tokens[-1].end
+            sentences.append(RawSentence(tokens, a, b, paragraph[a:b]))
         result.append(sentences)
     return result
 
@@ -920,6 +925,9 @@ def train_frontend(train_path: str | os.PathLike[str],
     unknown = sorted(set(opts) - set(DEFAULTS))
     if unknown:
         raise SeqtagError(f"unknown front end option(s): {', '.join(unknown)}")
+    if not 0 <= opts["margin"] < opts["window"] / 2:
+        raise SeqtagError(f"front end option window must be more than twice margin (>= 0), "
+                          f"got window={opts['window']}, margin={opts['margin']}")
     material = read_training_text(train_path)
     dev = _DevSet(read_training_text(dev_path)) if dev_path is not None else None
     rng = np.random.default_rng(seed)

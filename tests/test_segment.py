@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import shared_dir
-from seqtag.errors import CorpusError, ModelError
+from seqtag.errors import CorpusError, ModelError, SeqtagError
 from seqtag.frontend import RawSentence, Token
 from seqtag.packing import Packing
 from seqtag.segment import (END, INSIDE, LABELS, MWT, SENT, SPACE, CharCodes,
@@ -85,6 +85,15 @@ def test_a_file_without_text_lines_says_so(tmp_path):
                             "this file (the rule front end stays)")
     with pytest.raises(CorpusError, match="no '# text =' lines"):
         train_frontend(path)
+
+
+def test_bad_options():
+    with pytest.raises(SeqtagError) as e:
+        train_frontend(CORPORA["fr"], options={"window": 64, "margin": 32})
+    assert str(e.value) == ("front end option window must be more than twice margin (>= 0), "
+                            "got window=64, margin=32")
+    with pytest.raises(SeqtagError, match="unknown front end option.s.: hiden"):
+        train_frontend(CORPORA["fr"], options={"hiden": 8})
 
 
 def test_bad_training_files(tmp_path):
