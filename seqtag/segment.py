@@ -531,34 +531,35 @@ def _paragraph_sentences(text, bounds, spans, expander):
     """RawSentences of every paragraph of text (paragraphs joined by one separator;
     bounds[k] = (start, end) of paragraph k in it) from the spans of the whole text."""
     starts, ends, sentence_end, multiword = spans
-    n = len(text)
+    result: list[list[RawSentence]] = [[] for _ in bounds]
+    if not len(starts):
+        return result
+    begin = np.array([a for a, _ in bounds], dtype=np.int64)
+    paragraph = np.searchsorted(begin, starts, side="right") - 1
+    base = begin[paragraph]
     space_after = np.ones(len(ends), dtype=bool)
-    inner = ends < n
+    inner = ends < len(text)
     space_after[inner] = [text[e].isspace() for e in ends[inner].tolist()]
-    starts_l, ends_l = starts.tolist(), ends.tolist()
-    last_l, mw_l, sa_l = sentence_end.tolist(), multiword.tolist(), space_after.tolist()
-    first_token = np.searchsorted(starts, [b[0] for b in bounds]).tolist() + [len(starts_l)]
-    result = []
-    for k, (base, _) in enumerate(bounds):
-        paragraph = text[base:bounds[k][1]]
-        sentences, tokens = [], []
-        for i in range(first_token[k], first_token[k + 1]):
-            s, e = starts_l[i], ends_l[i]
-            form = text[s:e]
-            words = []
-            if mw_l[i] and expander is not None:
-                words = expander.expand(form)
-                if len(words) < 2:
-                    words = []
-            tokens.append(Token(form, s - base, e - base, words, sa_l[i]))
-            if last_l[i]:
-                a, b = tokens[0].start, tokens[-1].end
-                sentences.append(RawSentence(tokens, a, b, paragraph[a:b]))
-                tokens = []
-        if tokens:  # a paragraph always ends a sentence
-            a, b = tokens[0].start, tokens[-1].end
-            sentences.append(RawSentence(tokens, a, b, paragraph[a:b]))
-        result.append(sentences)
+    forms = [text[a:b] for a, b in zip(starts.tolist(), ends.tolist())]
+    words: list[list[str]] = [[] for _ in forms]
+    if expander is not None:
+        for i in np.flatnonzero(multiword).tolist():
+            expansion = expander.expand(forms[i])
+            if len(expansion) > 1:
+                words[i] = expansion
+    # one call per token, no Python loop around it: this is most of the decoding's time
+    tokens = list(map(Token, forms, (starts - base).tolist(), (ends - base).tolist(), words,
+                      space_after.tolist()))
+    closes = sentence_end.copy()
+    closes[:-1] |= paragraph[:-1] != paragraph[1:]  # a paragraph always ends a sentence
+    closes[-1] = True
+    last = np.flatnonzero(closes)
+    first = np.concatenate([[0], last[:-1] + 1])
+    for i, j, k in zip(first.tolist(), last.tolist(), paragraph[last].tolist()):
+        group = tokens[i:j + 1]
+        a, b = group[0].start, group[-1].end
+        offset = bounds[k][0]
+        result[k].append(RawSentence(group, a, b, text[offset + a:offset + b]))
     return result
 
 
