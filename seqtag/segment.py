@@ -36,7 +36,7 @@ from .tokenize import tokenize
 
 __all__ = [
     "LearnedFrontEnd", "RuleFrontEnd", "TrainingText", "read_training_text", "to_conllu",
-    "paragraphs_to_conllu", "train_frontend", "learn_lexicon", "LABELS",
+    "paragraphs_to_conllu", "train_frontend", "learn_lexicon", "dev_scores", "LABELS",
 ]
 
 # ---------------------------------------------------------------- labels
@@ -881,6 +881,13 @@ class _DevSet:
         tokens, sentences, multiword = _span_sets(front_end._decode(scored)[2])
         return {"tokens": _f1(self.tokens, tokens), "sentences": _f1(self.sentences, sentences),
                 "multiword": _f1(self.multiword, multiword)}
+
+
+def dev_scores(front_end: LearnedFrontEnd, path: str | os.PathLike[str]) -> dict[str, float]:
+    """Token, sentence and multiword-token F1 (0..1) of a learned front end on the raw text
+    of a CoNLL-U file with `# text` lines (spans compared exactly; the official scorer
+    agrees on tokens and sentences to within rounding)."""
+    return _DevSet(read_training_text(path)).score(front_end)
 
 
 # ---------------------------------------------------------------- training

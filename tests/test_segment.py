@@ -18,7 +18,7 @@ from seqtag.packing import Packing
 from seqtag.segment import (END, INSIDE, LABELS, MWT, SENT, SPACE, CharCodes,
                             CharTagger, LearnedFrontEnd, MultiwordExpander, RuleFrontEnd,
                             TrainingText, _apply_lexicon, _paragraph_sentences, _spans,
-                            learn_lexicon, paragraphs_to_conllu, read_training_text, to_conllu,
+                            dev_scores, learn_lexicon, paragraphs_to_conllu, read_training_text, to_conllu,
                             train_frontend)
 
 DATA = Path(__file__).parent / "data"
@@ -314,6 +314,13 @@ def test_learned_front_end_learns_its_corpus(french):
         "Aujourd'hui, le maire est allé au marché avec l'aide des bénévoles."]
     assert got[0][1].tokens[0].text == "Aujourd'hui"
     assert got[0][3].tokens[3].text == "13 819"
+
+
+def test_dev_scores(french):
+    scores = dev_scores(french, CORPORA["fr"])
+    assert set(scores) == {"tokens", "sentences", "multiword"}
+    assert scores["tokens"] > 0.9 and scores["sentences"] == 1.0
+    assert dev_scores(french, CORPORA["de"])["multiword"] < 0.5  # French multiwords only
 
 
 def test_save_and_load_give_the_same_segmentation(french):
