@@ -1067,7 +1067,8 @@ class RuleFrontEnd:
 
 
 def _conllu_sentence(sentence: RawSentence, lines: list[str]) -> None:
-    lines.append("# text = " + " ".join(sentence.text.split()))
+    # a comment is one line: line breaks inside the sentence become spaces
+    lines.append("# text = " + " ".join(sentence.text.splitlines()))
     k = 1
     for token in sentence.tokens:
         misc = "_" if token.space_after else "SpaceAfter=No"
