@@ -713,8 +713,8 @@ def _batched_logits(model, ids, bounds, window, margin, batch_chars=60_000):
 
 #: The recipe's defaults (train_frontend's `options`).
 DEFAULTS = {"dim": 24, "hidden": 48, "cell": "gru", "crop": 256, "batch": 32,
-            "lr": 8e-3, "char_dropout": 0.02, "min_char_count": 2, "epochs": 12,
-            "min_chars": 12_000_000, "sentence_weight": 1.0,
+            "lr": 8e-3, "char_dropout": 0.02, "min_char_count": 2, "epochs": 16,
+            "min_chars": 16_000_000, "sentence_weight": 1.0,
             "window": 320, "margin": 32}
 _FORMAT = 1
 
