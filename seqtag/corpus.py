@@ -552,12 +552,21 @@ def one_line(text: str) -> str:
 
 
 def _raw_conllu(sentence, tags, column, sent_id):
-    raw = sentence.raw
-    out = ["# newpar"] if sentence.new_paragraph else []
+    comments = ["# newpar"] if sentence.new_paragraph else []
     if sent_id is not None:
-        out.append(f"# sent_id = {sent_id}")
-    out.append("# text = " + one_line(raw.text))
-    next_tag = iter(tags)
+        comments.append(f"# sent_id = {sent_id}")
+    return raw_sentence_conllu(sentence.raw, tags, column, comments=comments) + "\n"
+
+
+def raw_sentence_conllu(raw: RawSentence, tags: Sequence[str] | None = None, column: int = 3,
+                        *, comments: Sequence[str] = (), dummy_tree: bool = False) -> str:
+    """A sentence of raw text as CoNLL-U lines (ending with a blank line): the comments,
+    `# text`, a range line for each multiword token followed by its words, SpaceAfter=No
+    where no space follows; tags (one per word) in the 0-based field `column`, if given.
+    dummy_tree: the first word the root and the others its dependents, for the official
+    scorer, which needs integer heads."""
+    out = [*comments, "# text = " + one_line(raw.text)]
+    next_tag = iter(tags) if tags is not None else None
     k = 1
     for token in raw.tokens:
         misc = "_" if token.space_after else "SpaceAfter=No"
@@ -567,10 +576,13 @@ def _raw_conllu(sentence, tags, column, sent_id):
             misc = "_"
         for word in words:
             fields = [str(k), word, "_", "_", "_", "_", "_", "_", "_", misc]
-            fields[column] = next(next_tag)
+            if next_tag is not None:
+                fields[column] = next(next_tag)
+            if dummy_tree:
+                fields[6:8] = ("0", "root") if k == 1 else ("1", "dep")
             out.append("\t".join(fields))
             k += 1
-    return "\n".join(out) + "\n\n"
+    return "\n".join(out) + "\n"
 
 
 def format_raw_json(sentence: RawSentence, tags: Sequence[str],

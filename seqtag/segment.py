@@ -1076,39 +1076,17 @@ class RuleFrontEnd:
 # ---------------------------------------------------------------- CoNLL-U output
 
 
-def _conllu_sentence(sentence: RawSentence, lines: list[str]) -> None:
-    # a comment is one line: line breaks inside the sentence become spaces
-    lines.append("# text = " + " ".join(sentence.text.splitlines()))
-    k = 1
-    for token in sentence.tokens:
-        misc = "_" if token.space_after else "SpaceAfter=No"
-        words = token.word_forms
-        if len(words) > 1:
-            lines.append(f"{k}-{k + len(words) - 1}\t{token.text}\t_\t_\t_\t_\t_\t_\t_\t{misc}")
-            misc = "_"
-        for word in words:
-            head, rel = ("0", "root") if k == 1 else ("1", "dep")
-            lines.append(f"{k}\t{word}\t_\t_\t_\t_\t{head}\t{rel}\t_\t{misc}")
-            k += 1
-    lines.append("")
-
-
 def to_conllu(sentences: Iterable[RawSentence]) -> str:
     """Sentences as CoNLL-U with their tokens and words only (no tags): `# text`, one
     line per word with a dummy tree (the first word the root, the others its
     dependents: the scorer needs integer heads), multiword ranges, SpaceAfter=No."""
-    lines: list[str] = []
-    for sentence in sentences:
-        _conllu_sentence(sentence, lines)
-    return "\n".join(lines) + ("\n" if lines else "")
+    from .corpus import raw_sentence_conllu
+    return "".join(raw_sentence_conllu(s, dummy_tree=True) + "\n" for s in sentences)
 
 
 def paragraphs_to_conllu(paragraphs: Iterable[list[RawSentence]]) -> str:
     """to_conllu of paragraphs' sentences, each paragraph opening with `# newpar`."""
-    lines: list[str] = []
-    for sentences in paragraphs:
-        for k, sentence in enumerate(sentences):
-            if k == 0:
-                lines.append("# newpar")
-            _conllu_sentence(sentence, lines)
-    return "\n".join(lines) + ("\n" if lines else "")
+    from .corpus import raw_sentence_conllu
+    return "".join(raw_sentence_conllu(s, dummy_tree=True,
+                                       comments=["# newpar"] if k == 0 else []) + "\n"
+                   for sentences in paragraphs for k, s in enumerate(sentences))

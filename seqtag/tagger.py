@@ -530,8 +530,8 @@ def learn_frontend(train_path: str | os.PathLike[str],
                               "dev_file": None if dev_path is None else str(dev_path),
                               "seconds": round(time.perf_counter() - start, 1)}
     if dev_path is not None:
-        from .segment import _DevSet  # the segmenter's own scoring of spans
-        scores = _DevSet(read_training_text(dev_path)).score(frontend)
+        from .segment import dev_scores
+        scores = dev_scores(frontend, dev_path)
         record["dev"] = {k: round(float(v), 6) for k, v in scores.items()}
     return frontend, record
 
