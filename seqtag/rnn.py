@@ -486,8 +486,11 @@ class RNN:
         with runtime.single_blas_thread():
             if len(jobs) == 2 and runtime.threads_beside_blas(self.threads) >= 2:
                 other = runtime.run_beside(work, *jobs[1])
-                first = work(*jobs[0])
-                return [first, other.result()]
+                try:
+                    first = work(*jobs[0])
+                finally:  # never leave the other direction running behind an error
+                    second = other.result()
+                return [first, second]
             return [work(*job) for job in jobs]
 
     # ---- checks and state layout ------------------------------------------------------

@@ -177,10 +177,29 @@ def _blas_in(path: str) -> Optional[Blas]:
             local.restype, local.argtypes = ctypes.c_int, [ctypes.c_int]
         gemv = [_symbol(lib, flavour.gemm.replace("gemm", "gemv").format(t)) for t in "sd"]
         sgemv, dgemv = (0, 0) if None in gemv else (_address(gemv[0]), _address(gemv[1]))
-        return Blas(flavour.vendor, path, flavour.int_bits, _address(sgemm), _address(dgemm),
+        return Blas(flavour.vendor, path, _int_bits(lib, flavour), _address(sgemm),
+                    _address(dgemm),
                     sgemv, dgemv, getter, setter, local,
                     _read_corename(lib, flavour.corename))
     return None
+
+
+def _int_bits(lib, flavour: _Flavour) -> int:
+    """The width of the cblas integers: 64 where the names say so, and also where a build
+    kept the plain names over 64-bit integers (OpenBLAS's INTERFACE64 says USE64BITINT in
+    its configuration string; an ILP64 MKL or other build says ilp64 in NumPy's own
+    configuration).  Passing 32-bit sizes to such a library would corrupt memory."""
+    if flavour.int_bits == 64:
+        return 64
+    config = _symbol(lib, "openblas_get_config")
+    if flavour.vendor == "openblas" and config is not None:
+        config.restype, config.argtypes = ctypes.c_char_p, []
+        if b"USE64BITINT" in (config() or b""):
+            return 64
+    with contextlib.suppress(Exception):
+        if "ilp64" in str(np.__config__.CONFIG["Build Dependencies"]["blas"]["name"]).lower():
+            return 64
+    return 32
 
 
 def _loaded_libraries() -> list[str]:
@@ -346,6 +365,7 @@ class _BlasThreadLimit:
 
     def _restore(self, b: Blas) -> None:
         # a count other than ours was set by the host meanwhile: the host's choice stands
+        # (a host that set 1 meanwhile cannot be told from our own 1: it gets its old count)
         if self.saved is not None and b.get_threads() == 1:
             b.set_threads(self.saved)
         self.saved = None

@@ -91,7 +91,24 @@ def test_each_vendor_is_told_by_its_own_symbols(vendor, tmp_path):
     assert bool(found.sgemv) is ("cblas_sgemv" in symbols)
     if found.get_threads is not None:
         assert found.get_threads() == 4
-    assert runtime.threads_beside_blas.__name__  # the module stays importable as is
+
+
+@pytest.mark.parametrize("config, bits", [("OpenBLAS 0.3.31 USE64BITINT DYNAMIC_ARCH", 64),
+                                           ("OpenBLAS 0.3.31 DYNAMIC_ARCH", 32)])
+def test_plain_cblas_names_over_64_bit_integers_are_read_as_64_bit(config, bits, tmp_path):
+    """OpenBLAS built with INTERFACE64 and no symbol suffix: its configuration string says
+    so, and 32-bit sizes passed to it would corrupt memory."""
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if cc is None:
+        pytest.skip("no C compiler to build the fake BLAS library with")
+    source = tmp_path / "fake.c"
+    source.write_text("".join(f"int {name}(int n) {{ return n; }}\n" for name in (
+        "cblas_sgemm", "cblas_dgemm", "openblas_get_num_threads", "openblas_set_num_threads"))
+        + f'const char *openblas_get_config(void) {{ return "{config}"; }}\n')
+    library = tmp_path / "libfakeopenblas.so"
+    subprocess.run([cc, "-shared", "-fPIC", "-o", str(library), str(source)], check=True)
+    found = runtime._blas_in(str(library))
+    assert (found.vendor, found.int_bits) == ("openblas", bits)
 
 
 def test_a_library_without_cblas_is_not_taken(tmp_path):
@@ -103,7 +120,7 @@ def test_a_library_without_cblas_is_not_taken(tmp_path):
 
 def test_the_hosts_blas_threads_are_the_same_after_tagging_and_training(tagger):
     before = blas_threads()
-    assert before == 2  # this machine: 2 cores, OpenBLAS's default
+    assert before > 1  # else there would be nothing to lower and put back
     tagger.tag_sents(SENTENCES)
     assert blas_threads() == before
     corpus = [[(w, t) for w, t in zip(s, ["DET", "NOUN", "VERB", "DET", "NOUN", "PUNCT"])]
@@ -116,6 +133,7 @@ def test_the_hosts_blas_threads_are_the_same_after_tagging_and_training(tagger):
 def test_blas_runs_one_thread_while_seqtag_computes_and_the_hosts_count_after():
     found = runtime.blas()
     host = found.get_threads()
+    assert host > 1
     with runtime.single_blas_thread():
         assert found.get_threads() == 1
         with runtime.single_blas_thread():  # nested, as the network's layers do
@@ -242,15 +260,13 @@ def test_a_fork_pool_of_two_tags_like_the_parent(tagger):
     assert got == expected * 4
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this platform")
 def test_the_second_thread_is_new_after_a_fork():
     first = runtime.second_thread()
     assert runtime.second_thread() is first
-    runtime._after_fork_in_child()  # what os.fork runs in the child
-    try:
-        assert runtime.second_thread() is not first
-        assert runtime.second_thread().submit(lambda: 42).result(timeout=10) == 42
-    finally:
-        first.shutdown(wait=True)
+    code, out = _in_child(lambda: (runtime.second_thread() is not first,
+                                   runtime.second_thread().submit(lambda: 42).result(10)))
+    assert (code, out) == (0, "(True, 42)")
 
 
 # ---------------------------------------------------------------- no BLAS found
@@ -272,8 +288,8 @@ def test_without_blas_seqtag_warns_once_and_tags_the_same(tagger, monkeypatch):
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             runtime._install(None)  # once per process
-        assert runtime.compute_description().startswith(
-            "seqtag's own C loops, several times slower (no BLAS found beside NumPy) only")
+        assert ("seqtag's own C loops, several times slower (no BLAS found beside NumPy)"
+                in runtime.compute_description())  # after the fused steps, where they run
         tagger.network.changed()  # the memo's rows came from BLAS products
         got = tagger.network.forward(batch)[0]
         assert tagger.predict(SENTENCES) == expected_tags
@@ -301,8 +317,8 @@ def test_seqtag_blas_fallback_is_said_by_the_warning_and_the_version_line():
     version = subprocess.run([sys.executable, "-m", "seqtag", "--version"], env=env,
                              capture_output=True, text=True, timeout=60)
     assert version.returncode == 0, version.stderr
-    assert version.stdout.splitlines()[1].startswith(
-        "compute: seqtag's own C loops, several times slower (SEQTAG_BLAS=fallback)")
+    assert ("seqtag's own C loops, several times slower (SEQTAG_BLAS=fallback)"
+            in version.stdout.splitlines()[1])
 
 
 @pytest.mark.parametrize("dtype, tol", [(np.float32, 1e-4), (np.float64, 1e-11)])
