@@ -244,10 +244,11 @@ class _TrainingReport:
 
     WIDTH = 24
 
-    def __init__(self, bar, dev_fraction):
+    def __init__(self, bar, dev_fraction, plot=None, title="", training=None):
         self.bar = bar
         self.dev_fraction = dev_fraction
         self.last_draw = 0.0
+        self.plot, self.title, self.training = plot, title, training
 
     def __call__(self, event):
         kind = event["type"]
@@ -294,6 +295,10 @@ class _TrainingReport:
             typer.echo(f"{clear}epoch {event['epoch']:3d}  loss {event['loss']:.4f}  "
                        f"train {event['train_acc']:7.2%}  dev {event['dev_acc']:7.2%}  "
                        f"{event['seconds']:6.1f}s{'  *' if event['best'] else ''}", err=True)
+            if self.plot:
+                from .plot import plot_training
+                plot_training(event["history"], self.plot, title=self.title,
+                              training=self.training)
 
 
 @app.command(cls=_Command, no_args_is_help=True, short_help="Train a tagger on a tagged corpus.")
@@ -325,6 +330,9 @@ def train(
         metavar="CHECKPOINT", help="Continue the run saved in CHECKPOINT (same corpus and "
         f"options; only {_flags(TrainingConfig.resumable())} may change).",
         show_default=False)] = None,
+    plot: Annotated[Optional[Path], typer.Option(
+        metavar="PICTURE", help="Draw the training curves to PICTURE (.png, .svg or .pdf), "
+        "redrawn after every epoch; needs matplotlib.", show_default=False)] = None,
     frontend: Annotated[bool, typer.Option(
         "--frontend/--no-frontend",
         help="Learn the raw-text front end (tokens, sentences, multiword tokens) from the "
@@ -349,10 +357,16 @@ def train(
     for path, what in ((output, "model"), (checkpoint, "checkpoint")):
         if not path.parent.is_dir():
             raise SeqtagError(f"cannot write {what} {path}: directory {path.parent} does not exist")
+    if plot:
+        from .plot import require_matplotlib
+        require_matplotlib(plot)
     if resume:
         typer.echo(f"resuming the run saved in {resume}", err=True)
     report = _TrainingReport(bar=not quiet and sys.stderr.isatty(),
-                             dev_fraction=options.get("dev_fraction", TrainingConfig.dev_fraction))
+                             dev_fraction=options.get("dev_fraction", TrainingConfig.dev_fraction),
+                             plot=plot, title=f"seqtag train: {output.name} on {corpus.name}",
+                             training={"lr": options.get("lr"),
+                                       "optimizer": options.get("optimizer", "adam")})
     saved = []  # epochs whose model was written to MODEL during training
 
     def save_best(best):
@@ -484,6 +498,9 @@ def evaluate(
         show_default="the one the model was trained on")] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of the input files.")] = "utf-8",
     json_output: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+    plot: Annotated[Optional[Path], typer.Option(
+        metavar="PICTURE", help="Draw the confusion matrix and per-tag F1 to PICTURE (.png, "
+        ".svg or .pdf); needs matplotlib.", show_default=False)] = None,
     options=None,
 ):
     """Score MODEL on the gold tags of GOLD: accuracy, per-tag P/R/F1, confusions."""
@@ -491,9 +508,18 @@ def evaluate(
     from .stream import model_tag_column
     from .tagger import Tagger
 
+    if plot:
+        from .plot import require_matplotlib
+        require_matplotlib(plot)
     tagger = Tagger.load(model, threads=TaggingConfig(**options).threads)
     column = _value(tag_column) or model_tag_column(tagger)
-    scores = tagger.evaluate(read_corpus(gold, _value(format), column, encoding))
+    scores = tagger.evaluate(read_corpus(gold, _value(format), column, encoding),
+                             matrix=plot is not None)
+    if plot:
+        from .plot import plot_evaluation
+        plot_evaluation(scores.pop("confusion_matrix"), scores["per_tag"], plot,
+                        title=f"{Path(tagger.meta['path']).name} on {gold.name}: accuracy "
+                              f"{_percent(scores['accuracy'])} ({scores['tokens']:,} tokens)")
     if json_output:
         typer.echo(json.dumps(scores, indent=2))
         return
@@ -520,11 +546,24 @@ def info(
     model: Annotated[Optional[Path], typer.Argument(
         metavar="MODEL", help="Model file.", show_default="the bundled English model")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the details as JSON.")] = False,
+    plot: Annotated[Optional[Path], typer.Option(
+        metavar="PICTURE", help="Draw the training curves the model recorded to PICTURE "
+        "(.png, .svg or .pdf); needs matplotlib.", show_default=False)] = None,
 ):
     """Describe a model: tagset, sizes, architecture, training corpus, scores."""
     from .tagger import Tagger
 
-    d = Tagger.load(model).info()
+    if plot:
+        from .plot import require_matplotlib
+        require_matplotlib(plot)
+    tagger = Tagger.load(model)
+    d = tagger.info()
+    if plot:
+        from .plot import plot_training
+        corpus_file = (d.get("corpus") or {}).get("file")
+        plot_training(tagger.meta.get("history") or [], plot, training=d.get("training"),
+                      title=f"{Path(d['path']).name}: trained on "
+                            f"{Path(corpus_file).name if corpus_file else 'an unrecorded corpus'}")
     if json_output:
         typer.echo(json.dumps(d, indent=2))
         return

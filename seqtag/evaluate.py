@@ -2,6 +2,8 @@
 
 from collections import Counter
 
+import numpy as np
+
 
 def score(gold_sents, predicted, is_known):
     """Accuracy overall and on words seen/unseen in training, per-tag P/R/F1, confusions.
@@ -45,3 +47,25 @@ def score(gold_sents, predicted, is_known):
         "confusions": [{"gold": g, "predicted": p, "count": n}
                        for (g, p), n in confusions.most_common(20)],
     }
+
+
+def confusion_matrix(gold_sents, predicted):
+    """The confusion matrix of predicted tags (a tag list per sentence) against the gold
+    sentences' (.tags): {"tags": every tag, the most frequent gold tag first (ties by
+    name; tags only ever predicted last), "counts": [gold][predicted] token counts,
+    "normalised": each row divided by its gold count (zeros for a tag never gold)}, as
+    lists (JSON-able)."""
+    counts, gold_count = Counter(), Counter()
+    for sentence, tags in zip(gold_sents, predicted):
+        for gold, guess in zip(sentence.tags, tags):
+            counts[(gold, guess)] += 1
+            gold_count[gold] += 1
+    predicted_only = {guess for _, guess in counts} - set(gold_count)
+    tags = sorted(gold_count, key=lambda t: (-gold_count[t], t)) + sorted(predicted_only)
+    index = {t: i for i, t in enumerate(tags)}
+    matrix = np.zeros((len(tags), len(tags)), dtype=np.int64)
+    for (gold, guess), n in counts.items():
+        matrix[index[gold], index[guess]] = n
+    rows = matrix.sum(axis=1, keepdims=True)
+    normalised = np.divide(matrix, rows, out=np.zeros(matrix.shape), where=rows > 0)
+    return {"tags": tags, "counts": matrix.tolist(), "normalised": normalised.tolist()}

@@ -24,7 +24,7 @@ from .config import MetadataError, NetworkConfig, TaggingConfig, TrainingConfig
 from .config import split_training_options
 from .corpus import Sentence
 from .errors import ModelError, SeqtagError
-from .evaluate import score
+from .evaluate import confusion_matrix, score
 from .inference import TagProb, best_tags, predict_log_probs
 from .network import Network
 from .frontend import FrontEnd
@@ -145,8 +145,9 @@ class Tagger:
                 "scores": {"dev_accuracy": best["dev_acc"], "best_epoch": best["epoch"],
                            "epochs_run": len(history),
                            "train_seconds": round(sum(r["seconds"] for r in history), 1)},
+                # lr: the rate after the epoch (a drop marks a cut; seqtag.plot shows them)
                 "history": [{k: r[k] for k in ("epoch", "loss", "train_acc", "dev_acc",
-                                               "seconds")} for r in history],
+                                               "seconds", "lr") if k in r} for r in history],
             }
             if interrupted:
                 meta["scores"]["interrupted"] = True
@@ -409,12 +410,17 @@ class Tagger:
 
     # ---- scoring and description ---------------------------------------------------------
 
-    def evaluate(self, gold_sents: Iterable[Sentence | Sequence[tuple[str, str]]]
-                 ) -> dict[str, Any]:
-        """Accuracy (overall, seen and unseen words), per-tag P/R/F1 and confusions."""
+    def evaluate(self, gold_sents: Iterable[Sentence | Sequence[tuple[str, str]]], *,
+                 matrix: bool = False) -> dict[str, Any]:
+        """Accuracy (overall, seen and unseen words), per-tag P/R/F1 and confusions; with
+        matrix=True also the whole confusion matrix under "confusion_matrix"
+        (seqtag.evaluate.confusion_matrix: what `evaluate --plot` draws)."""
         gold = _as_sentences(gold_sents, "gold")
         predicted = self.predict([s.words for s in gold])
-        return score(gold, predicted, self.vocab.is_known)
+        scores = score(gold, predicted, self.vocab.is_known)
+        if matrix:
+            scores["confusion_matrix"] = confusion_matrix(gold, predicted)
+        return scores
 
     def info(self) -> dict[str, Any]:
         """What the model is: tagset, sizes, architecture, corpus, scores, versions."""

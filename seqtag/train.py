@@ -264,8 +264,8 @@ def train(train_sents, dev_sents, model_config, options, progress=None, *, state
                     on_best(state.network, state.vocab, state.history)
             if checkpoint is not None:
                 state.save(checkpoint)
-            if progress:
-                progress(record)
+            if progress:  # with the whole run so far (a resumed run's earlier epochs too)
+                progress(dict(record, history=list(state.history)))
     except KeyboardInterrupt:
         if state.best_params is None:
             raise

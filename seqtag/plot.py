@@ -1,0 +1,238 @@
+"""Pictures: training curves, and a confusion heatmap with per-tag F1 bars.
+
+Matplotlib is an optional extra (``pip install 'seqtag[plot]'``): it is imported only
+when a picture is drawn (``--plot``), through its non-interactive Agg canvas, so
+nothing here needs a display and nothing changes matplotlib's global backend.  The data
+behind each picture (training_series here, seqtag.evaluate.confusion_matrix) is computed without
+matplotlib, so it can be checked on its own.
+
+Pictures are written atomically (seqtag.modelfile.atomic_write_bytes): `train --plot`
+rewrites its picture after every epoch, and a viewer never sees half a file.  The
+format follows the file's extension: .png (also for a name without one), .svg or .pdf.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .errors import SeqtagError
+
+__all__ = ["FORMATS", "PLOT_HINT", "check_path", "require_matplotlib", "training_series",
+           "plot_training", "plot_evaluation"]
+
+#: Extensions a picture may have, and the format each means.
+FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf", "": "png"}
+
+#: What to do when matplotlib is missing: the one line the command line prints.
+PLOT_HINT = "--plot needs matplotlib: pip install 'seqtag[plot]'"
+
+#: Most tags whose counts are written in the heatmap's cells (beyond, they would not fit).
+ANNOTATE_MAX_TAGS = 24
+
+
+def check_path(path: str | os.PathLike[str]) -> str:
+    """The format of a picture path (png, svg or pdf); SeqtagError for another extension or
+    a folder that does not exist.  Called before any work, so a long run cannot end with a
+    picture it cannot write."""
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in FORMATS:
+        raise SeqtagError(f"cannot plot to {path}: the picture's name must end in .png, .svg "
+                          "or .pdf")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise SeqtagError(f"cannot plot to {path}: directory {folder} does not exist")
+    return FORMATS[ext]
+
+
+def require_matplotlib(path: str | os.PathLike[str]) -> None:
+    """Check, before any work, that a picture can be drawn to `path`: its extension, its
+    folder, and matplotlib (else the one-line SeqtagError PLOT_HINT)."""
+    check_path(path)
+    _pyplot_figure()
+
+
+def _pyplot_figure():
+    """matplotlib's Figure class (on the Agg canvas, no display, no global state); the
+    one-line SeqtagError PLOT_HINT if matplotlib is not installed."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise SeqtagError(PLOT_HINT) from None
+    return Figure
+
+
+def _save(figure, path):
+    from .modelfile import atomic_write_bytes
+
+    fmt = check_path(path)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=fmt, dpi=100, bbox_inches="tight",
+                   metadata={"Software": None} if fmt == "png" else None)
+    try:
+        atomic_write_bytes(path, buffer.getvalue())
+    except OSError as e:
+        raise SeqtagError(f"cannot write picture {os.fspath(path)}: "
+                          f"{e.strerror or e}") from None
+
+
+# ---------------------------------------------------------------- training curves
+
+
+def training_series(history: Sequence[Mapping[str, Any]],
+                    training: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What the training picture shows, from a model's recorded history (one dict per
+    epoch: epoch, loss, train_acc, dev_acc, seconds and, since seqtag 0.1 records it, lr):
+    {"epoch", "loss", "train_acc", "dev_acc", "minutes" (wall time at each epoch's end),
+    "best_epoch" (the first epoch with the best dev accuracy: the one kept),
+    "lr_cuts" (epochs after which the learning rate was cut)}.
+
+    A history without lr (models made before it was recorded) has its cuts worked out
+    from the rule training follows, given the run's options (training: decay_patience):
+    after every decay_patience-th epoch in a row without a better dev score."""
+    if not history:
+        raise SeqtagError("the model records no training history to plot")
+    epochs = [int(r["epoch"]) for r in history]
+    dev = np.array([float(r["dev_acc"]) for r in history])
+    series = {
+        "epoch": np.array(epochs),
+        "loss": np.array([float(r["loss"]) for r in history]),
+        "train_acc": np.array([float(r["train_acc"]) for r in history]),
+        "dev_acc": dev,
+        "minutes": np.cumsum([float(r["seconds"]) for r in history]) / 60.0,
+        "best_epoch": epochs[int(np.argmax(dev))],
+    }
+    if all("lr" in r for r in history):
+        # each record holds the rate after its epoch: a cut shows as a drop from the one
+        # before (for the first epoch, from the run's starting rate)
+        lrs = [float(r["lr"]) for r in history]
+        start = _starting_lr(training)
+        previous = [start if start is not None else lrs[0]] + lrs[:-1]
+        series["lr_cuts"] = [e for e, lr, before in zip(epochs, lrs, previous) if lr < before]
+    else:
+        patience = int((training or {}).get("decay_patience") or 0)
+        cuts, best, stale = [], -1.0, 0
+        for e, d in zip(epochs, dev):
+            if d > best:
+                best, stale = d, 0
+            else:
+                stale += 1
+                if patience and stale % patience == 0:
+                    cuts.append(e)
+        series["lr_cuts"] = cuts
+    return series
+
+
+def _starting_lr(training):
+    if not training:
+        return None
+    from .config import DEFAULT_LR
+    lr = training.get("lr")
+    return float(lr) if lr is not None else DEFAULT_LR.get(training.get("optimizer"))
+
+
+def plot_training(history: Sequence[Mapping[str, Any]], path: str | os.PathLike[str], *,
+                  title: str, training: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Draw the training curves to `path`: loss (left) and train/dev accuracy (right) per
+    epoch, the kept epoch marked with a star and a line, learning-rate cuts as dotted lines,
+    the wall time on the top axis.  Returns training_series(history, training)."""
+    series = training_series(history, training)
+    Figure = _pyplot_figure()
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    epoch = series["epoch"]
+    loss_ax.plot(epoch, series["loss"], marker="o", markersize=3, color="tab:red")
+    loss_ax.set_ylabel("training loss (mean negative log-likelihood)")
+    loss_ax.set_title("loss")
+    acc_ax.plot(epoch, 100 * series["train_acc"], marker="o", markersize=3, label="train")
+    acc_ax.plot(epoch, 100 * series["dev_acc"], marker="o", markersize=3, label="dev")
+    best = series["best_epoch"]
+    best_dev = 100 * series["dev_acc"][list(epoch).index(best)]
+    acc_ax.plot([best], [best_dev], marker="*", markersize=14, color="tab:green",
+                linestyle="none", label=f"kept: epoch {best}, dev {best_dev:.2f} %")
+    acc_ax.set_ylabel("accuracy (%)")
+    acc_ax.set_title("accuracy")
+    for ax in (loss_ax, acc_ax):
+        ax.axvline(best, color="tab:green", linewidth=1, alpha=0.6)
+        for k, cut in enumerate(series["lr_cuts"]):
+            ax.axvline(cut + 0.5, color="grey", linestyle=":", linewidth=1,
+                       label="learning rate cut" if k == 0 and ax is acc_ax else None)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        if len(epoch) > 1:
+            ax.set_xlim(epoch[0] - 0.5, epoch[-1] + 0.5)
+        _time_axis(ax, epoch, series["minutes"])
+    acc_ax.legend(loc="lower right", fontsize="small")
+    fig.suptitle(title)
+    _save(fig, path)
+    return series
+
+
+def _time_axis(ax, epoch, minutes):
+    """Wall time (minutes, at each epoch's end) as a second x axis on top."""
+    x = np.concatenate([[epoch[0] - 1], epoch]).astype(float)
+    t = np.concatenate([[0.0], minutes])
+    if len(x) < 2 or not np.all(np.diff(t) > 0):
+        return
+    top = ax.secondary_xaxis("top", functions=(lambda e: np.interp(e, x, t),
+                                               lambda m: np.interp(m, t, x)))
+    top.set_xlabel("wall time (minutes)")
+
+
+# ---------------------------------------------------------------- confusions
+
+
+def plot_evaluation(matrix: Mapping[str, Any], per_tag: Mapping[str, Mapping[str, float]],
+                    path: str | os.PathLike[str], *, title: str) -> None:
+    """Draw the confusion heatmap (rows: gold tags by frequency, each normalised by its
+    gold count; counts written in the cells where they fit) beside each gold tag's F1 as
+    bars on the same rows, to `path`.  matrix: seqtag.evaluate.confusion_matrix's; per_tag: the scores'
+    {tag: {"f1", "support", ...}}."""
+    Figure = _pyplot_figure()
+    tags = matrix["tags"]
+    counts, normalised = np.asarray(matrix["counts"]), np.asarray(matrix["normalised"])
+    n = len(tags)
+    if n == 0:
+        raise SeqtagError("nothing to plot: the gold corpus has no tokens")
+    # a cell of about 0.22 inch at most tags, larger for few: 50 tags stay legible
+    cell = max(0.24, min(0.5, 7.0 / n))
+    side = max(4.0, n * cell + 1.8)
+    label_size = max(7.0, min(10.0, 220.0 / n))
+    fig = Figure(figsize=(side + 3.2, side + 0.8), layout="constrained")
+    heat_ax, bar_ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [side, 2.4]},
+                                   sharey=True)
+    image = heat_ax.imshow(normalised, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto",
+                           interpolation="nearest")
+    positions = np.arange(n)
+    heat_ax.set_xticks(positions, tags, rotation=90, fontsize=label_size)
+    heat_ax.set_yticks(positions, tags, fontsize=label_size)
+    heat_ax.set_xlabel("predicted tag")
+    heat_ax.set_ylabel("gold tag (most frequent first)")
+    heat_ax.set_title("confusions (each row: share of the gold tag's tokens)")
+    if n <= ANNOTATE_MAX_TAGS:
+        size = max(5.0, min(8.0, 160.0 / n))
+        for i in range(n):
+            for j in range(n):
+                if counts[i, j]:
+                    dark = normalised[i, j] > 0.55
+                    heat_ax.text(j, i, f"{counts[i, j]:,}", ha="center", va="center",
+                                 fontsize=size, color="white" if dark else "black")
+    fig.colorbar(image, ax=heat_ax, fraction=0.04, pad=0.01, label="share of the gold row")
+    f1 = [100 * float((per_tag.get(t) or {}).get("f1") or 0.0) for t in tags]
+    bar_ax.barh(positions, f1, color="tab:blue", height=0.7)
+    bar_ax.set_xlim(0, 100)
+    bar_ax.set_xlabel("F1 (%)")
+    bar_ax.set_title("per-tag F1")
+    bar_ax.grid(axis="x", alpha=0.3)
+    bar_ax.tick_params(axis="y", labelleft=False)
+    for i, value in enumerate(f1):  # inside a long bar, after a short one
+        inside = value > 25
+        bar_ax.text(value - 1 if inside else value + 1, i, f"{value:.1f}", va="center",
+                    ha="right" if inside else "left", fontsize=label_size * 0.85,
+                    color="white" if inside else "black")
+    fig.suptitle(title)
+    _save(fig, path)
