@@ -469,8 +469,16 @@ def tag(
             input_format = InputFormat.text
     else:
         sources = input or ["-"]
-    tag_files(tagger, sources, sys.stdout, _value(input_format), format.value, settings.top_k,
-              settings.batch_size, encoding=encoding)
+    from .progress import wanted
+    if text or not wanted():  # a bar for files only, and on a terminal only
+        tag_files(tagger, sources, sys.stdout, _value(input_format), format.value,
+                  settings.top_k, settings.batch_size, encoding=encoding)
+        return
+    from .progress import TaggingProgress
+    with TaggingProgress(sources) as bar:
+        tag_files(tagger, bar.wrap(), sys.stdout, _value(input_format), format.value,
+                  settings.top_k, settings.batch_size, encoding=encoding,
+                  on_chunk=bar.chunk_done)
 
 
 # ---------------------------------------------------------------- evaluate

@@ -34,7 +34,7 @@ Output formats (seqtag.corpus.OUTPUT_FORMATS), and how ``top_k`` shows in each
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Iterable, Iterator, Sequence, TextIO, Union
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence, TextIO, Union
 
 from .corpus import (OUTPUT_FORMATS, TOPK_FORMATS, Sentence, Source, TagProb, format_sentence,
                      iter_sentences)
@@ -69,9 +69,11 @@ def _check(output_format, top_k, batch_size):
 def tag_stream(tagger: Tagger, sentences: Iterable[Union[Sentence, Sequence[str]]],
                out: TextIO, output_format: str = "text", top_k: int | None = None,
                batch_size: int = DEFAULT_BATCH_SIZE,
-               tag_column: str | None = None) -> tuple[int, int]:
+               tag_column: str | None = None,
+               on_chunk: Callable[[int, int], None] | None = None) -> tuple[int, int]:
     """Tag ``sentences`` (Sentence objects or token lists) ``batch_size`` at a time,
-    writing each chunk's output to the text stream ``out`` and flushing it.
+    writing each chunk's output to the text stream ``out`` and flushing it; then
+    ``on_chunk(sentences, tokens)`` gets the counts so far (a progress bar's).
 
     An empty sentence gives an empty line in text format (so output lines stay
     aligned with input lines), ``{"tokens":[]}`` in json, nothing in conllu.
@@ -99,6 +101,8 @@ def tag_stream(tagger: Tagger, sentences: Iterable[Union[Sentence, Sequence[str]
         out.flush()
         n_sents += len(chunk)
         n_tokens += sum(len(w) for w in words)
+        if on_chunk is not None:
+            on_chunk(n_sents, n_tokens)
         if error is not None:
             raise error
 
@@ -119,17 +123,19 @@ def _read_chunk(it: Iterator[Union[Sentence, Sequence[str]]],
 def tag_files(tagger: Tagger, sources: Iterable[Source], out: TextIO,
               input_format: str | None = None, output_format: str = "text",
               top_k: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-              tag_column: str | None = None, encoding: str = "utf-8") -> tuple[int, int]:
+              tag_column: str | None = None, encoding: str = "utf-8",
+              on_chunk: Callable[[int, int], None] | None = None) -> tuple[int, int]:
     """Tag each source in turn (a path, "-" for standard input, an open file or an
     iterable of lines) with tag_stream; ``input_format`` is "text" (raw text, cut into
     sentences, tokens and words by the tagger's front end), "lines" (raw text, a sentence
     per line), "tokens", "conllu" or None to detect it per source
     (seqtag.corpus.detect_format: what is not CoNLL-U or tokens is text).
-    Returns (sentences, tokens) tagged.
+    Returns (sentences, tokens) tagged; on_chunk as in tag_stream.
     """
     _check(output_format, top_k, batch_size)
     sentences = itertools.chain.from_iterable(
         iter_sentences(source, input_format, encoding=encoding, tagged=False,
                        front_end=tagger.frontend)
         for source in sources)
-    return tag_stream(tagger, sentences, out, output_format, top_k, batch_size, tag_column)
+    return tag_stream(tagger, sentences, out, output_format, top_k, batch_size, tag_column,
+                      on_chunk)
