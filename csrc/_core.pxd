@@ -3,7 +3,7 @@
 # definition.  N packed rows, B sequences, T steps, H hidden units, D input features.
 
 from cython cimport floating
-from libc.stdint cimport int64_t
+from libc.stdint cimport int32_t, int64_t
 
 # C = alpha op(A) op(B) + beta C through NumPy's BLAS
 cdef void gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
@@ -72,3 +72,26 @@ cdef void gru_backward_steps(floating* gates, floating* grad_rec, const floating
                              const int64_t* batch_sizes, Py_ssize_t T, bint reverse,
                              const floating* grad_out, Py_ssize_t ld_grad_out, floating* dh,
                              Py_ssize_t H) noexcept nogil
+
+# The linear-chain CRF over packed sequences (crf.pxi): emissions (N, C), transitions
+# (C, C) [from, to], start and end (C,)
+cdef void crf_forward_steps(floating* alpha, floating* log_z, const floating* emissions,
+                            const int64_t* batch_sizes, Py_ssize_t T, Py_ssize_t C,
+                            const floating* transitions, const floating* start,
+                            const floating* end, floating* work) noexcept nogil
+
+cdef void crf_backward_steps(floating* grad_emissions, floating* grad_transitions,
+                             floating* grad_start, floating* grad_end,
+                             const floating* grad_log_z, const floating* emissions,
+                             const floating* alpha, const floating* log_z,
+                             const int64_t* batch_sizes, Py_ssize_t T, Py_ssize_t C,
+                             const floating* transitions, const floating* end,
+                             floating* beta, floating* work) noexcept nogil
+
+cdef void crf_viterbi_steps(int64_t* tags, floating* best, const floating* emissions,
+                            const int64_t* batch_sizes, Py_ssize_t T, Py_ssize_t C,
+                            const floating* transitions, const floating* start,
+                            const floating* end, const unsigned char* allowed,
+                            const unsigned char* allowed_start,
+                            const unsigned char* allowed_end, floating* delta,
+                            int32_t* back, int64_t* last) noexcept nogil

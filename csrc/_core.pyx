@@ -10,7 +10,7 @@ arrays (a loaded tagger's frozen weights) pass without a copy.
 """
 
 from cython cimport floating
-from libc.stdint cimport int64_t
+from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport malloc, free
 
 include "blas.pxi"
@@ -18,6 +18,7 @@ include "common.pxi"
 include "lstm.pxi"
 include "gru.pxi"
 include "ops.pxi"
+include "crf.pxi"
 
 
 cdef inline Py_ssize_t row_stride(Py_ssize_t stride_bytes, Py_ssize_t itemsize):
@@ -469,3 +470,111 @@ def build_info():
     return {"compiler": SEQTAG_COMPILER.decode("ascii", "replace").strip(),
             "fastmath_clones": bool(SEQTAG_HAVE_CLONES),
             "fused_lstm_kernels": bool(SEQTAG_HAVE_LSTM_STEP)}
+
+
+# ---- the linear-chain CRF (crf.pxi) ----------------------------------------------------
+
+def _crf_shapes(Py_ssize_t N, Py_ssize_t C, const int64_t[::1] batch_sizes,
+                Py_ssize_t trans_rows, Py_ssize_t trans_cols, Py_ssize_t start_len,
+                Py_ssize_t end_len):
+    _require(C >= 1, "a CRF needs at least one tag")
+    _require(batch_sizes.shape[0] >= 1, "no time steps")
+    _check_steps(batch_sizes, N, batch_sizes[0])
+    _require(trans_rows == C and trans_cols == C and start_len == C and end_len == C,
+             "transition shapes")
+
+
+def crf_forward(const floating[:, ::1] emissions, const int64_t[::1] batch_sizes,
+                const floating[:, ::1] transitions, const floating[::1] start,
+                const floating[::1] end, floating[:, ::1] alpha, floating[::1] log_z):
+    """The CRF's forward algorithm over packed sequences, in log space.
+
+    emissions (N, C) per-row tag scores, batch_sizes (T,) the packing, transitions (C, C)
+    [from, to], start and end (C,); alpha (N, C) receives the forward log-scores (kept for
+    crf_backward), log_z (B,) each rank's log partition.
+    """
+    cdef Py_ssize_t N = emissions.shape[0], C = emissions.shape[1]
+    _crf_shapes(N, C, batch_sizes, transitions.shape[0], transitions.shape[1],
+                start.shape[0], end.shape[0])
+    _require(alpha.shape[0] == N and alpha.shape[1] == C
+             and log_z.shape[0] == batch_sizes[0], "buffer shapes")
+    cdef floating* work = <floating*>malloc((C * C + C) * sizeof(floating))
+    if work == NULL:
+        raise MemoryError()
+    with nogil:
+        crf_forward_steps(&alpha[0, 0], &log_z[0], &emissions[0, 0], &batch_sizes[0],
+                          batch_sizes.shape[0], C, &transitions[0, 0], &start[0], &end[0],
+                          work)
+    free(work)
+
+
+def crf_backward(floating[:, ::1] grad_emissions, floating[:, ::1] grad_transitions,
+                 floating[::1] grad_start, floating[::1] grad_end,
+                 const floating[::1] grad_log_z, const floating[:, ::1] emissions,
+                 const floating[:, ::1] alpha, const floating[::1] log_z,
+                 const int64_t[::1] batch_sizes, const floating[:, ::1] transitions,
+                 const floating[::1] end):
+    """The gradient of sum_b grad_log_z[b] * log_z[b] (forward-backward marginals).
+
+    grad_emissions (N, C) is written (with grad_log_z = 1: each row's tag marginals);
+    grad_transitions (C, C), grad_start and grad_end (C,) are added to.  alpha and log_z
+    as crf_forward left them, the other arguments as given to it.
+    """
+    cdef Py_ssize_t N = emissions.shape[0], C = emissions.shape[1]
+    _crf_shapes(N, C, batch_sizes, transitions.shape[0], transitions.shape[1],
+                end.shape[0], end.shape[0])
+    _require(grad_emissions.shape[0] == N and grad_emissions.shape[1] == C
+             and alpha.shape[0] == N and alpha.shape[1] == C
+             and grad_transitions.shape[0] == C and grad_transitions.shape[1] == C
+             and grad_start.shape[0] == C and grad_end.shape[0] == C
+             and grad_log_z.shape[0] == batch_sizes[0]
+             and log_z.shape[0] == batch_sizes[0], "buffer shapes")
+    cdef floating* work = <floating*>malloc((N * C + C * C + 2 * C) * sizeof(floating))
+    if work == NULL:
+        raise MemoryError()
+    with nogil:
+        crf_backward_steps(&grad_emissions[0, 0], &grad_transitions[0, 0], &grad_start[0],
+                           &grad_end[0], &grad_log_z[0], &emissions[0, 0], &alpha[0, 0],
+                           &log_z[0], &batch_sizes[0], batch_sizes.shape[0], C,
+                           &transitions[0, 0], &end[0], work + C * C + 2 * C, work)
+    free(work)
+
+
+def crf_viterbi(const floating[:, ::1] emissions, const int64_t[::1] batch_sizes,
+                const floating[:, ::1] transitions, const floating[::1] start,
+                const floating[::1] end, int64_t[::1] tags, floating[::1] best,
+                const unsigned char[:, ::1] allowed=None,
+                const unsigned char[::1] allowed_start=None,
+                const unsigned char[::1] allowed_end=None):
+    """The best-scoring tag sequence of each rank (Viterbi), optionally constrained.
+
+    tags (N,) receives the tag of each packed row, best (B,) each best sequence's score.
+    allowed (C, C), allowed_start and allowed_end (C,), uint8: 0 forbids that transition,
+    first tag or last tag (None: all allowed); a rank with no allowed sequence scores -inf.
+    """
+    cdef Py_ssize_t N = emissions.shape[0], C = emissions.shape[1]
+    _crf_shapes(N, C, batch_sizes, transitions.shape[0], transitions.shape[1],
+                start.shape[0], end.shape[0])
+    cdef Py_ssize_t B = batch_sizes[0]
+    _require(tags.shape[0] == N and best.shape[0] == B, "buffer shapes")
+    _require((allowed is None or (allowed.shape[0] == C and allowed.shape[1] == C))
+             and (allowed_start is None or allowed_start.shape[0] == C)
+             and (allowed_end is None or allowed_end.shape[0] == C), "mask shapes")
+    cdef const unsigned char* allowed_p = &allowed[0, 0] if allowed is not None else NULL
+    cdef const unsigned char* start_p = &allowed_start[0] if allowed_start is not None else NULL
+    cdef const unsigned char* end_p = &allowed_end[0] if allowed_end is not None else NULL
+    cdef floating* delta = <floating*>malloc(N * C * sizeof(floating))
+    cdef int32_t* back = <int32_t*>malloc(N * C * sizeof(int32_t))
+    cdef int64_t* last = <int64_t*>malloc(B * sizeof(int64_t))
+    if delta == NULL or back == NULL or last == NULL:
+        free(delta)
+        free(back)
+        free(last)
+        raise MemoryError()
+    with nogil:
+        crf_viterbi_steps(&tags[0], &best[0], &emissions[0, 0], &batch_sizes[0],
+                          batch_sizes.shape[0], C, &transitions[0, 0], &start[0], &end[0],
+                          allowed_p, start_p, end_p, delta, back, last)
+    free(delta)
+    free(back)
+    free(last)
