@@ -41,6 +41,30 @@ def import_torch():
     return torch
 
 
+def import_seqeval():
+    """seqeval (the test extra holds it), the reference of the span scores; skips the
+    module without it, fails under CI."""
+    try:
+        import seqeval.metrics
+        import seqeval.scheme
+    except ImportError as e:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI={os.environ['CI']} and seqeval is missing ({e}): "
+                        "pip install --use-pep517 seqeval==1.2.2", pytrace=False)
+        pytest.skip(f"seqeval is needed to check the span scores ({e}): "
+                    "pip install --use-pep517 seqeval==1.2.2", allow_module_level=True)
+    return seqeval
+
+
+@pytest.fixture(scope="session")
+def uner_dir() -> Path:
+    """The UNER English-EWT folder (en_ewt-ud-{dev,test}.iob2); skips the test if absent."""
+    path = shared_dir() / "data" / "uner-english-ewt"
+    if not path.is_dir():
+        pytest.skip(f"UNER English-EWT not found at {path}; set SEQTAG_SHARED")
+    return path
+
+
 # The suites that hold the recurrent layers to PyTorch, to float64, to their own threads
 # and to the memo run once per compute path this CPU has: the fused AVX-512 steps (where
 # available) and BLAS only, which CPUs without AVX-512 take.  The switch is
