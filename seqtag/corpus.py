@@ -9,6 +9,18 @@ Input formats (the names ``--format`` takes):
 - ``tsv``: ``word<TAB>tag`` (or ``word tag``) per line, blank line between sentences.
 - ``slash``: one sentence per line of ``word/TAG`` tokens; the tag follows the
   LAST slash, so ``1/2/NUM`` is the word ``1/2`` tagged ``NUM``.
+- ``conll``: CoNLL-2003-style columns (split on tabs if the line has one, else on spaces),
+  the word first and a span tag (O, B-X, I-X, E-X, S-X) last, blank line between
+  sentences; ``-DOCSTART-`` lines end a sentence and are skipped.
+- ``iob2``: Universal NER's files: ``#`` comments, then tab-separated token id, token,
+  span tag and further columns, blank line between sentences.
+- ``columns``: any column file: the word and tag columns are given (1-based:
+  ``word_column``, ``tag_column``), split on tabs if the line has one, else on spaces;
+  blank line between sentences; ``-DOCSTART-`` lines and ``#`` lines before a sentence
+  are skipped.
+
+Span tags (conll, iob2) are checked (O or B-/I-/E-/S- and a type) and IOB1 sentences
+(spans opened by I-) are rewritten in IOB2 (seqtag.spans.iob1_to_iob2): same spans.
 - ``text`` (untagged): raw text. Paragraphs may span lines; a blank line ends a
   paragraph (and a sentence). The front end given to iter_sentences (a model's
   Tagger.frontend; the rules by default) finds sentences, tokens and multiword tokens;
@@ -35,7 +47,7 @@ import sys
 from dataclasses import dataclass
 from typing import IO, Iterable, Iterator, Sequence, Union
 
-from . import rawtext
+from . import rawtext, spans
 from .errors import CorpusError
 from .frontend import FrontEnd, RawSentence
 
@@ -58,11 +70,13 @@ __all__ = [
     "OUTPUT_FORMATS",
     "TOPK_FORMATS",
     "TAG_COLUMNS",
+    "column_number",
 ]
 
-TAGGED_FORMATS = ("conllu", "tsv", "slash")
+TAGGED_FORMATS = ("conllu", "tsv", "slash", "iob2", "conll", "columns")
 UNTAGGED_FORMATS = ("conllu", "text", "lines", "tokens")
-INPUT_FORMATS = ("conllu", "tsv", "slash", "text", "lines", "tokens")
+INPUT_FORMATS = ("conllu", "tsv", "slash", "iob2", "conll", "columns", "text", "lines",
+                 "tokens")
 #: The input formats of raw text, which a front end cuts into sentences and tokens.
 RAW_FORMATS = ("text", "lines")
 OUTPUT_FORMATS = ("text", "tsv", "conllu", "json")
@@ -108,18 +122,22 @@ class Sentence:
 # ---------------------------------------------------------------- reading
 
 
-def read_corpus(path: Source, format: str | None = None, tag_column: str = "upos",
-                encoding: str = "utf-8") -> list[Sentence]:
+def read_corpus(path: Source, format: str | None = None, tag_column: str | int = "upos",
+                encoding: str = "utf-8", word_column: int | None = None) -> list[Sentence]:
     """Read a whole training or evaluation corpus; every token must carry a tag.
 
     ``format`` is one of TAGGED_FORMATS, or None to detect it (see detect_format).
+    ``tag_column``: the CoNLL-U column ('upos' or 'xpos'), or the 1-based column of a
+    ``columns`` file (a number, or its digits), with ``word_column`` (default 1).
     """
-    return list(iter_sentences(path, format, tag_column, encoding, tagged=True))
+    return list(iter_sentences(path, format, tag_column, encoding, tagged=True,
+                               word_column=word_column))
 
 
-def iter_sentences(path_or_file: Source, format: str | None = None, tag_column: str = "upos",
-                   encoding: str = "utf-8", tagged: bool = True,
-                   front_end: FrontEnd | None = None) -> Iterator[Sentence]:
+def iter_sentences(path_or_file: Source, format: str | None = None,
+                   tag_column: str | int = "upos", encoding: str = "utf-8",
+                   tagged: bool = True, front_end: FrontEnd | None = None,
+                   word_column: int | None = None) -> Iterator[Sentence]:
     """Yield Sentences one by one without reading the whole input into memory.
 
     ``path_or_file`` is a path, ``"-"`` for standard input (named ``<stdin>``
@@ -130,11 +148,30 @@ def iter_sentences(path_or_file: Source, format: str | None = None, tag_column: 
     from the first lines (see detect_format). Raw text (``text``, ``lines``) is cut by
     ``front_end`` (default: the rules, seqtag.segment.RuleFrontEnd).
 
+    A numeric ``tag_column`` (with ``word_column``, default 1) reads the ``columns``
+    format, whatever ``format`` is None; ``columns`` needs one.
+
     Bad bytes are reported with their exact line for paths, "-" and binary
     streams; a text stream decodes ahead in chunks, so there the line is
     where reading stopped.
     """
-    column = _tag_index(tag_column)
+    column: int | tuple[int, int]
+    numbered = column_number(tag_column)
+    if numbered is not None or word_column is not None or format == "columns":
+        if format not in (None, "columns"):
+            raise CorpusError(f"--word-column and a numbered --tag-column read the columns "
+                              f"format, not {format!r}")
+        if numbered is None:
+            raise CorpusError("the columns format needs the tag column's number "
+                              "(--tag-column N)")
+        word = 1 if word_column is None else word_column
+        if isinstance(word, bool) or not isinstance(word, int) or word < 1:
+            raise CorpusError(f"the word column must be a number >= 1, got {word!r}")
+        if word == numbered:
+            raise CorpusError(f"the word and the tag cannot both be column {word}")
+        format, column = "columns", (word - 1, numbered - 1)
+    else:
+        column = _tag_index(tag_column)
     name = _source_name(path_or_file)
     if format is not None:
         _check_format(format, tagged, name)
@@ -162,6 +199,23 @@ def iter_sentences(path_or_file: Source, format: str | None = None, tag_column: 
         raise CorpusError("no sentences found", name)
 
 
+def column_number(tag_column: str | int) -> int | None:
+    """The 1-based column a numbered tag column names (3, "3"), or None for 'upos' and
+    'xpos'; CorpusError for anything else."""
+    if isinstance(tag_column, int) and not isinstance(tag_column, bool):
+        number = tag_column
+    elif isinstance(tag_column, str) and tag_column.isdigit():
+        number = int(tag_column)
+    elif tag_column in TAG_COLUMNS:
+        return None
+    else:
+        raise CorpusError(f"tag column must be 'upos', 'xpos' or a column number, "
+                          f"not {tag_column!r}")
+    if number < 1:
+        raise CorpusError(f"the tag column must be a number >= 1, got {number}")
+    return number
+
+
 def detect_format(path_or_lines: Source, tagged: bool = True, encoding: str = "utf-8") -> str:
     """Guess the format of a path, open file or iterable of lines.
 
@@ -172,10 +226,13 @@ def detect_format(path_or_lines: Source, tagged: bool = True, encoding: str = "u
     - A line fits conllu if it has 10 tab-separated columns and an ID of the
       form 1, 1-2 or 1.1; tsv if it has exactly 2 non-empty columns (split on
       tabs if it has one, else on spaces); slash if every space-separated
-      token has text on both sides of its last '/'.
+      token has text on both sides of its last '/'; iob2 if it has 3 to 9
+      tab-separated columns, an integer first and a span tag (O, B-X, ...) third;
+      conll if it starts with -DOCSTART- or has 3 or more columns and a span tag
+      last.  columns is never detected (its columns must be named).
     - tagged=True: the format that fits the most sampled lines wins; ties go
-      to conllu, then tsv, then slash, except that a tsv/slash tie (lines of
-      two ``word/TAG`` tokens) goes to slash when no sampled line has a tab.
+      to conllu, then tsv, then slash, then iob2, then conll, except that a tsv/slash
+      tie (lines of two ``word/TAG`` tokens) goes to slash when no sampled line has a tab.
       If no line fits anything, CorpusError names the first sampled line.
     - tagged=False: conllu if more than half of the sampled lines fit it;
       else tokens if every sampled line holds a single token and a blank line
@@ -220,11 +277,15 @@ def _detect(lines, name, tagged):
         "conllu": sum(map(_fits_conllu, texts)),
         "tsv": sum(map(_fits_tsv, texts)),
         "slash": sum(map(_fits_slash, texts)),
+        "iob2": sum(map(_fits_iob2, texts)),
+        "conll": sum(map(_fits_conll, texts)),
+        "columns": 0,
     }
     best = max(fits.values())
     if best == 0:
         raise CorpusError(
-            "cannot tell the format of this file from this line; use --format conllu, tsv or slash",
+            "cannot tell the format of this file from this line; use --format conllu, tsv, "
+            "slash, iob2, conll or columns",
             name,
             sample[0][0],
         )
@@ -245,6 +306,19 @@ def _fits_tsv(text):
 
 def _fits_slash(text):
     return all(_slash_split(token)[2] is None for token in text.split())
+
+
+def _fits_iob2(text):
+    fields = text.split("\t")
+    return (3 <= len(fields) < 10 and _INT_ID.fullmatch(fields[0]) is not None
+            and spans.tag_problem(fields[2]) is None)
+
+
+def _fits_conll(text):
+    if text.startswith("-DOCSTART-"):
+        return True
+    fields = _tsv_fields(text)
+    return len(fields) >= 3 and spans.tag_problem(fields[-1]) is None
 
 
 # ---------------------------------------------------------------- sources
@@ -322,7 +396,7 @@ def _bad_bytes(e, in_line=False):
 
 def _tag_index(tag_column):
     if tag_column not in TAG_COLUMNS:
-        raise CorpusError(f"tag column must be 'upos' or 'xpos', not {tag_column!r}")
+        raise CorpusError(f"tag column must be 'upos' or 'xpos' here, not {tag_column!r}")
     return TAG_COLUMNS[tag_column]
 
 
@@ -331,7 +405,8 @@ def _check_format(format, tagged, name):
         raise CorpusError(f"unknown format {format!r}; choose one of {', '.join(INPUT_FORMATS)}")
     if tagged and format not in TAGGED_FORMATS:
         raise CorpusError(
-            f"format {format!r} carries no tags; a tagged corpus must be conllu, tsv or slash", name
+            f"format {format!r} carries no tags; a tagged corpus must be one of "
+            f"{', '.join(TAGGED_FORMATS)}", name
         )
 
 
@@ -436,6 +511,73 @@ def _read_slash(lines, bad, column, tagged):
             yield Sentence(words, tags, lineno)
 
 
+def _span_sentence(words, tags, start, tag_lines, bad):
+    """A Sentence of a span corpus: every tag checked, IOB1 rewritten as IOB2."""
+    for tag, lineno in zip(tags, tag_lines):
+        problem = spans.tag_problem(tag)
+        if problem:
+            raise bad(lineno, problem)
+    return Sentence(words, spans.iob1_to_iob2(tags), start)
+
+
+def _read_fields(lines, bad, fields_of, min_fields, what, comments_first=False):
+    """The column readers' loop: fields_of(text) splits a line, min_fields is how many a
+    token line needs; yields (first line, [(line, fields) of each token]) per sentence.
+    A '#' line before a sentence's first token is a comment if it has too few fields, or
+    with comments_first always; '-DOCSTART-' lines end a sentence."""
+    rows, start = [], 0
+    for lineno, text, _ in lines:
+        if not text.strip() or text.startswith("-DOCSTART-"):
+            if rows:
+                yield start, rows
+            rows = []
+            continue
+        if text.startswith("#") and comments_first and not rows:
+            continue
+        fields = fields_of(text)
+        if len(fields) < min_fields:
+            if text.startswith("#") and not rows:
+                continue
+            raise bad(lineno, f"expected at least {min_fields} columns ({what}), "
+                              f"found {len(fields)}")
+        if not rows:
+            start = lineno
+        rows.append((lineno, fields))
+    if rows:
+        yield start, rows
+
+
+def _read_conll(lines, bad, column, tagged):
+    for start, rows in _read_fields(lines, bad, _tsv_fields, 2, "word first, tag last"):
+        yield _span_sentence([f[0] for _, f in rows], [f[-1] for _, f in rows], start,
+                             [n for n, _ in rows], bad)
+
+
+def _read_iob2(lines, bad, column, tagged):
+    def fields_of(text):
+        return text.split("\t")
+    for start, rows in _read_fields(lines, bad, fields_of, 3, "id, token, tag"):
+        for lineno, fields in rows:
+            if not _INT_ID.fullmatch(fields[0]):
+                raise bad(lineno, f"bad token id {_short(fields[0])}: expected an integer")
+        yield _span_sentence([f[1] for _, f in rows], [f[2] for _, f in rows], start,
+                             [n for n, _ in rows], bad)
+
+
+def _read_columns(lines, bad, column, tagged):
+    word, tag = column
+    what = f"the word in column {word + 1}, the tag in column {tag + 1}"
+    for start, rows in _read_fields(lines, bad, _tsv_fields, max(word, tag) + 1, what,
+                                    comments_first=True):
+        for lineno, fields in rows:
+            problem = spans.tag_problem(fields[tag])
+            if problem and "has no type" in problem:
+                raise bad(lineno, problem)
+            if not fields[word] or not fields[tag]:
+                raise bad(lineno, "empty word or tag")
+        yield Sentence([f[word] for _, f in rows], [f[tag] for _, f in rows], start)
+
+
 def _read_tokens(lines, bad, column, tagged):
     words, start = [], 0
     for lineno, text, _ in lines:
@@ -472,6 +614,9 @@ _READERS = {
     "conllu": _read_conllu,
     "tsv": _read_tsv,
     "slash": _read_slash,
+    "conll": _read_conll,
+    "iob2": _read_iob2,
+    "columns": _read_columns,
     "tokens": _read_tokens,
 }
 

@@ -182,15 +182,18 @@ def test_tokens_format(tmp_path):
 def test_untagged_format_refused_for_a_tagged_corpus(tmp_path):
     path = write(tmp_path, "The dog\n")
     assert error_of(path, format="text") == (
-        f"{path}: format 'text' carries no tags; a tagged corpus must be conllu, tsv or slash"
+        f"{path}: format 'text' carries no tags; a tagged corpus must be one of conllu, tsv, "
+        "slash, iob2, conll, columns"
     )
 
 
 def test_bad_options():
-    expected = r"^unknown format 'csv'; choose one of conllu, tsv, slash, text, lines, tokens$"
+    expected = (r"^unknown format 'csv'; choose one of conllu, tsv, slash, iob2, conll, columns, "
+                r"text, lines, tokens$")
     with pytest.raises(CorpusError, match=expected):
         read_corpus(io.StringIO(TSV), format="csv")
-    with pytest.raises(CorpusError, match=r"^tag column must be 'upos' or 'xpos', not 'pos'$"):
+    with pytest.raises(CorpusError, match=r"^tag column must be 'upos', 'xpos' or a column number, "
+                       r"not 'pos'$"):
         read_corpus(io.StringIO(TSV), tag_column="pos")
 
 
@@ -327,7 +330,8 @@ def test_detect_format_majority_wins():
 def test_undetectable_tagged_file(tmp_path):
     path = write(tmp_path, "\n# note\nsome plain words here\n")
     assert error_of(path) == (
-        f"{path}:3: cannot tell the format of this file from this line; use --format conllu, tsv or slash"
+        f"{path}:3: cannot tell the format of this file from this line; use --format conllu, tsv, "
+            "slash, iob2, conll or columns"
     )
 
 
@@ -482,7 +486,7 @@ def check_read(data, **kwargs):
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.binary(max_size=300), st.sampled_from([None, "conllu", "tsv", "slash"]))
+@given(st.binary(max_size=300), st.sampled_from([None, "conllu", "tsv", "slash", "conll", "iob2"]))
 def test_random_bytes_parse_or_raise_corpus_error(data, format):
     check_read(data, format=format)
 
