@@ -37,6 +37,9 @@ class CorpusFormat(str, enum.Enum):
     conllu = "conllu"
     tsv = "tsv"
     slash = "slash"
+    iob2 = "iob2"
+    conll = "conll"
+    columns = "columns"
 
 
 class InputFormat(str, enum.Enum):
@@ -54,9 +57,9 @@ class OutputFormat(str, enum.Enum):
     json = "json"
 
 
-class TagColumn(str, enum.Enum):
-    upos = "upos"
-    xpos = "xpos"
+TAG_COLUMN_HELP = ("CoNLL-U column to {} (upos or xpos), or the number of the tag column "
+                   "of a columns file (with --word-column).")
+WORD_COLUMN_HELP = "The number of the word column of a columns file (default 1)."
 
 
 def _value(choice):
@@ -292,8 +295,9 @@ class _TrainingReport:
                 sys.stderr.flush()
         elif kind == "epoch":
             clear = "\r\x1b[K" if self.bar else ""
+            f1 = "" if event.get("dev_f1") is None else f"  span F1 {event['dev_f1']:7.2%}"
             typer.echo(f"{clear}epoch {event['epoch']:3d}  loss {event['loss']:.4f}  "
-                       f"train {event['train_acc']:7.2%}  dev {event['dev_acc']:7.2%}  "
+                       f"train {event['train_acc']:7.2%}  dev {event['dev_acc']:7.2%}{f1}  "
                        f"{event['seconds']:6.1f}s{'  *' if event['best'] else ''}", err=True)
             if self.plot:
                 from .plot import plot_training
@@ -306,7 +310,8 @@ class _TrainingReport:
 def train(
     corpus: Annotated[Path, typer.Argument(
         metavar="CORPUS",
-        help="Tagged training corpus: CoNLL-U, word<TAB>tag lines, or word/TAG sentences.",
+        help="Tagged training corpus: CoNLL-U, word<TAB>tag lines, word/TAG sentences, "
+             "CoNLL-2003 or Universal NER columns, or named columns.",
         show_default=False)],
     dev: Annotated[Optional[Path], typer.Option(
         metavar="DEV",
@@ -316,8 +321,10 @@ def train(
         "--output", "-o", metavar="MODEL", help="Where to write the model.")] = Path("model.npz"),
     format: Annotated[CorpusFormat, typer.Option(
         help="Corpus format; auto detects it.")] = CorpusFormat.auto,
-    tag_column: Annotated[TagColumn, typer.Option(
-        help="CoNLL-U column to learn.")] = TagColumn.upos,
+    tag_column: Annotated[str, typer.Option(
+        help=TAG_COLUMN_HELP.format("learn"))] = "upos",
+    word_column: Annotated[Optional[int], typer.Option(
+        help=WORD_COLUMN_HELP, show_default=False)] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of the input files.")] = "utf-8",
     float16: Annotated[bool, typer.Option(
         help="Store the weights as float16 (half the file size).")] = False,
@@ -375,7 +382,8 @@ def train(
 
     try:
         tagger = Tagger.train_files(corpus, dev, format=_value(format),
-                                    tag_column=tag_column.value, encoding=encoding,
+                                    tag_column=tag_column, word_column=word_column,
+                                    encoding=encoding,
                                     frontend=frontend, progress=report,
                                     command=shlex.join(sys.argv), checkpoint=checkpoint,
                                     resume=resume, on_best=save_best, **options)
@@ -398,8 +406,11 @@ def train(
                           f"{output}") from e
     _save(tagger, output, float16)
     scores = tagger.meta["scores"]
-    typer.echo(f"model written to {output} (dev accuracy {scores['dev_accuracy']:.2%}, "
-               f"epoch {scores['best_epoch']} of {scores['epochs_run']})")
+    f1 = ("" if scores.get("dev_span_f1") is None
+          else f", span F1 {scores['dev_span_f1']:.2%}")
+    typer.echo(f"model written to {output} (dev accuracy {scores['dev_accuracy']:.2%}{f1}, "
+               f"epoch {scores['best_epoch']} of {scores['epochs_run']}; output layer "
+               f"{tagger.output_layer()['kind']})")
 
 
 def _save(tagger, output, float16):
@@ -472,13 +483,14 @@ def tag(
     from .progress import wanted
     if text or not wanted():  # a bar for files only, and on a terminal only
         tag_files(tagger, sources, sys.stdout, _value(input_format), format.value,
-                  settings.top_k, settings.batch_size, encoding=encoding)
+                  settings.top_k, settings.batch_size, encoding=encoding,
+                  span_scheme=settings.span_scheme)
         return
     from .progress import TaggingProgress
     with TaggingProgress(sources) as bar:
         tag_files(tagger, bar.wrap(), sys.stdout, _value(input_format), format.value,
                   settings.top_k, settings.batch_size, encoding=encoding,
-                  on_chunk=bar.chunk_done)
+                  on_chunk=bar.chunk_done, span_scheme=settings.span_scheme)
 
 
 # ---------------------------------------------------------------- evaluate
@@ -501,9 +513,11 @@ def evaluate(
         help="Tagged corpus to score the model on.", show_default=False)],
     format: Annotated[CorpusFormat, typer.Option(
         help="Corpus format; auto detects it.")] = CorpusFormat.auto,
-    tag_column: Annotated[Optional[TagColumn], typer.Option(
-        help="CoNLL-U column holding the gold tags.",
+    tag_column: Annotated[Optional[str], typer.Option(
+        help=TAG_COLUMN_HELP.format("read the gold tags from"),
         show_default="the one the model was trained on")] = None,
+    word_column: Annotated[Optional[int], typer.Option(
+        help=WORD_COLUMN_HELP, show_default=False)] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of the input files.")] = "utf-8",
     json_output: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
     plot: Annotated[Optional[Path], typer.Option(
@@ -511,7 +525,8 @@ def evaluate(
         ".svg or .pdf); needs matplotlib.", show_default=False)] = None,
     options=None,
 ):
-    """Score MODEL on the gold tags of GOLD: accuracy, per-tag P/R/F1, confusions."""
+    """Score MODEL on the gold tags of GOLD: accuracy, per-tag P/R/F1, confusions; span
+    P/R/F1 per type (seqeval's default and strict modes) for a model of span tags."""
     from .corpus import read_corpus
     from .stream import model_tag_column
     from .tagger import Tagger
@@ -520,8 +535,8 @@ def evaluate(
         from .plot import require_matplotlib
         require_matplotlib(plot)
     tagger = Tagger.load(model, threads=TaggingConfig(**options).threads)
-    column = _value(tag_column) or model_tag_column(tagger)
-    scores = tagger.evaluate(read_corpus(gold, _value(format), column, encoding),
+    column = tag_column or model_tag_column(tagger)
+    scores = tagger.evaluate(read_corpus(gold, _value(format), column, encoding, word_column),
                              matrix=plot is not None)
     if plot:
         from .plot import plot_evaluation
@@ -544,6 +559,17 @@ def evaluate(
         typer.echo("\nmost frequent confusions (gold -> predicted)")
         for c in scores["confusions"][:10]:
             typer.echo(f"  {c['gold'] + ' -> ' + c['predicted']:<20} {c['count']:>6,}")
+    for mode, spans in (scores.get("spans") or {}).items():
+        if spans is None:
+            continue
+        how = "seqeval default, conlleval" if mode == "default" else f"strict {spans['scheme']}"
+        typer.echo(f"\nspans ({how})\n{'type':<8} {'precision':>9} {'recall':>8} {'f1':>8} "
+                   f"{'support':>8}")
+        rows = [*spans["per_type"].items(), ("micro", spans["micro"]),
+                ("macro", spans["macro"])]
+        for name, s in rows:
+            typer.echo(f"{name:<8} {_percent(s['precision']):>9} {_percent(s['recall']):>8} "
+                       f"{_percent(s['f1']):>8} {s['support']:>8,}")
 
 
 # ---------------------------------------------------------------- info
@@ -585,6 +611,7 @@ def info(
                          f"{net.get('hidden')}, word dim {net.get('word_dim')}, char dim "
                          f"{net.get('char_dim')}, char hidden {net.get('char_hidden')}"),
         ("parameters", f"{d['parameters']:,}"),
+        ("output layer", _output_line(d["output_layer"])),
     ]
     if corpus:
         dev = ("held out of the corpus" if corpus.get("dev_held_out")
@@ -610,6 +637,14 @@ def info(
     ]
     for key, value in lines:
         typer.echo(f"{key:<13} {value}")
+
+
+def _output_line(output):
+    if output["kind"] != "crf":
+        return "softmax (each token's most probable tag)"
+    constrained = (f", decoding keeps spans well-formed in {output['constrained']}"
+                   if output["constrained"] else "")
+    return f"crf (linear-chain CRF: the best tag sequence by Viterbi{constrained})"
 
 
 def _frontend_line(fe):

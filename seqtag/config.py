@@ -290,6 +290,11 @@ class NetworkConfig(_Config):
     word_dropout: float = option(
         0.25, min=0.0, help="A word seen c times is read as <unk> with probability "
         "a/(a + c) in training, so the network learns to read characters: a.")
+    output_layer: str = option(
+        "auto", choices=("auto", "softmax", "crf"),
+        help="Output layer: softmax (each token's tag on its own) or crf (a linear-chain "
+        "CRF: the best tag sequence, spans never ill-formed); auto: crf when the training "
+        "tags are spans (O, B-X, I-X, E-X, S-X), else softmax.")
 
 
 @_declare
@@ -352,6 +357,9 @@ class TaggingConfig(_Config):
              "in text, more TAG<TAB>P columns in tsv, \"top\" in json.")
     memo_words: int = option(8192, min=0, help="Distinct word forms whose first-layer input "
                              "projection tagging remembers (0: none).")
+    span_scheme: Optional[str] = option(
+        None, choices=("IOB2", "IOBES"), none_means="the model's",
+        help="Write span tags in this scheme (models of span tags only).")
 
 
 def split_training_options(options: Mapping[str, Any]

@@ -132,3 +132,51 @@ def viterbi(emissions, packing, transitions, start, end, constraints=None):
     best = np.empty_like(best_by_rank)
     best[packing.order] = best_by_rank
     return tags, best
+
+
+class CRFLayer:
+    """A linear-chain CRF over a network's output scores (its emissions): the transition,
+    start and end scores, the loss, Viterbi decoding (constrained to well-formed spans
+    when the tags are span tags) and per-token marginals."""
+
+    #: the model file's names of the parameters
+    NAMES = ("crf.transitions", "crf.start", "crf.end")
+
+    def __init__(self, n_tags, dtype):
+        self.transitions = np.zeros((n_tags, n_tags), dtype=dtype)
+        self.start = np.zeros(n_tags, dtype=dtype)
+        self.end = np.zeros(n_tags, dtype=dtype)
+        self.constraints = None
+
+    def set_tags(self, tags):
+        """Constrain decoding to well-formed spans when `tags` (the ids' names) are span
+        tags: IOBES if any E- or S- tag, else IOB2."""
+        from . import spans
+        scheme = spans.tagset_scheme(tags)
+        self.constraints = (None if scheme is None
+                            else spans.transition_constraints(list(tags), scheme))
+
+    def arrays(self):
+        return dict(zip(self.NAMES, (self.transitions, self.start, self.end)))
+
+    def shapes(self):
+        return {name: a.shape for name, a in self.arrays().items()}
+
+    def load_arrays(self, arrays, take):
+        self.transitions, self.start, self.end = (take(arrays[n]) for n in self.NAMES)
+
+    def loss_and_gradients(self, emissions, packing, tag_ids, weight):
+        """(weight * the summed negative log-likelihood, d emissions, {name: gradient})."""
+        loss, grad, *grads = negative_log_likelihood(
+            emissions, packing, tag_ids, self.transitions, self.start, self.end, weight)
+        return loss, grad, dict(zip(self.NAMES, grads))
+
+    def decode(self, emissions, packing):
+        """(N,) the Viterbi tag ids of the packed rows."""
+        return viterbi(emissions, packing, self.transitions, self.start, self.end,
+                       self.constraints)[0]
+
+    def log_marginals(self, emissions, packing):
+        """(N, C) the log of each row's tag marginals."""
+        probs = marginals(emissions, packing, self.transitions, self.start, self.end)
+        return np.log(np.maximum(probs, np.finfo(probs.dtype).tiny))

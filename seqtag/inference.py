@@ -18,13 +18,15 @@ if TYPE_CHECKING:
     from .network import Network
     from .vocab import Vocabulary
 
-__all__ = ["TagProb", "predict_log_probs", "best_tags", "top_k", "accuracy"]
+__all__ = ["TagProb", "predict_log_probs", "predict_tag_ids", "best_tags", "top_k",
+           "accuracy", "dev_scores"]
 
 
 def predict_log_probs(network: Network, vocab: Vocabulary,
                       sentences_words: Sequence[Sequence[str]], batch_tokens: int = 4096,
                       memo: bool = False) -> list[np.ndarray]:
-    """Log-probabilities per sentence, (len, n_tags) each, in the order given.
+    """Log-probabilities per sentence, (len, n_tags) each, in the order given (with a
+    CRF: of each token's marginals).
 
     memo=True runs Network.infer (remembering word forms across calls; for a tagger
     whose weights no longer change), else Network.forward.
@@ -32,6 +34,24 @@ def predict_log_probs(network: Network, vocab: Vocabulary,
     Sentences are grouped by length into batches of about batch_tokens tokens; a sentence's
     result does not depend on its batch (each row is computed from its own sequence only).
     """
+    return _per_sentence(network, vocab, sentences_words, batch_tokens,
+                         lambda batch: network.log_probs(batch, memo),
+                         (len(vocab.tags),), network.dtype)
+
+
+def predict_tag_ids(network: Network, vocab: Vocabulary,
+                    sentences_words: Sequence[Sequence[str]], batch_tokens: int = 4096,
+                    memo: bool = False) -> list[np.ndarray]:
+    """The best tag ids per sentence, (len,) each, in the order given: each token's most
+    probable tag, or with a CRF the best tag sequence.  Batches as predict_log_probs."""
+    return _per_sentence(network, vocab, sentences_words, batch_tokens,
+                         lambda batch: network.best_tag_ids(batch, memo), (), np.int64)
+
+
+def _per_sentence(network, vocab, sentences_words, batch_tokens, per_batch, row_shape,
+                  dtype):
+    """per_batch(Batch) (its packed rows' results) over length-sorted batches of about
+    batch_tokens tokens, cut back into sentences in the order given."""
     order = sorted(range(len(sentences_words)), key=lambda i: len(sentences_words[i]))
     results: list[np.ndarray] = [np.empty(0)] * len(sentences_words)
     start = 0
@@ -44,12 +64,12 @@ def predict_log_probs(network: Network, vocab: Vocabulary,
         chunk = [i for i in order[start:end] if sentences_words[i]]
         for i in order[start:end]:
             if not sentences_words[i]:
-                results[i] = np.zeros((0, len(vocab.tags)), dtype=network.dtype)
+                results[i] = np.zeros((0, *row_shape), dtype=dtype)
         if chunk:
             batch = Batch([sentences_words[i] for i in chunk], vocab)
-            log_probs = network.infer(batch) if memo else network.forward(batch)[0]
-            flat = np.empty_like(log_probs)
-            flat[batch.flat_index] = log_probs
+            packed = per_batch(batch)
+            flat = np.empty_like(packed)
+            flat[batch.flat_index] = packed
             bounds = np.cumsum([0] + [len(sentences_words[i]) for i in chunk])
             for k, i in enumerate(chunk):
                 results[i] = flat[bounds[k]:bounds[k + 1]]
@@ -79,12 +99,26 @@ def top_k(log_probs: np.ndarray, k: int, tagset: Sequence[str]) -> list[list[Tag
 def accuracy(network: Network, vocab: Vocabulary, sentences: Sequence[Sentence]) -> float:
     """The share of tokens of tagged `sentences` whose best tag is the gold one (NaN for
     no sentences); unmemoised, for weights that change between calls (training)."""
+    return dev_scores(network, vocab, sentences)["accuracy"]
+
+
+def dev_scores(network: Network, vocab: Vocabulary, sentences: Sequence[Sentence]
+               ) -> dict[str, float | None]:
+    """{"accuracy": token accuracy (NaN for no sentences), "span_f1": the span F1
+    (seqtag.spans, default mode) when the model's tags are span tags, else None}, of the
+    best tags of tagged `sentences`; unmemoised, for weights that change (training)."""
+    from . import spans
     if not sentences:
-        return float("nan")
-    log_probs = predict_log_probs(network, vocab, [s.words for s in sentences])
+        return {"accuracy": float("nan"), "span_f1": None}
+    predicted = predict_tag_ids(network, vocab, [s.words for s in sentences])
     correct = total = 0
-    for sentence, lp in zip(sentences, log_probs):
+    for sentence, ids in zip(sentences, predicted):
         gold = vocab.tag_ids(sentence.tags)
-        correct += int((lp.argmax(axis=1) == gold).sum())
+        correct += int((ids == gold).sum())
         total += len(gold)
-    return correct / max(total, 1)
+    f1 = None
+    if spans.looks_like_spans(vocab.tags):
+        f1 = spans.span_scores([s.tags for s in sentences],
+                               [[vocab.tags[j] for j in ids] for ids in predicted]
+                               )["micro"]["f1"]
+    return {"accuracy": correct / max(total, 1), "span_f1": f1}

@@ -1,4 +1,5 @@
-"""The tagger's network: word embedding + character BiLSTM -> BiLSTM -> linear -> log-softmax.
+"""The tagger's network: word embedding + character BiLSTM -> BiLSTM -> linear -> log-softmax,
+or with output_layer "crf" -> a linear-chain CRF over the linear layer's scores (seqtag.crf).
 
 Everything is in packed order (seqtag.packing): a batch's tokens are rows, step by step,
 never padded.  Each distinct word form of a batch runs through the character BiLSTM once;
@@ -11,6 +12,7 @@ import numpy as np
 
 from . import _core, runtime
 from .config import NetworkConfig
+from .crf import CRFLayer
 from .memo import DEFAULT_CAPACITY, ProjectionMemo
 from .packing import Packing
 from .rnn import RNN
@@ -110,6 +112,11 @@ class Network:
         word_shape, char_shape = (n_words, c["word_dim"]), (n_chars, c["char_dim"])
         output_shape = (n_tags, 2 * c["hidden"])
         self.output_bias = np.zeros(n_tags, dtype=dtype)
+        #: the CRF over the output scores, or None: a log-softmax per token ("auto", what
+        #: a model written before CRFs has, is a softmax too: training resolves it first)
+        self.crf = CRFLayer(n_tags, dtype) if c["output_layer"] == "crf" else None
+        if self.crf is None:
+            self.config["output_layer"] = "softmax"
         if not init:
             self.word_embedding = np.zeros(word_shape, dtype=dtype)
             self.char_embedding = np.zeros(char_shape, dtype=dtype)
@@ -129,6 +136,8 @@ class Network:
         named.update({"rnn." + k: v for k, v in self.rnn.params.items()})
         named["output.weight"] = self.output_weight
         named["output.bias"] = self.output_bias
+        if self.crf is not None:
+            named.update(self.crf.arrays())
         return named
 
     def expected_shapes(self):
@@ -138,6 +147,8 @@ class Network:
         shapes.update({"rnn." + k: v for k, v in self.rnn.param_shapes().items()})
         shapes["output.weight"] = self.output_weight.shape
         shapes["output.bias"] = self.output_bias.shape
+        if self.crf is not None:
+            shapes.update(self.crf.shapes())
         return shapes
 
     #: Whether freeze() made the weights read-only.
@@ -161,6 +172,8 @@ class Network:
                               if k.startswith("rnn.")})
         self.output_weight = take(arrays["output.weight"])
         self.output_bias = take(arrays["output.bias"])
+        if self.crf is not None:
+            self.crf.load_arrays(arrays, take)
         self.changed()
         if self.frozen:
             self.freeze()
@@ -191,7 +204,9 @@ class Network:
     # its parallelism is the directions' (RNN threads).
 
     def forward(self, batch, training=False, rng=None, word_ids=None):
-        """Log-probabilities (N, n_tags) of the packed rows, and a cache for backward.
+        """Log-probabilities (N, n_tags) of the packed rows, and a cache for backward;
+        with a CRF, the CRF's emission scores instead (scores(), best_tag_ids() and
+        log_probs() read either).
 
         word_ids replaces batch.word_ids (training replaces rare words by <unk>).
         """
@@ -249,7 +264,7 @@ class Network:
                     return self._forward(batch, False, None, None)[0]
                 logits, _, _ = self._memo.forward(rows[batch.form_of_row], batch.packing,
                                                   head=(self.output_weight, self.output_bias))
-                return _log_softmax(logits)
+                return logits if self.crf is not None else _log_softmax(logits)
         finally:
             self._memo_lock.release()
 
@@ -264,7 +279,30 @@ class Network:
     def _output(self, hidden):
         logits = hidden @ self.output_weight.T
         logits += self.output_bias
-        return _log_softmax(logits)
+        return logits if self.crf is not None else _log_softmax(logits)
+
+    # ---- what the scores say ------------------------------------------------------------
+
+    def scores(self, batch, memo=False):
+        """forward()'s scores in inference (infer()'s with memo): log-probabilities, or
+        a CRF's emissions."""
+        return self.infer(batch) if memo else self.forward(batch)[0]
+
+    def best_tag_ids(self, batch, memo=False):
+        """(N,) the best tag id of each packed row: each row's most probable, or with a
+        CRF the rows' part of their sentence's best tag sequence (Viterbi)."""
+        scores = self.scores(batch, memo)
+        if self.crf is not None:
+            return self.crf.decode(scores, batch.packing)
+        return scores.argmax(axis=1)
+
+    def log_probs(self, batch, memo=False):
+        """(N, n_tags) each packed row's tag log-probabilities (with a CRF: of its
+        marginals, given the whole sentence)."""
+        scores = self.scores(batch, memo)
+        if self.crf is not None:
+            return self.crf.log_marginals(scores, batch.packing)
+        return scores
 
     def backward(self, cache, grad_log_probs):
         """Gradients of every parameter given d loss / d log_probs.
@@ -279,9 +317,11 @@ class Network:
         c = self.config
         batch = cache["batch"]
         dense = {}
-        # log-softmax: d logits = g - softmax * sum(g)
-        probs = np.exp(cache["log_probs"])
-        grad_logits = grad_log_probs - probs * grad_log_probs.sum(axis=1, keepdims=True)
+        if self.crf is not None:  # the CRF's emissions are the logits
+            grad_logits = grad_log_probs
+        else:  # log-softmax: d logits = g - softmax * sum(g)
+            probs = np.exp(cache["log_probs"])
+            grad_logits = grad_log_probs - probs * grad_log_probs.sum(axis=1, keepdims=True)
         dense["output.weight"] = grad_logits.T @ cache["hidden"]
         dense["output.bias"] = grad_logits.sum(axis=0)
         grad_hidden = grad_logits @ self.output_weight
@@ -305,7 +345,11 @@ class Network:
         return dense, sparse
 
     def loss_and_gradients(self, batch, rng, word_ids=None):
-        """Mean negative log-likelihood of the gold tags, and its gradients."""
+        """Mean negative log-likelihood of the gold tags per token (with a CRF: of the
+        sentences' gold tag sequences, divided by the tokens), its gradients, and how many
+        best tags are right."""
+        if self.crf is not None:
+            return self._crf_loss_and_gradients(batch, rng, word_ids)
         log_probs, cache = self.forward(batch, training=True, rng=rng, word_ids=word_ids)
         known = batch.tag_ids >= 0
         rows = np.flatnonzero(known)
@@ -315,6 +359,19 @@ class Network:
         grad[rows, batch.tag_ids[rows]] = -1.0 / n
         dense, sparse = self.backward(cache, grad)
         correct = int((log_probs.argmax(axis=1) == batch.tag_ids).sum())
+        return float(loss), dense, sparse, correct
+
+
+    def _crf_loss_and_gradients(self, batch, rng, word_ids):
+        emissions, cache = self.forward(batch, training=True, rng=rng, word_ids=word_ids)
+        if (batch.tag_ids < 0).any():
+            raise ValueError("a CRF trains on sentences whose every tag it knows")
+        with runtime.single_blas_thread():
+            loss, grad, crf_grads = self.crf.loss_and_gradients(
+                emissions, batch.packing, batch.tag_ids, 1.0 / max(batch.n_tokens, 1))
+        dense, sparse = self.backward(cache, grad)
+        dense.update(crf_grads)
+        correct = int((self.crf.decode(emissions, batch.packing) == batch.tag_ids).sum())
         return float(loss), dense, sparse, correct
 
 

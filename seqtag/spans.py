@@ -25,7 +25,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 __all__ = ["SCHEMES", "MODES", "Span", "split_tag", "spans", "strict_spans", "span_scores",
-           "looks_like_spans", "tag_problem", "iob1_to_iob2", "to_scheme", "detect_scheme",
+           "looks_like_spans", "tagset_scheme", "tag_problem", "iob1_to_iob2", "to_scheme", "detect_scheme",
            "transition_constraints"]
 
 #: Tagging schemes seqtag reads and writes.
@@ -168,6 +168,15 @@ def looks_like_spans(tags: Iterable[str]) -> bool:
     least one span tag): what `--output auto` takes a CRF for."""
     tags = set(tags)
     return bool(tags - {"O"}) and all(tag_problem(t) is None for t in tags)
+
+
+def tagset_scheme(tags: Iterable[str]) -> str | None:
+    """The scheme a model's span tags are decoded in: IOBES if any E- or S- tag, else
+    IOB2 (IOB1 corpora are rewritten in IOB2 for training); None for other tag sets."""
+    tags = list(tags)
+    if not looks_like_spans(tags):
+        return None
+    return "IOBES" if any(t[:2] in ("E-", "S-") for t in tags) else "IOB2"
 
 
 def detect_scheme(sentences_tags: Iterable[Sequence[str]]) -> str:

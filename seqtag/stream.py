@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence, TextIO
 
 from .corpus import (OUTPUT_FORMATS, TOPK_FORMATS, Sentence, Source, TagProb, format_sentence,
                      iter_sentences)
+from . import spans
 from .config import TaggingConfig
 from .errors import SeqtagError
 
@@ -50,8 +51,10 @@ DEFAULT_BATCH_SIZE: int = TaggingConfig.batch_size  # the option's one definitio
 
 
 def model_tag_column(tagger: Tagger) -> str:
-    """The CoNLL-U column ("upos" or "xpos") the model was trained on; "upos" if unrecorded."""
-    return (tagger.meta.get("corpus") or {}).get("tag_column") or "upos"
+    """The CoNLL-U column ("upos" or "xpos") the model was trained on; "upos" if unrecorded
+    (or the model learned a numbered column of another format)."""
+    column = (tagger.meta.get("corpus") or {}).get("tag_column")
+    return column if column in ("upos", "xpos") else "upos"
 
 
 def _check(output_format, top_k, batch_size):
@@ -70,7 +73,8 @@ def tag_stream(tagger: Tagger, sentences: Iterable[Union[Sentence, Sequence[str]
                out: TextIO, output_format: str = "text", top_k: int | None = None,
                batch_size: int = DEFAULT_BATCH_SIZE,
                tag_column: str | None = None,
-               on_chunk: Callable[[int, int], None] | None = None) -> tuple[int, int]:
+               on_chunk: Callable[[int, int], None] | None = None,
+               span_scheme: str | None = None) -> tuple[int, int]:
     """Tag ``sentences`` (Sentence objects or token lists) ``batch_size`` at a time,
     writing each chunk's output to the text stream ``out`` and flushing it; then
     ``on_chunk(sentences, tokens)`` gets the counts so far (a progress bar's).
@@ -78,11 +82,19 @@ def tag_stream(tagger: Tagger, sentences: Iterable[Union[Sentence, Sequence[str]
     An empty sentence gives an empty line in text format (so output lines stay
     aligned with input lines), ``{"tokens":[]}`` in json, nothing in conllu.
     ``tag_column`` is the CoNLL-U column to fill; None: the one the model was trained on.
+    ``span_scheme`` ("IOB2", "IOBES"): span tags written in that scheme (a model of span
+    tags only); None: as the model gives them.
     Returns (sentences, tokens) tagged.  If reading ``sentences`` raises SeqtagError (a bad
     line in a file), the sentences read before it are tagged and written first.
     """
     _check(output_format, top_k, batch_size)
     column = tag_column or model_tag_column(tagger)
+    if span_scheme is not None:
+        span_scheme = TaggingConfig.options()["span_scheme"].check(span_scheme)
+        if spans.tagset_scheme(tagger.tagset) is None:
+            raise SeqtagError(f"--span-scheme {span_scheme}: this model's tags are not "
+                              "span tags (O, B-X, I-X, ...)")
+    crf = tagger.output_layer()["kind"] == "crf"
     n_sents = n_tokens = 0
     it = iter(sentences)
     while True:
@@ -93,9 +105,13 @@ def tag_stream(tagger: Tagger, sentences: Iterable[Union[Sentence, Sequence[str]
         tops: Sequence[Sequence[Sequence[TagProb]] | None]
         if top_k:
             tops = tagger.predict_top_k(words, top_k)
-            tags = [[best[0][0] for best in top] for top in tops]
+            # a CRF's top-k are marginals; its tags are the best sequence's
+            tags = (tagger.predict(words) if crf
+                    else [[best[0][0] for best in top] for top in tops])
         else:
             tags, tops = tagger.predict(words), [None] * len(chunk)
+        if span_scheme is not None:
+            tags = [spans.to_scheme(t, span_scheme) for t in tags]
         out.write("".join(format_sentence(output_format, s, t, top, column, n_sents + i)
                           for i, (s, t, top) in enumerate(zip(chunk, tags, tops), 1)))
         out.flush()
@@ -124,7 +140,8 @@ def tag_files(tagger: Tagger, sources: Iterable[Source], out: TextIO,
               input_format: str | None = None, output_format: str = "text",
               top_k: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
               tag_column: str | None = None, encoding: str = "utf-8",
-              on_chunk: Callable[[int, int], None] | None = None) -> tuple[int, int]:
+              on_chunk: Callable[[int, int], None] | None = None,
+              span_scheme: str | None = None) -> tuple[int, int]:
     """Tag each source in turn (a path, "-" for standard input, an open file or an
     iterable of lines) with tag_stream; ``input_format`` is "text" (raw text, cut into
     sentences, tokens and words by the tagger's front end), "lines" (raw text, a sentence
@@ -138,4 +155,4 @@ def tag_files(tagger: Tagger, sources: Iterable[Source], out: TextIO,
                        front_end=tagger.frontend)
         for source in sources)
     return tag_stream(tagger, sentences, out, output_format, top_k, batch_size, tag_column,
-                      on_chunk)
+                      on_chunk, span_scheme)

@@ -25,7 +25,7 @@ from .config import split_training_options
 from .corpus import Sentence
 from .errors import ModelError, SeqtagError
 from .evaluate import confusion_matrix, score
-from .inference import TagProb, best_tags, predict_log_probs
+from .inference import TagProb, predict_log_probs, predict_tag_ids
 from .network import Network
 from .frontend import FrontEnd
 from .rawtext import TaggedSentence, text_paragraphs
@@ -123,16 +123,17 @@ class Tagger:
         else:
             train_opts = TrainingConfig.from_dict(train_given)
             net_config = NetworkConfig.from_dict(net_given)
-        train_sents = _as_sentences(train_sents, "training")
+        train_sents = _span_sentences(_as_sentences(train_sents, "training"))
         held_out = dev_sents is None
         if held_out:
             train_sents, dev_sents = split_dev(train_sents, train_opts.dev_fraction,
                                                train_opts.seed)
         else:
-            dev_sents = _as_sentences(dev_sents, "dev")
+            dev_sents = _span_sentences(_as_sentences(dev_sents, "dev"))
 
         def model(network, vocab, history, interrupted=False):
-            best = max(history, key=lambda r: r["dev_acc"])
+            # the epoch training kept: the best dev score (span F1 for span tags)
+            best = max(history, key=lambda r: r.get("dev_score", r["dev_acc"]))
             meta = {
                 "seqtag_version": __version__,
                 "created": datetime.datetime.now(datetime.timezone.utc).isoformat(
@@ -142,12 +143,14 @@ class Tagger:
                 "corpus": dict(corpus or {}, sentences=len(train_sents),
                                tokens=sum(len(s) for s in train_sents),
                                dev_sentences=len(dev_sents), dev_held_out=held_out),
-                "scores": {"dev_accuracy": best["dev_acc"], "best_epoch": best["epoch"],
+                "scores": {"dev_accuracy": best["dev_acc"], "dev_span_f1": best.get("dev_f1"),
+                           "best_epoch": best["epoch"],
                            "epochs_run": len(history),
                            "train_seconds": round(sum(r["seconds"] for r in history), 1)},
                 # lr: the rate after the epoch (a drop marks a cut; seqtag.plot shows them)
                 "history": [{k: r[k] for k in ("epoch", "loss", "train_acc", "dev_acc",
-                                               "seconds", "lr") if k in r} for r in history],
+                                               "dev_f1", "seconds", "lr") if k in r}
+                            for r in history],
             }
             if interrupted:
                 meta["scores"]["interrupted"] = True
@@ -168,7 +171,8 @@ class Tagger:
     @classmethod
     def train_files(cls, corpus: str | os.PathLike[str],
                     dev: str | os.PathLike[str] | None = None, *, format: str | None = None,
-                    tag_column: str = "upos", encoding: str = "utf-8", frontend: bool = True,
+                    tag_column: str | int = "upos", word_column: int | None = None,
+                    encoding: str = "utf-8", frontend: bool = True,
                     frontend_options: dict[str, Any] | None = None,
                     progress: Callable[[dict[str, Any]], None] | None = None,
                     command: str | None = None,
@@ -194,11 +198,14 @@ class Tagger:
         "frontend_epoch", ...} after each epoch of the front end and {"type":
         "frontend_done", "record": ...}.  The other arguments are Tagger.train's.
         """
-        from .corpus import detect_format, read_corpus
+        from .corpus import column_number, detect_format, read_corpus
         split_training_options(options)  # a bad option fails now, not after the front end
         report = progress or (lambda event: None)
-        train_sents = read_corpus(corpus, format, tag_column, encoding)
-        dev_sents = read_corpus(dev, format, tag_column, encoding) if dev is not None else None
+        train_sents = read_corpus(corpus, format, tag_column, encoding, word_column)
+        dev_sents = (read_corpus(dev, format, tag_column, encoding, word_column)
+                     if dev is not None else None)
+        if word_column is not None or column_number(tag_column) is not None:
+            format = "columns"
         corpus_format = format or ("auto" if os.fspath(corpus) == "-"
                                    else detect_format(corpus, encoding=encoding))
         report({"type": "corpus", "file": str(corpus), "format": corpus_format,
@@ -206,6 +213,7 @@ class Tagger:
                 "dev_file": None if dev is None else str(dev),
                 "dev_sentences": None if dev_sents is None else len(dev_sents)})
         corpus_info = {"file": str(corpus), "format": corpus_format, "tag_column": tag_column,
+                       "word_column": word_column,
                        "dev_file": None if dev is None else str(dev)}
         if command is not None:
             corpus_info["command"] = command
@@ -302,6 +310,8 @@ class Tagger:
             network.load_arrays(arrays)
         except (TypeError, ValueError) as e:  # weights that are not real numbers
             raise ModelError(f"{path} has invalid weights: {e}") from None
+        if network.crf is not None:
+            network.crf.set_tags(vocab.tags)
         network.freeze()
         meta = {k: v for k, v in meta.items() if k not in ("vocab", "frontend")}
         meta["path"] = str(path)
@@ -385,8 +395,8 @@ class Tagger:
         predict_top_k for the probabilities.
         """
         words = _sentences_words(sentences, "predict", strings=False)
-        log_probs = predict_log_probs(self.network, self.vocab, words, memo=True)
-        tags = [best_tags(lp, self.vocab.tags) for lp in log_probs]
+        tag_ids = predict_tag_ids(self.network, self.vocab, words, memo=True)
+        tags = [[self.vocab.tags[j] for j in ids] for ids in tag_ids]
         if top_k is None:
             return tags
         warnings.warn("Tagger.predict(sentences, top_k=k) is deprecated; use "
@@ -394,14 +404,16 @@ class Tagger:
                       "the tag predict() gives", DeprecationWarning, stacklevel=2)
         if not top_k:
             return tags
-        return tags, [inference.top_k(lp, int(top_k), self.vocab.tags) for lp in log_probs]
+        return tags, self.predict_top_k(words, int(top_k))
 
     def predict_top_k(self, sentences: Iterable[Tokens], k: int
                       ) -> list[list[list[TagProb]]]:
         """The k most probable tags of each token of tokenized sentences with their
         probabilities, most probable first (k is cut to the tagset's size): per sentence,
         per token, [(tag, probability), ...].  The first tag of a token is the one
-        predict() gives."""
+        predict() gives, except with a CRF: there the probabilities are each token's
+        marginals given the whole sentence, and predict() gives the best sequence, whose
+        tag of a token can be another (a span is taken whole or not at all)."""
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise SeqtagError(f"k must be a positive integer, got {k!r}")
         words = _sentences_words(sentences, "predict_top_k", strings=False)
@@ -414,12 +426,25 @@ class Tagger:
                  matrix: bool = False) -> dict[str, Any]:
         """Accuracy (overall, seen and unseen words), per-tag P/R/F1 and confusions; with
         matrix=True also the whole confusion matrix under "confusion_matrix"
-        (seqtag.evaluate.confusion_matrix: what `evaluate --plot` draws)."""
+        (seqtag.evaluate.confusion_matrix: what `evaluate --plot` draws).  For a model of
+        span tags also "spans": span precision, recall and F1 per type, micro and macro,
+        read as seqeval reads them in its default mode (conlleval's) and in its strict
+        mode (seqtag.spans.span_scores), under "default" and "strict"."""
+        from . import spans
         gold = _as_sentences(gold_sents, "gold")
         predicted = self.predict([s.words for s in gold])
         scores = score(gold, predicted, self.vocab.is_known)
         if matrix:
             scores["confusion_matrix"] = confusion_matrix(gold, predicted)
+        scheme = spans.tagset_scheme(self.vocab.tags)
+        if scheme is not None:
+            gold_tags = [s.tags for s in gold]
+            scores["spans"] = {"default": spans.span_scores(gold_tags, predicted)}
+            try:
+                scores["spans"]["strict"] = spans.span_scores(gold_tags, predicted, "strict",
+                                                              scheme)
+            except ValueError:  # gold tags outside the model's scheme: no strict reading
+                scores["spans"]["strict"] = None
         return scores
 
     def info(self) -> dict[str, Any]:
@@ -433,12 +458,22 @@ class Tagger:
             "vocabulary": {"words": len(self.vocab.words), "chars": len(self.vocab.chars),
                            "tags": len(self.vocab.tags)},
             "network": self.network.config,
+            "output_layer": self.output_layer(),
             "parameters": int(sum(a.size for a in self.network.arrays().values())),
             "training": self.meta.get("training"),
             "corpus": self.meta.get("corpus"),
             "scores": self.meta.get("scores"),
             "frontend": self.frontend_info(),
         }
+
+    def output_layer(self) -> dict[str, Any]:
+        """{"kind": "softmax"} or {"kind": "crf", "constrained": the scheme its decoding
+        keeps spans well-formed in, or None}."""
+        crf = self.network.crf
+        if crf is None:
+            return {"kind": "softmax"}
+        from .spans import tagset_scheme
+        return {"kind": "crf", "constrained": tagset_scheme(self.vocab.tags)}
 
     def frontend_info(self) -> dict[str, Any]:
         """What the front end is: {"kind": "rules"} or {"kind": "learned", its cell and
@@ -452,6 +487,18 @@ class Tagger:
                 "parameters": int(sum(a.size for a in model.arrays().values())),
                 "multiword_forms": len(self.frontend.expander.forms),  # type: ignore[attr-defined]
                 "training": self.meta.get("frontend_training")}
+
+
+def _span_sentences(sentences: list[Sentence]) -> list[Sentence]:
+    """Span tags in IOB1 (spans opened by I-) rewritten in IOB2, which the CRF's decoding
+    keeps to; any other corpus as it is."""
+    from . import spans
+    tags = {t for s in sentences for t in s.tags}
+    if not spans.looks_like_spans(tags) or spans.detect_scheme(
+            s.tags for s in sentences) != "IOB1":
+        return sentences
+    return [Sentence(s.words, spans.iob1_to_iob2(s.tags), s.line, s.conllu, s.raw,
+                     s.new_paragraph) for s in sentences]
 
 
 def _rules() -> FrontEnd:

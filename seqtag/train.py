@@ -12,7 +12,7 @@ import numpy as np
 from . import __version__, _core, modelfile
 from .config import MetadataError, NetworkConfig, TrainingConfig
 from .errors import ModelError, SeqtagError
-from .inference import accuracy
+from .inference import dev_scores
 from .network import Batch, Network
 from .optim import SGD, Adam, clip_by_global_norm
 from .vocab import Vocabulary
@@ -74,6 +74,18 @@ def corpus_fingerprint(train_sents, dev_sents):
             digest.update(json.dumps([s.words, s.tags], ensure_ascii=False).encode("utf-8"))
         digest.update(b"\n")
     return digest.hexdigest()
+
+
+def resolve_output_layer(model_config, tags):
+    """The NetworkConfig with output_layer "auto" made "crf" for span tags (seqtag.spans:
+    O, B-X, I-X, E-X, S-X), "softmax" for any other tag set."""
+    from . import spans
+    if not isinstance(model_config, NetworkConfig):
+        model_config = NetworkConfig.from_dict(model_config)
+    if model_config.output_layer != "auto":
+        return model_config
+    return model_config.replace(
+        output_layer="crf" if spans.looks_like_spans(tags) else "softmax")
 
 
 def make_optimizer(params, opts):
@@ -177,6 +189,8 @@ class TrainingState:
             net_config = NetworkConfig.from_meta(meta["network"], "network options")
             network = Network(net_config, len(vocab.words), len(vocab.chars),
                               len(vocab.tags), threads=opts.threads, init=False)
+            if network.crf is not None:
+                network.crf.set_tags(vocab.tags)
             expected = network.expected_shapes()
             modelfile.check_shapes({k[len("params."):]: v for k, v in arrays.items()
                                     if k.startswith("params.")}, expected)
@@ -244,8 +258,11 @@ def train(train_sents, dev_sents, model_config, options, progress=None, *, state
     fingerprint = corpus_fingerprint(train_sents, dev_sents)
     if state is None:
         vocab = Vocabulary.build(train_sents)
+        model_config = resolve_output_layer(model_config, vocab.tags)
         network = Network(model_config, len(vocab.words), len(vocab.chars), len(vocab.tags),
                           seed=opts.seed, threads=opts.threads)
+        if network.crf is not None:
+            network.crf.set_tags(vocab.tags)
         state = TrainingState(network, vocab, opts, fingerprint)
     else:
         if state.fingerprint != fingerprint:
@@ -313,18 +330,22 @@ def _run_epoch(state, train_sents, dev_sents, progress):
                       "tokens_total": total_tokens, "loss": loss_sum / done,
                       "tokens_per_s": done / max(elapsed, 1e-9)})
     with state.holding(state.average):
-        dev_acc = accuracy(network, vocab, dev_sents)
-        improved = dev_acc > state.best
+        dev = dev_scores(network, vocab, dev_sents)
+        # span tags: the epoch with the best span F1 (what span taggers are scored on)
+        dev_acc, dev_f1 = dev["accuracy"], dev["span_f1"]
+        dev_score = dev_acc if dev_f1 is None else dev_f1
+        improved = dev_score > state.best
         if improved:
             state.best_params = {k: v.copy() for k, v in state.params.items()}
     if improved:
-        state.best, state.stale = dev_acc, 0
+        state.best, state.stale = dev_score, 0
     else:
         state.stale += 1
         if state.stale % opts.decay_patience == 0:
             state.optimizer.lr *= opts.lr_decay
     record = {"type": "epoch", "epoch": epoch, "loss": loss_sum / max(done, 1),
-              "train_acc": correct / max(done, 1), "dev_acc": dev_acc,
+              "train_acc": correct / max(done, 1), "dev_acc": dev_acc, "dev_f1": dev_f1,
+              "dev_score": dev_score,
               "seconds": time.perf_counter() - epoch_start, "best": improved,
               "lr": state.optimizer.lr}
     state.history.append(record)

@@ -148,7 +148,7 @@ def test_train_reports_epochs_and_result(trained):
     model, out, err = trained
     assert model.is_file()
     assert re.fullmatch(rf"model written to {re.escape(str(model))} \(dev accuracy "
-                        r"\d+\.\d\d%, epoch [12] of 2\)\n", out)
+                        r"\d+\.\d\d%, epoch [12] of 2; output layer softmax\)\n", out)
     epochs = [line for line in err.splitlines() if line.startswith("epoch")]
     assert len(epochs) == 2
     assert re.match(r"epoch +1  loss \d+\.\d{4}  train +\d+\.\d\d%  dev +\d+\.\d\d%  +"

@@ -50,6 +50,8 @@ BAD = {
     "threads": [(0, "0"), (1.0, "1.0"), (np.bool_(True), repr(np.bool_(True)))],
     "top_k": [(0, "0"), (2.0, "2.0")],
     "memo_words": [(-1, "-1"), (2.5, "2.5"), (True, "True"), ("8", "'8'")],
+    "output_layer": [("CRF", "'CRF'"), (None, "None")],
+    "span_scheme": [("iob1", "'iob1'"), (2, "2")],
 }
 # The tagging batch_size shares its name with training's; its bad values:
 BAD_TAG_BATCH_SIZE = [(0, "0"), (1.5, "1.5")]
@@ -65,6 +67,7 @@ REQUIREMENT = {
     "decay_patience": "an integer >= 1", "lr_decay": "a number in (0, 1]",
     "max_time": "a number > 0", "dev_fraction": "a number in (0, 1)",
     "threads": "an integer >= 1", "top_k": "an integer >= 1", "memo_words": "an integer >= 0",
+    "output_layer": "one of auto, softmax, crf", "span_scheme": "one of IOB2, IOBES",
 }
 
 # Values from the command line that must be refused, as typed: for every flag.
@@ -76,6 +79,7 @@ BAD_CLI = {
     "seed": ["-1"], "patience": ["0"], "average": ["1"], "decay_patience": ["0"],
     "lr_decay": ["0", "2"], "max_time": ["0", "-5"], "dev_fraction": ["0", "1"],
     "threads": ["0", "two"], "top_k": ["0", "1.5"], "memo_words": ["-1"],
+    "output_layer": ["hmm"], "span_scheme": ["IOB1"],
 }
 
 runner = CliRunner()
@@ -163,7 +167,8 @@ def test_train_function_refuses_bad_options():
     ("lr_decy", "unknown option 'lr_decy'; did you mean 'lr_decay'?"),
     ("wordDim", "unknown option 'wordDim'; did you mean 'word_dim'?"),
     ("zzz", "unknown option 'zzz'; the options are cell, word_dim, char_dim, char_hidden, "
-            "hidden, layers, dropout, word_dropout, epochs, batch_size, optimizer, lr, clip, "
+            "hidden, layers, dropout, word_dropout, output_layer, epochs, batch_size, optimizer, lr, "
+            "clip, "
             "seed, patience, average, decay_patience, lr_decay, max_time, dev_fraction, "
             "threads"),
 ])
@@ -248,6 +253,8 @@ GOOD = {  # boundary values each option accepts, and what it holds then
     "decay_patience": [(1, 1)], "lr_decay": [(1, 1.0), (1e-6, 1e-6)],
     "max_time": [(None, None), (0.001, 0.001)], "dev_fraction": [(0.001, 0.001), (0.999, 0.999)],
     "threads": [(1, 1), (64, 64)], "top_k": [(None, None), (1, 1)], "memo_words": [(0, 0)],
+    "output_layer": [("crf", "crf"), ("softmax", "softmax")],
+    "span_scheme": [(None, None), ("IOBES", "IOBES")],
 }
 
 
@@ -289,7 +296,7 @@ def test_training_with_boundary_values(tmp_path):
 def test_library_defaults_are_the_configs():
     assert network.DEFAULTS == NetworkConfig().to_dict() == {
         "cell": "lstm", "word_dim": 100, "char_dim": 32, "char_hidden": 64, "hidden": 128,
-        "layers": 2, "dropout": 0.5, "word_dropout": 0.25}
+        "layers": 2, "dropout": 0.5, "word_dropout": 0.25, "output_layer": "auto"}
     assert train.DEFAULTS == TrainingConfig().to_dict() == {
         "epochs": 30, "batch_size": 32, "optimizer": "adam", "lr": None, "clip": 5.0,
         "seed": 1, "patience": 6, "average": 0.999, "decay_patience": 2, "lr_decay": 0.5,
@@ -298,7 +305,7 @@ def test_library_defaults_are_the_configs():
     assert TrainingConfig().learning_rate == 2e-3
     assert TrainingConfig(optimizer="sgd").learning_rate == 0.1
     assert TaggingConfig().to_dict() == {"threads": 2, "batch_size": 256, "top_k": None,
-                                         "memo_words": 8192}
+                                         "memo_words": 8192, "span_scheme": None}
     load = inspect.signature(Tagger.load).parameters
     assert load["threads"].default == TaggingConfig.threads
     assert load["memo_words"].default == TaggingConfig.memo_words == memo.DEFAULT_CAPACITY
@@ -340,8 +347,10 @@ def test_model_records_the_checked_training_options():
     assert tagger.meta["training"] == dict(TrainingConfig().to_dict(), epochs=1, lr=1.0,
                                            batch_size=4, seed=3, threads=1)
     assert type(tagger.meta["training"]["lr"]) is float
+    # output_layer auto: resolved for these part-of-speech tags
     assert tagger.network.config == dict(NetworkConfig().to_dict(), hidden=8, word_dim=8,
-                                         char_dim=4, char_hidden=4, layers=1)
+                                         char_dim=4, char_hidden=4, layers=1,
+                                         output_layer="softmax")
 
 
 # ---------------------------------------------------------------- model files
@@ -350,7 +359,9 @@ def test_model_records_the_checked_training_options():
 def test_bundled_model_loads_unchanged():
     _, meta = modelfile.load_model(DEFAULT_MODEL)
     tagger = Tagger.load()
-    assert tagger.network.config == meta["network"]
+    # written before output layers had a name: it is a softmax
+    assert "output_layer" not in meta["network"]
+    assert tagger.network.config == dict(meta["network"], output_layer="softmax")
     assert tagger.tag("The dog ate the apple") == [[
         ("The", "DET"), ("dog", "NOUN"), ("ate", "VERB"), ("the", "DET"), ("apple", "NOUN")]]
 
@@ -420,7 +431,8 @@ def test_checkpoint_round_trip_holds_the_checked_configs(stopped_run):
     state = train.TrainingState.load(ckpt)
     assert state.opts == expected
     assert NetworkConfig.from_dict(state.network.config) == NetworkConfig(**{
-        k: v for k, v in SMALL.items() if k in NetworkConfig.options()})
+        k: v for k, v in SMALL.items() if k in NetworkConfig.options()},
+        output_layer="softmax")
 
 
 def test_resumed_run_keeps_its_options_but_the_resumable(stopped_run):
