@@ -99,7 +99,7 @@ def top_k(log_probs: np.ndarray, k: int, tagset: Sequence[str]) -> list[list[Tag
 def accuracy(network: Network, vocab: Vocabulary, sentences: Sequence[Sentence]) -> float:
     """The share of tokens of tagged `sentences` whose best tag is the gold one (NaN for
     no sentences); unmemoised, for weights that change between calls (training)."""
-    return dev_scores(network, vocab, sentences)["accuracy"]
+    return float(dev_scores(network, vocab, sentences)["accuracy"] or 0.0)
 
 
 def dev_scores(network: Network, vocab: Vocabulary, sentences: Sequence[Sentence]
@@ -111,14 +111,15 @@ def dev_scores(network: Network, vocab: Vocabulary, sentences: Sequence[Sentence
     if not sentences:
         return {"accuracy": float("nan"), "span_f1": None}
     predicted = predict_tag_ids(network, vocab, [s.words for s in sentences])
+    gold_tags = [s.tags or [] for s in sentences]
     correct = total = 0
-    for sentence, ids in zip(sentences, predicted):
-        gold = vocab.tag_ids(sentence.tags)
+    for tags, ids in zip(gold_tags, predicted):
+        gold = vocab.tag_ids(tags)
         correct += int((ids == gold).sum())
         total += len(gold)
     f1 = None
     if spans.looks_like_spans(vocab.tags):
-        f1 = spans.span_scores([s.tags for s in sentences],
+        f1 = spans.span_scores(gold_tags,
                                [[vocab.tags[j] for j in ids] for ids in predicted]
                                )["micro"]["f1"]
     return {"accuracy": correct / max(total, 1), "span_f1": f1}

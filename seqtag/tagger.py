@@ -493,11 +493,11 @@ def _span_sentences(sentences: list[Sentence]) -> list[Sentence]:
     """Span tags in IOB1 (spans opened by I-) rewritten in IOB2, which the CRF's decoding
     keeps to; any other corpus as it is."""
     from . import spans
-    tags = {t for s in sentences for t in s.tags}
+    tags = {t for s in sentences for t in s.tags or ()}
     if not spans.looks_like_spans(tags) or spans.detect_scheme(
-            s.tags for s in sentences) != "IOB1":
+            s.tags or [] for s in sentences) != "IOB1":
         return sentences
-    return [Sentence(s.words, spans.iob1_to_iob2(s.tags), s.line, s.conllu, s.raw,
+    return [Sentence(s.words, spans.iob1_to_iob2(s.tags or []), s.line, s.conllu, s.raw,
                      s.new_paragraph) for s in sentences]
 
 
