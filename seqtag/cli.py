@@ -180,14 +180,21 @@ def _config_options(*groups):
         params = [p for p in signature.parameters.values() if p.name != "options"]
         for name, (opt, _) in table.items():
             shown = opt.shown_default
-            info = typer.Option(opt.flag, metavar=opt.metavar, help=opt.help,
-                                show_default=shown if shown is not None else False)
+            if opt.kind is bool:  # a switch: --freeze-embeddings, given or not
+                info = typer.Option(opt.flag, help=opt.help, show_default=False)
+                annotation = Annotated[Optional[bool], info]
+            else:
+                info = typer.Option(opt.flag, metavar=opt.metavar, help=opt.help,
+                                    show_default=shown if shown is not None else False)
+                annotation = Annotated[Optional[str], info]
             params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
-                                            annotation=Annotated[Optional[str], info]))
+                                            annotation=annotation))
 
         @functools.wraps(command)
         def with_options(**kwargs):
-            given = {name: kwargs.pop(name) for name in table}
+            # a switch left off is not given (the run's own value stands, as on --resume)
+            given = {name: kwargs.pop(name) or None if table[name][0].kind is bool
+                     else kwargs.pop(name) for name in table}
             options = {name: table[name][0].parse(text) for name, text in given.items()
                        if text is not None}
             return command(**kwargs, options=options)
@@ -629,6 +636,12 @@ def info(
         lines.append(("scores", f"dev accuracy {_percent(scores.get('dev_accuracy'))} at epoch "
                                 f"{scores.get('best_epoch')} of {scores.get('epochs_run')}"
                                 f"{interrupted}, trained in {scores.get('train_seconds')}s"))
+    vectors = d.get("embeddings")
+    if vectors:
+        lines.append(("vectors", f"{vectors.get('file')} ({vectors.get('format')}, dim "
+                                 f"{vectors.get('dim')}): {vectors.get('vectors_kept', 0):,} of "
+                                 f"{vectors.get('words_in_file', 0):,} kept, "
+                                 f"{vectors.get('extra_words', 0):,} beyond the corpus"))
     lines.append(("front end", _frontend_line(d["frontend"])))
     lines += [
         ("created", d.get("created") or "?"),

@@ -23,6 +23,7 @@ import dataclasses
 import difflib
 import math
 import numbers
+import os
 import types
 import typing
 from typing import Any, Iterable, Mapping, Optional, TypeVar
@@ -83,7 +84,7 @@ class Option:
             return self._metavar
         if self.choices:
             return "[" + "|".join(self.choices) + "]"
-        return {int: "INTEGER", float: "NUMBER", str: "TEXT"}[self.kind]
+        return {int: "INTEGER", float: "NUMBER", str: "TEXT", bool: ""}[self.kind]
 
     @property
     def shown_default(self) -> str | None:
@@ -97,6 +98,10 @@ class Option:
         accepted, is left unsaid: it means the default, and a shell cannot give it)."""
         if self.choices:
             text = "one of " + ", ".join(self.choices)
+        elif self.kind is bool:
+            text = "true or false"
+        elif self.kind is str:
+            text = "a text"
         else:
             text = "an integer" if self.kind is int else "a number"
             low = None if self.min is None else ("(" if self.min_open else "[") + f"{self.min:g}"
@@ -116,6 +121,12 @@ class Option:
             if self.none:
                 return None
             self._refuse(value)
+        if self.kind is bool:
+            if not isinstance(value, bool):  # a switch: 1 or "yes" would hide a mistake
+                self._refuse(value)
+            return value
+        if self.kind is str and not self.choices and isinstance(value, os.PathLike):
+            value = os.fspath(value)  # a file's path (embeddings) may be a Path
         if self.kind is str:
             if not isinstance(value, str) or (self.choices and value not in self.choices):
                 self._refuse(value)
@@ -329,6 +340,17 @@ class TrainingConfig(_Config):
                                  help="Share of the corpus held out to pick the best epoch "
                                  "when no dev corpus is given.")
     threads: int = _threads()
+    embeddings: Optional[str] = option(
+        None, metavar="FILE", none_means="none",
+        help="Pretrained word vectors that initialise the word embedding: word2vec, GloVe "
+             "or fastText text (.vec, .txt; gzipped too) or word2vec binary. Without "
+             "--word-dim, the embedding takes their dimension.")
+    embeddings_vocab: int = option(
+        50000, min=0, help="Words of --embeddings absent from the corpus that the model "
+        "keeps anyway (the file's first: the most frequent), for words unseen in training.")
+    freeze_embeddings: bool = option(
+        False, help="Keep the pretrained vectors as they are (the other words' embeddings "
+        "still learn).")
 
     @property
     def learning_rate(self) -> float:

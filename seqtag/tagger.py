@@ -100,7 +100,8 @@ class Tagger:
         char_dim, char_hidden, dropout, word_dropout.  Training options: epochs,
         batch_size, optimizer ("adam", "sgd"), lr, clip, seed, threads, patience,
         max_time, dev_fraction, average (decay of the weights' moving average, 0: off),
-        decay_patience, lr_decay.  seqtag.config.NetworkConfig and TrainingConfig declare
+        decay_patience, lr_decay, embeddings (a vectors file: seqtag.embeddings),
+        embeddings_vocab, freeze_embeddings.  seqtag.config.NetworkConfig and TrainingConfig declare
         them: defaults, accepted values, meaning.  An unknown option or a bad value raises
         ConfigError naming it.  Without dev_sents, dev_fraction of the training sentences
         are held out to choose the best epoch.
@@ -130,6 +131,18 @@ class Tagger:
                                                train_opts.seed)
         else:
             dev_sents = _span_sentences(_as_sentences(dev_sents, "dev"))
+        pretrained, embeddings = None, None
+        if state is not None:
+            embeddings = state.embeddings
+        elif train_opts.embeddings is not None:
+            from .embeddings import read_vectors
+            from .vocab import word_key
+            pretrained = read_vectors(train_opts.embeddings,
+                                      {word_key(w) for s in train_sents for w in s.words},
+                                      train_opts.embeddings_vocab)
+            embeddings = pretrained.info()
+            if "word_dim" not in net_given:  # else projected to the dimension given
+                net_config = net_config.replace(word_dim=pretrained.dim)
 
         def model(network, vocab, history, interrupted=False):
             # the epoch training kept: the best dev score (span F1 for span tags)
@@ -152,6 +165,8 @@ class Tagger:
                                                "dev_f1", "seconds", "lr") if k in r}
                             for r in history],
             }
+            if embeddings is not None:
+                meta["embeddings"] = embeddings
             if interrupted:
                 meta["scores"]["interrupted"] = True
             return cls(network, vocab, meta)
@@ -162,7 +177,8 @@ class Tagger:
         try:
             network, vocab, history = train_network(
                 train_sents, dev_sents, net_config, train_opts, progress, state=state,
-                checkpoint=checkpoint, on_best=best_so_far if on_best else None)
+                checkpoint=checkpoint, on_best=best_so_far if on_best else None,
+                pretrained=pretrained)
         except TrainingInterrupted as e:
             e.tagger = model(e.network, e.vocab, e.history, interrupted=True)
             raise
@@ -200,6 +216,9 @@ class Tagger:
         """
         from .corpus import column_number, detect_format, read_corpus
         split_training_options(options)  # a bad option fails now, not after the front end
+        if options.get("embeddings") is not None:  # and a vectors file that is no such file
+            from .embeddings import vectors_dimension
+            vectors_dimension(options["embeddings"])
         report = progress or (lambda event: None)
         train_sents = read_corpus(corpus, format, tag_column, encoding, word_column)
         dev_sents = (read_corpus(dev, format, tag_column, encoding, word_column)
@@ -463,6 +482,7 @@ class Tagger:
             "training": self.meta.get("training"),
             "corpus": self.meta.get("corpus"),
             "scores": self.meta.get("scores"),
+            "embeddings": self.meta.get("embeddings"),
             "frontend": self.frontend_info(),
         }
 

@@ -109,10 +109,13 @@ class TrainingState:
     never stopped, so with the same data it ends with the same model, bit for bit.
     """
 
-    def __init__(self, network, vocab, opts, fingerprint):
-        """opts: a TrainingConfig, or a dict of training options."""
+    def __init__(self, network, vocab, opts, fingerprint, frozen_rows=None, embeddings=None):
+        """opts: a TrainingConfig, or a dict of training options.  frozen_rows: ids of the
+        word embedding's rows that never change (--freeze-embeddings); embeddings: what
+        seqtag.embeddings.PretrainedVectors.info() said of the vectors, if any."""
         opts = _training_config(opts)
         self.network, self.vocab, self.opts, self.fingerprint = network, vocab, opts, fingerprint
+        self.frozen_rows, self.embeddings = frozen_rows, embeddings
         self.params = network.arrays()
         self.optimizer = make_optimizer(self.params, opts)
         self.rng = np.random.default_rng(opts.seed)
@@ -164,7 +167,9 @@ class TrainingState:
         if self.average is not None:
             arrays.update({"average." + k: v for k, v in self.average.items()})
         arrays.update(opt_arrays)
-        meta = {"kind": CHECKPOINT_KIND, "seqtag_version": __version__,
+        if self.frozen_rows is not None:
+            arrays["frozen_rows"] = self.frozen_rows
+        meta = {"kind": CHECKPOINT_KIND, "embeddings": self.embeddings, "seqtag_version": __version__,
                 "network": self.network.config, "vocab": self.vocab.to_meta(),
                 "training": self.opts.to_dict(), "corpus_fingerprint": self.fingerprint,
                 "optimizer": dict(opt_meta, lr=self.optimizer.lr),
@@ -196,7 +201,10 @@ class TrainingState:
                                     if k.startswith("params.")}, expected)
             # private, writable copies: training updates them in place
             network.load_arrays({k: np.array(arrays["params." + k]) for k in expected})
-            state = cls(network, vocab, opts, meta["corpus_fingerprint"])
+            frozen = arrays.get("frozen_rows")
+            state = cls(network, vocab, opts, meta["corpus_fingerprint"],
+                        None if frozen is None else frozen.astype(np.int64),
+                        meta.get("embeddings"))
             state.best_params = {k: np.array(arrays["best." + k]) for k in expected}
             if state.average is not None:
                 state.average = {k: np.array(arrays["average." + k]) for k in expected}
@@ -235,7 +243,7 @@ class TrainingState:
 
 
 def train(train_sents, dev_sents, model_config, options, progress=None, *, state=None,
-          checkpoint=None, on_best=None):
+          checkpoint=None, on_best=None, pretrained=None):
     """Train a network; returns (network, vocab, history).
 
     model_config: a NetworkConfig or a dict of network options; options: a TrainingConfig or
@@ -249,6 +257,10 @@ def train(train_sents, dev_sents, model_config, options, progress=None, *, state
     the whole state saved to the path `checkpoint` if given, then the progress event, so a
     reported epoch is on disk.  Ctrl-C raises TrainingInterrupted with the best weights so
     far, or KeyboardInterrupt itself if no epoch has finished.
+
+    pretrained: seqtag.embeddings.PretrainedVectors for a new run: their words join the
+    vocabulary (counted 0 times), they initialise the word embedding, and with the
+    freeze_embeddings option their rows never change.
     """
     opts = _training_config(options)
     if not train_sents:
@@ -259,11 +271,18 @@ def train(train_sents, dev_sents, model_config, options, progress=None, *, state
     if state is None:
         vocab = Vocabulary.build(train_sents)
         model_config = resolve_output_layer(model_config, vocab.tags)
+        if pretrained is not None:
+            vocab = vocab.with_words(pretrained.extra_keys)
         network = Network(model_config, len(vocab.words), len(vocab.chars), len(vocab.tags),
                           seed=opts.seed, threads=opts.threads)
         if network.crf is not None:
             network.crf.set_tags(vocab.tags)
-        state = TrainingState(network, vocab, opts, fingerprint)
+        frozen, info = None, None
+        if pretrained is not None:
+            from .embeddings import initialise
+            rows = initialise(network.word_embedding, vocab.words, pretrained)
+            frozen, info = (rows if opts.freeze_embeddings else None), pretrained.info()
+        state = TrainingState(network, vocab, opts, fingerprint, frozen, info)
     else:
         if state.fingerprint != fingerprint:
             raise SeqtagError(f"{state.path} is a checkpoint of a run on other sentences; "
@@ -310,6 +329,10 @@ def _run_epoch(state, train_sents, dev_sents, progress):
             drop = rng.random(len(word_ids)) < word_dropout / (word_dropout + counts)
             word_ids = np.where(drop, 1, word_ids)
         loss, dense, sparse, right = network.loss_and_gradients(batch, rng, word_ids)
+        if state.frozen_rows is not None:  # pretrained vectors kept as they are
+            ids, rows = sparse["word_embedding"]
+            learn = ~np.isin(ids, state.frozen_rows)
+            sparse["word_embedding"] = (ids[learn], rows[learn])
         if not np.isfinite(loss):
             raise SeqtagError(f"the loss became {loss} in epoch {epoch}; training stopped "
                               "(try a lower --lr)")

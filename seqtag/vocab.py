@@ -73,5 +73,15 @@ class Vocabulary:
         get = self.tag_index.get
         return np.array([get(t, -1) for t in tags], dtype=np.int64)
 
+    def with_words(self, keys):
+        """This vocabulary and the word keys given that it lacks, at the end, counted 0 times
+        (pretrained vectors' words: in the embedding, never seen in training)."""
+        new = [k for k in dict.fromkeys(keys) if k not in self.word_index]
+        return Vocabulary(self.words + new, self.chars, self.tags,
+                          list(self.word_counts) + [0] * len(new), self.max_chars)
+
     def is_known(self, form):
-        return word_key(form) in self.word_index
+        """Whether the word was seen in training (a pretrained vector's word, in the
+        vocabulary with a count of 0, was not)."""
+        i = self.word_index.get(word_key(form))
+        return i is not None and self.word_counts[i] > 0

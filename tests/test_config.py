@@ -52,6 +52,9 @@ BAD = {
     "memo_words": [(-1, "-1"), (2.5, "2.5"), (True, "True"), ("8", "'8'")],
     "output_layer": [("CRF", "'CRF'"), (None, "None")],
     "span_scheme": [("iob1", "'iob1'"), (2, "2")],
+    "embeddings": [(3, "3"), (True, "True")],
+    "embeddings_vocab": [(-1, "-1"), (1.5, "1.5")],
+    "freeze_embeddings": [(1, "1"), ("yes", "'yes'"), (None, "None")],
 }
 # The tagging batch_size shares its name with training's; its bad values:
 BAD_TAG_BATCH_SIZE = [(0, "0"), (1.5, "1.5")]
@@ -68,6 +71,8 @@ REQUIREMENT = {
     "max_time": "a number > 0", "dev_fraction": "a number in (0, 1)",
     "threads": "an integer >= 1", "top_k": "an integer >= 1", "memo_words": "an integer >= 0",
     "output_layer": "one of auto, softmax, crf", "span_scheme": "one of IOB2, IOBES",
+    "embeddings": "a text", "embeddings_vocab": "an integer >= 0",
+    "freeze_embeddings": "true or false",
 }
 
 # Values from the command line that must be refused, as typed: for every flag.
@@ -80,6 +85,8 @@ BAD_CLI = {
     "lr_decay": ["0", "2"], "max_time": ["0", "-5"], "dev_fraction": ["0", "1"],
     "threads": ["0", "two"], "top_k": ["0", "1.5"], "memo_words": ["-1"],
     "output_layer": ["hmm"], "span_scheme": ["IOB1"],
+    # any text names a file (its problems are the file's); a switch takes no value
+    "embeddings": [], "embeddings_vocab": ["-1", "many"], "freeze_embeddings": [],
 }
 
 runner = CliRunner()
@@ -170,7 +177,7 @@ def test_train_function_refuses_bad_options():
             "hidden, layers, dropout, word_dropout, output_layer, epochs, batch_size, optimizer, lr, "
             "clip, "
             "seed, patience, average, decay_patience, lr_decay, max_time, dev_fraction, "
-            "threads"),
+            "threads, embeddings, embeddings_vocab, freeze_embeddings"),
 ])
 def test_unknown_option_names_the_nearest(name, message):
     with pytest.raises(ConfigError) as caught:
@@ -255,6 +262,8 @@ GOOD = {  # boundary values each option accepts, and what it holds then
     "threads": [(1, 1), (64, 64)], "top_k": [(None, None), (1, 1)], "memo_words": [(0, 0)],
     "output_layer": [("crf", "crf"), ("softmax", "softmax")],
     "span_scheme": [(None, None), ("IOBES", "IOBES")],
+    "embeddings": [(None, None), ("v.vec", "v.vec"), (Path("v.vec"), "v.vec")],
+    "embeddings_vocab": [(0, 0)], "freeze_embeddings": [(True, True), (False, False)],
 }
 
 
@@ -300,7 +309,8 @@ def test_library_defaults_are_the_configs():
     assert train.DEFAULTS == TrainingConfig().to_dict() == {
         "epochs": 30, "batch_size": 32, "optimizer": "adam", "lr": None, "clip": 5.0,
         "seed": 1, "patience": 6, "average": 0.999, "decay_patience": 2, "lr_decay": 0.5,
-        "max_time": None, "dev_fraction": 0.1, "threads": 2}
+        "max_time": None, "dev_fraction": 0.1, "threads": 2, "embeddings": None,
+        "embeddings_vocab": 50000, "freeze_embeddings": False}
     assert train.RESUMABLE_OPTIONS == ("epochs", "patience", "max_time", "threads")
     assert TrainingConfig().learning_rate == 2e-3
     assert TrainingConfig(optimizer="sgd").learning_rate == 0.1
@@ -327,6 +337,9 @@ def test_command_line_options_come_from_the_configs(command, config_classes):
             assert param.opts == ["--" + name.replace("_", "-")]
             assert param.help == opt.help
             assert param.default is None  # not given: the library's default applies
+            if opt.kind is bool:  # a switch
+                assert param.is_flag and param.show_default is False
+                continue
             shown = opt.default if opt.default is not None else opt.none_means
             assert param.show_default == (str(shown) if shown is not None else False)
             assert param.metavar == opt.metavar
