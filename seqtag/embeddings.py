@@ -26,6 +26,7 @@ word dimension differs from the vectors', projected onto their principal compone
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from typing import Any, BinaryIO, Iterable, Iterator
 
 import numpy as np
 
+from .corpus import _opened
 from .errors import CorpusError, SeqtagError
 from .vocab import word_key
 
@@ -65,20 +67,16 @@ class PretrainedVectors:
                 "vectors_kept": len(self.keys), "extra_words": len(self.extra_keys)}
 
 
-def _open(path: str) -> tuple[BinaryIO, bool]:
-    if os.path.isdir(path):
-        raise CorpusError("is a directory, not a vectors file", path)
-    try:
-        raw = open(path, "rb")
-    except FileNotFoundError:
-        raise CorpusError("no such file", path) from None
-    except OSError as e:
-        raise CorpusError(f"cannot open: {e.strerror or e}", path) from None
-    if raw.read(2) == _GZIP_MAGIC:
-        raw.close()
-        return gzip.open(path, "rb"), True  # type: ignore[return-value]
-    raw.seek(0)
-    return raw, False
+@contextlib.contextmanager
+def _stream(path: str) -> Iterator[tuple[BinaryIO, bool]]:
+    """The file's bytes, ungzipped if it is gzipped (by its first bytes), and whether it
+    was; a missing file or a folder: seqtag.corpus's one-line errors."""
+    with _opened(path, path) as raw:
+        if raw.peek(2)[:2] == _GZIP_MAGIC:
+            with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
+                yield unzipped, True  # type: ignore[misc]
+        else:
+            yield raw, False
 
 
 def _header(line: bytes) -> tuple[int, int] | None:
@@ -109,8 +107,7 @@ def _read_error(e: Exception, path: str) -> SeqtagError:
 def vectors_dimension(path: str | os.PathLike[str]) -> int:
     """The dimension of the vectors in a file, from its first lines only."""
     path = os.fspath(path)
-    f, _ = _open(path)
-    with f:
+    with _stream(path) as (f, _):
         try:
             first = f.readline()
         except (OSError, EOFError) as e:
@@ -140,8 +137,7 @@ def read_vectors(path: str | os.PathLike[str], wanted: Iterable[str], extra: int
     and line) for a broken file."""
     path = os.fspath(path)
     wanted = set(wanted)
-    f, compressed = _open(path)
-    with f:
+    with _stream(path) as (f, compressed):
         try:
             first = f.readline()
             header = _header(first)

@@ -137,8 +137,9 @@ class Tagger:
         elif train_opts.embeddings is not None:
             from .embeddings import read_vectors
             from .vocab import word_key
-            pretrained = read_vectors(train_opts.embeddings,
-                                      {word_key(w) for s in train_sents for w in s.words},
+            corpus_keys = {word_key(w) for s in train_sents
+                           for w in s.words}  # type: ignore[union-attr]  # Sentences by now
+            pretrained = read_vectors(train_opts.embeddings, corpus_keys,
                                       train_opts.embeddings_vocab)
             embeddings = pretrained.info()
             if "word_dim" not in net_given:  # else projected to the dimension given
