@@ -548,6 +548,7 @@ def evaluate(
     if plot:
         from .plot import plot_evaluation
         plot_evaluation(scores.pop("confusion_matrix"), scores["per_tag"], plot,
+                        spans=(scores.get("spans") or {}).get("default"),
                         title=f"{Path(tagger.meta['path']).name} on {gold.name}: accuracy "
                               f"{_percent(scores['accuracy'])} ({scores['tokens']:,} tokens)")
     if json_output:

@@ -88,7 +88,8 @@ def training_series(history: Sequence[Mapping[str, Any]],
     """What the training picture shows, from a model's recorded history (one dict per
     epoch: epoch, loss, train_acc, dev_acc, seconds and, since seqtag 0.1 records it, lr):
     {"epoch", "loss", "train_acc", "dev_acc", "minutes" (wall time at each epoch's end),
-    "best_epoch" (the first epoch with the best dev accuracy: the one kept),
+    "dev_f1" (dev span F1 for span tags, else None), "best_epoch" (the first epoch with
+    the best dev score, span F1 for span tags, else accuracy: the one kept),
     "lr_cuts" (epochs after which the learning rate was cut)}.
 
     A history without lr (models made before it was recorded) has its cuts worked out
@@ -98,13 +99,18 @@ def training_series(history: Sequence[Mapping[str, Any]],
         raise SeqtagError("the model records no training history to plot")
     epochs = [int(r["epoch"]) for r in history]
     dev = np.array([float(r["dev_acc"]) for r in history])
+    # span tags: the epoch is chosen by dev span F1 (seqtag.train), so the marks follow it
+    spans = all(r.get("dev_f1") is not None for r in history)
+    dev_f1 = np.array([float(r["dev_f1"]) for r in history]) if spans else None
+    chosen_by = dev_f1 if dev_f1 is not None else dev
     series = {
         "epoch": np.array(epochs),
         "loss": np.array([float(r["loss"]) for r in history]),
         "train_acc": np.array([float(r["train_acc"]) for r in history]),
         "dev_acc": dev,
+        "dev_f1": dev_f1,
         "minutes": np.cumsum([float(r["seconds"]) for r in history]) / 60.0,
-        "best_epoch": epochs[int(np.argmax(dev))],
+        "best_epoch": epochs[int(np.argmax(chosen_by))],
     }
     if all("lr" in r for r in history):
         # each record holds the rate after its epoch: a cut shows as a drop from the one
@@ -116,7 +122,7 @@ def training_series(history: Sequence[Mapping[str, Any]],
     else:
         patience = int((training or {}).get("decay_patience") or 0)
         cuts, best, stale = [], -1.0, 0
-        for e, d in zip(epochs, dev):
+        for e, d in zip(epochs, chosen_by):
             if d > best:
                 best, stale = d, 0
             else:
@@ -150,10 +156,15 @@ def plot_training(history: Sequence[Mapping[str, Any]], path: str | os.PathLike[
     loss_ax.set_title("loss")
     acc_ax.plot(epoch, 100 * series["train_acc"], marker="o", markersize=3, label="train")
     acc_ax.plot(epoch, 100 * series["dev_acc"], marker="o", markersize=3, label="dev")
+    kept_by, what = series["dev_acc"], "dev"
+    if series["dev_f1"] is not None:
+        acc_ax.plot(epoch, 100 * series["dev_f1"], marker="o", markersize=3,
+                    label="dev span F1")
+        kept_by, what = series["dev_f1"], "dev span F1"
     best = series["best_epoch"]
-    best_dev = 100 * series["dev_acc"][list(epoch).index(best)]
+    best_dev = 100 * kept_by[list(epoch).index(best)]
     acc_ax.plot([best], [best_dev], marker="*", markersize=14, color="tab:green",
-                linestyle="none", label=f"kept: epoch {best}, dev {best_dev:.2f} %")
+                linestyle="none", label=f"kept: epoch {best}, {what} {best_dev:.2f} %")
     acc_ax.set_ylabel("accuracy (%)")
     acc_ax.set_title("accuracy")
     for ax in (loss_ax, acc_ax):
@@ -187,11 +198,13 @@ def _time_axis(ax, epoch, minutes):
 
 
 def plot_evaluation(matrix: Mapping[str, Any], per_tag: Mapping[str, Mapping[str, float]],
-                    path: str | os.PathLike[str], *, title: str) -> None:
+                    path: str | os.PathLike[str], *, title: str,
+                    spans: Mapping[str, Any] | None = None) -> None:
     """Draw the confusion heatmap (rows: gold tags by frequency, each normalised by its
     gold count; counts written in the cells where they fit) beside each gold tag's F1 as
     bars on the same rows, to `path`.  matrix: seqtag.evaluate.confusion_matrix's; per_tag: the scores'
-    {tag: {"f1", "support", ...}}."""
+    {tag: {"f1", "support", ...}}; spans: for span tags, seqtag.spans.span_scores' result,
+    drawn as a third panel of span precision, recall and F1 per type."""
     Figure = _pyplot_figure()
     tags = matrix["tags"]
     counts, normalised = np.asarray(matrix["counts"]), np.asarray(matrix["normalised"])
@@ -202,9 +215,11 @@ def plot_evaluation(matrix: Mapping[str, Any], per_tag: Mapping[str, Mapping[str
     cell = max(0.24, min(0.5, 7.0 / n))
     side = max(4.0, n * cell + 1.8)
     label_size = max(7.0, min(10.0, 220.0 / n))
-    fig = Figure(figsize=(side + 3.2, side + 0.8), layout="constrained")
-    heat_ax, bar_ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [side, 2.4]},
-                                   sharey=True)
+    widths = [side, 2.4] + ([3.2] if spans else [])
+    fig = Figure(figsize=(sum(widths) + 0.8, side + 0.8), layout="constrained")
+    grid = fig.add_gridspec(1, len(widths), width_ratios=widths)
+    heat_ax = fig.add_subplot(grid[0])
+    bar_ax = fig.add_subplot(grid[1], sharey=heat_ax)
     image = heat_ax.imshow(normalised, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto",
                            interpolation="nearest")
     positions = np.arange(n)
@@ -234,5 +249,28 @@ def plot_evaluation(matrix: Mapping[str, Any], per_tag: Mapping[str, Mapping[str
         bar_ax.text(value - 1 if inside else value + 1, i, f"{value:.1f}", va="center",
                     ha="right" if inside else "left", fontsize=label_size * 0.85,
                     color="white" if inside else "black")
+    if spans:
+        _span_panel(fig.add_subplot(grid[2]), spans)
     fig.suptitle(title)
     _save(fig, path)
+
+
+def _span_panel(ax, spans):
+    """Span precision, recall and F1 per type (most gold spans first), micro F1 in the
+    title."""
+    per_type = spans.get("per_type") or {}
+    types = sorted(per_type, key=lambda t: (-per_type[t].get("support", 0), t))
+    positions = np.arange(len(types))
+    for k, (key, color) in enumerate((("precision", "tab:orange"), ("recall", "tab:purple"),
+                                      ("f1", "tab:blue"))):
+        values = [100 * float(per_type[t].get(key) or 0.0) for t in types]
+        ax.barh(positions + (k - 1) * 0.27, values, height=0.27, color=color, label=key)
+    ax.set_yticks(positions, [f"{t} ({per_type[t].get('support', 0):,})" for t in types])
+    ax.invert_yaxis()
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("%")
+    micro = (spans.get("micro") or {}).get("f1")
+    ax.set_title("spans per type (gold count)" + (
+        f": micro F1 {100 * micro:.2f}" if micro is not None else ""))
+    ax.legend(loc="lower right", fontsize="small")
+    ax.grid(axis="x", alpha=0.3)

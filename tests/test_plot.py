@@ -178,3 +178,35 @@ def test_plot_without_matplotlib_says_how_to_install_it(tmp_path):
         assert p.stderr.decode() == f"seqtag: error: {PLOT_HINT}\n"
         assert not (tmp_path / "m.npz").exists()  # checked before training
     assert not list(tmp_path.glob("*.png"))
+
+
+def test_span_models_plot_span_scores_and_are_kept_by_span_f1(tmp_path):
+    """For span tags the kept epoch is the best dev span F1, and evaluate --plot adds the
+    per-type span scores beside the confusions."""
+    needs_matplotlib()
+    from seqtag import Tagger
+    history = [dict(r, dev_f1=f1) for r, f1 in zip(HISTORY, [0.5, 0.8, 0.6, 0.7, 0.75])]
+    series = training_series(history, {"decay_patience": 2})
+    assert series["best_epoch"] == 2 and np.allclose(series["dev_f1"][:2], [0.5, 0.8])
+    words = ["John", "Smith", "saw", "Paris", "today", "with", "Mary"]
+    tags = ["B-PER", "I-PER", "O", "B-LOC", "O", "O", "B-PER"]
+    sents = [Sentence(words[k:] + words[:k], tags[k:] + tags[:k]) for k in (0, 2, 3, 5)] * 10
+    model = tmp_path / "spans.npz"
+    Tagger.train(sents, sents[:4], epochs=2, hidden=8, word_dim=8, char_dim=4, char_hidden=4,
+                 layers=1, threads=1).save(model)
+    gold = tmp_path / "gold.tsv"
+    gold.write_text("".join("".join(f"{w}\t{t}\n" for w, t in zip(s.words, s.tags)) + "\n"
+                            for s in sents[:4]))
+    assert Tagger.load(model).evaluate(sents[:4])["spans"]["default"]["per_type"]
+    with_spans, without = tmp_path / "with.png", tmp_path / "without.png"
+    assert invoke("evaluate", model, gold, "--plot", with_spans).exit_code == 0
+    assert invoke("info", model, "--plot", tmp_path / "curves.png").exit_code == 0
+    png_size(tmp_path / "curves.png")
+    # the same tags without span scores: the span panel is what makes it wider
+    from seqtag.evaluate import confusion_matrix
+    from seqtag.plot import plot_evaluation
+    tagger = Tagger.load(model)
+    predicted = tagger.predict([s.words for s in sents[:4]])
+    plot_evaluation(confusion_matrix(sents[:4], predicted), tagger.evaluate(sents[:4])["per_tag"],
+                    without, title="no spans")
+    assert png_size(with_spans)[0] > png_size(without)[0] + 150
