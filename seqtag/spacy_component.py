@@ -19,7 +19,8 @@ itself.  ``nlp.pipe`` tags ``batch_size`` docs in one batch.
 Which token attribute a model fills follows the column it was trained on
 (COLUMN_ATTRIBUTES): UPOS tags go to ``token.pos_``, XPOS tags to ``token.tag_``, and
 so would FEATS to ``token.morph`` and LEMMA to ``token.lemma_`` for models that predict
-those columns.  A model trained on the UPOS column whose tags are not all Universal POS
+those columns.  A model of span tags (``B-PER I-PER O``: seqtag.spans) sets ``doc.ents``
+instead, every other token outside an entity.  A model trained on the UPOS column whose tags are not all Universal POS
 tags (spaCy refuses others in ``pos_``) fills ``tag_`` instead.
 
 This module imports spaCy (absolutely: ``seqtag.spacy_component``, not ``seqtag.spacy``,
@@ -33,10 +34,11 @@ from typing import Any, Iterable, Iterator, Optional
 
 from spacy.language import Language
 from spacy.parts_of_speech import IDS as UNIVERSAL_POS
-from spacy.tokens import Doc
+from spacy.tokens import Doc, Span
 from spacy.util import minibatch
 
 from .config import TaggingConfig
+from .spans import spans, tagset_scheme
 
 __all__ = ["SeqtagComponent", "make_seqtag", "COLUMN_ATTRIBUTES"]
 
@@ -51,7 +53,7 @@ SPACE_VALUES = {"pos_": "SPACE", "tag_": "_SP"}
     "seqtag",
     default_config={"model": None, "threads": TaggingConfig.threads,
                     "batch_size": TaggingConfig.batch_size},
-    assigns=["token.pos", "token.tag"],
+    assigns=["token.pos", "token.tag", "doc.ents"],
 )
 def make_seqtag(nlp: Language, name: str, model: Optional[str], threads: int,
                 batch_size: int) -> SeqtagComponent:
@@ -77,10 +79,13 @@ class SeqtagComponent:
         self.tagger = tagger if tagger is not None else Tagger.load(model,
                                                                     threads=settings.threads)
         column = model_tag_column(self.tagger)
+        #: Whether the model tags spans (B-PER I-PER O ...): they become doc.ents.
+        self.entities = tagset_scheme(self.tagger.tagset) is not None
         if column == "upos" and not set(self.tagger.tagset) <= set(UNIVERSAL_POS):
             column = "xpos"  # spaCy's pos_ takes Universal POS tags only
-        #: {CoNLL-U column: token attribute} this component fills.
-        self.attributes = {column: COLUMN_ATTRIBUTES[column]}
+        #: {CoNLL-U column: token attribute} this component fills (none for a span model).
+        self.attributes = {} if self.entities else {column: COLUMN_ATTRIBUTES[column]}
+        self.column = column
 
     def __call__(self, doc: Doc) -> Doc:
         self._tag([doc])
@@ -101,14 +106,28 @@ class SeqtagComponent:
                     for attribute in self.attributes.values():
                         if attribute in SPACE_VALUES:
                             setattr(token, attribute, SPACE_VALUES[attribute])
+        if self.entities:
+            self._set_entities(docs, groups, predicted[self.column])
+            return
         for k, (doc, indexes) in enumerate(groups):
             for j, i in enumerate(indexes):
                 self._set(doc[i], {column: tags[k][j] for column, tags in predicted.items()})
 
+    def _set_entities(self, docs: list[Doc], groups: list[tuple[Doc, list[int]]],
+                      tags: list[list[str]]) -> None:
+        """doc.ents from each sentence's span tags (read as seqtag.spans.spans does); every
+        other token is outside an entity."""
+        found: dict[int, list[Span]] = {id(doc): [] for doc in docs}
+        for (doc, indexes), sentence_tags in zip(groups, tags):
+            for label, start, end in spans(sentence_tags):
+                found[id(doc)].append(Span(doc, indexes[start], indexes[end - 1] + 1,
+                                           label=label))
+        for doc in docs:
+            doc.set_ents(found[id(doc)], default="outside")
+
     def _predict(self, words: list[list[str]]) -> dict[str, list[list[str]]]:
         """{column: per sentence, per word, its value} for each column the model predicts."""
-        (column,) = self.attributes
-        return {column: self.tagger.predict(words)}
+        return {self.column: self.tagger.predict(words)}
 
     def _set(self, token: Any, values: dict[str, str]) -> None:
         for column, value in values.items():

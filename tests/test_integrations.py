@@ -123,3 +123,22 @@ def test_nltk_tagger_tags_like_the_tagger_and_scores_with_nltk(tagger):
         list(zip(s.words, t)) for s, t in zip(gold, tagger.predict([s.words for s in gold]))]
     assert adapter.accuracy(pairs) == pytest.approx(tagger.evaluate(gold)["accuracy"])
     assert SeqtagTagger(threads=1).tag(words) == tagger.tag(words)  # the bundled model
+
+
+def test_a_span_model_sets_doc_ents(spacy, tmp_path):
+    from seqtag.corpus import Sentence
+    from seqtag.spans import spans
+    words = ["John", "Smith", "saw", "Paris", "today", "with", "Mary"]
+    tags = ["B-PER", "I-PER", "O", "B-LOC", "O", "O", "B-PER"]
+    sents = [Sentence(words[k:] + words[:k], tags[k:] + tags[:k]) for k in (0, 2, 3, 5)] * 10
+    model = tmp_path / "spans.npz"
+    Tagger.train(sents, sents[:4], epochs=10, hidden=16, word_dim=16, char_dim=8,
+                 char_hidden=8, layers=1, threads=1, lr=0.02).save(model)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("seqtag", config={"model": str(model), "threads": 1})
+    doc = nlp("John Smith saw Paris today with Mary")
+    tokens = [t.text for t in doc]
+    want = spans(Tagger.load(model).predict([tokens])[0])
+    assert want  # the tiny model finds some
+    assert [(e.label_, e.start, e.end) for e in doc.ents] == want
+    assert all(t.pos_ == "" for t in doc)  # span tags are no part of speech
