@@ -487,17 +487,17 @@ def tag(
             input_format = InputFormat.text
     else:
         sources = input or ["-"]
-    from .progress import wanted
-    if text or not wanted():  # a bar for files only, and on a terminal only
-        tag_files(tagger, sources, sys.stdout, _value(input_format), format.value,
-                  settings.top_k, settings.batch_size, encoding=encoding,
-                  span_scheme=settings.span_scheme)
-        return
-    from .progress import TaggingProgress
-    with TaggingProgress(sources) as bar:
-        tag_files(tagger, bar.wrap(), sys.stdout, _value(input_format), format.value,
-                  settings.top_k, settings.batch_size, encoding=encoding,
-                  on_chunk=bar.chunk_done, span_scheme=settings.span_scheme)
+    if not text:  # a bar for files only (one-shot tagging imports nothing for it)
+        from .progress import TaggingProgress, wanted
+        if wanted():  # on a terminal only
+            with TaggingProgress(sources) as bar:
+                tag_files(tagger, bar.wrap(), sys.stdout, _value(input_format), format.value,
+                          settings.top_k, settings.batch_size, encoding=encoding,
+                          on_chunk=bar.chunk_done, span_scheme=settings.span_scheme)
+            return
+    tag_files(tagger, sources, sys.stdout, _value(input_format), format.value,
+              settings.top_k, settings.batch_size, encoding=encoding,
+              span_scheme=settings.span_scheme)
 
 
 # ---------------------------------------------------------------- evaluate

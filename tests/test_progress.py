@@ -87,3 +87,16 @@ def test_only_a_terminal_gets_a_bar(tmp_path):
     assert p.returncode == 0
     assert p.stdout == piped.stdout  # the bar goes to stderr only
     assert b"tagging" in drawn and b"tokens/s" in drawn and b"kB" in drawn
+
+
+def test_one_shot_tagging_imports_no_bar_and_no_extra():
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO),
+                                                       os.environ.get("PYTHONPATH", "")]))
+    p = subprocess.run([sys.executable, "-X", "importtime", "-m", "seqtag", "tag",
+                        "The dog barked."], capture_output=True, env=env, timeout=120)
+    assert p.returncode == 0 and p.stdout == b"The/DET dog/NOUN barked/VERB ./PUNCT\n"
+    imported = {line.rsplit("|", 1)[-1].strip() for line in p.stderr.decode().splitlines()}
+    for module in ("seqtag.progress", "seqtag.plot", "seqtag.embeddings", "rich",
+                   "matplotlib", "spacy", "nltk"):
+        assert module not in imported
+    assert "seqtag.stream" in imported  # the list is the real one
