@@ -458,6 +458,18 @@ def tag(
         help="Output: word/TAG lines, word<TAB>TAG lines, CoNLL-U, or JSON lines.")
     ] = OutputFormat.text,
     encoding: Annotated[str, typer.Option(help="Text encoding of the input files.")] = "utf-8",
+    output_dir: Annotated[Optional[Path], typer.Option(
+        metavar="OUT", show_default=False,
+        help="Write one output file per input (same base name) into folder OUT; inputs may "
+             "be files, folders and glob patterns.")] = None,
+    skip_existing: Annotated[bool, typer.Option(
+        "--skip-existing", help="With --output-dir: leave outputs already there as they are "
+        "(each is written atomically, so an existing one is complete).")] = False,
+    scheduler: Annotated[Optional[str], typer.Option(
+        metavar="ADDRESS", show_default=False,
+        help="With --output-dir: spread the files over a Dask cluster, a running scheduler "
+             "(tcp://host:8786) or local[:N] (N worker processes here; needs seqtag[dask]).")
+    ] = None,
     options=None,
 ):
     """Tag raw text given as arguments, or files, or standard input; output streams."""
@@ -472,6 +484,16 @@ def tag(
     if not text and not input and sys.stdin.isatty():
         ctx.fail("nothing to tag: give sentences as arguments, --input FILE, "
                                "or pipe text into seqtag tag")
+    if (skip_existing or scheduler) and output_dir is None:
+        ctx.fail("--skip-existing and --scheduler go with --output-dir")
+    if output_dir is not None:
+        if text or not input or "-" in input:
+            ctx.fail("--output-dir tags files given with --input (not arguments or stdin)")
+        _tag_into_folder(model, input, output_dir, skip_existing, scheduler, settings,
+                         dict(input_format=_value(input_format), output_format=format.value,
+                              top_k=settings.top_k, batch_size=settings.batch_size,
+                              encoding=encoding, span_scheme=settings.span_scheme))
+        return
     from .stream import tag_files
     from .tagger import Tagger
 
@@ -498,6 +520,58 @@ def tag(
     tag_files(tagger, sources, sys.stdout, _value(input_format), format.value,
               settings.top_k, settings.batch_size, encoding=encoding,
               span_scheme=settings.span_scheme)
+
+
+class _FilesReport:
+    """Progress of tagging files into a folder: a one-line bar on a terminal (files and
+    tokens done), then one line per failed file."""
+
+    def __init__(self, total):
+        self.total, self.files, self.tokens, self.failed = total, 0, 0, []
+        self.bar = sys.stderr.isatty()
+        self.start = time.monotonic()
+
+    def __call__(self, result):
+        self.files += 1
+        self.tokens += result.tokens
+        if result.status == "failed":
+            self.failed.append(result)
+        if self.bar:
+            rate = self.tokens / max(time.monotonic() - self.start, 1e-9)
+            sys.stderr.write(f"\r\x1b[Kfiles {self.files}/{self.total}  tokens "
+                             f"{self.tokens:,}  {rate:,.0f} tokens/s")
+            sys.stderr.flush()
+
+    def finish(self):
+        if self.bar:
+            sys.stderr.write("\n")
+        for result in self.failed:
+            typer.echo(f"seqtag: error: {result.error}", err=True)
+        if self.failed:
+            raise SeqtagError(f"{_plural(len(self.failed), 'file')} of {self.total} could not "
+                              "be tagged (above); the others were written")
+
+
+def _tag_into_folder(model, inputs, output_dir, skip_existing, scheduler, settings, options):
+    from .stream import output_plan, tag_into_folder
+
+    report = _FilesReport(len(output_plan(inputs, output_dir)))
+    if scheduler is None:
+        from .tagger import Tagger
+        tagger = Tagger.load(model, threads=settings.threads, memo_words=settings.memo_words)
+        tag_into_folder(tagger, inputs, output_dir, skip_existing=skip_existing,
+                        progress=report, **options)
+    else:
+        try:
+            from . import dask as seqtag_dask
+        except ImportError as e:
+            raise SeqtagError(str(e)) from None
+        with seqtag_dask.cluster(scheduler) as client:
+            workers = seqtag_dask.register_tagger(client, model, threads=settings.threads,
+                                                  memo_words=settings.memo_words)
+            seqtag_dask.tag_files(workers, inputs, output_dir, skip_existing=skip_existing,
+                                  progress=report, **options)
+    report.finish()
 
 
 # ---------------------------------------------------------------- evaluate

@@ -54,7 +54,8 @@ __all__ = [
     "Blas", "SeqtagPerformanceWarning", "blas", "blas_info", "build_description",
     "compute_description",
     "find_blas", "fused_step_available", "fused_step_enabled", "run_beside", "second_thread",
-    "set_fused_step", "single_blas_thread", "threads_beside_blas",
+    "set_fused_step", "single_blas_thread", "threads_beside_blas", "host_cores",
+    "threads_per_caller",
 ]
 
 
@@ -421,6 +422,21 @@ def threads_beside_blas(requested: int) -> int:
     if b is None or b.set_threads is not None or b.set_local_threads is not None:
         return requested
     return 1
+
+
+def host_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def threads_per_caller(callers: int, requested: int = 2) -> int:
+    """Threads for each of `callers` tagging calls running at once on this host (the
+    threads of Dask workers on one machine, say), so that callers x threads stays within
+    host_cores(): at most `requested`, at least 1."""
+    return max(1, min(requested, host_cores() // max(callers, 1)))
 
 
 _pool: Optional[ThreadPoolExecutor] = None

@@ -33,8 +33,13 @@ Output formats (seqtag.corpus.OUTPUT_FORMATS), and how ``top_k`` shows in each
 
 from __future__ import annotations
 
+import contextlib
+import glob
+import io
 import itertools
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence, TextIO, Union
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence, TextIO, Union
 
 from .corpus import (OUTPUT_FORMATS, TOPK_FORMATS, Sentence, Source, TagProb, format_sentence,
                      iter_sentences)
@@ -45,7 +50,8 @@ from .errors import SeqtagError
 if TYPE_CHECKING:
     from .tagger import Tagger
 
-__all__ = ["TOPK_FORMATS", "tag_stream", "tag_files", "model_tag_column"]
+__all__ = ["TOPK_FORMATS", "tag_stream", "tag_files", "model_tag_column", "FileResult",
+           "output_plan", "tag_file_to", "tag_into_folder", "remove_stale_temporaries"]
 
 DEFAULT_BATCH_SIZE: int = TaggingConfig.batch_size  # the option's one definition
 
@@ -156,3 +162,129 @@ def tag_files(tagger: Tagger, sources: Iterable[Source], out: TextIO,
         for source in sources)
     return tag_stream(tagger, sentences, out, output_format, top_k, batch_size, tag_column,
                       on_chunk, span_scheme)
+
+
+# ---------------------------------------------------------------- many files into a folder
+
+
+@dataclass
+class FileResult:
+    """What became of one input file tagged into an output folder: status "done" (written),
+    "skipped" (its output existed: skip_existing) or "failed" (error: the reason, naming the
+    file; no output written)."""
+
+    source: str
+    target: str
+    status: str
+    sentences: int = 0
+    tokens: int = 0
+    error: str | None = None
+
+
+def output_plan(inputs: Iterable[str | os.PathLike[str]],
+                output_dir: str | os.PathLike[str]) -> list[tuple[str, str]]:
+    """(input file, output file) pairs: each input is a file, a folder (its files, not
+    those of its subfolders nor hidden ones, in name order) or a glob pattern; each output
+    is output_dir/<the input's base name>.  SeqtagError if a pattern matches nothing or two
+    inputs share a base name (their outputs would overwrite each other)."""
+    files: list[str] = []
+    for item in (os.fspath(i) for i in inputs):
+        if os.path.isdir(item):
+            files.extend(sorted(os.path.join(item, n) for n in os.listdir(item)
+                                if not n.startswith(".")
+                                and os.path.isfile(os.path.join(item, n))))
+        elif not os.path.exists(item) and glob.has_magic(item):
+            found = sorted(f for f in glob.glob(item) if os.path.isfile(f))
+            if not found:
+                raise SeqtagError(f"{item}: no file matches this pattern")
+            files.extend(found)
+        else:
+            files.append(item)  # a missing file is reported when it is tagged, by name
+    plan: list[tuple[str, str]] = []
+    seen: dict[str, str] = {}
+    for f in files:
+        name = os.path.basename(f)
+        if name in seen and os.path.abspath(seen[name]) != os.path.abspath(f):
+            raise SeqtagError(f"{seen[name]} and {f} would both be written to "
+                              f"{os.path.join(output_dir, name)}: give files with distinct "
+                              "names")
+        if name not in seen:
+            seen[name] = f
+            plan.append((f, os.path.join(os.fspath(output_dir), name)))
+    return plan
+
+
+def tag_file_to(tagger: Tagger, source: str, target: str, input_format: str | None = None,
+                output_format: str = "text", top_k: int | None = None,
+                batch_size: int = DEFAULT_BATCH_SIZE, tag_column: str | None = None,
+                encoding: str = "utf-8", span_scheme: str | None = None) -> FileResult:
+    """Tag the file `source` into the file `target` (tag_files' options), written
+    atomically: a temporary file in target's folder renamed over target once complete, so
+    a failure or a killed process never leaves a partial target.  A file that cannot be
+    read or tagged gives status "failed" and the reason instead of raising."""
+    from .modelfile import atomic_output
+    try:
+        with atomic_output(target) as raw:
+            out = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+            try:
+                sentences, tokens = tag_files(tagger, [source], out, input_format,
+                                              output_format, top_k, batch_size, tag_column,
+                                              encoding, span_scheme=span_scheme)
+            finally:
+                out.detach()  # flushes; atomic_output syncs, closes and renames the file
+    except SeqtagError as e:
+        return FileResult(source, target, "failed", error=" ".join(str(e).split()))
+    except OSError as e:  # the output folder: full, read-only, gone
+        return FileResult(source, target, "failed",
+                          error=f"{target}: cannot write: {e.strerror or e}")
+    return FileResult(source, target, "done", sentences, tokens)
+
+
+def tag_into_folder(tagger: Tagger, inputs: Iterable[str | os.PathLike[str]],
+                    output_dir: str | os.PathLike[str], *, skip_existing: bool = False,
+                    progress: Callable[[FileResult], None] | None = None,
+                    **options: Any) -> list[FileResult]:
+    """Tag files (paths, folders, glob patterns: output_plan) one by one in this process,
+    each into output_dir/<its base name> (tag_file_to; options: its input_format,
+    output_format, top_k, batch_size, tag_column, encoding, span_scheme).  skip_existing:
+    leave the
+    outputs already there as they are (every output is written atomically, so one that
+    exists is complete).  progress(result) after each file.  A file that fails does not
+    stop the others: its result says why.  seqtag.dask.tag_files spreads the same work
+    over a Dask cluster."""
+    _check(options.get("output_format", "text"), options.get("top_k"),
+           options.get("batch_size", DEFAULT_BATCH_SIZE))
+    plan = prepare_folder(inputs, output_dir)
+    results = []
+    for source, target in plan:
+        if skip_existing and os.path.exists(target):
+            result = FileResult(source, target, "skipped")
+        else:
+            result = tag_file_to(tagger, source, target, **options)
+        results.append(result)
+        if progress is not None:
+            progress(result)
+    return results
+
+
+def prepare_folder(inputs: Iterable[str | os.PathLike[str]],
+                   output_dir: str | os.PathLike[str]) -> list[tuple[str, str]]:
+    """output_plan(), the output folder created if missing (SeqtagError if it cannot be)."""
+    plan = output_plan(inputs, output_dir)
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+    except OSError as e:
+        raise SeqtagError(f"{output_dir}: cannot create the output folder: "
+                          f"{e.strerror or e}") from None
+    return plan
+
+
+def remove_stale_temporaries(targets: Iterable[str]) -> None:
+    """Remove the temporary files a killed process left beside `targets` (tag_file_to's
+    .NAME.*.tmp); call it only once no process writes those targets any more."""
+    for target in targets:
+        folder, name = os.path.split(target)
+        for tmp in glob.glob(os.path.join(glob.escape(folder or "."),
+                                          "." + glob.escape(name) + ".*.tmp")):
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)

@@ -1,0 +1,256 @@
+"""Tagging on a Dask cluster: bags of texts or token lists, a DataFrame column, many files.
+
+    pip install 'seqtag[dask]'
+
+    >>> from distributed import Client, LocalCluster                  # doctest: +SKIP
+    >>> import seqtag.dask
+    >>> client = Client(LocalCluster(n_workers=2, threads_per_worker=1))
+    >>> tagger = seqtag.dask.register_tagger(client)         # the model loads once per worker
+    >>> seqtag.dask.tag_bag(bag_of_texts, tagger).compute()  # each element: Tagger.tag(element)
+    >>> seqtag.dask.tag_column(frame, "text", tagger)        # a Series of Tagger.tag(row)
+    >>> seqtag.dask.tag_files(tagger, ["corpus/"], "tagged/", skip_existing=True)
+
+The model reaches every worker once, through a WorkerPlugin (client.register_plugin): the
+plugin carries the model file's bytes (or nothing, for the bundled model, which every
+installation has), and each worker loads it when it starts, a restarted worker too.  Tasks
+carry only the plugin's name and their data, never arrays.  Each worker tags on
+seqtag.runtime.threads_per_caller(the Dask threads of the workers on its host) threads, so
+workers x worker threads x seqtag threads stay within the host's cores.
+
+Results equal tagging in one process (Tagger.tag of each element; seqtag.stream's output
+for files): elements are tagged a partition at a time, batched, and a sentence's tags do not
+depend on its batch.  Files are read and written by the workers, so input and output
+folders must be visible to them all (one machine, or a shared filesystem); each output
+file is written atomically (seqtag.stream.tag_file_to), so a worker killed mid-file leaves
+no partial file, and Dask runs the task again elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+try:
+    from distributed import Client, WorkerPlugin, as_completed, get_worker
+except ImportError as e:  # an optional extra: say how to get it
+    raise ImportError(f"seqtag.dask needs dask and distributed ({e}): "
+                      "pip install 'seqtag[dask]'") from None
+
+from .config import TaggingConfig
+from .errors import SeqtagError
+from .stream import FileResult, prepare_folder, remove_stale_temporaries, tag_file_to
+
+__all__ = ["TaggerPlugin", "WorkerTagger", "register_tagger", "tag_bag", "tag_column",
+           "tag_files", "cluster"]
+
+
+class TaggerPlugin(WorkerPlugin):
+    """Loads a seqtag model on every worker once (register_tagger registers it).
+
+    model_bytes: the model file's content (None: the bundled model); threads: the most
+    seqtag threads a worker may use (fewer where the host's cores are shared: see the
+    module's docstring); memo_words: Tagger.load's."""
+
+    def __init__(self, model_bytes: bytes | None, threads: int, memo_words: int) -> None:
+        self.model_bytes = model_bytes
+        self.threads = threads
+        self.memo_words = memo_words
+        self.tagger = None
+
+    async def setup(self, worker) -> None:
+        from . import runtime
+        from .tagger import Tagger
+        threads = runtime.threads_per_caller(await _dask_threads_on_host(worker),
+                                             self.threads)
+        if self.model_bytes is None:
+            self.tagger = Tagger.load(threads=threads, memo_words=self.memo_words)
+            return
+        fd, path = tempfile.mkstemp(suffix=".npz", dir=worker.local_directory)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(self.model_bytes)
+            self.tagger = Tagger.load(path, threads=threads, memo_words=self.memo_words)
+        finally:
+            os.unlink(path)
+
+    def teardown(self, worker) -> None:
+        self.tagger = None
+
+
+async def _dask_threads_on_host(worker) -> int:
+    """The Dask threads of every worker on this worker's host, its own included (a worker
+    still registering is not yet listed by the scheduler: counted apart)."""
+    own = worker.state.nthreads
+    try:
+        identity = await worker.scheduler.identity()
+    except Exception:  # an older or unreachable scheduler: count this worker alone
+        return own
+    host = worker.address.rsplit(":", 1)[0]
+    return own + sum(w.get("nthreads", 1) for address, w in identity["workers"].items()
+                     if address != worker.address and address.rsplit(":", 1)[0] == host)
+
+
+@dataclass(frozen=True)
+class WorkerTagger:
+    """A model loaded on a cluster's workers (register_tagger's result): pass it to
+    tag_bag, tag_column and tag_files.  Tasks refer to it by name only."""
+
+    client: Client
+    name: str
+
+
+def register_tagger(client: Client, model: str | os.PathLike[str] | None = None, *,
+                    threads: int = TaggingConfig.threads,
+                    memo_words: int = TaggingConfig.memo_words) -> WorkerTagger:
+    """Load `model` (a model file; None: the bundled English model) on every worker of
+    `client`'s cluster, once per worker, now and on workers that join later.  threads: the
+    most seqtag threads a worker uses (fewer where workers share the cores).  The file is
+    read here and its bytes sent once to each worker, so workers need not see it.
+    SeqtagError if it cannot be read; ModelError from the workers if it is no model."""
+    settings = TaggingConfig(threads=threads, memo_words=memo_words)
+    data = None
+    if model is not None:
+        try:
+            with open(model, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise SeqtagError(f"{model}: cannot read the model: {e.strerror or e}") from None
+    digest = hashlib.sha256(data or b"bundled").hexdigest()[:16]
+    name = f"seqtag-{digest}-{settings.threads}-{settings.memo_words}"
+    client.register_plugin(TaggerPlugin(data, settings.threads, settings.memo_words), name=name)
+    return WorkerTagger(client, name)
+
+
+def _worker_tagger(name: str):
+    plugin = get_worker().plugins.get(name)
+    if plugin is None or plugin.tagger is None:
+        raise SeqtagError(f"no seqtag model {name} on this worker; use register_tagger")
+    return plugin.tagger
+
+
+def tag_items(tagger, items: Sequence[Any]) -> list:
+    """Tagger.tag of each item (raw text: a list of sentences of (word, tag) pairs; a list
+    of tokens: its (token, tag) pairs), every item of `items` batched together."""
+    from .rawtext import segment, text_paragraphs
+    kinds = []
+    for i, item in enumerate(items):
+        if isinstance(item, str):
+            kinds.append("text")
+        elif isinstance(item, (list, tuple)):
+            kinds.append("tokens")
+        else:
+            raise SeqtagError(f"item {i + 1} is a {type(item).__name__}: seqtag tags strings "
+                              "(raw text) and lists of tokens")
+    paragraphs = [list(text_paragraphs(item)) for item, kind in zip(items, kinds)
+                  if kind == "text"]
+    found = segment(itertools.chain.from_iterable(paragraphs), tagger.frontend)
+    text_sentences = [[s for _ in range(len(ps)) for s in next(found)[1]]
+                      for ps in paragraphs]
+    token_lists = [list(item) for item, kind in zip(items, kinds) if kind == "tokens"]
+    text_words = [s.words for sentences in text_sentences for s in sentences]
+    tags = tagger.predict(text_words + token_lists)
+    text_tags, token_tags = iter(tags[:len(text_words)]), iter(tags[len(text_words):])
+    sentences_of, tokens_of = iter(text_sentences), iter(token_lists)
+    return [[list(zip(s.words, next(text_tags))) for s in next(sentences_of)]
+            if kind == "text" else list(zip(next(tokens_of), next(token_tags)))
+            for kind in kinds]
+
+
+def _tag_partition(partition: Iterable[Any], name: str) -> list:
+    return tag_items(_worker_tagger(name), list(partition))
+
+
+def tag_bag(bag, tagger: WorkerTagger):
+    """A Dask bag of Tagger.tag(element) for a bag of strings (raw text) or token lists,
+    each partition tagged in one batch on a worker."""
+    return bag.map_partitions(_tag_partition, tagger.name)
+
+
+def _tag_series(series, name: str):
+    import pandas as pd
+    return pd.Series(tag_items(_worker_tagger(name), list(series)), index=series.index,
+                     name=series.name, dtype=object)
+
+
+def tag_column(frame, column: str, tagger: WorkerTagger):
+    """A Dask Series of Tagger.tag(value) for the values (raw text, or lists of tokens)
+    of a Dask DataFrame's `column`, same index; each partition tagged in one batch."""
+    series = frame[column]
+    return series.map_partitions(_tag_series, tagger.name, meta=(series.name, object))
+
+
+def _tag_file_task(name: str, source: str, target: str, options: dict) -> FileResult:
+    return tag_file_to(_worker_tagger(name), source, target, **options)
+
+
+def tag_files(tagger: WorkerTagger, inputs: Iterable[str | os.PathLike[str]],
+              output_dir: str | os.PathLike[str], *, skip_existing: bool = False,
+              progress: Callable[[FileResult], None] | None = None,
+              **options: Any) -> list[FileResult]:
+    """seqtag.stream.tag_into_folder spread over the cluster: one task per file, each
+    output written atomically by a worker.  Results in the order of the files, whatever
+    the order they finished in; progress(result) as each finishes.  A file that cannot be
+    tagged, or whose task failed (its worker died too often), is a "failed" result naming
+    it; the others still finish."""
+    plan = prepare_folder(inputs, output_dir)
+    results: dict[int, FileResult] = {}
+    futures = {}
+    for i, (source, target) in enumerate(plan):
+        if skip_existing and os.path.exists(target):
+            results[i] = FileResult(source, target, "skipped")
+            if progress is not None:
+                progress(results[i])
+        else:
+            future = tagger.client.submit(_tag_file_task, tagger.name, os.path.abspath(source),
+                                          os.path.abspath(target), options, pure=False)
+            futures[future] = i
+    try:
+        for future in as_completed(futures):
+            i = futures[future]
+            source, target = plan[i]
+            try:
+                result = future.result()
+                result.source, result.target = source, target
+            except Exception as e:  # KilledWorker and the like: the task, not the file
+                result = FileResult(source, target, "failed",
+                                    error=f"{source}: {type(e).__name__}: "
+                                          f"{' '.join(str(e).split())}")
+            results[i] = result
+            if progress is not None:
+                progress(result)
+    finally:
+        for future in futures:
+            future.cancel()
+        remove_stale_temporaries(target for _, target in plan)
+    return [results[i] for i in range(len(plan))]
+
+
+@contextlib.contextmanager
+def cluster(scheduler: str) -> Iterator[Client]:
+    """A client of a running Dask scheduler ("tcp://host:8786"), or of a LocalCluster of N
+    worker processes of one thread each on this machine ("local:N"; "local": one per
+    core), closed (with the local cluster) on leaving."""
+    if scheduler == "local" or scheduler.startswith("local:"):
+        from distributed import LocalCluster
+        count = scheduler.partition(":")[2]
+        from . import runtime
+        if count and (not count.isdigit() or int(count) < 1):
+            raise SeqtagError(f"--scheduler {scheduler}: local:N needs a positive number of "
+                              "workers")
+        workers = int(count) if count else runtime.host_cores()
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                          dashboard_address=None) as local, Client(local) as client:
+            yield client
+        return
+    try:
+        client = Client(scheduler, timeout="10s")
+    except (OSError, TimeoutError, ValueError) as e:
+        raise SeqtagError(f"--scheduler {scheduler}: cannot connect: "
+                          f"{' '.join(str(e).split())}") from None
+    with client:
+        yield client
