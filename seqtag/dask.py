@@ -42,11 +42,11 @@ except ImportError as e:  # an optional extra: say how to get it
                       "pip install 'seqtag[dask]'") from None
 
 from .config import TaggingConfig
-from .errors import SeqtagError
+from .errors import ModelError, SeqtagError
 from .stream import FileResult, prepare_folder, remove_stale_temporaries, tag_file_to
 
 __all__ = ["TaggerPlugin", "WorkerTagger", "register_tagger", "tag_bag", "tag_column",
-           "tag_files", "cluster"]
+           "tag_files", "cluster", "host_environment_kept"]
 
 
 class TaggerPlugin(WorkerPlugin):
@@ -56,8 +56,10 @@ class TaggerPlugin(WorkerPlugin):
     seqtag threads a worker may use (fewer where the host's cores are shared: see the
     module's docstring); memo_words: Tagger.load's."""
 
-    def __init__(self, model_bytes: bytes | None, threads: int, memo_words: int) -> None:
+    def __init__(self, model_bytes: bytes | None, threads: int, memo_words: int,
+                 model_name: str = "the model") -> None:
         self.model_bytes = model_bytes
+        self.model_name = model_name  # what errors call the file (its path on the client)
         self.threads = threads
         self.memo_words = memo_words
         self.tagger = None
@@ -75,6 +77,8 @@ class TaggerPlugin(WorkerPlugin):
             with os.fdopen(fd, "wb") as f:
                 f.write(self.model_bytes)
             self.tagger = Tagger.load(path, threads=threads, memo_words=self.memo_words)
+        except ModelError as e:
+            raise ModelError(str(e).replace(path, self.model_name)) from None
         finally:
             os.unlink(path)
 
@@ -122,7 +126,14 @@ def register_tagger(client: Client, model: str | os.PathLike[str] | None = None,
             raise SeqtagError(f"{model}: cannot read the model: {e.strerror or e}") from None
     digest = hashlib.sha256(data or b"bundled").hexdigest()[:16]
     name = f"seqtag-{digest}-{settings.threads}-{settings.memo_words}"
-    client.register_plugin(TaggerPlugin(data, settings.threads, settings.memo_words), name=name)
+    plugin = TaggerPlugin(data, settings.threads, settings.memo_words,
+                          os.fspath(model) if model is not None else "the model")
+    try:
+        client.register_plugin(plugin, name=name)
+    except Exception:  # not left registered, or every restarted worker would fail again
+        with contextlib.suppress(Exception):
+            client.unregister_worker_plugin(name)
+        raise
     return WorkerTagger(client, name)
 
 
@@ -231,6 +242,27 @@ def tag_files(tagger: WorkerTagger, inputs: Iterable[str | os.PathLike[str]],
 
 
 @contextlib.contextmanager
+def host_environment_kept() -> Iterator[None]:
+    """Run the block (one that starts Dask nannies in this process, a LocalCluster) and
+    put back the variables the nannies set in this process's environment for their
+    workers (distributed.nanny.pre-spawn-environ: OPENBLAS_NUM_THREADS=1 and the like,
+    PYTHONHASHSEED),
+    which would otherwise reach every library and process started here later."""
+    import dask
+    names = list(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
+    names.append("PYTHONHASHSEED")  # a nanny sets it too, for its workers' hashing
+    saved = {name: os.environ.get(name) for name in names}
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.contextmanager
 def cluster(scheduler: str) -> Iterator[Client]:
     """A client of a running Dask scheduler ("tcp://host:8786"), or of a LocalCluster of N
     worker processes of one thread each on this machine ("local:N"; "local": one per
@@ -243,8 +275,9 @@ def cluster(scheduler: str) -> Iterator[Client]:
             raise SeqtagError(f"--scheduler {scheduler}: local:N needs a positive number of "
                               "workers")
         workers = int(count) if count else runtime.host_cores()
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as local, Client(local) as client:
+        with host_environment_kept(), LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True,
+                dashboard_address=None) as local, Client(local) as client:
             yield client
         return
     try:

@@ -128,9 +128,17 @@ def client():
     pytest.importorskip("distributed", reason="seqtag.dask needs dask and distributed: "
                         "pip install 'seqtag[dask]'")
     from distributed import Client, LocalCluster
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+
+    from seqtag.dask import host_environment_kept
+    names = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONHASHSEED")
+    before = {name: os.environ.get(name) for name in names}
+    with host_environment_kept(), LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True,
+            dashboard_address=None) as cluster, Client(cluster) as client:
         yield client
+    # the nannies set OPENBLAS_NUM_THREADS=1 & co. here: libraries loaded by later tests
+    # (torch's) would start with one thread
+    assert {name: os.environ.get(name) for name in names} == before
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +158,20 @@ def test_each_worker_loads_the_model_once_with_its_share_of_the_cores(client, wo
     assert len(first) == 2 and first == again  # the same tagger object, not reloaded
     # 2 single-threaded workers on this host: each gets cores // 2 seqtag threads (1..2)
     assert {threads for _, threads in first.values()} == {runtime.threads_per_caller(2)}
+
+
+def test_a_broken_model_is_named_and_not_left_registered(tmp_path, client, workers):
+    import seqtag.dask
+    from seqtag.errors import ModelError
+
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(ModelError, match=f"^{bad} is not a seqtag model"):
+        seqtag.dask.register_tagger(client, bad)
+    # the scheduler would hand it to every worker that (re)starts: it must be gone
+    registered = client.run_on_scheduler(lambda dask_scheduler: sorted(
+        n for n in dask_scheduler.worker_plugins if n.startswith("seqtag-")))
+    assert registered == [workers.name]
 
 
 def test_bag_of_texts_and_token_lists_equals_tagging_in_process(workers, tagger):
