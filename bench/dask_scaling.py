@@ -58,11 +58,8 @@ def split_files(text, count, folder):
 
 def timed_cluster_run(n_workers, paths, out):
     import seqtag.dask
-    from distributed import Client, LocalCluster
     start = time.perf_counter()
-    with seqtag.dask.host_environment_kept(), LocalCluster(
-            n_workers=n_workers, threads_per_worker=1, processes=True,
-            dashboard_address=None) as cluster, Client(cluster) as client:
+    with seqtag.dask.local_cluster(n_workers) as client:
         workers = seqtag.dask.register_tagger(client)
         ready = time.perf_counter() - start
         start = time.perf_counter()

@@ -1,6 +1,6 @@
 """How much of the models' own speed the command line keeps, on the same raw text.
 
-    python bench/pipeline.py [--threads 2] [--rounds 3] [--model MODEL] [--formats text,tsv,conllu,json]
+    python bench/pipeline.py [--threads 2] [--rounds 3] [--model MODEL] [--formats text,tsv,...]
 
 The text: EWT train's `# text` lines made into paragraphs (bench/common.raw_text, as
 bench/raw_text.py scores raw text), written to a temporary file.  Two figures, measured in

@@ -2,9 +2,8 @@
 
     pip install 'seqtag[dask]'
 
-    >>> from distributed import Client, LocalCluster                  # doctest: +SKIP
-    >>> import seqtag.dask
-    >>> client = Client(LocalCluster(n_workers=2, threads_per_worker=1))
+    >>> import seqtag.dask                                            # doctest: +SKIP
+    >>> client = seqtag.dask.local_cluster(2).__enter__()   # or distributed.Client(address)
     >>> tagger = seqtag.dask.register_tagger(client)         # the model loads once per worker
     >>> seqtag.dask.tag_bag(bag_of_texts, tagger).compute()  # each element: Tagger.tag(element)
     >>> seqtag.dask.tag_column(frame, "text", tagger)        # a Series of Tagger.tag(row)
@@ -46,7 +45,7 @@ from .errors import ModelError, SeqtagError
 from .stream import FileResult, prepare_folder, remove_stale_temporaries, tag_file_to
 
 __all__ = ["TaggerPlugin", "WorkerTagger", "register_tagger", "tag_bag", "tag_column",
-           "tag_files", "cluster", "host_environment_kept"]
+           "tag_files", "cluster", "local_cluster"]
 
 
 class TaggerPlugin(WorkerPlugin):
@@ -242,15 +241,15 @@ def tag_files(tagger: WorkerTagger, inputs: Iterable[str | os.PathLike[str]],
 
 
 @contextlib.contextmanager
-def host_environment_kept() -> Iterator[None]:
-    """Run the block (one that starts Dask nannies in this process, a LocalCluster) and
-    put back the variables the nannies set in this process's environment for their
-    workers (distributed.nanny.pre-spawn-environ: OPENBLAS_NUM_THREADS=1 and the like,
-    PYTHONHASHSEED),
-    which would otherwise reach every library and process started here later."""
+def _host_environment_kept() -> Iterator[None]:
+    """Put back, on leaving, the variables a Dask nanny started in this process sets in
+    this process's environment for its worker (distributed.nanny.pre-spawn-environ:
+    OPENBLAS_NUM_THREADS=1 and the like, and PYTHONHASHSEED): a BLAS library loaded here
+    later (SciPy's, say) would start with one thread, and every process started from here
+    would inherit them."""
     import dask
     names = list(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
-    names.append("PYTHONHASHSEED")  # a nanny sets it too, for its workers' hashing
+    names.append("PYTHONHASHSEED")
     saved = {name: os.environ.get(name) for name in names}
     try:
         yield
@@ -263,21 +262,34 @@ def host_environment_kept() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def local_cluster(n_workers: int, threads_per_worker: int = 1) -> Iterator[Client]:
+    """A client of a LocalCluster of n_workers worker processes on this machine (no
+    dashboard), both closed on leaving.  This process's environment is as it was once the
+    workers have started, and again at the end (a nanny restarting a dead worker sets
+    its variables anew meanwhile)."""
+    from distributed import LocalCluster
+    with _host_environment_kept():
+        with _host_environment_kept():
+            local = LocalCluster(n_workers=n_workers, processes=True,
+                                 threads_per_worker=threads_per_worker,
+                                 dashboard_address=None)
+        with local, Client(local) as client:
+            yield client
+
+
+@contextlib.contextmanager
 def cluster(scheduler: str) -> Iterator[Client]:
     """A client of a running Dask scheduler ("tcp://host:8786"), or of a LocalCluster of N
     worker processes of one thread each on this machine ("local:N"; "local": one per
     core), closed (with the local cluster) on leaving."""
     if scheduler == "local" or scheduler.startswith("local:"):
-        from distributed import LocalCluster
         count = scheduler.partition(":")[2]
         from . import runtime
         if count and (not count.isdigit() or int(count) < 1):
             raise SeqtagError(f"--scheduler {scheduler}: local:N needs a positive number of "
                               "workers")
         workers = int(count) if count else runtime.host_cores()
-        with host_environment_kept(), LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True,
-                dashboard_address=None) as local, Client(local) as client:
+        with local_cluster(workers) as client:
             yield client
         return
     try:

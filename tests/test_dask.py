@@ -127,17 +127,14 @@ def test_cli_output_dir_skip_existing_and_exit_status(tmp_path):
 def client():
     pytest.importorskip("distributed", reason="seqtag.dask needs dask and distributed: "
                         "pip install 'seqtag[dask]'")
-    from distributed import Client, LocalCluster
-
-    from seqtag.dask import host_environment_kept
+    from seqtag.dask import local_cluster
     names = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONHASHSEED")
     before = {name: os.environ.get(name) for name in names}
-    with host_environment_kept(), LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True,
-            dashboard_address=None) as cluster, Client(cluster) as client:
+    with local_cluster(2) as client:
+        # the nannies set OPENBLAS_NUM_THREADS=1 & co. here for their workers: a BLAS
+        # loaded here later (SciPy's, by pandas) would start with one thread
+        assert {name: os.environ.get(name) for name in names} == before
         yield client
-    # the nannies set OPENBLAS_NUM_THREADS=1 & co. here: libraries loaded by later tests
-    # (torch's) would start with one thread
     assert {name: os.environ.get(name) for name in names} == before
 
 
