@@ -247,9 +247,8 @@ def tag_into_folder(tagger: Tagger, inputs: Iterable[str | os.PathLike[str]],
     """Tag files (paths, folders, glob patterns: output_plan) one by one in this process,
     each into output_dir/<its base name> (tag_file_to; options: its input_format,
     output_format, top_k, batch_size, tag_column, encoding, span_scheme).  skip_existing:
-    leave the
-    outputs already there as they are (every output is written atomically, so one that
-    exists is complete).  progress(result) after each file.  A file that fails does not
+    leave the outputs already there as they are (every output is written atomically, so
+    one that exists is complete).  progress(result) after each file.  A file that fails does not
     stop the others: its result says why.  seqtag.dask.tag_files spreads the same work
     over a Dask cluster."""
     _check(options.get("output_format", "text"), options.get("top_k"),
