@@ -10,7 +10,8 @@ Formats (detected from the file itself):
 
 The file is read once, line by line, and only the vectors training needs are kept: those
 of the corpus's words, and the first `extra` vectors of other words (files list the most
-frequent words first), so a 2 GB file takes the memory of those vectors, not 2 GB.  A
+frequent words first), so a 2 GB file takes the memory of those vectors, and of the set
+of the file's words (about 100 bytes a word, to catch a word given twice), not 2 GB.  A
 word's vector goes to its key in the vocabulary (seqtag.vocab.word_key: lowercased,
 digits as 0), the first one in the file winning when several words share a key ("The",
 "the").  Numbers are parsed only on the lines kept; every line's field count is checked.
@@ -137,28 +138,40 @@ def read_vectors(path: str | os.PathLike[str], wanted: Iterable[str], extra: int
     and line) for a broken file."""
     path = os.fspath(path)
     wanted = set(wanted)
-    with _stream(path) as (f, compressed):
-        try:
-            first = f.readline()
-            header = _header(first)
-            if header is None:
-                fmt, dim = "text", 0
-                records = _text_records(_prepend([first], f), path, 1, None)
-            else:
-                # binary or text after the header: a text line is a word and DIM numbers
-                dim = header[1]
-                chunk = f.read(4 * dim + 4096)
-                fmt = "text" if _is_text_line(chunk.split(b"\n", 1)[0], dim) else "binary"
-                records = (_text_records(_lines_after(chunk, f), path, 2, dim) if fmt == "text"
-                           else _binary_records(f, path, dim, header[0], chunk))
-            result = _keep(records, wanted, extra, path, "line" if fmt == "text" else "record")
-        except (OSError, EOFError, gzip.BadGzipFile) as e:
-            raise _read_error(e, path) from None
-    keys, vectors, extra_keys, count, dim_read = result
+    try:
+        with _stream(path) as (f, compressed):
+            fmt, dim, records = _records(f, path)
+            keys, vectors, extra_keys, count = _keep(records, wanted, extra)
+    except _Duplicate as again:  # rare: read the file again for the word's first place
+        with _stream(path) as (f, _):
+            first = next(position for position, word, _ in _records(f, path)[2]
+                         if word == again.word)
+        message = (f"the word {again.word!r} is given again (first on "
+                   f"{'line' if fmt == 'text' else 'record'} {first})")
+        if fmt == "text":
+            raise CorpusError(message, path, again.position) from None
+        raise CorpusError(f"record {again.position}: {message}", path) from None
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise _read_error(e, path) from None
     if count == 0:
         raise CorpusError("no vectors", path)
-    return PretrainedVectors(path, fmt, compressed, dim or dim_read, keys, vectors,
+    return PretrainedVectors(path, fmt, compressed, dim or vectors.shape[1], keys, vectors,
                              extra_keys, count)
+
+
+def _records(f: BinaryIO, path: str) -> tuple[str, int, Iterator[tuple[int, str, Any]]]:
+    """The file's format ("text" or "binary"), its dimension (0: not known before the
+    first line) and its records: (line or record number, word, a parser of its numbers)."""
+    first = f.readline()
+    header = _header(first)
+    if header is None:
+        return "text", 0, _text_records(_prepend([first], f), path, 1, None)
+    # binary or text after the header: a text line is a word and DIM numbers
+    dim = header[1]
+    chunk = f.read(4 * dim + 4096)
+    if _is_text_line(chunk.split(b"\n", 1)[0], dim):
+        return "text", dim, _text_records(_lines_after(chunk, f), path, 2, dim)
+    return "binary", dim, _binary_records(f, path, dim, header[0], chunk)
 
 
 def _text_records(lines: Iterable[bytes], path: str, lineno: int, dim: int | None
@@ -263,34 +276,48 @@ def _binary_numbers(data: bytes, path: str, where: str) -> np.ndarray:
     return vector
 
 
-def _keep(records: Iterator[tuple[int, str, Any]], wanted: set[str], extra: int, path: str,
-          unit: str) -> tuple[list[str], np.ndarray, list[str], int, int]:
-    """Keep the vectors of wanted keys and of the first `extra` others; unit: "line" or
-    "record", what a position counts (for messages)."""
-    seen: dict[str, int] = {}  # word -> its line (or record)
-    kept: dict[str, np.ndarray] = {}
+class _Duplicate(Exception):
+    """A word given twice (read_vectors finds its first place for the message)."""
+
+    def __init__(self, word: str, position: int) -> None:
+        super().__init__(word)
+        self.word, self.position = word, position
+
+
+def _keep(records: Iterator[tuple[int, str, Any]], wanted: set[str], extra: int
+          ) -> tuple[list[str], np.ndarray, list[str], int]:
+    """(keys kept, their vectors, the keys kept beyond `wanted`, records read): the
+    vectors of wanted keys and of the first `extra` others, in one array allocated at the
+    first vector for as many as can be kept.  The file's words are remembered (a set, about
+    100 bytes a word) to find a word given twice."""
+    seen: set[str] = set()
+    keys: list[str] = []
+    index: set[str] = set()
     extra_keys: list[str] = []
+    vectors = np.zeros((0, 0), np.float32)
     count = 0
     for position, word, numbers in records:
         count += 1
         if word in seen:
-            message = f"the word {word!r} is given again (first on {unit} {seen[word]})"
-            if unit == "line":
-                raise CorpusError(message, path, position)
-            raise CorpusError(f"record {position}: {message}", path)
-        seen[word] = position
+            raise _Duplicate(word, position)
+        seen.add(word)
         key = word_key(word)
-        if key in kept:
+        if key in index:
             continue
-        if key in wanted:
-            kept[key] = numbers()
-        elif len(extra_keys) < extra:
-            kept[key] = numbers()
+        is_extra = key not in wanted
+        if is_extra and len(extra_keys) >= extra:
+            continue
+        vector = numbers()
+        if not keys:
+            vectors = np.empty((len(wanted) + extra, len(vector)), np.float32)
+        vectors[len(keys)] = vector
+        keys.append(key)
+        index.add(key)
+        if is_extra:
             extra_keys.append(key)
-    keys = list(kept)
-    dim = len(next(iter(kept.values()))) if kept else 0
-    vectors = np.stack([kept[k] for k in keys]) if kept else np.zeros((0, dim), np.float32)
-    return keys, vectors, extra_keys, count, dim
+    if len(keys) < len(vectors):
+        vectors = vectors[:len(keys)].copy()  # the wanted keys the file lacks: not kept
+    return keys, vectors, extra_keys, count
 
 
 def initialise(embedding: np.ndarray, vocab_words: list[str], pretrained: PretrainedVectors
