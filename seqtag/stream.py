@@ -34,7 +34,6 @@ Output formats (seqtag.corpus.OUTPUT_FORMATS), and how ``top_k`` shows in each
 from __future__ import annotations
 
 import contextlib
-import glob
 import io
 import itertools
 import os
@@ -187,6 +186,7 @@ def output_plan(inputs: Iterable[str | os.PathLike[str]],
     those of its subfolders nor hidden ones, in name order) or a glob pattern; each output
     is output_dir/<the input's base name>.  SeqtagError if a pattern matches nothing or two
     inputs share a base name (their outputs would overwrite each other)."""
+    import glob  # here: one-shot tagging does not need it
     files: list[str] = []
     for item in (os.fspath(i) for i in inputs):
         if os.path.isdir(item):
@@ -281,6 +281,7 @@ def prepare_folder(inputs: Iterable[str | os.PathLike[str]],
 def remove_stale_temporaries(targets: Iterable[str]) -> None:
     """Remove the temporary files a killed process left beside `targets` (tag_file_to's
     .NAME.*.tmp); call it only once no process writes those targets any more."""
+    import glob
     for target in targets:
         folder, name = os.path.split(target)
         for tmp in glob.glob(os.path.join(glob.escape(folder or "."),
