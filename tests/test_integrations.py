@@ -142,3 +142,14 @@ def test_a_span_model_sets_doc_ents(spacy, tmp_path):
     assert want  # the tiny model finds some
     assert [(e.label_, e.start, e.end) for e in doc.ents] == want
     assert all(t.pos_ == "" for t in doc)  # span tags are no part of speech
+
+
+def test_a_saved_pipeline_loads_and_worker_processes_tag_alike(nlp, spacy, tmp_path):
+    """nlp.to_disk / spacy.load rebuild the component from its config, and nlp.pipe with
+    n_process=2 (forked workers) tags as one process does."""
+    nlp.to_disk(tmp_path / "pipeline")
+    again = spacy.load(tmp_path / "pipeline")
+    texts = ["The dog barked.", "It ran away quickly!", "Book that flight."] * 4
+    want = [[t.pos_ for t in doc] for doc in nlp.pipe(texts)]
+    assert [[t.pos_ for t in doc] for doc in again.pipe(texts)] == want
+    assert [[t.pos_ for t in doc] for doc in nlp.pipe(texts, n_process=2, batch_size=4)] == want
