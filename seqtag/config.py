@@ -301,6 +301,10 @@ class NetworkConfig(_Config):
     word_dropout: float = option(
         0.25, min=0.0, help="A word seen c times is read as <unk> with probability "
         "a/(a + c) in training, so the network learns to read characters: a.")
+    shape_dim: Optional[int] = option(
+        None, min=0, none_means="8 for span tags, else 0",
+        help="Size of the embedding of each word's shape (case, digits, punctuation: "
+        "seqtag.vocab.word_shape), next to its word embedding; 0: none.")
     output_layer: str = option(
         "auto", choices=("auto", "softmax", "crf"),
         help="Output layer: softmax (each token's tag on its own) or crf (a linear-chain "

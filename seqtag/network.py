@@ -16,6 +16,7 @@ from .crf import CRFLayer
 from .memo import DEFAULT_CAPACITY, ProjectionMemo
 from .packing import Packing
 from .rnn import RNN
+from .vocab import SHAPES, word_shape
 
 DTYPE = np.float32
 
@@ -47,6 +48,7 @@ class Batch:
         self.forms = list(form_index)
         self.vocab = vocab
         self.form_word_ids = np.array([vocab.word_id(f) for f in self.forms], dtype=np.int64)
+        self.form_shapes = np.array([word_shape(f) for f in self.forms], dtype=np.int64)
         self.form_of_row = np.asarray(flat_forms, dtype=np.int64)[self.flat_index]
         self.word_ids = self.form_word_ids[self.form_of_row]
         self._chars = None
@@ -102,14 +104,19 @@ class Network:
         self._memo_lock = threading.Lock()
         self.dtype = dtype = np.dtype(dtype).type
         c = self.config
+        # None ("auto", or a model written before shapes existed): training resolves it
+        # first, so here it is a model without shapes
+        c["shape_dim"] = c["shape_dim"] or 0
         rng = np.random.default_rng(seed)
         self.char_rnn = RNN(c["cell"], c["char_dim"], c["char_hidden"], bidirectional=True,
                             seed=int(rng.integers(2**31)), threads=threads, dtype=dtype,
                             init=init)
-        self.rnn = RNN(c["cell"], c["word_dim"] + 2 * c["char_hidden"], c["hidden"],
+        self.rnn = RNN(c["cell"], c["word_dim"] + 2 * c["char_hidden"] + c["shape_dim"],
+                       c["hidden"],
                        num_layers=c["layers"], bidirectional=True, dropout=c["dropout"],
                        seed=int(rng.integers(2**31)), threads=threads, dtype=dtype, init=init)
         word_shape, char_shape = (n_words, c["word_dim"]), (n_chars, c["char_dim"])
+        shape_shape = (len(SHAPES), c["shape_dim"])
         output_shape = (n_tags, 2 * c["hidden"])
         self.output_bias = np.zeros(n_tags, dtype=dtype)
         #: the CRF over the output scores, or None: a log-softmax per token ("auto", what
@@ -117,6 +124,8 @@ class Network:
         self.crf = CRFLayer(n_tags, dtype) if c["output_layer"] == "crf" else None
         if self.crf is None:
             self.config["output_layer"] = "softmax"
+        self.shape_embedding = (np.zeros(shape_shape, dtype=dtype) if not init else
+                                (rng.standard_normal(shape_shape) * 0.1).astype(dtype))
         if not init:
             self.word_embedding = np.zeros(word_shape, dtype=dtype)
             self.char_embedding = np.zeros(char_shape, dtype=dtype)
@@ -136,6 +145,8 @@ class Network:
         named.update({"rnn." + k: v for k, v in self.rnn.params.items()})
         named["output.weight"] = self.output_weight
         named["output.bias"] = self.output_bias
+        if self.shape_embedding.shape[1]:
+            named["shape_embedding"] = self.shape_embedding
         if self.crf is not None:
             named.update(self.crf.arrays())
         return named
@@ -147,6 +158,8 @@ class Network:
         shapes.update({"rnn." + k: v for k, v in self.rnn.param_shapes().items()})
         shapes["output.weight"] = self.output_weight.shape
         shapes["output.bias"] = self.output_bias.shape
+        if self.shape_embedding.shape[1]:
+            shapes["shape_embedding"] = self.shape_embedding.shape
         if self.crf is not None:
             shapes.update(self.crf.shapes())
         return shapes
@@ -172,6 +185,8 @@ class Network:
                               if k.startswith("rnn.")})
         self.output_weight = take(arrays["output.weight"])
         self.output_bias = take(arrays["output.bias"])
+        if self.shape_embedding.shape[1]:
+            self.shape_embedding = take(arrays["shape_embedding"])
         if self.crf is not None:
             self.crf.load_arrays(arrays, take)
         self.changed()
@@ -219,7 +234,8 @@ class Network:
         char_inputs = self.char_embedding[batch.char_ids]
         _, char_final, _, char_cache = self.char_rnn.forward_packed(
             char_inputs, batch.char_packing, keep=keep)
-        form_features = np.concatenate([char_final[0], char_final[1]], axis=1)
+        form_features = np.concatenate([char_final[0], char_final[1],
+                                        self.shape_embedding[batch.form_shapes]], axis=1)
         word_ids = batch.word_ids if word_ids is None else word_ids
         inputs = np.concatenate([self.word_embedding[word_ids],
                                  form_features[batch.form_of_row]], axis=1)
@@ -259,7 +275,7 @@ class Network:
                     self._memo_version = self.version
                 rows = self._memo.rows(batch.forms, lambda missing: self._word_inputs(
                     [batch.forms[i] for i in missing], batch.form_word_ids[missing],
-                    batch.vocab))
+                    batch.vocab, batch.form_shapes[missing]))
                 if rows is None:  # more distinct forms than the memo holds
                     return self._forward(batch, False, None, None)[0]
                 logits, _, _ = self._memo.forward(rows[batch.form_of_row], batch.packing,
@@ -268,13 +284,13 @@ class Network:
         finally:
             self._memo_lock.release()
 
-    def _word_inputs(self, forms, word_ids, vocab):
+    def _word_inputs(self, forms, word_ids, vocab, shapes):
         """The first recurrent layer's inputs (len(forms), D) of distinct word forms."""
         char_packing, char_ids = encode_chars(forms, vocab)
         _, char_final, _, _ = self.char_rnn.forward_packed(
             self.char_embedding[char_ids], char_packing, keep=False)
-        return np.concatenate([self.word_embedding[word_ids], char_final[0], char_final[1]],
-                              axis=1)
+        return np.concatenate([self.word_embedding[word_ids], char_final[0], char_final[1],
+                               self.shape_embedding[shapes]], axis=1)
 
     def _output(self, hidden):
         logits = hidden @ self.output_weight.T
@@ -337,7 +353,9 @@ class Network:
                               dtype=self.dtype)
         _core.add_rows(grad_forms, batch.form_of_row, grad_inputs[:, word_dim:])
         hc = c["char_hidden"]
-        grad_final = np.stack([grad_forms[:, :hc], grad_forms[:, hc:]])
+        if c["shape_dim"]:
+            sparse["shape_embedding"] = _sum_rows(batch.form_shapes, grad_forms[:, 2 * hc:])
+        grad_final = np.stack([grad_forms[:, :hc], grad_forms[:, hc:2 * hc]])
         grad_chars, char_grads, _, _ = self.char_rnn.backward_packed(
             cache["char_cache"], None, grad_h_n=grad_final, grad_c_n=None)
         dense.update({"char_rnn." + k: v for k, v in char_grads.items()})

@@ -77,15 +77,19 @@ def corpus_fingerprint(train_sents, dev_sents):
 
 
 def resolve_output_layer(model_config, tags):
-    """The NetworkConfig with output_layer "auto" made "crf" for span tags (seqtag.spans:
-    O, B-X, I-X, E-X, S-X), "softmax" for any other tag set."""
+    """The NetworkConfig with what depends on the tags settled: output_layer "auto" made
+    "crf" for span tags (seqtag.spans: O, B-X, I-X, E-X, S-X), "softmax" for any other
+    tag set; shape_dim None made 8 for span tags, 0 for others."""
     from . import spans
     if not isinstance(model_config, NetworkConfig):
         model_config = NetworkConfig.from_dict(model_config)
-    if model_config.output_layer != "auto":
-        return model_config
-    return model_config.replace(
-        output_layer="crf" if spans.looks_like_spans(tags) else "softmax")
+    span_tags = spans.looks_like_spans(tags)
+    changes = {}
+    if model_config.output_layer == "auto":
+        changes["output_layer"] = "crf" if span_tags else "softmax"
+    if model_config.shape_dim is None:
+        changes["shape_dim"] = 8 if span_tags else 0
+    return model_config.replace(**changes)
 
 
 def make_optimizer(params, opts):

@@ -15,6 +15,30 @@ def word_key(form):
     return _DIGITS.sub("0", form.lower())
 
 
+#: The word shapes word_shape tells apart (a shape embedding's rows).
+SHAPES = ("lower", "Capitalized", "UPPER", "mIxEd", "digits", "alnum1", "punct")
+
+
+def word_shape(form):
+    """The id (in SHAPES) of a word's shape: its case pattern when it has letters (and no
+    digit), digits only, letters and digits, or neither.  Word keys are lowercased, so this
+    is the case information a word embedding lacks, handed to the tagger directly (an
+    entity is most often Capitalized)."""
+    letters = [ch for ch in form if ch.isalpha()]
+    digits = any(ch.isdigit() for ch in form)
+    if not letters:
+        return 4 if digits else 6
+    if digits:
+        return 5
+    if not any(ch.isupper() for ch in letters):
+        return 0
+    if letters[0].isupper() and not any(ch.isupper() for ch in letters[1:]):
+        return 1
+    if len(letters) > 1 and all(ch.isupper() for ch in letters):
+        return 2
+    return 3
+
+
 class Vocabulary:
     """Word keys, characters and tags of a training corpus, each mapped to an id.
 

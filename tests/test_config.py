@@ -51,6 +51,7 @@ BAD = {
     "top_k": [(0, "0"), (2.0, "2.0")],
     "memo_words": [(-1, "-1"), (2.5, "2.5"), (True, "True"), ("8", "'8'")],
     "output_layer": [("CRF", "'CRF'"), (None, "None")],
+    "shape_dim": [(-1, "-1"), (2.5, "2.5")],
     "span_scheme": [("iob1", "'iob1'"), (2, "2")],
     "embeddings": [(3, "3"), (True, "True")],
     "embeddings_vocab": [(-1, "-1"), (1.5, "1.5")],
@@ -72,7 +73,7 @@ REQUIREMENT = {
     "threads": "an integer >= 1", "top_k": "an integer >= 1", "memo_words": "an integer >= 0",
     "output_layer": "one of auto, softmax, crf", "span_scheme": "one of IOB2, IOBES",
     "embeddings": "a text", "embeddings_vocab": "an integer >= 0",
-    "freeze_embeddings": "true or false",
+    "freeze_embeddings": "true or false", "shape_dim": "an integer >= 0",
 }
 
 # Values from the command line that must be refused, as typed: for every flag.
@@ -84,7 +85,7 @@ BAD_CLI = {
     "seed": ["-1"], "patience": ["0"], "average": ["1"], "decay_patience": ["0"],
     "lr_decay": ["0", "2"], "max_time": ["0", "-5"], "dev_fraction": ["0", "1"],
     "threads": ["0", "two"], "top_k": ["0", "1.5"], "memo_words": ["-1"],
-    "output_layer": ["hmm"], "span_scheme": ["IOB1"],
+    "output_layer": ["hmm"], "span_scheme": ["IOB1"], "shape_dim": ["-1", "x"],
     # any text names a file (its problems are the file's); a switch takes no value
     "embeddings": [], "embeddings_vocab": ["-1", "many"], "freeze_embeddings": [],
 }
@@ -174,7 +175,7 @@ def test_train_function_refuses_bad_options():
     ("lr_decy", "unknown option 'lr_decy'; did you mean 'lr_decay'?"),
     ("wordDim", "unknown option 'wordDim'; did you mean 'word_dim'?"),
     ("zzz", "unknown option 'zzz'; the options are cell, word_dim, char_dim, char_hidden, "
-            "hidden, layers, dropout, word_dropout, output_layer, epochs, batch_size, optimizer, lr, "
+            "hidden, layers, dropout, word_dropout, shape_dim, output_layer, epochs, batch_size, optimizer, lr, "
             "clip, "
             "seed, patience, average, decay_patience, lr_decay, max_time, dev_fraction, "
             "threads, embeddings, embeddings_vocab, freeze_embeddings"),
@@ -261,6 +262,7 @@ GOOD = {  # boundary values each option accepts, and what it holds then
     "max_time": [(None, None), (0.001, 0.001)], "dev_fraction": [(0.001, 0.001), (0.999, 0.999)],
     "threads": [(1, 1), (64, 64)], "top_k": [(None, None), (1, 1)], "memo_words": [(0, 0)],
     "output_layer": [("crf", "crf"), ("softmax", "softmax")],
+    "shape_dim": [(None, None), (0, 0), (16, 16)],
     "span_scheme": [(None, None), ("IOBES", "IOBES")],
     "embeddings": [(None, None), ("v.vec", "v.vec"), (Path("v.vec"), "v.vec")],
     "embeddings_vocab": [(0, 0)], "freeze_embeddings": [(True, True), (False, False)],
@@ -305,7 +307,8 @@ def test_training_with_boundary_values(tmp_path):
 def test_library_defaults_are_the_configs():
     assert network.DEFAULTS == NetworkConfig().to_dict() == {
         "cell": "lstm", "word_dim": 100, "char_dim": 32, "char_hidden": 64, "hidden": 128,
-        "layers": 2, "dropout": 0.5, "word_dropout": 0.25, "output_layer": "auto"}
+        "layers": 2, "dropout": 0.5, "word_dropout": 0.25, "shape_dim": None,
+        "output_layer": "auto"}
     assert train.DEFAULTS == TrainingConfig().to_dict() == {
         "epochs": 30, "batch_size": 32, "optimizer": "adam", "lr": None, "clip": 5.0,
         "seed": 1, "patience": 6, "average": 0.999, "decay_patience": 2, "lr_decay": 0.5,
@@ -363,7 +366,7 @@ def test_model_records_the_checked_training_options():
     # output_layer auto: resolved for these part-of-speech tags
     assert tagger.network.config == dict(NetworkConfig().to_dict(), hidden=8, word_dim=8,
                                          char_dim=4, char_hidden=4, layers=1,
-                                         output_layer="softmax")
+                                         output_layer="softmax", shape_dim=0)
 
 
 # ---------------------------------------------------------------- model files
@@ -374,7 +377,8 @@ def test_bundled_model_loads_unchanged():
     tagger = Tagger.load()
     # written before output layers had a name: it is a softmax
     assert "output_layer" not in meta["network"]
-    assert tagger.network.config == dict(meta["network"], output_layer="softmax")
+    assert tagger.network.config == dict(meta["network"], output_layer="softmax",
+                                         shape_dim=0)
     assert tagger.tag("The dog ate the apple") == [[
         ("The", "DET"), ("dog", "NOUN"), ("ate", "VERB"), ("the", "DET"), ("apple", "NOUN")]]
 
@@ -445,7 +449,7 @@ def test_checkpoint_round_trip_holds_the_checked_configs(stopped_run):
     assert state.opts == expected
     assert NetworkConfig.from_dict(state.network.config) == NetworkConfig(**{
         k: v for k, v in SMALL.items() if k in NetworkConfig.options()},
-        output_layer="softmax")
+        output_layer="softmax", shape_dim=0)
 
 
 def test_resumed_run_keeps_its_options_but_the_resumable(stopped_run):

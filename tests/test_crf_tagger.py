@@ -45,6 +45,7 @@ def crf_tagger():
 
 def test_auto_takes_a_crf_for_span_tags_and_it_learns(crf_tagger):
     assert crf_tagger.network.config["output_layer"] == "crf"
+    assert crf_tagger.network.config["shape_dim"] == 8  # auto: word shapes for span tags
     assert crf_tagger.output_layer() == {"kind": "crf", "constrained": "IOB2"}
     scores = crf_tagger.evaluate(entity_corpus(40, seed=2))
     assert scores["spans"]["default"]["micro"]["f1"] >= 0.9
@@ -104,7 +105,7 @@ def test_crf_network_gradients_match_finite_differences():
     sentences = entity_corpus(4, seed=8)
     vocab = Vocabulary.build(sentences, min_char_count=1)
     config = {"word_dim": 3, "char_dim": 2, "char_hidden": 2, "hidden": 3, "layers": 1,
-              "dropout": 0.3, "output_layer": "crf"}
+              "dropout": 0.3, "output_layer": "crf", "shape_dim": 2}
     network = Network(config, len(vocab.words), len(vocab.chars), len(vocab.tags), seed=1,
                       dtype=np.float64)
     rng = np.random.default_rng(0)
@@ -115,9 +116,12 @@ def test_crf_network_gradients_match_finite_differences():
     def loss():
         return network.loss_and_gradients(batch, np.random.default_rng(5))[:3]
 
-    _, dense, _ = loss()
+    _, dense, sparse = loss()
+    ids, rows = sparse["shape_embedding"]
+    dense["shape_embedding"] = np.zeros_like(network.shape_embedding)
+    dense["shape_embedding"][ids] = rows
     for name in ("crf.transitions", "crf.start", "crf.end", "output.weight",
-                 "rnn.weight_hh_l0"):
+                 "rnn.weight_hh_l0", "shape_embedding"):
         flat = network.arrays()[name].reshape(-1)
         for i in rng.choice(flat.size, min(flat.size, 12), replace=False):
             saved = flat[i]
@@ -140,6 +144,7 @@ def test_iob1_training_data_is_made_iob2():
 def test_softmax_when_asked_and_for_models_without_an_output_layer():
     tagger = Tagger.train(entity_corpus(30), **dict(TINY, epochs=1, output_layer="softmax"))
     assert tagger.output_layer() == {"kind": "softmax"} and tagger.network.crf is None
+    assert tagger.network.config["shape_dim"] == 8  # still span tags
     bundled = Tagger.load()  # written before output layers had a name
     assert bundled.output_layer() == {"kind": "softmax"}
     assert bundled.info()["network"]["output_layer"] == "softmax"
@@ -172,3 +177,12 @@ def test_cli_trains_a_crf_on_uner_style_files_and_scores_spans(tmp_path):
         [line.split("\t")[1] for line in runner.invoke(cli.app, [
             "tag", "-m", str(model), "--format", "tsv", "Mary saw John Smith"]).stdout.split(
                 "\n") if line], "IOBES")
+
+
+def test_word_shapes():
+    from seqtag.vocab import SHAPES, word_shape
+    shapes = {w: SHAPES[word_shape(w)] for w in
+              ["dog", "Paris", "NASA", "iPhone", "1995", "B52", ",", "McDonald", "I", "état"]}
+    assert shapes == {"dog": "lower", "Paris": "Capitalized", "NASA": "UPPER",
+                      "iPhone": "mIxEd", "1995": "digits", "B52": "alnum1", ",": "punct",
+                      "McDonald": "mIxEd", "I": "Capitalized", "état": "lower"}

@@ -25,11 +25,13 @@ def loss_fn(network, batch, word_ids, seed):
     return loss, dense, sparse
 
 
-@pytest.mark.parametrize("cell", ["lstm", "peephole", "gru"])
+@pytest.mark.parametrize("cell, shape_dim", [("lstm", 0), ("peephole", 0), ("gru", 0),
+                                             ("lstm", 2)])
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
-def test_network_gradients_match_finite_differences(cell, dropout):
+def test_network_gradients_match_finite_differences(cell, dropout, shape_dim):
     vocab = Vocabulary.build(SENTENCES[:3], min_char_count=1)  # the 4th has unknown words
-    network = Network(dict(CONFIG, cell=cell, dropout=dropout), len(vocab.words),
+    network = Network(dict(CONFIG, cell=cell, dropout=dropout, shape_dim=shape_dim),
+                      len(vocab.words),
                       len(vocab.chars), len(vocab.tags), seed=3, dtype=np.float64)
     batch = Batch([s.words for s in SENTENCES], vocab, [s.tags for s in SENTENCES])
     word_ids = batch.word_ids.copy()
