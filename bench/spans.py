@@ -7,11 +7,12 @@ accuracy  `seqtag train en_ewt-ud-dev.iob2` with every default (output layer aut
           for these span tags; 10 % of dev held out to pick the epoch), and the same with
           --output-layer softmax; each model's span scores on test (`seqtag evaluate
           --json`: seqeval's default mode, per type, micro, macro; strict IOB2 too).
-torch     the same network in PyTorch (bench/compare_torch.py's recipe (c): char BiLSTM,
-          2-layer BiLSTM, dropout 0.5; word dropout as seqtag's) with bench/torch_crf.py's
-          CRF on top, on the same split, batches, vocabulary, optimizer (Adam 2e-3, betas
-          0.9/0.9, clipping at 5) and as many epochs as the seqtag CRF run took; the epoch
-          with the best held-out span F1 is scored on test.  Both sides decode with
+torch     the same network in PyTorch (the seqtag CRF model's options: char BiLSTM, word
+          embedding, word-shape embedding, 2-layer BiLSTM, dropout 0.5, word dropout as
+          seqtag's) with bench/torch_crf.py's CRF on top, on the same split, batches,
+          vocabulary, optimizer (Adam 2e-3, betas 0.9/0.9, clipping at 5) and as many
+          epochs as the seqtag CRF run took; the epoch with the best held-out span F1 is
+          scored on test.  Both sides decode with
           seqtag.crf.viterbi, constrained to IOB2 (the decoder is not what is compared).
           seqtag averages its weights (--average 0.999), the reference does not.
 speed     training steps per epoch, CRF against softmax, on the same network, batches and
@@ -43,8 +44,8 @@ from seqtag.corpus import read_corpus  # noqa: E402
 from seqtag.network import Batch, Network  # noqa: E402
 from seqtag.optim import clip_by_global_norm  # noqa: E402
 from seqtag.train import epoch_batches, make_optimizer, split_dev  # noqa: E402
-from seqtag.config import NetworkConfig, TrainingConfig  # noqa: E402
-from seqtag.vocab import Vocabulary  # noqa: E402
+from seqtag.config import TrainingConfig  # noqa: E402
+from seqtag.vocab import SHAPES, Vocabulary  # noqa: E402
 
 
 def uner(split):
@@ -90,7 +91,45 @@ def accuracy(workdir, quick):
 
 # ---- torch: the same network with a PyTorch CRF -----------------------------------------
 
-def torch_reference(epochs, threads, quick):
+def torch_network(net, n_words, n_chars, n_tags):
+    """seqtag's network (options `net`: NetworkConfig's) in torch.nn: embeddings of the
+    word, its characters (BiLSTM, final states) and its shape -> dropout -> BiLSTM layers
+    (dropout between) -> dropout -> linear.  Returns the module; forward(tb) gives the
+    per-token scores in torch's packed order (compare_torch.torch_batch's layout)."""
+    import torch
+    from torch import nn
+    from torch.nn.utils.rnn import PackedSequence
+
+    class Tagger(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.word_embedding = nn.Embedding(n_words, net["word_dim"])
+            self.char_embedding = nn.Embedding(n_chars, net["char_dim"])
+            self.shape_embedding = nn.Embedding(len(SHAPES), net["shape_dim"])
+            self.char_rnn = nn.LSTM(net["char_dim"], net["char_hidden"], bidirectional=True)
+            width = net["word_dim"] + 2 * net["char_hidden"] + net["shape_dim"]
+            self.rnn = nn.LSTM(width, net["hidden"], num_layers=net["layers"],
+                               bidirectional=True, dropout=net["dropout"])
+            self.dropout = nn.Dropout(net["dropout"])
+            self.output = nn.Linear(2 * net["hidden"], n_tags)
+
+        def forward(self, tb):
+            c = tb.chars
+            _, (h_n, _) = self.char_rnn(PackedSequence(
+                self.char_embedding(c.data), c.batch_sizes, c.sorted_indices,
+                c.unsorted_indices))
+            forms = torch.cat([h_n[0], h_n[1]], dim=1)
+            x = torch.cat([self.word_embedding(tb.word_ids), forms[tb.form_ids],
+                           self.shape_embedding(tb.shapes)], dim=1)
+            s = tb.layout
+            out, _ = self.rnn(PackedSequence(self.dropout(x), s.batch_sizes,
+                                             s.sorted_indices, s.unsorted_indices))
+            return self.output(self.dropout(out.data))
+
+    return Tagger()
+
+
+def torch_reference(epochs, net, threads, quick):
     import torch
     import compare_torch as ct
     import torch_crf
@@ -107,18 +146,24 @@ def torch_reference(epochs, threads, quick):
     vocab = Vocabulary.build(train)
     tags = vocab.tags
     constraints = spans.transition_constraints(tags, "IOB2")
-    model = ct.torch_tagger_class()(ct.CONFIGS["c"], len(vocab.words), len(vocab.chars),
-                                    len(tags))
+    model = torch_network(net, len(vocab.words), len(vocab.chars), len(tags))
     C = len(tags)
     transitions = torch.nn.Parameter(torch.zeros(C, C))
     start, end = torch.nn.Parameter(torch.zeros(C)), torch.nn.Parameter(torch.zeros(C))
     params = list(model.parameters()) + [transitions, start, end]
     optimizer = torch.optim.Adam(params, lr=ct.LR, betas=ct.BETAS)
     rng = np.random.default_rng(opts.seed)
-    word_dropout = NetworkConfig().word_dropout  # seqtag's default
+    word_dropout = net["word_dropout"]
+
+    def batch_for_torch(batch):
+        tb = ct.torch_batch(batch, chars=True)
+        shapes = np.empty_like(batch.form_of_row)
+        shapes[batch.flat_index] = batch.form_shapes[batch.form_of_row]
+        tb.shapes = torch.from_numpy(shapes[tb.rows])
+        return tb
 
     def emissions_of(tb):
-        return model(tb)  # log-softmax scores: a per-token shift, the same CRF
+        return model(tb)
 
     def padded(tb, values, packing):
         # torch's packed rows -> (B, T, ...) in the caller's sentence order
@@ -137,7 +182,7 @@ def torch_reference(epochs, threads, quick):
             for k in range(0, len(sents), 256):
                 chunk = sents[k:k + 256]
                 batch = Batch([s.words for s in chunk], vocab)
-                tb = ct.torch_batch(batch, chars=True)
+                tb = batch_for_torch(batch)
                 em = emissions_of(tb).numpy()
                 flat = np.empty_like(em)
                 flat[tb.rows] = em
@@ -161,7 +206,7 @@ def torch_reference(epochs, threads, quick):
             counts = vocab.word_counts[batch.word_ids]
             drop = rng.random(len(counts)) < word_dropout / (word_dropout + counts)
             batch.word_ids = np.where(drop, 1, batch.word_ids)
-            tb = ct.torch_batch(batch, chars=True)
+            tb = batch_for_torch(batch)
             em = padded(tb, emissions_of(tb), batch.packing)
             gold = padded(tb, tb.tags, batch.packing)
             mask = padded(tb, torch.ones_like(tb.tags, dtype=torch.bool), batch.packing)
@@ -270,7 +315,9 @@ def main():
     parser.add_argument("--parts", default="accuracy,torch,speed,decoding")
     parser.add_argument("--workdir", type=Path, default=Path("bench_spans_out"))
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=2)
+    # torch's accuracy does not depend on its threads, and on a busy 2-core machine its
+    # two threads spin against each other (30x slower measured): one
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--quick", action="store_true", help="tiny runs: checks the script")
     args = parser.parse_args()
     parts = args.parts.split(",")
@@ -284,8 +331,9 @@ def main():
         else:
             results = {k: {"model": args.workdir / f"uner_{k}.npz"} for k in ("crf", "softmax")}
     if "torch" in parts:
-        epochs = (Tagger.load(args.workdir / "uner_crf.npz").meta["scores"]["epochs_run"])
-        torch_reference(epochs, args.threads, args.quick)
+        reference = Tagger.load(args.workdir / "uner_crf.npz")
+        torch_reference(reference.meta["scores"]["epochs_run"], reference.network.config,
+                        args.threads, args.quick)
     if "decoding" in parts:
         decoding(results)
     if "speed" in parts:
