@@ -699,8 +699,7 @@ def info(
         dev = ("held out of the corpus" if corpus.get("dev_held_out")
                else f"from {corpus.get('dev_file') or '?'}")
         lines += [
-            ("corpus", f"{corpus.get('file', '?')} ({corpus.get('format', '?')}, "
-                       f"{corpus.get('tag_column', '?')})"),
+            ("corpus", f"{corpus.get('file', '?')} ({_corpus_columns(corpus)})"),
             ("", f"{corpus.get('sentences', 0):,} sentences, {corpus.get('tokens', 0):,} "
                  f"tokens; dev: {corpus.get('dev_sentences', 0):,} sentences {dev}"),
         ]
@@ -725,6 +724,17 @@ def info(
     ]
     for key, value in lines:
         typer.echo(f"{key:<13} {value}")
+
+
+def _corpus_columns(corpus):
+    """"conllu, upos", "columns, word 2, tag 4", "iob2": the format and, where the tags
+    come from a column the user chose, which."""
+    fmt = corpus.get("format", "?")
+    if fmt in ("iob2", "conll", "tsv", "slash"):
+        return fmt
+    if fmt == "columns":
+        return f"columns, word {corpus.get('word_column') or 1}, tag {corpus.get('tag_column')}"
+    return f"{fmt}, {corpus.get('tag_column', '?')}"
 
 
 def _output_line(output):

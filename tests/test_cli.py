@@ -377,7 +377,7 @@ def test_info(model, tagset):
     assert set(fields["tagset"].split(": ")[1].split()) == tagset
     assert fields["architecture"].startswith("lstm, 1 layer, hidden 16, word dim 16, char dim 8")
     assert re.fullmatch(r"[\d,]+", fields["parameters"])
-    assert fields["corpus"] == f"{SAMPLE} (slash, upos)"
+    assert fields["corpus"] == f"{SAMPLE} (slash)"
     assert " train " in fields["command"] and str(SAMPLE) in fields["command"]
     assert re.match(r"dev accuracy \d+\.\d\d% at epoch [12] of 2", fields["scores"])
     assert fields["version"].startswith("seqtag 0.1.0, model format ")
