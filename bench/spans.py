@@ -15,8 +15,8 @@ torch     the same network in PyTorch (the seqtag CRF model's options: char BiLS
           scored on test.  Both sides decode with
           seqtag.crf.viterbi, constrained to IOB2 (the decoder is not what is compared).
           seqtag averages its weights (--average 0.999), the reference does not.
-speed     training steps per epoch, CRF against softmax, on the same network, batches and
-          weights (alternating rounds, median); tagging UNER test with both models through
+speed     training steps per epoch, CRF against softmax, on the same network (the CRF
+          model's options), batches and initial weights (alternating rounds, median); tagging UNER test with both models through
           Tagger.predict (Viterbi against argmax), alternating rounds, median.
 decoding  the CRF model on the held-out dev sentences and on test, decoded constrained
           and unconstrained: what the constraints do to span F1.
@@ -241,8 +241,9 @@ def speed(results, rounds, quick):
     batches = [Batch([train[i].words for i in ids], vocab, [train[i].tags for i in ids])
                for ids in epoch_batches(train, opts.batch_size, rng)]
     nets = {}
+    config = Tagger.load(results["crf"]["model"]).network.config
     for kind in ("softmax", "crf"):
-        net = Network({"output_layer": kind}, len(vocab.words), len(vocab.chars),
+        net = Network(dict(config, output_layer=kind), len(vocab.words), len(vocab.chars),
                       len(vocab.tags), seed=1, threads=opts.threads)
         if net.crf is not None:
             net.crf.set_tags(vocab.tags)

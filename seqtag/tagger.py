@@ -19,9 +19,9 @@ from typing import Any, Callable, Iterable, Sequence, Union, overload
 
 import numpy as np
 
-from . import __version__, inference, modelfile
+from . import __version__, inference, modelfile, spans
 from .config import MetadataError, NetworkConfig, TaggingConfig, TrainingConfig
-from .config import split_training_options
+from .config import SPAN_DEFAULTS, split_training_options
 from .corpus import Sentence
 from .errors import ModelError, SeqtagError
 from .evaluate import confusion_matrix, score
@@ -121,10 +121,13 @@ class Tagger:
             state = TrainingState.load(resume)
             train_opts = state.resumed_options(net_given, train_given)  # also the dev split's
             net_config = NetworkConfig.from_dict(state.network.config)
+            train_sents = _span_sentences(_as_sentences(train_sents, "training"))
         else:
             train_opts = TrainingConfig.from_dict(train_given)
+            train_sents = _span_sentences(_as_sentences(train_sents, "training"))
+            if spans.looks_like_spans({t for s in train_sents for t in s.tags or ()}):
+                net_given = dict(SPAN_DEFAULTS, **net_given)
             net_config = NetworkConfig.from_dict(net_given)
-        train_sents = _span_sentences(_as_sentences(train_sents, "training"))
         held_out = dev_sents is None
         if held_out:
             train_sents, dev_sents = split_dev(train_sents, train_opts.dev_fraction,
@@ -450,7 +453,6 @@ class Tagger:
         span tags also "spans": span precision, recall and F1 per type, micro and macro,
         read as seqeval reads them in its default mode (conlleval's) and in its strict
         mode (seqtag.spans.span_scores), under "default" and "strict"."""
-        from . import spans
         gold = _as_sentences(gold_sents, "gold")
         predicted = self.predict([s.words for s in gold])
         scores = score(gold, predicted, self.vocab.is_known)
@@ -493,8 +495,7 @@ class Tagger:
         crf = self.network.crf
         if crf is None:
             return {"kind": "softmax"}
-        from .spans import tagset_scheme
-        return {"kind": "crf", "constrained": tagset_scheme(self.vocab.tags)}
+        return {"kind": "crf", "constrained": spans.tagset_scheme(self.vocab.tags)}
 
     def frontend_info(self) -> dict[str, Any]:
         """What the front end is: {"kind": "rules"} or {"kind": "learned", its cell and
@@ -513,7 +514,6 @@ class Tagger:
 def _span_sentences(sentences: list[Sentence]) -> list[Sentence]:
     """Span tags in IOB1 (spans opened by I-) rewritten in IOB2, which the CRF's decoding
     keeps to; any other corpus as it is."""
-    from . import spans
     tags = {t for s in sentences for t in s.tags or ()}
     if not spans.looks_like_spans(tags) or spans.detect_scheme(
             s.tags or [] for s in sentences) != "IOB1":

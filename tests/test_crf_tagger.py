@@ -186,3 +186,11 @@ def test_word_shapes():
     assert shapes == {"dog": "lower", "Paris": "Capitalized", "NASA": "UPPER",
                       "iPhone": "mIxEd", "1995": "digits", "B52": "alnum1", ",": "punct",
                       "McDonald": "mIxEd", "I": "Capitalized", "état": "lower"}
+
+
+def test_span_tags_default_to_one_layer_unless_given():
+    options = {k: v for k, v in TINY.items() if k != "layers"}
+    assert Tagger.train(entity_corpus(20), **dict(options, epochs=1)).network.config[
+        "layers"] == 1
+    assert Tagger.train(entity_corpus(20), **dict(options, epochs=1, layers=2)).network.config[
+        "layers"] == 2
