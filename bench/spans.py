@@ -108,8 +108,10 @@ def torch_network(net, n_words, n_chars, n_tags):
             self.shape_embedding = nn.Embedding(len(SHAPES), net["shape_dim"])
             self.char_rnn = nn.LSTM(net["char_dim"], net["char_hidden"], bidirectional=True)
             width = net["word_dim"] + 2 * net["char_hidden"] + net["shape_dim"]
+            # dropout between layers, as seqtag's (none with one layer)
             self.rnn = nn.LSTM(width, net["hidden"], num_layers=net["layers"],
-                               bidirectional=True, dropout=net["dropout"])
+                               bidirectional=True,
+                               dropout=net["dropout"] if net["layers"] > 1 else 0.0)
             self.dropout = nn.Dropout(net["dropout"])
             self.output = nn.Linear(2 * net["hidden"], n_tags)
 
