@@ -57,8 +57,13 @@ class Adam:
     is a pass over every weight and its two moments that the two cores can share (each
     array is updated by one thread, so the result does not depend on the threads)."""
 
-    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, threads=1):
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, threads=1,
+                 dense_rows=False):
+        """dense_rows: update every row of the embeddings at every step (their gradient
+        zero where a batch did not use them), as torch.optim.Adam does, instead of only the
+        rows a batch used: each row's moments keep moving it after its word was seen."""
         self.params = params
+        self.dense_rows = dense_rows
         self.lr = lr
         self.beta1, self.beta2 = betas
         self.eps = eps
@@ -76,6 +81,13 @@ class Adam:
         # bias corrections folded into the step size
         lr = self.lr * np.sqrt(1 - b2 ** self.steps) / (1 - b1 ** self.steps)
         jobs = []  # (size, kernel, arguments); the kernels release the GIL
+        if self.dense_rows:
+            dense = dict(dense)
+            for name, (ids, rows) in sparse.items():
+                full = np.zeros_like(self.params[name])
+                full[ids] = rows  # ids are distinct (seqtag.network._sum_rows)
+                dense[name] = full
+            sparse = {}
         for name, g in dense.items():
             jobs.append((g.size, _core.adam_update, (
                 self.params[name].reshape(-1), np.ascontiguousarray(g).reshape(-1),

@@ -123,10 +123,12 @@ class Tagger:
             net_config = NetworkConfig.from_dict(state.network.config)
             train_sents = _span_sentences(_as_sentences(train_sents, "training"))
         else:
-            train_opts = TrainingConfig.from_dict(train_given)
             train_sents = _span_sentences(_as_sentences(train_sents, "training"))
             if spans.looks_like_spans({t for s in train_sents for t in s.tags or ()}):
-                net_given = dict(SPAN_DEFAULTS, **net_given)
+                net_span, train_span = split_training_options(SPAN_DEFAULTS)
+                net_given, train_given = dict(net_span, **net_given), dict(train_span,
+                                                                            **train_given)
+            train_opts = TrainingConfig.from_dict(train_given)
             net_config = NetworkConfig.from_dict(net_given)
         held_out = dev_sents is None
         if held_out:

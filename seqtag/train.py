@@ -95,7 +95,8 @@ def resolve_output_layer(model_config, tags):
 def make_optimizer(params, opts):
     """The optimizer a TrainingConfig names, at its learning rate."""
     if opts.optimizer == "adam":
-        return Adam(params, lr=opts.learning_rate, betas=(0.9, 0.9), threads=opts.threads)
+        return Adam(params, lr=opts.learning_rate, betas=(0.9, 0.9), threads=opts.threads,
+                    dense_rows=opts.embedding_adam == "dense")
     return SGD(params, lr=opts.learning_rate)  # TrainingConfig accepts no other optimizer
 
 

@@ -38,6 +38,7 @@ BAD = {
     "epochs": [(0, "0"), (2.0, "2.0"), (False, "False")],
     "batch_size": [(0, "0"), ("32", "'32'")],
     "optimizer": [("adagrad", "'adagrad'"), (None, "None")],
+    "embedding_adam": [("sparse", "'sparse'"), (None, "None")],
     "lr": [(-1, "-1"), (0, "0"), (math.nan, "nan"), (math.inf, "inf"), (True, "True")],
     "clip": [(-1, "-1"), (math.nan, "nan")],
     "seed": [(-1, "-1"), (1.5, "1.5")],
@@ -67,6 +68,7 @@ REQUIREMENT = {
     "dropout": "a number in [0, 1)", "word_dropout": "a number >= 0",
     "epochs": "an integer >= 1", "batch_size": "an integer >= 1",
     "optimizer": "one of adam, sgd", "lr": "a number > 0", "clip": "a number >= 0",
+    "embedding_adam": "one of lazy, dense",
     "seed": "an integer >= 0", "patience": "an integer >= 1", "average": "a number in [0, 1)",
     "decay_patience": "an integer >= 1", "lr_decay": "a number in (0, 1]",
     "max_time": "a number > 0", "dev_fraction": "a number in (0, 1)",
@@ -82,6 +84,7 @@ BAD_CLI = {
     "char_hidden": ["0"], "hidden": ["0", "1e3"], "layers": ["0"], "dropout": ["1", "nan"],
     "word_dropout": ["-1", "inf"], "epochs": ["0", "2.5", "many"], "batch_size": ["0"],
     "optimizer": ["adagrad"], "lr": ["-1", "0", "fast", "inf"], "clip": ["-1"],
+    "embedding_adam": ["Dense"],
     "seed": ["-1"], "patience": ["0"], "average": ["1"], "decay_patience": ["0"],
     "lr_decay": ["0", "2"], "max_time": ["0", "-5"], "dev_fraction": ["0", "1"],
     "threads": ["0", "two"], "top_k": ["0", "1.5"], "memo_words": ["-1"],
@@ -175,7 +178,8 @@ def test_train_function_refuses_bad_options():
     ("lr_decy", "unknown option 'lr_decy'; did you mean 'lr_decay'?"),
     ("wordDim", "unknown option 'wordDim'; did you mean 'word_dim'?"),
     ("zzz", "unknown option 'zzz'; the options are cell, word_dim, char_dim, char_hidden, "
-            "hidden, layers, dropout, word_dropout, shape_dim, output_layer, epochs, batch_size, optimizer, lr, "
+            "hidden, layers, dropout, word_dropout, shape_dim, output_layer, epochs, batch_size, optimizer, "
+            "embedding_adam, lr, "
             "clip, "
             "seed, patience, average, decay_patience, lr_decay, max_time, dev_fraction, "
             "threads, embeddings, embeddings_vocab, freeze_embeddings"),
@@ -256,6 +260,7 @@ GOOD = {  # boundary values each option accepts, and what it holds then
     "dropout": [(0, 0.0), (0.99, 0.99), (np.float32(0.5), 0.5)],
     "word_dropout": [(0, 0.0), (1000, 1000.0)],
     "epochs": [(1, 1)], "batch_size": [(1, 1)], "optimizer": [("sgd", "sgd")],
+    "embedding_adam": [("dense", "dense"), ("lazy", "lazy")],
     "lr": [(None, None), (1e-9, 1e-9), (1, 1.0)], "clip": [(0, 0.0), (0.5, 0.5)],
     "seed": [(0, 0), (2**40, 2**40)], "patience": [(1, 1)], "average": [(0, 0.0), (0.9999, 0.9999)],
     "decay_patience": [(1, 1)], "lr_decay": [(1, 1.0), (1e-6, 1e-6)],
@@ -310,7 +315,8 @@ def test_library_defaults_are_the_configs():
         "layers": 2, "dropout": 0.5, "word_dropout": 0.25, "shape_dim": None,
         "output_layer": "auto"}
     assert train.DEFAULTS == TrainingConfig().to_dict() == {
-        "epochs": 30, "batch_size": 32, "optimizer": "adam", "lr": None, "clip": 5.0,
+        "epochs": 30, "batch_size": 32, "optimizer": "adam", "embedding_adam": "lazy",
+        "lr": None, "clip": 5.0,
         "seed": 1, "patience": 6, "average": 0.999, "decay_patience": 2, "lr_decay": 0.5,
         "max_time": None, "dev_fraction": 0.1, "threads": 2, "embeddings": None,
         "embeddings_vocab": 50000, "freeze_embeddings": False}

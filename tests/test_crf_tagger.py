@@ -190,7 +190,10 @@ def test_word_shapes():
 
 def test_span_tags_default_to_one_layer_unless_given():
     options = {k: v for k, v in TINY.items() if k != "layers"}
-    assert Tagger.train(entity_corpus(20), **dict(options, epochs=1)).network.config[
-        "layers"] == 1
-    assert Tagger.train(entity_corpus(20), **dict(options, epochs=1, layers=2)).network.config[
-        "layers"] == 2
+    tagger = Tagger.train(entity_corpus(20), **dict(options, epochs=1))
+    assert tagger.network.config["layers"] == 1
+    assert tagger.meta["training"]["embedding_adam"] == "dense"  # also SPAN_DEFAULTS
+    tagger = Tagger.train(entity_corpus(20), **dict(options, epochs=1, layers=2,
+                                                    embedding_adam="lazy"))
+    assert tagger.network.config["layers"] == 2
+    assert tagger.meta["training"]["embedding_adam"] == "lazy"

@@ -42,6 +42,21 @@ def test_adam_dense_and_sparse_rows_follow_the_formula(dtype):
         np.testing.assert_allclose(params[name], ref[name][0], rtol=tol, atol=tol)
 
 
+def test_dense_row_adam_moves_every_row_as_the_formula_says():
+    rng = np.random.default_rng(1)
+    emb = rng.standard_normal((6, 2))
+    adam = Adam({"emb": emb}, lr=0.01, betas=(0.9, 0.99), eps=1e-8, dense_rows=True)
+    p, m, v = emb.copy(), np.zeros_like(emb), np.zeros_like(emb)
+    for step in range(1, 6):
+        ids = np.array(sorted(rng.choice(6, 2, replace=False)))
+        rows = rng.standard_normal((2, 2))
+        adam.step({}, {"emb": (ids, rows)})
+        g = np.zeros_like(emb)
+        g[ids] = rows  # a row a batch did not use has gradient 0, and still moves
+        p, m, v = reference_adam(p, m, v, g, step, 0.01, 0.9, 0.99, 1e-8)
+    np.testing.assert_allclose(emb, p, rtol=1e-12, atol=1e-12)
+
+
 def test_adam_refuses_parameters_it_cannot_update_in_place():
     with pytest.raises(ValueError, match="must be C-contiguous"):
         Adam({"w": np.zeros((4, 4), np.float32)[:, ::2]})
