@@ -48,14 +48,22 @@ class Batch:
         self.forms = list(form_index)
         self.vocab = vocab
         self.form_word_ids = np.array([vocab.word_id(f) for f in self.forms], dtype=np.int64)
-        self.form_shapes = np.array([word_shape(f) for f in self.forms], dtype=np.int64)
         self.form_of_row = np.asarray(flat_forms, dtype=np.int64)[self.flat_index]
         self.word_ids = self.form_word_ids[self.form_of_row]
         self._chars = None
+        self._shapes = None
         self.tag_ids = None
         if sentences_tags is not None:
             flat_tags = vocab.tag_ids([t for tags in sentences_tags for t in tags])
             self.tag_ids = flat_tags[self.flat_index]
+
+    @property
+    def form_shapes(self):
+        """(len(forms),) the shape id (seqtag.vocab.word_shape) of each distinct form;
+        worked out on first use: only a network with a shape embedding reads them."""
+        if self._shapes is None:
+            self._shapes = np.array([word_shape(f) for f in self.forms], dtype=np.int64)
+        return self._shapes
 
     @property
     def n_tokens(self):
@@ -234,8 +242,10 @@ class Network:
         char_inputs = self.char_embedding[batch.char_ids]
         _, char_final, _, char_cache = self.char_rnn.forward_packed(
             char_inputs, batch.char_packing, keep=keep)
-        form_features = np.concatenate([char_final[0], char_final[1],
-                                        self.shape_embedding[batch.form_shapes]], axis=1)
+        parts = [char_final[0], char_final[1]]
+        if c["shape_dim"]:
+            parts.append(self.shape_embedding[batch.form_shapes])
+        form_features = np.concatenate(parts, axis=1)
         word_ids = batch.word_ids if word_ids is None else word_ids
         inputs = np.concatenate([self.word_embedding[word_ids],
                                  form_features[batch.form_of_row]], axis=1)
@@ -275,7 +285,8 @@ class Network:
                     self._memo_version = self.version
                 rows = self._memo.rows(batch.forms, lambda missing: self._word_inputs(
                     [batch.forms[i] for i in missing], batch.form_word_ids[missing],
-                    batch.vocab, batch.form_shapes[missing]))
+                    batch.vocab, missing if self.config["shape_dim"] else None,
+                    batch))
                 if rows is None:  # more distinct forms than the memo holds
                     return self._forward(batch, False, None, None)[0]
                 logits, _, _ = self._memo.forward(rows[batch.form_of_row], batch.packing,
@@ -284,13 +295,16 @@ class Network:
         finally:
             self._memo_lock.release()
 
-    def _word_inputs(self, forms, word_ids, vocab, shapes):
-        """The first recurrent layer's inputs (len(forms), D) of distinct word forms."""
+    def _word_inputs(self, forms, word_ids, vocab, missing, batch):
+        """The first recurrent layer's inputs (len(forms), D) of distinct word forms (the
+        batch's forms `missing`, whose shapes it gives; None without a shape embedding)."""
         char_packing, char_ids = encode_chars(forms, vocab)
         _, char_final, _, _ = self.char_rnn.forward_packed(
             self.char_embedding[char_ids], char_packing, keep=False)
-        return np.concatenate([self.word_embedding[word_ids], char_final[0], char_final[1],
-                               self.shape_embedding[shapes]], axis=1)
+        parts = [self.word_embedding[word_ids], char_final[0], char_final[1]]
+        if missing is not None:
+            parts.append(self.shape_embedding[batch.form_shapes[missing]])
+        return np.concatenate(parts, axis=1)
 
     def _output(self, hidden):
         logits = hidden @ self.output_weight.T

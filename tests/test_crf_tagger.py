@@ -69,6 +69,12 @@ def test_save_and_load_keep_the_crf(crf_tagger, tmp_path):
                                   crf_tagger.network.crf.transitions)
     sentences = [s.words for s in entity_corpus(30, seed=5)]
     assert loaded.predict(sentences) == crf_tagger.predict(sentences)
+    # the memo (first-layer inputs, word shapes included) against none
+    unmemoised = Tagger.load(tmp_path / "m.npz", memo_words=0)
+    assert unmemoised.predict(sentences) == loaded.predict(sentences)
+    np.testing.assert_allclose(
+        [p for s in unmemoised.predict_top_k(sentences, 2) for t in s for _, p in t],
+        [p for s in loaded.predict_top_k(sentences, 2) for t in s for _, p in t], atol=1e-5)
 
 
 def test_decoding_never_gives_an_ill_formed_span(crf_tagger):
