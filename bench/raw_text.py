@@ -93,6 +93,42 @@ def evaluate(scorer, gold_path, system_path):
     return scorer.evaluate(gold, system), system
 
 
+def score_output(scorer, gold, out_path, verbose):
+    """Score a system's CoNLL-U output against the gold file, with a dummy tree where it
+    has no HEADs (written next to it as .tree.conllu); exits if the scorer rejects it.
+    Returns (the scored file, the evaluation, the system's words as the scorer read them)."""
+    scored_path = out_path.with_suffix(".tree.conllu")
+    scored_path.write_text(fill_dummy_tree(out_path.read_text(encoding="utf-8")),
+                           encoding="utf-8")
+    try:
+        evaluation, system = evaluate(scorer, gold, scored_path)
+    except scorer.UDError as e:
+        sys.exit(f"the scorer rejects {scored_path}: {e}")
+    if verbose:
+        print(scorer.build_evaluation_table(evaluation, True, False))
+    return scored_path, evaluation, system
+
+
+def start_run(parser, prefix):
+    """Add the options every scorer run takes (--threads, --out-dir, --verbose), parse them,
+    load the scorer and make the output folder; prints the machine and the folder.
+    Returns (args, scorer module, folder)."""
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out-dir", help="where the inputs and outputs go (default: a new "
+                        "temporary folder, kept)")
+    parser.add_argument("--verbose", action="store_true", help="the scorer's full table too")
+    args = parser.parse_args()
+    try:
+        scorer = load_scorer()
+    except FileNotFoundError as e:
+        sys.exit(str(e))
+    folder = Path(args.out_dir or tempfile.mkdtemp(prefix=prefix))
+    folder.mkdir(parents=True, exist_ok=True)
+    print(machine_line())
+    print(f"files in {folder}")
+    return args, scorer, folder
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--treebank", choices=["ewt", "sequoia", "both"], default="both")
@@ -104,20 +140,7 @@ def main():
                         "trained there with `seqtag train` defaults otherwise")
     parser.add_argument("--input-format", default="text",
                         help="passed to `seqtag tag --input-format` ('' for none)")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out-dir", help="where the raw text and outputs go (default: a new "
-                        "temporary folder, kept)")
-    parser.add_argument("--verbose", action="store_true", help="the scorer's full table too")
-    args = parser.parse_args()
-
-    try:
-        scorer = load_scorer()
-    except FileNotFoundError as e:
-        sys.exit(str(e))
-    folder = Path(args.out_dir or tempfile.mkdtemp(prefix="seqtag-raw-text-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    print(machine_line())
-    print(f"files in {folder}")
+    args, scorer, folder = start_run(parser, "seqtag-raw-text-")
     names = ["ewt", "sequoia"] if args.treebank == "both" else [args.treebank]
     rows, notes = [], []
     for name in names:
@@ -137,15 +160,7 @@ def main():
         raw_path.write_text(raw_text(gold.read_text(encoding="utf-8")), encoding="utf-8")
         out_path = folder / f"{name}-{args.split}.{args.system}.conllu"
         command, seconds = SYSTEMS[args.system](raw_path, model, out_path, args)
-        scored_path = out_path.with_suffix(".tree.conllu")
-        scored_path.write_text(fill_dummy_tree(out_path.read_text(encoding="utf-8")),
-                               encoding="utf-8")
-        try:
-            evaluation, system = evaluate(scorer, gold, scored_path)
-        except scorer.UDError as e:
-            sys.exit(f"the scorer rejects {scored_path}: {e}")
-        if args.verbose:
-            print(scorer.build_evaluation_table(evaluation, True, False))
+        scored_path, evaluation, system = score_output(scorer, gold, out_path, args.verbose)
         tokens = len(system.tokens)
         notes.append(f"{label}: `{show(command)}`: {seconds:.2f} s, {tokens:,} tokens = "
                      f"{tokens / seconds:,.0f} tokens/s (whole command: start-up, model load, "

@@ -95,26 +95,27 @@ def ema_update(floating[::1] average, const floating[::1] value, double decay):
 from libc.math cimport log, logf
 
 
-# x (n, width) <- log-softmax of each row, in place; work (n * width) scratch.  float32
-# takes its exponentials in one vector pass over the whole block (a row of a tagset is
-# too short for the vector loop to pay off on its own).
-cdef void log_softmax_block(floating* x, Py_ssize_t n, Py_ssize_t width,
+# x (n, width) <- log-softmax of each row, in place, rows `stride` apart (stride >=
+# width: a segment of wider rows); work (n * width) scratch.  float32 takes its
+# exponentials in one vector pass over the whole block (a row of a tagset is too short
+# for the vector loop to pay off on its own).
+cdef void log_softmax_block(floating* x, Py_ssize_t n, Py_ssize_t width, Py_ssize_t stride,
                             floating* work) noexcept nogil:
     cdef Py_ssize_t i, j
     cdef floating top, total
     for i in range(n):
-        top = x[i * width]
+        top = x[i * stride]
         for j in range(1, width):
-            if x[i * width + j] > top:
-                top = x[i * width + j]
+            if x[i * stride + j] > top:
+                top = x[i * stride + j]
         for j in range(width):
-            x[i * width + j] = x[i * width + j] - top
+            x[i * stride + j] = x[i * stride + j] - top
+            work[i * width + j] = x[i * stride + j]
     if floating is float:
-        memcpy(work, x, n * width * sizeof(float))
         seqtag_exp_f32(work, n * width)
     else:
         for i in range(n * width):
-            work[i] = exp(x[i])
+            work[i] = exp(work[i])
     for i in range(n):
         total = 0
         for j in range(width):
@@ -124,7 +125,7 @@ cdef void log_softmax_block(floating* x, Py_ssize_t n, Py_ssize_t width,
         else:
             total = log(total)
         for j in range(width):
-            x[i * width + j] = x[i * width + j] - total
+            x[i * stride + j] = x[i * stride + j] - total
 
 
 def log_softmax_rows(floating[:, ::1] x):
@@ -137,5 +138,26 @@ def log_softmax_rows(floating[:, ::1] x):
     if work == NULL:
         raise MemoryError()
     with nogil:
-        log_softmax_block(&x[0, 0], n, width, work)
+        log_softmax_block(&x[0, 0], n, width, width, work)
+    free(work)
+
+
+def log_softmax_segments(floating[:, ::1] x, const int64_t[::1] bounds):
+    """x (N, C) <- each row's segments [bounds[k], bounds[k+1]) log-softmaxed on their
+    own, in place: the output heads of a network, computed by one product (bounds
+    increasing from 0 to C, segments non-empty)."""
+    cdef Py_ssize_t n = x.shape[0], width = x.shape[1], k, widest = 0
+    _require(bounds.shape[0] >= 2 and bounds[0] == 0 and bounds[bounds.shape[0] - 1] == width,
+             "log_softmax_segments needs bounds from 0 to the row width")
+    for k in range(bounds.shape[0] - 1):
+        _require(bounds[k + 1] > bounds[k], "log_softmax_segments needs non-empty segments")
+        widest = max(widest, bounds[k + 1] - bounds[k])
+    if n == 0:
+        return
+    cdef floating* work = <floating*>malloc(n * widest * sizeof(floating))
+    if work == NULL:
+        raise MemoryError()
+    with nogil:
+        for k in range(bounds.shape[0] - 1):
+            log_softmax_block(&x[0, bounds[k]], n, bounds[k + 1] - bounds[k], width, work)
     free(work)

@@ -271,6 +271,11 @@ class _TrainingReport:
             else:
                 typer.echo(f"no --dev: holding out {self.dev_fraction * 100:g}% of them to "
                            "pick the best epoch", err=True)
+        elif kind == "columns":
+            skipped = (f"; skipping {', '.join(c.upper() for c in event['skipped'])} (all '_')"
+                       if event["skipped"] else "")
+            typer.echo(f"columns: learning {', '.join(c.upper() for c in event['learned'])}"
+                       f"{skipped}", err=True)
         elif kind == "frontend":
             if not event["learned"]:
                 typer.echo(f"front end: keeping the rules ({event['reason']})", err=True)
@@ -515,11 +520,12 @@ def tag(
             with TaggingProgress(sources) as bar:
                 tag_files(tagger, bar.wrap(), sys.stdout, _value(input_format), format.value,
                           settings.top_k, settings.batch_size, encoding=encoding,
-                          on_chunk=bar.chunk_done, span_scheme=settings.span_scheme)
+                          on_chunk=bar.chunk_done, span_scheme=settings.span_scheme,
+                          columns=settings.columns)
             return
     tag_files(tagger, sources, sys.stdout, _value(input_format), format.value,
               settings.top_k, settings.batch_size, encoding=encoding,
-              span_scheme=settings.span_scheme)
+              span_scheme=settings.span_scheme, columns=settings.columns)
 
 
 class _FilesReport:
@@ -607,8 +613,10 @@ def evaluate(
     options=None,
 ):
     """Score MODEL on the gold tags of GOLD: accuracy, per-tag P/R/F1, confusions; span
-    P/R/F1 per type (seqeval's default and strict modes) for a model of span tags."""
-    from .corpus import read_corpus
+    P/R/F1 per type (seqeval's default and strict modes) for a model of span tags; a model
+    of several columns, on CoNLL-U, each column's accuracy, AllTags (UPOS, XPOS and FEATS
+    all right) and lemmas, on words seen in training and unseen."""
+    from .corpus import detect_format, read_corpus
     from .stream import model_tag_column
     from .tagger import Tagger
 
@@ -617,8 +625,12 @@ def evaluate(
         require_matplotlib(plot)
     tagger = Tagger.load(model, threads=TaggingConfig(**options).threads)
     column = tag_column or model_tag_column(tagger)
-    scores = tagger.evaluate(read_corpus(gold, _value(format), column, encoding, word_column),
-                             matrix=plot is not None)
+    if len(tagger.columns) > 1 and tag_column is None and (
+            _value(format) or detect_format(gold, encoding=encoding)) == "conllu":
+        gold_sents = read_corpus(gold, _value(format), encoding=encoding, require_tags=False)
+    else:
+        gold_sents = read_corpus(gold, _value(format), column, encoding, word_column)
+    scores = tagger.evaluate(gold_sents, matrix=plot is not None)
     if plot:
         from .plot import plot_evaluation
         plot_evaluation(scores.pop("confusion_matrix"), scores["per_tag"], plot,
@@ -628,6 +640,18 @@ def evaluate(
     if json_output:
         typer.echo(json.dumps(scores, indent=2))
         return
+    if "columns" in scores:
+        typer.echo(f"{'column':<9} {'accuracy':>8} {'seen':>8} {'unseen':>8}  "
+                   f"({scores['tokens']:,} tokens; unseen: {scores['unseen_tokens']:,})")
+        rows = list(scores["columns"].items())
+        if scores["alltags"] is not None:
+            rows.insert(len([c for c in scores["columns"] if c != "lemma"]),
+                        ("AllTags", scores["alltags"]))
+        for name, s in rows:
+            typer.echo(f"{name.upper() if name != 'AllTags' else name:<9} "
+                       f"{_percent(s['accuracy']):>8} {_percent(s['seen_accuracy']):>8} "
+                       f"{_percent(s['unseen_accuracy']):>8}")
+        typer.echo(f"\n{tagger.tag_column.upper()}:")
     typer.echo(f"accuracy      {_percent(scores['accuracy']):>7}  ({scores['tokens']:,} tokens)")
     typer.echo(f"seen words    {_percent(scores['seen_accuracy']):>7}  "
                f"({scores['seen_tokens']:,} tokens)")
@@ -687,6 +711,9 @@ def info(
     corpus, scores = d.get("corpus") or {}, d.get("scores") or {}
     lines = [
         ("model", d["path"]),
+        ("columns", ", ".join(c.upper() for c in d["columns"]) + "".join(
+            f"; {c.upper()} {n:,} classes" if c != "lemma" else f"; LEMMA {n:,} edit scripts"
+            for c, n in _head_sizes(d["heads"]).items() if len(d["columns"]) > 1)),
         ("tagset", f"{len(d['tagset'])} tags: {' '.join(d['tagset'])}"),
         ("vocabulary", f"{vocab['words']:,} words, {vocab['chars']:,} characters"),
         ("architecture", f"{net.get('cell')}, {_plural(net.get('layers'), 'layer')}, hidden "
@@ -743,6 +770,12 @@ def _output_line(output):
     constrained = (f", decoding keeps spans well-formed in {output['constrained']}"
                    if output["constrained"] else "")
     return f"crf (linear-chain CRF: the best tag sequence by Viterbi{constrained})"
+def _head_sizes(heads):
+    """{column: labels} of a model's heads (FEATS split a head per feature: their sum)."""
+    sizes = {}
+    for head in heads:
+        sizes[head["column"]] = sizes.get(head["column"], 0) + head["labels"]
+    return sizes
 
 
 def _frontend_line(fe):

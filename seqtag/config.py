@@ -33,6 +33,9 @@ from .errors import ConfigError, ModelError
 __all__ = ["ConfigError", "NetworkConfig", "TrainingConfig", "TaggingConfig", "Option",
            "DEFAULT_LR", "SPAN_DEFAULTS", "split_training_options", "flag"]
 
+#: The CoNLL-U columns a model can predict (seqtag.heads.COLUMNS).
+COLUMN_NAMES = ("upos", "xpos", "feats", "lemma")
+
 #: The learning rate each optimizer starts from when lr is None.
 DEFAULT_LR = {"adam": 2e-3, "sgd": 0.1}
 
@@ -40,16 +43,18 @@ DEFAULT_LR = {"adam": 2e-3, "sgd": 0.1}
 def option(default: Any, *, help: str, min: float | None = None, min_open: bool = False,
            max: float | None = None, max_open: bool = False,
            choices: Iterable[str] | None = None, resumable: bool = False,
-           none_means: str | None = None, metavar: str | None = None) -> Any:
+           none_means: str | None = None, metavar: str | None = None,
+           several: bool = False) -> Any:
     """A config field: its default and what the Option built from it needs.
 
     min/max bound the value (min_open / max_open exclude the bound itself); choices lists
-    the accepted strings; resumable: a resumed run may change it; none_means: what None
+    the accepted strings; several: the value is a comma-separated list of distinct
+    choices ("upos,lemma"); resumable: a resumed run may change it; none_means: what None
     stands for, shown as the default in --help (the field's type must allow None).
     """
     spec = dict(help=help, min=min, min_open=min_open, max=max, max_open=max_open,
                 choices=tuple(choices) if choices else None, resumable=resumable,
-                none_means=none_means, metavar=metavar)
+                none_means=none_means, metavar=metavar, several=several)
     return dataclasses.field(default=default, metadata={"seqtag.option": spec})
 
 
@@ -67,6 +72,7 @@ class Option:
         self.min, self.min_open = spec["min"], spec["min_open"]
         self.max, self.max_open = spec["max"], spec["max_open"]
         self.choices = spec["choices"]
+        self.several = spec["several"]
         self.resumable = spec["resumable"]
         self.none_means = spec["none_means"]
         self._metavar = spec["metavar"]
@@ -83,7 +89,7 @@ class Option:
         if self._metavar:
             return self._metavar
         if self.choices:
-            return "[" + "|".join(self.choices) + "]"
+            return ("[" + "|".join(self.choices) + "]" + (",..." if self.several else ""))
         return {int: "INTEGER", float: "NUMBER", str: "TEXT", bool: ""}[self.kind]
 
     @property
@@ -96,7 +102,9 @@ class Option:
     def requirement(self) -> str:
         """What the option accepts: "an integer >= 1", "one of adam, sgd", ... (None, where
         accepted, is left unsaid: it means the default, and a shell cannot give it)."""
-        if self.choices:
+        if self.several:
+            text = "a comma-separated list of distinct " + ", ".join(self.choices)
+        elif self.choices:
             text = "one of " + ", ".join(self.choices)
         elif self.kind is bool:
             text = "true or false"
@@ -128,7 +136,14 @@ class Option:
         if self.kind is str and not self.choices and isinstance(value, os.PathLike):
             value = os.fspath(value)  # a file's path (embeddings) may be a Path
         if self.kind is str:
-            if not isinstance(value, str) or (self.choices and value not in self.choices):
+            if not isinstance(value, str):
+                self._refuse(value)
+            if self.several:
+                parts = [part.strip() for part in value.split(",")]
+                if not all(p in self.choices for p in parts) or len(set(parts)) != len(parts):
+                    self._refuse(value)
+                return ",".join(parts)
+            if self.choices and value not in self.choices:
                 self._refuse(value)
             return value
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -311,6 +326,9 @@ class NetworkConfig(_Config):
         help="Output layer: softmax (each token's tag on its own) or crf (a linear-chain "
         "CRF: the best tag sequence, spans never ill-formed); auto: crf when the training "
         "tags are spans (O, B-X, I-X, E-X, S-X), else softmax.")
+    feats: str = option("whole", choices=("whole", "split"),
+                        help="How FEATS is learned: whole (one head over the whole feature "
+                        "strings) or split (a head per feature).")
 
 
 #: Network and training options that take another default when the training tags are
@@ -356,6 +374,11 @@ class TrainingConfig(_Config):
     dev_fraction: float = option(0.1, min=0.0, min_open=True, max=1.0, max_open=True,
                                  help="Share of the corpus held out to pick the best epoch "
                                  "when no dev corpus is given.")
+    columns: Optional[str] = option(
+        None, choices=COLUMN_NAMES, several=True, none_means="every one the corpus fills",
+        metavar="COLUMNS",
+        help="CoNLL-U columns to learn, one output head each over the shared network "
+        "(other corpora: their one tag).")
     threads: int = _threads()
     embeddings: Optional[str] = option(
         None, metavar="FILE", none_means="none",
@@ -399,6 +422,11 @@ class TaggingConfig(_Config):
     span_scheme: Optional[str] = option(
         None, choices=("IOB2", "IOBES"), none_means="the model's",
         help="Write span tags in this scheme (models of span tags only).")
+    columns: Optional[str] = option(
+        None, choices=COLUMN_NAMES, several=True, none_means="the model's first",
+        metavar="COLUMNS",
+        help="Columns the text, tsv and json output show, of those the model predicts "
+        "(conllu fills every one).")
 
 
 def split_training_options(options: Mapping[str, Any]

@@ -45,7 +45,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass
-from typing import IO, Iterable, Iterator, Sequence, Union
+from typing import IO, Iterable, Iterator, Mapping, Sequence, Union
 
 from . import rawtext, spans
 from .errors import CorpusError
@@ -84,6 +84,8 @@ OUTPUT_FORMATS = ("text", "tsv", "conllu", "json")
 TOPK_FORMATS = ("text", "tsv", "json")
 # CoNLL-U column 4 (UPOS) or 5 (XPOS), as 0-based field indexes.
 TAG_COLUMNS = {"upos": 3, "xpos": 4}
+#: The CoNLL-U columns a model can fill, as 0-based field indexes (seqtag.heads.COLUMNS).
+MODEL_COLUMNS = {"upos": 3, "xpos": 4, "feats": 5, "lemma": 2}
 
 _SAMPLE_SIZE = 50  # content lines looked at to detect a format
 _PEEK_LIMIT = 1000  # lines buffered at most while detecting, blank ones included
@@ -102,7 +104,9 @@ class Sentence:
     """One sentence: its words, gold tags (None if the input had none), and where it starts.
 
     ``conllu`` holds the raw CoNLL-U lines (comments, ranges, empty nodes and
-    tokens) for CoNLL-U input, else None.  ``raw`` holds, for raw-text input, the
+    tokens) for CoNLL-U input, else None; ``columns`` then holds the values of its
+    LEMMA, UPOS, XPOS and FEATS columns, {"upos": [...], ...}, one per word ("_" where
+    the file has none).  ``raw`` holds, for raw-text input, the
     sentence as the front end found it: its text, its surface tokens with their offsets
     in the input and their words (``words`` are those words); ``new_paragraph`` says
     whether it opens a paragraph.
@@ -114,6 +118,7 @@ class Sentence:
     conllu: list[str] | None = None
     raw: RawSentence | None = None
     new_paragraph: bool = False
+    columns: dict[str, list[str]] | None = None
 
     def __len__(self) -> int:
         return len(self.words)
@@ -123,21 +128,25 @@ class Sentence:
 
 
 def read_corpus(path: Source, format: str | None = None, tag_column: str | int = "upos",
-                encoding: str = "utf-8", word_column: int | None = None) -> list[Sentence]:
+                encoding: str = "utf-8", word_column: int | None = None,
+                require_tags: bool = True) -> list[Sentence]:
     """Read a whole training or evaluation corpus; every token must carry a tag.
 
     ``format`` is one of TAGGED_FORMATS, or None to detect it (see detect_format).
     ``tag_column``: the CoNLL-U column ('upos' or 'xpos'), or the 1-based column of a
     ``columns`` file (a number, or its digits), with ``word_column`` (default 1).
+    require_tags=False lets CoNLL-U tokens lack the tag ('_'; Sentence.tags is then None):
+    a corpus read for its columns (Sentence.columns), any of which may be empty.
     """
     return list(iter_sentences(path, format, tag_column, encoding, tagged=True,
-                               word_column=word_column))
+                               word_column=word_column, require_tags=require_tags))
 
 
 def iter_sentences(path_or_file: Source, format: str | None = None,
                    tag_column: str | int = "upos", encoding: str = "utf-8",
                    tagged: bool = True, front_end: FrontEnd | None = None,
-                   word_column: int | None = None) -> Iterator[Sentence]:
+                   word_column: int | None = None,
+                   require_tags: bool = True) -> Iterator[Sentence]:
     """Yield Sentences one by one without reading the whole input into memory.
 
     ``path_or_file`` is a path, ``"-"`` for standard input (named ``<stdin>``
@@ -191,7 +200,7 @@ def iter_sentences(path_or_file: Source, format: str | None = None,
         if format in RAW_FORMATS:
             sentences = _read_raw(lines, front_end, format == "lines")
         else:
-            sentences = _READERS[format](lines, bad, column, tagged)
+            sentences = _READERS[format](lines, bad, column, tagged and require_tags)
         for sentence in sentences:
             count += 1
             yield sentence
@@ -422,11 +431,14 @@ def _short(token):
 
 def _read_conllu(lines, bad, column, tagged):
     block, words, tags, start, untagged = [], [], [], 0, False
+    columns = {name: [] for name in MODEL_COLUMNS}
     for lineno, text, _ in lines:
         if not text.strip():
             if words:
-                yield Sentence(words, None if untagged else tags, start, block)
+                yield Sentence(words, None if untagged else tags, start, block,
+                               columns=columns)
             block, words, tags, untagged = [], [], [], False
+            columns = {name: [] for name in MODEL_COLUMNS}
             continue
         if not block:
             start = lineno
@@ -445,6 +457,8 @@ def _read_conllu(lines, bad, column, tagged):
                 untagged = True
             words.append(fields[1])
             tags.append(tag)
+            for name, index in MODEL_COLUMNS.items():
+                columns[name].append(fields[index])
         elif not _ANY_ID.fullmatch(fields[0]):
             raise bad(
                 lineno,
@@ -453,7 +467,7 @@ def _read_conllu(lines, bad, column, tagged):
             )
     # Blocks of only comments or empty nodes have nothing to tag, so they are skipped.
     if words:
-        yield Sentence(words, None if untagged else tags, start, block)
+        yield Sentence(words, None if untagged else tags, start, block, columns=columns)
 
 
 def _tsv_fields(text):
@@ -652,8 +666,11 @@ def format_tsv(words: Sequence[str], tags: Sequence[str],
 
 
 def format_conllu(sentence: Sentence, tags: Sequence[str], tag_column: str = "upos",
-                  sent_id: int | str | None = None) -> str:
-    """CoNLL-U for a sentence with ``tags`` in the UPOS or XPOS column, then a blank line.
+                  sent_id: int | str | None = None,
+                  columns: Mapping[str, Sequence[str]] | None = None) -> str:
+    """CoNLL-U for a sentence with ``tags`` in the UPOS or XPOS column, then a blank line;
+    ``columns`` ({"upos": [...], "lemma": [...], ...}, MODEL_COLUMNS) fills those
+    columns too (a model of several columns fills each).
 
     CoNLL-U input comes back unchanged except for that column on integer-ID
     lines; raw text (``sentence.raw``) gets ``# newpar`` where a paragraph starts,
@@ -663,28 +680,42 @@ def format_conllu(sentence: Sentence, tags: Sequence[str], tag_column: str = "up
     CoNLL-U (ID, FORM, '_' elsewhere).  An empty sentence gives "" since CoNLL-U has
     no empty sentences.
     """
-    column = _tag_index(tag_column)
-    if len(tags) != len(sentence.words):
-        raise ValueError(f"{len(tags)} tags for {len(sentence.words)} words")
+    filled = _filled_fields(tags, tag_column, columns, len(sentence.words))
     if not sentence.words:
         return ""
     if sentence.raw is not None:
-        return _raw_conllu(sentence, tags, column, sent_id)
+        return _raw_conllu(sentence, filled, sent_id)
     if sentence.conllu is None:
         rows = []
-        for i, (word, tag) in enumerate(zip(sentence.words, tags), 1):
-            fields = [str(i), word] + ["_"] * 8
-            fields[column] = tag
+        for i, word in enumerate(sentence.words):
+            fields = [str(i + 1), word] + ["_"] * 8
+            for index, values in filled:
+                fields[index] = values[i]
             rows.append("\t".join(fields))
         return "\n".join(rows) + "\n\n"
-    out, next_tag = [], iter(tags)
+    out, i = [], 0
     for line in sentence.conllu:
         fields = line.split("\t")
         if not line.startswith("#") and _INT_ID.fullmatch(fields[0]):
-            fields[column] = next(next_tag)
+            for index, values in filled:
+                fields[index] = values[i]
+            i += 1
             line = "\t".join(fields)
         out.append(line)
     return "\n".join(out) + "\n\n"
+
+
+def _filled_fields(tags, tag_column, columns, n_words):
+    """[(0-based field index, values)] to write: the tags in their column, then columns'."""
+    filled = [(_tag_index(tag_column), tags)]
+    for name, values in (columns or {}).items():
+        if name not in MODEL_COLUMNS:
+            raise ValueError(f"unknown column {name!r}")
+        filled.append((MODEL_COLUMNS[name], values))
+    for _, values in filled:
+        if len(values) != n_words:
+            raise ValueError(f"{len(values)} tags for {n_words} words")
+    return filled
 
 
 _LINE_BREAKS = re.compile(r"[ \t]*(?:\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029])\s*")
@@ -696,20 +727,23 @@ def one_line(text: str) -> str:
     return _LINE_BREAKS.sub(" ", text)
 
 
-def _raw_conllu(sentence, tags, column, sent_id):
+def _raw_conllu(sentence, filled, sent_id):
     comments = ["# newpar"] if sentence.new_paragraph else []
     if sent_id is not None:
         comments.append(f"# sent_id = {sent_id}")
-    return raw_sentence_conllu(sentence.raw, tags, column, comments=comments) + "\n"
+    (column, tags), *others = filled
+    return raw_sentence_conllu(sentence.raw, tags, column, comments=comments,
+                               fields=others) + "\n"
 
 
 def raw_sentence_conllu(raw: RawSentence, tags: Sequence[str] | None = None, column: int = 3,
-                        *, comments: Sequence[str] = (), dummy_tree: bool = False) -> str:
+                        *, comments: Sequence[str] = (), dummy_tree: bool = False,
+                        fields: Sequence[tuple[int, Sequence[str]]] = ()) -> str:
     """A sentence of raw text as CoNLL-U lines (ending with a blank line): the comments,
     `# text`, a range line for each multiword token followed by its words, SpaceAfter=No
-    where no space follows; tags (one per word) in the 0-based field `column`, if given.
-    dummy_tree: the first word the root and the others its dependents, for the official
-    scorer, which needs integer heads."""
+    where no space follows; tags (one per word) in the 0-based field `column`, if given,
+    and each (field index, values) of `fields`.  dummy_tree: the first word the root and
+    the others its dependents, for the official scorer, which needs integer heads."""
     out = [*comments, "# text = " + one_line(raw.text)]
     next_tag = iter(tags) if tags is not None else None
     k = 1
@@ -720,33 +754,36 @@ def raw_sentence_conllu(raw: RawSentence, tags: Sequence[str] | None = None, col
             out.append(f"{k}-{k + len(words) - 1}\t{token.text}\t_\t_\t_\t_\t_\t_\t_\t{misc}")
             misc = "_"
         for word in words:
-            fields = [str(k), word, "_", "_", "_", "_", "_", "_", "_", misc]
+            row = [str(k), word, "_", "_", "_", "_", "_", "_", "_", misc]
             if next_tag is not None:
-                fields[column] = next(next_tag)
+                row[column] = next(next_tag)
+            for index, values in fields:
+                row[index] = values[k - 1]
             if dummy_tree:
-                fields[6:8] = ("0", "root") if k == 1 else ("1", "dep")
-            out.append("\t".join(fields))
+                row[6:8] = ("0", "root") if k == 1 else ("1", "dep")
+            out.append("\t".join(row))
             k += 1
     return "\n".join(out) + "\n"
 
 
 def format_raw_json(sentence: RawSentence, tags: Sequence[str],
-                    topk: Sequence[Sequence[TagProb]] | None = None) -> str:
+                    topk: Sequence[Sequence[TagProb]] | None = None,
+                    columns: Mapping[str, Sequence[str]] | None = None,
+                    column_topk: Mapping[str, Sequence[Sequence[TagProb]]] | None = None
+                    ) -> str:
     """One JSON Lines object for a sentence of raw text: {"text", "start", "end",
     "tokens": [{"text", "start", "end", "words": [{"word", "tag"[, "top"]}]}]}.
 
     Offsets are character offsets in the input (seqtag.rawtext); a token's words are its
     syntactic words (one, or several for a multiword token), each with its tag (and the
-    k best under ``topk``, one list per word, as format_json gives them).
+    k best under ``topk``, one list per word, as format_json gives them; ``columns`` and
+    ``column_topk`` as format_json takes them).
     """
     tokens, k = [], 0
     for token in sentence.tokens:
         words = []
         for word in token.word_forms:
-            entry: dict[str, object] = {"word": word, "tag": tags[k]}
-            if topk is not None:
-                entry["top"] = [[str(t), round(float(p), 6)] for t, p in topk[k]]
-            words.append(entry)
+            words.append(_json_word(word, k, tags, topk, columns, column_topk))
             k += 1
         tokens.append({"text": token.text, "start": token.start, "end": token.end,
                        "words": words})
@@ -757,38 +794,65 @@ def format_raw_json(sentence: RawSentence, tags: Sequence[str],
 
 
 def format_json(words: Sequence[str], tags: Sequence[str],
-                topk: Sequence[Sequence[TagProb]] | None = None) -> str:
+                topk: Sequence[Sequence[TagProb]] | None = None,
+                columns: Mapping[str, Sequence[str]] | None = None,
+                column_topk: Mapping[str, Sequence[Sequence[TagProb]]] | None = None) -> str:
     """One JSON Lines object: {"tokens":[{"word":..,"tag":..,"top":[[tag,prob],..]}]}.
 
     "top" appears only when ``topk`` (one list of (tag, prob) per word) is
-    given; probabilities are rounded to 6 decimals.
+    given; probabilities are rounded to 6 decimals.  ``columns`` ({column: values})
+    adds a key per column ("lemma": ...), ``column_topk`` ({column: k best per word})
+    a "top_<column>" per column.
     """
-    tokens = []
-    for i, (word, tag) in enumerate(zip(words, tags, strict=True)):
-        token: dict[str, object] = {"word": word, "tag": tag}
-        if topk is not None:
-            token["top"] = [[str(t), round(float(p), 6)] for t, p in topk[i]]
-        tokens.append(token)
+    if len(tags) != len(words):
+        raise ValueError(f"{len(tags)} tags for {len(words)} words")
+    tokens = [_json_word(word, i, tags, topk, columns, column_topk)
+              for i, word in enumerate(words)]
     return json.dumps({"tokens": tokens}, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def _json_word(word, i, tags, topk, columns, column_topk):
+    token: dict[str, object] = {"word": word, "tag": tags[i]}
+    if topk is not None:
+        token["top"] = _json_top(topk[i])
+    for name, values in (columns or {}).items():
+        token[name] = values[i]
+    for name, best in (column_topk or {}).items():
+        token["top_" + name] = _json_top(best[i])
+    return token
+
+
+def _json_top(best):
+    return [[str(t), round(float(p), 6)] for t, p in best]
 
 
 def format_sentence(output_format: str, sentence: Sentence, tags: Sequence[str],
                     topk: Sequence[Sequence[TagProb]] | None = None,
-                    tag_column: str = "upos", sent_id: int | str | None = None) -> str:
+                    tag_column: str = "upos", sent_id: int | str | None = None,
+                    columns: Mapping[str, Sequence[str]] | None = None,
+                    column_topk: Mapping[str, Sequence[Sequence[TagProb]]] | None = None
+                    ) -> str:
     """Dispatch to the writer named by ``output_format`` (one of OUTPUT_FORMATS); ``topk``
     only for TOPK_FORMATS.  text and tsv show the syntactic words (``de/ADP le/DET`` for
-    a multiword token); json and conllu of raw text show the surface tokens too."""
+    a multiword token); json and conllu of raw text show the surface tokens too.
+
+    ``columns`` ({column: values}, MODEL_COLUMNS) are more columns to show after the
+    tags: in text word/TAG/VALUE..., in tsv more fields, in json a key each (and their k
+    best, ``column_topk``, as "top_<column>"), in conllu their own columns."""
+    if output_format in ("text", "tsv") and columns:
+        sep = "/" if output_format == "text" else "\t"
+        tags = [sep.join(values) for values in zip(tags, *columns.values(), strict=True)]
     if output_format == "text":
         return format_text(sentence.words, tags, topk)
     if output_format == "tsv":
         return format_tsv(sentence.words, tags, topk)
     if output_format == "json":
         if sentence.raw is not None:
-            return format_raw_json(sentence.raw, tags, topk)
-        return format_json(sentence.words, tags, topk)
+            return format_raw_json(sentence.raw, tags, topk, columns, column_topk)
+        return format_json(sentence.words, tags, topk, columns, column_topk)
     if output_format == "conllu":
         if topk is not None:
             raise CorpusError(f"tag probabilities (top-k) cannot be written as conllu; "
                               f"choose one of {', '.join(TOPK_FORMATS)}")
-        return format_conllu(sentence, tags, tag_column, sent_id)
+        return format_conllu(sentence, tags, tag_column, sent_id, columns)
     raise CorpusError(f"unknown output format {output_format!r}; choose one of {', '.join(OUTPUT_FORMATS)}")

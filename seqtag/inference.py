@@ -24,19 +24,26 @@ __all__ = ["TagProb", "predict_log_probs", "predict_tag_ids", "best_tags", "top_
 
 def predict_log_probs(network: Network, vocab: Vocabulary,
                       sentences_words: Sequence[Sequence[str]], batch_tokens: int = 4096,
-                      memo: bool = False) -> list[np.ndarray]:
+                      memo: bool = False, heads: Sequence[int] | None = None,
+                      normalize: bool = True) -> list[np.ndarray]:
     """Log-probabilities per sentence, (len, n_tags) each, in the order given (with a
-    CRF: of each token's marginals).
+    CRF: of each token's marginals; a model of several heads: every head's segment).
 
     memo=True runs Network.infer (remembering word forms across calls; for a tagger
-    whose weights no longer change), else Network.forward.
+    whose weights no longer change), else Network.forward.  heads, normalize: as
+    Network.infer takes them (the heads' segments only; logits, not normalised), always
+    through infer (memo or not; a model without a CRF).
 
     Sentences are grouped by length into batches of about batch_tokens tokens; a sentence's
     result does not depend on its batch (each row is computed from its own sequence only).
     """
+    if heads is None and normalize:
+        return _per_sentence(network, vocab, sentences_words, batch_tokens,
+                             lambda batch: network.log_probs(batch, memo),
+                             (int(network.bounds[-1]),), network.dtype)
     return _per_sentence(network, vocab, sentences_words, batch_tokens,
-                         lambda batch: network.log_probs(batch, memo),
-                         (len(vocab.tags),), network.dtype)
+                         lambda batch: network.infer(batch, heads, normalize),
+                         (int(network.head_bounds(heads)[-1]),), network.dtype)
 
 
 def predict_tag_ids(network: Network, vocab: Vocabulary,
@@ -96,20 +103,27 @@ def top_k(log_probs: np.ndarray, k: int, tagset: Sequence[str]) -> list[list[Tag
             for row, prow in zip(best.tolist(), probs.tolist())]
 
 
-def accuracy(network: Network, vocab: Vocabulary, sentences: Sequence[Sentence]) -> float:
+def accuracy(network: Network, vocab: Vocabulary, sentences: Sequence[Sentence],
+             targets: Sequence[np.ndarray] | None = None) -> float:
     """The share of tokens of tagged `sentences` whose best tag is the gold one (NaN for
-    no sentences); unmemoised, for weights that change between calls (training)."""
-    return float(dev_scores(network, vocab, sentences)["accuracy"] or 0.0)
+    no sentences); unmemoised, for weights that change between calls (training).
+    targets: as dev_scores takes them."""
+    return float(dev_scores(network, vocab, sentences, targets)["accuracy"] or 0.0)
 
 
-def dev_scores(network: Network, vocab: Vocabulary, sentences: Sequence[Sentence]
-               ) -> dict[str, float | None]:
+def dev_scores(network: Network, vocab: Vocabulary, sentences: Sequence[Sentence],
+               targets: Sequence[np.ndarray] | None = None) -> dict[str, float | None]:
     """{"accuracy": token accuracy (NaN for no sentences), "span_f1": the span F1
     (seqtag.spans, default mode) when the model's tags are span tags, else None}, of the
-    best tags of tagged `sentences`; unmemoised, for weights that change (training)."""
+    best tags of tagged `sentences`; unmemoised, for weights that change (training).
+    targets: each sentence's gold label ids (len, heads) (seqtag.heads.encode_targets)
+    for a network of several heads: the accuracy is then the heads' mean."""
     from . import spans
     if not sentences:
         return {"accuracy": float("nan"), "span_f1": None}
+    if network.n_heads > 1:
+        return {"accuracy": _heads_accuracy(network, vocab, sentences, targets),
+                "span_f1": None}
     predicted = predict_tag_ids(network, vocab, [s.words for s in sentences])
     gold_tags = [s.tags or [] for s in sentences]
     correct = total = 0
@@ -123,3 +137,16 @@ def dev_scores(network: Network, vocab: Vocabulary, sentences: Sequence[Sentence
                                [[vocab.tags[j] for j in ids] for ids in predicted]
                                )["micro"]["f1"]
     return {"accuracy": correct / max(total, 1), "span_f1": f1}
+
+
+def _heads_accuracy(network, vocab, sentences, targets):
+    """The heads' mean token accuracy against targets (len, heads) per sentence."""
+    log_probs = predict_log_probs(network, vocab, [s.words for s in sentences])
+    bounds = network.bounds
+    correct = np.zeros(targets[0].shape[1])
+    total = 0
+    for gold, lp in zip(targets, log_probs):
+        for k in range(gold.shape[1]):
+            correct[k] += int((lp[:, bounds[k]:bounds[k + 1]].argmax(axis=1) == gold[:, k]).sum())
+        total += len(gold)
+    return float(correct.mean()) / max(total, 1)

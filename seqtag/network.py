@@ -1,6 +1,10 @@
 """The tagger's network: word embedding + character BiLSTM -> BiLSTM -> linear -> log-softmax,
 or with output_layer "crf" -> a linear-chain CRF over the linear layer's scores (seqtag.crf).
 
+The linear layer is every output head's at once (seqtag.heads): one product gives all
+heads' logits, side by side, and each head's segment of a row is log-softmaxed on its
+own; the loss is the sum of the heads' mean negative log-likelihoods.
+
 Everything is in packed order (seqtag.packing): a batch's tokens are rows, step by step,
 never padded.  Each distinct word form of a batch runs through the character BiLSTM once;
 its final states (forward and reverse) are the word's character features.
@@ -34,9 +38,13 @@ class Batch:
     char_ids (Nc,)     character id of each packed character row
     flat_index (N,)    position of each packed row in the sentences laid end to end
     tag_ids (N,)       gold tag id of each packed row (-1: unknown tag), or None
+    targets (N, H)     gold label id of each packed row for each of H heads (-1: unknown;
+                       tag_ids is its first column), or None
     """
 
-    def __init__(self, sentences_words, vocab, sentences_tags=None):
+    def __init__(self, sentences_words, vocab, sentences_tags=None, targets=None):
+        """sentences_tags: each sentence's tags (one head, ids from vocab); targets: the
+        label ids (T, H) of the sentences' T tokens laid end to end, for H heads."""
         lengths = [len(words) for words in sentences_words]
         self.packing = Packing(lengths)
         self.flat_index = self.packing.flat_index()
@@ -52,10 +60,12 @@ class Batch:
         self.word_ids = self.form_word_ids[self.form_of_row]
         self._chars = None
         self._shapes = None
-        self.tag_ids = None
+        self.tag_ids = self.targets = None
         if sentences_tags is not None:
-            flat_tags = vocab.tag_ids([t for tags in sentences_tags for t in tags])
-            self.tag_ids = flat_tags[self.flat_index]
+            targets = vocab.tag_ids([t for tags in sentences_tags for t in tags])[:, None]
+        if targets is not None:
+            self.targets = np.asarray(targets, dtype=np.int64)[self.flat_index]
+            self.tag_ids = self.targets[:, 0]
 
     @property
     def form_shapes(self):
@@ -98,10 +108,20 @@ class Network:
     def __init__(self, config, n_words, n_chars, n_tags, seed=0, threads=1, dtype=DTYPE,
                  init=True, memo_capacity=DEFAULT_CAPACITY):
         """config: a NetworkConfig or a dict of its options (the others take their defaults;
-        ConfigError for a bad or unknown one).  init=False leaves every weight zero, for
+        ConfigError for a bad or unknown one).  n_tags: the labels of the one output head,
+        or a list of each head's label count (their rows of the output layer follow each
+        other in that order: bounds).  init=False leaves every weight zero, for
         load_arrays to fill (a fast load).  memo_capacity: word forms whose first-layer
         projections infer() remembers (0: off).
         """
+        sizes = [int(n_tags)] if np.ndim(n_tags) == 0 else [int(n) for n in n_tags]
+        if not sizes or min(sizes) < 1:
+            raise ValueError(f"every output head needs at least one label, got {sizes}")
+        #: Where each head's rows of the output layer start and end: head k owns
+        #: [bounds[k], bounds[k + 1]).
+        self.bounds = np.cumsum([0] + sizes).astype(np.int64)
+        n_tags = int(self.bounds[-1])
+        self._head_layers = {}  # selected heads -> their stacked (weight, bias, bounds)
         if not isinstance(config, NetworkConfig):
             config = NetworkConfig.from_dict(config)
         self.config = config.to_dict()  # a plain dict: the model's metadata holds it
@@ -129,6 +149,9 @@ class Network:
         self.output_bias = np.zeros(n_tags, dtype=dtype)
         #: the CRF over the output scores, or None: a log-softmax per token ("auto", what
         #: a model written before CRFs has, is a softmax too: training resolves it first)
+        if c["output_layer"] == "crf" and len(sizes) > 1:
+            raise ValueError("a CRF output layer is for a model of one column, not "
+                             f"{len(sizes)} heads")
         self.crf = CRFLayer(n_tags, dtype) if c["output_layer"] == "crf" else None
         if self.crf is None:
             self.config["output_layer"] = "softmax"
@@ -266,16 +289,25 @@ class Network:
                      "output_mask": output_mask, "n_forms": form_features.shape[0]}
         return log_probs, cache
 
-    def infer(self, batch):
+    @property
+    def n_heads(self):
+        return len(self.bounds) - 1
+
+    def infer(self, batch, heads=None, normalize=True):
         """Log-probabilities (N, n_tags) of the packed rows, as forward(batch) computes
         them in inference, remembering each word form's first-layer input projection
         across calls (seqtag.memo): a form seen before costs no character BiLSTM, no
         embedding lookup and no input product.  Thread-safe: a call that finds the memo
-        busy in another thread runs unmemoised."""
-        if self.memo_capacity <= 0:
-            return self.forward(batch)[0]
-        if not self._memo_lock.acquire(blocking=False):
-            return self.forward(batch)[0]
+        busy in another thread runs unmemoised.
+
+        heads: the indexes of the heads to compute (None: all): the result holds only
+        their segments, in that order (head_bounds(heads) says where), and the output
+        product only their rows.  normalize=False leaves the logits as they are (the same
+        best labels, without a log-softmax over every segment)."""
+        if heads is not None and list(heads) == list(range(self.n_heads)):
+            heads = None
+        if self.memo_capacity <= 0 or not self._memo_lock.acquire(blocking=False):
+            return self._select(self.forward(batch)[0], heads)
         try:
             with runtime.single_blas_thread():
                 if self._memo is None:
@@ -288,12 +320,45 @@ class Network:
                     batch.vocab, missing if self.config["shape_dim"] else None,
                     batch))
                 if rows is None:  # more distinct forms than the memo holds
-                    return self._forward(batch, False, None, None)[0]
+                    return self._select(self._forward(batch, False, None, None)[0], heads)
+                weight, bias, bounds = self._head_layer(heads)
                 logits, _, _ = self._memo.forward(rows[batch.form_of_row], batch.packing,
-                                                  head=(self.output_weight, self.output_bias))
-                return logits if self.crf is not None else _log_softmax(logits)
+                                                  head=(weight, bias))
+                if normalize and self.crf is None:
+                    _log_softmax(logits, bounds)
+                return logits
         finally:
             self._memo_lock.release()
+
+    def head_bounds(self, heads=None):
+        """Where each of `heads` (indexes; None: all) starts and ends in infer()'s result."""
+        if heads is None:
+            return self.bounds
+        return np.cumsum([0] + [self.bounds[k + 1] - self.bounds[k] for k in heads]
+                         ).astype(np.int64)
+
+    def _select(self, log_probs, heads):
+        if heads is None:
+            return log_probs
+        return np.ascontiguousarray(np.concatenate(
+            [log_probs[:, self.bounds[k]:self.bounds[k + 1]] for k in heads], axis=1))
+
+    def _head_layer(self, heads):
+        """(weight, bias, bounds) of the output layer's rows of `heads` (None: all), kept
+        for the weights' version: infer's product covers only the heads asked for."""
+        if heads is None:
+            return self.output_weight, self.output_bias, self.bounds
+        key = (tuple(heads), self.version)
+        layer = self._head_layers.get(key)
+        if layer is None:
+            rows = np.concatenate([np.arange(self.bounds[k], self.bounds[k + 1])
+                                   for k in heads])
+            layer = (np.ascontiguousarray(self.output_weight[rows]),
+                     np.ascontiguousarray(self.output_bias[rows]), self.head_bounds(heads))
+            self._head_layers = {k: v for k, v in self._head_layers.items()
+                                 if k[1] == self.version}
+            self._head_layers[key] = layer
+        return layer
 
     def _word_inputs(self, forms, word_ids, vocab, missing, batch):
         """The first recurrent layer's inputs (len(forms), D) of distinct word forms (the
@@ -309,7 +374,8 @@ class Network:
     def _output(self, hidden):
         logits = hidden @ self.output_weight.T
         logits += self.output_bias
-        return logits if self.crf is not None else _log_softmax(logits)
+        return logits if self.crf is not None else _log_softmax(logits, self.bounds)
+
 
     # ---- what the scores say ------------------------------------------------------------
 
@@ -320,15 +386,17 @@ class Network:
 
     def best_tag_ids(self, batch, memo=False):
         """(N,) the best tag id of each packed row: each row's most probable, or with a
-        CRF the rows' part of their sentence's best tag sequence (Viterbi)."""
-        scores = self.scores(batch, memo)
+        CRF the rows' part of their sentence's best tag sequence (Viterbi).  The first
+        head's (a model's tags)."""
         if self.crf is not None:
-            return self.crf.decode(scores, batch.packing)
-        return scores.argmax(axis=1)
+            return self.crf.decode(self.scores(batch, memo), batch.packing)
+        if memo:
+            return self.infer(batch, [0], normalize=False).argmax(axis=1)
+        return self.forward(batch)[0][:, :self.bounds[1]].argmax(axis=1)
 
     def log_probs(self, batch, memo=False):
         """(N, n_tags) each packed row's tag log-probabilities (with a CRF: of its
-        marginals, given the whole sentence)."""
+        marginals, given the whole sentence); every head's segment."""
         scores = self.scores(batch, memo)
         if self.crf is not None:
             return self.crf.log_marginals(scores, batch.packing)
@@ -349,9 +417,12 @@ class Network:
         dense = {}
         if self.crf is not None:  # the CRF's emissions are the logits
             grad_logits = grad_log_probs
-        else:  # log-softmax: d logits = g - softmax * sum(g)
+        else:  # log-softmax of each head's segment: d logits = g - softmax * (g's sum
+            # over the segment)
             probs = np.exp(cache["log_probs"])
-            grad_logits = grad_log_probs - probs * grad_log_probs.sum(axis=1, keepdims=True)
+            sizes = np.diff(self.bounds)
+            sums = np.add.reduceat(grad_log_probs, self.bounds[:-1], axis=1)
+            grad_logits = grad_log_probs - probs * np.repeat(sums, sizes, axis=1)
         dense["output.weight"] = grad_logits.T @ cache["hidden"]
         dense["output.bias"] = grad_logits.sum(axis=0)
         grad_hidden = grad_logits @ self.output_weight
@@ -377,20 +448,29 @@ class Network:
         return dense, sparse
 
     def loss_and_gradients(self, batch, rng, word_ids=None):
-        """Mean negative log-likelihood of the gold tags per token (with a CRF: of the
-        sentences' gold tag sequences, divided by the tokens), its gradients, and how many
-        best tags are right."""
+        """The sum over heads of the mean negative log-likelihood of the gold labels (rows
+        whose label is unknown, -1, left out; with a CRF, of one column: of the sentences'
+        gold tag sequences, divided by the tokens), its gradients, and the count of right
+        best labels, averaged over the heads (a float; an int for one head)."""
         if self.crf is not None:
             return self._crf_loss_and_gradients(batch, rng, word_ids)
         log_probs, cache = self.forward(batch, training=True, rng=rng, word_ids=word_ids)
-        known = batch.tag_ids >= 0
-        rows = np.flatnonzero(known)
-        n = max(len(rows), 1)
-        loss = -log_probs[rows, batch.tag_ids[rows]].sum() / n
+        targets = batch.targets
         grad = np.zeros_like(log_probs)
-        grad[rows, batch.tag_ids[rows]] = -1.0 / n
+        loss = 0.0
+        correct = 0
+        for k in range(self.n_heads):
+            gold = targets[:, k]
+            rows = np.flatnonzero(gold >= 0)
+            n = max(len(rows), 1)
+            columns = self.bounds[k] + gold[rows]
+            loss -= log_probs[rows, columns].sum() / n
+            grad[rows, columns] = -1.0 / n
+            best = log_probs[:, self.bounds[k]:self.bounds[k + 1]].argmax(axis=1)
+            correct += int((best == gold).sum())
         dense, sparse = self.backward(cache, grad)
-        correct = int((log_probs.argmax(axis=1) == batch.tag_ids).sum())
+        if self.n_heads > 1:
+            correct /= self.n_heads
         return float(loss), dense, sparse, correct
 
 
@@ -412,10 +492,14 @@ def _dropout_mask(rng, shape, rate, dtype):
     return (rng.random(shape, dtype=np.float32) < keep).astype(dtype) / dtype(keep)
 
 
-def _log_softmax(logits):
+def _log_softmax(logits, bounds=None):
     """log-softmax of each row of logits (N, C), in place (one compiled pass; NumPy took
-    six over temporaries: 3 % of tagging time)."""
-    _core.log_softmax_rows(logits)
+    six over temporaries: 3 % of tagging time); with bounds, of each segment [bounds[k],
+    bounds[k + 1]) of a row on its own (the output heads)."""
+    if bounds is None or len(bounds) == 2:
+        _core.log_softmax_rows(logits)
+    else:
+        _core.log_softmax_segments(logits, bounds)
     return logits
 
 

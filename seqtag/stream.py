@@ -56,13 +56,13 @@ DEFAULT_BATCH_SIZE: int = TaggingConfig.batch_size  # the option's one definitio
 
 
 def model_tag_column(tagger: Tagger) -> str:
-    """The CoNLL-U column ("upos" or "xpos") the model was trained on; "upos" if unrecorded
-    (or the model learned a numbered column of another format)."""
-    column = (tagger.meta.get("corpus") or {}).get("tag_column")
+    """The CoNLL-U column ("upos" or "xpos") of the model's tags (its first head's);
+    "upos" if the model learned a numbered column of another format."""
+    column = tagger.tag_column
     return column if column in ("upos", "xpos") else "upos"
 
 
-def _check(output_format, top_k, batch_size):
+def _check(output_format, top_k, batch_size, columns=None):
     if output_format not in OUTPUT_FORMATS:
         raise SeqtagError(f"unknown output format {output_format!r}; "
                           f"choose one of {', '.join(OUTPUT_FORMATS)}")
@@ -72,6 +72,11 @@ def _check(output_format, top_k, batch_size):
     if top_k and output_format not in TOPK_FORMATS:
         raise SeqtagError(f"tag probabilities (top-k) cannot be written as {output_format}; "
                           f"choose one of {', '.join(TOPK_FORMATS)}")
+    shown = options["columns"].check(columns)
+    if top_k and shown and "," in shown and output_format != "json":
+        raise SeqtagError(f"the k best values of several columns cannot be written as "
+                          f"{output_format}; choose json (or one column)")
+    return shown.split(",") if shown else None
 
 
 def tag_stream(tagger: Tagger, sentences: Iterable[Union[Sentence, Sequence[str]]],
@@ -79,20 +84,32 @@ def tag_stream(tagger: Tagger, sentences: Iterable[Union[Sentence, Sequence[str]
                batch_size: int = DEFAULT_BATCH_SIZE,
                tag_column: str | None = None,
                on_chunk: Callable[[int, int], None] | None = None,
-               span_scheme: str | None = None) -> tuple[int, int]:
+               span_scheme: str | None = None,
+               columns: str | Sequence[str] | None = None) -> tuple[int, int]:
     """Tag ``sentences`` (Sentence objects or token lists) ``batch_size`` at a time,
     writing each chunk's output to the text stream ``out`` and flushing it; then
     ``on_chunk(sentences, tokens)`` gets the counts so far (a progress bar's).
 
     An empty sentence gives an empty line in text format (so output lines stay
     aligned with input lines), ``{"tokens":[]}`` in json, nothing in conllu.
-    ``tag_column`` is the CoNLL-U column to fill; None: the one the model was trained on.
+    ``tag_column`` is the CoNLL-U column to fill with a model of one column; None: the one
+    the model was trained on.  conllu fills every column the model predicts.
     ``span_scheme`` ("IOB2", "IOBES"): span tags written in that scheme (a model of span
     tags only); None: as the model gives them.
+    ``columns`` ("upos,lemma" or a list): the columns text, tsv and json show (None: the
+    model's tags); with top_k, the k best of each (several only in json).
     Returns (sentences, tokens) tagged.  If reading ``sentences`` raises SeqtagError (a bad
     line in a file), the sentences read before it are tagged and written first.
     """
-    _check(output_format, top_k, batch_size)
+    if columns is not None and not isinstance(columns, str):
+        columns = ",".join(columns)
+    shown = _check(output_format, top_k, batch_size, columns)
+    if output_format == "conllu":
+        shown = tagger.columns if len(tagger.columns) > 1 else None
+    for name in shown or ():
+        if name not in tagger.columns:
+            raise SeqtagError(f"the model does not predict {name}; it predicts "
+                              f"{', '.join(tagger.columns)}")
     column = tag_column or model_tag_column(tagger)
     if span_scheme is not None:
         span_scheme = TaggingConfig.options()["span_scheme"].check(span_scheme)
@@ -107,18 +124,22 @@ def tag_stream(tagger: Tagger, sentences: Iterable[Union[Sentence, Sequence[str]
         if not chunk and error is None:
             return n_sents, n_tokens
         words = [s.words for s in chunk]
-        tops: Sequence[Sequence[Sequence[TagProb]] | None]
-        if top_k:
-            tops = tagger.predict_top_k(words, top_k)
-            # a CRF's top-k are marginals; its tags are the best sequence's
-            tags = (tagger.predict(words) if crf
-                    else [[best[0][0] for best in top] for top in tops])
+        if shown:
+            out.write(_columns_output(tagger, chunk, words, output_format, shown, top_k,
+                                      n_sents))
         else:
-            tags, tops = tagger.predict(words), [None] * len(chunk)
-        if span_scheme is not None:
-            tags = [spans.to_scheme(t, span_scheme) for t in tags]
-        out.write("".join(format_sentence(output_format, s, t, top, column, n_sents + i)
-                          for i, (s, t, top) in enumerate(zip(chunk, tags, tops), 1)))
+            tops: Sequence[Sequence[Sequence[TagProb]] | None]
+            if top_k:
+                tops = tagger.predict_top_k(words, top_k)
+                # a CRF's top-k are marginals; its tags are the best sequence's
+                tags = (tagger.predict(words) if crf
+                        else [[best[0][0] for best in top] for top in tops])
+            else:
+                tags, tops = tagger.predict(words), [None] * len(chunk)
+            if span_scheme is not None:
+                tags = [spans.to_scheme(t, span_scheme) for t in tags]
+            out.write("".join(format_sentence(output_format, s, t, top, column, n_sents + i)
+                              for i, (s, t, top) in enumerate(zip(chunk, tags, tops), 1)))
         out.flush()
         n_sents += len(chunk)
         n_tokens += sum(len(w) for w in words)
@@ -126,6 +147,27 @@ def tag_stream(tagger: Tagger, sentences: Iterable[Union[Sentence, Sequence[str]
             on_chunk(n_sents, n_tokens)
         if error is not None:
             raise error
+
+
+def _columns_output(tagger, chunk, words, output_format, shown, top_k, n_sents):
+    """The output of a chunk showing the columns `shown` (conllu: the model's tags in
+    their column, the others in theirs)."""
+    values = tagger.predict_columns(words, shown)
+    tops = {c: tagger.predict_top_k(words, top_k, c) for c in shown} if top_k else {}
+    first = tagger.tag_column if output_format == "conllu" else shown[0]
+    texts = []
+    for i, s in enumerate(chunk):
+        tags = values[first][i]
+        if output_format == "json":
+            extra = {c: values[c][i] for c in shown}
+            top = tops[first][i] if top_k else None
+            extra_top = {c: tops[c][i] for c in shown[1:]} if top_k else None
+        else:
+            extra = {c: values[c][i] for c in shown if c != first}
+            top, extra_top = (tops[first][i] if top_k else None), None
+        texts.append(format_sentence(output_format, s, tags, top, first, n_sents + i + 1,
+                                     extra, extra_top))
+    return "".join(texts)
 
 
 def _read_chunk(it: Iterator[Union[Sentence, Sequence[str]]],
@@ -146,21 +188,24 @@ def tag_files(tagger: Tagger, sources: Iterable[Source], out: TextIO,
               top_k: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
               tag_column: str | None = None, encoding: str = "utf-8",
               on_chunk: Callable[[int, int], None] | None = None,
-              span_scheme: str | None = None) -> tuple[int, int]:
+              span_scheme: str | None = None,
+              columns: str | Sequence[str] | None = None) -> tuple[int, int]:
     """Tag each source in turn (a path, "-" for standard input, an open file or an
     iterable of lines) with tag_stream; ``input_format`` is "text" (raw text, cut into
     sentences, tokens and words by the tagger's front end), "lines" (raw text, a sentence
     per line), "tokens", "conllu" or None to detect it per source
     (seqtag.corpus.detect_format: what is not CoNLL-U or tokens is text).
-    Returns (sentences, tokens) tagged; on_chunk as in tag_stream.
+    columns: as tag_stream takes them.  Returns (sentences, tokens) tagged; on_chunk as in
+    tag_stream.
     """
-    _check(output_format, top_k, batch_size)
+    _check(output_format, top_k, batch_size, None if columns is None or isinstance(
+        columns, str) else ",".join(columns))
     sentences = itertools.chain.from_iterable(
         iter_sentences(source, input_format, encoding=encoding, tagged=False,
                        front_end=tagger.frontend)
         for source in sources)
     return tag_stream(tagger, sentences, out, output_format, top_k, batch_size, tag_column,
-                      on_chunk, span_scheme)
+                      on_chunk, span_scheme, columns)
 
 
 # ---------------------------------------------------------------- many files into a folder

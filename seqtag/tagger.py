@@ -11,11 +11,12 @@
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import datetime
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence, Union, overload
+from typing import Any, Callable, Iterable, Sequence, Union, cast, overload
 
 import numpy as np
 
@@ -24,10 +25,12 @@ from .config import MetadataError, NetworkConfig, TaggingConfig, TrainingConfig
 from .config import SPAN_DEFAULTS, split_training_options
 from .corpus import Sentence
 from .errors import ModelError, SeqtagError
-from .evaluate import confusion_matrix, score
-from .inference import TagProb, predict_log_probs, predict_tag_ids
+from .evaluate import confusion_matrix, score, score_columns
+from .inference import TagProb, best_tags, predict_log_probs, predict_tag_ids
 from .network import Network
 from .frontend import FrontEnd
+from .heads import COLUMNS, FeatureHead, LemmaHead, build_heads, decode_column, model_columns
+from .lemma import apply_script
 from .rawtext import TaggedSentence, text_paragraphs
 from .rawtext import segment as segment_paragraphs
 from .train import CHECKPOINT_KIND, TrainingInterrupted, TrainingState
@@ -44,12 +47,16 @@ FRONTEND_PREFIX = "frontend."
 Tokens = Union[Sequence[str], Sentence]
 
 
-def _as_sentences(sents, what):
-    """Accept Sentence objects or lists of (word, tag) pairs."""
+def _as_sentences(sents, what, columns=None):
+    """Accept Sentence objects or lists of (word, tag) pairs; with columns, Sentences
+    whose .columns hold them (CoNLL-U's)."""
     out = []
     for i, s in enumerate(sents):
+        if columns and not (isinstance(s, Sentence) and s.columns is not None):
+            raise SeqtagError(f"{what} sentence {i + 1} has no CoNLL-U columns to learn "
+                              f"{', '.join(columns)} from (read a CoNLL-U corpus)")
         if isinstance(s, Sentence):
-            if s.tags is None:
+            if s.tags is None and not columns:
                 raise SeqtagError(f"{what} sentence {i + 1} has no tags")
             out.append(s)
         else:
@@ -60,6 +67,18 @@ def _as_sentences(sents, what):
                                   "pairs") from None
             out.append(Sentence(list(words), list(tags)))
     return out
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Analysis:
+    """One word as Tagger.analyze gives it: its form and each CoNLL-U column the model
+    predicts (None for those it does not)."""
+
+    word: str
+    upos: str | None = None
+    xpos: str | None = None
+    feats: str | None = None
+    lemma: str | None = None
 
 
 class Tagger:
@@ -97,11 +116,16 @@ class Tagger:
         """Train a tagger on tagged sentences (Sentence objects or [(word, tag), ...]).
 
         Network options: cell ("lstm", "peephole", "gru"), layers, hidden, word_dim,
-        char_dim, char_hidden, dropout, word_dropout.  Training options: epochs,
-        batch_size, optimizer ("adam", "sgd"), lr, clip, seed, threads, patience,
-        max_time, dev_fraction, average (decay of the weights' moving average, 0: off),
-        decay_patience, lr_decay, embeddings (a vectors file: seqtag.embeddings),
-        embeddings_vocab, freeze_embeddings.  seqtag.config.NetworkConfig and TrainingConfig declare
+        char_dim, char_hidden, dropout, word_dropout, feats ("whole", "split").  Training
+        options: epochs, batch_size, optimizer ("adam", "sgd"), lr, clip, seed, threads,
+        patience, max_time, dev_fraction, average (decay of the weights' moving average,
+        0: off), decay_patience, lr_decay, embeddings (a vectors file:
+        seqtag.embeddings), embeddings_vocab, freeze_embeddings, columns.
+
+        columns ("upos,xpos,feats,lemma", any of them): learn those CoNLL-U columns, a head
+        each over the shared network, from Sentences read from CoNLL-U (their .columns);
+        None: one head over the sentences' tags.  The model's first column is its
+        tags (predict(), tag()); predict_columns() and analyze() give every column.  seqtag.config.NetworkConfig and TrainingConfig declare
         them: defaults, accepted values, meaning.  An unknown option or a bad value raises
         ConfigError naming it.  Without dev_sents, dev_fraction of the training sentences
         are held out to choose the best epoch.
@@ -121,10 +145,14 @@ class Tagger:
             state = TrainingState.load(resume)
             train_opts = state.resumed_options(net_given, train_given)  # also the dev split's
             net_config = NetworkConfig.from_dict(state.network.config)
-            train_sents = _span_sentences(_as_sentences(train_sents, "training"))
+            columns = train_opts.columns.split(",") if train_opts.columns else None
+            train_sents = _span_sentences(_as_sentences(train_sents, "training", columns))
         else:
-            train_sents = _span_sentences(_as_sentences(train_sents, "training"))
-            if spans.looks_like_spans({t for s in train_sents for t in s.tags or ()}):
+            columns = (train_given["columns"].split(",") if train_given.get("columns")
+                       else None)
+            train_sents = _span_sentences(_as_sentences(train_sents, "training", columns))
+            if not columns and spans.looks_like_spans(
+                    {t for s in train_sents for t in s.tags or ()}):
                 net_span, train_span = split_training_options(SPAN_DEFAULTS)
                 net_given, train_given = dict(net_span, **net_given), dict(train_span,
                                                                             **train_given)
@@ -135,7 +163,7 @@ class Tagger:
             train_sents, dev_sents = split_dev(train_sents, train_opts.dev_fraction,
                                                train_opts.seed)
         else:
-            dev_sents = _span_sentences(_as_sentences(dev_sents, "dev"))
+            dev_sents = _span_sentences(_as_sentences(dev_sents, "dev", columns))
         pretrained, embeddings = None, None
         if state is not None:
             embeddings = state.embeddings
@@ -149,6 +177,13 @@ class Tagger:
             embeddings = pretrained.info()
             if "word_dim" not in net_given:  # else projected to the dimension given
                 net_config = net_config.replace(word_dim=pretrained.dim)
+        heads = None
+        if columns and state is None:
+            heads = build_heads(cast("list[Sentence]", train_sents), columns,
+                                net_config.feats)
+        tag_column = (corpus or {}).get("tag_column", "upos")
+        if tag_column not in ("upos", "xpos"):  # a numbered column of another format
+            tag_column = "upos"
 
         def model(network, vocab, history, interrupted=False):
             # the epoch training kept: the best dev score (span F1 for span tags)
@@ -159,7 +194,10 @@ class Tagger:
                     timespec="seconds"),
                 "network": network.config,
                 "training": train_opts.to_dict(),
-                "corpus": dict(corpus or {}, sentences=len(train_sents),
+                "corpus": dict(corpus or {}, columns=model_columns(vocab.heads),
+                               **({"tag_column": vocab.heads[0].column}
+                                  if len(vocab.heads) > 1 else {}),
+                               sentences=len(train_sents),
                                tokens=sum(len(s) for s in train_sents),
                                dev_sentences=len(dev_sents), dev_held_out=held_out),
                 "scores": {"dev_accuracy": best["dev_acc"], "dev_span_f1": best.get("dev_f1"),
@@ -184,7 +222,7 @@ class Tagger:
             network, vocab, history = train_network(
                 train_sents, dev_sents, net_config, train_opts, progress, state=state,
                 checkpoint=checkpoint, on_best=best_so_far if on_best else None,
-                pretrained=pretrained)
+                pretrained=pretrained, heads=heads, column=tag_column)
         except TrainingInterrupted as e:
             e.tagger = model(e.network, e.vocab, e.history, interrupted=True)
             raise
@@ -215,28 +253,57 @@ class Tagger:
         corpus with the run's seed: the same front end (its training is deterministic),
         then the tagger's run goes on from the checkpoint.
 
+        A CoNLL-U corpus teaches every column it fills (UPOS, XPOS, FEATS, LEMMA; a
+        column that is all '_' is skipped), or the `columns` option's; tag_column="xpos"
+        without columns learns XPOS alone.  Other formats teach their one tag.
+
         progress gets, besides Tagger.train's events: {"type": "corpus", ...} once the
-        files are read, {"type": "frontend", ...} with the decision, {"type":
+        files are read, {"type": "columns", "learned": [...], "skipped": [...]} for a
+        CoNLL-U corpus, {"type": "frontend", ...} with the decision, {"type":
         "frontend_epoch", ...} after each epoch of the front end and {"type":
         "frontend_done", "record": ...}.  The other arguments are Tagger.train's.
         """
         from .corpus import column_number, detect_format, read_corpus
-        split_training_options(options)  # a bad option fails now, not after the front end
+        # a bad option fails now, not after the front end
+        _, train_given = split_training_options(options)
         if options.get("embeddings") is not None:  # and a vectors file that is no such file
             from .embeddings import vectors_dimension
             vectors_dimension(options["embeddings"])
         report = progress or (lambda event: None)
-        train_sents = read_corpus(corpus, format, tag_column, encoding, word_column)
-        dev_sents = (read_corpus(dev, format, tag_column, encoding, word_column)
-                     if dev is not None else None)
         if word_column is not None or column_number(tag_column) is not None:
             format = "columns"
         corpus_format = format or ("auto" if os.fspath(corpus) == "-"
                                    else detect_format(corpus, encoding=encoding))
+        asked = train_given.get("columns")
+        if asked is not None and corpus_format != "conllu":
+            raise SeqtagError(f"{corpus} is {corpus_format}: only a CoNLL-U corpus has "
+                              "columns to choose (--format conllu if it is one)")
+        if corpus_format == "conllu" and (asked is not None or tag_column == "upos"):
+            train_sents = read_corpus(corpus, format, encoding=encoding, require_tags=False)
+            dev_sents = (read_corpus(dev, format, encoding=encoding, require_tags=False)
+                         if dev is not None else None)
+        else:
+            train_sents = read_corpus(corpus, format, tag_column, encoding, word_column)
+            dev_sents = (read_corpus(dev, format, tag_column, encoding, word_column)
+                         if dev is not None else None)
         report({"type": "corpus", "file": str(corpus), "format": corpus_format,
                 "sentences": len(train_sents), "tokens": sum(len(s) for s in train_sents),
                 "dev_file": None if dev is None else str(dev),
                 "dev_sentences": None if dev_sents is None else len(dev_sents)})
+        if train_sents[0].columns is not None and (asked is not None or tag_column == "upos"):
+            wanted = asked.split(",") if asked else list(COLUMNS)
+            learned_columns = [c for c in COLUMNS if c in wanted and
+                               any(v != "_" for s in train_sents
+                                   for v in (s.columns or {}).get(c, ()))]
+            skipped = [c for c in COLUMNS if c in wanted and c not in learned_columns]
+            if learned_columns:
+                report({"type": "columns", "learned": learned_columns, "skipped": skipped})
+            else:
+                raise SeqtagError(f"{corpus}: nothing to learn: column"
+                                  f"{'s' if len(skipped) > 1 else ''} "
+                                  f"{', '.join(c.upper() for c in skipped)} "
+                                  f"{'are' if len(skipped) > 1 else 'is'} all '_'")
+            options = dict(options, columns=",".join(learned_columns))
         corpus_info = {"file": str(corpus), "format": corpus_format, "tag_column": tag_column,
                        "word_column": word_column,
                        "dev_file": None if dev is None else str(dev)}
@@ -319,12 +386,15 @@ class Tagger:
             raise ModelError(f"{path} is a training checkpoint, not a model; continue its run "
                              f"with seqtag train --resume {path}")
         try:
-            vocab = Vocabulary.from_meta(meta["vocab"])
+            # a model of one column written before heads existed: its corpus's tag column
+            column = (meta.get("corpus") or {}).get("tag_column")
+            column = column if column in ("upos", "xpos") else "upos"
+            vocab = Vocabulary.from_meta(meta["vocab"], column)
             # a model written before an option existed has none: it takes the default
             net_config = NetworkConfig.from_meta(meta["network"], "network options")
             network = Network(net_config, len(vocab.words), len(vocab.chars),
-                              len(vocab.tags), threads=settings.threads, init=False,
-                              memo_capacity=settings.memo_words)
+                              [head.size for head in vocab.heads], threads=settings.threads,
+                              init=False, memo_capacity=settings.memo_words)
         except (KeyError, TypeError, ValueError, MetadataError) as e:
             raise ModelError(f"{path} has invalid metadata: {e}") from None
         try:
@@ -420,10 +490,16 @@ class Tagger:
         predict_top_k for the probabilities.
         """
         words = _sentences_words(sentences, "predict", strings=False)
-        tag_ids = predict_tag_ids(self.network, self.vocab, words, memo=True)
-        tags = [[self.vocab.tags[j] for j in ids] for ids in tag_ids]
+        if self.network.crf is not None:
+            tag_ids = predict_tag_ids(self.network, self.vocab, words, memo=True)
+            tags = [[self.vocab.tags[j] for j in ids] for ids in tag_ids]
+        else:  # the first head alone, and its logits: the same best tags as its log-probs
+            scores = predict_log_probs(self.network, self.vocab, words, memo=True,
+                                       heads=[0], normalize=False)
+            tags = [best_tags(lp, self.vocab.tags) for lp in scores]
         if top_k is None:
             return tags
+        log_probs = predict_log_probs(self.network, self.vocab, words, memo=True, heads=[0])
         warnings.warn("Tagger.predict(sentences, top_k=k) is deprecated; use "
                       "Tagger.predict_top_k(sentences, k), whose first pair per token is "
                       "the tag predict() gives", DeprecationWarning, stacklevel=2)
@@ -431,31 +507,144 @@ class Tagger:
             return tags
         return tags, self.predict_top_k(words, int(top_k))
 
-    def predict_top_k(self, sentences: Iterable[Tokens], k: int
+    def predict_top_k(self, sentences: Iterable[Tokens], k: int, column: str | None = None
                       ) -> list[list[list[TagProb]]]:
         """The k most probable tags of each token of tokenized sentences with their
         probabilities, most probable first (k is cut to the tagset's size): per sentence,
         per token, [(tag, probability), ...].  The first tag of a token is the one
         predict() gives, except with a CRF: there the probabilities are each token's
         marginals given the whole sentence, and predict() gives the best sequence, whose
-        tag of a token can be another (a span is taken whole or not at all)."""
+        tag of a token can be another (a span is taken whole or not at all).
+
+        column: another column the model predicts ("xpos", "feats", "lemma"; None: the
+        first).  For lemmas the pairs are (lemma, probability of its edit script), from
+        the k best scripts that fit the word; for FEATS learned a head per feature there
+        are no k best strings (SeqtagError)."""
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise SeqtagError(f"k must be a positive integer, got {k!r}")
+        index = self._head_index(column)
+        head = self.vocab.heads[index]
         words = _sentences_words(sentences, "predict_top_k", strings=False)
-        log_probs = predict_log_probs(self.network, self.vocab, words, memo=True)
-        return [inference.top_k(lp, int(k), self.vocab.tags) for lp in log_probs]
+        log_probs = predict_log_probs(self.network, self.vocab, words, memo=True,
+                                      heads=[index])
+        if not isinstance(head, LemmaHead):
+            return [inference.top_k(lp, int(k), head.labels) for lp in log_probs]
+        out = []
+        for w, lp in zip(words, log_probs):
+            order = np.argsort(-lp, axis=1, kind="stable").tolist()
+            probs = np.exp(lp).tolist()
+            sentence = []
+            for word, ranked, p in zip(w, order, probs):
+                fitting = ((apply_script(word, head.scripts[j]), p[j]) for j in ranked)
+                sentence.append([(lemma, q) for lemma, q in fitting if lemma is not None][:k]
+                                or [(word, 0.0)])
+            out.append(sentence)
+        return out
+
+    def _head_index(self, column: str | None) -> int:
+        """The head predicting `column` (None: the first); SeqtagError if none does, or if
+        FEATS is split over a head per feature."""
+        if column is None:
+            return 0
+        found = [k for k, head in enumerate(self.vocab.heads) if head.column == column]
+        if not found:
+            raise SeqtagError(f"this model does not predict {column}; it predicts "
+                              f"{', '.join(self.columns)}")
+        if len(found) > 1 or isinstance(self.vocab.heads[found[0]], FeatureHead):
+            raise SeqtagError(f"this model learned {column} a head per feature: it has no "
+                              f"probabilities of whole {column} strings")
+        return found[0]
+
+    @property
+    def columns(self) -> list[str]:
+        """The CoNLL-U columns the model predicts ("upos", "xpos", "feats", "lemma"), in
+        that order; its first head's (its tags) is columns_first."""
+        return model_columns(self.vocab.heads)
+
+    @property
+    def tag_column(self) -> str:
+        """The column of the model's tags (predict(), tag()): its first head's."""
+        return self.vocab.heads[0].column
+
+    def predict_columns(self, sentences: Iterable[Tokens],
+                        columns: Sequence[str] | None = None) -> dict[str, list[list[str]]]:
+        """The values of `columns` (default: every one the model predicts) for each token
+        of tokenized sentences: {column: [[value, ...], ...]}.  One product gives every
+        head asked for; lemmas use the predicted UPOS for the lexicon when the model has
+        it.  SeqtagError for a column the model does not predict."""
+        wanted = list(self.columns if columns is None else columns)
+        for column in wanted:
+            if column not in self.columns:
+                raise SeqtagError(f"this model does not predict {column}; it predicts "
+                                  f"{', '.join(self.columns)}")
+        words = _sentences_words(sentences, "predict_columns", strings=False)
+        needed = set(wanted) | ({"upos"} if "lemma" in wanted and "upos" in self.columns
+                                else set())
+        index = [k for k, head in enumerate(self.vocab.heads) if head.column in needed]
+        chosen = [self.vocab.heads[k] for k in index]
+        bounds = self.network.head_bounds(index)
+        placed = [(head, int(bounds[i]), int(bounds[i + 1])) for i, head in enumerate(chosen)]
+        scores = predict_log_probs(self.network, self.vocab, words, memo=True, heads=index,
+                                   normalize=False)
+        out: dict[str, list[list[str]]] = {c: [] for c in needed}
+        for w, sc in zip(words, scores):
+            for column in sorted(needed, key=list(COLUMNS).index):  # UPOS before lemmas
+                upos = out["upos"][-1] if column == "lemma" and "upos" in needed else None
+                out[column].append(decode_column(column, placed, sc, w, upos))
+        return {c: out[c] for c in wanted}
+
+    def analyze(self, tokens: str | list[str] | tuple[str, ...]
+                ) -> list[list[Analysis]] | list[Analysis]:
+        """Every column the model predicts, per word: a string is raw text (a list of
+        sentences, as tag() splits it), a list of tokens one sentence.  Each word is an
+        Analysis(word, upos, xpos, feats, lemma), None for a column the model lacks:
+
+            >>> tagger.analyze(["Dogs", "ran"])      # doctest: +SKIP
+            [Analysis(word='Dogs', upos='NOUN', xpos='NNS', feats='Number=Plur',
+                      lemma='dog'), Analysis(word='ran', upos='VERB', ...)]"""
+        if isinstance(tokens, str):
+            sentences = [s.words for s in self.tag_text(tokens)]
+        elif isinstance(tokens, (list, tuple)):
+            sentences = [_tokens(tokens, "")]
+        else:
+            raise SeqtagError(f"analyze() takes a string or a list of tokens, got "
+                              f"{type(tokens).__name__}")
+        values = self.predict_columns(sentences)
+        result = [[Analysis(word, **{c: values[c][i][j] for c in values})
+                   for j, word in enumerate(words)] for i, words in enumerate(sentences)]
+        return result if isinstance(tokens, str) else result[0]
 
     # ---- scoring and description ---------------------------------------------------------
 
     def evaluate(self, gold_sents: Iterable[Sentence | Sequence[tuple[str, str]]], *,
                  matrix: bool = False) -> dict[str, Any]:
-        """Accuracy (overall, seen and unseen words), per-tag P/R/F1 and confusions; with
-        matrix=True also the whole confusion matrix under "confusion_matrix"
-        (seqtag.evaluate.confusion_matrix: what `evaluate --plot` draws).  For a model of
-        span tags also "spans": span precision, recall and F1 per type, micro and macro,
-        read as seqeval reads them in its default mode (conlleval's) and in its strict
-        mode (seqtag.spans.span_scores), under "default" and "strict"."""
-        gold = _as_sentences(gold_sents, "gold")
+        """Accuracy (overall, seen and unseen words), per-tag P/R/F1 and confusions of the
+        model's tags (its first column); with matrix=True also the whole confusion matrix
+        under "confusion_matrix" (seqtag.evaluate.confusion_matrix: what `evaluate --plot`
+        draws).  For a model of span tags also "spans": span precision, recall and F1 per
+        type, micro and macro, read as seqeval reads them in its default mode
+        (conlleval's) and in its strict mode (seqtag.spans.span_scores), under "default"
+        and "strict".  Gold Sentences read from CoNLL-U (with .columns) given to a model of
+        several columns score every column, too: "columns": {column: {"accuracy",
+        "seen_accuracy", "unseen_accuracy", per_tag, ...}}, and "alltags" (UPOS, XPOS and
+        FEATS all right) when the model predicts the three, else None."""
+        from . import spans
+        gold = list(gold_sents)
+        if len(self.vocab.heads) > 1 and gold and all(
+                isinstance(s, Sentence) and s.columns is not None for s in gold):
+            sentences = cast("list[Sentence]", gold)
+            words = [s.words for s in sentences]
+            values = self.predict_columns(words)
+            result = score_columns(words, {c: [s.columns[c] for s in sentences  # type: ignore[index]
+                                               ] for c in values},
+                                   values, self.vocab.is_known)
+            scores = dict(result["columns"][self.tag_column], **result)
+            if matrix:
+                first = [Sentence(s.words, s.columns[self.tag_column])  # type: ignore[index]
+                         for s in sentences]
+                scores["confusion_matrix"] = confusion_matrix(first, values[self.tag_column])
+            return scores
+        gold = _as_sentences(gold, "gold")
         predicted = self.predict([s.words for s in gold])
         scores = score(gold, predicted, self.vocab.is_known)
         if matrix:
@@ -479,6 +668,9 @@ class Tagger:
             "format_version": self.meta.get("format_version"),
             "created": self.meta.get("created"),
             "tagset": self.tagset,
+            "columns": self.columns,
+            "heads": [{"column": h.column, "name": h.name, "kind": h.kind, "labels": h.size}
+                      for h in self.vocab.heads],
             "vocabulary": {"words": len(self.vocab.words), "chars": len(self.vocab.chars),
                            "tags": len(self.vocab.tags)},
             "network": self.network.config,

@@ -12,6 +12,7 @@ import numpy as np
 from . import __version__, _core, modelfile
 from .config import MetadataError, NetworkConfig, TrainingConfig
 from .errors import ModelError, SeqtagError
+from .heads import encode_targets
 from .inference import dev_scores
 from .network import Batch, Network
 from .optim import SGD, Adam, clip_by_global_norm
@@ -71,20 +72,26 @@ def corpus_fingerprint(train_sents, dev_sents):
     digest = hashlib.sha256()
     for part in (train_sents, dev_sents):
         for s in part:
-            digest.update(json.dumps([s.words, s.tags], ensure_ascii=False).encode("utf-8"))
+            digest.update(json.dumps([s.words, s.tags, getattr(s, "columns", None)],
+                                     ensure_ascii=False).encode("utf-8"))
         digest.update(b"\n")
     return digest.hexdigest()
 
 
-def resolve_output_layer(model_config, tags):
+def resolve_output_layer(model_config, tags, n_heads=1):
     """The NetworkConfig with what depends on the tags settled: output_layer "auto" made
     "crf" for span tags (seqtag.spans: O, B-X, I-X, E-X, S-X), "softmax" for any other
-    tag set; shape_dim None made 8 for span tags, 0 for others."""
+    tag set or for several heads (a CRF is an output layer of one column: SeqtagError if
+    asked for with several); shape_dim None made 8 for span tags, 0 for others."""
     from . import spans
     if not isinstance(model_config, NetworkConfig):
         model_config = NetworkConfig.from_dict(model_config)
-    span_tags = spans.looks_like_spans(tags)
+    span_tags = spans.looks_like_spans(tags) and n_heads == 1
     changes = {}
+    if n_heads > 1 and model_config.output_layer == "crf":
+        raise SeqtagError(f"a CRF output layer is for a model of one column, not "
+                          f"{n_heads} heads: give --columns one column, or "
+                          "--output-layer softmax")
     if model_config.output_layer == "auto":
         changes["output_layer"] = "crf" if span_tags else "softmax"
     if model_config.shape_dim is None:
@@ -198,7 +205,8 @@ class TrainingState:
             opts = TrainingConfig.from_meta(meta["training"], "training options")
             net_config = NetworkConfig.from_meta(meta["network"], "network options")
             network = Network(net_config, len(vocab.words), len(vocab.chars),
-                              len(vocab.tags), threads=opts.threads, init=False)
+                              [head.size for head in vocab.heads], threads=opts.threads,
+                              init=False)
             if network.crf is not None:
                 network.crf.set_tags(vocab.tags)
             expected = network.expected_shapes()
@@ -248,8 +256,11 @@ class TrainingState:
 
 
 def train(train_sents, dev_sents, model_config, options, progress=None, *, state=None,
-          checkpoint=None, on_best=None, pretrained=None):
+          checkpoint=None, on_best=None, pretrained=None, heads=None, column="upos"):
     """Train a network; returns (network, vocab, history).
+
+    heads: the output heads (seqtag.heads.build_heads) to learn from the sentences'
+    .columns; None: one head over their tags, predicting `column`.
 
     model_config: a NetworkConfig or a dict of network options; options: a TrainingConfig or
     a dict of training options (the options left out take their defaults).
@@ -274,12 +285,13 @@ def train(train_sents, dev_sents, model_config, options, progress=None, *, state
         raise SeqtagError("the dev corpus has no sentences")
     fingerprint = corpus_fingerprint(train_sents, dev_sents)
     if state is None:
-        vocab = Vocabulary.build(train_sents)
-        model_config = resolve_output_layer(model_config, vocab.tags)
+        vocab = Vocabulary.build(train_sents, heads=heads, column=column)
+        model_config = resolve_output_layer(model_config, vocab.tags, len(vocab.heads))
         if pretrained is not None:
             vocab = vocab.with_words(pretrained.extra_keys)
-        network = Network(model_config, len(vocab.words), len(vocab.chars), len(vocab.tags),
-                          seed=opts.seed, threads=opts.threads)
+        network = Network(model_config, len(vocab.words), len(vocab.chars),
+                          [head.size for head in vocab.heads], seed=opts.seed,
+                          threads=opts.threads)
         if network.crf is not None:
             network.crf.set_tags(vocab.tags)
         frozen, info = None, None
@@ -296,10 +308,14 @@ def train(train_sents, dev_sents, model_config, options, progress=None, *, state
         state.network.set_threads(opts.threads)
         state.optimizer.threads = opts.threads
     started = time.perf_counter()
+    # the gold label ids of every head, once: a lemma's edit script costs a string
+    # alignment, not to be paid again every epoch
+    targets = (encode_targets(state.vocab.heads, train_sents),
+               encode_targets(state.vocab.heads, dev_sents))
     try:
         while (state.epoch < opts.epochs and state.stale < opts.patience
                and not (opts.max_time and time.perf_counter() - started > opts.max_time)):
-            record = _run_epoch(state, train_sents, dev_sents, progress)
+            record = _run_epoch(state, train_sents, dev_sents, targets, progress)
             if record["best"] and on_best:
                 with state.holding(state.best_params):
                     on_best(state.network, state.vocab, state.history)
@@ -316,7 +332,7 @@ def train(train_sents, dev_sents, model_config, options, progress=None, *, state
     return state.network, state.vocab, state.history
 
 
-def _run_epoch(state, train_sents, dev_sents, progress):
+def _run_epoch(state, train_sents, dev_sents, targets, progress):
     """Train one epoch and score it on dev; updates `state` and returns the epoch's record."""
     opts, network, vocab, rng = state.opts, state.network, state.vocab, state.rng
     epoch = state.epoch + 1
@@ -326,7 +342,8 @@ def _run_epoch(state, train_sents, dev_sents, progress):
     loss_sum = correct = done = 0
     for ids in epoch_batches(train_sents, opts.batch_size, rng):
         sents = [train_sents[i] for i in ids]
-        batch = Batch([s.words for s in sents], vocab, [s.tags for s in sents])
+        batch = Batch([s.words for s in sents], vocab,
+                      targets=np.concatenate([targets[0][i] for i in ids]))
         word_ids = batch.word_ids
         if word_dropout:
             # rare words are sometimes <unk>, so the net learns to read characters
@@ -358,7 +375,7 @@ def _run_epoch(state, train_sents, dev_sents, progress):
                       "tokens_total": total_tokens, "loss": loss_sum / done,
                       "tokens_per_s": done / max(elapsed, 1e-9)})
     with state.holding(state.average):
-        dev = dev_scores(network, vocab, dev_sents)
+        dev = dev_scores(network, vocab, dev_sents, targets[1])
         # span tags: the epoch with the best span F1 (what span taggers are scored on)
         dev_acc, dev_f1 = dev["accuracy"], dev["span_f1"]
         dev_score = dev_acc if dev_f1 is None else dev_f1

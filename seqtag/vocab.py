@@ -1,9 +1,12 @@
-"""Vocabularies: words, characters and tags, and the encoding of sentences into ids."""
+"""Vocabularies: words, characters and the output heads' labels (seqtag.heads), and the
+encoding of sentences into ids."""
 
 import re
 from collections import Counter
 
 import numpy as np
+
+from .heads import Head, heads_from_meta, heads_to_meta
 
 PAD, UNK = "<pad>", "<unk>"
 _DIGITS = re.compile(r"\d")
@@ -40,17 +43,22 @@ def word_shape(form):
 
 
 class Vocabulary:
-    """Word keys, characters and tags of a training corpus, each mapped to an id.
+    """Word keys, characters and tags of a training corpus, each mapped to an id, and the
+    network's output heads (seqtag.heads), each with its labels; tags are the first
+    head's.
 
     Ids 0 and 1 of words and characters are <pad> and <unk>; tags have no unknown.
     Words longer than max_chars characters are read as their first and last
     max_chars // 2 characters (affixes carry the part of speech; memory stays bounded).
     """
 
-    def __init__(self, words, chars, tags, word_counts=None, max_chars=30):
+    def __init__(self, words, chars, tags, word_counts=None, max_chars=30, heads=None,
+                 column="upos"):
+        """heads: the output heads (None: one over `tags`, predicting `column`)."""
         self.words = list(words)
         self.chars = list(chars)
-        self.tags = list(tags)
+        self.heads = list(heads) if heads else [Head(column, tags)]
+        self.tags = list(self.heads[0].labels)
         self.max_chars = int(max_chars)
         self.word_index = {w: i for i, w in enumerate(self.words)}
         self.char_index = {c: i for i, c in enumerate(self.chars)}
@@ -59,28 +67,34 @@ class Vocabulary:
         self.word_counts = np.asarray(counts, dtype=np.float64)
 
     @classmethod
-    def build(cls, sentences, min_char_count=2, max_chars=30):
-        """From training sentences (objects with .words and .tags)."""
+    def build(cls, sentences, min_char_count=2, max_chars=30, heads=None, column="upos"):
+        """From training sentences (objects with .words and .tags; .tags may be None when
+        heads are given)."""
         word_counts, char_counts, tag_counts = Counter(), Counter(), Counter()
         for sentence in sentences:
             for form in sentence.words:
                 word_counts[word_key(form)] += 1
                 char_counts.update(form)
-            tag_counts.update(sentence.tags)
+            if not heads:
+                tag_counts.update(sentence.tags)
         words = [PAD, UNK] + sorted(word_counts, key=lambda w: (-word_counts[w], w))
         chars = [PAD, UNK] + sorted(c for c, n in char_counts.items() if n >= min_char_count)
         tags = sorted(tag_counts, key=lambda t: (-tag_counts[t], t))
         counts = [0, 0] + [word_counts[w] for w in words[2:]]
-        return cls(words, chars, tags, counts, max_chars)
+        return cls(words, chars, tags, counts, max_chars, heads, column)
 
     def to_meta(self):
         return {"words": self.words, "chars": self.chars, "tags": self.tags,
-                "word_counts": [int(n) for n in self.word_counts], "max_chars": self.max_chars}
+                "word_counts": [int(n) for n in self.word_counts], "max_chars": self.max_chars,
+                "heads": heads_to_meta(self.heads)}
 
     @classmethod
-    def from_meta(cls, meta):
+    def from_meta(cls, meta, column="upos"):
+        """column: what the one head of a vocabulary written before heads existed (no
+        "heads") predicts."""
+        heads = heads_from_meta(meta["heads"]) if "heads" in meta else None
         return cls(meta["words"], meta["chars"], meta["tags"], meta["word_counts"],
-                   meta["max_chars"])
+                   meta["max_chars"], heads, column)
 
     def word_id(self, form):
         return self.word_index.get(word_key(form), 1)
@@ -102,7 +116,8 @@ class Vocabulary:
         (pretrained vectors' words: in the embedding, never seen in training)."""
         new = [k for k in dict.fromkeys(keys) if k not in self.word_index]
         return Vocabulary(self.words + new, self.chars, self.tags,
-                          list(self.word_counts) + [0] * len(new), self.max_chars)
+                          list(self.word_counts) + [0] * len(new), self.max_chars,
+                          self.heads)
 
     def is_known(self, form):
         """Whether the word was seen in training (a pretrained vector's word, in the

@@ -57,6 +57,9 @@ BAD = {
     "embeddings": [(3, "3"), (True, "True")],
     "embeddings_vocab": [(-1, "-1"), (1.5, "1.5")],
     "freeze_embeddings": [(1, "1"), ("yes", "'yes'"), (None, "None")],
+    "feats": [("per-feature", "'per-feature'"), (None, "None")],
+    "columns": [("upos,pos", "'upos,pos'"), ("upos,upos", "'upos,upos'"), (3, "3"),
+                ("", "''")],
 }
 # The tagging batch_size shares its name with training's; its bad values:
 BAD_TAG_BATCH_SIZE = [(0, "0"), (1.5, "1.5")]
@@ -76,6 +79,8 @@ REQUIREMENT = {
     "output_layer": "one of auto, softmax, crf", "span_scheme": "one of IOB2, IOBES",
     "embeddings": "a text", "embeddings_vocab": "an integer >= 0",
     "freeze_embeddings": "true or false", "shape_dim": "an integer >= 0",
+    "feats": "one of whole, split",
+    "columns": "a comma-separated list of distinct upos, xpos, feats, lemma",
 }
 
 # Values from the command line that must be refused, as typed: for every flag.
@@ -91,6 +96,7 @@ BAD_CLI = {
     "output_layer": ["hmm"], "span_scheme": ["IOB1"], "shape_dim": ["-1", "x"],
     # any text names a file (its problems are the file's); a switch takes no value
     "embeddings": [], "embeddings_vocab": ["-1", "many"], "freeze_embeddings": [],
+    "feats": ["per-feature"], "columns": ["UPOS", "upos,,lemma"],
 }
 
 runner = CliRunner()
@@ -178,11 +184,10 @@ def test_train_function_refuses_bad_options():
     ("lr_decy", "unknown option 'lr_decy'; did you mean 'lr_decay'?"),
     ("wordDim", "unknown option 'wordDim'; did you mean 'word_dim'?"),
     ("zzz", "unknown option 'zzz'; the options are cell, word_dim, char_dim, char_hidden, "
-            "hidden, layers, dropout, word_dropout, shape_dim, output_layer, epochs, batch_size, optimizer, "
-            "embedding_adam, lr, "
-            "clip, "
-            "seed, patience, average, decay_patience, lr_decay, max_time, dev_fraction, "
-            "threads, embeddings, embeddings_vocab, freeze_embeddings"),
+            "hidden, layers, dropout, word_dropout, shape_dim, output_layer, feats, epochs, "
+            "batch_size, optimizer, embedding_adam, lr, clip, seed, patience, average, "
+            "decay_patience, lr_decay, max_time, dev_fraction, columns, threads, embeddings, "
+            "embeddings_vocab, freeze_embeddings"),
 ])
 def test_unknown_option_names_the_nearest(name, message):
     with pytest.raises(ConfigError) as caught:
@@ -271,6 +276,8 @@ GOOD = {  # boundary values each option accepts, and what it holds then
     "span_scheme": [(None, None), ("IOBES", "IOBES")],
     "embeddings": [(None, None), ("v.vec", "v.vec"), (Path("v.vec"), "v.vec")],
     "embeddings_vocab": [(0, 0)], "freeze_embeddings": [(True, True), (False, False)],
+    "feats": [("split", "split")],
+    "columns": [(None, None), ("lemma", "lemma"), (" upos , feats", "upos,feats")],
 }
 
 
@@ -313,18 +320,19 @@ def test_library_defaults_are_the_configs():
     assert network.DEFAULTS == NetworkConfig().to_dict() == {
         "cell": "lstm", "word_dim": 100, "char_dim": 32, "char_hidden": 64, "hidden": 128,
         "layers": 2, "dropout": 0.5, "word_dropout": 0.25, "shape_dim": None,
-        "output_layer": "auto"}
+        "output_layer": "auto", "feats": "whole"}
     assert train.DEFAULTS == TrainingConfig().to_dict() == {
         "epochs": 30, "batch_size": 32, "optimizer": "adam", "embedding_adam": "lazy",
         "lr": None, "clip": 5.0,
         "seed": 1, "patience": 6, "average": 0.999, "decay_patience": 2, "lr_decay": 0.5,
-        "max_time": None, "dev_fraction": 0.1, "threads": 2, "embeddings": None,
-        "embeddings_vocab": 50000, "freeze_embeddings": False}
+        "max_time": None, "dev_fraction": 0.1, "columns": None, "threads": 2,
+        "embeddings": None, "embeddings_vocab": 50000, "freeze_embeddings": False}
     assert train.RESUMABLE_OPTIONS == ("epochs", "patience", "max_time", "threads")
     assert TrainingConfig().learning_rate == 2e-3
     assert TrainingConfig(optimizer="sgd").learning_rate == 0.1
     assert TaggingConfig().to_dict() == {"threads": 2, "batch_size": 256, "top_k": None,
-                                         "memo_words": 8192, "span_scheme": None}
+                                         "memo_words": 8192, "span_scheme": None,
+                                         "columns": None}
     load = inspect.signature(Tagger.load).parameters
     assert load["threads"].default == TaggingConfig.threads
     assert load["memo_words"].default == TaggingConfig.memo_words == memo.DEFAULT_CAPACITY

@@ -1,0 +1,76 @@
+"""Tagging throughput of a model of several columns: its first head alone (what `seqtag
+tag` computes for text, tsv and json output) against every head (conllu output, analyze),
+and a network of the same shape with one UPOS head, side by side in one run.
+
+    python bench/heads_throughput.py [--model MODEL] [--rounds 5] [--threads 2]
+
+The sentences are EWT test's words, tagged in batches of about 2,048 tokens (configuration
+(c) of bench/compare_torch.py: the default network, the memo filled by a warm-up pass, so
+the figure is a long run's steady state); each round tags them once per variant,
+alternating, and the median round is printed.  "every head, labels" also decodes each
+column (FEATS strings, lemmas through their edit scripts), as the conllu output does.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import ewt_path, machine_line  # noqa: E402
+
+from seqtag import Tagger  # noqa: E402
+from seqtag.corpus import read_corpus  # noqa: E402
+from seqtag.inference import predict_log_probs  # noqa: E402
+from seqtag.network import Network  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", help="a model of several columns (default: the bundled)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    print(machine_line())
+    tagger = Tagger.load(args.model, threads=args.threads)
+    words = [s.words for s in read_corpus(ewt_path("test"), require_tags=False)]
+    tokens = sum(map(len, words))
+    sizes = [h.size for h in tagger.vocab.heads]
+    print(f"model {tagger.meta.get('path')}: heads {[h.name for h in tagger.vocab.heads]} "
+          f"of {sizes} labels; {tokens:,} tokens")
+    one = Network(tagger.network.config, len(tagger.vocab.words), len(tagger.vocab.chars),
+                  sizes[0], threads=args.threads, init=False)
+    arrays = dict(tagger.network.arrays())
+    arrays["output.weight"] = arrays["output.weight"][:sizes[0]]
+    arrays["output.bias"] = arrays["output.bias"][:sizes[0]]
+    one.load_arrays(arrays)
+    one.freeze()
+
+    variants = {
+        "UPOS-only network (c)": lambda: predict_log_probs(one, tagger.vocab, words,
+                                                           batch_tokens=2048, memo=True),
+        "first head of the joint network": lambda: predict_log_probs(
+            tagger.network, tagger.vocab, words, batch_tokens=2048, memo=True, heads=[0],
+            normalize=False),
+        "every head, logits": lambda: predict_log_probs(
+            tagger.network, tagger.vocab, words, batch_tokens=2048, memo=True,
+            normalize=False),
+        "every head, labels": lambda: tagger.predict_columns(words),
+    }
+    for run in variants.values():  # warm-up: fills the memos
+        run()
+    times = {name: [] for name in variants}
+    for _ in range(args.rounds):
+        for name, run in variants.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    base = tokens / statistics.median(times["UPOS-only network (c)"])
+    for name, seconds in times.items():
+        rate = tokens / statistics.median(seconds)
+        print(f"{name:<34} {rate:>10,.0f} tokens/s  {rate / base:6.3f} of (c)")
+
+
+if __name__ == "__main__":
+    main()

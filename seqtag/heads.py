@@ -1,0 +1,278 @@
+"""The network's output heads: one per CoNLL-U column it predicts, over one shared encoder.
+
+A head is a classifier over its own labels: UPOS tags, XPOS tags, FEATS strings, the
+values of one feature (FEATS split into a head per feature), or lemma edit scripts
+(seqtag.lemma).  All heads read the same encoder output; the network computes their
+logits with ONE product (the heads' weights stacked into the output layer, a head owning
+the rows [start, stop)) and normalises each head's segment on its own (log-softmax), so
+a model's loss is the sum of the heads' losses.  A head says how its gold labels come
+from a sentence's columns (gold) and how a column's values come from its scores (the
+Outputs of a batch).  Another kind of head (a CRF over a column, say) would keep this
+interface and own more parameters.
+
+A model file keeps the stacked layer under output.weight / output.bias, as a model of
+one column always did, and the heads in its metadata (to_meta); a model written before
+heads existed has one head, over the column it was trained on.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from .lemma import Lexicon, apply_script, edit_script, parse_label, script_label
+
+__all__ = ["COLUMNS", "Head", "FeatureHead", "LemmaHead", "build_heads", "heads_from_meta",
+           "heads_to_meta", "decode_column", "join_features", "split_features"]
+
+#: The CoNLL-U columns a model can predict, in the order its heads come, with their
+#: 0-based field index.
+COLUMNS = {"upos": 3, "xpos": 4, "feats": 5, "lemma": 2}
+
+#: A lemma script seen fewer times in training is no class of the lemma head (hundreds of
+#: one-off scripts would widen the output product for words the lexicon knows anyway).
+MIN_SCRIPT_COUNT = 2
+
+#: The label of a feature head saying the feature is absent.
+ABSENT = "_"
+
+
+class Head:
+    """A softmax classifier over `labels`, predicting the column `column`."""
+
+    kind = "softmax"
+
+    def __init__(self, column: str, labels: Sequence[str]) -> None:
+        self.column = column
+        self.labels = list(labels)
+        self.index = {label: i for i, label in enumerate(self.labels)}
+
+    @property
+    def name(self) -> str:
+        return self.column
+
+    @property
+    def size(self) -> int:
+        return len(self.labels)
+
+    def gold(self, words: Sequence[str], values: Sequence[str]) -> list[str]:
+        """The gold labels of a sentence, given its words and its column's values."""
+        return list(values)
+
+    def encode(self, labels: Iterable[str]) -> np.ndarray:
+        """Label ids; a label the head does not know (a missing UPOS or XPOS, "_", is none
+        of its labels) gets -1: left out of the loss, an error in accuracy."""
+        get = self.index.get
+        return np.array([get(label, -1) for label in labels], dtype=np.int64)
+
+    def to_meta(self) -> dict[str, Any]:
+        return {"column": self.column, "kind": self.kind, "labels": self.labels}
+
+
+class FeatureHead(Head):
+    """One morphological feature (Number, Tense, ...): its values, or ABSENT."""
+
+    kind = "feature"
+
+    def __init__(self, feature: str, labels: Sequence[str]) -> None:
+        super().__init__("feats", labels)
+        self.feature = feature
+
+    @property
+    def name(self) -> str:
+        return "feats:" + self.feature
+
+    def gold(self, words, values):
+        return [split_features(v).get(self.feature, ABSENT) for v in values]
+
+    def to_meta(self):
+        return dict(super().to_meta(), feature=self.feature)
+
+
+class LemmaHead(Head):
+    """Lemmas through edit scripts (seqtag.lemma): its labels are script labels, and a
+    lexicon of irregular (form, UPOS) pairs overrides the script where it knows the
+    token."""
+
+    kind = "lemma"
+
+    def __init__(self, labels: Sequence[str], lexicon: Lexicon | None = None) -> None:
+        super().__init__("lemma", labels)
+        self.scripts = [parse_label(label) for label in self.labels]
+        self.lexicon = lexicon or Lexicon()
+
+    def gold(self, words, values):
+        return script_labels(words, values)
+
+    def lemmas(self, words: Sequence[str], scores: np.ndarray,
+               upos: Sequence[str] | None = None, tries: int = 4) -> list[str]:
+        """The lemma of each word from its script scores (len(words), size): the lexicon's
+        entry for (word, upos) if it has one, else the best of the `tries` best scripts
+        that fits the word, else the word itself."""
+        if not len(words):
+            return []
+        tries = min(tries, self.size)
+        # the `tries` best of each row, best first: a partition, then a sort of those only
+        best = np.argpartition(-scores, tries - 1, axis=1)[:, :tries] if tries < self.size \
+            else np.broadcast_to(np.arange(self.size), scores.shape)
+        ranked = np.take_along_axis(best, np.argsort(
+            -np.take_along_axis(scores, best, axis=1), axis=1, kind="stable"), axis=1)
+        scripts, lexicon = self.scripts, self.lexicon.entries
+        out = []
+        for k, (word, order) in enumerate(zip(words, ranked.tolist())):
+            known = lexicon.get((word, upos[k])) if upos is not None else None
+            if known is not None:
+                out.append(known)
+                continue
+            for j in order:
+                lemma = apply_script(word, scripts[j])
+                if lemma is not None:
+                    break
+            out.append(word if lemma is None else lemma)
+        return out
+
+    def to_meta(self):
+        return dict(super().to_meta(), lexicon=self.lexicon.to_meta())
+
+
+def script_labels(words: Sequence[str], lemmas: Sequence[str]) -> list[str]:
+    """The edit script label of each (word, lemma) pair; "_" where the lemma is missing
+    ("_" for a word that is not itself "_")."""
+    return [script_label(edit_script(w, v)) if v != "_" or w == "_" else "_"
+            for w, v in zip(words, lemmas)]
+
+
+def split_features(feats: str) -> dict[str, str]:
+    """{feature: value} of a FEATS string ("_": none)."""
+    if feats == "_" or not feats:
+        return {}
+    out = {}
+    for item in feats.split("|"):
+        name, sep, value = item.partition("=")
+        if sep:
+            out[name] = value
+    return out
+
+
+def join_features(features: dict[str, str]) -> str:
+    """A FEATS string in UD's order (feature names sorted case-insensitively), "_" if
+    empty."""
+    if not features:
+        return "_"
+    return "|".join(f"{k}={features[k]}" for k in sorted(features, key=str.lower))
+
+
+def _by_frequency(counts: Counter) -> list[str]:
+    return sorted(counts, key=lambda label: (-counts[label], label))
+
+
+def build_heads(sentences: Sequence[Any], columns: Sequence[str],
+                feats: str = "whole") -> list[Head]:
+    """The heads of `columns` (in COLUMNS order) from training sentences whose .columns
+    hold those columns' values.  feats: "whole" (one head over FEATS strings) or "split"
+    (one head per feature)."""
+    heads: list[Head] = []
+    for column in sorted(columns, key=list(COLUMNS).index):
+        if column == "lemma":
+            counts: Counter = Counter()
+            for s in sentences:
+                counts.update(script_labels(s.words, s.columns["lemma"]))
+            counts.pop("_", None)
+            labels = [label for label in _by_frequency(counts)
+                      if counts[label] >= MIN_SCRIPT_COUNT] or _by_frequency(counts)[:1]
+            heads.append(LemmaHead(labels, lemma_lexicon(sentences)))
+        elif column == "feats" and feats == "split":
+            values: dict[str, Counter] = {}
+            for s in sentences:
+                for v in s.columns["feats"]:
+                    for name, value in split_features(v).items():
+                        values.setdefault(name, Counter())[value] += 1
+            for name in sorted(values, key=str.lower):
+                heads.append(FeatureHead(name, [ABSENT] + _by_frequency(values[name])))
+        else:
+            counts = Counter(v for s in sentences for v in s.columns[column] if v != "_"
+                             or column == "feats")
+            heads.append(Head(column, _by_frequency(counts)))
+    return heads
+
+
+def lemma_lexicon(sentences: Sequence[Any]) -> Lexicon:
+    """The lexicon of training sentences with LEMMA (and UPOS) columns: the (form, UPOS)
+    pairs that always had the same lemma (a missing lemma, "_", left out)."""
+    triples = []
+    for s in sentences:
+        upos = s.columns.get("upos") or ["_"] * len(s.words)
+        triples += [t for t in zip(s.words, upos, s.columns["lemma"])
+                    if t[2] != "_" or t[0] == "_"]
+    return Lexicon.build(triples)
+
+
+def encode_targets(heads: Sequence[Head], sentences: Sequence[Any]) -> list[np.ndarray]:
+    """Each sentence's gold label ids (len, len(heads)), -1 where unknown: from its
+    .columns when it has them (CoNLL-U), else from its .tags (for a head of one column)."""
+    out = []
+    for s in sentences:
+        ids = np.empty((len(s.words), len(heads)), dtype=np.int64)
+        for k, head in enumerate(heads):
+            values = s.columns[head.column] if s.columns else s.tags
+            ids[:, k] = head.encode(head.gold(s.words, values))
+        out.append(ids)
+    return out
+
+
+def heads_to_meta(heads: Sequence[Head]) -> list[dict[str, Any]]:
+    return [head.to_meta() for head in heads]
+
+
+def heads_from_meta(meta: Any) -> list[Head]:
+    """Heads from a model's metadata; ValueError (or KeyError, TypeError) if broken."""
+    if not isinstance(meta, list) or not meta:
+        raise ValueError("the heads are not a non-empty list")
+    heads: list[Head] = []
+    for item in meta:
+        kind, labels = item["kind"], item["labels"]
+        if not isinstance(labels, list) or not labels or not all(
+                isinstance(label, str) for label in labels):
+            raise ValueError("a head's labels are not a non-empty list of strings")
+        if kind == "softmax":
+            if item["column"] not in COLUMNS:
+                raise ValueError(f"unknown column {item['column']!r}")
+            heads.append(Head(item["column"], labels))
+        elif kind == "feature":
+            heads.append(FeatureHead(str(item["feature"]), labels))
+        elif kind == "lemma":
+            heads.append(LemmaHead(labels, Lexicon.from_meta(item.get("lexicon", []))))
+        else:
+            raise ValueError(f"unknown head kind {kind!r}")
+    return heads
+
+
+def model_columns(heads: Sequence[Head]) -> list[str]:
+    """The columns the heads predict, in COLUMNS order."""
+    found = {head.column for head in heads}
+    return [c for c in COLUMNS if c in found]
+
+
+def decode_column(column: str, placed: Sequence[tuple[Head, int, int]], scores: np.ndarray,
+                  words: Sequence[str], upos: Sequence[str] | None = None) -> list[str]:
+    """One sentence's values of `column` from its scores (len(words), columns), where
+    each (head, start, stop) of `placed` has its labels' scores in [start, stop)
+    (log-probabilities or logits: the best label is the same); upos: the sentence's
+    predicted UPOS, for the lemma lexicon."""
+    features = [(head, start, stop) for head, start, stop in placed
+                if isinstance(head, FeatureHead)]
+    if column == "feats" and features:
+        found: list[dict[str, str]] = [{} for _ in words]
+        for head, start, stop in features:
+            assert isinstance(head, FeatureHead)
+            for k, j in enumerate(scores[:, start:stop].argmax(axis=1).tolist()):
+                if head.labels[j] != ABSENT:
+                    found[k][head.feature] = head.labels[j]
+        return [join_features(f) for f in found]
+    head, start, stop = next(p for p in placed if p[0].column == column)
+    part = scores[:, start:stop]
+    if isinstance(head, LemmaHead):
+        return head.lemmas(words, part, upos)
+    return [head.labels[j] for j in part.argmax(axis=1).tolist()]

@@ -1,0 +1,172 @@
+"""Lemmas as edit scripts: the rule that turns a word form into its lemma.
+
+A script is learned from a treebank's (form, lemma) pairs (after Chrupała 2006; UDPipe
+does the same) and names:
+
+- a case change of the whole form: none, lower-case it, or lower-case its first letter;
+- a prefix to strip from the (re-cased) form and one to put in its place;
+- a suffix to strip and one to put in its place.
+
+"dogs" -> "dog" is (none, "", "", "s", ""); "The" -> "the" is (lower, "", "", "", "");
+"ran" -> "run" is (none, "", "", "an", "un").  The stripped strings are part of the
+script, so a script applies only to forms that have them: a predicted script that does
+not fit the form falls back to the next best one, then to the form itself.  The
+network classifies each token's script; the scripts it can give are those of the
+training corpus.  Every training pair is reproduced by its own script
+(tests/test_lemma.py checks it on EWT and Sequoia train): a pair that shares nothing
+with its lemma gets a script that strips the whole form.
+
+A label is the script as a JSON list, [case, strip prefix, add prefix, strip suffix, add
+suffix], so a model's metadata holds the scripts as plain strings.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections import defaultdict
+from typing import Iterable, Sequence
+
+__all__ = ["edit_script", "apply_script", "script_label", "parse_label", "Lexicon"]
+
+#: Case changes, in the order edit_script tries them (the first of equal cost wins).
+CASES = ("", "lower", "first")
+
+Script = tuple[str, str, str, str, str]
+
+#: The shortest common substring kept as a stem when form and lemma start differently:
+#: below it the whole form is replaced ("are" -> "be" strips "are", adds "be"), which
+#: applies to that one form instead of to every form with an "ar" to swap for a "b".
+MIN_STEM = 3
+
+
+def _recase(form: str, case: str) -> str:
+    if case == "lower":
+        return form.lower()
+    if case == "first":
+        return form[:1].lower() + form[1:]
+    return form
+
+
+def _common_prefix(a: str, b: str) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def _longest_common_substring(a: str, b: str) -> tuple[int, int, int]:
+    """(start in a, start in b, length) of the longest common substring, first found."""
+    best = (0, 0, 0)
+    previous = [0] * (len(b) + 1)
+    for i in range(1, len(a) + 1):
+        current = [0] * (len(b) + 1)
+        for j in range(1, len(b) + 1):
+            if a[i - 1] == b[j - 1]:
+                current[j] = previous[j - 1] + 1
+                if current[j] > best[2]:
+                    best = (i - current[j], j - current[j], current[j])
+        previous = current
+    return best
+
+
+def _script_for(source: str, lemma: str, case: str) -> Script:
+    """The script from an already re-cased form: keep the longest common prefix when there
+    is one (the usual suffix change), else the longest common substring (a prefix change
+    too), else replace the whole form."""
+    p = _common_prefix(source, lemma)
+    if p:
+        return (case, "", "", source[p:], lemma[p:])
+    i, j, n = _longest_common_substring(source, lemma)
+    if n >= MIN_STEM:
+        return (case, source[:i], lemma[:j], source[i + n:], lemma[j + n:])
+    return (case, "", "", source, lemma)
+
+
+def _cost(script: Script) -> int:
+    return sum(len(part) for part in script[1:])
+
+
+@functools.lru_cache(maxsize=1 << 16)  # a corpus repeats its pairs: train reads each often
+def edit_script(form: str, lemma: str) -> Script:
+    """The cheapest script (fewest characters stripped and added) turning form into
+    lemma; apply_script(form, edit_script(form, lemma)) == lemma always."""
+    best = None
+    for case in CASES:
+        source = _recase(form, case)
+        if case and source == _recase(form, CASES[CASES.index(case) - 1]):
+            continue  # the same as a cheaper case change
+        script = _script_for(source, lemma, case)
+        if best is None or _cost(script) < _cost(best):
+            best = script
+    assert best is not None
+    return best
+
+
+def apply_script(form: str, script: Script) -> str | None:
+    """The lemma the script gives for form, or None if it does not fit the form (a
+    prefix or suffix to strip that the form lacks, or that overlap)."""
+    case, strip_pre, add_pre, strip_suf, add_suf = script
+    source = _recase(form, case)
+    if len(strip_pre) + len(strip_suf) > len(source):
+        return None
+    if not source.startswith(strip_pre) or not source.endswith(strip_suf):
+        return None
+    core = source[len(strip_pre):len(source) - len(strip_suf)]
+    return add_pre + core + add_suf
+
+
+def script_label(script: Script) -> str:
+    """A script as a label string (a model's metadata keeps them so)."""
+    return json.dumps(list(script), ensure_ascii=False, separators=(",", ":"))
+
+
+def parse_label(label: str) -> Script:
+    """The script a label names; ValueError if it is not one."""
+    value = json.loads(label)
+    if (not isinstance(value, list) or len(value) != 5
+            or not all(isinstance(part, str) for part in value) or value[0] not in CASES):
+        raise ValueError(f"not an edit script: {label!r}")
+    return tuple(value)  # type: ignore[return-value]
+
+
+class Lexicon:
+    """The exception dictionary: (form, UPOS) -> lemma for the pairs of the training
+    corpus that always had the same lemma.  It wins over the network's script when a
+    token's form and predicted UPOS are in it (the treebank was sure of that word).
+    Measured on EWT dev (a joint model at epoch 12): lemmas 94.66 % with only the pairs
+    whose script is no class of the lemma head, 96.58 % with every unambiguous pair, 94.62
+    % without a lexicon; a pair's majority lemma (seen at least 50, 75 or 90 % of the time)
+    instead: 96.52 to 96.59 %."""
+
+    def __init__(self, entries: dict[tuple[str, str], str] | None = None) -> None:
+        self.entries = dict(entries or {})
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @classmethod
+    def build(cls, triples: Iterable[tuple[str, str, str]]) -> Lexicon:
+        """From (form, upos, lemma) triples: the pairs that always had the same lemma."""
+        lemmas: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for form, upos, lemma in triples:
+            lemmas[(form, upos)].add(lemma)
+        return cls({pair: next(iter(found)) for pair, found in lemmas.items()
+                    if len(found) == 1})
+
+    def to_meta(self) -> list[list[str]]:
+        return [[form, upos, lemma] for (form, upos), lemma in sorted(self.entries.items())]
+
+    @classmethod
+    def from_meta(cls, meta: Sequence[Sequence[str]]) -> Lexicon:
+        entries = {}
+        for item in meta:
+            if (not isinstance(item, (list, tuple)) or len(item) != 3
+                    or not all(isinstance(x, str) for x in item)):
+                raise ValueError("a lexicon entry is not [form, upos, lemma]")
+            entries[(item[0], item[1])] = item[2]
+        return cls(entries)
+
+    def get(self, form: str, upos: str | None) -> str | None:
+        return None if upos is None else self.entries.get((form, upos))

@@ -1,0 +1,193 @@
+"""Models of several CoNLL-U columns (UPOS, XPOS, FEATS, LEMMA) end to end: training
+from the command line, a column that is all '_', tagging every column, choosing columns,
+evaluating each, the library's analyze(), and a model file of one column made before
+heads existed."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from seqtag import Tagger
+from seqtag.corpus import iter_sentences
+
+DATA = Path(__file__).resolve().parent / "data"
+TINY = ["--epochs", "8", "--batch-size", "4", "--hidden", "16", "--word-dim", "16", "--char-dim", "8",
+        "--char-hidden", "8", "--layers", "1", "--threads", "1", "--lr", "0.02",
+        "--no-frontend", "-q"]
+
+# (form, lemma, upos, feats); XPOS is '_' throughout, as in French Sequoia
+WORDS = {
+    "the": ("the", "DET", "Definite=Def|PronType=Art"),
+    "a": ("a", "DET", "Definite=Ind|PronType=Art"),
+    "dog": ("dog", "NOUN", "Number=Sing"), "dogs": ("dog", "NOUN", "Number=Plur"),
+    "cat": ("cat", "NOUN", "Number=Sing"), "cats": ("cat", "NOUN", "Number=Plur"),
+    "barked": ("bark", "VERB", "Tense=Past"), "barks": ("bark", "VERB", "Tense=Pres"),
+    "sleeps": ("sleep", "VERB", "Tense=Pres"), "slept": ("sleep", "VERB", "Tense=Past"),
+    "walked": ("walk", "VERB", "Tense=Past"), "walks": ("walk", "VERB", "Tense=Pres"),
+    ".": (".", "PUNCT", "_"),
+}
+SENTENCES = [s.split() for s in [
+    "the dog barked .", "a cat sleeps .", "the dogs walked .", "a dog walks .",
+    "the cats slept .", "a cat barks .", "the cat walked .", "the dogs sleeps .",
+    "a dog slept .", "the cats walks .", "a dogs barked .", "the cat sleeps .",
+]]
+
+
+def conllu(sentences, xpos="_"):
+    out = []
+    for n, words in enumerate(sentences, 1):
+        out.append(f"# sent_id = s{n}")
+        for i, w in enumerate(words, 1):
+            lemma, upos, feats = WORDS[w]
+            out.append(f"{i}\t{w}\t{lemma}\t{upos}\t{xpos}\t{feats}\t{0 if i == 1 else 1}\t"
+                       f"{'root' if i == 1 else 'dep'}\t_\t_")
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
+def run(*args, input=None):
+    env = {k: v for k, v in os.environ.items() if k != "SEQTAG_DEBUG"}
+    p = subprocess.run([sys.executable, "-m", "seqtag", *map(str, args)], input=input,
+                       capture_output=True, env=env, timeout=300)
+    return p.returncode, p.stdout.decode("utf-8"), p.stderr.decode("utf-8")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    path = tmp_path_factory.mktemp("corpus") / "train.conllu"
+    path.write_text(conllu(SENTENCES * 8), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(corpus):
+    model = corpus.with_name("joint.npz")
+    code, out, err = run("train", corpus, "--dev", corpus, "-o", model, *TINY)
+    assert code == 0, err
+    return model, err
+
+
+def test_training_learns_the_filled_columns_and_skips_the_empty_one(trained):
+    model, err = trained
+    assert "columns: learning UPOS, FEATS, LEMMA; skipping XPOS (all '_')" in err
+    tagger = Tagger.load(model)
+    assert tagger.columns == ["upos", "feats", "lemma"] and tagger.tag_column == "upos"
+    info = tagger.info()
+    assert info["columns"] == ["upos", "feats", "lemma"]
+    assert [h["kind"] for h in info["heads"]] == ["softmax", "softmax", "lemma"]
+    assert tagger.meta["corpus"]["columns"] == ["upos", "feats", "lemma"]
+
+
+def test_columns_option_restricts_and_a_column_all_underscore_alone_is_an_error(corpus):
+    model = corpus.with_name("lemma_only.npz")
+    code, _, err = run("train", corpus, "--dev", corpus, "-o", model, "--columns",
+                       "lemma,upos", *TINY)
+    assert code == 0, err
+    assert Tagger.load(model).columns == ["upos", "lemma"]
+    code, _, err = run("train", corpus, "-o", model, "--columns", "xpos", *TINY)
+    assert code == 1
+    assert err.splitlines()[-1] == (f"seqtag: error: {corpus}: nothing to learn: column XPOS "
+                                    "is all '_'")
+    code, _, err = run("train", corpus, "-o", model, "--columns", "upos,pos", *TINY)
+    assert code == 2 and err.strip().endswith(
+        "--columns must be a comma-separated list of distinct upos, xpos, feats, lemma, "
+        "got 'upos,pos'")
+
+
+def test_the_trained_model_learns_every_column(trained, corpus):
+    tagger = Tagger.load(trained[0])
+    gold = list(iter_sentences(corpus, "conllu", tagged=False))
+    scores = tagger.evaluate(gold)
+    assert set(scores["columns"]) == {"upos", "feats", "lemma"}
+    assert scores["alltags"] is None  # no XPOS: no AllTags
+    for column, s in scores["columns"].items():
+        assert s["accuracy"] >= 0.9, column
+    assert scores["accuracy"] == scores["columns"]["upos"]["accuracy"]
+    words = tagger.analyze(["the", "dogs", "walked", "."])
+    assert [(w.word, w.upos, w.xpos, w.lemma) for w in words] == [
+        ("the", "DET", None, "the"), ("dogs", "NOUN", None, "dog"),
+        ("walked", "VERB", None, "walk"), (".", "PUNCT", None, ".")]
+    assert words[1].feats == "Number=Plur"
+    assert tagger.tag(["the", "dogs"]) == [("the", "DET"), ("dogs", "NOUN")]
+    best = tagger.predict_top_k([["cats"]], 2, "lemma")[0][0]
+    assert best[0][0] == "cat" and 0 < best[0][1] <= 1
+    with pytest.raises(Exception, match="this model does not predict xpos"):
+        tagger.predict_columns([["a"]], ["xpos"])
+
+
+def test_tag_conllu_fills_every_column_and_keeps_the_others(trained, corpus):
+    code, out, err = run("tag", "-m", trained[0], "-i", corpus, "--format", "conllu")
+    assert code == 0, err
+    lines = [line.split("\t") for line in out.splitlines() if line and not line.startswith("#")]
+    source = [line.split("\t") for line in corpus.read_text().splitlines()
+              if line and not line.startswith("#")]
+    assert len(lines) == len(source)
+    right = sum(a[2:4] + a[5:6] == b[2:4] + b[5:6] for a, b in zip(lines, source))
+    assert right >= 0.9 * len(source)
+    # ID, FORM, XPOS (not predicted), HEAD, DEPREL, DEPS, MISC as they were
+    assert [a[:2] + a[4:5] + a[6:] for a in lines] == [b[:2] + b[4:5] + b[6:] for b in source]
+
+
+def test_tag_shows_the_columns_asked_for(trained):
+    model = trained[0]
+    code, out, _ = run("tag", "-m", model, "--input-format", "lines", "the dogs walked .")
+    assert code == 0 and out == "the/DET dogs/NOUN walked/VERB ./PUNCT\n"
+    code, out, _ = run("tag", "-m", model, "--input-format", "lines", "--columns",
+                       "upos,lemma", "the dogs walked .")
+    assert code == 0 and out == "the/DET/the dogs/NOUN/dog walked/VERB/walk ./PUNCT/.\n"
+    code, out, _ = run("tag", "-m", model, "--input-format", "lines", "--format", "tsv",
+                       "--columns", "lemma,feats", "dogs")
+    assert code == 0 and out == "dogs\tdog\tNumber=Plur\n\n"
+    code, out, _ = run("tag", "-m", model, "--input-format", "tokens", "--format", "json",
+                       "--columns", "upos,lemma", "--top-k", "2", input=b"cats\n")
+    token = json.loads(out)["tokens"][0]
+    assert (token["word"], token["tag"], token["upos"], token["lemma"]) == (
+        "cats", "NOUN", "NOUN", "cat")
+    assert token["top"][0][0] == "NOUN" and token["top_lemma"][0][0] == "cat"
+    code, _, err = run("tag", "-m", model, "--columns", "xpos", "dogs")
+    assert code == 1 and err == ("seqtag: error: the model does not predict xpos; it "
+                                 "predicts upos, feats, lemma\n")
+    code, _, err = run("tag", "-m", model, "--columns", "upos,lemma", "--top-k", "2", "dogs")
+    assert code == 1 and "cannot be written as text; choose json" in err
+
+
+def test_evaluate_reports_each_column(trained, corpus):
+    code, out, err = run("evaluate", trained[0], corpus)
+    assert code == 0, err
+    rows = {line.split()[0]: line.split()[1:4] for line in out.splitlines()[1:4]}
+    assert list(rows) == ["UPOS", "FEATS", "LEMMA"]
+    assert all(float(v.rstrip("%")) >= 90 for v in rows["LEMMA"][:2])
+
+
+def test_a_model_of_one_column_made_before_heads_loads_and_tags_as_it_did():
+    """tests/data/old_upos_model.npz was written by seqtag at commit 5ec44fa (UPOS only,
+    no heads in its metadata); old_upos_model.tagged.conllu is that seqtag's output."""
+    tagger = Tagger.load(DATA / "old_upos_model.npz")
+    assert tagger.columns == ["upos"] and "heads" not in tagger.meta.get("vocab", {})
+    code, out, err = run("tag", "-m", DATA / "old_upos_model.npz", "-i",
+                         DATA / "segment_fr.conllu", "--format", "conllu")
+    assert code == 0, err
+    assert out == (DATA / "old_upos_model.tagged.conllu").read_text(encoding="utf-8")
+    assert tagger.analyze(["Le", "chat"])[0].lemma is None
+
+
+def test_a_resumed_run_of_several_columns_ends_with_the_same_model(corpus, tmp_path):
+    import numpy as np
+    tiny = ["--hidden", "8", "--word-dim", "8", "--char-dim", "4", "--char-hidden", "4",
+            "--layers", "1", "--threads", "1", "--batch-size", "8", "--no-frontend", "-q"]
+    whole, part = tmp_path / "whole.npz", tmp_path / "part.npz"
+    assert run("train", corpus, "-o", whole, "--epochs", "3", *tiny)[0] == 0
+    assert run("train", corpus, "-o", part, "--epochs", "2", *tiny)[0] == 0
+    code, _, err = run("train", corpus, "-o", part, "--epochs", "3", "--resume",
+                       f"{part}.ckpt", *tiny)
+    assert code == 0, err
+    with np.load(whole) as a, np.load(part) as b:
+        assert a.files == b.files
+        for name in a.files:
+            if name != "__meta__.json":
+                np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    assert Tagger.load(part).columns == ["upos", "feats", "lemma"]
