@@ -499,7 +499,6 @@ class Tagger:
             tags = [best_tags(lp, self.vocab.tags) for lp in scores]
         if top_k is None:
             return tags
-        log_probs = predict_log_probs(self.network, self.vocab, words, memo=True, heads=[0])
         warnings.warn("Tagger.predict(sentences, top_k=k) is deprecated; use "
                       "Tagger.predict_top_k(sentences, k), whose first pair per token is "
                       "the tag predict() gives", DeprecationWarning, stacklevel=2)
@@ -525,8 +524,9 @@ class Tagger:
         index = self._head_index(column)
         head = self.vocab.heads[index]
         words = _sentences_words(sentences, "predict_top_k", strings=False)
+        # a model of one column: its log-probabilities (a CRF's marginals), all of them
         log_probs = predict_log_probs(self.network, self.vocab, words, memo=True,
-                                      heads=[index])
+                                      heads=[index] if len(self.vocab.heads) > 1 else None)
         if not isinstance(head, LemmaHead):
             return [inference.top_k(lp, int(k), head.labels) for lp in log_probs]
         out = []
