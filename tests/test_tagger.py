@@ -234,3 +234,11 @@ def test_bundled_model_accuracy_on_ewt_test(ewt_dir):
     scores = tagger.evaluate(read_corpus(ewt_dir / "en_ewt-ud-test.conllu"))
     assert scores["tokens"] == 25094
     assert scores["accuracy"] >= 0.955
+    # the joint model (issue 13): every column, as Tagger.evaluate counts them (whole FEATS
+    # strings; the official scorer's UFeats keeps the universal features only: 96.43)
+    columns = scores["columns"]
+    assert columns["upos"]["accuracy"] == scores["accuracy"]
+    assert columns["xpos"]["accuracy"] >= 0.95
+    assert columns["feats"]["accuracy"] >= 0.955
+    assert columns["lemma"]["accuracy"] >= 0.965
+    assert scores["alltags"]["accuracy"] >= 0.925
