@@ -389,12 +389,16 @@ def test_model_records_the_checked_training_options():
 def test_bundled_model_loads_unchanged():
     _, meta = modelfile.load_model(DEFAULT_MODEL)
     tagger = Tagger.load()
-    # written before output layers had a name: it is a softmax
-    assert "output_layer" not in meta["network"]
-    assert tagger.network.config == dict(meta["network"], output_layer="softmax",
-                                         shape_dim=0)
+    # written before word shapes had an option: none (0)
+    assert tagger.network.config == dict(meta["network"], shape_dim=0)
     assert tagger.tag("The dog ate the apple") == [[
         ("The", "DET"), ("dog", "NOUN"), ("ate", "VERB"), ("the", "DET"), ("apple", "NOUN")]]
+    # a model written before output layers and FEATS heads had options: a softmax, whole
+    old_path = REPO / "tests" / "data" / "old_upos_model.npz"
+    _, old = modelfile.load_model(old_path)
+    assert "output_layer" not in old["network"] and "feats" not in old["network"]
+    assert Tagger.load(old_path).network.config == dict(old["network"], output_layer="softmax",
+                                                        feats="whole", shape_dim=0)
 
 
 @pytest.fixture(scope="module")
