@@ -18,8 +18,8 @@ itself.  ``nlp.pipe`` tags ``batch_size`` docs in one batch.
 
 Which token attribute a model fills follows the column it was trained on
 (COLUMN_ATTRIBUTES): UPOS tags go to ``token.pos_``, XPOS tags to ``token.tag_``, and
-so would FEATS to ``token.morph`` and LEMMA to ``token.lemma_`` for models that predict
-those columns.  A model of span tags (``B-PER I-PER O``: seqtag.spans) sets ``doc.ents``
+FEATS to ``token.morph`` and LEMMA to ``token.lemma_``: a joint model (the bundled one
+predicts all four) fills every one in one pass.  A model of span tags (``B-PER I-PER O``: seqtag.spans) sets ``doc.ents``
 instead, every other token outside an entity.  A model trained on the UPOS column whose tags are not all Universal POS
 tags (spaCy refuses others in ``pos_``) fills ``tag_`` instead.
 
@@ -53,7 +53,7 @@ SPACE_VALUES = {"pos_": "SPACE", "tag_": "_SP"}
     "seqtag",
     default_config={"model": None, "threads": TaggingConfig.threads,
                     "batch_size": TaggingConfig.batch_size},
-    assigns=["token.pos", "token.tag", "doc.ents"],
+    assigns=["token.pos", "token.tag", "token.morph", "token.lemma", "doc.ents"],
 )
 def make_seqtag(nlp: Language, name: str, model: Optional[str], threads: int,
                 batch_size: int) -> SeqtagComponent:
@@ -83,9 +83,14 @@ class SeqtagComponent:
         self.entities = tagset_scheme(self.tagger.tagset) is not None
         if column == "upos" and not set(self.tagger.tagset) <= set(UNIVERSAL_POS):
             column = "xpos"  # spaCy's pos_ takes Universal POS tags only
-        #: {CoNLL-U column: token attribute} this component fills (none for a span model).
-        self.attributes = {} if self.entities else {column: COLUMN_ATTRIBUTES[column]}
         self.column = column
+        #: The model's other columns (a joint model's XPOS, FEATS, lemmas), asked for in
+        #: the same pass as its tags.
+        self.more_columns = [] if self.entities else [
+            c for c in self.tagger.columns[1:] if c in COLUMN_ATTRIBUTES and c != column]
+        #: {CoNLL-U column: token attribute} this component fills (none for a span model).
+        self.attributes = {} if self.entities else {
+            c: COLUMN_ATTRIBUTES[c] for c in [column] + self.more_columns}
 
     def __call__(self, doc: Doc) -> Doc:
         self._tag([doc])
@@ -127,7 +132,12 @@ class SeqtagComponent:
 
     def _predict(self, words: list[list[str]]) -> dict[str, list[list[str]]]:
         """{column: per sentence, per word, its value} for each column the model predicts."""
-        return {self.column: self.tagger.predict(words)}
+        if not self.more_columns:
+            return {self.column: self.tagger.predict(words)}
+        values = self.tagger.predict_columns(words, [self.tagger.tag_column] +
+                                             self.more_columns)
+        values[self.column] = values.pop(self.tagger.tag_column)
+        return values
 
     def _set(self, token: Any, values: dict[str, str]) -> None:
         for column, value in values.items():

@@ -70,6 +70,20 @@ def test_the_component_tags_spacys_tokens_like_the_tagger(nlp, tagger):
     assert not doc.has_annotation("SENT_START")  # it sets no sentences of its own
 
 
+def test_a_joint_model_fills_tag_morph_and_lemma_in_one_pass(spacy, nlp, tagger):
+    """The bundled model predicts UPOS, XPOS, FEATS and lemmas: the component puts each
+    where spaCy keeps it, the values Tagger.predict_columns gives for the same words."""
+    assert tagger.columns == ["upos", "xpos", "feats", "lemma"]
+    words = ["She", "has", "been", "reading", "books", "."]
+    doc = nlp(spacy.tokens.Doc(nlp.vocab, words=words, sent_starts=[True] + [False] * 5))
+    want = {c: v[0] for c, v in tagger.predict_columns([words]).items()}
+    assert [t.pos_ for t in doc] == want["upos"]
+    assert [t.tag_ for t in doc] == want["xpos"]
+    assert [str(t.morph) or "_" for t in doc] == want["feats"]
+    assert [t.lemma_ for t in doc] == want["lemma"]
+    assert [t.lemma_ for t in doc][1:5] == ["have", "be", "read", "book"]
+
+
 def test_pipe_batches_and_gives_what_one_doc_at_a_time_gives(nlp):
     texts = [TEXT, "Short one.", "", "   ", "Another dog barked loudly yesterday."] * 3
     piped = [[t.pos_ for t in doc] for doc in nlp.pipe(texts, batch_size=4)]
