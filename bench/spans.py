@@ -1,7 +1,7 @@
 """Spans with a CRF: Universal NER English-EWT, seqtag against a PyTorch BiLSTM-CRF, and
 what the CRF costs, in one run.
 
-    python bench/spans.py [--parts accuracy,torch,speed,decoding] [--workdir DIR] [--quick]
+    python bench/spans.py [--parts accuracy,torch,speed,decoding] [--workdir DIR] [--quick] [--seed N]
 
 accuracy  `seqtag train en_ewt-ud-dev.iob2` with every default (output layer auto: a CRF
           for these span tags; 10 % of dev held out to pick the epoch), and the same with
@@ -70,9 +70,11 @@ def span_line(name, scores):
 
 # ---- accuracy: the command line with its defaults ------------------------------------------
 
-def accuracy(workdir, quick):
+def accuracy(workdir, quick, seed=None):
     results = {}
     extra = ["--epochs", "2"] if quick else []
+    if seed is not None:  # the held-out split, initial weights and batches all follow it
+        extra += ["--seed", str(seed)]
     for name, options in (("crf", []), ("softmax", ["--output-layer", "softmax"])):
         model = workdir / f"uner_{name}.npz"
         start = time.perf_counter()
@@ -131,15 +133,15 @@ def torch_network(net, n_words, n_chars, n_tags):
     return Tagger()
 
 
-def torch_reference(epochs, net, threads, quick):
+def torch_reference(epochs, net, threads, quick, seed=None):
     import torch
     import compare_torch as ct
     import torch_crf
     from seqtag.crf import viterbi
 
-    torch.manual_seed(1)
+    torch.manual_seed(1 if seed is None else seed)
     torch.set_num_threads(threads)
-    opts = TrainingConfig()
+    opts = TrainingConfig() if seed is None else TrainingConfig(seed=seed)
     sentences = read_corpus(uner("dev"))
     train, held_out = split_dev(sentences, opts.dev_fraction, opts.seed)
     test = read_corpus(uner("test"))
@@ -322,6 +324,8 @@ def main():
     # two threads spin against each other (30x slower measured): one
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--quick", action="store_true", help="tiny runs: checks the script")
+    parser.add_argument("--seed", type=int, default=None, help="seed of both sides' split, "
+                        "initial weights and batches (default: seqtag's default seed)")
     args = parser.parse_args()
     parts = args.parts.split(",")
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -330,13 +334,13 @@ def main():
     results = {}
     if "accuracy" in parts or "speed" in parts or "decoding" in parts:
         if "accuracy" in parts or not (args.workdir / "uner_crf.npz").exists():
-            results = accuracy(args.workdir, args.quick)
+            results = accuracy(args.workdir, args.quick, args.seed)
         else:
             results = {k: {"model": args.workdir / f"uner_{k}.npz"} for k in ("crf", "softmax")}
     if "torch" in parts:
         reference = Tagger.load(args.workdir / "uner_crf.npz")
         torch_reference(reference.meta["scores"]["epochs_run"], reference.network.config,
-                        args.threads, args.quick)
+                        args.threads, args.quick, args.seed)
     if "decoding" in parts:
         decoding(results)
     if "speed" in parts:
