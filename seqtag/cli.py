@@ -732,6 +732,9 @@ def info(
         ]
         if corpus.get("command"):
             lines.append(("command", corpus["command"]))
+    if d.get("training"):
+        lines.append(("training", _schedule_line(d["training"], d.get("training_auto") or (),
+                                                 corpus.get("sentences"))))
     if scores:
         interrupted = " (interrupted)" if scores.get("interrupted") else ""
         lines.append(("scores", f"dev accuracy {_percent(scores.get('dev_accuracy'))} at epoch "
@@ -751,6 +754,21 @@ def info(
     ]
     for key, value in lines:
         typer.echo(f"{key:<13} {value}")
+
+
+def _schedule_line(training, auto, sentences):
+    """"at most 171 epochs (auto: 70 steps an epoch), patience 34 (auto), learning rate cut
+    after 11 epochs without progress (auto)": how long the run could go, and which values the
+    corpus's size chose (seqtag.config.auto_schedule)."""
+    def given(name, text):
+        return text + (" (auto)" if name in auto else "")
+    epochs = f"at most {training.get('epochs')} epochs"
+    batch = training.get("batch_size")
+    if "epochs" in auto and sentences and batch:
+        epochs += f" (auto: {-(-int(sentences) // int(batch)):,} steps an epoch)"
+    return ", ".join([epochs, given("patience", f"patience {training.get('patience')}"),
+                      given("decay_patience", "learning rate cut after "
+                            f"{training.get('decay_patience')} epochs without progress")])
 
 
 def _corpus_columns(corpus):

@@ -31,13 +31,45 @@ from typing import Any, Iterable, Mapping, Optional, TypeVar
 from .errors import ConfigError, ModelError
 
 __all__ = ["ConfigError", "NetworkConfig", "TrainingConfig", "TaggingConfig", "Option",
-           "DEFAULT_LR", "SPAN_DEFAULTS", "split_training_options", "flag"]
+           "DEFAULT_LR", "SPAN_DEFAULTS", "split_training_options", "flag", "auto_schedule"]
 
 #: The CoNLL-U columns a model can predict (seqtag.heads.COLUMNS).
 COLUMN_NAMES = ("upos", "xpos", "feats", "lemma")
 
 #: The learning rate each optimizer starts from when lr is None.
 DEFAULT_LR = {"adam": 2e-3, "sgd": 0.1}
+
+#: The rule that sizes a run when epochs, patience or decay_patience are None (auto_schedule):
+#: an epoch is ceil(sentences / batch_size) optimizer steps; a run gets STEP_BUDGET steps
+#: (EWT's 12,544 sentences: 392 steps an epoch, 30 epochs), but never fewer than
+#: BASE_EPOCHS epochs nor more than MAX_EPOCHS; patience and decay_patience are measured
+#: in steps too (BASE_PATIENCE and BASE_DECAY_PATIENCE epochs of a BASE_EPOCHS-epoch run),
+#: so a small corpus's early stopping and learning-rate cuts wait as many steps as EWT's.
+STEP_BUDGET = 12_000
+BASE_EPOCHS = 30
+MAX_EPOCHS = 200
+BASE_PATIENCE = 6
+BASE_DECAY_PATIENCE = 2
+
+_AUTO_RULE = (f"{STEP_BUDGET:,} optimizer steps (an epoch: a step per batch), "
+              f"{BASE_EPOCHS} to {MAX_EPOCHS} epochs")
+
+
+def auto_schedule(sentences: int, batch_size: int) -> dict[str, int]:
+    """{"epochs", "patience", "decay_patience"} for a training corpus of `sentences`
+    sentences in batches of batch_size: the values the None (auto) defaults stand for.
+
+    epochs = STEP_BUDGET // steps an epoch, within [BASE_EPOCHS, MAX_EPOCHS]; patience and
+    decay_patience grow with epochs / BASE_EPOCHS from BASE_PATIENCE and
+    BASE_DECAY_PATIENCE (rounded), so they stay the same number of steps."""
+    if sentences < 1 or batch_size < 1:
+        raise ValueError(f"need sentences >= 1 and batch_size >= 1, got {sentences}, "
+                         f"{batch_size}")
+    steps_per_epoch = -(-sentences // batch_size)
+    epochs = min(MAX_EPOCHS, max(BASE_EPOCHS, STEP_BUDGET // steps_per_epoch))
+    scale = epochs / BASE_EPOCHS
+    return {"epochs": epochs, "patience": max(1, round(BASE_PATIENCE * scale)),
+            "decay_patience": max(1, round(BASE_DECAY_PATIENCE * scale))}
 
 
 def option(default: Any, *, help: str, min: float | None = None, min_open: bool = False,
@@ -345,7 +377,9 @@ class TrainingConfig(_Config):
 
     GROUP = "training"
 
-    epochs: int = option(30, min=1, resumable=True, help="Most epochs to train.")
+    epochs: Optional[int] = option(
+        None, min=1, resumable=True, none_means="auto",
+        help=f"Most epochs to train; auto: {_AUTO_RULE} (seqtag.config.auto_schedule).")
     batch_size: int = option(32, min=1, help="Sentences per training batch.")
     optimizer: str = option("adam", choices=("adam", "sgd"), help="Optimizer.")
     embedding_adam: str = option(
@@ -359,13 +393,18 @@ class TrainingConfig(_Config):
     clip: float = option(5.0, min=0.0, help="Largest global norm of the gradients "
                          "(0: no clipping).")
     seed: int = option(1, min=0, help="Random seed.")
-    patience: int = option(6, min=1, resumable=True,
-                           help="Stop after this many epochs without a better dev score.")
+    patience: Optional[int] = option(
+        None, min=1, resumable=True, none_means="auto",
+        help=f"Stop after this many epochs without a better dev score; auto: "
+        f"{BASE_PATIENCE} for a run of {BASE_EPOCHS} epochs, more in proportion for more.")
     average: float = option(0.999, min=0.0, max=1.0, max_open=True,
                             help="Decay of the moving average of the weights that is scored "
                             "and kept (0: the weights of the last step).")
-    decay_patience: int = option(2, min=1, help="Cut the learning rate after this many "
-                                 "epochs without a better dev score...")
+    decay_patience: Optional[int] = option(
+        None, min=1, none_means="auto",
+        help=f"Cut the learning rate after this many epochs without a better dev score "
+        f"(auto: {BASE_DECAY_PATIENCE} for a run of {BASE_EPOCHS} epochs, more in "
+        "proportion for more)...")
     lr_decay: float = option(0.5, min=0.0, min_open=True, max=1.0,
                              help="...by this factor.")
     max_time: Optional[float] = option(
@@ -396,6 +435,13 @@ class TrainingConfig(_Config):
     def learning_rate(self) -> float:
         """lr, or the optimizer's own default when lr is None."""
         return DEFAULT_LR[self.optimizer] if self.lr is None else self.lr
+
+    def scheduled(self, sentences: int) -> "TrainingConfig":
+        """This config with epochs, patience and decay_patience that are None (auto) set
+        by auto_schedule for a training corpus of `sentences` sentences."""
+        auto = auto_schedule(sentences, self.batch_size)
+        return self.replace(**{name: value for name, value in auto.items()
+                               if getattr(self, name) is None})
 
     @classmethod
     def resumable(cls) -> tuple[str, ...]:

@@ -33,7 +33,7 @@ from .heads import COLUMNS, FeatureHead, LemmaHead, build_heads, decode_column, 
 from .lemma import apply_script
 from .rawtext import TaggedSentence, text_paragraphs
 from .rawtext import segment as segment_paragraphs
-from .train import CHECKPOINT_KIND, TrainingInterrupted, TrainingState
+from .train import CHECKPOINT_KIND, TrainingInterrupted, TrainingState, auto_options
 from .train import split_dev
 from .train import train as train_network
 from .vocab import Vocabulary
@@ -164,6 +164,13 @@ class Tagger:
                                                train_opts.seed)
         else:
             dev_sents = _span_sentences(_as_sentences(dev_sents, "dev", columns))
+        # what train_network will run: the auto epochs and patiences sized by the corpus,
+        # recorded in the model's metadata with the names of those the rule chose
+        if state is None:
+            auto = auto_options(train_opts)
+        else:  # a value given now replaces the rule's
+            auto = tuple(name for name in state.auto if train_given.get(name) is None)
+        train_opts = train_opts.scheduled(len(cast("list[Sentence]", train_sents)))
         pretrained, embeddings = None, None
         if state is not None:
             embeddings = state.embeddings
@@ -194,6 +201,7 @@ class Tagger:
                     timespec="seconds"),
                 "network": network.config,
                 "training": train_opts.to_dict(),
+                "training_auto": list(auto),
                 "corpus": dict(corpus or {}, columns=model_columns(vocab.heads),
                                **({"tag_column": vocab.heads[0].column}
                                   if len(vocab.heads) > 1 else {}),
@@ -222,7 +230,7 @@ class Tagger:
             network, vocab, history = train_network(
                 train_sents, dev_sents, net_config, train_opts, progress, state=state,
                 checkpoint=checkpoint, on_best=best_so_far if on_best else None,
-                pretrained=pretrained, heads=heads, column=tag_column)
+                pretrained=pretrained, heads=heads, column=tag_column, auto=auto)
         except TrainingInterrupted as e:
             e.tagger = model(e.network, e.vocab, e.history, interrupted=True)
             raise
@@ -677,6 +685,7 @@ class Tagger:
             "output_layer": self.output_layer(),
             "parameters": int(sum(a.size for a in self.network.arrays().values())),
             "training": self.meta.get("training"),
+            "training_auto": self.meta.get("training_auto"),
             "corpus": self.meta.get("corpus"),
             "scores": self.meta.get("scores"),
             "embeddings": self.meta.get("embeddings"),

@@ -25,6 +25,8 @@ DEFAULTS = TrainingConfig().to_dict()
 CHECKPOINT_KIND = "seqtag-checkpoint"
 #: Options a resumed run may set anew; the others shape the run, so they stay the checkpoint's.
 RESUMABLE_OPTIONS = TrainingConfig.resumable()
+#: Options whose None the corpus's size settles (seqtag.config.auto_schedule).
+AUTO_SCHEDULED = ("epochs", "patience", "decay_patience")
 
 
 def split_dev(sentences, fraction, seed):
@@ -99,6 +101,11 @@ def resolve_output_layer(model_config, tags, n_heads=1):
     return model_config.replace(**changes)
 
 
+def auto_options(opts):
+    """Names of the options of a TrainingConfig left to the rule (None: auto_schedule)."""
+    return tuple(name for name in AUTO_SCHEDULED if getattr(opts, name) is None)
+
+
 def make_optimizer(params, opts):
     """The optimizer a TrainingConfig names, at its learning rate."""
     if opts.optimizer == "adam":
@@ -137,6 +144,8 @@ class TrainingState:
         self.average = ({k: v.copy() for k, v in self.params.items()}
                         if opts.average else None)
         self.path = None  # the checkpoint it was loaded from
+        #: the options the run's config left to the rule (TrainingConfig.scheduled)
+        self.auto = ()
 
     @property
     def epoch(self):
@@ -186,7 +195,7 @@ class TrainingState:
                 "training": self.opts.to_dict(), "corpus_fingerprint": self.fingerprint,
                 "optimizer": dict(opt_meta, lr=self.optimizer.lr),
                 "rng": self.rng.bit_generator.state, "best": self.best, "stale": self.stale,
-                "history": self.history}
+                "history": self.history, "auto_options": list(self.auto)}
         modelfile.save_model(path, arrays, meta)
 
     @classmethod
@@ -225,6 +234,7 @@ class TrainingState:
             state.optimizer.lr = meta["optimizer"]["lr"]
             state.rng.bit_generator.state = meta["rng"]
             state.best, state.stale, state.history = meta["best"], meta["stale"], meta["history"]
+            state.auto = tuple(meta.get("auto_options", ()))  # none before the rule existed
         except MetadataError as e:
             raise ModelError(f"{path} has invalid metadata: {e}") from None
         except ModelError as e:
@@ -256,14 +266,19 @@ class TrainingState:
 
 
 def train(train_sents, dev_sents, model_config, options, progress=None, *, state=None,
-          checkpoint=None, on_best=None, pretrained=None, heads=None, column="upos"):
+          checkpoint=None, on_best=None, pretrained=None, heads=None, column="upos",
+          auto=None):
     """Train a network; returns (network, vocab, history).
 
     heads: the output heads (seqtag.heads.build_heads) to learn from the sentences'
     .columns; None: one head over their tags, predicting `column`.
 
     model_config: a NetworkConfig or a dict of network options; options: a TrainingConfig or
-    a dict of training options (the options left out take their defaults).
+    a dict of training options (the options left out take their defaults; epochs, patience
+    and decay_patience that are None are set by TrainingConfig.scheduled for the number of
+    training sentences).  auto: the names of the options the rule chose, for the checkpoint
+    to record, when the caller has scheduled them already (default: those None in options;
+    a resumed run keeps its checkpoint's unless given).
     progress(event) gets {"type": "batch", ...} during an epoch and {"type": "epoch", ...}
     after it.  The returned network holds the weights of the best dev epoch.
 
@@ -278,9 +293,11 @@ def train(train_sents, dev_sents, model_config, options, progress=None, *, state
     vocabulary (counted 0 times), they initialise the word embedding, and with the
     freeze_embeddings option their rows never change.
     """
-    opts = _training_config(options)
     if not train_sents:
         raise SeqtagError("the training corpus has no sentences")
+    given = _training_config(options)
+    # epochs, patience and decay_patience left to the rule: sized by the corpus
+    opts = given.scheduled(len(train_sents))
     if not dev_sents:
         raise SeqtagError("the dev corpus has no sentences")
     fingerprint = corpus_fingerprint(train_sents, dev_sents)
@@ -300,11 +317,14 @@ def train(train_sents, dev_sents, model_config, options, progress=None, *, state
             rows = initialise(network.word_embedding, vocab.words, pretrained)
             frozen, info = (rows if opts.freeze_embeddings else None), pretrained.info()
         state = TrainingState(network, vocab, opts, fingerprint, frozen, info)
+        state.auto = auto_options(given) if auto is None else tuple(auto)
     else:
         if state.fingerprint != fingerprint:
             raise SeqtagError(f"{state.path} is a checkpoint of a run on other sentences; "
                               "resume it with the same corpus and dev data")
         state.opts = opts
+        if auto is not None:
+            state.auto = tuple(auto)
         state.network.set_threads(opts.threads)
         state.optimizer.threads = opts.threads
     started = time.perf_counter()

@@ -306,9 +306,11 @@ def test_training_with_boundary_values(tmp_path):
                           word_dropout=0, seed=0, decay_patience=1, dev_fraction=0.5,
                           **{k: v for k, v in SMALL.items() if k != "seed"})
     training = tagger.meta["training"]
+    # patience left to the rule: 10 training sentences, 3 steps an epoch, 200 epochs' worth
     assert training == dict(TrainingConfig().to_dict(), epochs=1, average=0.0, clip=0.0,
                             lr_decay=1.0, seed=0, decay_patience=1, dev_fraction=0.5,
-                            batch_size=4, lr=0.01, threads=1)
+                            batch_size=4, lr=0.01, threads=1, patience=40)
+    assert tagger.meta["training_auto"] == ["patience"]
     assert tagger.network.config["dropout"] == 0.0
     assert tagger.meta["corpus"]["dev_sentences"] == 10
 
@@ -322,9 +324,10 @@ def test_library_defaults_are_the_configs():
         "layers": 2, "dropout": 0.5, "word_dropout": 0.25, "shape_dim": None,
         "output_layer": "auto", "feats": "whole"}
     assert train.DEFAULTS == TrainingConfig().to_dict() == {
-        "epochs": 30, "batch_size": 32, "optimizer": "adam", "embedding_adam": "lazy",
+        "epochs": None, "batch_size": 32, "optimizer": "adam", "embedding_adam": "lazy",
         "lr": None, "clip": 5.0,
-        "seed": 1, "patience": 6, "average": 0.999, "decay_patience": 2, "lr_decay": 0.5,
+        "seed": 1, "patience": None, "average": 0.999, "decay_patience": None,
+        "lr_decay": 0.5,
         "max_time": None, "dev_fraction": 0.1, "columns": None, "threads": 2,
         "embeddings": None, "embeddings_vocab": 50000, "freeze_embeddings": False}
     assert train.RESUMABLE_OPTIONS == ("epochs", "patience", "max_time", "threads")
@@ -374,8 +377,10 @@ def test_help_shows_the_defaults_and_choices():
 def test_model_records_the_checked_training_options():
     tagger = Tagger.train(sentences(), sentences(3), epochs=1, lr=1, **{
         k: v for k, v in SMALL.items() if k != "lr"})
+    # 12 sentences in batches of 4: the rule's patiences of a 200-epoch run
     assert tagger.meta["training"] == dict(TrainingConfig().to_dict(), epochs=1, lr=1.0,
-                                           batch_size=4, seed=3, threads=1)
+                                           batch_size=4, seed=3, threads=1, patience=40,
+                                           decay_patience=13)
     assert type(tagger.meta["training"]["lr"]) is float
     # output_layer auto: resolved for these part-of-speech tags
     assert tagger.network.config == dict(NetworkConfig().to_dict(), hidden=8, word_dim=8,
@@ -460,7 +465,7 @@ def stopped_run(tmp_path):
 def test_checkpoint_round_trip_holds_the_checked_configs(stopped_run):
     ckpt, _, _ = stopped_run
     _, meta = modelfile.load_model(ckpt)
-    expected = TrainingConfig(epochs=2, patience=5, **{
+    expected = TrainingConfig(epochs=2, patience=5, decay_patience=13, **{
         k: v for k, v in SMALL.items() if k in TrainingConfig.options()})
     assert meta["training"] == expected.to_dict()
     state = train.TrainingState.load(ckpt)
