@@ -105,7 +105,7 @@ def lstm_forward(const floating[:, :] x, const floating[:, ::1] w_ih,
         _require(floating is float and keep and not peephole
                  and packed.shape[0] == packed_w_hh_size(H) and seqtag_lstm_step_available(),
                  "packed weights need float32, h_prev and cells, no peepholes, "
-                 "pack_w_hh's size and AVX-512")
+                 "pack_w_hh's size and AVX2 or AVX-512")
         packed_p = &packed[0]
     with nogil:
         # the input projection of every step at once: one large product
@@ -169,7 +169,8 @@ def lstm_infer(const floating[:, ::1] xproj, const int64_t[::1] row_ids,
     if packed is not None:
         _require(floating is float and not peephole
                  and packed.shape[0] == packed_w_hh_size(H) and seqtag_lstm_step_available(),
-                 "packed weights need float32, no peepholes, pack_w_hh's size and AVX-512")
+                 "packed weights need float32, no peepholes, pack_w_hh's size and AVX2 or "
+                 "AVX-512")
         packed_p = &packed[0]
     with nogil:
         lstm_infer_steps(&xproj[0, 0], ids_p, &w_hh[0, 0], &batch_sizes[0], T, reverse,
@@ -177,9 +178,34 @@ def lstm_infer(const floating[:, ::1] xproj, const int64_t[::1] row_ids,
                          w_ci_p, w_cf_p, w_co_p, packed_p)
 
 
+seqtag_lstm_step_init()
+
+_STEP_ISAS = {1: "avx2", 2: "avx512"}
+
+
 def fused_step_available():
-    """Whether this CPU and build run the fused AVX-512 LSTM step (csrc/lstm_step.h)."""
+    """Whether this CPU and build run the fused LSTM steps (csrc/lstm_step.h), in AVX-512
+    or in AVX2."""
     return bool(seqtag_lstm_step_available())
+
+
+def fused_step_isas():
+    """The fused kernels this CPU and build run, best first: ("avx512", "avx2"), ("avx2",)
+    or ()."""
+    return tuple(_STEP_ISAS[i] for i in (2, 1) if i <= seqtag_lstm_step_available())
+
+
+def fused_step_isa():
+    """The fused kernels the steps call now ("avx512" or "avx2"; None where there are none)."""
+    return _STEP_ISAS.get(seqtag_lstm_step_isa())
+
+
+def set_fused_step_isa(str isa):
+    """Call the fused kernels of isa ("avx512" or "avx2", one of fused_step_isas()) from
+    now on, in every thread: seqtag.runtime decides, this only switches."""
+    cdef int code = {"avx2": 1, "avx512": 2}.get(isa, 0)
+    _require(code != 0 and seqtag_lstm_step_set_isa(code) == 0,
+             f"no fused {isa} kernels on this CPU or build")
 
 
 cpdef Py_ssize_t packed_w_hh_size(Py_ssize_t H):
@@ -188,12 +214,16 @@ cpdef Py_ssize_t packed_w_hh_size(Py_ssize_t H):
 
 
 def pack_w_hh(const float[:, ::1] w_hh, float[::1] packed):
-    """packed (packed_w_hh_size(H),) <- w_hh (4H, H) in the fused step's layout."""
+    """packed (packed_w_hh_size(H),) <- w_hh (4H, H) in the layout of the fused kernels
+    that run now (fused_step_isa(): blocks of 16 units for AVX-512, of 8 for AVX2; the
+    rest of packed, if any, is left as it is).  Packed weights serve only those kernels:
+    whoever keeps them packs again after a switch (set_fused_step_isa)."""
     cdef Py_ssize_t H = w_hh.shape[1]
+    cdef int lanes = 16 if seqtag_lstm_step_isa() == 2 else 8
     _require(w_hh.shape[0] == 4 * H and packed.shape[0] == packed_w_hh_size(H),
              "pack_w_hh shapes")
     with nogil:
-        seqtag_pack_w_hh_f32(&w_hh[0, 0], H, &packed[0])
+        seqtag_pack_w_hh_f32(&w_hh[0, 0], H, lanes, &packed[0])
 
 
 def lstm_backward(const floating[:, :] x, const floating[:, ::1] w_ih,
@@ -263,7 +293,7 @@ def lstm_backward(const floating[:, :] x, const floating[:, ::1] w_ih,
     # libm per element and needs none
     if fused:
         _require(floating is float and seqtag_lstm_step_available(),
-                 "the fused backward needs float32 and AVX-512")
+                 "the fused backward needs float32 and AVX2 or AVX-512")
     cdef floating* tanh_c = NULL
     if floating is float:
         tanh_c = <floating*>malloc((B * H + 1) * sizeof(floating))  # +1: never malloc(0)
@@ -465,7 +495,7 @@ cdef extern from "lstm_step.h":
 def build_info():
     """What the compiled core was built with: {"compiler": name and version,
     "fastmath_clones": whether fastmath.h's kernels have AVX2/AVX-512 clones chosen at load
-    time (else SSE2 loops only), "fused_lstm_kernels": whether lstm_step.h's AVX-512 kernels
+    time (else SSE2 loops only), "fused_lstm_kernels": whether lstm_step.h's AVX-512 and AVX2 kernels
     are compiled in (they run only where fused_step_available() also says so)}."""
     return {"compiler": SEQTAG_COMPILER.decode("ascii", "replace").strip(),
             "fastmath_clones": bool(SEQTAG_HAVE_CLONES),

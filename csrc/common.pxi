@@ -20,12 +20,16 @@ cdef extern from "fastmath.h" nogil:
     ctypedef float* float_r "seqtag_float_r"
     ctypedef const float* cfloat_r "seqtag_cfloat_r"
 
-# The fused AVX-512 LSTM kernels (csrc/lstm_step.h): the forward step with its gates, and
-# backward's product with W_hh
+# The fused LSTM kernels (csrc/lstm_step.h), in AVX-512 and in AVX2: the forward step with
+# its gates, and backward's product with W_hh
 cdef extern from "lstm_step.h" nogil:
+    void seqtag_lstm_step_init() noexcept
     int seqtag_lstm_step_available() noexcept
+    int seqtag_lstm_step_isa() noexcept
+    int seqtag_lstm_step_set_isa(int isa) noexcept
     Py_ssize_t seqtag_unit_blocks(Py_ssize_t H) noexcept
-    void seqtag_pack_w_hh_f32(const float* w_hh, Py_ssize_t H, float* packed) noexcept
+    void seqtag_pack_w_hh_f32(const float* w_hh, Py_ssize_t H, int lanes,
+                              float* packed) noexcept
     void seqtag_lstm_step_f32(const float* h_prev, Py_ssize_t running, const float* packed,
                               const float* xproj, const int64_t* ids, Py_ssize_t first,
                               Py_ssize_t rows, float* c, float* h, float* out,

@@ -1,20 +1,25 @@
-/* The per-step recurrent products of a float32 LSTM on CPUs with AVX-512: the forward
- * step with its gates fused (inference and training), and backward's product d W_hh.
+/* The per-step recurrent products of a float32 LSTM, in kernels of our own for CPUs with
+ * AVX-512 and for CPUs with AVX2 + FMA: the forward step with its gates fused (inference
+ * and training), and backward's product d W_hh.
  *
  * Why these are not BLAS calls like every other product in csrc/: a step's recurrent
  * product is small (the rows of one time step times the 4H x H W_hh), and a general sgemm
  * packs all of W_hh again on every call, then writes the (rows, 4H) product out for a
  * second pass to read back.  Here W_hh is packed once per call (seqtag_pack_w_hh_f32, or
- * kept by seqtag/memo.py across calls), the product of a block of rows and 16 hidden
- * units stays in 24 registers, and the gates of those units are computed from them.  The
- * CPU's AVX-512 units are used even where the BLAS library was built or configured for
- * AVX2 only (this machine's OpenBLAS runs its Haswell kernels).  Where the CPU or the
- * compiler lacks AVX-512, seqtag_lstm_step_available() is 0 and the BLAS path runs; so it
- * does with SEQTAG_FUSED_STEP=0 (seqtag/rnn.py).
+ * kept by seqtag/memo.py across calls), the product of a block of rows and a block of
+ * hidden units stays in registers, and the gates of those units are computed from them.
+ * With AVX-512 (16 lanes, 32 registers: 6 rows x 16 units) the CPU's wide units are used
+ * even where the BLAS library runs AVX2 kernels only, and the steps are several times
+ * faster than BLAS.  With AVX2 (8 lanes, 16 registers: 3 rows x 8 units) the product is
+ * about as fast as OpenBLAS's (both near the FMA units' peak) and the gain is what the
+ * packing and the second pass cost: 30-40 % on steps of a few rows (one sentence, small
+ * batches), a few % on steps of 100 rows and more (measured on a Zen 3 EPYC, 2026-12-02).
+ * Where the CPU or the compiler has neither, seqtag_lstm_step_available() is 0 and the BLAS
+ * path runs; so it does with SEQTAG_FUSED_STEP=0 (seqtag/runtime.py chooses the kernels).
  *
  * The arithmetic is the BLAS path's up to float32 rounding: the sums of the products run
- * in another order, and the gate functions are fastmath.h's polynomials in 16 lanes with
- * explicit FMAs (about 1 ulp from the compiled scalar loops).
+ * in another order, and the gate functions are fastmath.h's polynomials in 16 or 8 lanes
+ * with explicit FMAs (about 1 ulp from the compiled scalar loops).
  */
 #ifndef SEQTAG_LSTM_STEP_H
 #define SEQTAG_LSTM_STEP_H
@@ -22,7 +27,7 @@
 #include <Python.h>
 #include <stdint.h>
 
-/* The kernels need per-function target attributes, AVX-512 intrinsics and
+/* The kernels need per-function target attributes, AVX-512 and AVX2 intrinsics and
  * __builtin_cpu_supports on x86-64: GCC >= 9, or clang >= 9 outside MSVC's ABI (clang 14
  * builds them unchanged; so far they have run on AVX-512 CPUs only from GCC builds).
  * -DSEQTAG_HAVE_LSTM_STEP=0 builds without them (what other compilers and CPUs get), to
@@ -40,7 +45,7 @@
 #include <immintrin.h>
 #endif
 
-/* Hidden units per register: the unit blocks of the packed weights. */
+/* Hidden units per AVX-512 register: the unit blocks of its packed weights (AVX2: 8). */
 #define SEQTAG_UNITS 16
 /* Rows of one block of the product: 6 rows x 4 gates = 24 accumulators + 4 weight
  * registers of the 32. */
@@ -51,29 +56,30 @@ static inline Py_ssize_t seqtag_unit_blocks(Py_ssize_t H) {
     return (H + SEQTAG_UNITS - 1) / SEQTAG_UNITS;
 }
 
-/* packed (U, H, 4, 16) <- w_hh (4H, H), U = seqtag_unit_blocks(H): for unit block u,
- * column k, gate q and lane l, packed[((u H + k) 4 + q) 16 + l] = w_hh[q H + 16 u + l, k],
- * or 0 where 16 u + l >= H (lanes past the last unit, computed but never stored).  One
- * block's weights are then read in order, 4 registers per k. */
-static void seqtag_pack_w_hh_f32(const float *w_hh, Py_ssize_t H, float *packed) {
-    Py_ssize_t u, k, q, l, unit;
-    for (u = 0; u < seqtag_unit_blocks(H); u++)
+/* packed (U, H, 4, L) <- w_hh (4H, H), L = lanes (16 for the AVX-512 kernels, 8 for AVX2),
+ * U = ceil(H / L): for unit block u, column k, gate q and lane l,
+ * packed[((u H + k) 4 + q) L + l] = w_hh[q H + L u + l, k], or 0 where L u + l >= H
+ * (lanes past the last unit, computed but never stored).  One block's weights are then
+ * read in order, 4 vectors per k.  Either layout fits in seqtag_packed_size(H) floats. */
+static void seqtag_pack_w_hh_f32(const float *w_hh, Py_ssize_t H, int lanes, float *packed) {
+    Py_ssize_t u, k, q, l, unit, left;
+    for (u = 0; u < (H + lanes - 1) / lanes; u++)
         for (k = 0; k < H; k++)
             for (q = 0; q < 4; q++)
-                for (l = 0; l < SEQTAG_UNITS; l++) {
-                    unit = SEQTAG_UNITS * u + l;
+                for (l = 0; l < lanes; l++) {
+                    unit = lanes * u + l;
                     *packed++ = unit < H ? w_hh[(q * H + unit) * H + k] : 0.0f;
                 }
+    /* blocks of 8 may end a block of 16 early: the buffer's rest is zeros too */
+    for (left = 4 * H * (seqtag_unit_blocks(H) * SEQTAG_UNITS - (H + lanes - 1) / lanes * lanes);
+         left > 0; left--)
+        *packed++ = 0.0f;
 }
 
 #if SEQTAG_HAVE_LSTM_STEP
 
 #define SEQTAG_AVX512 __attribute__((target("avx512f,avx512dq,fma")))
 
-static int seqtag_lstm_step_available(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
-}
 
 /* fastmath.h's seqtag__expf in 16 lanes: clamp to [-87, 87], Cody-Waite, Cephes. */
 SEQTAG_AVX512 static inline __m512 seqtag__exp16(__m512 x) {
@@ -222,7 +228,7 @@ SEQTAG_AVX512 static inline __attribute__((always_inline)) void seqtag__lstm_blo
  *            (N, 4H) pre-activations, overwritten with i, f, g, o (row first + r), and
  *            cells (N, H) gets c' (row first + r)
  * Any H: a last block of fewer than 16 units reads and writes through a lane mask. */
-SEQTAG_AVX512 static void seqtag_lstm_step_f32(
+SEQTAG_AVX512 static void seqtag__lstm_step_f32_avx512(
     const float *h_prev, Py_ssize_t running, const float *packed, const float *xproj,
     const int64_t *ids, Py_ssize_t first, Py_ssize_t rows, float *c, float *h, float *out,
     Py_ssize_t ld_out, Py_ssize_t H, int keep, float *cells) {
@@ -283,7 +289,7 @@ SEQTAG_AVX512 static inline __attribute__((always_inline)) void seqtag__back_blo
  * the gradient w.r.t. the previous state.  w_hh is read as it is (row j's 64 columns of a
  * block are adjacent), so nothing is packed.  Any H: the last block's missing columns are
  * masked off. */
-SEQTAG_AVX512 static void seqtag_lstm_back_product_f32(
+SEQTAG_AVX512 static void seqtag__lstm_back_product_f32_avx512(
     const float *d, Py_ssize_t rows, const float *w_hh, Py_ssize_t H, float *dh) {
     Py_ssize_t c0, r0;
     for (c0 = 0; c0 < H; c0 += 64) {
@@ -310,23 +316,336 @@ SEQTAG_AVX512 static void seqtag_lstm_back_product_f32(
     }
 }
 
-#else /* no AVX-512 build: the BLAS path always runs */
+/* ---- The same kernels in AVX2 + FMA: 8 lanes, 16 registers ----------------------------
+ * For CPUs without AVX-512 (AMD Zen 1-3, most Intel client parts), where a step's product
+ * through BLAS pays what the header comment says just as much.  W_hh keeps the packed
+ * layout above (a memo's packed weights serve either kernel): each block of 16 units is
+ * taken as two halves of 8 lanes, and a block of the product is NR8 rows x 4 gates of
+ * accumulators.  The arithmetic is the AVX-512 kernels' in 8 lanes: the same polynomials,
+ * the same FMAs, the sums of the product in the same order (k ascending). */
 
-static int seqtag_lstm_step_available(void) { return 0; }
+#define SEQTAG_AVX2 __attribute__((target("avx2,fma")))
+/* Rows of one block of the product: 3 rows x 4 gates = 12 accumulators, + 3 broadcasts of
+ * the 16 registers (the weights are read as memory operands of the FMAs). */
+#define SEQTAG_ROW_BLOCK8 3
+#ifndef SEQTAG_ROW_CHUNK8
+#define SEQTAG_ROW_CHUNK8 24
+#endif
 
+SEQTAG_AVX2 static inline __m256 seqtag__exp8(__m256 x) {
+    const __m256 magic = _mm256_set1_ps(12582912.0f);
+    __m256 t, n, r, p;
+    __m256i k;
+    /* x second: a NaN stays NaN, as in seqtag__exp16 */
+    x = _mm256_max_ps(_mm256_set1_ps(-87.0f), x);
+    x = _mm256_min_ps(_mm256_set1_ps(87.0f), x);
+    t = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), magic);
+    n = _mm256_sub_ps(t, magic);
+    k = _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(0x4B400000));
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    k = _mm256_slli_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(k));
+}
+
+SEQTAG_AVX2 static inline __m256 seqtag__sigmoid8(__m256 x) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    return _mm256_div_ps(one, _mm256_add_ps(one, seqtag__exp8(_mm256_sub_ps(
+        _mm256_setzero_ps(), x))));
+}
+
+SEQTAG_AVX2 static inline __m256 seqtag__tanh8(__m256 x) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 ax = _mm256_andnot_ps(sign, x);
+    __m256 z = _mm256_mul_ps(x, x);
+    __m256 small = _mm256_set1_ps(-5.70498872745e-3f);
+    small = _mm256_fmadd_ps(small, z, _mm256_set1_ps(2.06390887954e-2f));
+    small = _mm256_fmadd_ps(small, z, _mm256_set1_ps(-5.37397155531e-2f));
+    small = _mm256_fmadd_ps(small, z, _mm256_set1_ps(1.33314422036e-1f));
+    small = _mm256_fmadd_ps(small, z, _mm256_set1_ps(-3.33332819422e-1f));
+    small = _mm256_fmadd_ps(_mm256_mul_ps(small, z), x, x);
+    __m256 e = seqtag__exp8(_mm256_add_ps(ax, ax));
+    __m256 big = _mm256_sub_ps(_mm256_set1_ps(1.0f), _mm256_div_ps(
+        _mm256_set1_ps(2.0f), _mm256_add_ps(e, _mm256_set1_ps(1.0f))));
+    __m256 is_small = _mm256_cmp_ps(ax, _mm256_set1_ps(0.625f), _CMP_LT_OQ);
+    __m256 magnitude = _mm256_andnot_ps(sign, _mm256_blendv_ps(big, small, is_small));
+    return _mm256_or_ps(magnitude, _mm256_and_ps(sign, x));
+}
+
+/* The lanes [0, n) of a vector of 8 (n may be <= 0: none, or >= 8: all). */
+SEQTAG_AVX2 static inline __m256i seqtag__lanes8(Py_ssize_t n) {
+    int k = n < 0 ? 0 : n > 8 ? 8 : (int)n;
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* Memory of the lanes m (whole vectors where full: the last block of units of an H that
+ * is not a multiple of 8 is the only one masked, and its other lanes are never touched). */
+SEQTAG_AVX2 static inline __attribute__((always_inline)) __m256 seqtag__load8(
+    const float *p, const int full, __m256i m) {
+    return full ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, m);
+}
+
+SEQTAG_AVX2 static inline __attribute__((always_inline)) void seqtag__store8(
+    float *p, __m256 v, const int full, __m256i m) {
+    if (full)
+        _mm256_storeu_ps(p, v);
+    else
+        _mm256_maskstore_ps(p, m, v);
+}
+
+/* acc[r][q] (NR rows x 4 vectors of 8) = sum over k < K of a[r lda + k] *
+ * b[k ldb + qs q .. qs q + 7]: qs = 16 in the packed layout (gate q's half of a block),
+ * 8 along a row of W_hh.  masked: b is read through the lane masks m[q] (the end of a row
+ * of W_hh), else whole vectors.  NR <= SEQTAG_ROW_BLOCK8. */
+SEQTAG_AVX2 static inline __attribute__((always_inline)) void seqtag__rows_times_panel8(
+    const int NR, const float *a, Py_ssize_t lda, const float *b, Py_ssize_t ldb,
+    const Py_ssize_t qs, Py_ssize_t K, const int masked, const __m256i *m,
+    __m256 acc[SEQTAG_ROW_BLOCK8][4]) {
+    Py_ssize_t k;
+    int r, q;
+    for (r = 0; r < NR; r++)
+        for (q = 0; q < 4; q++)
+            acc[r][q] = _mm256_setzero_ps();
+    /* NR broadcasts and one vector of b at a time: 12 + 3 + 1 registers, none spilled */
+    for (k = 0; k < K; k++) {
+        const float *bk = b + k * ldb;
+        __m256 x[SEQTAG_ROW_BLOCK8];
+        for (r = 0; r < NR; r++)
+            x[r] = _mm256_broadcast_ss(a + r * lda + k);
+        for (q = 0; q < 4; q++) {
+            __m256 bq = masked ? _mm256_maskload_ps(bk + q * qs, m[q])
+                               : _mm256_loadu_ps(bk + q * qs);
+            for (r = 0; r < NR; r++)
+                acc[r][q] = _mm256_fmadd_ps(x[r], bq, acc[r][q]);
+        }
+    }
+}
+
+/* seqtag__lstm_gates in AVX2 for NR rows and 8 units, of which the lanes m are units
+ * (all of them where full: only a last block of an H that is no multiple of 8 is masked,
+ * a masked load or store costing several plain ones):  tile (NR, 4, 8), the other
+ * pointers at the 8 units' first column. */
+SEQTAG_AVX2 static inline __attribute__((always_inline)) void seqtag__gates8(
+    int NR, const float *tile, const float **x, float *c, float *h, float **out,
+    float **acts, float **cells, Py_ssize_t H, const int full, __m256i m) {
+    int r;
+    for (r = 0; r < NR; r++) {
+        const float *s = tile + r * 4 * 8;
+        __m256 i = seqtag__sigmoid8(_mm256_add_ps(_mm256_load_ps(s),
+                                                  seqtag__load8(x[r], full, m)));
+        __m256 f = seqtag__sigmoid8(_mm256_add_ps(_mm256_load_ps(s + 8),
+                                                  seqtag__load8(x[r] + H, full, m)));
+        __m256 g = seqtag__tanh8(_mm256_add_ps(_mm256_load_ps(s + 16),
+                                               seqtag__load8(x[r] + 2 * H, full, m)));
+        __m256 o = seqtag__sigmoid8(_mm256_add_ps(_mm256_load_ps(s + 24),
+                                                  seqtag__load8(x[r] + 3 * H, full, m)));
+        __m256 c_new = _mm256_fmadd_ps(f, seqtag__load8(c + r * H, full, m),
+                                       _mm256_mul_ps(i, g));
+        __m256 h_new = _mm256_mul_ps(o, seqtag__tanh8(c_new));
+        seqtag__store8(c + r * H, c_new, full, m);
+        seqtag__store8(h + r * H, h_new, full, m);
+        seqtag__store8(out[r], h_new, full, m);
+        if (acts) {
+            seqtag__store8(acts[r], i, full, m);
+            seqtag__store8(acts[r] + H, f, full, m);
+            seqtag__store8(acts[r] + 2 * H, g, full, m);
+            seqtag__store8(acts[r] + 3 * H, o, full, m);
+            seqtag__store8(cells[r], c_new, full, m);
+        }
+    }
+}
+
+SEQTAG_AVX2 __attribute__((noinline)) static void seqtag__lstm_gates_avx2(
+    int NR, const float *tile, const float **x, float *c, float *h, float **out,
+    float **acts, float **cells, Py_ssize_t H, int units) {
+    if (units == 8)
+        seqtag__gates8(NR, tile, x, c, h, out, acts, cells, H, 1, _mm256_setzero_si256());
+    else
+        seqtag__gates8(NR, tile, x, c, h, out, acts, cells, H, 0, seqtag__lanes8(units));
+}
+
+/* seqtag__lstm_block in AVX2: NR (1..3) rows and the 8 units of one block, w the block's
+ * (H, 4, 8) packed weights. */
+SEQTAG_AVX2 static inline __attribute__((always_inline)) void seqtag__lstm_block_avx2(
+    const int NR, const float *h_prev, const float *w, int multiply, const float **x,
+    float *c, float *h, float **out, float **acts, float **cells, Py_ssize_t H,
+    float *tile, int units) {
+    __m256 acc[SEQTAG_ROW_BLOCK8][4];
+    int r, q;
+    seqtag__rows_times_panel8(NR, h_prev, H, w, 4 * 8, 8, multiply ? H : 0, 0, NULL, acc);
+    for (r = 0; r < NR; r++)
+        for (q = 0; q < 4; q++)
+            _mm256_store_ps(tile + (r * 4 + q) * 8, acc[r][q]);
+    seqtag__lstm_gates_avx2(NR, tile, x, c, h, out, acts, cells, H, units);
+}
+
+/* seqtag_lstm_step_f32 in AVX2: the same arguments and results, packed by
+ * seqtag_pack_w_hh_f32(w_hh, H, 8, packed).  The rows go in chunks of SEQTAG_ROW_CHUNK8:
+ * a chunk's state, inputs and outputs stay in L2 while every block of units passes over
+ * it, and a block's 16 KB of weights (at H = 128) in L1 while its rows do. */
+SEQTAG_AVX2 static void seqtag__lstm_step_f32_avx2(
+    const float *h_prev, Py_ssize_t running, const float *packed, const float *xproj,
+    const int64_t *ids, Py_ssize_t first, Py_ssize_t rows, float *c, float *h, float *out,
+    Py_ssize_t ld_out, Py_ssize_t H, int keep, float *cells) {
+    const Py_ssize_t G = 4 * H;
+    Py_ssize_t u, r0, chunk, chunk_end;
+    int r;
+    for (chunk = 0; chunk < rows; chunk += SEQTAG_ROW_CHUNK8) {
+        chunk_end = chunk + SEQTAG_ROW_CHUNK8 < rows ? chunk + SEQTAG_ROW_CHUNK8 : rows;
+        for (u = 0; u < (H + 7) / 8; u++) {
+            const float *w = packed + u * H * 4 * 8;
+            const Py_ssize_t col = u * 8;
+            const int units = H - col >= 8 ? 8 : (int)(H - col);
+            for (r0 = chunk; r0 < chunk_end; r0 += SEQTAG_ROW_BLOCK8) {
+                const float *x[SEQTAG_ROW_BLOCK8];
+                float *acts[SEQTAG_ROW_BLOCK8], *cell_rows[SEQTAG_ROW_BLOCK8];
+                float tile[SEQTAG_ROW_BLOCK8 * 4 * 8] __attribute__((aligned(32)));
+                float *o[SEQTAG_ROW_BLOCK8];
+                int nr = chunk_end - r0 < SEQTAG_ROW_BLOCK8 ? (int)(chunk_end - r0)
+                                                            : SEQTAG_ROW_BLOCK8;
+                int multiply = r0 < running;
+                for (r = 0; r < nr; r++) {
+                    Py_ssize_t row = first + r0 + r;
+                    x[r] = xproj + (ids ? ids[r0 + r] : row) * G + col;
+                    o[r] = out + row * ld_out + col;
+                    acts[r] = (float *)x[r];
+                    cell_rows[r] = keep ? cells + row * H + col : NULL;
+                }
+                float **a = keep ? acts : NULL, **cr = keep ? cell_rows : NULL;
+                const float *hp = h_prev + r0 * H;
+                float *cb = c + r0 * H + col, *hb = h + r0 * H + col;
+                switch (nr) {
+                case 3: seqtag__lstm_block_avx2(3, hp, w, multiply, x, cb, hb, o, a, cr, H, tile, units); break;
+                case 2: seqtag__lstm_block_avx2(2, hp, w, multiply, x, cb, hb, o, a, cr, H, tile, units); break;
+                default: seqtag__lstm_block_avx2(1, hp, w, multiply, x, cb, hb, o, a, cr, H, tile, units); break;
+                }
+            }
+        }
+    }
+}
+
+/* NR (1..3) rows x 32 columns of dh = d w_hh, as seqtag__back_block: masked, the columns
+ * of the block that exist are m[q]'s lanes (a last block of fewer than 32). */
+SEQTAG_AVX2 static inline __attribute__((always_inline)) void seqtag__back_block8(
+    const int NR, const float *d, const float *w, float *dh, Py_ssize_t H,
+    const int masked, const __m256i *m) {
+    __m256 acc[SEQTAG_ROW_BLOCK8][4];
+    int r, q;
+    seqtag__rows_times_panel8(NR, d, 4 * H, w, H, 8, 4 * H, masked, m, acc);
+    for (r = 0; r < NR; r++)
+        for (q = 0; q < 4; q++) {
+            if (masked)
+                _mm256_maskstore_ps(dh + r * H + 8 * q, m[q], acc[r][q]);
+            else
+                _mm256_storeu_ps(dh + r * H + 8 * q, acc[r][q]);
+        }
+}
+
+#define SEQTAG__BACK_ROWS8(MASKED)                                                          \
+    switch (nr) {                                                                           \
+    case 3: seqtag__back_block8(3, dr, w_hh + c0, out, H, MASKED, m); break;               \
+    case 2: seqtag__back_block8(2, dr, w_hh + c0, out, H, MASKED, m); break;               \
+    default: seqtag__back_block8(1, dr, w_hh + c0, out, H, MASKED, m); break;              \
+    }
+
+/* seqtag_lstm_back_product_f32 in AVX2: blocks of 32 columns, the last one masked. */
+SEQTAG_AVX2 static void seqtag__lstm_back_product_f32_avx2(
+    const float *d, Py_ssize_t rows, const float *w_hh, Py_ssize_t H, float *dh) {
+    Py_ssize_t c0, r0;
+    for (c0 = 0; c0 < H; c0 += 32) {
+        __m256i m[4];
+        int q;
+        const int masked = H - c0 < 32;
+        for (q = 0; q < 4; q++)
+            m[q] = seqtag__lanes8(H - c0 - 8 * q);
+        for (r0 = 0; r0 < rows; r0 += SEQTAG_ROW_BLOCK8) {
+            int nr = rows - r0 < SEQTAG_ROW_BLOCK8 ? (int)(rows - r0) : SEQTAG_ROW_BLOCK8;
+            const float *dr = d + r0 * 4 * H;
+            float *out = dh + r0 * H + c0;
+            if (masked) {
+                SEQTAG__BACK_ROWS8(1)
+            } else {
+                SEQTAG__BACK_ROWS8(0)
+            }
+        }
+    }
+}
+
+#endif /* SEQTAG_HAVE_LSTM_STEP */
+
+/* ---- Which kernels run ------------------------------------------------------------------
+ * SEQTAG_ISA_AVX512 or SEQTAG_ISA_AVX2 where this CPU and build have them, else 0 (every
+ * product through BLAS).  seqtag__best_isa is what the CPU offers (seqtag_lstm_step_init,
+ * called when _core is imported); seqtag__isa is what the two entry points below call:
+ * the best, unless seqtag_lstm_step_set_isa chose AVX2 on an AVX-512 CPU (so the AVX2
+ * kernels stay tested there; seqtag/runtime.py owns the choice). */
+#define SEQTAG_ISA_AVX2 1
+#define SEQTAG_ISA_AVX512 2
+
+static int seqtag__best_isa = 0, seqtag__isa = 0;
+
+static void seqtag_lstm_step_init(void) {
+#if SEQTAG_HAVE_LSTM_STEP
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq"))
+        seqtag__best_isa = SEQTAG_ISA_AVX512;
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        seqtag__best_isa = SEQTAG_ISA_AVX2;
+#endif
+    seqtag__isa = seqtag__best_isa;
+}
+
+/* The best kernels this CPU and build run (0: none). */
+static int seqtag_lstm_step_available(void) { return seqtag__best_isa; }
+
+/* The kernels the entry points call now. */
+static int seqtag_lstm_step_isa(void) { return seqtag__isa; }
+
+/* Call the kernels of isa (1 or 2) from now on: 0, or -1 where this CPU lacks them. */
+static int seqtag_lstm_step_set_isa(int isa) {
+    if (isa < SEQTAG_ISA_AVX2 || isa > seqtag__best_isa)
+        return -1;
+    seqtag__isa = isa;
+    return 0;
+}
+
+/* One step of one direction (see seqtag__lstm_step_f32_avx512); callers check
+ * seqtag_lstm_step_available() first. */
 static void seqtag_lstm_step_f32(
     const float *h_prev, Py_ssize_t running, const float *packed, const float *xproj,
     const int64_t *ids, Py_ssize_t first, Py_ssize_t rows, float *c, float *h, float *out,
     Py_ssize_t ld_out, Py_ssize_t H, int keep, float *cells) {
-    (void)keep; (void)cells; (void)h_prev; (void)running; (void)packed; (void)xproj; (void)ids; (void)first;
-    (void)rows; (void)c; (void)h; (void)out; (void)ld_out; (void)H;
+#if SEQTAG_HAVE_LSTM_STEP
+    if (seqtag__isa == SEQTAG_ISA_AVX512)
+        seqtag__lstm_step_f32_avx512(h_prev, running, packed, xproj, ids, first, rows, c, h,
+                                     out, ld_out, H, keep, cells);
+    else if (seqtag__isa == SEQTAG_ISA_AVX2)
+        seqtag__lstm_step_f32_avx2(h_prev, running, packed, xproj, ids, first, rows, c, h,
+                                   out, ld_out, H, keep, cells);
+#else
+    (void)keep; (void)cells; (void)h_prev; (void)running; (void)packed; (void)xproj;
+    (void)ids; (void)first; (void)rows; (void)c; (void)h; (void)out; (void)ld_out; (void)H;
+#endif
 }
 
+/* Backward's recurrent product of one step (see seqtag__lstm_back_product_f32_avx512). */
 static void seqtag_lstm_back_product_f32(
     const float *d, Py_ssize_t rows, const float *w_hh, Py_ssize_t H, float *dh) {
+#if SEQTAG_HAVE_LSTM_STEP
+    if (seqtag__isa == SEQTAG_ISA_AVX512)
+        seqtag__lstm_back_product_f32_avx512(d, rows, w_hh, H, dh);
+    else if (seqtag__isa == SEQTAG_ISA_AVX2)
+        seqtag__lstm_back_product_f32_avx2(d, rows, w_hh, H, dh);
+#else
     (void)d; (void)rows; (void)w_hh; (void)H; (void)dh;
-}
-
 #endif
+}
 
 #endif /* SEQTAG_LSTM_STEP_H */

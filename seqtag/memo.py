@@ -19,6 +19,7 @@ dropped by the same clear().
 
 import numpy as np
 
+from . import runtime
 from .config import TaggingConfig
 from .rnn import GATES
 
@@ -47,7 +48,8 @@ class ProjectionMemo:
                        for _ in range(rnn.num_directions)]
         self.hits = self.misses = 0
         self.held = 0  # rows in use
-        self.packed = None  # rnn.pack_recurrent() for the current weights, once asked for
+        # (fused kernels, rnn.pack_recurrent()) for the current weights, once asked for
+        self.packed = None
 
     def __len__(self):
         return self.held
@@ -95,10 +97,12 @@ class ProjectionMemo:
     def forward(self, row_ids, packing, head=None):
         """RNN.forward_projected over this memo's rows: (out, h_n, c_n)."""
         packed = None
-        if self.rnn.fused_step:  # asked on each call: the switch may change (runtime)
-            if self.packed is None:
-                self.packed = self.rnn.pack_recurrent()
-            packed = self.packed
+        isa = runtime.fused_step_isa()  # asked on each call: the switch may change
+        if isa is not None and self.rnn.fused_step:
+            if self.packed is None or self.packed[0] != isa:
+                # each kind of kernel reads its own layout
+                self.packed = (isa, self.rnn.pack_recurrent())
+            packed = self.packed[1]
         return self.rnn.forward_projected(self.tables, row_ids, packing, head=head,
                                           packed=packed)
 

@@ -429,15 +429,16 @@ class RNN:
 
     @property
     def fused_step(self):
-        """Whether the recurrent steps run the fused AVX-512 kernels (csrc/lstm_step.h):
-        a float32 LSTM without peepholes on a CPU with AVX-512."""
+        """Whether the recurrent steps run the fused kernels (csrc/lstm_step.h): a float32
+        LSTM without peepholes on a CPU with AVX-512 or AVX2 (runtime.fused_step_isa())."""
         return (self.cell == "lstm" and self.dtype == np.float32
                 and runtime.fused_step_enabled())
 
     def pack_recurrent(self):
-        """W_hh of every layer and direction in the fused step's layout (layer-major, as
-        forward_projected's packed= takes them), or None where the step does not apply.
-        Valid until the weights change: the caller that keeps them drops them then."""
+        """W_hh of every layer and direction in the layout of the fused kernels that run
+        now (layer-major, as forward_projected's packed= takes them), or None where the step
+        does not apply.  Valid until the weights change or the kernels are switched
+        (runtime.set_fused_step): the caller that keeps them drops them then."""
         if not self.fused_step:
             return None
         return [self._pack(self._names(layer, d)) for layer in range(self.num_layers)

@@ -1,5 +1,5 @@
 """How seqtag computes, process-wide: which BLAS runs the products, how many threads run
-them, and whether the fused AVX-512 LSTM steps do.  Everything that belongs to the process
+them, and which fused LSTM steps (AVX-512, AVX2) do.  Everything that belongs to the process
 rather than to one tagger lives here.
 
 BLAS.  NumPy has no C API for its BLAS, but the library NumPy loaded is an ordinary shared
@@ -27,10 +27,12 @@ Fork.  The second thread and the locks are re-created in a child process (os.for
 multiprocessing's fork start method, pre-forking servers), so a tagger loaded before a
 fork tags in the child as in the parent.
 
-The fused step.  On CPUs with AVX-512, a float32 LSTM without peepholes runs each time
-step's recurrent product in csrc/lstm_step.h, fused with the gates; elsewhere every
-product goes through BLAS.  SEQTAG_FUSED_STEP=0 in the environment, or
-`set_fused_step(False)`, keeps every product on BLAS.
+The fused step.  On CPUs with AVX-512 or AVX2, a float32 LSTM without peepholes runs each
+time step's recurrent product in csrc/lstm_step.h, fused with the gates (the AVX-512
+kernels where the CPU has them, else the AVX2 ones); elsewhere every product goes through
+BLAS.  SEQTAG_FUSED_STEP=0 in the environment, or `set_fused_step(False)`, keeps every
+product on BLAS; SEQTAG_FUSED_STEP=avx2 or `set_fused_step("avx2")` runs the AVX2 kernels
+on an AVX-512 CPU.
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ from . import _core
 __all__ = [
     "Blas", "SeqtagPerformanceWarning", "blas", "blas_info", "build_description",
     "compute_description",
-    "find_blas", "fused_step_available", "fused_step_enabled", "run_beside", "second_thread",
+    "find_blas", "fused_step_available", "fused_step_enabled", "fused_step_isa", "run_beside",
+    "second_thread",
     "set_fused_step", "single_blas_thread", "threads_beside_blas", "host_cores",
     "threads_per_caller",
 ]
@@ -478,30 +481,63 @@ if hasattr(os, "register_at_fork"):
 
 # ---------------------------------------------------------------- the fused step
 
-_fused_override: Optional[bool] = None
+#: What set_fused_step accepts besides None: True (the best kernels), False (BLAS only), or
+#: one instruction set by name.
+FUSED_STEP_CHOICES = (True, False, "avx512", "avx2")
+
+_fused_override: Optional[object] = None
 
 
 def fused_step_available() -> bool:
-    """Whether this build and CPU can run the fused AVX-512 LSTM steps."""
+    """Whether this build and CPU can run fused LSTM steps (AVX-512 or AVX2 kernels)."""
     return bool(_core.fused_step_available())
 
 
+def _wanted_isa() -> Optional[str]:
+    """The kernels asked for: set_fused_step's choice, else SEQTAG_FUSED_STEP ("0" off,
+    "avx2" or "avx512" those kernels, anything else the best); None for BLAS only."""
+    isas = _core.fused_step_isas()
+    if not isas:
+        return None
+    choice = _fused_override
+    if choice is None:
+        env = os.environ.get("SEQTAG_FUSED_STEP", "")
+        choice = False if env == "0" else env if env in ("avx2", "avx512") else True
+    if choice is False:
+        return None
+    if choice is True:
+        return isas[0]
+    # a named set this CPU lacks (avx512 on an AVX2-only CPU) gets the best there is
+    return choice if choice in isas else isas[0]
+
+
+def fused_step_isa() -> Optional[str]:
+    """The fused kernels float32 LSTMs without peepholes run now, "avx512" or "avx2", or
+    None when every product goes through BLAS.  Asked on each call (the switch may
+    change), it also points the compiled core at those kernels."""
+    isa = _wanted_isa()
+    if isa is not None and _core.fused_step_isa() != isa:
+        _core.set_fused_step_isa(isa)
+    return isa
+
+
 def fused_step_enabled() -> bool:
-    """Whether float32 LSTMs without peepholes run the fused steps now: available, and
-    not switched off by set_fused_step(False) or SEQTAG_FUSED_STEP=0."""
-    if not fused_step_available():
-        return False
-    if _fused_override is not None:
-        return _fused_override
-    return os.environ.get("SEQTAG_FUSED_STEP") != "0"
+    """Whether float32 LSTMs without peepholes run fused steps now: available, and not
+    switched off by set_fused_step(False) or SEQTAG_FUSED_STEP=0."""
+    return fused_step_isa() is not None
 
 
-def set_fused_step(enabled: Optional[bool]) -> None:
-    """Switch the fused steps on (where available) or off for the whole process; None
-    goes back to the environment's choice (SEQTAG_FUSED_STEP)."""
+def set_fused_step(enabled: object) -> None:
+    """For the whole process: True runs the best fused kernels there are, False every
+    product on BLAS, "avx2" or "avx512" those kernels (AVX2 on an AVX-512 CPU keeps that
+    path tested), None goes back to the environment's choice (SEQTAG_FUSED_STEP).  Switch
+    between runs, not during one: weights packed for one kind of kernel serve only it."""
     global _fused_override
-    if enabled is not None and not isinstance(enabled, bool):
-        raise TypeError(f"set_fused_step takes True, False or None, got {enabled!r}")
+    if enabled is not None and not any(enabled is c or (isinstance(enabled, str) and
+                                                         enabled == c)
+                                       for c in FUSED_STEP_CHOICES):
+        raise TypeError("set_fused_step takes True, False, 'avx512', 'avx2' or None, "
+                        f"got {enabled!r}")
     _fused_override = enabled
 
 
@@ -511,8 +547,8 @@ def build_description() -> str:
     info = _core.build_info()
     clones = ("AVX2 and AVX-512 copies of the gate functions" if info["fastmath_clones"]
               else "portable gate functions only")
-    fused = ("fused AVX-512 LSTM kernels compiled" if info["fused_lstm_kernels"]
-             else "no fused AVX-512 LSTM kernels")
+    fused = ("fused AVX-512 and AVX2 LSTM kernels compiled" if info["fused_lstm_kernels"]
+             else "no fused LSTM kernels")
     return f"{info['compiler']}; {clones}; {fused}"
 
 
@@ -527,10 +563,11 @@ def compute_description() -> str:
         library = b.name
         if threads_beside_blas(2) == 1:
             library += "; directions in turn: its threads cannot be limited"
-    if fused_step_enabled():
-        return f"fused AVX-512 LSTM steps + {library}"
+    isa = fused_step_isa()
+    if isa is not None:
+        return f"fused {'AVX-512' if isa == 'avx512' else 'AVX2'} LSTM steps + {library}"
     if not fused_step_available():
-        why = "no AVX-512 on this CPU or build"
+        why = "no AVX2 or AVX-512 on this CPU or build"
     elif _fused_override is False:
         why = "fused steps switched off"
     else:

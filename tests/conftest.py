@@ -66,26 +66,28 @@ def uner_dir() -> Path:
 
 
 # The suites that hold the recurrent layers to PyTorch, to float64, to their own threads
-# and to the memo run once per compute path this CPU has: the fused AVX-512 steps (where
-# available) and BLAS only, which CPUs without AVX-512 take.  The switch is
-# seqtag.runtime.set_fused_step, so both paths run in this one process.
+# and to the memo run once per compute path this CPU has: each kind of fused kernel it runs
+# (AVX-512 and AVX2 on an AVX-512 CPU, AVX2 on the others) and BLAS only, which CPUs with
+# neither take.  The switch is seqtag.runtime.set_fused_step, so every path runs in this
+# one process.
 COMPUTE_PATH_SUITES = {"test_rnn_torch", "test_rnn_infer", "test_rnn_threads", "test_memo",
                        "test_network", "test_rnn_gradcheck"}
 
 
 def pytest_generate_tests(metafunc):
     if metafunc.module.__name__.rsplit(".", 1)[-1] in COMPUTE_PATH_SUITES:
-        from seqtag import runtime
-        paths = ["fused", "blas"] if runtime.fused_step_available() else ["blas"]
+        from seqtag import _core
         metafunc.fixturenames.append("compute_path")
-        metafunc.parametrize("compute_path", paths, indirect=True)
+        metafunc.parametrize("compute_path", [*_core.fused_step_isas(), "blas"],
+                             indirect=True)
 
 
 @pytest.fixture
 def compute_path(request):
-    """Run the test with the fused steps on ("fused") or every product on BLAS ("blas")."""
+    """Run the test with the fused kernels of one kind on ("avx512", "avx2") or every
+    product on BLAS ("blas")."""
     from seqtag import runtime
-    runtime.set_fused_step(request.param == "fused")
+    runtime.set_fused_step(False if request.param == "blas" else request.param)
     try:
         yield request.param
     finally:

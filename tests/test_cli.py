@@ -104,8 +104,11 @@ def test_version_names_the_compute_path(monkeypatch):
     assert library.startswith(("OpenBLAS (", "MKL (", "BLIS (", "FlexiBLAS (", "Accelerate ("))
     monkeypatch.setattr(runtime, "fused_step_available", lambda: True)
     monkeypatch.delenv("SEQTAG_FUSED_STEP", raising=False)
-    assert invoke("--version").stdout.splitlines()[1] == (
-        f"compute: fused AVX-512 LSTM steps + {library}")
+    for isa, shown in [("avx512", "AVX-512"), ("avx2", "AVX2")]:
+        monkeypatch.setattr(runtime, "fused_step_isa", lambda isa=isa: isa)
+        assert invoke("--version").stdout.splitlines()[1] == (
+            f"compute: fused {shown} LSTM steps + {library}")
+    monkeypatch.setattr(runtime, "fused_step_isa", lambda: None)
     monkeypatch.setenv("SEQTAG_FUSED_STEP", "0")
     assert invoke("--version").stdout.splitlines()[1] == (
         f"compute: {library} only (SEQTAG_FUSED_STEP=0)")
@@ -118,7 +121,7 @@ def test_version_names_the_compute_path(monkeypatch):
         runtime.set_fused_step(None)
     monkeypatch.setattr(runtime, "fused_step_available", lambda: False)
     assert invoke("--version").stdout.splitlines()[1] == (
-        f"compute: {library} only (no AVX-512 on this CPU or build)")
+        f"compute: {library} only (no AVX2 or AVX-512 on this CPU or build)")
 
 
 def test_help_lists_commands():

@@ -1,11 +1,13 @@
-"""The fused AVX-512 float32 LSTM inference step (csrc/lstm_step.h) and what uses it:
+"""The fused float32 LSTM steps (csrc/lstm_step.h, AVX-512 and AVX2 kernels) and what uses them:
 _core.pack_w_hh, _core.lstm_infer(..., packed=...), RNN.fused_step / pack_recurrent /
 forward_projected(packed=...), the per-call packing of forward_packed(keep=False) and the
 packed W_hh that ProjectionMemo keeps.
 
 The fused step must give what the BLAS path gives (the same arithmetic up to the order of
 the sums of the recurrent product), and both what a float64 reference and torch.nn.LSTM
-give.  Tests that run the fused step skip where the CPU or build lacks AVX-512.
+give.  Every test runs once per kind of fused kernel the CPU has (AVX-512 and AVX2 on an
+AVX-512 CPU, AVX2 on the others); tests that run the fused step skip where the CPU or build
+has neither.
 
 Any hidden size H runs fused: the packed layout pads the last block of 16 units with zero
 lanes, and a last partial block (of units, or of backward's 64 columns) reads and writes
@@ -35,19 +37,39 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 F32, F64 = np.float32, np.float64
 
 FUSED = _core.fused_step_available()
+ISAS = _core.fused_step_isas()
 needs_fused = pytest.mark.skipif(
-    not FUSED, reason="no AVX-512 on this CPU (or a build without it): "
+    not FUSED, reason="no AVX2 or AVX-512 on this CPU (or a build without them): "
                       "_core.fused_step_available() is False, the fused step never runs")
 # RNN-level tests also need the module switch on (SEQTAG_FUSED_STEP=0 turns it off)
 needs_fused_rnn = pytest.mark.skipif(
     not seqtag.runtime.fused_step_enabled(),
-    reason="no AVX-512 on this CPU (or a build without it), or SEQTAG_FUSED_STEP=0: "
-           "seqtag.runtime.fused_step_enabled() is False")
+    reason="no AVX2 or AVX-512 on this CPU (or a build without them), or "
+           "SEQTAG_FUSED_STEP=0: seqtag.runtime.fused_step_enabled() is False")
+
+
+@pytest.fixture(autouse=True, params=ISAS or ["no fused kernels"])
+def kernels(request):
+    """Each test once per kind of fused kernel this CPU runs: the runtime switch picks it
+    (and points the compiled core at it), and is put back after the test."""
+    if request.param in ISAS and seqtag.runtime.fused_step_enabled():
+        seqtag.runtime.set_fused_step(request.param)
+        assert seqtag.runtime.fused_step_isa() == _core.fused_step_isa() == request.param
+    try:
+        yield request.param
+    finally:
+        seqtag.runtime.set_fused_step(None)
+        seqtag.runtime.fused_step_isa()
+
+
+def lanes():
+    """Units per block of the packed layout of the kernels the core calls now."""
+    return 16 if _core.fused_step_isa() == "avx512" else 8
 
 # the fused step and the BLAS path differ only in the order of the product's sums
 TOL = dict(rtol=1e-5, atol=1e-5)
 CORE_MSG = ("seqtag._core: packed weights need float32, no peepholes, pack_w_hh's size and "
-            "AVX-512")
+            "AVX2 or AVX-512")
 NOT_FUSED_MSG = ("packed weights were given but this RNN does not run the fused step "
                  "(see RNN.fused_step)")
 
@@ -65,15 +87,20 @@ def unit_blocks(H):
     return -(-H // 16)
 
 
-def numpy_pack(w_hh):
-    """The documented layout, (U, H, 4, 16) with U = ceil(H / 16):
-    packed[((u H + k) 4 + q) 16 + l] = w_hh[q H + 16 u + l, k], and 0 where 16 u + l >= H.
-    Each gate's units are padded with zero rows to U * 16, then reshaped as for H % 16 == 0."""
+def numpy_pack(w_hh, L=None):
+    """The documented layout, (U, H, 4, L) with L = lanes() and U = ceil(H / L):
+    packed[((u H + k) 4 + q) L + l] = w_hh[q H + L u + l, k], and 0 where L u + l >= H,
+    then zeros up to packed_w_hh_size(H).  Each gate's units are padded with zero rows to
+    U * L, then reshaped as for H % L == 0."""
+    L = L or lanes()
     H = w_hh.shape[1]
-    U = unit_blocks(H)
-    padded = np.zeros((4, U * 16, H), w_hh.dtype)
+    U = -(-H // L)
+    padded = np.zeros((4, U * L, H), w_hh.dtype)
     padded[:, :H] = w_hh.reshape(4, H, H)
-    return np.ascontiguousarray(padded.reshape(4, U, 16, H).transpose(1, 3, 0, 2).ravel())
+    layout = padded.reshape(4, U, L, H).transpose(1, 3, 0, 2).ravel()
+    out = np.zeros(_core.packed_w_hh_size(H), w_hh.dtype)
+    out[:layout.size] = layout
+    return out
 
 
 # every buffer a kernel writes is followed in memory by GUARD sentinel values: a store past
@@ -110,31 +137,34 @@ def test_packed_w_hh_size():
         assert _core.packed_w_hh_size(H) == 4 * H * H
 
 
-@pytest.mark.parametrize("H", [16, 20, 32, 33, 128])
+@pytest.mark.parametrize("H", [8, 16, 20, 32, 33, 128])
 def test_pack_w_hh_layout(H):
-    U = unit_blocks(H)
+    L = lanes()
+    U = -(-H // L)
     w_hh = np.random.default_rng(H).standard_normal((4 * H, H)).astype(F32)
     assert (w_hh != 0).all()
     packed = np.full(_core.packed_w_hh_size(H), np.nan, dtype=F32)
-    assert packed.shape == (4 * H * U * 16,)
+    assert packed.shape == (4 * H * unit_blocks(H) * 16,)
     _core.pack_w_hh(w_hh, packed)
-    np.testing.assert_array_equal(packed, numpy_pack(w_hh))
-    # every value written; the padding lanes (units 16 u + l >= H of the last block) exactly
-    # 0, and every weight somewhere
+    np.testing.assert_array_equal(packed, numpy_pack(w_hh, L))
+    # every value written; the padding lanes (units L u + l >= H of the last block) and
+    # what follows the blocks of 8 in a buffer sized for blocks of 16 exactly 0, and every
+    # weight somewhere
     assert np.isfinite(packed).all()
-    blocks = packed.reshape(U, H, 4, 16)
-    pad = 16 * U - H
-    assert blocks[U - 1, :, :, 16 - pad:].size == H * 4 * pad
-    np.testing.assert_array_equal(blocks[U - 1, :, :, 16 - pad:], 0)
+    blocks = packed[:U * H * 4 * L].reshape(U, H, 4, L)
+    pad = L * U - H
+    assert blocks[U - 1, :, :, L - pad:].size == H * 4 * pad
+    np.testing.assert_array_equal(blocks[U - 1, :, :, L - pad:], 0)
+    np.testing.assert_array_equal(packed[U * H * 4 * L:], 0)
     assert (packed != 0).sum() == w_hh.size
     np.testing.assert_array_equal(np.sort(packed[packed != 0]), np.sort(w_hh.ravel()))
     # spot-check the index formula itself, independently of the reshape expression
-    for u, k, q, l in [(0, 0, 0, 0), (U - 1, H - 1, 3, (H - 1) % 16), (0, 5 % H, 2, 7),
-                       (U - 1, 0, 1, (H - 1) % 16)]:
-        assert 16 * u + l < H
-        assert packed[((u * H + k) * 4 + q) * 16 + l] == w_hh[q * H + 16 * u + l, k]
-    for l in range(16 - pad, 16):  # and past the last unit
-        assert packed[(((U - 1) * H + H - 1) * 4 + 3) * 16 + l] == 0
+    for u, k, q, l in [(0, 0, 0, 0), (U - 1, H - 1, 3, (H - 1) % L), (0, 5 % H, 2, 7),
+                       (U - 1, 0, 1, (H - 1) % L)]:
+        assert L * u + l < H
+        assert packed[((u * H + k) * 4 + q) * L + l] == w_hh[q * H + L * u + l, k]
+    for l in range(L - pad, L):  # and past the last unit
+        assert packed[(((U - 1) * H + H - 1) * 4 + 3) * L + l] == 0
 
 
 def test_pack_w_hh_rejects_wrong_shapes():
@@ -633,8 +663,9 @@ def test_memo_keeps_packed_weights_until_clear():
     assert memo.packed is None
     rows = memo.rows(keys, inputs_of)
     got = memo.forward(rows[pick], packing)
-    assert isinstance(memo.packed, list) and len(memo.packed) == 4
-    for p, k in zip(memo.packed, ("l0", "l0_reverse", "l1", "l1_reverse")):
+    isa, packed = memo.packed
+    assert isa == _core.fused_step_isa() and isinstance(packed, list) and len(packed) == 4
+    for p, k in zip(packed, ("l0", "l0_reverse", "l1", "l1_reverse")):
         np.testing.assert_array_equal(p, numpy_pack(rnn.params[f"weight_hh_{k}"]))
     ref = rnn.forward_packed(table[pick], packing, keep=False)
     for a, b in zip(got, ref):
@@ -661,6 +692,30 @@ def test_memo_keeps_packed_weights_until_clear():
     assert memo.packed is not None and memo.packed is not kept
     for a, b in zip(after, fresh):
         np.testing.assert_allclose(a, b, **TOL)
+
+
+@needs_fused_rnn
+def test_memo_packs_again_for_another_kind_of_kernel():
+    """Each kind of kernel reads its own layout: a memo filled under one packs W_hh again
+    when the runtime switches to another, and gives the same results."""
+    rnn = bi_lstm(hidden=20, seed=3)
+    table = np.random.default_rng(4).standard_normal((12, rnn.input_size)).astype(F32)
+    memo = ProjectionMemo(rnn)
+    rows = memo.rows([f"w{i}" for i in range(12)], lambda positions: table[positions])
+    packing = Packing([5, 7, 3])
+    pick = np.random.default_rng(5).integers(0, 12, packing.n_rows)
+    ref = rnn.forward_packed(table[pick], packing, keep=False)
+    try:
+        for isa in ISAS + ISAS[::-1]:
+            seqtag.runtime.set_fused_step(isa)
+            got = memo.forward(rows[pick], packing)
+            assert memo.packed[0] == isa
+            for p, k in zip(memo.packed[1], ("l0", "l0_reverse")):
+                np.testing.assert_array_equal(p, numpy_pack(rnn.params[f"weight_hh_{k}"]))
+            for a, b in zip(got, ref):
+                np.testing.assert_allclose(a, b, **TOL)
+    finally:
+        seqtag.runtime.set_fused_step(None)
 
 
 def test_memo_packs_nothing_where_the_step_does_not_run(monkeypatch):
@@ -695,6 +750,10 @@ def test_environment_switch_turns_the_fused_step_off():
     assert run({"SEQTAG_FUSED_STEP": "0"}) == ["False", str(FUSED)]
     assert run({}) == [str(FUSED), str(FUSED)]  # unset: on wherever the CPU has it
     assert run({"SEQTAG_FUSED_STEP": "1"}) == [str(FUSED), str(FUSED)]
+    # a kind of kernel by name: the AVX2 ones run on any CPU with fused kernels
+    code = "import seqtag.runtime as r; print(r.fused_step_isa())"
+    assert run({"SEQTAG_FUSED_STEP": "avx2"}) == ["avx2" if FUSED else "None"]
+    assert run({}) == [ISAS[0] if FUSED else "None"]
 
 
 # ---- 10. saturated gates -------------------------------------------------------------------
@@ -729,8 +788,8 @@ def test_extreme_preactivations(reverse, H):
 # ---- 11. _core.lstm_forward in training: the fused step against BLAS ----------------------
 
 TRAIN_MSG = ("seqtag._core: packed weights need float32, h_prev and cells, no peepholes, "
-             "pack_w_hh's size and AVX-512")
-BACK_MSG = "seqtag._core: the fused backward needs float32 and AVX-512"
+             "pack_w_hh's size and AVX2 or AVX-512")
+BACK_MSG = "seqtag._core: the fused backward needs float32 and AVX2 or AVX-512"
 
 
 def core_pack(w_hh):
