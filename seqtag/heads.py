@@ -113,28 +113,47 @@ class LemmaHead(Head):
         that fits the word, else the word itself."""
         if not len(words):
             return []
-        tries = min(tries, self.size)
-        # the `tries` best of each row, best first: a partition, then a sort of those only
-        best = np.argpartition(-scores, tries - 1, axis=1)[:, :tries] if tries < self.size \
-            else np.broadcast_to(np.arange(self.size), scores.shape)
-        ranked = np.take_along_axis(best, np.argsort(
-            -np.take_along_axis(scores, best, axis=1), axis=1, kind="stable"), axis=1)
-        scripts, lexicon = self.scripts, self.lexicon.entries
-        out = []
-        for k, (word, order) in enumerate(zip(words, ranked.tolist())):
-            known = lexicon.get((word, upos[k])) if upos is not None else None
-            if known is not None:
-                out.append(known)
-                continue
-            for j in order:
-                lemma = apply_script(word, scripts[j])
-                if lemma is not None:
-                    break
-            out.append(word if lemma is None else lemma)
-        return out
+        lexicon = self.lexicon.entries if upos is not None else {}
+        out = [lexicon.get(pair) for pair in zip(words, upos)] if lexicon else \
+            [None] * len(words)
+        # most tokens' best script fits: one argmax per row, and the `tries` best ranked
+        # only for the others (and for a row whose best score is tied: the ranking's
+        # order among equals decides there)
+        best = scores.argmax(axis=1)
+        tied = np.count_nonzero(
+            scores == scores[np.arange(len(words)), best][:, None], axis=1) > 1
+        scripts = self.scripts
+        again = []
+        for k, (word, j, tie) in enumerate(zip(words, best.tolist(), tied.tolist())):
+            if out[k] is None:
+                lemma = None if tie else apply_script(word, scripts[j])
+                if lemma is None:
+                    again.append(k)
+                else:
+                    out[k] = lemma
+        if again:
+            ranked = _best_first(scores[again], min(tries, self.size))
+            for k, order in zip(again, ranked):
+                word = words[k]
+                for j in order:
+                    lemma = apply_script(word, scripts[j])
+                    if lemma is not None:
+                        break
+                out[k] = word if lemma is None else lemma
+        return out  # type: ignore[return-value]  # every None was filled
 
     def to_meta(self):
         return dict(super().to_meta(), lexicon=self.lexicon.to_meta())
+
+
+def _best_first(scores: np.ndarray, tries: int) -> list[list[int]]:
+    """The `tries` best columns of each row of scores, best first: a partition, then a
+    sort of those only (ties: as the partition leaves them, kept by a stable sort)."""
+    size = scores.shape[1]
+    best = np.argpartition(-scores, tries - 1, axis=1)[:, :tries] if tries < size \
+        else np.broadcast_to(np.arange(size), scores.shape)
+    return np.take_along_axis(best, np.argsort(
+        -np.take_along_axis(scores, best, axis=1), axis=1, kind="stable"), axis=1).tolist()
 
 
 def script_labels(words: Sequence[str], lemmas: Sequence[str]) -> list[str]:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .network import Network
     from .vocab import Vocabulary
 
-__all__ = ["TagProb", "predict_log_probs", "predict_tag_ids", "best_tags", "top_k",
+__all__ = ["TagProb", "predict_log_probs", "predict_columns", "predict_tag_ids", "best_tags", "top_k",
            "accuracy", "dev_scores"]
 
 
@@ -55,12 +55,100 @@ def predict_tag_ids(network: Network, vocab: Vocabulary,
                          lambda batch: network.best_tag_ids(batch, memo), (), np.int64)
 
 
-def _per_sentence(network, vocab, sentences_words, batch_tokens, per_batch, row_shape,
-                  dtype):
-    """per_batch(Batch) (its packed rows' results) over length-sorted batches of about
-    batch_tokens tokens, cut back into sentences in the order given."""
+def predict_columns(network: Network, vocab: Vocabulary,
+                    sentences_words: Sequence[Sequence[str]], columns: Sequence[str],
+                    batch_tokens: int = 4096) -> dict[str, list[list[str]]]:
+    """{column: [[value, ...] per sentence]} of `columns` (CoNLL-U columns the model's
+    heads predict; lemmas also need UPOS when the model has it, for the lexicon: it is
+    computed then, and returned only if asked), in the order given.
+
+    Per batch, the encoder runs once (memoised: Network.encode) and one product gives the
+    logits of every head asked for but the lemma head (Network.head_logits); the lexicon
+    then answers the lemma of every (form, predicted UPOS) pair it holds, and the lemma
+    head's product covers only the other tokens.  Each value is the one
+    seqtag.heads.decode_column gives from infer()'s scores of the sentence (the same
+    products, row by row).  A CRF model's column is its best tag sequence (Viterbi)."""
+    from .heads import ABSENT, FeatureHead, LemmaHead, join_features
+    heads = vocab.heads
+    has_upos = any(h.column == "upos" for h in heads)
+    needed = set(columns) | ({"upos"} if "lemma" in columns and has_upos else set())
+    plain = [k for k, h in enumerate(heads) if h.column in needed
+             and not isinstance(h, LemmaHead)]
+    lemma_k = next((k for k, h in enumerate(heads) if isinstance(h, LemmaHead)), None)
+    if "lemma" not in needed:
+        lemma_k = None
+    bounds = network.head_bounds(plain)
+    out: dict[str, list[list[str]]] = {c: [[] for _ in sentences_words] for c in needed}
+    for chunk, batch in _batches(vocab, sentences_words, batch_tokens):
+        n = batch.n_tokens
+        values: dict[str, list[str]] = {}
+        if network.crf is not None:  # one head, one column: the best sequence
+            ids = np.empty(n, dtype=np.int64)
+            ids[batch.flat_index] = network.best_tag_ids(batch, memo=True)
+            values[heads[0].column] = _labels(heads[0].labels, ids)
+            hidden = None
+        else:
+            hidden = network.encode(batch)
+            logits = network.head_logits(hidden, plain) if plain else None
+            features: list[tuple[FeatureHead, list[str]]] = []
+            for i, k in enumerate(plain):
+                ids = np.empty(n, dtype=np.int64)
+                ids[batch.flat_index] = logits[:, bounds[i]:bounds[i + 1]].argmax(axis=1)
+                head = heads[k]
+                if isinstance(head, FeatureHead):
+                    features.append((head, _labels(head.labels, ids)))
+                else:
+                    values[head.column] = _labels(head.labels, ids)
+            if features:
+                found: list[dict[str, str]] = [{} for _ in range(n)]
+                for head, labels in features:
+                    name = head.feature
+                    for f, label in zip(found, labels):
+                        if label != ABSENT:
+                            f[name] = label
+                values["feats"] = [join_features(f) for f in found]
+        if lemma_k is not None:
+            values["lemma"] = _lemmas(network, heads[lemma_k], lemma_k, hidden, batch,
+                                      [w for i in chunk for w in sentences_words[i]],
+                                      values.get("upos"))
+        starts = np.cumsum([0] + [len(sentences_words[i]) for i in chunk]).tolist()
+        for column in needed:
+            flat, target = values[column], out[column]
+            for k, i in enumerate(chunk):
+                target[i] = flat[starts[k]:starts[k + 1]]
+    return {c: out[c] for c in columns}
+
+
+def _labels(labels, ids):
+    """The labels of ids (an int array): one C-level gather instead of a Python loop."""
+    return np.asarray(labels, dtype=object)[ids].tolist()
+
+
+def _lemmas(network, head, k, hidden, batch, words, upos):
+    """The lemmas of a batch's words (laid end to end; upos: their predicted UPOS, or
+    None): the lexicon's where it knows (form, UPOS), else the lemma head's, whose logits
+    are computed for those tokens only."""
+    if upos is not None:
+        get = head.lexicon.entries.get
+        lemmas = [get(pair) for pair in zip(words, upos)]
+    else:
+        lemmas = [None] * len(words)
+    missing = [i for i, lemma in enumerate(lemmas) if lemma is None]
+    if missing:
+        packed_row = np.empty(len(words), dtype=np.int64)
+        packed_row[batch.flat_index] = np.arange(len(words))
+        if hidden is None:
+            hidden = network.encode(batch)
+        scores = network.head_logits(hidden, [k], packed_row[missing])
+        for i, lemma in zip(missing, head.lemmas([words[i] for i in missing], scores)):
+            lemmas[i] = lemma
+    return lemmas
+
+
+def _batches(vocab, sentences_words, batch_tokens):
+    """(indexes of the non-empty sentences, their Batch) over length-sorted batches of
+    about batch_tokens tokens."""
     order = sorted(range(len(sentences_words)), key=lambda i: len(sentences_words[i]))
-    results: list[np.ndarray] = [np.empty(0)] * len(sentences_words)
     start = 0
     while start < len(order):
         end, tokens = start, 0
@@ -69,18 +157,24 @@ def _per_sentence(network, vocab, sentences_words, batch_tokens, per_batch, row_
             tokens += len(sentences_words[order[end]])
             end += 1
         chunk = [i for i in order[start:end] if sentences_words[i]]
-        for i in order[start:end]:
-            if not sentences_words[i]:
-                results[i] = np.zeros((0, *row_shape), dtype=dtype)
         if chunk:
-            batch = Batch([sentences_words[i] for i in chunk], vocab)
-            packed = per_batch(batch)
-            flat = np.empty_like(packed)
-            flat[batch.flat_index] = packed
-            bounds = np.cumsum([0] + [len(sentences_words[i]) for i in chunk])
-            for k, i in enumerate(chunk):
-                results[i] = flat[bounds[k]:bounds[k + 1]]
+            yield chunk, Batch([sentences_words[i] for i in chunk], vocab)
         start = end
+
+
+def _per_sentence(network, vocab, sentences_words, batch_tokens, per_batch, row_shape,
+                  dtype):
+    """per_batch(Batch) (its packed rows' results) over length-sorted batches of about
+    batch_tokens tokens, cut back into sentences in the order given."""
+    results: list[np.ndarray] = [np.zeros((0, *row_shape), dtype=dtype)
+                                 for _ in sentences_words]
+    for chunk, batch in _batches(vocab, sentences_words, batch_tokens):
+        packed = per_batch(batch)
+        flat = np.empty_like(packed)
+        flat[batch.flat_index] = packed
+        bounds = np.cumsum([0] + [len(sentences_words[i]) for i in chunk])
+        for k, i in enumerate(chunk):
+            results[i] = flat[bounds[k]:bounds[k + 1]]
     return results
 
 

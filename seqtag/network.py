@@ -24,6 +24,10 @@ from .vocab import SHAPES, word_shape
 
 DTYPE = np.float32
 
+#: Rows below which head_logits multiplies both directions' columns on one thread
+#: (handing a small product to the second thread costs more than it saves).
+SPLIT_HEAD_ROWS = 64
+
 #: The network options' defaults (declared in seqtag.config.NetworkConfig).
 DEFAULTS = NetworkConfig().to_dict()
 
@@ -260,6 +264,15 @@ class Network:
             return self._forward(batch, training, rng, word_ids)
 
     def _forward(self, batch, training, rng, word_ids):
+        hidden, cache = self._encode(batch, training, rng, word_ids)
+        log_probs = self._output(hidden)
+        if cache is not None:
+            cache["log_probs"] = log_probs
+        return log_probs, cache
+
+    def _encode(self, batch, training, rng, word_ids):
+        """The last recurrent layer's output (N, 2 * hidden), dropout applied in training,
+        and the cache backward needs (None outside training)."""
         c = self.config
         keep = training
         char_inputs = self.char_embedding[batch.char_ids]
@@ -281,13 +294,12 @@ class Network:
         if training and c["dropout"]:
             output_mask = _dropout_mask(rng, hidden.shape, c["dropout"], self.dtype)
             hidden *= output_mask
-        log_probs = self._output(hidden)
         cache = None
         if training:
-            cache = {"log_probs": log_probs, "batch": batch, "word_ids": word_ids, "char_cache": char_cache,
+            cache = {"batch": batch, "word_ids": word_ids, "char_cache": char_cache,
                      "rnn_cache": rnn_cache, "hidden": hidden, "input_mask": input_mask,
                      "output_mask": output_mask, "n_forms": form_features.shape[0]}
-        return log_probs, cache
+        return hidden, cache
 
     @property
     def n_heads(self):
@@ -310,15 +322,7 @@ class Network:
             return self._select(self.forward(batch)[0], heads)
         try:
             with runtime.single_blas_thread():
-                if self._memo is None:
-                    self._memo = ProjectionMemo(self.rnn, self.memo_capacity)
-                if self._memo_version != self.version:
-                    self._memo.clear()
-                    self._memo_version = self.version
-                rows = self._memo.rows(batch.forms, lambda missing: self._word_inputs(
-                    [batch.forms[i] for i in missing], batch.form_word_ids[missing],
-                    batch.vocab, missing if self.config["shape_dim"] else None,
-                    batch))
+                rows = self._memo_rows(batch)
                 if rows is None:  # more distinct forms than the memo holds
                     return self._select(self._forward(batch, False, None, None)[0], heads)
                 weight, bias, bounds = self._head_layer(heads)
@@ -329,6 +333,77 @@ class Network:
                 return logits
         finally:
             self._memo_lock.release()
+
+    def encode(self, batch):
+        """The last recurrent layer's output (N, 2 * hidden) of the packed rows in
+        inference, memoised as infer() is: what the output layer reads.  head_logits()
+        turns chosen rows of it into chosen heads' logits, so a caller can compute a head
+        only for the tokens that need it."""
+        if self.memo_capacity > 0 and self._memo_lock.acquire(blocking=False):
+            try:
+                with runtime.single_blas_thread():
+                    rows = self._memo_rows(batch)
+                    if rows is not None:
+                        return self._memo.forward(rows[batch.form_of_row], batch.packing)[0]
+            finally:
+                self._memo_lock.release()
+        with runtime.single_blas_thread():
+            return self._encode(batch, False, None, None)[0]
+
+    def head_logits(self, hidden, heads, rows=None):
+        """The logits (len(rows), their labels) of `heads` (indexes, in that order:
+        head_bounds(heads) says where each starts) for the rows `rows` of encode()'s output
+        (None: every row).  Computed as infer() computes its output product (each
+        direction's columns of the weights on its own thread, the bias with the first),
+        so a row's logits are infer()'s, bit for bit."""
+        parts = self._split_head_layer(heads)
+        x = hidden if rows is None else hidden[rows]
+        H = self.rnn.hidden_size
+        outs = [np.empty((x.shape[0], len(bias)), dtype=self.dtype) for _, bias in parts]
+        jobs = [(x[:, d * H:(d + 1) * H], weight, bias, outs[d])
+                for d, (weight, bias) in enumerate(parts)]
+        with runtime.single_blas_thread():
+            if len(jobs) == 2 and x.shape[0] >= SPLIT_HEAD_ROWS and \
+                    runtime.threads_beside_blas(self.rnn.threads) >= 2:
+                other = runtime.run_beside(_core.input_projection, *jobs[1])
+                try:
+                    _core.input_projection(*jobs[0])
+                finally:
+                    other.result()
+            else:
+                for job in jobs:
+                    _core.input_projection(*job)
+        for extra in outs[1:]:
+            outs[0] += extra
+        return outs[0]
+
+    def _split_head_layer(self, heads):
+        """[(weight columns of direction d, its bias: the heads' for d = 0, else zeros)]
+        of the output layer's rows of `heads`, as RNN.forward_projected splits a head."""
+        key = ("split", tuple(heads), self.version)
+        parts = self._head_layers.get(key)
+        if parts is None:
+            weight, bias, _ = self._head_layer(list(heads))
+            H = self.rnn.hidden_size
+            parts = [(np.ascontiguousarray(weight[:, d * H:(d + 1) * H]),
+                      np.ascontiguousarray(bias) if d == 0 else np.zeros_like(bias))
+                     for d in range(self.rnn.num_directions)]
+            self._head_layers = {k: v for k, v in self._head_layers.items()
+                                 if k[-1] == self.version}
+            self._head_layers[key] = parts
+        return parts
+
+    def _memo_rows(self, batch):
+        """The memo's row of each of the batch's forms (computing those it lacks), or None
+        when they are more than it holds; the caller holds _memo_lock."""
+        if self._memo is None:
+            self._memo = ProjectionMemo(self.rnn, self.memo_capacity)
+        if self._memo_version != self.version:
+            self._memo.clear()
+            self._memo_version = self.version
+        return self._memo.rows(batch.forms, lambda missing: self._word_inputs(
+            [batch.forms[i] for i in missing], batch.form_word_ids[missing],
+            batch.vocab, missing if self.config["shape_dim"] else None, batch))
 
     def head_bounds(self, heads=None):
         """Where each of `heads` (indexes; None: all) starts and ends in infer()'s result."""
@@ -356,7 +431,7 @@ class Network:
             layer = (np.ascontiguousarray(self.output_weight[rows]),
                      np.ascontiguousarray(self.output_bias[rows]), self.head_bounds(heads))
             self._head_layers = {k: v for k, v in self._head_layers.items()
-                                 if k[1] == self.version}
+                                 if k[-1] == self.version}
             self._head_layers[key] = layer
         return layer
 

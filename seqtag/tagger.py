@@ -29,7 +29,7 @@ from .evaluate import confusion_matrix, score, score_columns
 from .inference import TagProb, best_tags, predict_log_probs, predict_tag_ids
 from .network import Network
 from .frontend import FrontEnd
-from .heads import COLUMNS, FeatureHead, LemmaHead, build_heads, decode_column, model_columns
+from .heads import COLUMNS, FeatureHead, LemmaHead, build_heads, model_columns
 from .lemma import apply_script
 from .rawtext import TaggedSentence, text_paragraphs
 from .rawtext import segment as segment_paragraphs
@@ -577,29 +577,18 @@ class Tagger:
     def predict_columns(self, sentences: Iterable[Tokens],
                         columns: Sequence[str] | None = None) -> dict[str, list[list[str]]]:
         """The values of `columns` (default: every one the model predicts) for each token
-        of tokenized sentences: {column: [[value, ...], ...]}.  One product gives every
-        head asked for; lemmas use the predicted UPOS for the lexicon when the model has
-        it.  SeqtagError for a column the model does not predict."""
+        of tokenized sentences: {column: [[value, ...], ...]}.  The encoder runs once and
+        one product gives every head asked for; lemmas use the predicted UPOS for the
+        lexicon when the model has it, and the lemma head is computed only for the tokens
+        the lexicon does not know (seqtag.inference.predict_columns).  SeqtagError for a
+        column the model does not predict."""
         wanted = list(self.columns if columns is None else columns)
         for column in wanted:
             if column not in self.columns:
                 raise SeqtagError(f"this model does not predict {column}; it predicts "
                                   f"{', '.join(self.columns)}")
         words = _sentences_words(sentences, "predict_columns", strings=False)
-        needed = set(wanted) | ({"upos"} if "lemma" in wanted and "upos" in self.columns
-                                else set())
-        index = [k for k, head in enumerate(self.vocab.heads) if head.column in needed]
-        chosen = [self.vocab.heads[k] for k in index]
-        bounds = self.network.head_bounds(index)
-        placed = [(head, int(bounds[i]), int(bounds[i + 1])) for i, head in enumerate(chosen)]
-        scores = predict_log_probs(self.network, self.vocab, words, memo=True, heads=index,
-                                   normalize=False)
-        out: dict[str, list[list[str]]] = {c: [] for c in needed}
-        for w, sc in zip(words, scores):
-            for column in sorted(needed, key=list(COLUMNS).index):  # UPOS before lemmas
-                upos = out["upos"][-1] if column == "lemma" and "upos" in needed else None
-                out[column].append(decode_column(column, placed, sc, w, upos))
-        return {c: out[c] for c in wanted}
+        return inference.predict_columns(self.network, self.vocab, words, wanted)
 
     def analyze(self, tokens: str | list[str] | tuple[str, ...]
                 ) -> list[list[Analysis]] | list[Analysis]:

@@ -1,0 +1,129 @@
+"""Tagging every column the fast way (seqtag.inference.predict_columns: the encoder once,
+the lemma head only for the tokens the lexicon does not know, decoding per batch) gives
+exactly what the straightforward way gives: every head's logits from infer()'s one
+product, each sentence decoded on its own, lemmas ranked by a full sort of the scripts."""
+
+import numpy as np
+import pytest
+
+from seqtag import Tagger
+from seqtag.corpus import Sentence, read_corpus
+from seqtag.heads import FeatureHead, Head, LemmaHead, join_features
+from seqtag.inference import predict_log_probs
+from seqtag.lemma import Lexicon, apply_script, script_label
+from seqtag.network import Batch, Network
+from seqtag.vocab import Vocabulary
+
+
+def reference_columns(tagger, words, wanted):
+    """The values of `wanted` per sentence, from infer()'s logits of every head (one
+    product), decoded token by token: argmax per head; a lemma from the lexicon's
+    (form, UPOS) entry, else the first of the 4 best scripts (a full stable sort) that
+    fits, else the form."""
+    heads = tagger.vocab.heads
+    bounds = tagger.network.bounds
+    scores = predict_log_probs(tagger.network, tagger.vocab, words, memo=True,
+                               heads=list(range(len(heads))), normalize=False)
+    out = {c: [] for c in wanted}
+    for w, sc in zip(words, scores):
+        best = {k: sc[:, bounds[k]:bounds[k + 1]].argmax(axis=1) for k in range(len(heads))}
+        upos = next(([h.labels[j] for j in best[k]] for k, h in enumerate(heads)
+                     if h.column == "upos"), None)
+        values = {}
+        features = [(h, best[k]) for k, h in enumerate(heads) if isinstance(h, FeatureHead)]
+        if features:
+            values["feats"] = [join_features({h.feature: h.labels[ids[t]]
+                                              for h, ids in features
+                                              if h.labels[ids[t]] != "_"})
+                               for t in range(len(w))]
+        for k, head in enumerate(heads):
+            if isinstance(head, LemmaHead):
+                lemmas = []
+                for t, word in enumerate(w):
+                    known = head.lexicon.get(word, upos[t] if upos else None)
+                    if known is None:
+                        order = np.argsort(-sc[t, bounds[k]:bounds[k + 1]], kind="stable")
+                        fits = [apply_script(word, head.scripts[j]) for j in order[:4]]
+                        known = next((f for f in fits if f is not None), word)
+                    lemmas.append(known)
+                values["lemma"] = lemmas
+            elif not isinstance(head, FeatureHead):
+                values[head.column] = [head.labels[j] for j in best[k]]
+        for c in wanted:
+            out[c].append(values[c])
+    return out
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    return Tagger.load(threads=2)
+
+
+@pytest.fixture(scope="module")
+def ewt_dev_words(ewt_dir):
+    return [s.words for s in read_corpus(ewt_dir / "en_ewt-ud-dev.conllu",
+                                         require_tags=False)]
+
+
+def test_every_column_of_ewt_dev_is_the_reference_one(bundled, ewt_dev_words):
+    want = reference_columns(bundled, ewt_dev_words, bundled.columns)
+    got = bundled.predict_columns(ewt_dev_words)
+    assert list(got) == bundled.columns
+    for column in bundled.columns:
+        assert got[column] == want[column], column
+    # the lexicon answered most tokens: the lemma head ran for the rest only
+    lexicon = bundled.vocab.heads[-1].lexicon
+    known = sum(lexicon.get(w, u) is not None for ws, us in zip(ewt_dev_words, got["upos"])
+                for w, u in zip(ws, us))
+    assert 0.5 < known / sum(map(len, ewt_dev_words)) < 1.0
+
+
+@pytest.mark.parametrize("columns", [["lemma"], ["feats", "xpos"], ["xpos", "upos"]])
+def test_a_choice_of_columns_is_those_columns_of_the_reference(bundled, ewt_dev_words,
+                                                               columns):
+    words = ewt_dev_words[:300] + [[]] + ewt_dev_words[300:400]
+    got = bundled.predict_columns(words, columns)
+    assert list(got) == columns
+    assert got == reference_columns(bundled, words, columns)
+    assert all(v[300] == [] for v in got.values())
+
+
+def test_head_logits_are_infers(bundled, ewt_dev_words):
+    """Of every row: infer()'s, bit for bit (the same products).  Of chosen rows: the
+    same up to float32 rounding, as infer() of the same sentence in another batch is (a
+    product's rows at the end of its block take another kernel of the BLAS)."""
+    net = bundled.network
+    batch = Batch(ewt_dev_words[:200], bundled.vocab)
+    hidden = net.encode(batch)
+    rows = np.arange(0, batch.n_tokens, 7)
+    for heads in ([0, 1, 2], [3], [1]):
+        want = net.infer(batch, heads, normalize=False)
+        np.testing.assert_array_equal(net.head_logits(hidden, heads), want)
+        np.testing.assert_allclose(net.head_logits(hidden, heads, rows), want[rows],
+                                   rtol=1e-5, atol=1e-4)
+
+
+def test_split_features_and_lemmas_without_upos(tmp_path):
+    """A small random model with FEATS split a head per feature and no UPOS head (so no
+    lexicon lookups): decoded as the reference does, with the memo and without it."""
+    heads = [Head("xpos", ["NN", "VB", "DT"]),
+             FeatureHead("Number", ["_", "Sing", "Plur"]),
+             FeatureHead("Tense", ["_", "Past", "Pres"]),
+             LemmaHead([script_label(s) for s in [("", "", "", "", ""),
+                                                  ("", "", "", "s", ""),
+                                                  ("lower", "", "", "", ""),
+                                                  ("", "", "", "ed", "")]],
+                       Lexicon({("dogs", "NOUN"): "hound"}))]
+    words = [["The", "dogs", "barked"], ["Cats", "walked", "x"], ["dogs"]]
+    for capacity in (0, 100):
+        vocab = Vocabulary.build([Sentence(w) for w in words], min_char_count=1, heads=heads)
+        net = Network({"hidden": 8, "word_dim": 6, "char_dim": 4, "char_hidden": 4},
+                      len(vocab.words), len(vocab.chars), [h.size for h in heads],
+                      seed=3, memo_capacity=capacity)
+        net.output_bias[net.bounds[1] + 2] = 5.0  # Number=Plur, for every token
+        net.changed()
+        tagger = Tagger(net, vocab)
+        got = tagger.predict_columns(words)
+        assert list(got) == ["xpos", "feats", "lemma"]
+        assert got == reference_columns(tagger, words, ["xpos", "feats", "lemma"])
+        assert all("Number=Plur" in v for s in got["feats"] for v in s)
