@@ -142,6 +142,29 @@ class LemmaHead(Head):
                 out[k] = word if lemma is None else lemma
         return out  # type: ignore[return-value]  # every None was filled
 
+    def lexicon_table(self, upos_labels: Sequence[str]
+                      ) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
+        """The lexicon as arrays over a UPOS head's labels, for looking up a batch's
+        tokens at once: ({form: row}, table (rows, len(upos_labels)) of lemma ids, -1
+        where the lexicon has no entry, the lemmas as an object array ending with None,
+        which id -1 picks).  Made on first use for those labels, then kept."""
+        key = tuple(upos_labels)
+        if getattr(self, "_table_key", None) != key:
+            column = {label: i for i, label in enumerate(upos_labels)}
+            rows: dict[str, int] = {}
+            lemma_ids: dict[str, int] = {}
+            cells = [(rows.setdefault(form, len(rows)), column[upos],
+                      lemma_ids.setdefault(lemma, len(lemma_ids)))
+                     for (form, upos), lemma in self.lexicon.entries.items()
+                     if upos in column]  # another UPOS is never predicted
+            table = np.full((len(rows), len(upos_labels)), -1, dtype=np.int32)
+            if cells:
+                r, c, ids = zip(*cells)
+                table[list(r), list(c)] = ids
+            self._table = (rows, table, np.array(list(lemma_ids) + [None], dtype=object))
+            self._table_key = key
+        return self._table
+
     def to_meta(self):
         return dict(super().to_meta(), lexicon=self.lexicon.to_meta())
 

@@ -70,8 +70,9 @@ def predict_columns(network: Network, vocab: Vocabulary,
     products, row by row).  A CRF model's column is its best tag sequence (Viterbi)."""
     from .heads import ABSENT, FeatureHead, LemmaHead, join_features
     heads = vocab.heads
-    has_upos = any(h.column == "upos" for h in heads)
-    needed = set(columns) | ({"upos"} if "lemma" in columns and has_upos else set())
+    upos_k = next((k for k, h in enumerate(heads) if h.column == "upos"), None)
+    needed = set(columns) | ({"upos"} if "lemma" in columns and upos_k is not None
+                             else set())
     plain = [k for k, h in enumerate(heads) if h.column in needed
              and not isinstance(h, LemmaHead)]
     lemma_k = next((k for k, h in enumerate(heads) if isinstance(h, LemmaHead)), None)
@@ -82,18 +83,21 @@ def predict_columns(network: Network, vocab: Vocabulary,
     for chunk, batch in _batches(vocab, sentences_words, batch_tokens):
         n = batch.n_tokens
         values: dict[str, list[str]] = {}
+        upos_ids = hidden = None  # packed order
         if network.crf is not None:  # one head, one column: the best sequence
             ids = np.empty(n, dtype=np.int64)
             ids[batch.flat_index] = network.best_tag_ids(batch, memo=True)
             values[heads[0].column] = _labels(heads[0].labels, ids)
-            hidden = None
         else:
             hidden = network.encode(batch)
             logits = network.head_logits(hidden, plain) if plain else None
             features: list[tuple[FeatureHead, list[str]]] = []
             for i, k in enumerate(plain):
+                best = logits[:, bounds[i]:bounds[i + 1]].argmax(axis=1)
+                if k == upos_k:
+                    upos_ids = best
                 ids = np.empty(n, dtype=np.int64)
-                ids[batch.flat_index] = logits[:, bounds[i]:bounds[i + 1]].argmax(axis=1)
+                ids[batch.flat_index] = best
                 head = heads[k]
                 if isinstance(head, FeatureHead):
                     features.append((head, _labels(head.labels, ids)))
@@ -109,8 +113,8 @@ def predict_columns(network: Network, vocab: Vocabulary,
                 values["feats"] = [join_features(f) for f in found]
         if lemma_k is not None:
             values["lemma"] = _lemmas(network, heads[lemma_k], lemma_k, hidden, batch,
-                                      [w for i in chunk for w in sentences_words[i]],
-                                      values.get("upos"))
+                                      upos_ids, heads[upos_k].labels if upos_ids is not None
+                                      else None)
         starts = np.cumsum([0] + [len(sentences_words[i]) for i in chunk]).tolist()
         for column in needed:
             flat, target = values[column], out[column]
@@ -124,25 +128,33 @@ def _labels(labels, ids):
     return np.asarray(labels, dtype=object)[ids].tolist()
 
 
-def _lemmas(network, head, k, hidden, batch, words, upos):
-    """The lemmas of a batch's words (laid end to end; upos: their predicted UPOS, or
-    None): the lexicon's where it knows (form, UPOS), else the lemma head's, whose logits
-    are computed for those tokens only."""
-    if upos is not None:
-        get = head.lexicon.entries.get
-        lemmas = [get(pair) for pair in zip(words, upos)]
+def _lemmas(network, head, k, hidden, batch, upos_ids, upos_labels):
+    """The lemmas of a batch's words, laid end to end: the lexicon's where it knows
+    (form, predicted UPOS) (upos_ids: each packed row's UPOS id, or None: no lexicon),
+    else the lemma head's, whose logits are computed for those tokens only."""
+    n = batch.n_tokens
+    if upos_ids is not None:
+        rows, table, lemmas = head.lexicon_table(upos_labels)
+        get = rows.get
+        form_rows = np.fromiter((get(f, -1) for f in batch.forms), dtype=np.int64,
+                                count=len(batch.forms))[batch.form_of_row]
+        known = np.where(form_rows >= 0, table[form_rows, upos_ids], -1)  # packed order
     else:
-        lemmas = [None] * len(words)
-    missing = [i for i, lemma in enumerate(lemmas) if lemma is None]
-    if missing:
-        packed_row = np.empty(len(words), dtype=np.int64)
-        packed_row[batch.flat_index] = np.arange(len(words))
+        lemmas, known = np.array([None], dtype=object), np.full(n, -1)
+    flat = np.empty(n, dtype=np.int64)
+    flat[batch.flat_index] = known
+    out = lemmas[flat].tolist()
+    missing = np.flatnonzero(known < 0)  # packed rows
+    if len(missing):
         if hidden is None:
             hidden = network.encode(batch)
-        scores = network.head_logits(hidden, [k], packed_row[missing])
-        for i, lemma in zip(missing, head.lemmas([words[i] for i in missing], scores)):
-            lemmas[i] = lemma
-    return lemmas
+        scores = network.head_logits(hidden, [k], missing)
+        positions = batch.flat_index[missing].tolist()
+        forms = batch.forms
+        words = [forms[f] for f in batch.form_of_row[missing].tolist()]
+        for p, lemma in zip(positions, head.lemmas(words, scores)):
+            out[p] = lemma
+    return out
 
 
 def _batches(vocab, sentences_words, batch_tokens):

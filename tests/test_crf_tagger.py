@@ -88,8 +88,11 @@ def test_decoding_never_gives_an_ill_formed_span(crf_tagger):
             w["crf.start"][j] = 50.0
     crf_tagger.network.load_arrays(w)
     try:
-        predicted = crf_tagger.predict([s.words for s in entity_corpus(50, seed=6)])
+        words = [s.words for s in entity_corpus(50, seed=6)]
+        predicted = crf_tagger.predict(words)
         assert all(spans.to_scheme(t, "IOB2") == t for t in predicted)
+        # every column (analyze, conllu output) is the best sequence too
+        assert crf_tagger.predict_columns(words)[crf_tagger.tag_column] == predicted
         crf_tagger.network.crf.constraints = None  # unconstrained, the same weights do break
         predicted = crf_tagger.predict([s.words for s in entity_corpus(50, seed=6)])
         assert not all(spans.to_scheme(t, "IOB2") == t for t in predicted)
