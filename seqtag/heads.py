@@ -17,6 +17,7 @@ heads existed has one head, over the column it was trained on.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from typing import Any, Iterable, Sequence
 
@@ -182,8 +183,13 @@ def _best_first(scores: np.ndarray, tries: int) -> list[list[int]]:
 def script_labels(words: Sequence[str], lemmas: Sequence[str]) -> list[str]:
     """The edit script label of each (word, lemma) pair; "_" where the lemma is missing
     ("_" for a word that is not itself "_")."""
-    return [script_label(edit_script(w, v)) if v != "_" or w == "_" else "_"
+    return [_pair_label(w, v) if v != "_" or w == "_" else "_"
             for w, v in zip(words, lemmas)]
+
+
+@functools.lru_cache(maxsize=1 << 17)  # a corpus repeats its pairs: EWT train's 204K
+def _pair_label(form: str, lemma: str) -> str:  # tokens are 25K pairs
+    return script_label(edit_script(form, lemma))
 
 
 def split_features(feats: str) -> dict[str, str]:

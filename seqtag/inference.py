@@ -246,13 +246,17 @@ def dev_scores(network: Network, vocab: Vocabulary, sentences: Sequence[Sentence
 
 
 def _heads_accuracy(network, vocab, sentences, targets):
-    """The heads' mean token accuracy against targets (len, heads) per sentence."""
-    log_probs = predict_log_probs(network, vocab, [s.words for s in sentences])
+    """The heads' mean token accuracy against targets (len, heads) per sentence, counted
+    per batch (the rows in packed order, the targets laid out to match)."""
+    words = [s.words for s in sentences]
     bounds = network.bounds
     correct = np.zeros(targets[0].shape[1])
     total = 0
-    for gold, lp in zip(targets, log_probs):
+    for chunk, batch in _batches(vocab, words, 4096):
+        gold = np.concatenate([targets[i] for i in chunk])[batch.flat_index]
+        log_probs = network.forward(batch)[0]
         for k in range(gold.shape[1]):
-            correct[k] += int((lp[:, bounds[k]:bounds[k + 1]].argmax(axis=1) == gold[:, k]).sum())
+            correct[k] += int((log_probs[:, bounds[k]:bounds[k + 1]].argmax(axis=1)
+                               == gold[:, k]).sum())
         total += len(gold)
     return float(correct.mean()) / max(total, 1)

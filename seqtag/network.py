@@ -484,23 +484,36 @@ class Network:
         the embeddings, whose gradient touches only the rows a batch used.
         """
         with runtime.single_blas_thread():
-            return self._backward(cache, grad_log_probs)
+            return self._backward(cache, self._grad_logits(cache, grad_log_probs))
 
-    def _backward(self, cache, grad_log_probs):
+    def _grad_logits(self, cache, grad_log_probs):
+        """d loss / d logits from d loss / d log_probs."""
+        if self.crf is not None:  # the CRF's emissions are the logits
+            return grad_log_probs
+        # log-softmax of each head's segment: d logits = g - softmax * (g's sum over the
+        # segment)
+        probs = np.exp(cache["log_probs"])
+        sizes = np.diff(self.bounds)
+        sums = np.add.reduceat(grad_log_probs, self.bounds[:-1], axis=1)
+        return grad_log_probs - probs * np.repeat(sums, sizes, axis=1)
+
+    def _backward(self, cache, grad_logits):
         c = self.config
         batch = cache["batch"]
         dense = {}
-        if self.crf is not None:  # the CRF's emissions are the logits
-            grad_logits = grad_log_probs
-        else:  # log-softmax of each head's segment: d logits = g - softmax * (g's sum
-            # over the segment)
-            probs = np.exp(cache["log_probs"])
-            sizes = np.diff(self.bounds)
-            sums = np.add.reduceat(grad_log_probs, self.bounds[:-1], axis=1)
-            grad_logits = grad_log_probs - probs * np.repeat(sums, sizes, axis=1)
-        dense["output.weight"] = grad_logits.T @ cache["hidden"]
+        # the output layer's two products, one on each core when allowed (the main thread
+        # alone would run them while the second core waits for the recurrent layers)
+        hidden = cache["hidden"]
+        if runtime.threads_beside_blas(self.rnn.threads) >= 2:
+            other = runtime.run_beside(np.matmul, grad_logits.T, hidden)
+            try:
+                grad_hidden = grad_logits @ self.output_weight
+            finally:
+                dense["output.weight"] = other.result()
+        else:
+            dense["output.weight"] = grad_logits.T @ hidden
+            grad_hidden = grad_logits @ self.output_weight
         dense["output.bias"] = grad_logits.sum(axis=0)
-        grad_hidden = grad_logits @ self.output_weight
         if cache["output_mask"] is not None:
             grad_hidden *= cache["output_mask"]
         grad_inputs, rnn_grads, _, _ = self.rnn.backward_packed(cache["rnn_cache"], grad_hidden)
@@ -531,19 +544,34 @@ class Network:
             return self._crf_loss_and_gradients(batch, rng, word_ids)
         log_probs, cache = self.forward(batch, training=True, rng=rng, word_ids=word_ids)
         targets = batch.targets
-        grad = np.zeros_like(log_probs)
         loss = 0.0
         correct = 0
+        gold_cells = []
         for k in range(self.n_heads):
             gold = targets[:, k]
             rows = np.flatnonzero(gold >= 0)
             n = max(len(rows), 1)
             columns = self.bounds[k] + gold[rows]
             loss -= log_probs[rows, columns].sum() / n
-            grad[rows, columns] = -1.0 / n
             best = log_probs[:, self.bounds[k]:self.bounds[k + 1]].argmax(axis=1)
             correct += int((best == gold).sum())
-        dense, sparse = self.backward(cache, grad)
+            gold_cells.append((rows, columns, 1.0 / n))
+        # d loss / d logits of a head's log-softmax segment: (softmax - one-hot of the gold
+        # label) / n, zero in rows whose label is unknown; written over the log-probs,
+        # which are spent (what _grad_logits gives from the loss's d log_probs, bit for
+        # bit, without its passes over every output)
+        grad = np.exp(log_probs, out=log_probs)
+        for k, (rows, columns, scale) in enumerate(gold_cells):
+            segment = grad[:, self.bounds[k]:self.bounds[k + 1]]
+            if len(rows) == len(grad):
+                segment *= scale
+            else:
+                row_scale = np.zeros(len(grad), dtype=self.dtype)
+                row_scale[rows] = scale
+                segment *= row_scale[:, None]
+            grad[rows, columns] -= scale
+        with runtime.single_blas_thread():
+            dense, sparse = self._backward(cache, grad)
         if self.n_heads > 1:
             correct /= self.n_heads
         return float(loss), dense, sparse, correct

@@ -89,6 +89,38 @@ def test_multi_head_loss_gradients_match_finite_differences(feats, dropout):
                            lambda: loss_fn()[0], samples=30, atol=5e-9)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_sentences", [3, 4])
+def test_loss_gradients_are_backward_of_the_loss_log_prob_gradient_bit_for_bit(
+        dtype, threads, n_sentences):
+    """loss_and_gradients writes d loss / d logits straight over the log-probs; the
+    general backward() takes d loss / d log_probs (-1/n at each known gold label) and
+    goes through the softmax: the same gradients, bit for bit, on one thread or two.
+    The training sentences alone have every UPOS known; the 4th brings unknowns to every
+    head."""
+    network, vocab, _ = setup(dtype=dtype, config=dict(CONFIG, dropout=0.3))
+    sents = sentences()[:n_sentences]
+    batch = Batch([s.words for s in sents], vocab,
+                  targets=np.concatenate(encode_targets(vocab.heads, sents)))
+    network.set_threads(threads)
+    known = (batch.targets >= 0).all(axis=0)
+    assert known.any() != (n_sentences == 4) and not known.all()
+    _, dense, sparse, _ = network.loss_and_gradients(batch, np.random.default_rng(5))
+    log_probs, cache = network.forward(batch, training=True, rng=np.random.default_rng(5))
+    grad = np.zeros_like(log_probs)
+    for k in range(network.n_heads):
+        rows = np.flatnonzero(batch.targets[:, k] >= 0)
+        grad[rows, network.bounds[k] + batch.targets[rows, k]] = -1.0 / max(len(rows), 1)
+    want_dense, want_sparse = network.backward(cache, grad)
+    assert dense.keys() == want_dense.keys() and sparse.keys() == want_sparse.keys()
+    for name in dense:
+        np.testing.assert_array_equal(dense[name], want_dense[name], err_msg=name)
+    for name in sparse:
+        for got, want in zip(sparse[name], want_sparse[name]):
+            np.testing.assert_array_equal(got, want, err_msg=name)
+
+
 def torch_reference(torch, network, vocab, batch):
     """The same network in torch.nn, from seqtag's arrays: the log-probabilities of every
     head (rows in the sentences' order, each head's segment log-softmaxed on its own) and
