@@ -4,11 +4,15 @@ and a network of the same shape with one UPOS head, side by side in one run.
 
     python bench/heads_throughput.py [--model MODEL] [--rounds 5] [--threads 2]
 
-The sentences are EWT test's words, tagged in batches of about 2,048 tokens (configuration
-(c) of bench/compare_torch.py: the default network, the memo filled by a warm-up pass, so
-the figure is a long run's steady state); each round tags them once per variant,
-alternating, and the median round is printed.  "every head, labels" also decodes each
-column (FEATS strings, lemmas through their edit scripts), as the conllu output does.
+The sentences are EWT test's words; the memo is filled by a warm-up pass, so the figure is
+a long run's steady state; each round tags them once per variant, alternating, and the
+median round is printed.  The reference is configuration (c) of bench/compare_torch.py:
+the UPOS-only network, batches of about 2,048 tokens.  "every head, logits" is the one
+product of every head's rows, undecoded.  "every column, decoded" is exactly what
+`seqtag tag --format conllu` (per chunk of sentences) and Tagger.analyze run:
+Tagger.predict_columns, in its batches of about 4,096 tokens (UPOS, XPOS and FEATS labels,
+lemmas from the lexicon or, for the tokens it does not know, the lemma head's scripts);
+"Tagger.predict" is the UPOS of text output in those same batches.
 """
 
 import argparse
@@ -56,7 +60,8 @@ def main():
         "every head, logits": lambda: predict_log_probs(
             tagger.network, tagger.vocab, words, batch_tokens=2048, memo=True,
             normalize=False),
-        "every head, labels": lambda: tagger.predict_columns(words),
+        "Tagger.predict (text output)": lambda: tagger.predict(words),
+        "every column, decoded (conllu)": lambda: tagger.predict_columns(words),
     }
     for run in variants.values():  # warm-up: fills the memos
         run()

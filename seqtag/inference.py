@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from .corpus import TagProb
-from .network import Batch
+from .network import Batch, _log_softmax
 
 if TYPE_CHECKING:
     from .corpus import Sentence
     from .network import Network
     from .vocab import Vocabulary
 
-__all__ = ["TagProb", "predict_log_probs", "predict_columns", "predict_tag_ids", "best_tags", "top_k",
+__all__ = ["TagProb", "predict_log_probs", "predict_columns", "predict_columns_scored", "predict_tag_ids", "best_tags", "top_k",
            "accuracy", "dev_scores"]
 
 
@@ -58,6 +58,17 @@ def predict_tag_ids(network: Network, vocab: Vocabulary,
 def predict_columns(network: Network, vocab: Vocabulary,
                     sentences_words: Sequence[Sequence[str]], columns: Sequence[str],
                     batch_tokens: int = 4096) -> dict[str, list[list[str]]]:
+    """{column: [[value, ...] per sentence]} of `columns`: predict_columns_scored's values
+    alone."""
+    return predict_columns_scored(network, vocab, sentences_words, columns, (),
+                                  batch_tokens)[0]
+
+
+def predict_columns_scored(network: Network, vocab: Vocabulary,
+                           sentences_words: Sequence[Sequence[str]],
+                           columns: Sequence[str], scored: Sequence[int] = (),
+                           batch_tokens: int = 4096
+                           ) -> tuple[dict[str, list[list[str]]], dict[int, list[np.ndarray]]]:
     """{column: [[value, ...] per sentence]} of `columns` (CoNLL-U columns the model's
     heads predict; lemmas also need UPOS when the model has it, for the lexicon: it is
     computed then, and returned only if asked), in the order given.
@@ -67,7 +78,11 @@ def predict_columns(network: Network, vocab: Vocabulary,
     then answers the lemma of every (form, predicted UPOS) pair it holds, and the lemma
     head's product covers only the other tokens.  Each value is the one
     seqtag.heads.decode_column gives from infer()'s scores of the sentence (the same
-    products, row by row).  A CRF model's column is its best tag sequence (Viterbi)."""
+    products, row by row).  A CRF model's column is its best tag sequence (Viterbi).
+
+    scored: heads (indexes) whose log-probabilities (each head's own segment; a CRF's
+    marginals) come too, from the same pass: {head: [(len, labels) per sentence]}, what
+    predict_log_probs(heads=[head]) gives (bit for bit: the same products)."""
     from .heads import ABSENT, FeatureHead, LemmaHead, join_features
     heads = vocab.heads
     upos_k = next((k for k, h in enumerate(heads) if h.column == "upos"), None)
@@ -80,16 +95,25 @@ def predict_columns(network: Network, vocab: Vocabulary,
         lemma_k = None
     bounds = network.head_bounds(plain)
     out: dict[str, list[list[str]]] = {c: [[] for _ in sentences_words] for c in needed}
+    scores: dict[int, list[np.ndarray]] = {
+        k: [np.zeros((0, heads[k].size), dtype=network.dtype) for _ in sentences_words]
+        for k in scored}
     for chunk, batch in _batches(vocab, sentences_words, batch_tokens):
         n = batch.n_tokens
         values: dict[str, list[str]] = {}
+        packed_scores: dict[int, np.ndarray] = {}
         upos_ids = hidden = None  # packed order
         if network.crf is not None:  # one head, one column: the best sequence
+            emissions = network.scores(batch, memo=True)
             ids = np.empty(n, dtype=np.int64)
-            ids[batch.flat_index] = network.best_tag_ids(batch, memo=True)
+            ids[batch.flat_index] = network.crf.decode(emissions, batch.packing)
             values[heads[0].column] = _labels(heads[0].labels, ids)
+            for k in scored:
+                packed_scores[k] = network.crf.log_marginals(emissions, batch.packing)
         else:
             hidden = network.encode(batch)
+            for k in scored:  # each head on its own: infer(batch, [k])'s product
+                packed_scores[k] = _log_softmax(network.head_logits(hidden, [k]))
             logits = network.head_logits(hidden, plain) if plain else None
             features: list[tuple[FeatureHead, list[str]]] = []
             for i, k in enumerate(plain):
@@ -120,7 +144,12 @@ def predict_columns(network: Network, vocab: Vocabulary,
             flat, target = values[column], out[column]
             for k, i in enumerate(chunk):
                 target[i] = flat[starts[k]:starts[k + 1]]
-    return {c: out[c] for c in columns}
+        for head, packed in packed_scores.items():
+            flat_scores = np.empty_like(packed)
+            flat_scores[batch.flat_index] = packed
+            for k, i in enumerate(chunk):
+                scores[head][i] = flat_scores[starts[k]:starts[k + 1]]
+    return {c: out[c] for c in columns}, scores
 
 
 def _labels(labels, ids):

@@ -129,11 +129,13 @@ def tag_stream(tagger: Tagger, sentences: Iterable[Union[Sentence, Sequence[str]
                                       n_sents))
         else:
             tops: Sequence[Sequence[Sequence[TagProb]] | None]
-            if top_k:
+            if top_k and crf:  # its top-k are marginals; its tags the best sequence's
+                values, by_column = tagger.predict_columns_top_k(words, top_k,
+                                                                 [tagger.tag_column])
+                tags, tops = values[tagger.tag_column], by_column[tagger.tag_column]
+            elif top_k:
                 tops = tagger.predict_top_k(words, top_k)
-                # a CRF's top-k are marginals; its tags are the best sequence's
-                tags = (tagger.predict(words) if crf
-                        else [[best[0][0] for best in top] for top in tops])
+                tags = [[best[0][0] for best in top] for top in tops]
             else:
                 tags, tops = tagger.predict(words), [None] * len(chunk)
             if span_scheme is not None:
@@ -152,8 +154,10 @@ def tag_stream(tagger: Tagger, sentences: Iterable[Union[Sentence, Sequence[str]
 def _columns_output(tagger, chunk, words, output_format, shown, top_k, n_sents):
     """The output of a chunk showing the columns `shown` (conllu: the model's tags in
     their column, the others in theirs)."""
-    values = tagger.predict_columns(words, shown)
-    tops = {c: tagger.predict_top_k(words, top_k, c) for c in shown} if top_k else {}
+    if top_k:  # one pass of the network for the values and every column's k best
+        values, tops = tagger.predict_columns_top_k(words, top_k, shown)
+    else:
+        values, tops = tagger.predict_columns(words, shown), {}
     first = tagger.tag_column if output_format == "conllu" else shown[0]
     texts = []
     for i, s in enumerate(chunk):

@@ -535,19 +535,25 @@ class Tagger:
         # a model of one column: its log-probabilities (a CRF's marginals), all of them
         log_probs = predict_log_probs(self.network, self.vocab, words, memo=True,
                                       heads=[index] if len(self.vocab.heads) > 1 else None)
-        if not isinstance(head, LemmaHead):
-            return [inference.top_k(lp, int(k), head.labels) for lp in log_probs]
-        out = []
-        for w, lp in zip(words, log_probs):
-            order = np.argsort(-lp, axis=1, kind="stable").tolist()
-            probs = np.exp(lp).tolist()
-            sentence = []
-            for word, ranked, p in zip(w, order, probs):
-                fitting = ((apply_script(word, head.scripts[j]), p[j]) for j in ranked)
-                sentence.append([(lemma, q) for lemma, q in fitting if lemma is not None][:k]
-                                or [(word, 0.0)])
-            out.append(sentence)
-        return out
+        return _ranked(head, words, log_probs, int(k))
+
+    def predict_columns_top_k(self, sentences: Iterable[Tokens], k: int,
+                              columns: Sequence[str] | None = None
+                              ) -> tuple[dict[str, list[list[str]]],
+                                         dict[str, list[list[list[TagProb]]]]]:
+        """predict_columns(sentences, columns) and predict_top_k(sentences, k, column) of
+        each of those columns, from one pass of the network: (values, {column: k best}).
+        SeqtagError as those give it (a column the model lacks; FEATS learned a head per
+        feature)."""
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise SeqtagError(f"k must be a positive integer, got {k!r}")
+        wanted = list(self.columns if columns is None else columns)
+        index = {c: self._head_index(c) for c in wanted}
+        words = _sentences_words(sentences, "predict_columns_top_k", strings=False)
+        values, scores = inference.predict_columns_scored(self.network, self.vocab, words,
+                                                          wanted, sorted(set(index.values())))
+        return values, {c: _ranked(self.vocab.heads[i], words, scores[i], int(k))
+                        for c, i in index.items()}
 
     def _head_index(self, column: str | None) -> int:
         """The head predicting `column` (None: the first); SeqtagError if none does, or if
@@ -701,6 +707,25 @@ class Tagger:
                 "parameters": int(sum(a.size for a in model.arrays().values())),
                 "multiword_forms": len(self.frontend.expander.forms),  # type: ignore[attr-defined]
                 "training": self.meta.get("frontend_training")}
+
+
+def _ranked(head, words, log_probs, k):
+    """The k best (label, probability) pairs of each token from its head's log-probs
+    (len, labels) per sentence; for lemmas (lemma, probability of its script), from the
+    k best scripts that fit the word."""
+    if not isinstance(head, LemmaHead):
+        return [inference.top_k(lp, k, head.labels) for lp in log_probs]
+    out = []
+    for w, lp in zip(words, log_probs):
+        order = np.argsort(-lp, axis=1, kind="stable").tolist()
+        probs = np.exp(lp).tolist()
+        sentence = []
+        for word, ranked, p in zip(w, order, probs):
+            fitting = ((apply_script(word, head.scripts[j]), p[j]) for j in ranked)
+            sentence.append([(lemma, q) for lemma, q in fitting if lemma is not None][:k]
+                            or [(word, 0.0)])
+        out.append(sentence)
+    return out
 
 
 def _span_sentences(sentences: list[Sentence]) -> list[Sentence]:

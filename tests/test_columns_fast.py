@@ -127,3 +127,20 @@ def test_split_features_and_lemmas_without_upos(tmp_path):
         assert list(got) == ["xpos", "feats", "lemma"]
         assert got == reference_columns(tagger, words, ["xpos", "feats", "lemma"])
         assert all("Number=Plur" in v for s in got["feats"] for v in s)
+
+
+def test_values_and_every_columns_top_k_from_one_pass(bundled, ewt_dev_words, monkeypatch):
+    """predict_columns_top_k: predict_columns' values and predict_top_k's k best of each
+    column, exactly, with the encoder run once per batch."""
+    words = ewt_dev_words[:150]
+    columns = ["lemma", "upos", "feats"]
+    want_values = bundled.predict_columns(words, columns)
+    want_tops = {c: bundled.predict_top_k(words, 3, c) for c in columns}
+    calls = []
+    encode = bundled.network.encode
+    monkeypatch.setattr(bundled.network, "encode", lambda batch: calls.append(1) or
+                        encode(batch))
+    values, tops = bundled.predict_columns_top_k(words, 3, columns)
+    assert values == want_values
+    assert tops == want_tops
+    assert len(calls) == 1  # 150 sentences: one batch

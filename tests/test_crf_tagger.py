@@ -104,6 +104,10 @@ def test_decoding_never_gives_an_ill_formed_span(crf_tagger):
 def test_top_k_gives_marginals(crf_tagger):
     words = [s.words for s in entity_corpus(10, seed=7)]
     tops = crf_tagger.predict_top_k(words, len(crf_tagger.tagset))
+    # the best sequence and the marginals from one pass: what predict and predict_top_k give
+    values, by_column = crf_tagger.predict_columns_top_k(words, 3, [crf_tagger.tag_column])
+    assert values[crf_tagger.tag_column] == crf_tagger.predict(words)
+    assert by_column[crf_tagger.tag_column] == crf_tagger.predict_top_k(words, 3)
     for sentence in tops:
         for token in sentence:
             assert sum(p for _, p in token) == pytest.approx(1, abs=1e-4)
