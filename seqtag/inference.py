@@ -114,7 +114,7 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
             hidden = network.encode(batch)
             for k in scored:  # each head on its own: infer(batch, [k])'s product
                 packed_scores[k] = _log_softmax(network.head_logits(hidden, [k]))
-            logits = network.head_logits(hidden, plain) if plain else None
+            logits = network.head_logits(hidden, plain) if plain else np.empty((n, 0))
             features: list[tuple[FeatureHead, list[str]]] = []
             for i, k in enumerate(plain):
                 best = logits[:, bounds[i]:bounds[i + 1]].argmax(axis=1)
