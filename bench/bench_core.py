@@ -7,9 +7,10 @@ UD English EWT's training sentences (from ../shared or $SEQTAG_SHARED; a log-nor
 otherwise), float32.  The two implementations run on the same batches, alternating round by
 round so that drift of a shared machine hits both alike; the figure is the median round.
 Also prints the achieved model GFLOP/s and NumPy's sgemm GFLOP/s measured in the same run,
-and one inference step of 64 rows (same hidden size, one thread) by the fused AVX-512 kernel
-(csrc/lstm_step.h) against the BLAS path (sgemm into a scratch, then the gate pass), the
-two alternating.
+and one inference step of 4, 16, 64 and 256 rows (same hidden size, one thread) by the
+fused kernel this CPU runs (csrc/lstm_step.h, AVX-512 or AVX2) against the BLAS path
+(sgemm into a scratch, then the gate pass), the two alternating, timed in the thread's CPU
+time (what the other core's load does not inflate).
 """
 
 import argparse
@@ -76,18 +77,18 @@ def step_micro(hidden, rows=64, steps=50, repeats=40, rounds=5):
     out = np.empty((rows * steps, H), dtype=np.float32)
     scratch = np.empty((rows, G), dtype=np.float32)
     packed = None
-    if _core.fused_step_available():
+    if runtime.fused_step_enabled():  # also points the core at the kernels chosen
         packed = np.empty(_core.packed_w_hh_size(H), dtype=np.float32)
         _core.pack_w_hh(w_hh, packed)
 
     def run(weights):
-        start = time.perf_counter()
+        start = time.thread_time()
         for _ in range(repeats):
             h = np.zeros((rows, H), dtype=np.float32)
             c = np.zeros((rows, H), dtype=np.float32)
             _core.lstm_infer(xproj, None, w_hh, batch_sizes, False, h, c, scratch, out,
                              None, None, None, weights)
-        return (time.perf_counter() - start) / (repeats * steps) * 1e6
+        return (time.thread_time() - start) / (repeats * steps) * 1e6
 
     fused, blas = [], []
     with runtime.single_blas_thread():
@@ -133,10 +134,14 @@ def main():
     print(f"{'torch.nn.LSTM':24}{theirs:12.0f}{theirs * tokens_per_token / 1e9:10.1f}")
     print(f"{'numpy sgemm (2048^3)':24}{'':12}{sgemm:10.1f}")
     print(f"model GFLOP/s / sgemm GFLOP/s: {ours * tokens_per_token / 1e9 / sgemm:.1%}")
-    fused, blas = step_micro(args.hidden)
-    print(f"one inference step, 64 rows, hidden {args.hidden}, 1 thread: BLAS path {blas:.1f} us, "
-          + (f"fused AVX-512 step {fused:.1f} us ({blas / fused:.2f}x)" if fused
-             else "fused step not available on this CPU/build"))
+    from seqtag import runtime
+    isa = runtime.fused_step_isa()
+    kind = {"avx512": "AVX-512", "avx2": "AVX2"}.get(isa)
+    for rows in (4, 16, 64, 256):
+        fused, blas = step_micro(args.hidden, rows=rows, repeats=max(4, 2560 // rows))
+        print(f"one inference step, {rows:3d} rows, hidden {args.hidden}, 1 thread: BLAS path "
+              f"{blas:7.1f} us, " + (f"fused {kind} step {fused:7.1f} us ({blas / fused:.2f}x)"
+                                     if fused else "no fused step on this CPU/build"))
     print(f"ratio forward+backward seqtag/torch = {ours / theirs:.2f}")
 
 

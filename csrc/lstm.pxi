@@ -226,7 +226,7 @@ cdef void lstm_forward_steps(floating* gates, const floating* w_hh,
         done += rows
         running = running_rows(batch_sizes, T, t, reverse, h, H)
         if floating is float:
-            if packed != NULL:
+            if packed != NULL and seqtag_lstm_step_fused_rows(rows):
                 # the kept h_prev rows are the copy the fused step reads
                 memcpy(h_prev + off * H, h, rows * H * sizeof(float))
                 seqtag_lstm_step_f32(h_prev + off * H, running, packed, gates, NULL, off,
@@ -269,7 +269,7 @@ cdef void lstm_infer_steps(const floating* xproj, const int64_t* row_ids,
         if floating is float:
             seqtag_prefetch_rows(xproj, row_ids + off if row_ids != NULL else NULL, off,
                                  rows, G)
-            if packed != NULL:
+            if packed != NULL and seqtag_lstm_step_fused_rows(rows):
                 # the step reads every row's whole previous state while it writes the new
                 # one block of units at a time: it reads a copy
                 running = running_rows(batch_sizes, T, t, reverse, h, H)
@@ -335,7 +335,7 @@ cdef void lstm_backward_steps(floating* gates, const floating* w_hh, const float
                            ld_grad_out, dh, dc, rows, H, w_ci, w_cf, w_co,
                            grad_w_ci, grad_w_cf, grad_w_co)
         if floating is float:
-            if fused:
+            if fused and seqtag_lstm_step_fused_rows(rows):
                 seqtag_lstm_back_product_f32(gates + off * 4 * H, rows, w_hh, H, dh)
                 continue
         gemm(False, False, rows, H, 4 * H, <floating>1, gates + off * 4 * H, 4 * H, w_hh, H,

@@ -10,10 +10,12 @@
  * hidden units stays in registers, and the gates of those units are computed from them.
  * With AVX-512 (16 lanes, 32 registers: 6 rows x 16 units) the CPU's wide units are used
  * even where the BLAS library runs AVX2 kernels only, and the steps are several times
- * faster than BLAS.  With AVX2 (8 lanes, 16 registers: 3 rows x 8 units) the product is
- * about as fast as OpenBLAS's (both near the FMA units' peak) and the gain is what the
- * packing and the second pass cost: 30-40 % on steps of a few rows (one sentence, small
- * batches), a few % on steps of 100 rows and more (measured on a Zen 3 EPYC, 2026-12-02).
+ * faster than BLAS.  With AVX2 (8 lanes, 16 registers: 3 rows x 8 units) the product
+ * runs about as fast as OpenBLAS's (both near the FMA units' peak), and the gain is what
+ * BLAS's packing and second pass cost on small steps: half the time at 4 rows, 0.75x at
+ * 16, even at 32; from 64 rows on OpenBLAS's blocked product, which also keeps the
+ * inputs in cache, is 10-25 % faster, so larger steps go to BLAS (SEQTAG_AVX2_MAX_ROWS;
+ * measured on a Zen 3 EPYC, 2026-12-02, bench/bench_core.py).
  * Where the CPU or the compiler has neither, seqtag_lstm_step_available() is 0 and the BLAS
  * path runs; so it does with SEQTAG_FUSED_STEP=0 (seqtag/runtime.py chooses the kernels).
  *
@@ -328,9 +330,6 @@ SEQTAG_AVX512 static void seqtag__lstm_back_product_f32_avx512(
 /* Rows of one block of the product: 3 rows x 4 gates = 12 accumulators, + 3 broadcasts of
  * the 16 registers (the weights are read as memory operands of the FMAs). */
 #define SEQTAG_ROW_BLOCK8 3
-#ifndef SEQTAG_ROW_CHUNK8
-#define SEQTAG_ROW_CHUNK8 24
-#endif
 
 SEQTAG_AVX2 static inline __m256 seqtag__exp8(__m256 x) {
     const __m256 magic = _mm256_set1_ps(12582912.0f);
@@ -487,29 +486,26 @@ SEQTAG_AVX2 static inline __attribute__((always_inline)) void seqtag__lstm_block
 }
 
 /* seqtag_lstm_step_f32 in AVX2: the same arguments and results, packed by
- * seqtag_pack_w_hh_f32(w_hh, H, 8, packed).  The rows go in chunks of SEQTAG_ROW_CHUNK8:
- * a chunk's state, inputs and outputs stay in L2 while every block of units passes over
- * it, and a block's 16 KB of weights (at H = 128) in L1 while its rows do. */
+ * seqtag_pack_w_hh_f32(w_hh, H, 8, packed): a block's 16 KB of weights (at H = 128) stay
+ * in L1 while its rows pass.  Called for steps of at most SEQTAG_AVX2_MAX_ROWS rows. */
 SEQTAG_AVX2 static void seqtag__lstm_step_f32_avx2(
     const float *h_prev, Py_ssize_t running, const float *packed, const float *xproj,
     const int64_t *ids, Py_ssize_t first, Py_ssize_t rows, float *c, float *h, float *out,
     Py_ssize_t ld_out, Py_ssize_t H, int keep, float *cells) {
     const Py_ssize_t G = 4 * H;
-    Py_ssize_t u, r0, chunk, chunk_end;
+    Py_ssize_t u, r0;
     int r;
-    for (chunk = 0; chunk < rows; chunk += SEQTAG_ROW_CHUNK8) {
-        chunk_end = chunk + SEQTAG_ROW_CHUNK8 < rows ? chunk + SEQTAG_ROW_CHUNK8 : rows;
+    {
         for (u = 0; u < (H + 7) / 8; u++) {
             const float *w = packed + u * H * 4 * 8;
             const Py_ssize_t col = u * 8;
             const int units = H - col >= 8 ? 8 : (int)(H - col);
-            for (r0 = chunk; r0 < chunk_end; r0 += SEQTAG_ROW_BLOCK8) {
+            for (r0 = 0; r0 < rows; r0 += SEQTAG_ROW_BLOCK8) {
                 const float *x[SEQTAG_ROW_BLOCK8];
                 float *acts[SEQTAG_ROW_BLOCK8], *cell_rows[SEQTAG_ROW_BLOCK8];
                 float tile[SEQTAG_ROW_BLOCK8 * 4 * 8] __attribute__((aligned(32)));
                 float *o[SEQTAG_ROW_BLOCK8];
-                int nr = chunk_end - r0 < SEQTAG_ROW_BLOCK8 ? (int)(chunk_end - r0)
-                                                            : SEQTAG_ROW_BLOCK8;
+                int nr = rows - r0 < SEQTAG_ROW_BLOCK8 ? (int)(rows - r0) : SEQTAG_ROW_BLOCK8;
                 int multiply = r0 < running;
                 for (r = 0; r < nr; r++) {
                     Py_ssize_t row = first + r0 + r;
@@ -614,6 +610,20 @@ static int seqtag_lstm_step_set_isa(int isa) {
         return -1;
     seqtag__isa = isa;
     return 0;
+}
+
+/* Steps of more rows than this go through BLAS where the AVX2 kernels run: measured on a
+ * Zen 3 EPYC (bench/bench_core.py, H = 128), the fused step takes 0.5x BLAS's time at 4
+ * rows, 0.75x at 16, the same at 32, and 1.1-1.25x from 64 rows on, where OpenBLAS's
+ * blocked product (as near the FMA units' peak as ours) also keeps the inputs in cache. */
+#define SEQTAG_AVX2_MAX_ROWS 24
+
+/* Whether a step of `rows` rows runs fused (callers check seqtag_lstm_step_available()
+ * and that packed weights exist): always with the AVX-512 kernels, up to
+ * SEQTAG_AVX2_MAX_ROWS rows with the AVX2 ones. */
+static int seqtag_lstm_step_fused_rows(Py_ssize_t rows) {
+    return seqtag__isa == SEQTAG_ISA_AVX512 ||
+           (seqtag__isa == SEQTAG_ISA_AVX2 && rows <= SEQTAG_AVX2_MAX_ROWS);
 }
 
 /* One step of one direction (see seqtag__lstm_step_f32_avx512); callers check
