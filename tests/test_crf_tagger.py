@@ -206,6 +206,9 @@ def test_span_tags_default_to_one_layer_unless_given():
     tagger = Tagger.train(entity_corpus(20), **dict(options, epochs=1))
     assert tagger.network.config["layers"] == 1
     assert tagger.meta["training"]["embedding_adam"] == "dense"  # also SPAN_DEFAULTS
+    # span tags keep the fixed length their recipe was measured with, not the rule's
+    assert (tagger.meta["training"]["patience"], tagger.meta["training"]["decay_patience"],
+            tagger.meta["training_auto"]) == (6, 2, [])
     tagger = Tagger.train(entity_corpus(20), **dict(options, epochs=1, layers=2,
                                                     embedding_adam="lazy"))
     assert tagger.network.config["layers"] == 2
