@@ -8,7 +8,9 @@ The sentences are EWT test's words; the memo is filled by a warm-up pass, so the
 a long run's steady state; each round tags them once per variant, alternating, and the
 median round is printed.  The reference is configuration (c) of bench/compare_torch.py:
 the UPOS-only network, batches of about 2,048 tokens.  "every head, logits" is the one
-product of every head's rows, undecoded.  "every column, decoded" is exactly what
+product of every head's rows, undecoded; "UPOS, XPOS, FEATS logits" that of every head but
+the lemma head's, in batches of about 4,096 tokens: what exact decoding of every column
+cannot go below (each token needs those heads' argmax).  "every column, decoded" is exactly what
 `seqtag tag --format conllu` (per chunk of sentences) and Tagger.analyze run:
 Tagger.predict_columns, in its batches of about 4,096 tokens (UPOS, XPOS and FEATS labels,
 lemmas from the lexicon or, for the tokens it does not know, the lemma head's scripts);
@@ -56,6 +58,10 @@ def main():
                                                            batch_tokens=2048, memo=True),
         "first head of the joint network": lambda: predict_log_probs(
             tagger.network, tagger.vocab, words, batch_tokens=2048, memo=True, heads=[0],
+            normalize=False),
+        "UPOS, XPOS, FEATS logits": lambda: predict_log_probs(
+            tagger.network, tagger.vocab, words, batch_tokens=4096, memo=True,
+            heads=[k for k, h in enumerate(tagger.vocab.heads) if h.column != "lemma"],
             normalize=False),
         "every head, logits": lambda: predict_log_probs(
             tagger.network, tagger.vocab, words, batch_tokens=2048, memo=True,
