@@ -83,11 +83,18 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
     scored: heads (indexes) whose log-probabilities (each head's own segment; a CRF's
     marginals) come too, from the same pass: {head: [(len, labels) per sentence]}, what
     predict_log_probs(heads=[head]) gives (bit for bit: the same products)."""
-    from .heads import ABSENT, FeatureHead, LemmaHead, join_features
+    from .heads import ABSENT, FeatureHead, Head, LemmaHead, join_features
     heads = vocab.heads
     upos_k = next((k for k, h in enumerate(heads) if h.column == "upos"), None)
     needed = set(columns) | ({"upos"} if "lemma" in columns and upos_k is not None
                              else set())
+    # XPOS and FEATS: the seen analysis that goes best with the predicted UPOS
+    # (seqtag.heads.TagCombinations), chosen from every column of the analysis
+    combinations = heads[upos_k].combinations if upos_k is not None else None
+    if combinations is not None and not needed.isdisjoint(combinations.columns[1:]):
+        needed |= set(combinations.columns)
+    else:
+        combinations = None
     plain = [k for k, h in enumerate(heads) if h.column in needed
              and not isinstance(h, LemmaHead)]
     lemma_k = next((k for k, h in enumerate(heads) if isinstance(h, LemmaHead)), None)
@@ -127,6 +134,15 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
                     features.append((head, _labels(head.labels, ids)))
                 else:
                     values[head.column] = _labels(head.labels, ids)
+            if combinations is not None:
+                at = {heads[k].column: i for i, k in enumerate(plain) if type(heads[k]) is Head}
+                chosen = combinations.choose(upos_ids, {
+                    c: _log_softmax(np.array(logits[:, bounds[at[c]]:bounds[at[c] + 1]]))
+                    for c in combinations.columns[1:]})
+                for column, best in chosen.items():
+                    ids = np.empty(n, dtype=np.int64)
+                    ids[batch.flat_index] = best
+                    values[column] = _labels(heads[plain[at[column]]].labels, ids)
             if features:
                 found: list[dict[str, str]] = [{} for _ in range(n)]
                 for head, labels in features:

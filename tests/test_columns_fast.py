@@ -1,12 +1,13 @@
 """Tagging every column the fast way (seqtag.inference.predict_columns: the encoder once,
 the lemma head only for the tokens the lexicon does not know, decoding per batch) gives
 exactly what the straightforward way gives: every head's logits from infer()'s one
-product, each sentence decoded on its own, lemmas ranked by a full sort of the scripts."""
+product, each sentence decoded on its own, lemmas ranked by a full sort of the scripts,
+XPOS and FEATS the best seen analysis with the UPOS by a search over the analyses."""
 
 import numpy as np
 import pytest
 
-from seqtag import Tagger
+from seqtag import Tagger, _core
 from seqtag.corpus import Sentence, read_corpus
 from seqtag.heads import FeatureHead, Head, LemmaHead, join_features
 from seqtag.inference import predict_log_probs
@@ -49,6 +50,25 @@ def reference_columns(tagger, words, wanted):
                 values["lemma"] = lemmas
             elif not isinstance(head, FeatureHead):
                 values[head.column] = [head.labels[j] for j in best[k]]
+        combinations = next((h.combinations for h in heads if h.column == "upos"), None)
+        if combinations is not None:  # XPOS and FEATS: the best seen analysis with the UPOS
+            at = {h.column: k for k, h in enumerate(heads) if type(h) is Head}
+            u = at["upos"]
+            for t in range(len(w)):
+                candidates = [row for row in combinations.seen.tolist()
+                              if row[0] == best[u][t]]
+                if not candidates:
+                    continue
+                log_probs = {}
+                for c in combinations.columns[1:]:
+                    x = np.array(sc[t:t + 1, bounds[at[c]]:bounds[at[c] + 1]])
+                    _core.log_softmax_rows(x)
+                    log_probs[c] = x[0]
+                chosen = max(candidates, key=lambda row: sum(  # first of equals, as argmax
+                    float(log_probs[c][row[i]])
+                    for i, c in enumerate(combinations.columns[1:], 1)))
+                for i, c in enumerate(combinations.columns[1:], 1):
+                    values[c][t] = heads[at[c]].labels[chosen[i]]
         for c in wanted:
             out[c].append(values[c])
     return out
