@@ -3,10 +3,13 @@ lines and write the tagger with it attached (one model file).
 
     python bench/attach_frontend.py -o en_ewt_upos+fe.npz
         [--model BASE] [--train EWT-TRAIN] [--dev EWT-DEV] [--cache FE.npz] [--threads 2]
+        [--frontend-from MODEL]
 
 The tagger's weights are not touched: this is how a model trained before the front end
 existed (the bundled one) gets one without retraining.  With --cache PATH the trained
 front end is also written there alone, and reused on the next run if PATH exists.
+--frontend-from MODEL takes the learned front end of another model file as it is (how the
+bundled model keeps the front end chosen on dev when its tagger is retrained).
 """
 
 import argparse
@@ -25,6 +28,8 @@ def main():
     parser.add_argument("--dev", default=str(ewt_path("dev")))
     parser.add_argument("--cache", default=None)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--frontend-from", default=None,
+                        help="take the front end of this model file instead of learning one")
     parser.add_argument("--float16", action="store_true")
     parser.add_argument("-o", "--output", required=True)
     args = parser.parse_args()
@@ -33,7 +38,13 @@ def main():
     from seqtag.tagger import learn_frontend
 
     tagger = Tagger.load(args.model)
-    if args.cache and os.path.exists(args.cache):
+    if args.frontend_from:
+        donor = Tagger.load(args.frontend_from)
+        if donor.frontend.kind != "learned":
+            raise SystemExit(f"{args.frontend_from} has no learned front end")
+        frontend, record = donor.frontend, donor.meta["frontend_training"]
+        print(f"front end: {args.frontend_from}'s")
+    elif args.cache and os.path.exists(args.cache):
         arrays, meta = modelfile.load_model(args.cache)
         frontend, record = LearnedFrontEnd.from_arrays(arrays, meta["frontend"]), meta["record"]
         print(f"front end: {args.cache} (reused)")

