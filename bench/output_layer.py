@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 from common import machine_line  # noqa: E402
 
 from seqtag import runtime  # noqa: E402
-from seqtag.network import _log_softmax  # noqa: E402
+from seqtag.network import _log_softmax, grad_logits_in_place  # noqa: E402
 
 SIZES = [17, 49, 230, 419]  # the bundled model's heads: UPOS, XPOS, FEATS, lemma scripts
 EPOCH_BATCHES = 392  # EWT train in batches of 32 sentences
@@ -58,16 +58,7 @@ def before(hidden, weight, bias, bounds, targets):
 
 def after(hidden, weight, bias, bounds, targets):
     log_probs, cells = forward_and_loss(hidden, weight, bias, bounds, targets)
-    grad = np.exp(log_probs, out=log_probs)
-    for k, (rows, columns, scale) in enumerate(cells):
-        segment = grad[:, bounds[k]:bounds[k + 1]]
-        if len(rows) == len(grad):
-            segment *= scale
-        else:
-            row_scale = np.zeros(len(grad), dtype=grad.dtype)
-            row_scale[rows] = scale
-            segment *= row_scale[:, None]
-        grad[rows, columns] -= scale
+    grad = grad_logits_in_place(log_probs, cells, bounds)
     other = runtime.run_beside(np.matmul, grad.T, hidden)
     grad_hidden = grad @ weight
     return other.result(), grad.sum(axis=0), grad_hidden

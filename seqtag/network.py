@@ -560,16 +560,7 @@ class Network:
         # label) / n, zero in rows whose label is unknown; written over the log-probs,
         # which are spent (what _grad_logits gives from the loss's d log_probs, bit for
         # bit, without its passes over every output)
-        grad = np.exp(log_probs, out=log_probs)
-        for k, (rows, columns, scale) in enumerate(gold_cells):
-            segment = grad[:, self.bounds[k]:self.bounds[k + 1]]
-            if len(rows) == len(grad):
-                segment *= scale
-            else:
-                row_scale = np.zeros(len(grad), dtype=self.dtype)
-                row_scale[rows] = scale
-                segment *= row_scale[:, None]
-            grad[rows, columns] -= scale
+        grad = grad_logits_in_place(log_probs, gold_cells, self.bounds)
         with runtime.single_blas_thread():
             dense, sparse = self._backward(cache, grad)
         if self.n_heads > 1:
@@ -593,6 +584,23 @@ class Network:
 def _dropout_mask(rng, shape, rate, dtype):
     keep = 1.0 - rate
     return (rng.random(shape, dtype=np.float32) < keep).astype(dtype) / dtype(keep)
+
+
+def grad_logits_in_place(log_probs, gold_cells, bounds):
+    """d loss / d logits of the heads' log-softmax segments, written over log_probs (N, C),
+    which are spent: in segment k, (softmax - one-hot of the gold label) * scale in the rows
+    of gold_cells[k] = (rows, gold columns, scale = 1 / their count), zero in the others."""
+    grad = np.exp(log_probs, out=log_probs)
+    for k, (rows, columns, scale) in enumerate(gold_cells):
+        segment = grad[:, bounds[k]:bounds[k + 1]]
+        if len(rows) == len(grad):
+            segment *= scale
+        else:
+            row_scale = np.zeros(len(grad), dtype=grad.dtype)
+            row_scale[rows] = scale
+            segment *= row_scale[:, None]
+        grad[rows, columns] -= scale
+    return grad
 
 
 def _log_softmax(logits, bounds=None):
