@@ -139,14 +139,16 @@ class Network:
         # None ("auto", or a model written before shapes existed): training resolves it
         # first, so here it is a model without shapes
         c["shape_dim"] = c["shape_dim"] or 0
-        rng = np.random.default_rng(seed)
+        # a model being loaded (init=False) draws nothing: numpy.random's import alone is
+        # ~12 ms of a one-shot `seqtag tag`
+        rng = np.random.default_rng(seed) if init else None
+        seeds = [int(rng.integers(2**31)) for _ in range(2)] if rng is not None else [0, 0]
         self.char_rnn = RNN(c["cell"], c["char_dim"], c["char_hidden"], bidirectional=True,
-                            seed=int(rng.integers(2**31)), threads=threads, dtype=dtype,
-                            init=init)
+                            seed=seeds[0], threads=threads, dtype=dtype, init=init)
         self.rnn = RNN(c["cell"], c["word_dim"] + 2 * c["char_hidden"] + c["shape_dim"],
                        c["hidden"],
                        num_layers=c["layers"], bidirectional=True, dropout=c["dropout"],
-                       seed=int(rng.integers(2**31)), threads=threads, dtype=dtype, init=init)
+                       seed=seeds[1], threads=threads, dtype=dtype, init=init)
         word_shape, char_shape = (n_words, c["word_dim"]), (n_chars, c["char_dim"])
         shape_shape = (len(SHAPES), c["shape_dim"])
         output_shape = (n_tags, 2 * c["hidden"])

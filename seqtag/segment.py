@@ -294,7 +294,8 @@ class CharCodes:
             ids[~small] = [self._astral_id(int(cp)) for cp in cps[~small]]
         missing = ids < 0
         if missing.any():
-            for cp in np.unique(cps[missing]):
+            # a set, not np.unique: that imports numpy.ma (~18 ms), on the first text
+            for cp in set(cps[missing].tolist()):
                 self._table[cp] = _char_class(chr(cp))
             ids[missing] = self._table[cps[missing]]
         return ids
@@ -332,8 +333,11 @@ class CharTagger:
     def __init__(self, n_chars, dim=24, hidden=48, cell="lstm", seed=0, threads=1,
                  dtype=np.float32, init=True):
         self.dtype = np.dtype(dtype).type
-        rng = np.random.default_rng(seed)
-        self.rnn = RNN(cell, dim, hidden, bidirectional=True, seed=int(rng.integers(2**31)),
+        # a model being loaded draws nothing: numpy.random's import alone is ~12 ms of a
+        # one-shot `seqtag tag`
+        rng = np.random.default_rng(seed) if init else None
+        self.rnn = RNN(cell, dim, hidden, bidirectional=True,
+                       seed=int(rng.integers(2**31)) if rng is not None else 0,
                        threads=threads, dtype=dtype, init=init)
         n_out = len(LABELS)
         if init:
