@@ -1,3 +1,3 @@
-from seqtag.cli import main
+from seqtag.console import main
 
 main()

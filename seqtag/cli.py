@@ -14,7 +14,6 @@ exits with status 130.
 import enum
 import functools
 import inspect
-import io
 import json
 import os
 import shlex
@@ -499,17 +498,13 @@ def tag(
                               top_k=settings.top_k, batch_size=settings.batch_size,
                               encoding=encoding, span_scheme=settings.span_scheme))
         return
-    from .stream import tag_files
+    from .stream import argument_sources, tag_files
     from .tagger import Tagger
 
+    # without options, seqtag.console tags text arguments as this does (tag_arguments)
     tagger = Tagger.load(model, threads=settings.threads, memo_words=settings.memo_words)
     if text:  # each argument is a paragraph of raw text (its offsets count from its start)
-        sources = []
-        for k, t in enumerate(text, 1):
-            if not t.strip():
-                continue  # an empty argument has nothing to tag: no error for it
-            sources.append(io.StringIO(t, newline=""))
-            sources[-1].name = f"argument {k}"
+        sources = argument_sources(text)
         if input_format is InputFormat.auto:
             input_format = InputFormat.text
     else:
@@ -812,7 +807,8 @@ def _frontend_line(fe):
 
 
 def main(argv=None):
-    """The `seqtag` console script (and `python -m seqtag`)."""
+    """The command line, every command through typer (the `seqtag` console script,
+    seqtag.console.main, comes here for all but a plain `seqtag tag TEXT...`)."""
     return app(args=argv, prog_name="seqtag")
 
 

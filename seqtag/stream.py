@@ -49,7 +49,8 @@ from .errors import SeqtagError
 if TYPE_CHECKING:
     from .tagger import Tagger
 
-__all__ = ["TOPK_FORMATS", "tag_stream", "tag_files", "model_tag_column", "FileResult",
+__all__ = ["TOPK_FORMATS", "tag_stream", "tag_files", "argument_sources", "tag_arguments",
+           "model_tag_column", "FileResult",
            "output_plan", "tag_file_to", "tag_into_folder", "remove_stale_temporaries"]
 
 DEFAULT_BATCH_SIZE: int = TaggingConfig.batch_size  # the option's one definition
@@ -210,6 +211,33 @@ def tag_files(tagger: Tagger, sources: Iterable[Source], out: TextIO,
         for source in sources)
     return tag_stream(tagger, sentences, out, output_format, top_k, batch_size, tag_column,
                       on_chunk, span_scheme, columns)
+
+
+def argument_sources(texts: Iterable[str]) -> list[io.StringIO]:
+    """Raw text given as command-line arguments, as sources for tag_files: a paragraph
+    each, named "argument K" (its offsets count from its own start); an empty one has
+    nothing to tag and is left out (no error for it)."""
+    sources = []
+    for k, text in enumerate(texts, 1):
+        if not text.strip():
+            continue
+        source = io.StringIO(text, newline="")
+        source.name = f"argument {k}"
+        sources.append(source)
+    return sources
+
+
+def tag_arguments(texts: Iterable[str], out: TextIO) -> tuple[int, int]:
+    """What `seqtag tag TEXT...` does with its default options: the bundled model tags
+    each text (raw text, a paragraph) into `out` as word/TAG lines.  seqtag.console runs
+    it for that command line without importing seqtag.cli; returns (sentences, tokens)."""
+    from .tagger import Tagger
+
+    settings = TaggingConfig()
+    tagger = Tagger.load(threads=settings.threads, memo_words=settings.memo_words)
+    return tag_files(tagger, argument_sources(texts), out, "text", "text", settings.top_k,
+                     settings.batch_size, span_scheme=settings.span_scheme,
+                     columns=settings.columns)
 
 
 # ---------------------------------------------------------------- many files into a folder

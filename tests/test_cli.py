@@ -502,6 +502,79 @@ def test_tagging_imports_no_pydantic():
     assert (p.stdout, p.stderr) == ("The/DET dog/NOUN ate/VERB the/DET apple/NOUN\n", "False\n")
 
 
+# ---- seqtag.console: `seqtag tag TEXT...` without typer
+
+def _exit_and_output(main, args, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    out, err = capsys.readouterr()
+    return e.value.code or 0, out, err
+
+
+@pytest.mark.parametrize("texts", [
+    ["The dog ate the apple"],
+    ["The dog barked. It ran.", "", "  ", "Élan vital, ça va? Don't."],
+    ["train"],  # a command's name is text after tag
+    [""],
+])
+def test_plain_tag_without_typer_prints_what_the_command_line_prints(texts, capsys):
+    from seqtag import console
+
+    fast = _exit_and_output(console.main, ["tag", *texts], capsys)
+    full = _exit_and_output(cli.main, ["tag", *texts], capsys)
+    assert fast == full and fast[0] == 0
+
+
+def test_plain_tag_without_typer_reports_a_broken_model_in_one_line(tmp_path, monkeypatch,
+                                                                     capsys):
+    from seqtag import console, tagger
+
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(b"PK\x03\x04 but nothing more")
+    monkeypatch.setattr(tagger, "DEFAULT_MODEL", broken)
+    monkeypatch.delenv("SEQTAG_DEBUG", raising=False)
+    fast = _exit_and_output(console.main, ["tag", "The dog"], capsys)
+    assert fast == _exit_and_output(cli.main, ["tag", "The dog"], capsys)
+    code, out, err = fast
+    assert (code, out) == (1, "") and err.startswith(f"seqtag: error: {broken} is truncated")
+    assert err.count("\n") == 1
+
+
+def test_plain_tag_without_typer_interrupted(monkeypatch, capsys):
+    from seqtag import console
+    from seqtag.tagger import Tagger
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Tagger, "load", interrupted)
+    assert _exit_and_output(console.main, ["tag", "hello"], capsys) == (
+        130, "", "seqtag: interrupted\n")
+
+
+def test_console_leaves_options_and_the_rest_to_typer(capsys):
+    from seqtag import console
+
+    code, out, _ = _exit_and_output(console.main, ["tag", "--format", "tsv", "The dog"], capsys)
+    assert (code, out) == (0, "The\tDET\ndog\tNOUN\n\n")
+    # "--" is typer's: what follows is text even where it looks like an option
+    code, out, _ = _exit_and_output(console.main, ["tag", "The dog", "--", "-x"], capsys)
+    assert (code, out) == (0, "The/DET dog/NOUN\n-/PUNCT x/SYM\n")
+    code, out, _ = _exit_and_output(console.main, ["--help"], capsys)
+    assert code == 0 and "Usage: seqtag" in out
+
+
+def test_plain_tag_imports_no_typer():
+    code = ("import sys; from seqtag.console import main\n"
+            "try:\n    main(['tag', 'The dog ate the apple'])\n"
+            "except SystemExit as e:\n    assert not e.code, e.code\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('typer', 'click') "
+            "or m == 'seqtag.cli'), file=sys.stderr)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120)
+    assert (p.stdout, p.stderr) == ("The/DET dog/NOUN ate/VERB the/DET apple/NOUN\n", "[]\n")
+
+
 def test_usage_error_in_subprocess():
     code, out, err = run("tag", "--format", "xml", "hi")
     assert code == 2 and out == "" and "--format" in err

@@ -1,0 +1,49 @@
+"""The `seqtag` console script (and `python -m seqtag`): seqtag.cli, with a way around it
+for the one-shot `seqtag tag "TEXT" ...`.
+
+Importing typer and building the command line (seqtag.cli: every command's options, from
+seqtag.config) is about 100 ms of a one-shot `seqtag tag "The dog ate the apple"` on a
+2-core machine where the whole command takes 0.5 s (bench/startup.py, BENCHMARKS.md).
+When the arguments are `tag` followed only by text (none starting with "-": no option,
+no "--"), there is nothing for a parser to do: the text is tagged here exactly as the
+`tag` command tags text arguments with its default options (the same
+seqtag.stream.tag_arguments call), with the same one-line errors and exit statuses.
+Everything else, --help included, goes to seqtag.cli.
+"""
+
+import os
+import sys
+import traceback
+
+from .errors import SeqtagError
+
+
+def main(argv=None):
+    """The `seqtag` console script."""
+    args = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    if len(args) >= 2 and args[0] == "tag" and not any(a.startswith("-") for a in args[1:]):
+        sys.exit(_tag_text(args[1:]))
+    from .cli import main as full_command_line
+
+    return full_command_line(args)
+
+
+def _tag_text(texts):
+    """`seqtag tag TEXT...` with the default options; the exit status."""
+    from .stream import tag_arguments
+
+    try:
+        tag_arguments(texts, sys.stdout)
+    except SeqtagError as e:  # as seqtag.cli reports it (its ConfigErrors come from flags)
+        if os.environ.get("SEQTAG_DEBUG", "") not in ("", "0"):
+            traceback.print_exc()
+        print(f"seqtag: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{chr(10) if sys.stderr.isatty() else ''}seqtag: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `seqtag tag ... | head`: click exits 1 without a word too
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # nothing left to flush at exit
+        return 1
+    return 0
