@@ -1,6 +1,6 @@
 """One-shot latency of `seqtag tag "The dog ate the apple"` beside its floor (issue #12).
 
-    python bench/startup.py [--runs 30] [--tree DIR]
+    python bench/startup.py [--runs 30] [--tree DIR] [--against DIR]
 
 Times, alternating within each round so a busy neighbour slows all of them alike:
 
@@ -8,9 +8,13 @@ Times, alternating within each round so a busy neighbour slows all of them alike
 - `python -c "import numpy"`: the floor any seqtag run pays;
 - `python -m seqtag tag "The dog ate the apple"` with PYTHONPATH=DIR (default: the tree
   this script is in), so a work tree is timed, not whatever `seqtag` is installed;
-- a breakdown in a fresh process: `import numpy`, `import seqtag.cli` (typer and the
-  options), the modules `tag` imports (seqtag.stream, seqtag.tagger), `Tagger.load()`, and
-  tagging the sentence (tag_files into a string, what the command runs).
+- a breakdown in a fresh process: `import numpy`, the modules `tag` imports
+  (seqtag.stream, seqtag.tagger), `Tagger.load()`, tagging the sentence (tag_files into a
+  string, what the command runs), then `import seqtag.cli` (typer and every command's
+  options: what a `seqtag tag` with options pays on top).
+
+--against DIR times a second tree's command and breakdown in the same rounds (an older
+commit in its own work tree): a before/after on a machine whose load moves.
 
 Prints the median and the lowest of each, the seqtag share (the command less `import
 numpy`, paired within each round) and the load average before and after.
@@ -40,8 +44,6 @@ import io, json, time
 t = [time.perf_counter()]
 import numpy
 t.append(time.perf_counter())
-import seqtag.cli
-t.append(time.perf_counter())
 from seqtag.stream import tag_files
 from seqtag.tagger import Tagger
 t.append(time.perf_counter())
@@ -52,8 +54,10 @@ source.name = "argument 1"
 tag_files(tagger, [source], out, "text", "text")
 t.append(time.perf_counter())
 assert out.getvalue() == EXPECTED, out.getvalue()
-names = ["import numpy", "import seqtag.cli (typer, options)",
-         "import seqtag.stream, seqtag.tagger", "Tagger.load()", "tag the sentence"]
+import seqtag.cli
+t.append(time.perf_counter())
+names = ["import numpy", "import seqtag.stream, seqtag.tagger", "Tagger.load()",
+         "tag the sentence", "then import seqtag.cli (typer)"]
 print(json.dumps({n: b - a for n, a, b in zip(names, t, t[1:])}))
 """.replace("SENTENCE", repr(SENTENCE)).replace("EXPECTED", repr(EXPECTED))
 
@@ -89,55 +93,63 @@ def main():
     parser.add_argument("--runs", type=int, default=30, help="rounds (each runs every command)")
     parser.add_argument("--tree", type=Path, default=Path(__file__).resolve().parents[1],
                         help="the seqtag source tree to time (PYTHONPATH)")
+    parser.add_argument("--against", type=Path, help="a second tree, timed in the same rounds")
     args = parser.parse_args()
-    tree = args.tree.resolve()
-    env = child_env(tree)
+    trees = [args.tree.resolve()] + ([args.against.resolve()] if args.against else [])
     python = sys.executable
-    commands = {
-        "python -c pass": [python, "-c", "pass"],
-        "python -c 'import numpy'": [python, "-c", "import numpy"],
-        f"seqtag tag \"{SENTENCE}\"": [python, "-m", "seqtag", "tag", SENTENCE],
-    }
+    floors = {"python -c pass": [python, "-c", "pass"],
+              "python -c 'import numpy'": [python, "-c", "import numpy"]}
+    tag_command = [python, "-m", "seqtag", "tag", SENTENCE]
     breakdown_command = [python, "-c", BREAKDOWN]
-    git = subprocess.run(["git", "-C", str(tree), "log", "-1", "--format=%h %s"],
-                         capture_output=True, text=True).stdout.strip()
     print(machine_line())
-    print(f"tree: {tree} ({git or 'not a git tree'}); python {sys.version.split()[0]}")
+    print(f"python {sys.version.split()[0]}")
+    for tree in trees:
+        git = subprocess.run(["git", "-C", str(tree), "log", "-1", "--format=%h %s"],
+                             capture_output=True, text=True).stdout.strip()
+        print(f"tree: {tree} ({git or 'not a git tree'})")
     print(f"load average at the start: {load_average()}")
 
-    for command in [*commands.values(), breakdown_command]:  # writes the .pyc files
-        run(command, env, tree)
-    printed = run(commands[f"seqtag tag \"{SENTENCE}\""], env, tree)[1]
-    if printed != EXPECTED:
-        sys.exit(f"seqtag tag printed {printed!r}, not {EXPECTED!r}")
-    if not list((tree / "seqtag" / "__pycache__").glob("cli.*.pyc")):
-        print("warning: no .pyc for seqtag.cli: every start compiles the sources")
+    for tree in trees:  # writes the .pyc files, and checks what the command prints
+        env = child_env(tree)
+        for command in [*floors.values(), breakdown_command]:
+            run(command, env, tree)
+        printed = run(tag_command, env, tree)[1]
+        if printed != EXPECTED:
+            sys.exit(f"seqtag tag printed {printed!r}, not {EXPECTED!r} ({tree})")
+        if not list((tree / "seqtag" / "__pycache__").glob("tagger.*.pyc")):
+            print(f"warning: no .pyc in {tree}: every start compiles the sources")
 
-    times = {name: [] for name in commands}
-    phases = {}
+    floor_times = {name: [] for name in floors}
+    tag_times = {tree: [] for tree in trees}
+    phases = {tree: {} for tree in trees}
     for _ in range(args.runs):
-        for name, command in commands.items():
-            times[name].append(run(command, env, tree)[0])
-        for phase, seconds in json.loads(run(breakdown_command, env, tree)[1]).items():
-            phases.setdefault(phase, []).append(seconds)
+        for name, command in floors.items():
+            floor_times[name].append(run(command, child_env(trees[0]), trees[0])[0])
+        for tree in trees:
+            env = child_env(tree)
+            tag_times[tree].append(run(tag_command, env, tree)[0])
+            for phase, seconds in json.loads(run(breakdown_command, env, tree)[1]).items():
+                phases[tree].setdefault(phase, []).append(seconds)
 
     print(f"load average at the end: {load_average()}")
-    print(f"median (lowest) of {args.runs} alternated runs, wall time from process start to exit:")
-    for name, values in times.items():
-        print(f"  {name:34s} {statistics.median(values) * 1e3:7.0f} ms  "
+    print(f"median (lowest) of {args.runs} alternated runs, wall time from process start "
+          "to exit:")
+    for name, values in floor_times.items():
+        print(f"  {name:44s} {statistics.median(values) * 1e3:7.0f} ms  "
               f"({min(values) * 1e3:.0f})")
-    numpy_times = times["python -c 'import numpy'"]
-    tag_times = times[f"seqtag tag \"{SENTENCE}\""]
-    share = [t - n for t, n in zip(tag_times, numpy_times)]
-    print(f"  seqtag's share (tag - import numpy, paired per round): "
-          f"{statistics.median(share) * 1e3:.0f} ms")
-    print("breakdown in one process (median of each phase):")
-    total = 0.0
-    for phase, values in phases.items():
-        median = statistics.median(values)
-        total += median
-        print(f"  {phase:38s} {median * 1e3:7.1f} ms")
-    print(f"  {'sum':38s} {total * 1e3:7.1f} ms")
+    numpy_times = floor_times["python -c 'import numpy'"]
+    for tree in trees:
+        values = tag_times[tree]
+        share = [t - n for t, n in zip(values, numpy_times)]
+        label = f'seqtag tag "{SENTENCE}"'
+        print(f"  {label:44s} {statistics.median(values) * 1e3:7.0f} ms"
+              f"  ({min(values) * 1e3:.0f})  {tree.name}")
+        print(f"    seqtag's share (less import numpy, paired per round): "
+              f"{statistics.median(share) * 1e3:.0f} ms")
+    for tree in trees:
+        print(f"breakdown in one process, {tree.name} (median of each phase):")
+        for phase, values in phases[tree].items():
+            print(f"  {phase:38s} {statistics.median(values) * 1e3:7.1f} ms")
 
 
 if __name__ == "__main__":
