@@ -172,7 +172,7 @@ class Lexicon:
         # checked with loops that stay in C: a model's lexicon has tens of thousands of
         # entries, and loading the model is most of a one-shot `seqtag tag`
         items = list(meta)
-        if (any(type(item) not in (list, tuple) or len(item) != 3 for item in items)
+        if (not set(map(type, items)) <= {list, tuple} or set(map(len, items)) - {3}
                 or not set(map(type, chain.from_iterable(items))) <= {str}):
             raise ValueError("a lexicon entry is not [form, upos, lemma]")
         lexicon = cls.__new__(cls)

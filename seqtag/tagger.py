@@ -33,9 +33,6 @@ from .heads import COLUMNS, FeatureHead, LemmaHead, build_heads, model_columns
 from .lemma import apply_script
 from .rawtext import TaggedSentence, text_paragraphs
 from .rawtext import segment as segment_paragraphs
-from .train import CHECKPOINT_KIND, TrainingInterrupted, TrainingState, auto_options
-from .train import split_dev
-from .train import train as train_network
 from .vocab import Vocabulary
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "en_ewt_upos.npz"
@@ -139,6 +136,11 @@ class Tagger:
         Ctrl-C after the first epoch raises TrainingInterrupted (a KeyboardInterrupt) whose
         .tagger is the best model so far.
         """
+        # seqtag.train (hashlib among its imports) is imported where training starts: a
+        # tagger that only tags never needs it
+        from .train import TrainingInterrupted, TrainingState, auto_options, split_dev
+        from .train import train as train_network
+
         net_given, train_given = split_training_options(options)
         state = None
         if resume is not None:
@@ -339,6 +341,8 @@ class Tagger:
                 tagger.attach_frontend(learned, record)
             return tagger
 
+        from .train import TrainingInterrupted
+
         try:
             tagger = cls.train(train_sents, dev_sents, progress=progress, corpus=corpus_info,
                                checkpoint=checkpoint, resume=resume,
@@ -390,9 +394,11 @@ class Tagger:
                                  f"({path}); reinstall seqtag or pass a model with -m")
         arrays, meta = modelfile.load_model(path)
         frontend = _load_frontend(path, arrays, meta)
-        if meta.get("kind") == CHECKPOINT_KIND:
-            raise ModelError(f"{path} is a training checkpoint, not a model; continue its run "
-                             f"with seqtag train --resume {path}")
+        if meta.get("kind") is not None:  # a model has none: no seqtag.train to import
+            from .train import CHECKPOINT_KIND
+            if meta["kind"] == CHECKPOINT_KIND:
+                raise ModelError(f"{path} is a training checkpoint, not a model; continue "
+                                 f"its run with seqtag train --resume {path}")
         try:
             # a model of one column written before heads existed: its corpus's tag column
             column = (meta.get("corpus") or {}).get("tag_column")

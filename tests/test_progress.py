@@ -96,8 +96,10 @@ def test_one_shot_tagging_imports_no_bar_and_no_extra():
                         "The dog barked."], capture_output=True, env=env, timeout=120)
     assert p.returncode == 0 and p.stdout == b"The/DET dog/NOUN barked/VERB ./PUNCT\n"
     imported = {line.rsplit("|", 1)[-1].strip() for line in p.stderr.decode().splitlines()}
-    # numpy.random and numpy.ma: ~30 ms of imports a loaded model does not need
+    # numpy.random and numpy.ma: ~30 ms of imports a loaded model does not need; typer
+    # and seqtag.cli: a plain `seqtag tag TEXT` goes around them (seqtag.console)
     for module in ("seqtag.progress", "seqtag.plot", "seqtag.embeddings", "rich",
-                   "matplotlib", "spacy", "nltk", "numpy.random", "numpy.ma"):
+                   "matplotlib", "spacy", "nltk", "numpy.random", "numpy.ma", "seqtag.train",
+                   "typer", "seqtag.cli"):
         assert module not in imported
     assert "seqtag.stream" in imported  # the list is the real one
