@@ -2,7 +2,8 @@
 
 Each command parses its options, calls the library and prints; numpy and the
 tagger are imported inside the commands so `seqtag --help` and `seqtag tag`
-start quickly.  The options of the network, of training and of tagging are not
+start quickly (a plain `seqtag tag TEXT...`, without options, does not come here:
+seqtag.console tags it without importing typer).  The options of the network, of training and of tagging are not
 written here: they are generated from seqtag.config (name, help, shown default,
 choices), which also parses and checks their values.  Errors a user can fix
 (SeqtagError) print one line, ``seqtag: error: <message>``, and exit with status 1;
