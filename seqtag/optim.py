@@ -32,6 +32,25 @@ def _run_jobs(jobs):
         kernel(*args)
 
 
+def run_jobs(jobs, threads):
+    """Run (size, kernel, arguments) jobs whose kernels release the GIL: with threads >= 2
+    half of them (by size) on the second thread.  Each job runs whole on one thread, so
+    the result does not depend on the threads."""
+    if threads < 2 or len(jobs) < 2:
+        _run_jobs(jobs)
+        return
+    halves, sizes = ([], []), [0, 0]
+    for job in sorted(jobs, key=lambda j: -j[0]):  # largest first, to the lighter half
+        lighter = 0 if sizes[0] <= sizes[1] else 1
+        halves[lighter].append(job)
+        sizes[lighter] += job[0]
+    other = runtime.second_thread().submit(_run_jobs, halves[1])
+    try:
+        _run_jobs(halves[0])
+    finally:
+        other.result()
+
+
 class SGD:
     def __init__(self, params, lr=0.1):
         self.params = params
@@ -97,17 +116,7 @@ class Adam:
                 self.params[name], self.m[name], self.v[name],
                 np.ascontiguousarray(ids, dtype=np.int64), np.ascontiguousarray(rows), lr, b1,
                 b2, self.eps)))
-        if self.threads < 2 or len(jobs) < 2:
-            _run_jobs(jobs)
-            return
-        halves, sizes = ([], []), [0, 0]
-        for job in sorted(jobs, key=lambda j: -j[0]):  # largest first, to the lighter half
-            lighter = 0 if sizes[0] <= sizes[1] else 1
-            halves[lighter].append(job)
-            sizes[lighter] += job[0]
-        other = runtime.second_thread().submit(_run_jobs, halves[1])
-        _run_jobs(halves[0])
-        other.result()
+        run_jobs(jobs, self.threads)
 
     def state(self):
         arrays = {f"adam.m.{k}": v for k, v in self.m.items()}

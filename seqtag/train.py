@@ -15,7 +15,7 @@ from .errors import ModelError, SeqtagError
 from .heads import encode_targets
 from .inference import dev_scores
 from .network import Batch, Network
-from .optim import SGD, Adam, clip_by_global_norm
+from .optim import SGD, Adam, clip_by_global_norm, run_jobs
 from .vocab import Vocabulary
 
 #: The training options' defaults (declared in seqtag.config.TrainingConfig).
@@ -161,8 +161,10 @@ class TrainingState:
         # a short memory at first, so the average soon forgets the random initial weights
         steps = self.optimizer.steps
         decay = min(self.opts.average, (1 + steps) / (10 + steps))
-        for name, value in self.params.items():
-            _core.ema_update(self.average[name].reshape(-1), value.reshape(-1), decay)
+        # a pass over every weight, shared by the two cores as Adam's is
+        run_jobs([(value.size, _core.ema_update,
+                   (self.average[name].reshape(-1), value.reshape(-1), decay))
+                  for name, value in self.params.items()], self.opts.threads)
 
     @contextlib.contextmanager
     def holding(self, weights):

@@ -97,3 +97,28 @@ def test_adam_on_two_threads_gives_the_same_bits_as_on_one():
         for one, two in zip(runs[0], runs[1]):
             np.testing.assert_array_equal(one[name], two[name], err_msg=name)
     assert not np.array_equal(runs[0][0]["a"], start["a"])  # the weights did move
+
+
+def test_the_weight_average_on_two_threads_gives_the_same_bits_as_on_one():
+    """The training's moving average of the weights (TrainingState.update_average) shares
+    its pass between the threads as Adam does: each array still one kernel call."""
+    from seqtag.train import TrainingState
+    from test_network import CONFIG, SENTENCES
+    from seqtag.network import Network
+    from seqtag.vocab import Vocabulary
+
+    vocab = Vocabulary.build(SENTENCES, min_char_count=1)
+    averages = []
+    for threads in (1, 2):
+        network = Network(CONFIG, len(vocab.words), len(vocab.chars), len(vocab.tags), seed=2)
+        state = TrainingState(network, vocab, {"threads": threads}, "fingerprint")
+        moves = np.random.default_rng(3)
+        for _ in range(3):
+            for value in state.params.values():
+                value += moves.standard_normal(value.shape).astype(value.dtype)
+            state.optimizer.steps += 1
+            state.update_average()
+        averages.append(state.average)
+    for name in averages[0]:
+        np.testing.assert_array_equal(averages[0][name], averages[1][name], err_msg=name)
+        assert not np.array_equal(averages[0][name], state.params[name])  # it averages
