@@ -6,14 +6,18 @@ Writes EWT train's tokens (one per line, blank line between sentences), its sent
 (tokens joined by spaces, one per line: --input-format lines) and its raw text (the
 sentences' `# text` in paragraphs, as bench/raw_text.py makes it: --input-format text) to a
 temporary folder, then times `seqtag tag -i FILE` on each, output to /dev/null: reading,
-tokenizing, sentence splitting, batching, tagging and formatting included.  The raw text
-is tagged with the bundled model (the rule front end) and, with --model, with a model
-that has a learned front end (bench/attach_frontend.py makes one), in the same run.
-Tokens/s counts the gold tokens of the file, so the runs compare on the same work.
+tokenizing, sentence splitting, batching, tagging and formatting included.  Tokens and
+lines never meet a learned front end (lines: the rule tokenizer, one sentence a line: what
+`seqtag tag -i` did before models had front ends); the raw text goes through the front end
+of the bundled model (learned since it has one) and, with --model, of that model too, in
+the same run.  --rounds N repeats every command N times, alternating, and prints each
+one's median.  Tokens/s counts the gold tokens of the file, so the runs compare on the
+same work.
 """
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,10 +26,13 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import ewt_path, machine_line, raw_text  # noqa: E402
 
+from seqtag import Tagger  # noqa: E402
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--model", default=None,
                         help="a model with a learned front end, for the raw text")
     args = parser.parse_args()
@@ -46,16 +53,23 @@ def main():
         runs = [(kind, path, None) for kind, path in files.items()]
         if args.model:
             runs.append(("text", files["text"], args.model))
-        for kind, path, model in runs:
-            command = ["seqtag", "tag", "-i", path, "--input-format", kind, "--threads",
-                       str(args.threads)] + (["-m", model] if model else [])
-            start = time.perf_counter()
-            subprocess.run(command, stdout=subprocess.DEVNULL, check=True)
-            seconds = time.perf_counter() - start
-            front = "learned front end" if model else "rules"
-            print(f"seqtag tag --input-format {kind:6} ({front:17}): {tokens:,} tokens in "
-                  f"{seconds:.2f} s = {tokens / seconds:,.0f} tokens/s ({args.threads} threads)")
-
+        times = {run: [] for run in runs}
+        for _ in range(args.rounds):
+            for run in runs:
+                kind, path, model = run
+                command = ["seqtag", "tag", "-i", path, "--input-format", kind, "--threads",
+                           str(args.threads)] + (["-m", model] if model else [])
+                start = time.perf_counter()
+                subprocess.run(command, stdout=subprocess.DEVNULL, check=True)
+                times[run].append(time.perf_counter() - start)
+        for (kind, path, model), seconds in times.items():
+            seconds = statistics.median(seconds)
+            front = ("rules" if kind != "text" else
+                     f"{Tagger.load(model).frontend.kind} front end" +
+                     (f" of {os.path.basename(model)}" if model else ""))
+            print(f"seqtag tag --input-format {kind:6} ({front}): {tokens:,} tokens in "
+                  f"{seconds:.2f} s = {tokens / seconds:,.0f} tokens/s ({args.threads} "
+                  f"threads, median of {args.rounds})")
 
 if __name__ == "__main__":
     main()
