@@ -74,11 +74,15 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
     computed then, and returned only if asked), in the order given.
 
     Per batch, the encoder runs once (memoised: Network.encode) and one product gives the
-    logits of every head asked for but the lemma head (Network.head_logits); the lexicon
-    then answers the lemma of every (form, predicted UPOS) pair it holds, and the lemma
-    head's product covers only the other tokens.  Each value is the one
-    seqtag.heads.decode_column gives from infer()'s scores of the sentence (the same
-    products, row by row).  A CRF model's column is its best tag sequence (Viterbi).
+    logits of every head asked for but the lemma head (Network.head_logits) — but for
+    the XPOS and FEATS heads where the UPOS head has TagCombinations and neither of them
+    is scored: a product per predicted UPOS then gives the summed logits of its analyses
+    only (TagCombinations.choose_grouped: 29 rows a token on EWT test against 279; the
+    same choice).  The lexicon then answers the lemma of every (form, predicted UPOS)
+    pair it holds, and the lemma head's product covers only the other tokens.  Each value
+    is the one seqtag.heads.decode_column gives from infer()'s scores of the sentence (the
+    same products, row by row; summed logits decide only clear winners, up to float32
+    rounding).  A CRF model's column is its best tag sequence (Viterbi).
 
     scored: heads (indexes) whose log-probabilities (each head's own segment; a CRF's
     marginals) come too, from the same pass: {head: [(len, labels) per sentence]}, what
@@ -100,7 +104,16 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
     lemma_k = next((k for k, h in enumerate(heads) if isinstance(h, LemmaHead)), None)
     if "lemma" not in needed:
         lemma_k = None
-    bounds = network.head_bounds(plain)
+    # the heads of the analyses' XPOS and FEATS: where none is scored (its log-probs
+    # shown), only the logits of the labels the predicted UPOS's analyses use are
+    # computed (grouped, _analyses), else every row, at the end of the one product
+    analysed = {} if combinations is None else {
+        heads[k].column: k for k in plain
+        if type(heads[k]) is Head and heads[k].column in combinations.columns[1:]}
+    grouped = set(analysed.values()).isdisjoint(scored)
+    product = [k for k in plain if k not in analysed.values()] + (
+        [] if grouped else list(analysed.values()))
+    bounds = network.head_bounds(product)
     out: dict[str, list[list[str]]] = {c: [[] for _ in sentences_words] for c in needed}
     scores: dict[int, list[np.ndarray]] = {
         k: [np.zeros((0, heads[k].size), dtype=network.dtype) for _ in sentences_words]
@@ -121,9 +134,9 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
             hidden = network.encode(batch)
             for k in scored:  # each head on its own: infer(batch, [k])'s product
                 packed_scores[k] = _log_softmax(network.head_logits(hidden, [k]))
-            logits = network.head_logits(hidden, plain) if plain else np.empty((n, 0))
+            logits = network.head_logits(hidden, product) if product else np.empty((n, 0))
             features: list[tuple[FeatureHead, list[str]]] = []
-            for i, k in enumerate(plain):
+            for i, k in enumerate(product):
                 best = logits[:, bounds[i]:bounds[i + 1]].argmax(axis=1)
                 if k == upos_k:
                     upos_ids = best
@@ -135,14 +148,13 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
                 else:
                     values[head.column] = _labels(head.labels, ids)
             if combinations is not None:
-                at = {heads[k].column: i for i, k in enumerate(plain) if type(heads[k]) is Head}
-                chosen = combinations.choose(upos_ids, {
-                    c: _log_softmax(np.array(logits[:, bounds[at[c]]:bounds[at[c] + 1]]))
-                    for c in combinations.columns[1:]})
+                last = bounds[len(product) - len(analysed)]  # where they are, if there
+                chosen = _analyses(network, hidden, combinations, analysed, upos_ids,
+                                   None if grouped else logits[:, last:])
                 for column, best in chosen.items():
                     ids = np.empty(n, dtype=np.int64)
                     ids[batch.flat_index] = best
-                    values[column] = _labels(heads[plain[at[column]]].labels, ids)
+                    values[column] = _labels(heads[analysed[column]].labels, ids)
             if features:
                 found: list[dict[str, str]] = [{} for _ in range(n)]
                 for head, labels in features:
@@ -166,6 +178,32 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
             for k, i in enumerate(chunk):
                 scores[head][i] = flat_scores[starts[k]:starts[k + 1]]
     return {c: out[c] for c in columns}, scores
+
+
+def _analyses(network, hidden, combinations, analysed, upos_ids, logits=None):
+    """{column: (n,) label ids} of the XPOS and FEATS of the packed rows: the seen analysis
+    that goes best with each row's UPOS (TagCombinations).  analysed: {column: its head's
+    index}; logits: (n, ...) those heads' logits side by side, in analysed's order, when
+    the caller has them (every label: choose() decides), else only the labels of each
+    predicted UPOS's analyses are computed (choose_grouped(): the same choice)."""
+    columns = list(analysed)
+
+    def log_probs(rows):
+        got = network.head_logits(hidden, list(analysed.values()), rows) if logits is None \
+            else logits[rows]
+        at = network.head_bounds(list(analysed.values()))
+        return {c: _log_softmax(np.array(got[:, at[i]:at[i + 1]]))
+                for i, c in enumerate(columns)}
+
+    if logits is not None:
+        return combinations.choose(upos_ids, log_probs(slice(None)))
+
+    def sums(rows, ids):  # each analysis's labels' output rows, summed
+        outputs = np.stack([network.bounds[analysed[c]] + ids[:, i]
+                            for i, c in enumerate(combinations.columns[1:])], axis=1)
+        return network.summed_logits(hidden, outputs, rows)
+
+    return combinations.choose_grouped(upos_ids, sums, log_probs)
 
 
 def _labels(labels, ids):

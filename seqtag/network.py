@@ -379,6 +379,27 @@ class Network:
             outs[0] += extra
         return outs[0]
 
+    def summed_logits(self, hidden, outputs, rows):
+        """(len(rows), K) sums of the logits of output rows, for the rows `rows` of
+        encode()'s output: column r is the sum over outputs[r] ((K, j) indexes into every
+        head's stacked rows) of their logits.  One small product over the summed weight
+        rows, for a caller that compares a few combinations of labels of a few tokens (the
+        analyses of one UPOS, seqtag.heads.TagCombinations): the same values as adding
+        head_logits()'s, up to float32 rounding.  The summed weights are kept for the
+        weights' version: a loaded model makes each set once."""
+        key = ("sums", outputs.shape, outputs.tobytes(), self.version)
+        layer = self._head_layers.get(key)
+        if layer is None:
+            layer = (np.ascontiguousarray(self.output_weight[outputs].sum(axis=1)),
+                     np.ascontiguousarray(self.output_bias[outputs].sum(axis=1)))
+            self._head_layers = {k: v for k, v in self._head_layers.items()
+                                 if k[-1] == self.version}
+            self._head_layers[key] = layer
+        out = np.empty((len(rows), len(outputs)), dtype=self.dtype)
+        with runtime.single_blas_thread():
+            _core.input_projection(hidden[rows], layer[0], layer[1], out)
+        return out
+
     def _split_head_layer(self, heads):
         """[(weight columns of direction d, its bias: the heads' for d = 0, else zeros)]
         of the output layer's rows of `heads`, as RNN.forward_projected splits a head."""

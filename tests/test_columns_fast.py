@@ -164,3 +164,70 @@ def test_values_and_every_columns_top_k_from_one_pass(bundled, ewt_dev_words, mo
     assert values == want_values
     assert tops == want_tops
     assert len(calls) == 1  # 150 sentences: one batch
+
+
+def _full_rows_asked(net, monkeypatch):
+    """The heads head_logits() is asked for over every row of a batch, recorded."""
+    asked = []
+    head_logits = net.head_logits
+
+    def recorded(hidden, heads, rows=None):
+        if rows is None:
+            asked.append(tuple(heads))
+        return head_logits(hidden, heads, rows)
+    monkeypatch.setattr(net, "head_logits", recorded)
+    return asked
+
+
+def test_xpos_and_feats_from_each_upos_analyses_alone_are_the_full_products(
+        bundled, ewt_dev_words, monkeypatch):
+    """predict_columns computes the XPOS and FEATS logits of the labels in the predicted
+    UPOS's analyses only (TagCombinations.choose_grouped), never every row of those heads;
+    the values are the full product's (predict_columns_scored with a head scored takes the
+    full rows) and the reference's, on EWT dev."""
+    from seqtag.inference import predict_columns_scored
+    want = reference_columns(bundled, ewt_dev_words, ["upos", "xpos", "feats"])
+    full, _ = predict_columns_scored(bundled.network, bundled.vocab, ewt_dev_words,
+                                     ["upos", "xpos", "feats"], scored=[1])
+    asked = _full_rows_asked(bundled.network, monkeypatch)
+    got = bundled.predict_columns(ewt_dev_words, ["upos", "xpos", "feats"])
+    assert asked and all(heads == (0,) for heads in asked)  # UPOS alone, in every batch
+    assert got == full == want
+
+
+def test_grouped_analyses_on_a_small_model(monkeypatch):
+    """A small random model (logits close together: many near ties, decided on the full
+    log-probs) whose UPOS head carries analyses, one UPOS with none: every column is the
+    reference's, with the memo and without."""
+    from seqtag.heads import TagCombinations
+    upos, xpos = Head("upos", ["NOUN", "VERB", "X"]), Head("xpos", ["NN", "NNS", "VB", "VBD"])
+    feats = Head("feats", ["_", "Number=Plur", "Tense=Past"])
+    upos.combinations = TagCombinations(  # X: in no analysis
+        ["upos", "xpos", "feats"], [[0, 0, 0], [0, 1, 1], [0, 1, 0], [1, 2, 0], [1, 3, 2]])
+    heads = [upos, xpos, feats, LemmaHead([script_label(("", "", "", "", "")),
+                                           script_label(("", "", "", "s", ""))],
+                                          Lexicon({("dogs", "NOUN"): "hound"}))]
+    rng = np.random.default_rng(5)
+    forms = ["dog", "dogs", "ran", "runs", "the", "x", "walked", "cat", "a", "it"]
+    words = [[forms[j] for j in rng.integers(0, len(forms), int(rng.integers(1, 9)))]
+             for _ in range(60)]
+    for capacity in (0, 100):
+        vocab = Vocabulary.build([Sentence(w) for w in words], min_char_count=1, heads=heads)
+        net = Network({"hidden": 8, "word_dim": 6, "char_dim": 4, "char_hidden": 4},
+                      len(vocab.words), len(vocab.chars), [h.size for h in heads],
+                      seed=3, memo_capacity=capacity)
+        # the initial weights give every token the same labels: larger weights, each
+        # label's mean logit taken away, make every UPOS and analysis come up
+        net.output_weight *= 30
+        net.output_bias -= net.head_logits(net.encode(Batch(words, vocab)),
+                                           range(len(heads))).mean(axis=0)
+        net.changed()
+        tagger = Tagger(net, vocab)
+        want = reference_columns(tagger, words, ["upos", "xpos", "feats", "lemma"])
+        assert {u for s in want["upos"] for u in s} == {"NOUN", "VERB", "X"}
+        asked = _full_rows_asked(net, monkeypatch)
+        got = tagger.predict_columns(words)
+        assert (0, 1, 2) not in asked and (1, 2) not in asked
+        assert got == want
+        monkeypatch.undo()
+

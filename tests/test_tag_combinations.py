@@ -141,3 +141,40 @@ def test_the_bundled_model_shows_seen_analyses_and_gains_alltags(ewt_dev):
 
     joint, independent = alltags(got), alltags(alone)
     assert joint >= 0.93 and joint - independent > 0.002, (joint, independent)
+
+
+def test_grouped_choice_is_the_choice_on_every_label():
+    """choose_grouped compares each UPOS's analyses on their labels' logits alone and gives
+    choose()'s result on the log-probabilities: random logits; a UPOS of one analysis, a
+    UPOS of none (each column's own best), ties (the first seen analysis), and sums that
+    round otherwise than the log-probs (a near tie goes to choose(): without that, the
+    perturbed sums below would flip those tokens)."""
+    rng = np.random.default_rng(0)
+    n_upos, n_x, n_f = 6, 7, 9
+    seen = sorted({(int(rng.integers(0, 4)), int(rng.integers(0, n_x)),
+                    int(rng.integers(0, n_f))) for _ in range(25)} | {(4, 2, 3)})
+    comb = TagCombinations(["upos", "xpos", "feats"], seen)   # UPOS 5: no analysis
+    n = 400
+    upos = rng.integers(0, n_upos, n)
+    xpos = rng.normal(size=(n, n_x)).round(1) * 3               # rounded: many exact ties
+    feats = rng.normal(size=(n, n_f)).round(1) * 3
+    log_probs = {"xpos": xpos - np.log(np.exp(xpos).sum(1, keepdims=True)),
+                 "feats": feats - np.log(np.exp(feats).sum(1, keepdims=True))}
+    want = comb.choose(upos, log_probs)
+    asked = []
+
+    def sums(tokens, ids):
+        asked.append(len(tokens))
+        exact = xpos[tokens][:, ids[:, 0]] + feats[tokens][:, ids[:, 1]]
+        return exact + rng.uniform(-1e-4, 1e-4, exact.shape)   # rounding of another product
+
+    def full(tokens):
+        return {c: v[tokens] for c, v in log_probs.items()}
+
+    got = comb.choose_grouped(upos, sums, full)
+    assert {c: v.tolist() for c, v in got.items()} == {c: v.tolist() for c, v in want.items()}
+    assert got["xpos"][upos == 4].tolist() == [2] * int((upos == 4).sum())
+    # one product per UPOS with several analyses, over its tokens only
+    assert sorted(asked) == sorted(int((upos == u).sum()) for u in range(4))
+    empty = comb.choose_grouped(upos[:0], sums, full)
+    assert [v.tolist() for v in empty.values()] == [[], []]
