@@ -293,9 +293,11 @@ class LemmaHead(Head):
     def lexicon_table(self, upos_labels: Sequence[str]
                       ) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
         """The lexicon as arrays over a UPOS head's labels, for looking up a batch's
-        tokens at once: ({form: row}, table (rows, len(upos_labels)) of lemma ids, -1
+        tokens at once: ({form: row}, table (rows + 1, len(upos_labels)) of lemma ids, -1
         where the lexicon has no entry, the lemmas as an object array ending with None,
-        which id -1 picks).  Made on first use for those labels, then kept."""
+        which id -1 picks).  The table's last row is all -1: row -1, a form the lexicon
+        does not know, looks up there (even in an empty lexicon).  Made on first use for
+        those labels, then kept."""
         key = tuple(upos_labels)
         if getattr(self, "_table_key", None) != key:
             column = {label: i for i, label in enumerate(upos_labels)}
@@ -305,7 +307,7 @@ class LemmaHead(Head):
                       lemma_ids.setdefault(lemma, len(lemma_ids)))
                      for (form, upos), lemma in self.lexicon.entries.items()
                      if upos in column]  # another UPOS is never predicted
-            table = np.full((len(rows), len(upos_labels)), -1, dtype=np.int32)
+            table = np.full((len(rows) + 1, len(upos_labels)), -1, dtype=np.int32)
             if cells:
                 r, c, ids = zip(*cells)
                 table[list(r), list(c)] = ids

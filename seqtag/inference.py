@@ -221,7 +221,7 @@ def _lemmas(network, head, k, hidden, batch, upos_ids, upos_labels):
         get = rows.get
         form_rows = np.fromiter((get(f, -1) for f in batch.forms), dtype=np.int64,
                                 count=len(batch.forms))[batch.form_of_row]
-        known = np.where(form_rows >= 0, table[form_rows, upos_ids], -1)  # packed order
+        known = table[form_rows, upos_ids]  # packed order; row -1: no entry
     else:
         lemmas, known = np.array([None], dtype=object), np.full(n, -1)
     flat = np.empty(n, dtype=np.int64)

@@ -231,3 +231,19 @@ def test_grouped_analyses_on_a_small_model(monkeypatch):
         assert got == want
         monkeypatch.undo()
 
+
+def test_an_empty_lexicon():
+    """A lemma head whose lexicon is empty, beside a UPOS head: every lemma from the
+    scripts (the lexicon's table over the UPOS labels has no row of an entry)."""
+    heads = [Head("upos", ["NOUN", "VERB"]),
+             LemmaHead([script_label(("", "", "", "", "")), script_label(("", "", "", "s", ""))])]
+    words = [["dogs", "ran"], ["cats"]]
+    vocab = Vocabulary.build([Sentence(w) for w in words], min_char_count=1, heads=heads)
+    net = Network({"hidden": 8, "word_dim": 6, "char_dim": 4, "char_hidden": 4},
+                  len(vocab.words), len(vocab.chars), [h.size for h in heads], seed=3)
+    net.output_bias[net.bounds[1] + 1] = 5.0  # strip the last "s"
+    net.changed()
+    tagger = Tagger(net, vocab)
+    got = tagger.predict_columns(words)
+    assert got == reference_columns(tagger, words, ["upos", "lemma"])
+    assert got["lemma"] == [["dog", "ran"], ["cat"]]
