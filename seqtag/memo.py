@@ -88,10 +88,24 @@ class ProjectionMemo:
     def _add(self, inputs):
         """Project new inputs into the next free rows; their row numbers."""
         start = self.held
-        self._reserve(start + len(inputs))
-        for d, table in enumerate(self.tables):
-            table[start:start + len(inputs)] = self.rnn.input_projection(inputs, d)
-        self.held = start + len(inputs)
+        end = start + len(inputs)
+        self._reserve(end)
+
+        def project(d):
+            self.tables[d][start:end] = self.rnn.input_projection(inputs, d)
+
+        # one direction's product on each core, as the layers run them (the same rows:
+        # each is still one product)
+        if len(self.tables) == 2 and runtime.threads_beside_blas(self.rnn.threads) >= 2:
+            other = runtime.run_beside(project, 1)
+            try:
+                project(0)
+            finally:
+                other.result()
+        else:
+            for d in range(len(self.tables)):
+                project(d)
+        self.held = end
         return np.arange(start, self.held, dtype=np.int64)
 
     def forward(self, row_ids, packing, head=None):

@@ -585,3 +585,39 @@ def test_tagger_load_takes_the_memo_size_and_zero_turns_it_off():
     for bad in (-1, 2.5, True, "8"):
         with pytest.raises(SeqtagError, match="memo_words must be an integer >= 0"):
             Tagger.load(memo_words=bad)
+
+
+def test_new_rows_on_two_threads_are_the_rows_on_one():
+    """ProjectionMemo projects the two directions' rows on two threads when the layer has
+    them: the same bits as one after the other, and the layer's own product."""
+    tables = []
+    for threads in (1, 2):
+        layer = RNN("lstm", 5, 3, num_layers=2, bidirectional=True, seed=2, threads=threads)
+        memo = ProjectionMemo(layer, capacity=5000)
+        inputs = Inputs(layer)
+        ks = keys(*range(1500))
+        rows = memo.rows(ks, inputs.of(ks))
+        tables.append([t[rows] for t in memo.tables])
+        for d in range(2):
+            np.testing.assert_array_equal(tables[-1][d],
+                                          layer.input_projection(inputs.rows_of(ks), d))
+    for one, two in zip(*tables):
+        np.testing.assert_array_equal(one, two)
+
+
+def test_new_words_characters_follow_the_character_weights():
+    """New words' character BiLSTM starts from a table of every character's input
+    pre-activations (Network._char_projections), kept for the weights' version: after a
+    change of the character weights alone and changed(), new words read the new table."""
+    net, v = network()
+    batch = Batch(TEXTS, v)
+    assert_matches_forward(net, batch)
+    net.char_embedding *= -2.0
+    net.char_rnn.params["weight_ih_l0_reverse"] += 0.3
+    net.char_rnn.params["bias_ih_l0"] -= 0.2
+    net.changed()
+    fresh = Batch(MORE + TEXTS, v)
+    assert_matches_forward(net, fresh)
+    tables = net._char_projections()
+    assert [t.shape for t in tables] == [(len(v.chars), 4 * net.char_rnn.hidden_size)] * 2
+    np.testing.assert_array_equal(tables[1], net.char_rnn.input_projection(net.char_embedding, 1))

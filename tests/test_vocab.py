@@ -1,0 +1,44 @@
+"""Characters of word forms as ids (seqtag.vocab.Vocabulary): the batch encoding that
+tagging and training use (chars_of, all forms at once) gives what char_ids gives for each
+form, whatever the characters."""
+
+import numpy as np
+import pytest
+
+from seqtag.network import encode_chars
+from seqtag.vocab import Vocabulary
+
+CHARS = ["<pad>", "<unk>", "a", "b", "é", "ß", "€", "😀", "ü", "\U0010ffff", "\udcff"]
+FORMS = ["ab", "ba", "abcdefghijkl", "é😀z", "\udcffa", "x", "aaaaaaa", "😀" * 9, "Straße",
+         "\U0010ffffü€", "q", "ab" * 20]
+
+
+def vocabulary(chars=CHARS, max_chars=6):
+    return Vocabulary(["<pad>", "<unk>", "ab"], chars, ["X"], max_chars=max_chars)
+
+
+@pytest.mark.parametrize("max_chars", [6, 7, 30])
+def test_chars_of_all_forms_is_char_ids_of_each(max_chars):
+    vocab = vocabulary(max_chars=max_chars)
+    lengths, ids = vocab.chars_of(FORMS)
+    expected = [vocab.char_ids(f) for f in FORMS]
+    assert lengths.tolist() == [len(e) for e in expected]
+    assert ids.tolist() == [c for e in expected for c in e]
+    # long forms keep their first and last max_chars // 2 characters
+    assert lengths[FORMS.index("ab" * 20)] == 2 * (max_chars // 2)
+    assert set(ids.tolist()) >= {1, CHARS.index("😀"), CHARS.index("\udcff")}
+
+
+def test_a_vocabulary_of_no_characters_reads_every_character_as_unknown():
+    vocab = vocabulary(chars=["<pad>", "<unk>"])
+    lengths, ids = vocab.chars_of(["ab", "c"])
+    assert lengths.tolist() == [2, 1] and ids.tolist() == [1, 1, 1]
+
+
+def test_encode_chars_packs_the_forms_characters():
+    vocab = vocabulary()
+    packing, ids = encode_chars(FORMS, vocab)
+    per_form = [vocab.char_ids(f) for f in FORMS]
+    flat = np.array([c for e in per_form for c in e])
+    np.testing.assert_array_equal(packing.lengths, [len(e) for e in per_form])
+    np.testing.assert_array_equal(ids, flat[packing.flat_index()])
