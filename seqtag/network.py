@@ -10,6 +10,7 @@ never padded.  Each distinct word form of a batch runs through the character BiL
 its final states (forward and reverse) are the word's character features.
 """
 
+import functools
 import threading
 
 import numpy as np
@@ -59,9 +60,7 @@ class Batch:
                 flat_forms.append(form_index.setdefault(form, len(form_index)))
         self.forms = list(form_index)
         self.vocab = vocab
-        self.form_word_ids = np.array([vocab.word_id(f) for f in self.forms], dtype=np.int64)
         self.form_of_row = np.asarray(flat_forms, dtype=np.int64)[self.flat_index]
-        self.word_ids = self.form_word_ids[self.form_of_row]
         self._chars = None
         self._shapes = None
         self.tag_ids = self.targets = None
@@ -70,6 +69,25 @@ class Batch:
         if targets is not None:
             self.targets = np.asarray(targets, dtype=np.int64)[self.flat_index]
             self.tag_ids = self.targets[:, 0]
+
+    # word ids are looked up on first use too: tagging with a memo needs only those of the
+    # forms it has not seen yet (word_ids_of), and a long run has seen nearly all of them
+    @functools.cached_property
+    def form_word_ids(self):
+        """(len(forms),) the word id of each distinct form."""
+        return self.word_ids_of(np.arange(len(self.forms)))
+
+    @functools.cached_property
+    def word_ids(self):
+        return self.form_word_ids[self.form_of_row]
+
+    def word_ids_of(self, positions):
+        """The word ids of the forms at `positions` (indexes into forms)."""
+        if "form_word_ids" in self.__dict__:
+            return self.form_word_ids[positions]
+        word_id, forms = self.vocab.word_id, self.forms
+        return np.fromiter((word_id(forms[i]) for i in positions.tolist()), dtype=np.int64,
+                           count=len(positions))
 
     @property
     def form_shapes(self):
@@ -442,7 +460,7 @@ class Network:
             self._memo.clear()
             self._memo_version = self.version
         return self._memo.rows(batch.forms, lambda missing: self._word_inputs(
-            [batch.forms[i] for i in missing], batch.form_word_ids[missing],
+            [batch.forms[i] for i in missing], batch.word_ids_of(missing),
             batch.vocab, missing if self.config["shape_dim"] else None, batch))
 
     def head_bounds(self, heads=None):
