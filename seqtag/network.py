@@ -61,6 +61,7 @@ class Batch:
         self.forms = list(form_index)
         self.vocab = vocab
         self.form_of_row = np.asarray(flat_forms, dtype=np.int64)[self.flat_index]
+        self._word_ids = None  # word_ids_of: -1 where not looked up yet
         self._chars = None
         self._shapes = None
         self.tag_ids = self.targets = None
@@ -72,7 +73,7 @@ class Batch:
 
     # word ids are looked up on first use too: tagging with a memo needs only those of the
     # forms it has not seen yet (word_ids_of), and a long run has seen nearly all of them
-    @functools.cached_property
+    @property
     def form_word_ids(self):
         """(len(forms),) the word id of each distinct form."""
         return self.word_ids_of(np.arange(len(self.forms)))
@@ -82,12 +83,17 @@ class Batch:
         return self.form_word_ids[self.form_of_row]
 
     def word_ids_of(self, positions):
-        """The word ids of the forms at `positions` (indexes into forms)."""
-        if "form_word_ids" in self.__dict__:
-            return self.form_word_ids[positions]
-        word_id, forms = self.vocab.word_id, self.forms
-        return np.fromiter((word_id(forms[i]) for i in positions.tolist()), dtype=np.int64,
-                           count=len(positions))
+        """The word ids of the forms at `positions` (indexes into forms), each looked up
+        once per batch."""
+        if self._word_ids is None:
+            self._word_ids = np.full(len(self.forms), -1, dtype=np.int64)
+        ids = self._word_ids
+        todo = positions[ids[positions] < 0]
+        if len(todo):
+            word_id, forms = self.vocab.word_id, self.forms
+            ids[todo] = np.fromiter((word_id(forms[i]) for i in todo.tolist()),
+                                    dtype=np.int64, count=len(todo))
+        return ids[positions]
 
     @property
     def form_shapes(self):

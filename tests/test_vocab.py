@@ -42,3 +42,16 @@ def test_encode_chars_packs_the_forms_characters():
     flat = np.array([c for e in per_form for c in e])
     np.testing.assert_array_equal(packing.lengths, [len(e) for e in per_form])
     np.testing.assert_array_equal(ids, flat[packing.flat_index()])
+
+
+def test_a_batch_looks_up_word_ids_when_asked_and_once():
+    from seqtag.network import Batch
+    vocab = Vocabulary(["<pad>", "<unk>", "dog", "0000"], CHARS, ["X"])
+    batch = Batch([["The", "dog", "1995"], ["dog", "Dog", "cat"]], vocab)
+    assert batch.forms == ["The", "dog", "1995", "Dog", "cat"]
+    np.testing.assert_array_equal(batch.word_ids_of(np.array([4, 1])), [1, 2])
+    np.testing.assert_array_equal(batch._word_ids, [-1, 2, -1, -1, 1])  # only those
+    np.testing.assert_array_equal(batch.form_word_ids, [1, 2, 3, 2, 1])
+    # packed rows: the longest sentence first, step by step
+    np.testing.assert_array_equal(batch.word_ids,
+                                  [batch.form_word_ids[f] for f in batch.form_of_row])
