@@ -32,10 +32,12 @@ from seqtag import Tagger  # noqa: E402
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=1, help="runs of each command (>= 1)")
     parser.add_argument("--model", default=None,
                         help="a model with a learned front end, for the raw text")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     from seqtag.corpus import read_corpus
     sentences = read_corpus(ewt_path("train"))
     tokens = sum(len(s) for s in sentences)
@@ -64,9 +66,11 @@ def main():
                 times[run].append(time.perf_counter() - start)
         for (kind, path, model), seconds in times.items():
             seconds = statistics.median(seconds)
-            front = ("rules" if kind != "text" else
-                     f"{Tagger.load(model).frontend.kind} front end" +
-                     (f" of {os.path.basename(model)}" if model else ""))
+            if kind == "text":
+                front = (f"{Tagger.load(model).frontend.kind} front end"
+                         + (f" of {os.path.basename(model)}" if model else ""))
+            else:
+                front = {"tokens": "no front end", "lines": "rules"}[kind]
             print(f"seqtag tag --input-format {kind:6} ({front}): {tokens:,} tokens in "
                   f"{seconds:.2f} s = {tokens / seconds:,.0f} tokens/s ({args.threads} "
                   f"threads, median of {args.rounds})")

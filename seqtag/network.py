@@ -148,9 +148,10 @@ class Network:
         #: [bounds[k], bounds[k + 1]).
         self.bounds = np.cumsum([0] + sizes).astype(np.int64)
         n_tags = int(self.bounds[-1])
-        # what infer() derives from the weights, kept for their version: selected heads'
-        # stacked rows, summed rows, the character projections (_char_projections)
-        self._head_layers = {}
+        # what infer() derives from the weights, kept for their version (_derived): selected
+        # heads' stacked rows, summed rows, the character projections
+        self._derived_cache = {}
+        self._derived_lock = threading.Lock()
         if not isinstance(config, NetworkConfig):
             config = NetworkConfig.from_dict(config)
         self.config = config.to_dict()  # a plain dict: the model's metadata holds it
@@ -412,14 +413,9 @@ class Network:
         analyses of one UPOS, seqtag.heads.TagCombinations): the same values as adding
         head_logits()'s, up to float32 rounding.  The summed weights are kept for the
         weights' version: a loaded model makes each set once."""
-        key = ("sums", outputs.shape, outputs.tobytes(), self.version)
-        layer = self._head_layers.get(key)
-        if layer is None:
-            layer = (np.ascontiguousarray(self.output_weight[outputs].sum(axis=1)),
-                     np.ascontiguousarray(self.output_bias[outputs].sum(axis=1)))
-            self._head_layers = {k: v for k, v in self._head_layers.items()
-                                 if k[-1] == self.version}
-            self._head_layers[key] = layer
+        layer = self._derived(("sums", outputs.shape, outputs.tobytes()), lambda: (
+            np.ascontiguousarray(self.output_weight[outputs].sum(axis=1)),
+            np.ascontiguousarray(self.output_bias[outputs].sum(axis=1))))
         out = np.empty((len(rows), len(outputs)), dtype=self.dtype)
         with runtime.single_blas_thread():
             _core.input_projection(hidden[rows], layer[0], layer[1], out)
@@ -431,31 +427,36 @@ class Network:
         weights' version: a new word's characters look their rows up instead of
         multiplying their embeddings, a product of char_dim (32) columns that BLAS runs
         far below its speed (a third of the character BiLSTM's time on new words)."""
-        key = ("chars", self.version)
-        tables = self._head_layers.get(key)
-        if tables is None:
-            tables = [self.char_rnn.input_projection(self.char_embedding, d)
-                      for d in range(self.char_rnn.num_directions)]
-            self._head_layers = {k: v for k, v in self._head_layers.items()
-                                 if k[-1] == self.version}
-            self._head_layers[key] = tables
-        return tables
+        return self._derived(("chars",), lambda: [
+            self.char_rnn.input_projection(self.char_embedding, d)
+            for d in range(self.char_rnn.num_directions)])
+
+    def _derived(self, key, make):
+        """make()'s value, something derived from the weights, kept under `key` for the
+        weights' version: made once per version, older versions' values dropped.  Safe
+        from several threads (predict_columns reads these outside the memo's lock): the
+        cache is never changed once published, only replaced, one writer at a time."""
+        version = self.version
+        key = (*key, version)
+        value = self._derived_cache.get(key)
+        if value is None:
+            value = make()
+            with self._derived_lock:
+                cache = {k: v for k, v in self._derived_cache.items() if k[-1] == version}
+                cache[key] = value
+                self._derived_cache = cache
+        return value
 
     def _split_head_layer(self, heads):
         """[(weight columns of direction d, its bias: the heads' for d = 0, else zeros)]
         of the output layer's rows of `heads`, as RNN.forward_projected splits a head."""
-        key = ("split", tuple(heads), self.version)
-        parts = self._head_layers.get(key)
-        if parts is None:
+        def split():
             weight, bias, _ = self._head_layer(list(heads))
             H = self.rnn.hidden_size
-            parts = [(np.ascontiguousarray(weight[:, d * H:(d + 1) * H]),
-                      np.ascontiguousarray(bias) if d == 0 else np.zeros_like(bias))
-                     for d in range(self.rnn.num_directions)]
-            self._head_layers = {k: v for k, v in self._head_layers.items()
-                                 if k[-1] == self.version}
-            self._head_layers[key] = parts
-        return parts
+            return [(np.ascontiguousarray(weight[:, d * H:(d + 1) * H]),
+                     np.ascontiguousarray(bias) if d == 0 else np.zeros_like(bias))
+                    for d in range(self.rnn.num_directions)]
+        return self._derived(("split", tuple(heads)), split)
 
     def _memo_rows(self, batch):
         """The memo's row of each of the batch's forms (computing those it lacks), or None
@@ -487,17 +488,12 @@ class Network:
         for the weights' version: infer's product covers only the heads asked for."""
         if heads is None:
             return self.output_weight, self.output_bias, self.bounds
-        key = (tuple(heads), self.version)
-        layer = self._head_layers.get(key)
-        if layer is None:
+        def stack():
             rows = np.concatenate([np.arange(self.bounds[k], self.bounds[k + 1])
                                    for k in heads])
-            layer = (np.ascontiguousarray(self.output_weight[rows]),
-                     np.ascontiguousarray(self.output_bias[rows]), self.head_bounds(heads))
-            self._head_layers = {k: v for k, v in self._head_layers.items()
-                                 if k[-1] == self.version}
-            self._head_layers[key] = layer
-        return layer
+            return (np.ascontiguousarray(self.output_weight[rows]),
+                    np.ascontiguousarray(self.output_bias[rows]), self.head_bounds(heads))
+        return self._derived(("rows", tuple(heads)), stack)
 
     def _word_inputs(self, forms, word_ids, vocab, missing, batch):
         """The first recurrent layer's inputs (len(forms), D) of distinct word forms (the

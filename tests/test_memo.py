@@ -621,3 +621,34 @@ def test_new_words_characters_follow_the_character_weights():
     tables = net._char_projections()
     assert [t.shape for t in tables] == [(len(v.chars), 4 * net.char_rnn.hidden_size)] * 2
     np.testing.assert_array_equal(tables[1], net.char_rnn.input_projection(net.char_embedding, 1))
+
+
+def test_what_infer_derives_from_the_weights_survives_threads():
+    """Network._derived keeps one value per key and weights' version; several threads
+    deriving at once (predict_columns' summed rows are made outside the memo's lock) lose
+    none of them and never see a cache being changed under them."""
+    net, _ = network()
+    errors, switch = [], sys.getswitchinterval()
+
+    def work(t):
+        try:
+            for i in range(600):
+                assert net._derived(("test", t, i), lambda: (t, i)) == (t, i)
+        except Exception as e:  # noqa: BLE001  # reported below, whatever it is
+            errors.append(repr(e))
+
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert errors == []
+    kept = [k for k in net._derived_cache if k[0] == "test"]
+    assert len(kept) == 4 * 600  # none lost: one writer at a time, on the latest cache
+    net.changed()
+    assert net._derived(("test", 0, 0), lambda: "new") == "new"
+    assert [k for k in net._derived_cache if k[0] == "test"] == [("test", 0, 0, net.version)]
