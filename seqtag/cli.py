@@ -16,7 +16,6 @@ import enum
 import functools
 import inspect
 import json
-import os
 import shlex
 import sys
 import time
@@ -29,7 +28,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from . import __version__
 from .config import NetworkConfig, TaggingConfig, TrainingConfig, flag
-from .errors import ConfigError, SeqtagError
+from .errors import ConfigError, SeqtagError, debugging, error_line, interrupted_line
 
 
 class CorpusFormat(str, enum.Enum):
@@ -88,13 +87,12 @@ class _Group(_PlainParams, TyperGroup):
         try:
             return super().invoke(ctx)
         except SeqtagError as e:
-            if ctx.params.get("verbose") or os.environ.get("SEQTAG_DEBUG", "") not in ("", "0"):
+            if ctx.params.get("verbose") or debugging():
                 traceback.print_exc()
-            status = 1
-            message = " ".join(str(e).split())
+            status, message = 1, str(e)
             if isinstance(e, ConfigError) and e.problem is not None:
                 status, message = 2, f"{flag(e.option)} {e.problem}"
-            typer.echo(f"seqtag: error: {message}", err=True)
+            typer.echo(error_line(message), err=True)
             raise typer.Exit(status) from None
         except KeyboardInterrupt:
             _say_interrupted("interrupted")
@@ -433,8 +431,7 @@ def _save(tagger, output, float16):
 
 
 def _say_interrupted(message):
-    newline = "\n" if sys.stderr.isatty() else ""  # end the progress bar's line
-    typer.echo(f"{newline}seqtag: {message}", err=True)
+    typer.echo(interrupted_line(message), err=True)
 
 
 # ---------------------------------------------------------------- tag
@@ -548,7 +545,7 @@ class _FilesReport:
         if self.bar:
             sys.stderr.write("\n")
         for result in self.failed:
-            typer.echo(f"seqtag: error: {result.error}", err=True)
+            typer.echo(error_line(result.error), err=True)
         if self.failed:
             raise SeqtagError(f"{_plural(len(self.failed), 'file')} of {self.total} could not "
                               "be tagged (above); the others were written")

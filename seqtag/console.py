@@ -15,7 +15,7 @@ import os
 import sys
 import traceback
 
-from .errors import SeqtagError
+from .errors import SeqtagError, debugging, error_line, interrupted_line
 
 
 def main(argv=None):
@@ -35,12 +35,12 @@ def _tag_text(texts):
     try:
         tag_arguments(texts, sys.stdout)
     except SeqtagError as e:  # as seqtag.cli reports it (its ConfigErrors come from flags)
-        if os.environ.get("SEQTAG_DEBUG", "") not in ("", "0"):
+        if debugging():
             traceback.print_exc()
-        print(f"seqtag: error: {' '.join(str(e).split())}", file=sys.stderr)
+        print(error_line(str(e)), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"{chr(10) if sys.stderr.isatty() else ''}seqtag: interrupted", file=sys.stderr)
+        print(interrupted_line(), file=sys.stderr)
         return 130
     except BrokenPipeError:  # `seqtag tag ... | head`: click exits 1 without a word too
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -1,4 +1,23 @@
-"""The one exception type seqtag raises for bad input a user can fix."""
+"""The one exception type seqtag raises for bad input a user can fix, and the lines a
+command prints for it and for Ctrl-C (seqtag.cli through typer, seqtag.console without)."""
+
+import os
+import sys
+
+
+def error_line(message: str) -> str:
+    """The one line an error a user can fix prints: its message on one line."""
+    return "seqtag: error: " + " ".join(message.split())
+
+
+def debugging() -> bool:
+    """Whether errors show their traceback too (SEQTAG_DEBUG set, and not to 0)."""
+    return os.environ.get("SEQTAG_DEBUG", "") not in ("", "0")
+
+
+def interrupted_line(message: str = "interrupted") -> str:
+    """The line Ctrl-C prints; on a terminal it starts a new line, ending a progress bar's."""
+    return f"{chr(10) if sys.stderr.isatty() else ''}seqtag: {message}"
 
 
 class SeqtagError(Exception):
