@@ -167,8 +167,10 @@ class Network:
         c["shape_dim"] = c["shape_dim"] or 0
         # a model being loaded (init=False) draws nothing: numpy.random's import alone is
         # ~12 ms of a one-shot `seqtag tag`
-        rng = np.random.default_rng(seed) if init else None
-        seeds = [int(rng.integers(2**31)) for _ in range(2)] if rng is not None else [0, 0]
+        rng, seeds = None, [0, 0]
+        if init:
+            rng = np.random.default_rng(seed)
+            seeds = [int(rng.integers(2**31)) for _ in range(2)]
         self.char_rnn = RNN(c["cell"], c["char_dim"], c["char_hidden"], bidirectional=True,
                             seed=seeds[0], threads=threads, dtype=dtype, init=init)
         self.rnn = RNN(c["cell"], c["word_dim"] + 2 * c["char_hidden"] + c["shape_dim"],

@@ -490,16 +490,23 @@ def test_bad_option_value_with_verbose_shows_the_traceback():
         "seqtag: error: --decay-patience must be an integer >= 1, got 0")
 
 
+def tag_in_a_new_process(module, report):
+    """(stdout, stderr) of a fresh interpreter that runs `module`.main(['tag', 'The dog ate
+    the apple']) and then prints the expression `report` (over sys.modules) to stderr."""
+    code = (f"import sys; from {module} import main\n"
+            "try:\n    main(['tag', 'The dog ate the apple'])\n"
+            "except SystemExit as e:\n    assert not e.code, e.code\n"
+            f"print({report}, file=sys.stderr)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120)
+    return p.stdout, p.stderr
+
+
 def test_tagging_imports_no_pydantic():
     # typer >= 0.25 would import pydantic to convert each parameter (+70 ms a call);
     # seqtag.cli gives its parameters a plain conversion instead
-    code = ("import sys; from seqtag.cli import main\n"
-            "try:\n    main(['tag', 'The dog ate the apple'])\n"
-            "except SystemExit as e:\n    assert not e.code, e.code\n"
-            "print('pydantic' in sys.modules, file=sys.stderr)")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       timeout=120)
-    assert (p.stdout, p.stderr) == ("The/DET dog/NOUN ate/VERB the/DET apple/NOUN\n", "False\n")
+    assert tag_in_a_new_process("seqtag.cli", "'pydantic' in sys.modules") == (
+        "The/DET dog/NOUN ate/VERB the/DET apple/NOUN\n", "False\n")
 
 
 # ---- seqtag.console: `seqtag tag TEXT...` without typer
@@ -565,14 +572,10 @@ def test_console_leaves_options_and_the_rest_to_typer(capsys):
 
 
 def test_plain_tag_imports_no_typer():
-    code = ("import sys; from seqtag.console import main\n"
-            "try:\n    main(['tag', 'The dog ate the apple'])\n"
-            "except SystemExit as e:\n    assert not e.code, e.code\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('typer', 'click') "
-            "or m == 'seqtag.cli'), file=sys.stderr)")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       timeout=120)
-    assert (p.stdout, p.stderr) == ("The/DET dog/NOUN ate/VERB the/DET apple/NOUN\n", "[]\n")
+    assert tag_in_a_new_process(
+        "seqtag.console", "sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('typer', 'click') or m == 'seqtag.cli')") == (
+        "The/DET dog/NOUN ate/VERB the/DET apple/NOUN\n", "[]\n")
 
 
 def test_usage_error_in_subprocess():

@@ -24,6 +24,20 @@ from test_tagger import TINY, synthetic_corpus
 F32, F64 = np.float32, np.float64
 
 
+def run_interleaved(threads):
+    """Start the threads and wait for them, switching between them as often as the
+    interpreter can: more interleavings to go wrong."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+
+
 # ---- ProjectionMemo.rows -----------------------------------------------------------------
 
 class Inputs:
@@ -405,17 +419,8 @@ def test_infer_from_two_threads_gives_the_serial_results():
         except Exception as e:  # pragma: no cover - reported below
             errors.append(e)
 
-    threads = [threading.Thread(target=work, args=("a", texts_a)),
-               threading.Thread(target=work, args=("b", texts_b))]
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # switch threads often: more interleavings to go wrong
-    try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        sys.setswitchinterval(interval)
+    run_interleaved([threading.Thread(target=work, args=("a", texts_a)),
+                     threading.Thread(target=work, args=("b", texts_b))])
     assert not errors
     for name in results:
         assert len(results[name]) == ROUNDS
@@ -628,7 +633,7 @@ def test_what_infer_derives_from_the_weights_survives_threads():
     deriving at once (predict_columns' summed rows are made outside the memo's lock) lose
     none of them and never see a cache being changed under them."""
     net, _ = network()
-    errors, switch = [], sys.getswitchinterval()
+    errors = []
 
     def work(t):
         try:
@@ -637,15 +642,7 @@ def test_what_infer_derives_from_the_weights_survives_threads():
         except Exception as e:  # noqa: BLE001  # reported below, whatever it is
             errors.append(repr(e))
 
-    sys.setswitchinterval(1e-6)  # switch threads as often as possible
-    try:
-        threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    finally:
-        sys.setswitchinterval(switch)
+    run_interleaved([threading.Thread(target=work, args=(t,)) for t in range(4)])
     assert errors == []
     kept = [k for k in net._derived_cache if k[0] == "test"]
     assert len(kept) == 4 * 600  # none lost: one writer at a time, on the latest cache
