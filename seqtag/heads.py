@@ -104,7 +104,6 @@ class TagCombinations:
         self.columns = tuple(columns)
         self.seen = np.asarray(seen, dtype=np.int64).reshape(-1, len(self.columns))
         self._by_upos: np.ndarray | None = None
-        self._groups: dict[int, np.ndarray] | None = None
 
     def to_meta(self) -> dict[str, Any]:
         return {"columns": list(self.columns), "seen": self.seen.tolist()}
@@ -181,11 +180,10 @@ class TagCombinations:
 
     def _group(self, u: int) -> np.ndarray | None:
         """The rows of seen with UPOS u, in order (or None if there is none): the
-        analyses choose_grouped() compares, made once per UPOS."""
-        if self._groups is None:
-            self._groups = {g: np.flatnonzero(self.seen[:, 0] == g)
-                            for g in np.unique(self.seen[:, 0]).tolist()}
-        return self._groups.get(u)
+        analyses choose_grouped() compares, _candidates()'s row u."""
+        row = self._candidates(u + 1)[u]
+        rows = row[row >= 0]
+        return rows if len(rows) else None
 
     def _candidates(self, n_upos: int) -> np.ndarray:
         """(U, K): row u lists the rows of seen whose UPOS is u, then -1 (U >= n_upos)."""
