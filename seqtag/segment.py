@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 import time
 import unicodedata
 from collections import Counter, defaultdict
@@ -423,7 +424,9 @@ class MultiwordExpander:
     """Surface form -> words, learned from a treebank's multiword tokens.
 
     A flagged token takes the most frequent expansion of its form, else of its lowercase
-    form (case carried over: "Du" -> "De le"); a form never seen is split by the longest
+    form, in the token's own case: cut from the token where the words spell it out
+    ("DON'T" -> "DO" "N'T", "Don't" -> "Do" "n't"), the case
+    carried over otherwise ("Du" -> "De le"); a form never seen is split by the longest
     suffix that ends seen multiword tokens whose words spell them out ("n't" of "don't" ->
     "do n't"), else kept as one word.
     """
@@ -470,6 +473,13 @@ class MultiwordExpander:
 
 
 def _with_case_of(form, words):
+    """words (a lowercase expansion of form) in form's case."""
+    if "".join(words) == form.lower() and len(form.lower()) == len(form):
+        pieces, start = [], 0
+        for w in words:
+            pieces.append(form[start:start + len(w)])
+            start += len(w)
+        return pieces
     if len(form) > 1 and form.isupper():
         return [w.upper() for w in words]
     if form[:1].isupper():
@@ -480,11 +490,11 @@ def _with_case_of(form, words):
 # ---------------------------------------------------------------- decoding
 
 
-def _choose_labels(logits, ids, glued, sentence_bias=0.0):
+def _choose_labels(logits, ids, glued, sentence_bias=0.0, multiword_bias=0.0):
     """The label of every character of a paragraph from its scores: whitespace is only
     ever inside a token or space, other characters never space; a character glued to the
-    next never ends a token.  sentence_bias is added to the sentence-ending labels' scores
-    (tuned on dev)."""
+    next never ends a token.  sentence_bias is added to the sentence-ending labels' scores,
+    multiword_bias to the multiword-ending ones where a token ends (both tuned on dev)."""
     scores = logits.copy()
     space = ids == 0
     scores[space, END:SPACE] = -np.inf
@@ -493,7 +503,24 @@ def _choose_labels(logits, ids, glued, sentence_bias=0.0):
     if sentence_bias:
         scores[:, SENT] += sentence_bias
         scores[:, MWT_SENT] += sentence_bias
-    return scores.argmax(axis=1)
+    labels = scores.argmax(axis=1)
+    if multiword_bias:
+        _bias_multiword(scores, labels, multiword_bias)
+    return labels
+
+
+def _bias_multiword(scores, labels, bias):
+    """Decide again, in place, whether each token end is a multiword token's: its best
+    multiword-ending score plus bias against its best plain ending score.  Where tokens
+    end and which of them end sentences stay as they are: the bias only moves the
+    multiword decision, which a small model makes with too little confidence for the rare
+    multiword tokens written without an apostrophe ("its" for "it is")."""
+    ends = np.flatnonzero(_ENDS[labels])
+    multiword = (np.maximum(scores[ends, MWT], scores[ends, MWT_SENT]) + bias
+                 > np.maximum(scores[ends, END], scores[ends, SENT]))
+    sentence = _SENTENCE_ENDS[labels[ends]]
+    labels[ends] = np.where(multiword, np.where(sentence, MWT_SENT, MWT),
+                            np.where(sentence, SENT, END))
 
 
 def _spans(labels, space):
@@ -582,13 +609,28 @@ def _paragraph_sentences(text, bounds, spans, expander):
 # A chunk is a run of non-space characters.  Its segmentation in a treebank is a string of
 # one code per character: 0 inside a token, 1 ends a token, 2 ends a multiword token.
 _SEGMENTATION_CODE = np.array([0, 1, 1, 2, 2, 0], dtype=np.int8)  # by label
-_CODE_LABEL = np.array([INSIDE, END, MWT], dtype=np.int64)
+_CODE_LABEL = np.array([INSIDE, END, MWT, END], dtype=np.int64)
 _SENTENCE_VERSION = np.array([INSIDE, SENT, SENT, MWT_SENT, MWT_SENT, SPACE])
 
 
 def _chunk_bounds(space):
     edges = np.diff(np.concatenate([[1], space.view(np.int8), [1]]).astype(np.int8))
     return np.flatnonzero(edges == -1), np.flatnonzero(edges == 1)
+
+
+def _chunk_segmentations(material: TrainingText) -> dict[str, Counter]:
+    """Chunk -> Counter of its segmentations in the treebank (strings of one code character
+    per chunk character)."""
+    counts: dict[str, Counter] = defaultdict(Counter)
+    text = "\n".join(material.paragraphs)
+    separator = np.array([SPACE], dtype=np.int8)
+    labels = np.concatenate([part for lab in material.labels for part in (lab, separator)][:-1])
+    # one character per code, so a chunk's segmentation is a string slice
+    codes = _SEGMENTATION_CODE[labels.astype(np.int64)].tobytes().decode("latin-1")
+    space = np.array([c.isspace() for c in text], dtype=bool)
+    for a, b in zip(*(x.tolist() for x in _chunk_bounds(space))):
+        counts[text[a:b]][codes[a:b]] += 1
+    return counts
 
 
 def learn_lexicon(material: TrainingText, min_share: float = 0.6) -> dict[str, bytes]:
@@ -599,17 +641,8 @@ def learn_lexicon(material: TrainingText, min_share: float = 0.6) -> dict[str, b
     The model learns conventions; the lexicon remembers the treebank's exceptions to them
     ("Inc." and "e-mail" whole, "F-16" split), which a small model only half learns.
     """
-    counts: dict[str, Counter] = defaultdict(Counter)
-    text = "\n".join(material.paragraphs)
-    separator = np.array([SPACE], dtype=np.int8)
-    labels = np.concatenate([part for lab in material.labels for part in (lab, separator)][:-1])
-    # one character per code, so a chunk's segmentation is a string slice
-    codes = _SEGMENTATION_CODE[labels.astype(np.int64)].tobytes().decode("latin-1")
-    space = np.array([c.isspace() for c in text], dtype=bool)
-    for a, b in zip(*(x.tolist() for x in _chunk_bounds(space))):
-        counts[text[a:b]][codes[a:b]] += 1
     lexicon = {}
-    for chunk, found in counts.items():
+    for chunk, found in _chunk_segmentations(material).items():
         code, n = found.most_common(1)[0]
         code = code.encode("latin-1")
         if code[-1] == 0 or n < min_share * sum(found.values()):
@@ -620,16 +653,21 @@ def learn_lexicon(material: TrainingText, min_share: float = 0.6) -> dict[str, b
     return lexicon
 
 
-def _apply_lexicon(text, labels, space, lexicon):
-    """Give the chunks of the lexicon their treebank segmentation, in place; a sentence
-    the model ends inside such a chunk ends with the chunk."""
-    if not lexicon:
+def _apply_lexicon(text, labels, space, lexicon, shapes=None):
+    """Give the chunks of the lexicon their treebank segmentation, in place, and the other
+    chunks of a shape in `shapes` (learn_shapes) their shape's token ends, a token end
+    staying a multiword token's where the model says so; a sentence the model ends inside
+    such a chunk ends with the chunk."""
+    if not lexicon and not shapes:
         return
     begin, end = _chunk_bounds(space)
     get = lexicon.get
     hits, codes = [], []
     for a, b in zip(begin.tolist(), end.tolist()):
-        code = get(text[a:b])
+        chunk = text[a:b]
+        code = get(chunk)
+        if code is None and shapes and not chunk.isalpha():
+            code = _shape_code(chunk, shapes)
         if code is not None:
             hits.append(a)
             codes.append(code)
@@ -639,29 +677,98 @@ def _apply_lexicon(text, labels, space, lexicon):
     first = np.cumsum(lengths) - lengths
     positions = np.repeat(np.array(hits, dtype=np.int64) - first, lengths) + np.arange(
         int(lengths.sum()))
-    ends_sentence = np.add.reduceat(_SENTENCE_ENDS[labels[positions]], first) > 0
-    labels[positions] = _CODE_LABEL[np.frombuffer(b"".join(codes), dtype=np.int8)]
+    before = labels[positions]
+    ends_sentence = np.add.reduceat(_SENTENCE_ENDS[before], first) > 0
+    code = np.frombuffer(b"".join(codes), dtype=np.int8)
+    labels[positions] = np.where((code == _ENDS_AS_MODEL) & _MULTIWORD[before], MWT,
+                                 _CODE_LABEL[code])
     last = positions[first + lengths - 1][ends_sentence]
     labels[last] = _SENTENCE_VERSION[labels[last]]
 
 
-def _lexicon_arrays(lexicon):
+# ---------------------------------------------------------------- the shape lexicon
+
+# A chunk's shape: each run of letters "a", each run of digits "9", every other character
+# as it is: "...lol" -> "...a", "1,100" -> "9,9", "W.H.S." -> "a.a.a.".  One shape
+# character per run, so a shape's segmentation is one code per shape character.
+_RUN = re.compile(r"[^\W\d_]+|\d+|.", re.DOTALL)
+#: The code of a shape's token end: a token ends, multiword or not as the model says.
+_ENDS_AS_MODEL = 3
+
+
+def _shape(chunk):
+    """(the chunk's shape, the index of each run's last character in the chunk)."""
+    shape, last = [], []
+    for m in _RUN.finditer(chunk):
+        run = m.group()
+        shape.append("a" if run[0].isalpha() else "9" if run[0].isdigit() else run)
+        last.append(m.end() - 1)
+    return "".join(shape), last
+
+
+def _shape_code(chunk, shapes):
+    """The chunk's segmentation by its shape (token ends coded _ENDS_AS_MODEL), or None
+    for a shape not in shapes."""
+    shape, last = _shape(chunk)
+    ends = shapes.get(shape)
+    if ends is None:
+        return None
+    code = bytearray(len(chunk))
+    for i, e in zip(last, ends):
+        if e:
+            code[i] = _ENDS_AS_MODEL
+    return bytes(code)
+
+
+def learn_shapes(material: TrainingText, min_count: int = 5
+                 ) -> dict[str, tuple[bytes, float]]:
+    """Shape -> (its most frequent token ends, one byte per run: 1 where a token ends;
+    the share of its chunks segmented so) for the shapes of two runs or more seen in at
+    least min_count chunks.  A chunk cut inside a run ("don't": "do" "n't") counts against
+    its shape's every segmentation.
+
+    The chunk lexicon knows the chunks seen; shapes carry the treebank's conventions to
+    chunks never seen ("...lol" cut after the ellipsis, "1,100" and "A.B.C." kept whole),
+    which the model alone gets wrong now and then.
+    """
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for chunk, found in _chunk_segmentations(material).items():
+        if chunk.isalpha():
+            continue
+        shape, last = _shape(chunk)
+        if len(last) < 2:
+            continue
+        for code, n in found.items():
+            ends = bytes(code[i] != "\x00" for i in last)
+            inside_a_run = sum(c != "\x00" for c in code) != sum(ends)
+            counts[shape][None if inside_a_run or not ends[-1] else ends] += n
+    shapes = {}
+    for shape, found in counts.items():
+        total = sum(found.values())
+        ends, n = found.most_common(1)[0]
+        if ends is not None and total >= min_count:
+            shapes[shape] = (ends, n / total)
+    return shapes
+
+
+def _lexicon_arrays(lexicon, name="lexicon"):
+    """A lexicon of chunks (or shapes) -> codes of their length as two arrays."""
     chunks = list(lexicon)
-    return {"lexicon.chunks": np.frombuffer("\n".join(chunks).encode("utf-8", "surrogatepass"),
+    return {f"{name}.chunks": np.frombuffer("\n".join(chunks).encode("utf-8", "surrogatepass"),
                                             dtype=np.uint8).copy(),
-            "lexicon.codes": np.frombuffer(b"".join(lexicon[c] for c in chunks),
+            f"{name}.codes": np.frombuffer(b"".join(lexicon[c] for c in chunks),
                                            dtype=np.int8).copy()}
 
 
-def _lexicon_from_arrays(arrays):
-    if "lexicon.chunks" not in arrays:
+def _lexicon_from_arrays(arrays, name="lexicon"):
+    if f"{name}.chunks" not in arrays:
         return {}
-    text = np.asarray(arrays["lexicon.chunks"], dtype=np.uint8).tobytes().decode(
+    text = np.asarray(arrays[f"{name}.chunks"], dtype=np.uint8).tobytes().decode(
         "utf-8", "surrogatepass")
     chunks = text.split("\n") if text else []
-    codes = np.asarray(arrays["lexicon.codes"], dtype=np.int8).tobytes()
+    codes = np.asarray(arrays[f"{name}.codes"], dtype=np.int8).tobytes()
     if sum(len(c) for c in chunks) != len(codes):
-        raise ModelError("front end lexicon is broken: chunks and codes do not match")
+        raise ModelError(f"front end {name} is broken: chunks and codes do not match")
     lexicon, k = {}, 0
     for chunk in chunks:
         lexicon[chunk] = codes[k:k + len(chunk)]
@@ -759,8 +866,10 @@ class LearnedFrontEnd:
         self.expander = expander
         self.options = dict(options)
         self.sentence_bias = float(sentence_bias)
+        self.multiword_bias = 0.0
         self.lexicon = lexicon or {}
         self.use_lexicon = True
+        self.shapes: dict[str, bytes] = {}  # shape -> token ends (learn_shapes)
 
     # ---- FrontEnd
 
@@ -795,9 +904,9 @@ class LearnedFrontEnd:
         text, begin, lengths, ids = scored.text, scored.begin, scored.lengths, scored.ids
         space = ids == 0
         labels = _choose_labels(scored.logits, ids, _glued(scored.cps, ids),
-                                self.sentence_bias)
-        if self.use_lexicon:
-            _apply_lexicon(text, labels, space, self.lexicon)
+                                self.sentence_bias, self.multiword_bias)
+        _apply_lexicon(text, labels, space, self.lexicon if self.use_lexicon else {},
+                       self.shapes)
         labels[begin[:-1] + lengths[:-1]] = SPACE  # the separators are no token's
         starts, ends, sentence_end, multiword = _spans(labels, space) if len(text) else (
             np.zeros(0, dtype=np.int64),) * 2 + (np.zeros(0, dtype=bool),) * 2
@@ -815,10 +924,13 @@ class LearnedFrontEnd:
         """(arrays by name, JSON-able metadata): all a model file needs to rebuild it."""
         arrays = {name: np.array(a) for name, a in self.model.arrays().items()}
         arrays.update(_lexicon_arrays(self.lexicon))
+        if self.shapes:
+            arrays.update(_lexicon_arrays(self.shapes, "shapes"))
         meta = {"format": _FORMAT, "kind": self.kind, "chars": self.codes.chars,
                 "cell": self.model.rnn.cell, "dim": int(self.model.embedding.shape[1]),
                 "hidden": self.model.rnn.hidden_size, "options": self.options,
-                "sentence_bias": self.sentence_bias, "use_lexicon": self.use_lexicon,
+                "sentence_bias": self.sentence_bias, "multiword_bias": self.multiword_bias,
+                "use_lexicon": self.use_lexicon,
                 "multiword": self.expander.to_meta()}
         return arrays, meta
 
@@ -846,6 +958,8 @@ class LearnedFrontEnd:
                             options, float(meta.get("sentence_bias", 0.0)),
                             _lexicon_from_arrays(arrays))
             front_end.use_lexicon = bool(meta.get("use_lexicon", True))
+            front_end.multiword_bias = float(meta.get("multiword_bias", 0.0))
+            front_end.shapes = _lexicon_from_arrays(arrays, "shapes")
             return front_end
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise ModelError(f"front end metadata is broken ({type(e).__name__}: {e})") from None
@@ -914,16 +1028,59 @@ def _char_alphabet(paragraphs, min_count):
     return "".join(sorted(c for c, n in counts.items() if n >= min_count and not c.isspace()))
 
 
-def _tune_sentence_bias(front_end, dev, scored):
-    """The sentence-end bias with the best sentence F1 on dev (0 when none beats it)."""
+_BIASES = (0.0, -1.0, -0.75, -0.5, -0.25, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+
+
+def _tune_bias(front_end, dev, scored, attribute, score):
+    """Set front_end's bias `attribute` (sentence_bias, multiword_bias) to the value of
+    _BIASES with the best `score` F1 on dev (0 when none beats it); returns it."""
     best_bias, best = 0.0, None
-    for bias in (0.0, -1.0, -0.75, -0.5, -0.25, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0):
-        front_end.sentence_bias = bias
-        f = dev.score(front_end, scored)["sentences"]
+    for bias in _BIASES:
+        setattr(front_end, attribute, bias)
+        f = dev.score(front_end, scored)[score]
         if best is None or f > best + 1e-9:
             best_bias, best = bias, f
-    front_end.sentence_bias = best_bias
+    setattr(front_end, attribute, best_bias)
     return best_bias
+
+
+#: The shares of their chunks a shape's segmentation needs to be used, tried on dev.
+_SHAPE_SHARES = (0.99, 0.97, 0.95, 0.9)
+
+
+def tune_on_dev(front_end: LearnedFrontEnd, train_path: str | os.PathLike[str],
+                dev_path: str | os.PathLike[str]) -> None:
+    """Learn again from the raw text of train_path what a trained front end has after its
+    model (the chunk lexicon, the shapes), and choose on dev_path's how it uses them and
+    its biases (CoNLL-U files with `# text` lines)."""
+    material = read_training_text(train_path)
+    front_end.lexicon = learn_lexicon(material)
+    _tune_after_model(front_end, _DevSet(read_training_text(dev_path)), learn_shapes(material))
+
+
+def _tune_after_model(front_end, dev, shapes):
+    """Choose on dev whether to use the chunk lexicon, which shapes to use (those whose
+    share reaches one of _SHAPE_SHARES, or none), the sentence-end and multiword biases."""
+    scored = front_end._score(dev.paragraphs)
+
+    def token_score():
+        scores = dev.score(front_end, scored)
+        return scores["tokens"] + scores["multiword"]
+
+    front_end.shapes = {}
+    front_end.use_lexicon = True
+    with_lexicon = token_score()
+    front_end.use_lexicon = False
+    front_end.use_lexicon = with_lexicon >= token_score()
+    best, best_shapes = token_score(), {}
+    for share in _SHAPE_SHARES:
+        front_end.shapes = {s: ends for s, (ends, found) in shapes.items() if found >= share}
+        score = token_score()
+        if score > best + 1e-9:
+            best, best_shapes = score, front_end.shapes
+    front_end.shapes = best_shapes
+    _tune_bias(front_end, dev, scored, "sentence_bias", "sentences")
+    _tune_bias(front_end, dev, scored, "multiword_bias", "multiword")
 
 
 def train_frontend(train_path: str | os.PathLike[str],
@@ -1019,13 +1176,7 @@ def train_frontend(train_path: str | os.PathLike[str],
         model.load_arrays(best)
     front_end.lexicon = learn_lexicon(material)
     if dev is not None:
-        scored = front_end._score(dev.paragraphs)
-        with_lexicon = dev.score(front_end, scored)
-        front_end.use_lexicon = False
-        without = dev.score(front_end, scored)
-        front_end.use_lexicon = (with_lexicon["tokens"] + with_lexicon["multiword"]
-                                 >= without["tokens"] + without["multiword"])
-        _tune_sentence_bias(front_end, dev, scored)
+        _tune_after_model(front_end, dev, learn_shapes(material))
     return front_end
 
 

@@ -15,10 +15,11 @@ from conftest import shared_dir
 from seqtag.errors import CorpusError, ModelError, SeqtagError
 from seqtag.frontend import RawSentence, Token
 from seqtag.packing import Packing
-from seqtag.segment import (END, INSIDE, LABELS, MWT, SENT, SPACE, CharCodes, CharTagger,
-                            LearnedFrontEnd, MultiwordExpander, RuleFrontEnd, TrainingText,
-                            _apply_lexicon, _paragraph_sentences, _spans, dev_scores,
-                            learn_lexicon, paragraphs_to_conllu, read_training_text,
+from seqtag.segment import (END, INSIDE, LABELS, MWT, MWT_SENT, SENT, SPACE, CharCodes,
+                            CharTagger, LearnedFrontEnd, MultiwordExpander, RuleFrontEnd,
+                            TrainingText, _apply_lexicon, _choose_labels,
+                            _paragraph_sentences, _spans, dev_scores, learn_lexicon,
+                            learn_shapes, paragraphs_to_conllu, read_training_text,
                             to_conllu, train_frontend)
 
 DATA = Path(__file__).parent / "data"
@@ -182,6 +183,11 @@ def test_multiword_expander():
     assert expander.expand("Du") == ["De", "le"]
     assert expander.expand("AU") == ["À", "LE"]
     assert expander.expand("Au") == ["À", "le"]
+    # where the words spell the token out, they are cut from it: its own case
+    assert expander.expand("DON'T") == ["DO", "N'T"]
+    assert expander.expand("Don't") == ["Do", "n't"]
+    assert expander.expand("DoN't") == ["Do", "N't"]
+    assert expander.expand("IT'S") == ["IT", "'S"]
     # never seen: the suffix of seen ones that their words spell out ("'s" was seen once)
     assert expander.expand("shouldn't") == ["should", "n't"]
     assert expander.expand("Didn't") == ["Did", "n't"]
@@ -220,6 +226,50 @@ def test_lexicon_keeps_each_chunks_most_frequent_segmentation():
     predicted[3] = SENT  # the model ended a sentence inside "Inc."
     _apply_lexicon(text, predicted, np.array([c == " " for c in text]), lexicon)
     assert codes_of(predicted) == "0002" "5" "000001" "5" "00003" "5" "1112"
+
+
+def test_shapes_carry_conventions_to_unseen_chunks():
+    def labelled(text, ends, mwt=()):
+        labels = np.array([SPACE if c == " " else INSIDE for c in text], dtype=np.int8)
+        labels[list(ends)] = END
+        labels[list(mwt)] = MWT
+        return labels
+    # "...a" cut after the ellipsis 3 times, "9,9" whole 2 times out of 3, "a'a" cut
+    # inside a run ("do" "n't") and whole: no shape kept; "a.a" too rare
+    texts = ["...so ...ok ...no", "1,000 2,500 3,1", "don't it's", "e.g"]
+    labels = [labelled(texts[0], [2, 4, 8, 10, 14, 16]),
+              labelled(texts[1], [4, 10, 12, 14]),
+              labelled(texts[2], [1, 4], mwt=[9]),
+              labelled(texts[3], [2])]
+    shapes = learn_shapes(TrainingText(texts, labels), min_count=2)
+    assert shapes == {"...a": (b"\x00\x00\x01\x01", 1.0),
+                      "9,9": (b"\x00\x00\x01", pytest.approx(2 / 3))}
+    used = {shape: ends for shape, (ends, _) in shapes.items()}
+    text = "...wow 7,500 ...its ...cool"
+    space = np.array([c == " " for c in text])
+    predicted = np.array([SPACE if c == " " else INSIDE for c in text])
+    predicted[[5, 8, 11, 26]] = END  # "...wow" whole, "7," "500", "...cool" whole
+    predicted[18] = MWT  # the model's multiword decision at a shape's token end stays
+    _apply_lexicon(text, predicted, space, {"...cool": b"\x00" * 6 + b"\x01"}, used)
+    # the lexicon's chunk wins over its shape
+    assert codes_of(predicted) == "001001" "5" "00001" "5" "001003" "5" "0000001"
+
+
+def test_multiword_bias_moves_only_the_multiword_decision():
+    # five characters: inside, a plain end, a sentence end, a multiword end, a space
+    logits = np.log(np.array([
+        [0.90, 0.05, 0.01, 0.03, 0.01, 0.00],
+        [0.05, 0.60, 0.01, 0.30, 0.04, 0.00],
+        [0.05, 0.10, 0.55, 0.05, 0.25, 0.00],
+        [0.05, 0.30, 0.05, 0.60, 0.00, 0.00],
+        [0.10, 0.00, 0.00, 0.00, 0.00, 0.90]]) + 1e-9)
+    ids = np.array([5, 5, 5, 5, 0])
+    glued = np.zeros(5, dtype=bool)
+    assert list(_choose_labels(logits, ids, glued)) == [INSIDE, END, SENT, MWT, SPACE]
+    assert list(_choose_labels(logits, ids, glued, multiword_bias=1.0)) == [
+        INSIDE, MWT, MWT_SENT, MWT, SPACE]
+    assert list(_choose_labels(logits, ids, glued, multiword_bias=-1.0)) == [
+        INSIDE, END, SENT, END, SPACE]
 
 
 # ---------------------------------------------------------------- a tiny learned model
@@ -332,6 +382,11 @@ def test_save_and_load_give_the_same_segmentation(french):
     loaded = LearnedFrontEnd.from_arrays(arrays, meta)
     texts = [p for p in HARD_TEXTS] + read_training_text(CORPORA["de"]).paragraphs
     assert loaded.segment_many(texts) == french.segment_many(texts)
+    loaded.shapes, loaded.multiword_bias = {"a,a": b"\x01\x01\x01"}, 0.5
+    again = LearnedFrontEnd.from_arrays(*(json.loads(json.dumps(part)) if k else part
+                                          for k, part in enumerate(loaded.to_arrays())))
+    assert (again.shapes, again.multiword_bias) == (loaded.shapes, 0.5)
+    assert again.segment("oui,non")[0].tokens[1].text == ","
     arrays.pop("output.bias")
     with pytest.raises(ModelError, match="front end arrays missing: output.bias"):
         LearnedFrontEnd.from_arrays(arrays, meta)
