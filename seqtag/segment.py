@@ -63,6 +63,7 @@ class TrainingText:
                       one space)
     labels            one int8 array per paragraph, a label (LABELS) per character
     multiword         (surface form, words) of every multiword token
+    plain             how often each lowercase form is a token of one word
     sentences         how many sentences were read
     rebuilt           sentences whose tokens did not match their `# text`: their text was
                       rebuilt from the tokens and SpaceAfter (so the labels still hold)
@@ -73,6 +74,7 @@ class TrainingText:
     multiword: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     sentences: int = 0
     rebuilt: int = 0
+    plain: Counter = field(default_factory=Counter)
 
 
 @dataclass
@@ -203,6 +205,7 @@ def read_training_text(path: str | os.PathLike[str],
     paragraphs: list[str] = []
     labels: list[np.ndarray] = []
     multiword: list[tuple[str, tuple[str, ...]]] = []
+    plain: Counter = Counter()
     rebuilt = 0
     texts: list[str] = []
     parts: list[np.ndarray] = []
@@ -232,8 +235,9 @@ def read_training_text(path: str | os.PathLike[str],
         texts.append(text)
         parts.append(lab)
         multiword.extend((f, w) for f, w, _ in s.tokens if len(w) > 1)
+        plain.update(f.lower() for f, w, _ in s.tokens if len(w) <= 1)
     close()
-    return TrainingText(paragraphs, labels, multiword, len(sentences), rebuilt)
+    return TrainingText(paragraphs, labels, multiword, len(sentences), rebuilt, plain)
 
 
 # ---------------------------------------------------------------- characters
@@ -425,19 +429,29 @@ class MultiwordExpander:
 
     A flagged token takes the most frequent expansion of its form, else of its lowercase
     form, in the token's own case: cut from the token where the words spell it out
-    ("DON'T" -> "DO" "N'T", "Don't" -> "Do" "n't"), the case
-    carried over otherwise ("Du" -> "De le"); a form never seen is split by the longest
-    suffix that ends seen multiword tokens whose words spell them out ("n't" of "don't" ->
-    "do n't"), else kept as one word.
+    ("DON'T" -> "DO" "N'T", "Don't" -> "Do" "n't"), the case carried over otherwise
+    ("Du" -> "De le"); a form never seen is split by the longest suffix that ends seen
+    multiword tokens whose words spell them out ("n't" of "don't" -> "do n't"), else kept
+    as one word.  A form in `whole` is always kept as one word: the treebank has it as a
+    plain token nearly always ("from", "hours": the model's flag and "m" or "s" as a
+    suffix would make "fro m", "hour s").
     """
 
-    def __init__(self, forms: dict[str, list[str]], suffixes: dict[str, int]):
+    def __init__(self, forms: dict[str, list[str]], suffixes: dict[str, int],
+                 whole: Iterable[str] = ()):
         self.forms = forms
         self.suffixes = suffixes
+        self.whole = frozenset(whole)
         self._longest = max((len(s) for s in suffixes), default=0)
 
     @classmethod
-    def learn(cls, multiword: Iterable[tuple[str, tuple[str, ...]]]) -> "MultiwordExpander":
+    def learn(cls, multiword: Iterable[tuple[str, tuple[str, ...]]],
+              plain: Optional[Counter] = None, min_share: float = 0.1,
+              min_count: int = 2) -> "MultiwordExpander":
+        """From the (form, words) of a treebank's multiword tokens and the counts of its
+        lowercase one-word tokens (plain): the forms of one word seen at least min_count
+        times and a multiword token in less than min_share of their uses stay whole."""
+        multiword = list(multiword)
         exact: dict[str, Counter] = defaultdict(Counter)
         lower: dict[str, Counter] = defaultdict(Counter)
         suffixes: Counter = Counter()
@@ -448,9 +462,17 @@ class MultiwordExpander:
                 suffixes[words[1].lower()] += 1
         forms = {f: list(c.most_common(1)[0][0]) for f, c in lower.items()}
         forms.update({f: list(c.most_common(1)[0][0]) for f, c in exact.items()})
-        return cls(forms, {s: n for s, n in suffixes.items() if n >= 2})
+        expander = cls(forms, {s: n for s, n in suffixes.items() if n >= 2})
+        as_multiword = Counter(f.lower() for f, _ in multiword)
+        expander.whole = frozenset(
+            f for f, n in (plain or {}).items()
+            if n >= min_count and as_multiword[f] < min_share * (n + as_multiword[f])
+            and len(expander.expand(f)) > 1)
+        return expander
 
     def expand(self, form: str) -> list[str]:
+        if self.whole and form.lower() in self.whole:
+            return [form]
         words = self.forms.get(form)
         if words is not None:
             return list(words)
@@ -464,12 +486,13 @@ class MultiwordExpander:
         return [form]
 
     def to_meta(self) -> dict:
-        return {"forms": self.forms, "suffixes": self.suffixes}
+        return {"forms": self.forms, "suffixes": self.suffixes, "whole": sorted(self.whole)}
 
     @classmethod
     def from_meta(cls, meta: dict) -> "MultiwordExpander":
         return cls({str(k): [str(w) for w in v] for k, v in meta["forms"].items()},
-                   {str(k): int(v) for k, v in meta["suffixes"].items()})
+                   {str(k): int(v) for k, v in meta["suffixes"].items()},
+                   (str(f) for f in meta.get("whole", ())))
 
 
 def _with_case_of(form, words):
@@ -916,6 +939,10 @@ class LearnedFrontEnd:
             ok = last >= 0
             ok[ok] = starts[last[ok]] >= begin[ok]
             sentence_end[last[ok]] = True
+        # a flagged token the expander keeps as one word is no multiword token
+        flagged = np.flatnonzero(multiword)
+        multiword[flagged] = [len(self.expander.expand(text[a:b])) > 1 for a, b in
+                              zip(starts[flagged].tolist(), ends[flagged].tolist())]
         return text, scored.bounds, (starts, ends, sentence_end, multiword)
 
     # ---- saving
@@ -1051,9 +1078,10 @@ _SHAPE_SHARES = (0.99, 0.97, 0.95, 0.9)
 def tune_on_dev(front_end: LearnedFrontEnd, train_path: str | os.PathLike[str],
                 dev_path: str | os.PathLike[str]) -> None:
     """Learn again from the raw text of train_path what a trained front end has after its
-    model (the chunk lexicon, the shapes), and choose on dev_path's how it uses them and
+    model (the multiword expander, the chunk lexicon, the shapes), and choose on dev_path's how it uses them and
     its biases (CoNLL-U files with `# text` lines)."""
     material = read_training_text(train_path)
+    front_end.expander = MultiwordExpander.learn(material.multiword, material.plain)
     front_end.lexicon = learn_lexicon(material)
     _tune_after_model(front_end, _DevSet(read_training_text(dev_path)), learn_shapes(material))
 
@@ -1113,7 +1141,7 @@ def train_frontend(train_path: str | os.PathLike[str],
     codes = CharCodes(_char_alphabet(material.paragraphs, opts["min_char_count"]))
     model = CharTagger(codes.size, opts["dim"], opts["hidden"], opts["cell"],
                        seed=int(rng.integers(2**31)), threads=threads)
-    front_end = LearnedFrontEnd(codes, model, MultiwordExpander.learn(material.multiword),
+    front_end = LearnedFrontEnd(codes, model, MultiwordExpander.learn(material.multiword, material.plain),
                                 opts)
     all_ids = np.concatenate([codes.encode(p) for p in material.paragraphs])
     all_labels = np.concatenate(material.labels).astype(np.int64)

@@ -4,6 +4,7 @@ rule front end and CoNLL-U output accepted by the official scorer."""
 
 import json
 import re
+from collections import Counter
 import subprocess
 import sys
 from pathlib import Path
@@ -197,6 +198,20 @@ def test_multiword_expander():
         expander.forms
 
 
+def test_forms_nearly_always_one_word_are_never_expanded():
+    # "its" is "it s" once in 4, "from" and "hours" never: the model's flag on them and
+    # the suffixes "m" (of "im") and "s" (of "its") would make "fro m", "hour s"
+    multiword = [("its", ("it", "s")), ("im", ("i", "m")), ("im", ("i", "m")),
+                 ("lets", ("let", "s"))]
+    plain = Counter({"its": 3, "from": 40, "hours": 2, "days": 1, "lets": 30})
+    expander = MultiwordExpander.learn(multiword, plain)
+    assert expander.whole == {"from", "hours", "lets"}  # "days": seen once only
+    assert [expander.expand(f) for f in ["Its", "From", "HOURS", "days", "Lets"]] == [
+        ["It", "s"], ["From"], ["HOURS"], ["day", "s"], ["Lets"]]
+    again = MultiwordExpander.from_meta(json.loads(json.dumps(expander.to_meta())))
+    assert again.whole == expander.whole
+
+
 # ---------------------------------------------------------------- the chunk lexicon
 
 
@@ -365,6 +380,19 @@ def test_learned_front_end_learns_its_corpus(french):
         "Aujourd'hui, le maire est allé au marché avec l'aide des bénévoles."]
     assert got[0][1].tokens[0].text == "Aujourd'hui"
     assert got[0][3].tokens[3].text == "13 819"
+
+
+def test_a_flag_the_expander_keeps_whole_is_no_multiword_token(french):
+    paragraph = "Le chat dort sur le canapé du salon."
+    assert french.segment(paragraph)[0].tokens[6].words == ["de", "le"]
+    expander = french.expander
+    try:
+        french.expander = MultiwordExpander(expander.forms, expander.suffixes, {"du"})
+        tokens = french.segment(paragraph)[0].tokens
+        assert tokens[6].text == "du" and tokens[6].words == []
+        assert not french._analyse([paragraph])[2][3].any()  # what dev scores count
+    finally:
+        french.expander = expander
 
 
 def test_dev_scores(french):
