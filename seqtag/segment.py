@@ -1072,7 +1072,7 @@ def _tune_bias(front_end, dev, scored, attribute, score):
 
 
 #: The shares of their chunks a shape's segmentation needs to be used, tried on dev.
-_SHAPE_SHARES = (0.99, 0.97, 0.95, 0.9)
+_SHAPE_SHARES = (0.99, 0.97, 0.95, 0.9, 0.85, 0.8)
 
 
 def tune_on_dev(front_end: LearnedFrontEnd, train_path: str | os.PathLike[str],
