@@ -1078,8 +1078,8 @@ _SHAPE_SHARES = (0.99, 0.97, 0.95, 0.9, 0.85, 0.8)
 def tune_on_dev(front_end: LearnedFrontEnd, train_path: str | os.PathLike[str],
                 dev_path: str | os.PathLike[str]) -> None:
     """Learn again from the raw text of train_path what a trained front end has after its
-    model (the multiword expander, the chunk lexicon, the shapes), and choose on dev_path's how it uses them and
-    its biases (CoNLL-U files with `# text` lines)."""
+    model (the multiword expander, the chunk lexicon, the shapes), and choose on
+    dev_path's how it uses them and its biases (CoNLL-U files with `# text` lines)."""
     material = read_training_text(train_path)
     front_end.expander = MultiwordExpander.learn(material.multiword, material.plain)
     front_end.lexicon = learn_lexicon(material)
@@ -1096,10 +1096,10 @@ def _tune_after_model(front_end, dev, shapes):
         return scores["tokens"] + scores["multiword"]
 
     front_end.shapes = {}
-    front_end.use_lexicon = True
-    with_lexicon = token_score()
     front_end.use_lexicon = False
-    front_end.use_lexicon = with_lexicon >= token_score()
+    without_lexicon = token_score()
+    front_end.use_lexicon = True
+    front_end.use_lexicon = token_score() >= without_lexicon
     best, best_shapes = token_score(), {}
     for share in _SHAPE_SHARES:
         front_end.shapes = {s: ends for s, (ends, found) in shapes.items() if found >= share}
@@ -1141,8 +1141,8 @@ def train_frontend(train_path: str | os.PathLike[str],
     codes = CharCodes(_char_alphabet(material.paragraphs, opts["min_char_count"]))
     model = CharTagger(codes.size, opts["dim"], opts["hidden"], opts["cell"],
                        seed=int(rng.integers(2**31)), threads=threads)
-    front_end = LearnedFrontEnd(codes, model, MultiwordExpander.learn(material.multiword, material.plain),
-                                opts)
+    expander = MultiwordExpander.learn(material.multiword, material.plain)
+    front_end = LearnedFrontEnd(codes, model, expander, opts)
     all_ids = np.concatenate([codes.encode(p) for p in material.paragraphs])
     all_labels = np.concatenate(material.labels).astype(np.int64)
     lengths = np.array([len(p) for p in material.paragraphs], dtype=np.int64)
