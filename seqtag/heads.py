@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
+from itertools import repeat
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -43,6 +44,13 @@ MIN_SCRIPT_COUNT = 2
 #: difference of two analyses' sums by at most 2.6e-4 on EWT dev and test with the
 #: bundled model.  17 of their 50,241 tokens fall under this and cost the full rows.
 NEAR_TIE = 1e-2
+
+#: How many (word, script) pairs a lemma head keeps the lemma of (LemmaHead._applied):
+#: EWT test's 4,490 tokens the lexicon does not know are 2,500 pairs.
+SCRIPT_CACHE = 1 << 16
+
+#: What LemmaHead._applied finds for a pair it has not worked out yet.
+_UNSEEN = object()
 
 #: The label of a feature head saying the feature is absent.
 ABSENT = "_"
@@ -248,6 +256,7 @@ class LemmaHead(Head):
         super().__init__("lemma", labels)
         self.scripts = [parse_label(label) for label in self.labels]
         self.lexicon = lexicon or Lexicon()
+        self._fits: dict[tuple[str, int], str | None] = {}  # _applied's pairs
 
     def gold(self, words, values):
         return script_labels(words, values)
@@ -255,38 +264,56 @@ class LemmaHead(Head):
     def lemmas(self, words: Sequence[str], scores: np.ndarray,
                upos: Sequence[str] | None = None, tries: int = 4) -> list[str]:
         """The lemma of each word from its script scores (len(words), size): the lexicon's
-        entry for (word, upos) if it has one, else the best of the `tries` best scripts
-        that fits the word, else the word itself."""
+        entry for (word, upos) if it has one, else scripted()'s."""
         if not len(words):
             return []
         lexicon = self.lexicon.entries if upos is not None else {}
         out = [lexicon.get(pair) for pair in zip(words, upos)] if lexicon else \
             [None] * len(words)
+        todo = [k for k, lemma in enumerate(out) if lemma is None]
+        if len(todo) == len(words):
+            return self.scripted(words, scores, tries)
+        for k, lemma in zip(todo, self.scripted([words[k] for k in todo], scores[todo],
+                                                tries)):
+            out[k] = lemma
+        return out  # type: ignore[return-value]  # every None was filled
+
+    def scripted(self, words: Sequence[str], scores: np.ndarray, tries: int = 4
+                 ) -> list[str]:
+        """The lemma of each word from its script scores (len(words), size): the first of
+        the `tries` best scripts that fits the word, else the word itself."""
+        if not len(words):
+            return []
         # most tokens' best script fits: one argmax per row, and the `tries` best ranked
         # only for the others (and for a row whose best score is tied: the ranking's
         # order among equals decides there)
         best = scores.argmax(axis=1)
-        tied = np.count_nonzero(
-            scores == scores[np.arange(len(words)), best][:, None], axis=1) > 1
-        scripts = self.scripts
-        again = []
-        for k, (word, j, tie) in enumerate(zip(words, best.tolist(), tied.tolist())):
-            if out[k] is None:
-                lemma = None if tie else apply_script(word, scripts[j])
-                if lemma is None:
-                    again.append(k)
-                else:
-                    out[k] = lemma
+        out = self._applied(words, best.tolist())
+        again = sorted({k for k, lemma in enumerate(out) if lemma is None}.union(
+            np.flatnonzero(_tied(scores, best)).tolist()))
         if again:
             ranked = _best_first(scores[again], min(tries, self.size))
             for k, order in zip(again, ranked):
-                word = words[k]
-                for j in order:
-                    lemma = apply_script(word, scripts[j])
-                    if lemma is not None:
-                        break
-                out[k] = word if lemma is None else lemma
+                fits = self._applied([words[k]] * len(order), order)
+                out[k] = next((lemma for lemma in fits if lemma is not None), words[k])
         return out  # type: ignore[return-value]  # every None was filled
+
+    def _applied(self, words: Sequence[str], script_ids: Sequence[int]
+                 ) -> list[str | None]:
+        """apply_script(word, its script) of each (word, script id) pair, each pair worked
+        out once (a text repeats its words, and the same word mostly gets the same
+        script): a dict lookup is ~6x cheaper than applying the script.  The pairs kept
+        start over past SCRIPT_CACHE, as the memo does (seqtag.memo)."""
+        cache = self._fits
+        if len(cache) > SCRIPT_CACHE:
+            cache = self._fits = {}
+        pairs = list(zip(words, script_ids))
+        found = list(map(cache.get, pairs, repeat(_UNSEEN)))
+        scripts = self.scripts
+        for k in [k for k, lemma in enumerate(found) if lemma is _UNSEEN]:
+            word, j = pairs[k]
+            found[k] = cache[pairs[k]] = apply_script(word, scripts[j])
+        return found
 
     def lexicon_table(self, upos_labels: Sequence[str]
                       ) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
@@ -315,6 +342,18 @@ class LemmaHead(Head):
 
     def to_meta(self):
         return dict(super().to_meta(), lexicon=self.lexicon.to_meta())
+
+
+def _tied(scores: np.ndarray, best: np.ndarray) -> np.ndarray:
+    """(n,) whether each row's best score, at column best[row], is in another column too
+    (a NaN best is tied with nothing).  One comparison of every score and one count:
+    ties are rare, so the per-row count runs only when there is one."""
+    rows = np.arange(len(best))
+    equal = scores == scores[rows, best][:, None]
+    equal[rows, best] = False
+    if not np.count_nonzero(equal):
+        return np.zeros(len(best), dtype=bool)
+    return equal.any(axis=1)
 
 
 def _best_first(scores: np.ndarray, tries: int) -> list[list[int]]:

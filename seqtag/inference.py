@@ -6,6 +6,7 @@ and the training loop's dev scoring (seqtag.train); none of them builds its own.
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
@@ -218,26 +219,21 @@ def _lemmas(network, head, k, hidden, batch, upos_ids, upos_labels):
     n = batch.n_tokens
     if upos_ids is not None:
         rows, table, lemmas = head.lexicon_table(upos_labels)
-        get = rows.get
-        form_rows = np.fromiter((get(f, -1) for f in batch.forms), dtype=np.int64,
+        form_rows = np.fromiter(map(rows.get, batch.forms, repeat(-1)), dtype=np.int64,
                                 count=len(batch.forms))[batch.form_of_row]
         known = table[form_rows, upos_ids]  # packed order; row -1: no entry
     else:
         lemmas, known = np.array([None], dtype=object), np.full(n, -1)
-    flat = np.empty(n, dtype=np.int64)
-    flat[batch.flat_index] = known
-    out = lemmas[flat].tolist()
+    out = np.empty(n, dtype=object)
+    out[batch.flat_index] = lemmas[known]
     missing = np.flatnonzero(known < 0)  # packed rows
     if len(missing):
         if hidden is None:
             hidden = network.encode(batch)
         scores = network.head_logits(hidden, [k], missing)
-        positions = batch.flat_index[missing].tolist()
-        forms = batch.forms
-        words = [forms[f] for f in batch.form_of_row[missing].tolist()]
-        for p, lemma in zip(positions, head.lemmas(words, scores)):
-            out[p] = lemma
-    return out
+        words = np.array(batch.forms, dtype=object)[batch.form_of_row[missing]].tolist()
+        out[batch.flat_index[missing]] = head.scripted(words, scores)
+    return out.tolist()
 
 
 def _batches(vocab, sentences_words, batch_tokens):

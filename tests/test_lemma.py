@@ -72,3 +72,78 @@ def test_lexicon_keeps_the_unambiguous_pairs():
     assert lexicon.entries == {("went", "VERB"): "go", ("dogs", "NOUN"): "dog"}  # not saw
     assert Lexicon.from_meta(lexicon.to_meta()).entries == lexicon.entries
     assert script_labels(["x", "_"], ["_", "_"])[0] == "_"  # a missing lemma: no label
+
+
+def _lemmas_one_by_one(head, words, scores, tries=4):
+    """LemmaHead.scripted as it was written before it kept pairs and counted ties at
+    once: per row, the best script if it fits and its score is not tied, else the first
+    of the `tries` best (heads._best_first's order) that fits, else the word."""
+    import numpy as np
+    from seqtag.heads import _best_first
+    out = []
+    for word, row in zip(words, scores):
+        best = int(row.argmax())
+        lemma = None
+        if not np.count_nonzero(row == row[best]) > 1:  # (a NaN best equals nothing)
+            lemma = apply_script(word, head.scripts[best])
+        if lemma is None:
+            order = _best_first(row[None, :], min(tries, head.size))[0]
+            lemma = next((f for f in (apply_script(word, head.scripts[j]) for j in order)
+                          if f is not None), word)
+        out.append(lemma)
+    return out
+
+
+SCRIPTS = [("", "", "", "", ""), ("lower", "", "", "", ""), ("", "", "", "s", ""),
+           ("", "", "", "ies", "y"), ("first", "", "", "e", "ing"), ("", "un", "", "", ""),
+           ("", "", "", "ß", "ss"), ("lower", "", "", "en", ""), ("", "", "", "語", "")]
+WORDS = ["dogs", "cities", "The", "unhappy", "Straße", "İstanbul", "日本語", "ÉCOLEen", "s",
+         "", "x", "dogs", "Make", "ζωές"]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_scripted_lemmas_are_the_one_by_one_ones(seed):
+    """Random scores, integer-valued so that many rows tie at their best, over words of
+    several scripts (non-Latin, case changes that change the length, no script that
+    fits), each word many times: the pairs kept and the ties counted at once give each
+    row's lemma as the one-by-one decoding does, also when the kept pairs start over."""
+    import numpy as np
+    from seqtag import heads as heads_module
+    head = LemmaHead([script_label(s) for s in SCRIPTS])
+    rng = np.random.default_rng(seed)
+    words = [WORDS[i] for i in rng.integers(0, len(WORDS), 400)]
+    scores = rng.integers(-3, 3, (len(words), len(SCRIPTS))).astype(np.float32)
+    scores[::17, 2] = np.nan  # a NaN best is tied with nothing
+    want = _lemmas_one_by_one(head, words, scores)
+    assert head.scripted(words, scores) == want
+    assert head.scripted(words, scores) == want  # every pair kept now
+    head._fits = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(heads_module, "SCRIPT_CACHE", 5)
+        assert head.scripted(words[:50], scores[:50]) == want[:50]
+        assert len(head._fits) <= 5 + 50
+    assert head.scripted(words, scores, tries=1) == _lemmas_one_by_one(head, words, scores, 1)
+    assert head.scripted([], scores[:0]) == []
+
+
+def test_a_word_no_script_fits_is_its_own_lemma_kept_or_not():
+    import numpy as np
+    head = LemmaHead([script_label(("", "", "", "ies", "y")), script_label(("", "", "", "s", ""))])
+    scores = np.array([[2.0, 1.0]])
+    assert head.scripted(["ox"], scores) == ["ox"]
+    assert head._fits[("ox", 0)] is None  # kept as not fitting
+    assert head.scripted(["ox"], scores) == ["ox"]
+    assert head.scripted(["oxies"], scores) == ["oxy"]
+
+
+def test_ties_are_found_at_once_as_row_by_row():
+    import numpy as np
+    from seqtag.heads import _tied
+    scores = np.array([[1.0, 3.0, 3.0], [1.0, 2.0, 3.0], [np.nan, np.nan, 1.0],
+                       [np.nan, 1.0, 1.0], [-np.inf, -np.inf, -np.inf], [0.0, -0.0, -1.0]],
+                      dtype=np.float32)
+    best = scores.argmax(axis=1)
+    want = [np.count_nonzero(row == row[j]) > 1 for row, j in zip(scores, best)]
+    assert _tied(scores, best).tolist() == want == [True, False, False, False, True, True]
+    assert _tied(scores[1:2], best[1:2]).tolist() == [False]
+    assert _tied(scores[:0], best[:0]).tolist() == []
