@@ -6,11 +6,13 @@ and the training loop's dev scoring (seqtag.train); none of them builds its own.
 
 from __future__ import annotations
 
+import functools
 from itertools import repeat
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from . import runtime
 from .corpus import TagProb
 from .network import Batch, _log_softmax
 
@@ -80,7 +82,8 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
     is scored: a product per predicted UPOS then gives the summed logits of its analyses
     only (TagCombinations.choose_grouped: 29 rows a token on EWT test against 279; the
     same choice).  The lexicon then answers the lemma of every (form, predicted UPOS)
-    pair it holds, and the lemma head's product covers only the other tokens.  Each value
+    pair it holds, and the lemma head's product covers only the other tokens (on the
+    second thread while XPOS and FEATS are decoded, where the tagger has two).  Each value
     is the one seqtag.heads.decode_column gives from infer()'s scores of the sentence (the
     same products, row by row; summed logits decide only clear winners, up to float32
     rounding).  A CRF model's column is its best tag sequence (Viterbi).
@@ -123,7 +126,7 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
         n = batch.n_tokens
         values: dict[str, list[str]] = {}
         packed_scores: dict[int, np.ndarray] = {}
-        upos_ids = hidden = None  # packed order
+        upos_ids = hidden = lemmas = None  # packed order; lemmas: _start_lemmas'
         if network.crf is not None:  # one head, one column: the best sequence
             emissions = network.scores(batch, memo=True)
             ids = np.empty(n, dtype=np.int64)
@@ -148,6 +151,10 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
                     features.append((head, _labels(head.labels, ids)))
                 else:
                     values[head.column] = _labels(head.labels, ids)
+            if lemma_k is not None:  # its product runs while XPOS and FEATS are decoded
+                lemmas = _start_lemmas(network, heads[lemma_k], lemma_k, hidden, batch,
+                                       upos_ids, heads[upos_k].labels
+                                       if upos_ids is not None else None)
             if combinations is not None:
                 last = bounds[len(product) - len(analysed)]  # where they are, if there
                 chosen = _analyses(network, hidden, combinations, analysed, upos_ids,
@@ -165,9 +172,8 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
                             f[name] = label
                 values["feats"] = [join_features(f) for f in found]
         if lemma_k is not None:
-            values["lemma"] = _lemmas(network, heads[lemma_k], lemma_k, hidden, batch,
-                                      upos_ids, heads[upos_k].labels if upos_ids is not None
-                                      else None)
+            values["lemma"] = (lemmas or _start_lemmas(
+                network, heads[lemma_k], lemma_k, hidden, batch, None, None))()
         starts = np.cumsum([0] + [len(sentences_words[i]) for i in chunk]).tolist()
         for column in needed:
             flat, target = values[column], out[column]
@@ -212,10 +218,13 @@ def _labels(labels, ids):
     return np.asarray(labels, dtype=object)[ids].tolist()
 
 
-def _lemmas(network, head, k, hidden, batch, upos_ids, upos_labels):
-    """The lemmas of a batch's words, laid end to end: the lexicon's where it knows
-    (form, predicted UPOS) (upos_ids: each packed row's UPOS id, or None: no lexicon),
-    else the lemma head's, whose logits are computed for those tokens only."""
+def _start_lemmas(network, head, k, hidden, batch, upos_ids, upos_labels):
+    """A function giving the lemmas of a batch's words, laid end to end: the lexicon's
+    where it knows (form, predicted UPOS) (upos_ids: each packed row's UPOS id, or None:
+    no lexicon), else the lemma head's, whose logits are computed for those tokens only:
+    on the second thread, from now until the function is called, where the tagger has
+    two (the caller decodes XPOS and FEATS meanwhile, which is mostly Python: the
+    product, ~40 % of the lemmas' time on EWT test, drops out of the pass)."""
     n = batch.n_tokens
     if upos_ids is not None:
         rows, table, lemmas = head.lexicon_table(upos_labels)
@@ -227,13 +236,20 @@ def _lemmas(network, head, k, hidden, batch, upos_ids, upos_labels):
     out = np.empty(n, dtype=object)
     out[batch.flat_index] = lemmas[known]
     missing = np.flatnonzero(known < 0)  # packed rows
-    if len(missing):
-        if hidden is None:
-            hidden = network.encode(batch)
-        scores = network.head_logits(hidden, [k], missing)
-        words = np.array(batch.forms, dtype=object)[batch.form_of_row[missing]].tolist()
-        out[batch.flat_index[missing]] = head.scripted(words, scores)
-    return out.tolist()
+    if not len(missing):
+        return out.tolist
+    if hidden is None:
+        hidden = network.encode(batch)
+    if runtime.threads_beside_blas(network.rnn.threads) >= 2:
+        scores = runtime.run_beside(network.head_logits, hidden, [k], missing, False).result
+    else:
+        scores = functools.partial(network.head_logits, hidden, [k], missing)
+    words = np.array(batch.forms, dtype=object)[batch.form_of_row[missing]].tolist()
+
+    def finish():
+        out[batch.flat_index[missing]] = head.scripted(words, scores())
+        return out.tolist()
+    return finish
 
 
 def _batches(vocab, sentences_words, batch_tokens):

@@ -380,12 +380,14 @@ class Network:
         with runtime.single_blas_thread():
             return self._encode(batch, False, None, None)[0]
 
-    def head_logits(self, hidden, heads, rows=None):
+    def head_logits(self, hidden, heads, rows=None, split=True):
         """The logits (len(rows), their labels) of `heads` (indexes, in that order:
         head_bounds(heads) says where each starts) for the rows `rows` of encode()'s output
         (None: every row).  Computed as infer() computes its output product (each
         direction's columns of the weights on its own thread, the bias with the first),
-        so a row's logits are infer()'s, bit for bit."""
+        so a row's logits are infer()'s, bit for bit.  split=False: both directions'
+        products on the calling thread, one after the other (the same products: the same
+        logits), for a caller that is itself the second thread (runtime.run_beside)."""
         parts = self._split_head_layer(heads)
         x = hidden if rows is None else hidden[rows]
         H = self.rnn.hidden_size
@@ -393,7 +395,7 @@ class Network:
         jobs = [(x[:, d * H:(d + 1) * H], weight, bias, outs[d])
                 for d, (weight, bias) in enumerate(parts)]
         with runtime.single_blas_thread():
-            if len(jobs) == 2 and x.shape[0] >= SPLIT_HEAD_ROWS and \
+            if split and len(jobs) == 2 and x.shape[0] >= SPLIT_HEAD_ROWS and \
                     runtime.threads_beside_blas(self.rnn.threads) >= 2:
                 other = runtime.run_beside(_core.input_projection, *jobs[1])
                 try:

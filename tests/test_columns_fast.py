@@ -123,6 +123,26 @@ def test_head_logits_are_infers(bundled, ewt_dev_words):
                                    rtol=1e-5, atol=1e-4)
 
 
+def test_head_logits_on_one_thread_are_the_split_ones(bundled, ewt_dev_words):
+    """split=False (what the lemma head's product runs on the second thread): both
+    directions on the calling thread, the same products, bit for bit."""
+    net = bundled.network
+    batch = Batch(ewt_dev_words[:200], bundled.vocab)
+    hidden = net.encode(batch)
+    rows = np.arange(0, batch.n_tokens, 3)
+    for heads in ([3], [0, 1, 2]):
+        np.testing.assert_array_equal(net.head_logits(hidden, heads, rows, split=False),
+                                      net.head_logits(hidden, heads, rows))
+
+
+def test_lemmas_on_one_thread_are_the_reference_ones(ewt_dev_words):
+    """A tagger of one thread computes the lemma head's product when it decodes the
+    lemmas, not beside the XPOS and FEATS: the same values."""
+    tagger = Tagger.load(threads=1)
+    words = ewt_dev_words[:400]
+    assert tagger.predict_columns(words) == reference_columns(tagger, words, tagger.columns)
+
+
 def test_split_features_and_lemmas_without_upos(tmp_path):
     """A small random model with FEATS split a head per feature and no UPOS head (so no
     lexicon lookups): decoded as the reference does, with the memo and without it."""
