@@ -45,7 +45,8 @@ def retune(frontend, record, train, dev):
     record.update(file=str(train), dev_file=str(dev), dev={
         k: round(float(v), 6) for k, v in dev_scores(frontend, dev).items()})
     print(f"retuned: lexicon {frontend.use_lexicon}, {len(frontend.shapes)} shapes, sentence "
-          f"bias {frontend.sentence_bias:g}, multiword bias {frontend.multiword_bias:g}")
+          f"bias {frontend.sentence_bias:g}, multiword bias {frontend.multiword_bias:g}, word "
+          f"model weight {frontend.word_weight:g}, bias {frontend.word_bias:g}")
 
 
 def main():

@@ -7,7 +7,9 @@ whitespace between tokens.  A character embedding feeds a one-layer bidirectiona
 (seqtag.rnn; an LSTM is an option) and a linear layer; inference cuts paragraphs into
 overlapping windows and runs many of them as one packed batch, so memory stays bounded on
 huge paragraphs.  After the model, the chunk lexicon gives the whitespace-free chunks the
-treebank has a clear convention for ("Inc." whole, "F-16" split) that segmentation.
+treebank has a clear convention for ("Inc." whole, "F-16" split) that segmentation, and a
+word-level model (WordBoundaries) decides again where sentences end between words, which
+the character model misses where no punctuation ends them (headings, titles).
 Multiword tokens are expanded by a dictionary learned from the treebank (surface form ->
 its most frequent words), with a suffix rule for flagged tokens never seen.
 
@@ -22,6 +24,7 @@ import os
 import re
 import time
 import unicodedata
+import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
@@ -799,6 +802,156 @@ def _lexicon_from_arrays(arrays, name="lexicon"):
     return lexicon
 
 
+# ---------------------------------------------------------------- sentence boundaries between words
+
+#: Feature hashing of the word-level boundary model: 2^bits weights.
+_BOUNDARY_BITS = 16
+
+
+def _case_shape(token):
+    """A token's characters by class, runs collapsed, the first four: "Paris" -> "Xx",
+    "NATO-led" -> "X-x", "1,5" -> "9,9"."""
+    shape = []
+    for c in token:
+        k = ("X" if c.isupper() else "x" if c.islower() else "9" if c.isdigit()
+             else "a" if c.isalpha() else c)
+        if not shape or shape[-1] != k:
+            shape.append(k)
+    return "".join(shape[:4])
+
+
+def _count_class(n):
+    return 0 if n <= 0 else 1 if n <= 2 else 2 if n <= 9 else 3
+
+
+class WordBoundaries:
+    """Where sentences start between words: a logistic regression over hashed features of
+    the tokens around each token boundary, learned from a treebank's sentences.
+
+    The character model sees few characters past a boundary and misses sentences that end
+    without punctuation (headings, titles, bylines).  What decides those is the words: a
+    capitalised word whose lowercase form the treebank writes in lower case inside
+    sentences ("Quinze" after "Paris") starts one, a name ("Lucien" after ";") does not.
+    `casing` keeps, for each lowercase form of train, how often it was seen lower case
+    inside a sentence, capitalised inside one and sentence-initial (three count classes
+    packed in a byte); the other features are the forms, case shapes, affixes of the two
+    tokens each side and the tokens since the last sentence-final punctuation mark.
+    """
+
+    def __init__(self, weights: np.ndarray, casing: dict[str, int]):
+        self.weights = weights
+        self.casing = casing
+
+    def _features(self, tokens, i, casing_of=None):
+        """Hashed features of the boundary after tokens[i] (the tokens of one paragraph)."""
+        left, right = tokens[i], tokens[i + 1]
+        before = tokens[i - 1] if i > 0 else "<s>"
+        after = tokens[i + 2] if i + 2 < len(tokens) else "</s>"
+        sl, sr, sb, sa = (_case_shape(t) for t in (left, right, before, after))
+        k = i
+        while k >= 0 and not set(tokens[k]) <= _FINAL:
+            k -= 1
+        run = i - k
+        run = str(run if run < 10 else 10 + (run - 10) // 5 * 5 if run < 40 else 40)
+        casing = str(self.casing.get(right.lower(), 0) if casing_of is None else casing_of)
+        low_left, low_right = left.lower(), right.lower()
+        names = ("L=" + low_left, "R=" + low_right, "Rc=" + right, "Ls=" + sl, "Rs=" + sr,
+                 f"LsRs={sl}|{sr}", f"LLsLs={sb}|{sl}", f"RsRRs={sr}|{sa}",
+                 f"4s={sb}|{sl}|{sr}|{sa}", "L3=" + low_left[-3:], "R3=" + low_right[:3],
+                 f"LRs={low_left}|{sr}", f"LsR={sl}|{low_right}", "d=" + run,
+                 f"dRs={min(i - k, 30) // 5}|{sr}", f"O={casing}|{sr}", f"OL={casing}|{sl}",
+                 f"Od={casing}|{min(i - k, 30) // 5}", "bias")
+        mask = (1 << _BOUNDARY_BITS) - 1
+        return [zlib.crc32(n.encode("utf-8", "surrogatepass")) & mask for n in names]
+
+    def scores(self, tokens: list[str]) -> np.ndarray:
+        """(len(tokens) - 1,) log-odds that a sentence ends after each token but the last."""
+        if len(tokens) < 2:
+            return np.zeros(0)
+        rows = np.array([self._features(tokens, i) for i in range(len(tokens) - 1)])
+        return self.weights[rows].sum(axis=1, dtype=np.float64)
+
+    @classmethod
+    def learn(cls, material: TrainingText, l2: float = 1e-4, steps: int = 300
+              ) -> "WordBoundaries":
+        """From the gold tokens and sentences of a treebank's paragraphs (full-batch Adam
+        on the L2-regularised log-loss)."""
+        paragraphs = _gold_paragraph_tokens(material)
+        low, cap, initial = Counter(), Counter(), Counter()
+        for tokens, ends in paragraphs:
+            for j, t in enumerate(tokens):
+                counts = (initial if j == 0 or ends[j - 1] else cap if t[:1].isupper()
+                          else low if t[:1].islower() else None)
+                if counts is not None:
+                    counts[t.lower()] += 1
+
+        def casing(form, minus_initial=0):
+            return (_count_class(low[form]) * 16 + _count_class(cap[form]) * 4
+                    + _count_class(initial[form] - minus_initial))
+
+        model = cls(np.zeros(1 << _BOUNDARY_BITS), {})
+        rows, gold = [], []
+        for tokens, ends in paragraphs:
+            for i in range(len(tokens) - 1):
+                # the boundary's own sentence start left out of the counts it is described by
+                rows.append(model._features(tokens, i, casing(tokens[i + 1].lower(),
+                                                              int(ends[i]))))
+                gold.append(ends[i])
+        model.casing = {f: c for f in set(low) | set(cap) | set(initial) if (c := casing(f))}
+        if rows:
+            model.weights = _logistic_regression(np.array(rows), np.array(gold, dtype=float),
+                                                 1 << _BOUNDARY_BITS, l2, steps)
+        return model
+
+    def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        forms = list(self.casing)
+        return {prefix + "weight": self.weights.astype(np.float32),
+                prefix + "casing.forms": np.frombuffer(
+                    "\n".join(forms).encode("utf-8", "surrogatepass"), dtype=np.uint8).copy(),
+                prefix + "casing.codes": np.array([self.casing[f] for f in forms],
+                                                  dtype=np.uint8)}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict, prefix: str) -> Optional["WordBoundaries"]:
+        if prefix + "weight" not in arrays:
+            return None
+        text = np.asarray(arrays[prefix + "casing.forms"], dtype=np.uint8).tobytes().decode(
+            "utf-8", "surrogatepass")
+        forms = text.split("\n") if text else []
+        codes = np.asarray(arrays[prefix + "casing.codes"]).tolist()
+        weights = np.asarray(arrays[prefix + "weight"], dtype=np.float32)
+        if len(forms) != len(codes) or len(weights) != 1 << _BOUNDARY_BITS:
+            raise ModelError("front end word boundary model is broken")
+        return cls(weights, dict(zip(forms, codes)))
+
+
+def _gold_paragraph_tokens(material):
+    """[(the tokens of a paragraph, (n,) bool: a sentence ends with each)] from the gold
+    labels."""
+    result = []
+    for text, labels in zip(material.paragraphs, material.labels):
+        space = np.array([c.isspace() for c in text], dtype=bool)
+        starts, ends, sentence_end, _ = _spans(labels.astype(np.int64), space)
+        result.append(([text[a:b] for a, b in zip(starts.tolist(), ends.tolist())],
+                       sentence_end))
+    return result
+
+
+def _logistic_regression(rows, gold, size, l2, steps, lr=0.1):
+    """Weights (size,) of a logistic regression whose examples are rows of feature
+    indices (each feature worth 1), by full-batch Adam."""
+    weights, mean, square = np.zeros(size), np.zeros(size), np.zeros(size)
+    flat = rows.ravel()
+    for t in range(1, steps + 1):
+        p = 1.0 / (1.0 + np.exp(-weights[rows].sum(axis=1)))
+        grad = np.bincount(flat, np.repeat((p - gold) / len(gold), rows.shape[1]),
+                           minlength=size) + l2 * weights
+        mean = 0.9 * mean + 0.1 * grad
+        square = 0.999 * square + 0.001 * grad * grad
+        weights -= lr * (mean / (1 - 0.9 ** t)) / (np.sqrt(square / (1 - 0.999 ** t)) + 1e-8)
+    return weights
+
+
 # ---------------------------------------------------------------- windows
 
 
@@ -861,6 +1014,7 @@ DEFAULTS = {"dim": 24, "hidden": 48, "cell": "gru", "crop": 256, "batch": 32,
             "min_chars": 16_000_000, "sentence_weight": 1.0,
             "window": 320, "margin": 32}
 _FORMAT = 1
+_WORDS_PREFIX = "words."
 
 
 @dataclass
@@ -893,6 +1047,12 @@ class LearnedFrontEnd:
         self.lexicon = lexicon or {}
         self.use_lexicon = True
         self.shapes: dict[str, bytes] = {}  # shape -> token ends (learn_shapes)
+        # a sentence ends after a token followed by whitespace where the character model's
+        # log-odds + word_weight * the word model's + word_bias > 0 (both tuned on dev)
+        self.words: Optional[WordBoundaries] = None
+        self.word_weight = 0.0
+        self.word_bias = 0.0
+        self._word_scores: Optional[tuple] = None  # (what they were computed for, scores)
 
     # ---- FrontEnd
 
@@ -939,11 +1099,44 @@ class LearnedFrontEnd:
             ok = last >= 0
             ok[ok] = starts[last[ok]] >= begin[ok]
             sentence_end[last[ok]] = True
+        if self.words is not None and self.word_weight:
+            self._decide_between_words(scored, labels, (starts, ends, sentence_end))
         # a flagged token the expander keeps as one word is no multiword token
         flagged = np.flatnonzero(multiword)
         multiword[flagged] = [len(self.expander.expand(text[a:b])) > 1 for a, b in
                               zip(starts[flagged].tolist(), ends[flagged].tolist())]
         return text, scored.bounds, (starts, ends, sentence_end, multiword)
+
+    def _decide_between_words(self, scored, labels, spans):
+        """Decide again, in place, whether a sentence ends after each token followed by
+        whitespace inside a paragraph: the character model's log-odds (with its bias) plus
+        word_weight times the word model's, plus word_bias."""
+        starts, ends, sentence_end = spans
+        if len(ends) < 2:
+            return
+        text, logits = scored.text, scored.logits
+        paragraph = np.searchsorted(scored.begin, starts, side="right") - 1
+        cuts = (np.flatnonzero(np.diff(paragraph)) + 1).tolist()
+        # tuning on dev decodes the same tokens again and again: their word scores are kept
+        key = (id(scored), id(self.words), hash(starts.tobytes()), hash(ends.tobytes()))
+        if self._word_scores is not None and self._word_scores[0] == key:
+            word_scores = self._word_scores[1]
+        else:
+            word_scores = np.concatenate([
+                np.append(self.words.scores([text[a:b] for a, b in zip(
+                    starts[first:last].tolist(), ends[first:last].tolist())]), 0.0)
+                for first, last in zip([0] + cuts, cuts + [len(starts)])])
+            self._word_scores = (key, word_scores)
+        inner = np.ones(len(ends), dtype=bool)
+        inner[np.array(cuts, dtype=np.int64) - 1] = False  # a paragraph's last token
+        inner[-1] = False
+        inner[inner] = scored.ids[ends[inner]] == 0  # whitespace follows
+        last = ends[inner] - 1
+        scores = logits[last]
+        char_odds = (np.maximum(scores[:, SENT], scores[:, MWT_SENT]) + self.sentence_bias
+                     - np.max(scores[:, [INSIDE, END, MWT]], axis=1))
+        sentence_end[inner] = (char_odds + self.word_weight * word_scores[inner]
+                               + self.word_bias > 0)
 
     # ---- saving
 
@@ -953,11 +1146,14 @@ class LearnedFrontEnd:
         arrays.update(_lexicon_arrays(self.lexicon))
         if self.shapes:
             arrays.update(_lexicon_arrays(self.shapes, "shapes"))
+        if self.words is not None:
+            arrays.update(self.words.to_arrays(_WORDS_PREFIX))
         meta = {"format": _FORMAT, "kind": self.kind, "chars": self.codes.chars,
                 "cell": self.model.rnn.cell, "dim": int(self.model.embedding.shape[1]),
                 "hidden": self.model.rnn.hidden_size, "options": self.options,
                 "sentence_bias": self.sentence_bias, "multiword_bias": self.multiword_bias,
-                "use_lexicon": self.use_lexicon,
+                "use_lexicon": self.use_lexicon, "word_weight": self.word_weight,
+                "word_bias": self.word_bias,
                 "multiword": self.expander.to_meta()}
         return arrays, meta
 
@@ -987,6 +1183,9 @@ class LearnedFrontEnd:
             front_end.use_lexicon = bool(meta.get("use_lexicon", True))
             front_end.multiword_bias = float(meta.get("multiword_bias", 0.0))
             front_end.shapes = _lexicon_from_arrays(arrays, "shapes")
+            front_end.words = WordBoundaries.from_arrays(arrays, _WORDS_PREFIX)
+            front_end.word_weight = float(meta.get("word_weight", 0.0))
+            front_end.word_bias = float(meta.get("word_bias", 0.0))
             return front_end
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise ModelError(f"front end metadata is broken ({type(e).__name__}: {e})") from None
@@ -1078,17 +1277,25 @@ _SHAPE_SHARES = (0.99, 0.97, 0.95, 0.9, 0.85, 0.8)
 def tune_on_dev(front_end: LearnedFrontEnd, train_path: str | os.PathLike[str],
                 dev_path: str | os.PathLike[str]) -> None:
     """Learn again from the raw text of train_path what a trained front end has after its
-    model (the multiword expander, the chunk lexicon, the shapes), and choose on
+    model (the multiword expander, the chunk lexicon, the shapes, the word boundary model),
+    and choose on
     dev_path's how it uses them and its biases (CoNLL-U files with `# text` lines)."""
     material = read_training_text(train_path)
     front_end.expander = MultiwordExpander.learn(material.multiword, material.plain)
     front_end.lexicon = learn_lexicon(material)
-    _tune_after_model(front_end, _DevSet(read_training_text(dev_path)), learn_shapes(material))
+    _tune_after_model(front_end, _DevSet(read_training_text(dev_path)), learn_shapes(material),
+                      WordBoundaries.learn(material))
 
 
-def _tune_after_model(front_end, dev, shapes):
+#: The weights of the word model against the character model's, and the biases, tried on dev.
+_WORD_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
+_WORD_BIASES = (-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 3.0)
+
+
+def _tune_after_model(front_end, dev, shapes, words=None):
     """Choose on dev whether to use the chunk lexicon, which shapes to use (those whose
-    share reaches one of _SHAPE_SHARES, or none), the sentence-end and multiword biases."""
+    share reaches one of _SHAPE_SHARES, or none), the sentence-end and multiword biases,
+    and how much the word boundary model `words` (WordBoundaries) weighs (none: 0)."""
     scored = front_end._score(dev.paragraphs)
 
     def token_score():
@@ -1107,8 +1314,26 @@ def _tune_after_model(front_end, dev, shapes):
         if score > best + 1e-9:
             best, best_shapes = score, front_end.shapes
     front_end.shapes = best_shapes
+    front_end.words, front_end.word_weight, front_end.word_bias = None, 0.0, 0.0
     _tune_bias(front_end, dev, scored, "sentence_bias", "sentences")
     _tune_bias(front_end, dev, scored, "multiword_bias", "multiword")
+    if words is not None:
+        _tune_word_weight(front_end, dev, scored, words)
+
+
+def _tune_word_weight(front_end, dev, scored, words):
+    """Set front_end's word model, its weight and bias to the pair of _WORD_WEIGHTS and
+    _WORD_BIASES with the best sentence F1 on dev (no word model when none beats it)."""
+    best = dev.score(front_end, scored)["sentences"]
+    choice = (None, 0.0, 0.0)
+    front_end.words = words
+    for weight in _WORD_WEIGHTS[1:]:
+        for bias in _WORD_BIASES:
+            front_end.word_weight, front_end.word_bias = weight, bias
+            f = dev.score(front_end, scored)["sentences"]
+            if f > best + 1e-9:
+                best, choice = f, (words, weight, bias)
+    front_end.words, front_end.word_weight, front_end.word_bias = choice
 
 
 def train_frontend(train_path: str | os.PathLike[str],
@@ -1122,8 +1347,9 @@ def train_frontend(train_path: str | os.PathLike[str],
     Trains on random crops of the training paragraphs for options["epochs"] passes over
     their characters, more for a small corpus (options["min_chars"] characters at least),
     or until max_time seconds; keeps the epoch with the best token + sentence F1 on
-    dev_path when given (the last otherwise), learns the chunk lexicon, and on dev decides
-    whether to use it and tunes the sentence-end bias.  progress, if given, gets a dict
+    dev_path when given (the last otherwise), learns the chunk lexicon, the shapes and the
+    word boundary model, and on dev decides how to use them and tunes the biases.
+    progress, if given, gets a dict
     after every epoch.  CorpusError when the file
     has no `# text` lines (the caller keeps the rule front end).
     """
@@ -1204,7 +1430,7 @@ def train_frontend(train_path: str | os.PathLike[str],
         model.load_arrays(best)
     front_end.lexicon = learn_lexicon(material)
     if dev is not None:
-        _tune_after_model(front_end, dev, learn_shapes(material))
+        _tune_after_model(front_end, dev, learn_shapes(material), WordBoundaries.learn(material))
     return front_end
 
 

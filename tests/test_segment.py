@@ -18,7 +18,7 @@ from seqtag.frontend import RawSentence, Token
 from seqtag.packing import Packing
 from seqtag.segment import (END, INSIDE, LABELS, MWT, MWT_SENT, SENT, SPACE, CharCodes,
                             CharTagger, LearnedFrontEnd, MultiwordExpander, RuleFrontEnd,
-                            TrainingText, _apply_lexicon, _choose_labels,
+                            TrainingText, WordBoundaries, _apply_lexicon, _choose_labels,
                             _paragraph_sentences, _spans, dev_scores, learn_lexicon,
                             learn_shapes, paragraphs_to_conllu, read_training_text,
                             to_conllu, train_frontend)
@@ -287,6 +287,64 @@ def test_multiword_bias_moves_only_the_multiword_decision():
         INSIDE, END, SENT, END, SPACE]
 
 
+def sentences_as_conllu(sentences):
+    """CoNLL-U of sentences given as lists of tokens (a space after each but the last)."""
+    blocks = []
+    for tokens in sentences:
+        blocks.append("\n".join([f"# text = {' '.join(tokens)}"]
+                                + [row(i, t) for i, t in enumerate(tokens, 1)]))
+    return "\n\n".join(blocks) + "\n\n"
+
+
+def headline_corpus():
+    """Headings without final punctuation before sentences that start with a common word
+    (each starts one sentence and is written lower case inside others), and names
+    capitalised inside sentences."""
+    names = ["Paul", "Marie", "Jean", "Claire", "Luc", "Anne"]
+    sentences = []
+    for k in range(60):
+        common = "ba" + chr(97 + k % 26) + chr(97 + k // 26) + "ment"
+        sentences.append(["Rapport", "du", "conseil"])
+        sentences.append([common.capitalize(), "le", "maire", "parle", "avec", names[k % 6],
+                          "."])
+        sentences.append(["le", "maire", "viendra", common, "."])
+        sentences.append(["Le", "conseil", "et", names[(k * 5) % 6], "votent", "."])
+    return sentences + [["il", "vient", "toujours", "."]] * 2
+
+
+def test_word_boundaries_learn_that_a_common_capitalised_word_starts_a_sentence(tmp_path):
+    material = read_training_text(write(tmp_path, sentences_as_conllu(headline_corpus())),
+                                  sentences_per_paragraph=4)
+    words = WordBoundaries.learn(material)
+    # "Toujours" never starts a sentence in training, but "toujours" is written lower case
+    # inside sentences: capitalised after a heading, it starts one; "Marie" does not
+    heading = words.scores(["Budget", "de", "la", "ville", "Toujours", "le", "maire", "."])
+    name = words.scores(["Le", "budget", "de", "la", "ville", "et", "Marie", "votent", "."])
+    assert heading[3] > 0 > name[5]
+    assert (heading[:3] < 0).all() and (name < 0)[:-1].all()
+    assert words.casing["toujours"] != words.casing["marie"]
+
+
+def test_the_word_model_decides_sentence_ends_after_whitespace_only(french):
+    text = "Rapport du conseil Demain le maire parle. Puis il part"
+    before = french.segment(text)
+    words = WordBoundaries(np.zeros(len(french.words.weights) if french.words else 1 << 16),
+                           {})
+    try:
+        french.words, french.word_weight, french.word_bias = words, 1.0, 100.0
+        # every token followed by whitespace now ends a sentence, the others do not
+        after = french.segment(text)
+        assert [s.text for s in after][:3] == ["Rapport", "du", "conseil"]
+        assert "parle." in [s.text for s in after]
+        assert all(len(s.tokens) == 1 or not s.tokens[0].space_after for s in after)
+        french.word_bias = -100.0
+        assert [s.text for s in french.segment(text)] == [text]
+        french.word_weight = 0.0  # weight 0: the character model alone, as before
+        assert french.segment(text) == before
+    finally:
+        french.words, french.word_weight, french.word_bias = None, 0.0, 0.0
+
+
 # ---------------------------------------------------------------- a tiny learned model
 
 TINY = {"dim": 8, "hidden": 16, "epochs": 40, "min_chars": 0, "crop": 64, "batch": 4, "lr": 0.02,
@@ -414,6 +472,16 @@ def test_save_and_load_give_the_same_segmentation(french):
     again = LearnedFrontEnd.from_arrays(*(json.loads(json.dumps(part)) if k else part
                                           for k, part in enumerate(loaded.to_arrays())))
     assert (again.shapes, again.multiword_bias) == (loaded.shapes, 0.5)
+    assert again.words is None and loaded.words is None  # files without a word model load
+    loaded.words = WordBoundaries(np.arange(1 << 16, dtype=np.float32) % 7 - 3,
+                                  {"été": 17, "paris": 4})
+    loaded.word_weight, loaded.word_bias = 2.0, -0.5
+    again = LearnedFrontEnd.from_arrays(*(json.loads(json.dumps(part)) if k else part
+                                          for k, part in enumerate(loaded.to_arrays())))
+    assert (again.word_weight, again.word_bias, again.words.casing) == (2.0, -0.5, {
+        "été": 17, "paris": 4})
+    assert np.array_equal(again.words.weights, loaded.words.weights)
+    assert again.segment_many(texts) == loaded.segment_many(texts)
     assert again.segment("oui,non")[0].tokens[1].text == ","
     arrays.pop("output.bias")
     with pytest.raises(ModelError, match="front end arrays missing: output.bias"):
