@@ -824,6 +824,21 @@ def _count_class(n):
     return 0 if n <= 0 else 1 if n <= 2 else 2 if n <= 9 else 3
 
 
+def _hash(text):
+    return zlib.crc32(text.encode("utf-8", "surrogatepass"))
+
+
+def _mix(slot, *columns):
+    """A feature index in [0, 2^_BOUNDARY_BITS) per row from the slot number and integer
+    columns (a multiplicative hash, wrapping in 64 bits)."""
+    h = np.full(len(columns[0]), slot * 0x9E3779B97F4A7C15 % (1 << 64), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for column in columns:
+            h = (h ^ column.astype(np.uint64)) * np.uint64(0x100000001B3)
+            h ^= h >> np.uint64(29)
+    return (h & np.uint64((1 << _BOUNDARY_BITS) - 1)).astype(np.int64)
+
+
 class WordBoundaries:
     """Where sentences start between words: a logistic regression over hashed features of
     the tokens around each token boundary, learned from a treebank's sentences.
@@ -841,34 +856,74 @@ class WordBoundaries:
     def __init__(self, weights: np.ndarray, casing: dict[str, int]):
         self.weights = weights
         self.casing = casing
+        self._forms: dict[str, tuple] = {}  # form -> its token-level hashes (_token_columns)
 
-    def _features(self, tokens, i, casing_of=None):
-        """Hashed features of the boundary after tokens[i] (the tokens of one paragraph)."""
-        left, right = tokens[i], tokens[i + 1]
-        before = tokens[i - 1] if i > 0 else "<s>"
-        after = tokens[i + 2] if i + 2 < len(tokens) else "</s>"
-        sl, sr, sb, sa = (_case_shape(t) for t in (left, right, before, after))
-        k = i
-        while k >= 0 and not set(tokens[k]) <= _FINAL:
-            k -= 1
-        run = i - k
-        run = str(run if run < 10 else 10 + (run - 10) // 5 * 5 if run < 40 else 40)
-        casing = str(self.casing.get(right.lower(), 0) if casing_of is None else casing_of)
-        low_left, low_right = left.lower(), right.lower()
-        names = ("L=" + low_left, "R=" + low_right, "Rc=" + right, "Ls=" + sl, "Rs=" + sr,
-                 f"LsRs={sl}|{sr}", f"LLsLs={sb}|{sl}", f"RsRRs={sr}|{sa}",
-                 f"4s={sb}|{sl}|{sr}|{sa}", "L3=" + low_left[-3:], "R3=" + low_right[:3],
-                 f"LRs={low_left}|{sr}", f"LsR={sl}|{low_right}", "d=" + run,
-                 f"dRs={min(i - k, 30) // 5}|{sr}", f"O={casing}|{sr}", f"OL={casing}|{sl}",
-                 f"Od={casing}|{min(i - k, 30) // 5}", "bias")
-        mask = (1 << _BOUNDARY_BITS) - 1
-        return [zlib.crc32(n.encode("utf-8", "surrogatepass")) & mask for n in names]
+    def _token_columns(self, tokens, casing=None):
+        """(n, 7) int64: each token's hashes (lowercase form, form, case shape, last three
+        and first three lowercase characters), casing code (or casing[i]) and whether it is
+        sentence-final punctuation."""
+        known = self._forms
+        if len(known) > 200_000:
+            known.clear()
+        rows = []
+        for t in tokens:
+            row = known.get(t)
+            if row is None:
+                low = t.lower()
+                row = known[t] = (_hash(low), _hash(t), _hash(_case_shape(t)),
+                                  _hash(low[-3:]), _hash(low[:3]), self.casing.get(low, 0),
+                                  int(set(t) <= _FINAL))
+            rows.append(row)
+        columns = np.array(rows, dtype=np.int64).reshape(len(tokens), 7)
+        if casing is not None:
+            columns[:, 5] = casing
+        return columns
 
-    def scores(self, tokens: list[str]) -> np.ndarray:
-        """(len(tokens) - 1,) log-odds that a sentence ends after each token but the last."""
-        if len(tokens) < 2:
+    def _features(self, columns, first):
+        """(n, 19) feature indices of the boundary after each token (tokens of paragraphs
+        laid end to end; first[i]: token i opens a paragraph)."""
+        n = len(columns)
+        index = np.arange(n)
+        opens = np.flatnonzero(first)
+        start = np.maximum.accumulate(np.where(first, index, 0))
+        edge = np.full((1, 7), -1, dtype=np.int64)
+        padded = np.concatenate([edge, columns, edge, edge])
+        last = np.zeros(n, dtype=bool)
+        last[opens[1:] - 1] = True
+        last[-1] = True
+        right = np.where(last, 0, index + 2)            # rows of padded
+        after = np.where(last | np.concatenate([last[1:], [True]]), 0, index + 3)
+        before = np.where(first, 0, index)
+        left, right_, before_, after_ = padded[index + 1], padded[right], padded[before], \
+            padded[after]
+        final = np.where(columns[:, 6] == 1, index, -1)
+        since = index - np.maximum(np.maximum.accumulate(final), start - 1)
+        run = np.where(since < 10, since, np.minimum(10 + (since - 10) // 5 * 5, 40))
+        run_class = np.minimum(since, 30) // 5
+        low, form, shape, suffix, prefix, casing = range(6)
+        return np.stack([
+            _mix(1, left[:, low]), _mix(2, right_[:, low]), _mix(3, right_[:, form]),
+            _mix(4, left[:, shape]), _mix(5, right_[:, shape]),
+            _mix(6, left[:, shape], right_[:, shape]), _mix(7, before_[:, shape], left[:, shape]),
+            _mix(8, right_[:, shape], after_[:, shape]),
+            _mix(9, before_[:, shape], left[:, shape], right_[:, shape], after_[:, shape]),
+            _mix(10, left[:, suffix]), _mix(11, right_[:, prefix]),
+            _mix(12, left[:, low], right_[:, shape]), _mix(13, left[:, shape], right_[:, low]),
+            _mix(14, run), _mix(15, run_class, right_[:, shape]),
+            _mix(16, right_[:, casing], right_[:, shape]),
+            _mix(17, right_[:, casing], left[:, shape]), _mix(18, right_[:, casing], run_class),
+            _mix(19, np.zeros(n, dtype=np.int64))], axis=1)
+
+    def scores(self, tokens: list[str], first: Optional[np.ndarray] = None) -> np.ndarray:
+        """(len(tokens),) log-odds that a sentence ends after each token (tokens of
+        paragraphs laid end to end, first[i] where token i opens one: one paragraph when
+        None); a paragraph's last token gets a score too, which means nothing."""
+        if not tokens:
             return np.zeros(0)
-        rows = np.array([self._features(tokens, i) for i in range(len(tokens) - 1)])
+        if first is None:
+            first = np.zeros(len(tokens), dtype=bool)
+            first[0] = True
+        rows = self._features(self._token_columns(tokens), first)
         return self.weights[rows].sum(axis=1, dtype=np.float64)
 
     @classmethod
@@ -876,31 +931,32 @@ class WordBoundaries:
               ) -> "WordBoundaries":
         """From the gold tokens and sentences of a treebank's paragraphs (full-batch Adam
         on the L2-regularised log-loss)."""
-        paragraphs = _gold_paragraph_tokens(material)
-        low, cap, initial = Counter(), Counter(), Counter()
-        for tokens, ends in paragraphs:
-            for j, t in enumerate(tokens):
-                counts = (initial if j == 0 or ends[j - 1] else cap if t[:1].isupper()
-                          else low if t[:1].islower() else None)
-                if counts is not None:
-                    counts[t.lower()] += 1
+        tokens, ends, first = _gold_paragraph_tokens(material)
+        model = cls(np.zeros(1 << _BOUNDARY_BITS), {})
+        if len(tokens) < 2:
+            return model
+        initial = first | np.concatenate([[True], ends[:-1]])
+        capital = np.array([t[:1].isupper() for t in tokens])
+        lower = np.array([t[:1].islower() for t in tokens])
+        forms = [t.lower() for t in tokens]
+        counts = {kind: Counter(f for f, k in zip(forms, where) if k) for kind, where in
+                  (("low", ~initial & lower), ("cap", ~initial & capital),
+                   ("initial", initial))}
 
         def casing(form, minus_initial=0):
-            return (_count_class(low[form]) * 16 + _count_class(cap[form]) * 4
-                    + _count_class(initial[form] - minus_initial))
+            return (_count_class(counts["low"][form]) * 16
+                    + _count_class(counts["cap"][form]) * 4
+                    + _count_class(counts["initial"][form] - minus_initial))
 
-        model = cls(np.zeros(1 << _BOUNDARY_BITS), {})
-        rows, gold = [], []
-        for tokens, ends in paragraphs:
-            for i in range(len(tokens) - 1):
-                # the boundary's own sentence start left out of the counts it is described by
-                rows.append(model._features(tokens, i, casing(tokens[i + 1].lower(),
-                                                              int(ends[i]))))
-                gold.append(ends[i])
-        model.casing = {f: c for f in set(low) | set(cap) | set(initial) if (c := casing(f))}
-        if rows:
-            model.weights = _logistic_regression(np.array(rows), np.array(gold, dtype=float),
-                                                 1 << _BOUNDARY_BITS, l2, steps)
+        model.casing = {f: c for f in set(forms) if (c := casing(f))}
+        # the casing of the token after each boundary, its own sentence start left out
+        own = np.concatenate([[0], (ends[:-1] & ~first[1:]).astype(np.int64)])
+        codes = np.array([casing(f, k) for f, k in zip(forms, own.tolist())])
+        rows = model._features(model._token_columns(tokens, codes), first)
+        inner = np.concatenate([~first[1:], [False]])  # the boundary is inside a paragraph
+        model.weights = _logistic_regression(rows[inner], ends[inner].astype(float),
+                                             1 << _BOUNDARY_BITS, l2, steps)
+        model._forms.clear()
         return model
 
     def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
@@ -926,15 +982,17 @@ class WordBoundaries:
 
 
 def _gold_paragraph_tokens(material):
-    """[(the tokens of a paragraph, (n,) bool: a sentence ends with each)] from the gold
-    labels."""
-    result = []
+    """The gold tokens of every paragraph laid end to end, whether a sentence ends with
+    each, whether each opens a paragraph."""
+    tokens, ends, first = [], [], []
     for text, labels in zip(material.paragraphs, material.labels):
         space = np.array([c.isspace() for c in text], dtype=bool)
-        starts, ends, sentence_end, _ = _spans(labels.astype(np.int64), space)
-        result.append(([text[a:b] for a, b in zip(starts.tolist(), ends.tolist())],
-                       sentence_end))
-    return result
+        starts, stops, sentence_end, _ = _spans(labels.astype(np.int64), space)
+        tokens += [text[a:b] for a, b in zip(starts.tolist(), stops.tolist())]
+        ends.append(sentence_end)
+        first.append(np.arange(len(starts)) == 0)
+    return (tokens, np.concatenate(ends) if ends else np.zeros(0, dtype=bool),
+            np.concatenate(first) if first else np.zeros(0, dtype=bool))
 
 
 def _logistic_regression(rows, gold, size, l2, steps, lr=0.1):
@@ -1116,20 +1174,16 @@ class LearnedFrontEnd:
             return
         text, logits = scored.text, scored.logits
         paragraph = np.searchsorted(scored.begin, starts, side="right") - 1
-        cuts = (np.flatnonzero(np.diff(paragraph)) + 1).tolist()
+        first = np.concatenate([[True], paragraph[1:] != paragraph[:-1]])
         # tuning on dev decodes the same tokens again and again: their word scores are kept
         key = (id(scored), id(self.words), hash(starts.tobytes()), hash(ends.tobytes()))
         if self._word_scores is not None and self._word_scores[0] == key:
             word_scores = self._word_scores[1]
         else:
-            word_scores = np.concatenate([
-                np.append(self.words.scores([text[a:b] for a, b in zip(
-                    starts[first:last].tolist(), ends[first:last].tolist())]), 0.0)
-                for first, last in zip([0] + cuts, cuts + [len(starts)])])
+            word_scores = self.words.scores(
+                [text[a:b] for a, b in zip(starts.tolist(), ends.tolist())], first)
             self._word_scores = (key, word_scores)
-        inner = np.ones(len(ends), dtype=bool)
-        inner[np.array(cuts, dtype=np.int64) - 1] = False  # a paragraph's last token
-        inner[-1] = False
+        inner = np.concatenate([~first[1:], [False]])  # not a paragraph's last token
         inner[inner] = scored.ids[ends[inner]] == 0  # whitespace follows
         last = ends[inner] - 1
         scores = logits[last]
