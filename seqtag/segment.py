@@ -1110,7 +1110,7 @@ class LearnedFrontEnd:
         self.words: Optional[WordBoundaries] = None
         self.word_weight = 0.0
         self.word_bias = 0.0
-        self._word_scores: Optional[tuple] = None  # (what they were computed for, scores)
+        self._word_scores: Optional[list] = None  # _tune_word_weight's cache
 
     # ---- FrontEnd
 
@@ -1175,14 +1175,17 @@ class LearnedFrontEnd:
         text, logits = scored.text, scored.logits
         paragraph = np.searchsorted(scored.begin, starts, side="right") - 1
         first = np.concatenate([[True], paragraph[1:] != paragraph[:-1]])
-        # tuning on dev decodes the same tokens again and again: their word scores are kept
-        key = (id(scored), id(self.words), hash(starts.tobytes()), hash(ends.tobytes()))
-        if self._word_scores is not None and self._word_scores[0] == key:
-            word_scores = self._word_scores[1]
+        cache = self._word_scores  # while tuning: the dev tokens' scores, decoded again and again
+        key = (scored, self.words, starts.tobytes(), ends.tobytes())
+        if cache and all(a is b or (isinstance(a, bytes) and a == b)
+                         for a, b in zip(cache[0], key)):
+            word_scores = cache[1]
         else:
             word_scores = self.words.scores(
                 [text[a:b] for a, b in zip(starts.tolist(), ends.tolist())], first)
-            self._word_scores = (key, word_scores)
+            if cache is not None:
+                # the objects themselves are the key: an id is reused once its object is freed
+                cache[:] = [key, word_scores]
         inner = np.concatenate([~first[1:], [False]])  # not a paragraph's last token
         inner[inner] = scored.ids[ends[inner]] == 0  # whitespace follows
         last = ends[inner] - 1
@@ -1380,13 +1383,16 @@ def _tune_word_weight(front_end, dev, scored, words):
     _WORD_BIASES with the best sentence F1 on dev (no word model when none beats it)."""
     best = dev.score(front_end, scored)["sentences"]
     choice = (None, 0.0, 0.0)
-    front_end.words = words
-    for weight in _WORD_WEIGHTS[1:]:
-        for bias in _WORD_BIASES:
-            front_end.word_weight, front_end.word_bias = weight, bias
-            f = dev.score(front_end, scored)["sentences"]
-            if f > best + 1e-9:
-                best, choice = f, (words, weight, bias)
+    front_end.words, front_end._word_scores = words, []
+    try:
+        for weight in _WORD_WEIGHTS[1:]:
+            for bias in _WORD_BIASES:
+                front_end.word_weight, front_end.word_bias = weight, bias
+                f = dev.score(front_end, scored)["sentences"]
+                if f > best + 1e-9:
+                    best, choice = f, (words, weight, bias)
+    finally:
+        front_end._word_scores = None
     front_end.words, front_end.word_weight, front_end.word_bias = choice
 
 
