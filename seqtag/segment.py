@@ -777,11 +777,23 @@ def learn_shapes(material: TrainingText, min_count: int = 5
     return shapes
 
 
+def _strings_array(strings):
+    """Strings without newlines as one uint8 array (UTF-8, newline-separated), as a model
+    file stores them."""
+    return np.frombuffer("\n".join(strings).encode("utf-8", "surrogatepass"),
+                         dtype=np.uint8).copy()
+
+
+def _strings_from_array(array):
+    """_strings_array's strings."""
+    text = np.asarray(array, dtype=np.uint8).tobytes().decode("utf-8", "surrogatepass")
+    return text.split("\n") if text else []
+
+
 def _lexicon_arrays(lexicon, name="lexicon"):
     """A lexicon of chunks (or shapes) -> codes of their length as two arrays."""
     chunks = list(lexicon)
-    return {f"{name}.chunks": np.frombuffer("\n".join(chunks).encode("utf-8", "surrogatepass"),
-                                            dtype=np.uint8).copy(),
+    return {f"{name}.chunks": _strings_array(chunks),
             f"{name}.codes": np.frombuffer(b"".join(lexicon[c] for c in chunks),
                                            dtype=np.int8).copy()}
 
@@ -789,9 +801,7 @@ def _lexicon_arrays(lexicon, name="lexicon"):
 def _lexicon_from_arrays(arrays, name="lexicon"):
     if f"{name}.chunks" not in arrays:
         return {}
-    text = np.asarray(arrays[f"{name}.chunks"], dtype=np.uint8).tobytes().decode(
-        "utf-8", "surrogatepass")
-    chunks = text.split("\n") if text else []
+    chunks = _strings_from_array(arrays[f"{name}.chunks"])
     codes = np.asarray(arrays[f"{name}.codes"], dtype=np.int8).tobytes()
     if sum(len(c) for c in chunks) != len(codes):
         raise ModelError(f"front end {name} is broken: chunks and codes do not match")
@@ -962,8 +972,7 @@ class WordBoundaries:
     def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
         forms = list(self.casing)
         return {prefix + "weight": self.weights.astype(np.float32),
-                prefix + "casing.forms": np.frombuffer(
-                    "\n".join(forms).encode("utf-8", "surrogatepass"), dtype=np.uint8).copy(),
+                prefix + "casing.forms": _strings_array(forms),
                 prefix + "casing.codes": np.array([self.casing[f] for f in forms],
                                                   dtype=np.uint8)}
 
@@ -971,9 +980,7 @@ class WordBoundaries:
     def from_arrays(cls, arrays: dict, prefix: str) -> Optional["WordBoundaries"]:
         if prefix + "weight" not in arrays:
             return None
-        text = np.asarray(arrays[prefix + "casing.forms"], dtype=np.uint8).tobytes().decode(
-            "utf-8", "surrogatepass")
-        forms = text.split("\n") if text else []
+        forms = _strings_from_array(arrays[prefix + "casing.forms"])
         codes = np.asarray(arrays[prefix + "casing.codes"]).tolist()
         weights = np.asarray(arrays[prefix + "weight"], dtype=np.float32)
         if len(forms) != len(codes) or len(weights) != 1 << _BOUNDARY_BITS:
@@ -1172,20 +1179,10 @@ class LearnedFrontEnd:
         starts, ends, sentence_end = spans
         if len(ends) < 2:
             return
-        text, logits = scored.text, scored.logits
+        logits = scored.logits
         paragraph = np.searchsorted(scored.begin, starts, side="right") - 1
         first = np.concatenate([[True], paragraph[1:] != paragraph[:-1]])
-        cache = self._word_scores  # while tuning: the dev tokens' scores, decoded again and again
-        key = (scored, self.words, starts.tobytes(), ends.tobytes())
-        if cache and all(a is b or (isinstance(a, bytes) and a == b)
-                         for a, b in zip(cache[0], key)):
-            word_scores = cache[1]
-        else:
-            word_scores = self.words.scores(
-                [text[a:b] for a, b in zip(starts.tolist(), ends.tolist())], first)
-            if cache is not None:
-                # the objects themselves are the key: an id is reused once its object is freed
-                cache[:] = [key, word_scores]
+        word_scores = self._scores_between_words(scored, starts, ends, first)
         inner = np.concatenate([~first[1:], [False]])  # not a paragraph's last token
         inner[inner] = scored.ids[ends[inner]] == 0  # whitespace follows
         last = ends[inner] - 1
@@ -1194,6 +1191,22 @@ class LearnedFrontEnd:
                      - np.max(scores[:, [INSIDE, END, MWT]], axis=1))
         sentence_end[inner] = (char_odds + self.word_weight * word_scores[inner]
                                + self.word_bias > 0)
+
+    def _scores_between_words(self, scored, starts, ends, first):
+        """The word model's log-odds that a sentence ends after each token.  While
+        _tune_word_weight decodes dev again and again, the same tokens' scores are kept:
+        the objects themselves are the key, not their ids (an id is reused once its object
+        is freed)."""
+        cache = self._word_scores
+        spans = starts.tobytes() + ends.tobytes()
+        if cache and cache[0] is scored and cache[1] is self.words and cache[2] == spans:
+            return cache[3]
+        text = scored.text
+        scores = self.words.scores(
+            [text[a:b] for a, b in zip(starts.tolist(), ends.tolist())], first)
+        if cache is not None:
+            cache[:] = [scored, self.words, spans, scores]
+        return scores
 
     # ---- saving
 
