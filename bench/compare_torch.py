@@ -211,7 +211,7 @@ class SeqtagPlain:
         """Tagging: the memo's word rows instead of gather + input product (seqtag.memo)."""
         embedding = self.params["word_embedding"]
         rows = self.memo.rows_of_ids(batch.word_ids, lambda new_ids: embedding[new_ids])
-        logits, _, _ = self.memo.forward(rows, batch.packing, head=(
+        logits, _, _ = self.memo.forward(rows, batch.packing, states=False, head=(
             self.params["output.weight"], self.params["output.bias"]))
         return _log_softmax(logits)
 

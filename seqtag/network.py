@@ -357,7 +357,7 @@ class Network:
                     return self._select(self._forward(batch, False, None, None)[0], heads)
                 weight, bias, bounds = self._head_layer(heads)
                 logits, _, _ = self._memo.forward(rows[batch.form_of_row], batch.packing,
-                                                  head=(weight, bias))
+                                                  head=(weight, bias), states=False)
                 if normalize and self.crf is None:
                     _log_softmax(logits, bounds)
                 return logits
@@ -374,7 +374,8 @@ class Network:
                 with runtime.single_blas_thread():
                     rows = self._memo_rows(batch)
                     if rows is not None:
-                        return self._memo.forward(rows[batch.form_of_row], batch.packing)[0]
+                        return self._memo.forward(rows[batch.form_of_row], batch.packing,
+                                                  states=False)[0]
             finally:
                 self._memo_lock.release()
         with runtime.single_blas_thread():

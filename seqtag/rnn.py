@@ -230,7 +230,7 @@ class RNN:
         return p[f"bias_ih_{k}"] + p[f"bias_hh_{k}"]
 
     def forward_projected(self, projections, row_ids, packing, h0=None, c0=None, *,
-                          head=None, packed=None):
+                          head=None, packed=None, states=True):
         """Inference (no cache) from the first layer's input pre-activations.
 
         projections: one (V, gates * hidden) array per direction, as input_projection
@@ -245,6 +245,9 @@ class RNN:
 
         packed: what pack_recurrent() returned for the current weights (a caller that runs
         many small batches keeps it, so W_hh is not packed again on every call), or None.
+
+        states=False: h_n and c_n come back as None (a tagger reads only out; putting the
+        final states back in the caller's order is two scatters per call).
         """
         self._check_packing(packing)
         G = GATES[self.cell] * self.hidden_size
@@ -283,6 +286,8 @@ class RNN:
             layer_input = heads[0][2]
             for extra in heads[1:]:
                 layer_input += extra[2]
+        if not states:
+            return layer_input, None, None
         return (layer_input, self._to_caller_order(h_state, packing),
                 None if c_state is None else self._to_caller_order(c_state, packing))
 

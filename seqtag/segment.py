@@ -393,7 +393,8 @@ class CharTagger:
                 self._projections = [self.rnn.input_projection(self.embedding, d)
                                      for d in range(2)]
             out, _, _ = self.rnn.forward_projected(
-                self._projections, ids, packing, head=(self.output_weight, self.output_bias))
+                self._projections, ids, packing, head=(self.output_weight, self.output_bias),
+                states=False)
         return out
 
     def loss_and_gradients(self, ids, labels, packing, weights=None):

@@ -375,6 +375,10 @@ def test_forward_projected_equals_inference_on_the_rows(cell, dtype, layers, bi,
         close(c_n, ref_c, dtype, "c_n")
     for p, s in zip(projections, saved):  # the projections are read, never written
         np.testing.assert_array_equal(p, s)
+    # states=False: the same out, no final states
+    alone = rnn.forward_projected(projections, ids, packing, h0, c0, states=False)
+    assert alone[1] is None and alone[2] is None
+    np.testing.assert_array_equal(alone[0], out)
     # the row ids matter: other rows give another result
     shifted = rnn.forward_projected(projections, (ids + 1) % len(E), packing, h0, c0)[0]
     assert np.abs(shifted - out).max() > 1e-3
