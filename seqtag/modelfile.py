@@ -57,6 +57,7 @@ __all__ = [
     "put_strings",
     "get_strings",
     "is_strings_reference",
+    "defer_strings",
 ]
 
 #: Version of the model file layout; bumped on incompatible changes.  2: lists of strings
@@ -171,7 +172,16 @@ def is_strings_reference(value):
 
 def get_strings(arrays, reference):
     """The list of strings a put_strings reference names in ARRAYS (a loaded model's);
-    ValueError (or KeyError, TypeError) if the arrays do not hold it."""
+    ValueError (UnicodeDecodeError among them; or KeyError, TypeError) if the arrays do
+    not hold it."""
+    return defer_strings(arrays, reference)[1]()
+
+
+def defer_strings(arrays, reference):
+    """(the number of strings, a function giving the list) for a put_strings reference:
+    the stored bytes are decoded and counted now (ValueError, KeyError or TypeError if
+    they are not what the reference says), the list is made only when asked for (tens of
+    thousands of strings are a millisecond each time)."""
     name, count = reference["strings"], reference["count"]
     if not isinstance(name, str) or type(count) is not int or count < 0:
         raise ValueError(f"bad reference to a list of strings {reference!r}")
@@ -181,19 +191,20 @@ def get_strings(arrays, reference):
     text = data.tobytes().decode("utf-8", "surrogatepass")
     lengths = arrays.get(name + ".lengths")
     if lengths is None:
-        strings = text.split("\n") if count else []
-    else:
-        lengths = np.asarray(lengths)
-        if lengths.ndim != 1 or lengths.dtype.kind not in "iu" or (lengths < 0).any():
-            raise ValueError(f"{name}.lengths is not a list of lengths")
-        ends = np.cumsum(lengths + 1) - 1  # each string is followed by a newline but the last
-        if len(lengths) and (ends[-1] != len(text) or
-                             any(text[e] != "\n" for e in ends[:-1].tolist())):
-            raise ValueError(f"{name} does not hold strings of the lengths {name}.lengths says")
-        strings = [text[a:b] for a, b in zip((ends - lengths).tolist(), ends.tolist())]
-    if len(strings) != count or (count == 0 and text):
-        raise ValueError(f"{name} holds {len(strings)} strings, not {count}")
-    return strings
+        if (text.count("\n") + 1 if count else len(text) + 1) != max(count, 1):
+            raise ValueError(f"{name} holds {text.count(chr(10)) + 1} strings, not {count}")
+        return count, (lambda: text.split("\n") if count else [])
+    lengths = np.asarray(lengths)
+    if lengths.ndim != 1 or lengths.dtype.kind not in "iu" or (lengths < 0).any():
+        raise ValueError(f"{name}.lengths is not a list of lengths")
+    if len(lengths) != count:
+        raise ValueError(f"{name} holds {len(lengths)} strings, not {count}")
+    ends = np.cumsum(lengths + 1) - 1  # each string is followed by a newline but the last
+    if (int(ends[-1]) if count else 0) != len(text) or any(text[e] != "\n"
+                                                        for e in ends[:-1].tolist()):
+        raise ValueError(f"{name} does not hold strings of the lengths {name}.lengths says")
+    starts, ends = (ends - lengths).tolist(), ends.tolist()
+    return count, (lambda: [text[a:b] for a, b in zip(starts, ends)])
 
 
 # --------------------------------------------------------------------------
