@@ -26,6 +26,7 @@ import time
 import unicodedata
 import zlib
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
 
@@ -803,13 +804,41 @@ def _lexicon_from_arrays(arrays, name="lexicon"):
         return {}
     chunks = _strings_from_array(arrays[f"{name}.chunks"])
     codes = np.asarray(arrays[f"{name}.codes"], dtype=np.int8).tobytes()
-    if sum(len(c) for c in chunks) != len(codes):
-        raise ModelError(f"front end {name} is broken: chunks and codes do not match")
-    lexicon, k = {}, 0
-    for chunk in chunks:
-        lexicon[chunk] = codes[k:k + len(chunk)]
-        k += len(chunk)
-    return lexicon
+    return _StoredLexicon(chunks, codes, name)
+
+
+class _StoredLexicon(Mapping):
+    """A lexicon of chunks (or shapes) -> codes as a model file holds it: the codes of
+    every chunk laid end to end, a chunk's taken out when it is looked up.  A dict of
+    bytes made for each of the 14,000 chunks of the bundled model's lexicon took 4 ms
+    of loading it, a third of that summing the lengths in a Python loop."""
+
+    def __init__(self, chunks, codes, name="lexicon"):
+        lengths = np.fromiter(map(len, chunks), dtype=np.int64, count=len(chunks))
+        ends = np.cumsum(lengths)
+        if (int(ends[-1]) if len(chunks) else 0) != len(codes):
+            raise ModelError(f"front end {name} is broken: chunks and codes do not match")
+        self._index = dict(zip(chunks, range(len(chunks))))
+        self._ends = ends.tolist()
+        self._starts = (ends - lengths).tolist()
+        self._codes = codes
+
+    def get(self, chunk, default=None):
+        i = self._index.get(chunk)
+        return default if i is None else self._codes[self._starts[i]:self._ends[i]]
+
+    def __getitem__(self, chunk):
+        i = self._index[chunk]
+        return self._codes[self._starts[i]:self._ends[i]]
+
+    def __contains__(self, chunk):
+        return chunk in self._index
+
+    def __iter__(self):
+        return iter(self._index)
+
+    def __len__(self):
+        return len(self._index)
 
 
 # ---------------------------------------------------------------- sentence boundaries between words
