@@ -578,6 +578,17 @@ def test_plain_tag_imports_no_typer():
         "The/DET dog/NOUN ate/VERB the/DET apple/NOUN\n", "[]\n")
 
 
+def test_plain_tag_imports_only_what_tagging_needs():
+    # each of these was milliseconds of a one-shot `seqtag tag` (BENCHMARKS.md, #12):
+    # the second thread is seqtag.runtime.Worker, not a ThreadPoolExecutor (which imports
+    # logging); traceback is imported for SEQTAG_DEBUG, difflib for a misspelt option, glob
+    # where NumPy's BLAS is not loaded yet
+    assert tag_in_a_new_process(
+        "seqtag.console", "sorted(m for m in ('concurrent.futures', 'logging', 'traceback', "
+        "'difflib', 'glob', 'queue') if m in sys.modules)") == (
+        "The/DET dog/NOUN ate/VERB the/DET apple/NOUN\n", "[]\n")
+
+
 def test_usage_error_in_subprocess():
     code, out, err = run("tag", "--format", "xml", "hi")
     assert code == 2 and out == "" and "--format" in err
