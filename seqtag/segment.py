@@ -802,43 +802,127 @@ def _lexicon_arrays(lexicon, name="lexicon"):
 def _lexicon_from_arrays(arrays, name="lexicon"):
     if f"{name}.chunks" not in arrays:
         return {}
-    chunks = _strings_from_array(arrays[f"{name}.chunks"])
-    codes = np.asarray(arrays[f"{name}.codes"], dtype=np.int8).tobytes()
-    return _StoredLexicon(chunks, codes, name)
+    return _StoredLexicon(_StringIndex(arrays[f"{name}.chunks"]),
+                          np.asarray(arrays[f"{name}.codes"], dtype=np.int8).tobytes(), name)
+
+
+class _StringIndex:
+    """Where each of distinct strings without newlines is in their list, as _strings_array
+    stores them, looked up without a dict at first.
+
+    A dict of the bundled model's 14,363 chunks (and another of its 16,109 casing forms)
+    took ~8 ms of loading it, more than a one-shot `seqtag tag` spends on its few words.
+    The first SCANS lookups search the stored bytes instead (~70 microseconds each); the
+    dict is made when more come."""
+
+    SCANS = 64
+
+    def __init__(self, array):
+        data = np.asarray(array, dtype=np.uint8).reshape(-1)
+        raw = data.tobytes()
+        raw.decode("utf-8", "surrogatepass")  # UnicodeDecodeError (a ValueError) if broken
+        self._bytes = b"\n" + raw + b"\n"
+        newlines = np.flatnonzero(data == 10)
+        self.size = len(newlines) + 1 if raw else 0
+        #: where each string starts in the bytes, and how many characters come before it
+        self._starts = np.concatenate([[0], newlines + 1]) if raw else np.zeros(0, np.int64)
+        # a character is a byte, less UTF-8's continuation bytes (rare), less the newlines
+        continuations = np.flatnonzero((data & 0xC0) == 0x80)
+        self._before = (self._starts - np.arange(self.size)
+                        - np.searchsorted(continuations, self._starts))
+        self.chars = len(raw) - len(continuations) - max(self.size - 1, 0)
+        self._scans = 0
+        self._index: Optional[dict] = None  # string -> its index
+
+    def strings(self) -> list:
+        return self._bytes[1:-1].decode("utf-8", "surrogatepass").split("\n") \
+            if self.size else []
+
+    def locate(self, key):
+        """(the index of `key`, how many characters the strings before it have), or None
+        if it is not one of them."""
+        index = self._index
+        if index is None and self._scans >= self.SCANS:
+            index = self._indexed()
+        if index is None:
+            self._scans += 1  # a race between threads only makes the dict sooner
+            if not self.size or "\n" in key:
+                return None
+            at = self._bytes.find(b"\n" + key.encode("utf-8", "surrogatepass") + b"\n")
+            if at < 0:
+                return None
+            i = int(np.searchsorted(self._starts, at))  # its start in the stored bytes: at
+        else:
+            i = index.get(key)
+            if i is None:
+                return None
+        return i, int(self._before[i])
+
+    def _indexed(self):
+        strings = self.strings()
+        self._index = index = dict(zip(strings, range(len(strings))))
+        return index
 
 
 class _StoredLexicon(Mapping):
-    """A lexicon of chunks (or shapes) -> codes as a model file holds it: the codes of
-    every chunk laid end to end, a chunk's taken out when it is looked up.  A dict of
-    bytes made for each of the 14,000 chunks of the bundled model's lexicon took 4 ms
-    of loading it, a third of that summing the lengths in a Python loop."""
+    """A lexicon of chunks (or shapes) -> codes as a model file holds it: the chunks'
+    _StringIndex and their codes laid end to end, a chunk's taken out when it is looked
+    up."""
 
-    def __init__(self, chunks, codes, name="lexicon"):
-        lengths = np.fromiter(map(len, chunks), dtype=np.int64, count=len(chunks))
-        ends = np.cumsum(lengths)
-        if (int(ends[-1]) if len(chunks) else 0) != len(codes):
+    def __init__(self, chunks: _StringIndex, codes: bytes, name="lexicon"):
+        if chunks.chars != len(codes):
             raise ModelError(f"front end {name} is broken: chunks and codes do not match")
-        self._index = dict(zip(chunks, range(len(chunks))))
-        self._ends = ends.tolist()
-        self._starts = (ends - lengths).tolist()
+        self._chunks = chunks
         self._codes = codes
 
     def get(self, chunk, default=None):
-        i = self._index.get(chunk)
-        return default if i is None else self._codes[self._starts[i]:self._ends[i]]
+        found = self._chunks.locate(chunk)
+        return default if found is None else self._codes[found[1]:found[1] + len(chunk)]
 
     def __getitem__(self, chunk):
-        i = self._index[chunk]
-        return self._codes[self._starts[i]:self._ends[i]]
+        found = self._chunks.locate(chunk)
+        if found is None:
+            raise KeyError(chunk)
+        return self._codes[found[1]:found[1] + len(chunk)]
 
     def __contains__(self, chunk):
-        return chunk in self._index
+        return self._chunks.locate(chunk) is not None
 
     def __iter__(self):
-        return iter(self._index)
+        return iter(self._chunks.strings())
 
     def __len__(self):
-        return len(self._index)
+        return self._chunks.size
+
+
+class _StoredCasing(Mapping):
+    """WordBoundaries.casing as a model file holds it: form -> its casing code, from the
+    forms' _StringIndex and one code per form."""
+
+    def __init__(self, forms: _StringIndex, codes: bytes):
+        if forms.size != len(codes):
+            raise ModelError("front end word boundary model is broken")
+        self._forms = forms
+        self._codes = codes
+
+    def get(self, form, default=None):
+        found = self._forms.locate(form)
+        return default if found is None else self._codes[found[0]]
+
+    def __getitem__(self, form):
+        found = self._forms.locate(form)
+        if found is None:
+            raise KeyError(form)
+        return self._codes[found[0]]
+
+    def __contains__(self, form):
+        return self._forms.locate(form) is not None
+
+    def __iter__(self):
+        return iter(self._forms.strings())
+
+    def __len__(self):
+        return self._forms.size
 
 
 # ---------------------------------------------------------------- sentence boundaries between words
@@ -1009,12 +1093,12 @@ class WordBoundaries:
     def from_arrays(cls, arrays: dict, prefix: str) -> Optional["WordBoundaries"]:
         if prefix + "weight" not in arrays:
             return None
-        forms = _strings_from_array(arrays[prefix + "casing.forms"])
-        codes = np.asarray(arrays[prefix + "casing.codes"]).tolist()
+        codes = np.asarray(arrays[prefix + "casing.codes"])
         weights = np.asarray(arrays[prefix + "weight"], dtype=np.float32)
-        if len(forms) != len(codes) or len(weights) != 1 << _BOUNDARY_BITS:
+        if codes.ndim != 1 or len(weights) != 1 << _BOUNDARY_BITS:
             raise ModelError("front end word boundary model is broken")
-        return cls(weights, dict(zip(forms, codes)))
+        return cls(weights, _StoredCasing(_StringIndex(arrays[prefix + "casing.forms"]),
+                                          codes.astype(np.uint8).tobytes()))
 
 
 def _gold_paragraph_tokens(material):
