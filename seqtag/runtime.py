@@ -72,21 +72,20 @@ class SeqtagPerformanceWarning(RuntimeWarning):
 # ---------------------------------------------------------------- finding the BLAS
 
 
-@dataclass(frozen=True)
 class _Flavour:
     """How one BLAS names its entry points.  gemm: the cblas gemm name with {} for the
     type letter; get/set: its thread-count getter and setter (None: it has none);
     local: a setter that affects the calling thread only; corename: a function naming the
-    kernels it runs."""
+    kernels it runs.  (A plain class: a frozen dataclass cost ~1.5 ms of every start.)"""
 
-    vendor: str
-    gemm: str
-    int_bits: int
-    get: Optional[str] = None
-    set: Optional[str] = None
-    local: Optional[str] = None
-    corename: Optional[str] = None
-    marker: Optional[str] = None  # a symbol only this vendor has (besides get/set)
+    __slots__ = ("vendor", "gemm", "int_bits", "get", "set", "local", "corename", "marker")
+
+    def __init__(self, vendor: str, gemm: str, int_bits: int, get: Optional[str] = None,
+                 set: Optional[str] = None, local: Optional[str] = None,
+                 corename: Optional[str] = None, marker: Optional[str] = None) -> None:
+        self.vendor, self.gemm, self.int_bits = vendor, gemm, int_bits
+        self.get, self.set, self.local, self.corename = get, set, local, corename
+        self.marker = marker  # a symbol only this vendor has (besides get/set)
 
 
 # Most specific first: a library matches the first flavour whose symbols it all has, so

@@ -27,7 +27,6 @@ import unicodedata
 import zlib
 from collections import Counter, defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
 
 import numpy as np
@@ -58,7 +57,6 @@ _MULTIWORD = np.array([False, False, False, True, True, False])
 # ---------------------------------------------------------------- training material
 
 
-@dataclass
 class TrainingText:
     """A treebank as raw paragraphs with the gold label of every character.
 
@@ -72,19 +70,31 @@ class TrainingText:
                       rebuilt from the tokens and SpaceAfter (so the labels still hold)
     """
 
-    paragraphs: list[str]
-    labels: list[np.ndarray]
-    multiword: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
-    sentences: int = 0
-    rebuilt: int = 0
-    plain: Counter = field(default_factory=Counter)
+    # this module's classes are plain ones: each dataclass cost ~1 ms of importing it,
+    # which a one-shot `seqtag tag` does (BENCHMARKS.md, #12)
+
+    def __init__(self, paragraphs: list[str], labels: list[np.ndarray],
+                 multiword: Optional[list[tuple[str, tuple[str, ...]]]] = None,
+                 sentences: int = 0, rebuilt: int = 0, plain: Optional[Counter] = None):
+        self.paragraphs = paragraphs
+        self.labels = labels
+        self.multiword = [] if multiword is None else multiword
+        self.sentences = sentences
+        self.rebuilt = rebuilt
+        self.plain = Counter() if plain is None else plain
+
+    def __repr__(self):
+        return (f"TrainingText({len(self.paragraphs)} paragraphs, {self.sentences} sentences, "
+                f"{len(self.multiword)} multiword tokens, {self.rebuilt} rebuilt)")
 
 
-@dataclass
 class _GoldSentence:
-    text: Optional[str]
-    tokens: list[tuple[str, tuple[str, ...], bool]]  # (form, words or (), space after)
-    new_paragraph: bool
+    __slots__ = ("text", "tokens", "new_paragraph")
+
+    def __init__(self, text: Optional[str],
+                 tokens: list[tuple[str, tuple[str, ...], bool]],  # (form, words or (),
+                 new_paragraph: bool):                              # space after)
+        self.text, self.tokens, self.new_paragraph = text, tokens, new_paragraph
 
 
 def _read_conllu_sentences(path):
@@ -1194,17 +1204,15 @@ _FORMAT = 1
 _WORDS_PREFIX = "words."
 
 
-@dataclass
 class _Scored:
     """Paragraphs joined by newlines with the model's scores of every character."""
 
-    text: str
-    bounds: list[tuple[int, int]]
-    begin: np.ndarray
-    lengths: np.ndarray
-    cps: np.ndarray
-    ids: np.ndarray
-    logits: np.ndarray
+    __slots__ = ("text", "bounds", "begin", "lengths", "cps", "ids", "logits")
+
+    def __init__(self, text: str, bounds: list[tuple[int, int]], begin: np.ndarray,
+                 lengths: np.ndarray, cps: np.ndarray, ids: np.ndarray, logits: np.ndarray):
+        self.text, self.bounds, self.begin, self.lengths = text, bounds, begin, lengths
+        self.cps, self.ids, self.logits = cps, ids, logits
 
 
 class LearnedFrontEnd:
