@@ -287,7 +287,8 @@ def save_model(path, arrays, meta, *, float16=False):
 # Loading
 
 
-_LOCAL_HEADER = struct.Struct("<4s22xHH")  # a zip member's local header: magic, name and extra lengths
+# a zip member's local header: its magic, then (past 22 bytes) its name's and extra's lengths
+_LOCAL_HEADER = struct.Struct("<4s22xHH")
 _NPY_MAGIC = b"\x93NUMPY"
 _MAX_HEADER = 10_000  # np.load's limit (max_header_size)
 # the header np.save writes: {'descr': '<f2', 'fortran_order': False, 'shape': (3, 4), }
