@@ -34,6 +34,7 @@ import numpy as np
 from . import _core, runtime
 from .errors import CorpusError, ModelError, SeqtagError
 from .frontend import RawSentence, Token
+from .modelfile import StringIndex
 from .optim import Adam, clip_by_global_norm
 from .packing import Packing
 from .rnn import RNN
@@ -811,74 +812,16 @@ def _lexicon_arrays(lexicon, name="lexicon"):
 def _lexicon_from_arrays(arrays, name="lexicon"):
     if f"{name}.chunks" not in arrays:
         return {}
-    return _StoredLexicon(_StringIndex(arrays[f"{name}.chunks"]),
+    return _StoredLexicon(StringIndex(arrays[f"{name}.chunks"]),
                           np.asarray(arrays[f"{name}.codes"], dtype=np.int8).tobytes(), name)
-
-
-class _StringIndex:
-    """Where each of distinct strings without newlines is in their list, as _strings_array
-    stores them, looked up without a dict at first.
-
-    A dict of the bundled model's 14,363 chunks (and another of its 16,109 casing forms)
-    took ~8 ms of loading it, more than a one-shot `seqtag tag` spends on its few words.
-    The first SCANS lookups search the stored bytes instead (~70 microseconds each); the
-    dict is made when more come."""
-
-    SCANS = 64
-
-    def __init__(self, array):
-        data = np.asarray(array, dtype=np.uint8).reshape(-1)
-        raw = data.tobytes()
-        raw.decode("utf-8", "surrogatepass")  # UnicodeDecodeError (a ValueError) if broken
-        self._bytes = b"\n" + raw + b"\n"
-        newlines = np.flatnonzero(data == 10)
-        self.size = len(newlines) + 1 if raw else 0
-        #: where each string starts in the bytes, and how many characters come before it
-        self._starts = np.concatenate([[0], newlines + 1]) if raw else np.zeros(0, np.int64)
-        # a character is a byte, less UTF-8's continuation bytes (rare), less the newlines
-        continuations = np.flatnonzero((data & 0xC0) == 0x80)
-        self._before = (self._starts - np.arange(self.size)
-                        - np.searchsorted(continuations, self._starts))
-        self.chars = len(raw) - len(continuations) - max(self.size - 1, 0)
-        self._scans = 0
-        self._index: Optional[dict] = None  # string -> its index
-
-    def strings(self) -> list:
-        return self._bytes[1:-1].decode("utf-8", "surrogatepass").split("\n") \
-            if self.size else []
-
-    def locate(self, key):
-        """(the index of `key`, how many characters the strings before it have), or None
-        if it is not one of them."""
-        index = self._index
-        if index is None and self._scans >= self.SCANS:
-            index = self._indexed()
-        if index is None:
-            self._scans += 1  # a race between threads only makes the dict sooner
-            if not self.size or "\n" in key:
-                return None
-            at = self._bytes.find(b"\n" + key.encode("utf-8", "surrogatepass") + b"\n")
-            if at < 0:
-                return None
-            i = int(np.searchsorted(self._starts, at))  # its start in the stored bytes: at
-        else:
-            i = index.get(key)
-            if i is None:
-                return None
-        return i, int(self._before[i])
-
-    def _indexed(self):
-        strings = self.strings()
-        self._index = index = dict(zip(strings, range(len(strings))))
-        return index
 
 
 class _StoredLexicon(Mapping):
     """A lexicon of chunks (or shapes) -> codes as a model file holds it: the chunks'
-    _StringIndex and their codes laid end to end, a chunk's taken out when it is looked
+    StringIndex and their codes laid end to end, a chunk's taken out when it is looked
     up."""
 
-    def __init__(self, chunks: _StringIndex, codes: bytes, name="lexicon"):
+    def __init__(self, chunks: StringIndex, codes: bytes, name="lexicon"):
         if chunks.chars != len(codes):
             raise ModelError(f"front end {name} is broken: chunks and codes do not match")
         self._chunks = chunks
@@ -906,9 +849,9 @@ class _StoredLexicon(Mapping):
 
 class _StoredCasing(Mapping):
     """WordBoundaries.casing as a model file holds it: form -> its casing code, from the
-    forms' _StringIndex and one code per form."""
+    forms' StringIndex and one code per form."""
 
-    def __init__(self, forms: _StringIndex, codes: bytes):
+    def __init__(self, forms: StringIndex, codes: bytes):
         if forms.size != len(codes):
             raise ModelError("front end word boundary model is broken")
         self._forms = forms
@@ -1106,7 +1049,7 @@ class WordBoundaries:
         weights = np.asarray(arrays[prefix + "weight"], dtype=np.float32)
         if codes.ndim != 1 or len(weights) != 1 << _BOUNDARY_BITS:
             raise ModelError("front end word boundary model is broken")
-        return cls(weights, _StoredCasing(_StringIndex(arrays[prefix + "casing.forms"]),
+        return cls(weights, _StoredCasing(StringIndex(arrays[prefix + "casing.forms"]),
                                           codes.astype(np.uint8).tobytes()))
 
 

@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 
 from .heads import Head, heads_from_meta, heads_to_meta
-from .modelfile import get_strings, is_strings_reference, put_strings
+from .modelfile import StringIndex, get_strings, is_strings_reference, put_strings
 
 PAD, UNK = "<pad>", "<unk>"
 _DIGITS = re.compile(r"\d")
@@ -55,14 +55,19 @@ class Vocabulary:
     """
 
     def __init__(self, words, chars, tags, word_counts=None, max_chars=30, heads=None,
-                 column="upos"):
-        """heads: the output heads (None: one over `tags`, predicting `column`)."""
+                 column="upos", stored_words=None):
+        """heads: the output heads (None: one over `tags`, predicting `column`).
+        stored_words: the words as a model file holds them (a seqtag.modelfile.StringIndex),
+        looked up there until the dict of word_index is made (a loaded model: a one-shot
+        `seqtag tag` looks up a few words, the dict of 15,734 took 2 ms to make)."""
         self.words = list(words)
         self.chars = list(chars)
         self.heads = list(heads) if heads else [Head(column, tags)]
         self.tags = list(self.heads[0].labels)
         self.max_chars = int(max_chars)
-        self.word_index = dict(zip(self.words, range(len(self.words))))
+        self._stored_words = stored_words
+        self._word_index = (None if stored_words is not None
+                            else dict(zip(self.words, range(len(self.words)))))
         self.char_index = {c: i for i, c in enumerate(self.chars)}
         self.tag_index = {t: i for i, t in enumerate(self.tags)}
         counts = word_counts if word_counts is not None else [0] * len(self.words)
@@ -104,18 +109,33 @@ class Vocabulary:
         "heads") predicts.  arrays: the model file's, where format 2 keeps the words,
         their counts and a lemma lexicon."""
         heads = heads_from_meta(meta["heads"], arrays) if "heads" in meta else None
-        words, counts = meta["words"], meta["word_counts"]
+        words, counts, stored = meta["words"], meta["word_counts"], None
         if is_strings_reference(words):
-            words = get_strings(arrays or {}, words)
+            reference, words = words, get_strings(arrays or {}, words)
+            if reference["strings"] + ".lengths" not in (arrays or {}):  # no word has "\n"
+                stored = StringIndex(arrays[reference["strings"]])
         if isinstance(counts, dict):
             counts = (arrays or {})[counts["array"]]
             if counts.ndim != 1 or counts.dtype.kind not in "iu" or len(counts) != len(words):
                 raise ValueError("the word counts are not one count per word")
         return cls(words, meta["chars"], meta["tags"], counts, meta["max_chars"], heads,
-                   column)
+                   column, stored)
+
+    @property
+    def word_index(self):
+        """{word key: id}."""
+        if self._word_index is None:
+            self._word_index = self._stored_words.index()
+        return self._word_index
 
     def word_id(self, form):
-        return self.word_index.get(word_key(form), 1)
+        index = self._word_index
+        if index is None:
+            if self._stored_words.scanning():
+                found = self._stored_words.locate(word_key(form))
+                return 1 if found is None else found[0]
+            index = self.word_index
+        return index.get(word_key(form), 1)
 
     def char_ids(self, form):
         if len(form) > self.max_chars:

@@ -118,3 +118,26 @@ def test_a_broken_format_2_vocabulary_is_one_model_error(tmp_path, change, messa
         Tagger.load(path)
     assert str(e.value).startswith(f"{path} {message}")
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("scans", [1000, 2, 0], ids=["scanning", "then-a-dict", "a-dict"])
+def test_a_loaded_vocabulary_finds_every_word_as_its_dict_does(tmp_path, monkeypatch, scans):
+    """A loaded vocabulary looks its words up in the stored bytes before it makes its dict
+    (seqtag.modelfile.StringIndex): the same ids either way, <unk> for the others, the last
+    of equal words as a dict keeps it; a word with a newline keeps the dict."""
+    from seqtag.modelfile import StringIndex
+    from seqtag.vocab import Vocabulary, word_key
+
+    monkeypatch.setattr(StringIndex, "SCANS", scans)
+    for words in (["<pad>", "<unk>", "the", "été", "日本", "x\udc80", "dog", "the"],
+                  ["<pad>", "<unk>", "the", "two\nlines", "dog"]):
+        vocab = Vocabulary(words, ["<pad>", "<unk>"], ["X"], list(range(len(words))))
+        arrays = {}
+        meta = vocab.to_meta(arrays)
+        loaded = Vocabulary.from_meta(meta, arrays=arrays)
+        assert (loaded._stored_words is None) == any("\n" in w for w in words)
+        forms = ["The", "dog", "ÉTÉ", "日本", "x\udc80", "cat", "", "two\nlines", "<unk>"] * 2
+        assert [loaded.word_id(f) for f in forms] == [vocab.word_id(f) for f in forms]
+        assert [vocab.word_index.get(word_key(f), 1) for f in forms] == \
+            [loaded.word_id(f) for f in forms]
+        assert loaded.word_index == vocab.word_index and loaded.words == words

@@ -623,10 +623,10 @@ def test_a_stored_lexicon_is_the_dict_it_was_saved_from(scans, monkeypatch):
     they search the stored bytes and once they have made their dict: chunks with
     characters of 1 to 4 UTF-8 bytes and a lone surrogate before and after the one looked
     up, so the codes' offsets count characters, not bytes."""
-    from seqtag.segment import (WordBoundaries, _lexicon_arrays, _lexicon_from_arrays,
-                                _StringIndex)
+    from seqtag.modelfile import StringIndex
+    from seqtag.segment import WordBoundaries, _lexicon_arrays, _lexicon_from_arrays
 
-    monkeypatch.setattr(_StringIndex, "SCANS", scans)
+    monkeypatch.setattr(StringIndex, "SCANS", scans)
     chunks = ["a.", "é-é", "日本.", "x\udc80y", "😀!", "U.S.", "zz", "e.g."]
     lexicon = {c: bytes(range(1, len(c) + 1)) for c in chunks}
     stored = _lexicon_from_arrays(_lexicon_arrays(lexicon))
