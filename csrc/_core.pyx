@@ -10,7 +10,7 @@ arrays (a loaded tagger's frozen weights) pass without a copy.
 """
 
 from cython cimport floating
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int32_t, int64_t, uint16_t
 from libc.stdlib cimport malloc, free
 
 include "blas.pxi"
@@ -500,6 +500,29 @@ def build_info():
     return {"compiler": SEQTAG_COMPILER.decode("ascii", "replace").strip(),
             "fastmath_clones": bool(SEQTAG_HAVE_CLONES),
             "fused_lstm_kernels": bool(SEQTAG_HAVE_LSTM_STEP)}
+
+
+# ---- float16 weights (half.h) ------------------------------------------------------------
+
+cdef extern from "half.h":
+    const int SEQTAG_HAVE_F16C
+    int seqtag_half_f16c_available() nogil
+    void seqtag_half_to_float(const uint16_t *src, float *dst, Py_ssize_t n, int f16c) nogil
+
+
+def half_to_float(const uint16_t[::1] src, float[::1] dst, bint f16c=True):
+    """dst[:] = the float16 values whose bits src holds, as float32: what NumPy's astype
+    gives, bit for bit (signalling NaNs kept), with F16C where the CPU has it (f16c=False:
+    the scalar conversion, which runs elsewhere)."""
+    _require(src.shape[0] == dst.shape[0], "half_to_float: sizes differ")
+    if src.shape[0]:
+        with nogil:
+            seqtag_half_to_float(&src[0], &dst[0], src.shape[0], f16c)
+
+
+def half_f16c_available():
+    """Whether half_to_float runs F16C instructions on this CPU and build."""
+    return bool(SEQTAG_HAVE_F16C and seqtag_half_f16c_available())
 
 
 # ---- the linear-chain CRF (crf.pxi) ----------------------------------------------------

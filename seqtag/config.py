@@ -20,7 +20,6 @@ pay for numpy.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import numbers
 import os
@@ -302,6 +301,8 @@ class MetadataError(ModelError):
 
 def unknown_option(name: str, known: Iterable[str]) -> ConfigError:
     """The ConfigError for an option name that is not in known (names)."""
+    import difflib  # for a misspelt option only
+
     close = difflib.get_close_matches(str(name), list(known), n=1)
     hint = f"did you mean {close[0]!r}?" if close else f"the options are {', '.join(known)}"
     return ConfigError(name, message=f"unknown option {name!r}; {hint}")

@@ -13,7 +13,6 @@ Everything else, --help included, goes to seqtag.cli.
 
 import os
 import sys
-import traceback
 
 from .errors import SeqtagError, debugging, error_line, interrupted_line
 
@@ -22,7 +21,10 @@ def main(argv=None):
     """The `seqtag` console script."""
     args = sys.argv[1:] if argv is None else [str(a) for a in argv]
     if len(args) >= 2 and args[0] == "tag" and not any(a.startswith("-") for a in args[1:]):
-        sys.exit(_tag_text(args[1:]))
+        status = _tag_text(args[1:])
+        if argv is None:  # the process is this command's: no need to tear it down
+            _exit_now(status)
+        sys.exit(status)
     from .cli import main as full_command_line
 
     return full_command_line(args)
@@ -36,6 +38,8 @@ def _tag_text(texts):
         tag_arguments(texts, sys.stdout)
     except SeqtagError as e:  # as seqtag.cli reports it (its ConfigErrors come from flags)
         if debugging():
+            import traceback  # not before it is needed: 5 ms of a one-shot `seqtag tag`
+
             traceback.print_exc()
         print(error_line(str(e)), file=sys.stderr)
         return 1
@@ -47,3 +51,18 @@ def _tag_text(texts):
         os.dup2(devnull, sys.stdout.fileno())  # nothing left to flush at exit
         return 1
     return 0
+
+
+def _exit_now(status):
+    """End the process with `status` once its output is flushed, without the interpreter's
+    teardown: freeing every module and object of NumPy and the loaded model took ~20 ms
+    of a one-shot `seqtag tag` that needs none of it (BENCHMARKS.md, #12).  Nothing else
+    runs at exit in this process (no atexit handler, no thread to wait for: seqtag's
+    second thread is a daemon waiting for work).  If flushing fails, the usual exit
+    reports it."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        sys.exit(status)
+    os._exit(status)

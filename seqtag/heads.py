@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from .lemma import Lexicon, apply_script, edit_script, parse_label, script_label
+from .lemma import Lexicon, apply_script, edit_script, parse_labels, script_label
 
 __all__ = ["COLUMNS", "Head", "FeatureHead", "LemmaHead", "TagCombinations", "build_heads",
            "heads_from_meta",
@@ -254,7 +254,7 @@ class LemmaHead(Head):
 
     def __init__(self, labels: Sequence[str], lexicon: Lexicon | None = None) -> None:
         super().__init__("lemma", labels)
-        self.scripts = [parse_label(label) for label in self.labels]
+        self.scripts = parse_labels(self.labels)
         self.lexicon = lexicon or Lexicon()
         self._fits: dict[tuple[str, int], str | None] = {}  # _applied's pairs
 
@@ -340,8 +340,9 @@ class LemmaHead(Head):
             self._table_key = key
         return self._table
 
-    def to_meta(self):
-        return dict(super().to_meta(), lexicon=self.lexicon.to_meta())
+    def to_meta(self, arrays=None, name="lemma"):
+        """With `arrays` (a model file's), the lexicon goes there under name.lexicon."""
+        return dict(super().to_meta(), lexicon=self.lexicon.to_meta(arrays, name + ".lexicon"))
 
 
 def _tied(scores: np.ndarray, best: np.ndarray) -> np.ndarray:
@@ -459,12 +460,17 @@ def encode_targets(heads: Sequence[Head], sentences: Sequence[Any]) -> list[np.n
     return out
 
 
-def heads_to_meta(heads: Sequence[Head]) -> list[dict[str, Any]]:
-    return [head.to_meta() for head in heads]
+def heads_to_meta(heads: Sequence[Head], arrays: dict | None = None, prefix: str = ""
+                  ) -> list[dict[str, Any]]:
+    """The heads' metadata; with `arrays` (those a model file will hold), a lemma head's
+    lexicon goes there, under prefix + "lemma.lexicon" (model format 2)."""
+    return [head.to_meta(arrays, prefix + "lemma") if isinstance(head, LemmaHead)
+            else head.to_meta() for head in heads]
 
 
-def heads_from_meta(meta: Any) -> list[Head]:
-    """Heads from a model's metadata; ValueError (or KeyError, TypeError) if broken."""
+def heads_from_meta(meta: Any, arrays: dict | None = None) -> list[Head]:
+    """Heads from a model's metadata (and arrays: the model file's, where a lemma lexicon
+    may be); ValueError (or KeyError, TypeError) if broken."""
     if not isinstance(meta, list) or not meta:
         raise ValueError("the heads are not a non-empty list")
     heads: list[Head] = []
@@ -480,7 +486,7 @@ def heads_from_meta(meta: Any) -> list[Head]:
         elif kind == "feature":
             heads.append(FeatureHead(str(item["feature"]), labels))
         elif kind == "lemma":
-            heads.append(LemmaHead(labels, Lexicon.from_meta(item.get("lexicon", []))))
+            heads.append(LemmaHead(labels, Lexicon.from_meta(item.get("lexicon", []), arrays)))
         else:
             raise ValueError(f"unknown head kind {kind!r}")
     for head, item in zip(heads, meta):

@@ -24,11 +24,15 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections import defaultdict
 from itertools import chain
-from typing import Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
-__all__ = ["edit_script", "apply_script", "script_label", "parse_label", "Lexicon"]
+from .modelfile import defer_strings, put_strings
+
+__all__ = ["edit_script", "apply_script", "script_label", "parse_label", "parse_labels",
+           "Lexicon"]
 
 #: Case changes, in the order edit_script tries them (the first of equal cost wins).
 CASES = ("", "lower", "first")
@@ -132,6 +136,21 @@ def parse_label(label: str) -> Script:
     return tuple(value)  # type: ignore[return-value]
 
 
+# a label as script_label writes it: five strings without escapes (control characters
+# are escaped by json.dumps, and json.loads refuses them raw)
+_PART = r'"([^"\\\x00-\x1f]*)"'  # what json.loads reads as itself
+_PLAIN_LABEL = re.compile(r'\["(|lower|first)",' + ",".join([_PART] * 4) + r"\]\Z")
+
+
+def parse_labels(labels: Sequence[str]) -> list[Script]:
+    """parse_label of each label (a lemma head's 400-odd labels are a millisecond of
+    loading a model with json.loads one by one): those script_label wrote without escapes
+    read by one regular expression, the others by parse_label."""
+    match = _PLAIN_LABEL.match
+    return [found.groups() if (found := match(label)) else parse_label(label)  # type: ignore[misc]
+            for label in labels]
+
+
 class Lexicon:
     """The exception dictionary: (form, UPOS) -> lemma for the pairs of the training
     corpus that always had the same lemma.  It wins over the network's script when a
@@ -142,18 +161,30 @@ class Lexicon:
     instead: 96.52 to 96.59 %."""
 
     def __init__(self, entries: dict[tuple[str, str], str] | None = None) -> None:
-        self._items: list | None = None
+        self._pending: Callable[[], Iterable[Sequence[str]]] | None = None
+        self._size = 0
         self.entries = dict(entries or {})
 
     @functools.cached_property
     def entries(self) -> dict[tuple[str, str], str]:
         # a loaded lexicon becomes a dict when first asked: tens of thousands of pairs
-        # cost a one-shot `seqtag tag` that shows no lemmas ~40 ms otherwise
-        items, self._items = self._items or [], None
-        return {(form, upos): lemma for form, upos, lemma in items}
+        # cost a one-shot `seqtag tag` that shows no lemmas ~10 ms otherwise.  _pending is
+        # kept: two threads asking at once both build the same dict
+        pending = self._pending
+        return {(form, upos): lemma for form, upos, lemma in (pending() if pending else ())}
 
     def __len__(self) -> int:
-        return len(self._items) if self._items is not None else len(self.entries)
+        if self._pending is None or "entries" in self.__dict__:
+            return len(self.entries)
+        return self._size
+
+    @classmethod
+    def _deferred(cls, size: int, triples: Callable[[], Iterable[Sequence[str]]]) -> Lexicon:
+        """A lexicon of `size` entries whose (form, upos, lemma) triples, already checked,
+        triples() gives when the entries are first needed."""
+        lexicon = cls.__new__(cls)
+        lexicon._pending, lexicon._size = triples, size
+        return lexicon
 
     @classmethod
     def build(cls, triples: Iterable[tuple[str, str, str]]) -> Lexicon:
@@ -164,20 +195,39 @@ class Lexicon:
         return cls({pair: next(iter(found)) for pair, found in lemmas.items()
                     if len(found) == 1})
 
-    def to_meta(self) -> list[list[str]]:
-        return [[form, upos, lemma] for (form, upos), lemma in sorted(self.entries.items())]
+    def to_meta(self, arrays: dict | None = None, name: str = "lexicon"
+                ) -> list[list[str]] | dict[str, Any]:
+        """The entries as [form, upos, lemma] lists (sorted), or with `arrays` (a dict of
+        arrays a model file will hold) three lists of strings stored there under
+        name.forms, name.upos and name.lemmas (seqtag.modelfile.put_strings), and their
+        references."""
+        items = sorted(self.entries.items())
+        if arrays is None:
+            return [[form, upos, lemma] for (form, upos), lemma in items]
+        return {part: put_strings(arrays, f"{name}.{part}", values) for part, values in
+                zip(("forms", "upos", "lemmas"),
+                    ([f for (f, _), _ in items], [u for (_, u), _ in items],
+                     [lemma for _, lemma in items]))}
 
     @classmethod
-    def from_meta(cls, meta: Sequence[Sequence[str]]) -> Lexicon:
+    def from_meta(cls, meta: Sequence[Sequence[str]] | dict[str, Any],
+                  arrays: dict | None = None) -> Lexicon:
+        """The lexicon to_meta() described (with `arrays`, those of the model file);
+        ValueError (KeyError, TypeError) if broken."""
+        if isinstance(meta, dict):  # three lists of strings in arrays (model format 2)
+            parts = [defer_strings(arrays or {}, meta[part])
+                     for part in ("forms", "upos", "lemmas")]
+            sizes = {size for size, _ in parts}
+            if len(sizes) != 1:
+                raise ValueError("the lexicon's forms, UPOS and lemmas differ in number")
+            return cls._deferred(sizes.pop(), lambda: zip(*(strings() for _, strings in parts)))
         # checked with loops that stay in C: a model's lexicon has tens of thousands of
         # entries, and loading the model is most of a one-shot `seqtag tag`
         items = list(meta)
         if (not set(map(type, items)) <= {list, tuple} or set(map(len, items)) - {3}
                 or not set(map(type, chain.from_iterable(items))) <= {str}):
             raise ValueError("a lexicon entry is not [form, upos, lemma]")
-        lexicon = cls.__new__(cls)
-        lexicon._items = items
-        return lexicon
+        return cls._deferred(len(items), lambda: items)
 
     def get(self, form: str, upos: str | None) -> str | None:
         return None if upos is None else self.entries.get((form, upos))

@@ -245,9 +245,9 @@ class Network:
         self.word_embedding = take(arrays["word_embedding"])
         self.char_embedding = take(arrays["char_embedding"])
         self.char_rnn.load_params({k[len("char_rnn."):]: v for k, v in arrays.items()
-                                   if k.startswith("char_rnn.")})
+                                   if k.startswith("char_rnn.")}, copy=self.frozen)
         self.rnn.load_params({k[len("rnn."):]: v for k, v in arrays.items()
-                              if k.startswith("rnn.")})
+                              if k.startswith("rnn.")}, copy=self.frozen)
         self.output_weight = take(arrays["output.weight"])
         self.output_bias = take(arrays["output.bias"])
         if self.shape_embedding.shape[1]:

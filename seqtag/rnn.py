@@ -96,8 +96,10 @@ class RNN:
                         shapes[f"weight_{gate}_{k}"] = (H,)
         return shapes
 
-    def load_params(self, params):
-        """Replace the parameters (e.g. a torch state_dict converted to NumPy); checked."""
+    def load_params(self, params, copy=True):
+        """Replace the parameters (e.g. a torch state_dict converted to NumPy); checked.
+        copy=False: arrays already private to this layer (a model file's) are taken as
+        they are when they have its dtype and are C-contiguous."""
         if not hasattr(params, "keys"):
             raise ValueError(f"params must be a mapping of parameter names to arrays, got "
                              f"{type(params).__name__}")
@@ -116,7 +118,8 @@ class RNN:
                 raise ValueError(f"parameter {name} has dtype {value.dtype}, expected real numbers")
             # a private copy: a later edit of the caller's array (a torch tensor's .numpy()
             # view) must not change the layer behind its back
-            new[name] = np.array(value, dtype=self.dtype, order="C")
+            new[name] = (np.array(value, dtype=self.dtype, order="C") if copy
+                         else np.ascontiguousarray(value, dtype=self.dtype))
         self.params = new
 
     # ---- the padded, batch-first interface -------------------------------------------

@@ -39,14 +39,17 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import glob
 import os
 import sys
 import threading
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
+
+try:  # queue.SimpleQueue itself, without the imports of queue.py (heapq among them)
+    from _queue import SimpleQueue
+except ImportError:
+    from queue import SimpleQueue
 
 import numpy as np
 
@@ -69,21 +72,20 @@ class SeqtagPerformanceWarning(RuntimeWarning):
 # ---------------------------------------------------------------- finding the BLAS
 
 
-@dataclass(frozen=True)
 class _Flavour:
     """How one BLAS names its entry points.  gemm: the cblas gemm name with {} for the
     type letter; get/set: its thread-count getter and setter (None: it has none);
     local: a setter that affects the calling thread only; corename: a function naming the
-    kernels it runs."""
+    kernels it runs.  (A plain class: a frozen dataclass cost ~1.5 ms of every start.)"""
 
-    vendor: str
-    gemm: str
-    int_bits: int
-    get: Optional[str] = None
-    set: Optional[str] = None
-    local: Optional[str] = None
-    corename: Optional[str] = None
-    marker: Optional[str] = None  # a symbol only this vendor has (besides get/set)
+    __slots__ = ("vendor", "gemm", "int_bits", "get", "set", "local", "corename", "marker")
+
+    def __init__(self, vendor: str, gemm: str, int_bits: int, get: Optional[str] = None,
+                 set: Optional[str] = None, local: Optional[str] = None,
+                 corename: Optional[str] = None, marker: Optional[str] = None) -> None:
+        self.vendor, self.gemm, self.int_bits = vendor, gemm, int_bits
+        self.get, self.set, self.local, self.corename = get, set, local, corename
+        self.marker = marker  # a symbol only this vendor has (besides get/set)
 
 
 # Most specific first: a library matches the first flavour whose symbols it all has, so
@@ -256,10 +258,11 @@ def _windows_modules() -> list[str]:
 _BLAS_NAME_HINTS = ("blas", "mkl_rt", "libmkl", "accelerate", "veclib", "blis", "flexiblas")
 
 
-def _candidates() -> list[str]:
-    """Libraries that may be NumPy's BLAS, most likely first: loaded libraries in NumPy's
-    own folders or the folder its build configuration names, then any loaded library that
-    looks like a BLAS, then files in NumPy's folders that are not loaded (yet)."""
+def _candidates() -> Iterator[str]:
+    """Libraries that may be NumPy's BLAS, most likely first, each once: loaded libraries
+    in NumPy's own folders or the folder its build configuration names, then any loaded
+    library that looks like a BLAS, then files in NumPy's folders that are not loaded
+    (yet)."""
     numpy_dir = os.path.dirname(os.path.abspath(np.__file__))
     homes = [numpy_dir, numpy_dir + ".libs", os.path.join(numpy_dir, ".dylibs")]
     config_name = ""
@@ -277,11 +280,16 @@ def _candidates() -> list[str]:
 
     in_homes = [p for p in loaded if any(p.startswith(h) for h in homes) and looks_like_blas(p)]
     others = [p for p in loaded if p not in in_homes and looks_like_blas(p)]
+    yield from dict.fromkeys(in_homes + others)
+    # the folders are searched only when no loaded library was the BLAS (glob imported
+    # then: it is no module tagging needs otherwise)
+    import glob
+
     on_disk = [p for h in homes[:3] for pattern in ("*blas*", "*mkl*")
                for p in sorted(glob.glob(os.path.join(h, pattern)))]
     if sys.platform == "darwin" and "accelerate" in config_name:
         on_disk.append("/System/Library/Frameworks/Accelerate.framework/Accelerate")
-    return list(dict.fromkeys(in_homes + others + on_disk))
+    yield from (p for p in dict.fromkeys(on_disk) if p not in in_homes and p not in others)
 
 
 def find_blas() -> Optional[Blas]:
@@ -442,11 +450,63 @@ def threads_per_caller(callers: int, requested: int = 2) -> int:
     return max(1, min(requested, host_cores() // max(callers, 1)))
 
 
-_pool: Optional[ThreadPoolExecutor] = None
+class Job:
+    """A call submitted to the second thread: result() waits for it and gives its value
+    (or raises its exception), as a concurrent.futures.Future does."""
+
+    __slots__ = ("_call", "_value", "_error", "_done")
+
+    def __init__(self, fn: Callable, args: tuple) -> None:
+        self._call: Optional[tuple] = (fn, args)
+        self._value = self._error = None
+        self._done = threading.Lock()
+        self._done.acquire()  # released when the call has run
+
+    def _run(self) -> None:
+        fn, args = self._call  # type: ignore[misc]
+        self._call = None  # the arguments (arrays) are not kept
+        try:
+            self._value = fn(*args)
+        except BaseException as e:  # handed to the caller, as a Future does
+            self._error = e
+        finally:
+            self._done.release()
+
+    def result(self, timeout: Optional[float] = None):
+        if not self._done.acquire(timeout=-1 if timeout is None else timeout):
+            raise TimeoutError("the second thread's call has not finished")
+        self._done.release()  # result() may be asked again
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+class Worker:
+    """One thread running the calls submitted to it, in order: what a ThreadPoolExecutor
+    of one worker did, without importing concurrent.futures (and logging), 7-9 ms of a
+    one-shot `seqtag tag` on a 2-core machine.  A daemon thread: a call is always waited
+    for by its caller, so the thread is idle when the process exits."""
+
+    def __init__(self, name: str = "seqtag") -> None:
+        self._jobs: SimpleQueue[Job] = SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable, *args) -> Job:
+        job = Job(fn, args)
+        self._jobs.put(job)
+        return job
+
+    def _serve(self) -> None:
+        while True:
+            self._jobs.get()._run()
+
+
+_pool: Optional[Worker] = None
 _pool_lock = threading.Lock()
 
 
-def second_thread() -> ThreadPoolExecutor:
+def second_thread() -> Worker:
     """The one worker thread seqtag runs work beside the caller's on (the reverse
     direction of a layer, half of the optimizer's update); created on first use, and
     anew in a forked child, where the parent's worker does not exist."""
@@ -454,12 +514,13 @@ def second_thread() -> ThreadPoolExecutor:
     if _pool is None:
         with _pool_lock:
             if _pool is None:
-                _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqtag")
+                _pool = Worker()
     return _pool
 
 
 def run_beside(fn: Callable, *args):
-    """Run fn(*args) on the second thread, with BLAS on one thread there too; a Future."""
+    """Run fn(*args) on the second thread, with BLAS on one thread there too; a Job (its
+    result() waits for it)."""
     return second_thread().submit(_single_blas_threaded, fn, *args)
 
 

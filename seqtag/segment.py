@@ -26,7 +26,7 @@ import time
 import unicodedata
 import zlib
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Callable, Iterable, Optional
 
 import numpy as np
@@ -34,10 +34,10 @@ import numpy as np
 from . import _core, runtime
 from .errors import CorpusError, ModelError, SeqtagError
 from .frontend import RawSentence, Token
+from .modelfile import StringIndex
 from .optim import Adam, clip_by_global_norm
 from .packing import Packing
 from .rnn import RNN
-from .tokenize import tokenize
 
 __all__ = [
     "LearnedFrontEnd", "RuleFrontEnd", "TrainingText", "read_training_text", "to_conllu",
@@ -58,7 +58,6 @@ _MULTIWORD = np.array([False, False, False, True, True, False])
 # ---------------------------------------------------------------- training material
 
 
-@dataclass
 class TrainingText:
     """A treebank as raw paragraphs with the gold label of every character.
 
@@ -72,19 +71,31 @@ class TrainingText:
                       rebuilt from the tokens and SpaceAfter (so the labels still hold)
     """
 
-    paragraphs: list[str]
-    labels: list[np.ndarray]
-    multiword: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
-    sentences: int = 0
-    rebuilt: int = 0
-    plain: Counter = field(default_factory=Counter)
+    # this module's classes are plain ones: each dataclass cost ~1 ms of importing it,
+    # which a one-shot `seqtag tag` does (BENCHMARKS.md, #12)
+
+    def __init__(self, paragraphs: list[str], labels: list[np.ndarray],
+                 multiword: Optional[list[tuple[str, tuple[str, ...]]]] = None,
+                 sentences: int = 0, rebuilt: int = 0, plain: Optional[Counter] = None):
+        self.paragraphs = paragraphs
+        self.labels = labels
+        self.multiword = [] if multiword is None else multiword
+        self.sentences = sentences
+        self.rebuilt = rebuilt
+        self.plain = Counter() if plain is None else plain
+
+    def __repr__(self):
+        return (f"TrainingText({len(self.paragraphs)} paragraphs, {self.sentences} sentences, "
+                f"{len(self.multiword)} multiword tokens, {self.rebuilt} rebuilt)")
 
 
-@dataclass
 class _GoldSentence:
-    text: Optional[str]
-    tokens: list[tuple[str, tuple[str, ...], bool]]  # (form, words or (), space after)
-    new_paragraph: bool
+    __slots__ = ("text", "tokens", "new_paragraph")
+
+    def __init__(self, text: Optional[str],
+                 tokens: list[tuple[str, tuple[str, ...], bool]],  # (form, words or (),
+                 new_paragraph: bool):                              # space after)
+        self.text, self.tokens, self.new_paragraph = text, tokens, new_paragraph
 
 
 def _read_conllu_sentences(path):
@@ -802,15 +813,69 @@ def _lexicon_arrays(lexicon, name="lexicon"):
 def _lexicon_from_arrays(arrays, name="lexicon"):
     if f"{name}.chunks" not in arrays:
         return {}
-    chunks = _strings_from_array(arrays[f"{name}.chunks"])
-    codes = np.asarray(arrays[f"{name}.codes"], dtype=np.int8).tobytes()
-    if sum(len(c) for c in chunks) != len(codes):
-        raise ModelError(f"front end {name} is broken: chunks and codes do not match")
-    lexicon, k = {}, 0
-    for chunk in chunks:
-        lexicon[chunk] = codes[k:k + len(chunk)]
-        k += len(chunk)
-    return lexicon
+    return _StoredLexicon(StringIndex(arrays[f"{name}.chunks"]),
+                          np.asarray(arrays[f"{name}.codes"], dtype=np.int8).tobytes(), name)
+
+
+class _StoredLexicon(Mapping):
+    """A lexicon of chunks (or shapes) -> codes as a model file holds it: the chunks'
+    StringIndex and their codes laid end to end, a chunk's taken out when it is looked
+    up."""
+
+    def __init__(self, chunks: StringIndex, codes: bytes, name="lexicon"):
+        if chunks.chars != len(codes):
+            raise ModelError(f"front end {name} is broken: chunks and codes do not match")
+        self._chunks = chunks
+        self._codes = codes
+
+    def get(self, chunk, default=None):
+        found = self._chunks.locate(chunk)
+        return default if found is None else self._codes[found[1]:found[1] + len(chunk)]
+
+    def __getitem__(self, chunk):
+        found = self._chunks.locate(chunk)
+        if found is None:
+            raise KeyError(chunk)
+        return self._codes[found[1]:found[1] + len(chunk)]
+
+    def __contains__(self, chunk):
+        return self._chunks.locate(chunk) is not None
+
+    def __iter__(self):
+        return iter(self._chunks.strings())
+
+    def __len__(self):
+        return self._chunks.size
+
+
+class _StoredCasing(Mapping):
+    """WordBoundaries.casing as a model file holds it: form -> its casing code, from the
+    forms' StringIndex and one code per form."""
+
+    def __init__(self, forms: StringIndex, codes: bytes):
+        if forms.size != len(codes):
+            raise ModelError("front end word boundary model is broken")
+        self._forms = forms
+        self._codes = codes
+
+    def get(self, form, default=None):
+        found = self._forms.locate(form)
+        return default if found is None else self._codes[found[0]]
+
+    def __getitem__(self, form):
+        found = self._forms.locate(form)
+        if found is None:
+            raise KeyError(form)
+        return self._codes[found[0]]
+
+    def __contains__(self, form):
+        return self._forms.locate(form) is not None
+
+    def __iter__(self):
+        return iter(self._forms.strings())
+
+    def __len__(self):
+        return self._forms.size
 
 
 # ---------------------------------------------------------------- sentence boundaries between words
@@ -981,12 +1046,12 @@ class WordBoundaries:
     def from_arrays(cls, arrays: dict, prefix: str) -> Optional["WordBoundaries"]:
         if prefix + "weight" not in arrays:
             return None
-        forms = _strings_from_array(arrays[prefix + "casing.forms"])
-        codes = np.asarray(arrays[prefix + "casing.codes"]).tolist()
+        codes = np.asarray(arrays[prefix + "casing.codes"])
         weights = np.asarray(arrays[prefix + "weight"], dtype=np.float32)
-        if len(forms) != len(codes) or len(weights) != 1 << _BOUNDARY_BITS:
+        if codes.ndim != 1 or len(weights) != 1 << _BOUNDARY_BITS:
             raise ModelError("front end word boundary model is broken")
-        return cls(weights, dict(zip(forms, codes)))
+        return cls(weights, _StoredCasing(StringIndex(arrays[prefix + "casing.forms"]),
+                                          codes.astype(np.uint8).tobytes()))
 
 
 def _gold_paragraph_tokens(material):
@@ -1083,17 +1148,15 @@ _FORMAT = 1
 _WORDS_PREFIX = "words."
 
 
-@dataclass
 class _Scored:
     """Paragraphs joined by newlines with the model's scores of every character."""
 
-    text: str
-    bounds: list[tuple[int, int]]
-    begin: np.ndarray
-    lengths: np.ndarray
-    cps: np.ndarray
-    ids: np.ndarray
-    logits: np.ndarray
+    __slots__ = ("text", "bounds", "begin", "lengths", "cps", "ids", "logits")
+
+    def __init__(self, text: str, bounds: list[tuple[int, int]], begin: np.ndarray,
+                 lengths: np.ndarray, cps: np.ndarray, ids: np.ndarray, logits: np.ndarray):
+        self.text, self.bounds, self.begin, self.lengths = text, bounds, begin, lengths
+        self.cps, self.ids, self.logits = cps, ids, logits
 
 
 class LearnedFrontEnd:
@@ -1525,6 +1588,10 @@ class RuleFrontEnd:
     def segment(self, paragraph: str) -> list[RawSentence]:
         if not isinstance(paragraph, str):
             raise SeqtagError(f"a paragraph must be a string, got {type(paragraph).__name__}")
+        # imported here: a model with a learned front end never needs the rules' regular
+        # expressions (2 ms of a one-shot `seqtag tag` to compile)
+        from .tokenize import tokenize
+
         tokens = []
         pos, n = 0, len(paragraph)
         for piece in tokenize(paragraph):

@@ -39,6 +39,9 @@ DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "en_ewt_upos.npz"
 
 #: Where a model file keeps a learned front end's arrays (its metadata: meta["frontend"]).
 FRONTEND_PREFIX = "frontend."
+#: Where a model file (format 2) keeps the vocabulary's long lists: its words, their counts,
+#: a lemma lexicon (Vocabulary.to_meta).
+VOCAB_PREFIX = "vocab."
 
 #: A tokenized sentence: its tokens (non-empty strings), or a seqtag.corpus.Sentence.
 Tokens = Union[Sequence[str], Sentence]
@@ -359,10 +362,11 @@ class Tagger:
         """Write the model to one .npz file, atomically (a failed save leaves the old file).
         A learned front end goes in the same file: its arrays under "frontend.", its
         metadata under meta["frontend"]."""
-        meta = dict(self.meta, vocab=self.vocab.to_meta(), network=self.network.config)
+        arrays = dict(self.network.arrays())
+        # the vocabulary's long lists (words, a lemma lexicon) go to arrays under "vocab."
+        meta = dict(self.meta, vocab=self.vocab.to_meta(arrays), network=self.network.config)
         meta.pop("path", None)
         meta.pop("frontend", None)
-        arrays = dict(self.network.arrays())
         if self.frontend.kind == "learned":
             fe_arrays, meta["frontend"] = self.frontend.to_arrays()  # type: ignore[attr-defined]
             arrays.update({FRONTEND_PREFIX + k: v for k, v in fe_arrays.items()})
@@ -394,6 +398,7 @@ class Tagger:
                                  f"({path}); reinstall seqtag or pass a model with -m")
         arrays, meta = modelfile.load_model(path)
         frontend = _load_frontend(path, arrays, meta)
+        vocab_arrays = {k: arrays.pop(k) for k in list(arrays) if k.startswith(VOCAB_PREFIX)}
         if meta.get("kind") is not None:  # a model has none: no seqtag.train to import
             from .train import CHECKPOINT_KIND
             if meta["kind"] == CHECKPOINT_KIND:
@@ -403,7 +408,7 @@ class Tagger:
             # a model of one column written before heads existed: its corpus's tag column
             column = (meta.get("corpus") or {}).get("tag_column")
             column = column if column in ("upos", "xpos") else "upos"
-            vocab = Vocabulary.from_meta(meta["vocab"], column)
+            vocab = Vocabulary.from_meta(meta["vocab"], column, vocab_arrays)
             # a model written before an option existed has none: it takes the default
             net_config = NetworkConfig.from_meta(meta["network"], "network options")
             network = Network(net_config, len(vocab.words), len(vocab.chars),

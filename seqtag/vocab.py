@@ -8,6 +8,7 @@ from collections import Counter
 import numpy as np
 
 from .heads import Head, heads_from_meta, heads_to_meta
+from .modelfile import StringIndex, get_strings, is_strings_reference, put_strings
 
 PAD, UNK = "<pad>", "<unk>"
 _DIGITS = re.compile(r"\d")
@@ -54,14 +55,19 @@ class Vocabulary:
     """
 
     def __init__(self, words, chars, tags, word_counts=None, max_chars=30, heads=None,
-                 column="upos"):
-        """heads: the output heads (None: one over `tags`, predicting `column`)."""
+                 column="upos", stored_words=None):
+        """heads: the output heads (None: one over `tags`, predicting `column`).
+        stored_words: the words as a model file holds them (a seqtag.modelfile.StringIndex),
+        looked up there until the dict of word_index is made (a loaded model: a one-shot
+        `seqtag tag` looks up a few words, the dict of 15,734 took 2 ms to make)."""
         self.words = list(words)
         self.chars = list(chars)
         self.heads = list(heads) if heads else [Head(column, tags)]
         self.tags = list(self.heads[0].labels)
         self.max_chars = int(max_chars)
-        self.word_index = {w: i for i, w in enumerate(self.words)}
+        self._stored_words = stored_words
+        self._word_index = (None if stored_words is not None
+                            else dict(zip(self.words, range(len(self.words)))))
         self.char_index = {c: i for i, c in enumerate(self.chars)}
         self.tag_index = {t: i for i, t in enumerate(self.tags)}
         counts = word_counts if word_counts is not None else [0] * len(self.words)
@@ -84,21 +90,52 @@ class Vocabulary:
         counts = [0, 0] + [word_counts[w] for w in words[2:]]
         return cls(words, chars, tags, counts, max_chars, heads, column)
 
-    def to_meta(self):
-        return {"words": self.words, "chars": self.chars, "tags": self.tags,
-                "word_counts": [int(n) for n in self.word_counts], "max_chars": self.max_chars,
-                "heads": heads_to_meta(self.heads)}
+    def to_meta(self, arrays=None):
+        """The vocabulary as JSON-able metadata.  With `arrays` (a dict of the arrays a
+        model file will hold: model format 2), the long lists go there instead, under
+        "vocab.": the words, their counts and a lemma lexicon (Tagger.save)."""
+        if arrays is None:
+            words, counts = self.words, [int(n) for n in self.word_counts]
+        else:
+            words = put_strings(arrays, "vocab.words", self.words)
+            arrays["vocab.word_counts"] = self.word_counts.astype(np.int64)
+            counts = {"array": "vocab.word_counts"}
+        return {"words": words, "chars": self.chars, "tags": self.tags, "word_counts": counts,
+                "max_chars": self.max_chars, "heads": heads_to_meta(self.heads, arrays, "vocab.")}
 
     @classmethod
-    def from_meta(cls, meta, column="upos"):
+    def from_meta(cls, meta, column="upos", arrays=None):
         """column: what the one head of a vocabulary written before heads existed (no
-        "heads") predicts."""
-        heads = heads_from_meta(meta["heads"]) if "heads" in meta else None
-        return cls(meta["words"], meta["chars"], meta["tags"], meta["word_counts"],
-                   meta["max_chars"], heads, column)
+        "heads") predicts.  arrays: the model file's, where format 2 keeps the words,
+        their counts and a lemma lexicon."""
+        heads = heads_from_meta(meta["heads"], arrays) if "heads" in meta else None
+        words, counts, stored = meta["words"], meta["word_counts"], None
+        if is_strings_reference(words):
+            reference, words = words, get_strings(arrays or {}, words)
+            if reference["strings"] + ".lengths" not in (arrays or {}):  # no word has "\n"
+                stored = StringIndex(arrays[reference["strings"]])
+        if isinstance(counts, dict):
+            counts = (arrays or {})[counts["array"]]
+            if counts.ndim != 1 or counts.dtype.kind not in "iu" or len(counts) != len(words):
+                raise ValueError("the word counts are not one count per word")
+        return cls(words, meta["chars"], meta["tags"], counts, meta["max_chars"], heads,
+                   column, stored)
+
+    @property
+    def word_index(self):
+        """{word key: id}."""
+        if self._word_index is None:
+            self._word_index = self._stored_words.index()
+        return self._word_index
 
     def word_id(self, form):
-        return self.word_index.get(word_key(form), 1)
+        index = self._word_index
+        if index is None:
+            if self._stored_words.scanning():
+                found = self._stored_words.locate(word_key(form))
+                return 1 if found is None else found[0]
+            index = self.word_index
+        return index.get(word_key(form), 1)
 
     def char_ids(self, form):
         if len(form) > self.max_chars:

@@ -547,6 +547,27 @@ def test_plain_tag_without_typer_reports_a_broken_model_in_one_line(tmp_path, mo
     assert err.count("\n") == 1
 
 
+def test_plain_tag_ends_its_process_with_the_output_and_status_of_the_command_line(tmp_path):
+    """The console script ends the process itself after a plain `seqtag tag` (no
+    interpreter teardown): its output, errors and exit status are the typer path's, written
+    out in full."""
+    texts = ["The dog ate the apple. " * 400, "Élan vital, ça va?"]
+    assert run("tag", *texts) == run("tag", "--format", "text", *texts)
+    code, out, err = run("tag", *texts)
+    assert code == 0 and err == "" and out.count("\n") == 401
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(b"PK\x03\x04 but nothing more")
+    script = ("import sys; from seqtag import console, tagger; "
+              f"tagger.DEFAULT_MODEL = tagger.Path({str(broken)!r}); "
+              "sys.argv = ['seqtag', 'tag', 'The dog']; console.main(); print('not here')")
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       timeout=120, env={k: v for k, v in os.environ.items()
+                                         if k != "SEQTAG_DEBUG"})
+    assert (p.returncode, p.stdout) == (1, "")
+    assert p.stderr.startswith(f"seqtag: error: {broken} is truncated") and \
+        p.stderr.count("\n") == 1
+
+
 def test_plain_tag_without_typer_interrupted(monkeypatch, capsys):
     from seqtag import console
     from seqtag.tagger import Tagger
@@ -575,6 +596,17 @@ def test_plain_tag_imports_no_typer():
     assert tag_in_a_new_process(
         "seqtag.console", "sorted(m for m in sys.modules if m.split('.')[0] in "
         "('typer', 'click') or m == 'seqtag.cli')") == (
+        "The/DET dog/NOUN ate/VERB the/DET apple/NOUN\n", "[]\n")
+
+
+def test_plain_tag_imports_only_what_tagging_needs():
+    # each of these was milliseconds of a one-shot `seqtag tag` (BENCHMARKS.md, #12):
+    # the second thread is seqtag.runtime.Worker, not a ThreadPoolExecutor (which imports
+    # logging); traceback is imported for SEQTAG_DEBUG, difflib for a misspelt option, glob
+    # where NumPy's BLAS is not loaded yet
+    assert tag_in_a_new_process(
+        "seqtag.console", "sorted(m for m in ('concurrent.futures', 'logging', 'traceback', "
+        "'difflib', 'glob', 'queue') if m in sys.modules)") == (
         "The/DET dog/NOUN ate/VERB the/DET apple/NOUN\n", "[]\n")
 
 

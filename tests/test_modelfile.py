@@ -1,4 +1,5 @@
 import errno
+import io
 import json
 import os
 import stat
@@ -63,7 +64,7 @@ def test_round_trip_exact(tmp_path):
         assert loaded[name].shape == arr.shape, name
         np.testing.assert_array_equal(loaded[name], arr)
     assert {k: meta[k] for k in META} == META
-    assert meta["format_version"] == FORMAT_VERSION == 1
+    assert meta["format_version"] == FORMAT_VERSION == 2
     assert meta["array_dtypes"]["tagger.bias_hh_l0"] == "<f8"
     assert dir_listing(tmp_path) == ["m.npz"]
 
@@ -418,8 +419,8 @@ def test_newer_format_version(tmp_path):
     path = tmp_path / "m.npz"
     write_raw_npz(path, meta_obj={"format_version": FORMAT_VERSION + 1}, w=np.ones(3))
     assert load_error(path) == (
-        f"{path} was written by a newer seqtag (model format 2; "
-        f"this seqtag reads up to format 1); upgrade seqtag"
+        f"{path} was written by a newer seqtag (model format 3; "
+        f"this seqtag reads up to format 2); upgrade seqtag"
     )
 
 
@@ -459,3 +460,132 @@ def test_check_shapes():
     with pytest.raises(ModelError) as ei:
         check_shapes(arrays, {"b": (4, 1)})
     assert str(ei.value) == "model weight b has shape (4,), expected (4, 1)"
+
+
+# ---------------------------------------------------------------- reading members from one buffer
+
+
+def test_members_np_load_reads_load_alike(tmp_path):
+    """What np.load gives, member for member: Fortran order, big-endian, a structured
+    dtype (whose header takes numpy's parser), zero-size and 0-d arrays, a compressed
+    archive; every array private and writable."""
+    arrays = {
+        "fortran": np.asfortranarray(np.arange(12, dtype=np.float32).reshape(3, 4)),
+        "big_endian": np.arange(5, dtype=">i4"),
+        "structured": np.array([(1, 2.5)], dtype=[("a", "<i2"), ("b", "<f8")]),
+        "empty": np.zeros((0, 3), dtype=np.float16),
+        "scalar": np.array(7, dtype=np.int64),
+        "half": np.array([1.5, -0.0, np.inf, 65504], dtype=np.float16),
+    }
+    meta = np.frombuffer(json.dumps({"format_version": 1}).encode(), np.uint8)
+    for save in (np.savez, np.savez_compressed):
+        path = tmp_path / f"{save.__name__}.npz"
+        save(path, **arrays, **{"__meta__.json": meta})
+        loaded, _ = load_model(path)
+        assert set(loaded) == set(arrays)
+        for name, arr in arrays.items():
+            assert loaded[name].dtype == arr.dtype and loaded[name].shape == arr.shape, name
+            np.testing.assert_array_equal(loaded[name], arr)
+            assert loaded[name].flags.writeable, name
+        loaded["fortran"][0, 0] = 99  # a copy: the file is not touched
+        assert load_model(path)[0]["fortran"][0, 0] == 0
+
+
+def test_float16_restored_bit_for_bit(tmp_path):
+    """Every float16 value (each of the 65,536 bit patterns, NaNs included) comes back as
+    float32 and float64 exactly as numpy converts it."""
+    half = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16)
+    path = tmp_path / "m.npz"
+    save_model(path, {"f32": half.astype(np.float32), "f64": half.astype(np.float64)}, {},
+               float16=True)
+    loaded, meta = load_model(path)
+    assert meta["array_dtypes"] == {"f32": "<f4", "f64": "<f8"}
+    assert loaded["f32"].view(np.uint32).tolist() == \
+        half.astype(np.float32).view(np.uint32).tolist()
+    assert loaded["f64"].view(np.uint64).tolist() == \
+        half.astype(np.float64).view(np.uint64).tolist()
+
+
+def test_member_cut_short_is_corrupt(tmp_path):
+    """An array whose data is shorter than its header says (the zip itself intact)."""
+    path = tmp_path / "m.npz"
+    member = io.BytesIO()
+    npformat.write_array(member, np.ones(100, dtype=np.float32))
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("w.npy", member.getvalue()[:-8])
+        zf.writestr("__meta__.json.npy", _npy_bytes(np.frombuffer(b'{"format_version": 1}',
+                                                                   np.uint8)))
+    assert load_error(path) == (f"{path} is truncated or corrupt: EOF: reading array data, "
+                                "expected 400 bytes got 392")
+
+
+def test_huge_npy_header_is_refused(tmp_path):
+    path = tmp_path / "m.npz"
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), " + " " * 20000 + "}\n"
+    raw = b"\x93NUMPY\x02\x00" + len(header).to_bytes(4, "little") + header.encode() + bytes(4)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("w.npy", raw)
+        zf.writestr("__meta__.json.npy", _npy_bytes(np.frombuffer(b'{"format_version": 1}',
+                                                                   np.uint8)))
+    assert load_error(path).startswith(f"{path} is truncated or corrupt: the .npy header is ")
+
+
+def _npy_bytes(arr):
+    out = io.BytesIO()
+    npformat.write_array(out, arr)
+    return out.getvalue()
+
+
+# ---------------------------------------------------------------- lists of strings in arrays
+
+
+@pytest.mark.parametrize("strings", [[], [""], ["", ""], ["a"], ["dog", "É", "\udc80x"],
+                                     ["two\nlines", "", "x\n"]],
+                         ids=["none", "one-empty", "two-empty", "one", "unicode", "newlines"])
+def test_strings_round_trip(tmp_path, strings):
+    arrays = {}
+    reference = modelfile.put_strings(arrays, "list", strings)
+    assert reference == {"strings": "list", "count": len(strings)}
+    assert ("list.lengths" in arrays) == any("\n" in s for s in strings)
+    path = tmp_path / "m.npz"
+    save_model(path, arrays, {"list": reference})
+    loaded, meta = load_model(path)
+    assert modelfile.is_strings_reference(meta["list"])
+    assert modelfile.get_strings(loaded, meta["list"]) == strings
+
+
+def test_strings_that_do_not_match_their_reference():
+    arrays = {}
+    reference = modelfile.put_strings(arrays, "list", ["a", "b", "c"])
+    with pytest.raises(ValueError, match="holds 3 strings, not 4"):
+        modelfile.get_strings(arrays, dict(reference, count=4))
+    with pytest.raises(KeyError):
+        modelfile.get_strings({}, reference)
+    with pytest.raises(ValueError, match="not a byte array"):
+        modelfile.get_strings({"list": np.ones(3)}, reference)
+    with pytest.raises(UnicodeDecodeError):
+        modelfile.get_strings({"list": np.frombuffer(b"a\n\xff\nc", np.uint8)}, reference)
+    arrays = {}
+    reference = modelfile.put_strings(arrays, "list", ["a\nb", "c"])
+    arrays["list.lengths"] = np.array([2, 2])
+    with pytest.raises(ValueError, match="lengths"):
+        modelfile.get_strings(arrays, reference)
+
+
+@pytest.mark.parametrize("f16c", [True, False], ids=["f16c", "scalar"])
+def test_half_to_float_is_numpy_astype_bit_for_bit(f16c):
+    """Both conversions of the compiled core (F16C where the CPU has it, and the scalar one
+    that runs elsewhere) against NumPy on every float16 bit pattern, at every alignment and
+    tail length of the blocks of eight."""
+    from seqtag import _core
+
+    bits = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+    want = bits.view(np.float16).astype(np.float32).view(np.uint32)
+    for start in range(9):
+        src = np.ascontiguousarray(bits[start:])
+        out = np.empty(len(src), dtype=np.float32)
+        _core.half_to_float(src, out, f16c)
+        assert np.array_equal(out.view(np.uint32), want[start:]), start
+    _core.half_to_float(np.zeros(0, np.uint16), np.zeros(0, np.float32), f16c)
+    with pytest.raises(ValueError):
+        _core.half_to_float(np.zeros(3, np.uint16), np.zeros(2, np.float32), f16c)

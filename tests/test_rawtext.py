@@ -76,9 +76,11 @@ def test_a_learned_front_end_round_trips_through_the_model_file(french):
     text = "L'association a changé les décors du théâtre. Le maire est allé au marché."
     assert loaded.frontend.segment(text) == tagger.frontend.segment(text)
     assert loaded.tag(text) == tagger.tag(text)
-    # the tagger's own weights are all there, unchanged, and the front end's are not in them
+    # the tagger's own weights are all there, unchanged, and neither the front end's nor
+    # the vocabulary's lists (model format 2) are in them
+    assert "vocab.words" in names
     assert set(loaded.network.arrays()) == {k for k in names if not k.startswith(
-        ("frontend.", "__meta__"))}
+        ("frontend.", "vocab.", "__meta__"))}
     half = path.with_name("half.npz")
     loaded.save(half, float16=True)
     assert Tagger.load(half).frontend.segment(text) == tagger.frontend.segment(text)

@@ -185,8 +185,10 @@ def bad_model(kind, model, path):
         return (f"{path} was written by a newer seqtag (model format 99; this seqtag reads up "
                 f"to format {modelfile.FORMAT_VERSION}); upgrade seqtag")
     if kind == "shapes":
-        meta["vocab"]["words"].append("one-word-too-many")
-        meta["vocab"]["word_counts"].append(1)
+        vocab = meta["vocab"]  # model format 2: the words and their counts are arrays
+        words = modelfile.get_strings(arrays, vocab["words"]) + ["one-word-too-many"]
+        vocab["words"] = modelfile.put_strings(arrays, "vocab.words", words)
+        arrays["vocab.word_counts"] = np.append(arrays["vocab.word_counts"], 1)
         modelfile.save_model(path, arrays, meta)
         rows, dim = arrays["word_embedding"].shape
         return (f"{path}: model weight word_embedding has shape ({rows}, {dim}), "

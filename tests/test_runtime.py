@@ -375,3 +375,21 @@ def test_a_spawn_pool_tags_like_the_parent(tmp_path):
                             timeout=180, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("True [['DET', 'NOUN', 'VERB', 'DET', 'NOUN', 'PUNCT']")
+
+
+def test_the_second_thread_runs_calls_in_order_and_hands_back_results_and_errors():
+    worker = runtime.Worker("seqtag-test")
+    gate = threading.Event()
+    order = []
+    first = worker.submit(lambda: (gate.wait(10), order.append(1))[1])
+    second = worker.submit(order.append, 2)
+    with pytest.raises(TimeoutError):
+        second.result(0.05)  # waiting behind the first
+    gate.set()
+    assert first.result(10) is None and second.result(10) is None and order == [1, 2]
+    failed = worker.submit(int, "not a number")
+    for _ in range(2):  # asked twice, the same error
+        with pytest.raises(ValueError, match="not a number"):
+            failed.result(10)
+    assert worker.submit(sum, [1, 2, 3]).result() == 6
+    assert runtime.second_thread().submit(threading.current_thread).result(10).name == "seqtag"

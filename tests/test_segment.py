@@ -612,3 +612,46 @@ def test_real_dev_paragraphs_keep_every_character(french, name, file):
     for front_end in (french, RuleFrontEnd()):
         for paragraph, sentences in zip(paragraphs, front_end.segment_many(paragraphs)):
             check_segmentation(front_end, paragraph, sentences)
+
+
+# ---------------------------------------------------------------- lexicons as a model file holds them
+
+
+@pytest.mark.parametrize("scans", [1000, 3, 0], ids=["scanning", "then-a-dict", "a-dict"])
+def test_a_stored_lexicon_is_the_dict_it_was_saved_from(scans, monkeypatch):
+    """_StoredLexicon and _StoredCasing answer as the dicts they were saved from, while
+    they search the stored bytes and once they have made their dict: chunks with
+    characters of 1 to 4 UTF-8 bytes and a lone surrogate before and after the one looked
+    up, so the codes' offsets count characters, not bytes."""
+    from seqtag.modelfile import StringIndex
+    from seqtag.segment import WordBoundaries, _lexicon_arrays, _lexicon_from_arrays
+
+    monkeypatch.setattr(StringIndex, "SCANS", scans)
+    chunks = ["a.", "é-é", "日本.", "x\udc80y", "😀!", "U.S.", "zz", "e.g."]
+    lexicon = {c: bytes(range(1, len(c) + 1)) for c in chunks}
+    stored = _lexicon_from_arrays(_lexicon_arrays(lexicon))
+    missing = ["", "a", "a.\n", "\ne.g.", "日本", "U.S", "nope", "é"]
+    for key in chunks + missing + chunks[::-1]:
+        assert stored.get(key) == lexicon.get(key), key
+        assert (key in stored) == (key in lexicon)
+    assert stored == lexicon and list(stored) == chunks and len(stored) == len(chunks)
+    with pytest.raises(KeyError):
+        stored["nope"]
+    assert len(_lexicon_from_arrays(_lexicon_arrays({}))) == 0
+    assert _lexicon_from_arrays(_lexicon_arrays({})).get("a.") is None
+    casing = {f: k + 1 for k, f in enumerate(["paris", "été", "日本", "x\udc80"])}
+    words = WordBoundaries(np.zeros(1 << 16), casing)
+    loaded = WordBoundaries.from_arrays(words.to_arrays("w."), "w.")
+    for form in list(casing) + ["pari", "", "été\n"]:
+        assert loaded.casing.get(form, 0) == casing.get(form, 0), form
+    assert dict(loaded.casing) == casing
+
+
+def test_a_stored_lexicon_whose_codes_do_not_fit_is_refused():
+    from seqtag.errors import ModelError
+    from seqtag.segment import _lexicon_arrays, _lexicon_from_arrays
+
+    arrays = _lexicon_arrays({"é-é": b"\x00\x00\x01"})
+    arrays["lexicon.codes"] = arrays["lexicon.codes"][:-1]
+    with pytest.raises(ModelError, match="chunks and codes do not match"):
+        _lexicon_from_arrays(arrays)

@@ -1,0 +1,143 @@
+"""Model format 2 (seqtag.modelfile): the vocabulary's words, their counts and a lemma
+lexicon are arrays of the model file, not lists in its JSON metadata; files of format 1
+load as they did.
+
+tests/data/old_joint_model.npz was written by seqtag at commit 2550d3a (format 1: every
+list in the JSON; UPOS, XPOS, FEATS and lemma heads trained one epoch on 150 sentences of
+EWT dev); old_joint_model.expected.json holds that seqtag's predict_columns of 30
+sentences of EWT test."""
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seqtag import Tagger, modelfile
+from seqtag.lemma import Lexicon
+
+DATA = Path(__file__).parent / "data"
+OLD = DATA / "old_joint_model.npz"
+
+
+@pytest.fixture(scope="module")
+def expected():
+    return json.loads((DATA / "old_joint_model.expected.json").read_text(encoding="utf-8"))
+
+
+def test_a_format_1_model_loads_and_tags_as_it_did(expected):
+    assert modelfile.load_model(OLD)[1]["format_version"] == 1
+    tagger = Tagger.load(OLD)
+    assert tagger.columns == ["upos", "xpos", "feats", "lemma"]
+    assert tagger.predict_columns(expected["words"]) == expected["columns"]
+
+
+def test_format_2_keeps_the_long_lists_in_arrays(tmp_path, expected):
+    old = Tagger.load(OLD)
+    path = tmp_path / "new.npz"
+    old.save(path, float16=True)
+    arrays, meta = modelfile.load_model(path)
+    assert meta["format_version"] == 2
+    vocab = meta["vocab"]
+    assert vocab["words"] == {"strings": "vocab.words", "count": len(old.vocab.words)}
+    assert vocab["word_counts"] == {"array": "vocab.word_counts"}
+    lexicon = vocab["heads"][3]["lexicon"]
+    assert set(lexicon) == {"forms", "upos", "lemmas"}
+    assert modelfile.get_strings(arrays, vocab["words"]) == old.vocab.words
+    assert arrays["vocab.word_counts"].tolist() == [int(n) for n in old.vocab.word_counts]
+    old_lexicon = old.vocab.heads[3].lexicon.entries
+    triples = zip(*(modelfile.get_strings(arrays, lexicon[p]) for p in ("forms", "upos",
+                                                                        "lemmas")))
+    assert {(f, u): lemma for f, u, lemma in triples} == old_lexicon and len(old_lexicon) > 1000
+    # the weights are those of the format-1 file, bit for bit
+    old_arrays, _ = modelfile.load_model(OLD)
+    for name, array in old.network.arrays().items():
+        assert arrays[name].tobytes() == old_arrays[name].tobytes() == array.tobytes(), name
+    new = Tagger.load(path)
+    assert new.vocab.words == old.vocab.words and new.vocab.tags == old.vocab.tags
+    assert new.vocab.word_counts.tolist() == old.vocab.word_counts.tolist()
+    assert [h.to_meta() for h in new.vocab.heads] == [h.to_meta() for h in old.vocab.heads]
+    assert new.predict_columns(expected["words"]) == expected["columns"]
+    # saved again, the same file contents
+    again = tmp_path / "again.npz"
+    new.save(again, float16=True)
+    arrays2, meta2 = modelfile.load_model(again)
+    assert meta2 == meta
+    assert {k: v.tobytes() for k, v in arrays2.items()} == {k: v.tobytes()
+                                                            for k, v in arrays.items()}
+
+
+def test_the_lexicon_is_made_when_lemmas_are_asked_for(tmp_path, expected):
+    path = tmp_path / "new.npz"
+    Tagger.load(OLD).save(path)
+    tagger = Tagger.load(path)
+    lexicon = tagger.vocab.heads[3].lexicon
+    size = len(lexicon)
+    assert "entries" not in vars(lexicon) and size > 1000
+    tagger.tag(expected["words"][0])  # UPOS only: no lemma, no lexicon
+    assert "entries" not in vars(lexicon)
+    assert tagger.predict_columns(expected["words"]) == expected["columns"]
+    assert "entries" in vars(lexicon) and len(lexicon.entries) == len(lexicon) == size
+
+
+def test_threads_asking_for_a_lexicon_at_once_get_all_of_it():
+    forms, upos, lemmas = ([f"w{i}" for i in range(20000)], ["NOUN"] * 20000,
+                           [f"l{i}" for i in range(20000)])
+    for _ in range(5):
+        lexicon = Lexicon._deferred(20000, lambda: zip(forms, upos, lemmas))
+        seen = []
+        threads = [threading.Thread(target=lambda: seen.append(len(lexicon.entries)))
+                   for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert seen == [20000] * 4 and len(lexicon) == 20000
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda a, m: a.pop("vocab.words"), "has invalid metadata: 'vocab.words'"),
+    (lambda a, m: a.update({"vocab.word_counts": a["vocab.word_counts"][:-1]}),
+     "has invalid metadata: the word counts are not one count per word"),
+    (lambda a, m: modelfile.put_strings(a, "vocab.lemma.lexicon.upos", modelfile.get_strings(
+        a, m["vocab"]["heads"][3]["lexicon"]["upos"])[:-1]),  # one UPOS fewer than forms
+     "has invalid metadata: vocab.lemma.lexicon.upos holds"),
+    (lambda a, m: a.update({"vocab.words": np.frombuffer(b"\xff" + a["vocab.words"][1:]
+                                                         .tobytes(), np.uint8)}),
+     "has invalid metadata: 'utf-8' codec can't decode byte 0xff"),
+])
+def test_a_broken_format_2_vocabulary_is_one_model_error(tmp_path, change, message):
+    path = tmp_path / "new.npz"
+    Tagger.load(OLD).save(path)
+    arrays, meta = modelfile.load_model(path)
+    change(arrays, meta)
+    meta.pop("format_version"), meta.pop("array_dtypes")
+    modelfile.save_model(path, arrays, meta)
+    with pytest.raises(modelfile.ModelError) as e:
+        Tagger.load(path)
+    assert str(e.value).startswith(f"{path} {message}")
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("scans", [1000, 2, 0], ids=["scanning", "then-a-dict", "a-dict"])
+def test_a_loaded_vocabulary_finds_every_word_as_its_dict_does(tmp_path, monkeypatch, scans):
+    """A loaded vocabulary looks its words up in the stored bytes before it makes its dict
+    (seqtag.modelfile.StringIndex): the same ids either way, <unk> for the others, the last
+    of equal words as a dict keeps it; a word with a newline keeps the dict."""
+    from seqtag.modelfile import StringIndex
+    from seqtag.vocab import Vocabulary, word_key
+
+    monkeypatch.setattr(StringIndex, "SCANS", scans)
+    for words in (["<pad>", "<unk>", "the", "été", "日本", "x\udc80", "dog", "the"],
+                  ["<pad>", "<unk>", "the", "two\nlines", "dog"]):
+        vocab = Vocabulary(words, ["<pad>", "<unk>"], ["X"], list(range(len(words))))
+        arrays = {}
+        meta = vocab.to_meta(arrays)
+        loaded = Vocabulary.from_meta(meta, arrays=arrays)
+        assert (loaded._stored_words is None) == any("\n" in w for w in words)
+        forms = ["The", "dog", "ÉTÉ", "日本", "x\udc80", "cat", "", "two\nlines", "<unk>"] * 2
+        assert [loaded.word_id(f) for f in forms] == [vocab.word_id(f) for f in forms]
+        assert [vocab.word_index.get(word_key(f), 1) for f in forms] == \
+            [loaded.word_id(f) for f in forms]
+        assert loaded.word_index == vocab.word_index and loaded.words == words
