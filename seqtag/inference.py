@@ -191,8 +191,9 @@ def _analyses(network, hidden, combinations, analysed, upos_ids, logits=None):
     """{column: (n,) label ids} of the XPOS and FEATS of the packed rows: the seen analysis
     that goes best with each row's UPOS (TagCombinations).  analysed: {column: its head's
     index}; logits: (n, ...) those heads' logits side by side, in analysed's order, when
-    the caller has them (every label: choose() decides), else only the labels of each
-    predicted UPOS's analyses are computed (choose_grouped(): the same choice)."""
+    the caller has them (every label: choose() decides), else only the sums of each
+    predicted UPOS's analyses are computed, every UPOS in one call
+    (Network.best_summed_logits, then choose_best(): choose_grouped()'s choice)."""
     columns = list(analysed)
 
     def log_probs(rows):
@@ -204,13 +205,13 @@ def _analyses(network, hidden, combinations, analysed, upos_ids, logits=None):
 
     if logits is not None:
         return combinations.choose(upos_ids, log_probs(slice(None)))
-
-    def sums(rows, ids):  # each analysis's labels' output rows, summed
-        outputs = np.stack([network.bounds[analysed[c]] + ids[:, i]
-                            for i, c in enumerate(combinations.columns[1:])], axis=1)
-        return network.summed_logits(hidden, outputs, rows)
-
-    return combinations.choose_grouped(upos_ids, sums, log_probs)
+    rows, starts = combinations.analyses_by_upos(int(upos_ids.max()) + 1
+                                                 if len(upos_ids) else 0)
+    # each analysis's labels' output rows, summed
+    outputs = np.stack([network.bounds[analysed[c]] + combinations.seen[rows, i]
+                        for i, c in enumerate(combinations.columns[1:], 1)], axis=1)
+    best, margin = network.best_summed_logits(hidden, upos_ids, starts, outputs)
+    return combinations.choose_best(upos_ids, best, margin, log_probs)
 
 
 def _labels(labels, ids):

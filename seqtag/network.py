@@ -425,6 +425,48 @@ class Network:
             _core.input_projection(hidden[rows], layer[0], layer[1], out)
         return out
 
+    def best_summed_logits(self, hidden, groups, starts, outputs):
+        """Each row's best sum of logits among its group's, and by how much it is best:
+        (best, margin), both (N,), for the N rows of encode()'s output `hidden`.  groups
+        (N,): each row's group; group g's sums are those of outputs[starts[g]:starts[g +
+        1]] (outputs (M, j) indexes into every head's stacked rows, as summed_logits()
+        takes them; starts (G + 1,) nondecreasing from 0 to M).  best: the index into
+        outputs of the row's highest sum (the first of equals), -1 for a group outside
+        [0, G) or with no sums; margin: the highest minus the second highest (+inf for a
+        group of one sum).  The sums are summed_logits(hidden, outputs[a:b], rows) for
+        each group's rows in order, bit for bit, in one call for every group
+        (seqtag._core.analyses_forward): the analyses of each predicted UPOS,
+        seqtag.heads.TagCombinations.choose_best."""
+        hidden = np.asarray(hidden)
+        if hidden.ndim != 2 or hidden.shape[1] != self.output_weight.shape[1] \
+                or hidden.dtype != self.dtype:
+            raise ValueError(f"hidden must be a {np.dtype(self.dtype).name} array of shape "
+                             f"(N, {self.output_weight.shape[1]}), got {hidden.dtype} "
+                             f"{hidden.shape}")
+        groups = np.ascontiguousarray(groups, dtype=np.int64)
+        starts = np.ascontiguousarray(starts, dtype=np.int64)
+        outputs = np.ascontiguousarray(outputs, dtype=np.int64)
+        if groups.shape != (len(hidden),):
+            raise ValueError(f"groups must be {len(hidden)} ints, got shape {groups.shape}")
+        if outputs.ndim != 2 or (outputs.size and (
+                outputs.min() < 0 or outputs.max() >= len(self.output_weight))):
+            raise ValueError("outputs must be (M, j) rows of the output layer")
+        if (starts.ndim != 1 or not len(starts) or starts[0] != 0
+                or starts[-1] != len(outputs) or (np.diff(starts) < 0).any()):
+            raise ValueError(f"starts must go up from 0 to {len(outputs)}")
+        weight, bias = self._derived(("sums", outputs.shape, outputs.tobytes()), lambda: (
+            np.ascontiguousarray(self.output_weight[outputs].sum(axis=1)),
+            np.ascontiguousarray(self.output_bias[outputs].sum(axis=1))))
+        n, widest = len(hidden), int(np.diff(starts).max(initial=0))
+        best = np.empty(n, dtype=np.int64)
+        margin = np.empty(n, dtype=self.dtype)
+        gathered = np.empty((n, hidden.shape[1]), dtype=self.dtype)
+        scores = np.empty(max(n * widest, 1), dtype=self.dtype)
+        with runtime.single_blas_thread():
+            _core.analyses_forward(hidden, np.argsort(groups, kind="stable"), groups, starts,
+                                   weight, bias, gathered, scores, best, margin)
+        return best, margin
+
     def _char_projections(self):
         """The character BiLSTM's input pre-activations of every character of the
         vocabulary, one (n_chars, gates * char_hidden) array per direction, kept for the
