@@ -161,3 +161,56 @@ def log_softmax_segments(floating[:, ::1] x, const int64_t[::1] bounds):
         for k in range(bounds.shape[0] - 1):
             log_softmax_block(&x[0, bounds[k]], n, bounds[k + 1] - bounds[k], width, work)
     free(work)
+
+
+from libc.stdint cimport uint8_t
+
+
+# Each row's best column and whether another column equals it: a classifier's label and
+# whether its ranking among equals matters (seqtag.heads.LemmaHead.scripted), in one
+# pass instead of an argmax, a comparison of every score and a count.
+#   scores (n, C), rows ld apart;  best (n,): the first maximum's column (the first NaN's
+#   if there is one, as argmax takes it);  tied (n,): 1 if another column equals that
+#   maximum (a NaN equals nothing)
+cdef void best_columns_forward_rows(const floating* scores, Py_ssize_t n, Py_ssize_t C,
+                                    Py_ssize_t ld, int64_t* best,
+                                    uint8_t* tied) noexcept nogil:
+    cdef Py_ssize_t i, j, at
+    cdef floating top, v
+    cdef const floating* row
+    cdef uint8_t twice
+    for i in range(n):
+        row = scores + i * ld
+        top = row[0]
+        at = 0
+        twice = 0
+        if top == top:
+            for j in range(1, C):
+                v = row[j]
+                if v != v:
+                    at = j
+                    twice = 0
+                    break
+                if v > top:
+                    top = v
+                    at = j
+                    twice = 0
+                elif v == top:
+                    twice = 1
+        best[i] = at
+        tied[i] = twice
+
+
+def best_columns_forward(const floating[:, :] scores, int64_t[::1] best,
+                         uint8_t[::1] tied):
+    """best, tied (n,) <- each row of scores (n, C >= 1)'s first best column and whether
+    another column equals it (best_columns_forward_rows)."""
+    cdef Py_ssize_t n = scores.shape[0], C = scores.shape[1]
+    _require(C >= 1 or n == 0, "best_columns_forward needs at least one column")
+    _require(best.shape[0] == n and tied.shape[0] == n, "best_columns_forward row counts")
+    if n == 0:
+        return
+    _check_rows(scores.strides[1], sizeof(floating), "scores", scores.strides[0], n, C)
+    cdef Py_ssize_t ld = row_stride(scores.strides[0], sizeof(floating))
+    with nogil:
+        best_columns_forward_rows(&scores[0, 0], n, C, ld, &best[0], &tied[0])

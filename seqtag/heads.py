@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from . import _core
 from .lemma import Lexicon, apply_script, edit_script, parse_label, script_label
 
 __all__ = ["COLUMNS", "Head", "FeatureHead", "LemmaHead", "TagCombinations", "build_heads",
@@ -300,19 +301,21 @@ class LemmaHead(Head):
             out[k] = lemma
         return out  # type: ignore[return-value]  # every None was filled
 
-    def scripted(self, words: Sequence[str], scores: np.ndarray, tries: int = 4
-                 ) -> list[str]:
+    def scripted(self, words: Sequence[str], scores: np.ndarray, tries: int = 4,
+                 best_columns: tuple[np.ndarray, np.ndarray] | None = None) -> list[str]:
         """The lemma of each word from its script scores (len(words), size): the first of
-        the `tries` best scripts that fits the word, else the word itself."""
+        the `tries` best scripts that fits the word, else the word itself.  best_columns:
+        best_columns(scores), when the caller has it already (worked out on the thread
+        that computed the scores)."""
         if not len(words):
             return []
         # most tokens' best script fits: one argmax per row, and the `tries` best ranked
         # only for the others (and for a row whose best score is tied: the ranking's
         # order among equals decides there)
-        best = scores.argmax(axis=1)
+        best, tied = best_columns if best_columns is not None else best_columns_of(scores)
         out = self._applied(words, best.tolist())
         again = sorted({k for k, lemma in enumerate(out) if lemma is None}.union(
-            np.flatnonzero(_tied(scores, best)).tolist()))
+            np.flatnonzero(tied).tolist()))
         if again:
             ranked = _best_first(scores[again], min(tries, self.size))
             for k, order in zip(again, ranked):
@@ -364,6 +367,20 @@ class LemmaHead(Head):
 
     def to_meta(self):
         return dict(super().to_meta(), lexicon=self.lexicon.to_meta())
+
+
+def best_columns_of(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(best, tied), both (n,): each row's argmax and whether its best score is in another
+    column too (_tied), in one pass of the compiled core (seqtag._core.
+    best_columns_forward, which releases the GIL) for float32 and float64 scores."""
+    if scores.ndim == 2 and scores.shape[1] and scores.dtype in (np.float32, np.float64) \
+            and scores.strides[1] == scores.itemsize:
+        best = np.empty(len(scores), dtype=np.int64)
+        tied = np.empty(len(scores), dtype=np.uint8)
+        _core.best_columns_forward(scores, best, tied)
+        return best, tied.view(bool)
+    best = scores.argmax(axis=1)
+    return best, _tied(scores, best)
 
 
 def _tied(scores: np.ndarray, best: np.ndarray) -> np.ndarray:

@@ -138,12 +138,20 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
             hidden = network.encode(batch)
             for k in scored:  # each head on its own: infer(batch, [k])'s product
                 packed_scores[k] = _log_softmax(network.head_logits(hidden, [k]))
+            form_rows = None  # looked up first: the lemma product then waits on the UPOS alone
+            if lemma_k is not None and upos_k is not None:
+                form_rows = _lexicon_rows(heads[lemma_k], heads[upos_k].labels, batch)
             logits = network.head_logits(hidden, product) if product else np.empty((n, 0))
+            best_ids = [logits[:, bounds[i]:bounds[i + 1]].argmax(axis=1)
+                        for i in range(len(product))]
+            if upos_k in product:
+                upos_ids = best_ids[product.index(upos_k)]
+            if lemma_k is not None:  # its product runs while the other columns are decoded
+                lemmas = _start_lemmas(network, heads[lemma_k], lemma_k, hidden, batch,
+                                       upos_ids, heads[upos_k].labels
+                                       if upos_ids is not None else None, form_rows)
             features: list[tuple[FeatureHead, list[str]]] = []
-            for i, k in enumerate(product):
-                best = logits[:, bounds[i]:bounds[i + 1]].argmax(axis=1)
-                if k == upos_k:
-                    upos_ids = best
+            for k, best in zip(product, best_ids):
                 ids = np.empty(n, dtype=np.int64)
                 ids[batch.flat_index] = best
                 head = heads[k]
@@ -151,10 +159,6 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
                     features.append((head, _labels(head.labels, ids)))
                 else:
                     values[head.column] = _labels(head.labels, ids)
-            if lemma_k is not None:  # its product runs while XPOS and FEATS are decoded
-                lemmas = _start_lemmas(network, heads[lemma_k], lemma_k, hidden, batch,
-                                       upos_ids, heads[upos_k].labels
-                                       if upos_ids is not None else None)
             if combinations is not None:
                 last = bounds[len(product) - len(analysed)]  # where they are, if there
                 chosen = _analyses(network, hidden, combinations, analysed, upos_ids,
@@ -171,19 +175,17 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
                         if label != ABSENT:
                             f[name] = label
                 values["feats"] = [join_features(f) for f in found]
-        if lemma_k is not None:
-            values["lemma"] = (lemmas or _start_lemmas(
-                network, heads[lemma_k], lemma_k, hidden, batch, None, None))()
         starts = np.cumsum([0] + [len(sentences_words[i]) for i in chunk]).tolist()
-        for column in needed:
-            flat, target = values[column], out[column]
-            for k, i in enumerate(chunk):
-                target[i] = flat[starts[k]:starts[k + 1]]
+        cuts = list(map(slice, starts[:-1], starts[1:]))  # each sentence's values
+        for column, flat in values.items():  # the lemmas may still be on their way
+            _place(out[column], chunk, flat, cuts)
+        if lemma_k is not None:
+            _place(out["lemma"], chunk, (lemmas or _start_lemmas(
+                network, heads[lemma_k], lemma_k, hidden, batch, None, None))(), cuts)
         for head, packed in packed_scores.items():
             flat_scores = np.empty_like(packed)
             flat_scores[batch.flat_index] = packed
-            for k, i in enumerate(chunk):
-                scores[head][i] = flat_scores[starts[k]:starts[k + 1]]
+            _place(scores[head], chunk, flat_scores, cuts)
     return {c: out[c] for c in columns}, scores
 
 
@@ -214,41 +216,67 @@ def _analyses(network, hidden, combinations, analysed, upos_ids, logits=None):
     return combinations.choose_best(upos_ids, best, margin, log_probs)
 
 
+def _place(target, chunk, flat, cuts):
+    """target[chunk[k]] = flat[cuts[k]] for every k: a batch's values (laid end to end)
+    cut back into its sentences (chunk: their indexes)."""
+    for i, cut in zip(chunk, cuts):
+        target[i] = flat[cut]
+
+
 def _labels(labels, ids):
     """The labels of ids (an int array): one C-level gather instead of a Python loop."""
     return np.asarray(labels, dtype=object)[ids].tolist()
 
 
-def _start_lemmas(network, head, k, hidden, batch, upos_ids, upos_labels):
+def _lexicon_rows(head, upos_labels, batch):
+    """The row of each packed row's form in the lemma head's lexicon table over
+    upos_labels (LemmaHead.lexicon_table), -1 for a form it does not know: what the
+    lexicon can answer before the UPOS is known."""
+    rows = head.lexicon_table(upos_labels)[0]
+    return np.fromiter(map(rows.get, batch.forms, repeat(-1)), dtype=np.int64,
+                       count=len(batch.forms))[batch.form_of_row]
+
+
+def _start_lemmas(network, head, k, hidden, batch, upos_ids, upos_labels, form_rows=None):
     """A function giving the lemmas of a batch's words, laid end to end: the lexicon's
     where it knows (form, predicted UPOS) (upos_ids: each packed row's UPOS id, or None:
-    no lexicon), else the lemma head's, whose logits are computed for those tokens only:
-    on the second thread, from now until the function is called, where the tagger has
-    two (the caller decodes XPOS and FEATS meanwhile, which is mostly Python: the
-    product, ~40 % of the lemmas' time on EWT test, drops out of the pass)."""
+    no lexicon; form_rows: _lexicon_rows(), if the caller has it), else the lemma head's,
+    whose logits are computed for those tokens only: on the second thread, from now
+    until the function is called, where the tagger has two (the caller decodes the
+    other columns meanwhile, which is mostly Python: the product, ~40 % of the lemmas'
+    time on EWT test, drops out of the pass)."""
+    from .heads import best_columns_of
     n = batch.n_tokens
     if upos_ids is not None:
-        rows, table, lemmas = head.lexicon_table(upos_labels)
-        form_rows = np.fromiter(map(rows.get, batch.forms, repeat(-1)), dtype=np.int64,
-                                count=len(batch.forms))[batch.form_of_row]
+        _, table, lemmas = head.lexicon_table(upos_labels)
+        if form_rows is None:
+            form_rows = _lexicon_rows(head, upos_labels, batch)
         known = table[form_rows, upos_ids]  # packed order; row -1: no entry
     else:
         lemmas, known = np.array([None], dtype=object), np.full(n, -1)
+    missing = np.flatnonzero(known < 0)  # packed rows
+    if len(missing):
+        if hidden is None:
+            hidden = network.encode(batch)
+
+        def scored(split):  # the product, then each row's best script (no GIL held)
+            scores = network.head_logits(hidden, [k], missing, split)
+            return scores, best_columns_of(scores)
+
+        if runtime.threads_beside_blas(network.rnn.threads) >= 2:
+            result = runtime.run_beside(scored, False).result
+        else:
+            result = functools.partial(scored, True)
     out = np.empty(n, dtype=object)
     out[batch.flat_index] = lemmas[known]
-    missing = np.flatnonzero(known < 0)  # packed rows
     if not len(missing):
         return out.tolist
-    if hidden is None:
-        hidden = network.encode(batch)
-    if runtime.threads_beside_blas(network.rnn.threads) >= 2:
-        scores = runtime.run_beside(network.head_logits, hidden, [k], missing, False).result
-    else:
-        scores = functools.partial(network.head_logits, hidden, [k], missing)
     words = np.array(batch.forms, dtype=object)[batch.form_of_row[missing]].tolist()
 
     def finish():
-        out[batch.flat_index[missing]] = head.scripted(words, scores())
+        scores, best_columns = result()
+        out[batch.flat_index[missing]] = head.scripted(words, scores,
+                                                       best_columns=best_columns)
         return out.tolist()
     return finish
 

@@ -191,10 +191,10 @@ def _full_rows_asked(net, monkeypatch):
     asked = []
     head_logits = net.head_logits
 
-    def recorded(hidden, heads, rows=None):
+    def recorded(hidden, heads, rows=None, split=True):
         if rows is None:
             asked.append(tuple(heads))
-        return head_logits(hidden, heads, rows)
+        return head_logits(hidden, heads, rows, split)
     monkeypatch.setattr(net, "head_logits", recorded)
     return asked
 
