@@ -135,13 +135,15 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
             for k in scored:
                 packed_scores[k] = network.crf.log_marginals(emissions, batch.packing)
         else:
-            hidden = network.encode(batch)
-            for k in scored:  # each head on its own: infer(batch, [k])'s product
-                packed_scores[k] = _log_softmax(network.head_logits(hidden, [k]))
             form_rows = None  # looked up first: the lemma product then waits on the UPOS alone
             if lemma_k is not None and upos_k is not None:
                 form_rows = _lexicon_rows(heads[lemma_k], heads[upos_k].labels, batch)
-            logits = network.head_logits(hidden, product) if product else np.empty((n, 0))
+            if product:  # their product in the encoder's last steps, as infer() has it
+                hidden, logits = network.encode(batch, product)
+            else:
+                hidden, logits = network.encode(batch), np.empty((n, 0))
+            for k in scored:  # each head on its own: infer(batch, [k])'s product
+                packed_scores[k] = _log_softmax(network.head_logits(hidden, [k]))
             best_ids = [logits[:, bounds[i]:bounds[i + 1]].argmax(axis=1)
                         for i in range(len(product))]
             if upos_k in product:
@@ -245,7 +247,6 @@ def _start_lemmas(network, head, k, hidden, batch, upos_ids, upos_labels, form_r
     until the function is called, where the tagger has two (the caller decodes the
     other columns meanwhile, which is mostly Python: the product, ~40 % of the lemmas'
     time on EWT test, drops out of the pass)."""
-    from .heads import best_columns_of
     n = batch.n_tokens
     if upos_ids is not None:
         _, table, lemmas = head.lexicon_table(upos_labels)
@@ -259,14 +260,10 @@ def _start_lemmas(network, head, k, hidden, batch, upos_ids, upos_labels, form_r
         if hidden is None:
             hidden = network.encode(batch)
 
-        def scored(split):  # the product, then each row's best script (no GIL held)
-            scores = network.head_logits(hidden, [k], missing, split)
-            return scores, best_columns_of(scores)
-
         if runtime.threads_beside_blas(network.rnn.threads) >= 2:
-            result = runtime.run_beside(scored, False).result
+            result = runtime.run_beside(network.head_logits_best, hidden, k, missing).result
         else:
-            result = functools.partial(scored, True)
+            result = functools.partial(network.head_logits_best, hidden, k, missing)
     out = np.empty(n, dtype=object)
     out[batch.flat_index] = lemmas[known]
     if not len(missing):
@@ -274,9 +271,9 @@ def _start_lemmas(network, head, k, hidden, batch, upos_ids, upos_labels, form_r
     words = np.array(batch.forms, dtype=object)[batch.form_of_row[missing]].tolist()
 
     def finish():
-        scores, best_columns = result()
+        scores, best, tied = result()
         out[batch.flat_index[missing]] = head.scripted(words, scores,
-                                                       best_columns=best_columns)
+                                                       best_columns=(best, tied))
         return out.tolist()
     return finish
 

@@ -108,7 +108,7 @@ class ProjectionMemo:
         self.held = end
         return np.arange(start, self.held, dtype=np.int64)
 
-    def forward(self, row_ids, packing, head=None):
+    def forward(self, row_ids, packing, head=None, keep_output=False):
         """RNN.forward_projected over this memo's rows: (out, h_n, c_n)."""
         packed = None
         isa = runtime.fused_step_isa()  # asked on each call: the switch may change
@@ -118,7 +118,7 @@ class ProjectionMemo:
                 self.packed = (isa, self.rnn.pack_recurrent())
             packed = self.packed[1]
         return self.rnn.forward_projected(self.tables, row_ids, packing, head=head,
-                                          packed=packed)
+                                          packed=packed, keep_output=keep_output)
 
     def _reserve(self, n):
         size = self.tables[0].shape[0]

@@ -364,21 +364,31 @@ class Network:
         finally:
             self._memo_lock.release()
 
-    def encode(self, batch):
+    def encode(self, batch, heads=None):
         """The last recurrent layer's output (N, 2 * hidden) of the packed rows in
         inference, memoised as infer() is: what the output layer reads.  head_logits()
         turns chosen rows of it into chosen heads' logits, so a caller can compute a head
-        only for the tokens that need it."""
+        only for the tokens that need it.  heads (indexes): (that output, infer(batch,
+        heads, normalize=False)'s logits), those heads' product computed as infer() does
+        it, each direction's share on its own thread as soon as its steps are done."""
         if self.memo_capacity > 0 and self._memo_lock.acquire(blocking=False):
             try:
                 with runtime.single_blas_thread():
                     rows = self._memo_rows(batch)
                     if rows is not None:
-                        return self._memo.forward(rows[batch.form_of_row], batch.packing)[0]
+                        if heads is None:
+                            return self._memo.forward(rows[batch.form_of_row],
+                                                      batch.packing)[0]
+                        weight, bias, _ = self._head_layer(list(heads))
+                        logits, hidden = self._memo.forward(
+                            rows[batch.form_of_row], batch.packing, head=(weight, bias),
+                            keep_output=True)[0]
+                        return hidden, logits
             finally:
                 self._memo_lock.release()
         with runtime.single_blas_thread():
-            return self._encode(batch, False, None, None)[0]
+            hidden = self._encode(batch, False, None, None)[0]
+        return hidden if heads is None else (hidden, self.head_logits(hidden, heads))
 
     def head_logits(self, hidden, heads, rows=None, split=True):
         """The logits (len(rows), their labels) of `heads` (indexes, in that order:
@@ -408,6 +418,34 @@ class Network:
         for extra in outs[1:]:
             outs[0] += extra
         return outs[0]
+
+    def head_logits_best(self, hidden, head, rows):
+        """(logits, best, tied) of one head for the rows `rows` of encode()'s output:
+        head_logits(hidden, [head], rows), each row's best label (argmax's) and whether
+        another label ties it (seqtag.heads.best_columns_of), the same values, with the
+        products on the calling thread and in one call that holds no GIL
+        (seqtag._core.head_rows_forward): for a caller running it beside another thread
+        that decodes in Python, where every return to Python waits for the GIL."""
+        from .heads import best_columns_of
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        parts = self._split_head_layer([head])
+        hidden = np.asarray(hidden)
+        if len(parts) != 2 or hidden.dtype != self.dtype or hidden.ndim != 2 \
+                or not len(rows):
+            logits = self.head_logits(hidden, [head], rows, split=False)
+            return (logits, *best_columns_of(logits))
+        if rows.ndim != 1 or rows.min() < 0 or rows.max() >= len(hidden):
+            raise ValueError(f"rows must be indexes of hidden's {len(hidden)} rows")
+        (w0, b0), (w1, b1) = parts
+        n, size = len(rows), len(b0)
+        logits = np.empty((n, size), dtype=self.dtype)
+        best = np.empty(n, dtype=np.int64)
+        tied = np.empty(n, dtype=np.uint8)
+        with runtime.single_blas_thread():
+            _core.head_rows_forward(hidden, rows, w0, b0, w1, b1,
+                                    np.empty((n, hidden.shape[1]), dtype=self.dtype),
+                                    np.empty((n, size), dtype=self.dtype), logits, best, tied)
+        return logits, best, tied.view(bool)
 
     def summed_logits(self, hidden, outputs, rows):
         """(len(rows), K) sums of the logits of output rows, for the rows `rows` of

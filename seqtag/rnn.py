@@ -230,7 +230,7 @@ class RNN:
         return p[f"bias_ih_{k}"] + p[f"bias_hh_{k}"]
 
     def forward_projected(self, projections, row_ids, packing, h0=None, c0=None, *,
-                          head=None, packed=None):
+                          head=None, packed=None, keep_output=False):
         """Inference (no cache) from the first layer's input pre-activations.
 
         projections: one (V, gates * hidden) array per direction, as input_projection
@@ -245,6 +245,9 @@ class RNN:
 
         packed: what pack_recurrent() returned for the current weights (a caller that runs
         many small batches keeps it, so W_hh is not packed again on every call), or None.
+
+        keep_output: with a head, out is (the head's output, the last layer's output), for
+        a caller that computes more from the layer's output than the head.
         """
         self._check_packing(packing)
         G = GATES[self.cell] * self.hidden_size
@@ -280,9 +283,10 @@ class RNN:
                 for d in range(self.num_directions)])
             layer_input = out
         if heads:
-            layer_input = heads[0][2]
+            logits = heads[0][2]
             for extra in heads[1:]:
-                layer_input += extra[2]
+                logits += extra[2]
+            layer_input = (logits, layer_input) if keep_output else logits
         return (layer_input, self._to_caller_order(h_state, packing),
                 None if c_state is None else self._to_caller_order(c_state, packing))
 
