@@ -152,16 +152,7 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
                 lemmas = _start_lemmas(network, heads[lemma_k], lemma_k, hidden, batch,
                                        upos_ids, heads[upos_k].labels
                                        if upos_ids is not None else None, form_rows)
-            features: list[tuple[FeatureHead, list[str]]] = []
-            for k, best in zip(product, best_ids):
-                ids = np.empty(n, dtype=np.int64)
-                ids[batch.flat_index] = best
-                head = heads[k]
-                if isinstance(head, FeatureHead):
-                    features.append((head, _labels(head.labels, ids)))
-                else:
-                    values[head.column] = _labels(head.labels, ids)
-            if combinations is not None:
+            if combinations is not None:  # its products first, then the Python
                 last = bounds[len(product) - len(analysed)]  # where they are, if there
                 chosen = _analyses(network, hidden, combinations, analysed, upos_ids,
                                    None if grouped else logits[:, last:])
@@ -169,6 +160,17 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
                     ids = np.empty(n, dtype=np.int64)
                     ids[batch.flat_index] = best
                     values[column] = _labels(heads[analysed[column]].labels, ids)
+            features: list[tuple[FeatureHead, list[str]]] = []
+            for k, best in zip(product, best_ids):
+                if heads[k].column in values:  # an analysis' XPOS or FEATS, chosen above
+                    continue
+                ids = np.empty(n, dtype=np.int64)
+                ids[batch.flat_index] = best
+                head = heads[k]
+                if isinstance(head, FeatureHead):
+                    features.append((head, _labels(head.labels, ids)))
+                else:
+                    values[head.column] = _labels(head.labels, ids)
             if features:
                 found: list[dict[str, str]] = [{} for _ in range(n)]
                 for head, labels in features:
@@ -259,21 +261,19 @@ def _start_lemmas(network, head, k, hidden, batch, upos_ids, upos_labels, form_r
     if len(missing):
         if hidden is None:
             hidden = network.encode(batch)
-
         if runtime.threads_beside_blas(network.rnn.threads) >= 2:
             result = runtime.run_beside(network.head_logits_best, hidden, k, missing).result
         else:
             result = functools.partial(network.head_logits_best, hidden, k, missing)
-    out = np.empty(n, dtype=object)
-    out[batch.flat_index] = lemmas[known]
-    if not len(missing):
-        return out.tolist
-    words = np.array(batch.forms, dtype=object)[batch.form_of_row[missing]].tolist()
 
-    def finish():
-        scores, best, tied = result()
-        out[batch.flat_index[missing]] = head.scripted(words, scores,
-                                                       best_columns=(best, tied))
+    def finish():  # all of it Python: the caller's own products go first
+        out = np.empty(n, dtype=object)
+        out[batch.flat_index] = lemmas[known]
+        if len(missing):
+            words = np.array(batch.forms, dtype=object)[batch.form_of_row[missing]].tolist()
+            scores, best, tied = result()
+            out[batch.flat_index[missing]] = head.scripted(words, scores,
+                                                           best_columns=(best, tied))
         return out.tolist()
     return finish
 
