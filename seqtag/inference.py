@@ -76,14 +76,15 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
     heads predict; lemmas also need UPOS when the model has it, for the lexicon: it is
     computed then, and returned only if asked), in the order given.
 
-    Per batch, the encoder runs once (memoised: Network.encode) and one product gives the
-    logits of every head asked for but the lemma head (Network.head_logits) — but for
-    the XPOS and FEATS heads where the UPOS head has TagCombinations and neither of them
-    is scored: a product per predicted UPOS then gives the summed logits of its analyses
-    only (TagCombinations.choose_grouped: 29 rows a token on EWT test against 279; the
-    same choice).  The lexicon then answers the lemma of every (form, predicted UPOS)
-    pair it holds, and the lemma head's product covers only the other tokens (on the
-    second thread while XPOS and FEATS are decoded, where the tagger has two).  Each value
+    Per batch, the encoder runs once (memoised: Network.encode) and gives, from its last
+    steps, the logits of every head asked for but the lemma head — but for the XPOS and
+    FEATS heads where the UPOS head has TagCombinations and neither of them is scored:
+    a product per predicted UPOS then gives the summed logits of its analyses only, all
+    of them in one call (Network.best_summed_logits, TagCombinations.choose_best: 29 rows
+    a token on EWT test against 279; the same choice).  The lexicon then answers the
+    lemma of every (form, predicted UPOS) pair it holds, and the lemma head's product
+    covers only the other tokens (Network.head_logits_best: on the second thread while
+    this one computes the analyses and decodes, where the tagger has two).  Each value
     is the one seqtag.heads.decode_column gives from infer()'s scores of the sentence (the
     same products, row by row; summed logits decide only clear winners, up to float32
     rounding).  A CRF model's column is its best tag sequence (Viterbi).
