@@ -119,7 +119,10 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
     product = [k for k in plain if k not in analysed.values()] + (
         [] if grouped else list(analysed.values()))
     bounds = network.head_bounds(product)
-    out: dict[str, list[list[str]]] = {c: [[] for _ in sentences_words] for c in needed}
+    # each sentence's values are put in place per batch: only an empty sentence, which
+    # is in no batch, needs its (empty) list made here
+    out: dict[str, list[list[str]]] = {c: [[] if not words else None
+                                          for words in sentences_words] for c in needed}
     scores: dict[int, list[np.ndarray]] = {
         k: [np.zeros((0, heads[k].size), dtype=network.dtype) for _ in sentences_words]
         for k in scored}

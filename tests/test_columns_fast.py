@@ -327,3 +327,18 @@ def test_encode_with_heads_is_encode_and_infer(capacity):
         assert logits.tobytes() == net.head_logits(hidden, chosen).tobytes()
         if capacity:
             assert logits.tobytes() == net.infer(batch, chosen, normalize=False).tobytes()
+
+
+def test_empty_sentences_keep_their_place(bundled):
+    """An empty sentence is in no batch: its values are an empty list in every column,
+    in its place among the others, with scores (predict_columns_top_k) and without."""
+    sentences = [[], ["The", "dogs", "ran"], [], ["Time", "flies"], []]
+    got = bundled.predict_columns(sentences)
+    want = bundled.predict_columns([s for s in sentences if s])
+    for column, values in got.items():
+        assert values[0] == values[2] == values[4] == []
+        assert [values[1], values[3]] == want[column]
+        assert values[0] is not values[2]  # lists of their own
+    values, tops = bundled.predict_columns_top_k(sentences, 2, ["upos", "lemma"])
+    assert values == {c: got[c] for c in ("upos", "lemma")}
+    assert tops["upos"][0] == tops["upos"][4] == [] and len(tops["upos"][1]) == 3
