@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from itertools import repeat
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Sequence, cast
 
 import numpy as np
 
@@ -121,8 +121,8 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
     bounds = network.head_bounds(product)
     # each sentence's values are put in place per batch: only an empty sentence, which
     # is in no batch, needs its (empty) list made here
-    out: dict[str, list[list[str]]] = {c: [[] if not words else None
-                                          for words in sentences_words] for c in needed}
+    out = {c: cast("list[list[str]]", [[] if not words else None
+                                        for words in sentences_words]) for c in needed}
     scores: dict[int, list[np.ndarray]] = {
         k: [np.zeros((0, heads[k].size), dtype=network.dtype) for _ in sentences_words]
         for k in scored}
