@@ -19,6 +19,7 @@ include "lstm.pxi"
 include "gru.pxi"
 include "ops.pxi"
 include "crf.pxi"
+include "analyses.pxi"
 
 
 cdef inline Py_ssize_t row_stride(Py_ssize_t stride_bytes, Py_ssize_t itemsize):

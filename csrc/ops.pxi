@@ -161,3 +161,111 @@ def log_softmax_segments(floating[:, ::1] x, const int64_t[::1] bounds):
         for k in range(bounds.shape[0] - 1):
             log_softmax_block(&x[0, bounds[k]], n, bounds[k + 1] - bounds[k], width, work)
     free(work)
+
+
+from libc.stdint cimport uint8_t
+
+
+# Each row's best column and whether another column equals it: a classifier's label and
+# whether its ranking among equals matters (seqtag.heads.LemmaHead.scripted), in one
+# pass instead of an argmax, a comparison of every score and a count.
+#   scores (n, C), rows ld apart;  best (n,): the first maximum's column (the first NaN's
+#   if there is one, as argmax takes it);  tied (n,): 1 if another column equals that
+#   maximum (a NaN equals nothing)
+cdef void best_columns_forward_rows(const floating* scores, Py_ssize_t n, Py_ssize_t C,
+                                    Py_ssize_t ld, int64_t* best,
+                                    uint8_t* tied) noexcept nogil:
+    cdef Py_ssize_t i, j, at
+    cdef floating top, v
+    cdef const floating* row
+    cdef uint8_t twice
+    for i in range(n):
+        row = scores + i * ld
+        top = row[0]
+        at = 0
+        twice = 0
+        if top == top:
+            for j in range(1, C):
+                v = row[j]
+                if v != v:
+                    at = j
+                    twice = 0
+                    break
+                if v > top:
+                    top = v
+                    at = j
+                    twice = 0
+                elif v == top:
+                    twice = 1
+        best[i] = at
+        tied[i] = twice
+
+
+def best_columns_forward(const floating[:, :] scores, int64_t[::1] best,
+                         uint8_t[::1] tied):
+    """best, tied (n,) <- each row of scores (n, C >= 1)'s first best column and whether
+    another column equals it (best_columns_forward_rows)."""
+    cdef Py_ssize_t n = scores.shape[0], C = scores.shape[1]
+    _require(C >= 1 or n == 0, "best_columns_forward needs at least one column")
+    _require(best.shape[0] == n and tied.shape[0] == n, "best_columns_forward row counts")
+    if n == 0:
+        return
+    _check_rows(scores.strides[1], sizeof(floating), "scores", scores.strides[0], n, C)
+    cdef Py_ssize_t ld = row_stride(scores.strides[0], sizeof(floating))
+    with nogil:
+        best_columns_forward_rows(&scores[0, 0], n, C, ld, &best[0], &tied[0])
+
+
+# A head's logits for chosen rows of the encoder's output, and each row's best label and
+# whether it is tied (best_columns_forward_rows): what Network.head_logits(hidden, [k],
+# rows) and then best_columns_forward give, bit for bit, in one call without the GIL
+# (the lemma head's rows that the lexicon does not answer, run on the second thread
+# while the first decodes in Python: each return to Python there waited for the GIL).
+#   hidden (N, 2H), rows ld_h apart;  rows (n,) of hidden;  w0, w1 (C, H): the weight
+#   columns of each direction;  b0 (C,): the bias;  b1 (C,): the second direction's
+#   (zeros, as Network._split_head_layer makes them);  x (n, 2H), other (n, C) scratch;
+#   out (n, C) the logits;  best, tied (n,)
+cdef void head_rows_forward_rows(const floating* hidden, Py_ssize_t ld_h, Py_ssize_t H,
+                                 const int64_t* rows, Py_ssize_t n, const floating* w0,
+                                 const floating* b0, const floating* w1,
+                                 const floating* b1, Py_ssize_t C, floating* x,
+                                 floating* other, floating* out, int64_t* best,
+                                 uint8_t* tied) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        memcpy(x + i * 2 * H, hidden + rows[i] * ld_h, 2 * H * sizeof(floating))
+    # each direction as input_projection computes it: its bias in every row, then the
+    # product added; the second direction's logits added to the first's after
+    fill_rows(out, n, C, b0)
+    gemm(False, True, n, C, H, <floating>1, x, 2 * H, w0, H, <floating>1, out, C)
+    fill_rows(other, n, C, b1)
+    gemm(False, True, n, C, H, <floating>1, x + H, 2 * H, w1, H, <floating>1, other, C)
+    for i in range(n * C):
+        out[i] = out[i] + other[i]
+    best_columns_forward_rows(out, n, C, C, best, tied)
+
+
+def head_rows_forward(const floating[:, :] hidden, const int64_t[::1] rows,
+                      const floating[:, ::1] w0, const floating[::1] b0,
+                      const floating[:, ::1] w1, const floating[::1] b1,
+                      floating[:, ::1] x, floating[:, ::1] other, floating[:, ::1] out,
+                      int64_t[::1] best, uint8_t[::1] tied):
+    """out (n, C), best, tied (n,) <- the logits of hidden's rows `rows` by a head split
+    by direction (w0, b0 and w1, b1), each row's best column and whether it is tied
+    (head_rows_forward_rows)."""
+    cdef Py_ssize_t n = rows.shape[0], H = w0.shape[1], C = w0.shape[0]
+    _require(hidden.shape[1] == 2 * H and w1.shape[0] == C and w1.shape[1] == H
+             and b0.shape[0] == C and b1.shape[0] == C and C >= 1, "head rows weight shapes")
+    _require(x.shape[0] == n and x.shape[1] == 2 * H and other.shape[0] == n
+             and other.shape[1] == C and out.shape[0] == n and out.shape[1] == C
+             and best.shape[0] == n and tied.shape[0] == n, "head rows buffer shapes")
+    if n == 0:
+        return
+    _check_rows(hidden.strides[1], sizeof(floating), "hidden", hidden.strides[0],
+                hidden.shape[0], hidden.shape[1])
+    _require(ids_in_range(&rows[0], n, hidden.shape[0]), "rows out of range")
+    cdef Py_ssize_t ld_h = row_stride(hidden.strides[0], sizeof(floating))
+    with nogil:
+        head_rows_forward_rows(&hidden[0, 0], ld_h, H, &rows[0], n, &w0[0, 0], &b0[0],
+                               &w1[0, 0], &b1[0], C, &x[0, 0], &other[0, 0], &out[0, 0],
+                               &best[0], &tied[0])

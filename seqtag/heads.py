@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from . import _core
 from .lemma import Lexicon, apply_script, edit_script, parse_labels, script_label
 
 __all__ = ["COLUMNS", "Head", "FeatureHead", "LemmaHead", "TagCombinations", "build_heads",
@@ -112,6 +113,7 @@ class TagCombinations:
         self.columns = tuple(columns)
         self.seen = np.asarray(seen, dtype=np.int64).reshape(-1, len(self.columns))
         self._by_upos: np.ndarray | None = None
+        self._grouped: tuple[np.ndarray, np.ndarray] | None = None  # analyses_by_upos'
 
     def to_meta(self) -> dict[str, Any]:
         return {"columns": list(self.columns), "seen": self.seen.tolist()}
@@ -159,39 +161,60 @@ class TagCombinations:
         log_probs(tokens) gives {column: (len(tokens), labels) log-probabilities}, which
         decide, through choose(), the tokens whose UPOS is in no analysis and those whose
         best two analyses are within NEAR_TIE: the two ways round differently, so only a
-        clear winner is taken from the logits."""
-        chosen = np.zeros((len(upos), len(self.columns) - 1), dtype=np.int64)
-        unsure = []
+        clear winner is taken from the logits.  One logits() call per UPOS: what
+        choose_best() takes from one call for every UPOS (Network.best_summed_logits)."""
+        rows, starts = self.analyses_by_upos(int(upos.max()) + 1 if len(upos) else 0)
+        best = np.full(len(upos), -1, dtype=np.int64)
+        margin = None  # in the sums' precision: NEAR_TIE compares as it did on them
         order = np.argsort(upos, kind="stable")
         cuts = np.flatnonzero(np.diff(upos[order])) + 1
         for tokens in np.split(order, cuts) if len(upos) else []:
-            rows = self._group(int(upos[tokens[0]]))
-            if rows is None:  # a UPOS of no analysis: each column's own best
-                unsure.append(tokens)
-                continue
-            if len(rows) == 1:
-                chosen[tokens] = self.seen[rows[0], 1:]
-                continue
-            total = logits(tokens, self.seen[rows, 1:])
-            best = total.argmax(axis=1)  # the first of equals, as choose() takes it
-            top_two = np.partition(total, -2, axis=1)[:, -2:]
-            near = top_two[:, 1] - top_two[:, 0] < NEAR_TIE
-            if near.any():
-                unsure.append(tokens[near])
-            chosen[tokens] = self.seen[rows[best], 1:]
-        if unsure:
-            tokens = np.concatenate(unsure)
+            u = int(upos[tokens[0]])
+            a, b = starts[u], starts[u + 1]
+            if b - a == 1:
+                best[tokens] = a
+            elif b - a > 1:
+                total = logits(tokens, self.seen[rows[a:b], 1:])
+                if margin is None:
+                    margin = np.full(len(upos), np.inf, dtype=total.dtype)
+                best[tokens] = a + total.argmax(axis=1)  # the first of equals, as choose()
+                top_two = np.partition(total, -2, axis=1)[:, -2:]
+                margin[tokens] = top_two[:, 1] - top_two[:, 0]
+        return self.choose_best(upos, best, np.full(len(upos), np.inf) if margin is None
+                                else margin, log_probs)
+
+    def choose_best(self, upos: np.ndarray, best: np.ndarray, margin: np.ndarray,
+                    log_probs: Callable) -> dict[str, np.ndarray]:
+        """choose_grouped()'s result from each token's best analysis by the sums of its
+        labels' logits, found by the caller: best (n,) the index into
+        analyses_by_upos()'s rows of the best of upos[token]'s analyses (-1: its UPOS has
+        none), margin (n,) the best sum minus the second best (+inf for a UPOS of one
+        analysis; any value where best is -1).  log_probs as choose_grouped() takes it:
+        choose() decides where best is -1 or margin under NEAR_TIE, over those tokens in
+        the order choose_grouped() gives them (by UPOS, then by index)."""
+        rows, _ = self.analyses_by_upos(int(upos.max()) + 1 if len(upos) else 0)
+        unsure = (best < 0) | (margin < NEAR_TIE)
+        picked = rows[np.maximum(best, 0)] if len(rows) else np.zeros(len(upos), np.int64)
+        chosen = self.seen[picked, 1:] if len(self.seen) else \
+            np.zeros((len(upos), len(self.columns) - 1), dtype=np.int64)
+        tokens = np.flatnonzero(unsure)
+        if len(tokens):
+            tokens = tokens[np.argsort(upos[tokens], kind="stable")]
             again = self.choose(upos[tokens], log_probs(tokens))
             for i, column in enumerate(self.columns[1:]):
                 chosen[tokens, i] = again[column]
         return {column: chosen[:, i] for i, column in enumerate(self.columns[1:])}
 
-    def _group(self, u: int) -> np.ndarray | None:
-        """The rows of seen with UPOS u, in order (or None if there is none): the
-        analyses choose_grouped() compares, _candidates()'s row u."""
-        row = self._candidates(u + 1)[u]
-        rows = row[row >= 0]
-        return rows if len(rows) else None
+    def analyses_by_upos(self, n_upos: int) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, starts): the rows of seen grouped by UPOS, each UPOS's in order: UPOS u's
+        analyses are seen[rows[starts[u]:starts[u + 1]]] for every u < n_upos (starts
+        may go on past n_upos + 1 entries)."""
+        table = self._candidates(n_upos)
+        if self._grouped is None or len(self._grouped[1]) != len(table) + 1:
+            present = table >= 0
+            self._grouped = (table[present],
+                             np.concatenate([[0], np.cumsum(present.sum(axis=1))]))
+        return self._grouped
 
     def _candidates(self, n_upos: int) -> np.ndarray:
         """(U, K): row u lists the rows of seen whose UPOS is u, then -1 (U >= n_upos)."""
@@ -278,19 +301,21 @@ class LemmaHead(Head):
             out[k] = lemma
         return out  # type: ignore[return-value]  # every None was filled
 
-    def scripted(self, words: Sequence[str], scores: np.ndarray, tries: int = 4
-                 ) -> list[str]:
+    def scripted(self, words: Sequence[str], scores: np.ndarray, tries: int = 4,
+                 best_columns: tuple[np.ndarray, np.ndarray] | None = None) -> list[str]:
         """The lemma of each word from its script scores (len(words), size): the first of
-        the `tries` best scripts that fits the word, else the word itself."""
+        the `tries` best scripts that fits the word, else the word itself.  best_columns:
+        best_columns(scores), when the caller has it already (worked out on the thread
+        that computed the scores)."""
         if not len(words):
             return []
         # most tokens' best script fits: one argmax per row, and the `tries` best ranked
         # only for the others (and for a row whose best score is tied: the ranking's
         # order among equals decides there)
-        best = scores.argmax(axis=1)
+        best, tied = best_columns if best_columns is not None else best_columns_of(scores)
         out = self._applied(words, best.tolist())
         again = sorted({k for k, lemma in enumerate(out) if lemma is None}.union(
-            np.flatnonzero(_tied(scores, best)).tolist()))
+            np.flatnonzero(tied).tolist()))
         if again:
             ranked = _best_first(scores[again], min(tries, self.size))
             for k, order in zip(again, ranked):
@@ -343,6 +368,20 @@ class LemmaHead(Head):
     def to_meta(self, arrays=None, name="lemma"):
         """With `arrays` (a model file's), the lexicon goes there under name.lexicon."""
         return dict(super().to_meta(), lexicon=self.lexicon.to_meta(arrays, name + ".lexicon"))
+
+
+def best_columns_of(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(best, tied), both (n,): each row's argmax and whether its best score is in another
+    column too (_tied), in one pass of the compiled core (seqtag._core.
+    best_columns_forward, which releases the GIL) for float32 and float64 scores."""
+    if scores.ndim == 2 and scores.shape[1] and scores.dtype in (np.float32, np.float64) \
+            and scores.strides[1] == scores.itemsize:
+        best = np.empty(len(scores), dtype=np.int64)
+        tied = np.empty(len(scores), dtype=np.uint8)
+        _core.best_columns_forward(scores, best, tied)
+        return best, tied.view(bool)
+    best = scores.argmax(axis=1)
+    return best, _tied(scores, best)
 
 
 def _tied(scores: np.ndarray, best: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from itertools import repeat
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Sequence, cast
 
 import numpy as np
 
@@ -76,14 +76,15 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
     heads predict; lemmas also need UPOS when the model has it, for the lexicon: it is
     computed then, and returned only if asked), in the order given.
 
-    Per batch, the encoder runs once (memoised: Network.encode) and one product gives the
-    logits of every head asked for but the lemma head (Network.head_logits) — but for
-    the XPOS and FEATS heads where the UPOS head has TagCombinations and neither of them
-    is scored: a product per predicted UPOS then gives the summed logits of its analyses
-    only (TagCombinations.choose_grouped: 29 rows a token on EWT test against 279; the
-    same choice).  The lexicon then answers the lemma of every (form, predicted UPOS)
-    pair it holds, and the lemma head's product covers only the other tokens (on the
-    second thread while XPOS and FEATS are decoded, where the tagger has two).  Each value
+    Per batch, the encoder runs once (memoised: Network.encode) and gives, from its last
+    steps, the logits of every head asked for but the lemma head — but for the XPOS and
+    FEATS heads where the UPOS head has TagCombinations and neither of them is scored:
+    a product per predicted UPOS then gives the summed logits of its analyses only, all
+    of them in one call (Network.best_summed_logits, TagCombinations.choose_best: 29 rows
+    a token on EWT test against 279; the same choice).  The lexicon then answers the
+    lemma of every (form, predicted UPOS) pair it holds, and the lemma head's product
+    covers only the other tokens (Network.head_logits_best: on the second thread while
+    this one computes the analyses and decodes, where the tagger has two).  Each value
     is the one seqtag.heads.decode_column gives from infer()'s scores of the sentence (the
     same products, row by row; summed logits decide only clear winners, up to float32
     rounding).  A CRF model's column is its best tag sequence (Viterbi).
@@ -118,7 +119,10 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
     product = [k for k in plain if k not in analysed.values()] + (
         [] if grouped else list(analysed.values()))
     bounds = network.head_bounds(product)
-    out: dict[str, list[list[str]]] = {c: [[] for _ in sentences_words] for c in needed}
+    # each sentence's values are put in place per batch: only an empty sentence, which
+    # is in no batch, needs its (empty) list made here
+    out = {c: cast("list[list[str]]", [[] if not words else None
+                                        for words in sentences_words]) for c in needed}
     scores: dict[int, list[np.ndarray]] = {
         k: [np.zeros((0, heads[k].size), dtype=network.dtype) for _ in sentences_words]
         for k in scored}
@@ -135,27 +139,24 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
             for k in scored:
                 packed_scores[k] = network.crf.log_marginals(emissions, batch.packing)
         else:
-            hidden = network.encode(batch)
+            form_rows = None  # looked up first: the lemma product then waits on the UPOS alone
+            if lemma_k is not None and upos_k is not None:
+                form_rows = _lexicon_rows(heads[lemma_k], heads[upos_k].labels, batch)
+            if product:  # their product in the encoder's last steps, as infer() has it
+                hidden, logits = network.encode(batch, product)
+            else:
+                hidden, logits = network.encode(batch), np.empty((n, 0))
             for k in scored:  # each head on its own: infer(batch, [k])'s product
                 packed_scores[k] = _log_softmax(network.head_logits(hidden, [k]))
-            logits = network.head_logits(hidden, product) if product else np.empty((n, 0))
-            features: list[tuple[FeatureHead, list[str]]] = []
-            for i, k in enumerate(product):
-                best = logits[:, bounds[i]:bounds[i + 1]].argmax(axis=1)
-                if k == upos_k:
-                    upos_ids = best
-                ids = np.empty(n, dtype=np.int64)
-                ids[batch.flat_index] = best
-                head = heads[k]
-                if isinstance(head, FeatureHead):
-                    features.append((head, _labels(head.labels, ids)))
-                else:
-                    values[head.column] = _labels(head.labels, ids)
-            if lemma_k is not None:  # its product runs while XPOS and FEATS are decoded
+            best_ids = [logits[:, bounds[i]:bounds[i + 1]].argmax(axis=1)
+                        for i in range(len(product))]
+            if upos_k in product:
+                upos_ids = best_ids[product.index(upos_k)]
+            if lemma_k is not None:  # its product runs while the other columns are decoded
                 lemmas = _start_lemmas(network, heads[lemma_k], lemma_k, hidden, batch,
                                        upos_ids, heads[upos_k].labels
-                                       if upos_ids is not None else None)
-            if combinations is not None:
+                                       if upos_ids is not None else None, form_rows)
+            if combinations is not None:  # its products first, then the Python
                 last = bounds[len(product) - len(analysed)]  # where they are, if there
                 chosen = _analyses(network, hidden, combinations, analysed, upos_ids,
                                    None if grouped else logits[:, last:])
@@ -163,6 +164,17 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
                     ids = np.empty(n, dtype=np.int64)
                     ids[batch.flat_index] = best
                     values[column] = _labels(heads[analysed[column]].labels, ids)
+            features: list[tuple[FeatureHead, list[str]]] = []
+            for k, best in zip(product, best_ids):
+                if heads[k].column in values:  # an analysis' XPOS or FEATS, chosen above
+                    continue
+                ids = np.empty(n, dtype=np.int64)
+                ids[batch.flat_index] = best
+                head = heads[k]
+                if isinstance(head, FeatureHead):
+                    features.append((head, _labels(head.labels, ids)))
+                else:
+                    values[head.column] = _labels(head.labels, ids)
             if features:
                 found: list[dict[str, str]] = [{} for _ in range(n)]
                 for head, labels in features:
@@ -171,19 +183,17 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
                         if label != ABSENT:
                             f[name] = label
                 values["feats"] = [join_features(f) for f in found]
-        if lemma_k is not None:
-            values["lemma"] = (lemmas or _start_lemmas(
-                network, heads[lemma_k], lemma_k, hidden, batch, None, None))()
         starts = np.cumsum([0] + [len(sentences_words[i]) for i in chunk]).tolist()
-        for column in needed:
-            flat, target = values[column], out[column]
-            for k, i in enumerate(chunk):
-                target[i] = flat[starts[k]:starts[k + 1]]
+        cuts = list(map(slice, starts[:-1], starts[1:]))  # each sentence's values
+        for column, flat in values.items():  # the lemmas may still be on their way
+            _place(out[column], chunk, flat, cuts)
+        if lemma_k is not None:
+            _place(out["lemma"], chunk, (lemmas or _start_lemmas(
+                network, heads[lemma_k], lemma_k, hidden, batch, None, None))(), cuts)
         for head, packed in packed_scores.items():
             flat_scores = np.empty_like(packed)
             flat_scores[batch.flat_index] = packed
-            for k, i in enumerate(chunk):
-                scores[head][i] = flat_scores[starts[k]:starts[k + 1]]
+            _place(scores[head], chunk, flat_scores, cuts)
     return {c: out[c] for c in columns}, scores
 
 
@@ -191,8 +201,9 @@ def _analyses(network, hidden, combinations, analysed, upos_ids, logits=None):
     """{column: (n,) label ids} of the XPOS and FEATS of the packed rows: the seen analysis
     that goes best with each row's UPOS (TagCombinations).  analysed: {column: its head's
     index}; logits: (n, ...) those heads' logits side by side, in analysed's order, when
-    the caller has them (every label: choose() decides), else only the labels of each
-    predicted UPOS's analyses are computed (choose_grouped(): the same choice)."""
+    the caller has them (every label: choose() decides), else only the sums of each
+    predicted UPOS's analyses are computed, every UPOS in one call
+    (Network.best_summed_logits, then choose_best(): choose_grouped()'s choice)."""
     columns = list(analysed)
 
     def log_probs(rows):
@@ -204,13 +215,20 @@ def _analyses(network, hidden, combinations, analysed, upos_ids, logits=None):
 
     if logits is not None:
         return combinations.choose(upos_ids, log_probs(slice(None)))
+    rows, starts = combinations.analyses_by_upos(int(upos_ids.max()) + 1
+                                                 if len(upos_ids) else 0)
+    # each analysis's labels' output rows, summed
+    outputs = np.stack([network.bounds[analysed[c]] + combinations.seen[rows, i]
+                        for i, c in enumerate(combinations.columns[1:], 1)], axis=1)
+    best, margin = network.best_summed_logits(hidden, upos_ids, starts, outputs)
+    return combinations.choose_best(upos_ids, best, margin, log_probs)
 
-    def sums(rows, ids):  # each analysis's labels' output rows, summed
-        outputs = np.stack([network.bounds[analysed[c]] + ids[:, i]
-                            for i, c in enumerate(combinations.columns[1:])], axis=1)
-        return network.summed_logits(hidden, outputs, rows)
 
-    return combinations.choose_grouped(upos_ids, sums, log_probs)
+def _place(target, chunk, flat, cuts):
+    """target[chunk[k]] = flat[cuts[k]] for every k: a batch's values (laid end to end)
+    cut back into its sentences (chunk: their indexes)."""
+    for i, cut in zip(chunk, cuts):
+        target[i] = flat[cut]
 
 
 def _labels(labels, ids):
@@ -218,36 +236,48 @@ def _labels(labels, ids):
     return np.asarray(labels, dtype=object)[ids].tolist()
 
 
-def _start_lemmas(network, head, k, hidden, batch, upos_ids, upos_labels):
+def _lexicon_rows(head, upos_labels, batch):
+    """The row of each packed row's form in the lemma head's lexicon table over
+    upos_labels (LemmaHead.lexicon_table), -1 for a form it does not know: what the
+    lexicon can answer before the UPOS is known."""
+    rows = head.lexicon_table(upos_labels)[0]
+    return np.fromiter(map(rows.get, batch.forms, repeat(-1)), dtype=np.int64,
+                       count=len(batch.forms))[batch.form_of_row]
+
+
+def _start_lemmas(network, head, k, hidden, batch, upos_ids, upos_labels, form_rows=None):
     """A function giving the lemmas of a batch's words, laid end to end: the lexicon's
     where it knows (form, predicted UPOS) (upos_ids: each packed row's UPOS id, or None:
-    no lexicon), else the lemma head's, whose logits are computed for those tokens only:
-    on the second thread, from now until the function is called, where the tagger has
-    two (the caller decodes XPOS and FEATS meanwhile, which is mostly Python: the
-    product, ~40 % of the lemmas' time on EWT test, drops out of the pass)."""
+    no lexicon; form_rows: _lexicon_rows(), if the caller has it), else the lemma head's,
+    whose logits are computed for those tokens only: on the second thread, from now
+    until the function is called, where the tagger has two (the caller decodes the
+    other columns meanwhile, which is mostly Python: the product, ~40 % of the lemmas'
+    time on EWT test, drops out of the pass)."""
     n = batch.n_tokens
     if upos_ids is not None:
-        rows, table, lemmas = head.lexicon_table(upos_labels)
-        form_rows = np.fromiter(map(rows.get, batch.forms, repeat(-1)), dtype=np.int64,
-                                count=len(batch.forms))[batch.form_of_row]
+        _, table, lemmas = head.lexicon_table(upos_labels)
+        if form_rows is None:
+            form_rows = _lexicon_rows(head, upos_labels, batch)
         known = table[form_rows, upos_ids]  # packed order; row -1: no entry
     else:
         lemmas, known = np.array([None], dtype=object), np.full(n, -1)
-    out = np.empty(n, dtype=object)
-    out[batch.flat_index] = lemmas[known]
     missing = np.flatnonzero(known < 0)  # packed rows
-    if not len(missing):
-        return out.tolist
-    if hidden is None:
-        hidden = network.encode(batch)
-    if runtime.threads_beside_blas(network.rnn.threads) >= 2:
-        scores = runtime.run_beside(network.head_logits, hidden, [k], missing, False).result
-    else:
-        scores = functools.partial(network.head_logits, hidden, [k], missing)
-    words = np.array(batch.forms, dtype=object)[batch.form_of_row[missing]].tolist()
+    if len(missing):
+        if hidden is None:
+            hidden = network.encode(batch)
+        if runtime.threads_beside_blas(network.rnn.threads) >= 2:
+            result = runtime.run_beside(network.head_logits_best, hidden, k, missing).result
+        else:
+            result = functools.partial(network.head_logits_best, hidden, k, missing)
 
-    def finish():
-        out[batch.flat_index[missing]] = head.scripted(words, scores())
+    def finish():  # all of it Python: the caller's own products go first
+        out = np.empty(n, dtype=object)
+        out[batch.flat_index] = lemmas[known]
+        if len(missing):
+            words = np.array(batch.forms, dtype=object)[batch.form_of_row[missing]].tolist()
+            scores, best, tied = result()
+            out[batch.flat_index[missing]] = head.scripted(words, scores,
+                                                           best_columns=(best, tied))
         return out.tolist()
     return finish
 

@@ -112,7 +112,7 @@ class ProjectionMemo:
         self.held = end
         return np.arange(start, self.held, dtype=np.int64)
 
-    def forward(self, row_ids, packing, head=None, states=True):
+    def forward(self, row_ids, packing, head=None, states=True, keep_output=False):
         """RNN.forward_projected over this memo's rows: (out, h_n, c_n) (states=False:
         h_n and c_n None)."""
         packed = None
@@ -123,7 +123,8 @@ class ProjectionMemo:
                 self.packed = (isa, self.rnn.pack_recurrent())
             packed = self.packed[1]
         return self.rnn.forward_projected(self.tables, row_ids, packing, head=head,
-                                          packed=packed, states=states)
+                                          packed=packed, states=states,
+                                          keep_output=keep_output)
 
     def _reserve(self, n):
         size = self.tables[0].shape[0]

@@ -364,22 +364,31 @@ class Network:
         finally:
             self._memo_lock.release()
 
-    def encode(self, batch):
+    def encode(self, batch, heads=None):
         """The last recurrent layer's output (N, 2 * hidden) of the packed rows in
         inference, memoised as infer() is: what the output layer reads.  head_logits()
         turns chosen rows of it into chosen heads' logits, so a caller can compute a head
-        only for the tokens that need it."""
+        only for the tokens that need it.  heads (indexes): (that output, infer(batch,
+        heads, normalize=False)'s logits), those heads' product computed as infer() does
+        it, each direction's share on its own thread as soon as its steps are done."""
         if self.memo_capacity > 0 and self._memo_lock.acquire(blocking=False):
             try:
                 with runtime.single_blas_thread():
                     rows = self._memo_rows(batch)
                     if rows is not None:
-                        return self._memo.forward(rows[batch.form_of_row], batch.packing,
-                                                  states=False)[0]
+                        if heads is None:
+                            return self._memo.forward(rows[batch.form_of_row],
+                                                      batch.packing, states=False)[0]
+                        weight, bias, _ = self._head_layer(list(heads))
+                        logits, hidden = self._memo.forward(
+                            rows[batch.form_of_row], batch.packing, head=(weight, bias),
+                            states=False, keep_output=True)[0]
+                        return hidden, logits
             finally:
                 self._memo_lock.release()
         with runtime.single_blas_thread():
-            return self._encode(batch, False, None, None)[0]
+            hidden = self._encode(batch, False, None, None)[0]
+        return hidden if heads is None else (hidden, self.head_logits(hidden, heads))
 
     def head_logits(self, hidden, heads, rows=None, split=True):
         """The logits (len(rows), their labels) of `heads` (indexes, in that order:
@@ -410,6 +419,34 @@ class Network:
             outs[0] += extra
         return outs[0]
 
+    def head_logits_best(self, hidden, head, rows):
+        """(logits, best, tied) of one head for the rows `rows` of encode()'s output:
+        head_logits(hidden, [head], rows), each row's best label (argmax's) and whether
+        another label ties it (seqtag.heads.best_columns_of), the same values, with the
+        products on the calling thread and in one call that holds no GIL
+        (seqtag._core.head_rows_forward): for a caller running it beside another thread
+        that decodes in Python, where every return to Python waits for the GIL."""
+        from .heads import best_columns_of
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        parts = self._split_head_layer([head])
+        hidden = np.asarray(hidden)
+        if len(parts) != 2 or hidden.dtype != self.dtype or hidden.ndim != 2 \
+                or not len(rows):
+            logits = self.head_logits(hidden, [head], rows, split=False)
+            return (logits, *best_columns_of(logits))
+        if rows.ndim != 1 or rows.min() < 0 or rows.max() >= len(hidden):
+            raise ValueError(f"rows must be indexes of hidden's {len(hidden)} rows")
+        (w0, b0), (w1, b1) = parts
+        n, size = len(rows), len(b0)
+        logits = np.empty((n, size), dtype=self.dtype)
+        best = np.empty(n, dtype=np.int64)
+        tied = np.empty(n, dtype=np.uint8)
+        with runtime.single_blas_thread():
+            _core.head_rows_forward(hidden, rows, w0, b0, w1, b1,
+                                    np.empty((n, hidden.shape[1]), dtype=self.dtype),
+                                    np.empty((n, size), dtype=self.dtype), logits, best, tied)
+        return logits, best, tied.view(bool)
+
     def summed_logits(self, hidden, outputs, rows):
         """(len(rows), K) sums of the logits of output rows, for the rows `rows` of
         encode()'s output: column r is the sum over outputs[r] ((K, j) indexes into every
@@ -425,6 +462,48 @@ class Network:
         with runtime.single_blas_thread():
             _core.input_projection(hidden[rows], layer[0], layer[1], out)
         return out
+
+    def best_summed_logits(self, hidden, groups, starts, outputs):
+        """Each row's best sum of logits among its group's, and by how much it is best:
+        (best, margin), both (N,), for the N rows of encode()'s output `hidden`.  groups
+        (N,): each row's group; group g's sums are those of outputs[starts[g]:starts[g +
+        1]] (outputs (M, j) indexes into every head's stacked rows, as summed_logits()
+        takes them; starts (G + 1,) nondecreasing from 0 to M).  best: the index into
+        outputs of the row's highest sum (the first of equals), -1 for a group outside
+        [0, G) or with no sums; margin: the highest minus the second highest (+inf for a
+        group of one sum).  The sums are summed_logits(hidden, outputs[a:b], rows) for
+        each group's rows in order, bit for bit, in one call for every group
+        (seqtag._core.analyses_forward): the analyses of each predicted UPOS,
+        seqtag.heads.TagCombinations.choose_best."""
+        hidden = np.asarray(hidden)
+        if hidden.ndim != 2 or hidden.shape[1] != self.output_weight.shape[1] \
+                or hidden.dtype != self.dtype:
+            raise ValueError(f"hidden must be a {np.dtype(self.dtype).name} array of shape "
+                             f"(N, {self.output_weight.shape[1]}), got {hidden.dtype} "
+                             f"{hidden.shape}")
+        groups = np.ascontiguousarray(groups, dtype=np.int64)
+        starts = np.ascontiguousarray(starts, dtype=np.int64)
+        outputs = np.ascontiguousarray(outputs, dtype=np.int64)
+        if groups.shape != (len(hidden),):
+            raise ValueError(f"groups must be {len(hidden)} ints, got shape {groups.shape}")
+        if outputs.ndim != 2 or (outputs.size and (
+                outputs.min() < 0 or outputs.max() >= len(self.output_weight))):
+            raise ValueError("outputs must be (M, j) rows of the output layer")
+        if (starts.ndim != 1 or not len(starts) or starts[0] != 0
+                or starts[-1] != len(outputs) or (np.diff(starts) < 0).any()):
+            raise ValueError(f"starts must go up from 0 to {len(outputs)}")
+        weight, bias = self._derived(("sums", outputs.shape, outputs.tobytes()), lambda: (
+            np.ascontiguousarray(self.output_weight[outputs].sum(axis=1)),
+            np.ascontiguousarray(self.output_bias[outputs].sum(axis=1))))
+        n, widest = len(hidden), int(np.diff(starts).max(initial=0))
+        best = np.empty(n, dtype=np.int64)
+        margin = np.empty(n, dtype=self.dtype)
+        gathered = np.empty((n, hidden.shape[1]), dtype=self.dtype)
+        scores = np.empty(max(n * widest, 1), dtype=self.dtype)
+        with runtime.single_blas_thread():
+            _core.analyses_forward(hidden, np.argsort(groups, kind="stable"), groups, starts,
+                                   weight, bias, gathered, scores, best, margin)
+        return best, margin
 
     def _char_projections(self):
         """The character BiLSTM's input pre-activations of every character of the

@@ -233,7 +233,7 @@ class RNN:
         return p[f"bias_ih_{k}"] + p[f"bias_hh_{k}"]
 
     def forward_projected(self, projections, row_ids, packing, h0=None, c0=None, *,
-                          head=None, packed=None, states=True):
+                          head=None, packed=None, states=True, keep_output=False):
         """Inference (no cache) from the first layer's input pre-activations.
 
         projections: one (V, gates * hidden) array per direction, as input_projection
@@ -251,6 +251,9 @@ class RNN:
 
         states=False: h_n and c_n come back as None (a tagger reads only out; putting the
         final states back in the caller's order is two scatters per call).
+
+        keep_output: with a head, out is (the head's output, the last layer's output), for
+        a caller that computes more from the layer's output than the head.
         """
         self._check_packing(packing)
         G = GATES[self.cell] * self.hidden_size
@@ -286,9 +289,10 @@ class RNN:
                 for d in range(self.num_directions)])
             layer_input = out
         if heads:
-            layer_input = heads[0][2]
+            logits = heads[0][2]
             for extra in heads[1:]:
-                layer_input += extra[2]
+                logits += extra[2]
+            layer_input = (logits, layer_input) if keep_output else logits
         if not states:
             return layer_input, None, None
         return (layer_input, self._to_caller_order(h_state, packing),

@@ -178,8 +178,8 @@ def test_values_and_every_columns_top_k_from_one_pass(bundled, ewt_dev_words, mo
     want_tops = {c: bundled.predict_top_k(words, 3, c) for c in columns}
     calls = []
     encode = bundled.network.encode
-    monkeypatch.setattr(bundled.network, "encode", lambda batch: calls.append(1) or
-                        encode(batch))
+    monkeypatch.setattr(bundled.network, "encode", lambda batch, heads=None:
+                        calls.append(1) or encode(batch, heads))
     values, tops = bundled.predict_columns_top_k(words, 3, columns)
     assert values == want_values
     assert tops == want_tops
@@ -187,15 +187,22 @@ def test_values_and_every_columns_top_k_from_one_pass(bundled, ewt_dev_words, mo
 
 
 def _full_rows_asked(net, monkeypatch):
-    """The heads head_logits() is asked for over every row of a batch, recorded."""
+    """The heads whose logits are asked for over every row of a batch (head_logits()
+    without rows, or with the encoder: encode(batch, heads)), recorded."""
     asked = []
-    head_logits = net.head_logits
+    head_logits, encode = net.head_logits, net.encode
 
-    def recorded(hidden, heads, rows=None):
+    def recorded(hidden, heads, rows=None, split=True):
         if rows is None:
             asked.append(tuple(heads))
-        return head_logits(hidden, heads, rows)
+        return head_logits(hidden, heads, rows, split)
+
+    def recorded_encode(batch, heads=None):
+        if heads is not None:
+            asked.append(tuple(heads))
+        return encode(batch, heads)
     monkeypatch.setattr(net, "head_logits", recorded)
+    monkeypatch.setattr(net, "encode", recorded_encode)
     return asked
 
 
@@ -267,3 +274,71 @@ def test_an_empty_lexicon():
     got = tagger.predict_columns(words)
     assert got == reference_columns(tagger, words, ["upos", "lemma"])
     assert got["lemma"] == [["dog", "ran"], ["cat"]]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_head_logits_best_is_head_logits_and_its_best_labels(dtype):
+    """Network.head_logits_best (one call of the compiled core: the rows gathered, each
+    direction's product, their sum, each row's best label and whether it is tied) gives
+    head_logits()'s logits bit for bit and heads.best_columns_of's labels and ties: rows
+    repeated and out of order, 1 and 2 rows (the core's single-row products), weights on
+    a grid (ties); rows outside hidden are refused."""
+    from seqtag.heads import best_columns_of
+    rng = np.random.default_rng(1)
+    net = Network({"hidden": 8, "word_dim": 6, "char_dim": 4, "char_hidden": 4}, 20, 10,
+                  [5, 11], seed=2, dtype=dtype, memo_capacity=0)
+    net.output_weight[:] = rng.integers(-1, 2, net.output_weight.shape) / 2
+    net.changed()
+    hidden = rng.integers(-1, 2, (300, 16)).astype(dtype)
+    hidden[::5] = rng.normal(size=hidden[::5].shape)
+    for rows in (rng.integers(0, 300, 200), np.array([7]), np.array([3, 3]), np.arange(300)):
+        logits, best, tied = net.head_logits_best(hidden, 1, rows)
+        want = net.head_logits(hidden, [1], rows)
+        assert logits.dtype == dtype and logits.tobytes() == want.tobytes()
+        want_best, want_tied = best_columns_of(want)
+        assert best.tolist() == want_best.tolist() and tied.tolist() == want_tied.tolist()
+    assert tied.sum() > 30 and (~tied).sum() > 30
+    logits, best, tied = net.head_logits_best(hidden, 0, np.zeros(0, np.int64))
+    assert logits.shape == (0, 5) and best.shape == tied.shape == (0,)
+    with pytest.raises(ValueError, match="rows"):
+        net.head_logits_best(hidden, 1, np.array([0, 300]))
+
+
+@pytest.mark.parametrize("capacity", [0, 100])
+def test_encode_with_heads_is_encode_and_infer(capacity):
+    """Network.encode(batch, heads): the encoder's output and those heads' logits from the
+    encoder's last steps (RNN.forward_projected(keep_output=True)), bit for bit what
+    encode(batch) and infer(batch, heads, normalize=False) give with the memo; without
+    it (capacity 0: the unmemoised encoder, then head_logits(), as predict_columns
+    computed them before; infer() gives log-probabilities there) head_logits()'s."""
+    heads = [Head("upos", ["NOUN", "VERB", "X"]), Head("xpos", ["NN", "NNS", "VB", "VBD"])]
+    rng = np.random.default_rng(4)
+    forms = ["dog", "dogs", "ran", "runs", "the", "x", "walked", "cat", "a", "it"]
+    words = [[forms[j] for j in rng.integers(0, len(forms), int(rng.integers(1, 9)))]
+             for _ in range(40)]
+    vocab = Vocabulary.build([Sentence(w) for w in words], min_char_count=1, heads=heads)
+    net = Network({"hidden": 8, "word_dim": 6, "char_dim": 4, "char_hidden": 4},
+                  len(vocab.words), len(vocab.chars), [h.size for h in heads], seed=3,
+                  memo_capacity=capacity, threads=2)
+    batch = Batch(words, vocab)
+    for chosen in ([0], [1], [1, 0], [0, 1]):
+        hidden, logits = net.encode(batch, chosen)
+        assert hidden.tobytes() == net.encode(batch).tobytes()
+        assert logits.tobytes() == net.head_logits(hidden, chosen).tobytes()
+        if capacity:
+            assert logits.tobytes() == net.infer(batch, chosen, normalize=False).tobytes()
+
+
+def test_empty_sentences_keep_their_place(bundled):
+    """An empty sentence is in no batch: its values are an empty list in every column,
+    in its place among the others, with scores (predict_columns_top_k) and without."""
+    sentences = [[], ["The", "dogs", "ran"], [], ["Time", "flies"], []]
+    got = bundled.predict_columns(sentences)
+    want = bundled.predict_columns([s for s in sentences if s])
+    for column, values in got.items():
+        assert values[0] == values[2] == values[4] == []
+        assert [values[1], values[3]] == want[column]
+        assert values[0] is not values[2]  # lists of their own
+    values, tops = bundled.predict_columns_top_k(sentences, 2, ["upos", "lemma"])
+    assert values == {c: got[c] for c in ("upos", "lemma")}
+    assert tops["upos"][0] == tops["upos"][4] == [] and len(tops["upos"][1]) == 3

@@ -147,3 +147,28 @@ def test_ties_are_found_at_once_as_row_by_row():
     assert _tied(scores, best).tolist() == want == [True, False, False, False, True, True]
     assert _tied(scores[1:2], best[1:2]).tolist() == [False]
     assert _tied(scores[:0], best[:0]).tolist() == []
+
+
+def test_best_columns_in_one_pass_are_argmax_and_ties():
+    """heads.best_columns_of (the compiled core's one pass) gives argmax's column (the
+    first of equals, the first NaN) and _tied's flags: on the rows above, on random rows
+    on a grid (many ties), float32 and float64, and on a slice of wider rows."""
+    import numpy as np
+    from seqtag.heads import _tied, best_columns_of
+    rng = np.random.default_rng(0)
+    grid = rng.integers(-2, 3, (300, 9)).astype(np.float64)
+    grid[::11, 4] = np.nan
+    grid[::13, 0] = np.nan
+    grid[::7, 2] = -np.inf
+    cases = [np.array([[1.0, 3.0, 3.0], [1.0, 2.0, 3.0], [np.nan, np.nan, 1.0],
+                       [np.nan, 1.0, 1.0], [-np.inf, -np.inf, -np.inf], [0.0, -0.0, -1.0]]),
+             grid, grid[:, 2:7], grid[:0], grid[:, :1]]
+    for scores in cases:
+        for dtype in (np.float32, np.float64):
+            s = scores.astype(dtype) if scores.base is None else scores
+            best, tied = best_columns_of(s)
+            assert best.tolist() == s.argmax(axis=1).tolist()
+            assert tied.tolist() == _tied(s, s.argmax(axis=1)).tolist()
+    assert best_columns_of(grid)[1].sum() > 100
+    ints = rng.integers(0, 3, (50, 4))  # no kernel for these: argmax and _tied
+    assert best_columns_of(ints)[0].tolist() == ints.argmax(axis=1).tolist()

@@ -178,3 +178,121 @@ def test_grouped_choice_is_the_choice_on_every_label():
     assert sorted(asked) == sorted(int((upos == u).sum()) for u in range(4))
     empty = comb.choose_grouped(upos[:0], sums, full)
     assert [v.tolist() for v in empty.values()] == [[], []]
+
+
+def _grouped_network(dtype, seed):
+    """A small network whose heads are UPOS (6 labels), XPOS (7), FEATS (9), with output
+    weights on a coarse grid (sums of two rows tie exactly, often), and analyses seen with
+    UPOS 0-4 (UPOS 4: one analysis, UPOS 5: none)."""
+    from seqtag.network import Network
+    rng = np.random.default_rng(seed)
+    net = Network({"hidden": 8, "word_dim": 6, "char_dim": 4, "char_hidden": 4}, 20, 10,
+                  [6, 7, 9], seed=seed, dtype=dtype, memo_capacity=0)
+    net.output_weight[:] = rng.integers(-1, 2, net.output_weight.shape) / 2
+    net.output_bias[:] = rng.integers(-2, 3, net.output_bias.shape) / 4
+    net.changed()
+    seen = sorted({(int(rng.integers(0, 4)), int(rng.integers(0, 7)),
+                    int(rng.integers(0, 9))) for _ in range(30)} | {(4, 2, 3)})
+    return net, TagCombinations(["upos", "xpos", "feats"], seen)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_every_upos_in_one_call_is_each_upos_on_its_own(dtype, seed):
+    """Network.best_summed_logits (seqtag._core.analyses_forward: every UPOS's analyses
+    in one call) gives, bit for bit, what one summed_logits() product per UPOS gives
+    through argmax and a partition of the two best: the same best analysis (the first of
+    exact ties: hidden rows on a grid and weights on a grid make many), the same margin
+    (0 for a tie), -1 for a UPOS of no analysis or outside the table, +inf for a UPOS of
+    one; and TagCombinations.choose_best from them is choose_grouped()'s choice."""
+    net, comb = _grouped_network(dtype, seed)
+    rng = np.random.default_rng(seed + 10)
+    n = 500
+    hidden = rng.integers(-1, 2, (n, net.output_weight.shape[1])).astype(dtype)
+    hidden[::7] = rng.normal(size=hidden[::7].shape)  # and rows off the grid: near ties
+    upos = rng.integers(0, 7, n)  # 6: outside the UPOS head (and the analyses' table)
+    rows, starts = comb.analyses_by_upos(7)
+    outputs = np.stack([net.bounds[1] + comb.seen[rows, 1], net.bounds[2] + comb.seen[rows, 2]],
+                       axis=1)
+    best, margin = net.best_summed_logits(hidden, upos, starts, outputs)
+    assert best.dtype == np.int64 and margin.dtype == dtype
+    ties = 0
+    for u in range(7):
+        tokens = np.flatnonzero(upos == u)
+        a, b = (starts[u], starts[u + 1]) if u + 1 < len(starts) else (0, 0)
+        if b - a == 0:
+            assert (best[tokens] == -1).all(), u
+            continue
+        if b - a == 1:
+            assert (best[tokens] == a).all() and np.isposinf(margin[tokens]).all()
+            continue
+        sums = net.summed_logits(hidden, outputs[a:b], tokens)
+        top_two = np.partition(sums, -2, axis=1)[:, -2:]
+        assert best[tokens].tolist() == (a + sums.argmax(axis=1)).tolist()
+        assert margin[tokens].tobytes() == (top_two[:, 1] - top_two[:, 0]).tobytes()
+        ties += int((margin[tokens] == 0).sum())
+    assert ties > 20 and {-1, starts[4]} <= set(best.tolist())
+
+    def sums(tokens, ids):
+        return net.summed_logits(hidden, np.stack([net.bounds[1] + ids[:, 0],
+                                                   net.bounds[2] + ids[:, 1]], axis=1), tokens)
+
+    def log_probs(tokens):
+        logits = net.head_logits(hidden, [1, 2], tokens)
+        return {"xpos": logits[:, :7] - np.log(np.exp(logits[:, :7]).sum(1, keepdims=True)),
+                "feats": logits[:, 7:] - np.log(np.exp(logits[:, 7:]).sum(1, keepdims=True))}
+
+    asked = []
+    want = comb.choose_grouped(upos, sums, log_probs)
+    got = comb.choose_best(upos, best, margin, lambda tokens: asked.append(tokens.tolist())
+                           or log_probs(tokens))
+    assert {c: v.tolist() for c, v in got.items()} == {c: v.tolist() for c, v in want.items()}
+    # choose() settles the tokens of no analysis and the near ties, by UPOS then index
+    unsure = np.flatnonzero((best < 0) | (margin < 1e-2))
+    assert asked == [sorted(unsure.tolist(), key=lambda t: (upos[t], t))]
+    assert comb.choose(upos[unsure], log_probs(unsure))["xpos"].tolist() == \
+        got["xpos"][unsure].tolist()
+
+
+def test_best_summed_logits_edge_cases():
+    """No rows; a NaN sum wins where it stands first, as argmax takes it (margin NaN: no
+    near tie); arguments that do not fit are refused before the kernel runs."""
+    from seqtag import _core
+    net, comb = _grouped_network(np.float32, 0)
+    rows, starts = comb.analyses_by_upos(6)
+    outputs = np.stack([net.bounds[1] + comb.seen[rows, 1], net.bounds[2] + comb.seen[rows, 2]],
+                       axis=1)
+    width = net.output_weight.shape[1]
+    best, margin = net.best_summed_logits(np.zeros((0, width), np.float32),
+                                          np.zeros(0, np.int64), starts, outputs)
+    assert best.shape == margin.shape == (0,)
+    # the kernel itself: a NaN bias makes the second sum of UPOS 0's three NaN
+    weight = np.vstack([np.eye(3, 4, dtype=np.float32)] * 2)
+    bias = np.array([0, np.nan, 0, 0, 0, 0], dtype=np.float32)
+    hidden = np.array([[1, 0.75, 0.5, 0], [0.25, 0.5, 1, 0]], dtype=np.float32)
+    best, margin = np.empty(2, np.int64), np.empty(2, np.float32)
+    _core.analyses_forward(hidden, np.array([0, 1]), np.array([0, 1]), np.array([0, 3, 6]),
+                           weight, bias, np.empty((2, 4), np.float32),
+                           np.empty(6, np.float32), best, margin)
+    assert best.tolist() == [1, 5] and np.isnan(margin[0]) and margin[1] == 0.5
+    assert np.array([1, np.nan, 0.5]).argmax() == 1
+    weight = np.eye(3, 4, dtype=np.float32)
+    hidden = np.zeros((3, width), np.float32)
+    with pytest.raises(ValueError, match="groups"):
+        net.best_summed_logits(hidden, np.zeros(2, np.int64), starts, outputs)
+    with pytest.raises(ValueError, match="starts"):
+        net.best_summed_logits(hidden, np.zeros(3, np.int64), starts[::-1], outputs)
+    with pytest.raises(ValueError, match="outputs"):
+        net.best_summed_logits(hidden, np.zeros(3, np.int64), starts, outputs + 1000)
+    with pytest.raises(ValueError, match="hidden"):
+        net.best_summed_logits(hidden[:, 1:], np.zeros(3, np.int64), starts, outputs)
+    with pytest.raises(ValueError, match="scratch"):
+        _core.analyses_forward(hidden[:, :4], np.arange(3), np.zeros(3, np.int64),
+                               np.array([0, 3]), weight, np.zeros(3, np.float32),
+                               np.empty((3, 4), np.float32), np.empty(2, np.float32),
+                               np.empty(3, np.int64), np.empty(3, np.float32))
+    with pytest.raises(ValueError, match="order"):
+        _core.analyses_forward(hidden[:, :4], np.array([0, 1, 3]), np.zeros(3, np.int64),
+                               np.array([0, 3]), weight, np.zeros(3, np.float32),
+                               np.empty((3, 4), np.float32), np.empty(9, np.float32),
+                               np.empty(3, np.int64), np.empty(3, np.float32))
