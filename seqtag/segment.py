@@ -67,6 +67,7 @@ class TrainingText:
     labels            one int8 array per paragraph, a label (LABELS) per character
     multiword         (surface form, words) of every multiword token
     plain             how often each lowercase form is a token of one word
+    tags              the UPOS of each lowercase form's one-word tokens, counted
     sentences         how many sentences were read
     rebuilt           sentences whose tokens did not match their `# text`: their text was
                       rebuilt from the tokens and SpaceAfter (so the labels still hold)
@@ -78,6 +79,7 @@ class TrainingText:
     sentences: int = 0
     rebuilt: int = 0
     plain: Counter = field(default_factory=Counter)
+    tags: dict[str, Counter] = field(default_factory=dict)
 
 
 @dataclass
@@ -85,12 +87,13 @@ class _GoldSentence:
     text: Optional[str]
     tokens: list[tuple[str, tuple[str, ...], bool]]  # (form, words or (), space after)
     new_paragraph: bool
+    tags: list[Optional[str]] = field(default_factory=list)  # a token's UPOS (None: MWT)
 
 
 def _read_conllu_sentences(path):
     """The sentences of a CoNLL-U file: text, surface tokens, paragraph starts."""
     sentences = []
-    text, tokens, new_par, words_left, mwt = None, [], False, 0, None
+    text, tokens, new_par, words_left, mwt, tags = None, [], False, 0, None, []
     name = str(path)
     try:
         handle = open(path, encoding="utf-8")
@@ -102,8 +105,8 @@ def _read_conllu_sentences(path):
                 line = line.rstrip("\r\n")
                 if not line.strip():
                     if tokens:
-                        sentences.append(_GoldSentence(text, tokens, new_par))
-                    text, tokens, new_par, words_left, mwt = None, [], False, 0, None
+                        sentences.append(_GoldSentence(text, tokens, new_par, tags))
+                    text, tokens, new_par, words_left, mwt, tags = None, [], False, 0, None, []
                     continue
                 if line.startswith("#"):
                     if line.startswith(("# newpar", "# newdoc")):
@@ -126,6 +129,7 @@ def _read_conllu_sentences(path):
                     words_left = int(last) - int(first) + 1
                     mwt = [form, [], space_after]
                     tokens.append(mwt)
+                    tags.append(None)
                 elif "." in ident:
                     continue  # an empty node: no characters of its own
                 elif words_left:
@@ -133,10 +137,11 @@ def _read_conllu_sentences(path):
                     words_left -= 1
                 else:
                     tokens.append([form, [], space_after])
+                    tags.append(cols[3])
         except UnicodeDecodeError as e:
             raise CorpusError(f"not UTF-8 ({e.reason} at byte {e.start})", name) from None
     if tokens:
-        sentences.append(_GoldSentence(text, tokens, new_par))
+        sentences.append(_GoldSentence(text, tokens, new_par, tags))
     for s in sentences:
         s.tokens = [(f, tuple(w), sa) for f, w, sa in s.tokens]
     return sentences
@@ -209,6 +214,7 @@ def read_training_text(path: str | os.PathLike[str],
     labels: list[np.ndarray] = []
     multiword: list[tuple[str, tuple[str, ...]]] = []
     plain: Counter = Counter()
+    tags: dict[str, Counter] = defaultdict(Counter)
     rebuilt = 0
     texts: list[str] = []
     parts: list[np.ndarray] = []
@@ -239,8 +245,12 @@ def read_training_text(path: str | os.PathLike[str],
         parts.append(lab)
         multiword.extend((f, w) for f, w, _ in s.tokens if len(w) > 1)
         plain.update(f.lower() for f, w, _ in s.tokens if len(w) <= 1)
+        for (form, words, _), tag in zip(s.tokens, s.tags):
+            if len(words) <= 1 and tag is not None:
+                tags[form.lower()][tag] += 1
     close()
-    return TrainingText(paragraphs, labels, multiword, len(sentences), rebuilt, plain)
+    return TrainingText(paragraphs, labels, multiword, len(sentences), rebuilt, plain,
+                        dict(tags))
 
 
 # ---------------------------------------------------------------- characters
@@ -476,6 +486,11 @@ class MultiwordExpander:
     def expand(self, form: str) -> list[str]:
         if self.whole and form.lower() in self.whole:
             return [form]
+        return self.split(form)
+
+    def split(self, form: str) -> list[str]:
+        """form's words as expand() gives them, `whole` aside: what a flagged token
+        becomes once something that sees its context (MultiwordContext) has decided."""
         words = self.forms.get(form)
         if words is not None:
             return list(words)
@@ -601,8 +616,9 @@ def _paragraph_sentences(text, bounds, spans, expander):
     forms = [text[a:b] for a, b in zip(starts.tolist(), ends.tolist())]
     words: list[list[str]] = [[] for _ in forms]
     if expander is not None:
+        # the decoder has kept only the flagged tokens it wants expanded
         for i in np.flatnonzero(multiword).tolist():
-            expansion = expander.expand(forms[i])
+            expansion = expander.split(forms[i])
             if len(expansion) > 1:
                 words[i] = expansion
     closes = sentence_end.copy()
@@ -683,9 +699,10 @@ def _apply_lexicon(text, labels, space, lexicon, shapes=None):
     """Give the chunks of the lexicon their treebank segmentation, in place, and the other
     chunks of a shape in `shapes` (learn_shapes) their shape's token ends, a token end
     staying a multiword token's where the model says so; a sentence the model ends inside
-    such a chunk ends with the chunk."""
+    such a chunk ends with the chunk.  Returns the positions whose token end (multiword
+    or not) the lexicon decided (None: none)."""
     if not lexicon and not shapes:
-        return
+        return None
     begin, end = _chunk_bounds(space)
     get = lexicon.get
     hits, codes = [], []
@@ -698,7 +715,7 @@ def _apply_lexicon(text, labels, space, lexicon, shapes=None):
             hits.append(a)
             codes.append(code)
     if not hits:
-        return
+        return None
     lengths = np.array([len(c) for c in codes], dtype=np.int64)
     first = np.cumsum(lengths) - lengths
     positions = np.repeat(np.array(hits, dtype=np.int64) - first, lengths) + np.arange(
@@ -710,6 +727,7 @@ def _apply_lexicon(text, labels, space, lexicon, shapes=None):
                                  _CODE_LABEL[code])
     last = positions[first + lengths - 1][ends_sentence]
     labels[last] = _SENTENCE_VERSION[labels[last]]
+    return positions[code != _ENDS_AS_MODEL]
 
 
 # ---------------------------------------------------------------- the shape lexicon
@@ -941,7 +959,7 @@ class WordBoundaries:
               ) -> "WordBoundaries":
         """From the gold tokens and sentences of a treebank's paragraphs (full-batch Adam
         on the L2-regularised log-loss)."""
-        tokens, ends, first = _gold_paragraph_tokens(material)
+        tokens, ends, first, _ = _gold_paragraph_tokens(material)
         model = cls(np.zeros(1 << _BOUNDARY_BITS), {})
         if len(tokens) < 2:
             return model
@@ -990,16 +1008,187 @@ class WordBoundaries:
 
 def _gold_paragraph_tokens(material):
     """The gold tokens of every paragraph laid end to end, whether a sentence ends with
-    each, whether each opens a paragraph."""
-    tokens, ends, first = [], [], []
+    each, whether each opens a paragraph, whether each is a multiword token."""
+    tokens, ends, first, multiword = [], [], [], []
     for text, labels in zip(material.paragraphs, material.labels):
         space = np.array([c.isspace() for c in text], dtype=bool)
-        starts, stops, sentence_end, _ = _spans(labels.astype(np.int64), space)
+        starts, stops, sentence_end, flags = _spans(labels.astype(np.int64), space)
         tokens += [text[a:b] for a, b in zip(starts.tolist(), stops.tolist())]
         ends.append(sentence_end)
         first.append(np.arange(len(starts)) == 0)
-    return (tokens, np.concatenate(ends) if ends else np.zeros(0, dtype=bool),
-            np.concatenate(first) if first else np.zeros(0, dtype=bool))
+        multiword.append(flags)
+    empty = np.zeros(0, dtype=bool)
+    return (tokens, np.concatenate(ends) if ends else empty,
+            np.concatenate(first) if first else empty,
+            np.concatenate(multiword) if multiword else empty)
+
+
+# ---------------------------------------------------------------- multiword tokens in context
+
+#: Feature hashing of the multiword context model: 2^bits weights (_mix's range).
+_CONTEXT_BITS = _BOUNDARY_BITS
+
+
+class MultiwordContext:
+    """Whether a token the expander can split is a multiword token, from the words around
+    it: a logistic regression over hashed features, learned from a treebank's tokens.
+
+    The character model sees the token's characters and a few around them: it expands
+    "dont", but cannot tell "its" the possessive from "its" written for "it's" ("its a
+    shame"), nor "cats" the plural from "cats" written for "cat's" ("my cats name"), both
+    of which a treebank may write as one token of two words.  The words around tell them
+    apart, and more so the tags those words take: `lexicon` keeps, for each lowercase
+    one-word token of train, how often it is one (a count class) and its most frequent
+    tag (an index into `tags`), packed in one code (class * 64 + 1 + index).  The other
+    features are the token's lowercase form and case shape, the part the expander would
+    split off, how often the part before it is a word of its own, and the forms, shapes
+    and tags of the tokens before and after.
+    """
+
+    def __init__(self, weights: np.ndarray, lexicon: dict[str, int], tags: list[str]):
+        self.weights = weights
+        self.lexicon = lexicon
+        self.tags = list(tags)
+        self._forms: dict[str, tuple] = {}  # form -> _token_columns' row
+        self._splits: dict[str, Optional[tuple]] = {}  # form -> _split_columns' row
+        self._expander: Optional[MultiwordExpander] = None  # that _splits was made with
+
+    def _token_columns(self, tokens):
+        """(n, 5) int64: each token's hashes (lowercase form, case shape, last three
+        lowercase characters), its lexicon count class and tag index (0: not in the
+        lexicon)."""
+        known = self._forms
+        if len(known) > 200_000:
+            known.clear()
+        rows = []
+        for t in tokens:
+            row = known.get(t)
+            if row is None:
+                low = t.lower()
+                code = self.lexicon.get(low, 0)
+                row = known[t] = (_hash(low), _hash(_case_shape(t)), _hash(low[-3:]),
+                                  code >> 6, code & 63)
+            rows.append(row)
+        return np.array(rows, dtype=np.int64).reshape(len(tokens), 5)
+
+    def _split_columns(self, tokens, expander):
+        """(indices of the tokens expander splits into several words, (k, 3) int64: the
+        hash of the last word's lowercase form, that of the first word and the first
+        word's lexicon count class)."""
+        if expander is not self._expander or len(self._splits) > 200_000:
+            self._splits.clear()
+            self._expander = expander
+        known = self._splits
+        index, rows = [], []
+        for i, t in enumerate(tokens):
+            row = known.get(t, False)
+            if row is False:
+                words = expander.split(t)
+                row = known[t] = None if len(words) < 2 else (
+                    _hash(words[-1].lower()), _hash(words[0].lower()),
+                    self.lexicon.get(words[0].lower(), 0) >> 6)
+            if row is not None:
+                index.append(i)
+                rows.append(row)
+        return (np.array(index, dtype=np.int64),
+                np.array(rows, dtype=np.int64).reshape(len(rows), 3))
+
+    def _features(self, columns, first, index, split, own_class=None):
+        """(k, 23) feature indices of the tokens `index` (with their _split_columns `split`)
+        among tokens laid end to end (columns: _token_columns; first[i]: token i opens a
+        paragraph); own_class replaces the candidates' own count classes (training leaves
+        each token out of its own count)."""
+        n = len(columns)
+        edge = np.full((1, 5), -1, dtype=np.int64)
+        padded = np.concatenate([edge, columns, edge, edge])  # token i is row i + 1
+        last = np.zeros(n, dtype=bool)
+        last[np.flatnonzero(first)[1:] - 1] = True
+        last[-1] = True
+        after_last = np.concatenate([last[1:], [True]]) | last
+        before = np.where(first[index], 0, index)
+        after = np.where(last[index], 0, index + 2)
+        after2 = np.where(after_last[index], 0, index + 3)
+        low, shape, ending, count, tag = range(5)
+        own = padded[index + 1]
+        prev, next_, next2 = padded[before], padded[after], padded[after2]
+        own_count = own[:, count] if own_class is None else own_class
+        suffix, head, head_count = split[:, 0], split[:, 1], split[:, 2]
+        return np.stack([
+            _mix(1, own[:, low]), _mix(2, suffix), _mix(3, suffix, head_count, own_count),
+            _mix(4, suffix, own[:, shape]), _mix(5, suffix, next_[:, low]),
+            _mix(6, own[:, low], next_[:, low]), _mix(7, suffix, next_[:, tag]),
+            _mix(8, own[:, low], next_[:, tag]), _mix(9, suffix, next_[:, tag], next2[:, tag]),
+            _mix(10, suffix, prev[:, low]), _mix(11, own[:, low], prev[:, low]),
+            _mix(12, suffix, prev[:, tag]), _mix(13, own[:, low], prev[:, tag]),
+            _mix(14, suffix, prev[:, tag], next_[:, tag]), _mix(15, suffix, next_[:, shape]),
+            _mix(16, suffix, own_count, next_[:, tag]), _mix(17, suffix, head_count, prev[:, tag]),
+            _mix(18, suffix, own_count, own[:, shape]), _mix(19, head, suffix),
+            _mix(20, own[:, low], next_[:, shape]), _mix(21, suffix, next_[:, ending]),
+            _mix(22, own[:, low], next_[:, ending]),
+            _mix(23, np.zeros(len(index), dtype=np.int64))], axis=1)
+
+    def scores(self, tokens: list[str], expander: MultiwordExpander,
+               first: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+        """(indices of the tokens expander can split, the log-odds that each of them is a
+        multiword token) of tokens of paragraphs laid end to end (first[i] where token i
+        opens one: one paragraph when None)."""
+        index, split = self._split_columns(tokens, expander)
+        if not len(index):
+            return index, np.zeros(0)
+        if first is None:
+            first = np.zeros(len(tokens), dtype=bool)
+            first[0] = True
+        rows = self._features(self._token_columns(tokens), first, index, split)
+        return index, self.weights[rows].sum(axis=1, dtype=np.float64)
+
+    @classmethod
+    def learn(cls, material: TrainingText, expander: MultiwordExpander, l2: float = 1e-4,
+              steps: int = 300) -> "MultiwordContext":
+        """From the gold tokens of a treebank's paragraphs, their multiword tokens and the
+        tags of its one-word tokens (full-batch Adam on the L2-regularised log-loss)."""
+        tags = sorted({t for found in material.tags.values() for t in found})[:63]
+        number = {t: k + 1 for k, t in enumerate(tags)}
+        lexicon = {}
+        for form, n in material.plain.items():
+            found = material.tags.get(form)
+            tag = number.get(found.most_common(1)[0][0], 0) if found else 0
+            lexicon[form] = _count_class(n) * 64 + tag
+        model = cls(np.zeros(1 << _CONTEXT_BITS), lexicon, tags)
+        tokens, _, first, multiword = _gold_paragraph_tokens(material)
+        index, split = model._split_columns(tokens, expander)
+        if not len(index) or multiword[index].all() or not multiword[index].any():
+            return model
+        # each token's count as a one-word token leaves the token itself out
+        counts = [material.plain[tokens[i].lower()] - (not multiword[i])
+                  for i in index.tolist()]
+        own = np.array([_count_class(n) for n in counts], dtype=np.int64)
+        rows = model._features(model._token_columns(tokens), first, index, split, own)
+        model.weights = _logistic_regression(rows, multiword[index].astype(float),
+                                             1 << _CONTEXT_BITS, l2, steps)
+        model._forms.clear()
+        model._splits.clear()
+        model._expander = None
+        return model
+
+    def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        forms = list(self.lexicon)
+        return {prefix + "weight": self.weights.astype(np.float32),
+                prefix + "lexicon.forms": _strings_array(forms),
+                prefix + "lexicon.codes": np.array([self.lexicon[f] for f in forms],
+                                                   dtype=np.uint8),
+                prefix + "tags": _strings_array(self.tags)}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict, prefix: str) -> Optional["MultiwordContext"]:
+        if prefix + "weight" not in arrays:
+            return None
+        forms = _strings_from_array(arrays[prefix + "lexicon.forms"])
+        codes = np.asarray(arrays[prefix + "lexicon.codes"]).tolist()
+        weights = np.asarray(arrays[prefix + "weight"], dtype=np.float32)
+        if len(forms) != len(codes) or len(weights) != 1 << _CONTEXT_BITS:
+            raise ModelError("front end multiword context model is broken")
+        return cls(weights, dict(zip(forms, codes)),
+                   _strings_from_array(arrays[prefix + "tags"]))
 
 
 def _logistic_regression(rows, gold, size, l2, steps, lr=0.1):
@@ -1080,6 +1269,7 @@ DEFAULTS = {"dim": 24, "hidden": 48, "cell": "gru", "crop": 256, "batch": 32,
             "window": 320, "margin": 32}
 _FORMAT = 1
 _WORDS_PREFIX = "words."
+_CONTEXT_PREFIX = "multiword_context."
 
 
 @dataclass
@@ -1118,6 +1308,13 @@ class LearnedFrontEnd:
         self.word_weight = 0.0
         self.word_bias = 0.0
         self._word_scores: Optional[list] = None  # _tune_word_weight's cache
+        # a token the expander can split is a multiword token where the character model's
+        # multiword log-odds (with its bias) + context_weight * the context model's +
+        # context_bias > 0 (both tuned on dev); tokens the chunk lexicon decides aside
+        self.context: Optional[MultiwordContext] = None
+        self.context_weight = 0.0
+        self.context_bias = 0.0
+        self._context_scores: Optional[list] = None  # _tune_context_weight's cache
 
     # ---- FrontEnd
 
@@ -1153,8 +1350,8 @@ class LearnedFrontEnd:
         space = ids == 0
         labels = _choose_labels(scored.logits, ids, _glued(scored.cps, ids),
                                 self.sentence_bias, self.multiword_bias)
-        _apply_lexicon(text, labels, space, self.lexicon if self.use_lexicon else {},
-                       self.shapes)
+        fixed = _apply_lexicon(text, labels, space,
+                               self.lexicon if self.use_lexicon else {}, self.shapes)
         labels[begin[:-1] + lengths[:-1]] = SPACE  # the separators are no token's
         starts, ends, sentence_end, multiword = _spans(labels, space) if len(text) else (
             np.zeros(0, dtype=np.int64),) * 2 + (np.zeros(0, dtype=bool),) * 2
@@ -1166,11 +1363,52 @@ class LearnedFrontEnd:
             sentence_end[last[ok]] = True
         if self.words is not None and self.word_weight:
             self._decide_between_words(scored, labels, (starts, ends, sentence_end))
+        decided = np.zeros(len(ends), dtype=bool)
+        if self.context is not None and self.context_weight and len(ends):
+            decided = self._decide_multiword(scored, (starts, ends, multiword), fixed)
         # a flagged token the expander keeps as one word is no multiword token
-        flagged = np.flatnonzero(multiword)
+        flagged = np.flatnonzero(multiword & ~decided)
         multiword[flagged] = [len(self.expander.expand(text[a:b])) > 1 for a, b in
                               zip(starts[flagged].tolist(), ends[flagged].tolist())]
         return text, scored.bounds, (starts, ends, sentence_end, multiword)
+
+    def _decide_multiword(self, scored, spans, fixed):
+        """Decide again, in place, whether each token the expander can split is a
+        multiword token, the context model's log-odds weighed in; the tokens whose end
+        the chunk lexicon decided keep its decision.  Returns which tokens were decided."""
+        starts, ends, multiword = spans
+        paragraph = np.searchsorted(scored.begin, starts, side="right") - 1
+        first = np.concatenate([[True], paragraph[1:] != paragraph[:-1]])
+        index, context = self._scores_in_context(scored, starts, ends, first)
+        if fixed is not None and len(fixed) and len(index):
+            keep = ~np.isin(ends[index] - 1, fixed)
+            index, context = index[keep], context[keep]
+        decided = np.zeros(len(ends), dtype=bool)
+        if not len(index):
+            return decided
+        scores = scored.logits[ends[index] - 1]
+        char_odds = (np.maximum(scores[:, MWT], scores[:, MWT_SENT]) + self.multiword_bias
+                     - np.maximum(scores[:, END], scores[:, SENT]))
+        multiword[index] = char_odds + self.context_weight * context + self.context_bias > 0
+        decided[index] = True
+        return decided
+
+    def _scores_in_context(self, scored, starts, ends, first):
+        """The context model's (token indices, log-odds) of the tokens the expander can
+        split; kept while _tune_context_weight decodes dev again and again (keyed by the
+        objects, as _scores_between_words)."""
+        cache = self._context_scores
+        spans = starts.tobytes() + ends.tobytes()
+        if (cache and cache[0] is scored and cache[1] is self.context
+                and cache[2] is self.expander and cache[3] == spans):
+            return cache[4]
+        text = scored.text
+        result = self.context.scores(
+            [text[a:b] for a, b in zip(starts.tolist(), ends.tolist())], self.expander,
+            first)
+        if cache is not None:
+            cache[:] = [scored, self.context, self.expander, spans, result]
+        return result
 
     def _decide_between_words(self, scored, labels, spans):
         """Decide again, in place, whether a sentence ends after each token followed by
@@ -1218,12 +1456,15 @@ class LearnedFrontEnd:
             arrays.update(_lexicon_arrays(self.shapes, "shapes"))
         if self.words is not None:
             arrays.update(self.words.to_arrays(_WORDS_PREFIX))
+        if self.context is not None:
+            arrays.update(self.context.to_arrays(_CONTEXT_PREFIX))
         meta = {"format": _FORMAT, "kind": self.kind, "chars": self.codes.chars,
                 "cell": self.model.rnn.cell, "dim": int(self.model.embedding.shape[1]),
                 "hidden": self.model.rnn.hidden_size, "options": self.options,
                 "sentence_bias": self.sentence_bias, "multiword_bias": self.multiword_bias,
                 "use_lexicon": self.use_lexicon, "word_weight": self.word_weight,
-                "word_bias": self.word_bias,
+                "word_bias": self.word_bias, "context_weight": self.context_weight,
+                "context_bias": self.context_bias,
                 "multiword": self.expander.to_meta()}
         return arrays, meta
 
@@ -1256,6 +1497,10 @@ class LearnedFrontEnd:
             front_end.words = WordBoundaries.from_arrays(arrays, _WORDS_PREFIX)
             front_end.word_weight = float(meta.get("word_weight", 0.0))
             front_end.word_bias = float(meta.get("word_bias", 0.0))
+            # files made before the context model: none, and no weight
+            front_end.context = MultiwordContext.from_arrays(arrays, _CONTEXT_PREFIX)
+            front_end.context_weight = float(meta.get("context_weight", 0.0))
+            front_end.context_bias = float(meta.get("context_bias", 0.0))
             return front_end
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise ModelError(f"front end metadata is broken ({type(e).__name__}: {e})") from None
@@ -1354,7 +1599,8 @@ def tune_on_dev(front_end: LearnedFrontEnd, train_path: str | os.PathLike[str],
     front_end.expander = MultiwordExpander.learn(material.multiword, material.plain)
     front_end.lexicon = learn_lexicon(material)
     _tune_after_model(front_end, _DevSet(read_training_text(dev_path)), learn_shapes(material),
-                      WordBoundaries.learn(material))
+                      WordBoundaries.learn(material),
+                      _multiword_contexts(material, front_end.expander))
 
 
 #: The weights of the word model against the character model's, and the biases, tried on dev.
@@ -1362,10 +1608,12 @@ _WORD_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
 _WORD_BIASES = (-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 3.0)
 
 
-def _tune_after_model(front_end, dev, shapes, words=None):
+def _tune_after_model(front_end, dev, shapes, words=None, contexts=()):
     """Choose on dev whether to use the chunk lexicon, which shapes to use (those whose
     share reaches one of _SHAPE_SHARES, or none), the sentence-end and multiword biases,
-    and how much the word boundary model `words` (WordBoundaries) weighs (none: 0)."""
+    how much the word boundary model `words` (WordBoundaries) weighs, and which of the
+    multiword context models `contexts` (MultiwordContext) to use and how much it weighs
+    (none: 0)."""
     scored = front_end._score(dev.paragraphs)
 
     def token_score():
@@ -1385,10 +1633,57 @@ def _tune_after_model(front_end, dev, shapes, words=None):
             best, best_shapes = score, front_end.shapes
     front_end.shapes = best_shapes
     front_end.words, front_end.word_weight, front_end.word_bias = None, 0.0, 0.0
+    front_end.context, front_end.context_weight, front_end.context_bias = None, 0.0, 0.0
     _tune_bias(front_end, dev, scored, "sentence_bias", "sentences")
     _tune_bias(front_end, dev, scored, "multiword_bias", "multiword")
     if words is not None:
         _tune_word_weight(front_end, dev, scored, words)
+    if contexts:
+        _tune_context_weight(front_end, dev, scored, contexts)
+
+
+#: The L2 penalties of the multiword context models learned, one chosen on dev: the
+#: strongest keeps a form seen a handful of times from deciding ("its" before a
+#: determiner: 7 times in EWT train), the weakest lets it.
+_CONTEXT_L2 = (1e-4, 1e-5, 1e-6)
+
+
+def _multiword_contexts(material, expander):
+    """A MultiwordContext per penalty of _CONTEXT_L2 (none where the treebank has no
+    multiword tokens)."""
+    if not material.multiword:
+        return []
+    return [MultiwordContext.learn(material, expander, l2=l2) for l2 in _CONTEXT_L2]
+
+
+#: The weights of the multiword context model against the character model's, and the
+#: biases, tried on dev.
+_CONTEXT_WEIGHTS = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
+_CONTEXT_BIASES = (-3.0, -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 3.0)
+
+
+def _tune_context_weight(front_end, dev, scored, contexts):
+    """Set front_end's multiword context model (one of `contexts`), its weight and bias
+    to those of _CONTEXT_WEIGHTS and _CONTEXT_BIASES with the best token + multiword F1 on
+    dev (no context model when none beats it)."""
+    def score():
+        scores = dev.score(front_end, scored)
+        return scores["tokens"] + scores["multiword"]
+
+    best, choice = score(), (None, 0.0, 0.0)
+    front_end._context_scores = []
+    try:
+        for context in contexts:
+            front_end.context = context
+            for weight in _CONTEXT_WEIGHTS:
+                for bias in _CONTEXT_BIASES:
+                    front_end.context_weight, front_end.context_bias = weight, bias
+                    f = score()
+                    if f > best + 1e-9:
+                        best, choice = f, (context, weight, bias)
+    finally:
+        front_end._context_scores = None
+    front_end.context, front_end.context_weight, front_end.context_bias = choice
 
 
 def _tune_word_weight(front_end, dev, scored, words):
@@ -1503,7 +1798,8 @@ def train_frontend(train_path: str | os.PathLike[str],
         model.load_arrays(best)
     front_end.lexicon = learn_lexicon(material)
     if dev is not None:
-        _tune_after_model(front_end, dev, learn_shapes(material), WordBoundaries.learn(material))
+        _tune_after_model(front_end, dev, learn_shapes(material), WordBoundaries.learn(material),
+                          _multiword_contexts(material, expander))
     return front_end
 
 
