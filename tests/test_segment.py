@@ -17,7 +17,8 @@ from seqtag.errors import CorpusError, ModelError, SeqtagError
 from seqtag.frontend import RawSentence, Token
 from seqtag.packing import Packing
 from seqtag.segment import (END, INSIDE, LABELS, MWT, MWT_SENT, SENT, SPACE, CharCodes,
-                            CharTagger, LearnedFrontEnd, MultiwordExpander, RuleFrontEnd,
+                            CharTagger, LearnedFrontEnd, MultiwordContext, MultiwordExpander,
+                            RuleFrontEnd,
                             TrainingText, WordBoundaries, _apply_lexicon, _choose_labels,
                             _paragraph_sentences, _spans, dev_scores, learn_lexicon,
                             learn_shapes, paragraphs_to_conllu, read_training_text,
@@ -210,6 +211,80 @@ def test_forms_nearly_always_one_word_are_never_expanded():
         ["It", "s"], ["From"], ["HOURS"], ["day", "s"], ["Lets"]]
     again = MultiwordExpander.from_meta(json.loads(json.dumps(expander.to_meta())))
     assert again.whole == expander.whole
+
+
+def tagged_conllu(sentences):
+    """CoNLL-U with `# text` of sentences of (form, UPOS) tokens and (form, (word, word))
+    multiword tokens."""
+    blocks = []
+    for sentence in sentences:
+        lines, n = [f"# text = {' '.join(form for form, _ in sentence)}"], 1
+        for form, what in sentence:
+            if isinstance(what, tuple):
+                lines.append(f"{n}-{n + len(what) - 1}\t{form}" + "\t_" * 8)
+                for word in what:
+                    lines.append(f"{n}\t{word}\t_\tX\t_\t_\t0\troot\t_\t_")
+                    n += 1
+            else:
+                lines.append(f"{n}\t{form}\t_\t{what}\t_\t_\t0\troot\t_\t_")
+                n += 1
+        blocks.append("\n".join(lines) + "\n")
+    return "\n".join(blocks) + "\n"
+
+
+def its_corpus():
+    """"its" written for "it's" before determiners and adverbs, the possessive before
+    nouns; "that" and "house" never follow it, but are seen elsewhere with their tags."""
+    its = ("its", ("it", "s"))
+    sentences = []
+    for k in range(20):
+        sentences.append([("well", "INTJ"), its, (["the", "a", "very", "so"][k % 4], "DET"),
+                          ("shame", "NOUN")])
+        sentences.append([("the", "DET"), ("cat", "NOUN"), ("likes", "VERB"), ("its", "PRON"),
+                          (["car", "dog", "owner", "bed"][k % 4], "NOUN")])
+        sentences.append([("that", "DET"), ("house", "NOUN"), ("is", "AUX"), ("big", "ADJ")])
+    return sentences
+
+
+def test_multiword_context_learns_from_the_tags_of_the_next_word(tmp_path):
+    material = read_training_text(write(tmp_path, tagged_conllu(its_corpus())))
+    assert material.tags["house"] == Counter({"NOUN": 20})
+    assert material.tags["its"] == Counter({"PRON": 20})  # multiword tokens have no tag
+    expander = MultiwordExpander.learn(material.multiword, material.plain)
+    context = MultiwordContext.learn(material, expander)
+    # the expander could split "its" and "is" (suffix "s"), nothing else here
+    index, before_determiner = context.scores(["and", "its", "that", "is", "big"], expander)
+    assert index.tolist() == [1, 3]
+    index, before_noun = context.scores(["and", "its", "house", "is", "big"], expander)
+    assert index.tolist() == [1, 3]
+    assert before_determiner[0] > 0 > before_noun[0]
+    assert (before_determiner[1], before_noun[1]) < (0, 0)  # "is" is never two words
+
+
+def test_the_context_model_decides_only_tokens_the_expander_can_split(french):
+    paragraph = "Le chat dort sur le canapé du salon."
+    before = french.segment(paragraph)
+    assert before[0].tokens[6].words == ["de", "le"]
+    context = MultiwordContext(np.zeros(1 << 16), {}, [])
+    expander, lexicon = french.expander, french.use_lexicon
+    try:
+        french.use_lexicon = False  # the chunk lexicon's decisions are kept
+        french.context, french.context_weight, french.context_bias = context, 1.0, -100.0
+        assert [t.words for t in french.segment(paragraph)[0].tokens] == [[]] * 9
+        # the context decides even for a form the expander alone keeps whole
+        french.expander = MultiwordExpander(expander.forms, expander.suffixes, {"du"})
+        french.context_bias = 100.0
+        tokens = french.segment(paragraph)[0].tokens
+        split = [t.text for t in tokens if len(expander.split(t.text)) > 1]
+        assert split and [t.text for t in tokens if t.words] == split
+        assert tokens[6].words == ["de", "le"]
+        assert french._analyse([paragraph])[2][3].sum() == len(split)
+        french.expander, french.use_lexicon = expander, lexicon
+        french.context_weight = 0.0  # weight 0: the character model alone, as before
+        assert french.segment(paragraph) == before
+    finally:
+        french.expander, french.use_lexicon = expander, lexicon
+        french.context, french.context_weight, french.context_bias = None, 0.0, 0.0
 
 
 # ---------------------------------------------------------------- the chunk lexicon
@@ -481,6 +556,17 @@ def test_save_and_load_give_the_same_segmentation(french):
     assert (again.word_weight, again.word_bias, again.words.casing) == (2.0, -0.5, {
         "été": 17, "paris": 4})
     assert np.array_equal(again.words.weights, loaded.words.weights)
+    assert again.segment_many(texts) == loaded.segment_many(texts)
+    # files without a multiword context model load without one (and weigh it 0)
+    assert again.context is None and again.context_weight == 0.0
+    loaded.context = MultiwordContext(np.arange(1 << 16, dtype=np.float32) % 5 - 2,
+                                      {"du": 3 * 64 + 2, "été": 65}, ["ADP", "DET"])
+    loaded.context_weight, loaded.context_bias = 1.5, -0.5
+    again = LearnedFrontEnd.from_arrays(*(json.loads(json.dumps(part)) if k else part
+                                          for k, part in enumerate(loaded.to_arrays())))
+    assert (again.context_weight, again.context_bias, again.context.lexicon,
+            again.context.tags) == (1.5, -0.5, loaded.context.lexicon, ["ADP", "DET"])
+    assert np.array_equal(again.context.weights, loaded.context.weights)
     assert again.segment_many(texts) == loaded.segment_many(texts)
     assert again.segment("oui,non")[0].tokens[1].text == ","
     arrays.pop("output.bias")
