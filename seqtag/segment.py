@@ -884,25 +884,32 @@ class WordBoundaries:
     def __init__(self, weights: np.ndarray, casing: dict[str, int]):
         self.weights = weights
         self.casing = casing
-        self._forms: dict[str, tuple] = {}  # form -> its token-level hashes (_token_columns)
+        # each form seen: its row of _token_columns in _table
+        self._forms: dict[str, int] = {}
+        self._rows: list[tuple] = []
+        self._table = np.zeros((0, 7), dtype=np.int64)
 
     def _token_columns(self, tokens, casing=None):
         """(n, 7) int64: each token's hashes (lowercase form, form, case shape, last three
         and first three lowercase characters), casing code (or casing[i]) and whether it is
-        sentence-final punctuation."""
+        sentence-final punctuation.  A row per form is kept and the tokens looked up at
+        once: the Python work is one dictionary look-up a token."""
         known = self._forms
         if len(known) > 200_000:
             known.clear()
-        rows = []
-        for t in tokens:
-            row = known.get(t)
-            if row is None:
-                low = t.lower()
-                row = known[t] = (_hash(low), _hash(t), _hash(_case_shape(t)),
-                                  _hash(low[-3:]), _hash(low[:3]), self.casing.get(low, 0),
-                                  int(set(t) <= _FINAL))
-            rows.append(row)
-        columns = np.array(rows, dtype=np.int64).reshape(len(tokens), 7)
+            self._rows = []
+        index = list(map(known.get, tokens))
+        if None in index:
+            for t in tokens:
+                if t not in known:
+                    low = t.lower()
+                    known[t] = len(self._rows)
+                    self._rows.append((_hash(low), _hash(t), _hash(_case_shape(t)),
+                                       _hash(low[-3:]), _hash(low[:3]),
+                                       self.casing.get(low, 0), int(set(t) <= _FINAL)))
+            self._table = np.array(self._rows, dtype=np.int64).reshape(len(self._rows), 7)
+            index = list(map(known.get, tokens))
+        columns = self._table[np.array(index, dtype=np.int64)]
         if casing is not None:
             columns[:, 5] = casing
         return columns
@@ -984,7 +991,8 @@ class WordBoundaries:
         inner = np.concatenate([~first[1:], [False]])  # the boundary is inside a paragraph
         model.weights = _logistic_regression(rows[inner], ends[inner].astype(float),
                                              1 << _BOUNDARY_BITS, l2, steps)
-        model._forms.clear()
+        model._forms, model._rows = {}, []  # the forms of train need not be kept
+        model._table = np.zeros((0, 7), dtype=np.int64)
         return model
 
     def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
@@ -1049,57 +1057,49 @@ class MultiwordContext:
         self.weights = weights
         self.lexicon = lexicon
         self.tags = list(tags)
-        self._forms: dict[str, tuple] = {}  # form -> _token_columns' row
-        self._splits: dict[str, Optional[tuple]] = {}  # form -> _split_columns' row
-        self._expander: Optional[MultiwordExpander] = None  # that _splits was made with
+        # each form seen: its row in _table (_columns), made with _expander
+        self._ids: dict[str, int] = {}
+        self._rows: list[tuple] = []
+        self._table = np.zeros((0, 8), dtype=np.int64)
+        self._expander: Optional[MultiwordExpander] = None
 
-    def _token_columns(self, tokens):
-        """(n, 5) int64: each token's hashes (lowercase form, case shape, last three
+    def _columns(self, tokens, expander):
+        """(n, 8) int64: each token's hashes (lowercase form, case shape, last three
         lowercase characters), its lexicon count class and tag index (0: not in the
-        lexicon)."""
-        known = self._forms
-        if len(known) > 200_000:
-            known.clear()
-        rows = []
-        for t in tokens:
-            row = known.get(t)
-            if row is None:
-                low = t.lower()
-                code = self.lexicon.get(low, 0)
-                row = known[t] = (_hash(low), _hash(_case_shape(t)), _hash(low[-3:]),
-                                  code >> 6, code & 63)
-            rows.append(row)
-        return np.array(rows, dtype=np.int64).reshape(len(tokens), 5)
+        lexicon), and where expander splits it into several words, the hashes of the last
+        word's and the first word's lowercase forms and the first word's count class (-1
+        where it does not).  A row per form is kept and the tokens looked up at once: the
+        Python work is one dictionary look-up a token (command-line speed)."""
+        if expander is not self._expander or len(self._ids) > 200_000:
+            self._ids, self._rows, self._expander = {}, [], expander
+            self._table = np.zeros((0, 8), dtype=np.int64)
+        ids = self._ids
+        index = list(map(ids.get, tokens))
+        if None in index:
+            for t in tokens:
+                if t not in ids:
+                    ids[t] = len(self._rows)
+                    self._rows.append(self._row(t, expander))
+            self._table = np.array(self._rows, dtype=np.int64).reshape(len(self._rows), 8)
+            index = list(map(ids.get, tokens))
+        return self._table[np.array(index, dtype=np.int64)]
 
-    def _split_columns(self, tokens, expander):
-        """(indices of the tokens expander splits into several words, (k, 3) int64: the
-        hash of the last word's lowercase form, that of the first word and the first
-        word's lexicon count class)."""
-        if expander is not self._expander or len(self._splits) > 200_000:
-            self._splits.clear()
-            self._expander = expander
-        known = self._splits
-        index, rows = [], []
-        for i, t in enumerate(tokens):
-            row = known.get(t, False)
-            if row is False:
-                words = expander.split(t)
-                row = known[t] = None if len(words) < 2 else (
-                    _hash(words[-1].lower()), _hash(words[0].lower()),
-                    self.lexicon.get(words[0].lower(), 0) >> 6)
-            if row is not None:
-                index.append(i)
-                rows.append(row)
-        return (np.array(index, dtype=np.int64),
-                np.array(rows, dtype=np.int64).reshape(len(rows), 3))
+    def _row(self, token, expander):
+        low = token.lower()
+        code = self.lexicon.get(low, 0)
+        words = expander.split(token)
+        split = (-1, -1, -1) if len(words) < 2 else (
+            _hash(words[-1].lower()), _hash(words[0].lower()),
+            self.lexicon.get(words[0].lower(), 0) >> 6)
+        return (_hash(low), _hash(_case_shape(token)), _hash(low[-3:]), code >> 6,
+                code & 63) + split
 
-    def _features(self, columns, first, index, split, own_class=None):
-        """(k, 23) feature indices of the tokens `index` (with their _split_columns `split`)
-        among tokens laid end to end (columns: _token_columns; first[i]: token i opens a
-        paragraph); own_class replaces the candidates' own count classes (training leaves
-        each token out of its own count)."""
+    def _features(self, columns, first, index, own_class=None):
+        """(k, 23) feature indices of the tokens `index` among tokens laid end to end
+        (columns: _columns; first[i]: token i opens a paragraph); own_class replaces the
+        candidates' own count classes (training leaves each token out of its own count)."""
         n = len(columns)
-        edge = np.full((1, 5), -1, dtype=np.int64)
+        edge = np.full((1, 8), -1, dtype=np.int64)
         padded = np.concatenate([edge, columns, edge, edge])  # token i is row i + 1
         last = np.zeros(n, dtype=bool)
         last[np.flatnonzero(first)[1:] - 1] = True
@@ -1112,7 +1112,7 @@ class MultiwordContext:
         own = padded[index + 1]
         prev, next_, next2 = padded[before], padded[after], padded[after2]
         own_count = own[:, count] if own_class is None else own_class
-        suffix, head, head_count = split[:, 0], split[:, 1], split[:, 2]
+        suffix, head, head_count = own[:, 5], own[:, 6], own[:, 7]
         return np.stack([
             _mix(1, own[:, low]), _mix(2, suffix), _mix(3, suffix, head_count, own_count),
             _mix(4, suffix, own[:, shape]), _mix(5, suffix, next_[:, low]),
@@ -1132,13 +1132,16 @@ class MultiwordContext:
         """(indices of the tokens expander can split, the log-odds that each of them is a
         multiword token) of tokens of paragraphs laid end to end (first[i] where token i
         opens one: one paragraph when None)."""
-        index, split = self._split_columns(tokens, expander)
+        if not tokens:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        columns = self._columns(tokens, expander)
+        index = np.flatnonzero(columns[:, 7] >= 0)
         if not len(index):
             return index, np.zeros(0)
         if first is None:
             first = np.zeros(len(tokens), dtype=bool)
             first[0] = True
-        rows = self._features(self._token_columns(tokens), first, index, split)
+        rows = self._features(columns, first, index)
         return index, self.weights[rows].sum(axis=1, dtype=np.float64)
 
     @classmethod
@@ -1155,19 +1158,20 @@ class MultiwordContext:
             lexicon[form] = _count_class(n) * 64 + tag
         model = cls(np.zeros(1 << _CONTEXT_BITS), lexicon, tags)
         tokens, _, first, multiword = _gold_paragraph_tokens(material)
-        index, split = model._split_columns(tokens, expander)
+        columns = model._columns(tokens, expander)
+        index = np.flatnonzero(columns[:, 7] >= 0)
         if not len(index) or multiword[index].all() or not multiword[index].any():
             return model
         # each token's count as a one-word token leaves the token itself out
         counts = [material.plain[tokens[i].lower()] - (not multiword[i])
                   for i in index.tolist()]
         own = np.array([_count_class(n) for n in counts], dtype=np.int64)
-        rows = model._features(model._token_columns(tokens), first, index, split, own)
+        rows = model._features(columns, first, index, own)
         model.weights = _logistic_regression(rows, multiword[index].astype(float),
                                              1 << _CONTEXT_BITS, l2, steps)
-        model._forms.clear()
-        model._splits.clear()
-        model._expander = None
+        # the forms of train need not be kept
+        model._ids, model._rows, model._expander = {}, [], None
+        model._table = np.zeros((0, 8), dtype=np.int64)
         return model
 
     def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
@@ -1361,25 +1365,30 @@ class LearnedFrontEnd:
             ok = last >= 0
             ok[ok] = starts[last[ok]] >= begin[ok]
             sentence_end[last[ok]] = True
-        if self.words is not None and self.word_weight:
-            self._decide_between_words(scored, labels, (starts, ends, sentence_end))
+        between_words = self.words is not None and self.word_weight
+        in_context = self.context is not None and self.context_weight and len(ends)
+        # the tokens' text, sliced once for both word-level models
+        forms = [text[a:b] for a, b in zip(starts.tolist(), ends.tolist())] if (
+            between_words or in_context) else []
+        if between_words:
+            self._decide_between_words(scored, labels, (starts, ends, sentence_end), forms)
         decided = np.zeros(len(ends), dtype=bool)
-        if self.context is not None and self.context_weight and len(ends):
-            decided = self._decide_multiword(scored, (starts, ends, multiword), fixed)
+        if in_context:
+            decided = self._decide_multiword(scored, (starts, ends, multiword), fixed, forms)
         # a flagged token the expander keeps as one word is no multiword token
         flagged = np.flatnonzero(multiword & ~decided)
         multiword[flagged] = [len(self.expander.expand(text[a:b])) > 1 for a, b in
                               zip(starts[flagged].tolist(), ends[flagged].tolist())]
         return text, scored.bounds, (starts, ends, sentence_end, multiword)
 
-    def _decide_multiword(self, scored, spans, fixed):
+    def _decide_multiword(self, scored, spans, fixed, forms):
         """Decide again, in place, whether each token the expander can split is a
         multiword token, the context model's log-odds weighed in; the tokens whose end
         the chunk lexicon decided keep its decision.  Returns which tokens were decided."""
         starts, ends, multiword = spans
         paragraph = np.searchsorted(scored.begin, starts, side="right") - 1
         first = np.concatenate([[True], paragraph[1:] != paragraph[:-1]])
-        index, context = self._scores_in_context(scored, starts, ends, first)
+        index, context = self._scores_in_context(scored, starts, ends, first, forms)
         if fixed is not None and len(fixed) and len(index):
             keep = ~np.isin(ends[index] - 1, fixed)
             index, context = index[keep], context[keep]
@@ -1393,7 +1402,7 @@ class LearnedFrontEnd:
         decided[index] = True
         return decided
 
-    def _scores_in_context(self, scored, starts, ends, first):
+    def _scores_in_context(self, scored, starts, ends, first, forms):
         """The context model's (token indices, log-odds) of the tokens the expander can
         split; kept while _tune_context_weight decodes dev again and again (keyed by the
         objects, as _scores_between_words)."""
@@ -1402,15 +1411,12 @@ class LearnedFrontEnd:
         if (cache and cache[0] is scored and cache[1] is self.context
                 and cache[2] is self.expander and cache[3] == spans):
             return cache[4]
-        text = scored.text
-        result = self.context.scores(
-            [text[a:b] for a, b in zip(starts.tolist(), ends.tolist())], self.expander,
-            first)
+        result = self.context.scores(forms, self.expander, first)
         if cache is not None:
             cache[:] = [scored, self.context, self.expander, spans, result]
         return result
 
-    def _decide_between_words(self, scored, labels, spans):
+    def _decide_between_words(self, scored, labels, spans, forms):
         """Decide again, in place, whether a sentence ends after each token followed by
         whitespace inside a paragraph: the character model's log-odds (with its bias) plus
         word_weight times the word model's, plus word_bias."""
@@ -1420,7 +1426,7 @@ class LearnedFrontEnd:
         logits = scored.logits
         paragraph = np.searchsorted(scored.begin, starts, side="right") - 1
         first = np.concatenate([[True], paragraph[1:] != paragraph[:-1]])
-        word_scores = self._scores_between_words(scored, starts, ends, first)
+        word_scores = self._scores_between_words(scored, starts, ends, first, forms)
         inner = np.concatenate([~first[1:], [False]])  # not a paragraph's last token
         inner[inner] = scored.ids[ends[inner]] == 0  # whitespace follows
         last = ends[inner] - 1
@@ -1430,7 +1436,7 @@ class LearnedFrontEnd:
         sentence_end[inner] = (char_odds + self.word_weight * word_scores[inner]
                                + self.word_bias > 0)
 
-    def _scores_between_words(self, scored, starts, ends, first):
+    def _scores_between_words(self, scored, starts, ends, first, forms):
         """The word model's log-odds that a sentence ends after each token.  While
         _tune_word_weight decodes dev again and again, the same tokens' scores are kept:
         the objects themselves are the key, not their ids (an id is reused once its object
@@ -1439,9 +1445,7 @@ class LearnedFrontEnd:
         spans = starts.tobytes() + ends.tobytes()
         if cache and cache[0] is scored and cache[1] is self.words and cache[2] == spans:
             return cache[3]
-        text = scored.text
-        scores = self.words.scores(
-            [text[a:b] for a, b in zip(starts.tolist(), ends.tolist())], first)
+        scores = self.words.scores(forms, first)
         if cache is not None:
             cache[:] = [scored, self.words, spans, scores]
         return scores
