@@ -341,6 +341,40 @@ def _glued(cps, ids):
     return glued
 
 
+#: The character classes (_CLASSES) of punctuation marks and symbols.
+_SYMBOL_CLASSES = np.array([c in ("open", "close", "punct", "symbol") for c in _CLASSES])
+
+
+def _repeated_symbols(cps, classes):
+    """(n,) bool: character i is a punctuation mark or symbol that character i + 1 repeats
+    ("!!!", "$$$", "--"; classes: each character's index in _CLASSES)."""
+    repeated = np.zeros(len(cps), dtype=bool)
+    if len(cps) > 1:
+        repeated[:-1] = (cps[:-1] == cps[1:]) & _SYMBOL_CLASSES[classes[:-1]]
+    return repeated
+
+
+def learn_repeated_symbols(material: TrainingText) -> float:
+    """The share of a treebank's runs of one repeated punctuation mark or symbol ("!!!",
+    "--", "$$") that no token end cuts (1 where it has none).  EWT keeps 99 % of them
+    whole; where a treebank does, the decoder may keep every such run whole
+    (LearnedFrontEnd.repeats_whole), which the model misses for runs it has rarely seen
+    ("$$$" cut into three)."""
+    codes = CharCodes("")  # every character by its class
+    whole = cut = 0
+    for text, labels in zip(material.paragraphs, material.labels):
+        cps = _code_points(text)
+        repeated = _repeated_symbols(cps, codes.encode_code_points(cps))
+        if not repeated.any():
+            continue
+        run = np.cumsum(repeated & ~np.concatenate([[False], repeated[:-1]])) - 1
+        runs = int(run[repeated].max()) + 1
+        cut_runs = np.unique(run[repeated & _ENDS[labels.astype(np.int64)]]).size
+        cut += cut_runs
+        whole += runs - cut_runs
+    return whole / (whole + cut) if whole + cut else 1.0
+
+
 # ---------------------------------------------------------------- the network
 
 
@@ -1305,6 +1339,9 @@ class LearnedFrontEnd:
         self.multiword_bias = 0.0
         self.lexicon = lexicon or {}
         self.use_lexicon = True
+        # no token ends inside a run of one repeated punctuation mark or symbol (chosen on
+        # dev where the treebank keeps them whole: learn_repeated_symbols)
+        self.repeats_whole = False
         self.shapes: dict[str, bytes] = {}  # shape -> token ends (learn_shapes)
         # a sentence ends after a token followed by whitespace where the character model's
         # log-odds + word_weight * the word model's + word_bias > 0 (both tuned on dev)
@@ -1352,7 +1389,10 @@ class LearnedFrontEnd:
     def _decode(self, scored):
         text, begin, lengths, ids = scored.text, scored.begin, scored.lengths, scored.ids
         space = ids == 0
-        labels = _choose_labels(scored.logits, ids, _glued(scored.cps, ids),
+        glued = _glued(scored.cps, ids)
+        if self.repeats_whole:
+            glued |= _repeated_symbols(scored.cps, self.codes.class_of_id[ids])
+        labels = _choose_labels(scored.logits, ids, glued,
                                 self.sentence_bias, self.multiword_bias)
         fixed = _apply_lexicon(text, labels, space,
                                self.lexicon if self.use_lexicon else {}, self.shapes)
@@ -1466,7 +1506,8 @@ class LearnedFrontEnd:
                 "cell": self.model.rnn.cell, "dim": int(self.model.embedding.shape[1]),
                 "hidden": self.model.rnn.hidden_size, "options": self.options,
                 "sentence_bias": self.sentence_bias, "multiword_bias": self.multiword_bias,
-                "use_lexicon": self.use_lexicon, "word_weight": self.word_weight,
+                "use_lexicon": self.use_lexicon, "repeats_whole": self.repeats_whole,
+                "word_weight": self.word_weight,
                 "word_bias": self.word_bias, "context_weight": self.context_weight,
                 "context_bias": self.context_bias,
                 "multiword": self.expander.to_meta()}
@@ -1496,6 +1537,7 @@ class LearnedFrontEnd:
                             options, float(meta.get("sentence_bias", 0.0)),
                             _lexicon_from_arrays(arrays))
             front_end.use_lexicon = bool(meta.get("use_lexicon", True))
+            front_end.repeats_whole = bool(meta.get("repeats_whole", False))
             front_end.multiword_bias = float(meta.get("multiword_bias", 0.0))
             front_end.shapes = _lexicon_from_arrays(arrays, "shapes")
             front_end.words = WordBoundaries.from_arrays(arrays, _WORDS_PREFIX)
@@ -1604,7 +1646,8 @@ def tune_on_dev(front_end: LearnedFrontEnd, train_path: str | os.PathLike[str],
     front_end.lexicon = learn_lexicon(material)
     _tune_after_model(front_end, _DevSet(read_training_text(dev_path)), learn_shapes(material),
                       WordBoundaries.learn(material),
-                      _multiword_contexts(material, front_end.expander))
+                      _multiword_contexts(material, front_end.expander),
+                      learn_repeated_symbols(material))
 
 
 #: The weights of the word model against the character model's, and the biases, tried on dev.
@@ -1612,9 +1655,16 @@ _WORD_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
 _WORD_BIASES = (-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 3.0)
 
 
-def _tune_after_model(front_end, dev, shapes, words=None, contexts=()):
-    """Choose on dev whether to use the chunk lexicon, which shapes to use (those whose
-    share reaches one of _SHAPE_SHARES, or none), the sentence-end and multiword biases,
+#: The share of the treebank's runs of a repeated symbol kept whole (learn_repeated_symbols)
+#: from which keeping them all whole is tried on dev.
+_REPEATS_SHARE = 0.95
+
+
+def _tune_after_model(front_end, dev, shapes, words=None, contexts=(), repeats_share=0.0):
+    """Choose on dev whether to keep runs of a repeated symbol whole (where repeats_share,
+    learn_repeated_symbols' share, reaches _REPEATS_SHARE), whether to use the chunk
+    lexicon, which shapes to use (those whose share reaches one of _SHAPE_SHARES, or
+    none), the sentence-end and multiword biases,
     how much the word boundary model `words` (WordBoundaries) weighs, and which of the
     multiword context models `contexts` (MultiwordContext) to use and how much it weighs
     (none: 0)."""
@@ -1626,6 +1676,11 @@ def _tune_after_model(front_end, dev, shapes, words=None, contexts=()):
 
     front_end.shapes = {}
     front_end.use_lexicon = False
+    front_end.repeats_whole = False
+    if repeats_share >= _REPEATS_SHARE:
+        cut = token_score()
+        front_end.repeats_whole = True
+        front_end.repeats_whole = token_score() >= cut
     without_lexicon = token_score()
     front_end.use_lexicon = True
     front_end.use_lexicon = token_score() >= without_lexicon
@@ -1803,7 +1858,8 @@ def train_frontend(train_path: str | os.PathLike[str],
     front_end.lexicon = learn_lexicon(material)
     if dev is not None:
         _tune_after_model(front_end, dev, learn_shapes(material), WordBoundaries.learn(material),
-                          _multiword_contexts(material, expander))
+                          _multiword_contexts(material, expander),
+                          learn_repeated_symbols(material))
     return front_end
 
 

@@ -21,6 +21,7 @@ from seqtag.segment import (END, INSIDE, LABELS, MWT, MWT_SENT, SENT, SPACE, Cha
                             RuleFrontEnd,
                             TrainingText, WordBoundaries, _apply_lexicon, _choose_labels,
                             _paragraph_sentences, _spans, dev_scores, learn_lexicon,
+                            learn_repeated_symbols,
                             learn_shapes, paragraphs_to_conllu, read_training_text,
                             to_conllu, train_frontend)
 
@@ -287,6 +288,32 @@ def test_the_context_model_decides_only_tokens_the_expander_can_split(french):
         french.context, french.context_weight, french.context_bias = None, 0.0, 0.0
 
 
+def test_repeated_symbols_learned_and_kept_whole(french):
+    text = "oh !!! non -- oui $$"
+    whole = np.array([SPACE if c == " " else INSIDE for c in text])
+    whole[[1, 5, 9, 12, 16, 19]] = END
+    cut = whole.copy()
+    cut[[3, 4, 11]] = END  # "!" "!" "!" and "-" "-"
+    assert learn_repeated_symbols(TrainingText([text], [whole])) == 1.0
+    assert learn_repeated_symbols(TrainingText([text, text], [whole, cut])) == 4 / 6
+    assert learn_repeated_symbols(TrainingText(["a b"], [np.array([END, SPACE, SENT])])) == 1.0
+    paragraph = "Il a payé $$$ pour ça!!! Puis il part--vite."
+    runs = [(m.start(), m.end()) for m in re.finditer(r"\$+|!+|-+", paragraph)]
+
+    def cut_inside_runs():
+        tokens = [t for s in french.segment(paragraph) for t in s.tokens]
+        return [t.text for t in tokens if any(a < t.end < b for a, b in runs)]
+
+    chosen = french.repeats_whole
+    try:
+        french.repeats_whole = False
+        assert cut_inside_runs()  # the tiny model cuts "!!!"
+        french.repeats_whole = True
+        assert cut_inside_runs() == []
+    finally:
+        french.repeats_whole = chosen
+
+
 # ---------------------------------------------------------------- the chunk lexicon
 
 
@@ -543,10 +570,14 @@ def test_save_and_load_give_the_same_segmentation(french):
     loaded = LearnedFrontEnd.from_arrays(arrays, meta)
     texts = [p for p in HARD_TEXTS] + read_training_text(CORPORA["de"]).paragraphs
     assert loaded.segment_many(texts) == french.segment_many(texts)
+    older = {k: v for k, v in meta.items() if k != "repeats_whole"}
+    assert not LearnedFrontEnd.from_arrays(arrays, older).repeats_whole  # as before it
     loaded.shapes, loaded.multiword_bias = {"a,a": b"\x01\x01\x01"}, 0.5
+    loaded.repeats_whole = not french.repeats_whole
     again = LearnedFrontEnd.from_arrays(*(json.loads(json.dumps(part)) if k else part
                                           for k, part in enumerate(loaded.to_arrays())))
-    assert (again.shapes, again.multiword_bias) == (loaded.shapes, 0.5)
+    assert (again.shapes, again.multiword_bias, again.repeats_whole) == (
+        loaded.shapes, 0.5, not french.repeats_whole)
     assert again.words is None and loaded.words is None  # files without a word model load
     loaded.words = WordBoundaries(np.arange(1 << 16, dtype=np.float32) % 7 - 3,
                                   {"été": 17, "paris": 4})
