@@ -729,13 +729,14 @@ def learn_lexicon(material: TrainingText, min_share: float = 0.6) -> dict[str, b
     return lexicon
 
 
-def _apply_lexicon(text, labels, space, lexicon, shapes=None):
+def _apply_lexicon(text, labels, space, lexicon, shapes=None, letter_shapes=None):
     """Give the chunks of the lexicon their treebank segmentation, in place, and the other
-    chunks of a shape in `shapes` (learn_shapes) their shape's token ends, a token end
+    chunks of a shape in `letter_shapes` (learn_shapes(letters=True): "650k" -> "9k"),
+    else in `shapes` (learn_shapes), their shape's token ends, a token end
     staying a multiword token's where the model says so; a sentence the model ends inside
     such a chunk ends with the chunk.  Returns the positions whose token end (multiword
     or not) the lexicon decided (None: none)."""
-    if not lexicon and not shapes:
+    if not lexicon and not shapes and not letter_shapes:
         return None
     begin, end = _chunk_bounds(space)
     get = lexicon.get
@@ -743,8 +744,11 @@ def _apply_lexicon(text, labels, space, lexicon, shapes=None):
     for a, b in zip(begin.tolist(), end.tolist()):
         chunk = text[a:b]
         code = get(chunk)
-        if code is None and shapes and not chunk.isalpha():
-            code = _shape_code(chunk, shapes)
+        if code is None and (shapes or letter_shapes) and not chunk.isalpha():
+            if letter_shapes:
+                code = _shape_code(chunk, letter_shapes, letters=True)
+            if code is None and shapes:
+                code = _shape_code(chunk, shapes)
         if code is not None:
             hits.append(a)
             codes.append(code)
@@ -774,20 +778,24 @@ _RUN = re.compile(r"[^\W\d_]+|\d+|.", re.DOTALL)
 _ENDS_AS_MODEL = 3
 
 
-def _shape(chunk):
-    """(the chunk's shape, the index of each run's last character in the chunk)."""
+def _shape(chunk, letters=False):
+    """(the chunk's shape, the index of each run's last character in the chunk); with
+    letters, each run of letters is itself, lower case ("650K" -> "9k", "4th" -> "9th"):
+    a finer shape, for the conventions that depend on the letters (units cut from their
+    number, ordinals not)."""
     shape, last = [], []
     for m in _RUN.finditer(chunk):
         run = m.group()
-        shape.append("a" if run[0].isalpha() else "9" if run[0].isdigit() else run)
+        shape.append((run.lower() if letters else "a") if run[0].isalpha()
+                     else "9" if run[0].isdigit() else run)
         last.append(m.end() - 1)
     return "".join(shape), last
 
 
-def _shape_code(chunk, shapes):
+def _shape_code(chunk, shapes, letters=False):
     """The chunk's segmentation by its shape (token ends coded _ENDS_AS_MODEL), or None
     for a shape not in shapes."""
-    shape, last = _shape(chunk)
+    shape, last = _shape(chunk, letters)
     ends = shapes.get(shape)
     if ends is None:
         return None
@@ -798,7 +806,7 @@ def _shape_code(chunk, shapes):
     return bytes(code)
 
 
-def learn_shapes(material: TrainingText, min_count: int = 5
+def learn_shapes(material: TrainingText, min_count: int = 5, letters: bool = False
                  ) -> dict[str, tuple[bytes, float]]:
     """Shape -> (its most frequent token ends, one byte per run: 1 where a token ends;
     the share of its chunks segmented so) for the shapes of two runs or more seen in at
@@ -807,14 +815,18 @@ def learn_shapes(material: TrainingText, min_count: int = 5
 
     The chunk lexicon knows the chunks seen; shapes carry the treebank's conventions to
     chunks never seen ("...lol" cut after the ellipsis, "1,100" and "A.B.C." kept whole),
-    which the model alone gets wrong now and then.
+    which the model alone gets wrong now and then.  With letters, the finer shapes whose
+    letters are themselves, of the chunks with both digits and letters, where the letters
+    decide the convention ("650k" -> "9k" cut, "4th" -> "9th" whole: _shape); for other
+    chunks they would only learn again the words the chunk lexicon knows.
     """
     counts: dict[str, Counter] = defaultdict(Counter)
     for chunk, found in _chunk_segmentations(material).items():
         if chunk.isalpha():
             continue
-        shape, last = _shape(chunk)
-        if len(last) < 2:
+        shape, last = _shape(chunk, letters)
+        if len(last) < 2 or letters and not (
+                any(c.isdigit() for c in chunk) and any(c.isalpha() for c in chunk)):
             continue
         for code, n in found.items():
             ends = bytes(code[i] != "\x00" for i in last)
@@ -842,12 +854,18 @@ def _strings_from_array(array):
     return text.split("\n") if text else []
 
 
-def _lexicon_arrays(lexicon, name="lexicon"):
-    """A lexicon of chunks (or shapes) -> codes of their length as two arrays."""
+def _lexicon_arrays(lexicon, name="lexicon", lengths=False):
+    """A lexicon of chunks (or shapes) -> codes of their length as two arrays; with
+    lengths, codes of any length, with a third array of their lengths (shapes with their
+    letters: a code per run, runs of several characters)."""
     chunks = list(lexicon)
-    return {f"{name}.chunks": _strings_array(chunks),
-            f"{name}.codes": np.frombuffer(b"".join(lexicon[c] for c in chunks),
-                                           dtype=np.int8).copy()}
+    arrays = {f"{name}.chunks": _strings_array(chunks),
+              f"{name}.codes": np.frombuffer(b"".join(lexicon[c] for c in chunks),
+                                             dtype=np.int8).copy()}
+    if lengths:
+        arrays[f"{name}.lengths"] = np.array([len(lexicon[c]) for c in chunks],
+                                             dtype=np.int32)
+    return arrays
 
 
 def _lexicon_from_arrays(arrays, name="lexicon"):
@@ -855,12 +873,14 @@ def _lexicon_from_arrays(arrays, name="lexicon"):
         return {}
     chunks = _strings_from_array(arrays[f"{name}.chunks"])
     codes = np.asarray(arrays[f"{name}.codes"], dtype=np.int8).tobytes()
-    if sum(len(c) for c in chunks) != len(codes):
+    lengths = (np.asarray(arrays[f"{name}.lengths"]).tolist() if f"{name}.lengths" in arrays
+               else [len(c) for c in chunks])
+    if len(lengths) != len(chunks) or sum(lengths) != len(codes):
         raise ModelError(f"front end {name} is broken: chunks and codes do not match")
     lexicon, k = {}, 0
-    for chunk in chunks:
-        lexicon[chunk] = codes[k:k + len(chunk)]
-        k += len(chunk)
+    for chunk, n in zip(chunks, lengths):
+        lexicon[chunk] = codes[k:k + n]
+        k += n
     return lexicon
 
 
@@ -1343,6 +1363,8 @@ class LearnedFrontEnd:
         # dev where the treebank keeps them whole: learn_repeated_symbols)
         self.repeats_whole = False
         self.shapes: dict[str, bytes] = {}  # shape -> token ends (learn_shapes)
+        # the same for shapes with their letters (learn_shapes(letters=True)), tried first
+        self.letter_shapes: dict[str, bytes] = {}
         # a sentence ends after a token followed by whitespace where the character model's
         # log-odds + word_weight * the word model's + word_bias > 0 (both tuned on dev)
         self.words: Optional[WordBoundaries] = None
@@ -1395,7 +1417,8 @@ class LearnedFrontEnd:
         labels = _choose_labels(scored.logits, ids, glued,
                                 self.sentence_bias, self.multiword_bias)
         fixed = _apply_lexicon(text, labels, space,
-                               self.lexicon if self.use_lexicon else {}, self.shapes)
+                               self.lexicon if self.use_lexicon else {}, self.shapes,
+                               self.letter_shapes)
         labels[begin[:-1] + lengths[:-1]] = SPACE  # the separators are no token's
         starts, ends, sentence_end, multiword = _spans(labels, space) if len(text) else (
             np.zeros(0, dtype=np.int64),) * 2 + (np.zeros(0, dtype=bool),) * 2
@@ -1498,6 +1521,8 @@ class LearnedFrontEnd:
         arrays.update(_lexicon_arrays(self.lexicon))
         if self.shapes:
             arrays.update(_lexicon_arrays(self.shapes, "shapes"))
+        if self.letter_shapes:
+            arrays.update(_lexicon_arrays(self.letter_shapes, "letter_shapes", lengths=True))
         if self.words is not None:
             arrays.update(self.words.to_arrays(_WORDS_PREFIX))
         if self.context is not None:
@@ -1540,6 +1565,7 @@ class LearnedFrontEnd:
             front_end.repeats_whole = bool(meta.get("repeats_whole", False))
             front_end.multiword_bias = float(meta.get("multiword_bias", 0.0))
             front_end.shapes = _lexicon_from_arrays(arrays, "shapes")
+            front_end.letter_shapes = _lexicon_from_arrays(arrays, "letter_shapes")
             front_end.words = WordBoundaries.from_arrays(arrays, _WORDS_PREFIX)
             front_end.word_weight = float(meta.get("word_weight", 0.0))
             front_end.word_bias = float(meta.get("word_bias", 0.0))
@@ -1647,7 +1673,8 @@ def tune_on_dev(front_end: LearnedFrontEnd, train_path: str | os.PathLike[str],
     _tune_after_model(front_end, _DevSet(read_training_text(dev_path)), learn_shapes(material),
                       WordBoundaries.learn(material),
                       _multiword_contexts(material, front_end.expander),
-                      learn_repeated_symbols(material))
+                      learn_repeated_symbols(material),
+                      learn_shapes(material, _LETTER_SHAPE_COUNT, letters=True))
 
 
 #: The weights of the word model against the character model's, and the biases, tried on dev.
@@ -1660,11 +1687,17 @@ _WORD_BIASES = (-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 3.0)
 _REPEATS_SHARE = 0.95
 
 
-def _tune_after_model(front_end, dev, shapes, words=None, contexts=(), repeats_share=0.0):
+#: How many chunks a shape with its letters needs in train to be used (they are rarer).
+_LETTER_SHAPE_COUNT = 3
+
+
+def _tune_after_model(front_end, dev, shapes, words=None, contexts=(), repeats_share=0.0,
+                      letter_shapes=None):
     """Choose on dev whether to keep runs of a repeated symbol whole (where repeats_share,
     learn_repeated_symbols' share, reaches _REPEATS_SHARE), whether to use the chunk
     lexicon, which shapes to use (those whose share reaches one of _SHAPE_SHARES, or
-    none), the sentence-end and multiword biases,
+    none), then which shapes with their letters (`letter_shapes`, likewise), the
+    sentence-end and multiword biases,
     how much the word boundary model `words` (WordBoundaries) weighs, and which of the
     multiword context models `contexts` (MultiwordContext) to use and how much it weighs
     (none: 0)."""
@@ -1674,7 +1707,7 @@ def _tune_after_model(front_end, dev, shapes, words=None, contexts=(), repeats_s
         scores = dev.score(front_end, scored)
         return scores["tokens"] + scores["multiword"]
 
-    front_end.shapes = {}
+    front_end.shapes, front_end.letter_shapes = {}, {}
     front_end.use_lexicon = False
     front_end.repeats_whole = False
     if repeats_share >= _REPEATS_SHARE:
@@ -1691,6 +1724,14 @@ def _tune_after_model(front_end, dev, shapes, words=None, contexts=(), repeats_s
         if score > best + 1e-9:
             best, best_shapes = score, front_end.shapes
     front_end.shapes = best_shapes
+    best_letters = {}
+    for share in _SHAPE_SHARES if letter_shapes else ():
+        front_end.letter_shapes = {s: ends for s, (ends, found) in letter_shapes.items()
+                                   if found >= share}
+        score = token_score()
+        if score > best + 1e-9:
+            best, best_letters = score, front_end.letter_shapes
+    front_end.letter_shapes = best_letters
     front_end.words, front_end.word_weight, front_end.word_bias = None, 0.0, 0.0
     front_end.context, front_end.context_weight, front_end.context_bias = None, 0.0, 0.0
     _tune_bias(front_end, dev, scored, "sentence_bias", "sentences")
@@ -1859,7 +1900,8 @@ def train_frontend(train_path: str | os.PathLike[str],
     if dev is not None:
         _tune_after_model(front_end, dev, learn_shapes(material), WordBoundaries.learn(material),
                           _multiword_contexts(material, expander),
-                          learn_repeated_symbols(material))
+                          learn_repeated_symbols(material),
+                          learn_shapes(material, _LETTER_SHAPE_COUNT, letters=True))
     return front_end
 
 

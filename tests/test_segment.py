@@ -20,6 +20,7 @@ from seqtag.segment import (END, INSIDE, LABELS, MWT, MWT_SENT, SENT, SPACE, Cha
                             CharTagger, LearnedFrontEnd, MultiwordContext, MultiwordExpander,
                             RuleFrontEnd,
                             TrainingText, WordBoundaries, _apply_lexicon, _choose_labels,
+                            _lexicon_arrays, _lexicon_from_arrays,
                             _paragraph_sentences, _spans, dev_scores, learn_lexicon,
                             learn_repeated_symbols,
                             learn_shapes, paragraphs_to_conllu, read_training_text,
@@ -372,6 +373,35 @@ def test_shapes_carry_conventions_to_unseen_chunks():
     assert codes_of(predicted) == "001001" "5" "00001" "5" "001003" "5" "0000001"
 
 
+def test_shapes_with_their_letters_tell_units_from_ordinals():
+    # "650k" "12k" "9k" cut after the number, "4th" "21th" "8th" whole, "1990s" whole
+    # twice: a shape "9a" would hide which is which; "ok." has no digit: no letter shape
+    text = "650k 12k 9k 4th 21th 8th 1990s 80s ok. ok. ok."
+    labels = np.array([SPACE if c == " " else INSIDE for c in text], dtype=np.int8)
+    for m in re.finditer(r"\S+", text):
+        chunk = m.group()
+        digits = len(re.match(r"\d*", chunk).group())
+        if chunk.endswith("k") or chunk.endswith("."):
+            labels[m.start() + (digits or len(chunk) - 1) - 1] = END
+        labels[m.end() - 1] = END
+    material = TrainingText([text], [labels])
+    letters = learn_shapes(material, min_count=2, letters=True)
+    assert letters == {"9k": (b"\x01\x01", 1.0), "9th": (b"\x00\x01", 1.0),
+                       "9s": (b"\x00\x01", 1.0)}
+    assert learn_shapes(material, min_count=2)["9a"] == (b"\x00\x01", 5 / 8)
+    used = {shape: ends for shape, (ends, _) in letters.items()}
+    text = "39K 5th 7x"
+    space = np.array([c == " " for c in text])
+    predicted = np.array([SPACE if c == " " else INSIDE for c in text])
+    predicted[[2, 6, 9]] = END
+    _apply_lexicon(text, predicted, space, {}, {"9a": b"\x01\x01"}, used)
+    # "39K" cut by its letters' shape, "5th" whole (its letters' shape first), "7x" cut by
+    # the shape without letters
+    assert codes_of(predicted) == "011" "5" "001" "5" "11"
+    arrays = _lexicon_arrays(used, "letter_shapes", lengths=True)
+    assert _lexicon_from_arrays(arrays, "letter_shapes") == used
+
+
 def test_multiword_bias_moves_only_the_multiword_decision():
     # five characters: inside, a plain end, a sentence end, a multiword end, a space
     logits = np.log(np.array([
@@ -572,12 +602,14 @@ def test_save_and_load_give_the_same_segmentation(french):
     assert loaded.segment_many(texts) == french.segment_many(texts)
     older = {k: v for k, v in meta.items() if k != "repeats_whole"}
     assert not LearnedFrontEnd.from_arrays(arrays, older).repeats_whole  # as before it
+    assert LearnedFrontEnd.from_arrays(arrays, older).letter_shapes == {}
     loaded.shapes, loaded.multiword_bias = {"a,a": b"\x01\x01\x01"}, 0.5
+    loaded.letter_shapes = {"9km": b"\x01\x01", "9th.": b"\x00\x01\x01"}
     loaded.repeats_whole = not french.repeats_whole
     again = LearnedFrontEnd.from_arrays(*(json.loads(json.dumps(part)) if k else part
                                           for k, part in enumerate(loaded.to_arrays())))
-    assert (again.shapes, again.multiword_bias, again.repeats_whole) == (
-        loaded.shapes, 0.5, not french.repeats_whole)
+    assert (again.shapes, again.multiword_bias, again.repeats_whole, again.letter_shapes) == (
+        loaded.shapes, 0.5, not french.repeats_whole, loaded.letter_shapes)
     assert again.words is None and loaded.words is None  # files without a word model load
     loaded.words = WordBoundaries(np.arange(1 << 16, dtype=np.float32) % 7 - 3,
                                   {"été": 17, "paris": 4})
