@@ -1050,22 +1050,34 @@ class WordBoundaries:
         return model
 
     def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
-        forms = list(self.casing)
-        return {prefix + "weight": self.weights.astype(np.float32),
-                prefix + "casing.forms": _strings_array(forms),
-                prefix + "casing.codes": np.array([self.casing[f] for f in forms],
-                                                  dtype=np.uint8)}
+        return _hashed_model_arrays(prefix, self.weights, "casing", self.casing)
 
     @classmethod
     def from_arrays(cls, arrays: dict, prefix: str) -> Optional["WordBoundaries"]:
-        if prefix + "weight" not in arrays:
-            return None
-        forms = _strings_from_array(arrays[prefix + "casing.forms"])
-        codes = np.asarray(arrays[prefix + "casing.codes"]).tolist()
-        weights = np.asarray(arrays[prefix + "weight"], dtype=np.float32)
-        if len(forms) != len(codes) or len(weights) != 1 << _BOUNDARY_BITS:
-            raise ModelError("front end word boundary model is broken")
-        return cls(weights, dict(zip(forms, codes)))
+        stored = _hashed_model_from_arrays(arrays, prefix, "casing", "word boundary model")
+        return None if stored is None else cls(*stored)
+
+
+def _hashed_model_arrays(prefix, weights, name, codes):
+    """The arrays of a model of hashed features: its weights and a byte per form
+    (codes: form -> 0..255) under prefix + name."""
+    forms = list(codes)
+    return {prefix + "weight": weights.astype(np.float32),
+            f"{prefix}{name}.forms": _strings_array(forms),
+            f"{prefix}{name}.codes": np.array([codes[f] for f in forms], dtype=np.uint8)}
+
+
+def _hashed_model_from_arrays(arrays, prefix, name, what):
+    """(weights, {form: code}) as _hashed_model_arrays stored them, None where the file has
+    no such model; ModelError (naming `what`) where they do not fit together."""
+    if prefix + "weight" not in arrays:
+        return None
+    forms = _strings_from_array(arrays[f"{prefix}{name}.forms"])
+    codes = np.asarray(arrays[f"{prefix}{name}.codes"]).tolist()
+    weights = np.asarray(arrays[prefix + "weight"], dtype=np.float32)
+    if len(forms) != len(codes) or len(weights) != 1 << _BOUNDARY_BITS:
+        raise ModelError(f"front end {what} is broken")
+    return weights, dict(zip(forms, codes))
 
 
 def _gold_paragraph_tokens(material):
@@ -1229,24 +1241,17 @@ class MultiwordContext:
         return model
 
     def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
-        forms = list(self.lexicon)
-        return {prefix + "weight": self.weights.astype(np.float32),
-                prefix + "lexicon.forms": _strings_array(forms),
-                prefix + "lexicon.codes": np.array([self.lexicon[f] for f in forms],
-                                                   dtype=np.uint8),
-                prefix + "tags": _strings_array(self.tags)}
+        arrays = _hashed_model_arrays(prefix, self.weights, "lexicon", self.lexicon)
+        arrays[prefix + "tags"] = _strings_array(self.tags)
+        return arrays
 
     @classmethod
     def from_arrays(cls, arrays: dict, prefix: str) -> Optional["MultiwordContext"]:
-        if prefix + "weight" not in arrays:
+        stored = _hashed_model_from_arrays(arrays, prefix, "lexicon",
+                                           "multiword context model")
+        if stored is None:
             return None
-        forms = _strings_from_array(arrays[prefix + "lexicon.forms"])
-        codes = np.asarray(arrays[prefix + "lexicon.codes"]).tolist()
-        weights = np.asarray(arrays[prefix + "weight"], dtype=np.float32)
-        if len(forms) != len(codes) or len(weights) != 1 << _CONTEXT_BITS:
-            raise ModelError("front end multiword context model is broken")
-        return cls(weights, dict(zip(forms, codes)),
-                   _strings_from_array(arrays[prefix + "tags"]))
+        return cls(*stored, _strings_from_array(arrays[prefix + "tags"]))
 
 
 def _logistic_regression(rows, gold, size, l2, steps, lr=0.1):
