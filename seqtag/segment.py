@@ -940,7 +940,6 @@ class WordBoundaries:
         self.casing = casing
         # each form seen: its row of _token_columns in _table
         self._forms: dict[str, int] = {}
-        self._rows: list[tuple] = []
         self._table = np.zeros((0, 7), dtype=np.int64)
 
     def _token_columns(self, tokens, casing=None):
@@ -951,17 +950,21 @@ class WordBoundaries:
         known = self._forms
         if len(known) > 200_000:
             known.clear()
-            self._rows = []
+            self._table = self._table[:0]
         index = list(map(known.get, tokens))
         if None in index:
+            new = []
             for t in tokens:
                 if t not in known:
                     low = t.lower()
-                    known[t] = len(self._rows)
-                    self._rows.append((_hash(low), _hash(t), _hash(_case_shape(t)),
-                                       _hash(low[-3:]), _hash(low[:3]),
-                                       self.casing.get(low, 0), int(set(t) <= _FINAL)))
-            self._table = np.array(self._rows, dtype=np.int64).reshape(len(self._rows), 7)
+                    known[t] = len(self._table) + len(new)
+                    new.append((_hash(low), _hash(t), _hash(_case_shape(t)), _hash(low[-3:]),
+                                _hash(low[:3]), self.casing.get(low, 0),
+                                int(set(t) <= _FINAL)))
+            # only the new forms' rows are converted: text streamed in batches meets new
+            # forms in every batch
+            self._table = np.concatenate(
+                [self._table, np.array(new, dtype=np.int64).reshape(len(new), 7)])
             index = list(map(known.get, tokens))
         columns = self._table[np.array(index, dtype=np.int64)]
         if casing is not None:
@@ -1045,7 +1048,7 @@ class WordBoundaries:
         inner = np.concatenate([~first[1:], [False]])  # the boundary is inside a paragraph
         model.weights = _logistic_regression(rows[inner], ends[inner].astype(float),
                                              1 << _BOUNDARY_BITS, l2, steps)
-        model._forms, model._rows = {}, []  # the forms of train need not be kept
+        model._forms = {}  # the forms of train need not be kept
         model._table = np.zeros((0, 7), dtype=np.int64)
         return model
 
@@ -1125,7 +1128,6 @@ class MultiwordContext:
         self.tags = list(tags)
         # each form seen: its row in _table (_columns), made with _expander
         self._ids: dict[str, int] = {}
-        self._rows: list[tuple] = []
         self._table = np.zeros((0, 8), dtype=np.int64)
         self._expander: Optional[MultiwordExpander] = None
 
@@ -1137,16 +1139,19 @@ class MultiwordContext:
         where it does not).  A row per form is kept and the tokens looked up at once: the
         Python work is one dictionary look-up a token (command-line speed)."""
         if expander is not self._expander or len(self._ids) > 200_000:
-            self._ids, self._rows, self._expander = {}, [], expander
+            self._ids, self._expander = {}, expander
             self._table = np.zeros((0, 8), dtype=np.int64)
         ids = self._ids
         index = list(map(ids.get, tokens))
         if None in index:
+            new = []
             for t in tokens:
                 if t not in ids:
-                    ids[t] = len(self._rows)
-                    self._rows.append(self._row(t, expander))
-            self._table = np.array(self._rows, dtype=np.int64).reshape(len(self._rows), 8)
+                    ids[t] = len(self._table) + len(new)
+                    new.append(self._row(t, expander))
+            # only the new forms' rows are converted (text streamed in batches)
+            self._table = np.concatenate(
+                [self._table, np.array(new, dtype=np.int64).reshape(len(new), 8)])
             index = list(map(ids.get, tokens))
         return self._table[np.array(index, dtype=np.int64)]
 
@@ -1236,7 +1241,7 @@ class MultiwordContext:
         model.weights = _logistic_regression(rows, multiword[index].astype(float),
                                              1 << _CONTEXT_BITS, l2, steps)
         # the forms of train need not be kept
-        model._ids, model._rows, model._expander = {}, [], None
+        model._ids, model._expander = {}, None
         model._table = np.zeros((0, 8), dtype=np.int64)
         return model
 
