@@ -44,9 +44,12 @@ def retune(frontend, record, train, dev):
     tune_on_dev(frontend, train, dev)
     record.update(file=str(train), dev_file=str(dev), dev={
         k: round(float(v), 6) for k, v in dev_scores(frontend, dev).items()})
-    print(f"retuned: lexicon {frontend.use_lexicon}, {len(frontend.shapes)} shapes, sentence "
+    print(f"retuned: repeated symbols whole {frontend.repeats_whole}, lexicon "
+          f"{frontend.use_lexicon}, {len(frontend.shapes)} shapes, "
+          f"{len(frontend.letter_shapes)} shapes with letters, sentence "
           f"bias {frontend.sentence_bias:g}, multiword bias {frontend.multiword_bias:g}, word "
-          f"model weight {frontend.word_weight:g}, bias {frontend.word_bias:g}")
+          f"model weight {frontend.word_weight:g}, bias {frontend.word_bias:g}, multiword context "
+          f"model weight {frontend.context_weight:g}, bias {frontend.context_bias:g}")
 
 
 def main():

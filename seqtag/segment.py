@@ -66,6 +66,7 @@ class TrainingText:
     labels            one int8 array per paragraph, a label (LABELS) per character
     multiword         (surface form, words) of every multiword token
     plain             how often each lowercase form is a token of one word
+    tags              the UPOS of each lowercase form's one-word tokens, counted
     sentences         how many sentences were read
     rebuilt           sentences whose tokens did not match their `# text`: their text was
                       rebuilt from the tokens and SpaceAfter (so the labels still hold)
@@ -76,13 +77,15 @@ class TrainingText:
 
     def __init__(self, paragraphs: list[str], labels: list[np.ndarray],
                  multiword: Optional[list[tuple[str, tuple[str, ...]]]] = None,
-                 sentences: int = 0, rebuilt: int = 0, plain: Optional[Counter] = None):
+                 sentences: int = 0, rebuilt: int = 0, plain: Optional[Counter] = None,
+                 tags: Optional[dict[str, Counter]] = None):
         self.paragraphs = paragraphs
         self.labels = labels
         self.multiword = [] if multiword is None else multiword
         self.sentences = sentences
         self.rebuilt = rebuilt
         self.plain = Counter() if plain is None else plain
+        self.tags = {} if tags is None else tags
 
     def __repr__(self):
         return (f"TrainingText({len(self.paragraphs)} paragraphs, {self.sentences} sentences, "
@@ -90,18 +93,20 @@ class TrainingText:
 
 
 class _GoldSentence:
-    __slots__ = ("text", "tokens", "new_paragraph")
+    __slots__ = ("text", "tokens", "new_paragraph", "tags")
 
     def __init__(self, text: Optional[str],
                  tokens: list[tuple[str, tuple[str, ...], bool]],  # (form, words or (),
-                 new_paragraph: bool):                              # space after)
+                 new_paragraph: bool,                               # space after)
+                 tags: Optional[list[Optional[str]]] = None):  # a token's UPOS (None: MWT)
         self.text, self.tokens, self.new_paragraph = text, tokens, new_paragraph
+        self.tags = [] if tags is None else tags
 
 
 def _read_conllu_sentences(path):
     """The sentences of a CoNLL-U file: text, surface tokens, paragraph starts."""
     sentences = []
-    text, tokens, new_par, words_left, mwt = None, [], False, 0, None
+    text, tokens, new_par, words_left, mwt, tags = None, [], False, 0, None, []
     name = str(path)
     try:
         handle = open(path, encoding="utf-8")
@@ -113,8 +118,8 @@ def _read_conllu_sentences(path):
                 line = line.rstrip("\r\n")
                 if not line.strip():
                     if tokens:
-                        sentences.append(_GoldSentence(text, tokens, new_par))
-                    text, tokens, new_par, words_left, mwt = None, [], False, 0, None
+                        sentences.append(_GoldSentence(text, tokens, new_par, tags))
+                    text, tokens, new_par, words_left, mwt, tags = None, [], False, 0, None, []
                     continue
                 if line.startswith("#"):
                     if line.startswith(("# newpar", "# newdoc")):
@@ -137,6 +142,7 @@ def _read_conllu_sentences(path):
                     words_left = int(last) - int(first) + 1
                     mwt = [form, [], space_after]
                     tokens.append(mwt)
+                    tags.append(None)
                 elif "." in ident:
                     continue  # an empty node: no characters of its own
                 elif words_left:
@@ -144,10 +150,11 @@ def _read_conllu_sentences(path):
                     words_left -= 1
                 else:
                     tokens.append([form, [], space_after])
+                    tags.append(cols[3])
         except UnicodeDecodeError as e:
             raise CorpusError(f"not UTF-8 ({e.reason} at byte {e.start})", name) from None
     if tokens:
-        sentences.append(_GoldSentence(text, tokens, new_par))
+        sentences.append(_GoldSentence(text, tokens, new_par, tags))
     for s in sentences:
         s.tokens = [(f, tuple(w), sa) for f, w, sa in s.tokens]
     return sentences
@@ -220,6 +227,7 @@ def read_training_text(path: str | os.PathLike[str],
     labels: list[np.ndarray] = []
     multiword: list[tuple[str, tuple[str, ...]]] = []
     plain: Counter = Counter()
+    tags: dict[str, Counter] = defaultdict(Counter)
     rebuilt = 0
     texts: list[str] = []
     parts: list[np.ndarray] = []
@@ -250,8 +258,12 @@ def read_training_text(path: str | os.PathLike[str],
         parts.append(lab)
         multiword.extend((f, w) for f, w, _ in s.tokens if len(w) > 1)
         plain.update(f.lower() for f, w, _ in s.tokens if len(w) <= 1)
+        for (form, words, _), tag in zip(s.tokens, s.tags):
+            if len(words) <= 1 and tag is not None:
+                tags[form.lower()][tag] += 1
     close()
-    return TrainingText(paragraphs, labels, multiword, len(sentences), rebuilt, plain)
+    return TrainingText(paragraphs, labels, multiword, len(sentences), rebuilt, plain,
+                        dict(tags))
 
 
 # ---------------------------------------------------------------- characters
@@ -340,6 +352,40 @@ def _glued(cps, ids):
     glued[:-1] = ((ids[1:] == 9) | (nxt == _ZWJ) | (cur == _ZWJ)
                   | ((nxt >= 0xFE00) & (nxt <= 0xFE0F)) | ((nxt >= 0x1F3FB) & (nxt <= 0x1F3FF)))
     return glued
+
+
+#: The character classes (_CLASSES) of punctuation marks and symbols.
+_SYMBOL_CLASSES = np.array([c in ("open", "close", "punct", "symbol") for c in _CLASSES])
+
+
+def _repeated_symbols(cps, classes):
+    """(n,) bool: character i is a punctuation mark or symbol that character i + 1 repeats
+    ("!!!", "$$$", "--"; classes: each character's index in _CLASSES)."""
+    repeated = np.zeros(len(cps), dtype=bool)
+    if len(cps) > 1:
+        repeated[:-1] = (cps[:-1] == cps[1:]) & _SYMBOL_CLASSES[classes[:-1]]
+    return repeated
+
+
+def learn_repeated_symbols(material: TrainingText) -> float:
+    """The share of a treebank's runs of one repeated punctuation mark or symbol ("!!!",
+    "--", "$$") that no token end cuts (1 where it has none).  EWT keeps 99 % of them
+    whole; where a treebank does, the decoder may keep every such run whole
+    (LearnedFrontEnd.repeats_whole), which the model misses for runs it has rarely seen
+    ("$$$" cut into three)."""
+    codes = CharCodes("")  # every character by its class
+    whole = cut = 0
+    for text, labels in zip(material.paragraphs, material.labels):
+        cps = _code_points(text)
+        repeated = _repeated_symbols(cps, codes.encode_code_points(cps))
+        if not repeated.any():
+            continue
+        run = np.cumsum(repeated & ~np.concatenate([[False], repeated[:-1]])) - 1
+        runs = int(run[repeated].max()) + 1
+        cut_runs = np.unique(run[repeated & _ENDS[labels.astype(np.int64)]]).size
+        cut += cut_runs
+        whole += runs - cut_runs
+    return whole / (whole + cut) if whole + cut else 1.0
 
 
 # ---------------------------------------------------------------- the network
@@ -488,6 +534,11 @@ class MultiwordExpander:
     def expand(self, form: str) -> list[str]:
         if self.whole and form.lower() in self.whole:
             return [form]
+        return self.split(form)
+
+    def split(self, form: str) -> list[str]:
+        """form's words as expand() gives them, `whole` aside: what a flagged token
+        becomes once something that sees its context (MultiwordContext) has decided."""
         words = self.forms.get(form)
         if words is not None:
             return list(words)
@@ -613,8 +664,9 @@ def _paragraph_sentences(text, bounds, spans, expander):
     forms = [text[a:b] for a, b in zip(starts.tolist(), ends.tolist())]
     words: list[list[str]] = [[] for _ in forms]
     if expander is not None:
+        # the decoder has kept only the flagged tokens it wants expanded
         for i in np.flatnonzero(multiword).tolist():
-            expansion = expander.expand(forms[i])
+            expansion = expander.split(forms[i])
             if len(expansion) > 1:
                 words[i] = expansion
     closes = sentence_end.copy()
@@ -691,26 +743,31 @@ def learn_lexicon(material: TrainingText, min_share: float = 0.6) -> dict[str, b
     return lexicon
 
 
-def _apply_lexicon(text, labels, space, lexicon, shapes=None):
+def _apply_lexicon(text, labels, space, lexicon, shapes=None, letter_shapes=None):
     """Give the chunks of the lexicon their treebank segmentation, in place, and the other
-    chunks of a shape in `shapes` (learn_shapes) their shape's token ends, a token end
+    chunks of a shape in `letter_shapes` (learn_shapes(letters=True): "650k" -> "9k"),
+    else in `shapes` (learn_shapes), their shape's token ends, a token end
     staying a multiword token's where the model says so; a sentence the model ends inside
-    such a chunk ends with the chunk."""
-    if not lexicon and not shapes:
-        return
+    such a chunk ends with the chunk.  Returns the positions whose token end (multiword
+    or not) the lexicon decided (None: none)."""
+    if not lexicon and not shapes and not letter_shapes:
+        return None
     begin, end = _chunk_bounds(space)
     get = lexicon.get
     hits, codes = [], []
     for a, b in zip(begin.tolist(), end.tolist()):
         chunk = text[a:b]
         code = get(chunk)
-        if code is None and shapes and not chunk.isalpha():
-            code = _shape_code(chunk, shapes)
+        if code is None and (shapes or letter_shapes) and not chunk.isalpha():
+            if letter_shapes:
+                code = _shape_code(chunk, letter_shapes, letters=True)
+            if code is None and shapes:
+                code = _shape_code(chunk, shapes)
         if code is not None:
             hits.append(a)
             codes.append(code)
     if not hits:
-        return
+        return None
     lengths = np.array([len(c) for c in codes], dtype=np.int64)
     first = np.cumsum(lengths) - lengths
     positions = np.repeat(np.array(hits, dtype=np.int64) - first, lengths) + np.arange(
@@ -722,6 +779,7 @@ def _apply_lexicon(text, labels, space, lexicon, shapes=None):
                                  _CODE_LABEL[code])
     last = positions[first + lengths - 1][ends_sentence]
     labels[last] = _SENTENCE_VERSION[labels[last]]
+    return positions[code != _ENDS_AS_MODEL]
 
 
 # ---------------------------------------------------------------- the shape lexicon
@@ -734,20 +792,24 @@ _RUN = re.compile(r"[^\W\d_]+|\d+|.", re.DOTALL)
 _ENDS_AS_MODEL = 3
 
 
-def _shape(chunk):
-    """(the chunk's shape, the index of each run's last character in the chunk)."""
+def _shape(chunk, letters=False):
+    """(the chunk's shape, the index of each run's last character in the chunk); with
+    letters, each run of letters is itself, lower case ("650K" -> "9k", "4th" -> "9th"):
+    a finer shape, for the conventions that depend on the letters (units cut from their
+    number, ordinals not)."""
     shape, last = [], []
     for m in _RUN.finditer(chunk):
         run = m.group()
-        shape.append("a" if run[0].isalpha() else "9" if run[0].isdigit() else run)
+        shape.append((run.lower() if letters else "a") if run[0].isalpha()
+                     else "9" if run[0].isdigit() else run)
         last.append(m.end() - 1)
     return "".join(shape), last
 
 
-def _shape_code(chunk, shapes):
+def _shape_code(chunk, shapes, letters=False):
     """The chunk's segmentation by its shape (token ends coded _ENDS_AS_MODEL), or None
     for a shape not in shapes."""
-    shape, last = _shape(chunk)
+    shape, last = _shape(chunk, letters)
     ends = shapes.get(shape)
     if ends is None:
         return None
@@ -758,7 +820,7 @@ def _shape_code(chunk, shapes):
     return bytes(code)
 
 
-def learn_shapes(material: TrainingText, min_count: int = 5
+def learn_shapes(material: TrainingText, min_count: int = 5, letters: bool = False
                  ) -> dict[str, tuple[bytes, float]]:
     """Shape -> (its most frequent token ends, one byte per run: 1 where a token ends;
     the share of its chunks segmented so) for the shapes of two runs or more seen in at
@@ -767,14 +829,18 @@ def learn_shapes(material: TrainingText, min_count: int = 5
 
     The chunk lexicon knows the chunks seen; shapes carry the treebank's conventions to
     chunks never seen ("...lol" cut after the ellipsis, "1,100" and "A.B.C." kept whole),
-    which the model alone gets wrong now and then.
+    which the model alone gets wrong now and then.  With letters, the finer shapes whose
+    letters are themselves, of the chunks with both digits and letters, where the letters
+    decide the convention ("650k" -> "9k" cut, "4th" -> "9th" whole: _shape); for other
+    chunks they would only learn again the words the chunk lexicon knows.
     """
     counts: dict[str, Counter] = defaultdict(Counter)
     for chunk, found in _chunk_segmentations(material).items():
         if chunk.isalpha():
             continue
-        shape, last = _shape(chunk)
-        if len(last) < 2:
+        shape, last = _shape(chunk, letters)
+        if len(last) < 2 or letters and not (
+                any(c.isdigit() for c in chunk) and any(c.isalpha() for c in chunk)):
             continue
         for code, n in found.items():
             ends = bytes(code[i] != "\x00" for i in last)
@@ -802,41 +868,65 @@ def _strings_from_array(array):
     return text.split("\n") if text else []
 
 
-def _lexicon_arrays(lexicon, name="lexicon"):
-    """A lexicon of chunks (or shapes) -> codes of their length as two arrays."""
-    chunks = list(lexicon)
-    return {f"{name}.chunks": _strings_array(chunks),
-            f"{name}.codes": np.frombuffer(b"".join(lexicon[c] for c in chunks),
-                                           dtype=np.int8).copy()}
+def _lexicon_arrays(lexicon, name="lexicon", lengths=False):
+    """A lexicon of chunks (or shapes) -> codes of their length as two arrays; with
+    lengths, codes of any length, with a third array of their lengths (shapes with their
+    letters: a code per run, runs of several characters)."""
+    chunks = sorted(lexicon)  # the same file from the same model, whatever the hash seed
+    arrays = {f"{name}.chunks": _strings_array(chunks),
+              f"{name}.codes": np.frombuffer(b"".join(lexicon[c] for c in chunks),
+                                             dtype=np.int8).copy()}
+    if lengths:
+        arrays[f"{name}.lengths"] = np.array([len(lexicon[c]) for c in chunks],
+                                             dtype=np.int32)
+    return arrays
 
 
 def _lexicon_from_arrays(arrays, name="lexicon"):
     if f"{name}.chunks" not in arrays:
         return {}
+    lengths = arrays.get(f"{name}.lengths")
     return _StoredLexicon(StringIndex(arrays[f"{name}.chunks"]),
-                          np.asarray(arrays[f"{name}.codes"], dtype=np.int8).tobytes(), name)
+                          np.asarray(arrays[f"{name}.codes"], dtype=np.int8).tobytes(), name,
+                          None if lengths is None else np.asarray(lengths, dtype=np.int64))
 
 
 class _StoredLexicon(Mapping):
     """A lexicon of chunks (or shapes) -> codes as a model file holds it: the chunks'
     StringIndex and their codes laid end to end, a chunk's taken out when it is looked
-    up."""
+    up.  A chunk's codes are as long as the chunk, or as `lengths` says (shapes with their
+    letters: a code per run of characters)."""
 
-    def __init__(self, chunks: StringIndex, codes: bytes, name="lexicon"):
-        if chunks.chars != len(codes):
+    def __init__(self, chunks: StringIndex, codes: bytes, name="lexicon",
+                 lengths: Optional[np.ndarray] = None):
+        if lengths is None:
+            fits = chunks.chars == len(codes)
+        else:
+            fits = (lengths.shape == (chunks.size,) and int(lengths.sum()) == len(codes)
+                    and not (lengths < 0).any())
+        if not fits:
             raise ModelError(f"front end {name} is broken: chunks and codes do not match")
         self._chunks = chunks
         self._codes = codes
+        self._lengths = None if lengths is None else lengths.tolist()
+        self._starts = (None if lengths is None
+                        else (np.cumsum(lengths) - lengths).tolist())
+
+    def _codes_at(self, chunk, found):
+        if self._lengths is None:
+            return self._codes[found[1]:found[1] + len(chunk)]
+        start = self._starts[found[0]]
+        return self._codes[start:start + self._lengths[found[0]]]
 
     def get(self, chunk, default=None):
         found = self._chunks.locate(chunk)
-        return default if found is None else self._codes[found[1]:found[1] + len(chunk)]
+        return default if found is None else self._codes_at(chunk, found)
 
     def __getitem__(self, chunk):
         found = self._chunks.locate(chunk)
         if found is None:
             raise KeyError(chunk)
-        return self._codes[found[1]:found[1] + len(chunk)]
+        return self._codes_at(chunk, found)
 
     def __contains__(self, chunk):
         return self._chunks.locate(chunk) is not None
@@ -848,13 +938,13 @@ class _StoredLexicon(Mapping):
         return self._chunks.size
 
 
-class _StoredCasing(Mapping):
-    """WordBoundaries.casing as a model file holds it: form -> its casing code, from the
-    forms' StringIndex and one code per form."""
+class _StoredCodes(Mapping):
+    """form -> a code 0..255 as a model file holds it (WordBoundaries.casing,
+    MultiwordContext.lexicon): the forms' StringIndex and one byte per form."""
 
-    def __init__(self, forms: StringIndex, codes: bytes):
+    def __init__(self, forms: StringIndex, codes: bytes, what: str):
         if forms.size != len(codes):
-            raise ModelError("front end word boundary model is broken")
+            raise ModelError(f"front end {what} is broken")
         self._forms = forms
         self._codes = codes
 
@@ -932,25 +1022,35 @@ class WordBoundaries:
     def __init__(self, weights: np.ndarray, casing: dict[str, int]):
         self.weights = weights
         self.casing = casing
-        self._forms: dict[str, tuple] = {}  # form -> its token-level hashes (_token_columns)
+        # each form seen: its row of _token_columns in _table
+        self._forms: dict[str, int] = {}
+        self._table = np.zeros((0, 7), dtype=np.int64)
 
     def _token_columns(self, tokens, casing=None):
         """(n, 7) int64: each token's hashes (lowercase form, form, case shape, last three
         and first three lowercase characters), casing code (or casing[i]) and whether it is
-        sentence-final punctuation."""
+        sentence-final punctuation.  A row per form is kept and the tokens looked up at
+        once: the Python work is one dictionary look-up a token."""
         known = self._forms
         if len(known) > 200_000:
             known.clear()
-        rows = []
-        for t in tokens:
-            row = known.get(t)
-            if row is None:
-                low = t.lower()
-                row = known[t] = (_hash(low), _hash(t), _hash(_case_shape(t)),
-                                  _hash(low[-3:]), _hash(low[:3]), self.casing.get(low, 0),
-                                  int(set(t) <= _FINAL))
-            rows.append(row)
-        columns = np.array(rows, dtype=np.int64).reshape(len(tokens), 7)
+            self._table = self._table[:0]
+        index = list(map(known.get, tokens))
+        if None in index:
+            new = []
+            for t in tokens:
+                if t not in known:
+                    low = t.lower()
+                    known[t] = len(self._table) + len(new)
+                    new.append((_hash(low), _hash(t), _hash(_case_shape(t)), _hash(low[-3:]),
+                                _hash(low[:3]), self.casing.get(low, 0),
+                                int(set(t) <= _FINAL)))
+            # only the new forms' rows are converted: text streamed in batches meets new
+            # forms in every batch
+            self._table = np.concatenate(
+                [self._table, np.array(new, dtype=np.int64).reshape(len(new), 7)])
+            index = list(map(known.get, tokens))
+        columns = self._table[np.array(index, dtype=np.int64)]
         if casing is not None:
             columns[:, 5] = casing
         return columns
@@ -1007,7 +1107,7 @@ class WordBoundaries:
               ) -> "WordBoundaries":
         """From the gold tokens and sentences of a treebank's paragraphs (full-batch Adam
         on the L2-regularised log-loss)."""
-        tokens, ends, first = _gold_paragraph_tokens(material)
+        tokens, ends, first, _ = _gold_paragraph_tokens(material)
         model = cls(np.zeros(1 << _BOUNDARY_BITS), {})
         if len(tokens) < 2:
             return model
@@ -1032,40 +1132,216 @@ class WordBoundaries:
         inner = np.concatenate([~first[1:], [False]])  # the boundary is inside a paragraph
         model.weights = _logistic_regression(rows[inner], ends[inner].astype(float),
                                              1 << _BOUNDARY_BITS, l2, steps)
-        model._forms.clear()
+        model._forms = {}  # the forms of train need not be kept
+        model._table = np.zeros((0, 7), dtype=np.int64)
         return model
 
     def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
-        forms = list(self.casing)
-        return {prefix + "weight": self.weights.astype(np.float32),
-                prefix + "casing.forms": _strings_array(forms),
-                prefix + "casing.codes": np.array([self.casing[f] for f in forms],
-                                                  dtype=np.uint8)}
+        return _hashed_model_arrays(prefix, self.weights, "casing", self.casing)
 
     @classmethod
     def from_arrays(cls, arrays: dict, prefix: str) -> Optional["WordBoundaries"]:
-        if prefix + "weight" not in arrays:
-            return None
-        codes = np.asarray(arrays[prefix + "casing.codes"])
-        weights = np.asarray(arrays[prefix + "weight"], dtype=np.float32)
-        if codes.ndim != 1 or len(weights) != 1 << _BOUNDARY_BITS:
-            raise ModelError("front end word boundary model is broken")
-        return cls(weights, _StoredCasing(StringIndex(arrays[prefix + "casing.forms"]),
-                                          codes.astype(np.uint8).tobytes()))
+        stored = _hashed_model_from_arrays(arrays, prefix, "casing", "word boundary model")
+        return None if stored is None else cls(*stored)
+
+
+def _hashed_model_arrays(prefix, weights, name, codes):
+    """The arrays of a model of hashed features: its weights and a byte per form
+    (codes: form -> 0..255) under prefix + name."""
+    forms = sorted(codes)  # the same file from the same model, whatever the hash seed
+    return {prefix + "weight": weights.astype(np.float32),
+            f"{prefix}{name}.forms": _strings_array(forms),
+            f"{prefix}{name}.codes": np.array([codes[f] for f in forms], dtype=np.uint8)}
+
+
+def _hashed_model_from_arrays(arrays, prefix, name, what):
+    """(weights, {form: code}) as _hashed_model_arrays stored them (the forms searched in
+    the stored bytes, _StoredCodes), None where the file has no such model; ModelError
+    (naming `what`) where they do not fit together."""
+    if prefix + "weight" not in arrays:
+        return None
+    codes = np.asarray(arrays[f"{prefix}{name}.codes"])
+    weights = np.asarray(arrays[prefix + "weight"], dtype=np.float32)
+    if codes.ndim != 1 or len(weights) != 1 << _BOUNDARY_BITS:
+        raise ModelError(f"front end {what} is broken")
+    return weights, _StoredCodes(StringIndex(arrays[f"{prefix}{name}.forms"]),
+                                 codes.astype(np.uint8).tobytes(), what)
 
 
 def _gold_paragraph_tokens(material):
     """The gold tokens of every paragraph laid end to end, whether a sentence ends with
-    each, whether each opens a paragraph."""
-    tokens, ends, first = [], [], []
+    each, whether each opens a paragraph, whether each is a multiword token."""
+    tokens, ends, first, multiword = [], [], [], []
     for text, labels in zip(material.paragraphs, material.labels):
         space = np.array([c.isspace() for c in text], dtype=bool)
-        starts, stops, sentence_end, _ = _spans(labels.astype(np.int64), space)
+        starts, stops, sentence_end, flags = _spans(labels.astype(np.int64), space)
         tokens += [text[a:b] for a, b in zip(starts.tolist(), stops.tolist())]
         ends.append(sentence_end)
         first.append(np.arange(len(starts)) == 0)
-    return (tokens, np.concatenate(ends) if ends else np.zeros(0, dtype=bool),
-            np.concatenate(first) if first else np.zeros(0, dtype=bool))
+        multiword.append(flags)
+    empty = np.zeros(0, dtype=bool)
+    return (tokens, np.concatenate(ends) if ends else empty,
+            np.concatenate(first) if first else empty,
+            np.concatenate(multiword) if multiword else empty)
+
+
+# ---------------------------------------------------------------- multiword tokens in context
+
+#: Feature hashing of the multiword context model: 2^bits weights (_mix's range).
+_CONTEXT_BITS = _BOUNDARY_BITS
+
+
+class MultiwordContext:
+    """Whether a token the expander can split is a multiword token, from the words around
+    it: a logistic regression over hashed features, learned from a treebank's tokens.
+
+    The character model sees the token's characters and a few around them: it expands
+    "dont", but cannot tell "its" the possessive from "its" written for "it's" ("its a
+    shame"), nor "cats" the plural from "cats" written for "cat's" ("my cats name"), both
+    of which a treebank may write as one token of two words.  The words around tell them
+    apart, and more so the tags those words take: `lexicon` keeps, for each lowercase
+    one-word token of train, how often it is one (a count class) and its most frequent
+    tag (an index into `tags`), packed in one code (class * 64 + 1 + index).  The other
+    features are the token's lowercase form and case shape, the part the expander would
+    split off, how often the part before it is a word of its own, and the forms, shapes
+    and tags of the tokens before and after.
+    """
+
+    def __init__(self, weights: np.ndarray, lexicon: dict[str, int], tags: list[str]):
+        self.weights = weights
+        self.lexicon = lexicon
+        self.tags = list(tags)
+        # each form seen: its row in _table (_columns), made with _expander
+        self._ids: dict[str, int] = {}
+        self._table = np.zeros((0, 8), dtype=np.int64)
+        self._expander: Optional[MultiwordExpander] = None
+
+    def _columns(self, tokens, expander):
+        """(n, 8) int64: each token's hashes (lowercase form, case shape, last three
+        lowercase characters), its lexicon count class and tag index (0: not in the
+        lexicon), and where expander splits it into several words, the hashes of the last
+        word's and the first word's lowercase forms and the first word's count class (-1
+        where it does not).  A row per form is kept and the tokens looked up at once: the
+        Python work is one dictionary look-up a token (command-line speed)."""
+        if expander is not self._expander or len(self._ids) > 200_000:
+            self._ids, self._expander = {}, expander
+            self._table = np.zeros((0, 8), dtype=np.int64)
+        ids = self._ids
+        index = list(map(ids.get, tokens))
+        if None in index:
+            new = []
+            for t in tokens:
+                if t not in ids:
+                    ids[t] = len(self._table) + len(new)
+                    new.append(self._row(t, expander))
+            # only the new forms' rows are converted (text streamed in batches)
+            self._table = np.concatenate(
+                [self._table, np.array(new, dtype=np.int64).reshape(len(new), 8)])
+            index = list(map(ids.get, tokens))
+        return self._table[np.array(index, dtype=np.int64)]
+
+    def _row(self, token, expander):
+        low = token.lower()
+        code = self.lexicon.get(low, 0)
+        words = expander.split(token)
+        split = (-1, -1, -1) if len(words) < 2 else (
+            _hash(words[-1].lower()), _hash(words[0].lower()),
+            self.lexicon.get(words[0].lower(), 0) >> 6)
+        return (_hash(low), _hash(_case_shape(token)), _hash(low[-3:]), code >> 6,
+                code & 63) + split
+
+    def _features(self, columns, first, index, own_class=None):
+        """(k, 23) feature indices of the tokens `index` among tokens laid end to end
+        (columns: _columns; first[i]: token i opens a paragraph); own_class replaces the
+        candidates' own count classes (training leaves each token out of its own count)."""
+        n = len(columns)
+        edge = np.full((1, 8), -1, dtype=np.int64)
+        padded = np.concatenate([edge, columns, edge, edge])  # token i is row i + 1
+        last = np.zeros(n, dtype=bool)
+        last[np.flatnonzero(first)[1:] - 1] = True
+        last[-1] = True
+        after_last = np.concatenate([last[1:], [True]]) | last
+        before = np.where(first[index], 0, index)
+        after = np.where(last[index], 0, index + 2)
+        after2 = np.where(after_last[index], 0, index + 3)
+        low, shape, ending, count, tag = range(5)
+        own = padded[index + 1]
+        prev, next_, next2 = padded[before], padded[after], padded[after2]
+        own_count = own[:, count] if own_class is None else own_class
+        suffix, head, head_count = own[:, 5], own[:, 6], own[:, 7]
+        return np.stack([
+            _mix(1, own[:, low]), _mix(2, suffix), _mix(3, suffix, head_count, own_count),
+            _mix(4, suffix, own[:, shape]), _mix(5, suffix, next_[:, low]),
+            _mix(6, own[:, low], next_[:, low]), _mix(7, suffix, next_[:, tag]),
+            _mix(8, own[:, low], next_[:, tag]), _mix(9, suffix, next_[:, tag], next2[:, tag]),
+            _mix(10, suffix, prev[:, low]), _mix(11, own[:, low], prev[:, low]),
+            _mix(12, suffix, prev[:, tag]), _mix(13, own[:, low], prev[:, tag]),
+            _mix(14, suffix, prev[:, tag], next_[:, tag]), _mix(15, suffix, next_[:, shape]),
+            _mix(16, suffix, own_count, next_[:, tag]), _mix(17, suffix, head_count, prev[:, tag]),
+            _mix(18, suffix, own_count, own[:, shape]), _mix(19, head, suffix),
+            _mix(20, own[:, low], next_[:, shape]), _mix(21, suffix, next_[:, ending]),
+            _mix(22, own[:, low], next_[:, ending]),
+            _mix(23, np.zeros(len(index), dtype=np.int64))], axis=1)
+
+    def scores(self, tokens: list[str], expander: MultiwordExpander,
+               first: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+        """(indices of the tokens expander can split, the log-odds that each of them is a
+        multiword token) of tokens of paragraphs laid end to end (first[i] where token i
+        opens one: one paragraph when None)."""
+        if not tokens:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        columns = self._columns(tokens, expander)
+        index = np.flatnonzero(columns[:, 7] >= 0)
+        if not len(index):
+            return index, np.zeros(0)
+        if first is None:
+            first = np.zeros(len(tokens), dtype=bool)
+            first[0] = True
+        rows = self._features(columns, first, index)
+        return index, self.weights[rows].sum(axis=1, dtype=np.float64)
+
+    @classmethod
+    def learn(cls, material: TrainingText, expander: MultiwordExpander, l2: float = 1e-4,
+              steps: int = 300) -> "MultiwordContext":
+        """From the gold tokens of a treebank's paragraphs, their multiword tokens and the
+        tags of its one-word tokens (full-batch Adam on the L2-regularised log-loss)."""
+        tags = sorted({t for found in material.tags.values() for t in found})[:63]
+        number = {t: k + 1 for k, t in enumerate(tags)}
+        lexicon = {}
+        for form, n in material.plain.items():
+            found = material.tags.get(form)
+            tag = number.get(found.most_common(1)[0][0], 0) if found else 0
+            lexicon[form] = _count_class(n) * 64 + tag
+        model = cls(np.zeros(1 << _CONTEXT_BITS), lexicon, tags)
+        tokens, _, first, multiword = _gold_paragraph_tokens(material)
+        columns = model._columns(tokens, expander)
+        index = np.flatnonzero(columns[:, 7] >= 0)
+        if not len(index) or multiword[index].all() or not multiword[index].any():
+            return model
+        # each token's count as a one-word token leaves the token itself out
+        counts = [material.plain[tokens[i].lower()] - (not multiword[i])
+                  for i in index.tolist()]
+        own = np.array([_count_class(n) for n in counts], dtype=np.int64)
+        rows = model._features(columns, first, index, own)
+        model.weights = _logistic_regression(rows, multiword[index].astype(float),
+                                             1 << _CONTEXT_BITS, l2, steps)
+        # the forms of train need not be kept
+        model._ids, model._expander = {}, None
+        model._table = np.zeros((0, 8), dtype=np.int64)
+        return model
+
+    def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        arrays = _hashed_model_arrays(prefix, self.weights, "lexicon", self.lexicon)
+        arrays[prefix + "tags"] = _strings_array(self.tags)
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: dict, prefix: str) -> Optional["MultiwordContext"]:
+        stored = _hashed_model_from_arrays(arrays, prefix, "lexicon",
+                                           "multiword context model")
+        if stored is None:
+            return None
+        return cls(*stored, _strings_from_array(arrays[prefix + "tags"]))
 
 
 def _logistic_regression(rows, gold, size, l2, steps, lr=0.1):
@@ -1146,6 +1422,7 @@ DEFAULTS = {"dim": 24, "hidden": 48, "cell": "gru", "crop": 256, "batch": 32,
             "window": 320, "margin": 32}
 _FORMAT = 1
 _WORDS_PREFIX = "words."
+_CONTEXT_PREFIX = "multiword_context."
 
 
 class _Scored:
@@ -1175,13 +1452,25 @@ class LearnedFrontEnd:
         self.multiword_bias = 0.0
         self.lexicon = lexicon or {}
         self.use_lexicon = True
+        # no token ends inside a run of one repeated punctuation mark or symbol (chosen on
+        # dev where the treebank keeps them whole: learn_repeated_symbols)
+        self.repeats_whole = False
         self.shapes: dict[str, bytes] = {}  # shape -> token ends (learn_shapes)
+        # the same for shapes with their letters (learn_shapes(letters=True)), tried first
+        self.letter_shapes: dict[str, bytes] = {}
         # a sentence ends after a token followed by whitespace where the character model's
         # log-odds + word_weight * the word model's + word_bias > 0 (both tuned on dev)
         self.words: Optional[WordBoundaries] = None
         self.word_weight = 0.0
         self.word_bias = 0.0
         self._word_scores: Optional[list] = None  # _tune_word_weight's cache
+        # a token the expander can split is a multiword token where the character model's
+        # multiword log-odds (with its bias) + context_weight * the context model's +
+        # context_bias > 0 (both tuned on dev); tokens the chunk lexicon decides aside
+        self.context: Optional[MultiwordContext] = None
+        self.context_weight = 0.0
+        self.context_bias = 0.0
+        self._context_scores: Optional[list] = None  # _tune_context_weight's cache
 
     # ---- FrontEnd
 
@@ -1215,10 +1504,14 @@ class LearnedFrontEnd:
     def _decode(self, scored):
         text, begin, lengths, ids = scored.text, scored.begin, scored.lengths, scored.ids
         space = ids == 0
-        labels = _choose_labels(scored.logits, ids, _glued(scored.cps, ids),
+        glued = _glued(scored.cps, ids)
+        if self.repeats_whole:
+            glued |= _repeated_symbols(scored.cps, self.codes.class_of_id[ids])
+        labels = _choose_labels(scored.logits, ids, glued,
                                 self.sentence_bias, self.multiword_bias)
-        _apply_lexicon(text, labels, space, self.lexicon if self.use_lexicon else {},
-                       self.shapes)
+        fixed = _apply_lexicon(text, labels, space,
+                               self.lexicon if self.use_lexicon else {}, self.shapes,
+                               self.letter_shapes)
         labels[begin[:-1] + lengths[:-1]] = SPACE  # the separators are no token's
         starts, ends, sentence_end, multiword = _spans(labels, space) if len(text) else (
             np.zeros(0, dtype=np.int64),) * 2 + (np.zeros(0, dtype=bool),) * 2
@@ -1228,15 +1521,58 @@ class LearnedFrontEnd:
             ok = last >= 0
             ok[ok] = starts[last[ok]] >= begin[ok]
             sentence_end[last[ok]] = True
-        if self.words is not None and self.word_weight:
-            self._decide_between_words(scored, labels, (starts, ends, sentence_end))
+        between_words = self.words is not None and self.word_weight
+        in_context = self.context is not None and self.context_weight and len(ends)
+        # the tokens' text, sliced once for both word-level models
+        forms = [text[a:b] for a, b in zip(starts.tolist(), ends.tolist())] if (
+            between_words or in_context) else []
+        if between_words:
+            self._decide_between_words(scored, labels, (starts, ends, sentence_end), forms)
+        decided = np.zeros(len(ends), dtype=bool)
+        if in_context:
+            decided = self._decide_multiword(scored, (starts, ends, multiword), fixed, forms)
         # a flagged token the expander keeps as one word is no multiword token
-        flagged = np.flatnonzero(multiword)
+        flagged = np.flatnonzero(multiword & ~decided)
         multiword[flagged] = [len(self.expander.expand(text[a:b])) > 1 for a, b in
                               zip(starts[flagged].tolist(), ends[flagged].tolist())]
         return text, scored.bounds, (starts, ends, sentence_end, multiword)
 
-    def _decide_between_words(self, scored, labels, spans):
+    def _decide_multiword(self, scored, spans, fixed, forms):
+        """Decide again, in place, whether each token the expander can split is a
+        multiword token, the context model's log-odds weighed in; the tokens whose end
+        the chunk lexicon decided keep its decision.  Returns which tokens were decided."""
+        starts, ends, multiword = spans
+        paragraph = np.searchsorted(scored.begin, starts, side="right") - 1
+        first = np.concatenate([[True], paragraph[1:] != paragraph[:-1]])
+        index, context = self._scores_in_context(scored, starts, ends, first, forms)
+        if fixed is not None and len(fixed) and len(index):
+            keep = ~np.isin(ends[index] - 1, fixed)
+            index, context = index[keep], context[keep]
+        decided = np.zeros(len(ends), dtype=bool)
+        if not len(index):
+            return decided
+        scores = scored.logits[ends[index] - 1]
+        char_odds = (np.maximum(scores[:, MWT], scores[:, MWT_SENT]) + self.multiword_bias
+                     - np.maximum(scores[:, END], scores[:, SENT]))
+        multiword[index] = char_odds + self.context_weight * context + self.context_bias > 0
+        decided[index] = True
+        return decided
+
+    def _scores_in_context(self, scored, starts, ends, first, forms):
+        """The context model's (token indices, log-odds) of the tokens the expander can
+        split; kept while _tune_context_weight decodes dev again and again (keyed by the
+        objects, as _scores_between_words)."""
+        cache = self._context_scores
+        spans = starts.tobytes() + ends.tobytes()
+        if (cache and cache[0] is scored and cache[1] is self.context
+                and cache[2] is self.expander and cache[3] == spans):
+            return cache[4]
+        result = self.context.scores(forms, self.expander, first)
+        if cache is not None:
+            cache[:] = [scored, self.context, self.expander, spans, result]
+        return result
+
+    def _decide_between_words(self, scored, labels, spans, forms):
         """Decide again, in place, whether a sentence ends after each token followed by
         whitespace inside a paragraph: the character model's log-odds (with its bias) plus
         word_weight times the word model's, plus word_bias."""
@@ -1246,7 +1582,7 @@ class LearnedFrontEnd:
         logits = scored.logits
         paragraph = np.searchsorted(scored.begin, starts, side="right") - 1
         first = np.concatenate([[True], paragraph[1:] != paragraph[:-1]])
-        word_scores = self._scores_between_words(scored, starts, ends, first)
+        word_scores = self._scores_between_words(scored, starts, ends, first, forms)
         inner = np.concatenate([~first[1:], [False]])  # not a paragraph's last token
         inner[inner] = scored.ids[ends[inner]] == 0  # whitespace follows
         last = ends[inner] - 1
@@ -1256,7 +1592,7 @@ class LearnedFrontEnd:
         sentence_end[inner] = (char_odds + self.word_weight * word_scores[inner]
                                + self.word_bias > 0)
 
-    def _scores_between_words(self, scored, starts, ends, first):
+    def _scores_between_words(self, scored, starts, ends, first, forms):
         """The word model's log-odds that a sentence ends after each token.  While
         _tune_word_weight decodes dev again and again, the same tokens' scores are kept:
         the objects themselves are the key, not their ids (an id is reused once its object
@@ -1265,9 +1601,7 @@ class LearnedFrontEnd:
         spans = starts.tobytes() + ends.tobytes()
         if cache and cache[0] is scored and cache[1] is self.words and cache[2] == spans:
             return cache[3]
-        text = scored.text
-        scores = self.words.scores(
-            [text[a:b] for a, b in zip(starts.tolist(), ends.tolist())], first)
+        scores = self.words.scores(forms, first)
         if cache is not None:
             cache[:] = [scored, self.words, spans, scores]
         return scores
@@ -1280,14 +1614,20 @@ class LearnedFrontEnd:
         arrays.update(_lexicon_arrays(self.lexicon))
         if self.shapes:
             arrays.update(_lexicon_arrays(self.shapes, "shapes"))
+        if self.letter_shapes:
+            arrays.update(_lexicon_arrays(self.letter_shapes, "letter_shapes", lengths=True))
         if self.words is not None:
             arrays.update(self.words.to_arrays(_WORDS_PREFIX))
+        if self.context is not None:
+            arrays.update(self.context.to_arrays(_CONTEXT_PREFIX))
         meta = {"format": _FORMAT, "kind": self.kind, "chars": self.codes.chars,
                 "cell": self.model.rnn.cell, "dim": int(self.model.embedding.shape[1]),
                 "hidden": self.model.rnn.hidden_size, "options": self.options,
                 "sentence_bias": self.sentence_bias, "multiword_bias": self.multiword_bias,
-                "use_lexicon": self.use_lexicon, "word_weight": self.word_weight,
-                "word_bias": self.word_bias,
+                "use_lexicon": self.use_lexicon, "repeats_whole": self.repeats_whole,
+                "word_weight": self.word_weight,
+                "word_bias": self.word_bias, "context_weight": self.context_weight,
+                "context_bias": self.context_bias,
                 "multiword": self.expander.to_meta()}
         return arrays, meta
 
@@ -1315,11 +1655,17 @@ class LearnedFrontEnd:
                             options, float(meta.get("sentence_bias", 0.0)),
                             _lexicon_from_arrays(arrays))
             front_end.use_lexicon = bool(meta.get("use_lexicon", True))
+            front_end.repeats_whole = bool(meta.get("repeats_whole", False))
             front_end.multiword_bias = float(meta.get("multiword_bias", 0.0))
             front_end.shapes = _lexicon_from_arrays(arrays, "shapes")
+            front_end.letter_shapes = _lexicon_from_arrays(arrays, "letter_shapes")
             front_end.words = WordBoundaries.from_arrays(arrays, _WORDS_PREFIX)
             front_end.word_weight = float(meta.get("word_weight", 0.0))
             front_end.word_bias = float(meta.get("word_bias", 0.0))
+            # files made before the context model: none, and no weight
+            front_end.context = MultiwordContext.from_arrays(arrays, _CONTEXT_PREFIX)
+            front_end.context_weight = float(meta.get("context_weight", 0.0))
+            front_end.context_bias = float(meta.get("context_bias", 0.0))
             return front_end
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise ModelError(f"front end metadata is broken ({type(e).__name__}: {e})") from None
@@ -1418,7 +1764,10 @@ def tune_on_dev(front_end: LearnedFrontEnd, train_path: str | os.PathLike[str],
     front_end.expander = MultiwordExpander.learn(material.multiword, material.plain)
     front_end.lexicon = learn_lexicon(material)
     _tune_after_model(front_end, _DevSet(read_training_text(dev_path)), learn_shapes(material),
-                      WordBoundaries.learn(material))
+                      WordBoundaries.learn(material),
+                      _multiword_contexts(material, front_end.expander),
+                      learn_repeated_symbols(material),
+                      learn_shapes(material, _LETTER_SHAPE_COUNT, letters=True))
 
 
 #: The weights of the word model against the character model's, and the biases, tried on dev.
@@ -1426,18 +1775,38 @@ _WORD_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
 _WORD_BIASES = (-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 3.0)
 
 
-def _tune_after_model(front_end, dev, shapes, words=None):
-    """Choose on dev whether to use the chunk lexicon, which shapes to use (those whose
-    share reaches one of _SHAPE_SHARES, or none), the sentence-end and multiword biases,
-    and how much the word boundary model `words` (WordBoundaries) weighs (none: 0)."""
+#: The share of the treebank's runs of a repeated symbol kept whole (learn_repeated_symbols)
+#: from which keeping them all whole is tried on dev.
+_REPEATS_SHARE = 0.95
+
+
+#: How many chunks a shape with its letters needs in train to be used (they are rarer).
+_LETTER_SHAPE_COUNT = 3
+
+
+def _tune_after_model(front_end, dev, shapes, words=None, contexts=(), repeats_share=0.0,
+                      letter_shapes=None):
+    """Choose on dev whether to keep runs of a repeated symbol whole (where repeats_share,
+    learn_repeated_symbols' share, reaches _REPEATS_SHARE), whether to use the chunk
+    lexicon, which shapes to use (those whose share reaches one of _SHAPE_SHARES, or
+    none), then which shapes with their letters (`letter_shapes`, likewise), the
+    sentence-end and multiword biases,
+    how much the word boundary model `words` (WordBoundaries) weighs, and which of the
+    multiword context models `contexts` (MultiwordContext) to use and how much it weighs
+    (none: 0)."""
     scored = front_end._score(dev.paragraphs)
 
     def token_score():
         scores = dev.score(front_end, scored)
         return scores["tokens"] + scores["multiword"]
 
-    front_end.shapes = {}
+    front_end.shapes, front_end.letter_shapes = {}, {}
     front_end.use_lexicon = False
+    front_end.repeats_whole = False
+    if repeats_share >= _REPEATS_SHARE:
+        cut = token_score()
+        front_end.repeats_whole = True
+        front_end.repeats_whole = token_score() >= cut
     without_lexicon = token_score()
     front_end.use_lexicon = True
     front_end.use_lexicon = token_score() >= without_lexicon
@@ -1448,11 +1817,66 @@ def _tune_after_model(front_end, dev, shapes, words=None):
         if score > best + 1e-9:
             best, best_shapes = score, front_end.shapes
     front_end.shapes = best_shapes
+    best_letters = {}
+    for share in _SHAPE_SHARES if letter_shapes else ():
+        front_end.letter_shapes = {s: ends for s, (ends, found) in letter_shapes.items()
+                                   if found >= share}
+        score = token_score()
+        if score > best + 1e-9:
+            best, best_letters = score, front_end.letter_shapes
+    front_end.letter_shapes = best_letters
     front_end.words, front_end.word_weight, front_end.word_bias = None, 0.0, 0.0
+    front_end.context, front_end.context_weight, front_end.context_bias = None, 0.0, 0.0
     _tune_bias(front_end, dev, scored, "sentence_bias", "sentences")
     _tune_bias(front_end, dev, scored, "multiword_bias", "multiword")
     if words is not None:
         _tune_word_weight(front_end, dev, scored, words)
+    if contexts:
+        _tune_context_weight(front_end, dev, scored, contexts)
+
+
+#: The L2 penalties of the multiword context models learned, one chosen on dev: the
+#: strongest keeps a form seen a handful of times from deciding ("its" before a
+#: determiner: 7 times in EWT train), the weakest lets it.
+_CONTEXT_L2 = (1e-4, 1e-5, 1e-6)
+
+
+def _multiword_contexts(material, expander):
+    """A MultiwordContext per penalty of _CONTEXT_L2 (none where the treebank has no
+    multiword tokens)."""
+    if not material.multiword:
+        return []
+    return [MultiwordContext.learn(material, expander, l2=l2) for l2 in _CONTEXT_L2]
+
+
+#: The weights of the multiword context model against the character model's, and the
+#: biases, tried on dev.
+_CONTEXT_WEIGHTS = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
+_CONTEXT_BIASES = (-3.0, -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 3.0)
+
+
+def _tune_context_weight(front_end, dev, scored, contexts):
+    """Set front_end's multiword context model (one of `contexts`), its weight and bias
+    to those of _CONTEXT_WEIGHTS and _CONTEXT_BIASES with the best token + multiword F1 on
+    dev (no context model when none beats it)."""
+    def score():
+        scores = dev.score(front_end, scored)
+        return scores["tokens"] + scores["multiword"]
+
+    best, choice = score(), (None, 0.0, 0.0)
+    front_end._context_scores = []
+    try:
+        for context in contexts:
+            front_end.context = context
+            for weight in _CONTEXT_WEIGHTS:
+                for bias in _CONTEXT_BIASES:
+                    front_end.context_weight, front_end.context_bias = weight, bias
+                    f = score()
+                    if f > best + 1e-9:
+                        best, choice = f, (context, weight, bias)
+    finally:
+        front_end._context_scores = None
+    front_end.context, front_end.context_weight, front_end.context_bias = choice
 
 
 def _tune_word_weight(front_end, dev, scored, words):
@@ -1567,7 +1991,10 @@ def train_frontend(train_path: str | os.PathLike[str],
         model.load_arrays(best)
     front_end.lexicon = learn_lexicon(material)
     if dev is not None:
-        _tune_after_model(front_end, dev, learn_shapes(material), WordBoundaries.learn(material))
+        _tune_after_model(front_end, dev, learn_shapes(material), WordBoundaries.learn(material),
+                          _multiword_contexts(material, expander),
+                          learn_repeated_symbols(material),
+                          learn_shapes(material, _LETTER_SHAPE_COUNT, letters=True))
     return front_end
 
 

@@ -17,9 +17,12 @@ from seqtag.errors import CorpusError, ModelError, SeqtagError
 from seqtag.frontend import RawSentence, Token
 from seqtag.packing import Packing
 from seqtag.segment import (END, INSIDE, LABELS, MWT, MWT_SENT, SENT, SPACE, CharCodes,
-                            CharTagger, LearnedFrontEnd, MultiwordExpander, RuleFrontEnd,
+                            CharTagger, LearnedFrontEnd, MultiwordContext, MultiwordExpander,
+                            RuleFrontEnd,
                             TrainingText, WordBoundaries, _apply_lexicon, _choose_labels,
+                            _lexicon_arrays, _lexicon_from_arrays,
                             _paragraph_sentences, _spans, dev_scores, learn_lexicon,
+                            learn_repeated_symbols,
                             learn_shapes, paragraphs_to_conllu, read_training_text,
                             to_conllu, train_frontend)
 
@@ -212,6 +215,106 @@ def test_forms_nearly_always_one_word_are_never_expanded():
     assert again.whole == expander.whole
 
 
+def tagged_conllu(sentences):
+    """CoNLL-U with `# text` of sentences of (form, UPOS) tokens and (form, (word, word))
+    multiword tokens."""
+    blocks = []
+    for sentence in sentences:
+        lines, n = [f"# text = {' '.join(form for form, _ in sentence)}"], 1
+        for form, what in sentence:
+            if isinstance(what, tuple):
+                lines.append(f"{n}-{n + len(what) - 1}\t{form}" + "\t_" * 8)
+                for word in what:
+                    lines.append(f"{n}\t{word}\t_\tX\t_\t_\t0\troot\t_\t_")
+                    n += 1
+            else:
+                lines.append(f"{n}\t{form}\t_\t{what}\t_\t_\t0\troot\t_\t_")
+                n += 1
+        blocks.append("\n".join(lines) + "\n")
+    return "\n".join(blocks) + "\n"
+
+
+def its_corpus():
+    """"its" written for "it's" before determiners and adverbs, the possessive before
+    nouns; "that" and "house" never follow it, but are seen elsewhere with their tags."""
+    its = ("its", ("it", "s"))
+    sentences = []
+    for k in range(20):
+        sentences.append([("well", "INTJ"), its, (["the", "a", "very", "so"][k % 4], "DET"),
+                          ("shame", "NOUN")])
+        sentences.append([("the", "DET"), ("cat", "NOUN"), ("likes", "VERB"), ("its", "PRON"),
+                          (["car", "dog", "owner", "bed"][k % 4], "NOUN")])
+        sentences.append([("that", "DET"), ("house", "NOUN"), ("is", "AUX"), ("big", "ADJ")])
+    return sentences
+
+
+def test_multiword_context_learns_from_the_tags_of_the_next_word(tmp_path):
+    material = read_training_text(write(tmp_path, tagged_conllu(its_corpus())))
+    assert material.tags["house"] == Counter({"NOUN": 20})
+    assert material.tags["its"] == Counter({"PRON": 20})  # multiword tokens have no tag
+    expander = MultiwordExpander.learn(material.multiword, material.plain)
+    context = MultiwordContext.learn(material, expander)
+    # the expander could split "its" and "is" (suffix "s"), nothing else here
+    index, before_determiner = context.scores(["and", "its", "that", "is", "big"], expander)
+    assert index.tolist() == [1, 3]
+    index, before_noun = context.scores(["and", "its", "house", "is", "big"], expander)
+    assert index.tolist() == [1, 3]
+    assert before_determiner[0] > 0 > before_noun[0]
+    assert (before_determiner[1], before_noun[1]) < (0, 0)  # "is" is never two words
+
+
+def test_the_context_model_decides_only_tokens_the_expander_can_split(french):
+    paragraph = "Le chat dort sur le canapé du salon."
+    before = french.segment(paragraph)
+    assert before[0].tokens[6].words == ["de", "le"]
+    context = MultiwordContext(np.zeros(1 << 16), {}, [])
+    expander, lexicon = french.expander, french.use_lexicon
+    try:
+        french.use_lexicon = False  # the chunk lexicon's decisions are kept
+        french.context, french.context_weight, french.context_bias = context, 1.0, -100.0
+        assert [t.words for t in french.segment(paragraph)[0].tokens] == [[]] * 9
+        # the context decides even for a form the expander alone keeps whole
+        french.expander = MultiwordExpander(expander.forms, expander.suffixes, {"du"})
+        french.context_bias = 100.0
+        tokens = french.segment(paragraph)[0].tokens
+        split = [t.text for t in tokens if len(expander.split(t.text)) > 1]
+        assert split and [t.text for t in tokens if t.words] == split
+        assert tokens[6].words == ["de", "le"]
+        assert french._analyse([paragraph])[2][3].sum() == len(split)
+        french.expander, french.use_lexicon = expander, lexicon
+        french.context_weight = 0.0  # weight 0: the character model alone, as before
+        assert french.segment(paragraph) == before
+    finally:
+        french.expander, french.use_lexicon = expander, lexicon
+        french.context, french.context_weight, french.context_bias = None, 0.0, 0.0
+
+
+def test_repeated_symbols_learned_and_kept_whole(french):
+    text = "oh !!! non -- oui $$"
+    whole = np.array([SPACE if c == " " else INSIDE for c in text])
+    whole[[1, 5, 9, 12, 16, 19]] = END
+    cut = whole.copy()
+    cut[[3, 4, 11]] = END  # "!" "!" "!" and "-" "-"
+    assert learn_repeated_symbols(TrainingText([text], [whole])) == 1.0
+    assert learn_repeated_symbols(TrainingText([text, text], [whole, cut])) == 4 / 6
+    assert learn_repeated_symbols(TrainingText(["a b"], [np.array([END, SPACE, SENT])])) == 1.0
+    paragraph = "Il a payé $$$ pour ça!!! Puis il part--vite."
+    runs = [(m.start(), m.end()) for m in re.finditer(r"\$+|!+|-+", paragraph)]
+
+    def cut_inside_runs():
+        tokens = [t for s in french.segment(paragraph) for t in s.tokens]
+        return [t.text for t in tokens if any(a < t.end < b for a, b in runs)]
+
+    chosen = french.repeats_whole
+    try:
+        french.repeats_whole = False
+        assert cut_inside_runs()  # the tiny model cuts "!!!"
+        french.repeats_whole = True
+        assert cut_inside_runs() == []
+    finally:
+        french.repeats_whole = chosen
+
+
 # ---------------------------------------------------------------- the chunk lexicon
 
 
@@ -268,6 +371,35 @@ def test_shapes_carry_conventions_to_unseen_chunks():
     _apply_lexicon(text, predicted, space, {"...cool": b"\x00" * 6 + b"\x01"}, used)
     # the lexicon's chunk wins over its shape
     assert codes_of(predicted) == "001001" "5" "00001" "5" "001003" "5" "0000001"
+
+
+def test_shapes_with_their_letters_tell_units_from_ordinals():
+    # "650k" "12k" "9k" cut after the number, "4th" "21th" "8th" whole, "1990s" whole
+    # twice: a shape "9a" would hide which is which; "ok." has no digit: no letter shape
+    text = "650k 12k 9k 4th 21th 8th 1990s 80s ok. ok. ok."
+    labels = np.array([SPACE if c == " " else INSIDE for c in text], dtype=np.int8)
+    for m in re.finditer(r"\S+", text):
+        chunk = m.group()
+        digits = len(re.match(r"\d*", chunk).group())
+        if chunk.endswith("k") or chunk.endswith("."):
+            labels[m.start() + (digits or len(chunk) - 1) - 1] = END
+        labels[m.end() - 1] = END
+    material = TrainingText([text], [labels])
+    letters = learn_shapes(material, min_count=2, letters=True)
+    assert letters == {"9k": (b"\x01\x01", 1.0), "9th": (b"\x00\x01", 1.0),
+                       "9s": (b"\x00\x01", 1.0)}
+    assert learn_shapes(material, min_count=2)["9a"] == (b"\x00\x01", 5 / 8)
+    used = {shape: ends for shape, (ends, _) in letters.items()}
+    text = "39K 5th 7x"
+    space = np.array([c == " " for c in text])
+    predicted = np.array([SPACE if c == " " else INSIDE for c in text])
+    predicted[[2, 6, 9]] = END
+    _apply_lexicon(text, predicted, space, {}, {"9a": b"\x01\x01"}, used)
+    # "39K" cut by its letters' shape, "5th" whole (its letters' shape first), "7x" cut by
+    # the shape without letters
+    assert codes_of(predicted) == "011" "5" "001" "5" "11"
+    arrays = _lexicon_arrays(used, "letter_shapes", lengths=True)
+    assert _lexicon_from_arrays(arrays, "letter_shapes") == used
 
 
 def test_multiword_bias_moves_only_the_multiword_decision():
@@ -468,10 +600,16 @@ def test_save_and_load_give_the_same_segmentation(french):
     loaded = LearnedFrontEnd.from_arrays(arrays, meta)
     texts = [p for p in HARD_TEXTS] + read_training_text(CORPORA["de"]).paragraphs
     assert loaded.segment_many(texts) == french.segment_many(texts)
+    older = {k: v for k, v in meta.items() if k != "repeats_whole"}
+    assert not LearnedFrontEnd.from_arrays(arrays, older).repeats_whole  # as before it
+    assert LearnedFrontEnd.from_arrays(arrays, older).letter_shapes == {}
     loaded.shapes, loaded.multiword_bias = {"a,a": b"\x01\x01\x01"}, 0.5
+    loaded.letter_shapes = {"9km": b"\x01\x01", "9th.": b"\x00\x01\x01"}
+    loaded.repeats_whole = not french.repeats_whole
     again = LearnedFrontEnd.from_arrays(*(json.loads(json.dumps(part)) if k else part
                                           for k, part in enumerate(loaded.to_arrays())))
-    assert (again.shapes, again.multiword_bias) == (loaded.shapes, 0.5)
+    assert (again.shapes, again.multiword_bias, again.repeats_whole, again.letter_shapes) == (
+        loaded.shapes, 0.5, not french.repeats_whole, loaded.letter_shapes)
     assert again.words is None and loaded.words is None  # files without a word model load
     loaded.words = WordBoundaries(np.arange(1 << 16, dtype=np.float32) % 7 - 3,
                                   {"été": 17, "paris": 4})
@@ -481,6 +619,17 @@ def test_save_and_load_give_the_same_segmentation(french):
     assert (again.word_weight, again.word_bias, again.words.casing) == (2.0, -0.5, {
         "été": 17, "paris": 4})
     assert np.array_equal(again.words.weights, loaded.words.weights)
+    assert again.segment_many(texts) == loaded.segment_many(texts)
+    # files without a multiword context model load without one (and weigh it 0)
+    assert again.context is None and again.context_weight == 0.0
+    loaded.context = MultiwordContext(np.arange(1 << 16, dtype=np.float32) % 5 - 2,
+                                      {"du": 3 * 64 + 2, "été": 65}, ["ADP", "DET"])
+    loaded.context_weight, loaded.context_bias = 1.5, -0.5
+    again = LearnedFrontEnd.from_arrays(*(json.loads(json.dumps(part)) if k else part
+                                          for k, part in enumerate(loaded.to_arrays())))
+    assert (again.context_weight, again.context_bias, again.context.lexicon,
+            again.context.tags) == (1.5, -0.5, loaded.context.lexicon, ["ADP", "DET"])
+    assert np.array_equal(again.context.weights, loaded.context.weights)
     assert again.segment_many(texts) == loaded.segment_many(texts)
     assert again.segment("oui,non")[0].tokens[1].text == ","
     arrays.pop("output.bias")
