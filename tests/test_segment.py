@@ -768,7 +768,7 @@ def test_real_dev_paragraphs_keep_every_character(french, name, file):
 
 @pytest.mark.parametrize("scans", [1000, 3, 0], ids=["scanning", "then-a-dict", "a-dict"])
 def test_a_stored_lexicon_is_the_dict_it_was_saved_from(scans, monkeypatch):
-    """_StoredLexicon and _StoredCasing answer as the dicts they were saved from, while
+    """_StoredLexicon and _StoredCodes answer as the dicts they were saved from, while
     they search the stored bytes and once they have made their dict: chunks with
     characters of 1 to 4 UTF-8 bytes and a lone surrogate before and after the one looked
     up, so the codes' offsets count characters, not bytes."""
@@ -783,9 +783,16 @@ def test_a_stored_lexicon_is_the_dict_it_was_saved_from(scans, monkeypatch):
     for key in chunks + missing + chunks[::-1]:
         assert stored.get(key) == lexicon.get(key), key
         assert (key in stored) == (key in lexicon)
-    assert stored == lexicon and list(stored) == chunks and len(stored) == len(chunks)
+    # saved sorted: the same file whatever the order (the hash seed) the dict was made in
+    assert stored == lexicon and list(stored) == sorted(chunks) and len(stored) == len(chunks)
     with pytest.raises(KeyError):
         stored["nope"]
+    # codes of any length (shapes with letters: a code per run), with their stored lengths
+    runs = {c: bytes(range(1, 2 + k % 3)) for k, c in enumerate(chunks)}
+    stored_runs = _lexicon_from_arrays(_lexicon_arrays(runs, lengths=True))
+    for key in chunks + missing + chunks[::-1]:
+        assert stored_runs.get(key) == runs.get(key), key
+    assert stored_runs == runs
     assert len(_lexicon_from_arrays(_lexicon_arrays({}))) == 0
     assert _lexicon_from_arrays(_lexicon_arrays({})).get("a.") is None
     casing = {f: k + 1 for k, f in enumerate(["paris", "été", "日本", "x\udc80"])}
@@ -804,3 +811,7 @@ def test_a_stored_lexicon_whose_codes_do_not_fit_is_refused():
     arrays["lexicon.codes"] = arrays["lexicon.codes"][:-1]
     with pytest.raises(ModelError, match="chunks and codes do not match"):
         _lexicon_from_arrays(arrays)
+    runs = _lexicon_arrays({"Aa": b"\x01", "9.9": b"\x02\x03"}, lengths=True)
+    runs["lexicon.lengths"] = runs["lexicon.lengths"][:1]
+    with pytest.raises(ModelError, match="^front end lexicon is broken: chunks and codes do not match$"):
+        _lexicon_from_arrays(runs)
