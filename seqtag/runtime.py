@@ -505,6 +505,12 @@ class Worker:
 _pool: Optional[Worker] = None
 _pool_lock = threading.Lock()
 
+#: Held while a cache of per-form rows that several threads share is looked up and grown
+#: (the front end's word-level models, seqtag.segment): threads tagging with one model
+#: (a threaded server, a Dask worker's threads) would otherwise number their new forms
+#: from the same table length.  One lock for the process, as it is made anew after fork.
+tables_lock = threading.Lock()
+
 
 def second_thread() -> Worker:
     """The one worker thread seqtag runs work beside the caller's on (the reverse
@@ -530,9 +536,10 @@ def _single_blas_threaded(fn, *args):
 
 
 def _after_fork_in_child() -> None:
-    global _pool, _pool_lock
+    global _pool, _pool_lock, tables_lock
     _pool = None  # its thread is gone: a submit would wait forever
     _pool_lock = threading.Lock()
+    tables_lock = threading.Lock()  # a thread of the parent may have held it
     _limit.after_fork_in_child()
 
 

@@ -811,7 +811,7 @@ def _shape_code(chunk, shapes, letters=False):
     for a shape not in shapes."""
     shape, last = _shape(chunk, letters)
     ends = shapes.get(shape)
-    if ends is None:
+    if ends is None or len(ends) != len(last):  # a broken file's entry answers nothing
         return None
     code = bytearray(len(chunk))
     for i, e in zip(last, ends):
@@ -1019,7 +1019,7 @@ class WordBoundaries:
     tokens each side and the tokens since the last sentence-final punctuation mark.
     """
 
-    def __init__(self, weights: np.ndarray, casing: dict[str, int]):
+    def __init__(self, weights: np.ndarray, casing: Mapping[str, int]):
         self.weights = weights
         self.casing = casing
         # each form seen: its row of _token_columns in _table
@@ -1031,26 +1031,28 @@ class WordBoundaries:
         and first three lowercase characters), casing code (or casing[i]) and whether it is
         sentence-final punctuation.  A row per form is kept and the tokens looked up at
         once: the Python work is one dictionary look-up a token."""
-        known = self._forms
-        if len(known) > 200_000:
-            known.clear()
-            self._table = self._table[:0]
-        index = list(map(known.get, tokens))
-        if None in index:
-            new = []
-            for t in tokens:
-                if t not in known:
-                    low = t.lower()
-                    known[t] = len(self._table) + len(new)
-                    new.append((_hash(low), _hash(t), _hash(_case_shape(t)), _hash(low[-3:]),
-                                _hash(low[:3]), self.casing.get(low, 0),
-                                int(set(t) <= _FINAL)))
-            # only the new forms' rows are converted: text streamed in batches meets new
-            # forms in every batch
-            self._table = np.concatenate(
-                [self._table, np.array(new, dtype=np.int64).reshape(len(new), 7)])
+        with runtime.tables_lock:  # threads tagging with one model share the table
+            known = self._forms
+            if len(known) > 200_000:
+                known.clear()
+                self._table = self._table[:0]
             index = list(map(known.get, tokens))
-        columns = self._table[np.array(index, dtype=np.int64)]
+            if None in index:
+                new = []
+                for t in tokens:
+                    if t not in known:
+                        low = t.lower()
+                        known[t] = len(self._table) + len(new)
+                        new.append((_hash(low), _hash(t), _hash(_case_shape(t)),
+                                    _hash(low[-3:]), _hash(low[:3]), self.casing.get(low, 0),
+                                    int(set(t) <= _FINAL)))
+                # only the new forms' rows are converted: text streamed in batches meets
+                # new forms in every batch
+                self._table = np.concatenate(
+                    [self._table, np.array(new, dtype=np.int64).reshape(len(new), 7)])
+                index = list(map(known.get, tokens))
+            table = self._table
+        columns = table[np.array(index, dtype=np.int64)]
         if casing is not None:
             columns[:, 5] = casing
         return columns
@@ -1207,7 +1209,7 @@ class MultiwordContext:
     and tags of the tokens before and after.
     """
 
-    def __init__(self, weights: np.ndarray, lexicon: dict[str, int], tags: list[str]):
+    def __init__(self, weights: np.ndarray, lexicon: Mapping[str, int], tags: list[str]):
         self.weights = weights
         self.lexicon = lexicon
         self.tags = list(tags)
@@ -1223,22 +1225,24 @@ class MultiwordContext:
         word's and the first word's lowercase forms and the first word's count class (-1
         where it does not).  A row per form is kept and the tokens looked up at once: the
         Python work is one dictionary look-up a token (command-line speed)."""
-        if expander is not self._expander or len(self._ids) > 200_000:
-            self._ids, self._expander = {}, expander
-            self._table = np.zeros((0, 8), dtype=np.int64)
-        ids = self._ids
-        index = list(map(ids.get, tokens))
-        if None in index:
-            new = []
-            for t in tokens:
-                if t not in ids:
-                    ids[t] = len(self._table) + len(new)
-                    new.append(self._row(t, expander))
-            # only the new forms' rows are converted (text streamed in batches)
-            self._table = np.concatenate(
-                [self._table, np.array(new, dtype=np.int64).reshape(len(new), 8)])
+        with runtime.tables_lock:  # threads tagging with one model share the table
+            if expander is not self._expander or len(self._ids) > 200_000:
+                self._ids, self._expander = {}, expander
+                self._table = np.zeros((0, 8), dtype=np.int64)
+            ids = self._ids
             index = list(map(ids.get, tokens))
-        return self._table[np.array(index, dtype=np.int64)]
+            if None in index:
+                new = []
+                for t in tokens:
+                    if t not in ids:
+                        ids[t] = len(self._table) + len(new)
+                        new.append(self._row(t, expander))
+                # only the new forms' rows are converted (text streamed in batches)
+                self._table = np.concatenate(
+                    [self._table, np.array(new, dtype=np.int64).reshape(len(new), 8)])
+                index = list(map(ids.get, tokens))
+            table = self._table
+        return table[np.array(index, dtype=np.int64)]
 
     def _row(self, token, expander):
         low = token.lower()
@@ -1455,9 +1459,9 @@ class LearnedFrontEnd:
         # no token ends inside a run of one repeated punctuation mark or symbol (chosen on
         # dev where the treebank keeps them whole: learn_repeated_symbols)
         self.repeats_whole = False
-        self.shapes: dict[str, bytes] = {}  # shape -> token ends (learn_shapes)
+        self.shapes: Mapping[str, bytes] = {}  # shape -> token ends (learn_shapes)
         # the same for shapes with their letters (learn_shapes(letters=True)), tried first
-        self.letter_shapes: dict[str, bytes] = {}
+        self.letter_shapes: Mapping[str, bytes] = {}
         # a sentence ends after a token followed by whitespace where the character model's
         # log-odds + word_weight * the word model's + word_bias > 0 (both tuned on dev)
         self.words: Optional[WordBoundaries] = None

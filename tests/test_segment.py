@@ -815,3 +815,61 @@ def test_a_stored_lexicon_whose_codes_do_not_fit_is_refused():
     runs["lexicon.lengths"] = runs["lexicon.lengths"][:1]
     with pytest.raises(ModelError, match="^front end lexicon is broken: chunks and codes do not match$"):
         _lexicon_from_arrays(runs)
+
+
+def test_threads_sharing_one_front_end_number_their_new_forms_apart():
+    """Two threads meeting new forms at once in one loaded front end (a threaded server, a
+    Dask worker's threads) get the rows a front end of their own gives, and leave none
+    wrong behind: the word-level models' per-form tables grow under runtime.tables_lock
+    (without it, most of these rounds mixed the two threads' rows up)."""
+    import sys
+    import threading
+
+    from seqtag import Tagger
+    from seqtag.segment import MultiwordContext, WordBoundaries
+
+    front_end = Tagger.load(threads=1).frontend
+    words, context = front_end.words, front_end.context
+    assert isinstance(words, WordBoundaries) and isinstance(context, MultiwordContext)
+    expander = front_end.expander
+
+    def alone_words(tokens):
+        return WordBoundaries(words.weights, words.casing)._token_columns(tokens)
+
+    def alone_context(tokens):
+        return MultiwordContext(context.weights, context.lexicon,
+                                context.tags)._columns(tokens, expander)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch as often as they can
+    try:
+        for trial in range(8):
+            sets = [[f"w{trial}x{k}y{j}" + ("A" if k else "s") for j in range(300)] + ["dont"]
+                    for k in range(2)]
+            out: list = [None, None]
+
+            def run(k):
+                out[k] = (words._token_columns(sets[k]), context._columns(sets[k], expander))
+
+            threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            for k in range(2):
+                assert np.array_equal(out[k][0], alone_words(sets[k])), (trial, k)
+                assert np.array_equal(out[k][1], alone_context(sets[k])), (trial, k)
+                assert np.array_equal(words._token_columns(sets[k]), alone_words(sets[k]))
+    finally:
+        sys.setswitchinterval(interval)
+
+
+def test_a_shape_whose_stored_ends_do_not_fit_its_runs_answers_nothing():
+    from seqtag.segment import _shape, _shape_code
+
+    for letters in (False, True):
+        shape, last = _shape("U.S.-based", letters)
+        ends = bytes([1] * len(last))
+        assert _shape_code("U.S.-based", {shape: ends}, letters) is not None
+        assert _shape_code("U.S.-based", {shape: ends[:-1]}, letters) is None
+        assert _shape_code("U.S.-based", {shape: ends + b"\x01"}, letters) is None
