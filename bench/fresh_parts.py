@@ -1,0 +1,86 @@
+"""Where a fresh-memo tagging pass of configuration (c) of compare_torch.py goes.
+
+    python bench/fresh_parts.py [--passes 5] [--rounds 2]
+
+Tags EWT test `passes` times with the memo emptied before each pass (compare_torch's
+"(fresh)" column) and `passes` times with it full ("tag"), and prints, per round, both
+wall times, the CPU time of the process over each (2 cores busy: 2 s a second), and the
+time inside the parts only a fresh pass runs: encoding the new forms' characters, the
+character BiLSTM over them and their first-layer projection (wall-clock timers on the
+calling thread; both directions of each run on the two threads inside them).  Then the
+new forms and character steps of one pass.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import compare_torch as ct  # noqa: E402
+from common import machine_line  # noqa: E402
+
+from seqtag import memo, network  # noqa: E402
+
+
+def timed(owner, name, label, totals):
+    """Replace owner.name by a wrapper adding its wall time to totals[label]."""
+    original = getattr(owner, name)
+
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            totals[label] = totals.get(label, 0.0) + time.perf_counter() - start
+    setattr(owner, name, wrapper)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--passes", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    print(machine_line())
+    data = ct.load_data(dict(ct.FULL))
+    model, _ = ct.seqtag_model("c", data, 2)
+    batches = ct.tagging_batches(data)
+    for batch in batches:  # warm-up
+        ct.seqtag_tag(model, batch)
+    net = model.network
+    totals: dict = {}
+    timed(network, "encode_chars", "encoding characters", totals)
+    timed(net.char_rnn, "forward_projected", "character BiLSTM", totals)
+    timed(memo.ProjectionMemo, "_add", "first-layer projection", totals)
+
+    def run(fresh):
+        start, cpu = time.perf_counter(), os.times()
+        for _ in range(args.passes):
+            if fresh:
+                model.changed()  # an empty memo: every form of the pass computed in it
+            for batch in batches:
+                ct.seqtag_tag(model, batch)
+        end = os.times()
+        return (time.perf_counter() - start,
+                end.user + end.system - cpu.user - cpu.system)
+
+    for r in range(args.rounds):
+        totals.clear()
+        fresh, fresh_cpu = run(True)
+        parts = dict(totals)
+        warm, warm_cpu = run(False)
+        print(f"round {r + 1}: {args.passes} passes fresh {fresh:.3f} s (CPU {fresh_cpu:.2f} s), "
+              f"warm {warm:.3f} s (CPU {warm_cpu:.2f} s); fresh only: "
+              + ", ".join(f"{k} {v:.3f} s" for k, v in parts.items()))
+    seen, forms, steps = set(), 0, 0
+    for batch in batches:
+        new = [f for f in batch.forms if f not in seen]
+        seen.update(new)
+        forms += len(new)
+        steps += network.encode_chars(new, batch.vocab)[0].n_rows
+    print(f"a pass: {sum(b.n_tokens for b in batches):,} tokens, {forms:,} new forms, "
+          f"{steps:,} character steps")
+
+
+if __name__ == "__main__":
+    main()
