@@ -1804,6 +1804,11 @@ def _tune_after_model(front_end, dev, shapes, words=None, contexts=(), repeats_s
         scores = dev.score(front_end, scored)
         return scores["tokens"] + scores["multiword"]
 
+    # every choice made as on a front end just trained: none of what a loaded one was
+    # tuned with (tune_on_dev) in play while the choices before it are made
+    front_end.words, front_end.word_weight, front_end.word_bias = None, 0.0, 0.0
+    front_end.context, front_end.context_weight, front_end.context_bias = None, 0.0, 0.0
+    front_end.sentence_bias = front_end.multiword_bias = 0.0
     front_end.shapes, front_end.letter_shapes = {}, {}
     front_end.use_lexicon = False
     front_end.repeats_whole = False
@@ -1829,8 +1834,6 @@ def _tune_after_model(front_end, dev, shapes, words=None, contexts=(), repeats_s
         if score > best + 1e-9:
             best, best_letters = score, front_end.letter_shapes
     front_end.letter_shapes = best_letters
-    front_end.words, front_end.word_weight, front_end.word_bias = None, 0.0, 0.0
-    front_end.context, front_end.context_weight, front_end.context_bias = None, 0.0, 0.0
     _tune_bias(front_end, dev, scored, "sentence_bias", "sentences")
     _tune_bias(front_end, dev, scored, "multiword_bias", "multiword")
     if words is not None:

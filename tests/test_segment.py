@@ -873,3 +873,45 @@ def test_a_shape_whose_stored_ends_do_not_fit_its_runs_answers_nothing():
         assert _shape_code("U.S.-based", {shape: ends}, letters) is not None
         assert _shape_code("U.S.-based", {shape: ends[:-1]}, letters) is None
         assert _shape_code("U.S.-based", {shape: ends + b"\x01"}, letters) is None
+
+
+def test_tuning_a_loaded_front_end_again_chooses_what_training_chose(french, monkeypatch):
+    """tune_on_dev (bench/attach_frontend.py --retune) on a front end whose biases and
+    weights were tuned otherwise makes the choices training made from the same files: the
+    choices before the biases (repeated symbols, lexicon, shapes) are scored with none of
+    the old biases, weights and word-level models in play."""
+    import copy
+
+    from seqtag import segment
+
+    loaded = copy.deepcopy(french)
+    loaded.words = segment.WordBoundaries.learn(read_training_text(CORPORA["fr"]))
+    loaded.sentence_bias, loaded.multiword_bias = 3.0, 3.0
+    loaded.word_weight, loaded.word_bias = 8.0, -2.0
+    loaded.context_weight, loaded.context_bias = 4.0, 3.0
+    seen = []
+    score, tune_bias = segment._DevSet.score, segment._tune_bias
+
+    def recording_score(self, front_end, *args, **kwargs):
+        seen.append((front_end.sentence_bias, front_end.multiword_bias, front_end.words,
+                     front_end.word_weight, front_end.word_bias, front_end.context,
+                     front_end.context_weight, front_end.context_bias))
+        return score(self, front_end, *args, **kwargs)
+
+    def recording_tune_bias(*args, **kwargs):
+        seen.append("biases")
+        return tune_bias(*args, **kwargs)
+
+    monkeypatch.setattr(segment._DevSet, "score", recording_score)
+    monkeypatch.setattr(segment, "_tune_bias", recording_tune_bias)
+    segment.tune_on_dev(loaded, CORPORA["fr"], CORPORA["fr"])
+    before = seen[:seen.index("biases")]
+    assert len(before) >= 2  # the lexicon's two scores at least
+    assert set(before) == {(0.0, 0.0, None, 0.0, 0.0, None, 0.0, 0.0)}
+    monkeypatch.undo()
+    fresh = copy.deepcopy(french)
+    segment.tune_on_dev(fresh, CORPORA["fr"], CORPORA["fr"])
+    for name in ("repeats_whole", "use_lexicon", "shapes", "letter_shapes", "sentence_bias",
+                 "multiword_bias", "word_weight", "word_bias", "context_weight",
+                 "context_bias"):
+        assert getattr(loaded, name) == getattr(fresh, name), name
