@@ -496,7 +496,7 @@ def tag(
                               top_k=settings.top_k, batch_size=settings.batch_size,
                               encoding=encoding, span_scheme=settings.span_scheme))
         return
-    from .stream import argument_sources, tag_files
+    from .stream import CommandOutput, argument_sources, tag_files
     from .tagger import Tagger
 
     # without options, seqtag.console tags text arguments as this does (tag_arguments)
@@ -511,12 +511,12 @@ def tag(
         from .progress import TaggingProgress, wanted
         if wanted():  # on a terminal only
             with TaggingProgress(sources) as bar:
-                tag_files(tagger, bar.wrap(), sys.stdout, _value(input_format), format.value,
+                tag_files(tagger, bar.wrap(), CommandOutput(sys.stdout), _value(input_format), format.value,
                           settings.top_k, settings.batch_size, encoding=encoding,
                           on_chunk=bar.chunk_done, span_scheme=settings.span_scheme,
                           columns=settings.columns)
             return
-    tag_files(tagger, sources, sys.stdout, _value(input_format), format.value,
+    tag_files(tagger, sources, CommandOutput(sys.stdout), _value(input_format), format.value,
               settings.top_k, settings.batch_size, encoding=encoding,
               span_scheme=settings.span_scheme, columns=settings.columns)
 

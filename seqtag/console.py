@@ -32,10 +32,10 @@ def main(argv=None):
 
 def _tag_text(texts):
     """`seqtag tag TEXT...` with the default options; the exit status."""
-    from .stream import tag_arguments
+    from .stream import CommandOutput, tag_arguments
 
     try:
-        tag_arguments(texts, sys.stdout)
+        tag_arguments(texts, CommandOutput(sys.stdout))
     except SeqtagError as e:  # as seqtag.cli reports it (its ConfigErrors come from flags)
         if debugging():
             import traceback  # not before it is needed: 5 ms of a one-shot `seqtag tag`

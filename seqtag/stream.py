@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from .tagger import Tagger
 
 __all__ = ["TOPK_FORMATS", "tag_stream", "tag_files", "argument_sources", "tag_arguments",
+           "CommandOutput",
            "model_tag_column", "FileResult",
            "output_plan", "tag_file_to", "tag_into_folder", "remove_stale_temporaries"]
 
@@ -238,6 +239,45 @@ def tag_arguments(texts: Iterable[str], out: TextIO) -> tuple[int, int]:
     return tag_files(tagger, argument_sources(texts), out, "text", "text", settings.top_k,
                      settings.batch_size, span_scheme=settings.span_scheme,
                      columns=settings.columns)
+
+
+class CommandOutput:
+    """A command's standard output (the `seqtag tag` writer): a write or flush that fails
+    (a full disk, an I/O error) becomes one SeqtagError line naming the reason, and what
+    is still buffered then goes to os.devnull, so the interpreter's own flush at exit
+    cannot fail again with a traceback.  A closed pipe stays BrokenPipeError: `seqtag tag
+    ... | head` ends quietly."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise self._failed(e) from None
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise self._failed(e) from None
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+    def _failed(self, error: OSError) -> SeqtagError:
+        with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+        name = getattr(self.stream, "name", "the output")
+        return SeqtagError(f"cannot write {'the output' if name == '<stdout>' else name}: "
+                           f"{error.strerror or error}")
 
 
 # ---------------------------------------------------------------- many files into a folder

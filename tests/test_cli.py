@@ -625,3 +625,20 @@ def test_interrupt(monkeypatch):
     result = invoke("tag", "-m", "m.npz", "hello")
     assert result.exit_code == 130
     assert result.stderr == "seqtag: interrupted\n"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize("args, stdin", [
+    (["tag", "The dog ate the apple"], None),                       # the plain path (console)
+    (["tag", "--format", "conllu", "The dog ate the apple"], None),  # through typer
+    (["tag", "-i", "-", "--input-format", "lines"], b"The dog ate the apple\n"),
+])
+def test_a_full_disk_under_the_output_is_one_line_and_exit_1(args, stdin):
+    """Output that cannot be written (stdout on /dev/full: ENOSPC) is one error line, exit
+    1, no traceback, and no second complaint from the interpreter's flush at exit."""
+    env = {k: v for k, v in os.environ.items() if k != "SEQTAG_DEBUG"}
+    with open("/dev/full", "wb") as full:
+        p = subprocess.run([sys.executable, "-m", "seqtag", *args], input=stdin, stdout=full,
+                           stderr=subprocess.PIPE, env=env, timeout=120)
+    assert p.returncode == 1
+    assert p.stderr.decode() == "seqtag: error: cannot write the output: No space left on device\n"
