@@ -1038,18 +1038,22 @@ class WordBoundaries:
                 self._table = self._table[:0]
             index = list(map(known.get, tokens))
             if None in index:
-                new = []
+                new: dict[str, int] = {}
+                rows = []
                 for t in tokens:
-                    if t not in known:
+                    if t not in known and t not in new:
                         low = t.lower()
-                        known[t] = len(self._table) + len(new)
-                        new.append((_hash(low), _hash(t), _hash(_case_shape(t)),
-                                    _hash(low[-3:]), _hash(low[:3]), self.casing.get(low, 0),
-                                    int(set(t) <= _FINAL)))
-                # only the new forms' rows are converted: text streamed in batches meets
-                # new forms in every batch
+                        new[t] = len(self._table) + len(rows)
+                        rows.append((_hash(low), _hash(t), _hash(_case_shape(t)),
+                                     _hash(low[-3:]), _hash(low[:3]), self.casing.get(low, 0),
+                                     int(set(t) <= _FINAL)))
+                # only the new forms' rows are converted (text streamed in batches meets new
+                # forms in every batch); the table grows before the forms point into it, so
+                # an interrupted call (Ctrl-C, a fork from another thread) leaves no form
+                # without its row
                 self._table = np.concatenate(
-                    [self._table, np.array(new, dtype=np.int64).reshape(len(new), 7)])
+                    [self._table, np.array(rows, dtype=np.int64).reshape(len(rows), 7)])
+                known.update(new)
                 index = list(map(known.get, tokens))
             table = self._table
         columns = table[np.array(index, dtype=np.int64)]
@@ -1232,14 +1236,17 @@ class MultiwordContext:
             ids = self._ids
             index = list(map(ids.get, tokens))
             if None in index:
-                new = []
+                new: dict[str, int] = {}
+                rows = []
                 for t in tokens:
-                    if t not in ids:
-                        ids[t] = len(self._table) + len(new)
-                        new.append(self._row(t, expander))
-                # only the new forms' rows are converted (text streamed in batches)
+                    if t not in ids and t not in new:
+                        new[t] = len(self._table) + len(rows)
+                        rows.append(self._row(t, expander))
+                # only the new forms' rows are converted (text streamed in batches); the
+                # table grows before the forms point into it (as WordBoundaries does)
                 self._table = np.concatenate(
-                    [self._table, np.array(new, dtype=np.int64).reshape(len(new), 8)])
+                    [self._table, np.array(rows, dtype=np.int64).reshape(len(rows), 8)])
+                ids.update(new)
                 index = list(map(ids.get, tokens))
             table = self._table
         return table[np.array(index, dtype=np.int64)]

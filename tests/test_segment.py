@@ -915,3 +915,25 @@ def test_tuning_a_loaded_front_end_again_chooses_what_training_chose(french, mon
                  "multiword_bias", "word_weight", "word_bias", "context_weight",
                  "context_bias"):
         assert getattr(loaded, name) == getattr(fresh, name), name
+
+
+def test_a_call_interrupted_while_new_forms_are_added_leaves_the_tables_whole(monkeypatch):
+    """Ctrl-C (or a fork from another thread) in the middle of adding new forms to the word
+    models' per-form tables leaves no form pointing past the table: the next call tags."""
+    from seqtag import Tagger, segment
+
+    tagger = Tagger.load(threads=1)
+    case_shape = segment._case_shape
+
+    def interrupted(token):
+        if token == "boom":
+            raise KeyboardInterrupt
+        return case_shape(token)
+
+    monkeypatch.setattr(segment, "_case_shape", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        tagger.tag("alpha beta boom gamma")
+    monkeypatch.setattr(segment, "_case_shape", case_shape)
+    assert [w for s in tagger.tag("alpha beta boom gamma") for w, _ in s] == \
+        ["alpha", "beta", "boom", "gamma"]
+    assert tagger.tag("alpha beta") == Tagger.load(threads=1).tag("alpha beta")
