@@ -201,6 +201,12 @@ def fused_step_isa():
     return _STEP_ISAS.get(seqtag_lstm_step_isa())
 
 
+def lstm_step_fused_forward(Py_ssize_t rows, Py_ssize_t H):
+    """Whether a forward step of `rows` rows of H units runs fused with the kernels called
+    now (where there are packed weights): what bench/step_speed.py reports."""
+    return bool(seqtag_lstm_step_fused_forward(rows, H))
+
+
 def set_fused_step_isa(str isa):
     """Call the fused kernels of isa ("avx512" or "avx2", one of fused_step_isas()) from
     now on, in every thread: seqtag.runtime decides, this only switches."""

@@ -226,7 +226,7 @@ cdef void lstm_forward_steps(floating* gates, const floating* w_hh,
         done += rows
         running = running_rows(batch_sizes, T, t, reverse, h, H)
         if floating is float:
-            if packed != NULL and seqtag_lstm_step_fused_rows(rows):
+            if packed != NULL and seqtag_lstm_step_fused_forward(rows, H):
                 # the kept h_prev rows are the copy the fused step reads
                 memcpy(h_prev + off * H, h, rows * H * sizeof(float))
                 seqtag_lstm_step_f32(h_prev + off * H, running, packed, gates, NULL, off,
@@ -269,7 +269,7 @@ cdef void lstm_infer_steps(const floating* xproj, const int64_t* row_ids,
         if floating is float:
             seqtag_prefetch_rows(xproj, row_ids + off if row_ids != NULL else NULL, off,
                                  rows, G)
-            if packed != NULL and seqtag_lstm_step_fused_rows(rows):
+            if packed != NULL and seqtag_lstm_step_fused_forward(rows, H):
                 # the step reads every row's whole previous state while it writes the new
                 # one block of units at a time: it reads a copy
                 running = running_rows(batch_sizes, T, t, reverse, h, H)

@@ -12,10 +12,11 @@
  * even where the BLAS library runs AVX2 kernels only, and the steps are several times
  * faster than BLAS.  With AVX2 (8 lanes, 16 registers: 3 rows x 8 units) the product
  * runs about as fast as OpenBLAS's (both near the FMA units' peak), and the gain is what
- * BLAS's packing and second pass cost on small steps: half the time at 4 rows, 0.75x at
- * 16, even at 32; from 64 rows on OpenBLAS's blocked product, which also keeps the
- * inputs in cache, is 10-25 % faster, so larger steps go to BLAS (SEQTAG_AVX2_MAX_ROWS;
- * measured on a Zen 3 EPYC, 2026-12-02, bench/bench_core.py).
+ * BLAS's packing and second pass cost: the forward step fused is 5-15 % faster than
+ * BLAS + the gate pass up to ~600 rows at H = 128, and BLAS's blocking wins only where
+ * the rows' state leaves L2 (SEQTAG_AVX2_MAX_STATE); backward's product d W_hh, from 64
+ * rows on, goes to BLAS (SEQTAG_AVX2_MAX_ROWS; measured on a Zen 3 EPYC, 2026-12-02/03,
+ * bench/bench_core.py, bench/step_speed.py).
  * Where the CPU or the compiler has neither, seqtag_lstm_step_available() is 0 and the BLAS
  * path runs; so it does with SEQTAG_FUSED_STEP=0 (seqtag/runtime.py chooses the kernels).
  *
@@ -432,8 +433,12 @@ SEQTAG_AVX2 static inline __attribute__((always_inline)) void seqtag__rows_times
  * a masked load or store costing several plain ones):  tile (NR, 4, 8), the other
  * pointers at the 8 units' first column. */
 SEQTAG_AVX2 static inline __attribute__((always_inline)) void seqtag__gates8(
-    int NR, const float *tile, const float **x, float *c, float *h, float **out,
+    const int NR, const float *tile, const float **x, float *c, float *h, float **out,
     float **acts, float **cells, Py_ssize_t H, const int full, __m256i m) {
+    /* two passes over the rows, NR a constant: the rows' gate functions are independent
+     * chains of ~40 dependent instructions each, which the CPU overlaps only when they
+     * come side by side (one row after another, each row's tanh(c) waited on its gates) */
+    __m256 o[SEQTAG_ROW_BLOCK8], c_new[SEQTAG_ROW_BLOCK8];
     int r;
     for (r = 0; r < NR; r++) {
         const float *s = tile + r * 4 * 8;
@@ -443,31 +448,38 @@ SEQTAG_AVX2 static inline __attribute__((always_inline)) void seqtag__gates8(
                                                   seqtag__load8(x[r] + H, full, m)));
         __m256 g = seqtag__tanh8(_mm256_add_ps(_mm256_load_ps(s + 16),
                                                seqtag__load8(x[r] + 2 * H, full, m)));
-        __m256 o = seqtag__sigmoid8(_mm256_add_ps(_mm256_load_ps(s + 24),
-                                                  seqtag__load8(x[r] + 3 * H, full, m)));
-        __m256 c_new = _mm256_fmadd_ps(f, seqtag__load8(c + r * H, full, m),
-                                       _mm256_mul_ps(i, g));
-        __m256 h_new = _mm256_mul_ps(o, seqtag__tanh8(c_new));
-        seqtag__store8(c + r * H, c_new, full, m);
-        seqtag__store8(h + r * H, h_new, full, m);
-        seqtag__store8(out[r], h_new, full, m);
+        o[r] = seqtag__sigmoid8(_mm256_add_ps(_mm256_load_ps(s + 24),
+                                              seqtag__load8(x[r] + 3 * H, full, m)));
+        c_new[r] = _mm256_fmadd_ps(f, seqtag__load8(c + r * H, full, m), _mm256_mul_ps(i, g));
         if (acts) {
             seqtag__store8(acts[r], i, full, m);
             seqtag__store8(acts[r] + H, f, full, m);
             seqtag__store8(acts[r] + 2 * H, g, full, m);
-            seqtag__store8(acts[r] + 3 * H, o, full, m);
-            seqtag__store8(cells[r], c_new, full, m);
+            seqtag__store8(acts[r] + 3 * H, o[r], full, m);
+            seqtag__store8(cells[r], c_new[r], full, m);
         }
+    }
+    for (r = 0; r < NR; r++) {
+        __m256 h_new = _mm256_mul_ps(o[r], seqtag__tanh8(c_new[r]));
+        seqtag__store8(c + r * H, c_new[r], full, m);
+        seqtag__store8(h + r * H, h_new, full, m);
+        seqtag__store8(out[r], h_new, full, m);
     }
 }
 
 SEQTAG_AVX2 __attribute__((noinline)) static void seqtag__lstm_gates_avx2(
     int NR, const float *tile, const float **x, float *c, float *h, float **out,
     float **acts, float **cells, Py_ssize_t H, int units) {
-    if (units == 8)
-        seqtag__gates8(NR, tile, x, c, h, out, acts, cells, H, 1, _mm256_setzero_si256());
-    else
+    const __m256i none = _mm256_setzero_si256();
+    if (units == 8) {
+        switch (NR) {
+        case 3: seqtag__gates8(3, tile, x, c, h, out, acts, cells, H, 1, none); break;
+        case 2: seqtag__gates8(2, tile, x, c, h, out, acts, cells, H, 1, none); break;
+        default: seqtag__gates8(1, tile, x, c, h, out, acts, cells, H, 1, none); break;
+        }
+    } else {
         seqtag__gates8(NR, tile, x, c, h, out, acts, cells, H, 0, seqtag__lanes8(units));
+    }
 }
 
 /* seqtag__lstm_block in AVX2: NR (1..3) rows and the 8 units of one block, w the block's
@@ -487,7 +499,7 @@ SEQTAG_AVX2 static inline __attribute__((always_inline)) void seqtag__lstm_block
 
 /* seqtag_lstm_step_f32 in AVX2: the same arguments and results, packed by
  * seqtag_pack_w_hh_f32(w_hh, H, 8, packed): a block's 16 KB of weights (at H = 128) stay
- * in L1 while its rows pass.  Called for steps of at most SEQTAG_AVX2_MAX_ROWS rows. */
+ * in L1 while its rows pass.  Called while seqtag_lstm_step_fused_forward() says so. */
 SEQTAG_AVX2 static void seqtag__lstm_step_f32_avx2(
     const float *h_prev, Py_ssize_t running, const float *packed, const float *xproj,
     const int64_t *ids, Py_ssize_t first, Py_ssize_t rows, float *c, float *h, float *out,
@@ -612,18 +624,34 @@ static int seqtag_lstm_step_set_isa(int isa) {
     return 0;
 }
 
-/* Steps of more rows than this go through BLAS where the AVX2 kernels run: measured on a
- * Zen 3 EPYC (bench/bench_core.py, H = 128), the fused step takes 0.5x BLAS's time at 4
- * rows, 0.75x at 16, the same at 32, and 1.1-1.25x from 64 rows on, where OpenBLAS's
- * blocked product (as near the FMA units' peak as ours) also keeps the inputs in cache. */
+/* Backward's product d W_hh: steps of more rows than this go through BLAS where the AVX2
+ * kernels run: measured on a Zen 3 EPYC (bench/bench_core.py, H = 128), the fused product
+ * takes 0.5x BLAS's time at 4 rows, 0.75x at 16, the same at 32, and 1.1-1.25x from 64
+ * rows on, where OpenBLAS's blocked product also keeps the inputs in cache. */
 #define SEQTAG_AVX2_MAX_ROWS 24
+
+/* The forward step, fused (product and gates) while the previous state of the step's rows
+ * is at most this many floats (rows x H: 512 rows at H = 128, 1024 at H = 64): measured on
+ * a Zen 3 EPYC (2026-12-03, one thread, 20 steps a call, GFLOP/s of the recurrent
+ * product), fused against BLAS + the gate pass, H = 128: 61 / 58 at 16 rows, 66 / 58 at 48,
+ * 69 / 61 at 100, 70 / 63 at 200, 70 / 65 at 400, 69 / 64 at 600, 54 / 63 at 900; H = 64:
+ * 49 / 41 at 48, 53 / 47 at 400, 47 / 48 at 900.  Past it the rows' state no longer
+ * stays in L2 while the weights' blocks of 8 units pass over it, and OpenBLAS's blocking
+ * wins. */
+#define SEQTAG_AVX2_MAX_STATE 16384
 
 /* Whether a step of `rows` rows runs fused (callers check seqtag_lstm_step_available()
  * and that packed weights exist): always with the AVX-512 kernels, up to
- * SEQTAG_AVX2_MAX_ROWS rows with the AVX2 ones. */
+ * SEQTAG_AVX2_MAX_ROWS rows with the AVX2 ones (backward's product). */
 static int seqtag_lstm_step_fused_rows(Py_ssize_t rows) {
     return seqtag__isa == SEQTAG_ISA_AVX512 ||
            (seqtag__isa == SEQTAG_ISA_AVX2 && rows <= SEQTAG_AVX2_MAX_ROWS);
+}
+
+/* The same for the forward step of `rows` rows of H units (inference and training). */
+static int seqtag_lstm_step_fused_forward(Py_ssize_t rows, Py_ssize_t H) {
+    return seqtag__isa == SEQTAG_ISA_AVX512 ||
+           (seqtag__isa == SEQTAG_ISA_AVX2 && rows * H <= SEQTAG_AVX2_MAX_STATE);
 }
 
 /* One step of one direction (see seqtag__lstm_step_f32_avx512); callers check

@@ -291,25 +291,29 @@ def test_lstm_infer_fused_equals_blas(H, lengths, reverse, with_ids):
         np.testing.assert_allclose(a, b, err_msg="zero states " + name, **TOL)
 
 
-# steps of more rows than this run through BLAS under the AVX2 kernels (lstm_step.h)
-AVX2_MAX_ROWS = 24
+# forward steps whose rows' state (rows x H floats) is larger than this run through BLAS
+# under the AVX2 kernels (lstm_step.h SEQTAG_AVX2_MAX_STATE)
+AVX2_MAX_STATE = 16384
 
 
 @pytest.mark.skipif("avx2" not in ISAS, reason="no AVX2 kernels on this CPU or build")
-@pytest.mark.parametrize("rows", [AVX2_MAX_ROWS, AVX2_MAX_ROWS + 1, 64])
-def test_avx2_kernels_take_steps_up_to_their_row_limit(rows, kernels):
-    """With the AVX2 kernels a step of more than 24 rows goes through BLAS: given packed
-    weights, it gives the BLAS path's result bit for bit; a step of 24 rows runs fused
-    (equal to BLAS only up to the order of the sums).  The AVX-512 kernels take any step."""
+@pytest.mark.parametrize("H, rows", [(128, 128), (128, 129), (64, 256), (64, 257), (32, 600)])
+def test_avx2_kernels_take_steps_up_to_their_state_limit(H, rows, kernels):
+    """With the AVX2 kernels a forward step whose rows' state is more than 16,384 floats
+    (128 rows at H = 128, 256 at H = 64) goes through BLAS: given packed weights, it gives
+    the BLAS path's result bit for bit; a smaller step runs fused (equal to BLAS only up to
+    the order of the sums).  The AVX-512 kernels take any step."""
     seqtag.runtime.set_fused_step("avx2")
     assert seqtag.runtime.fused_step_isa() == "avx2"
-    xproj, row_ids, w_hh, packing, h0, c0 = core_case(32, [5] * rows, False, seed=rows)
+    fused_expected = rows * H <= AVX2_MAX_STATE
+    assert _core.lstm_step_fused_forward(rows, H) is fused_expected
+    xproj, row_ids, w_hh, packing, h0, c0 = core_case(H, [3] * rows, False, seed=rows)
     packed = numpy_pack(w_hh)
     blas = run_infer(xproj, row_ids, w_hh, packing, False, h0, c0, None)
     fused = run_infer(xproj, row_ids, w_hh, packing, False, h0, c0, packed)
     for a, b in zip(fused, blas):
         np.testing.assert_allclose(a, b, **TOL)
-    assert np.array_equal(fused[0], blas[0]) is (rows > AVX2_MAX_ROWS)
+    assert np.array_equal(fused[0], blas[0]) is not fused_expected
 
 
 @needs_fused
