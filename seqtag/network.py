@@ -160,6 +160,7 @@ class Network:
         self._memo = None
         self._memo_version = None
         self._memo_lock = threading.Lock()
+        runtime.renew_after_fork(self)
         self.dtype = dtype = np.dtype(dtype).type
         c = self.config
         # None ("auto", or a model written before shapes existed): training resolves it
@@ -274,6 +275,15 @@ class Network:
 
     def set_threads(self, threads):
         self.char_rnn.threads = self.rnn.threads = threads
+
+    def after_fork(self):
+        """In a forked child (seqtag.runtime.renew_after_fork): new locks, and no memo or
+        derived arrays, which another thread of the parent may have been filling."""
+        self._derived_cache = {}
+        self._derived_lock = threading.Lock()
+        self._memo = None
+        self._memo_version = None
+        self._memo_lock = threading.Lock()
 
     # ---- forward and backward ---------------------------------------------------------
 

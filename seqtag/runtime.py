@@ -43,6 +43,7 @@ import os
 import sys
 import threading
 import warnings
+import weakref
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
 
@@ -535,11 +536,24 @@ def _single_blas_threaded(fn, *args):
         return fn(*args)
 
 
+#: Objects whose locks a forked child makes anew (renew_after_fork).
+_renewed_after_fork: "weakref.WeakSet" = weakref.WeakSet()
+
+
+def renew_after_fork(owner) -> None:
+    """Have owner.after_fork() called in a child forked from this process: a lock that
+    another thread of the parent held at the fork stays held in the child for good, and
+    what that thread was changing may be half-done there (a network's memo, say)."""
+    _renewed_after_fork.add(owner)
+
+
 def _after_fork_in_child() -> None:
     global _pool, _pool_lock, tables_lock
     _pool = None  # its thread is gone: a submit would wait forever
     _pool_lock = threading.Lock()
     tables_lock = threading.Lock()  # a thread of the parent may have held it
+    for owner in list(_renewed_after_fork):
+        owner.after_fork()
     _limit.after_fork_in_child()
 
 
