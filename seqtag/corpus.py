@@ -392,6 +392,11 @@ def _numbered_lines(stream, name, encoding):
         if lineno == 1 and text.startswith("\ufeff"):
             text = text[1:]
         body = text.rstrip("\r\n")
+        if "\r" in body:  # a lone \r ends a line too (old Mac files), as Python's
+            *ended, body = body.split("\r")  # universal newlines and rawtext read it
+            for piece in ended:
+                yield lineno, piece, "\r"
+                lineno += 1
         yield lineno, body, text[len(body):]
 
 
@@ -789,8 +794,8 @@ def format_raw_json(sentence: RawSentence, tags: Sequence[str],
                        "words": words})
     if k != len(tags):
         raise ValueError(f"{len(tags)} tags for {k} words")
-    return json.dumps({"text": sentence.text, "start": sentence.start, "end": sentence.end,
-                       "tokens": tokens}, ensure_ascii=False, separators=(",", ":")) + "\n"
+    return _json_line({"text": sentence.text, "start": sentence.start, "end": sentence.end,
+                       "tokens": tokens})
 
 
 def format_json(words: Sequence[str], tags: Sequence[str],
@@ -808,7 +813,20 @@ def format_json(words: Sequence[str], tags: Sequence[str],
         raise ValueError(f"{len(tags)} tags for {len(words)} words")
     tokens = [_json_word(word, i, tags, topk, columns, column_topk)
               for i, word in enumerate(words)]
-    return json.dumps({"tokens": tokens}, ensure_ascii=False, separators=(",", ":")) + "\n"
+    return _json_line({"tokens": tokens})
+
+
+#: The characters str.splitlines (and so many JSON Lines readers) ends a line at that JSON
+#: lets a string hold as they are (it escapes those below U+0020): escaped, so that one
+#: object stays one line.
+_LINE_BREAKS_IN_JSON = str.maketrans({c: f"\\u{ord(c):04x}" for c in "\x85\u2028\u2029"})
+
+
+def _json_line(obj: dict) -> str:
+    """obj as one line of JSON Lines: UTF-8 text as it is, but no character that a reader
+    splitting lines would take for a line end."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).translate(
+        _LINE_BREAKS_IN_JSON) + "\n"
 
 
 def _json_word(word, i, tags, topk, columns, column_topk):

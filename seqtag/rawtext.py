@@ -13,6 +13,8 @@ HARD_LIMIT); the part after a cut continues the paragraph (no new paragraph mark
 
 from __future__ import annotations
 
+import io
+
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
@@ -117,7 +119,9 @@ def paragraphs(lines: Iterable[tuple[int, str, str]], one_per_line: bool = False
 def text_paragraphs(text: str) -> Iterator[Paragraph]:
     """The paragraphs of a string, offsets in it."""
     def numbered():
-        for k, line in enumerate(text.splitlines(keepends=True), 1):
+        # lines end at \n, \r\n or a lone \r, as in files (corpus._numbered_lines); not at
+        # the other characters str.splitlines takes (\x0c, \x85, \u2028, ...)
+        for k, line in enumerate(io.StringIO(text, newline=""), 1):
             body = line.rstrip("\r\n")
             yield k, body, line[len(body):]
     return paragraphs(numbered())

@@ -208,6 +208,7 @@ HARD = [
     "?!... --- !!!",
     "Des emoji 😀👍🏽 et 👨‍👩‍👧 au milieu 🇫🇷 ! Ελληνικά κείμενα. Русский текст. 中文文本。",
     "Windows lines.\r\nSecond line.\r\n\r\nNew paragraph.\r\n",
+    "Old Mac lines.\rSecond line.\r\rNew paragraph.\r",
     " ".join(["Une phrase assez longue du milieu de la ville."] * 200),
     "",
     "   \n\t\n",
@@ -280,6 +281,29 @@ def test_json_offsets_are_offsets_in_the_file(french, tmp_path):
     for t in tokens:
         assert content[t["start"]:t["end"]] == t["text"]
         assert all(len(w["top"]) == 1 and w["top"][0][0] == w["tag"] for w in t["words"])
+
+
+@pytest.mark.parametrize("text", [
+    "Le chat dort\r\rLe chien aussi\rFin\r",                # old Mac line ends
+    "Le chat dort\r\n\r\nLe chien aussi\r\nFin\r\n",        # Windows
+    "Le chat dort\u2028\u2028Le chien aussi\x0cFin\n",      # not line ends: one paragraph
+])
+def test_a_file_and_a_string_have_the_same_lines_and_offsets(french, tmp_path, text):
+    """A lone \\r ends a line in a file as in a string (a blank line between two, a
+    paragraph), and U+2028 or a form feed ends a line in neither; JSON offsets are offsets
+    in the file as read with newline=''."""
+    path = tmp_path / "in.txt"
+    path.write_bytes(text.encode("utf-8"))
+    result = invoke("tag", "-m", french[1], "-i", path, "--format", "json")
+    assert result.exit_code == 0, result.output
+    from_file = [(t["start"], t["end"]) for line in result.stdout.splitlines()
+                 for t in json.loads(line)["tokens"]]
+    from_string = [(t.start, t.end) for s in french[0].tag_text(text) for t in s.tokens]
+    assert from_file == from_string
+    paragraphs = [p.offset for p in rawtext.text_paragraphs(text)]
+    assert len(paragraphs) == (1 if "\u2028" in text else 2)
+    for start, end in from_file:
+        assert not any(c in text[start:end] for c in "\r\n")
 
 
 def test_text_and_tsv_show_syntactic_words(french):
