@@ -276,6 +276,7 @@ _CATEGORY_CLASS = {"Lu": 1, "Lt": 1, "Ll": 2, "Lo": 3, "Lm": 3, "Nd": 4, "Nl": 4
                    "Ps": 5, "Pi": 5, "Pe": 6, "Pf": 6, "Pc": 7, "Pd": 7, "Po": 7, "Sm": 8,
                    "Sc": 8, "Sk": 8, "So": 8, "Mn": 9, "Mc": 9, "Me": 9}
 N_CLASSES = len(_CLASSES)
+_MARK = _CLASSES.index("mark")
 _ZWJ = 0x200D
 
 
@@ -340,16 +341,17 @@ class CharCodes:
         return ident
 
 
-def _glued(cps, ids):
+def _glued(cps, classes):
     """(n,) bool: character i may not end a token because character i+1 belongs to the same
     grapheme (a combining mark, a variation selector, an emoji modifier, a zero-width
-    joiner or what follows one)."""
+    joiner or what follows one).  classes: each character's index in _CLASSES (a seen
+    character's too: CharCodes.class_of_id of its id, not the id)."""
     n = len(cps)
     glued = np.zeros(n, dtype=bool)
     if n < 2:
         return glued
     nxt, cur = cps[1:], cps[:-1]
-    glued[:-1] = ((ids[1:] == 9) | (nxt == _ZWJ) | (cur == _ZWJ)
+    glued[:-1] = ((classes[1:] == _MARK) | (nxt == _ZWJ) | (cur == _ZWJ)
                   | ((nxt >= 0xFE00) & (nxt <= 0xFE0F)) | ((nxt >= 0x1F3FB) & (nxt <= 0x1F3FF)))
     return glued
 
@@ -1515,9 +1517,10 @@ class LearnedFrontEnd:
     def _decode(self, scored):
         text, begin, lengths, ids = scored.text, scored.begin, scored.lengths, scored.ids
         space = ids == 0
-        glued = _glued(scored.cps, ids)
+        classes = self.codes.class_of_id[ids]
+        glued = _glued(scored.cps, classes)
         if self.repeats_whole:
-            glued |= _repeated_symbols(scored.cps, self.codes.class_of_id[ids])
+            glued |= _repeated_symbols(scored.cps, classes)
         labels = _choose_labels(scored.logits, ids, glued,
                                 self.sentence_bias, self.multiword_bias)
         fixed = _apply_lexicon(text, labels, space,

@@ -937,3 +937,15 @@ def test_a_call_interrupted_while_new_forms_are_added_leaves_the_tables_whole(mo
     assert [w for s in tagger.tag("alpha beta boom gamma") for w, _ in s] == \
         ["alpha", "beta", "boom", "gamma"]
     assert tagger.tag("alpha beta") == Tagger.load(threads=1).tag("alpha beta")
+
+
+@pytest.mark.parametrize("alphabet", ["", "e", "e\u0301", "\u0301\u093e"])
+def test_a_token_never_ends_before_a_combining_mark_seen_in_training_or_not(alphabet):
+    """_glued reads each character's class: a combining mark the alphabet has (its own id,
+    not the unseen-mark class) glues to the character before it just as an unseen one."""
+    from seqtag.segment import CharCodes, _code_points, _glued
+
+    codes = CharCodes(alphabet)
+    cps = _code_points("e\u0301x \u0915\u093e")
+    glued = _glued(cps, codes.class_of_id[codes.encode_code_points(cps)])
+    assert glued.tolist() == [True, False, False, False, True, False]
