@@ -1,12 +1,15 @@
-"""The recurrent step alone, fused kernels against BLAS + the gate pass, side by side.
+"""The recurrent steps alone: seqtag's choice of kernel against BLAS only, side by side.
 
     python bench/step_speed.py [--hidden 128 64] [--rows 16 48 100 400 900] [--seconds 0.5]
+                               [--threads 2]
 
-One direction of a one-layer float32 LSTM, inference, 20 steps of `rows` rows a call
-(RNN.forward_projected with packed weights, one thread), timed with the fused step on
-(seqtag.runtime.set_fused_step(None): the best kernels) and off (BLAS for the product,
-then the gate pass), alternating; prints the recurrent product's GFLOP/s of each (the
-gates counted as free) and which one seqtag runs for that step size.
+A one-layer float32 LSTM in inference, 20 steps of `rows` rows a call (RNN.forward_projected
+with packed weights): one direction on one thread, or with --threads 2 both directions on
+two threads, as a tagger runs them.  Timed with the fused steps allowed
+(seqtag.runtime.set_fused_step(None): the best kernels, for the steps where
+seqtag.runtime's choice takes them) and not (BLAS for the product, then the gate pass),
+alternating; prints the recurrent product's GFLOP/s of each (the gates counted as free)
+and which one seqtag runs for that step size.  Above the limit both columns are BLAS.
 """
 
 import argparse
@@ -34,7 +37,8 @@ def rate(rnn, proj, ids, packing, fused, seconds):
         rnn.forward_projected(proj, ids, packing, packed=packed, states=False)
         calls += 1
     elapsed = (time.perf_counter() - start) / calls
-    return packing.n_rows * 2 * rnn.hidden_size * 4 * rnn.hidden_size / elapsed / 1e9
+    flops = packing.n_rows * 2 * rnn.hidden_size * 4 * rnn.hidden_size * rnn.num_directions
+    return flops / elapsed / 1e9
 
 
 def main():
@@ -42,20 +46,23 @@ def main():
     parser.add_argument("--hidden", type=int, nargs="+", default=[128, 64])
     parser.add_argument("--rows", type=int, nargs="+", default=[16, 48, 100, 200, 400, 600, 900])
     parser.add_argument("--seconds", type=float, default=0.5)
+    parser.add_argument("--threads", type=int, choices=(1, 2), default=1)
     args = parser.parse_args()
     print(machine_line())
     if runtime.fused_step_isa() is None:
         print("no fused kernels on this CPU or build: nothing to compare")
         return
     rng = np.random.default_rng(0)
-    print(f"{'H':>4} {'rows':>5} {'fused':>8} {'BLAS':>8}  (GFLOP/s of the product)  seqtag runs")
+    print(f"{'H':>4} {'rows':>5} {'seqtag':>8} {'BLAS':>8}  (GFLOP/s of the product, "
+          f"{args.threads} thread{'s' if args.threads > 1 else ''})  seqtag runs")
     try:
         for hidden in args.hidden:
-            rnn = RNN("lstm", hidden, hidden, threads=1)
+            rnn = RNN("lstm", hidden, hidden, bidirectional=args.threads == 2,
+                      threads=args.threads)
             for rows in args.rows:
                 packing = Packing(np.full(rows, STEPS))
                 x = rng.standard_normal((packing.n_rows, hidden)).astype(np.float32)
-                proj = [rnn.input_projection(x, 0)]
+                proj = [rnn.input_projection(x, d) for d in range(rnn.num_directions)]
                 ids = np.arange(packing.n_rows)
                 fused = blas = 0.0
                 for _ in range(2):  # alternate, keep the best of each
@@ -63,7 +70,7 @@ def main():
                     blas = max(blas, rate(rnn, proj, ids, packing, False, args.seconds))
                 runtime.set_fused_step(None)
                 runs = "fused" if _core.lstm_step_fused_forward(rows, hidden) else "BLAS"
-                print(f"{hidden:>4} {rows:>5} {fused:8.1f} {blas:8.1f}  {'':24}{runs}")
+                print(f"{hidden:>4} {rows:>5} {fused:8.1f} {blas:8.1f}  {'':36}{runs}")
     finally:
         runtime.set_fused_step(None)
 
