@@ -12,6 +12,7 @@ new forms and character steps of one pass.
 """
 
 import argparse
+import collections
 import os
 import sys
 import time
@@ -19,21 +20,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import compare_torch as ct  # noqa: E402
 from common import machine_line  # noqa: E402
+from profile_parts import timed_method  # noqa: E402
 
 from seqtag import memo, network  # noqa: E402
-
-
-def timed(owner, name, label, totals):
-    """Replace owner.name by a wrapper adding its wall time to totals[label]."""
-    original = getattr(owner, name)
-
-    def wrapper(*args, **kwargs):
-        start = time.perf_counter()
-        try:
-            return original(*args, **kwargs)
-        finally:
-            totals[label] = totals.get(label, 0.0) + time.perf_counter() - start
-    setattr(owner, name, wrapper)
 
 
 def main():
@@ -48,10 +37,10 @@ def main():
     for batch in batches:  # warm-up
         ct.seqtag_tag(model, batch)
     net = model.network
-    totals: dict = {}
-    timed(network, "encode_chars", "encoding characters", totals)
-    timed(net.char_rnn, "forward_projected", "character BiLSTM", totals)
-    timed(memo.ProjectionMemo, "_add", "first-layer projection", totals)
+    totals: collections.defaultdict = collections.defaultdict(float)
+    timed_method(network, "encode_chars", "encoding characters", totals)
+    timed_method(net.char_rnn, "forward_projected", "character BiLSTM", totals)
+    timed_method(memo.ProjectionMemo, "_add", "first-layer projection", totals)
 
     def run(fresh):
         start, cpu = time.perf_counter(), os.times()

@@ -893,7 +893,36 @@ def _lexicon_from_arrays(arrays, name="lexicon"):
                           None if lengths is None else np.asarray(lengths, dtype=np.int64))
 
 
-class _StoredLexicon(Mapping):
+class _StoredMapping(Mapping):
+    """A read-only mapping whose keys are a StringIndex of a model file (searched in its
+    bytes, _keys) and whose values a subclass takes out of what it stores (_value)."""
+
+    _keys: StringIndex
+
+    def _value(self, key, found):
+        raise NotImplementedError
+
+    def get(self, key, default=None):
+        found = self._keys.locate(key)
+        return default if found is None else self._value(key, found)
+
+    def __getitem__(self, key):
+        found = self._keys.locate(key)
+        if found is None:
+            raise KeyError(key)
+        return self._value(key, found)
+
+    def __contains__(self, key):
+        return self._keys.locate(key) is not None
+
+    def __iter__(self):
+        return iter(self._keys.strings())
+
+    def __len__(self):
+        return self._keys.size
+
+
+class _StoredLexicon(_StoredMapping):
     """A lexicon of chunks (or shapes) -> codes as a model file holds it: the chunks'
     StringIndex and their codes laid end to end, a chunk's taken out when it is looked
     up.  A chunk's codes are as long as the chunk, or as `lengths` says (shapes with their
@@ -908,66 +937,31 @@ class _StoredLexicon(Mapping):
                     and not (lengths < 0).any())
         if not fits:
             raise ModelError(f"front end {name} is broken: chunks and codes do not match")
-        self._chunks = chunks
+        self._keys = chunks
         self._codes = codes
         self._lengths = None if lengths is None else lengths.tolist()
         self._starts = (None if lengths is None
                         else (np.cumsum(lengths) - lengths).tolist())
 
-    def _codes_at(self, chunk, found):
+    def _value(self, chunk, found):
         if self._lengths is None:
             return self._codes[found[1]:found[1] + len(chunk)]
         start = self._starts[found[0]]
         return self._codes[start:start + self._lengths[found[0]]]
 
-    def get(self, chunk, default=None):
-        found = self._chunks.locate(chunk)
-        return default if found is None else self._codes_at(chunk, found)
 
-    def __getitem__(self, chunk):
-        found = self._chunks.locate(chunk)
-        if found is None:
-            raise KeyError(chunk)
-        return self._codes_at(chunk, found)
-
-    def __contains__(self, chunk):
-        return self._chunks.locate(chunk) is not None
-
-    def __iter__(self):
-        return iter(self._chunks.strings())
-
-    def __len__(self):
-        return self._chunks.size
-
-
-class _StoredCodes(Mapping):
+class _StoredCodes(_StoredMapping):
     """form -> a code 0..255 as a model file holds it (WordBoundaries.casing,
     MultiwordContext.lexicon): the forms' StringIndex and one byte per form."""
 
     def __init__(self, forms: StringIndex, codes: bytes, what: str):
         if forms.size != len(codes):
             raise ModelError(f"front end {what} is broken")
-        self._forms = forms
+        self._keys = forms
         self._codes = codes
 
-    def get(self, form, default=None):
-        found = self._forms.locate(form)
-        return default if found is None else self._codes[found[0]]
-
-    def __getitem__(self, form):
-        found = self._forms.locate(form)
-        if found is None:
-            raise KeyError(form)
+    def _value(self, form, found):
         return self._codes[found[0]]
-
-    def __contains__(self, form):
-        return self._forms.locate(form) is not None
-
-    def __iter__(self):
-        return iter(self._forms.strings())
-
-    def __len__(self):
-        return self._forms.size
 
 
 # ---------------------------------------------------------------- sentence boundaries between words
