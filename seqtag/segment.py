@@ -966,6 +966,43 @@ class _StoredCodes(_StoredMapping):
 
 # ---------------------------------------------------------------- sentence boundaries between words
 
+class _FormRows:
+    """A row of `width` int64 columns per word form, computed once (row_of) and then looked
+    up for many tokens at once: the Python work is one dictionary look-up a token.  Shared
+    by the threads tagging with one model: looked up and grown under runtime.tables_lock,
+    the table grown before the new forms point into it, so an interrupted call (Ctrl-C, a
+    fork from another thread) leaves no form without its row.  Starts over past `limit`
+    forms (streamed text meets new ones in every batch)."""
+
+    def __init__(self, width: int, limit: int = 200_000):
+        self.width, self.limit = width, limit
+        self.ids: dict[str, int] = {}
+        self.table = np.zeros((0, width), dtype=np.int64)
+
+    def rows(self, tokens: list[str], row_of: Callable[[str], tuple]) -> np.ndarray:
+        """(len(tokens), width): each token's row (row_of(token) the first time)."""
+        with runtime.tables_lock:
+            if len(self.ids) > self.limit:
+                self.ids = {}
+                self.table = self.table[:0]
+            ids = self.ids
+            index = list(map(ids.get, tokens))
+            if None in index:
+                new: dict[str, int] = {}
+                rows = []
+                for t in tokens:
+                    if t not in ids and t not in new:
+                        new[t] = len(self.table) + len(rows)
+                        rows.append(row_of(t))
+                # only the new forms' rows are converted
+                self.table = np.concatenate(
+                    [self.table, np.array(rows, dtype=np.int64).reshape(len(rows), self.width)])
+                ids.update(new)
+                index = list(map(ids.get, tokens))
+            table = self.table
+        return table[np.array(index, dtype=np.int64)]
+
+
 #: Feature hashing of the word-level boundary model: 2^bits weights.
 _BOUNDARY_BITS = 16
 
@@ -1018,44 +1055,22 @@ class WordBoundaries:
     def __init__(self, weights: np.ndarray, casing: Mapping[str, int]):
         self.weights = weights
         self.casing = casing
-        # each form seen: its row of _token_columns in _table
-        self._forms: dict[str, int] = {}
-        self._table = np.zeros((0, 7), dtype=np.int64)
+        self._rows = _FormRows(7)  # each form seen: its row of _token_columns
 
     def _token_columns(self, tokens, casing=None):
         """(n, 7) int64: each token's hashes (lowercase form, form, case shape, last three
         and first three lowercase characters), casing code (or casing[i]) and whether it is
         sentence-final punctuation.  A row per form is kept and the tokens looked up at
         once: the Python work is one dictionary look-up a token."""
-        with runtime.tables_lock:  # threads tagging with one model share the table
-            known = self._forms
-            if len(known) > 200_000:
-                known.clear()
-                self._table = self._table[:0]
-            index = list(map(known.get, tokens))
-            if None in index:
-                new: dict[str, int] = {}
-                rows = []
-                for t in tokens:
-                    if t not in known and t not in new:
-                        low = t.lower()
-                        new[t] = len(self._table) + len(rows)
-                        rows.append((_hash(low), _hash(t), _hash(_case_shape(t)),
-                                     _hash(low[-3:]), _hash(low[:3]), self.casing.get(low, 0),
-                                     int(set(t) <= _FINAL)))
-                # only the new forms' rows are converted (text streamed in batches meets new
-                # forms in every batch); the table grows before the forms point into it, so
-                # an interrupted call (Ctrl-C, a fork from another thread) leaves no form
-                # without its row
-                self._table = np.concatenate(
-                    [self._table, np.array(rows, dtype=np.int64).reshape(len(rows), 7)])
-                known.update(new)
-                index = list(map(known.get, tokens))
-            table = self._table
-        columns = table[np.array(index, dtype=np.int64)]
+        columns = self._rows.rows(tokens, self._token_row)
         if casing is not None:
             columns[:, 5] = casing
         return columns
+
+    def _token_row(self, token):
+        low = token.lower()
+        return (_hash(low), _hash(token), _hash(_case_shape(token)), _hash(low[-3:]),
+                _hash(low[:3]), self.casing.get(low, 0), int(set(token) <= _FINAL))
 
     def _features(self, columns, first):
         """(n, 19) feature indices of the boundary after each token (tokens of paragraphs
@@ -1134,8 +1149,7 @@ class WordBoundaries:
         inner = np.concatenate([~first[1:], [False]])  # the boundary is inside a paragraph
         model.weights = _logistic_regression(rows[inner], ends[inner].astype(float),
                                              1 << _BOUNDARY_BITS, l2, steps)
-        model._forms = {}  # the forms of train need not be kept
-        model._table = np.zeros((0, 7), dtype=np.int64)
+        model._rows = _FormRows(7)  # the forms of train need not be kept
         return model
 
     def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
@@ -1213,9 +1227,8 @@ class MultiwordContext:
         self.weights = weights
         self.lexicon = lexicon
         self.tags = list(tags)
-        # each form seen: its row in _table (_columns), made with _expander
-        self._ids: dict[str, int] = {}
-        self._table = np.zeros((0, 8), dtype=np.int64)
+        # each form seen: its row of _columns, made with _expander
+        self._rows = _FormRows(8)
         self._expander: Optional[MultiwordExpander] = None
 
     def _columns(self, tokens, expander):
@@ -1225,27 +1238,9 @@ class MultiwordContext:
         word's and the first word's lowercase forms and the first word's count class (-1
         where it does not).  A row per form is kept and the tokens looked up at once: the
         Python work is one dictionary look-up a token (command-line speed)."""
-        with runtime.tables_lock:  # threads tagging with one model share the table
-            if expander is not self._expander or len(self._ids) > 200_000:
-                self._ids, self._expander = {}, expander
-                self._table = np.zeros((0, 8), dtype=np.int64)
-            ids = self._ids
-            index = list(map(ids.get, tokens))
-            if None in index:
-                new: dict[str, int] = {}
-                rows = []
-                for t in tokens:
-                    if t not in ids and t not in new:
-                        new[t] = len(self._table) + len(rows)
-                        rows.append(self._row(t, expander))
-                # only the new forms' rows are converted (text streamed in batches); the
-                # table grows before the forms point into it (as WordBoundaries does)
-                self._table = np.concatenate(
-                    [self._table, np.array(rows, dtype=np.int64).reshape(len(rows), 8)])
-                ids.update(new)
-                index = list(map(ids.get, tokens))
-            table = self._table
-        return table[np.array(index, dtype=np.int64)]
+        if expander is not self._expander:  # rows made with another expander
+            self._rows, self._expander = _FormRows(8), expander
+        return self._rows.rows(tokens, lambda token: self._row(token, expander))
 
     def _row(self, token, expander):
         low = token.lower()
@@ -1333,8 +1328,7 @@ class MultiwordContext:
         model.weights = _logistic_regression(rows, multiword[index].astype(float),
                                              1 << _CONTEXT_BITS, l2, steps)
         # the forms of train need not be kept
-        model._ids, model._expander = {}, None
-        model._table = np.zeros((0, 8), dtype=np.int64)
+        model._rows, model._expander = _FormRows(8), None
         return model
 
     def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
