@@ -549,7 +549,8 @@ class MultiwordExpander:
             return _with_case_of(form, words)
         low = form.lower()
         for k in range(min(self._longest, len(form) - 1), 0, -1):
-            if low[-k:] in self.suffixes:
+            # a suffix comes off a word, not off a run of punctuation
+            if low[-k:] in self.suffixes and any(c.isalnum() for c in form[:-k]):
                 return [form[:-k], form[-k:]]
         return [form]
 

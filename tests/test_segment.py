@@ -949,3 +949,14 @@ def test_a_token_never_ends_before_a_combining_mark_seen_in_training_or_not(alph
     cps = _code_points("e\u0301x \u0915\u093e")
     glued = _glued(cps, codes.class_of_id[codes.encode_code_points(cps)])
     assert glued.tolist() == [True, False, False, False, True, False]
+
+
+def test_a_suffix_comes_off_a_word_not_off_a_run_of_punctuation():
+    from seqtag.segment import MultiwordExpander
+
+    expander = MultiwordExpander({}, {"'": 5, "'s": 9}, ())
+    assert expander.split("dogs'") == ["dogs", "'"]
+    assert expander.split("Bob's") == ["Bob", "'s"]
+    assert expander.split("''''") == ["''''"]
+    assert expander.split("--'s") == ["--'s"]
+    assert expander.split("7's") == ["7", "'s"]
