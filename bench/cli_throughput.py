@@ -6,11 +6,11 @@ Writes EWT train's tokens (one per line, blank line between sentences), its sent
 (tokens joined by spaces, one per line: --input-format lines) and its raw text (the
 sentences' `# text` in paragraphs, as bench/raw_text.py makes it: --input-format text) to a
 temporary folder, then times `seqtag tag -i FILE` on each, output to /dev/null: reading,
-tokenizing, sentence splitting, batching, tagging and formatting included.  Tokens and
-lines never meet a learned front end (lines: the rule tokenizer, one sentence a line: what
-`seqtag tag -i` did before models had front ends); the raw text goes through the front end
-of the bundled model (learned since it has one) and, with --model, of that model too, in
-the same run.  --rounds N repeats every command N times, alternating, and prints each
+tokenizing, sentence splitting, batching, tagging and formatting included.  Tokens never
+meet a front end; the lines and the raw text go through the bundled model's learned front
+end (lines: tokens only, a sentence per line) and through the rules (the same model saved
+without its front end, in the temporary folder: what `seqtag tag -i` did before models had
+front ends), and with --model through that model's front end too, in the same run.  --rounds N repeats every command N times, alternating, and prints each
 one's median.  Tokens/s counts the gold tokens of the file, so the runs compare on the
 same work.
 """
@@ -52,7 +52,11 @@ def main():
         with open(files["text"], "w", encoding="utf-8") as f:
             f.write(raw_text(open(ewt_path("train"), encoding="utf-8").read()))
         print(machine_line())
+        bundled = Tagger.load(None)
+        rules = os.path.join(folder, "rules.npz")
+        Tagger(bundled.network, bundled.vocab, meta=dict(bundled.meta)).save(rules, float16=True)
         runs = [(kind, path, None) for kind, path in files.items()]
+        runs += [("lines", files["lines"], rules), ("text", files["text"], rules)]
         if args.model:
             runs.append(("text", files["text"], args.model))
         times = {run: [] for run in runs}
@@ -66,11 +70,13 @@ def main():
                 times[run].append(time.perf_counter() - start)
         for (kind, path, model), seconds in times.items():
             seconds = statistics.median(seconds)
-            if kind == "text":
+            if model == rules:
+                front = "rules"
+            elif kind == "tokens":
+                front = "no front end"
+            else:
                 front = (f"{Tagger.load(model).frontend.kind} front end"
                          + (f" of {os.path.basename(model)}" if model else ""))
-            else:
-                front = {"tokens": "no front end", "lines": "rules"}[kind]
             print(f"seqtag tag --input-format {kind:6} ({front}): {tokens:,} tokens in "
                   f"{seconds:.2f} s = {tokens / seconds:,.0f} tokens/s ({args.threads} "
                   f"threads, median of {args.rounds})")

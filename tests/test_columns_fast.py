@@ -7,7 +7,7 @@ XPOS and FEATS the best seen analysis with the UPOS by a search over the analyse
 import numpy as np
 import pytest
 
-from seqtag import Tagger, _core
+from seqtag import Tagger, _core, inference
 from seqtag.corpus import Sentence, read_corpus
 from seqtag.heads import FeatureHead, Head, LemmaHead, join_features
 from seqtag.inference import predict_log_probs
@@ -183,7 +183,8 @@ def test_values_and_every_columns_top_k_from_one_pass(bundled, ewt_dev_words, mo
     values, tops = bundled.predict_columns_top_k(words, 3, columns)
     assert values == want_values
     assert tops == want_tops
-    assert len(calls) == 1  # 150 sentences: one batch
+    assert len(calls) == len(list(inference._batches(bundled.vocab, words,
+                                                     inference.BATCH_TOKENS))) == 2
 
 
 def _full_rows_asked(net, monkeypatch):
