@@ -13,7 +13,7 @@ the lemma head's, in batches of about 4,096 tokens: what decoding those columns 
 before XPOS and FEATS came from each predicted UPOS's analyses alone (one row per analysis
 seen with it: 29 a token on EWT test, against those heads' 279).  "every column, decoded"
 is exactly what `seqtag tag --format conllu` (per chunk of sentences) and Tagger.analyze
-run: Tagger.predict_columns, in its batches of about 4,096 tokens (UPOS labels, XPOS and
+run: Tagger.predict_columns, in its batches of about 2,048 tokens (UPOS labels, XPOS and
 FEATS the best analysis seen with the UPOS, lemmas from the lexicon or, for the tokens it
 does not know, the lemma head's scripts); "UPOS, XPOS, FEATS, decoded" is the same without
 the lemmas; "Tagger.predict" is the UPOS of text output in those same batches.
@@ -21,6 +21,7 @@ the lemmas; "Tagger.predict" is the UPOS of text output in those same batches.
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 import time
@@ -76,15 +77,21 @@ def main():
     for run in variants.values():  # warm-up: fills the memos
         run()
     times = {name: [] for name in variants}
+    faults = dict.fromkeys(variants, 0)
     for _ in range(args.rounds):
         for name, run in variants.items():
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             start = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - start)
+            faults[name] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
     base = tokens / statistics.median(times["UPOS-only network (c)"])
+    # page faults: memory the C library maps anew for a pass's arrays (it returns what a
+    # batch freed to the system in some states of the process, not in others)
     for name, seconds in times.items():
         rate = tokens / statistics.median(seconds)
-        print(f"{name:<34} {rate:>10,.0f} tokens/s  {rate / base:6.3f} of (c)")
+        print(f"{name:<34} {rate:>10,.0f} tokens/s  {rate / base:6.3f} of (c)  "
+              f"{faults[name] / args.rounds:>8,.0f} page faults a pass")
 
 
 if __name__ == "__main__":
