@@ -1,6 +1,6 @@
 """Where a fresh-memo tagging pass of configuration (c) of compare_torch.py goes.
 
-    python bench/fresh_parts.py [--passes 5] [--rounds 2]
+    python bench/fresh_parts.py [--passes 5] [--rounds 2] [--profile]
 
 Tags EWT test `passes` times with the memo emptied before each pass (compare_torch's
 "(fresh)" column) and `passes` times with it full ("tag"), and prints, per round, both
@@ -8,7 +8,9 @@ wall times, the CPU time of the process over each (2 cores busy: 2 s a second), 
 time inside the parts only a fresh pass runs: encoding the new forms' characters, the
 character BiLSTM over them and their first-layer projection (wall-clock timers on the
 calling thread; both directions of each run on the two threads inside them).  Then the
-new forms and character steps of one pass.
+new forms and character steps of one pass.  --profile: then the functions the warm passes
+spend their time in (cProfile, by internal time: the compiled kernels are inside
+rnn._infer_direction).
 """
 
 import argparse
@@ -29,6 +31,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--passes", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     print(machine_line())
     data = ct.load_data(dict(ct.FULL))
@@ -69,6 +72,12 @@ def main():
         steps += network.encode_chars(new, batch.vocab)[0].n_rows
     print(f"a pass: {sum(b.n_tokens for b in batches):,} tokens, {forms:,} new forms, "
           f"{steps:,} character steps")
+    if args.profile:
+        import cProfile
+        import pstats
+        profile = cProfile.Profile()
+        profile.runcall(run, False)
+        pstats.Stats(profile).sort_stats("tottime").print_stats(8)
 
 
 if __name__ == "__main__":
