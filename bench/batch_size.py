@@ -15,18 +15,15 @@ process and not in others (seqtag.inference.BATCH_TOKENS says which size tagging
 import argparse
 import os
 import random
-import resource
 import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import ewt_path, machine_line  # noqa: E402
+from common import ewt_path, first_head_network, machine_line, timed_rounds  # noqa: E402
 
 from seqtag import Tagger  # noqa: E402
 from seqtag.corpus import read_corpus  # noqa: E402
 from seqtag.inference import predict_columns, predict_log_probs  # noqa: E402
-from seqtag.network import Network  # noqa: E402
 
 
 def main():
@@ -40,14 +37,7 @@ def main():
     tagger = Tagger.load(args.model, threads=args.threads)
     words = [s.words for s in read_corpus(ewt_path("test"), require_tags=False)]
     tokens = sum(map(len, words))
-    sizes = [h.size for h in tagger.vocab.heads]
-    upos_only = Network(tagger.network.config, len(tagger.vocab.words),
-                        len(tagger.vocab.chars), sizes[0], threads=args.threads, init=False)
-    arrays = dict(tagger.network.arrays())
-    arrays["output.weight"] = arrays["output.weight"][:sizes[0]]
-    arrays["output.bias"] = arrays["output.bias"][:sizes[0]]
-    upos_only.load_arrays(arrays)
-    upos_only.freeze()
+    upos_only = first_head_network(tagger)
     columns = list(tagger.columns)
     variants = {"(c)": lambda: predict_log_probs(upos_only, tagger.vocab, words,
                                                  batch_tokens=2048, memo=True)}
@@ -59,24 +49,13 @@ def main():
             normalize=False))
     for run in variants.values():  # warm-up: fills the memos
         run()
-    times = {name: [] for name in variants}
-    faults = dict.fromkeys(variants, 0)
-    order = list(variants)
-    shuffle = random.Random(0).shuffle
-    for _ in range(args.rounds):
-        shuffle(order)
-        for name in order:
-            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-            start = time.perf_counter()
-            variants[name]()
-            times[name].append(time.perf_counter() - start)
-            faults[name] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    times, faults = timed_rounds(variants, args.rounds, random.Random(0).shuffle)
     base = tokens / statistics.median(times["(c)"])
     print(f"EWT test, {tokens:,} tokens, {args.threads} threads, median of {args.rounds} rounds")
     for name, seconds in times.items():
         rate = tokens / statistics.median(seconds)
         print(f"{name:<24} {rate:>10,.0f} tokens/s  {rate / base:6.3f} of (c)  "
-              f"{faults[name] / args.rounds:>8,.0f} page faults a pass")
+              f"{faults[name]:>8,.0f} page faults a pass")
 
 
 if __name__ == "__main__":

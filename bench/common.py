@@ -185,3 +185,39 @@ def fill_dummy_tree(conllu):
             out.append("\t".join(cols))
         out.append("")
     return "\n".join(out) + "\n" if out else ""
+
+
+def first_head_network(tagger):
+    """The network of a model of several heads cut to its first head (its UPOS): the
+    UPOS-only network of the same shape, configuration (c) of compare_torch.py."""
+    from seqtag.network import Network
+    size = tagger.vocab.heads[0].size
+    net = Network(tagger.network.config, len(tagger.vocab.words), len(tagger.vocab.chars),
+                  size, threads=tagger.network.rnn.threads, init=False)
+    arrays = dict(tagger.network.arrays())
+    arrays["output.weight"] = arrays["output.weight"][:size]
+    arrays["output.bias"] = arrays["output.bias"][:size]
+    net.load_arrays(arrays)
+    net.freeze()
+    return net
+
+
+def timed_rounds(variants, rounds, shuffle=None):
+    """Run each of variants {name: function} once per round (in shuffle's order of the names
+    where given, else as listed): ({name: [seconds, ...]}, {name: minor page faults a
+    run}).  Page faults are memory the C library maps anew for a run's arrays: it gives
+    what a batch freed back to the system in some states of a process, not in others."""
+    import resource
+    times = {name: [] for name in variants}
+    faults = dict.fromkeys(variants, 0)
+    order = list(variants)
+    for _ in range(rounds):
+        if shuffle is not None:
+            shuffle(order)
+        for name in order:
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            start = time.perf_counter()
+            variants[name]()
+            times[name].append(time.perf_counter() - start)
+            faults[name] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    return times, {name: n / max(rounds, 1) for name, n in faults.items()}

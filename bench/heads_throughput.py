@@ -21,18 +21,15 @@ the lemmas; "Tagger.predict" is the UPOS of text output in those same batches.
 
 import argparse
 import os
-import resource
 import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import ewt_path, machine_line  # noqa: E402
+from common import ewt_path, first_head_network, machine_line, timed_rounds  # noqa: E402
 
 from seqtag import Tagger  # noqa: E402
 from seqtag.corpus import read_corpus  # noqa: E402
 from seqtag.inference import predict_log_probs  # noqa: E402
-from seqtag.network import Network  # noqa: E402
 
 
 def main():
@@ -48,13 +45,7 @@ def main():
     sizes = [h.size for h in tagger.vocab.heads]
     print(f"model {tagger.meta.get('path')}: heads {[h.name for h in tagger.vocab.heads]} "
           f"of {sizes} labels; {tokens:,} tokens")
-    one = Network(tagger.network.config, len(tagger.vocab.words), len(tagger.vocab.chars),
-                  sizes[0], threads=args.threads, init=False)
-    arrays = dict(tagger.network.arrays())
-    arrays["output.weight"] = arrays["output.weight"][:sizes[0]]
-    arrays["output.bias"] = arrays["output.bias"][:sizes[0]]
-    one.load_arrays(arrays)
-    one.freeze()
+    one = first_head_network(tagger)
 
     variants = {
         "UPOS-only network (c)": lambda: predict_log_probs(one, tagger.vocab, words,
@@ -76,22 +67,12 @@ def main():
     }
     for run in variants.values():  # warm-up: fills the memos
         run()
-    times = {name: [] for name in variants}
-    faults = dict.fromkeys(variants, 0)
-    for _ in range(args.rounds):
-        for name, run in variants.items():
-            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
-            faults[name] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    times, faults = timed_rounds(variants, args.rounds)
     base = tokens / statistics.median(times["UPOS-only network (c)"])
-    # page faults: memory the C library maps anew for a pass's arrays (it returns what a
-    # batch freed to the system in some states of the process, not in others)
     for name, seconds in times.items():
         rate = tokens / statistics.median(seconds)
         print(f"{name:<34} {rate:>10,.0f} tokens/s  {rate / base:6.3f} of (c)  "
-              f"{faults[name] / args.rounds:>8,.0f} page faults a pass")
+              f"{faults[name]:>8,.0f} page faults a pass")
 
 
 if __name__ == "__main__":
