@@ -21,10 +21,13 @@ if TYPE_CHECKING:
     from .network import Network
     from .vocab import Vocabulary
 
-# Tokens in a batch of length-sorted sentences.  2,048 tags faster than 4,096: on the AVX2
-# machine of 2026-12-03, EWT test with every column decoded ran at 0.87 of configuration
-# (c) against 0.80 (bench/heads_throughput.py, side by side); smaller still, or a cap on
-# the rows, was slower.
+# Tokens in a batch of length-sorted sentences.  Why 2,048 rather than 4,096: in some
+# states of a process the C library gives a 4,096-token batch's freed arrays back to the
+# system and maps them anew for the next batch (12,000+ page faults a pass over EWT test:
+# every column decoded then ran at 0.79-0.81 of configuration (c), against 0.87 at 2,048);
+# where it does not, 4,096 is ~4 % faster on every column.  2,048 never faulted, and its
+# peak memory is lower (python bench/batch_size.py; BENCHMARKS.md, 2026-12-03).  Smaller
+# batches, or a cap on the rows, were slower.
 BATCH_TOKENS = 2048
 
 __all__ = ["TagProb", "predict_log_probs", "predict_columns", "predict_columns_scored", "predict_tag_ids", "best_tags", "top_k",
@@ -32,7 +35,8 @@ __all__ = ["TagProb", "predict_log_probs", "predict_columns", "predict_columns_s
 
 
 def predict_log_probs(network: Network, vocab: Vocabulary,
-                      sentences_words: Sequence[Sequence[str]], batch_tokens: int = BATCH_TOKENS,
+                      sentences_words: Sequence[Sequence[str]],
+                      batch_tokens: int = BATCH_TOKENS,
                       memo: bool = False, heads: Sequence[int] | None = None,
                       normalize: bool = True) -> list[np.ndarray]:
     """Log-probabilities per sentence, (len, n_tags) each, in the order given (with a
@@ -56,7 +60,8 @@ def predict_log_probs(network: Network, vocab: Vocabulary,
 
 
 def predict_tag_ids(network: Network, vocab: Vocabulary,
-                    sentences_words: Sequence[Sequence[str]], batch_tokens: int = BATCH_TOKENS,
+                    sentences_words: Sequence[Sequence[str]],
+                    batch_tokens: int = BATCH_TOKENS,
                     memo: bool = False) -> list[np.ndarray]:
     """The best tag ids per sentence, (len,) each, in the order given: each token's most
     probable tag, or with a CRF the best tag sequence.  Batches as predict_log_probs."""
