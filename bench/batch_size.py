@@ -15,11 +15,10 @@ process and not in others (seqtag.inference.BATCH_TOKENS says which size tagging
 import argparse
 import os
 import random
-import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import ewt_path, first_head_network, machine_line, timed_rounds  # noqa: E402
+from common import ewt_path, first_head_network, machine_line, report_rounds  # noqa: E402
 
 from seqtag import Tagger  # noqa: E402
 from seqtag.corpus import read_corpus  # noqa: E402
@@ -47,16 +46,8 @@ def main():
         variants[f"UPOS head alone, {size}"] = (lambda size=size: predict_log_probs(
             tagger.network, tagger.vocab, words, batch_tokens=size, memo=True, heads=[0],
             normalize=False))
-    for run in variants.values():  # warm-up: fills the memos
-        run()
-    times, faults = timed_rounds(variants, args.rounds, random.Random(0).shuffle)
-    base = tokens / statistics.median(times["(c)"])
     print(f"EWT test, {tokens:,} tokens, {args.threads} threads, median of {args.rounds} rounds")
-    for name, seconds in times.items():
-        rate = tokens / statistics.median(seconds)
-        print(f"{name:<24} {rate:>10,.0f} tokens/s  {rate / base:6.3f} of (c)  "
-              f"{faults[name]:>8,.0f} page faults a pass")
-
+    report_rounds(variants, tokens, args.rounds, "(c)", random.Random(0).shuffle)
 
 if __name__ == "__main__":
     main()

@@ -75,7 +75,8 @@ def main():
             elif kind == "tokens":
                 front = "no front end"
             else:
-                front = (f"{Tagger.load(model).frontend.kind} front end"
+                loaded = bundled if model is None else Tagger.load(model)
+                front = (f"{loaded.frontend.kind} front end"
                          + (f" of {os.path.basename(model)}" if model else ""))
             print(f"seqtag tag --input-format {kind:6} ({front}): {tokens:,} tokens in "
                   f"{seconds:.2f} s = {tokens / seconds:,.0f} tokens/s ({args.threads} "

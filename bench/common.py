@@ -202,12 +202,17 @@ def first_head_network(tagger):
     return net
 
 
-def timed_rounds(variants, rounds, shuffle=None):
-    """Run each of variants {name: function} once per round (in shuffle's order of the names
-    where given, else as listed): ({name: [seconds, ...]}, {name: minor page faults a
-    run}).  Page faults are memory the C library maps anew for a run's arrays: it gives
-    what a batch freed back to the system in some states of a process, not in others."""
+def report_rounds(variants, tokens, rounds, reference, shuffle=None):
+    """Time each of variants {name: function tagging `tokens` tokens}: one warm-up run each
+    (it fills the memos), then one run per round (in shuffle's order of the names where
+    given, else as listed); print each one's median tokens/s, its share of the reference
+    variant's and the minor page faults a run.  Page faults are memory the C library maps
+    anew for a run's arrays: it gives what a batch freed back to the system in some states
+    of a process, not in others."""
     import resource
+    import statistics
+    for run in variants.values():
+        run()
     times = {name: [] for name in variants}
     faults = dict.fromkeys(variants, 0)
     order = list(variants)
@@ -220,4 +225,9 @@ def timed_rounds(variants, rounds, shuffle=None):
             variants[name]()
             times[name].append(time.perf_counter() - start)
             faults[name] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-    return times, {name: n / max(rounds, 1) for name, n in faults.items()}
+    base = tokens / statistics.median(times[reference])
+    width = max(map(len, variants))
+    for name, seconds in times.items():
+        rate = tokens / statistics.median(seconds)
+        print(f"{name:<{width}} {rate:>10,.0f} tokens/s  {rate / base:6.3f} of (c)  "
+              f"{faults[name] / max(rounds, 1):>8,.0f} page faults a pass")

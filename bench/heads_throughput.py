@@ -21,11 +21,10 @@ the lemmas; "Tagger.predict" is the UPOS of text output in those same batches.
 
 import argparse
 import os
-import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import ewt_path, first_head_network, machine_line, timed_rounds  # noqa: E402
+from common import ewt_path, first_head_network, machine_line, report_rounds  # noqa: E402
 
 from seqtag import Tagger  # noqa: E402
 from seqtag.corpus import read_corpus  # noqa: E402
@@ -65,15 +64,7 @@ def main():
             words, [c for c in tagger.columns if c != "lemma"]),
         "every column, decoded (conllu)": lambda: tagger.predict_columns(words),
     }
-    for run in variants.values():  # warm-up: fills the memos
-        run()
-    times, faults = timed_rounds(variants, args.rounds)
-    base = tokens / statistics.median(times["UPOS-only network (c)"])
-    for name, seconds in times.items():
-        rate = tokens / statistics.median(seconds)
-        print(f"{name:<34} {rate:>10,.0f} tokens/s  {rate / base:6.3f} of (c)  "
-              f"{faults[name]:>8,.0f} page faults a pass")
-
+    report_rounds(variants, tokens, args.rounds, "UPOS-only network (c)")
 
 if __name__ == "__main__":
     main()

@@ -148,18 +148,12 @@ class Network:
         #: [bounds[k], bounds[k + 1]).
         self.bounds = np.cumsum([0] + sizes).astype(np.int64)
         n_tags = int(self.bounds[-1])
-        # what infer() derives from the weights, kept for their version (_derived): selected
-        # heads' stacked rows, summed rows, the character projections
-        self._derived_cache = {}
-        self._derived_lock = threading.Lock()
+        self._fresh_caches()
         if not isinstance(config, NetworkConfig):
             config = NetworkConfig.from_dict(config)
         self.config = config.to_dict()  # a plain dict: the model's metadata holds it
         self.version = 0
         self.memo_capacity = int(memo_capacity)
-        self._memo = None
-        self._memo_version = None
-        self._memo_lock = threading.Lock()
         runtime.renew_after_fork(self)
         self.dtype = dtype = np.dtype(dtype).type
         c = self.config
@@ -276,14 +270,20 @@ class Network:
     def set_threads(self, threads):
         self.char_rnn.threads = self.rnn.threads = threads
 
-    def after_fork(self):
-        """In a forked child (seqtag.runtime.renew_after_fork): new locks, and no memo or
-        derived arrays, which another thread of the parent may have been filling."""
+    def _fresh_caches(self):
+        """Empty caches and new locks: what infer() derives from the weights, kept for their
+        version (_derived: selected heads' stacked rows, summed rows, the character
+        projections), and the memo of word forms."""
         self._derived_cache = {}
         self._derived_lock = threading.Lock()
         self._memo = None
         self._memo_version = None
         self._memo_lock = threading.Lock()
+
+    def after_fork(self):
+        """In a forked child (seqtag.runtime.renew_after_fork): new locks, and no memo or
+        derived arrays, which another thread of the parent may have been filling."""
+        self._fresh_caches()
 
     # ---- forward and backward ---------------------------------------------------------
 

@@ -965,7 +965,7 @@ class _StoredCodes(_StoredMapping):
         return self._codes[found[0]]
 
 
-# ---------------------------------------------------------------- sentence boundaries between words
+# ---------------------------------------------------------------- per-form rows of the word models
 
 class _FormRows:
     """A row of `width` int64 columns per word form, computed once (row_of) and then looked
@@ -1003,6 +1003,8 @@ class _FormRows:
             table = self.table
         return table[np.array(index, dtype=np.int64)]
 
+
+# ---------------------------------------------------------------- sentence boundaries between words
 
 #: Feature hashing of the word-level boundary model: 2^bits weights.
 _BOUNDARY_BITS = 16
