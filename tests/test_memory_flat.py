@@ -1,6 +1,9 @@
 """`seqtag tag -i FILE` streams: its peak memory does not grow with the input's size
 (bench/memory_flat.py at a small scale, with a tiny model trained here so that it runs in
-seconds: inputs of ~0.2 and ~0.8 MB, memo of 512 words)."""
+seconds: inputs of ~0.8 and ~2.8 MB, memo of 512 words).  The smaller input is past the
+start-up's growth: the peak rises by 3-4.5 MB from 0.2 MB of input to 0.8, then stays
+within about 1 MB up to 4.8 MB (2026-12-03), so comparing from 0.2 MB measured the
+start-up, not the streaming, and failed by chance."""
 
 import os
 import subprocess
@@ -20,7 +23,7 @@ def test_peak_rss_stays_flat_as_the_input_grows_threefold(tmp_path):
                     os.path.join(REPO, "data", "sample.txt"), "-o", str(model), "-q", *TINY],
                    check=True, capture_output=True)
     peaks, sizes = [], []
-    for mb in (0.2, 0.8):
+    for mb in (0.8, 2.8):
         path = tmp_path / f"in{mb}.txt"
         sizes.append(memory_flat.generate(path, int(mb * 1e6)))
         peak, _ = memory_flat.peak_rss_mb([sys.executable, "-m", "seqtag", "tag", "-m",
@@ -28,5 +31,5 @@ def test_peak_rss_stays_flat_as_the_input_grows_threefold(tmp_path):
                                            "512"])
         peaks.append(peak)
     assert sizes[1] > 3 * sizes[0]
-    # holding the input's tokens alone would take several times the 0.6 MB more it has
+    # holding the input's tokens alone would take several times the 2 MB more it has
     assert peaks[1] - peaks[0] < 4, (sizes, peaks)
