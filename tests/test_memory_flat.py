@@ -2,7 +2,7 @@
 (bench/memory_flat.py at a small scale, with a tiny model trained here so that it runs in
 seconds: inputs of ~0.8 and ~2.8 MB, memo of 512 words).  The smaller input is past the
 start-up's growth: the peak rises by 3-4.5 MB from 0.2 MB of input to 0.8, then stays
-within about 1 MB up to 4.8 MB (2026-12-03), so comparing from 0.2 MB measured the
+within about 2 MB up to 4.8 MB (2026-12-03), so comparing from 0.2 MB measured the
 start-up, not the streaming, and failed by chance."""
 
 import os
