@@ -15,6 +15,9 @@ cdef extern from "fastmath.h" nogil:
     void seqtag_lstm_infer_row_f32(const float* s, const float* x, float* c, float* h,
                                    float* out, const float* w_ci, const float* w_cf,
                                    const float* w_co, Py_ssize_t H) noexcept
+    void seqtag_gru_row_f32(const float* x, const float* s, const float* b, float* h,
+                            float* out, float* a, float* hn, float* h_prev,
+                            Py_ssize_t H) noexcept
     # restrict-qualified float pointers: arguments of the float32 row loops, which never
     # overlap; GCC vectorises those loops only when told so (see fastmath.h)
     ctypedef float* float_r "seqtag_float_r"

@@ -225,4 +225,63 @@ SEQTAG_CLONES static void seqtag_lstm_infer_row_f32(
     }
 }
 
+/* One GRU step of one row in a single pass (PyTorch's formulation, csrc/gru.pxi):
+ *   r = sigmoid(x_r + s_r + b_r),  z = sigmoid(x_z + s_z + b_z),
+ *   n = tanh(x_n + r (s_n + b_n)),  h <- out <- (1 - z) n + z h,
+ * with x the row's input pre-activations (3H: x W_ih^T + b_ih), s its recurrent product
+ * h W_hh^T (3H, without the bias), b b_hh (3H).  Inference (a NULL) reads x and keeps
+ * nothing.  The training forward passes x NULL and a the row's gates, in place: in, the
+ * input pre-activations; out, r, z, n; and with hn and h_prev (H each, or both NULL)
+ * s_n + b_n and h before the step, for backward.  Every loop is the same arithmetic, so
+ * inference gives the training forward's states bit for bit.  One pass replaces per-row
+ * passes around the array sigmoid and tanh (and a copy of x into a scratch row), which
+ * took as long as the step's product at the front end's H = 48. */
+SEQTAG_CLONES static void seqtag_gru_row_f32(
+    const float *SEQTAG_RESTRICT x, const float *SEQTAG_RESTRICT s,
+    const float *SEQTAG_RESTRICT b, float *SEQTAG_RESTRICT h, float *SEQTAG_RESTRICT out,
+    float *SEQTAG_RESTRICT a, float *SEQTAG_RESTRICT hn, float *SEQTAG_RESTRICT h_prev,
+    Py_ssize_t H) {
+    Py_ssize_t j;
+    if (a == NULL) {
+        for (j = 0; j < H; j++) {
+            float reset = seqtag__sigmoidf((x[j] + s[j]) + b[j]);
+            float update = seqtag__sigmoidf((x[H + j] + s[H + j]) + b[H + j]);
+            float rec_n = s[2 * H + j] + b[2 * H + j];
+            float n = seqtag__tanhf(x[2 * H + j] + reset * rec_n);
+            float h_new = (1.0f - update) * n + update * h[j];
+            h[j] = h_new;
+            out[j] = h_new;
+        }
+    } else if (hn == NULL) {
+        for (j = 0; j < H; j++) {
+            float reset = seqtag__sigmoidf((a[j] + s[j]) + b[j]);
+            float update = seqtag__sigmoidf((a[H + j] + s[H + j]) + b[H + j]);
+            float rec_n = s[2 * H + j] + b[2 * H + j];
+            float n = seqtag__tanhf(a[2 * H + j] + reset * rec_n);
+            float h_new = (1.0f - update) * n + update * h[j];
+            a[j] = reset;
+            a[H + j] = update;
+            a[2 * H + j] = n;
+            h[j] = h_new;
+            out[j] = h_new;
+        }
+    } else {
+        for (j = 0; j < H; j++) {
+            float reset = seqtag__sigmoidf((a[j] + s[j]) + b[j]);
+            float update = seqtag__sigmoidf((a[H + j] + s[H + j]) + b[H + j]);
+            float rec_n = s[2 * H + j] + b[2 * H + j];
+            float n = seqtag__tanhf(a[2 * H + j] + reset * rec_n);
+            float h_old = h[j];
+            float h_new = (1.0f - update) * n + update * h_old;
+            a[j] = reset;
+            a[H + j] = update;
+            a[2 * H + j] = n;
+            hn[j] = rec_n;
+            h_prev[j] = h_old;
+            h[j] = h_new;
+            out[j] = h_new;
+        }
+    }
+}
+
 #endif /* SEQTAG_FASTMATH_H */

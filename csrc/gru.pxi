@@ -12,38 +12,20 @@
 #   h_prev, hn (rows, H) out: h before the step and h W_hn^T + b_hn, kept for backward
 #                        (NULL in inference)
 #   out    (rows, ld_out) out: h after the step
-# float32 works row by row in whole-segment passes around the array sigmoid/tanh of
-# fastmath.h, so every loop is branch-free and vectorises; float64 keeps libm, bit for bit.
+# float32 does each row in one vectorised pass (fastmath.h's seqtag_gru_row_f32, the gate
+# functions inlined); float64 keeps libm, bit for bit.
 cdef void gru_cell_forward(floating* gates, const floating* rec, const floating* b_hh,
                            floating* h, floating* h_prev, floating* hn, floating* out,
                            Py_ssize_t ld_out, Py_ssize_t rows, Py_ssize_t H) noexcept nogil:
     cdef Py_ssize_t r, j
     cdef floating* a
     cdef const floating* ah
-    cdef floating* h_r
-    cdef floating* hn_r
     cdef floating reset, update, new, rec_n, h_old
-    cdef floating one = 1       # Cython writes a bare 1 as 1.0: double arithmetic, no SIMD
     if floating is float:
         for r in range(rows):
-            a = gates + r * 3 * H
-            ah = rec + r * 3 * H
-            h_r = h + r * H
-            for j in range(2 * H):                  # r and z pre-activations, side by side
-                a[j] = a[j] + ah[j] + b_hh[j]
-            seqtag_sigmoid_f32(a, 2 * H)
-            if hn != NULL:
-                hn_r = hn + r * H
-                for j in range(H):
-                    hn_r[j] = ah[2 * H + j] + b_hh[2 * H + j]
-            for j in range(H):                      # n pre-activation: reset gates rec_n
-                a[2 * H + j] = a[2 * H + j] + a[j] * (ah[2 * H + j] + b_hh[2 * H + j])
-            seqtag_tanh_f32(a + 2 * H, H)
-            if h_prev != NULL:
-                memcpy(h_prev + r * H, h_r, H * sizeof(float))
-            for j in range(H):                      # h' = (1 - z) n + z h
-                h_r[j] = (one - a[H + j]) * a[2 * H + j] + a[H + j] * h_r[j]
-            memcpy(out + r * ld_out, h_r, H * sizeof(float))
+            seqtag_gru_row_f32(NULL, rec + r * 3 * H, b_hh, h + r * H, out + r * ld_out,
+                               gates + r * 3 * H, hn + r * H if hn != NULL else NULL,
+                               h_prev + r * H if h_prev != NULL else NULL, H)
     else:
         for r in range(rows):
             a = gates + r * 3 * H
@@ -174,8 +156,8 @@ cdef void gru_forward_steps(floating* gates, const floating* w_hh, const floatin
 
 
 # One direction of one GRU layer, inference: the input pre-activations are read from
-# xproj rows (a memo of them, or the layer's own projection) into a (B, 3H) scratch per
-# step; nothing is kept for backward.
+# xproj rows (a memo of them, or the layer's own projection: float32 reads them in place,
+# float64 copies them into a (B, 3H) scratch per step); nothing is kept for backward.
 #   xproj    (V, 3H)  x W_ih^T + b_ih of V input rows
 #   row_ids  (N,)     the xproj row each packed row reads, or NULL: row r reads xproj[r]
 #   rec, gates (B, 3H) scratch
@@ -193,12 +175,21 @@ cdef void gru_infer_steps(const floating* xproj, const int64_t* row_ids,
         rows = batch_sizes[t]
         if reverse:
             off -= rows
+        if floating is float:
+            seqtag_prefetch_rows(xproj, row_ids + off if row_ids != NULL else NULL, off,
+                                 rows, G)
         zero_state_product(rec, batch_sizes, T, t, reverse, h, w_hh, H, G)
-        for r in range(rows):
-            src = row_ids[off + r] if row_ids != NULL else off + r
-            memcpy(gates + r * G, xproj + src * G, G * sizeof(floating))
-        gru_cell_forward(gates, rec, b_hh, h, NULL, NULL, out + off * ld_out, ld_out, rows,
-                         H)
+        if floating is float:  # each row's gates straight from its xproj row
+            for r in range(rows):
+                src = row_ids[off + r] if row_ids != NULL else off + r
+                seqtag_gru_row_f32(xproj + src * G, rec + r * G, b_hh, h + r * H,
+                                   out + (off + r) * ld_out, NULL, NULL, NULL, H)
+        else:
+            for r in range(rows):
+                src = row_ids[off + r] if row_ids != NULL else off + r
+                memcpy(gates + r * G, xproj + src * G, G * sizeof(floating))
+            gru_cell_forward(gates, rec, b_hh, h, NULL, NULL, out + off * ld_out, ld_out,
+                             rows, H)
         if not reverse:
             off += rows
 
