@@ -29,7 +29,7 @@ from .evaluate import confusion_matrix, score, score_columns
 from .inference import TagProb, best_tags, predict_log_probs, predict_tag_ids
 from .network import Network
 from .frontend import FrontEnd
-from .heads import COLUMNS, FeatureHead, LemmaHead, build_heads, model_columns
+from .heads import COLUMNS, FeatureHead, Head, LemmaHead, build_heads, model_columns
 from .lemma import apply_script
 from .rawtext import TaggedSentence, text_paragraphs
 from .rawtext import segment as segment_paragraphs
@@ -512,7 +512,10 @@ class Tagger:
         if self.network.crf is not None:
             tag_ids = predict_tag_ids(self.network, self.vocab, words, memo=True)
             tags = [[self.vocab.tags[j] for j in ids] for ids in tag_ids]
-        else:  # the first head alone, and its logits: the same best tags as its log-probs
+        elif type(self.vocab.heads[0]) is Head:  # its best labels, decoded a batch at a time
+            column = self.tag_column
+            tags = inference.predict_columns(self.network, self.vocab, words, [column])[column]
+        else:  # a first head of one feature or of lemma scripts: its own labels
             scores = predict_log_probs(self.network, self.vocab, words, memo=True,
                                        heads=[0], normalize=False)
             tags = [best_tags(lp, self.vocab.tags) for lp in scores]
