@@ -756,7 +756,7 @@ def _apply_lexicon(text, labels, space, lexicon, shapes=None, letter_shapes=None
     if not lexicon and not shapes and not letter_shapes:
         return None
     begin, end = _chunk_bounds(space)
-    get = lexicon.get
+    get = lexicon.getter(len(begin)) if isinstance(lexicon, _StoredMapping) else lexicon.get
     hits, codes = [], []
     for a, b in zip(begin.tolist(), end.tolist()):
         chunk = text[a:b]
@@ -899,9 +899,24 @@ class _StoredMapping(Mapping):
     bytes, _keys) and whose values a subclass takes out of what it stores (_value)."""
 
     _keys: StringIndex
+    _values: Optional[dict] = None  # getter()'s
 
     def _value(self, key, found):
         raise NotImplementedError
+
+    def getter(self, lookups: int) -> Callable:
+        """A get(key, default) for about `lookups` look-ups to come.  Past the StringIndex's
+        SCANS, a dict's get, the dict of every key's value made on that first call and then
+        kept (a look-up is then one call into C instead of three in Python); a few
+        look-ups (one sentence to tag) keep get(), which needs no dict."""
+        values = self._values
+        if values is None:
+            if lookups <= self._keys.SCANS:
+                return self.get
+            before = self._keys._before.tolist()
+            values = self._values = {key: self._value(key, (i, before[i]))
+                                     for key, i in self._keys.index().items()}
+        return values.get
 
     def get(self, key, default=None):
         found = self._keys.locate(key)

@@ -793,7 +793,13 @@ def test_a_stored_lexicon_is_the_dict_it_was_saved_from(scans, monkeypatch):
     for key in chunks + missing + chunks[::-1]:
         assert stored_runs.get(key) == runs.get(key), key
     assert stored_runs == runs
-    assert len(_lexicon_from_arrays(_lexicon_arrays({}))) == 0
+    # getter(): get() for a few look-ups, past SCANS a dict's get; the same answers
+    for table, want in ((stored, lexicon), (stored_runs, runs)):
+        few, many = table.getter(scans), table.getter(scans + 1)
+        assert getattr(many, "__self__", None) == want  # the dict of every key's value
+        for key in chunks + missing:
+            assert few(key) == many(key) == want.get(key), key
+        assert table.getter(0).__self__ == want  # once made, the dict is kept
     assert _lexicon_from_arrays(_lexicon_arrays({})).get("a.") is None
     casing = {f: k + 1 for k, f in enumerate(["paris", "été", "日本", "x\udc80"])}
     words = WordBoundaries(np.zeros(1 << 16), casing)
