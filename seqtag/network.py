@@ -359,12 +359,12 @@ class Network:
         if heads is not None and list(heads) == list(range(self.n_heads)):
             heads = None
         if self.memo_capacity <= 0 or not self._memo_lock.acquire(blocking=False):
-            return self._select(self.forward(batch)[0], heads)
+            return self._infer_unmemoised(batch, heads, normalize)
         try:
             with runtime.single_blas_thread():
                 rows = self._memo_rows(batch)
                 if rows is None:  # more distinct forms than the memo holds
-                    return self._select(self._forward(batch, False, None, None)[0], heads)
+                    return self._infer_unmemoised(batch, heads, normalize)
                 weight, bias, bounds = self._head_layer(heads)
                 logits, _, _ = self._memo.forward(rows[batch.form_of_row], batch.packing,
                                                   head=(weight, bias), states=False)
@@ -373,6 +373,20 @@ class Network:
                 return logits
         finally:
             self._memo_lock.release()
+
+    def _infer_unmemoised(self, batch, heads, normalize):
+        """infer() where the memo cannot serve (off, busy in another thread, too small):
+        encode()'s unmemoised output, then head_logits(), the products of the memoised
+        path and of encode(), so that a token's best label never depends on whether the
+        memo was free (Tagger.predict decodes encode()'s logits, predict_top_k ranks
+        infer()'s)."""
+        with runtime.single_blas_thread():
+            hidden = self._encode(batch, False, None, None)[0]
+        chosen = list(range(self.n_heads)) if heads is None else list(heads)
+        logits = self.head_logits(hidden, chosen)
+        if normalize and self.crf is None:
+            _log_softmax(logits, self.head_bounds(chosen))
+        return logits
 
     def encode(self, batch, heads=None):
         """The last recurrent layer's output (N, 2 * hidden) of the packed rows in

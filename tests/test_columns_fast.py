@@ -310,8 +310,9 @@ def test_encode_with_heads_is_encode_and_infer(capacity):
     """Network.encode(batch, heads): the encoder's output and those heads' logits from the
     encoder's last steps (RNN.forward_projected(keep_output=True)), bit for bit what
     encode(batch) and infer(batch, heads, normalize=False) give with the memo; without
-    it (capacity 0: the unmemoised encoder, then head_logits(), as predict_columns
-    computed them before; infer() gives log-probabilities there) head_logits()'s."""
+    it (capacity 0: the unmemoised encoder, then head_logits()) the same as infer()'s
+    unmemoised path, so Tagger.predict (encode's logits) and predict_top_k (infer's)
+    agree whether the memo serves or not."""
     heads = [Head("upos", ["NOUN", "VERB", "X"]), Head("xpos", ["NN", "NNS", "VB", "VBD"])]
     rng = np.random.default_rng(4)
     forms = ["dog", "dogs", "ran", "runs", "the", "x", "walked", "cat", "a", "it"]
@@ -326,8 +327,7 @@ def test_encode_with_heads_is_encode_and_infer(capacity):
         hidden, logits = net.encode(batch, chosen)
         assert hidden.tobytes() == net.encode(batch).tobytes()
         assert logits.tobytes() == net.head_logits(hidden, chosen).tobytes()
-        if capacity:
-            assert logits.tobytes() == net.infer(batch, chosen, normalize=False).tobytes()
+        assert logits.tobytes() == net.infer(batch, chosen, normalize=False).tobytes()
 
 
 def test_empty_sentences_keep_their_place(bundled):

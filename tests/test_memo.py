@@ -276,11 +276,16 @@ def test_infer_in_float64_is_tight():
 
 
 def test_memo_capacity_zero_runs_unmemoised():
+    """No memo is made; infer() is forward()'s log-probabilities (up to float32 rounding:
+    its head product is the memoised path's, a product per direction), the same on every
+    call, and its logits are encode()'s bit for bit."""
     for cell, capacity in (("lstm", 0), ("lstm", -5), ("gru", 0)):
         net, v = network(cell, capacity=capacity)
         batch = Batch(TEXTS, v)
-        np.testing.assert_array_equal(net.infer(batch), net.forward(batch)[0])
-        np.testing.assert_array_equal(net.infer(batch), net.forward(batch)[0])
+        got = assert_matches_forward(net, batch)
+        np.testing.assert_array_equal(net.infer(batch), got)
+        _, logits = net.encode(batch, [0])
+        assert net.infer(batch, [0], normalize=False).tobytes() == logits.tobytes()
         assert net._memo is None
 
 
@@ -590,6 +595,20 @@ def test_tagger_load_takes_the_memo_size_and_zero_turns_it_off():
     for bad in (-1, 2.5, True, "8"):
         with pytest.raises(SeqtagError, match="memo_words must be an integer >= 0"):
             Tagger.load(memo_words=bad)
+
+
+def test_predict_is_the_first_of_top_k_with_and_without_the_memo():
+    """Tagger.predict decodes encode()'s logits, predict_top_k ranks infer()'s
+    log-probabilities: the same best tag of every token whether the memo serves (default),
+    is off (0) or too small for one call (3), on the bundled model of four heads, whose
+    product the memo's path and the unmemoised one compute alike."""
+    sents = [["The", "dog", "barked", "at", "3", "cats", "."],
+             ["Book", "a", "flight", "to", "Paris", "tomorrow", "!"], ["Yes"]]
+    for memo_words in (None, 0, 3):
+        tagger = Tagger.load() if memo_words is None else Tagger.load(memo_words=memo_words)
+        assert len(tagger.vocab.heads) == 4
+        top = tagger.predict_top_k(sents, 2)
+        assert tagger.predict(sents) == [[pairs[0][0] for pairs in s] for s in top]
 
 
 def test_new_rows_on_two_threads_are_the_rows_on_one():
