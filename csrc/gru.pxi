@@ -10,7 +10,7 @@
 #   b_hh   (3H,)
 #   h      (rows, H)   in: state before the step;  out: after
 #   h_prev, hn (rows, H) out: h before the step and h W_hn^T + b_hn, kept for backward
-#                        (NULL in inference)
+#                        (both NULL in inference: float32 tests hn alone)
 #   out    (rows, ld_out) out: h after the step
 # float32 does each row in one vectorised pass (fastmath.h's seqtag_gru_row_f32, the gate
 # functions inlined); float64 keeps libm, bit for bit.

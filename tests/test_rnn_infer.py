@@ -87,8 +87,12 @@ def test_inference_equals_training_forward(case):
 @pytest.mark.parametrize("dtype", [F32, F64], ids=["float32", "float64"])
 @pytest.mark.parametrize("bi", [False, True])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_gru_inference_matches_training_forward(bi, threads, dtype):
-    rnn = RNN("gru", 4, 3, num_layers=2, bidirectional=bi, dtype=dtype, threads=threads)
+@pytest.mark.parametrize("hidden", [3, 17, 48])
+def test_gru_inference_matches_training_forward(bi, threads, dtype, hidden):
+    """Bit for bit, float32 included: both run fastmath.h's seqtag_gru_row_f32 (H = 17
+    and 48 through its vectorised body, 48 the front end's)."""
+    rnn = RNN("gru", 4, hidden, num_layers=2, bidirectional=bi, dtype=dtype,
+              threads=threads)
     for k, lengths in enumerate(LENGTHS):
         x, packing, h0, _ = inputs(rnn, lengths, seed=k)
         ref = rnn.forward_packed(x, packing, h0, keep=True)

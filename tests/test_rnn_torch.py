@@ -128,6 +128,21 @@ def test_float32_matches_torch(config):
     compare(config, np.float32, check)
 
 
+# Hidden sizes past a vector's 8 or 16 lanes: the gate loops' vectorised bodies (the
+# configurations above, H <= 3, run only their scalar ends), and the front end's H = 48
+WIDE = [("gru", 1, True, [7, 3, 1], 17), ("gru", 2, True, [5, 9, 2, 6], 48),
+        ("lstm", 1, True, [7, 3, 1], 17), ("peephole", 1, False, [6, 2], 33)]
+
+
+@pytest.mark.parametrize("config", WIDE, ids=config_id)
+def test_float32_matches_torch_past_a_vector(config):
+    def check(ours, ref, name):
+        assert ours.dtype == np.float32, name
+        scale = max(np.abs(ref).max(), 1e-6)
+        assert np.abs(ours - ref).max() / scale <= 1e-4, name
+    compare(config, np.float32, check)
+
+
 def test_state_dict_loads_into_torch_and_back():
     """seqtag's parameter names and shapes are torch's: no reshuffling either way."""
     from seqtag.rnn import RNN
