@@ -528,6 +528,13 @@ def heads_from_meta(meta: Any, arrays: dict | None = None) -> list[Head]:
             heads.append(LemmaHead(labels, Lexicon.from_meta(item.get("lexicon", []), arrays)))
         else:
             raise ValueError(f"unknown head kind {kind!r}")
+    # as build_heads makes them: one head a column (FEATS: one, or one a feature), in
+    # COLUMNS order; decoding takes the first head for the model's tags
+    order = [list(COLUMNS).index(h.column) for h in heads]
+    plain = [h.column for h in heads if not isinstance(h, FeatureHead)]
+    if order != sorted(order) or len(set(plain)) != len(plain) or (
+            "feats" in plain and any(isinstance(h, FeatureHead) for h in heads)):
+        raise ValueError("the heads are not one a column in UPOS, XPOS, FEATS, LEMMA order")
     for head, item in zip(heads, meta):
         if "combinations" in item:
             if head.column != "upos" or type(head) is not Head:

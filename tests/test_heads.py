@@ -248,6 +248,14 @@ def test_heads_survive_their_metadata():
         assert [type(h) for h in again] == [type(h) for h in heads]
     with pytest.raises(ValueError, match="unknown head kind"):
         heads_from_meta([{"kind": "crf?", "column": "upos", "labels": ["X"]}])
+    # a model's tags are its first head's: heads out of order or twice a column are refused
+    meta = heads_to_meta(build_heads(sents, ["upos", "xpos", "feats"], "whole"))
+    split = heads_to_meta(build_heads(sents, ["feats"], "split"))
+    for broken in (meta[::-1], meta[:1] * 2, [meta[2]] + split, split + [meta[0]]):
+        with pytest.raises(ValueError, match="one a column in UPOS, XPOS, FEATS, LEMMA"):
+            heads_from_meta(broken)
+    upos = heads_to_meta(build_heads(sents, ["upos"], "whole"))
+    assert len(heads_from_meta(upos + split)) == 1 + len(split)
 
 
 def test_one_head_network_is_the_network_of_one_column():

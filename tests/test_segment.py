@@ -793,13 +793,17 @@ def test_a_stored_lexicon_is_the_dict_it_was_saved_from(scans, monkeypatch):
     for key in chunks + missing + chunks[::-1]:
         assert stored_runs.get(key) == runs.get(key), key
     assert stored_runs == runs
-    # getter(): get() for a few look-ups, past SCANS a dict's get; the same answers
+    # getter(): get() for a few look-ups (no dict made), past SCANS a dict's get; the same
+    # answers
     for table, want in ((stored, lexicon), (stored_runs, runs)):
-        few, many = table.getter(scans), table.getter(scans + 1)
-        assert getattr(many, "__self__", None) == want  # the dict of every key's value
+        few = table.getter(scans)
+        assert few.__self__ is table and table._values is None
+        many = table.getter(scans + 1)
+        assert type(many.__self__) is dict and many.__self__ == want
         for key in chunks + missing:
             assert few(key) == many(key) == want.get(key), key
-        assert table.getter(0).__self__ == want  # once made, the dict is kept
+        assert table.getter(0).__self__ is many.__self__  # once made, the dict is kept
+    assert len(_lexicon_from_arrays(_lexicon_arrays({}))) == 0
     assert _lexicon_from_arrays(_lexicon_arrays({})).get("a.") is None
     casing = {f: k + 1 for k, f in enumerate(["paris", "été", "日本", "x\udc80"])}
     words = WordBoundaries(np.zeros(1 << 16), casing)
