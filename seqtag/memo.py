@@ -32,7 +32,8 @@ class ProjectionMemo:
     """First-layer input pre-activations of `rnn`, one row per key, up to `capacity` keys.
 
     Memory: capacity * directions * gates * hidden * itemsize bytes at most (8192 words
-    of the default tagger: 32 MB), allocated as it fills.  When a batch brings more new
+    of the default tagger: 32 MB), allocated as it fills; and forward()'s workspace, the
+    size of the largest batch's arrays (about 10 MB for 2,048 tokens of that tagger).  When a batch brings more new
     keys than there are free rows, the memo starts over (the frequent words come back
     within a batch or two; a least-recently-used order would cost more per token than it
     saves).  hits / misses count the keys found held / the rows computed.
@@ -52,6 +53,9 @@ class ProjectionMemo:
         self.held = 0  # rows in use
         # (fused kernels, rnn.pack_recurrent()) for the current weights, once asked for
         self.packed = None
+        # forward()'s arrays kept from one batch to the next (RNN.forward_projected's
+        # workspace: the memo's caller holds its lock, so one forward() at a time)
+        self.workspace = {}
 
     def __len__(self):
         return self.held
@@ -124,7 +128,8 @@ class ProjectionMemo:
             packed = self.packed[1]
         return self.rnn.forward_projected(self.tables, row_ids, packing, head=head,
                                           packed=packed, states=states,
-                                          keep_output=keep_output)
+                                          keep_output=keep_output,
+                                          workspace=self.workspace)
 
     def _reserve(self, n):
         size = self.tables[0].shape[0]

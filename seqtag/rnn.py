@@ -233,7 +233,8 @@ class RNN:
         return p[f"bias_ih_{k}"] + p[f"bias_hh_{k}"]
 
     def forward_projected(self, projections, row_ids, packing, h0=None, c0=None, *,
-                          head=None, packed=None, states=True, keep_output=False):
+                          head=None, packed=None, states=True, keep_output=False,
+                          workspace=None):
         """Inference (no cache) from the first layer's input pre-activations.
 
         projections: one (V, gates * hidden) array per direction, as input_projection
@@ -254,6 +255,13 @@ class RNN:
 
         keep_output: with a head, out is (the head's output, the last layer's output), for
         a caller that computes more from the layer's output than the head.
+
+        workspace: a dict the caller keeps from call to call (for one call at a time), in
+        which the arrays used only inside the call (every layer's output but the last's,
+        the later layers' input pre-activations: about 20 MB for 4,096 rows at the default
+        recipe's sizes) are kept and reused: made anew for every batch, the C library gave
+        them back to the system and mapped them again, page by page (tens of thousands of
+        page faults a pass over EWT test in some states of a process).
         """
         self._check_packing(packing)
         G = GATES[self.cell] * self.hidden_size
@@ -278,14 +286,30 @@ class RNN:
         heads = self._split_head(head, packing.n_rows)
         h_state, c_state = self._initial_states(h0, c0, packing)
         layer_input = (projections, row_ids)
+        N = packing.n_rows
+
+        def scratch(name, width):
+            if workspace is None:
+                return np.empty((N, width), dtype=self.dtype)
+            kept = workspace.get(name)
+            if kept is None or len(kept) < N or kept.shape[1] != width \
+                    or kept.dtype != self.dtype:
+                kept = workspace[name] = np.empty((-(-N // 1024) * 1024, width),
+                                                  dtype=self.dtype)
+            return kept[:N]
+
         for layer in range(self.num_layers):
             last = layer == self.num_layers - 1
-            out = np.empty((packing.n_rows, self.output_size), dtype=self.dtype)
+            # the last layer's output is the caller's; the others alternate between two
+            # kept arrays (a layer reads the one before while it writes its own)
+            out = np.empty((N, self.output_size), dtype=self.dtype) if last else \
+                scratch(f"out{layer % 2}", self.output_size)
             self._run_directions(self._infer_direction, [
                 (layer, d,
                  (projections[d], row_ids) if layer == 0 else layer_input,
                  heads[d] if last and heads else None, packing, h_state, c_state, out,
-                 packed[layer * self.num_directions + d])
+                 packed[layer * self.num_directions + d],
+                 None if layer == 0 else scratch(f"xproj{d}", G))
                 for d in range(self.num_directions)])
             layer_input = out
         if heads:
@@ -405,7 +429,7 @@ class RNN:
         return {"gates": gates, "h_prev": h_prev, "cells": saved, "c0": c0}
 
     def _infer_direction(self, layer, direction, x, head, packing, h_state, c_state, out,
-                         packed):
+                         packed, xproj=None):
         """Inference: x is the layer's input (N, width), or for the first layer a
         (projections, row_ids) pair from forward_projected; head None, or (weight columns,
         bias, output) of this direction's share of a linear layer over its output; packed
@@ -416,8 +440,9 @@ class RNN:
         s = layer * self.num_directions + direction
         if isinstance(x, tuple):
             xproj, row_ids = x
-        else:
-            xproj = np.empty((x.shape[0], G), dtype=self.dtype)
+        else:  # into the caller's array where it gives one (forward_projected's workspace)
+            if xproj is None:
+                xproj = np.empty((x.shape[0], G), dtype=self.dtype)
             _core.input_projection(x, p[f"weight_ih_{k}"], self._input_bias(k), xproj)
             row_ids = None
         out_view = out[:, direction * H:(direction + 1) * H]

@@ -675,3 +675,43 @@ def test_core_lstm_infer_out_of_range_never_crashes():
     assert len(lines) == 10, run.stdout + run.stderr
     assert all(line == "ValueError seqtag._core: row_ids out of range" for line in lines), \
         run.stdout
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_forward_projected_reuses_its_workspace(cell, threads):
+    """forward_projected(workspace=dict) gives the same results, bit for bit, as without
+    one, call after call, in batches that grow and shrink; it keeps its inner arrays in
+    the dict and reuses them (no new array while the batches fit), while what it returns
+    is the caller's own (the next call does not write into it)."""
+    rnn = RNN(cell, 5, 6, num_layers=3, bidirectional=True, dtype=F32, threads=threads)
+    rng = np.random.default_rng(5)
+    table = rng.standard_normal((30, 5)).astype(F32)
+    projections = [rnn.input_projection(table, d) for d in range(2)]
+    head = (rng.standard_normal((4, 12)).astype(F32), rng.standard_normal(4).astype(F32))
+    workspace = {}
+    kept = None
+    results = []
+    batches = [[7, 3, 1], [2, 9, 9, 4, 1], [1], [600, 500], [5, 5, 2, 8]]
+    for k, lengths in enumerate(batches):
+        packing = Packing(lengths)
+        row_ids = rng.integers(0, 30, packing.n_rows)
+        for keep_output in (False, True):
+            want = rnn.forward_projected(projections, row_ids, packing, head=head,
+                                         states=False, keep_output=keep_output)[0]
+            got = rnn.forward_projected(projections, row_ids, packing, head=head,
+                                        states=False, keep_output=keep_output,
+                                        workspace=workspace)[0]
+            for a, b in zip(*((want, got) if keep_output else ([want], [got]))):
+                assert a.tobytes() == b.tobytes()
+            results.append((got, np.copy(got) if not keep_output else None))
+        # the kept arrays: both layers' outputs but the last's, each direction's input
+        # pre-activations; made again only when a batch outgrows them
+        assert sorted(workspace) == ["out0", "out1", "xproj0", "xproj1"]
+        if kept is not None:  # kept in 1,024-row steps: only the batch of 1,100 outgrows
+            same = [workspace[name] is array for name, array in kept.items()]
+            assert same == [sum(lengths) <= 1024] * 4, lengths
+        kept = dict(workspace)
+    for got, copy in results:  # later calls wrote nothing into an earlier call's result
+        if copy is not None:
+            assert got.tobytes() == copy.tobytes()
