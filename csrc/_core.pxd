@@ -95,3 +95,13 @@ cdef void crf_viterbi_steps(int64_t* tags, floating* best, const floating* emiss
                             const unsigned char* allowed_start,
                             const unsigned char* allowed_end, floating* delta,
                             int32_t* back, int64_t* last) noexcept nogil
+
+# The best analysis of each token among its predicted UPOS's (analyses.pxi): BLAS, or with
+# panels (float32) the kernel of analyses_step.h
+cdef void analyses_forward_rows(const floating* hidden, Py_ssize_t ld_h, Py_ssize_t D,
+                                const int64_t* order, const int64_t* group, Py_ssize_t N,
+                                const int64_t* starts, Py_ssize_t G,
+                                const floating* weight, const floating* bias,
+                                floating* gathered, floating* scores, int64_t* best,
+                                floating* margin, const float* panels, const float* bias8,
+                                const int64_t* panel_starts, Py_ssize_t ld_s) noexcept nogil

@@ -496,9 +496,12 @@ class Network:
         outputs of the row's highest sum (the first of equals), -1 for a group outside
         [0, G) or with no sums; margin: the highest minus the second highest (+inf for a
         group of one sum).  The sums are summed_logits(hidden, outputs[a:b], rows) for
-        each group's rows in order, bit for bit, in one call for every group
+        each group's rows in order, in one call for every group
         (seqtag._core.analyses_forward): the analyses of each predicted UPOS,
-        seqtag.heads.TagCombinations.choose_best."""
+        seqtag.heads.TagCombinations.choose_best.  Bit for bit through BLAS; float32 with
+        the fused kernels on (seqtag.runtime.fused_step_enabled) runs
+        csrc/analyses_step.h's kernel instead, the same sums in another order (float32
+        rounding), the summed weights packed once per weights' version."""
         hidden = np.asarray(hidden)
         if hidden.ndim != 2 or hidden.shape[1] != self.output_weight.shape[1] \
                 or hidden.dtype != self.dtype:
@@ -516,17 +519,25 @@ class Network:
         if (starts.ndim != 1 or not len(starts) or starts[0] != 0
                 or starts[-1] != len(outputs) or (np.diff(starts) < 0).any()):
             raise ValueError(f"starts must go up from 0 to {len(outputs)}")
-        weight, bias = self._derived(("sums", outputs.shape, outputs.tobytes()), lambda: (
+        key = ("sums", outputs.shape, outputs.tobytes())
+        weight, bias = self._derived(key, lambda: (
             np.ascontiguousarray(self.output_weight[outputs].sum(axis=1)),
             np.ascontiguousarray(self.output_bias[outputs].sum(axis=1))))
         n, widest = len(hidden), int(np.diff(starts).max(initial=0))
+        packed = None  # the summed weights in the kernel's panels, where it runs
+        if self.dtype == np.float32 and runtime.fused_step_enabled() \
+                and _core.analyses_step_available():
+            packed = self._derived((*key, starts.tobytes()),
+                                   lambda: _analysis_panels(weight, bias, starts))
+            widest = -(-widest // 8) * 8
         best = np.empty(n, dtype=np.int64)
         margin = np.empty(n, dtype=self.dtype)
-        gathered = np.empty((n, hidden.shape[1]), dtype=self.dtype)
+        gathered = np.empty((1 if packed else n, hidden.shape[1]), dtype=self.dtype)
         scores = np.empty(max(n * widest, 1), dtype=self.dtype)
         with runtime.single_blas_thread():
             _core.analyses_forward(hidden, np.argsort(groups, kind="stable"), groups, starts,
-                                   weight, bias, gathered, scores, best, margin)
+                                   weight, bias, gathered, scores, best, margin,
+                                   *(packed or ()))
         return best, margin
 
     def _char_projections(self):
@@ -747,6 +758,26 @@ class Network:
         dense.update(crf_grads)
         correct = int((self.crf.decode(emissions, batch.packing) == batch.tag_ids).sum())
         return float(loss), dense, sparse, correct
+
+
+def _analysis_panels(weight, bias, starts):
+    """(panels (P, D, 8), bias8 (8 P,), panel_starts (G + 1,)): the analyses' summed
+    weights (M, D) and biases (M,) in csrc/analyses_step.h's layout, group g (rows
+    starts[g]:starts[g + 1] of weight) in panels panel_starts[g]:panel_starts[g + 1] of 8
+    analyses each, zeros past its last."""
+    widths = np.diff(starts)
+    counts = -(-widths // 8)
+    panel_starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    D = weight.shape[1]
+    panels = np.zeros((int(panel_starts[-1]) * 8, D), dtype=np.float32)
+    bias8 = np.zeros(len(panels), dtype=np.float32)
+    for g, (a, b) in enumerate(zip(starts[:-1].tolist(), starts[1:].tolist())):
+        at = int(panel_starts[g]) * 8
+        panels[at:at + b - a] = weight[a:b]
+        bias8[at:at + b - a] = bias[a:b]
+    # (8 P, D) -> (P, D, 8): panel p's column k holds its 8 analyses' weights k
+    panels = np.ascontiguousarray(panels.reshape(-1, 8, D).transpose(0, 2, 1))
+    return panels, bias8, panel_starts
 
 
 def _dropout_mask(rng, shape, rate, dtype):

@@ -66,12 +66,12 @@ def uner_dir() -> Path:
 
 
 # The suites that hold the recurrent layers to PyTorch, to float64, to their own threads
-# and to the memo run once per compute path this CPU has: each kind of fused kernel it runs
-# (AVX-512 and AVX2 on an AVX-512 CPU, AVX2 on the others) and BLAS only, which CPUs with
-# neither take.  The switch is seqtag.runtime.set_fused_step, so every path runs in this
+# and to the memo, and the analyses' kernel to BLAS, run once per compute path this CPU
+# has: each kind of fused kernel it runs (AVX-512 and AVX2 on an AVX-512 CPU, AVX2 on the
+# others) and BLAS only, which CPUs with neither take.  The switch is seqtag.runtime.set_fused_step, so every path runs in this
 # one process.
 COMPUTE_PATH_SUITES = {"test_rnn_torch", "test_rnn_infer", "test_rnn_threads", "test_memo",
-                       "test_network", "test_rnn_gradcheck"}
+                       "test_network", "test_rnn_gradcheck", "test_tag_combinations"}
 
 
 def pytest_generate_tests(metafunc):

@@ -198,13 +198,16 @@ def _grouped_network(dtype, seed):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_every_upos_in_one_call_is_each_upos_on_its_own(dtype, seed):
+def test_every_upos_in_one_call_is_each_upos_on_its_own(dtype, seed, compute_path):
     """Network.best_summed_logits (seqtag._core.analyses_forward: every UPOS's analyses
-    in one call) gives, bit for bit, what one summed_logits() product per UPOS gives
-    through argmax and a partition of the two best: the same best analysis (the first of
-    exact ties: hidden rows on a grid and weights on a grid make many), the same margin
-    (0 for a tie), -1 for a UPOS of no analysis or outside the table, +inf for a UPOS of
-    one; and TagCombinations.choose_best from them is choose_grouped()'s choice."""
+    in one call) gives what one summed_logits() product per UPOS gives through argmax and
+    a partition of the two best: the same best analysis (the first of exact ties: hidden
+    rows on a grid and weights on a grid make many), the same margin (0 for a tie), -1 for
+    a UPOS of no analysis or outside the table, +inf for a UPOS of one; and
+    TagCombinations.choose_best from them is choose_grouped()'s choice.  Bit for bit
+    through BLAS; float32 through csrc/analyses_step.h's kernel (its sums in another
+    order) bit for bit on the grid rows, whose sums are exact, and within float32
+    rounding on the others (the same best where the margin is clear)."""
     net, comb = _grouped_network(dtype, seed)
     rng = np.random.default_rng(seed + 10)
     n = 500
@@ -216,6 +219,7 @@ def test_every_upos_in_one_call_is_each_upos_on_its_own(dtype, seed):
                        axis=1)
     best, margin = net.best_summed_logits(hidden, upos, starts, outputs)
     assert best.dtype == np.int64 and margin.dtype == dtype
+    kernel = dtype == np.float32 and compute_path != "blas"
     ties = 0
     for u in range(7):
         tokens = np.flatnonzero(upos == u)
@@ -228,8 +232,16 @@ def test_every_upos_in_one_call_is_each_upos_on_its_own(dtype, seed):
             continue
         sums = net.summed_logits(hidden, outputs[a:b], tokens)
         top_two = np.partition(sums, -2, axis=1)[:, -2:]
-        assert best[tokens].tolist() == (a + sums.argmax(axis=1)).tolist()
-        assert margin[tokens].tobytes() == (top_two[:, 1] - top_two[:, 0]).tobytes()
+        want_best, want_margin = a + sums.argmax(axis=1), top_two[:, 1] - top_two[:, 0]
+        exact = np.ones(len(tokens), dtype=bool)
+        if kernel:
+            exact = tokens % 7 != 0  # the grid rows
+            clear = ~exact & (want_margin > 1e-3)
+            assert best[tokens][clear].tolist() == want_best[clear].tolist()
+            np.testing.assert_allclose(margin[tokens][~exact], want_margin[~exact],
+                                       rtol=1e-5, atol=1e-5)
+        assert best[tokens][exact].tolist() == want_best[exact].tolist()
+        assert margin[tokens][exact].tobytes() == want_margin[exact].tobytes()
         ties += int((margin[tokens] == 0).sum())
     assert ties > 20 and {-1, starts[4]} <= set(best.tolist())
 
