@@ -21,14 +21,14 @@ if TYPE_CHECKING:
     from .network import Network
     from .vocab import Vocabulary
 
-# Tokens in a batch of length-sorted sentences.  Why 2,048 rather than 4,096: in some
-# states of a process the C library gives a 4,096-token batch's freed arrays back to the
-# system and maps them anew for the next batch (12,000+ page faults a pass over EWT test:
-# every column decoded then ran at 0.79-0.81 of configuration (c), against 0.87 at 2,048);
-# where it does not, 4,096 is ~4 % faster on every column.  2,048 never faulted, and its
-# peak memory is lower (python bench/batch_size.py; BENCHMARKS.md, 2026-12-03).  Smaller
-# batches, or a cap on the rows, were slower.
-BATCH_TOKENS = 2048
+# Tokens in a batch of length-sorted sentences.  4,096: fewer, larger products than 2,048
+# (every column decoded 2-4 % faster, UPOS alone 2-4 %: python bench/batch_size.py), for
+# about 20 MB more at the peak.  2,048 was used while a 4,096-token batch's arrays were
+# made anew for every batch: in some states of a process the C library gave them back to
+# the system and mapped them again (12,000-19,000 page faults a pass over EWT test); the
+# memo's workspace (RNN.forward_projected) keeps them now.  Smaller batches, or a cap on
+# the rows, were slower (BENCHMARKS.md, 2026-12-03).
+BATCH_TOKENS = 4096
 
 __all__ = ["TagProb", "predict_log_probs", "predict_columns", "predict_columns_scored", "predict_tag_ids", "best_tags", "top_k",
            "accuracy", "dev_scores"]

@@ -33,10 +33,11 @@ class ProjectionMemo:
 
     Memory: capacity * directions * gates * hidden * itemsize bytes at most (8192 words
     of the default tagger: 32 MB), allocated as it fills; and forward()'s workspace, the
-    size of the largest batch's arrays (about 10 MB for 2,048 tokens of that tagger).  When a batch brings more new
-    keys than there are free rows, the memo starts over (the frequent words come back
-    within a batch or two; a least-recently-used order would cost more per token than it
-    saves).  hits / misses count the keys found held / the rows computed.
+    size of the largest batch's arrays (about 20 MB for 4,096 tokens of that tagger).
+    When a batch brings more new keys than there are free rows, the memo starts over (the
+    frequent words come back within a batch or two; a least-recently-used order would
+    cost more per token than it saves).  hits / misses count the keys found held / the
+    rows computed.
     """
 
     def __init__(self, rnn, capacity=DEFAULT_CAPACITY):

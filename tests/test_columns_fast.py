@@ -172,7 +172,7 @@ def test_split_features_and_lemmas_without_upos(tmp_path):
 def test_values_and_every_columns_top_k_from_one_pass(bundled, ewt_dev_words, monkeypatch):
     """predict_columns_top_k: predict_columns' values and predict_top_k's k best of each
     column, exactly, with the encoder run once per batch."""
-    words = ewt_dev_words[:150]
+    words = ewt_dev_words[:300]  # two batches (BATCH_TOKENS 4,096)
     columns = ["lemma", "upos", "feats"]
     want_values = bundled.predict_columns(words, columns)
     want_tops = {c: bundled.predict_top_k(words, 3, c) for c in columns}
