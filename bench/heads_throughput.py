@@ -2,11 +2,12 @@
 tag` computes for text, tsv and json output) against every head (conllu output, analyze),
 and a network of the same shape with one UPOS head, side by side in one run.
 
-    python bench/heads_throughput.py [--model MODEL] [--rounds 5] [--threads 2]
+    python bench/heads_throughput.py [--model MODEL] [--rounds 5] [--threads 2] [--shuffle]
 
 The sentences are EWT test's words; the memo is filled by a warm-up pass, so the figure is
-a long run's steady state; each round tags them once per variant, alternating, and the
-median round is printed. The reference is configuration (c) of bench/compare_torch.py: the
+a long run's steady state; each round tags them once per variant, alternating (with
+--shuffle in a new seeded random order each round, as bench/batch_size.py: no variant
+always follows the same one), and the median round is printed. The reference is configuration (c) of bench/compare_torch.py: the
 UPOS-only network, batches of about 2,048 tokens. "every head, logits" is the one product
 of every head's rows, undecoded; "UPOS, XPOS, FEATS logits" that of every head but the
 lemma head's, in batches of about 4,096 tokens: what decoding those columns computed
@@ -22,6 +23,7 @@ head's scripts); "UPOS, XPOS, FEATS, decoded" is the same without the lemmas;
 
 import argparse
 import os
+import random
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -37,6 +39,8 @@ def main():
     parser.add_argument("--model", help="a model of several columns (default: the bundled)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--shuffle", action="store_true",
+                        help="each round in a new random order (seeded), as batch_size.py")
     args = parser.parse_args()
     print(machine_line())
     tagger = Tagger.load(args.model, threads=args.threads)
@@ -65,7 +69,8 @@ def main():
             words, [c for c in tagger.columns if c != "lemma"]),
         "every column, decoded (conllu)": lambda: tagger.predict_columns(words),
     }
-    report_rounds(variants, tokens, args.rounds, "UPOS-only network (c)")
+    report_rounds(variants, tokens, args.rounds, "UPOS-only network (c)",
+                  random.Random(0).shuffle if args.shuffle else None)
 
 if __name__ == "__main__":
     main()
