@@ -867,9 +867,9 @@ def _sentences_words(sentences: object, method: str, strings: bool,
         # the common case, lists of lists of non-empty str, checked in a few passes that
         # stay in C (a Python call per sentence was 2 % of tagging every column); anything
         # else takes the loop below, which says what is wrong
-        flat = list(chain.from_iterable(sentences))  # type: ignore[arg-type]
+        flat = list(chain.from_iterable(sentences))
         if set(map(type, flat)) <= {str} and all(flat):
-            return list(map(list, sentences))  # type: ignore[arg-type]
+            return list(map(list, sentences))
     try:
         items = iter(sentences)  # type: ignore[call-overload]
     except TypeError:
