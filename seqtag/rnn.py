@@ -19,6 +19,11 @@ from .packing import Packing
 GATES = {"lstm": 4, "peephole": 4, "gru": 3}
 DTYPES = (np.float32, np.float64)
 
+# Rows past which forward_projected's workspace keeps nothing: a batch of one very long
+# sentence makes its arrays for itself alone, instead of leaving them held for good (at
+# the default recipe's sizes, 8,192 rows keep at most ~50 MB; tagging batches are 4,096).
+WORKSPACE_MAX_ROWS = 8192
+
 # Packing W_hh (16 us at H = 128) costs what the fused step saves over BLAS in about five
 # one-row steps; a call with fewer packed rows than this runs the BLAS path unless its
 # caller keeps packed weights (memo.py does).
@@ -261,7 +266,8 @@ class RNN:
         the later layers' input pre-activations: about 20 MB for 4,096 rows at the default
         recipe's sizes) are kept and reused: made anew for every batch, the C library gave
         them back to the system and mapped them again, page by page (tens of thousands of
-        page faults a pass over EWT test in some states of a process).
+        page faults a pass over EWT test in some states of a process).  A call of more
+        than WORKSPACE_MAX_ROWS rows makes its own and keeps none.
         """
         self._check_packing(packing)
         G = GATES[self.cell] * self.hidden_size
@@ -289,7 +295,7 @@ class RNN:
         N = packing.n_rows
 
         def scratch(name, width):
-            if workspace is None:
+            if workspace is None or N > WORKSPACE_MAX_ROWS:
                 return np.empty((N, width), dtype=self.dtype)
             kept = workspace.get(name)
             if kept is None or len(kept) < N or kept.shape[1] != width \

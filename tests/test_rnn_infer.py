@@ -715,3 +715,15 @@ def test_forward_projected_reuses_its_workspace(cell, threads):
     for got, copy in results:  # later calls wrote nothing into an earlier call's result
         if copy is not None:
             assert got.tobytes() == copy.tobytes()
+    # past WORKSPACE_MAX_ROWS a call keeps nothing (one long sentence would hold its
+    # arrays for good), and gives the same result
+    packing = Packing([1500, 700])
+    row_ids = rng.integers(0, 30, packing.n_rows)
+    held = dict(workspace)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("seqtag.rnn.WORKSPACE_MAX_ROWS", 2000)
+        got = rnn.forward_projected(projections, row_ids, packing, head=head, states=False,
+                                    workspace=workspace)[0]
+    assert set(workspace) == set(held) and all(workspace[k] is held[k] for k in held)
+    assert got.tobytes() == rnn.forward_projected(projections, row_ids, packing, head=head,
+                                                  states=False)[0].tobytes()
