@@ -596,12 +596,6 @@ class Network:
         return np.cumsum([0] + [self.bounds[k + 1] - self.bounds[k] for k in heads]
                          ).astype(np.int64)
 
-    def _select(self, log_probs, heads):
-        if heads is None:
-            return log_probs
-        return np.ascontiguousarray(np.concatenate(
-            [log_probs[:, self.bounds[k]:self.bounds[k + 1]] for k in heads], axis=1))
-
     def _head_layer(self, heads):
         """(weight, bias, bounds) of the output layer's rows of `heads` (None: all), kept
         for the weights' version: infer's product covers only the heads asked for."""

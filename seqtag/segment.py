@@ -913,9 +913,9 @@ class _StoredMapping(Mapping):
         if values is None:
             if lookups <= self._keys.SCANS:
                 return self.get
-            before = self._keys._before.tolist()
-            values = self._values = {key: self._value(key, (i, before[i]))
-                                     for key, i in self._keys.index().items()}
+            locate = self._keys.locate
+            values = self._values = {key: self._value(key, locate(key))
+                                     for key in self._keys.index()}
         return values.get
 
     def get(self, key, default=None):
