@@ -94,8 +94,10 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
     of them in one call (Network.best_summed_logits, TagCombinations.choose_best: 29 rows
     a token on EWT test against 279; the same choice).  The lexicon then answers the
     lemma of every (form, predicted UPOS) pair it holds, and the lemma head's product
-    covers only the other tokens (Network.head_logits_best: on the second thread while
-    this one computes the analyses and decodes, where the tagger has two).  Each value
+    covers only the other tokens (Network.head_logits_best).  Where the tagger has two
+    threads, both products (the analyses' and the lemma head's) run on the second one
+    while this one decodes the UPOS, makes the next batch and encodes it: a batch's
+    values are finished only then.  Each value
     is the one seqtag.heads.decode_column gives from infer()'s scores of the sentence (the
     same products, row by row; summed logits decide only clear winners, up to float32
     rounding).  A CRF model's column is its best tag sequence (Viterbi).
@@ -137,11 +139,16 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
     scores: dict[int, list[np.ndarray]] = {
         k: [np.zeros((0, heads[k].size), dtype=network.dtype) for _ in sentences_words]
         for k in scored}
-    for chunk, batch in _batches(vocab, sentences_words, batch_tokens):
+    beside = runtime.threads_beside_blas(network.rnn.threads) >= 2
+
+    def start(batch):
+        """A function giving the batch's ({column: its values laid end to end}, {scored
+        head: its packed log-probs}): the encoder's pass and the UPOS now, the rest (the
+        analyses' and the lemma head's products) on the second thread, where there is
+        one, until the function is called."""
         n = batch.n_tokens
         values: dict[str, list[str]] = {}
         packed_scores: dict[int, np.ndarray] = {}
-        upos_ids = hidden = lemmas = None  # packed order; lemmas: _start_lemmas'
         if network.crf is not None:  # one head, one column: the best sequence
             emissions = network.scores(batch, memo=True)
             ids = np.empty(n, dtype=np.int64)
@@ -149,72 +156,92 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
             values[heads[0].column] = _labels(heads[0].labels, ids)
             for k in scored:
                 packed_scores[k] = network.crf.log_marginals(emissions, batch.packing)
+            return lambda: (values, packed_scores)
+        upos_ids = None  # packed order
+        form_rows = None  # looked up first: the lemma product then waits on the UPOS alone
+        if lemma_k is not None and upos_k is not None:
+            form_rows = _lexicon_rows(heads[lemma_k], heads[upos_k].labels, batch)
+        if product:  # their product in the encoder's last steps, as infer() has it
+            hidden, logits = network.encode(batch, product)
         else:
-            form_rows = None  # looked up first: the lemma product then waits on the UPOS alone
-            if lemma_k is not None and upos_k is not None:
-                form_rows = _lexicon_rows(heads[lemma_k], heads[upos_k].labels, batch)
-            if product:  # their product in the encoder's last steps, as infer() has it
-                hidden, logits = network.encode(batch, product)
+            hidden, logits = network.encode(batch), np.empty((n, 0))
+        for k in scored:  # each head on its own: infer(batch, [k])'s product
+            packed_scores[k] = _log_softmax(network.head_logits(hidden, [k]))
+        best_ids = [logits[:, bounds[i]:bounds[i + 1]].argmax(axis=1)
+                    for i in range(len(product))]
+        if upos_k in product:
+            upos_ids = best_ids[product.index(upos_k)]
+        chosen = None if combinations is None else _start_analyses(
+            network, hidden, combinations, analysed, upos_ids,
+            None if grouped else logits[:, bounds[len(product) - len(analysed)]:], beside)
+        lemmas = None if lemma_k is None else _start_lemmas(
+            network, heads[lemma_k], lemma_k, hidden, batch, upos_ids,
+            heads[upos_k].labels if upos_ids is not None else None, form_rows, beside)
+        features: list[tuple[FeatureHead, list[str]]] = []
+        for k, best in zip(product, best_ids):
+            head = heads[k]
+            if head.column in analysed:  # an analysis' XPOS or FEATS, chosen below
+                continue
+            ids = np.empty(n, dtype=np.int64)
+            ids[batch.flat_index] = best
+            if isinstance(head, FeatureHead):
+                features.append((head, _labels(head.labels, ids)))
             else:
-                hidden, logits = network.encode(batch), np.empty((n, 0))
-            for k in scored:  # each head on its own: infer(batch, [k])'s product
-                packed_scores[k] = _log_softmax(network.head_logits(hidden, [k]))
-            best_ids = [logits[:, bounds[i]:bounds[i + 1]].argmax(axis=1)
-                        for i in range(len(product))]
-            if upos_k in product:
-                upos_ids = best_ids[product.index(upos_k)]
-            if lemma_k is not None:  # its product runs while the other columns are decoded
-                lemmas = _start_lemmas(network, heads[lemma_k], lemma_k, hidden, batch,
-                                       upos_ids, heads[upos_k].labels
-                                       if upos_ids is not None else None, form_rows)
-            if combinations is not None:  # its products first, then the Python
-                last = bounds[len(product) - len(analysed)]  # where they are, if there
-                chosen = _analyses(network, hidden, combinations, analysed, upos_ids,
-                                   None if grouped else logits[:, last:])
-                for column, best in chosen.items():
+                values[head.column] = _labels(head.labels, ids)
+        if features:
+            found: list[dict[str, str]] = [{} for _ in range(n)]
+            for head, labels in features:
+                name = head.feature
+                for f, label in zip(found, labels):
+                    if label != ABSENT:
+                        f[name] = label
+            values["feats"] = [join_features(f) for f in found]
+
+        def finish():
+            if chosen is not None:
+                for column, best in chosen().items():
                     ids = np.empty(n, dtype=np.int64)
                     ids[batch.flat_index] = best
                     values[column] = _labels(heads[analysed[column]].labels, ids)
-            features: list[tuple[FeatureHead, list[str]]] = []
-            for k, best in zip(product, best_ids):
-                if heads[k].column in values:  # an analysis' XPOS or FEATS, chosen above
-                    continue
-                ids = np.empty(n, dtype=np.int64)
-                ids[batch.flat_index] = best
-                head = heads[k]
-                if isinstance(head, FeatureHead):
-                    features.append((head, _labels(head.labels, ids)))
-                else:
-                    values[head.column] = _labels(head.labels, ids)
-            if features:
-                found: list[dict[str, str]] = [{} for _ in range(n)]
-                for head, labels in features:
-                    name = head.feature
-                    for f, label in zip(found, labels):
-                        if label != ABSENT:
-                            f[name] = label
-                values["feats"] = [join_features(f) for f in found]
+            if lemmas is not None:
+                values["lemma"] = lemmas()
+            return values, packed_scores
+        return finish
+
+    def put(chunk, batch, finish):
+        values, packed_scores = finish()
         starts = np.cumsum([0] + [len(sentences_words[i]) for i in chunk]).tolist()
         cuts = list(map(slice, starts[:-1], starts[1:]))  # each sentence's values
-        for column, flat in values.items():  # the lemmas may still be on their way
+        for column, flat in values.items():
             _place(out[column], chunk, flat, cuts)
-        if lemma_k is not None:
-            _place(out["lemma"], chunk, (lemmas or _start_lemmas(
-                network, heads[lemma_k], lemma_k, hidden, batch, None, None))(), cuts)
         for head, packed in packed_scores.items():
             flat_scores = np.empty_like(packed)
             flat_scores[batch.flat_index] = packed
             _place(scores[head], chunk, flat_scores, cuts)
+
+    # a batch is finished once the next one is encoded: the second thread's products of
+    # the one run while this thread decodes the other and makes the next batch (Python,
+    # most of which left the second core idle)
+    pending = None
+    for chunk, batch in _batches(vocab, sentences_words, batch_tokens):
+        started = (chunk, batch, start(batch))
+        if pending is not None:
+            put(*pending)
+        pending = started
+    if pending is not None:
+        put(*pending)
     return {c: out[c] for c in columns}, scores
 
 
-def _analyses(network, hidden, combinations, analysed, upos_ids, logits=None):
-    """{column: (n,) label ids} of the XPOS and FEATS of the packed rows: the seen analysis
-    that goes best with each row's UPOS (TagCombinations).  analysed: {column: its head's
-    index}; logits: (n, ...) those heads' logits side by side, in analysed's order, when
-    the caller has them (every label: choose() decides), else only the sums of each
-    predicted UPOS's analyses are computed, every UPOS in one call
-    (Network.best_summed_logits, then choose_best(): choose_grouped()'s choice)."""
+def _start_analyses(network, hidden, combinations, analysed, upos_ids, logits=None,
+                    beside=False):
+    """A function giving {column: (n,) label ids} of the XPOS and FEATS of the packed
+    rows: the seen analysis that goes best with each row's UPOS (TagCombinations).
+    analysed: {column: its head's index}; logits: (n, ...) those heads' logits side by
+    side, in analysed's order, when the caller has them (every label: choose() decides),
+    else only the sums of each predicted UPOS's analyses are computed, every UPOS in one
+    call (Network.best_summed_logits, then choose_best(): choose_grouped()'s choice), on
+    the second thread from now until the function is called if beside."""
     columns = list(analysed)
 
     def log_probs(rows):
@@ -225,14 +252,16 @@ def _analyses(network, hidden, combinations, analysed, upos_ids, logits=None):
                 for i, c in enumerate(columns)}
 
     if logits is not None:
-        return combinations.choose(upos_ids, log_probs(slice(None)))
+        return functools.partial(combinations.choose, upos_ids, log_probs(slice(None)))
     rows, starts = combinations.analyses_by_upos(int(upos_ids.max()) + 1
                                                  if len(upos_ids) else 0)
     # each analysis's labels' output rows, summed
     outputs = np.stack([network.bounds[analysed[c]] + combinations.seen[rows, i]
                         for i, c in enumerate(combinations.columns[1:], 1)], axis=1)
-    best, margin = network.best_summed_logits(hidden, upos_ids, starts, outputs)
-    return combinations.choose_best(upos_ids, best, margin, log_probs)
+    args = (hidden, upos_ids, starts, outputs)
+    sums = runtime.run_beside(network.best_summed_logits, *args).result if beside \
+        else functools.partial(network.best_summed_logits, *args)
+    return lambda: combinations.choose_best(upos_ids, *sums(), log_probs)
 
 
 def _place(target, chunk, flat, cuts):
@@ -256,7 +285,8 @@ def _lexicon_rows(head, upos_labels, batch):
                        count=len(batch.forms))[batch.form_of_row]
 
 
-def _start_lemmas(network, head, k, hidden, batch, upos_ids, upos_labels, form_rows=None):
+def _start_lemmas(network, head, k, hidden, batch, upos_ids, upos_labels, form_rows=None,
+                  beside=False):
     """A function giving the lemmas of a batch's words, laid end to end: the lexicon's
     where it knows (form, predicted UPOS) (upos_ids: each packed row's UPOS id, or None:
     no lexicon; form_rows: _lexicon_rows(), if the caller has it), else the lemma head's,
@@ -276,7 +306,7 @@ def _start_lemmas(network, head, k, hidden, batch, upos_ids, upos_labels, form_r
     if len(missing):
         if hidden is None:
             hidden = network.encode(batch)
-        if runtime.threads_beside_blas(network.rnn.threads) >= 2:
+        if beside:
             result = runtime.run_beside(network.head_logits_best, hidden, k, missing).result
         else:
             result = functools.partial(network.head_logits_best, hidden, k, missing)
