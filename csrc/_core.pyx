@@ -20,6 +20,7 @@ include "gru.pxi"
 include "ops.pxi"
 include "crf.pxi"
 include "analyses.pxi"
+include "text.pxi"
 
 
 cdef inline Py_ssize_t row_stride(Py_ssize_t stride_bytes, Py_ssize_t itemsize):

@@ -14,7 +14,7 @@ syntactic words it stands for: [text] for most, two or more for a multiword toke
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Callable, Protocol
 
 
 @dataclass
@@ -62,4 +62,10 @@ class FrontEnd(Protocol):
 
     def segment_many(self, paragraphs: list[str]) -> list[list[RawSentence]]:
         """segment() of many paragraphs at once (batched where the front end can)."""
+        ...
+
+    def segment_many_later(self, paragraphs: list[str]
+                           ) -> Callable[[], list[list[RawSentence]]]:
+        """A function giving segment_many(paragraphs), whose work may start now on the
+        second thread (optional: seqtag.rawtext.segment falls back on segment_many)."""
         ...

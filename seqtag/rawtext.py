@@ -13,6 +13,7 @@ HARD_LIMIT); the part after a cut continues the paragraph (no new paragraph mark
 
 from __future__ import annotations
 
+import functools
 import io
 
 from dataclasses import dataclass
@@ -134,22 +135,23 @@ def segment(items: Iterable[Paragraph], front_end: FrontEnd, one_sentence: bool 
     about batch_chars characters at a time.  one_sentence: the tokens of a paragraph make
     one sentence (none for a paragraph without tokens): the front end's sentence ends are
     ignored.  A SeqtagError while reading paragraphs comes after the sentences of the
-    paragraphs read before it."""
+    paragraphs read before it.  A batch's sentences are handed out once the next batch
+    has been read (and, by a learned front end, started on the second thread:
+    segment_many_later)."""
     it = iter(items)
-    while True:
-        batch: list[Paragraph] = []
-        size, error = 0, None
-        try:
-            for p in it:
-                batch.append(p)
-                size += len(p.text)
-                if size >= batch_chars:
-                    break
-        except SeqtagError as e:
-            error = e
+    start = getattr(front_end, "segment_many_later", None) or (
+        lambda texts: functools.partial(front_end.segment_many, texts))
+    # the next batch is read and started before a batch's sentences are handed out: a
+    # learned front end scores it on the second thread while the caller tags these
+    first = _read_batch(it, batch_chars)
+    started = start([p.text for p in first[0]]) if first[0] else None
+    pending: tuple[list[Paragraph], SeqtagError | None, bool] | None = first
+    while pending is not None:
+        batch, error, more = pending
+        pending = _read_batch(it, batch_chars) if error is None and more else None
+        following = start([p.text for p in pending[0]]) if pending and pending[0] else None
         if batch:
-            results = front_end.segment_many([p.text for p in batch])
-            for p, sentences in zip(batch, results):
+            for p, sentences in zip(batch, started()):  # type: ignore[misc]
                 if one_sentence:
                     sentences = _one_sentence(p.text, sentences)
                 if p.offset:
@@ -157,8 +159,24 @@ def segment(items: Iterable[Paragraph], front_end: FrontEnd, one_sentence: bool 
                 yield p, sentences
         if error is not None:
             raise error
-        if size < batch_chars:
-            return
+        started = following
+
+
+def _read_batch(it: Iterator[Paragraph], batch_chars: int
+                ) -> tuple[list[Paragraph], SeqtagError | None, bool]:
+    """(paragraphs of about batch_chars characters, the SeqtagError that stopped reading
+    them or None, whether more may follow)."""
+    batch: list[Paragraph] = []
+    size = 0
+    try:
+        for p in it:
+            batch.append(p)
+            size += len(p.text)
+            if size >= batch_chars:
+                break
+    except SeqtagError as e:
+        return batch, e, False
+    return batch, None, size >= batch_chars
 
 
 def _one_sentence(text: str, sentences: list[RawSentence]) -> list[RawSentence]:

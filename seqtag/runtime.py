@@ -453,17 +453,24 @@ def threads_per_caller(callers: int, requested: int = 2) -> int:
 
 class Job:
     """A call submitted to the second thread: result() waits for it and gives its value
-    (or raises its exception), as a concurrent.futures.Future does."""
+    (or raises its exception), as a concurrent.futures.Future does.  A call the second
+    thread has not started when result() is asked runs on the asking thread instead (the
+    second thread then skips it): behind a long call of the second thread (the front
+    end's scores of the next paragraphs, seqtag.rawtext.segment), the asking thread would
+    otherwise wait with its core idle."""
 
-    __slots__ = ("_call", "_value", "_error", "_done")
+    __slots__ = ("_call", "_value", "_error", "_done", "_claimed")
 
     def __init__(self, fn: Callable, args: tuple) -> None:
         self._call: Optional[tuple] = (fn, args)
         self._value = self._error = None
         self._done = threading.Lock()
         self._done.acquire()  # released when the call has run
+        self._claimed = threading.Lock()  # taken by the thread that runs the call
 
     def _run(self) -> None:
+        if not self._claimed.acquire(blocking=False):
+            return  # another thread runs it
         fn, args = self._call  # type: ignore[misc]
         self._call = None  # the arguments (arrays) are not kept
         try:
@@ -474,6 +481,7 @@ class Job:
             self._done.release()
 
     def result(self, timeout: Optional[float] = None):
+        self._run()
         if not self._done.acquire(timeout=-1 if timeout is None else timeout):
             raise TimeoutError("the second thread's call has not finished")
         self._done.release()  # result() may be asked again
@@ -486,7 +494,9 @@ class Worker:
     """One thread running the calls submitted to it, in order: what a ThreadPoolExecutor
     of one worker did, without importing concurrent.futures (and logging), 7-9 ms of a
     one-shot `seqtag tag` on a 2-core machine.  A daemon thread: a call is always waited
-    for by its caller, so the thread is idle when the process exits."""
+    for by its caller, so the thread is idle when the process exits.  A call submitted
+    from the worker's own thread runs there when its result is asked (Job.result), not
+    queued behind the call asking."""
 
     def __init__(self, name: str = "seqtag") -> None:
         self._jobs: SimpleQueue[Job] = SimpleQueue()

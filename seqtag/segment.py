@@ -19,6 +19,7 @@ here too: it is what a model without a learned front end uses.
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import re
@@ -995,8 +996,10 @@ class _FormRows:
         self.ids: dict[str, int] = {}
         self.table = np.zeros((0, width), dtype=np.int64)
 
-    def rows(self, tokens: list[str], row_of: Callable[[str], tuple]) -> np.ndarray:
-        """(len(tokens), width): each token's row (row_of(token) the first time)."""
+    def rows(self, tokens: list[str], rows_of: Callable[[list[str]], np.ndarray]
+             ) -> np.ndarray:
+        """(len(tokens), width): each token's row (rows_of(new forms), (k, width), for
+        the forms not seen before)."""
         with runtime.tables_lock:
             if len(self.ids) > self.limit:
                 self.ids = {}
@@ -1004,19 +1007,22 @@ class _FormRows:
             ids = self.ids
             index = list(map(ids.get, tokens))
             if None in index:
-                new: dict[str, int] = {}
-                rows = []
-                for t in tokens:
-                    if t not in ids and t not in new:
-                        new[t] = len(self.table) + len(rows)
-                        rows.append(row_of(t))
-                # only the new forms' rows are converted
-                self.table = np.concatenate(
-                    [self.table, np.array(rows, dtype=np.int64).reshape(len(rows), self.width)])
-                ids.update(new)
+                new = list(dict.fromkeys(t for t, i in zip(tokens, index) if i is None))
+                rows = np.asarray(rows_of(new), dtype=np.int64).reshape(len(new), self.width)
+                self.table = np.concatenate([self.table, rows])
+                ids.update(zip(new, range(len(self.table) - len(new), len(self.table))))
                 index = list(map(ids.get, tokens))
             table = self.table
         return table[np.array(index, dtype=np.int64)]
+
+
+def _form_hashes(forms: list[str]) -> np.ndarray:
+    """(len(forms), 5) int64: each form's _hash of its lower-case form, the form, its
+    _case_shape, the lower-case form's last three and first three characters (in C:
+    seqtag._core.form_hashes)."""
+    out = np.empty((len(forms), 5), dtype=np.int64)
+    _core.form_hashes(forms, out)
+    return out
 
 
 # ---------------------------------------------------------------- sentence boundaries between words
@@ -1080,15 +1086,20 @@ class WordBoundaries:
         and first three lowercase characters), casing code (or casing[i]) and whether it is
         sentence-final punctuation.  A row per form is kept and the tokens looked up at
         once: the Python work is one dictionary look-up a token."""
-        columns = self._rows.rows(tokens, self._token_row)
+        columns = self._rows.rows(tokens, self._token_rows)
         if casing is not None:
             columns[:, 5] = casing
         return columns
 
-    def _token_row(self, token):
-        low = token.lower()
-        return (_hash(low), _hash(token), _hash(_case_shape(token)), _hash(low[-3:]),
-                _hash(low[:3]), self.casing.get(low, 0), int(set(token) <= _FINAL))
+    def _token_rows(self, forms):
+        """_token_columns' rows of forms, each a form: (hashes of its lower-case form, the
+        form, its case shape, the last three and first three lower-case characters;
+        casing code; sentence-final punctuation or not)."""
+        get = self.casing.get
+        return np.column_stack([
+            _form_hashes(forms),
+            np.fromiter((get(f.lower(), 0) for f in forms), dtype=np.int64, count=len(forms)),
+            np.fromiter((set(f) <= _FINAL for f in forms), dtype=np.int64, count=len(forms))])
 
     def _features(self, columns, first):
         """(n, 19) feature indices of the boundary after each token (tokens of paragraphs
@@ -1258,17 +1269,23 @@ class MultiwordContext:
         Python work is one dictionary look-up a token (command-line speed)."""
         if expander is not self._expander:  # rows made with another expander
             self._rows, self._expander = _FormRows(8), expander
-        return self._rows.rows(tokens, lambda token: self._row(token, expander))
+        return self._rows.rows(tokens, lambda forms: self._form_rows(forms, expander))
 
-    def _row(self, token, expander):
-        low = token.lower()
-        code = self.lexicon.get(low, 0)
-        words = expander.split(token)
-        split = (-1, -1, -1) if len(words) < 2 else (
-            _hash(words[-1].lower()), _hash(words[0].lower()),
-            self.lexicon.get(words[0].lower(), 0) >> 6)
-        return (_hash(low), _hash(_case_shape(token)), _hash(low[-3:]), code >> 6,
-                code & 63) + split
+    def _form_rows(self, forms, expander):
+        """_columns' rows of forms, each a form's (hashes of its lower-case form, case
+        shape and last three lower-case characters, lexicon count class and tag index,
+        and the split's hashes and count class)."""
+        get = self.lexicon.get
+        codes = np.fromiter((get(f.lower(), 0) for f in forms), dtype=np.int64,
+                            count=len(forms))
+        split = np.full((len(forms), 3), -1, dtype=np.int64)
+        for k, form in enumerate(forms):
+            words = expander.split(form)
+            if len(words) >= 2:
+                split[k] = (_hash(words[-1].lower()), _hash(words[0].lower()),
+                            get(words[0].lower(), 0) >> 6)
+        return np.column_stack([_form_hashes(forms)[:, [0, 2, 3]], codes >> 6, codes & 63,
+                                split])
 
     def _features(self, columns, first, index, own_class=None):
         """(k, 23) feature indices of the tokens `index` among tokens laid end to end
@@ -1499,6 +1516,22 @@ class LearnedFrontEnd:
     def segment_many(self, paragraphs: list[str]) -> list[list[RawSentence]]:
         text, bounds, spans = self._analyse(paragraphs)
         return _paragraph_sentences(text, bounds, spans, self.expander)
+
+    def segment_many_later(self, paragraphs: list[str]
+                           ) -> Callable[[], list[list[RawSentence]]]:
+        """A function giving segment_many(paragraphs): where the model has two threads,
+        the characters' scores (the character model, without the GIL) are computed on the
+        second thread from now until the function is called, when the rest (mostly
+        Python) runs.  A caller tagging one batch of paragraphs meanwhile keeps both
+        cores busy (seqtag.rawtext.segment)."""
+        if runtime.threads_beside_blas(self.model.rnn.threads) < 2:
+            return functools.partial(self.segment_many, paragraphs)
+        job = runtime.run_beside(self._score, paragraphs)
+
+        def finish():
+            text, bounds, spans = self._decode(job.result())
+            return _paragraph_sentences(text, bounds, spans, self.expander)
+        return finish
 
     def _analyse(self, paragraphs):
         """All paragraphs at once: (their text joined by newlines, (start, end) of each in
@@ -2071,6 +2104,10 @@ class RuleFrontEnd:
 
     def segment_many(self, paragraphs: list[str]) -> list[list[RawSentence]]:
         return [self.segment(p) for p in paragraphs]
+
+    def segment_many_later(self, paragraphs: list[str]
+                           ) -> Callable[[], list[list[RawSentence]]]:
+        return functools.partial(self.segment_many, paragraphs)
 
 
 # ---------------------------------------------------------------- CoNLL-U output

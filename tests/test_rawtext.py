@@ -371,3 +371,36 @@ def test_tag_in_a_subprocess_reads_stdin_as_raw_text(french):
                        capture_output=True, env={**os.environ, "SEQTAG_DEBUG": ""}, timeout=120)
     assert p.returncode == 0, p.stderr
     assert [json.loads(x)["start"] for x in p.stdout.decode().splitlines()] == [0, 9]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_paragraphs_in_many_batches_are_segmented_as_in_one(french, threads):
+    """rawtext.segment reads a batch ahead (a learned front end scores it on the second
+    thread while the caller tags the one before): small batches give what one batch gives,
+    in order, and a bad line still comes after the sentences of the paragraphs before it."""
+    tagger = Tagger.load(french[1], threads=threads)
+    texts = [line[len("# text = "):].strip() for line in FRENCH.read_text("utf-8").splitlines()
+             if line.startswith("# text = ")][:40]
+    text = "\n\n".join(" ".join(texts[k:k + 3]) for k in range(0, len(texts), 3))
+
+    def run(batch_chars, fail_after=None):
+        got = []
+
+        def items():
+            for k, p in enumerate(rawtext.text_paragraphs(text)):
+                if k == fail_after:
+                    raise rawtext.SeqtagError("bad line")
+                yield p
+        try:
+            for p, sentences in rawtext.segment(items(), tagger.frontend,
+                                                batch_chars=batch_chars):
+                got.append((p.offset, [(s.start, s.end, words([s])[0]) for s in sentences]))
+        except rawtext.SeqtagError as e:
+            got.append(str(e))
+        return got
+
+    whole = run(10**9)
+    assert len(whole) == 10 and all(sentences for _, sentences in whole)
+    for batch_chars in (1, 150, 400):
+        assert run(batch_chars) == whole, batch_chars
+        assert run(batch_chars, fail_after=7) == whole[:7] + ["bad line"], batch_chars

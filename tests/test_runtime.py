@@ -398,17 +398,56 @@ def test_a_spawn_pool_tags_like_the_parent(tmp_path):
 
 def test_the_second_thread_runs_calls_in_order_and_hands_back_results_and_errors():
     worker = runtime.Worker("seqtag-test")
-    gate = threading.Event()
+    gate, started = threading.Event(), threading.Event()
     order = []
-    first = worker.submit(lambda: (gate.wait(10), order.append(1))[1])
-    second = worker.submit(order.append, 2)
+    first = worker.submit(lambda: (started.set(), gate.wait(10), order.append(1))[2])
+    assert started.wait(10)
     with pytest.raises(TimeoutError):
-        second.result(0.05)  # waiting behind the first
+        first.result(0.05)  # running on the worker, behind the gate
+    second = worker.submit(order.append, 2)
     gate.set()
-    assert first.result(10) is None and second.result(10) is None and order == [1, 2]
+    assert first.result(10) is None and second.result(10) is None
+    assert sorted(order) == [1, 2]  # each call ran once
     failed = worker.submit(int, "not a number")
     for _ in range(2):  # asked twice, the same error
         with pytest.raises(ValueError, match="not a number"):
             failed.result(10)
     assert worker.submit(sum, [1, 2, 3]).result() == 6
-    assert runtime.second_thread().submit(threading.current_thread).result(10).name == "seqtag"
+    ready = threading.Event()
+    on_worker = runtime.second_thread().submit(
+        lambda: (ready.set(), threading.current_thread())[1])
+    assert ready.wait(10) and on_worker.result(10).name == "seqtag"
+
+
+def test_a_call_the_worker_has_not_started_runs_on_the_thread_asking_for_it():
+    """Behind a long call, the caller runs its own call rather than wait with its core
+    idle; the worker then skips it (each call runs once)."""
+    worker = runtime.Worker("seqtag-test")
+    gate, started = threading.Event(), threading.Event()
+    runs = []
+    long = worker.submit(lambda: (started.set(), gate.wait(10), runs.append("long"))[2])
+    assert started.wait(10)
+    queued = worker.submit(lambda: (runs.append("queued"), threading.current_thread())[1])
+    assert queued.result(10) is threading.current_thread()  # did not wait for the gate
+    assert runs == ["queued"]
+    gate.set()
+    long.result(10)
+    assert worker.submit(len, runs).result(10) == 2  # the worker skipped the queued call
+
+
+def test_a_call_submitted_from_the_worker_runs_there():
+    """A call on the worker that submits another and waits for it (the front end's
+    scores run on the second thread, and their layers submit a direction): queued behind
+    itself, it would never start."""
+    worker = runtime.Worker("seqtag-test")
+    running = threading.Event()
+
+    def outer():
+        running.set()
+        inner = worker.submit(threading.current_thread)
+        return inner.result(10), threading.current_thread()
+
+    job = worker.submit(outer)
+    assert running.wait(10)  # the worker runs it, not this thread
+    inner_thread, outer_thread = job.result(10)
+    assert inner_thread is outer_thread and outer_thread.name == "seqtag-test"

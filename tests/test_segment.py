@@ -927,23 +927,70 @@ def test_tuning_a_loaded_front_end_again_chooses_what_training_chose(french, mon
         assert getattr(loaded, name) == getattr(fresh, name), name
 
 
+FORMS = ["Paris", "NATO-led", "1,5", "\u01c5emal", "\u0663\u0664", "na\u00efve", "\u65e5\u672c\u8a9e",
+         "\U0001f600x", "a\ud800b", "\u00c9T\u00c9", "x", "'s", "\u01c5", "\u0130stanbul", "\u00df",
+         "\u216b", "a1b2c3d4", "...", "dont", "Its", "du", "aujourd'hui", "\u0915\u093e", "X" * 300]
+
+
+def test_form_hashes_are_the_python_ones():
+    """seqtag._core.form_hashes (C) gives what _hash and _case_shape give in Python: the
+    word models' weights were learned with those."""
+    from seqtag.segment import _case_shape, _form_hashes, _hash
+
+    want = [[_hash(f.lower()), _hash(f), _hash(_case_shape(f)), _hash(f.lower()[-3:]),
+             _hash(f.lower()[:3])] for f in FORMS]
+    assert _form_hashes(FORMS).tolist() == want
+    assert _form_hashes([]).shape == (0, 5)
+
+
+def test_word_models_rows_are_each_forms_python_row():
+    """The rows the word-level models make for a batch of new forms at once are what each
+    form's row was, made one form at a time in Python."""
+    from seqtag import Tagger
+    from seqtag.segment import _FINAL, MultiwordContext, WordBoundaries, _case_shape, _hash
+
+    front_end = Tagger.load(threads=1).frontend
+    words, context, expander = front_end.words, front_end.context, front_end.expander
+    assert isinstance(words, WordBoundaries) and isinstance(context, MultiwordContext)
+    tokens = FORMS + FORMS[::2]
+
+    def boundary_row(token):
+        low = token.lower()
+        return [_hash(low), _hash(token), _hash(_case_shape(token)), _hash(low[-3:]),
+                _hash(low[:3]), words.casing.get(low, 0), int(set(token) <= _FINAL)]
+
+    def context_row(token):
+        low = token.lower()
+        code = context.lexicon.get(low, 0)
+        parts = expander.split(token)
+        split = [-1, -1, -1] if len(parts) < 2 else [
+            _hash(parts[-1].lower()), _hash(parts[0].lower()),
+            context.lexicon.get(parts[0].lower(), 0) >> 6]
+        return [_hash(low), _hash(_case_shape(token)), _hash(low[-3:]), code >> 6,
+                code & 63] + split
+
+    assert words._token_columns(tokens).tolist() == [boundary_row(t) for t in tokens]
+    assert context._columns(tokens, expander).tolist() == [context_row(t) for t in tokens]
+    assert any(row[5] >= 0 for row in context._columns(tokens, expander).tolist())
+
+
 def test_a_call_interrupted_while_new_forms_are_added_leaves_the_tables_whole(monkeypatch):
     """Ctrl-C (or a fork from another thread) in the middle of adding new forms to the word
     models' per-form tables leaves no form pointing past the table: the next call tags."""
     from seqtag import Tagger, segment
 
     tagger = Tagger.load(threads=1)
-    case_shape = segment._case_shape
+    form_hashes = segment._form_hashes
 
-    def interrupted(token):
-        if token == "boom":
+    def interrupted(forms):
+        if "boom" in forms:
             raise KeyboardInterrupt
-        return case_shape(token)
+        return form_hashes(forms)
 
-    monkeypatch.setattr(segment, "_case_shape", interrupted)
+    monkeypatch.setattr(segment, "_form_hashes", interrupted)
     with pytest.raises(KeyboardInterrupt):
         tagger.tag("alpha beta boom gamma")
-    monkeypatch.setattr(segment, "_case_shape", case_shape)
+    monkeypatch.setattr(segment, "_form_hashes", form_hashes)
     assert [w for s in tagger.tag("alpha beta boom gamma") for w, _ in s] == \
         ["alpha", "beta", "boom", "gamma"]
     assert tagger.tag("alpha beta") == Tagger.load(threads=1).tag("alpha beta")
