@@ -10,7 +10,10 @@ model's learned front end (default: the bundled model's) and with the rules
 first pass is the command line's case (every form new to its word-level models); the
 later ones reuse their per-form rows.  Prints each pass's time and, for the learned front
 end, its parts: the character model's logits, the chunk lexicon, the per-form rows of the
-word-level models and the sentences' objects.
+word-level models and the sentences' objects.  Since 2026-12-03 (session 9) the character
+model's logits of a batch run on the second thread while the batch before is handed out
+(rawtext.segment reads a batch ahead): with nothing tagging them here, that part overlaps
+the others, so the parts no longer add up to a pass.
 """
 
 import argparse

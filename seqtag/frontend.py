@@ -14,7 +14,7 @@ syntactic words it stands for: [text] for most, two or more for a multiword toke
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 
 @dataclass
@@ -61,11 +61,8 @@ class FrontEnd(Protocol):
         ...
 
     def segment_many(self, paragraphs: list[str]) -> list[list[RawSentence]]:
-        """segment() of many paragraphs at once (batched where the front end can)."""
-        ...
-
-    def segment_many_later(self, paragraphs: list[str]
-                           ) -> Callable[[], list[list[RawSentence]]]:
-        """A function giving segment_many(paragraphs), whose work may start now on the
-        second thread (optional: seqtag.rawtext.segment falls back on segment_many)."""
+        """segment() of many paragraphs at once (batched where the front end can).  A
+        front end may also have segment_many_later(paragraphs), a function giving the same
+        whose work starts now on the second thread, with a cancel() method
+        (seqtag.rawtext.segment, LearnedFrontEnd)."""
         ...

@@ -124,7 +124,7 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
         lemma_k = None
     # the heads of the analyses' XPOS and FEATS: where none is scored (its log-probs
     # shown), only the logits of the labels the predicted UPOS's analyses use are
-    # computed (grouped, _analyses), else every row, at the end of the one product
+    # computed (grouped, _start_analyses), else every row, at the end of the one product
     analysed = {} if combinations is None else {
         heads[k].column: k for k in plain
         if type(heads[k]) is Head and heads[k].column in combinations.columns[1:]}
@@ -156,7 +156,15 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
             values[heads[0].column] = _labels(heads[0].labels, ids)
             for k in scored:
                 packed_scores[k] = network.crf.log_marginals(emissions, batch.packing)
-            return lambda: (values, packed_scores)
+            # lemmas: the lemma head's scripts applied to the words, as without a CRF
+            crf_lemmas = None if lemma_k is None else _start_lemmas(
+                network, heads[lemma_k], lemma_k, None, batch, None, None, None, beside)
+
+            def finish_crf():
+                if crf_lemmas is not None:
+                    values["lemma"] = crf_lemmas()
+                return values, packed_scores
+            return finish_crf
         upos_ids = None  # packed order
         form_rows = None  # looked up first: the lemma product then waits on the UPOS alone
         if lemma_k is not None and upos_k is not None:
@@ -224,6 +232,9 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
     # most of which left the second core idle)
     pending = None
     for chunk, batch in _batches(vocab, sentences_words, batch_tokens):
+        if not beside:  # nothing runs meanwhile: no batch kept longer
+            put(chunk, batch, start(batch))
+            continue
         started = (chunk, batch, start(batch))
         if pending is not None:
             put(*pending)
@@ -290,10 +301,10 @@ def _start_lemmas(network, head, k, hidden, batch, upos_ids, upos_labels, form_r
     """A function giving the lemmas of a batch's words, laid end to end: the lexicon's
     where it knows (form, predicted UPOS) (upos_ids: each packed row's UPOS id, or None:
     no lexicon; form_rows: _lexicon_rows(), if the caller has it), else the lemma head's,
-    whose logits are computed for those tokens only: on the second thread, from now
-    until the function is called, where the tagger has two (the caller decodes the
-    other columns meanwhile, which is mostly Python: the product, ~40 % of the lemmas'
-    time on EWT test, drops out of the pass)."""
+    whose logits are computed for those tokens only: if beside, on the second thread
+    from now until the function is called (the caller decodes the other columns and
+    makes and encodes the next batch meanwhile: the product, ~40 % of the lemmas' time
+    on EWT test, drops out of the pass); else when it is called."""
     n = batch.n_tokens
     if upos_ids is not None:
         _, table, lemmas = head.lexicon_table(upos_labels)

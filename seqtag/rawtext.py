@@ -13,7 +13,6 @@ HARD_LIMIT); the part after a cut continues the paragraph (no new paragraph mark
 
 from __future__ import annotations
 
-import functools
 import io
 
 from dataclasses import dataclass
@@ -131,41 +130,65 @@ def text_paragraphs(text: str) -> Iterator[Paragraph]:
 def segment(items: Iterable[Paragraph], front_end: FrontEnd, one_sentence: bool = False,
             batch_chars: int = BATCH_CHARS) -> Iterator[tuple[Paragraph, list[RawSentence]]]:
     """(paragraph, its sentences) for each paragraph, the offsets of sentences and tokens
-    moved into the input (paragraph.offset added).  Paragraphs go to front_end.segment_many
-    about batch_chars characters at a time.  one_sentence: the tokens of a paragraph make
-    one sentence (none for a paragraph without tokens): the front end's sentence ends are
-    ignored.  A SeqtagError while reading paragraphs comes after the sentences of the
-    paragraphs read before it.  A batch's sentences are handed out once the next batch
-    has been read (and, by a learned front end, started on the second thread:
-    segment_many_later)."""
+    moved into the input (paragraph.offset added).  Paragraphs go to the front end about
+    batch_chars characters at a time.  one_sentence: the tokens of a paragraph make one
+    sentence (none for a paragraph without tokens): the front end's sentence ends are
+    ignored.  An error while reading paragraphs comes after the sentences of the
+    paragraphs read before it (of those of its own batch too for a SeqtagError: a bad
+    line).
+
+    A front end with segment_many_later (the learned one) gets the next batch before a
+    batch's sentences are handed out: it scores that batch on the second thread while
+    the caller tags these.  What is still running when the caller stops early is
+    cancelled."""
     it = iter(items)
-    start = getattr(front_end, "segment_many_later", None) or (
-        lambda texts: functools.partial(front_end.segment_many, texts))
-    # the next batch is read and started before a batch's sentences are handed out: a
-    # learned front end scores it on the second thread while the caller tags these
+    later = getattr(front_end, "segment_many_later", None)
+    if later is None:  # a batch at a time
+        while True:
+            batch, error, more = _read_batch(it, batch_chars)
+            if batch:
+                yield from _placed(batch, front_end.segment_many([p.text for p in batch]),
+                                   one_sentence)
+            if error is not None:
+                raise error
+            if not more:
+                return
     first = _read_batch(it, batch_chars)
-    started = start([p.text for p in first[0]]) if first[0] else None
-    pending: tuple[list[Paragraph], SeqtagError | None, bool] | None = first
-    while pending is not None:
-        batch, error, more = pending
-        pending = _read_batch(it, batch_chars) if error is None and more else None
-        following = start([p.text for p in pending[0]]) if pending and pending[0] else None
-        if batch:
-            for p, sentences in zip(batch, started()):  # type: ignore[misc]
-                if one_sentence:
-                    sentences = _one_sentence(p.text, sentences)
-                if p.offset:
-                    _shift(sentences, p.offset)
-                yield p, sentences
-        if error is not None:
-            raise error
-        started = following
+    pending: tuple[list[Paragraph], Exception | None, bool] | None = first
+    started = following = None
+    try:
+        started = later([p.text for p in first[0]]) if first[0] else None
+        while pending is not None:
+            batch, error, more = pending
+            pending = _read_batch(it, batch_chars) if error is None and more else None
+            following = later([p.text for p in pending[0]]) if pending and pending[0] \
+                else None
+            if batch:
+                results, started = started(), None  # type: ignore[misc]
+                yield from _placed(batch, results, one_sentence)
+            if error is not None:
+                raise error
+            started, following = following, None
+    finally:  # a caller that stopped early (or an error): nothing left running for it
+        for unfinished in (started, following):
+            getattr(unfinished, "cancel", lambda: None)()
+
+
+def _placed(batch: list[Paragraph], results: list[list[RawSentence]], one_sentence: bool
+            ) -> Iterator[tuple[Paragraph, list[RawSentence]]]:
+    for p, sentences in zip(batch, results):
+        if one_sentence:
+            sentences = _one_sentence(p.text, sentences)
+        if p.offset:
+            _shift(sentences, p.offset)
+        yield p, sentences
 
 
 def _read_batch(it: Iterator[Paragraph], batch_chars: int
-                ) -> tuple[list[Paragraph], SeqtagError | None, bool]:
-    """(paragraphs of about batch_chars characters, the SeqtagError that stopped reading
-    them or None, whether more may follow)."""
+                ) -> tuple[list[Paragraph], Exception | None, bool]:
+    """(paragraphs of about batch_chars characters, the error that stopped reading them
+    or None, whether more may follow).  After a SeqtagError (a bad line) the paragraphs
+    before it are kept; after any other error (a failed read) none of this batch's."""
     batch: list[Paragraph] = []
     size = 0
     try:
@@ -176,6 +199,8 @@ def _read_batch(it: Iterator[Paragraph], batch_chars: int
                 break
     except SeqtagError as e:
         return batch, e, False
+    except Exception as e:  # raised once the sentences before this batch are out
+        return [], e, False
     return batch, None, size >= batch_chars
 
 

@@ -451,6 +451,10 @@ def threads_per_caller(callers: int, requested: int = 2) -> int:
     return max(1, min(requested, host_cores() // max(callers, 1)))
 
 
+class CancelledError(Exception):
+    """Job.result() of a call cancelled before it started."""
+
+
 class Job:
     """A call submitted to the second thread: result() waits for it and gives its value
     (or raises its exception), as a concurrent.futures.Future does.  A call the second
@@ -470,17 +474,27 @@ class Job:
 
     def _run(self) -> None:
         if not self._claimed.acquire(blocking=False):
-            return  # another thread runs it
-        fn, args = self._call  # type: ignore[misc]
-        self._call = None  # the arguments (arrays) are not kept
-        try:
+            return  # another thread runs it, or it was cancelled
+        try:  # (an interrupt on the calling thread must still release _done)
+            fn, args = self._call  # type: ignore[misc]
+            self._call = None  # the arguments (arrays) are not kept
             self._value = fn(*args)
         except BaseException as e:  # handed to the caller, as a Future does
             self._error = e
         finally:
             self._done.release()
 
+    def cancel(self) -> None:
+        """Drop the call if it has not started (a caller that no longer wants it): the
+        second thread then skips it, and result() raises CancelledError."""
+        if self._claimed.acquire(blocking=False):
+            self._call = None
+            self._error = CancelledError("the call was cancelled before it started")
+            self._done.release()
+
     def result(self, timeout: Optional[float] = None):
+        """The call's value: waits for the second thread where it runs there (at most
+        `timeout` seconds, then TimeoutError), else runs it now on this thread."""
         self._run()
         if not self._done.acquire(timeout=-1 if timeout is None else timeout):
             raise TimeoutError("the second thread's call has not finished")
@@ -491,10 +505,11 @@ class Job:
 
 
 class Worker:
-    """One thread running the calls submitted to it, in order: what a ThreadPoolExecutor
+    """One thread running the calls submitted to it, in order (but for those their callers
+    ran themselves or cancelled before it got to them: Job): what a ThreadPoolExecutor
     of one worker did, without importing concurrent.futures (and logging), 7-9 ms of a
-    one-shot `seqtag tag` on a 2-core machine.  A daemon thread: a call is always waited
-    for by its caller, so the thread is idle when the process exits.  A call submitted
+    one-shot `seqtag tag` on a 2-core machine.  A daemon thread: a call is waited for or
+    cancelled by its caller, so the thread is idle when the process exits.  A call submitted
     from the worker's own thread runs there when its result is asked (Job.result), not
     queued behind the call asking."""
 

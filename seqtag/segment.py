@@ -984,7 +984,7 @@ class _StoredCodes(_StoredMapping):
 # ---------------------------------------------------------------- per-form rows of the word models
 
 class _FormRows:
-    """A row of `width` int64 columns per word form, computed once (row_of) and then looked
+    """A row of `width` int64 columns per word form, computed once (rows_of) and then looked
     up for many tokens at once: the Python work is one dictionary look-up a token.  Shared
     by the threads tagging with one model: looked up and grown under runtime.tables_lock,
     the table grown before the new forms point into it, so an interrupted call (Ctrl-C, a
@@ -1472,6 +1472,28 @@ class _Scored:
         self.cps, self.ids, self.logits = cps, ids, logits
 
 
+class _LaterSegments:
+    """LearnedFrontEnd.segment_many_later's function: the scores computed on the second
+    thread, decoded when it is called."""
+
+    def __init__(self, front_end: "LearnedFrontEnd", job: runtime.Job):
+        self._front_end: Optional[LearnedFrontEnd] = front_end
+        self._job: Optional[runtime.Job] = job
+
+    def __call__(self) -> list[list[RawSentence]]:
+        front_end, job = self._front_end, self._job
+        if front_end is None or job is None:
+            raise RuntimeError("these paragraphs were segmented or cancelled already")
+        self._front_end = self._job = None  # the scores are not kept past their use
+        text, bounds, spans = front_end._decode(job.result())
+        return _paragraph_sentences(text, bounds, spans, front_end.expander)
+
+    def cancel(self) -> None:
+        if self._job is not None:
+            self._job.cancel()
+        self._front_end = self._job = None
+
+
 class LearnedFrontEnd:
     """The character tagger, its character ids and the multiword expander (FrontEnd)."""
 
@@ -1522,16 +1544,11 @@ class LearnedFrontEnd:
         """A function giving segment_many(paragraphs): where the model has two threads,
         the characters' scores (the character model, without the GIL) are computed on the
         second thread from now until the function is called, when the rest (mostly
-        Python) runs.  A caller tagging one batch of paragraphs meanwhile keeps both
-        cores busy (seqtag.rawtext.segment)."""
+        Python) runs; its cancel() drops them if they have not started.  A caller tagging
+        one batch of paragraphs meanwhile keeps both cores busy (seqtag.rawtext.segment)."""
         if runtime.threads_beside_blas(self.model.rnn.threads) < 2:
             return functools.partial(self.segment_many, paragraphs)
-        job = runtime.run_beside(self._score, paragraphs)
-
-        def finish():
-            text, bounds, spans = self._decode(job.result())
-            return _paragraph_sentences(text, bounds, spans, self.expander)
-        return finish
+        return _LaterSegments(self, runtime.run_beside(self._score, paragraphs))
 
     def _analyse(self, paragraphs):
         """All paragraphs at once: (their text joined by newlines, (start, end) of each in
@@ -2104,10 +2121,6 @@ class RuleFrontEnd:
 
     def segment_many(self, paragraphs: list[str]) -> list[list[RawSentence]]:
         return [self.segment(p) for p in paragraphs]
-
-    def segment_many_later(self, paragraphs: list[str]
-                           ) -> Callable[[], list[list[RawSentence]]]:
-        return functools.partial(self.segment_many, paragraphs)
 
 
 # ---------------------------------------------------------------- CoNLL-U output

@@ -169,6 +169,29 @@ def test_split_features_and_lemmas_without_upos(tmp_path):
         assert all("Number=Plur" in v for s in got["feats"] for v in s)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_crf_model_of_lemmas_gives_lemmas_not_scripts(threads):
+    """A CRF over the lemma head (`--columns lemma --output-layer crf`): its lemmas are the
+    lemma head's scripts applied to the words, as without a CRF, in batches of any size."""
+    scripts = [("", "", "", "", ""), ("", "", "", "s", ""), ("lower", "", "", "", ""),
+               ("", "", "", "ed", "")]
+    heads = [LemmaHead([script_label(s) for s in scripts], Lexicon({}))]
+    words = [["The", "dogs", "barked"], ["Cats", "walked", "x"], ["dogs"]] * 5
+    vocab = Vocabulary.build([Sentence(w) for w in words], min_char_count=1, heads=heads)
+    net = Network({"hidden": 8, "word_dim": 6, "char_dim": 4, "char_hidden": 4,
+                   "output_layer": "crf"}, len(vocab.words), len(vocab.chars),
+                  [h.size for h in heads], seed=3, threads=threads)
+    assert net.crf is not None
+    tagger = Tagger(net, vocab)
+    want = reference_columns(tagger, words, ["lemma"])
+    for batch_tokens in (4, 4096):
+        got = inference.predict_columns(net, vocab, words, ["lemma"], batch_tokens)
+        assert got == want
+    assert {lemma for s in want["lemma"] for lemma in s} <= {
+        apply_script(w, s) or w for ws in words for w in ws for s in scripts} | {
+        w for ws in words for w in ws}
+
+
 def test_values_and_every_columns_top_k_from_one_pass(bundled, ewt_dev_words, monkeypatch):
     """predict_columns_top_k: predict_columns' values and predict_top_k's k best of each
     column, exactly, with the encoder run once per batch."""

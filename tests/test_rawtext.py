@@ -404,3 +404,51 @@ def test_paragraphs_in_many_batches_are_segmented_as_in_one(french, threads):
     for batch_chars in (1, 150, 400):
         assert run(batch_chars) == whole, batch_chars
         assert run(batch_chars, fail_after=7) == whole[:7] + ["bad line"], batch_chars
+
+
+def test_reading_ahead_uses_the_second_thread_and_cancels_what_is_left(french, monkeypatch):
+    """With two threads the learned front end's scores of the next batch go to the second
+    thread (rawtext.segment reads a batch ahead); a caller that stops early leaves nothing
+    queued there (the next batch's call is cancelled); an error other than a bad line
+    while reading comes after the sentences of the batches before it."""
+    from seqtag import runtime
+    tagger = Tagger.load(french[1], threads=2)
+    text = "\n\n".join(f"Le chat numéro {k} dort. Il fait beau." for k in range(30))
+    jobs = []
+    run_beside = runtime.run_beside
+
+    def recording(fn, *args):
+        job = run_beside(fn, *args)
+        if getattr(fn, "__name__", "") == "_score":
+            jobs.append(job)
+        return job
+
+    monkeypatch.setattr(runtime, "run_beside", recording)
+    whole = [p.offset for p, _ in rawtext.segment(rawtext.text_paragraphs(text),
+                                                  tagger.frontend, batch_chars=200)]
+    assert len(whole) == 30 and len(jobs) >= 5  # a job per batch of about 200 characters
+
+    jobs.clear()
+    gate, started = runtime.threading.Event(), runtime.threading.Event()
+    runtime.second_thread().submit(lambda: (started.set(), gate.wait(10)))
+    assert started.wait(10)  # the second thread is busy: the jobs queue behind
+    found = rawtext.segment(rawtext.text_paragraphs(text), tagger.frontend, batch_chars=200)
+    next(found)  # the first batch (run by this thread), the second one queued
+    found.close()
+    gate.set()
+    assert len(jobs) == 2
+    with pytest.raises(runtime.CancelledError):
+        jobs[1].result(10)
+
+    def failing():
+        for k, p in enumerate(rawtext.text_paragraphs(text)):
+            if k == 20:
+                raise OSError("the disk went away")
+            yield p
+    got = []
+    with pytest.raises(OSError, match="the disk went away"):
+        for p, _ in rawtext.segment(failing(), tagger.frontend, batch_chars=200):
+            got.append(p.offset)
+    # the batches before the failed one (six paragraphs of 36-37 characters each make
+    # 200), none of the failed one's (paragraphs 18 to 20)
+    assert got == whole[:18]

@@ -398,16 +398,16 @@ def test_a_spawn_pool_tags_like_the_parent(tmp_path):
 
 def test_the_second_thread_runs_calls_in_order_and_hands_back_results_and_errors():
     worker = runtime.Worker("seqtag-test")
-    gate, started = threading.Event(), threading.Event()
+    gate, started, finished = threading.Event(), threading.Event(), threading.Event()
     order = []
     first = worker.submit(lambda: (started.set(), gate.wait(10), order.append(1))[2])
     assert started.wait(10)
     with pytest.raises(TimeoutError):
         first.result(0.05)  # running on the worker, behind the gate
-    second = worker.submit(order.append, 2)
+    worker.submit(order.append, 2)  # never asked for: the worker runs it, after the first
+    worker.submit(finished.set)
     gate.set()
-    assert first.result(10) is None and second.result(10) is None
-    assert sorted(order) == [1, 2]  # each call ran once
+    assert finished.wait(10) and order == [1, 2] and first.result(10) is None
     failed = worker.submit(int, "not a number")
     for _ in range(2):  # asked twice, the same error
         with pytest.raises(ValueError, match="not a number"):
@@ -423,16 +423,37 @@ def test_a_call_the_worker_has_not_started_runs_on_the_thread_asking_for_it():
     """Behind a long call, the caller runs its own call rather than wait with its core
     idle; the worker then skips it (each call runs once)."""
     worker = runtime.Worker("seqtag-test")
-    gate, started = threading.Event(), threading.Event()
+    gate, started, finished = threading.Event(), threading.Event(), threading.Event()
     runs = []
     long = worker.submit(lambda: (started.set(), gate.wait(10), runs.append("long"))[2])
     assert started.wait(10)
     queued = worker.submit(lambda: (runs.append("queued"), threading.current_thread())[1])
     assert queued.result(10) is threading.current_thread()  # did not wait for the gate
     assert runs == ["queued"]
+    worker.submit(finished.set)  # never asked for: the worker runs it
     gate.set()
-    long.result(10)
-    assert worker.submit(len, runs).result(10) == 2  # the worker skipped the queued call
+    assert finished.wait(10)
+    assert runs == ["queued", "long"]  # the worker skipped the queued call
+    assert long.result(10) is None
+
+
+def test_a_cancelled_call_never_runs():
+    worker = runtime.Worker("seqtag-test")
+    gate, started, finished = threading.Event(), threading.Event(), threading.Event()
+    runs = []
+    worker.submit(lambda: (started.set(), gate.wait(10)))
+    assert started.wait(10)
+    dropped = worker.submit(runs.append, "dropped")
+    dropped.cancel()
+    worker.submit(finished.set)
+    gate.set()
+    assert finished.wait(10) and runs == []
+    with pytest.raises(runtime.CancelledError):
+        dropped.result(10)
+    done = worker.submit(sum, [1, 2])
+    assert done.result(10) == 3
+    done.cancel()  # too late: no change
+    assert done.result(10) == 3
 
 
 def test_a_call_submitted_from_the_worker_runs_there():
