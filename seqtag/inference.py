@@ -105,47 +105,94 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
     scored: heads (indexes) whose log-probabilities (each head's own segment; a CRF's
     marginals) come too, from the same pass: {head: [(len, labels) per sentence]}, what
     predict_log_probs(heads=[head]) gives (bit for bit: the same products)."""
-    from .heads import ABSENT, FeatureHead, Head, LemmaHead, join_features
-    heads = vocab.heads
-    upos_k = next((k for k, h in enumerate(heads) if h.column == "upos"), None)
-    needed = set(columns) | ({"upos"} if "lemma" in columns and upos_k is not None
-                             else set())
-    # XPOS and FEATS: the seen analysis that goes best with the predicted UPOS
-    # (seqtag.heads.TagCombinations), chosen from every column of the analysis
-    combinations = heads[upos_k].combinations if upos_k is not None else None
-    if combinations is not None and not needed.isdisjoint(combinations.columns[1:]):
-        needed |= set(combinations.columns)
-    else:
-        combinations = None
-    plain = [k for k, h in enumerate(heads) if h.column in needed
-             and not isinstance(h, LemmaHead)]
-    lemma_k = next((k for k, h in enumerate(heads) if isinstance(h, LemmaHead)), None)
-    if "lemma" not in needed:
-        lemma_k = None
-    # the heads of the analyses' XPOS and FEATS: where none is scored (its log-probs
-    # shown), only the logits of the labels the predicted UPOS's analyses use are
-    # computed (grouped, _start_analyses), else every row, at the end of the one product
-    analysed = {} if combinations is None else {
-        heads[k].column: k for k in plain
-        if type(heads[k]) is Head and heads[k].column in combinations.columns[1:]}
-    grouped = set(analysed.values()).isdisjoint(scored)
-    product = [k for k in plain if k not in analysed.values()] + (
-        [] if grouped else list(analysed.values()))
-    bounds = network.head_bounds(product)
+    columns_of = _BatchColumns(network, vocab, columns, scored)
     # each sentence's values are put in place per batch: only an empty sentence, which
     # is in no batch, needs its (empty) list made here
     out = {c: cast("list[list[str]]", [[] if not words else None
-                                        for words in sentences_words]) for c in needed}
+                                        for words in sentences_words])
+           for c in columns_of.needed}
     scores: dict[int, list[np.ndarray]] = {
-        k: [np.zeros((0, heads[k].size), dtype=network.dtype) for _ in sentences_words]
+        k: [np.zeros((0, vocab.heads[k].size), dtype=network.dtype) for _ in sentences_words]
         for k in scored}
-    beside = runtime.threads_beside_blas(network.rnn.threads) >= 2
 
-    def start(batch):
+    def put(chunk, batch, finish):
+        values, packed_scores = finish()
+        starts = np.cumsum([0] + [len(sentences_words[i]) for i in chunk]).tolist()
+        cuts = list(map(slice, starts[:-1], starts[1:]))  # each sentence's values
+        for column, flat in values.items():
+            _place(out[column], chunk, flat, cuts)
+        for head, packed in packed_scores.items():
+            flat_scores = np.empty_like(packed)
+            flat_scores[batch.flat_index] = packed
+            _place(scores[head], chunk, flat_scores, cuts)
+
+    # a batch is finished once the next one is encoded: the second thread's products of
+    # the one run while this thread decodes the other and makes the next batch (Python,
+    # most of which left the second core idle)
+    pending = None
+    for chunk, batch in _batches(vocab, sentences_words, batch_tokens):
+        if not columns_of.beside:  # nothing runs meanwhile: no batch kept longer
+            put(chunk, batch, columns_of.start(batch))
+            continue
+        started = (chunk, batch, columns_of.start(batch))
+        if pending is not None:
+            put(*pending)
+        pending = started
+    if pending is not None:
+        put(*pending)
+    return {c: out[c] for c in columns}, scores
+
+
+class _BatchColumns:
+    """predict_columns_scored's work on each batch of one call (its columns and scored
+    heads): which heads one product computes, which come from the analyses and the
+    lemma lexicon, and start(batch)."""
+
+    def __init__(self, network: Network, vocab: Vocabulary, columns: Sequence[str],
+                 scored: Sequence[int]):
+        from .heads import Head, LemmaHead
+        self.network, self.scored = network, list(scored)
+        heads = vocab.heads
+        upos_k = next((k for k, h in enumerate(heads) if h.column == "upos"), None)
+        needed = set(columns) | ({"upos"} if "lemma" in columns and upos_k is not None
+                                 else set())
+        # XPOS and FEATS: the seen analysis that goes best with the predicted UPOS
+        # (seqtag.heads.TagCombinations), chosen from every column of the analysis
+        combinations = heads[upos_k].combinations if upos_k is not None else None
+        if combinations is not None and not needed.isdisjoint(combinations.columns[1:]):
+            needed |= set(combinations.columns)
+        else:
+            combinations = None
+        plain = [k for k, h in enumerate(heads) if h.column in needed
+                 and not isinstance(h, LemmaHead)]
+        lemma_k = next((k for k, h in enumerate(heads) if isinstance(h, LemmaHead)), None)
+        if "lemma" not in needed:
+            lemma_k = None
+        # the heads of the analyses' XPOS and FEATS: where none is scored (its log-probs
+        # shown), only the logits of the labels the predicted UPOS's analyses use are
+        # computed (grouped, _start_analyses), else every row, at the end of the one product
+        analysed = {} if combinations is None else {
+            heads[k].column: k for k in plain
+            if type(heads[k]) is Head and heads[k].column in combinations.columns[1:]}
+        grouped = set(analysed.values()).isdisjoint(scored)
+        product = [k for k in plain if k not in analysed.values()] + (
+            [] if grouped else list(analysed.values()))
+        bounds = network.head_bounds(product)
+        self.heads, self.upos_k, self.needed, self.combinations = heads, upos_k, needed, \
+            combinations
+        self.lemma_k, self.analysed, self.grouped = lemma_k, analysed, grouped
+        self.product, self.bounds = product, bounds
+        self.beside = runtime.threads_beside_blas(network.rnn.threads) >= 2
+
+    def start(self, batch):
         """A function giving the batch's ({column: its values laid end to end}, {scored
         head: its packed log-probs}): the encoder's pass and the UPOS now, the rest (the
         analyses' and the lemma head's products) on the second thread, where there is
         one, until the function is called."""
+        from .heads import ABSENT, FeatureHead, join_features
+        network, heads, scored, beside = self.network, self.heads, self.scored, self.beside
+        upos_k, lemma_k, product, bounds = self.upos_k, self.lemma_k, self.product, self.bounds
+        combinations, analysed = self.combinations, self.analysed
         n = batch.n_tokens
         values: dict[str, list[str]] = {}
         packed_scores: dict[int, np.ndarray] = {}
@@ -181,7 +228,8 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
             upos_ids = best_ids[product.index(upos_k)]
         chosen = None if combinations is None else _start_analyses(
             network, hidden, combinations, analysed, upos_ids,
-            None if grouped else logits[:, bounds[len(product) - len(analysed)]:], beside)
+            None if self.grouped else logits[:, bounds[len(product) - len(analysed)]:],
+            beside)
         lemmas = None if lemma_k is None else _start_lemmas(
             network, heads[lemma_k], lemma_k, hidden, batch, upos_ids,
             heads[upos_k].labels if upos_ids is not None else None, form_rows, beside)
@@ -215,33 +263,6 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
                 values["lemma"] = lemmas()
             return values, packed_scores
         return finish
-
-    def put(chunk, batch, finish):
-        values, packed_scores = finish()
-        starts = np.cumsum([0] + [len(sentences_words[i]) for i in chunk]).tolist()
-        cuts = list(map(slice, starts[:-1], starts[1:]))  # each sentence's values
-        for column, flat in values.items():
-            _place(out[column], chunk, flat, cuts)
-        for head, packed in packed_scores.items():
-            flat_scores = np.empty_like(packed)
-            flat_scores[batch.flat_index] = packed
-            _place(scores[head], chunk, flat_scores, cuts)
-
-    # a batch is finished once the next one is encoded: the second thread's products of
-    # the one run while this thread decodes the other and makes the next batch (Python,
-    # most of which left the second core idle)
-    pending = None
-    for chunk, batch in _batches(vocab, sentences_words, batch_tokens):
-        if not beside:  # nothing runs meanwhile: no batch kept longer
-            put(chunk, batch, start(batch))
-            continue
-        started = (chunk, batch, start(batch))
-        if pending is not None:
-            put(*pending)
-        pending = started
-    if pending is not None:
-        put(*pending)
-    return {c: out[c] for c in columns}, scores
 
 
 def _start_analyses(network, hidden, combinations, analysed, upos_ids, logits=None,
