@@ -463,7 +463,7 @@ class Job:
     end's scores of the next paragraphs, seqtag.rawtext.segment), the asking thread would
     otherwise wait with its core idle."""
 
-    __slots__ = ("_call", "_value", "_error", "_done", "_claimed")
+    __slots__ = ("_call", "_value", "_error", "_done", "_claimed", "_pid")
 
     def __init__(self, fn: Callable, args: tuple) -> None:
         self._call: Optional[tuple] = (fn, args)
@@ -471,6 +471,7 @@ class Job:
         self._done = threading.Lock()
         self._done.acquire()  # released when the call has run
         self._claimed = threading.Lock()  # taken by the thread that runs the call
+        self._pid = os.getpid()
 
     def _run(self) -> None:
         if not self._claimed.acquire(blocking=False):
@@ -484,6 +485,23 @@ class Job:
         finally:
             self._done.release()
 
+    def _in_forked_child(self) -> None:
+        """Asked in a child forked after the call was submitted: the parent's second
+        thread does not exist here, so a call it had not finished is run here (or, if
+        it had started it, reported: its arguments are gone), never waited for."""
+        self._pid = os.getpid()
+        if self._done.acquire(blocking=False):  # finished before the fork
+            self._done.release()
+            return
+        call = self._call
+        self._done, self._claimed = threading.Lock(), threading.Lock()
+        self._done.acquire()
+        if call is None:
+            self._error = RuntimeError("the process forked while seqtag's second thread "
+                                       "was running this call; ask for it again")
+            self._claimed.acquire()
+            self._done.release()
+
     def cancel(self) -> None:
         """Drop the call if it has not started (a caller that no longer wants it): the
         second thread then skips it, and result() raises CancelledError."""
@@ -495,6 +513,8 @@ class Job:
     def result(self, timeout: Optional[float] = None):
         """The call's value: waits for the second thread where it runs there (at most
         `timeout` seconds, then TimeoutError), else runs it now on this thread."""
+        if self._pid != os.getpid():
+            self._in_forked_child()
         self._run()
         if not self._done.acquire(timeout=-1 if timeout is None else timeout):
             raise TimeoutError("the second thread's call has not finished")

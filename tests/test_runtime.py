@@ -288,6 +288,30 @@ def test_the_second_thread_is_new_after_a_fork():
     assert (code, out) == (0, "(True, 42)")
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this platform")
+def test_a_child_forked_with_calls_in_flight_runs_or_reports_them_never_hangs():
+    """A call the parent's second thread had queued runs in the child when asked for; one
+    it was running is reported as lost, not waited for (that thread is not in the
+    child); one it had finished gives its value."""
+    gate, started = threading.Event(), threading.Event()
+    worker = runtime.second_thread()
+    done = worker.submit(sum, [1, 2])
+    assert done.result(10) == 3
+    running = worker.submit(lambda: (started.set(), gate.wait(10), "parent")[2])
+    assert started.wait(10)
+    queued = worker.submit(lambda: os.getpid())
+    try:
+        def in_child():
+            with pytest.raises(RuntimeError, match="forked while"):
+                running.result(5)
+            return done.result(5), queued.result(5) == os.getpid()
+        code, out = _in_child(in_child)
+    finally:
+        gate.set()
+    assert (code, out) == (0, "(3, True)")
+    assert running.result(10) == "parent" and queued.result(10) == os.getpid()
+
+
 # ---------------------------------------------------------------- no BLAS found
 
 def test_without_blas_seqtag_warns_once_and_tags_the_same(tagger, monkeypatch):
