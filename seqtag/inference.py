@@ -290,9 +290,8 @@ def _start_analyses(network, hidden, combinations, analysed, upos_ids, logits=No
     # each analysis's labels' output rows, summed
     outputs = np.stack([network.bounds[analysed[c]] + combinations.seen[rows, i]
                         for i, c in enumerate(combinations.columns[1:], 1)], axis=1)
-    args = (hidden, upos_ids, starts, outputs)
-    sums = runtime.run_beside(network.best_summed_logits, *args).result if beside \
-        else functools.partial(network.best_summed_logits, *args)
+    sums = runtime.deferred(beside, network.best_summed_logits, hidden, upos_ids, starts,
+                            outputs)
     return lambda: combinations.choose_best(upos_ids, *sums(), log_probs)
 
 
@@ -338,10 +337,7 @@ def _start_lemmas(network, head, k, hidden, batch, upos_ids, upos_labels, form_r
     if len(missing):
         if hidden is None:
             hidden = network.encode(batch)
-        if beside:
-            result = runtime.run_beside(network.head_logits_best, hidden, k, missing).result
-        else:
-            result = functools.partial(network.head_logits_best, hidden, k, missing)
+        result = runtime.deferred(beside, network.head_logits_best, hidden, k, missing)
 
     def finish():  # all of it Python: the caller's own products go first
         out = np.empty(n, dtype=object)

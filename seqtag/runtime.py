@@ -39,13 +39,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import sys
 import threading
 import warnings
 import weakref
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 try:  # queue.SimpleQueue itself, without the imports of queue.py (heapq among them)
     from _queue import SimpleQueue
@@ -59,7 +60,7 @@ from . import _core
 __all__ = [
     "Blas", "SeqtagPerformanceWarning", "blas", "blas_info", "build_description",
     "compute_description",
-    "find_blas", "fused_step_available", "fused_step_enabled", "fused_step_isa", "run_beside",
+    "deferred", "find_blas", "fused_step_available", "fused_step_enabled", "fused_step_isa", "run_beside",
     "second_thread",
     "set_fused_step", "single_blas_thread", "threads_beside_blas", "host_cores",
     "threads_per_caller",
@@ -574,6 +575,12 @@ def run_beside(fn: Callable, *args):
     """Run fn(*args) on the second thread, with BLAS on one thread there too; a Job (its
     result() waits for it)."""
     return second_thread().submit(_single_blas_threaded, fn, *args)
+
+
+def deferred(beside: bool, fn: Callable, *args) -> Callable[[], Any]:
+    """A function giving fn(*args): computed on the second thread from now (run_beside)
+    if beside, else when the function is called."""
+    return run_beside(fn, *args).result if beside else functools.partial(fn, *args)
 
 
 def _single_blas_threaded(fn, *args):

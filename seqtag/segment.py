@@ -1485,8 +1485,7 @@ class _LaterSegments:
         if front_end is None or job is None:
             raise RuntimeError("these paragraphs were segmented or cancelled already")
         self._front_end = self._job = None  # the scores are not kept past their use
-        text, bounds, spans = front_end._decode(job.result())
-        return _paragraph_sentences(text, bounds, spans, front_end.expander)
+        return front_end._sentences(job.result())
 
     def cancel(self) -> None:
         if self._job is not None:
@@ -1536,7 +1535,11 @@ class LearnedFrontEnd:
         return self.segment_many([paragraph])[0]
 
     def segment_many(self, paragraphs: list[str]) -> list[list[RawSentence]]:
-        text, bounds, spans = self._analyse(paragraphs)
+        return self._sentences(self._score(paragraphs))
+
+    def _sentences(self, scored):
+        """The sentences of each paragraph from _score()'s result."""
+        text, bounds, spans = self._decode(scored)
         return _paragraph_sentences(text, bounds, spans, self.expander)
 
     def segment_many_later(self, paragraphs: list[str]
