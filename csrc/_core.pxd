@@ -38,6 +38,19 @@ cdef void lstm_infer_steps(const floating* xproj, const int64_t* row_ids,
                            const floating* w_ci, const floating* w_cf,
                            const floating* w_co, const float* packed) noexcept nogil
 
+# One direction of a one-layer LSTM over a tree of prefixes (lstm.pxi)
+cdef Py_ssize_t prefix_tree_nodes(const int64_t* ids, const int64_t* starts,
+                                  const int64_t* lengths, const int64_t* order, Py_ssize_t n,
+                                  bint reverse, Py_ssize_t max_len, int64_t* node_id,
+                                  int64_t* node_parent, int64_t* depth_start,
+                                  int64_t* seq_node, int64_t* path) noexcept nogil
+
+cdef void lstm_tree_infer_steps(const float* xproj, const int64_t* node_id,
+                                const int64_t* node_parent, const int64_t* depth_start,
+                                Py_ssize_t depths, const float* w_hh, const float* packed,
+                                float* h, float* c, float* h_prev, float* scratch,
+                                Py_ssize_t H) noexcept nogil
+
 cdef void lstm_backward_steps(floating* gates, const floating* w_hh, const floating* cells,
                               const floating* c0, const int64_t* batch_sizes, Py_ssize_t T,
                               bint reverse, const floating* grad_out, Py_ssize_t ld_grad_out,

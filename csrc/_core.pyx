@@ -180,6 +180,87 @@ def lstm_infer(const floating[:, ::1] xproj, const int64_t[::1] row_ids,
                          w_ci_p, w_cf_p, w_co_p, packed_p)
 
 
+
+def prefix_tree(const int64_t[::1] ids, const int64_t[::1] starts,
+                const int64_t[::1] lengths, const int64_t[::1] order, bint reverse,
+                int64_t[::1] node_id, int64_t[::1] node_parent, int64_t[::1] depth_start,
+                int64_t[::1] seq_node, int64_t[::1] path):
+    """The tree of the distinct prefixes of n sequences (of their suffixes if reverse),
+    numbered depth by depth (prefix_tree_nodes): returns its number of nodes.  ids: the
+    sequences' elements laid end to end, sequence i at starts[i], lengths[i] >= 1 long;
+    order: the order they are read in (a permutation; sorted sequences share the most);
+    node_id, node_parent (>= sum of lengths,), depth_start (max_len + 1,), seq_node (n,)
+    out; path (2 max_len,) scratch, max_len at least the longest sequence."""
+    cdef Py_ssize_t n = starts.shape[0], i, total = 0, longest = 0
+    cdef Py_ssize_t max_len = depth_start.shape[0] - 1
+    cdef bint inside = True
+    _require(lengths.shape[0] == n and order.shape[0] == n and seq_node.shape[0] == n,
+             "prefix_tree sequence counts")
+    for i in range(n):  # (one C loop: a Python call per sequence cost more than its steps)
+        inside &= (lengths[i] >= 1 and starts[i] >= 0
+                   and starts[i] + lengths[i] <= ids.shape[0])
+        total += lengths[i]
+        longest = max(longest, lengths[i])
+    _require(inside, "prefix_tree sequence bounds")
+    _require(max_len >= longest and path.shape[0] >= 2 * max_len
+             and node_id.shape[0] >= total and node_parent.shape[0] >= total,
+             "prefix_tree buffer sizes")
+    _require(ids_in_range(&order[0], n, n) if n else True, "order out of range")
+    if n == 0:
+        depth_start[:] = 0
+        return 0
+    with nogil:
+        total = prefix_tree_nodes(&ids[0], &starts[0], &lengths[0], &order[0], n, reverse,
+                                  max_len, &node_id[0], &node_parent[0], &depth_start[0],
+                                  &seq_node[0], &path[0])
+    return total
+
+
+def lstm_tree_infer(const float[:, ::1] xproj, const int64_t[::1] node_id,
+                    const int64_t[::1] node_parent, const int64_t[::1] depth_start,
+                    const float[:, ::1] w_hh, float[:, ::1] h, float[:, ::1] c,
+                    float[:, ::1] h_prev, float[:, ::1] scratch, const float[::1] packed=None):
+    """One direction of a one-layer float32 LSTM over prefix_tree's nodes, inference:
+    h, c (nodes, H) <- each node's state (lstm_tree_infer_steps).  xproj (V, 4H) input
+    pre-activations, node_id their rows; h_prev (B, H), scratch (B, 4H) work space for the
+    most nodes B of a depth; packed: pack_w_hh(w_hh) for the fused step, or None."""
+    cdef Py_ssize_t V = xproj.shape[0], H = w_hh.shape[1], nodes = node_id.shape[0]
+    cdef Py_ssize_t depths = depth_start.shape[0] - 1, d, i, widest = 0
+    cdef bint ordered = True, parents = True
+    _require(depths >= 0 and xproj.shape[1] == 4 * H and w_hh.shape[0] == 4 * H,
+             "tree weight shapes")
+    _require(node_parent.shape[0] == nodes and h.shape[0] == nodes and c.shape[0] == nodes
+             and h.shape[1] == H and c.shape[1] == H, "tree state shapes")
+    _require(depths == 0 or (depth_start[0] == 0 and depth_start[depths] == nodes),
+             "tree depth_start must go from 0 to the nodes")
+    for d in range(depths):  # (C loops: a Python call per node cost more than its step)
+        ordered &= depth_start[d] <= depth_start[d + 1]
+        if not ordered:
+            break
+        widest = max(widest, depth_start[d + 1] - depth_start[d])
+        for i in range(depth_start[d], depth_start[d + 1]):
+            # a parent is in the depth before: computed when its children read it
+            parents &= ((d == 0 and node_parent[i] == -1) or
+                        (d > 0 and depth_start[d - 1] <= node_parent[i] < depth_start[d]))
+    _require(ordered, "tree depth_start must not go down")
+    _require(parents, "tree node_parent out of range")
+    _require(h_prev.shape[0] >= widest and h_prev.shape[1] == H
+             and scratch.shape[0] >= widest and scratch.shape[1] == 4 * H,
+             "tree work space shapes")
+    _require(ids_in_range(&node_id[0], nodes, V) if nodes else True, "node_id out of range")
+    cdef const float* packed_p = NULL
+    if packed is not None:
+        _require(packed.shape[0] == packed_w_hh_size(H) and seqtag_lstm_step_available(),
+                 "packed weights need pack_w_hh's size and AVX2 or AVX-512")
+        packed_p = &packed[0]
+    if nodes == 0:
+        return
+    with nogil:
+        lstm_tree_infer_steps(&xproj[0, 0], &node_id[0], &node_parent[0], &depth_start[0],
+                              depths, &w_hh[0, 0], packed_p, &h[0, 0], &c[0, 0],
+                              &h_prev[0, 0], &scratch[0, 0], H)
+
+
 seqtag_lstm_step_init()
 
 _STEP_ISAS = {1: "avx2", 2: "avx512"}

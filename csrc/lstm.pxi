@@ -340,3 +340,121 @@ cdef void lstm_backward_steps(floating* gates, const floating* w_hh, const float
                 continue
         gemm(False, False, rows, H, 4 * H, <floating>1, gates + off * 4 * H, 4 * H, w_hh, H,
              <floating>0, dh, H)
+
+
+# ---- sequences that share their beginnings: a tree of prefixes ---------------------------
+# The distinct words of a batch share beginnings ("the", "then", "there") and endings: a
+# one-layer recurrence over them computes each distinct prefix once (each distinct suffix,
+# over the words read backwards) instead of once per word: about a quarter fewer steps of
+# the character BiLSTM over EWT test's new words, in batches of 2,048 tokens.  A node of
+# the tree is a distinct prefix; nodes are numbered depth by depth (depth d: the prefixes
+# of d + 1 elements), so that a step of the recurrence is one block of rows whose parents
+# (the prefix one element shorter) are all in the step before.
+
+
+# Read sequence w's element d (from its end if reverse).
+cdef inline int64_t _element(const int64_t* ids, const int64_t* starts,
+                             const int64_t* lengths, Py_ssize_t w, Py_ssize_t d,
+                             bint reverse) noexcept nogil:
+    return ids[starts[w] + lengths[w] - 1 - d] if reverse else ids[starts[w] + d]
+
+
+# The elements sequences a and b begin with alike (a < 0: none).
+cdef inline Py_ssize_t _shared(const int64_t* ids, const int64_t* starts,
+                               const int64_t* lengths, Py_ssize_t a, Py_ssize_t b,
+                               bint reverse) noexcept nogil:
+    cdef Py_ssize_t d = 0, n
+    if a < 0:
+        return 0
+    n = lengths[a] if lengths[a] < lengths[b] else lengths[b]
+    while d < n and (_element(ids, starts, lengths, a, d, reverse)
+                     == _element(ids, starts, lengths, b, d, reverse)):
+        d += 1
+    return d
+
+
+# The tree of prefixes of n sequences:
+#   ids (total,) the sequences' elements;  starts, lengths (n,) each sequence's, lengths >= 1
+#   order (n,)   the sequences in the order they are read: a sequence shares the nodes of
+#                the one read before it (sorted sequences share every common prefix)
+#   reverse      read each sequence from its end (a tree of suffixes)
+#   node_id (total,), node_parent (total,) out: each node's element and parent (-1 at depth 0)
+#   depth_start (max_len + 1,) out: depth d's nodes are [depth_start[d], depth_start[d + 1])
+#   seq_node (n,) out: each sequence's whole prefix (its last node)
+#   path (2 max_len,) scratch
+# Returns the number of nodes (depth_start[max_len]).
+cdef Py_ssize_t prefix_tree_nodes(const int64_t* ids, const int64_t* starts,
+                                  const int64_t* lengths, const int64_t* order, Py_ssize_t n,
+                                  bint reverse, Py_ssize_t max_len, int64_t* node_id,
+                                  int64_t* node_parent, int64_t* depth_start,
+                                  int64_t* seq_node, int64_t* path) noexcept nogil:
+    cdef Py_ssize_t i, d, w, shared, prev = -1, node
+    cdef int64_t* free_at = path + max_len  # the next node number of each depth
+    memset(depth_start, 0, (max_len + 1) * sizeof(int64_t))
+    for i in range(n):  # the new nodes of each depth, counted in depth_start[d + 1]
+        w = order[i]
+        shared = _shared(ids, starts, lengths, prev, w, reverse)
+        for d in range(shared, lengths[w]):
+            depth_start[d + 1] += 1
+        prev = w
+    for d in range(max_len):
+        depth_start[d + 1] += depth_start[d]
+    memcpy(free_at, depth_start, max_len * sizeof(int64_t))
+    prev = -1
+    for i in range(n):
+        w = order[i]
+        shared = _shared(ids, starts, lengths, prev, w, reverse)
+        for d in range(shared, lengths[w]):  # path[d] for d < shared: prev's, the same prefix
+            node = free_at[d]
+            free_at[d] += 1
+            node_id[node] = _element(ids, starts, lengths, w, d, reverse)
+            node_parent[node] = path[d - 1] if d > 0 else -1
+            path[d] = node
+        seq_node[w] = path[lengths[w] - 1]
+        prev = w
+    return depth_start[max_len]
+
+
+# One direction of a one-layer float32 LSTM (no peepholes) over a tree of prefixes,
+# inference: each node's state from its parent's (depth 0: from zeros), step by step as
+# lstm_infer_steps runs a packed batch, with the same arithmetic per row.
+#   xproj (V, 4H)  input pre-activations;  node_id (nodes,) the xproj row of each node
+#   node_parent (nodes,), depth_start (depths + 1,)  as prefix_tree_nodes makes them
+#   w_hh (4H, H);  packed: seqtag_pack_w_hh_f32(w_hh), or NULL for BLAS's product
+#   h, c (nodes, H) out: each node's state
+#   h_prev (B, H), scratch (B, 4H)  work space, B the most nodes of a depth
+cdef void lstm_tree_infer_steps(const float* xproj, const int64_t* node_id,
+                                const int64_t* node_parent, const int64_t* depth_start,
+                                Py_ssize_t depths, const float* w_hh, const float* packed,
+                                float* h, float* c, float* h_prev, float* scratch,
+                                Py_ssize_t H) noexcept nogil:
+    cdef Py_ssize_t d, r, rows, off, parent, running
+    cdef Py_ssize_t G = 4 * H
+    for d in range(depths):
+        off = depth_start[d]
+        rows = depth_start[d + 1] - off
+        if rows == 0:
+            continue
+        running = rows if d > 0 else 0
+        if d > 0:  # each row starts from its parent's state
+            for r in range(rows):
+                parent = node_parent[off + r]
+                memcpy(h_prev + r * H, h + parent * H, H * sizeof(float))
+                memcpy(c + (off + r) * H, c + parent * H, H * sizeof(float))
+        else:
+            memset(h_prev, 0, rows * H * sizeof(float))
+            memset(c + off * H, 0, rows * H * sizeof(float))
+        seqtag_prefetch_rows(xproj, node_id + off, off, rows, G)
+        if packed != NULL and seqtag_lstm_step_fused_forward(rows, H):
+            # h is written twice over the same rows (the step's new state and its output)
+            seqtag_lstm_step_f32(h_prev, running, packed, xproj, node_id + off, off, rows,
+                                 c + off * H, h + off * H, h, H, H, 0, NULL)
+            continue
+        if running:
+            gemm(False, True, rows, G, H, <float>1, h_prev, H, w_hh, H, <float>0, scratch, G)
+        else:
+            memset(scratch, 0, rows * G * sizeof(float))
+        for r in range(rows):
+            seqtag_lstm_infer_row_f32(scratch + r * G, xproj + node_id[off + r] * G,
+                                      c + (off + r) * H, h_prev + r * H, h + (off + r) * H,
+                                      NULL, NULL, NULL, H)

@@ -101,7 +101,7 @@ class ProjectionMemo:
         self._reserve(end)
 
         def project(d):
-            self.tables[d][start:end] = self.rnn.input_projection(inputs, d)
+            self.rnn.input_projection(inputs, d, out=self.tables[d][start:end])
 
         # one direction's product on each core, as the layers run them (the same rows:
         # each is still one product)

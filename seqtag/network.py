@@ -550,6 +550,15 @@ class Network:
             self.char_rnn.input_projection(self.char_embedding, d)
             for d in range(self.char_rnn.num_directions)])
 
+    def _char_packed(self):
+        """The character BiLSTM's W_hh packed for the fused kernels that run now (None
+        where none do), kept for the weights' version: new words come a few hundred a
+        batch, and packing it for each batch cost more than a tenth of their steps."""
+        isa = runtime.fused_step_isa()
+        if isa is None or not self.char_rnn.fused_step:
+            return None
+        return self._derived(("char packed", isa), self.char_rnn.pack_recurrent)
+
     def _derived(self, key, make):
         """make()'s value, something derived from the weights, kept under `key` for the
         weights' version: made once per version, older versions' values dropped.  Safe
@@ -611,9 +620,10 @@ class Network:
     def _word_inputs(self, forms, word_ids, vocab, missing, batch):
         """The first recurrent layer's inputs (len(forms), D) of distinct word forms (the
         batch's forms `missing`, whose shapes it gives; None without a shape embedding)."""
-        char_packing, char_ids = encode_chars(forms, vocab)
-        _, char_final, _ = self.char_rnn.forward_projected(
-            self._char_projections(), char_ids, char_packing)
+        lengths, char_ids = vocab.chars_of(forms)
+        # the forms sort their characters' sequences: shared beginnings and endings meet
+        char_final = self.char_rnn.final_states(self._char_projections(), char_ids, lengths,
+                                                keys=forms, packed=self._char_packed())
         parts = [self.word_embedding[word_ids], char_final[0], char_final[1]]
         if missing is not None:
             parts.append(self.shape_embedding[batch.form_shapes[missing]])

@@ -207,14 +207,15 @@ class RNN:
         cache = {"packing": packing, "layers": layers} if keep else None
         return layer_input, h_n, c_n, cache
 
-    def input_projection(self, x, direction=0):
+    def input_projection(self, x, direction=0, out=None):
         """The first layer's input pre-activations of rows x (M, input_size) in one
         direction (0, or 1 for the reverse), (M, gates * hidden): x W_ih^T + b_ih + b_hh
         for an LSTM, x W_ih^T + b_ih for a GRU (whose b_hh stays inside its reset gate).
 
         A row's pre-activations depend on that row alone, so a caller that sees the same
         input rows again and again (a word's embedding in tagging) can compute them once
-        and pass them to forward_projected.
+        and pass them to forward_projected.  out: a C-contiguous (M, gates * hidden)
+        array of the layer's dtype to write them into (a memo's free rows), or None.
         """
         if (isinstance(direction, bool) or not isinstance(direction, (int, np.integer))
                 or not 0 <= direction < self.num_directions):
@@ -226,7 +227,13 @@ class RNN:
                              f"input_size={self.input_size}")
         k = self._names(0, direction)
         p = self.params
-        out = np.empty((x.shape[0], GATES[self.cell] * self.hidden_size), dtype=self.dtype)
+        shape = (x.shape[0], GATES[self.cell] * self.hidden_size)
+        if out is None:
+            out = np.empty(shape, dtype=self.dtype)
+        elif (not isinstance(out, np.ndarray) or out.shape != shape
+              or out.dtype != self.dtype or not out.flags.c_contiguous):
+            raise ValueError(f"out must be a C-contiguous {np.dtype(self.dtype).name} array "
+                             f"of shape {shape}")
         _core.input_projection(x, p[f"weight_ih_{k}"], self._input_bias(k), out)
         return out
 
@@ -327,6 +334,74 @@ class RNN:
             return layer_input, None, None
         return (layer_input, self._to_caller_order(h_state, packing),
                 None if c_state is None else self._to_caller_order(c_state, packing))
+
+    def final_states(self, projections, ids, lengths, keys=None, packed=None):
+        """The last state h of each of n sequences, (directions, n, hidden) in their order:
+        forward_projected's h_n for a one-layer RNN in inference.  projections: one
+        (V, gates * hidden) table per direction (input_projection); ids: the table rows of
+        the sequences' elements laid end to end; lengths (n,): each sequence's, >= 1.
+
+        Where the fused kernels run a float32 LSTM, the sequences' distinct beginnings
+        (forward) and endings (backward) are each computed once, over a tree of prefixes
+        (seqtag._core.prefix_tree): the distinct words of a batch share many ("the",
+        "then", "there"), and every row's arithmetic is a packed batch's, so the values
+        are forward_projected's.  keys: one sortable key per sequence that orders
+        sequences with equal elements alike (a word form for its characters): sorted by
+        it (forward) and by it reversed (backward), sequences sharing beginnings or
+        endings meet, and share their steps; None reads them in their order (fewer
+        steps shared, the same values).  packed: pack_recurrent() for the current weights
+        (a caller that runs many small batches keeps it), or None."""
+        lengths = np.ascontiguousarray(lengths, dtype=np.int64)
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if self.num_layers != 1 or not self.fused_step or not len(lengths):
+            packing = Packing(lengths)
+            _, h_n, _ = self.forward_projected(projections, ids[packing.flat_index()], packing)
+            return h_n
+        if lengths.min() < 1 or lengths.sum() != len(ids):
+            raise ValueError(f"lengths must be >= 1 and add up to the {len(ids)} ids")
+        projections = [self._check_input(t, "projections", 2) for t in projections]
+        G = GATES[self.cell] * self.hidden_size
+        if len(projections) != self.num_directions or any(
+                t.shape[1] != G for t in projections):
+            raise ValueError(f"projections must be {self.num_directions} arrays of shape "
+                             f"(V, {G})")
+        if ids.size and (ids.min() < 0 or ids.max() >= len(projections[0])):
+            raise ValueError(f"ids must lie in [0, {len(projections[0])})")
+        packed = self._check_packed(packed)
+        n, total, longest = len(lengths), len(ids), int(lengths.max())
+        starts = np.cumsum(lengths) - lengths
+        out = np.empty((self.num_directions, n, self.hidden_size), dtype=self.dtype)
+
+        def run(direction):
+            if keys is None:
+                order = np.arange(n, dtype=np.int64)
+            else:
+                backward = [key[::-1] for key in keys] if direction else keys
+                order = np.array(sorted(range(n), key=backward.__getitem__), dtype=np.int64)
+            node_id = np.empty(total, dtype=np.int64)
+            node_parent = np.empty(total, dtype=np.int64)
+            depth_start = np.empty(longest + 1, dtype=np.int64)
+            seq_node = np.empty(n, dtype=np.int64)
+            nodes = _core.prefix_tree(ids, starts, lengths, order, bool(direction), node_id,
+                                      node_parent, depth_start, seq_node,
+                                      np.empty(2 * longest, dtype=np.int64))
+            widest = int(np.diff(depth_start).max())
+            h = np.empty((nodes, self.hidden_size), dtype=self.dtype)
+            k = self._names(0, direction)
+            _core.lstm_tree_infer(projections[direction], node_id[:nodes],
+                                  node_parent[:nodes], depth_start,
+                                  self.params[f"weight_hh_{k}"],
+                                  h, np.empty_like(h),
+                                  np.empty((widest, self.hidden_size), dtype=self.dtype),
+                                  np.empty((widest, G), dtype=self.dtype),
+                                  # as _infer_direction: BLAS's product for a few rows
+                                  None if total < PACK_MIN_ROWS else
+                                  self._pack(k) if packed[direction] is None
+                                  else packed[direction])
+            out[direction] = h[seq_node]
+
+        self._run_directions(run, [(d,) for d in range(self.num_directions)])
+        return out
 
     def _check_packed(self, packed):
         """packed= of forward_projected -> one entry (array or None) per layer and

@@ -1,0 +1,208 @@
+"""The character BiLSTM over a tree of prefixes (seqtag._core.prefix_tree,
+_core.lstm_tree_infer, RNN.final_states): each distinct beginning (forward) or ending
+(backward) of a batch's words computed once, with the values of the packed batch.
+
+Exact equality with RNN.forward_projected holds where both run the same kernel for every
+step: always with the AVX-512 kernels, and with the AVX2 ones while a step's state fits
+(SEQTAG_AVX2_MAX_STATE, 16,384 floats: a packed step of more rows goes to BLAS there,
+the tree's smaller step may not).  Run once per kind of fused kernel this CPU has.
+"""
+
+import numpy as np
+import pytest
+
+import seqtag.runtime
+from seqtag import _core
+from seqtag.network import Network
+from seqtag.packing import Packing
+from seqtag.rnn import RNN
+
+ISAS = _core.fused_step_isas()
+needs_fused_rnn = pytest.mark.skipif(
+    not seqtag.runtime.fused_step_enabled(),
+    reason="no AVX2 or AVX-512 on this CPU (or a build without them), or "
+           "SEQTAG_FUSED_STEP=0: the tree is only walked by the fused kernels")
+
+WORDS = ["the", "then", "there", "these", "they", "t", "he", "she", "shelf", "a", "an",
+         "and", "sand", "band", "bandana", "ban", "banana", "Bandana", "xylophone", "and",
+         "e", "ee", "eee", "e"]
+
+
+@pytest.fixture(autouse=True, params=ISAS or ["no fused kernels"])
+def kernels(request):
+    if request.param in ISAS and seqtag.runtime.fused_step_enabled():
+        seqtag.runtime.set_fused_step(request.param)
+    try:
+        yield request.param
+    finally:
+        seqtag.runtime.set_fused_step(None)
+        seqtag.runtime.fused_step_isa()
+
+
+def char_ids(words, alphabet):
+    lengths = np.array([len(w) for w in words], dtype=np.int64)
+    ids = np.array([alphabet[c] for w in words for c in w], dtype=np.int64)
+    return lengths, ids
+
+
+def tree(ids, lengths, order, reverse):
+    n, longest, total = len(lengths), int(lengths.max()), int(lengths.sum())
+    node_id = np.full(total, -7, dtype=np.int64)
+    node_parent = np.full(total, -7, dtype=np.int64)
+    depth_start = np.empty(longest + 1, dtype=np.int64)
+    seq_node = np.empty(n, dtype=np.int64)
+    nodes = _core.prefix_tree(ids, np.cumsum(lengths) - lengths, lengths,
+                              np.asarray(order, dtype=np.int64), reverse, node_id,
+                              node_parent, depth_start, seq_node,
+                              np.empty(2 * longest, dtype=np.int64))
+    return nodes, node_id[:nodes], node_parent[:nodes], depth_start, seq_node
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("sort", [True, False])
+def test_every_sequence_is_its_path_from_the_root(reverse, sort):
+    alphabet = {c: i for i, c in enumerate(sorted(set("".join(WORDS))))}
+    lengths, ids = char_ids(WORDS, alphabet)
+    keys = [w[::-1] if reverse else w for w in WORDS]
+    order = sorted(range(len(WORDS)), key=keys.__getitem__) if sort else \
+        np.random.default_rng(3).permutation(len(WORDS))
+    nodes, node_id, node_parent, depth_start, seq_node = tree(ids, lengths, order, reverse)
+    assert depth_start[0] == 0 and depth_start[-1] == nodes
+    inverse = {i: c for c, i in alphabet.items()}
+    for w, word in enumerate(WORDS):
+        path, node = [], seq_node[w]
+        while node >= 0:
+            depth = np.searchsorted(depth_start, node, side="right") - 1
+            assert len(path) == len(word) - 1 - depth  # one step up per depth
+            path.append(inverse[node_id[node]])
+            node = node_parent[node]
+        read = "".join(reversed(path))
+        assert read == (word[::-1] if reverse else word)
+    prefixes = {k[:d] for k in keys for d in range(1, len(k) + 1)}
+    if sort:  # sorted, the words share every prefix they have in common
+        assert nodes == len(prefixes)
+    else:
+        assert len(prefixes) <= nodes <= int(lengths.sum())
+
+
+def test_prefix_tree_refuses_what_it_cannot_read():
+    lengths = np.array([2, 1], dtype=np.int64)
+    ids = np.array([0, 1, 2], dtype=np.int64)
+    with pytest.raises(ValueError, match="sequence bounds"):
+        tree(ids, np.array([2, 0], dtype=np.int64), [0, 1], False)
+    with pytest.raises(ValueError, match="order out of range"):
+        tree(ids, lengths, [0, 2], False)
+    with pytest.raises(ValueError, match="buffer sizes"):
+        _core.prefix_tree(ids, np.array([0, 2]), lengths, np.array([0, 1]), False,
+                          np.empty(3, dtype=np.int64), np.empty(3, dtype=np.int64),
+                          np.empty(2, dtype=np.int64), np.empty(2, dtype=np.int64),
+                          np.empty(2, dtype=np.int64))  # depth_start too short for length 2
+
+
+def random_rnn(hidden, seed):
+    return RNN("lstm", 8, hidden, bidirectional=True, seed=seed, threads=2)
+
+
+def packed_final(rnn, projections, ids, lengths):
+    packing = Packing(lengths)
+    return rnn.forward_projected(projections, ids[packing.flat_index()], packing)[1]
+
+
+@needs_fused_rnn
+@pytest.mark.parametrize("hidden", [16, 20, 64])
+def test_final_states_are_the_packed_batch_s(hidden):
+    alphabet = {c: i for i, c in enumerate(sorted(set("".join(WORDS))))}
+    rnn = random_rnn(hidden, 5)
+    table = np.random.default_rng(1).standard_normal((len(alphabet), 8)).astype(np.float32)
+    projections = [rnn.input_projection(table, d) for d in range(2)]
+    lengths, ids = char_ids(WORDS, alphabet)
+    want = packed_final(rnn, projections, ids, lengths)
+    got = rnn.final_states(projections, ids, lengths, keys=WORDS)
+    assert got.shape == (2, len(WORDS), hidden)
+    np.testing.assert_array_equal(got, want)
+    # without keys fewer steps are shared, not other values; the packed weights kept by
+    # the caller give the same as packed here
+    np.testing.assert_array_equal(rnn.final_states(projections, ids, lengths), want)
+    np.testing.assert_array_equal(
+        rnn.final_states(projections, ids, lengths, keys=WORDS,
+                         packed=rnn.pack_recurrent()), want)
+
+
+@needs_fused_rnn
+def test_final_states_of_many_words_match_within_rounding():
+    """Hundreds of words: AVX2 may run a packed step on BLAS and the tree's on its kernel,
+    so equal up to the order of a product's sums; AVX-512 exactly."""
+    rng = np.random.default_rng(7)
+    letters = "abcdefghij"
+    words = sorted({"".join(rng.choice(list(letters), rng.integers(1, 12)))
+                    for _ in range(900)})
+    alphabet = {c: i for i, c in enumerate(letters)}
+    rnn = random_rnn(64, 9)
+    table = rng.standard_normal((len(letters), 8)).astype(np.float32)
+    projections = [rnn.input_projection(table, d) for d in range(2)]
+    lengths, ids = char_ids(words, alphabet)
+    want = packed_final(rnn, projections, ids, lengths)
+    got = rnn.final_states(projections, ids, lengths, keys=words)
+    if seqtag.runtime.fused_step_isa() == "avx512":
+        np.testing.assert_array_equal(got, want)
+    else:
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_final_states_elsewhere_are_forward_projected_s():
+    """float64, a GRU, two layers or the BLAS path: the packed batch itself."""
+    alphabet = {c: i for i, c in enumerate(sorted(set("".join(WORDS))))}
+    lengths, ids = char_ids(WORDS, alphabet)
+    table = np.random.default_rng(2).standard_normal((len(alphabet), 8))
+    for rnn in (RNN("lstm", 8, 12, bidirectional=True, seed=1, dtype=np.float64),
+                RNN("gru", 8, 12, bidirectional=True, seed=1),
+                RNN("lstm", 8, 12, num_layers=2, bidirectional=True, seed=1)):
+        projections = [rnn.input_projection(table.astype(rnn.dtype), d) for d in range(2)]
+        np.testing.assert_array_equal(rnn.final_states(projections, ids, lengths, keys=WORDS),
+                                      packed_final(rnn, projections, ids, lengths))
+
+
+@needs_fused_rnn
+def test_final_states_refuse_bad_input():
+    rnn = random_rnn(16, 1)
+    projections = [rnn.input_projection(np.ones((3, 8), dtype=np.float32), d)
+                   for d in range(2)]
+    with pytest.raises(ValueError, match="lengths must be >= 1 and add up to the 3 ids"):
+        rnn.final_states(projections, [0, 1, 2], [3, 0])
+    with pytest.raises(ValueError, match="lengths must be >= 1 and add up to the 3 ids"):
+        rnn.final_states(projections, [0, 1, 2], [2])
+    with pytest.raises(ValueError, match=r"ids must lie in \[0, 3\)"):
+        rnn.final_states(projections, [0, 1, 3], [3])
+
+
+def test_lstm_tree_infer_refuses_a_parent_outside_the_depth_before():
+    H = 4
+    xproj = np.zeros((2, 4 * H), dtype=np.float32)
+    w_hh = np.zeros((4 * H, H), dtype=np.float32)
+    h, c = np.empty((3, H), dtype=np.float32), np.empty((3, H), dtype=np.float32)
+    work = (np.empty((2, H), dtype=np.float32), np.empty((2, 4 * H), dtype=np.float32))
+    ids = np.array([0, 1, 1], dtype=np.int64)
+    depth_start = np.array([0, 2, 3], dtype=np.int64)
+    _core.lstm_tree_infer(xproj, ids, np.array([-1, -1, 1]), depth_start, w_hh, h, c, *work)
+    for parent in ([-1, -1, 2], [-1, 0, 0], [0, -1, 1]):  # itself; a root's; a root with one
+        with pytest.raises(ValueError, match="node_parent out of range"):
+            _core.lstm_tree_infer(xproj, ids, np.array(parent), depth_start, w_hh, h, c,
+                                  *work)
+
+
+@needs_fused_rnn
+def test_a_network_s_new_words_take_the_tree_and_keep_their_values():
+    """Network._word_inputs (the memo's new forms) against the packed character BiLSTM."""
+    from seqtag.corpus import Sentence
+    from seqtag.vocab import Vocabulary
+    words = ["the", "then", "there", "band", "bandana", "sand"]
+    vocab = Vocabulary.build([Sentence(words, ["X"] * len(words))], min_char_count=1)
+    net = Network({}, len(vocab.words), len(vocab.chars), 1, seed=0)
+    forms = ["the", "then", "There", "bandanas", "sand", "unseen", "th"]
+    lengths, flat = vocab.chars_of(forms)
+    packing = Packing(lengths)
+    want = net.char_rnn.forward_projected(net._char_projections(),
+                                          flat[packing.flat_index()], packing)[1]
+    got = net.char_rnn.final_states(net._char_projections(), flat, lengths, keys=forms,
+                                    packed=net._char_packed())
+    np.testing.assert_array_equal(got, want)
