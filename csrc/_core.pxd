@@ -39,6 +39,10 @@ cdef void lstm_infer_steps(const floating* xproj, const int64_t* row_ids,
                            const floating* w_co, const float* packed) noexcept nogil
 
 # One direction of a one-layer LSTM over a tree of prefixes (lstm.pxi)
+cdef void sort_sequences(const int64_t* ids, const int64_t* starts, const int64_t* lengths,
+                         Py_ssize_t n, bint reverse, int64_t* order,
+                         int64_t* tmp) noexcept nogil
+
 cdef Py_ssize_t prefix_tree_nodes(const int64_t* ids, const int64_t* starts,
                                   const int64_t* lengths, const int64_t* order, Py_ssize_t n,
                                   bint reverse, Py_ssize_t max_len, int64_t* node_id,

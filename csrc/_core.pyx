@@ -182,15 +182,16 @@ def lstm_infer(const floating[:, ::1] xproj, const int64_t[::1] row_ids,
 
 
 def prefix_tree(const int64_t[::1] ids, const int64_t[::1] starts,
-                const int64_t[::1] lengths, const int64_t[::1] order, bint reverse,
+                const int64_t[::1] lengths, int64_t[::1] order, bint reverse,
                 int64_t[::1] node_id, int64_t[::1] node_parent, int64_t[::1] depth_start,
-                int64_t[::1] seq_node, int64_t[::1] path):
+                int64_t[::1] seq_node, int64_t[::1] path, bint sort=False):
     """The tree of the distinct prefixes of n sequences (of their suffixes if reverse),
     numbered depth by depth (prefix_tree_nodes): returns its number of nodes.  ids: the
     sequences' elements laid end to end, sequence i at starts[i], lengths[i] >= 1 long;
-    order: the order they are read in (a permutation; sorted sequences share the most);
-    node_id, node_parent (>= sum of lengths,), depth_start (max_len + 1,), seq_node (n,)
-    out; path (2 max_len,) scratch, max_len at least the longest sequence."""
+    order: the order they are read in (a permutation), or with sort, out: the sequences
+    sorted (sort_sequences: every common prefix shared);  node_id, node_parent (>= sum of
+    lengths,), depth_start (max_len + 1,), seq_node (n,) out; path (max(2 max_len, n),)
+    scratch, max_len at least the longest sequence."""
     cdef Py_ssize_t n = starts.shape[0], i, total = 0, longest = 0
     cdef Py_ssize_t max_len = depth_start.shape[0] - 1
     cdef bint inside = True
@@ -202,14 +203,16 @@ def prefix_tree(const int64_t[::1] ids, const int64_t[::1] starts,
         total += lengths[i]
         longest = max(longest, lengths[i])
     _require(inside, "prefix_tree sequence bounds")
-    _require(max_len >= longest and path.shape[0] >= 2 * max_len
+    _require(max_len >= longest and path.shape[0] >= max(2 * max_len, n if sort else 0)
              and node_id.shape[0] >= total and node_parent.shape[0] >= total,
              "prefix_tree buffer sizes")
-    _require(ids_in_range(&order[0], n, n) if n else True, "order out of range")
+    _require(sort or (ids_in_range(&order[0], n, n) if n else True), "order out of range")
     if n == 0:
         depth_start[:] = 0
         return 0
     with nogil:
+        if sort:
+            sort_sequences(&ids[0], &starts[0], &lengths[0], n, reverse, &order[0], &path[0])
         total = prefix_tree_nodes(&ids[0], &starts[0], &lengths[0], &order[0], n, reverse,
                                   max_len, &node_id[0], &node_parent[0], &depth_start[0],
                                   &seq_node[0], &path[0])

@@ -373,6 +373,61 @@ cdef inline Py_ssize_t _shared(const int64_t* ids, const int64_t* starts,
     return d
 
 
+# How sequence a compares with sequence b, element by element: -1, 0 or 1 (a proper
+# prefix first).
+cdef inline int _compare(const int64_t* ids, const int64_t* starts, const int64_t* lengths,
+                         Py_ssize_t a, Py_ssize_t b, bint reverse) noexcept nogil:
+    cdef Py_ssize_t d, n = lengths[a] if lengths[a] < lengths[b] else lengths[b]
+    cdef int64_t x, y
+    for d in range(n):
+        x = _element(ids, starts, lengths, a, d, reverse)
+        y = _element(ids, starts, lengths, b, d, reverse)
+        if x != y:
+            return -1 if x < y else 1
+    return (lengths[a] > lengths[b]) - (lengths[a] < lengths[b])
+
+
+# order (n,) <- the sequences 0 .. n - 1 sorted (read backwards if reverse), equal ones in
+# their order: a bottom-up merge sort;  tmp (n,) scratch.  Sorted, sequences that share
+# a beginning are read one after the other, and share all of it in prefix_tree_nodes.
+cdef void sort_sequences(const int64_t* ids, const int64_t* starts, const int64_t* lengths,
+                         Py_ssize_t n, bint reverse, int64_t* order,
+                         int64_t* tmp) noexcept nogil:
+    cdef Py_ssize_t i, j, k, lo, mid, hi, width = 1
+    cdef int64_t* src = order
+    cdef int64_t* dst = tmp
+    cdef int64_t* swap
+    for i in range(n):
+        order[i] = i
+    while width < n:
+        lo = 0
+        while lo < n:
+            mid = lo + width if lo + width < n else n
+            hi = lo + 2 * width if lo + 2 * width < n else n
+            i, j, k = lo, mid, lo
+            while i < mid and j < hi:
+                if _compare(ids, starts, lengths, src[j], src[i], reverse) < 0:
+                    dst[k] = src[j]
+                    j += 1
+                else:
+                    dst[k] = src[i]
+                    i += 1
+                k += 1
+            while i < mid:
+                dst[k] = src[i]
+                i += 1
+                k += 1
+            while j < hi:
+                dst[k] = src[j]
+                j += 1
+                k += 1
+            lo += 2 * width
+        swap, src, dst = src, dst, src
+        width *= 2
+    if src != order:
+        memcpy(order, src, n * sizeof(int64_t))
+
+
 # The tree of prefixes of n sequences:
 #   ids (total,) the sequences' elements;  starts, lengths (n,) each sequence's, lengths >= 1
 #   order (n,)   the sequences in the order they are read: a sequence shares the nodes of

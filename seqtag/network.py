@@ -621,9 +621,8 @@ class Network:
         """The first recurrent layer's inputs (len(forms), D) of distinct word forms (the
         batch's forms `missing`, whose shapes it gives; None without a shape embedding)."""
         lengths, char_ids = vocab.chars_of(forms)
-        # the forms sort their characters' sequences: shared beginnings and endings meet
         char_final = self.char_rnn.final_states(self._char_projections(), char_ids, lengths,
-                                                keys=forms, packed=self._char_packed())
+                                                packed=self._char_packed())
         parts = [self.word_embedding[word_ids], char_final[0], char_final[1]]
         if missing is not None:
             parts.append(self.shape_embedding[batch.form_shapes[missing]])

@@ -335,7 +335,7 @@ class RNN:
         return (layer_input, self._to_caller_order(h_state, packing),
                 None if c_state is None else self._to_caller_order(c_state, packing))
 
-    def final_states(self, projections, ids, lengths, keys=None, packed=None):
+    def final_states(self, projections, ids, lengths, packed=None):
         """The last state h of each of n sequences, (directions, n, hidden) in their order:
         forward_projected's h_n for a one-layer RNN in inference.  projections: one
         (V, gates * hidden) table per direction (input_projection); ids: the table rows of
@@ -343,14 +343,10 @@ class RNN:
 
         Where the fused kernels run a float32 LSTM, the sequences' distinct beginnings
         (forward) and endings (backward) are each computed once, over a tree of prefixes
-        (seqtag._core.prefix_tree): the distinct words of a batch share many ("the",
-        "then", "there"), and every row's arithmetic is a packed batch's, so the values
-        are forward_projected's.  keys: one sortable key per sequence that orders
-        sequences with equal elements alike (a word form for its characters): sorted by
-        it (forward) and by it reversed (backward), sequences sharing beginnings or
-        endings meet, and share their steps; None reads them in their order (fewer
-        steps shared, the same values).  packed: pack_recurrent() for the current weights
-        (a caller that runs many small batches keeps it), or None."""
+        of the sequences sorted (seqtag._core.prefix_tree): the distinct words of a batch
+        share many ("the", "then", "there"), and every row's arithmetic is a packed
+        batch's, so the values are forward_projected's.  packed: pack_recurrent() for the
+        current weights (a caller that runs many small batches keeps it), or None."""
         lengths = np.ascontiguousarray(lengths, dtype=np.int64)
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         if self.num_layers != 1 or not self.fused_step or not len(lengths):
@@ -373,18 +369,14 @@ class RNN:
         out = np.empty((self.num_directions, n, self.hidden_size), dtype=self.dtype)
 
         def run(direction):
-            if keys is None:
-                order = np.arange(n, dtype=np.int64)
-            else:
-                backward = [key[::-1] for key in keys] if direction else keys
-                order = np.array(sorted(range(n), key=backward.__getitem__), dtype=np.int64)
             node_id = np.empty(total, dtype=np.int64)
             node_parent = np.empty(total, dtype=np.int64)
             depth_start = np.empty(longest + 1, dtype=np.int64)
             seq_node = np.empty(n, dtype=np.int64)
-            nodes = _core.prefix_tree(ids, starts, lengths, order, bool(direction), node_id,
-                                      node_parent, depth_start, seq_node,
-                                      np.empty(2 * longest, dtype=np.int64))
+            nodes = _core.prefix_tree(ids, starts, lengths, np.empty(n, dtype=np.int64),
+                                      bool(direction), node_id, node_parent, depth_start,
+                                      seq_node, np.empty(max(2 * longest, n), dtype=np.int64),
+                                      sort=True)
             widest = int(np.diff(depth_start).max())
             h = np.empty((nodes, self.hidden_size), dtype=self.dtype)
             k = self._names(0, direction)

@@ -46,16 +46,20 @@ def char_ids(words, alphabet):
 
 
 def tree(ids, lengths, order, reverse):
+    """prefix_tree's nodes, reading the sequences in `order`, or sorted (None): then also
+    the order it sorted them in."""
     n, longest, total = len(lengths), int(lengths.max()), int(lengths.sum())
     node_id = np.full(total, -7, dtype=np.int64)
     node_parent = np.full(total, -7, dtype=np.int64)
     depth_start = np.empty(longest + 1, dtype=np.int64)
     seq_node = np.empty(n, dtype=np.int64)
-    nodes = _core.prefix_tree(ids, np.cumsum(lengths) - lengths, lengths,
-                              np.asarray(order, dtype=np.int64), reverse, node_id,
-                              node_parent, depth_start, seq_node,
-                              np.empty(2 * longest, dtype=np.int64))
-    return nodes, node_id[:nodes], node_parent[:nodes], depth_start, seq_node
+    order = np.full(n, -1, dtype=np.int64) if order is None else \
+        np.array(order, dtype=np.int64)
+    nodes = _core.prefix_tree(ids, np.cumsum(lengths) - lengths, lengths, order, reverse,
+                              node_id, node_parent, depth_start, seq_node,
+                              np.empty(max(2 * longest, n), dtype=np.int64),
+                              sort=bool((order == -1).all()))
+    return nodes, node_id[:nodes], node_parent[:nodes], depth_start, seq_node, order
 
 
 @pytest.mark.parametrize("reverse", [False, True])
@@ -64,9 +68,11 @@ def test_every_sequence_is_its_path_from_the_root(reverse, sort):
     alphabet = {c: i for i, c in enumerate(sorted(set("".join(WORDS))))}
     lengths, ids = char_ids(WORDS, alphabet)
     keys = [w[::-1] if reverse else w for w in WORDS]
-    order = sorted(range(len(WORDS)), key=keys.__getitem__) if sort else \
-        np.random.default_rng(3).permutation(len(WORDS))
-    nodes, node_id, node_parent, depth_start, seq_node = tree(ids, lengths, order, reverse)
+    given = None if sort else np.random.default_rng(3).permutation(len(WORDS))
+    nodes, node_id, node_parent, depth_start, seq_node, order = tree(ids, lengths, given,
+                                                                     reverse)
+    if sort:  # the alphabet's ids follow the characters' order: Python's sort of the keys
+        assert order.tolist() == sorted(range(len(WORDS)), key=keys.__getitem__)
     assert depth_start[0] == 0 and depth_start[-1] == nodes
     inverse = {i: c for c, i in alphabet.items()}
     for w, word in enumerate(WORDS):
@@ -117,15 +123,12 @@ def test_final_states_are_the_packed_batch_s(hidden):
     projections = [rnn.input_projection(table, d) for d in range(2)]
     lengths, ids = char_ids(WORDS, alphabet)
     want = packed_final(rnn, projections, ids, lengths)
-    got = rnn.final_states(projections, ids, lengths, keys=WORDS)
+    got = rnn.final_states(projections, ids, lengths)
     assert got.shape == (2, len(WORDS), hidden)
     np.testing.assert_array_equal(got, want)
-    # without keys fewer steps are shared, not other values; the packed weights kept by
-    # the caller give the same as packed here
-    np.testing.assert_array_equal(rnn.final_states(projections, ids, lengths), want)
+    # the packed weights kept by the caller give what packing them here gives
     np.testing.assert_array_equal(
-        rnn.final_states(projections, ids, lengths, keys=WORDS,
-                         packed=rnn.pack_recurrent()), want)
+        rnn.final_states(projections, ids, lengths, packed=rnn.pack_recurrent()), want)
 
 
 @needs_fused_rnn
@@ -142,7 +145,7 @@ def test_final_states_of_many_words_match_within_rounding():
     projections = [rnn.input_projection(table, d) for d in range(2)]
     lengths, ids = char_ids(words, alphabet)
     want = packed_final(rnn, projections, ids, lengths)
-    got = rnn.final_states(projections, ids, lengths, keys=words)
+    got = rnn.final_states(projections, ids, lengths)
     if seqtag.runtime.fused_step_isa() == "avx512":
         np.testing.assert_array_equal(got, want)
     else:
@@ -158,7 +161,7 @@ def test_final_states_elsewhere_are_forward_projected_s():
                 RNN("gru", 8, 12, bidirectional=True, seed=1),
                 RNN("lstm", 8, 12, num_layers=2, bidirectional=True, seed=1)):
         projections = [rnn.input_projection(table.astype(rnn.dtype), d) for d in range(2)]
-        np.testing.assert_array_equal(rnn.final_states(projections, ids, lengths, keys=WORDS),
+        np.testing.assert_array_equal(rnn.final_states(projections, ids, lengths),
                                       packed_final(rnn, projections, ids, lengths))
 
 
@@ -203,6 +206,6 @@ def test_a_network_s_new_words_take_the_tree_and_keep_their_values():
     packing = Packing(lengths)
     want = net.char_rnn.forward_projected(net._char_projections(),
                                           flat[packing.flat_index()], packing)[1]
-    got = net.char_rnn.final_states(net._char_projections(), flat, lengths, keys=forms,
+    got = net.char_rnn.final_states(net._char_projections(), flat, lengths,
                                     packed=net._char_packed())
     np.testing.assert_array_equal(got, want)
