@@ -90,8 +90,7 @@ class ProjectionMemo:
             return rows
         new_rows = self._add(inputs_of(missing))
         rows[missing] = new_rows
-        for p, r in zip(missing.tolist(), new_rows.tolist()):
-            self.index[keys[p]] = r
+        self.index.update(zip(map(keys.__getitem__, missing.tolist()), new_rows.tolist()))
         return rows
 
     def _add(self, inputs):

@@ -595,7 +595,7 @@ class Network:
             self._memo.clear()
             self._memo_version = self.version
         return self._memo.rows(batch.forms, lambda missing: self._word_inputs(
-            [batch.forms[i] for i in missing], batch.word_ids_of(missing),
+            list(map(batch.forms.__getitem__, missing.tolist())), batch.word_ids_of(missing),
             batch.vocab, missing if self.config["shape_dim"] else None, batch))
 
     def head_bounds(self, heads=None):
