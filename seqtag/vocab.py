@@ -149,24 +149,34 @@ class Vocabulary:
         for each form, looked up for all of them at once (a new word's characters are a
         fifth of tagging it when it is first seen: a dict lookup per character was most of
         that)."""
-        half = self.max_chars // 2
-        forms = [f if len(f) <= self.max_chars else f[:half] + f[-half:] for f in forms]
         lengths = np.fromiter(map(len, forms), dtype=np.int64, count=len(forms))
+        if len(forms) and lengths.max() > self.max_chars:  # (rare: a list only then)
+            half = self.max_chars // 2
+            forms = [f if len(f) <= self.max_chars else f[:half] + f[-half:] for f in forms]
+            lengths = np.fromiter(map(len, forms), dtype=np.int64, count=len(forms))
         # code points, lone surrogates (text read with surrogateescape) included
         codes = np.frombuffer("".join(forms).encode("utf-32-le", "surrogatepass"),
                               dtype=np.uint32)
-        known, ids = self._char_codes
+        known, ids, table = self._char_codes
         if not len(known):
             return lengths, np.ones(len(codes), dtype=np.int64)
+        if len(codes) and codes.max() < len(table):  # every character in the table's range
+            return lengths, table[codes]
         at = np.minimum(np.searchsorted(known, codes), len(known) - 1)
         return lengths, np.where(known[at] == codes, ids[at], 1)
 
     @functools.cached_property
     def _char_codes(self):
-        """(sorted code points of the known characters, their ids)."""
+        """(sorted code points of the known characters, their ids, the id of every code
+        point below 2^16, 1 for those unknown: one gather for text of the Basic
+        Multilingual Plane, instead of a binary search per character)."""
         pairs = sorted((ord(c), i) for c, i in self.char_index.items() if len(c) == 1)
-        return (np.array([c for c, _ in pairs], dtype=np.uint32),
-                np.array([i for _, i in pairs], dtype=np.int64))
+        known = np.array([c for c, _ in pairs], dtype=np.uint32)
+        ids = np.array([i for _, i in pairs], dtype=np.int64)
+        table = np.ones(1 << 16, dtype=np.int64)
+        below = known < len(table)
+        table[known[below]] = ids[below]
+        return known, ids, table
 
     def tag_ids(self, tags):
         """Tag ids; a tag never seen in training gets -1 (it can only be an error)."""

@@ -29,6 +29,20 @@ def test_chars_of_all_forms_is_char_ids_of_each(max_chars):
     assert set(ids.tolist()) >= {1, CHARS.index("😀"), CHARS.index("\udcff")}
 
 
+@pytest.mark.parametrize("max_chars", [6, 7, 30])
+def test_text_of_the_basic_plane_reads_the_same_through_its_table(max_chars):
+    """Forms whose characters are all below U+10000 are looked up in a table of that plane
+    (one gather); any other character sends the batch through the sorted code points."""
+    vocab = vocabulary(max_chars=max_chars)
+    basic = [f for f in FORMS if all(ord(c) < 0x10000 for c in f)] + ["\uffff", "\u0000"]
+    assert len(basic) > 8
+    for forms in (basic, basic + ["😀"]):
+        lengths, ids = vocab.chars_of(forms)
+        expected = [vocab.char_ids(f) for f in forms]
+        assert lengths.tolist() == [len(e) for e in expected]
+        assert ids.tolist() == [c for e in expected for c in e]
+
+
 def test_a_vocabulary_of_no_characters_reads_every_character_as_unknown():
     vocab = vocabulary(chars=["<pad>", "<unk>"])
     lengths, ids = vocab.chars_of(["ab", "c"])
