@@ -121,4 +121,5 @@ cdef void analyses_forward_rows(const floating* hidden, Py_ssize_t ld_h, Py_ssiz
                                 const floating* weight, const floating* bias,
                                 floating* gathered, floating* scores, int64_t* best,
                                 floating* margin, const float* panels, const float* bias8,
-                                const int64_t* panel_starts, Py_ssize_t ld_s) noexcept nogil
+                                const int64_t* panel_starts, Py_ssize_t ld_s,
+                                int lanes) noexcept nogil

@@ -11,10 +11,11 @@ from libc.math cimport INFINITY, NAN
 
 cdef extern from "analyses_step.h" nogil:
     int seqtag_analyses_step_available() noexcept
+    int seqtag_analyses_lanes() noexcept
     void seqtag_analyses_scores_f32(const float* hidden, Py_ssize_t ld_h,
                                     const int64_t* order, Py_ssize_t n, const float* panels,
                                     const float* bias8, Py_ssize_t P, Py_ssize_t D,
-                                    float* scores, Py_ssize_t ld_s) noexcept
+                                    float* scores, Py_ssize_t ld_s, int lanes) noexcept
 
 
 # For each row of hidden, the best of its group's analyses and by how much it wins.
@@ -23,9 +24,10 @@ cdef extern from "analyses_step.h" nogil:
 #   starts (G + 1,): group g's analyses are rows [starts[g], starts[g + 1]) of
 #   weight (M, D) and bias (M,);  gathered (N, D), scores (N, K) scratch, K the widest
 #   group;  with panels (float32 only, else NULL): the same weights and biases packed for
-#   analyses_step.h (group g's are panels[panel_starts[g]:panel_starts[g + 1]], bias8 at 8
-#   times those), whose kernel reads the rows in place: scores are then (N, ld_s) and
-#   gathered is not used.
+#   analyses_step.h in panels of `lanes` analyses (8, or 16 for its AVX-512 kernel; group
+#   g's are panels[panel_starts[g]:panel_starts[g + 1]], bias8 at `lanes` times those),
+#   whose kernel reads the rows in place: scores are then (N, ld_s) and gathered is not
+#   used.
 #   best (N,): each row's best analysis (a row of weight; the first of equals, the first
 #   NaN if there is one, as argmax takes it), -1 for a group out of [0, G) or of no
 #   analysis;  margin (N,): the best score minus the second best (NaN with a NaN, +inf
@@ -38,7 +40,8 @@ cdef void analyses_forward_rows(const floating* hidden, Py_ssize_t ld_h, Py_ssiz
                                 const floating* weight, const floating* bias,
                                 floating* gathered, floating* scores, int64_t* best,
                                 floating* margin, const float* panels, const float* bias8,
-                                const int64_t* panel_starts, Py_ssize_t ld_s) noexcept nogil:
+                                const int64_t* panel_starts, Py_ssize_t ld_s,
+                                int lanes) noexcept nogil:
     cdef Py_ssize_t first = 0, end, n, r, j, K, a, at, stride
     cdef bint scored
     cdef int64_t g
@@ -63,10 +66,10 @@ cdef void analyses_forward_rows(const floating* hidden, Py_ssize_t ld_h, Py_ssiz
             if floating is float:
                 if panels != NULL:
                     seqtag_analyses_scores_f32(hidden, ld_h, order + first, n,
-                                               panels + panel_starts[g] * D * 8,
-                                               bias8 + panel_starts[g] * 8,
+                                               panels + panel_starts[g] * D * lanes,
+                                               bias8 + panel_starts[g] * lanes,
                                                panel_starts[g + 1] - panel_starts[g], D,
-                                               scores, ld_s)
+                                               scores, ld_s, lanes)
                     stride, scored = ld_s, True
             if not scored:
                 for r in range(n):
@@ -110,11 +113,13 @@ def analyses_forward(const floating[:, :] hidden, const int64_t[::1] order,
     """best, margin (N,) <- each row of hidden's best analysis of its group and its lead
     over the second (analyses_forward_rows says how).  panels, bias8, panel_starts: the
     weights packed for analyses_step.h's kernel (float32, where analyses_step_available()),
-    or None for BLAS; scores then needs N x 8 x (the most panels of a group).
+    in panels of analyses_lanes() analyses, or None for BLAS; scores then needs N x lanes x
+    (the most panels of a group).
     seqtag.network.Network.best_summed_logits checks the arguments; these checks only keep
     a wrong call from reading or writing out of bounds."""
     cdef Py_ssize_t N = hidden.shape[0], D = hidden.shape[1], M = weight.shape[0]
     cdef Py_ssize_t G = starts.shape[0] - 1, g, widest = 0, ld_s = 0, P = 0
+    cdef int lanes = 0
     _check_rows(hidden.strides[1], sizeof(floating), "hidden", hidden.strides[0], N, D)
     _require(G >= 0 and order.shape[0] == N and group.shape[0] == N
              and best.shape[0] == N and margin.shape[0] == N, "analyses row counts")
@@ -129,16 +134,19 @@ def analyses_forward(const floating[:, :] hidden, const int64_t[::1] order,
     if panels is not None:
         _require(floating is float and seqtag_analyses_step_available(),
                  "analyses panels need float32 and the AVX2 kernel")
-        P = panels.shape[0]
+        P, lanes = panels.shape[0], seqtag_analyses_lanes()
+        _require(panels.shape[2] == lanes, f"analyses panels must be {lanes} lanes wide for "
+                 "the kernels that run now (analyses_lanes())")
         _require(bias8 is not None and panel_starts is not None
                  and panel_starts.shape[0] == G + 1 and panel_starts[0] == 0
-                 and panels.shape[1] == D and panels.shape[2] == 8
-                 and bias8.shape[0] == 8 * P, "analyses panel shapes")
+                 and panels.shape[1] == D and bias8.shape[0] == lanes * P,
+                 "analyses panel shapes")
         for g in range(G):
             _require(panel_starts[g + 1] - panel_starts[g]
-                     == (starts[g + 1] - starts[g] + 7) // 8, "analyses panel starts")
+                     == (starts[g + 1] - starts[g] + lanes - 1) // lanes,
+                     "analyses panel starts")
         _require(panel_starts[G] <= P, "analyses panel starts")
-        ld_s = 8 * ((widest + 7) // 8)
+        ld_s = lanes * ((widest + lanes - 1) // lanes)
         _require(scores.shape[0] >= N * ld_s, "analyses scratch sizes")
         if P:
             panels_p = &panels[0, 0, 0]
@@ -152,9 +160,15 @@ def analyses_forward(const floating[:, :] hidden, const int64_t[::1] order,
                               &bias[0] if M else NULL, &gathered[0, 0], &scores[0],
                               &best[0], &margin[0], panels_p,
                               &bias8[0] if panels_p != NULL else NULL,
-                              &panel_starts[0] if panels_p != NULL else NULL, ld_s)
+                              &panel_starts[0] if panels_p != NULL else NULL, ld_s, lanes)
 
 
 def analyses_step_available():
     """Whether analyses_forward can run analyses_step.h's AVX2 kernel on this CPU."""
     return bool(seqtag_analyses_step_available())
+
+
+def analyses_lanes():
+    """Analyses per panel of the kernel analyses_forward runs now: 16 where the AVX-512
+    kernels run (fused_step_isa() "avx512"), else 8."""
+    return seqtag_analyses_lanes()

@@ -166,6 +166,12 @@ def log_softmax_segments(floating[:, ::1] x, const int64_t[::1] bounds):
 from libc.stdint cimport uint8_t
 
 
+# best_columns_forward_rows's AVX-512 kernel (csrc/analyses_step.h): 1 if it ran here
+cdef extern from "analyses_step.h" nogil:
+    int seqtag_best_columns_f32(const float* scores, Py_ssize_t n, Py_ssize_t C,
+                                Py_ssize_t ld, int64_t* best, uint8_t* tied) noexcept
+
+
 # Each row's best column and whether another column equals it: a classifier's label and
 # whether its ranking among equals matters (seqtag.heads.LemmaHead.scripted), in one
 # pass instead of an argmax, a comparison of every score and a count.
@@ -179,6 +185,9 @@ cdef void best_columns_forward_rows(const floating* scores, Py_ssize_t n, Py_ssi
     cdef floating top, v
     cdef const floating* row
     cdef uint8_t twice
+    if floating is float:  # the AVX-512 kernel's two vector passes, where it runs
+        if seqtag_best_columns_f32(scores, n, C, ld, best, tied):
+            return
     for i in range(n):
         row = scores + i * ld
         top = row[0]
@@ -232,16 +241,25 @@ cdef void head_rows_forward_rows(const floating* hidden, Py_ssize_t ld_h, Py_ssi
                                  floating* other, floating* out, int64_t* best,
                                  uint8_t* tied) noexcept nogil:
     cdef Py_ssize_t i
+    cdef bint zero_b1 = True
     for i in range(n):
         memcpy(x + i * 2 * H, hidden + rows[i] * ld_h, 2 * H * sizeof(floating))
+    for i in range(C):
+        zero_b1 = zero_b1 and b1[i] == 0
     # each direction as input_projection computes it: its bias in every row, then the
     # product added; the second direction's logits added to the first's after
     fill_rows(out, n, C, b0)
     gemm(False, True, n, C, H, <floating>1, x, 2 * H, w0, H, <floating>1, out, C)
-    fill_rows(other, n, C, b1)
-    gemm(False, True, n, C, H, <floating>1, x + H, 2 * H, w1, H, <floating>1, other, C)
-    for i in range(n * C):
-        out[i] = out[i] + other[i]
+    if zero_b1:
+        # its product added straight onto the first's: the sum of the same two terms,
+        # rounded once, as adding a zero-filled buffer's product after (without a second
+        # (n, C) buffer and a pass over it)
+        gemm(False, True, n, C, H, <floating>1, x + H, 2 * H, w1, H, <floating>1, out, C)
+    else:
+        fill_rows(other, n, C, b1)
+        gemm(False, True, n, C, H, <floating>1, x + H, 2 * H, w1, H, <floating>1, other, C)
+        for i in range(n * C):
+            out[i] = out[i] + other[i]
     best_columns_forward_rows(out, n, C, C, best, tied)
 
 

@@ -525,11 +525,12 @@ class Network:
             np.ascontiguousarray(self.output_bias[outputs].sum(axis=1))))
         n, widest = len(hidden), int(np.diff(starts).max(initial=0))
         packed = None  # the summed weights in the kernel's panels, where it runs
-        if self.dtype == np.float32 and runtime.fused_step_enabled() \
+        if self.dtype == np.float32 and runtime.fused_step_isa() is not None \
                 and _core.analyses_step_available():
-            packed = self._derived((*key, starts.tobytes()),
-                                   lambda: _analysis_panels(weight, bias, starts))
-            widest = -(-widest // 8) * 8
+            lanes = _core.analyses_lanes()  # asked after fused_step_isa() set the kernels
+            packed = self._derived((*key, starts.tobytes(), lanes),
+                                   lambda: _analysis_panels(weight, bias, starts, lanes))
+            widest = -(-widest // lanes) * lanes
         best = np.empty(n, dtype=np.int64)
         margin = np.empty(n, dtype=self.dtype)
         gathered = np.empty((1 if packed else n, hidden.shape[1]), dtype=self.dtype)
@@ -763,24 +764,25 @@ class Network:
         return float(loss), dense, sparse, correct
 
 
-def _analysis_panels(weight, bias, starts):
-    """(panels (P, D, 8), bias8 (8 P,), panel_starts (G + 1,)): the analyses' summed
+def _analysis_panels(weight, bias, starts, lanes=8):
+    """(panels (P, D, lanes), bias (lanes P,), panel_starts (G + 1,)): the analyses' summed
     weights (M, D) and biases (M,) in csrc/analyses_step.h's layout, group g (rows
-    starts[g]:starts[g + 1] of weight) in panels panel_starts[g]:panel_starts[g + 1] of 8
-    analyses each, zeros past its last."""
+    starts[g]:starts[g + 1] of weight) in panels panel_starts[g]:panel_starts[g + 1] of
+    `lanes` analyses each (8 for the AVX2 kernel, 16 for the AVX-512 one), zeros past its
+    last."""
     widths = np.diff(starts)
-    counts = -(-widths // 8)
+    counts = -(-widths // lanes)
     panel_starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     D = weight.shape[1]
-    panels = np.zeros((int(panel_starts[-1]) * 8, D), dtype=np.float32)
-    bias8 = np.zeros(len(panels), dtype=np.float32)
+    panels = np.zeros((int(panel_starts[-1]) * lanes, D), dtype=np.float32)
+    biases = np.zeros(len(panels), dtype=np.float32)
     for g, (a, b) in enumerate(zip(starts[:-1].tolist(), starts[1:].tolist())):
-        at = int(panel_starts[g]) * 8
+        at = int(panel_starts[g]) * lanes
         panels[at:at + b - a] = weight[a:b]
-        bias8[at:at + b - a] = bias[a:b]
-    # (8 P, D) -> (P, D, 8): panel p's column k holds its 8 analyses' weights k
-    panels = np.ascontiguousarray(panels.reshape(-1, 8, D).transpose(0, 2, 1))
-    return panels, bias8, panel_starts
+        biases[at:at + b - a] = bias[a:b]
+    # (lanes P, D) -> (P, D, lanes): panel p's column k holds its analyses' weights k
+    panels = np.ascontiguousarray(panels.reshape(-1, lanes, D).transpose(0, 2, 1))
+    return panels, biases, panel_starts
 
 
 def _dropout_mask(rng, shape, rate, dtype):

@@ -149,6 +149,40 @@ def test_ties_are_found_at_once_as_row_by_row():
     assert _tied(scores[:0], best[:0]).tolist() == []
 
 
+@pytest.mark.parametrize("kernels", ["avx512", "avx2", "blas"])
+def test_best_columns_of_float32_are_argmax_and_ties_on_every_path(kernels):
+    """The AVX-512 kernel's two vector passes (where it runs: the default on an AVX-512
+    CPU) and the scalar scan give argmax's column and _tied's flags on float32 rows of
+    every width up to three vectors and the lemma head's 419, with a tail or without,
+    rows strided inside wider ones, ties, NaNs (first, inside, last), -inf rows and
+    signed zeros."""
+    import numpy as np
+    import seqtag.runtime
+    from seqtag import _core
+    from seqtag.heads import _tied, best_columns_of
+    if kernels != "blas" and kernels not in _core.fused_step_isas():
+        pytest.skip(f"no {kernels} kernels on this CPU or build")
+    seqtag.runtime.set_fused_step(False if kernels == "blas" else kernels)
+    try:
+        rng = np.random.default_rng(4)
+        for width in [*range(1, 50), 419]:
+            wide = rng.integers(-3, 4, (40, width + 5)).astype(np.float32)
+            wide[::3] = rng.normal(size=wide[::3].shape)
+            wide[::9, width // 2] = np.nan
+            wide[::10, 0] = np.nan
+            wide[::11, width - 1] = np.nan
+            wide[::7] = -np.inf
+            wide[5, :width] = 0.0
+            wide[5, width // 3] = -0.0
+            for scores in (np.ascontiguousarray(wide[:, :width]), wide[:, :width]):
+                best, tied = best_columns_of(scores)
+                want = scores.argmax(axis=1)
+                assert best.tolist() == want.tolist(), width
+                assert tied.tolist() == _tied(scores, want).tolist(), width
+    finally:
+        seqtag.runtime.set_fused_step(None)
+
+
 def test_best_columns_in_one_pass_are_argmax_and_ties():
     """heads.best_columns_of (the compiled core's one pass) gives argmax's column (the
     first of equals, the first NaN) and _tied's flags: on the rows above, on random rows
