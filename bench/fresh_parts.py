@@ -9,7 +9,8 @@ time inside the parts only a fresh pass runs: the new forms' character ids, the
 character BiLSTM over them (RNN.final_states: since 2026-12-03's session 10 over a tree
 of their distinct beginnings and endings) and their first-layer projection (wall-clock
 timers on the calling thread; both directions of each run on the two threads inside
-them).  Then the new forms, characters and the tree's steps of one pass.  --profile: then the functions the warm passes
+them).  Then the new forms, characters and (where the fused kernels run, which walk
+the tree) the tree's steps of one pass.  --profile: then the functions the warm passes
 spend their time in (cProfile, by internal time: the compiled kernels are inside
 rnn._infer_direction).
 """
@@ -74,10 +75,11 @@ def main():
         steps += len(ids)
         for d in range(2):  # the distinct beginnings (endings) the tree computes
             shared[d] += prefix_nodes(ids, lengths, bool(d))
+    tree = (f"; the character BiLSTM's tree of prefixes takes {shared[0]:,} steps forward "
+            f"and {shared[1]:,} backward (its new forms' distinct beginnings and endings in "
+            "each batch)") if net.char_rnn.fused_step else " (no tree: no fused kernels)"
     print(f"a pass: {sum(b.n_tokens for b in batches):,} tokens, {forms:,} new forms, "
-          f"{steps:,} characters; the character BiLSTM's tree of prefixes takes "
-          f"{shared[0]:,} steps forward and {shared[1]:,} backward (its new forms' distinct "
-          "beginnings and endings in each batch)")
+          f"{steps:,} characters{tree}")
     if args.profile:
         import cProfile
         import pstats

@@ -11,7 +11,7 @@ arrays (a loaded tagger's frozen weights) pass without a copy.
 
 from cython cimport floating
 from libc.stdint cimport int32_t, int64_t, uint16_t
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport calloc, malloc, free
 
 include "blas.pxi"
 include "common.pxi"
@@ -198,15 +198,17 @@ def prefix_tree(const int64_t[::1] ids, const int64_t[::1] starts,
     _require(lengths.shape[0] == n and order.shape[0] == n and seq_node.shape[0] == n,
              "prefix_tree sequence counts")
     for i in range(n):  # (one C loop: a Python call per sequence cost more than its steps)
-        inside &= (lengths[i] >= 1 and starts[i] >= 0
-                   and starts[i] + lengths[i] <= ids.shape[0])
+        inside &= (1 <= lengths[i] <= ids.shape[0] and 0 <= starts[i]
+                   and starts[i] <= ids.shape[0] - lengths[i])
+        if not inside:
+            break
         total += lengths[i]
         longest = max(longest, lengths[i])
     _require(inside, "prefix_tree sequence bounds")
     _require(max_len >= longest and path.shape[0] >= max(2 * max_len, n if sort else 0)
              and node_id.shape[0] >= total and node_parent.shape[0] >= total,
              "prefix_tree buffer sizes")
-    _require(sort or (ids_in_range(&order[0], n, n) if n else True), "order out of range")
+    _require(sort or _is_permutation(order), "order must be a permutation of the sequences")
     if n == 0:
         depth_start[:] = 0
         return 0
@@ -217,6 +219,23 @@ def prefix_tree(const int64_t[::1] ids, const int64_t[::1] starts,
                                   max_len, &node_id[0], &node_parent[0], &depth_start[0],
                                   &seq_node[0], &path[0])
     return total
+
+
+cdef bint _is_permutation(const int64_t[::1] order):
+    """Whether order holds each of 0 .. n - 1 once (a sequence read twice would make more
+    nodes than its buffers hold)."""
+    cdef Py_ssize_t n = order.shape[0], i
+    cdef bint ok = True
+    cdef unsigned char* seen = <unsigned char*>calloc(n if n else 1, 1)
+    if seen == NULL:
+        raise MemoryError()
+    for i in range(n):
+        if order[i] < 0 or order[i] >= n or seen[order[i]]:
+            ok = False
+            break
+        seen[order[i]] = 1
+    free(seen)
+    return ok
 
 
 def lstm_tree_infer(const float[:, ::1] xproj, const int64_t[::1] node_id,
@@ -234,7 +253,8 @@ def lstm_tree_infer(const float[:, ::1] xproj, const int64_t[::1] node_id,
              "tree weight shapes")
     _require(node_parent.shape[0] == nodes and h.shape[0] == nodes and c.shape[0] == nodes
              and h.shape[1] == H and c.shape[1] == H, "tree state shapes")
-    _require(depths == 0 or (depth_start[0] == 0 and depth_start[depths] == nodes),
+    _require((depths == 0 and nodes == 0) or
+             (depths > 0 and depth_start[0] == 0 and depth_start[depths] == nodes),
              "tree depth_start must go from 0 to the nodes")
     for d in range(depths):  # (C loops: a Python call per node cost more than its step)
         ordered &= depth_start[d] <= depth_start[d + 1]

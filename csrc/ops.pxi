@@ -177,16 +177,18 @@ cdef extern from "analyses_step.h" nogil:
 # pass instead of an argmax, a comparison of every score and a count.
 #   scores (n, C), rows ld apart;  best (n,): the first maximum's column (the first NaN's
 #   if there is one, as argmax takes it);  tied (n,): 1 if another column equals that
-#   maximum (a NaN equals nothing)
+#   maximum (a NaN equals nothing);  vector: float32 rows go to the AVX-512 kernel where the
+#   core calls the AVX-512 kernels (the caller asks seqtag.runtime whether fused kernels
+#   are on: SEQTAG_FUSED_STEP=0 keeps this scan)
 cdef void best_columns_forward_rows(const floating* scores, Py_ssize_t n, Py_ssize_t C,
-                                    Py_ssize_t ld, int64_t* best,
-                                    uint8_t* tied) noexcept nogil:
+                                    Py_ssize_t ld, int64_t* best, uint8_t* tied,
+                                    bint vector=False) noexcept nogil:
     cdef Py_ssize_t i, j, at
     cdef floating top, v
     cdef const floating* row
     cdef uint8_t twice
-    if floating is float:  # the AVX-512 kernel's two vector passes, where it runs
-        if seqtag_best_columns_f32(scores, n, C, ld, best, tied):
+    if floating is float:  # the AVX-512 kernel's two vector passes, where asked and built
+        if vector and seqtag_best_columns_f32(scores, n, C, ld, best, tied):
             return
     for i in range(n):
         row = scores + i * ld
@@ -211,9 +213,10 @@ cdef void best_columns_forward_rows(const floating* scores, Py_ssize_t n, Py_ssi
 
 
 def best_columns_forward(const floating[:, :] scores, int64_t[::1] best,
-                         uint8_t[::1] tied):
+                         uint8_t[::1] tied, bint vector=False):
     """best, tied (n,) <- each row of scores (n, C >= 1)'s first best column and whether
-    another column equals it (best_columns_forward_rows)."""
+    another column equals it (best_columns_forward_rows; vector: its AVX-512 kernel where
+    the core calls AVX-512 kernels)."""
     cdef Py_ssize_t n = scores.shape[0], C = scores.shape[1]
     _require(C >= 1 or n == 0, "best_columns_forward needs at least one column")
     _require(best.shape[0] == n and tied.shape[0] == n, "best_columns_forward row counts")
@@ -222,7 +225,7 @@ def best_columns_forward(const floating[:, :] scores, int64_t[::1] best,
     _check_rows(scores.strides[1], sizeof(floating), "scores", scores.strides[0], n, C)
     cdef Py_ssize_t ld = row_stride(scores.strides[0], sizeof(floating))
     with nogil:
-        best_columns_forward_rows(&scores[0, 0], n, C, ld, &best[0], &tied[0])
+        best_columns_forward_rows(&scores[0, 0], n, C, ld, &best[0], &tied[0], vector)
 
 
 # A head's logits for chosen rows of the encoder's output, and each row's best label and
@@ -233,19 +236,22 @@ def best_columns_forward(const floating[:, :] scores, int64_t[::1] best,
 #   hidden (N, 2H), rows ld_h apart;  rows (n,) of hidden;  w0, w1 (C, H): the weight
 #   columns of each direction;  b0 (C,): the bias;  b1 (C,): the second direction's
 #   (zeros, as Network._split_head_layer makes them);  x (n, 2H), other (n, C) scratch;
-#   out (n, C) the logits;  best, tied (n,)
+#   out (n, C) the logits;  best, tied (n,);  vector: as best_columns_forward_rows takes it
 cdef void head_rows_forward_rows(const floating* hidden, Py_ssize_t ld_h, Py_ssize_t H,
                                  const int64_t* rows, Py_ssize_t n, const floating* w0,
                                  const floating* b0, const floating* w1,
                                  const floating* b1, Py_ssize_t C, floating* x,
                                  floating* other, floating* out, int64_t* best,
-                                 uint8_t* tied) noexcept nogil:
+                                 uint8_t* tied, bint vector) noexcept nogil:
     cdef Py_ssize_t i
     cdef bint zero_b1 = True
     for i in range(n):
         memcpy(x + i * 2 * H, hidden + rows[i] * ld_h, 2 * H * sizeof(floating))
     for i in range(C):
         zero_b1 = zero_b1 and b1[i] == 0
+    # one block of the sums over k (BLAS's, and gemm_fallback.h's SEQTAG_KC): beyond it, a
+    # product added onto out adds its blocks to out one by one, another rounding
+    zero_b1 = zero_b1 and H <= 256
     # each direction as input_projection computes it: its bias in every row, then the
     # product added; the second direction's logits added to the first's after
     fill_rows(out, n, C, b0)
@@ -253,21 +259,21 @@ cdef void head_rows_forward_rows(const floating* hidden, Py_ssize_t ld_h, Py_ssi
     if zero_b1:
         # its product added straight onto the first's: the sum of the same two terms,
         # rounded once, as adding a zero-filled buffer's product after (without a second
-        # (n, C) buffer and a pass over it)
+        # (n, C) buffer and a pass over it), for products of one block over k
         gemm(False, True, n, C, H, <floating>1, x + H, 2 * H, w1, H, <floating>1, out, C)
     else:
         fill_rows(other, n, C, b1)
         gemm(False, True, n, C, H, <floating>1, x + H, 2 * H, w1, H, <floating>1, other, C)
         for i in range(n * C):
             out[i] = out[i] + other[i]
-    best_columns_forward_rows(out, n, C, C, best, tied)
+    best_columns_forward_rows(out, n, C, C, best, tied, vector)
 
 
 def head_rows_forward(const floating[:, :] hidden, const int64_t[::1] rows,
                       const floating[:, ::1] w0, const floating[::1] b0,
                       const floating[:, ::1] w1, const floating[::1] b1,
                       floating[:, ::1] x, floating[:, ::1] other, floating[:, ::1] out,
-                      int64_t[::1] best, uint8_t[::1] tied):
+                      int64_t[::1] best, uint8_t[::1] tied, bint vector=False):
     """out (n, C), best, tied (n,) <- the logits of hidden's rows `rows` by a head split
     by direction (w0, b0 and w1, b1), each row's best column and whether it is tied
     (head_rows_forward_rows)."""
@@ -286,4 +292,4 @@ def head_rows_forward(const floating[:, :] hidden, const int64_t[::1] rows,
     with nogil:
         head_rows_forward_rows(&hidden[0, 0], ld_h, H, &rows[0], n, &w0[0, 0], &b0[0],
                                &w1[0, 0], &b1[0], C, &x[0, 0], &other[0, 0], &out[0, 0],
-                               &best[0], &tied[0])
+                               &best[0], &tied[0], vector)

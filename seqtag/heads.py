@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from . import _core
+from . import _core, runtime
 from .lemma import Lexicon, apply_script, edit_script, parse_labels, script_label
 
 __all__ = ["COLUMNS", "Head", "FeatureHead", "LemmaHead", "TagCombinations", "build_heads",
@@ -378,7 +378,8 @@ def best_columns_of(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             and scores.strides[1] == scores.itemsize:
         best = np.empty(len(scores), dtype=np.int64)
         tied = np.empty(len(scores), dtype=np.uint8)
-        _core.best_columns_forward(scores, best, tied)
+        # (the AVX-512 kernel where fused kernels are on: the same answers)
+        _core.best_columns_forward(scores, best, tied, runtime.fused_step_isa() == "avx512")
         return best, tied.view(bool)
     best = scores.argmax(axis=1)
     return best, _tied(scores, best)

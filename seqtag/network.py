@@ -107,8 +107,8 @@ class Batch:
     def n_tokens(self):
         return self.packing.n_rows
 
-    # the characters are encoded on first use: tagging with a memo needs only those of
-    # the forms it has not seen yet (encode_chars)
+    # the characters are encoded on first use (training, tagging without a memo): tagging
+    # with a memo reads only those of the forms it has not seen yet (Network._word_inputs)
     @property
     def char_packing(self):
         if self._chars is None:
@@ -468,7 +468,8 @@ class Network:
         with runtime.single_blas_thread():
             _core.head_rows_forward(hidden, rows, w0, b0, w1, b1,
                                     np.empty((n, hidden.shape[1]), dtype=self.dtype),
-                                    np.empty((n, size), dtype=self.dtype), logits, best, tied)
+                                    np.empty((n, size), dtype=self.dtype), logits, best, tied,
+                                    runtime.fused_step_isa() == "avx512")
         return logits, best, tied.view(bool)
 
     def summed_logits(self, hidden, outputs, rows):

@@ -347,14 +347,21 @@ class RNN:
         share many ("the", "then", "there"), and every row's arithmetic is a packed
         batch's, so the values are forward_projected's.  packed: pack_recurrent() for the
         current weights (a caller that runs many small batches keeps it), or None."""
+        lengths, ids = np.asarray(lengths), np.asarray(ids)
+        if not (np.issubdtype(lengths.dtype, np.integer) and np.issubdtype(ids.dtype, np.integer)
+                and lengths.ndim == 1 and ids.ndim == 1):
+            raise ValueError("lengths and ids must be 1-D integer arrays")
         lengths = np.ascontiguousarray(lengths, dtype=np.int64)
         ids = np.ascontiguousarray(ids, dtype=np.int64)
-        if self.num_layers != 1 or not self.fused_step or not len(lengths):
+        if (len(lengths) and lengths.min() < 1) or lengths.sum() != len(ids):
+            raise ValueError(f"lengths must be >= 1 and add up to the {len(ids)} ids")
+        # below PACK_MIN_ROWS a packed batch's steps take BLAS's product, whose rounding
+        # depends on how many rows a step has: the tree's steps have other counts
+        if (self.num_layers != 1 or not self.fused_step or not len(lengths)
+                or len(ids) < PACK_MIN_ROWS):
             packing = Packing(lengths)
             _, h_n, _ = self.forward_projected(projections, ids[packing.flat_index()], packing)
             return h_n
-        if lengths.min() < 1 or lengths.sum() != len(ids):
-            raise ValueError(f"lengths must be >= 1 and add up to the {len(ids)} ids")
         projections = [self._check_input(t, "projections", 2) for t in projections]
         G = GATES[self.cell] * self.hidden_size
         if len(projections) != self.num_directions or any(
@@ -386,8 +393,6 @@ class RNN:
                                   h, np.empty_like(h),
                                   np.empty((widest, self.hidden_size), dtype=self.dtype),
                                   np.empty((widest, G), dtype=self.dtype),
-                                  # as _infer_direction: BLAS's product for a few rows
-                                  None if total < PACK_MIN_ROWS else
                                   self._pack(k) if packed[direction] is None
                                   else packed[direction])
             out[direction] = h[seq_node]

@@ -149,6 +149,8 @@ class Vocabulary:
         for each form, looked up for all of them at once (a new word's characters are a
         fifth of tagging it when it is first seen: a dict lookup per character was most of
         that)."""
+        if not isinstance(forms, (list, tuple)):
+            forms = list(forms)
         lengths = np.fromiter(map(len, forms), dtype=np.int64, count=len(forms))
         if len(forms) and lengths.max() > self.max_chars:  # (rare: a list only then)
             half = self.max_chars // 2
@@ -164,6 +166,13 @@ class Vocabulary:
             return lengths, table[codes]
         at = np.minimum(np.searchsorted(known, codes), len(known) - 1)
         return lengths, np.where(known[at] == codes, ids[at], 1)
+
+    def __getstate__(self):
+        """A pickled vocabulary leaves out _char_codes, a cache (half a megabyte) made
+        again on first use."""
+        state = dict(self.__dict__)
+        state.pop("_char_codes", None)
+        return state
 
     @functools.cached_property
     def _char_codes(self):

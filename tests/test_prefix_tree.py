@@ -96,8 +96,13 @@ def test_prefix_tree_refuses_what_it_cannot_read():
     ids = np.array([0, 1, 2], dtype=np.int64)
     with pytest.raises(ValueError, match="sequence bounds"):
         tree(ids, np.array([2, 0], dtype=np.int64), [0, 1], False)
-    with pytest.raises(ValueError, match="order out of range"):
-        tree(ids, lengths, [0, 2], False)
+    for order in ([0, 2], [0, 0], [1, 1]):  # a sequence read twice makes too many nodes
+        with pytest.raises(ValueError, match="order must be a permutation"):
+            tree(ids, lengths, order, False)
+    with pytest.raises(ValueError, match="sequence bounds"):  # no overflow past the ids
+        _core.prefix_tree(ids, np.array([2**63 - 1, 0]), lengths, np.array([0, 1]), False,
+                          *(np.empty(3, dtype=np.int64),) * 2, np.empty(3, dtype=np.int64),
+                          np.empty(2, dtype=np.int64), np.empty(4, dtype=np.int64))
     with pytest.raises(ValueError, match="buffer sizes"):
         _core.prefix_tree(ids, np.array([0, 2]), lengths, np.array([0, 1]), False,
                           np.empty(3, dtype=np.int64), np.empty(3, dtype=np.int64),
@@ -152,17 +157,25 @@ def test_final_states_of_many_words_match_within_rounding():
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
-def test_final_states_elsewhere_are_forward_projected_s():
-    """float64, a GRU, two layers or the BLAS path: the packed batch itself."""
+@pytest.mark.parametrize("words", [WORDS, ["a", "ab", "b", "ba"]])
+def test_final_states_elsewhere_are_forward_projected_s(words):
+    """float64, a GRU, two layers, every product on BLAS, or fewer than PACK_MIN_ROWS
+    characters (a packed batch's steps then take BLAS's product, whose rounding depends
+    on a step's row count): the packed batch itself, bit for bit."""
     alphabet = {c: i for i, c in enumerate(sorted(set("".join(WORDS))))}
-    lengths, ids = char_ids(WORDS, alphabet)
+    lengths, ids = char_ids(words, alphabet)
     table = np.random.default_rng(2).standard_normal((len(alphabet), 8))
-    for rnn in (RNN("lstm", 8, 12, bidirectional=True, seed=1, dtype=np.float64),
-                RNN("gru", 8, 12, bidirectional=True, seed=1),
-                RNN("lstm", 8, 12, num_layers=2, bidirectional=True, seed=1)):
-        projections = [rnn.input_projection(table.astype(rnn.dtype), d) for d in range(2)]
-        np.testing.assert_array_equal(rnn.final_states(projections, ids, lengths),
-                                      packed_final(rnn, projections, ids, lengths))
+    rnns = [RNN("lstm", 8, 12, bidirectional=True, seed=1, dtype=np.float64),
+            RNN("gru", 8, 12, bidirectional=True, seed=1),
+            RNN("lstm", 8, 12, num_layers=2, bidirectional=True, seed=1),
+            RNN("lstm", 8, 12, bidirectional=True, seed=1)]
+    for blas in (False, True):
+        if blas:
+            seqtag.runtime.set_fused_step(False)
+        for rnn in rnns:
+            projections = [rnn.input_projection(table.astype(rnn.dtype), d) for d in range(2)]
+            np.testing.assert_array_equal(rnn.final_states(projections, ids, lengths),
+                                          packed_final(rnn, projections, ids, lengths))
 
 
 @needs_fused_rnn
@@ -175,7 +188,13 @@ def test_final_states_refuse_bad_input():
     with pytest.raises(ValueError, match="lengths must be >= 1 and add up to the 3 ids"):
         rnn.final_states(projections, [0, 1, 2], [2])
     with pytest.raises(ValueError, match=r"ids must lie in \[0, 3\)"):
-        rnn.final_states(projections, [0, 1, 3], [3])
+        rnn.final_states(projections, [0, 1, 3] * 6, [18])
+    with pytest.raises(ValueError, match="lengths and ids must be 1-D integer arrays"):
+        rnn.final_states(projections, [0.0, 1.0, 2.0], [3])
+    gru = RNN("gru", 8, 16, bidirectional=True, seed=1)  # the packed batch's path checks too
+    with pytest.raises(ValueError, match="lengths must be >= 1 and add up to the 3 ids"):
+        gru.final_states([gru.input_projection(np.ones((3, 8), dtype=np.float32), d)
+                          for d in range(2)], [0, 1, 2], [2])
 
 
 def test_lstm_tree_infer_refuses_a_parent_outside_the_depth_before():
@@ -191,21 +210,26 @@ def test_lstm_tree_infer_refuses_a_parent_outside_the_depth_before():
         with pytest.raises(ValueError, match="node_parent out of range"):
             _core.lstm_tree_infer(xproj, ids, np.array(parent), depth_start, w_hh, h, c,
                                   *work)
+    with pytest.raises(ValueError, match="depth_start must go from 0 to the nodes"):
+        _core.lstm_tree_infer(xproj, ids, np.array([-1, -1, 1]), np.array([0]), w_hh, h, c,
+                              *work)  # no depths, three nodes: none would be computed
 
 
 @needs_fused_rnn
 def test_a_network_s_new_words_take_the_tree_and_keep_their_values():
-    """Network._word_inputs (the memo's new forms) against the packed character BiLSTM."""
+    """Network._word_inputs (the first layer's inputs of the memo's new forms): the word
+    embedding and the character BiLSTM's final states, over the tree, as the packed
+    character batch (seqtag.network.encode_chars + forward_projected) gives them."""
     from seqtag.corpus import Sentence
+    from seqtag.network import encode_chars
     from seqtag.vocab import Vocabulary
     words = ["the", "then", "there", "band", "bandana", "sand"]
     vocab = Vocabulary.build([Sentence(words, ["X"] * len(words))], min_char_count=1)
-    net = Network({}, len(vocab.words), len(vocab.chars), 1, seed=0)
+    net = Network({"shape_dim": 0}, len(vocab.words), len(vocab.chars), 1, seed=0)
     forms = ["the", "then", "There", "bandanas", "sand", "unseen", "th"]
-    lengths, flat = vocab.chars_of(forms)
-    packing = Packing(lengths)
-    want = net.char_rnn.forward_projected(net._char_projections(),
-                                          flat[packing.flat_index()], packing)[1]
-    got = net.char_rnn.final_states(net._char_projections(), flat, lengths,
-                                    packed=net._char_packed())
+    word_ids = np.array([vocab.word_index.get(f, 1) for f in forms], dtype=np.int64)
+    packing, chars = encode_chars(forms, vocab)
+    h_n = net.char_rnn.forward_projected(net._char_projections(), chars, packing)[1]
+    want = np.concatenate([net.word_embedding[word_ids], h_n[0], h_n[1]], axis=1)
+    got = net._word_inputs(forms, word_ids, vocab, None, None)
     np.testing.assert_array_equal(got, want)
