@@ -279,23 +279,7 @@ class RNN:
         self._check_packing(packing)
         G = GATES[self.cell] * self.hidden_size
         packed = self._check_packed(packed)
-        if (not isinstance(projections, (list, tuple))
-                or len(projections) != self.num_directions):
-            raise ValueError(f"projections must be a list of {self.num_directions} arrays "
-                             "(one per direction)")
-        projections = [self._check_input(t, "projections", 2) for t in projections]
-        for t in projections:
-            if t.shape[1] != G or t.shape[0] != projections[0].shape[0]:
-                raise ValueError(f"projections must all have shape (V, {G}), got "
-                                 f"{[t.shape for t in projections]}")
-        row_ids = np.asarray(row_ids)
-        if row_ids.shape != (packing.n_rows,) or not np.issubdtype(row_ids.dtype, np.integer):
-            raise ValueError(f"row_ids must be {packing.n_rows} integers (one per packed "
-                             f"row), got {row_ids.dtype} array of shape {row_ids.shape}")
-        row_ids = np.ascontiguousarray(row_ids, dtype=np.int64)
-        V = projections[0].shape[0]
-        if row_ids.size and (row_ids.min() < 0 or row_ids.max() >= V):
-            raise ValueError(f"row_ids must lie in [0, {V}) (the projections' rows)")
+        projections, row_ids = self._check_projections(projections, row_ids, packing.n_rows)
         heads = self._split_head(head, packing.n_rows)
         h_state, c_state = self._initial_states(h0, c0, packing)
         layer_input = (projections, row_ids)
@@ -362,14 +346,8 @@ class RNN:
             packing = Packing(lengths)
             _, h_n, _ = self.forward_projected(projections, ids[packing.flat_index()], packing)
             return h_n
-        projections = [self._check_input(t, "projections", 2) for t in projections]
+        projections, ids = self._check_projections(projections, ids, len(ids))
         G = GATES[self.cell] * self.hidden_size
-        if len(projections) != self.num_directions or any(
-                t.shape[1] != G for t in projections):
-            raise ValueError(f"projections must be {self.num_directions} arrays of shape "
-                             f"(V, {G})")
-        if ids.size and (ids.min() < 0 or ids.max() >= len(projections[0])):
-            raise ValueError(f"ids must lie in [0, {len(projections[0])})")
         packed = self._check_packed(packed)
         n, total, longest = len(lengths), len(ids), int(lengths.max())
         starts = np.cumsum(lengths) - lengths
@@ -399,6 +377,29 @@ class RNN:
 
         self._run_directions(run, [(d,) for d in range(self.num_directions)])
         return out
+
+    def _check_projections(self, projections, row_ids, n_rows):
+        """(projections, row_ids) of forward_projected and final_states, checked: one
+        (V, gates * hidden) table per direction, and n_rows int64 rows of them."""
+        G = GATES[self.cell] * self.hidden_size
+        if (not isinstance(projections, (list, tuple))
+                or len(projections) != self.num_directions):
+            raise ValueError(f"projections must be a list of {self.num_directions} arrays "
+                             "(one per direction)")
+        projections = [self._check_input(t, "projections", 2) for t in projections]
+        for t in projections:
+            if t.shape[1] != G or t.shape[0] != projections[0].shape[0]:
+                raise ValueError(f"projections must all have shape (V, {G}), got "
+                                 f"{[t.shape for t in projections]}")
+        row_ids = np.asarray(row_ids)
+        if row_ids.shape != (n_rows,) or not np.issubdtype(row_ids.dtype, np.integer):
+            raise ValueError(f"row_ids must be {n_rows} integers (one per packed "
+                             f"row), got {row_ids.dtype} array of shape {row_ids.shape}")
+        row_ids = np.ascontiguousarray(row_ids, dtype=np.int64)
+        V = projections[0].shape[0]
+        if row_ids.size and (row_ids.min() < 0 or row_ids.max() >= V):
+            raise ValueError(f"row_ids must lie in [0, {V}) (the projections' rows)")
+        return projections, row_ids
 
     def _check_packed(self, packed):
         """packed= of forward_projected -> one entry (array or None) per layer and
