@@ -391,13 +391,16 @@ def _numbered_lines(stream, name, encoding):
             text = raw
         if lineno == 1 and text.startswith("\ufeff"):
             text = text[1:]
-        body = text.rstrip("\r\n")
+        # the line's own end: one \r\n, \n or \r (text[:-2] of "a\r\r\n" keeps a lone \r)
+        ending = "\r\n" if text.endswith("\r\n") else text[-1:] if text[-1:] in ("\n", "\r") \
+            else ""
+        body = text[:len(text) - len(ending)]
         if "\r" in body:  # a lone \r ends a line too (old Mac files), as Python's
             *ended, body = body.split("\r")  # universal newlines and rawtext read it
             for piece in ended:
                 yield lineno, piece, "\r"
                 lineno += 1
-        yield lineno, body, text[len(body):]
+        yield lineno, body, ending
 
 
 def _bad_bytes(e, in_line=False):

@@ -287,6 +287,8 @@ def test_json_offsets_are_offsets_in_the_file(french, tmp_path):
     "Le chat dort\r\rLe chien aussi\rFin\r",                # old Mac line ends
     "Le chat dort\r\n\r\nLe chien aussi\r\nFin\r\n",        # Windows
     "Le chat dort\u2028\u2028Le chien aussi\x0cFin\n",      # not line ends: one paragraph
+    "Le chat dort.\rLe chien aussi.\n\nFin du conte.\n",       # a lone \r inside a line
+    "Le chat dort\r\r\nLe chien aussi\nFin\n",               # \r then \r\n: a blank line
 ])
 def test_a_file_and_a_string_have_the_same_lines_and_offsets(french, tmp_path, text):
     """A lone \\r ends a line in a file as in a string (a blank line between two, a
@@ -304,6 +306,26 @@ def test_a_file_and_a_string_have_the_same_lines_and_offsets(french, tmp_path, t
     assert len(paragraphs) == (1 if "\u2028" in text else 2)
     for start, end in from_file:
         assert not any(c in text[start:end] for c in "\r\n")
+    # and each character once, where the string has it
+    assert [text[a:b] for a, b in from_file] == [
+        t.text for s in french[0].tag_text(text) for t in s.tokens]
+
+
+@pytest.mark.parametrize("text, lines", [
+    ("Le chat dort.\rLe chien aussi.\nFin.\n", ["Le chat dort.", "Le chien aussi.", "Fin."]),
+    ("Le chat dort\r\r\nLe chien aussi\n", ["Le chat dort", "", "Le chien aussi"]),
+    ("Un\r\nDeux\rTrois", ["Un", "Deux", "Trois"]),
+])
+def test_lines_input_keeps_one_output_line_per_input_line(french, tmp_path, text, lines):
+    """--input-format lines: a line of text output per line of the file, whatever ends it
+    (\\n, \\r\\n or a lone \\r), an empty one for an empty line, each line's words once."""
+    path = tmp_path / "in.txt"
+    path.write_bytes(text.encode("utf-8"))
+    result = invoke("tag", "-m", french[1], "-i", path, "--input-format", "lines")
+    assert result.exit_code == 0, result.output
+    got = ["".join(w.rsplit("/", 1)[0] for w in line.split())
+           for line in result.stdout.split("\n")[:-1]]
+    assert got == [line.replace(" ", "") for line in lines]
 
 
 def test_text_and_tsv_show_syntactic_words(french):
