@@ -494,7 +494,8 @@ def tag(
         _tag_into_folder(model, input, output_dir, skip_existing, scheduler, settings,
                          dict(input_format=_value(input_format), output_format=format.value,
                               top_k=settings.top_k, batch_size=settings.batch_size,
-                              encoding=encoding, span_scheme=settings.span_scheme))
+                              encoding=encoding, span_scheme=settings.span_scheme,
+                              columns=settings.columns))
         return
     from .stream import CommandOutput, argument_sources, tag_files
     from .tagger import Tagger

@@ -381,6 +381,8 @@ def _numbered_lines(stream, name, encoding):
             return
         except UnicodeDecodeError as e:  # a text stream decoding on its own
             raise CorpusError(_bad_bytes(e), name, lineno + 1) from None
+        except OSError as e:  # the input's, not the output's (an I/O error, a lost mount)
+            raise CorpusError(f"cannot read: {e.strerror or e}", name, lineno + 1) from None
         lineno += 1
         if isinstance(raw, bytes):
             try:

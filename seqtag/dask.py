@@ -42,7 +42,8 @@ except ImportError as e:  # an optional extra: say how to get it
 
 from .config import TaggingConfig
 from .errors import ModelError, SeqtagError
-from .stream import FileResult, prepare_folder, remove_stale_temporaries, tag_file_to
+from .stream import (DEFAULT_BATCH_SIZE, FileResult, _check, prepare_folder,
+                     remove_stale_temporaries, tag_file_to)
 
 __all__ = ["TaggerPlugin", "WorkerTagger", "register_tagger", "tag_bag", "tag_column",
            "tag_files", "cluster", "local_cluster"]
@@ -207,6 +208,10 @@ def tag_files(tagger: WorkerTagger, inputs: Iterable[str | os.PathLike[str]],
     the order they finished in; progress(result) as each finishes.  A file that cannot be
     tagged, or whose task failed (its worker died too often), is a "failed" result naming
     it; the others still finish."""
+    columns = options.get("columns")
+    _check(options.get("output_format", "text"), options.get("top_k"),
+           options.get("batch_size", DEFAULT_BATCH_SIZE),
+           columns if columns is None or isinstance(columns, str) else ",".join(columns))
     plan = prepare_folder(inputs, output_dir)
     results: dict[int, FileResult] = {}
     futures = {}
@@ -294,7 +299,7 @@ def cluster(scheduler: str) -> Iterator[Client]:
         return
     try:
         client = Client(scheduler, timeout="10s")
-    except (OSError, TimeoutError, ValueError) as e:
+    except (OSError, TimeoutError, ValueError, TypeError) as e:  # TypeError: tls:// alone
         raise SeqtagError(f"--scheduler {scheduler}: cannot connect: "
                           f"{' '.join(str(e).split())}") from None
     with client:

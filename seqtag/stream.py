@@ -81,6 +81,31 @@ def _check(output_format, top_k, batch_size, columns=None):
     return shown.split(",") if shown else None
 
 
+def check_options(tagger: Tagger, output_format: str = "text", top_k: int | None = None,
+                  batch_size: int = DEFAULT_BATCH_SIZE, span_scheme: str | None = None,
+                  columns: str | Sequence[str] | None = None
+                  ) -> tuple[list[str] | None, str | None]:
+    """tag_stream's options checked against each other and the model (SeqtagError
+    naming the option): (the columns text, tsv and json show, or every column of a
+    conllu output; the span scheme, normalised).  A caller tagging many files asks once,
+    before the first."""
+    if columns is not None and not isinstance(columns, str):
+        columns = ",".join(columns)
+    shown = _check(output_format, top_k, batch_size, columns)
+    if output_format == "conllu":
+        shown = tagger.columns if len(tagger.columns) > 1 else None
+    for name in shown or ():
+        if name not in tagger.columns:
+            raise SeqtagError(f"the model does not predict {name}; it predicts "
+                              f"{', '.join(tagger.columns)}")
+    if span_scheme is not None:
+        span_scheme = TaggingConfig.options()["span_scheme"].check(span_scheme)
+        if spans.tagset_scheme(tagger.tagset) is None:
+            raise SeqtagError(f"--span-scheme {span_scheme}: this model's tags are not "
+                              "span tags (O, B-X, I-X, ...)")
+    return shown, span_scheme
+
+
 def tag_stream(tagger: Tagger, sentences: Iterable[Union[Sentence, Sequence[str]]],
                out: TextIO, output_format: str = "text", top_k: int | None = None,
                batch_size: int = DEFAULT_BATCH_SIZE,
@@ -103,21 +128,9 @@ def tag_stream(tagger: Tagger, sentences: Iterable[Union[Sentence, Sequence[str]
     Returns (sentences, tokens) tagged.  If reading ``sentences`` raises SeqtagError (a bad
     line in a file), the sentences read before it are tagged and written first.
     """
-    if columns is not None and not isinstance(columns, str):
-        columns = ",".join(columns)
-    shown = _check(output_format, top_k, batch_size, columns)
-    if output_format == "conllu":
-        shown = tagger.columns if len(tagger.columns) > 1 else None
-    for name in shown or ():
-        if name not in tagger.columns:
-            raise SeqtagError(f"the model does not predict {name}; it predicts "
-                              f"{', '.join(tagger.columns)}")
+    shown, span_scheme = check_options(tagger, output_format, top_k, batch_size, span_scheme,
+                                       columns)
     column = tag_column or model_tag_column(tagger)
-    if span_scheme is not None:
-        span_scheme = TaggingConfig.options()["span_scheme"].check(span_scheme)
-        if spans.tagset_scheme(tagger.tagset) is None:
-            raise SeqtagError(f"--span-scheme {span_scheme}: this model's tags are not "
-                              "span tags (O, B-X, I-X, ...)")
     crf = tagger.output_layer()["kind"] == "crf"
     n_sents = n_tokens = 0
     it = iter(sentences)
@@ -307,9 +320,14 @@ def output_plan(inputs: Iterable[str | os.PathLike[str]],
     files: list[str] = []
     for item in (os.fspath(i) for i in inputs):
         if os.path.isdir(item):
-            files.extend(sorted(os.path.join(item, n) for n in os.listdir(item)
-                                if not n.startswith(".")
-                                and os.path.isfile(os.path.join(item, n))))
+            # files, and links to nothing (reported by name when they are tagged)
+            found = sorted(os.path.join(item, n) for n in os.listdir(item)
+                           if not n.startswith(".") and (
+                               os.path.isfile(os.path.join(item, n))
+                               or not os.path.exists(os.path.join(item, n))))
+            if not found:
+                raise SeqtagError(f"{item}: no file to tag in this folder")
+            files.extend(found)
         elif not os.path.exists(item) and glob.has_magic(item):
             found = sorted(f for f in glob.glob(item) if os.path.isfile(f))
             if not found:
@@ -327,14 +345,29 @@ def output_plan(inputs: Iterable[str | os.PathLike[str]],
                               "names")
         if name not in seen:
             seen[name] = f
-            plan.append((f, os.path.join(os.fspath(output_dir), name)))
+            target = os.path.join(os.fspath(output_dir), name)
+            if _same_file(f, target):
+                raise SeqtagError(f"{f}: its output {target} would replace it; choose "
+                                  "another output folder")
+            plan.append((f, target))
     return plan
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether paths a and b name one file (the same path, a link to it, a hard link)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist
+        return False
 
 
 def tag_file_to(tagger: Tagger, source: str, target: str, input_format: str | None = None,
                 output_format: str = "text", top_k: int | None = None,
                 batch_size: int = DEFAULT_BATCH_SIZE, tag_column: str | None = None,
-                encoding: str = "utf-8", span_scheme: str | None = None) -> FileResult:
+                encoding: str = "utf-8", span_scheme: str | None = None,
+                columns: str | Sequence[str] | None = None) -> FileResult:
     """Tag the file `source` into the file `target` (tag_files' options), written
     atomically: a temporary file in target's folder renamed over target once complete, so
     a failure or a killed process never leaves a partial target.  A file that cannot be
@@ -346,7 +379,8 @@ def tag_file_to(tagger: Tagger, source: str, target: str, input_format: str | No
             try:
                 sentences, tokens = tag_files(tagger, [source], out, input_format,
                                               output_format, top_k, batch_size, tag_column,
-                                              encoding, span_scheme=span_scheme)
+                                              encoding, span_scheme=span_scheme,
+                                              columns=columns)
             finally:
                 out.detach()  # flushes; atomic_output syncs, closes and renames the file
     except SeqtagError as e:
@@ -363,23 +397,29 @@ def tag_into_folder(tagger: Tagger, inputs: Iterable[str | os.PathLike[str]],
                     **options: Any) -> list[FileResult]:
     """Tag files (paths, folders, glob patterns: output_plan) one by one in this process,
     each into output_dir/<its base name> (tag_file_to; options: its input_format,
-    output_format, top_k, batch_size, tag_column, encoding, span_scheme).  skip_existing:
-    leave the outputs already there as they are (every output is written atomically, so
-    one that exists is complete).  progress(result) after each file.  A file that fails does not
-    stop the others: its result says why.  seqtag.dask.tag_files spreads the same work
-    over a Dask cluster."""
-    _check(options.get("output_format", "text"), options.get("top_k"),
-           options.get("batch_size", DEFAULT_BATCH_SIZE))
+    output_format, top_k, batch_size, tag_column, encoding, span_scheme, columns).
+    skip_existing: leave the outputs already there as they are (every output is written
+    atomically, so one that exists is complete).  progress(result) after each file.  A
+    file that fails does not stop the others: its result says why; options that do not go
+    together (or with the model) are one SeqtagError before any file.  The temporary files
+    a killed run left beside the outputs are removed at the end.  seqtag.dask.tag_files
+    spreads the same work over a Dask cluster."""
+    check_options(tagger, options.get("output_format", "text"), options.get("top_k"),
+                  options.get("batch_size", DEFAULT_BATCH_SIZE), options.get("span_scheme"),
+                  options.get("columns"))
     plan = prepare_folder(inputs, output_dir)
     results = []
-    for source, target in plan:
-        if skip_existing and os.path.exists(target):
-            result = FileResult(source, target, "skipped")
-        else:
-            result = tag_file_to(tagger, source, target, **options)
-        results.append(result)
-        if progress is not None:
-            progress(result)
+    try:
+        for source, target in plan:
+            if skip_existing and os.path.exists(target):
+                result = FileResult(source, target, "skipped")
+            else:
+                result = tag_file_to(tagger, source, target, **options)
+            results.append(result)
+            if progress is not None:
+                progress(result)
+    finally:
+        remove_stale_temporaries(target for _, target in plan)
     return results
 
 

@@ -120,6 +120,72 @@ def test_cli_output_dir_skip_existing_and_exit_status(tmp_path):
     assert "--skip-existing and --scheduler go with --output-dir" in result.stderr
 
 
+def test_an_input_is_never_its_own_output(tmp_path):
+    """An output folder that holds the inputs would replace them: refused before any file
+    is written (also through a link to the file), and a rerun cannot "skip" them."""
+    paths = write_corpus(tmp_path, 2, 1)
+    before = read_folder(tmp_path / "in")
+    runner = CliRunner()
+    for args in (["-i", str(paths[0])], ["-i", str(tmp_path / "in")],
+                 ["-i", str(tmp_path / "in"), "--skip-existing"]):
+        result = runner.invoke(cli.app, ["tag", *args, "--output-dir", str(tmp_path / "in")])
+        assert result.exit_code == 1, result.output
+        assert result.stderr == (f"seqtag: error: {paths[0]}: its output "
+                                 f"{tmp_path / 'in' / paths[0].name} would replace it; choose "
+                                 "another output folder\n")
+    (tmp_path / "link").mkdir()
+    os.symlink(paths[1], tmp_path / "link" / "other.txt")
+    with pytest.raises(Exception, match="other.txt would replace it"):
+        output_plan([tmp_path / "link" / "other.txt"], tmp_path / "link")
+    os.symlink(paths[1], tmp_path / "in-link.txt")
+    os.makedirs(tmp_path / "o2")
+    os.symlink(paths[1], tmp_path / "o2" / "in-link.txt")
+    with pytest.raises(Exception, match="would replace it"):  # the output a link to the input
+        output_plan([tmp_path / "in-link.txt"], tmp_path / "o2")
+    assert read_folder(tmp_path / "in") == before
+
+
+def test_folder_options_columns_and_checks(tmp_path, tagger):
+    """--columns shows the same columns as on standard output; options that do not go with
+    the model are one error before any file; an empty folder is an error as a pattern that
+    matches nothing is; a link to nothing in a folder is reported by name."""
+    paths = write_corpus(tmp_path, 2, 1)
+    runner = CliRunner()
+    out = tmp_path / "out"
+    result = runner.invoke(cli.app, ["tag", "-i", str(tmp_path / "in"), "--output-dir", str(out),
+                                     "--columns", "upos,lemma"])
+    assert result.exit_code == 0, result.output
+    for p in paths:
+        expected = runner.invoke(cli.app, ["tag", "-i", str(p), "--columns", "upos,lemma"])
+        assert (out / p.name).read_text(encoding="utf-8") == expected.stdout
+        assert "/" in expected.stdout.split()[0][expected.stdout.split()[0].index("/") + 1:]
+    result = runner.invoke(cli.app, ["tag", "-i", str(tmp_path / "in"), "--output-dir",
+                                     str(tmp_path / "o3"), "--span-scheme", "IOB2"])
+    assert result.exit_code == 1
+    assert result.stderr == ("seqtag: error: --span-scheme IOB2: this model's tags are not "
+                             "span tags (O, B-X, I-X, ...)\n")
+    assert not (tmp_path / "o3").exists() or not os.listdir(tmp_path / "o3")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(Exception, match="empty: no file to tag in this folder"):
+        output_plan([tmp_path / "empty"], tmp_path / "o4")
+    os.symlink(tmp_path / "gone.txt", tmp_path / "in" / "broken.txt")
+    results = tag_into_folder(tagger, [tmp_path / "in"], tmp_path / "o5")
+    status = {Path(r.source).name: (r.status, r.error) for r in results}
+    assert status["broken.txt"] == ("failed", f"{tmp_path / 'in' / 'broken.txt'}: no such file")
+    assert sorted(os.listdir(tmp_path / "o5")) == [p.name for p in paths]
+
+
+def test_temporaries_of_a_killed_run_are_removed(tmp_path, tagger):
+    paths = write_corpus(tmp_path, 2, 1)
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / f".{paths[0].name}.abc123.tmp"  # what a killed run leaves (atomic_output)
+    stale.write_text("half")
+    results = tag_into_folder(tagger, [tmp_path / "in"], out)
+    assert [r.status for r in results] == ["done", "done"]
+    assert sorted(os.listdir(out)) == [p.name for p in paths]
+
+
 # ---------------------------------------------------------------- Dask
 
 
