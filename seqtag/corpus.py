@@ -188,8 +188,13 @@ def iter_sentences(path_or_file: Source, format: str | None = None,
         lines = _numbered_lines(stream, name, encoding)
         note = ""
         if format is None:
-            peeked, format = _detect(lines, name, tagged)
-            lines = itertools.chain(peeked, lines)
+            # a bad line among those read to detect the format comes after the sentences
+            # before it, as it does once the format is known
+            guarded = _UntilError(lines)
+            if guarded.first_error() is not None:
+                raise guarded.error  # type: ignore[misc]
+            peeked, format = _detect(guarded, name, tagged)
+            lines = itertools.chain(peeked, guarded.rest(lines))
             # A line that does not fit is most often a mix of formats; say what we assumed.
             note = f" (format detected as {format}; use --format to choose another)"
 
@@ -206,6 +211,49 @@ def iter_sentences(path_or_file: Source, format: str | None = None,
             yield sentence
     if count == 0:
         raise CorpusError("no sentences found", name)
+
+
+class _UntilError:
+    """The lines of _numbered_lines up to the first CorpusError (a line that cannot be
+    decoded), which is kept: rest() raises it where it was, after the lines before it."""
+
+    def __init__(self, lines):
+        self._lines = lines
+        self._head: list = []
+        self.error: CorpusError | None = None
+
+    def first_error(self):
+        """The error if the very first line raised it (nothing to detect from)."""
+        try:
+            self._head.append(next(self._lines))
+        except StopIteration:
+            pass
+        except CorpusError as e:
+            self.error = e
+        return self.error
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._head:
+            return self._head.pop()
+        if self.error is not None:
+            raise StopIteration
+        try:
+            return next(self._lines)
+        except CorpusError as e:
+            self.error = e
+            raise StopIteration from None
+
+    def rest(self, lines):
+        """The lines after those taken: the error, if reading stopped at one, else the
+        remaining lines."""
+        if self.error is None:
+            yield from self._head
+            yield from lines
+        else:
+            raise self.error
 
 
 def column_number(tag_column: str | int) -> int | None:

@@ -204,6 +204,16 @@ def client():
     assert {name: os.environ.get(name) for name in names} == before
 
 
+def test_a_tls_address_without_its_settings_is_one_error():
+    pytest.importorskip("distributed", reason="seqtag.dask needs dask and distributed: "
+                        "pip install 'seqtag[dask]'")
+    from seqtag.dask import cluster
+    from seqtag.errors import SeqtagError
+    with pytest.raises(SeqtagError, match=r"^--scheduler tls://127.0.0.1:1: cannot connect: "):
+        with cluster("tls://127.0.0.1:1"):
+            pass
+
+
 @pytest.fixture(scope="module")
 def workers(client):
     import seqtag.dask

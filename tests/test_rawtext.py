@@ -474,3 +474,32 @@ def test_reading_ahead_uses_the_second_thread_and_cancels_what_is_left(french, m
     # the batches before the failed one (six paragraphs of 36-37 characters each make
     # 200), none of the failed one's (paragraphs 18 to 20)
     assert got == whole[:18]
+
+
+@pytest.mark.parametrize("input_format", [None, "text", "lines"])
+def test_a_bad_byte_comes_after_the_sentences_before_it(french, tmp_path, input_format):
+    """Also where the format is detected (the default): the lines read ahead to detect it
+    must not take the good sentences before a line that cannot be decoded with them."""
+    path = tmp_path / "bad.txt"
+    path.write_bytes(b"Le chat dort.\nLe chien aussi.\n\nUn \xff mauvais.\nFin.\n")
+    args = ["--input-format", input_format] if input_format else []
+    result = invoke("tag", "-m", french[1], "-i", path, *args)
+    assert result.exit_code == 1
+    words = ["".join(w.rsplit("/", 1)[0] for w in line.split())
+             for line in result.stdout.splitlines()]
+    assert "".join(words) == "Lechatdort.Lechienaussi."
+    assert result.stderr == (f"seqtag: error: {path}:4: not valid utf-8: byte 0xff at byte 4 "
+                             "of the line; use --encoding if the file is in another encoding\n")
+
+
+def test_a_read_error_names_the_input_and_its_line():
+    class Failing:  # a file whose second read fails (an I/O error, a lost mount)
+        name = "lost.txt"
+
+        def __iter__(self):
+            yield b"Le chat dort.\n"
+            raise OSError(5, "Input/output error")
+
+    sentences = iter_sentences(Failing(), "text", tagged=False, front_end=RuleFrontEnd())
+    with pytest.raises(Exception, match=r"lost.txt:2: cannot read: Input/output error"):
+        list(sentences)
