@@ -8,7 +8,10 @@ token's offsets are character offsets in the input as read: for a file,
 (a leading byte-order mark is not counted).  Memory stays bounded on any input: paragraphs
 are read lazily, a batch of them at a time, and a paragraph longer than SOFT_LIMIT
 characters is cut at the next line end that follows final punctuation (at any line end past
-HARD_LIMIT); the part after a cut continues the paragraph (no new paragraph mark).
+HARD_LIMIT); the part after a cut continues the paragraph (no new paragraph mark).  A line
+longer than SOFT_LIMIT counts as pieces of at most SOFT_LIMIT characters, cut after a space
+or tab (inside a token only where SOFT_LIMIT characters have none), so a file of one huge
+line is cut too: only the line itself is held whole while it is read.
 """
 
 from __future__ import annotations
@@ -84,7 +87,7 @@ def paragraphs(lines: Iterable[tuple[int, str, str]], one_per_line: bool = False
     parts: list[str] = []
     start = first_line = size = 0
     new, last_ending = True, ""
-    numbered = iter(lines)
+    numbered = _long_lines_cut(lines, SOFT_LIMIT)
     while True:
         try:
             lineno, text, ending = next(numbered)
@@ -114,6 +117,27 @@ def paragraphs(lines: Iterable[tuple[int, str, str]], one_per_line: bool = False
             parts, size, new = [], 0, False
     if parts:
         yield Paragraph("".join(parts), start, first_line, new)
+
+
+def _long_lines_cut(lines: Iterable[tuple[int, str, str]], limit: int
+                    ) -> Iterator[tuple[int, str, str]]:
+    """The numbered lines, a line of more than `limit` characters as pieces of at most
+    `limit`, each but the last cut after the space or tab that follows its last final
+    punctuation, else after its last space or tab (at `limit` where it has none), and
+    without a line end: paragraphs() can then cut between them."""
+    for lineno, text, ending in lines:
+        start = 0
+        while len(text) - start > limit:
+            end = start + limit
+            # after the last sentence's end if there is one (paragraphs() cuts there)
+            space = max(text.rfind(mark + blank, start, end) for mark in _FINAL
+                        for blank in " \t")
+            space = space + 1 if space > start else \
+                max(text.rfind(" ", start, end), text.rfind("\t", start, end))
+            cut = space + 1 if space > start else end
+            yield lineno, text[start:cut], ""
+            start = cut
+        yield lineno, text[start:] if start else text, ending
 
 
 def text_paragraphs(text: str) -> Iterator[Paragraph]:

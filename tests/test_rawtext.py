@@ -257,6 +257,35 @@ def test_long_paragraphs_are_cut_at_a_line_end(monkeypatch):
     assert "".join(p.text for p in paragraphs).replace("\n", "") == text.replace("\n", "")
 
 
+def test_a_huge_line_is_cut_between_tokens(monkeypatch):
+    """A file of one line (no line end at all) is cut too: into pieces of at most
+    SOFT_LIMIT characters after a space or tab, so that paragraphs stay within the limits;
+    every character is kept, at its offset, and no token is cut where a space was near."""
+    monkeypatch.setattr(rawtext, "SOFT_LIMIT", 30)
+    monkeypatch.setattr(rawtext, "HARD_LIMIT", 70)
+    words = [("word%d" % k) * (1 + k % 3) for k in range(200)]
+    text = "Start " + " ".join(words) + "\tend.\nNext line.\n"
+    paragraphs = list(rawtext.text_paragraphs(text))
+    assert len(paragraphs) > 5
+    assert [p.new for p in paragraphs] == [True] + [False] * (len(paragraphs) - 1)
+    for p in paragraphs:
+        assert text[p.offset:p.offset + len(p.text)] == p.text
+        assert len(p.text) <= 70 + 30
+    ends = [p.offset + len(p.text) for p in paragraphs]
+    gaps = [text[a:b.offset] for a, b in zip(ends, paragraphs[1:])] + [text[ends[-1]:]]
+    assert paragraphs[0].offset == 0 and set("".join(gaps)) <= {"\n"}  # nothing lost
+    tokens = {t for p in paragraphs for t in p.text.split()}
+    assert set(text.split()) == tokens  # no token cut in two
+    sentences = "Aa bb cc. Dd ee! " * 10  # cut after a sentence's end where there is one
+    pieces = [t for _, t, _ in rawtext._long_lines_cut([(1, sentences, "")], 30)]
+    assert "".join(pieces) == sentences
+    assert all(p.rstrip()[-1] in ".!" for p in pieces) and max(map(len, pieces)) <= 30
+    no_space = "y" * 75  # a line with no space: cut at the limit
+    pieces = list(rawtext._long_lines_cut([(1, no_space, "\n")], 30))
+    assert [len(t) for _, t, _ in pieces] == [30, 30, 15]
+    assert [e for _, _, e in pieces] == ["", "", "\n"] and "".join(t for _, t, _ in pieces) == no_space
+
+
 def test_lines_format_is_one_sentence_per_line(french):
     source = io.StringIO("Le chat dort. Le chien aussi.\n\nFin\n", newline="")
     sentences = list(iter_sentences(source, "lines", tagged=False, front_end=french[0].frontend))
