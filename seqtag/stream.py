@@ -132,16 +132,19 @@ def tag_stream(tagger: Tagger, sentences: Iterable[Union[Sentence, Sequence[str]
                                        columns)
     column = tag_column or model_tag_column(tagger)
     crf = tagger.output_layer()["kind"] == "crf"
-    n_sents = n_tokens = 0
+    n_sents = n_tokens = n_numbered = 0
     it = iter(sentences)
     while True:
         chunk, error = _read_chunk(it, batch_size)
         if not chunk and error is None:
             return n_sents, n_tokens
         words = [s.words for s in chunk]
+        # CoNLL-U's sent_id counts the sentences it writes: an empty one (an empty line of
+        # --input-format lines) writes nothing there
+        ids = list(itertools.accumulate((1 if w else 0 for w in words), initial=n_numbered))
+        n_numbered, ids = ids[-1], ids[1:]
         if shown:
-            out.write(_columns_output(tagger, chunk, words, output_format, shown, top_k,
-                                      n_sents))
+            out.write(_columns_output(tagger, chunk, words, output_format, shown, top_k, ids))
         else:
             tops: Sequence[Sequence[Sequence[TagProb]] | None]
             if top_k and crf:  # its top-k are marginals; its tags the best sequence's
@@ -155,8 +158,8 @@ def tag_stream(tagger: Tagger, sentences: Iterable[Union[Sentence, Sequence[str]
                 tags, tops = tagger.predict(words), [None] * len(chunk)
             if span_scheme is not None:
                 tags = [spans.to_scheme(t, span_scheme) for t in tags]
-            out.write("".join(format_sentence(output_format, s, t, top, column, n_sents + i)
-                              for i, (s, t, top) in enumerate(zip(chunk, tags, tops), 1)))
+            out.write("".join(format_sentence(output_format, s, t, top, column, k)
+                              for s, t, top, k in zip(chunk, tags, tops, ids)))
         out.flush()
         n_sents += len(chunk)
         n_tokens += sum(len(w) for w in words)
@@ -166,9 +169,9 @@ def tag_stream(tagger: Tagger, sentences: Iterable[Union[Sentence, Sequence[str]
             raise error
 
 
-def _columns_output(tagger, chunk, words, output_format, shown, top_k, n_sents):
+def _columns_output(tagger, chunk, words, output_format, shown, top_k, ids):
     """The output of a chunk showing the columns `shown` (conllu: the model's tags in
-    their column, the others in theirs)."""
+    their column, the others in theirs); ids: each sentence's sent_id."""
     if top_k:  # one pass of the network for the values and every column's k best
         values, tops = tagger.predict_columns_top_k(words, top_k, shown)
     else:
@@ -184,7 +187,7 @@ def _columns_output(tagger, chunk, words, output_format, shown, top_k, n_sents):
         else:
             extra = {c: values[c][i] for c in shown if c != first}
             top, extra_top = (tops[first][i] if top_k else None), None
-        texts.append(format_sentence(output_format, s, tags, top, first, n_sents + i + 1,
+        texts.append(format_sentence(output_format, s, tags, top, first, ids[i],
                                      extra, extra_top))
     return "".join(texts)
 

@@ -532,3 +532,16 @@ def test_a_read_error_names_the_input_and_its_line():
     sentences = iter_sentences(Failing(), "text", tagged=False, front_end=RuleFrontEnd())
     with pytest.raises(Exception, match=r"lost.txt:2: cannot read: Input/output error"):
         list(sentences)
+
+
+def test_sent_ids_count_the_sentences_written(french, tmp_path):
+    """--input-format lines --format conllu: an empty line writes no sentence and takes no
+    number (1, 2, 3, ... as documented), across chunks too."""
+    path = tmp_path / "in.txt"
+    path.write_text("Le chat dort.\n\n\nLe chien aussi.\nFin.\n\n" * 3, encoding="utf-8")
+    for batch in ("1", "4", "256"):
+        result = invoke("tag", "-m", french[1], "-i", path, "--input-format", "lines",
+                        "--format", "conllu", "--batch-size", batch)
+        assert result.exit_code == 0, result.output
+        ids = [line for line in result.stdout.splitlines() if line.startswith("# sent_id")]
+        assert ids == [f"# sent_id = {k}" for k in range(1, 10)]
