@@ -236,6 +236,14 @@ def argument_sources(texts: Iterable[str]) -> list[io.StringIO]:
     nothing to tag and is left out (no error for it)."""
     sources = []
     for k, text in enumerate(texts, 1):
+        try:  # the bytes of an argument that were not UTF-8 come as lone surrogates
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            char = ord(text[e.start])
+            what = f"byte 0x{char - 0xDC00:02x}" if 0xDC80 <= char <= 0xDCFF else \
+                f"U+{char:04X}"
+            raise SeqtagError(f"argument {k}: not valid UTF-8: {what} at character "
+                              f"{e.start + 1}") from None
         if not text.strip():
             continue
         source = io.StringIO(text, newline="")

@@ -545,3 +545,17 @@ def test_sent_ids_count_the_sentences_written(french, tmp_path):
         assert result.exit_code == 0, result.output
         ids = [line for line in result.stdout.splitlines() if line.startswith("# sent_id")]
         assert ids == [f"# sent_id = {k}" for k in range(1, 10)]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="arguments as bytes: POSIX only")
+def test_an_argument_that_is_not_utf8_is_one_error_line():
+    """The bytes of an argument that are not UTF-8 reach Python as lone surrogates: one
+    error line naming the argument and the byte (before: exit 0, or a traceback where the
+    output is strict UTF-8)."""
+    for env_extra in ({}, {"PYTHONIOENCODING": "utf-8"}):
+        result = subprocess.run([sys.executable, "-m", "seqtag", "tag", b"Good.", b"Bad \xff byte."],
+                                capture_output=True, env={**os.environ, **env_extra})
+        assert result.returncode == 1
+        assert result.stdout == b""
+        assert result.stderr == (b"seqtag: error: argument 2: not valid UTF-8: byte 0xff at "
+                                 b"character 5\n")
