@@ -562,15 +562,23 @@ def _tag_into_folder(model, inputs, output_dir, skip_existing, scheduler, settin
         tag_into_folder(tagger, inputs, output_dir, skip_existing=skip_existing,
                         progress=report, **options)
     else:
+        import contextlib
+        import uuid
         try:
             from . import dask as seqtag_dask
         except ImportError as e:
             raise SeqtagError(str(e)) from None
         with seqtag_dask.cluster(scheduler) as client:
+            # a name of its own: unloaded at the end without touching another run's model
             workers = seqtag_dask.register_tagger(client, model, threads=settings.threads,
-                                                  memo_words=settings.memo_words)
-            seqtag_dask.tag_files(workers, inputs, output_dir, skip_existing=skip_existing,
-                                  progress=report, **options)
+                                                  memo_words=settings.memo_words,
+                                                  name=f"seqtag-cli-{uuid.uuid4().hex}")
+            try:
+                seqtag_dask.tag_files(workers, inputs, output_dir,
+                                      skip_existing=skip_existing, progress=report, **options)
+            finally:
+                with contextlib.suppress(Exception):  # a cluster gone: nothing to unload
+                    seqtag_dask.unregister_tagger(workers)
     report.finish()
 
 

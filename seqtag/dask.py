@@ -110,12 +110,16 @@ class WorkerTagger:
 
 def register_tagger(client: Client, model: str | os.PathLike[str] | None = None, *,
                     threads: int = TaggingConfig.threads,
-                    memo_words: int = TaggingConfig.memo_words) -> WorkerTagger:
+                    memo_words: int = TaggingConfig.memo_words,
+                    name: str | None = None) -> WorkerTagger:
     """Load `model` (a model file; None: the bundled English model) on every worker of
     `client`'s cluster, once per worker, now and on workers that join later.  threads: the
     most seqtag threads a worker uses (fewer where workers share the cores).  The file is
     read here and its bytes sent once to each worker, so workers need not see it.
-    SeqtagError if it cannot be read; ModelError from the workers if it is no model."""
+    SeqtagError if it cannot be read; ModelError from the workers if it is no model.
+    name: the plugin's name on the workers (None: one made from the model and the
+    settings, so registering the same twice loads it once).  The model stays loaded until
+    unregister_tagger()."""
     settings = TaggingConfig(threads=threads, memo_words=memo_words)
     data = None
     if model is not None:
@@ -124,8 +128,9 @@ def register_tagger(client: Client, model: str | os.PathLike[str] | None = None,
                 data = f.read()
         except OSError as e:
             raise SeqtagError(f"{model}: cannot read the model: {e.strerror or e}") from None
-    digest = hashlib.sha256(data or b"bundled").hexdigest()[:16]
-    name = f"seqtag-{digest}-{settings.threads}-{settings.memo_words}"
+    if name is None:
+        digest = hashlib.sha256(data or b"bundled").hexdigest()[:16]
+        name = f"seqtag-{digest}-{settings.threads}-{settings.memo_words}"
     plugin = TaggerPlugin(data, settings.threads, settings.memo_words,
                           os.fspath(model) if model is not None else "the model")
     try:
@@ -135,6 +140,12 @@ def register_tagger(client: Client, model: str | os.PathLike[str] | None = None,
             client.unregister_worker_plugin(name)
         raise
     return WorkerTagger(client, name)
+
+
+def unregister_tagger(tagger: WorkerTagger) -> None:
+    """Unload register_tagger's model from the workers (and from those that join later):
+    what a command run on a shared cluster leaves behind otherwise."""
+    tagger.client.unregister_worker_plugin(tagger.name)
 
 
 def _worker_tagger(name: str):

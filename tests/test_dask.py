@@ -331,6 +331,7 @@ def test_a_worker_killed_mid_run_still_gives_every_file_complete(tmp_path, clien
 def test_cli_scheduler_spreads_files_over_a_running_cluster(tmp_path, client):
     paths = write_corpus(tmp_path, 3, 2)
     address = client.scheduler.address
+    plugins = client.run(lambda dask_worker: sorted(dask_worker.plugins))
     runner = CliRunner()
     result = runner.invoke(cli.app, ["tag", "-i", str(tmp_path / "in"), "--output-dir",
                                      str(tmp_path / "out"), "--scheduler", address,
@@ -339,3 +340,5 @@ def test_cli_scheduler_spreads_files_over_a_running_cluster(tmp_path, client):
     for p in paths:
         expected = runner.invoke(cli.app, ["tag", "-i", str(p), "--format", "tsv"]).stdout
         assert (tmp_path / "out" / p.name).read_text(encoding="utf-8") == expected
+    # the command's model is not left loaded on the shared cluster's workers
+    assert client.run(lambda dask_worker: sorted(dask_worker.plugins)) == plugins
