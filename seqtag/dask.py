@@ -128,6 +128,10 @@ def register_tagger(client: Client, model: str | os.PathLike[str] | None = None,
                 data = f.read()
         except OSError as e:
             raise SeqtagError(f"{model}: cannot read the model: {e.strerror or e}") from None
+        # a file that is no model: one ModelError here, not a traceback in every worker's
+        # log before it
+        from .tagger import Tagger
+        Tagger.load(model, threads=1, memo_words=0)
     if name is None:
         digest = hashlib.sha256(data or b"bundled").hexdigest()[:16]
         name = f"seqtag-{digest}-{settings.threads}-{settings.memo_words}"

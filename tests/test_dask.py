@@ -247,6 +247,19 @@ def test_a_broken_model_is_named_and_not_left_registered(tmp_path, client, worke
     assert registered == [workers.name]
 
 
+def test_cli_a_broken_model_is_one_line_before_any_worker_loads_it(tmp_path, client):
+    write_corpus(tmp_path, 1, 1)
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a model")
+    plugins = client.run(lambda dask_worker: sorted(dask_worker.plugins))
+    result = CliRunner().invoke(cli.app, ["tag", "-i", str(tmp_path / "in"), "--output-dir",
+                                          str(tmp_path / "out"), "-m", str(bad),
+                                          "--scheduler", client.scheduler.address])
+    assert result.exit_code == 1
+    assert result.stderr == f"seqtag: error: {bad} is not a seqtag model (not an .npz archive)\n"
+    assert client.run(lambda dask_worker: sorted(dask_worker.plugins)) == plugins
+
+
 def test_bag_of_texts_and_token_lists_equals_tagging_in_process(workers, tagger):
     import dask.bag as db
     import seqtag.dask
