@@ -526,8 +526,9 @@ class _FilesReport:
     """Progress of tagging files into a folder: a one-line bar on a terminal (files and
     tokens done), then one line per failed file."""
 
-    def __init__(self, total):
-        self.total, self.files, self.tokens, self.failed = total, 0, 0, []
+    def __init__(self, plan):
+        self.total, self.files, self.tokens, self.failed = len(plan), 0, 0, []
+        self.rank = {source: k for k, (source, _) in enumerate(plan)}
         self.bar = sys.stderr.isatty()
         self.start = time.monotonic()
 
@@ -545,7 +546,8 @@ class _FilesReport:
     def finish(self):
         if self.bar:
             sys.stderr.write("\n")
-        for result in self.failed:
+        # in the files' order, whatever order the workers finished them in
+        for result in sorted(self.failed, key=lambda r: self.rank.get(r.source, 0)):
             typer.echo(error_line(result.error), err=True)
         if self.failed:
             raise SeqtagError(f"{_plural(len(self.failed), 'file')} of {self.total} could not "
@@ -555,7 +557,7 @@ class _FilesReport:
 def _tag_into_folder(model, inputs, output_dir, skip_existing, scheduler, settings, options):
     from .stream import output_plan, tag_into_folder
 
-    report = _FilesReport(len(output_plan(inputs, output_dir)))
+    report = _FilesReport(output_plan(inputs, output_dir))
     if scheduler is None:
         from .tagger import Tagger
         tagger = Tagger.load(model, threads=settings.threads, memo_words=settings.memo_words)

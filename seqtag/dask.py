@@ -245,6 +245,9 @@ def tag_files(tagger: WorkerTagger, inputs: Iterable[str | os.PathLike[str]],
             source, target = plan[i]
             try:
                 result = future.result()
+                if result.error is not None:  # named as given here, not as the worker saw it
+                    result.error = result.error.replace(os.path.abspath(source), source) \
+                        .replace(os.path.abspath(target), target)
                 result.source, result.target = source, target
             except Exception as e:  # KilledWorker and the like: the task, not the file
                 result = FileResult(source, target, "failed",

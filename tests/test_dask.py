@@ -302,6 +302,24 @@ def test_folder_of_files_equals_one_process_and_failures_are_named(tmp_path, wor
     assert len(read_folder(tmp_path / "dask")) == 6
 
 
+def test_cli_failures_read_the_same_on_the_cluster(tmp_path, client, monkeypatch):
+    """With --scheduler, failed files are named as given (not as absolute paths) and in
+    the files' order (not the order the workers finished them): the same lines as one
+    process prints."""
+    monkeypatch.chdir(tmp_path)
+    write_corpus(tmp_path, 4, 3)
+    for name in ("a_bad.txt", "z_bad.txt"):
+        (tmp_path / "in" / name).write_bytes(b"Ok.\n\xfe\n")
+    runner = CliRunner()
+    one = runner.invoke(cli.app, ["tag", "-i", "in", "--output-dir", "one"])
+    spread = runner.invoke(cli.app, ["tag", "-i", "in", "--output-dir", "spread",
+                                     "--scheduler", client.scheduler.address])
+    assert one.exit_code == spread.exit_code == 1
+    assert one.stderr.startswith("seqtag: error: in/a_bad.txt:2: not valid utf-8")
+    assert spread.stderr == one.stderr
+    assert read_folder(tmp_path / "spread") == read_folder(tmp_path / "one")
+
+
 def test_skip_existing_on_the_cluster(tmp_path, workers):
     import seqtag.dask
 
