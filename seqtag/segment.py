@@ -344,16 +344,23 @@ class CharCodes:
 
 def _glued(cps, classes):
     """(n,) bool: character i may not end a token because character i+1 belongs to the same
-    grapheme (a combining mark, a variation selector, an emoji modifier, a zero-width
-    joiner or what follows one).  classes: each character's index in _CLASSES (a seen
-    character's too: CharCodes.class_of_id of its id, not the id)."""
+    grapheme (a combining mark, a variation selector, an emoji modifier, a tag character
+    of a flag such as Scotland's, a zero-width joiner or what follows one, the second of
+    a pair of regional indicators: a country's flag).  classes: each character's index in
+    _CLASSES (a seen character's too: CharCodes.class_of_id of its id, not the id)."""
     n = len(cps)
     glued = np.zeros(n, dtype=bool)
     if n < 2:
         return glued
     nxt, cur = cps[1:], cps[:-1]
     glued[:-1] = ((classes[1:] == _MARK) | (nxt == _ZWJ) | (cur == _ZWJ)
-                  | ((nxt >= 0xFE00) & (nxt <= 0xFE0F)) | ((nxt >= 0x1F3FB) & (nxt <= 0x1F3FF)))
+                  | ((nxt >= 0xFE00) & (nxt <= 0xFE0F)) | ((nxt >= 0x1F3FB) & (nxt <= 0x1F3FF))
+                  | ((nxt >= 0xE0020) & (nxt <= 0xE007F)))
+    regional = (cps >= 0x1F1E6) & (cps <= 0x1F1FF)
+    if regional.any():  # flags are pairs: the 1st, 3rd, ... of a run take the one after
+        index = np.arange(n)
+        in_run = index - np.maximum.accumulate(np.where(regional, -1, index)) - 1
+        glued[:-1] |= regional[:-1] & regional[1:] & (in_run[:-1] % 2 == 0)
     return glued
 
 

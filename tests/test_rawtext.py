@@ -559,3 +559,23 @@ def test_an_argument_that_is_not_utf8_is_one_error_line():
         assert result.stdout == b""
         assert result.stderr == (b"seqtag: error: argument 2: not valid UTF-8: byte 0xff at "
                                  b"character 5\n")
+
+
+@pytest.mark.parametrize("text", [
+    "Vive 🇫🇷!", "Drapeaux 🇫🇷🇩🇪🇮🇹 ici.", "L'Écosse 🏴\U000E0067\U000E0062\U000E0073\U000E0063"
+    "\U000E0074\U000E007F gagne.", "Trois 🇫🇷🇩🇪🇮 impair."])
+def test_a_flag_is_never_cut(french, text):
+    """A country's flag is a pair of regional indicators and a flag like Scotland's a black
+    flag and tag characters: no token ends inside one (a token could start at the second
+    indicator of a pair before)."""
+    regional = lambda c: 0x1F1E6 <= ord(c) <= 0x1F1FF  # noqa: E731
+    starts = []
+    for s in french[0].tag_text(text):
+        for t in s.tokens:
+            starts.append(t.start)
+            assert not (0xE0020 <= ord(t.text[0]) <= 0xE007F)
+    for start in starts:  # a token starting with an indicator starts a pair
+        if regional(text[start]):
+            run = len(text[:start]) - len(text[:start].rstrip("".join(
+                chr(c) for c in range(0x1F1E6, 0x1F200))))
+            assert run % 2 == 0
