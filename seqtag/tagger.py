@@ -726,8 +726,9 @@ class Tagger:
 
 def _ranked(head, words, log_probs, k):
     """The k best (label, probability) pairs of each token from its head's log-probs
-    (len, labels) per sentence; for lemmas (lemma, probability of its script), from the
-    k best scripts that fit the word."""
+    (len, labels) per sentence; for lemmas (lemma, probability of its script), the k best
+    distinct lemmas of the scripts that fit the word, best script first (two scripts can
+    make the same lemma: "go" by "keep" and by "strip nothing", say)."""
     if not isinstance(head, LemmaHead):
         return [inference.top_k(lp, k, head.labels) for lp in log_probs]
     out = []
@@ -736,9 +737,14 @@ def _ranked(head, words, log_probs, k):
         probs = np.exp(lp).tolist()
         sentence = []
         for word, ranked, p in zip(w, order, probs):
-            fitting = ((apply_script(word, head.scripts[j]), p[j]) for j in ranked)
-            sentence.append([(lemma, q) for lemma, q in fitting if lemma is not None][:k]
-                            or [(word, 0.0)])
+            best: dict[str, float] = {}
+            for j in ranked:
+                lemma = apply_script(word, head.scripts[j])
+                if lemma is not None and lemma not in best:
+                    best[lemma] = p[j]
+                    if len(best) == k:
+                        break
+            sentence.append(list(best.items()) or [(word, 0.0)])
         out.append(sentence)
     return out
 

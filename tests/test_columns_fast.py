@@ -210,6 +210,18 @@ def test_values_and_every_columns_top_k_from_one_pass(bundled, ewt_dev_words, mo
                                                      inference.BATCH_TOKENS))) == 2
 
 
+def test_the_k_best_lemmas_are_distinct(bundled, ewt_dev_words):
+    """Two scripts can make the same lemma of a word: the k best lemmas are the k best
+    distinct ones, each with its best script's probability, best first."""
+    words = ewt_dev_words[:300]
+    for sentence in bundled.predict_top_k(words, 5, "lemma"):
+        for best in sentence:
+            lemmas = [lemma for lemma, _ in best]
+            assert len(lemmas) == len(set(lemmas)) and 1 <= len(lemmas) <= 5
+            probs = [p for _, p in best]
+            assert probs == sorted(probs, reverse=True)
+
+
 def _full_rows_asked(net, monkeypatch):
     """The heads whose logits are asked for over every row of a batch (head_logits()
     without rows, or with the encoder: encode(batch, heads)), recorded."""
