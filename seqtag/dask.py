@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -287,17 +288,42 @@ def _host_environment_kept() -> Iterator[None]:
 @contextlib.contextmanager
 def local_cluster(n_workers: int, threads_per_worker: int = 1) -> Iterator[Client]:
     """A client of a LocalCluster of n_workers worker processes on this machine (no
-    dashboard), both closed on leaving.  This process's environment is as it was once the
+    dashboard, the workers deaf to SIGINT: seqtag._dask_preload), both closed on
+    leaving.  This process's environment is as it was once the
     workers have started, and again at the end (a nanny restarting a dead worker sets
     its variables anew meanwhile)."""
     from distributed import LocalCluster
     with _host_environment_kept():
-        with _host_environment_kept():
+        with _host_environment_kept(), _sigint_ignored():
             local = LocalCluster(n_workers=n_workers, processes=True,
                                  threads_per_worker=threads_per_worker,
-                                 dashboard_address=None)
+                                 dashboard_address=None,
+                                 # Ctrl-C is this process's to handle (it closes them)
+                                 preload=["seqtag._dask_preload"],
+                                 # the warnings of tasks cancelled by a Ctrl-C or an
+                                 # error: the command says what happened in one line
+                                 silence_logs=logging.ERROR)
         with local, Client(local) as client:
             yield client
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored in this process meanwhile (only from the main thread, where Python
+    handles it): the worker processes started meanwhile inherit that, so a Ctrl-C while
+    they start up does not end each with a traceback; seqtag._dask_preload then ignores it
+    in them for good (and in those a nanny starts again later).  A Ctrl-C in that second
+    or two is lost: the next one stops the command."""
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextlib.contextmanager

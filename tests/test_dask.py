@@ -196,7 +196,12 @@ def client():
     from seqtag.dask import local_cluster
     names = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONHASHSEED")
     before = {name: os.environ.get(name) for name in names}
+    handler = signal.getsignal(signal.SIGINT)
     with local_cluster(2) as client:
+        # the workers ignore Ctrl-C (the command closes them); this process does not
+        assert signal.getsignal(signal.SIGINT) is handler
+        assert set(client.run(lambda: int(signal.getsignal(signal.SIGINT))).values()) == {
+            int(signal.SIG_IGN)}
         # the nannies set OPENBLAS_NUM_THREADS=1 & co. here for their workers: a BLAS
         # loaded here later (SciPy's, by pandas) would start with one thread
         assert {name: os.environ.get(name) for name in names} == before
