@@ -141,14 +141,19 @@ def _long_lines_cut(lines: Iterable[tuple[int, str, str]], limit: int
 
 
 def text_paragraphs(text: str) -> Iterator[Paragraph]:
-    """The paragraphs of a string, offsets in it."""
+    """The paragraphs of a string, offsets in it; a leading byte-order mark is in no
+    paragraph (as a file's is not read), but counted by the offsets."""
+    skip = 1 if text.startswith("\ufeff") else 0
+
     def numbered():
         # lines end at \n, \r\n or a lone \r, as in files (corpus._numbered_lines); not at
         # the other characters str.splitlines takes (\x0c, \x85, \u2028, ...)
-        for k, line in enumerate(io.StringIO(text, newline=""), 1):
+        for k, line in enumerate(io.StringIO(text[skip:], newline=""), 1):
             body = line.rstrip("\r\n")
             yield k, body, line[len(body):]
-    return paragraphs(numbered())
+    for paragraph in paragraphs(numbered()):
+        paragraph.offset += skip
+        yield paragraph
 
 
 def segment(items: Iterable[Paragraph], front_end: FrontEnd, one_sentence: bool = False,

@@ -579,3 +579,15 @@ def test_a_flag_is_never_cut(french, text):
             run = len(text[:start]) - len(text[:start].rstrip("".join(
                 chr(c) for c in range(0x1F1E6, 0x1F200))))
             assert run % 2 == 0
+
+
+def test_a_leading_byte_order_mark_is_in_no_token(french):
+    """As in a file (where it is not read), a string's leading byte-order mark belongs to
+    no token; the offsets still count it, so text[start:end] is each token."""
+    text = "\ufeffLe chat dort.\nFin."
+    sentences = french[0].tag_text(text)
+    tokens = [t for s in sentences for t in s.tokens]
+    assert tokens[0].text == "Le" and tokens[0].start == 1
+    assert all(text[t.start:t.end] == t.text and "\ufeff" not in t.text for t in tokens)
+    assert [text[s.start:s.end] for s in sentences] == [s.text for s in sentences]
+    assert french[0].tag(text)[0][0][0] == "Le"
