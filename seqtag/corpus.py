@@ -507,6 +507,8 @@ def _read_conllu(lines, bad, column, tagged):
         if len(fields) != 10:
             raise bad(lineno, f"expected 10 tab-separated columns, found {len(fields)}")
         if _INT_ID.fullmatch(fields[0]):
+            if not fields[1]:  # a word of no characters: no token to tag or learn
+                raise bad(lineno, "empty FORM (column 2)")
             tag = fields[column]
             if tag == "_":
                 if tagged:

@@ -137,7 +137,10 @@ class ProjectionMemo:
             return
         new_size = min(self.capacity, max(n, 2 * size, 1024))
         held = self.held
-        for d, table in enumerate(self.tables):
-            grown = np.empty((new_size, self.width), dtype=table.dtype)
-            grown[:held] = table[:held]
-            self.tables[d] = grown
+        grown = []
+        for table in self.tables:
+            grown.append(np.empty((new_size, self.width), dtype=table.dtype))
+            grown[-1][:held] = table[:held]
+        # in one step: an error or a Ctrl-C while growing leaves the tables as they were
+        # (one grown, the other not, they would stay apart for good)
+        self.tables = grown

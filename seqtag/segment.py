@@ -110,7 +110,7 @@ def _read_conllu_sentences(path):
     text, tokens, new_par, words_left, mwt, tags = None, [], False, 0, None, []
     name = str(path)
     try:
-        handle = open(path, encoding="utf-8")
+        handle = open(path, encoding="utf-8-sig")  # a leading byte-order mark: as corpus.py
     except OSError as e:
         raise CorpusError(f"cannot read: {e.strerror}", name) from None
     with handle:

@@ -443,7 +443,8 @@ class Tagger:
 
     def set_threads(self, threads: int) -> None:
         """Tag on `threads` CPU threads from now on (2: the two directions of each BiLSTM
-        at once)."""
+        at once).  ConfigError for anything but a positive integer, as Tagger.load."""
+        threads = TaggingConfig(threads=threads).threads
         self.network.set_threads(threads)
         if hasattr(self.frontend, "set_threads"):
             self.frontend.set_threads(threads)
@@ -562,13 +563,23 @@ class Tagger:
         feature)."""
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise SeqtagError(f"k must be a positive integer, got {k!r}")
-        wanted = list(self.columns if columns is None else columns)
+        wanted = self._wanted_columns(columns)
         index = {c: self._head_index(c) for c in wanted}
         words = _sentences_words(sentences, "predict_columns_top_k", strings=False)
         values, scores = inference.predict_columns_scored(self.network, self.vocab, words,
                                                           wanted, sorted(set(index.values())))
         return values, {c: _ranked(self.vocab.heads[i], words, scores[i], int(k))
                         for c, i in index.items()}
+
+    def _wanted_columns(self, columns: str | Sequence[str] | None) -> list[str]:
+        """The column names a predict_columns* call asks for: every one the model has
+        (None), a list, or one string of names joined by commas ("upos,lemma", as
+        --columns takes them; a string is not its letters)."""
+        if columns is None:
+            return list(self.columns)
+        if isinstance(columns, str):
+            return [c.strip() for c in columns.split(",")]
+        return list(columns)
 
     def _head_index(self, column: str | None) -> int:
         """The head predicting `column` (None: the first); SeqtagError if none does, or if
@@ -603,7 +614,7 @@ class Tagger:
         lexicon when the model has it, and the lemma head is computed only for the tokens
         the lexicon does not know (seqtag.inference.predict_columns).  SeqtagError for a
         column the model does not predict."""
-        wanted = list(self.columns if columns is None else columns)
+        wanted = self._wanted_columns(columns)
         for column in wanted:
             if column not in self.columns:
                 raise SeqtagError(f"this model does not predict {column}; it predicts "

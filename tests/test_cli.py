@@ -420,6 +420,50 @@ def test_missing_output_directory_fails_before_training(tmp_path):
     assert "does not exist" in one_error_line(result.stderr)
 
 
+def test_train_never_writes_over_its_corpus(tmp_path):
+    """The model or checkpoint path naming the training or dev corpus (or a link to it)
+    is refused before anything is written; so is an output that names no file."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_bytes(SAMPLE.read_bytes())
+    os.symlink(corpus, tmp_path / "link.npz")
+    for args, message in (
+            (["-o", corpus], f"the model {corpus} would replace the training corpus {corpus}"),
+            (["-o", tmp_path / "link.npz"], f"the model {tmp_path / 'link.npz'} would replace "
+                                            f"the training corpus {corpus}"),
+            (["--dev", corpus, "-o", tmp_path / "m.npz", "--checkpoint", corpus],
+             f"the checkpoint {corpus} would replace the training corpus {corpus}"),
+            (["-o", ""], "--output .: give a file name for the model"),
+            (["-o", tmp_path], f"--output {tmp_path}: give a file name for the model")):
+        result = invoke("train", corpus, *args, *TINY)
+        assert result.exit_code == 1, result.output
+        assert one_error_line(result.stderr) == f"seqtag: error: {message}; give another path" \
+            if "replace" in message else one_error_line(result.stderr) == f"seqtag: error: {message}"
+    assert corpus.read_bytes() == SAMPLE.read_bytes()
+
+
+def test_conllu_with_a_byte_order_mark_reads_for_the_front_end(tmp_path):
+    """The front end's reader of '# text' lines skips a leading byte-order mark, as the
+    tagger's reader does (the first line was taken for a token line of 1 column)."""
+    from seqtag.segment import _read_conllu_sentences
+    corpus = tmp_path / "bom.conllu"
+    corpus.write_bytes(b"\xef\xbb\xbf" + CONLLU.encode("utf-8"))
+    plain = tmp_path / "plain.conllu"
+    plain.write_bytes(CONLLU.encode("utf-8"))
+    read = _read_conllu_sentences(corpus)
+    assert [s.text for s in read] == ["I can't go.", None]
+    assert [(s.text, s.tokens) for s in read] == [
+        (s.text, s.tokens) for s in _read_conllu_sentences(plain)]
+
+
+def test_an_empty_form_in_conllu_is_an_error_line(tmp_path):
+    corpus = tmp_path / "empty.conllu"
+    corpus.write_text(CONLLU.replace("1\tDogs\tdog", "1\t\tdog"), encoding="utf-8")
+    result = invoke("train", corpus, "-o", tmp_path / "m.npz", *TINY, "--no-frontend")
+    assert result.exit_code == 1
+    assert one_error_line(result.stderr).startswith(
+        f"seqtag: error: {corpus}:11: empty FORM (column 2)")
+
+
 def test_bad_model_file(tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a model at all\n")

@@ -7,7 +7,8 @@ XPOS and FEATS the best seen analysis with the UPOS by a search over the analyse
 import numpy as np
 import pytest
 
-from seqtag import Tagger, _core, inference
+from seqtag import SeqtagError, Tagger, _core, inference
+from seqtag.errors import ConfigError
 from seqtag.corpus import Sentence, read_corpus
 from seqtag.heads import FeatureHead, Head, LemmaHead, join_features
 from seqtag.inference import predict_log_probs
@@ -385,3 +386,24 @@ def test_empty_sentences_keep_their_place(bundled):
     values, tops = bundled.predict_columns_top_k(sentences, 2, ["upos", "lemma"])
     assert values == {c: got[c] for c in ("upos", "lemma")}
     assert tops["upos"][0] == tops["upos"][4] == [] and len(tops["upos"][1]) == 3
+
+
+def test_columns_given_as_one_string(bundled):
+    """A string of column names joined by commas, as --columns takes them, is those
+    columns (it was taken letter by letter: "this model does not predict l")."""
+    words = [["Dogs", "bark", "."]]
+    assert bundled.predict_columns(words, "lemma") == bundled.predict_columns(words, ["lemma"])
+    assert bundled.predict_columns(words, "upos,lemma") == bundled.predict_columns(
+        words, ["upos", "lemma"])
+    assert bundled.predict_columns_top_k(words, 2, "upos") == bundled.predict_columns_top_k(
+        words, 2, ["upos"])
+    with pytest.raises(SeqtagError, match="does not predict deprel"):
+        bundled.predict_columns(words, "upos,deprel")
+
+
+@pytest.mark.parametrize("threads", ["x", 0, -1, True, 1.5])
+def test_set_threads_checks_its_argument(threads):
+    tagger = Tagger.load()
+    with pytest.raises(ConfigError, match=r"^threads must be an integer >= 1, got "):
+        tagger.set_threads(threads)
+    assert tagger.predict([["Dogs", "bark"]]) == Tagger.load().predict([["Dogs", "bark"]])

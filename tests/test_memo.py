@@ -101,6 +101,35 @@ def test_new_keys_are_computed_once_and_repeated_keys_are_hits(rnn):
     np.testing.assert_array_equal(rows3, [rows2[2], rows[2], rows2[0]])
 
 
+def test_a_failure_while_the_tables_grow_leaves_them_usable(rnn, monkeypatch):
+    """An error (a MemoryError, a Ctrl-C) while the tables grow leaves them as they were:
+    growing one direction's table and not the other's left them apart for good, and every
+    later call that needed room failed."""
+    import seqtag.memo as memo_module
+    memo = ProjectionMemo(rnn, capacity=5000)
+    inputs = Inputs(rnn)
+    first = keys(*range(1000))
+    memo.rows(first, inputs.of(first))  # 1,024 rows in each table
+    made = []
+    real_empty = np.empty
+
+    def second_fails(*args, **kwargs):
+        made.append(args)
+        if len(made) == 2:
+            raise MemoryError("no room for the second table")
+        return real_empty(*args, **kwargs)
+
+    monkeypatch.setattr(memo_module.np, "empty", second_fails)
+    more = keys(*range(1000, 1100))
+    with pytest.raises(MemoryError):
+        memo.rows(more, inputs.of(more))
+    monkeypatch.setattr(memo_module.np, "empty", real_empty)
+    assert len({t.shape for t in memo.tables}) == 1
+    rows = memo.rows(more, inputs.of(more))  # and the memo works on
+    check_tables(memo, inputs, more, rows)
+    assert len({t.shape for t in memo.tables}) == 1
+
+
 def test_memo_rows_feed_forward_projected(rnn):
     memo = ProjectionMemo(rnn, capacity=20)
     inputs = Inputs(rnn)
