@@ -416,12 +416,15 @@ def dev_scores(network: Network, vocab: Vocabulary, sentences: Sequence[Sentence
     """{"accuracy": token accuracy (NaN for no sentences), "span_f1": the span F1
     (seqtag.spans, default mode) when the model's tags are span tags, else None}, of the
     best tags of tagged `sentences`; unmemoised, for weights that change (training).
-    targets: each sentence's gold label ids (len, heads) (seqtag.heads.encode_targets)
-    for a network of several heads: the accuracy is then the heads' mean."""
+    targets: each sentence's gold label ids (len, heads) (seqtag.heads.encode_targets):
+    the accuracy is then the heads' mean (span tags are scored from the tags, for their
+    F1)."""
     from . import spans
     if not sentences:
         return {"accuracy": float("nan"), "span_f1": None}
-    if network.n_heads > 1:
+    # several heads, or one head of a column other than the sentences' tags (a model of
+    # LEMMA or FEATS alone: its targets hold that column, s.tags the UPOS)
+    if network.n_heads > 1 or (targets is not None and not spans.looks_like_spans(vocab.tags)):
         return {"accuracy": _heads_accuracy(network, vocab, sentences, targets),
                 "span_f1": None}
     predicted = predict_tag_ids(network, vocab, [s.words for s in sentences])

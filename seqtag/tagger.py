@@ -659,7 +659,9 @@ class Tagger:
         FEATS all right) when the model predicts the three, else None."""
         from . import spans
         gold = list(gold_sents)
-        if len(self.vocab.heads) > 1 and gold and all(
+        # a model of LEMMA or FEATS alone is scored on its column too, not on the tags
+        if (len(self.vocab.heads) > 1 or self.vocab.heads[0].column in ("feats", "lemma")) \
+                and gold and all(
                 isinstance(s, Sentence) and s.columns is not None for s in gold):
             sentences = cast("list[Sentence]", gold)
             words = [s.words for s in sentences]

@@ -191,3 +191,21 @@ def test_a_resumed_run_of_several_columns_ends_with_the_same_model(corpus, tmp_p
             if name != "__meta__.json":
                 np.testing.assert_array_equal(a[name], b[name], err_msg=name)
     assert Tagger.load(part).columns == ["upos", "feats", "lemma"]
+
+
+@pytest.mark.parametrize("column", ["lemma", "feats"])
+def test_a_model_of_one_other_column_is_scored_on_it(corpus, column):
+    """--columns lemma (or feats) alone: training picks its epochs by that column's dev
+    accuracy and evaluate reports it (both compared the UPOS with the head's labels: 0 %
+    every epoch, the first epoch kept)."""
+    model = corpus.with_name(f"{column}.npz")
+    code, out, err = run("train", corpus, "--dev", corpus, "-o", model, "--columns", column,
+                         *TINY)
+    assert code == 0, err
+    dev = [float(line.split("dev")[1].split("%")[0]) for line in err.splitlines()
+           if line.startswith("epoch")]
+    assert max(dev) > 80
+    code, out, err = run("evaluate", model, corpus)
+    assert code == 0, err
+    line = next(row for row in out.splitlines() if row.startswith(column.upper()))
+    assert float(line.split()[1].rstrip("%")) > 80
