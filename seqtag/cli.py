@@ -15,13 +15,14 @@ exits with status 130.
 import enum
 import functools
 import inspect
+import io
 import json
 import shlex
 import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated, Any, List, Optional
 
 import typer
 from typer.core import TyperCommand, TyperGroup
@@ -641,11 +642,18 @@ def evaluate(
         require_matplotlib(plot)
     tagger = Tagger.load(model, threads=TaggingConfig(**options).threads)
     column = tag_column or model_tag_column(tagger)
-    if len(tagger.columns) > 1 and tag_column is None and (
-            _value(format) or detect_format(gold, encoding=encoding)) == "conllu":
-        gold_sents = read_corpus(gold, _value(format), encoding=encoding, require_tags=False)
+    source: Any = gold
+    if str(gold) == "-":  # read twice below (its format, then its sentences): kept whole
+        source = io.BytesIO(getattr(sys.stdin, "buffer", sys.stdin).read())
+        source.name = "<stdin>"
+    columns = len(tagger.columns) > 1 and tag_column is None and (
+        _value(format) or detect_format(source, encoding=encoding)) == "conllu"
+    if isinstance(source, io.BytesIO):
+        source.seek(0)
+    if columns:
+        gold_sents = read_corpus(source, _value(format), encoding=encoding, require_tags=False)
     else:
-        gold_sents = read_corpus(gold, _value(format), column, encoding, word_column)
+        gold_sents = read_corpus(source, _value(format), column, encoding, word_column)
     scores = tagger.evaluate(gold_sents, matrix=plot is not None)
     if plot:
         from .plot import plot_evaluation

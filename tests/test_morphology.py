@@ -209,3 +209,13 @@ def test_a_model_of_one_other_column_is_scored_on_it(corpus, column):
     assert code == 0, err
     line = next(row for row in out.splitlines() if row.startswith(column.upper()))
     assert float(line.split()[1].rstrip("%")) > 80
+
+
+def test_evaluate_reads_standard_input_whole(trained, corpus):
+    """`seqtag evaluate MODEL -` of a model of several columns: the same scores as of the
+    file (the lines read to detect the format were lost to the scoring)."""
+    model, _ = trained
+    from_file = run("evaluate", model, corpus)
+    from_stdin = run("evaluate", model, "-", input=corpus.read_bytes())
+    assert from_file[0] == from_stdin[0] == 0
+    assert from_stdin[1] == from_file[1] and "tokens" in from_file[1]
