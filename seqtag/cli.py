@@ -17,6 +17,7 @@ import functools
 import inspect
 import io
 import json
+import os
 import shlex
 import sys
 import time
@@ -377,6 +378,9 @@ def train(
     for path, what in ((output, "model"), (checkpoint, "checkpoint")):
         if not path.parent.is_dir():
             raise SeqtagError(f"cannot write {what} {path}: directory {path.parent} does not exist")
+        if not os.access(path.parent, os.W_OK | os.X_OK):  # said now, not after the epochs
+            raise SeqtagError(f"cannot write {what} {path}: directory {path.parent} is not "
+                              "writable")
         for data, name in ((corpus, "the training corpus"), (dev, "the dev corpus")):
             if data is not None and str(data) != "-" and _same_file(path, data):
                 raise SeqtagError(f"the {what} {path} would replace {name} {data}; "

@@ -464,6 +464,21 @@ def test_an_empty_form_in_conllu_is_an_error_line(tmp_path):
         f"seqtag: error: {corpus}:11: empty FORM (column 2)")
 
 
+def test_an_output_folder_that_cannot_be_written_fails_before_training(tmp_path,
+                                                                       monkeypatch):
+    # (a read-only mount; as root a chmod does not stop a write, so access() is faked)
+    real_access = os.access
+    monkeypatch.setattr(cli.os, "access", lambda path, mode: False
+                        if Path(path) == tmp_path / "ro" else real_access(path, mode))
+    (tmp_path / "ro").mkdir()
+    result = invoke("train", SAMPLE, "-o", tmp_path / "ro" / "m.npz", *TINY)
+    assert result.exit_code == 1
+    assert one_error_line(result.stderr) == (f"seqtag: error: cannot write model "
+                                             f"{tmp_path / 'ro' / 'm.npz'}: directory "
+                                             f"{tmp_path / 'ro'} is not writable")
+    assert "epoch" not in result.stderr
+
+
 def test_bad_model_file(tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a model at all\n")
