@@ -658,7 +658,7 @@ def evaluate(
         gold_sents = read_corpus(source, _value(format), encoding=encoding, require_tags=False)
     else:
         gold_sents = read_corpus(source, _value(format), column, encoding, word_column)
-    scores = tagger.evaluate(gold_sents, matrix=plot is not None)
+    scores = tagger.evaluate(gold_sents, matrix=plot is not None, column=tag_column)
     if plot:
         from .plot import plot_evaluation
         plot_evaluation(scores.pop("confusion_matrix"), scores["per_tag"], plot,
@@ -679,7 +679,8 @@ def evaluate(
             typer.echo(f"{name.upper() if name != 'AllTags' else name:<9} "
                        f"{_percent(s['accuracy']):>8} {_percent(s['seen_accuracy']):>8} "
                        f"{_percent(s['unseen_accuracy']):>8}")
-        typer.echo(f"\n{tagger.tag_column.upper()}:")
+        shown = tag_column if tag_column in scores["columns"] else tagger.tag_column
+        typer.echo(f"\n{shown.upper()}:")
     typer.echo(f"accuracy      {_percent(scores['accuracy']):>7}  ({scores['tokens']:,} tokens)")
     typer.echo(f"seen words    {_percent(scores['seen_accuracy']):>7}  "
                f"({scores['seen_tokens']:,} tokens)")

@@ -646,7 +646,7 @@ class Tagger:
     # ---- scoring and description ---------------------------------------------------------
 
     def evaluate(self, gold_sents: Iterable[Sentence | Sequence[tuple[str, str]]], *,
-                 matrix: bool = False) -> dict[str, Any]:
+                 matrix: bool = False, column: str | None = None) -> dict[str, Any]:
         """Accuracy (overall, seen and unseen words), per-tag P/R/F1 and confusions of the
         model's tags (its first column); with matrix=True also the whole confusion matrix
         under "confusion_matrix" (seqtag.evaluate.confusion_matrix: what `evaluate --plot`
@@ -656,7 +656,8 @@ class Tagger:
         and "strict".  Gold Sentences read from CoNLL-U (with .columns) given to a model of
         several columns score every column, too: "columns": {column: {"accuracy",
         "seen_accuracy", "unseen_accuracy", per_tag, ...}}, and "alltags" (UPOS, XPOS and
-        FEATS all right) when the model predicts the three, else None."""
+        FEATS all right) when the model predicts the three, else None; the per-tag detail
+        and the matrix are then those of `column` (default: the model's tags)."""
         from . import spans
         gold = list(gold_sents)
         # a model of LEMMA or FEATS alone is scored on its column too, not on the tags
@@ -669,11 +670,12 @@ class Tagger:
             result = score_columns(words, {c: [s.columns[c] for s in sentences  # type: ignore[index]
                                                ] for c in values},
                                    values, self.vocab.is_known)
-            scores = dict(result["columns"][self.tag_column], **result)
+            shown = column if column in result["columns"] else self.tag_column
+            scores = dict(result["columns"][shown], **result)
             if matrix:
-                first = [Sentence(s.words, s.columns[self.tag_column])  # type: ignore[index]
+                first = [Sentence(s.words, s.columns[shown])  # type: ignore[index]
                          for s in sentences]
-                scores["confusion_matrix"] = confusion_matrix(first, values[self.tag_column])
+                scores["confusion_matrix"] = confusion_matrix(first, values[shown])
             return scores
         gold = _as_sentences(gold, "gold")
         predicted = self.predict([s.words for s in gold])

@@ -219,3 +219,20 @@ def test_evaluate_reads_standard_input_whole(trained, corpus):
     from_stdin = run("evaluate", model, "-", input=corpus.read_bytes())
     assert from_file[0] == from_stdin[0] == 0
     assert from_stdin[1] == from_file[1] and "tokens" in from_file[1]
+
+
+def test_evaluate_tag_column_chooses_the_detailed_column(tmp_path):
+    """--tag-column xpos on a model of several columns: the per-tag detail is XPOS's (it
+    was UPOS's under any --tag-column)."""
+    corpus = tmp_path / "x.conllu"
+    corpus.write_text(conllu(SENTENCES * 8, xpos="XP"), encoding="utf-8")
+    model = tmp_path / "m.npz"
+    code, _, err = run("train", corpus, "--dev", corpus, "-o", model, *TINY)
+    assert code == 0, err
+    code, out, err = run("evaluate", model, corpus, "--tag-column", "xpos")
+    assert code == 0, err
+    detail = out.split("\n\n", 1)[1]
+    assert detail.startswith("XPOS:\naccuracy      100.00%")
+    assert "\nXP " in detail and "\nNOUN " not in detail
+    code, out, _ = run("evaluate", model, corpus)
+    assert out.split("\n\n", 1)[1].startswith("UPOS:\n") and "\nNOUN " in out
