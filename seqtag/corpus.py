@@ -193,7 +193,12 @@ def iter_sentences(path_or_file: Source, format: str | None = None,
             guarded = _UntilError(lines)
             if guarded.first_error() is not None:
                 raise guarded.error  # type: ignore[misc]
-            peeked, format = _detect(guarded, name, tagged)
+            try:
+                peeked, format = _detect(guarded, name, tagged)
+            except CorpusError:  # nothing to detect from before the bad line: it is the error
+                if guarded.error is not None:
+                    raise guarded.error from None
+                raise
             lines = itertools.chain(peeked, guarded.rest(lines))
             # A line that does not fit is most often a mix of formats; say what we assumed.
             note = f" (format detected as {format}; use --format to choose another)"

@@ -424,7 +424,9 @@ def dev_scores(network: Network, vocab: Vocabulary, sentences: Sequence[Sentence
         return {"accuracy": float("nan"), "span_f1": None}
     # several heads, or one head of a column other than the sentences' tags (a model of
     # LEMMA or FEATS alone: its targets hold that column, s.tags the UPOS)
-    if network.n_heads > 1 or (targets is not None and not spans.looks_like_spans(vocab.tags)):
+    # (a CRF's tags are its best sequence's, which the path below decodes)
+    if network.n_heads > 1 or (targets is not None and network.crf is None
+                               and not spans.looks_like_spans(vocab.tags)):
         return {"accuracy": _heads_accuracy(network, vocab, sentences, targets),
                 "span_f1": None}
     predicted = predict_tag_ids(network, vocab, [s.words for s in sentences])

@@ -88,6 +88,7 @@ def paragraphs(lines: Iterable[tuple[int, str, str]], one_per_line: bool = False
     start = first_line = size = 0
     new, last_ending = True, ""
     numbered = _long_lines_cut(lines, SOFT_LIMIT)
+    in_line = False  # the last piece went on in this one (a long line cut: no line end)
     while True:
         try:
             lineno, text, ending = next(numbered)
@@ -97,7 +98,12 @@ def paragraphs(lines: Iterable[tuple[int, str, str]], one_per_line: bool = False
             if parts:
                 yield Paragraph("".join(parts), start, first_line, new)
             raise
-        if not text.strip():
+        piece, went_on = in_line, ending is None
+        in_line = went_on
+        if went_on:
+            ending = ""
+        # a blank line ends a paragraph; a piece of spaces inside a long line does not
+        if not text.strip() and not piece and not went_on:
             if parts:
                 yield Paragraph("".join(parts), start, first_line, new)
                 parts, size = [], 0
@@ -121,11 +127,15 @@ def paragraphs(lines: Iterable[tuple[int, str, str]], one_per_line: bool = False
 
 def _long_lines_cut(lines: Iterable[tuple[int, str, str]], limit: int
                     ) -> Iterator[tuple[int, str, str]]:
-    """The numbered lines, a line of more than `limit` characters as pieces of at most
-    `limit`, each but the last cut after the space or tab that follows its last final
-    punctuation, else after its last space or tab (at `limit` where it has none), and
-    without a line end: paragraphs() can then cut between them."""
+    """The numbered lines, a line of more than `limit` characters (not only spaces) as
+    pieces of at most `limit`, each but the last cut after the space or tab that follows
+    its last final punctuation, else after its last space or tab (at `limit` where it has
+    none), with None for its line end (the line goes on): paragraphs() can then cut
+    between them, and knows a piece of spaces from a blank line."""
     for lineno, text, ending in lines:
+        if len(text) <= limit or not text.strip():  # a blank line stays one, however long
+            yield lineno, text, ending
+            continue
         start = 0
         while len(text) - start > limit:
             end = start + limit
@@ -135,7 +145,7 @@ def _long_lines_cut(lines: Iterable[tuple[int, str, str]], limit: int
             space = space + 1 if space > start else \
                 max(text.rfind(" ", start, end), text.rfind("\t", start, end))
             cut = space + 1 if space > start else end
-            yield lineno, text[start:cut], ""
+            yield lineno, text[start:cut], None  # type: ignore[misc]  # None: the line goes on
             start = cut
         yield lineno, text[start:] if start else text, ending
 

@@ -213,3 +213,29 @@ def test_span_tags_default_to_one_layer_unless_given():
                                                     embedding_adam="lazy"))
     assert tagger.network.config["layers"] == 2
     assert tagger.meta["training"]["embedding_adam"] == "lazy"
+
+
+def test_dev_scores_of_a_crf_over_plain_tags_are_its_best_sequences():
+    """A CRF over tags that are not spans (--output-layer crf for UPOS) is scored on its
+    best sequences, with or without the heads' targets (which training passes): a
+    per-token argmax of its emissions is not what it tags."""
+    import random
+    from seqtag import inference
+    from seqtag.heads import encode_targets
+    rng = random.Random(0)
+    words = {"NOUN": ["cat", "dog", "man"], "VERB": ["runs", "sees"], "DET": ["the", "a"]}
+
+    def sentence():
+        tags = ["DET", "NOUN", "VERB", "DET", "NOUN"]
+        return Sentence([rng.choice(words[t]) for t in tags], tags)
+
+    train, dev = [sentence() for _ in range(40)], [sentence() for _ in range(10)]
+    tagger = Tagger.train(train, dev, output_layer="crf", **TINY)
+    tagger.network.crf.transitions[...] = 0
+    tagger.network.crf.transitions[:, 0] = 50.0  # the sequences now differ from the argmax
+    net, vocab = tagger.network, tagger.vocab
+    best = [[vocab.tags[j] for j in ids] for ids in
+            inference.predict_tag_ids(net, vocab, [s.words for s in dev])]
+    expected = sum(a == b for s, tags in zip(dev, best) for a, b in zip(s.tags, tags)) / 50
+    for targets in (None, encode_targets(vocab.heads, dev)):
+        assert inference.dev_scores(net, vocab, dev, targets)["accuracy"] == expected

@@ -591,3 +591,22 @@ def test_a_leading_byte_order_mark_is_in_no_token(french):
     assert all(text[t.start:t.end] == t.text and "\ufeff" not in t.text for t in tokens)
     assert [text[s.start:s.end] for s in sentences] == [s.text for s in sentences]
     assert french[0].tag(text)[0][0][0] == "Le"
+
+
+def test_spaces_inside_a_long_line_are_no_paragraph_end(monkeypatch):
+    """A long line cut into pieces: a piece of spaces is not a blank line (it ended the
+    paragraph in the middle of the line), while a long line of spaces alone still is."""
+    monkeypatch.setattr(rawtext, "SOFT_LIMIT", 30)
+    text = "Hello world" + " " * 100 + "next words here\n" + "more of the same.\n"
+    paragraphs = list(rawtext.text_paragraphs(text))
+    assert [p.new for p in paragraphs] == [True] + [False] * (len(paragraphs) - 1)
+    blank = "a b\n" + " " * 100 + "\nc d\n"
+    assert [(p.text, p.new) for p in rawtext.text_paragraphs(blank)] == [
+        ("a b", True), ("c d", True)]
+
+
+def test_a_bad_byte_after_comments_only_is_the_error(tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(b"# a comment\n\n\xff\tNOUN\n")
+    with pytest.raises(Exception, match=r"bad.txt:3: not valid utf-8: byte 0xff"):
+        list(iter_sentences(path))
