@@ -670,7 +670,8 @@ class Tagger:
             result = score_columns(words, {c: [s.columns[c] for s in sentences  # type: ignore[index]
                                                ] for c in values},
                                    values, self.vocab.is_known)
-            shown = column if column in result["columns"] else self.tag_column
+            shown = column if column is not None and column in result["columns"] \
+                else self.tag_column
             scores = dict(result["columns"][shown], **result)
             if matrix:
                 first = [Sentence(s.words, s.columns[shown])  # type: ignore[index]
