@@ -370,6 +370,8 @@ def train(
     from .tagger import Tagger
     from .train import TrainingInterrupted
 
+    from .stream import same_file
+
     if not output.name or output.is_dir():
         raise SeqtagError(f"--output {output}: give a file name for the model")
     checkpoint = checkpoint or output.with_name(output.name + ".ckpt")
@@ -382,7 +384,7 @@ def train(
             raise SeqtagError(f"cannot write {what} {path}: directory {path.parent} is not "
                               "writable")
         for data, name in ((corpus, "the training corpus"), (dev, "the dev corpus")):
-            if data is not None and str(data) != "-" and _same_file(path, data):
+            if data is not None and str(data) != "-" and same_file(str(path), str(data)):
                 raise SeqtagError(f"the {what} {path} would replace {name} {data}; "
                                   "give another path")
     if plot:
@@ -531,12 +533,6 @@ def tag(
     tag_files(tagger, sources, CommandOutput(sys.stdout), _value(input_format), format.value,
               settings.top_k, settings.batch_size, encoding=encoding,
               span_scheme=settings.span_scheme, columns=settings.columns)
-
-
-def _same_file(a, b) -> bool:
-    """Whether paths a and b name one file (the same path, a link, a hard link)."""
-    from .stream import _same_file as same
-    return same(str(a), str(b))
 
 
 class _FilesReport:

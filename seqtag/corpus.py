@@ -191,8 +191,6 @@ def iter_sentences(path_or_file: Source, format: str | None = None,
             # a bad line among those read to detect the format comes after the sentences
             # before it, as it does once the format is known
             guarded = _UntilError(lines)
-            if guarded.first_error() is not None:
-                raise guarded.error  # type: ignore[misc]
             try:
                 peeked, format = _detect(guarded, name, tagged)
             except CorpusError:  # nothing to detect from before the bad line: it is the error
@@ -224,25 +222,12 @@ class _UntilError:
 
     def __init__(self, lines):
         self._lines = lines
-        self._head: list = []
         self.error: CorpusError | None = None
-
-    def first_error(self):
-        """The error if the very first line raised it (nothing to detect from)."""
-        try:
-            self._head.append(next(self._lines))
-        except StopIteration:
-            pass
-        except CorpusError as e:
-            self.error = e
-        return self.error
 
     def __iter__(self):
         return self
 
     def __next__(self):
-        if self._head:
-            return self._head.pop()
         if self.error is not None:
             raise StopIteration
         try:
@@ -254,11 +239,9 @@ class _UntilError:
     def rest(self, lines):
         """The lines after those taken: the error, if reading stopped at one, else the
         remaining lines."""
-        if self.error is None:
-            yield from self._head
-            yield from lines
-        else:
+        if self.error is not None:
             raise self.error
+        yield from lines
 
 
 def column_number(tag_column: str | int) -> int | None:

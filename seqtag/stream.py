@@ -357,14 +357,14 @@ def output_plan(inputs: Iterable[str | os.PathLike[str]],
         if name not in seen:
             seen[name] = f
             target = os.path.join(os.fspath(output_dir), name)
-            if _same_file(f, target):
+            if same_file(f, target):
                 raise SeqtagError(f"{f}: its output {target} would replace it; choose "
                                   "another output folder")
             plan.append((f, target))
     return plan
 
 
-def _same_file(a: str, b: str) -> bool:
+def same_file(a: str, b: str) -> bool:
     """Whether paths a and b name one file (the same path, a link to it, a hard link)."""
     if os.path.realpath(a) == os.path.realpath(b):
         return True
