@@ -38,6 +38,12 @@ cdef void lstm_infer_steps(const floating* xproj, const int64_t* row_ids,
                            const floating* w_ci, const floating* w_cf,
                            const floating* w_co, const float* packed) noexcept nogil
 
+cdef void lstm_infer_ranks_steps(const float* xproj, const int64_t* row_ids,
+                           const int64_t* batch_sizes, Py_ssize_t T, bint reverse,
+                           float* scratch, float* h, float* c, float* out, Py_ssize_t ld_out,
+                           Py_ssize_t H, const float* packed, Py_ssize_t first,
+                           Py_ssize_t last) noexcept nogil
+
 # One direction of a one-layer LSTM over a tree of prefixes (lstm.pxi)
 cdef void sort_sequences(const int64_t* ids, const int64_t* starts, const int64_t* lengths,
                          Py_ssize_t n, bint reverse, int64_t* order,

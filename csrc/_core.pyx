@@ -181,6 +181,42 @@ def lstm_infer(const floating[:, ::1] xproj, const int64_t[::1] row_ids,
 
 
 
+def lstm_infer_ranks(const float[:, ::1] xproj, const int64_t[::1] row_ids,
+                     const int64_t[::1] batch_sizes, bint reverse, float[:, ::1] h,
+                     float[:, ::1] c, float[:, ::1] scratch, float[:, :] out,
+                     const float[::1] packed, Py_ssize_t first, Py_ssize_t last):
+    """lstm_infer (float32, packed weights, every step fused) over the sequences of ranks
+    [first, last) only: calls over ranges that cover [0, B) give what one lstm_infer call
+    gives, bit for bit, in any order and from any threads (each range writes only its own
+    rows of h, c, scratch and out).  scratch (B, >= H); the rest as lstm_infer's."""
+    cdef Py_ssize_t V = xproj.shape[0], H = h.shape[1], B = h.shape[0]
+    cdef Py_ssize_t T = batch_sizes.shape[0]
+    cdef Py_ssize_t N = row_ids.shape[0] if row_ids is not None else V
+    _check_steps(batch_sizes, N, B)
+    _check_rows(out.strides[1], sizeof(float), "out", out.strides[0], out.shape[0],
+                out.shape[1])
+    _require(xproj.shape[1] == 4 * H and c.shape[0] == B and c.shape[1] == H
+             and scratch.shape[0] >= B and scratch.shape[1] >= H and out.shape[0] == N
+             and out.shape[1] >= H, "buffer shapes")
+    _require(0 <= first <= last <= B, "ranks out of range")
+    _require(packed is not None and packed.shape[0] == packed_w_hh_size(H)
+             and seqtag_lstm_step_available(), "packed weights (pack_w_hh) and AVX2 or "
+             "AVX-512 needed")
+    cdef Py_ssize_t t
+    for t in range(T):
+        _require(seqtag_lstm_step_fused_forward(batch_sizes[t], H),
+                 "every step must run fused (lstm_step_fused_forward)")
+    _require(row_ids is None or ids_in_range(&row_ids[0], N, V), "row_ids out of range")
+    cdef const int64_t* ids_p = &row_ids[0] if row_ids is not None else NULL
+    cdef Py_ssize_t ld_out = row_stride(out.strides[0], sizeof(float))
+    if first == last:
+        return
+    with nogil:
+        lstm_infer_ranks_steps(&xproj[0, 0], ids_p, &batch_sizes[0], T, reverse,
+                         &scratch[0, 0], &h[0, 0], &c[0, 0], &out[0, 0], ld_out, H,
+                         &packed[0], first, last)
+
+
 def prefix_tree(const int64_t[::1] ids, const int64_t[::1] starts,
                 const int64_t[::1] lengths, int64_t[::1] order, bint reverse,
                 int64_t[::1] node_id, int64_t[::1] node_parent, int64_t[::1] depth_start,

@@ -293,6 +293,50 @@ cdef void lstm_infer_steps(const floating* xproj, const int64_t* row_ids,
                               H, w_ci, w_cf, w_co)
 
 
+# lstm_infer_steps (float32, fused steps) over the sequences of ranks [first, last) only:
+# their state rows and their rows of each step.  Each row of a fused step is computed on
+# its own, so calls over ranges that cover [0, B) give, bit for bit, what one call over
+# all of them gives: two threads can share one direction's sequences (or steal the other
+# direction's) and the values do not depend on who ran what.  The caller makes sure every
+# step of the batch runs fused (seqtag_lstm_step_fused_forward of its whole step).
+#   scratch  (B, H) at least: this range uses rows [first, last)
+#   the rest as in lstm_infer_steps
+cdef void lstm_infer_ranks_steps(const float* xproj, const int64_t* row_ids,
+                           const int64_t* batch_sizes, Py_ssize_t T, bint reverse,
+                           float* scratch, float* h, float* c, float* out, Py_ssize_t ld_out,
+                           Py_ssize_t H, const float* packed, Py_ssize_t first,
+                           Py_ssize_t last) noexcept nogil:
+    cdef Py_ssize_t s, t, i, rows, off, n, split, running
+    cdef Py_ssize_t G = 4 * H
+    cdef Py_ssize_t N = total_rows(batch_sizes, T), done = 0
+    cdef const int64_t* ids
+    for s in range(T):
+        t = T - 1 - s if reverse else s
+        rows = batch_sizes[t]
+        off = N - done - rows if reverse else done
+        done += rows
+        if rows <= first:  # none of the range's sequences has this step
+            continue
+        n = (rows if rows < last else last) - first
+        # running_rows over the range's own rows: rows joining from a zero state (the
+        # reverse direction's shorter sequences) skip the product, as in one call
+        if reverse:
+            split = batch_sizes[t + 1] if t + 1 < T else 0
+        else:
+            split = 0 if t == 0 else rows
+        split = min(max(split - first, 0), n)
+        running = split
+        for i in range((first + split) * H, (first + n) * H):
+            if h[i] != 0:
+                running = n
+                break
+        ids = row_ids + off + first if row_ids != NULL else NULL
+        seqtag_prefetch_rows(xproj, ids, off + first, n, G)
+        memcpy(scratch + first * H, h + first * H, n * H * sizeof(float))
+        seqtag_lstm_step_f32(scratch + first * H, running, packed, xproj, ids, off + first,
+                             n, c + first * H, h + first * H, out, ld_out, H, 0, NULL)
+
+
 # One direction of one layer, backward: the steps in the opposite order of the forward.
 #   gates    (N, 4H)   in: i, f, g, o;  out: gradient w.r.t. the pre-activations a
 #   cells    (N, H), c0 (B, H)  from the forward

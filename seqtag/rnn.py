@@ -29,6 +29,11 @@ WORKSPACE_MAX_ROWS = 8192
 # caller keeps packed weights (memo.py does).
 PACK_MIN_ROWS = 16
 
+#: Parts each direction of a layer is cut into for inference on two threads
+#: (RNN._infer_layer_shared), from batches of SHARED_MIN_ROWS rows on.
+SHARED_PARTS = 4
+SHARED_MIN_ROWS = 256
+
 
 def _positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -284,6 +289,7 @@ class RNN:
         h_state, c_state = self._initial_states(h0, c0, packing)
         layer_input = (projections, row_ids)
         N = packing.n_rows
+        cuts = self._shared_cuts(packing, packed)
 
         def scratch(name, width):
             if workspace is None or N > WORKSPACE_MAX_ROWS:
@@ -301,13 +307,15 @@ class RNN:
             # kept arrays (a layer reads the one before while it writes its own)
             out = np.empty((N, self.output_size), dtype=self.dtype) if last else \
                 scratch(f"out{layer % 2}", self.output_size)
-            self._run_directions(self._infer_direction, [
-                (layer, d,
-                 (projections[d], row_ids) if layer == 0 else layer_input,
-                 heads[d] if last and heads else None, packing, h_state, c_state, out,
-                 packed[layer * self.num_directions + d],
-                 None if layer == 0 else scratch(f"xproj{d}", G))
-                for d in range(self.num_directions)])
+            jobs = [(layer, d, (projections[d], row_ids) if layer == 0 else layer_input,
+                     heads[d] if last and heads else None, packing, h_state, c_state, out,
+                     packed[layer * self.num_directions + d],
+                     None if layer == 0 else scratch(f"xproj{d}", G))
+                    for d in range(self.num_directions)]
+            if cuts is not None:
+                self._infer_layer_shared(jobs, cuts)
+            else:
+                self._run_directions(self._infer_direction, jobs)
             layer_input = out
         if heads:
             logits = heads[0][2]
@@ -542,6 +550,97 @@ class RNN:
         if head is not None:
             _core.input_projection(out_view, head[0], head[1], head[2])
         return None
+
+    def _shared_cuts(self, packing, packed):
+        """The ranks [a, b) of the parts each direction of a layer is cut into for
+        _infer_layer_shared (SHARED_PARTS of about as many rows), or None where the layers
+        run a direction per thread as they are: one thread, the BLAS path (its rounding
+        may depend on how many rows a product has), a GRU, few rows."""
+        if (SHARED_PARTS < 2 or self.cell != "lstm" or self.num_directions != 2
+                or packing.n_rows < SHARED_MIN_ROWS or packed is None
+                or any(p is None for p in packed) or not self.fused_step
+                or not _core.lstm_step_fused_forward(int(packing.batch_sizes[0]),
+                                                     self.hidden_size)
+                or runtime.threads_beside_blas(self.threads) < 2):
+            return None
+        # ranks run longest first: the parts' rows add up evenly
+        rows = np.cumsum(packing.lengths[packing.order])
+        ends = np.searchsorted(rows, rows[-1] * np.arange(1, SHARED_PARTS) / SHARED_PARTS)
+        bounds = sorted({0, packing.batch, *(ends + 1).tolist()})
+        return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if a < b <= packing.batch]
+
+    def _infer_layer_shared(self, jobs, cuts):
+        """_infer_direction's work for both directions of a layer (jobs: its two argument
+        tuples), shared out in parts (the sequences of ranks `cuts`) between this thread
+        and the second one: each takes its own direction's parts in order (this one the
+        forward direction's, the other the reverse's), then those of the other direction
+        still left, from the last.  With a direction per thread, whichever finished first
+        waited for the other, a few ms a batch (the other thread's work just before -- a
+        tagger's products of the previous batch -- and the cache it left cost it that);
+        now both end within a part of each other.  The values are a direction per
+        thread's, bit for bit (lstm_infer_ranks): only who computes which rows changes."""
+        p = self.params
+        H = self.hidden_size
+        layer, _, x, head, packing, h_state, c_state, out, _, _ = jobs[0]
+        scratch = np.empty((2, packing.batch, H), dtype=self.dtype)
+        # each direction's (input pre-activations, row ids, packed W_hh, output columns)
+        inputs = []
+        for _, d, given, _, _, _, _, _, packed, xproj in jobs:
+            inputs.append((*(given if isinstance(given, tuple) else (xproj, None)), packed,
+                           out[:, d * H:(d + 1) * H]))
+
+        def project(d):  # a later layer's input pre-activations (x: the layer's input)
+            k = self._names(layer, d)
+            _core.input_projection(x, p[f"weight_ih_{k}"], self._input_bias(k), inputs[d][0])
+
+        def part(d, ready, first, last):
+            if ready is not None:
+                ready.result()
+            xproj, row_ids, packed, out_view = inputs[d]
+            s = layer * self.num_directions + d
+            _core.lstm_infer_ranks(xproj, row_ids, packing.batch_sizes, bool(d), h_state[s],
+                                   c_state[s], scratch[d], out_view, packed, first, last)
+
+        def finish(d, parts):  # the direction's share of the output layer, if any
+            for done in parts:
+                done.result()
+            if head is not None:
+                _core.input_projection(inputs[d][3], *jobs[d][3])
+
+        projected = not isinstance(jobs[0][2], tuple)
+        submitted = []
+        with runtime.single_blas_thread():
+            try:
+                ready = runtime.run_beside(project, 1) if projected else None
+                submitted.append(ready)
+                theirs = [runtime.run_beside(part, 1, ready, a, b) for a, b in cuts]
+                submitted += theirs
+                # this thread's parts queue behind theirs, last first: the second thread
+                # takes them from the end once its own are done
+                mine = [runtime.run_beside(part, 0, None, a, b) for a, b in cuts[::-1]][::-1]
+                submitted += mine
+                submitted.append(runtime.run_beside(finish, 1, theirs))
+                if projected:
+                    project(0)
+                for job in mine:
+                    job.run_here()
+                for job in theirs[::-1]:
+                    job.run_here()
+                finish(0, mine)
+            except BaseException:
+                for job in submitted:  # none left to run on this call's arrays
+                    if job is not None:
+                        job.cancel()
+                for job in submitted:
+                    try:
+                        if job is not None:
+                            job.result()
+                    except BaseException:
+                        pass
+                raise
+            for job in submitted:
+                if job is not None:
+                    job.result()
 
     @property
     def fused_step(self):

@@ -503,6 +503,13 @@ class Job:
             self._claimed.acquire()
             self._done.release()
 
+    def run_here(self) -> None:
+        """Run the call on this thread now, unless the second thread has taken it (then
+        return at once: result() waits for it)."""
+        if self._pid != os.getpid():
+            self._in_forked_child()
+        self._run()
+
     def cancel(self) -> None:
         """Drop the call if it has not started (a caller that no longer wants it): the
         second thread then skips it, and result() raises CancelledError."""

@@ -1,0 +1,291 @@
+"""A layer's two directions shared out in parts between the calling thread and the second
+one (seqtag.rnn.RNN._infer_layer_shared, _core.lstm_infer_ranks): the same values as a
+direction per thread, bit for bit, whoever runs which part; errors reach the caller and
+leave nothing running.
+
+Every test of the kernel runs once per kind of fused kernel the CPU has, as
+tests/test_fused_step.py does, and skips where it has none.
+"""
+
+import re
+import threading
+
+import numpy as np
+import pytest
+
+import seqtag.rnn
+import seqtag.runtime
+from seqtag import _core
+from seqtag.packing import Packing
+from seqtag.rnn import RNN
+
+F32 = np.float32
+ISAS = _core.fused_step_isas()
+needs_fused = pytest.mark.skipif(
+    not seqtag.runtime.fused_step_enabled(),
+    reason="no AVX2 or AVX-512 on this CPU (or a build without them), or "
+           "SEQTAG_FUSED_STEP=0: the parts need the fused steps")
+
+
+@pytest.fixture(autouse=True, params=ISAS or ["no fused kernels"])
+def kernels(request):
+    if request.param in ISAS and seqtag.runtime.fused_step_enabled():
+        seqtag.runtime.set_fused_step(request.param)
+    try:
+        yield request.param
+    finally:
+        seqtag.runtime.set_fused_step(None)
+        seqtag.runtime.fused_step_isa()
+
+
+def kernel_case(H, lengths, V=50, seed=0, initial=False):
+    rng = np.random.default_rng(seed)
+    packing = Packing(np.asarray(lengths))
+    xproj = rng.standard_normal((V, 4 * H)).astype(F32)
+    row_ids = rng.integers(0, V, packing.n_rows).astype(np.int64)
+    w_hh = (rng.standard_normal((4 * H, H)) * 0.3).astype(F32)
+    packed = np.empty(_core.packed_w_hh_size(H), dtype=F32)
+    _core.pack_w_hh(w_hh, packed)
+    B = packing.batch
+    h0 = rng.standard_normal((B, H)).astype(F32) if initial else np.zeros((B, H), F32)
+    c0 = rng.standard_normal((B, H)).astype(F32) if initial else np.zeros((B, H), F32)
+    return xproj, row_ids, w_hh, packed, packing, h0, c0
+
+
+def one_call(case, reverse, ids=True):
+    xproj, row_ids, w_hh, packed, packing, h0, c0 = case
+    h, c = h0.copy(), c0.copy()
+    H = h.shape[1]
+    out = np.full((packing.n_rows, H + 3), 7.0, F32)  # a wider buffer: columns H.. untouched
+    _core.lstm_infer(xproj if ids else xproj[row_ids], row_ids if ids else None, w_hh,
+                     packing.batch_sizes, reverse, h, c, np.empty((packing.batch, 4 * H), F32),
+                     out[:, :H], None, None, None, packed)
+    return h, c, out
+
+
+def in_parts(case, reverse, cuts, ids=True):
+    xproj, row_ids, w_hh, packed, packing, h0, c0 = case
+    h, c = h0.copy(), c0.copy()
+    H = h.shape[1]
+    out = np.full((packing.n_rows, H + 3), 7.0, F32)
+    scratch = np.empty((packing.batch, H), F32)
+    for a, b in cuts:
+        _core.lstm_infer_ranks(xproj if ids else xproj[row_ids], row_ids if ids else None,
+                               packing.batch_sizes, reverse, h, c, scratch, out[:, :H],
+                               packed, a, b)
+    return h, c, out
+
+
+def same_bits(got, ref):
+    for g, r, name in zip(got, ref, ("h", "c", "out")):
+        assert g.dtype == r.dtype and g.shape == r.shape, name
+        assert g.tobytes() == r.tobytes(), name
+
+
+LENGTHS = [9, 3, 13, 1, 6, 7, 2, 13, 5, 1, 11]
+
+
+@needs_fused
+@pytest.mark.parametrize("H", [16, 20, 33])
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+@pytest.mark.parametrize("initial", [False, True], ids=["zero-state", "h0c0"])
+@pytest.mark.parametrize("ids", [True, False], ids=["row-ids", "rows"])
+@pytest.mark.parametrize("cuts", [
+    [(0, 11)],
+    [(0, 4), (4, 11)],
+    [(7, 11), (0, 3), (3, 7)],  # any order: each range has its own rows
+    [(k, k + 1) for k in range(11)],
+    [(0, 0), (0, 11), (11, 11)],  # empty ranges do nothing
+], ids=["whole", "two", "out-of-order", "one-each", "empty"])
+def test_parts_give_one_calls_values_bit_for_bit(H, reverse, initial, ids, cuts):
+    case = kernel_case(H, LENGTHS, seed=H, initial=initial)
+    same_bits(in_parts(case, reverse, cuts, ids), one_call(case, reverse, ids))
+
+
+@needs_fused
+def test_parts_write_only_their_own_rows():
+    case = kernel_case(16, LENGTHS, seed=4)
+    xproj, row_ids, w_hh, packed, packing, h0, c0 = case
+    h, c, out = in_parts(case, False, [(3, 6)])
+    order = np.argsort(-np.asarray(LENGTHS), kind="stable")
+    mine = set(order[3:6].tolist())  # ranks 3-5 are these sequences
+    rows = np.array([packing.seq_of_row[r] in mine for r in range(packing.n_rows)])
+    assert (out[~rows] == 7.0).all() and (out[rows, :16] != 7.0).any()
+    assert (h[:3] == 0).all() and (h[6:] == 0).all() and (h[3:6] != 0).any()
+    assert (out[:, 16:] == 7.0).all()
+
+
+@needs_fused
+@pytest.mark.parametrize("first, last", [(-1, 3), (4, 3), (0, 12)])
+def test_ranks_out_of_range_are_refused(first, last):
+    xproj, row_ids, w_hh, packed, packing, h0, c0 = kernel_case(16, LENGTHS)
+    with pytest.raises(ValueError, match=re.escape("ranks out of range")):
+        _core.lstm_infer_ranks(xproj, row_ids, packing.batch_sizes, False, h0, c0,
+                               np.empty((11, 16), F32), np.empty((packing.n_rows, 16), F32),
+                               packed, first, last)
+
+
+@needs_fused
+def test_parts_need_packed_weights():
+    xproj, row_ids, w_hh, packed, packing, h0, c0 = kernel_case(16, LENGTHS)
+    with pytest.raises(ValueError, match="packed weights"):
+        _core.lstm_infer_ranks(xproj, row_ids, packing.batch_sizes, False, h0, c0,
+                               np.empty((11, 16), F32), np.empty((packing.n_rows, 16), F32),
+                               packed[:-1], 0, 11)
+
+
+@pytest.mark.skipif("avx2" not in ISAS or not seqtag.runtime.fused_step_enabled(),
+                    reason="no AVX2 kernels on this CPU or build")
+def test_a_step_the_avx2_kernels_leave_to_blas_is_refused():
+    seqtag.runtime.set_fused_step("avx2")
+    assert seqtag.runtime.fused_step_isa() == "avx2"  # (points the core at them)
+    H = 128  # the AVX2 forward step runs fused up to 16,384 state values: 128 rows
+    assert _core.lstm_step_fused_forward(128, H) and not _core.lstm_step_fused_forward(129, H)
+    xproj, row_ids, w_hh, packed, packing, h0, c0 = kernel_case(H, [2] * 129, V=5)
+    with pytest.raises(ValueError, match=re.escape("every step must run fused")):
+        _core.lstm_infer_ranks(xproj, row_ids, packing.batch_sizes, False, h0, c0,
+                               np.empty((129, H), F32), np.empty((packing.n_rows, H), F32),
+                               packed, 0, 129)
+
+
+# ---- RNN.forward_projected: the layers shared out -------------------------------------
+
+
+def projected_case(layers, hidden=24, sentences=60, V=40, seed=0, threads=2):
+    rnn = RNN("lstm", 8, hidden, num_layers=layers, bidirectional=True, dtype=F32,
+              seed=seed, threads=threads)
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, 25, sentences)
+    packing = Packing(lengths)
+    table = rng.standard_normal((V, 8)).astype(F32)
+    row_ids = rng.integers(0, V, packing.n_rows)
+    projections = [rnn.input_projection(table, d) for d in range(2)]
+    head = (rng.standard_normal((5, rnn.output_size)).astype(F32),
+            rng.standard_normal(5).astype(F32))
+    return rnn, projections, row_ids, packing, head
+
+
+def count_parts(monkeypatch):
+    """(thread name, direction, first, last) of every lstm_infer_ranks call."""
+    calls = []
+    real = _core.lstm_infer_ranks
+    lock = threading.Lock()
+
+    def counted(xproj, row_ids, batch_sizes, reverse, h, c, scratch, out, packed, first,
+                last):
+        with lock:
+            calls.append((threading.current_thread().name, int(reverse), first, last))
+        return real(xproj, row_ids, batch_sizes, reverse, h, c, scratch, out, packed, first,
+                    last)
+
+    monkeypatch.setattr(_core, "lstm_infer_ranks", counted)
+    return calls
+
+
+@needs_fused
+@pytest.mark.parametrize("layers", [1, 2, 3])
+@pytest.mark.parametrize("with_head", [False, True], ids=["out", "head"])
+@pytest.mark.parametrize("parts", [2, 4, 7])
+def test_shared_layers_give_a_direction_per_threads_values(layers, with_head, parts,
+                                                           monkeypatch):
+    rnn, projections, row_ids, packing, head = projected_case(layers)
+    if _core.fused_step_isa() == "avx2" and packing.batch * rnn.hidden_size > 16384:
+        pytest.skip("the AVX2 step of this batch runs BLAS")
+    packed = rnn.pack_recurrent()
+    kwargs = dict(packed=packed, head=head if with_head else None, keep_output=with_head)
+    monkeypatch.setattr(seqtag.rnn, "SHARED_MIN_ROWS", 1)
+    monkeypatch.setattr(seqtag.rnn, "SHARED_PARTS", 1)
+    reference = rnn.forward_projected(projections, row_ids, packing, **kwargs)
+    monkeypatch.setattr(seqtag.rnn, "SHARED_PARTS", parts)
+    calls = count_parts(monkeypatch)
+    for _ in range(3):  # whoever takes which part, the same bits
+        got = rnn.forward_projected(projections, row_ids, packing, **kwargs)
+        flat = lambda r: [a for x in r for a in (x if isinstance(x, tuple) else (x,))]
+        for g, r in zip(flat(got), flat(reference)):
+            assert g.tobytes() == r.tobytes()
+    # every part of every layer and direction ran exactly once a call
+    cuts = rnn._shared_cuts(packing, packed)
+    assert 2 <= len(cuts) <= parts and cuts[0][0] == 0 and cuts[-1][1] == packing.batch
+    expected = sorted((d, a, b) for d in (0, 1) for a, b in cuts) * layers * 3
+    assert sorted((d, a, b) for _, d, a, b in calls) == sorted(expected)
+
+
+@needs_fused
+def test_one_thread_a_gru_or_a_small_batch_run_a_direction_per_thread(monkeypatch):
+    calls = count_parts(monkeypatch)
+    rnn, projections, row_ids, packing, head = projected_case(2, threads=1)
+    rnn.forward_projected(projections, row_ids, packing, packed=rnn.pack_recurrent())
+    monkeypatch.setattr(seqtag.rnn, "SHARED_MIN_ROWS", packing.n_rows + 1)
+    rnn.threads = 2
+    rnn.forward_projected(projections, row_ids, packing, packed=rnn.pack_recurrent())
+    assert calls == []
+    monkeypatch.setattr(seqtag.rnn, "SHARED_MIN_ROWS", packing.n_rows)
+    rnn.forward_projected(projections, row_ids, packing, packed=rnn.pack_recurrent())
+    if _core.fused_step_isa() == "avx512":
+        assert calls  # the same batch, now shared
+
+
+@needs_fused
+def test_an_error_in_a_part_reaches_the_caller_and_leaves_nothing_running(monkeypatch):
+    rnn, projections, row_ids, packing, head = projected_case(2)
+    if _core.fused_step_isa() == "avx2" and packing.batch * rnn.hidden_size > 16384:
+        pytest.skip("the AVX2 step of this batch runs BLAS")
+    monkeypatch.setattr(seqtag.rnn, "SHARED_MIN_ROWS", 1)
+    packed = rnn.pack_recurrent()
+    good = rnn.forward_projected(projections, row_ids, packing, packed=packed)[0]
+    real = _core.lstm_infer_ranks
+    running = []
+
+    def failing(*args):
+        if args[3] and args[9] > 0:  # a reverse part past the first
+            raise RuntimeError("part failed")
+        running.append(1)
+        try:
+            return real(*args)
+        finally:
+            running.pop()
+
+    monkeypatch.setattr(_core, "lstm_infer_ranks", failing)
+    with pytest.raises(RuntimeError, match="part failed"):
+        rnn.forward_projected(projections, row_ids, packing, packed=packed)
+    assert running == []  # no part still running on the second thread
+    monkeypatch.setattr(_core, "lstm_infer_ranks", real)
+    again = rnn.forward_projected(projections, row_ids, packing, packed=packed)[0]
+    assert again.tobytes() == good.tobytes()
+
+
+@needs_fused
+def test_a_busy_second_thread_leaves_the_parts_to_the_caller(monkeypatch):
+    """The second thread busy with another call: this one runs every part itself (and the
+    other direction's projection), never waiting for the queue."""
+    rnn, projections, row_ids, packing, head = projected_case(2)
+    if _core.fused_step_isa() == "avx2" and packing.batch * rnn.hidden_size > 16384:
+        pytest.skip("the AVX2 step of this batch runs BLAS")
+    monkeypatch.setattr(seqtag.rnn, "SHARED_MIN_ROWS", 1)
+    packed = rnn.pack_recurrent()
+    reference = rnn.forward_projected(projections, row_ids, packing, packed=packed)[0]
+    release = threading.Event()
+    blocker = seqtag.runtime.run_beside(release.wait, 30)
+    try:
+        calls = count_parts(monkeypatch)
+        got = rnn.forward_projected(projections, row_ids, packing, packed=packed)[0]
+        assert {name for name, *_ in calls} == {threading.current_thread().name}
+    finally:
+        release.set()
+        blocker.result()
+    assert got.tobytes() == reference.tobytes()
+
+
+def test_the_bundled_model_tags_the_same_with_the_layers_shared(monkeypatch):
+    from seqtag import Tagger
+    tagger = Tagger.load(threads=2)
+    rng = np.random.default_rng(5)
+    vocabulary = ["the", "dog", "ate", "an", "apple", "in", "Paris", ",", "quickly", "."]
+    sentences = [list(rng.choice(vocabulary, rng.integers(1, 30))) for _ in range(150)]
+    monkeypatch.setattr(seqtag.rnn, "SHARED_PARTS", 1)
+    alone = tagger.predict_columns(sentences)
+    monkeypatch.setattr(seqtag.rnn, "SHARED_PARTS", 4)
+    monkeypatch.setattr(seqtag.rnn, "SHARED_MIN_ROWS", 1)
+    calls = count_parts(monkeypatch)
+    assert tagger.predict_columns(sentences) == alone
+    assert bool(calls) == (seqtag.runtime.fused_step_isa() == "avx512")
