@@ -555,12 +555,11 @@ class RNN:
         """The ranks [a, b) of the parts each direction of a layer is cut into for
         _infer_layer_shared (SHARED_PARTS of about as many rows), or None where the layers
         run a direction per thread as they are: one thread, the BLAS path (its rounding
-        may depend on how many rows a product has), a GRU, few rows."""
+        may depend on how many rows a product has: only the fused steps compute each row
+        on its own), a GRU, few rows."""
         if (SHARED_PARTS < 2 or self.cell != "lstm" or self.num_directions != 2
                 or packing.n_rows < SHARED_MIN_ROWS or packed is None
                 or any(p is None for p in packed) or not self.fused_step
-                or not _core.lstm_step_fused_forward(int(packing.batch_sizes[0]),
-                                                     self.hidden_size)
                 or runtime.threads_beside_blas(self.threads) < 2):
             return None
         # ranks run longest first: the parts' rows add up evenly
@@ -611,17 +610,23 @@ class RNN:
         submitted = []
         with runtime.single_blas_thread():
             try:
+                # a later layer's parts wait for their direction's input pre-activations:
+                # the other direction's are the second thread's first call, this one's
+                # this thread's (not queued: whoever takes one of its parts first runs it)
                 ready = runtime.run_beside(project, 1) if projected else None
                 submitted.append(ready)
                 theirs = [runtime.run_beside(part, 1, ready, a, b) for a, b in cuts]
                 submitted += theirs
+                my_ready = runtime.Job(project, (0,)) if projected else None
+                submitted.append(my_ready)
                 # this thread's parts queue behind theirs, last first: the second thread
                 # takes them from the end once its own are done
-                mine = [runtime.run_beside(part, 0, None, a, b) for a, b in cuts[::-1]][::-1]
+                mine = [runtime.run_beside(part, 0, my_ready, a, b)
+                        for a, b in cuts[::-1]][::-1]
                 submitted += mine
                 submitted.append(runtime.run_beside(finish, 1, theirs))
-                if projected:
-                    project(0)
+                if my_ready is not None:
+                    my_ready.run_here()
                 for job in mine:
                     job.run_here()
                 for job in theirs[::-1]:
