@@ -205,6 +205,7 @@ def test_shared_layers_give_a_direction_per_threads_values(layers, with_head, pa
     monkeypatch.setattr(seqtag.rnn, "SHARED_PARTS", 1)
     reference = rnn.forward_projected(projections, row_ids, packing, **kwargs)
     monkeypatch.setattr(seqtag.rnn, "SHARED_PARTS", parts)
+    monkeypatch.setattr(seqtag.rnn, "SHARED_PART_ROWS", 1)
     calls = count_parts(monkeypatch)
     for _ in range(3):  # whoever takes which part, the same bits
         got = rnn.forward_projected(projections, row_ids, packing, **kwargs)
@@ -214,6 +215,7 @@ def test_shared_layers_give_a_direction_per_threads_values(layers, with_head, pa
     # every part of every layer and direction ran exactly once a call
     cuts = rnn._shared_cuts(packing, packed)
     assert 2 <= len(cuts) <= parts and cuts[0][0] == 0 and cuts[-1][1] == packing.batch
+    assert all(a < b == c for (a, b), (c, _) in zip(cuts, cuts[1:] + [(cuts[-1][1], 0)]))
     expected = sorted((d, a, b) for d in (0, 1) for a, b in cuts) * layers * 3
     assert sorted((d, a, b) for _, d, a, b in calls) == sorted(expected)
 
@@ -292,3 +294,19 @@ def test_the_bundled_model_tags_the_same_with_the_layers_shared(monkeypatch):
     calls = count_parts(monkeypatch)
     assert tagger.predict_columns(sentences) == alone
     assert bool(calls) == seqtag.runtime.fused_step_enabled()  # shared where it can be
+
+
+@needs_fused
+@pytest.mark.parametrize("rows_per_part, expected", [(1, 4), (700, 2), (350, 4), (450, 3),
+                                                     (10 ** 6, 2)])
+def test_parts_keep_enough_rows_each(rows_per_part, expected, monkeypatch):
+    """At most SHARED_PARTS parts, of about SHARED_PART_ROWS rows or more, at least 2, of
+    nearly equal rows (the sequences run longest first)."""
+    rnn, projections, row_ids, packing, head = projected_case(2, sentences=120)
+    monkeypatch.setattr(seqtag.rnn, "SHARED_PARTS", 4)
+    monkeypatch.setattr(seqtag.rnn, "SHARED_PART_ROWS", rows_per_part)
+    cuts = rnn._shared_cuts(packing, rnn.pack_recurrent())
+    assert len(cuts) == expected
+    sizes = np.sort(packing.lengths)[::-1]
+    rows = [int(sizes[a:b].sum()) for a, b in cuts]
+    assert sum(rows) == packing.n_rows and max(rows) - min(rows) <= 2 * sizes[0]
