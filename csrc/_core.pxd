@@ -38,12 +38,6 @@ cdef void lstm_infer_steps(const floating* xproj, const int64_t* row_ids,
                            const floating* w_ci, const floating* w_cf,
                            const floating* w_co, const float* packed) noexcept nogil
 
-cdef void lstm_infer_group_steps(const float* xproj, const int64_t* row_ids,
-                                 const int64_t* batch_sizes, Py_ssize_t T, bint reverse,
-                                 float* scratch, float* h, float* c, float* out,
-                                 Py_ssize_t ld_out, Py_ssize_t H, const float* packed,
-                                 Py_ssize_t first, Py_ssize_t last) noexcept nogil
-
 cdef void lstm_infer_ranks_steps(const float* xproj, const int64_t* row_ids,
                            const int64_t* batch_sizes, Py_ssize_t T, bint reverse,
                            float* scratch, float* h, float* c, float* out, Py_ssize_t ld_out,

@@ -146,9 +146,7 @@ def lstm_infer(const floating[:, ::1] xproj, const int64_t[::1] row_ids,
     row_ids (N,) the xproj row of each packed row, 0 <= row_ids[r] < V, or None: row r
     reads xproj[r] (V = N); h, c (B, H) initial state in, final state out; scratch (B, 4H);
     out (N, >=H) receives h in its first H columns.  packed: pack_w_hh(w_hh) for the
-    fused step (float32, no peepholes, fused_step_available()): every step then runs fused,
-    the sequences in groups where the AVX2 kernels run (lstm_infer_ranks); or None for the
-    BLAS path.
+    fused step (float32, no peepholes, fused_step_available()), or None for the BLAS path.
     """
     cdef Py_ssize_t V = xproj.shape[0], H = w_hh.shape[1], B = h.shape[0]
     cdef Py_ssize_t T = batch_sizes.shape[0], r
@@ -204,6 +202,10 @@ def lstm_infer_ranks(const float[:, ::1] xproj, const int64_t[::1] row_ids,
     _require(packed is not None and packed.shape[0] == packed_w_hh_size(H)
              and seqtag_lstm_step_available(), "packed weights (pack_w_hh) and AVX2 or "
              "AVX-512 needed")
+    cdef Py_ssize_t t
+    for t in range(T):
+        _require(seqtag_lstm_step_fused_forward(batch_sizes[t], H),
+                 "every step must run fused (lstm_step_fused_forward)")
     _require(row_ids is None or ids_in_range(&row_ids[0], N, V), "row_ids out of range")
     cdef const int64_t* ids_p = &row_ids[0] if row_ids is not None else NULL
     cdef Py_ssize_t ld_out = row_stride(out.strides[0], sizeof(float))

@@ -32,7 +32,6 @@ cdef extern from "lstm_step.h" nogil:
     int seqtag_lstm_step_set_isa(int isa) noexcept
     int seqtag_lstm_step_fused_rows(Py_ssize_t rows) noexcept
     int seqtag_lstm_step_fused_forward(Py_ssize_t rows, Py_ssize_t H) noexcept
-    Py_ssize_t seqtag_lstm_infer_group(Py_ssize_t H) noexcept
     Py_ssize_t seqtag_unit_blocks(Py_ssize_t H) noexcept
     void seqtag_pack_w_hh_f32(const float* w_hh, Py_ssize_t H, int lanes,
                               float* packed) noexcept

@@ -249,9 +249,8 @@ cdef void lstm_forward_steps(floating* gates, const floating* w_hh,
 #   row_ids  (N,)     the xproj row each packed row reads, or NULL: row r reads xproj[r]
 #   scratch  (B, 4H)  work space
 #   packed   float32 only: W_hh packed by seqtag_pack_w_hh_f32, or NULL.  Given,
-#                     every step is one fused pass (csrc/lstm_step.h), the sequences in
-#                     groups (lstm_infer_ranks_steps): the caller checks
-#                     seqtag_lstm_step_available() and no peepholes
+#                     each step is one fused AVX-512 pass (csrc/lstm_step.h): the caller
+#                     checks seqtag_lstm_step_available() and no peepholes
 #   w_hh, batch_sizes, h, c, out, w_c*  as in lstm_forward_steps
 cdef void lstm_infer_steps(const floating* xproj, const int64_t* row_ids,
                            const floating* w_hh, const int64_t* batch_sizes, Py_ssize_t T,
@@ -262,12 +261,6 @@ cdef void lstm_infer_steps(const floating* xproj, const int64_t* row_ids,
     cdef Py_ssize_t s, t, r, rows, off, src, running
     cdef Py_ssize_t G = 4 * H
     cdef Py_ssize_t N = total_rows(batch_sizes, T), done = 0
-    if floating is float:
-        if packed != NULL and T > 0:
-            # every step fused, the sequences in groups (seqtag_lstm_infer_group)
-            lstm_infer_ranks_steps(xproj, row_ids, batch_sizes, T, reverse, scratch, h, c,
-                                   out, ld_out, H, packed, 0, batch_sizes[0])
-            return
     for s in range(T):
         t = T - 1 - s if reverse else s
         rows = batch_sizes[t]
@@ -276,6 +269,15 @@ cdef void lstm_infer_steps(const floating* xproj, const int64_t* row_ids,
         if floating is float:
             seqtag_prefetch_rows(xproj, row_ids + off if row_ids != NULL else NULL, off,
                                  rows, G)
+            if packed != NULL and seqtag_lstm_step_fused_forward(rows, H):
+                # the step reads every row's whole previous state while it writes the new
+                # one block of units at a time: it reads a copy
+                running = running_rows(batch_sizes, T, t, reverse, h, H)
+                memcpy(scratch, h, rows * H * sizeof(float))
+                seqtag_lstm_step_f32(scratch, running, packed, xproj,
+                                     row_ids + off if row_ids != NULL else NULL, off, rows,
+                                     c, h, out, ld_out, H, 0, NULL)
+                continue
         zero_state_product(scratch, batch_sizes, T, t, reverse, h, w_hh, H, G)
         if floating is float:
             for r in range(rows):
@@ -291,12 +293,12 @@ cdef void lstm_infer_steps(const floating* xproj, const int64_t* row_ids,
                               H, w_ci, w_cf, w_co)
 
 
-# lstm_infer_steps with packed weights (float32, every step fused) over the sequences of
-# ranks [first, last) only: their state rows and their rows of each step, in groups of
-# seqtag_lstm_infer_group(H) sequences.  Each row of a fused step is computed on its own, so
-# calls over ranges that cover [0, B) give, bit for bit, what one call over all of them
-# gives: two threads can share one direction's sequences (or steal the other direction's)
-# and the values do not depend on who ran what.
+# lstm_infer_steps (float32, fused steps) over the sequences of ranks [first, last) only:
+# their state rows and their rows of each step.  Each row of a fused step is computed on
+# its own, so calls over ranges that cover [0, B) give, bit for bit, what one call over
+# all of them gives: two threads can share one direction's sequences (or steal the other
+# direction's) and the values do not depend on who ran what.  The caller makes sure every
+# step of the batch runs fused (seqtag_lstm_step_fused_forward of its whole step).
 #   scratch  (B, H) at least: this range uses rows [first, last)
 #   the rest as in lstm_infer_steps
 cdef void lstm_infer_ranks_steps(const float* xproj, const int64_t* row_ids,
@@ -304,20 +306,6 @@ cdef void lstm_infer_ranks_steps(const float* xproj, const int64_t* row_ids,
                            float* scratch, float* h, float* c, float* out, Py_ssize_t ld_out,
                            Py_ssize_t H, const float* packed, Py_ssize_t first,
                            Py_ssize_t last) noexcept nogil:
-    cdef Py_ssize_t group = seqtag_lstm_infer_group(H), a
-    a = first
-    while a < last:  # groups of sequences the step runs fused
-        lstm_infer_group_steps(xproj, row_ids, batch_sizes, T, reverse, scratch, h, c, out,
-                               ld_out, H, packed, a,
-                               last if last - a <= group else a + group)
-        a = last if last - a <= group else a + group
-
-
-cdef void lstm_infer_group_steps(const float* xproj, const int64_t* row_ids,
-                                 const int64_t* batch_sizes, Py_ssize_t T, bint reverse,
-                                 float* scratch, float* h, float* c, float* out,
-                                 Py_ssize_t ld_out, Py_ssize_t H, const float* packed,
-                                 Py_ssize_t first, Py_ssize_t last) noexcept nogil:
     cdef Py_ssize_t s, t, i, rows, off, n, split, running
     cdef Py_ssize_t G = 4 * H
     cdef Py_ssize_t N = total_rows(batch_sizes, T), done = 0

@@ -657,21 +657,6 @@ static int seqtag_lstm_step_fused_forward(Py_ssize_t rows, Py_ssize_t H) {
            (seqtag__isa == SEQTAG_ISA_AVX2 && rows * H <= SEQTAG_AVX2_MAX_STATE);
 }
 
-/* Sequences per group of an inference pass with packed weights (csrc/lstm.pxi,
- * lstm_infer_steps and lstm_infer_ranks_steps): every step of inference runs fused, the
- * sequences going through all their steps a group at a time, so that a group's state stays
- * where the AVX2 step is fast (SEQTAG_AVX2_MAX_STATE: on this Xeon with the AVX2 kernels,
- * groups of 128 rows ran a batch of 200 sentences in 8.4-8.7 ms a direction against
- * 7.2-8.5 ms for BLAS on the steps of more rows, 2026-12-03).  A row of a fused step is
- * computed on its own, so the grouping never changes a value: only with every step fused
- * can two threads share a direction's sequences (seqtag.rnn.RNN._infer_layer_shared) and
- * give what one thread gives, bit for bit.  The AVX-512 step runs any rows: one group. */
-static Py_ssize_t seqtag_lstm_infer_group(Py_ssize_t H) {
-    if (seqtag__isa == SEQTAG_ISA_AVX2)
-        return H >= SEQTAG_AVX2_MAX_STATE ? 1 : SEQTAG_AVX2_MAX_STATE / H;
-    return PY_SSIZE_T_MAX;
-}
-
 /* One step of one direction (see seqtag__lstm_step_f32_avx512); callers check
  * seqtag_lstm_step_available() first. */
 static void seqtag_lstm_step_f32(
