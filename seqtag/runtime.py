@@ -13,7 +13,9 @@ found the core falls back to its own C loops, correct and several times slower, 
 so: a warning when seqtag first computes and the second line of `seqtag --version`.
 SEQTAG_BLAS=fallback forces that path (to see what it costs).
 
-Threads.  A bidirectional layer runs its two directions on two threads (threads=2).
+Threads.  A bidirectional layer runs its two directions on two threads (threads=2); in
+inference, where every step runs fused, the two threads share both directions' sequences in
+parts (seqtag.rnn.RNN._infer_layer_shared), so that neither waits for the other.
 BLAS's own threads would then multiply ours, and OpenBLAS's spin after each call, stealing
 the other core; so while seqtag computes, BLAS runs one thread.  MKL takes that as a
 setting of the calling thread alone.  OpenBLAS, BLIS and FlexiBLAS only have a
@@ -568,7 +570,8 @@ tables_lock = threading.Lock()
 
 def second_thread() -> Worker:
     """The one worker thread seqtag runs work beside the caller's on (the reverse
-    direction of a layer, half of the optimizer's update); created on first use, and
+    direction of a layer, or its share of both in inference; half of the optimizer's
+    update); created on first use, and
     anew in a forked child, where the parent's worker does not exist."""
     global _pool
     if _pool is None:
