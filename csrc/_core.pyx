@@ -188,7 +188,7 @@ def lstm_infer_ranks(const float[:, ::1] xproj, const int64_t[::1] row_ids,
     """lstm_infer (float32, packed weights, every step fused) over the sequences of ranks
     [first, last) only: calls over ranges that cover [0, B) give what one lstm_infer call
     gives, bit for bit, in any order and from any threads (each range writes only its own
-    rows of h, c, scratch and out).  scratch (B, >= H); the rest as lstm_infer's."""
+    rows of h, c, scratch and out).  scratch (B, H); the rest as lstm_infer's."""
     cdef Py_ssize_t V = xproj.shape[0], H = h.shape[1], B = h.shape[0]
     cdef Py_ssize_t T = batch_sizes.shape[0]
     cdef Py_ssize_t N = row_ids.shape[0] if row_ids is not None else V
@@ -196,7 +196,7 @@ def lstm_infer_ranks(const float[:, ::1] xproj, const int64_t[::1] row_ids,
     _check_rows(out.strides[1], sizeof(float), "out", out.strides[0], out.shape[0],
                 out.shape[1])
     _require(xproj.shape[1] == 4 * H and c.shape[0] == B and c.shape[1] == H
-             and scratch.shape[0] >= B and scratch.shape[1] >= H and out.shape[0] == N
+             and scratch.shape[0] >= B and scratch.shape[1] == H and out.shape[0] == N
              and out.shape[1] >= H, "buffer shapes")
     _require(0 <= first <= last <= B, "ranks out of range")
     _require(packed is not None and packed.shape[0] == packed_w_hh_size(H)

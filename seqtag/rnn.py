@@ -576,7 +576,7 @@ class RNN:
         rows = np.cumsum(packing.lengths[packing.order])
         ends = np.searchsorted(rows, rows[-1] * np.arange(1, parts) / parts)
         bounds = sorted({0, packing.batch, *(ends + 1).tolist()})
-        return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if a < b <= packing.batch]
+        return list(zip(bounds[:-1], bounds[1:]))
 
     def _infer_layer_shared(self, jobs, cuts):
         """_infer_direction's work for both directions of a layer (jobs: its two argument
@@ -642,20 +642,20 @@ class RNN:
                 for job in theirs[::-1]:
                     job.run_here()
                 finish(0, mine)
+                for job in submitted:  # an error of the second thread's comes up here
+                    if job is not None:
+                        job.result()
             except BaseException:
-                for job in submitted:  # none left to run on this call's arrays
+                # none left running, or to run, on this call's arrays (a workspace the next
+                # call reuses) once the error reaches the caller
+                for job in submitted:
                     if job is not None:
                         job.cancel()
-                for job in submitted:
-                    try:
-                        if job is not None:
-                            job.result()
-                    except BaseException:
-                        pass
+                interrupts = [job.wait_quietly() for job in submitted if job is not None]
+                interrupt = next((e for e in interrupts if e is not None), None)
+                if interrupt is not None:  # a Ctrl-C during the clean-up
+                    raise interrupt
                 raise
-            for job in submitted:
-                if job is not None:
-                    job.result()
 
     @property
     def fused_step(self):

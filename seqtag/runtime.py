@@ -512,6 +512,22 @@ class Job:
             self._in_forked_child()
         self._run()
 
+    def wait_quietly(self) -> Optional[BaseException]:
+        """Wait until the call has ended (or was cancelled), whatever it raised, and
+        through interrupts: for cleaning up after an error, so that nothing keeps running
+        on the caller's arrays.  Returns the first interrupt (KeyboardInterrupt, say) that
+        came while waiting, for the caller to raise once it has cleaned up, or None."""
+        interrupted: Optional[BaseException] = None
+        while True:
+            try:
+                self.result()
+                return interrupted
+            except BaseException as e:
+                if self._done.acquire(blocking=False):  # the call's own error: it ended
+                    self._done.release()
+                    return interrupted
+                interrupted = interrupted or e  # the wait was interrupted: wait again
+
     def cancel(self) -> None:
         """Drop the call if it has not started (a caller that no longer wants it): the
         second thread then skips it, and result() raises CancelledError."""

@@ -9,6 +9,7 @@ tests/test_fused_step.py does, and skips where it has none.
 
 import re
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -309,3 +310,101 @@ def test_parts_keep_enough_rows_each(rows_per_part, expected, monkeypatch):
     sizes = np.sort(packing.lengths)[::-1]
     rows = [int(sizes[a:b].sum()) for a, b in cuts]
     assert sum(rows) == packing.n_rows and max(rows) - min(rows) <= 2 * sizes[0]
+
+
+@needs_fused
+def test_an_error_on_the_second_thread_waits_for_its_other_parts(monkeypatch):
+    """A reverse part fails on the second thread while another of its parts is still to
+    run there: the error reaches the caller only once nothing of the call runs any more
+    (its arrays may be a workspace the next call reuses)."""
+    rnn, projections, row_ids, packing, head = projected_case(2)
+    skip_where_blas_runs(rnn, packing)
+    monkeypatch.setattr(seqtag.rnn, "SHARED_MIN_ROWS", 1)
+    monkeypatch.setattr(seqtag.rnn, "SHARED_PART_ROWS", 1)
+    monkeypatch.setattr(seqtag.rnn, "SHARED_PARTS", 4)
+    packed = rnn.pack_recurrent()
+    good = rnn.forward_projected(projections, row_ids, packing, packed=packed)[0]
+    cuts = rnn._shared_cuts(packing, packed)
+    real = _core.lstm_infer_ranks
+    running = []
+
+    def failing(*args):
+        if threading.current_thread() is threading.main_thread() and not args[3]:
+            time.sleep(0.05)  # this thread's own parts: the other one takes its own
+        if threading.current_thread() is not threading.main_thread() and args[3]:
+            if args[9] == cuts[0][0]:
+                raise RuntimeError("part failed")
+            if args[9] == cuts[1][0]:  # the second thread's next part: a slow one
+                running.append(args[9])
+                time.sleep(0.3)
+                real(*args)
+                running.remove(args[9])
+                return None
+        return real(*args)
+
+    monkeypatch.setattr(_core, "lstm_infer_ranks", failing)
+    with pytest.raises(RuntimeError, match="part failed"):
+        rnn.forward_projected(projections, row_ids, packing, packed=packed)
+    assert running == []
+    monkeypatch.setattr(_core, "lstm_infer_ranks", real)
+    again = rnn.forward_projected(projections, row_ids, packing, packed=packed)[0]
+    assert again.tobytes() == good.tobytes()
+
+
+@needs_fused
+def test_a_later_layers_parts_wait_for_their_own_input_product(monkeypatch):
+    """The second thread, done with its direction, takes this thread's parts of the second
+    layer from the end: they must wait for this thread's input product of that layer, even
+    when it is slow (a race of the first version: 10 calls in 10 went wrong)."""
+    rnn, projections, row_ids, packing, head = projected_case(2)
+    skip_where_blas_runs(rnn, packing)
+    monkeypatch.setattr(seqtag.rnn, "SHARED_MIN_ROWS", 1)
+    monkeypatch.setattr(seqtag.rnn, "SHARED_PART_ROWS", 1)
+    packed = rnn.pack_recurrent()
+    rng = np.random.default_rng(9)
+    tables = [rng.standard_normal((40, 8)).astype(F32) for _ in range(2)]
+    inputs = [[rnn.input_projection(t, d) for d in range(2)] for t in tables]
+    # a workspace as the memo keeps one: a stale input product would be the other call's
+    references = [rnn.forward_projected(p, row_ids, packing, packed=packed, workspace={})[0]
+                  for p in inputs]
+    w_second_layer = rnn.params["weight_ih_l1"]
+    real = _core.input_projection
+
+    def slow_here(*args):
+        if args[1] is w_second_layer and threading.current_thread() is threading.main_thread():
+            time.sleep(0.05)
+        return real(*args)
+
+    monkeypatch.setattr(_core, "input_projection", slow_here)
+    workspace = {}
+    for i in range(6):
+        got = rnn.forward_projected(inputs[i % 2], row_ids, packing, packed=packed,
+                                    workspace=workspace)[0]
+        assert got.tobytes() == references[i % 2].tobytes()
+
+
+def test_wait_quietly_waits_through_the_calls_own_error():
+    started, release = threading.Event(), threading.Event()
+
+    def slow_then_fail():
+        started.set()
+        release.wait(10)
+        raise ValueError("the call's own error")
+
+    job = seqtag.runtime.run_beside(slow_then_fail)
+    started.wait(10)
+    job.cancel()  # too late: it runs
+    threading.Timer(0.2, release.set).start()
+    assert job.wait_quietly() is None
+    with pytest.raises(ValueError, match="the call's own error"):
+        job.result()
+    # a call cancelled before it started: nothing to wait for
+    blocker_release = threading.Event()
+    blocker = seqtag.runtime.run_beside(blocker_release.wait, 10)
+    queued = seqtag.runtime.run_beside(lambda: 1)
+    queued.cancel()
+    assert queued.wait_quietly() is None
+    with pytest.raises(seqtag.runtime.CancelledError):
+        queued.result()
+    blocker_release.set()
+    blocker.result()
