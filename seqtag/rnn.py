@@ -617,42 +617,42 @@ class RNN:
                 _core.input_projection(inputs[d][3], *jobs[d][3])
 
         projected = not isinstance(jobs[0][2], tuple)
-        submitted = []
+        # every piece is a Job either thread may run (Job.run_here: the first to claim it
+        # does), none queued on its own: the second thread gets one call that walks its
+        # pieces and then this thread's from the end (a call queued per piece woke it up
+        # for each, 1-2 % of a pass when nothing was left to take)
+        ready = runtime.Job(project, (1,)) if projected else None
+        theirs = [runtime.Job(part, (1, ready, a, b)) for a, b in cuts]
+        my_ready = runtime.Job(project, (0,)) if projected else None
+        mine = [runtime.Job(part, (0, my_ready, a, b)) for a, b in cuts]
+        their_finish = runtime.Job(finish, (1, theirs))
+        pieces = [job for job in (ready, *theirs, my_ready, *mine, their_finish)
+                  if job is not None]
+
+        def second_side():  # the reverse direction's pieces, then what is left of ours
+            for job in (ready, *theirs, *mine[::-1], their_finish):
+                if job is not None:
+                    job.run_here()
+
         with runtime.single_blas_thread():
+            other = None
             try:
-                # a later layer's parts wait for their direction's input pre-activations:
-                # the other direction's are the second thread's first call, this one's
-                # this thread's (not queued: whoever takes one of its parts first runs it)
-                ready = runtime.run_beside(project, 1) if projected else None
-                submitted.append(ready)
-                theirs = [runtime.run_beside(part, 1, ready, a, b) for a, b in cuts]
-                submitted += theirs
-                my_ready = runtime.Job(project, (0,)) if projected else None
-                submitted.append(my_ready)
-                # this thread's parts queue behind theirs, last first: the second thread
-                # takes them from the end once its own are done
-                mine = [runtime.run_beside(part, 0, my_ready, a, b)
-                        for a, b in cuts[::-1]][::-1]
-                submitted += mine
-                submitted.append(runtime.run_beside(finish, 1, theirs))
-                if my_ready is not None:
-                    my_ready.run_here()
-                for job in mine:
-                    job.run_here()
-                for job in theirs[::-1]:
-                    job.run_here()
-                finish(0, mine)
-                for job in submitted:  # an error of the second thread's comes up here
+                other = runtime.run_beside(second_side)
+                for job in (my_ready, *mine, *theirs[::-1]):
                     if job is not None:
-                        job.result()
+                        job.run_here()
+                finish(0, mine)
+                their_finish.run_here()
+                other.result()
+                for job in pieces:  # an error of the second thread's comes up here
+                    job.result()
             except BaseException:
                 # none left running, or to run, on this call's arrays (a workspace the next
                 # call reuses) once the error reaches the caller
-                for job in submitted:
-                    if job is not None:
-                        job.cancel()
-                interrupts = [job.wait_quietly() for job in submitted if job is not None]
-                interrupt = next((e for e in interrupts if e is not None), None)
+                for job in ([other] if other else []) + pieces:
+                    job.cancel()
+                waited = [job.wait_quietly() for job in ([other] if other else []) + pieces]
+                interrupt = next((e for e in waited if e is not None), None)
                 if interrupt is not None:  # a Ctrl-C during the clean-up
                     raise interrupt
                 raise
