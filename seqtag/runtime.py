@@ -14,7 +14,7 @@ so: a warning when seqtag first computes and the second line of `seqtag --versio
 SEQTAG_BLAS=fallback forces that path (to see what it costs).
 
 Threads.  A bidirectional layer runs its two directions on two threads (threads=2); in
-inference, where every step runs fused, the two threads share both directions' sequences in
+inference with the AVX-512 kernels the two threads share both directions' sequences in
 parts (seqtag.rnn.RNN._infer_layer_shared), so that neither waits for the other.
 BLAS's own threads would then multiply ours, and OpenBLAS's spin after each call, stealing
 the other core; so while seqtag computes, BLAS runs one thread.  MKL takes that as a

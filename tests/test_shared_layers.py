@@ -166,9 +166,9 @@ def projected_case(layers, hidden=24, sentences=60, V=40, seed=0, threads=2):
     return rnn, projections, row_ids, packing, head
 
 
-def skip_where_blas_runs(rnn, packing):
-    if not _core.lstm_step_fused_forward(packing.batch, rnn.hidden_size):
-        pytest.skip("the AVX2 kernels leave this batch's first steps to BLAS")
+def skip_where_not_shared(rnn, packing):
+    if seqtag.runtime.fused_step_isa() != "avx512":
+        pytest.skip("the layers are shared with the AVX-512 kernels only (RNN._shared_cuts)")
 
 
 def count_parts(monkeypatch):
@@ -195,7 +195,7 @@ def count_parts(monkeypatch):
 def test_shared_layers_give_a_direction_per_threads_values(layers, with_head, parts,
                                                            monkeypatch):
     rnn, projections, row_ids, packing, head = projected_case(layers)
-    skip_where_blas_runs(rnn, packing)
+    skip_where_not_shared(rnn, packing)
     packed = rnn.pack_recurrent()
     kwargs = dict(packed=packed, head=head if with_head else None, keep_output=with_head)
     monkeypatch.setattr(seqtag.rnn, "SHARED_MIN_ROWS", 1)
@@ -228,13 +228,13 @@ def test_one_thread_a_gru_or_a_small_batch_run_a_direction_per_thread(monkeypatc
     assert calls == []
     monkeypatch.setattr(seqtag.rnn, "SHARED_MIN_ROWS", packing.n_rows)
     rnn.forward_projected(projections, row_ids, packing, packed=rnn.pack_recurrent())
-    assert bool(calls) == _core.lstm_step_fused_forward(packing.batch, rnn.hidden_size)
+    assert bool(calls) == (seqtag.runtime.fused_step_isa() == "avx512")
 
 
 @needs_fused
 def test_an_error_in_a_part_reaches_the_caller_and_leaves_nothing_running(monkeypatch):
     rnn, projections, row_ids, packing, head = projected_case(2)
-    skip_where_blas_runs(rnn, packing)
+    skip_where_not_shared(rnn, packing)
     monkeypatch.setattr(seqtag.rnn, "SHARED_MIN_ROWS", 1)
     packed = rnn.pack_recurrent()
     good = rnn.forward_projected(projections, row_ids, packing, packed=packed)[0]
@@ -264,7 +264,7 @@ def test_a_busy_second_thread_leaves_the_parts_to_the_caller(monkeypatch):
     """The second thread busy with another call: this one runs every part itself (and the
     other direction's projection), never waiting for the queue."""
     rnn, projections, row_ids, packing, head = projected_case(2)
-    skip_where_blas_runs(rnn, packing)
+    skip_where_not_shared(rnn, packing)
     monkeypatch.setattr(seqtag.rnn, "SHARED_MIN_ROWS", 1)
     packed = rnn.pack_recurrent()
     reference = rnn.forward_projected(projections, row_ids, packing, packed=packed)[0]
@@ -292,7 +292,7 @@ def test_the_bundled_model_tags_the_same_with_the_layers_shared(monkeypatch):
     monkeypatch.setattr(seqtag.rnn, "SHARED_MIN_ROWS", 1)
     calls = count_parts(monkeypatch)
     assert tagger.predict_columns(sentences) == alone
-    # shared where every step runs fused (the AVX2 kernels leave 150 rows to BLAS)
+    # shared with the AVX-512 kernels only
     assert bool(calls) == (seqtag.runtime.fused_step_isa() == "avx512")
 
 
@@ -303,6 +303,7 @@ def test_parts_keep_enough_rows_each(rows_per_part, expected, monkeypatch):
     """At most SHARED_PARTS parts, of about SHARED_PART_ROWS rows or more, at least 2, of
     nearly equal rows (the sequences run longest first)."""
     rnn, projections, row_ids, packing, head = projected_case(2, sentences=120)
+    skip_where_not_shared(rnn, packing)
     monkeypatch.setattr(seqtag.rnn, "SHARED_PARTS", 4)
     monkeypatch.setattr(seqtag.rnn, "SHARED_PART_ROWS", rows_per_part)
     cuts = rnn._shared_cuts(packing, rnn.pack_recurrent())
@@ -318,7 +319,7 @@ def test_an_error_on_the_second_thread_waits_for_its_other_parts(monkeypatch):
     run there: the error reaches the caller only once nothing of the call runs any more
     (its arrays may be a workspace the next call reuses)."""
     rnn, projections, row_ids, packing, head = projected_case(2)
-    skip_where_blas_runs(rnn, packing)
+    skip_where_not_shared(rnn, packing)
     monkeypatch.setattr(seqtag.rnn, "SHARED_MIN_ROWS", 1)
     monkeypatch.setattr(seqtag.rnn, "SHARED_PART_ROWS", 1)
     monkeypatch.setattr(seqtag.rnn, "SHARED_PARTS", 4)
@@ -357,7 +358,7 @@ def test_a_later_layers_parts_wait_for_their_own_input_product(monkeypatch):
     layer from the end: they must wait for this thread's input product of that layer, even
     when it is slow (a race of the first version: 10 calls in 10 went wrong)."""
     rnn, projections, row_ids, packing, head = projected_case(2)
-    skip_where_blas_runs(rnn, packing)
+    skip_where_not_shared(rnn, packing)
     monkeypatch.setattr(seqtag.rnn, "SHARED_MIN_ROWS", 1)
     monkeypatch.setattr(seqtag.rnn, "SHARED_PART_ROWS", 1)
     packed = rnn.pack_recurrent()
