@@ -295,6 +295,17 @@ def seqtag_tag(model, batch):
         return model.infer(batch).argmax(axis=1)
 
 
+def seqtag_tag_pass(model, batches, fresh):
+    """A function tagging every batch once, the memo emptied first if fresh (what the
+    "(fresh)" column times), for scripts that time (c)'s passes on their own."""
+    def run():
+        if fresh:
+            model.changed()
+        for batch in batches:
+            seqtag_tag(model, batch)
+    return run
+
+
 def seqtag_flat_log_probs(model, batch):
     """Log-probabilities in the sentences' own order (for the untimed agreement check)."""
     log_probs = model.infer(batch)

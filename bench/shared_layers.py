@@ -41,19 +41,11 @@ def main():
     model, _ = ct.seqtag_model("c", data, 2)
     batches = ct.tagging_batches(data)
 
-    def c_pass(fresh):
-        def run():
-            if fresh:
-                model.changed()  # an empty memo, as compare_torch's "(fresh)"
-            for batch in batches:
-                ct.seqtag_tag(model, batch)
-        return run
-
     variants = {
         "every column (Tagger.predict_columns)": lambda: tagger.predict_columns(words),
         "UPOS (Tagger.predict)": lambda: tagger.predict(words),
-        "(c) warm memo": c_pass(False),
-        "(c) fresh memo": c_pass(True),
+        "(c) warm memo": ct.seqtag_tag_pass(model, batches, False),
+        "(c) fresh memo": ct.seqtag_tag_pass(model, batches, True),
     }
     shared = seqtag.rnn.SHARED_PARTS
     times = {(name, parts): [] for name in variants for parts in (shared, 1)}

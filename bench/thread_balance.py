@@ -68,15 +68,8 @@ def main():
     tagger = Tagger.load(None, threads=2)
     words = [s.words for s in read_corpus(ewt_path("test"), require_tags=False)]
 
-    def c_pass(fresh):
-        def run():
-            if fresh:
-                model.changed()  # an empty memo, as compare_torch's "(fresh)"
-            for batch in batches:
-                ct.seqtag_tag(model, batch)
-        return run
-
-    variants = {"(c) fresh": c_pass(True), "(c) warm": c_pass(False),
+    variants = {"(c) fresh": ct.seqtag_tag_pass(model, batches, True),
+                "(c) warm": ct.seqtag_tag_pass(model, batches, False),
                 "Tagger.predict (text output)": lambda: tagger.predict(words),
                 "every column (conllu output)": lambda: tagger.predict_columns(words)}
     for run in variants.values():  # warm-up: fills the memos

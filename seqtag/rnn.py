@@ -566,7 +566,7 @@ class RNN:
         sentences (H = 128) only, where the parts' extra reads of W_hh cost (c) 2-4 % on a
         quiet machine and gained 1-4 % with the other core busy (bench/shared_layers.py,
         2026-12-03): left to a direction per thread."""
-        if (SHARED_PARTS < 2 or self.cell != "lstm" or self.num_directions != 2
+        if (SHARED_PARTS < 2 or self.num_directions != 2
                 or packing.n_rows < SHARED_MIN_ROWS or packed is None
                 or any(p is None for p in packed) or runtime.fused_step_isa() != "avx512"
                 or not self.fused_step or runtime.threads_beside_blas(self.threads) < 2):

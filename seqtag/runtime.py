@@ -539,9 +539,7 @@ class Job:
     def result(self, timeout: Optional[float] = None):
         """The call's value: waits for the second thread where it runs there (at most
         `timeout` seconds, then TimeoutError), else runs it now on this thread."""
-        if self._pid != os.getpid():
-            self._in_forked_child()
-        self._run()
+        self.run_here()
         if not self._done.acquire(timeout=-1 if timeout is None else timeout):
             raise TimeoutError("the second thread's call has not finished")
         self._done.release()  # result() may be asked again

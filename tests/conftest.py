@@ -92,3 +92,27 @@ def compute_path(request):
         yield request.param
     finally:
         runtime.set_fused_step(None)
+
+
+def fused_kernel_fixture():
+    """An autouse fixture for a test module: each of its tests runs once per kind of fused
+    kernel the CPU has (AVX-512 and AVX2 on an AVX-512 CPU, AVX2 on the others; once where
+    there are none, or SEQTAG_FUSED_STEP=0), the runtime switch pointing the compiled core
+    at it, put back after the test.  In a module: `kernels = fused_kernel_fixture()`."""
+    import seqtag.runtime
+    from seqtag import _core
+
+    isas = _core.fused_step_isas()
+
+    @pytest.fixture(autouse=True, params=isas or ["no fused kernels"])
+    def kernels(request):
+        if request.param in isas and seqtag.runtime.fused_step_enabled():
+            seqtag.runtime.set_fused_step(request.param)
+            assert seqtag.runtime.fused_step_isa() == _core.fused_step_isa() == request.param
+        try:
+            yield request.param
+        finally:
+            seqtag.runtime.set_fused_step(None)
+            seqtag.runtime.fused_step_isa()
+
+    return kernels

@@ -31,7 +31,7 @@ from seqtag import _core
 from seqtag.memo import ProjectionMemo
 from seqtag.packing import Packing
 from seqtag.rnn import PACK_MIN_ROWS, RNN
-from conftest import import_torch
+from conftest import fused_kernel_fixture, import_torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 F32, F64 = np.float32, np.float64
@@ -48,18 +48,7 @@ needs_fused_rnn = pytest.mark.skipif(
            "SEQTAG_FUSED_STEP=0: seqtag.runtime.fused_step_enabled() is False")
 
 
-@pytest.fixture(autouse=True, params=ISAS or ["no fused kernels"])
-def kernels(request):
-    """Each test once per kind of fused kernel this CPU runs: the runtime switch picks it
-    (and points the compiled core at it), and is put back after the test."""
-    if request.param in ISAS and seqtag.runtime.fused_step_enabled():
-        seqtag.runtime.set_fused_step(request.param)
-        assert seqtag.runtime.fused_step_isa() == _core.fused_step_isa() == request.param
-    try:
-        yield request.param
-    finally:
-        seqtag.runtime.set_fused_step(None)
-        seqtag.runtime.fused_step_isa()
+kernels = fused_kernel_fixture()  # each test once per kind of fused kernel
 
 
 def lanes():

@@ -16,8 +16,8 @@ from seqtag import _core
 from seqtag.network import Network
 from seqtag.packing import Packing
 from seqtag.rnn import RNN
+from conftest import fused_kernel_fixture
 
-ISAS = _core.fused_step_isas()
 needs_fused_rnn = pytest.mark.skipif(
     not seqtag.runtime.fused_step_enabled(),
     reason="no AVX2 or AVX-512 on this CPU (or a build without them), or "
@@ -28,15 +28,7 @@ WORDS = ["the", "then", "there", "these", "they", "t", "he", "she", "shelf", "a"
          "e", "ee", "eee", "e"]
 
 
-@pytest.fixture(autouse=True, params=ISAS or ["no fused kernels"])
-def kernels(request):
-    if request.param in ISAS and seqtag.runtime.fused_step_enabled():
-        seqtag.runtime.set_fused_step(request.param)
-    try:
-        yield request.param
-    finally:
-        seqtag.runtime.set_fused_step(None)
-        seqtag.runtime.fused_step_isa()
+kernels = fused_kernel_fixture()  # each test once per kind of fused kernel
 
 
 def char_ids(words, alphabet):

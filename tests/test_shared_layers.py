@@ -19,6 +19,7 @@ import seqtag.runtime
 from seqtag import _core
 from seqtag.packing import Packing
 from seqtag.rnn import RNN
+from conftest import fused_kernel_fixture
 
 F32 = np.float32
 ISAS = _core.fused_step_isas()
@@ -28,15 +29,7 @@ needs_fused = pytest.mark.skipif(
            "SEQTAG_FUSED_STEP=0: the parts need the fused steps")
 
 
-@pytest.fixture(autouse=True, params=ISAS or ["no fused kernels"])
-def kernels(request):
-    if request.param in ISAS and seqtag.runtime.fused_step_enabled():
-        seqtag.runtime.set_fused_step(request.param)
-    try:
-        yield request.param
-    finally:
-        seqtag.runtime.set_fused_step(None)
-        seqtag.runtime.fused_step_isa()
+kernels = fused_kernel_fixture()  # each test once per kind of fused kernel
 
 
 def kernel_case(H, lengths, V=50, seed=0, initial=False):
