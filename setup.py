@@ -19,7 +19,7 @@ extensions = [
         "seqtag._core",
         sources=["csrc/_core.pyx"],
         include_dirs=["csrc"],
-        depends=["csrc/fastmath.h", "csrc/lstm_step.h", "csrc/analyses_step.h",
+        depends=["csrc/fastmath.h", "csrc/lstm_step.h", "csrc/gru_step.h", "csrc/analyses_step.h",
                  "csrc/gemm_fallback.h", "csrc/half.h"],
         extra_compile_args=compile_args,
     )

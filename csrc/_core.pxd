@@ -88,7 +88,7 @@ cdef void gru_infer_steps(const floating* xproj, const int64_t* row_ids,
                           const floating* w_hh, const floating* b_hh,
                           const int64_t* batch_sizes, Py_ssize_t T, bint reverse,
                           floating* rec, floating* gates, floating* h, floating* out,
-                          Py_ssize_t ld_out, Py_ssize_t H) noexcept nogil
+                          Py_ssize_t ld_out, Py_ssize_t H, const float* packed) noexcept nogil
 
 cdef void gru_backward_steps(floating* gates, floating* grad_rec, const floating* w_hh,
                              const floating* h_prev, const floating* hn,

@@ -514,13 +514,14 @@ def gru_infer(const floating[:, ::1] xproj, const int64_t[::1] row_ids,
               const floating[:, ::1] w_hh, const floating[::1] b_hh,
               const int64_t[::1] batch_sizes, bint reverse,
               floating[:, ::1] h, floating[:, ::1] rec, floating[:, ::1] gates,
-              floating[:, :] out):
+              floating[:, :] out, const float[::1] packed=None):
     """One direction of a GRU layer, inference only.
 
     xproj (V, 3H) input pre-activations (input_projection with bias = b_ih); row_ids (N,)
     the xproj row of each packed row, 0 <= row_ids[r] < V, or None: row r reads xproj[r]
     (V = N); h (B, H) initial state in, final state out; rec and gates (B, 3H) scratch;
-    out (N, >=H) receives h in its first H columns.
+    out (N, >=H) receives h in its first H columns.  packed: gru_pack_w_hh(w_hh) for the
+    fused step (float32, fused_step_available()), or None for the BLAS path.
     """
     cdef Py_ssize_t V = xproj.shape[0], H = w_hh.shape[1], B = h.shape[0]
     cdef Py_ssize_t T = batch_sizes.shape[0], r
@@ -537,9 +538,34 @@ def gru_infer(const floating[:, ::1] xproj, const int64_t[::1] row_ids,
     _require(row_ids is None or ids_in_range(&row_ids[0], N, V), "row_ids out of range")
     cdef const int64_t* ids_p = &row_ids[0] if row_ids is not None else NULL
     cdef Py_ssize_t ld_out = row_stride(out.strides[0], sizeof(floating))
+    cdef const float* packed_p = NULL
+    if packed is not None:
+        _require(floating is float and packed.shape[0] == seqtag_gru_packed_size(H)
+                 and seqtag_gru_step_lanes() > 0,
+                 "packed weights need float32, gru_pack_w_hh's size and AVX2 or AVX-512")
+        packed_p = &packed[0]
     with nogil:
         gru_infer_steps(&xproj[0, 0], ids_p, &w_hh[0, 0], &b_hh[0], &batch_sizes[0], T,
-                        reverse, &rec[0, 0], &gates[0, 0], &h[0, 0], &out[0, 0], ld_out, H)
+                        reverse, &rec[0, 0], &gates[0, 0], &h[0, 0], &out[0, 0], ld_out, H,
+                        packed_p)
+
+
+def gru_packed_size(Py_ssize_t H):
+    """The floats of gru_pack_w_hh's output for H hidden units."""
+    return seqtag_gru_packed_size(H)
+
+
+def gru_pack_w_hh(const float[:, ::1] w_hh, float[::1] packed):
+    """packed (gru_packed_size(H),) <- w_hh (3H, H) in the layout of the fused GRU step
+    (csrc/gru_step.h) of the kernels that run now (fused_step_isa()): packed weights serve
+    only those kernels, as pack_w_hh's do."""
+    cdef Py_ssize_t H = w_hh.shape[1]
+    cdef int lanes = seqtag_gru_step_lanes()
+    _require(lanes > 0, "gru_pack_w_hh needs the fused kernels (AVX2 or AVX-512)")
+    _require(w_hh.shape[0] == 3 * H and packed.shape[0] == seqtag_gru_packed_size(H),
+             "gru_pack_w_hh shapes")
+    with nogil:
+        seqtag_gru_pack_w_hh_f32(&w_hh[0, 0], H, lanes, &packed[0])
 
 
 def gru_backward(const floating[:, :] x, const floating[:, ::1] w_ih,

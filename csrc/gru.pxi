@@ -3,6 +3,17 @@
 #   n = tanh(x W_in^T + b_in + r (h W_hn^T + b_hn))   h' = (1 - z) n + z h
 # The reset gate multiplies the recurrent part of n, so that part (hn) is kept apart.
 
+# The fused inference step (csrc/gru_step.h), in AVX-512 and in AVX2
+cdef extern from "gru_step.h" nogil:
+    Py_ssize_t seqtag_gru_packed_size(Py_ssize_t H) noexcept
+    void seqtag_gru_pack_w_hh_f32(const float* w_hh, Py_ssize_t H, int lanes,
+                                  float* packed) noexcept
+    int seqtag_gru_step_lanes() noexcept
+    void seqtag_gru_step_f32(const float* h_prev, Py_ssize_t running, const float* packed,
+                             const float* b_hh, const float* xproj, const int64_t* ids,
+                             Py_ssize_t first, Py_ssize_t rows, float* h, float* out,
+                             Py_ssize_t ld_out, Py_ssize_t H) noexcept
+
 
 # One step of `rows` sequences.
 #   gates  (rows, 3H)  in: x W_ih^T + b_ih;  out: r, z, n
@@ -162,12 +173,15 @@ cdef void gru_forward_steps(floating* gates, const floating* w_hh, const floatin
 #   row_ids  (N,)     the xproj row each packed row reads, or NULL: row r reads xproj[r]
 #   rec, gates (B, 3H) scratch
 #   w_hh, b_hh, batch_sizes, h, out  as in gru_forward_steps
+#   packed   float32 only: W_hh packed for csrc/gru_step.h's fused step, which then runs
+#            every step (the caller checks that its kernels exist), or NULL for BLAS
 cdef void gru_infer_steps(const floating* xproj, const int64_t* row_ids,
                           const floating* w_hh, const floating* b_hh,
                           const int64_t* batch_sizes, Py_ssize_t T, bint reverse,
                           floating* rec, floating* gates, floating* h, floating* out,
-                          Py_ssize_t ld_out, Py_ssize_t H) noexcept nogil:
-    cdef Py_ssize_t s, t, r, rows, off, src
+                          Py_ssize_t ld_out, Py_ssize_t H,
+                          const float* packed) noexcept nogil:
+    cdef Py_ssize_t s, t, r, rows, off, src, running
     cdef Py_ssize_t G = 3 * H
     off = total_rows(batch_sizes, T) if reverse else 0
     for s in range(T):
@@ -178,6 +192,17 @@ cdef void gru_infer_steps(const floating* xproj, const int64_t* row_ids,
         if floating is float:
             seqtag_prefetch_rows(xproj, row_ids + off if row_ids != NULL else NULL, off,
                                  rows, G)
+            if packed != NULL:
+                # the step reads every row's whole previous state while it writes the new
+                # one block of units at a time: it reads a copy (rec holds B x 3H)
+                running = running_rows(batch_sizes, T, t, reverse, h, H)
+                memcpy(rec, h, rows * H * sizeof(float))
+                seqtag_gru_step_f32(rec, running, packed, b_hh, xproj,
+                                    row_ids + off if row_ids != NULL else NULL, off, rows,
+                                    h, out, ld_out, H)
+                if not reverse:
+                    off += rows
+                continue
         zero_state_product(rec, batch_sizes, T, t, reverse, h, w_hh, H, G)
         if floating is float:  # each row's gates straight from its xproj row
             for r in range(rows):

@@ -543,7 +543,7 @@ class RNN:
             gates = np.empty((packing.batch, G), dtype=self.dtype)
             _core.gru_infer(xproj, row_ids, p[f"weight_hh_{k}"], p[f"bias_hh_{k}"],
                             packing.batch_sizes, bool(direction), h_state[s], rec, gates,
-                            out_view)
+                            out_view, self._pack_gru(k) if self.fused_gru_step else None)
         else:
             scratch = np.empty((packing.batch, G), dtype=self.dtype)
             peep = [p.get(f"weight_{g}_{k}") for g in ("ci", "cf", "co")]
@@ -664,6 +664,21 @@ class RNN:
         LSTM without peepholes on a CPU with AVX-512 or AVX2 (runtime.fused_step_isa())."""
         return (self.cell == "lstm" and self.dtype == np.float32
                 and runtime.fused_step_enabled())
+
+    @property
+    def fused_gru_step(self):
+        """Whether a float32 GRU's inference steps run the fused kernels
+        (csrc/gru_step.h), as fused_step says for an LSTM's.  Training keeps BLAS."""
+        return (self.cell == "gru" and self.dtype == np.float32
+                and runtime.fused_step_enabled())
+
+    def _pack_gru(self, k):
+        """W_hh of direction k for the fused GRU step (a few microseconds at the front
+        end's H = 48: packed on every call, so a switch of kernels needs no care)."""
+        w_hh = self.params[f"weight_hh_{k}"]
+        packed = np.empty(_core.gru_packed_size(self.hidden_size), dtype=np.float32)
+        _core.gru_pack_w_hh(w_hh, packed)
+        return packed
 
     def pack_recurrent(self):
         """W_hh of every layer and direction in the layout of the fused kernels that run

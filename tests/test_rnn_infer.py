@@ -89,17 +89,40 @@ def test_inference_equals_training_forward(case):
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("hidden", [3, 17, 48])
 def test_gru_inference_matches_training_forward(bi, threads, dtype, hidden):
-    """Bit for bit, float32 included: both run fastmath.h's seqtag_gru_row_f32 (H = 17
-    and 48 through its vectorised body, 48 the front end's)."""
+    """Without the fused kernels, bit for bit, float32 included: both run fastmath.h's
+    seqtag_gru_row_f32 (H = 17 and 48 through its vectorised body, 48 the front end's).
+    float32 inference with them (csrc/gru_step.h) is the same up to the order of the
+    product's sums, and bit for bit the same with either kind of kernel."""
+    import seqtag.runtime
     rnn = RNN("gru", 4, hidden, num_layers=2, bidirectional=bi, dtype=dtype,
               threads=threads)
+    fused = rnn.fused_gru_step
+    assert fused == (dtype is F32 and seqtag.runtime.fused_step_enabled())
     for k, lengths in enumerate(LENGTHS):
         x, packing, h0, _ = inputs(rnn, lengths, seed=k)
         ref = rnn.forward_packed(x, packing, h0, keep=True)
         got = rnn.forward_packed(x, packing, h0, keep=False)
         assert got[2] is None and got[3] is None
-        np.testing.assert_array_equal(got[0], ref[0])
-        np.testing.assert_array_equal(got[1], ref[1])
+        if fused:
+            np.testing.assert_allclose(got[0], ref[0], rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(got[1], ref[1], rtol=1e-5, atol=1e-6)
+            with_other = []
+            for isa in _core.fused_step_isas():
+                seqtag.runtime.set_fused_step(isa)
+                with_other.append(rnn.forward_packed(x, packing, h0, keep=False))
+            seqtag.runtime.set_fused_step(False)
+            try:
+                blas = rnn.forward_packed(x, packing, h0, keep=False)
+            finally:
+                seqtag.runtime.set_fused_step(None)
+            for other in with_other:
+                np.testing.assert_array_equal(other[0], got[0])
+                np.testing.assert_array_equal(other[1], got[1])
+            np.testing.assert_array_equal(blas[0], ref[0])
+            np.testing.assert_array_equal(blas[1], ref[1])
+        else:
+            np.testing.assert_array_equal(got[0], ref[0])
+            np.testing.assert_array_equal(got[1], ref[1])
 
 
 def test_inference_with_dropout_and_training_flag_is_still_a_forward():
@@ -155,8 +178,12 @@ def test_inference_runs_the_inference_kernel_in_every_layer(cell, monkeypatch):
     monkeypatch.setattr(seqtag.rnn, "_core", core)
     rnn.forward_packed(x, packing, h0, c0, keep=False)
     kernel = "gru_infer" if cell == "gru" else "lstm_infer"
-    assert sorted(set(core.calls)) == sorted(["input_projection", kernel])
+    # a GRU's fused step (float32, the kernels on) packs its W_hh on every call
+    packing_calls = ["gru_pack_w_hh", "gru_packed_size"] if rnn.fused_gru_step else []
+    assert sorted(set(core.calls)) == sorted(["input_projection", kernel] + packing_calls)
     assert core.calls.count(kernel) == 6  # 3 layers, 2 directions
+    for name in packing_calls:
+        assert core.calls.count(name) == 6
     core.calls.clear()
     rnn.forward_packed(x, packing, h0, c0, keep=True)
     assert core.calls == [("gru" if cell == "gru" else "lstm") + "_forward"] * 6
