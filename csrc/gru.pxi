@@ -173,8 +173,11 @@ cdef void gru_forward_steps(floating* gates, const floating* w_hh, const floatin
 #   row_ids  (N,)     the xproj row each packed row reads, or NULL: row r reads xproj[r]
 #   rec, gates (B, 3H) scratch
 #   w_hh, b_hh, batch_sizes, h, out  as in gru_forward_steps
-#   packed   float32 only: W_hh packed for csrc/gru_step.h's fused step, which then runs
-#            every step (the caller checks that its kernels exist), or NULL for BLAS
+#   packed   float32 only: W_hh packed for csrc/gru_step.h's fused step (the caller checks
+#            that its kernels exist), or NULL for BLAS.  It runs every step with the AVX-512
+#            kernels, the steps of at most SEQTAG_AVX2_MAX_STATE state values with the AVX2
+#            ones (seqtag_lstm_step_fused_forward: BLAS's blocking wins past it, as for an
+#            LSTM; the front end's steps, ~150 rows x 48, stay below it)
 cdef void gru_infer_steps(const floating* xproj, const int64_t* row_ids,
                           const floating* w_hh, const floating* b_hh,
                           const int64_t* batch_sizes, Py_ssize_t T, bint reverse,
@@ -192,7 +195,7 @@ cdef void gru_infer_steps(const floating* xproj, const int64_t* row_ids,
         if floating is float:
             seqtag_prefetch_rows(xproj, row_ids + off if row_ids != NULL else NULL, off,
                                  rows, G)
-            if packed != NULL:
+            if packed != NULL and seqtag_lstm_step_fused_forward(rows, H):
                 # the step reads every row's whole previous state while it writes the new
                 # one block of units at a time: it reads a copy (rec holds B x 3H)
                 running = running_rows(batch_sizes, T, t, reverse, h, H)

@@ -357,7 +357,9 @@ class RNN:
         if (self.num_layers != 1 or not self.fused_step or not len(lengths)
                 or len(ids) < PACK_MIN_ROWS):
             packing = Packing(lengths)
-            _, h_n, _ = self.forward_projected(projections, ids[packing.flat_index()], packing)
+            _, h_n, _ = self.forward_projected(
+                projections, ids[packing.flat_index()], packing,
+                packed=packed if self.fused_gru_step else None)
             return h_n
         projections, ids = self._check_projections(projections, ids, len(ids))
         G = GATES[self.cell] * self.hidden_size
@@ -420,10 +422,11 @@ class RNN:
         count = self.num_layers * self.num_directions
         if packed is None:
             return [None] * count
-        if not self.fused_step:
+        if not (self.fused_step or self.fused_gru_step):
             raise ValueError("packed weights were given but this RNN does not run the fused "
                              "step (see RNN.fused_step)")
-        size = _core.packed_w_hh_size(self.hidden_size)
+        size = (_core.gru_packed_size if self.cell == "gru"
+                else _core.packed_w_hh_size)(self.hidden_size)
         if (not isinstance(packed, (list, tuple)) or len(packed) != count
                 or not all(isinstance(a, np.ndarray) and a.dtype == np.float32
                            and a.shape == (size,) and a.flags.c_contiguous for a in packed)):
@@ -541,9 +544,11 @@ class RNN:
         if self.cell == "gru":
             rec = np.empty((packing.batch, G), dtype=self.dtype)
             gates = np.empty((packing.batch, G), dtype=self.dtype)
+            if packed is None and packing.n_rows >= PACK_MIN_ROWS and self.fused_gru_step:
+                packed = self._pack_gru(k)
             _core.gru_infer(xproj, row_ids, p[f"weight_hh_{k}"], p[f"bias_hh_{k}"],
                             packing.batch_sizes, bool(direction), h_state[s], rec, gates,
-                            out_view, self._pack_gru(k) if self.fused_gru_step else None)
+                            out_view, packed)
         else:
             scratch = np.empty((packing.batch, G), dtype=self.dtype)
             peep = [p.get(f"weight_{g}_{k}") for g in ("ci", "cf", "co")]
@@ -668,13 +673,15 @@ class RNN:
     @property
     def fused_gru_step(self):
         """Whether a float32 GRU's inference steps run the fused kernels
-        (csrc/gru_step.h), as fused_step says for an LSTM's.  Training keeps BLAS."""
+        (csrc/gru_step.h), as fused_step says for an LSTM's (and under the same module
+        switch); its training keeps BLAS."""
         return (self.cell == "gru" and self.dtype == np.float32
                 and runtime.fused_step_enabled())
 
     def _pack_gru(self, k):
-        """W_hh of direction k for the fused GRU step (a few microseconds at the front
-        end's H = 48: packed on every call, so a switch of kernels needs no care)."""
+        """W_hh of direction k in the fused GRU step's layout (4 us at H = 48, 26 at
+        H = 128: as for an LSTM, a call of fewer than PACK_MIN_ROWS rows without packed
+        weights of its caller's takes the BLAS path instead)."""
         w_hh = self.params[f"weight_hh_{k}"]
         packed = np.empty(_core.gru_packed_size(self.hidden_size), dtype=np.float32)
         _core.gru_pack_w_hh(w_hh, packed)
@@ -682,12 +689,17 @@ class RNN:
 
     def pack_recurrent(self):
         """W_hh of every layer and direction in the layout of the fused kernels that run
-        now (layer-major, as forward_projected's packed= takes them), or None where the step
-        does not apply.  Valid until the weights change or the kernels are switched
-        (runtime.set_fused_step): the caller that keeps them drops them then."""
-        if not self.fused_step:
+        now (layer-major, as forward_projected's packed= takes them): an LSTM's where
+        fused_step, a GRU's where fused_gru_step, else None.  Valid until the weights
+        change or the kernels are switched (runtime.set_fused_step): the caller that keeps
+        them drops them then."""
+        if self.fused_step:
+            pack = self._pack
+        elif self.fused_gru_step:
+            pack = self._pack_gru
+        else:
             return None
-        return [self._pack(self._names(layer, d)) for layer in range(self.num_layers)
+        return [pack(self._names(layer, d)) for layer in range(self.num_layers)
                 for d in range(self.num_directions)]
 
     def _pack(self, k):

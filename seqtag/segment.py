@@ -426,6 +426,7 @@ class CharTagger:
             self.output_weight = np.zeros((n_out, 2 * hidden), dtype=dtype)
         self.output_bias = np.zeros(n_out, dtype=dtype)
         self._projections = None
+        self._packed = None  # (kernels, rnn.pack_recurrent()) for the current weights
 
     def arrays(self):
         """{name: array}: the arrays themselves (the optimiser updates them in place)."""
@@ -450,20 +451,26 @@ class CharTagger:
         self.changed()
 
     def changed(self):
-        """The weights changed in place: forget the projections computed from them."""
-        self._projections = None
+        """The weights changed in place: forget what was computed from them."""
+        self._projections = self._packed = None
 
     def logits(self, ids, packing):
         """Inference: (N, len(LABELS)) scores of the packed rows whose character ids are
         ids.  Each character's input pre-activations are a row of a table computed once
-        per id, so the only per-character products are the recurrent ones."""
+        per id, so the only per-character products are the recurrent ones; W_hh packed for
+        the fused step is kept too, for the kernels that run (a one-shot `seqtag tag`'s
+        few characters take it as a long text does)."""
+        isa = runtime.fused_step_isa()  # asked on each call: the switch may change
         with runtime.single_blas_thread():
             if self._projections is None:
                 self._projections = [self.rnn.input_projection(self.embedding, d)
                                      for d in range(2)]
+            packed = self._packed
+            if packed is None or packed[0] != isa:
+                packed = self._packed = (isa, self.rnn.pack_recurrent())
             out, _, _ = self.rnn.forward_projected(
                 self._projections, ids, packing, head=(self.output_weight, self.output_bias),
-                states=False)
+                states=False, packed=packed[1])
         return out
 
     def loss_and_gradients(self, ids, labels, packing, weights=None):

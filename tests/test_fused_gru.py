@@ -253,3 +253,133 @@ def test_forward_projected_gru_matches_torch_with_a_head(hidden, threads):
                                           np.arange(starts[k], starts[k + 1])))
             got[packing.flat_index()[rows] - starts[k]] = logits[rows]
             np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+# ---- RNN: pack_recurrent, forward_projected(packed=...), the memo, the front end's model ----
+
+needs_fused_rnn = pytest.mark.skipif(
+    not seqtag.runtime.fused_step_enabled(),
+    reason="no AVX2 or AVX-512 on this CPU (or a build without them), or SEQTAG_FUSED_STEP=0")
+NOT_FUSED_MSG = ("packed weights were given but this RNN does not run the fused step "
+                 "(see RNN.fused_step)")
+
+
+def projected(rnn, lengths, seed=0, vocabulary=13):
+    rng = np.random.default_rng(seed)
+    table = rng.standard_normal((vocabulary, rnn.input_size)).astype(rnn.dtype)
+    packing = Packing(lengths)
+    row_ids = rng.integers(0, vocabulary, packing.n_rows).astype(np.int64)
+    return [rnn.input_projection(table, d) for d in range(rnn.num_directions)], row_ids, packing
+
+
+@needs_fused_rnn
+@pytest.mark.parametrize("hidden", [5, 20, 48])
+def test_pack_recurrent_gives_the_gru_layout_of_every_layer_and_direction(hidden):
+    rnn = RNN("gru", 6, hidden, num_layers=2, bidirectional=True, seed=hidden)
+    assert rnn.fused_gru_step and not rnn.fused_step
+    packed = rnn.pack_recurrent()
+    assert len(packed) == 4
+    for p, k in zip(packed, ("l0", "l0_reverse", "l1", "l1_reverse")):
+        assert p.dtype == F32 and p.shape == (_core.gru_packed_size(hidden),)
+        np.testing.assert_array_equal(p, numpy_pack(rnn.params[f"weight_hh_{k}"]))
+
+
+def test_gru_packs_nothing_with_the_fused_step_switched_off_or_in_float64(monkeypatch):
+    assert RNN("gru", 4, 8, dtype=F64).pack_recurrent() is None
+    assert RNN("gru", 4, 8, dtype=F64).fused_gru_step is False
+    monkeypatch.setattr(seqtag.runtime, "_fused_override", False)
+    rnn = RNN("gru", 4, 8, bidirectional=True)
+    assert rnn.fused_gru_step is False and rnn.pack_recurrent() is None
+    projections, row_ids, packing = projected(rnn, [3, 2])
+    packed = [np.zeros(_core.gru_packed_size(8), F32) for _ in range(2)]
+    with pytest.raises(ValueError, match="^" + re.escape(NOT_FUSED_MSG) + "$"):
+        rnn.forward_projected(projections, row_ids, packing, packed=packed)
+
+
+@needs_fused_rnn
+def test_forward_projected_refuses_an_lstm_layout_for_a_gru():
+    rnn = RNN("gru", 4, 16, bidirectional=True)
+    projections, row_ids, packing = projected(rnn, [3, 2])
+    lstm_sized = [np.zeros(_core.packed_w_hh_size(16), F32) for _ in range(2)]
+    with pytest.raises(ValueError, match="^" + re.escape(
+            "packed must be what pack_recurrent() returns: 2 contiguous float32 arrays of "
+            f"{_core.gru_packed_size(16)} values") + "$"):
+        rnn.forward_projected(projections, row_ids, packing, packed=lstm_sized)
+
+
+@needs_fused_rnn
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_gru_call_takes_the_fused_step_from_pack_min_rows_on_or_with_packed_weights(threads):
+    """Fewer than PACK_MIN_ROWS rows without packed weights: the BLAS path (packing would
+    cost more than it saves); with the caller's packed weights, or from PACK_MIN_ROWS
+    rows on, the fused step, whose rows are each computed on their own: a sentence gives
+    the same bits alone as in a batch (one layer, as the front end's: a later layer's
+    input product goes through BLAS, whose rounding may depend on the rows)."""
+    from seqtag.rnn import PACK_MIN_ROWS
+    rnn = RNN("gru", 6, 20, bidirectional=True, seed=3, threads=threads)
+    packed = rnn.pack_recurrent()
+    small = [5, 3]
+    assert sum(small) < PACK_MIN_ROWS
+    projections, row_ids, packing = projected(rnn, small)
+    blas = rnn.forward_projected(projections, row_ids, packing)[0]
+    fused = rnn.forward_projected(projections, row_ids, packing, packed=packed)[0]
+    np.testing.assert_allclose(fused, blas, **TOL)
+    seqtag.runtime.set_fused_step(False)
+    try:
+        assert np.array_equal(rnn.forward_projected(projections, row_ids, packing)[0], blas)
+    finally:
+        seqtag.runtime.set_fused_step(None)
+    # the same two sentences in a batch of more rows, without packed weights: fused, and
+    # their rows are the small call's with packed weights, bit for bit
+    big_lengths = small + [9, 7, 4]
+    rng = np.random.default_rng(1)
+    big_ids = np.concatenate([row_ids[Packing(small).flat_index().argsort()],
+                              rng.integers(0, 13, 20)])
+    big = Packing(big_lengths)
+    out = rnn.forward_projected(projections, big_ids[big.flat_index()], big)[0]
+    flat = np.empty_like(out)
+    flat[big.flat_index()] = out
+    mine = np.empty_like(fused)
+    mine[packing.flat_index()] = fused
+    np.testing.assert_array_equal(flat[:sum(small)], mine)
+
+
+@needs_fused_rnn
+def test_the_memo_keeps_a_grus_packed_weights():
+    from seqtag.memo import ProjectionMemo
+    rnn = RNN("gru", 6, 20, bidirectional=True, seed=2)
+    memo = ProjectionMemo(rnn)
+    rng = np.random.default_rng(0)
+    keys = [f"w{k}" for k in range(11)]
+    inputs = rng.standard_normal((11, 6)).astype(F32)
+    rows = memo.rows(keys, lambda positions: inputs[positions])
+    packing = Packing([2, 1])  # 3 rows: the BLAS path unless packed weights are given
+    ids = rows[[3, 4, 5]]
+    got = memo.forward(ids, packing)[0]
+    assert memo.packed is not None and memo.packed[0] == seqtag.runtime.fused_step_isa()
+    tables = [rnn.input_projection(inputs, d) for d in range(2)]
+    want = rnn.forward_projected(tables, np.array([3, 4, 5]), packing,
+                                 packed=rnn.pack_recurrent())[0]
+    np.testing.assert_array_equal(got, want)
+
+
+@needs_fused_rnn
+def test_the_front_ends_model_scores_a_short_text_as_a_long_one():
+    """CharTagger keeps its packed W_hh: a one-shot `seqtag tag "Hi."` (fewer characters
+    than PACK_MIN_ROWS) runs the fused step too, and its characters' scores are those of
+    the same characters inside a longer batch, bit for bit."""
+    from seqtag.segment import CharTagger
+    model = CharTagger(20, dim=6, hidden=20, cell="gru", seed=1)
+    rng = np.random.default_rng(4)
+    short = rng.integers(0, 20, 5)
+    long = rng.integers(0, 20, 40)
+    alone = model.logits(short, Packing([5]))
+    assert model._packed is not None and model._packed[1] is not None
+    both = Packing([5, 40])
+    ids = np.concatenate([short, long])[both.flat_index()]
+    out = model.logits(ids, both)
+    flat = np.empty_like(out)
+    flat[both.flat_index()] = out
+    np.testing.assert_array_equal(flat[:5], alone)
+    model.changed()
+    assert model._packed is None
