@@ -1,9 +1,11 @@
 """The recurrent steps alone: seqtag's choice of kernel against BLAS only, side by side.
 
-    python bench/step_speed.py [--hidden 128 64] [--rows 16 48 100 400 900] [--seconds 0.5]
-                               [--threads 2]
+    python bench/step_speed.py [--cell lstm|gru] [--hidden 128 64] [--rows 16 48 100 400 900]
+                               [--seconds 0.5] [--threads 2]
 
-A one-layer float32 LSTM in inference, 20 steps of `rows` rows a call (RNN.forward_projected
+A one-layer float32 LSTM (--cell gru: GRU, csrc/gru_step.h; its default --hidden 48 is the
+raw-text front end's character model's, whose steps are ~156 windows of characters) in
+inference, 20 steps of `rows` rows a call (RNN.forward_projected
 with packed weights): one direction on one thread, or with --threads 2 both directions on
 two threads, as a tagger runs them.  Timed with the fused steps allowed
 (seqtag.runtime.set_fused_step(None): the best kernels, for the steps where
@@ -37,27 +39,32 @@ def rate(rnn, proj, ids, packing, fused, seconds):
         rnn.forward_projected(proj, ids, packing, packed=packed, states=False)
         calls += 1
     elapsed = (time.perf_counter() - start) / calls
-    flops = packing.n_rows * 2 * rnn.hidden_size * 4 * rnn.hidden_size * rnn.num_directions
+    gates = 3 if rnn.cell == "gru" else 4
+    flops = packing.n_rows * 2 * rnn.hidden_size * gates * rnn.hidden_size * rnn.num_directions
     return flops / elapsed / 1e9
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--hidden", type=int, nargs="+", default=[128, 64])
+    parser.add_argument("--cell", choices=("lstm", "gru"), default="lstm")
+    parser.add_argument("--hidden", type=int, nargs="+",
+                        help="hidden sizes (default: 128 64 for an LSTM, 48 for a GRU)")
     parser.add_argument("--rows", type=int, nargs="+", default=[16, 48, 100, 200, 400, 600, 900])
     parser.add_argument("--seconds", type=float, default=0.5)
     parser.add_argument("--threads", type=int, choices=(1, 2), default=1)
     args = parser.parse_args()
+    if args.hidden is None:
+        args.hidden = [48] if args.cell == "gru" else [128, 64]
     print(machine_line())
     if runtime.fused_step_isa() is None:
         print("no fused kernels on this CPU or build: nothing to compare")
         return
     rng = np.random.default_rng(0)
-    print(f"{'H':>4} {'rows':>5} {'seqtag':>8} {'BLAS':>8}  (GFLOP/s of the product, "
-          f"{args.threads} thread{'s' if args.threads > 1 else ''})  seqtag runs")
+    print(f"{args.cell}: {'H':>4} {'rows':>5} {'seqtag':>8} {'BLAS':>8}  (GFLOP/s of the "
+          f"product, {args.threads} thread{'s' if args.threads > 1 else ''})  seqtag runs")
     try:
         for hidden in args.hidden:
-            rnn = RNN("lstm", hidden, hidden, bidirectional=args.threads == 2,
+            rnn = RNN(args.cell, hidden, hidden, bidirectional=args.threads == 2,
                       threads=args.threads)
             for rows in args.rows:
                 packing = Packing(np.full(rows, STEPS))
@@ -70,7 +77,8 @@ def main():
                     blas = max(blas, rate(rnn, proj, ids, packing, False, args.seconds))
                 runtime.set_fused_step(None)
                 runs = "fused" if _core.lstm_step_fused_forward(rows, hidden) else "BLAS"
-                print(f"{hidden:>4} {rows:>5} {fused:8.1f} {blas:8.1f}  {'':36}{runs}")
+                print(f"{args.cell}: {hidden:>4} {rows:>5} {fused:8.1f} {blas:8.1f}  {'':36}"
+                      f"{runs}")
     finally:
         runtime.set_fused_step(None)
 

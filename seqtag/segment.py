@@ -29,7 +29,6 @@ import unicodedata
 import zlib
 from collections import Counter, defaultdict
 from collections.abc import Mapping
-from itertools import repeat
 from typing import Callable, Iterable, Optional
 
 import numpy as np
@@ -669,9 +668,10 @@ def _spans(labels, space):
 
 
 def _token_texts(text, starts, ends):
-    """[text[a:b] for a, b in zip(starts, ends)] (int arrays), sliced in C: 200 K tokens a
-    pass over EWT train's raw text."""
-    return list(map(text.__getitem__, map(slice, starts.tolist(), ends.tolist())))
+    """text[a:b] for a, b in zip(starts, ends) (int arrays).  A comprehension: under
+    Python 3.11 its slicing is faster than map() over slice objects (1.8 against 2.8 ms
+    per 20 K tokens)."""
+    return [text[a:b] for a, b in zip(starts.tolist(), ends.tolist())]
 
 
 def _paragraph_sentences(text, bounds, spans, expander):
@@ -686,9 +686,9 @@ def _paragraph_sentences(text, bounds, spans, expander):
     base = begin[paragraph]
     space_after = np.ones(len(ends), dtype=bool)
     inner = ends < len(text)
-    space_after[inner] = list(map(str.isspace, map(text.__getitem__, ends[inner].tolist())))
+    space_after[inner] = [text[e].isspace() for e in ends[inner].tolist()]
     forms = _token_texts(text, starts, ends)
-    words: list[list[str]] = list(map(list, repeat((), len(forms))))
+    words: list[list[str]] = [[] for _ in forms]
     if expander is not None:
         # the decoder has kept only the flagged tokens it wants expanded
         for i in np.flatnonzero(multiword).tolist():
@@ -783,8 +783,9 @@ def _apply_lexicon(text, labels, space, lexicon, shapes=None, letter_shapes=None
         return None
     begin, end = _chunk_bounds(space)
     get = lexicon.getter(len(begin)) if isinstance(lexicon, _StoredMapping) else lexicon.get
-    # the chunks and their look-ups in C (map): most chunks are plain words the lexicon
-    # does not hold, and a Python loop over all of them was most of this function's time
+    # most chunks are plain words the lexicon does not hold: each is looked up (map: in C)
+    # and checked for letters (in C) without a Python loop around it; only the few that
+    # are neither known nor all letters go through Python, to the shapes
     chunks = _token_texts(text, begin, end)
     found = list(map(get, chunks))
     known = np.fromiter(map(_is_not_none, found), dtype=bool, count=len(found))
