@@ -18,6 +18,7 @@ import pytest
 
 import seqtag.runtime
 from conftest import fused_kernel_fixture, import_torch
+from kernel_buffers import SENTINEL, assert_guards, guarded, packed_layout
 from seqtag import _core
 from seqtag.packing import Packing
 from seqtag.rnn import RNN
@@ -30,7 +31,6 @@ needs_fused = pytest.mark.skipif(
            "never runs")
 TOL = dict(rtol=1e-5, atol=1e-5)
 ODD_H = [1, 5, 9, 20, 33, 100]
-GUARD, SENTINEL = 64, 7.0
 LENGTH_SETS = {"counts1to13": list(range(1, 14)),
                "ragged11": [9, 1, 9, 4, 7, 1, 2, 9, 7, 1, 1]}
 
@@ -40,24 +40,9 @@ def lanes():
 
 
 def numpy_pack(w_hh, L=None):
-    """The documented layout (U, H, 3, L), U = ceil(H / L): packed[((u H + k) 3 + q) L + l]
-    = w_hh[q H + L u + l, k], 0 where L u + l >= H, then zeros up to gru_packed_size(H)."""
-    L = L or lanes()
-    H = w_hh.shape[1]
-    U = -(-H // L)
-    padded = np.zeros((3, U * L, H), w_hh.dtype)
-    padded[:, :H] = w_hh.reshape(3, H, H)
-    layout = padded.reshape(3, U, L, H).transpose(1, 3, 0, 2).ravel()
-    out = np.zeros(_core.gru_packed_size(H), w_hh.dtype)
-    out[:layout.size] = layout
-    return out
-
-
-def guarded(shape, fill, dtype=F32):
-    whole = np.full(int(np.prod(shape)) + GUARD, SENTINEL, dtype=dtype)
-    array = whole[:-GUARD].reshape(shape)
-    array[...] = fill
-    return array, whole[-GUARD:]
+    """The documented layout (kernel_buffers.packed_layout) of a GRU's W_hh for the
+    kernels called now (L = lanes()), zeros up to gru_packed_size(H)."""
+    return packed_layout(w_hh, 3, L or lanes(), _core.gru_packed_size(w_hh.shape[1]))
 
 
 def case(H, lengths, with_ids, seed, states=True):
@@ -91,9 +76,8 @@ def run_infer(xproj, row_ids, w_hh, b_hh, packing, reverse, h0, packed):
     _core.gru_infer(xproj, row_ids, w_hh, b_hh, packing.batch_sizes, reverse, h, rec, gates,
                     out, packed)
     assert (np.concatenate([wide[:, :lo], wide[:, lo + H:]], axis=1) == SENTINEL).all()
-    for name, guard in (("h", h_guard), ("rec", rec_guard), ("gates", gates_guard),
-                        ("out", wide_guard)):
-        assert (guard == SENTINEL).all(), f"gru_infer wrote past the end of {name}"
+    assert_guards({"h": h_guard, "rec": rec_guard, "gates": gates_guard, "out": wide_guard},
+                  "gru_infer")
     return out.copy(), h.copy()
 
 

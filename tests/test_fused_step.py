@@ -32,6 +32,7 @@ from seqtag.memo import ProjectionMemo
 from seqtag.packing import Packing
 from seqtag.rnn import PACK_MIN_ROWS, RNN
 from conftest import fused_kernel_fixture, import_torch
+from kernel_buffers import SENTINEL, assert_guards, guarded, packed_layout
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 F32, F64 = np.float32, np.float64
@@ -77,42 +78,9 @@ def unit_blocks(H):
 
 
 def numpy_pack(w_hh, L=None):
-    """The documented layout, (U, H, 4, L) with L = lanes() and U = ceil(H / L):
-    packed[((u H + k) 4 + q) L + l] = w_hh[q H + L u + l, k], and 0 where L u + l >= H,
-    then zeros up to packed_w_hh_size(H).  Each gate's units are padded with zero rows to
-    U * L, then reshaped as for H % L == 0."""
-    L = L or lanes()
-    H = w_hh.shape[1]
-    U = -(-H // L)
-    padded = np.zeros((4, U * L, H), w_hh.dtype)
-    padded[:, :H] = w_hh.reshape(4, H, H)
-    layout = padded.reshape(4, U, L, H).transpose(1, 3, 0, 2).ravel()
-    out = np.zeros(_core.packed_w_hh_size(H), w_hh.dtype)
-    out[:layout.size] = layout
-    return out
-
-
-# every buffer a kernel writes is followed in memory by GUARD sentinel values: a store past
-# its end (a lane mask that lets a partial block's 16 lanes, or a partial 64-column block of
-# backward, through) shows
-GUARD = 64
-SENTINEL = 7.0
-
-
-def guarded(shape, fill, dtype=F32):
-    """(array, guard): a C-contiguous array of `shape` holding `fill` (a scalar or an array),
-    and the GUARD values right after it in memory, all SENTINEL."""
-    n = int(np.prod(shape))
-    buf = np.full(n + GUARD, SENTINEL, dtype)
-    a, guard = buf[:n].reshape(shape), buf[n:]
-    assert a.flags.c_contiguous and guard.ctypes.data == a.ctypes.data + a.nbytes
-    a[...] = fill
-    return a, guard
-
-
-def assert_guards(guards, what):
-    for name, guard in guards.items():
-        assert (guard == SENTINEL).all(), f"{what} wrote past the end of {name}"
+    """The documented layout (kernel_buffers.packed_layout) of an LSTM's W_hh for the
+    kernels called now (L = lanes()), zeros up to packed_w_hh_size(H)."""
+    return packed_layout(w_hh, 4, L or lanes(), _core.packed_w_hh_size(w_hh.shape[1]))
 
 
 # ---- 1. pack_w_hh -------------------------------------------------------------------------
