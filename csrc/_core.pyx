@@ -670,7 +670,8 @@ def build_info():
     """What the compiled core was built with: {"compiler": name and version,
     "fastmath_clones": whether fastmath.h's kernels have AVX2/AVX-512 clones chosen at load
     time (else SSE2 loops only), "fused_lstm_kernels": whether lstm_step.h's AVX-512 and AVX2 kernels
-    are compiled in (they run only where fused_step_available() also says so)}."""
+    are compiled in, and gru_step.h's with them (they run only where fused_step_available()
+    also says so)}."""
     return {"compiler": SEQTAG_COMPILER.decode("ascii", "replace").strip(),
             "fastmath_clones": bool(SEQTAG_HAVE_CLONES),
             "fused_lstm_kernels": bool(SEQTAG_HAVE_LSTM_STEP)}

@@ -31,8 +31,9 @@ fork tags in the child as in the parent.
 
 The fused step.  On CPUs with AVX-512 or AVX2, a float32 LSTM without peepholes runs each
 time step's recurrent product in csrc/lstm_step.h, fused with the gates (the AVX-512
-kernels where the CPU has them, else the AVX2 ones); elsewhere every product goes through
-BLAS.  SEQTAG_FUSED_STEP=0 in the environment, or `set_fused_step(False)`, keeps every
+kernels where the CPU has them, else the AVX2 ones), and a float32 GRU's inference steps
+run csrc/gru_step.h's (the raw-text front end's character model); elsewhere every product
+goes through BLAS.  SEQTAG_FUSED_STEP=0 in the environment, or `set_fused_step(False)`, keeps every
 product on BLAS; SEQTAG_FUSED_STEP=avx2 or `set_fused_step("avx2")` runs the AVX2 kernels
 on an AVX-512 CPU.
 """
@@ -705,8 +706,8 @@ def build_description() -> str:
     info = _core.build_info()
     clones = ("AVX2 and AVX-512 copies of the gate functions" if info["fastmath_clones"]
               else "portable gate functions only")
-    fused = ("fused AVX-512 and AVX2 LSTM kernels compiled" if info["fused_lstm_kernels"]
-             else "no fused LSTM kernels")
+    fused = ("fused AVX-512 and AVX2 LSTM and GRU kernels compiled"
+             if info["fused_lstm_kernels"] else "no fused LSTM or GRU kernels")
     return f"{info['compiler']}; {clones}; {fused}"
 
 
@@ -723,7 +724,7 @@ def compute_description() -> str:
             library += "; directions in turn: its threads cannot be limited"
     isa = fused_step_isa()
     if isa is not None:
-        return f"fused {'AVX-512' if isa == 'avx512' else 'AVX2'} LSTM steps + {library}"
+        return f"fused {'AVX-512' if isa == 'avx512' else 'AVX2'} LSTM and GRU steps + {library}"
     if not fused_step_available():
         why = "no AVX2 or AVX-512 on this CPU or build"
     elif _fused_override is False:

@@ -107,7 +107,7 @@ def test_version_names_the_compute_path(monkeypatch):
     for isa, shown in [("avx512", "AVX-512"), ("avx2", "AVX2")]:
         monkeypatch.setattr(runtime, "fused_step_isa", lambda isa=isa: isa)
         assert invoke("--version").stdout.splitlines()[1] == (
-            f"compute: fused {shown} LSTM steps + {library}")
+            f"compute: fused {shown} LSTM and GRU steps + {library}")
     monkeypatch.setattr(runtime, "fused_step_isa", lambda: None)
     monkeypatch.setenv("SEQTAG_FUSED_STEP", "0")
     assert invoke("--version").stdout.splitlines()[1] == (
