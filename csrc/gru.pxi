@@ -186,12 +186,12 @@ cdef void gru_infer_steps(const floating* xproj, const int64_t* row_ids,
                           const float* packed) noexcept nogil:
     cdef Py_ssize_t s, t, r, rows, off, src, running
     cdef Py_ssize_t G = 3 * H
-    off = total_rows(batch_sizes, T) if reverse else 0
+    cdef Py_ssize_t N = total_rows(batch_sizes, T), done = 0
     for s in range(T):
         t = T - 1 - s if reverse else s
         rows = batch_sizes[t]
-        if reverse:
-            off -= rows
+        off = N - done - rows if reverse else done
+        done += rows
         if floating is float:
             seqtag_prefetch_rows(xproj, row_ids + off if row_ids != NULL else NULL, off,
                                  rows, G)
@@ -203,8 +203,6 @@ cdef void gru_infer_steps(const floating* xproj, const int64_t* row_ids,
                 seqtag_gru_step_f32(rec, running, packed, b_hh, xproj,
                                     row_ids + off if row_ids != NULL else NULL, off, rows,
                                     h, out, ld_out, H)
-                if not reverse:
-                    off += rows
                 continue
         zero_state_product(rec, batch_sizes, T, t, reverse, h, w_hh, H, G)
         if floating is float:  # each row's gates straight from its xproj row
@@ -218,8 +216,6 @@ cdef void gru_infer_steps(const floating* xproj, const int64_t* row_ids,
                 memcpy(gates + r * G, xproj + src * G, G * sizeof(floating))
             gru_cell_forward(gates, rec, b_hh, h, NULL, NULL, out + off * ld_out, ld_out,
                              rows, H)
-        if not reverse:
-            off += rows
 
 
 # One direction of one GRU layer, backward.

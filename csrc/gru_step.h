@@ -46,6 +46,20 @@ static void seqtag_gru_pack_w_hh_f32(const float *w_hh, Py_ssize_t H, int lanes,
 
 #if SEQTAG_HAVE_LSTM_STEP
 
+/* Where the nr rows of a step from row `first` read their input pre-activations and write
+ * their new state, at unit col: x[r] = xproj row ids[r] (first + r where ids is NULL), o[r]
+ * = out row first + r.  Both kernels' blocks of rows. */
+static inline void seqtag__gru_rows(int nr, const float *xproj, const int64_t *ids,
+                                    Py_ssize_t first, Py_ssize_t G, float *out,
+                                    Py_ssize_t ld_out, Py_ssize_t col, const float **x,
+                                    float **o) {
+    int r;
+    for (r = 0; r < nr; r++) {
+        x[r] = xproj + (ids ? ids[r] : first + r) * G + col;
+        o[r] = out + (first + r) * ld_out + col;
+    }
+}
+
 /* Rows of one block of the AVX-512 product: 8 rows x 3 gates = 24 accumulators, 3 weight
  * registers and a broadcast of the 32. */
 #define SEQTAG_GRU_ROWS 8
@@ -125,7 +139,6 @@ SEQTAG_AVX512 static void seqtag__gru_step_f32_avx512(
     float *out, Py_ssize_t ld_out, Py_ssize_t H) {
     const Py_ssize_t G = 3 * H;
     Py_ssize_t u, r0;
-    int r;
     float tile[SEQTAG_GRU_ROWS * 3 * SEQTAG_UNITS] __attribute__((aligned(64)));
     for (u = 0; u < seqtag_unit_blocks(H); u++) {
         const float *w = packed + u * H * 3 * SEQTAG_UNITS;
@@ -137,11 +150,8 @@ SEQTAG_AVX512 static void seqtag__gru_step_f32_avx512(
             float *o[SEQTAG_GRU_ROWS];
             int nr = rows - r0 < SEQTAG_GRU_ROWS ? (int)(rows - r0) : SEQTAG_GRU_ROWS;
             int multiply = r0 < running;
-            for (r = 0; r < nr; r++) {
-                Py_ssize_t row = first + r0 + r;
-                x[r] = xproj + (ids ? ids[r0 + r] : row) * G + col;
-                o[r] = out + row * ld_out + col;
-            }
+            seqtag__gru_rows(nr, xproj, ids ? ids + r0 : NULL, first + r0, G, out, ld_out, col,
+                             x, o);
             const float *hp = h_prev + r0 * H, *b = b_hh + col;
             float *hb = h + r0 * H + col;
             /* rows past `running` in a block that has some below it multiply zeros */
@@ -223,7 +233,6 @@ SEQTAG_AVX2 static void seqtag__gru_step_f32_avx2(
     float *out, Py_ssize_t ld_out, Py_ssize_t H) {
     const Py_ssize_t G = 3 * H;
     Py_ssize_t u, r0;
-    int r;
     float tile[SEQTAG_GRU_ROWS8 * 3 * 8] __attribute__((aligned(32)));
     for (u = 0; u < (H + 7) / 8; u++) {
         const float *w = packed + u * H * 3 * 8;
@@ -233,11 +242,8 @@ SEQTAG_AVX2 static void seqtag__gru_step_f32_avx2(
             float *o[SEQTAG_GRU_ROWS8];
             int nr = rows - r0 < SEQTAG_GRU_ROWS8 ? (int)(rows - r0) : SEQTAG_GRU_ROWS8;
             int multiply = r0 < running;
-            for (r = 0; r < nr; r++) {
-                Py_ssize_t row = first + r0 + r;
-                x[r] = xproj + (ids ? ids[r0 + r] : row) * G + col;
-                o[r] = out + row * ld_out + col;
-            }
+            seqtag__gru_rows(nr, xproj, ids ? ids + r0 : NULL, first + r0, G, out, ld_out, col,
+                             x, o);
             const float *hp = h_prev + r0 * H, *b = b_hh + col;
             float *hb = h + r0 * H + col;
             switch (nr) {

@@ -121,7 +121,7 @@ class ProjectionMemo:
         h_n and c_n None)."""
         packed = None
         isa = runtime.fused_step_isa()  # asked on each call: the switch may change
-        if isa is not None and (self.rnn.fused_step or self.rnn.fused_gru_step):
+        if isa is not None and self.rnn.fused_inference:
             if self.packed is None or self.packed[0] != isa:
                 # each kind of kernel reads its own layout
                 self.packed = (isa, self.rnn.pack_recurrent())

@@ -557,7 +557,7 @@ class Network:
         where none do), kept for the weights' version: new words come a few hundred a
         batch, and packing it for each batch cost more than a tenth of their steps."""
         isa = runtime.fused_step_isa()
-        if isa is None or not (self.char_rnn.fused_step or self.char_rnn.fused_gru_step):
+        if isa is None or not self.char_rnn.fused_inference:
             return None
         return self._derived(("char packed", isa), self.char_rnn.pack_recurrent)
 

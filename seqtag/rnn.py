@@ -422,11 +422,10 @@ class RNN:
         count = self.num_layers * self.num_directions
         if packed is None:
             return [None] * count
-        if not (self.fused_step or self.fused_gru_step):
+        if not self.fused_inference:
             raise ValueError("packed weights were given but this RNN does not run the fused "
                              "step (see RNN.fused_step)")
-        size = (_core.gru_packed_size if self.cell == "gru"
-                else _core.packed_w_hh_size)(self.hidden_size)
+        size = self._packed_size()
         if (not isinstance(packed, (list, tuple)) or len(packed) != count
                 or not all(isinstance(a, np.ndarray) and a.dtype == np.float32
                            and a.shape == (size,) and a.flags.c_contiguous for a in packed)):
@@ -541,19 +540,17 @@ class RNN:
             _core.input_projection(x, p[f"weight_ih_{k}"], self._input_bias(k), xproj)
             row_ids = None
         out_view = out[:, direction * H:(direction + 1) * H]
+        if packed is None and packing.n_rows >= PACK_MIN_ROWS and self.fused_inference:
+            packed = self._pack(k)
         if self.cell == "gru":
             rec = np.empty((packing.batch, G), dtype=self.dtype)
             gates = np.empty((packing.batch, G), dtype=self.dtype)
-            if packed is None and packing.n_rows >= PACK_MIN_ROWS and self.fused_gru_step:
-                packed = self._pack_gru(k)
             _core.gru_infer(xproj, row_ids, p[f"weight_hh_{k}"], p[f"bias_hh_{k}"],
                             packing.batch_sizes, bool(direction), h_state[s], rec, gates,
                             out_view, packed)
         else:
             scratch = np.empty((packing.batch, G), dtype=self.dtype)
             peep = [p.get(f"weight_{g}_{k}") for g in ("ci", "cf", "co")]
-            if packed is None and packing.n_rows >= PACK_MIN_ROWS and self.fused_step:
-                packed = self._pack(k)
             _core.lstm_infer(xproj, row_ids, p[f"weight_hh_{k}"], packing.batch_sizes,
                              bool(direction), h_state[s], c_state[s], scratch, out_view,
                              *peep, packed)
@@ -678,14 +675,11 @@ class RNN:
         return (self.cell == "gru" and self.dtype == np.float32
                 and runtime.fused_step_enabled())
 
-    def _pack_gru(self, k):
-        """W_hh of direction k in the fused GRU step's layout (4 us at H = 48, 26 at
-        H = 128: as for an LSTM, a call of fewer than PACK_MIN_ROWS rows without packed
-        weights of its caller's takes the BLAS path instead)."""
-        w_hh = self.params[f"weight_hh_{k}"]
-        packed = np.empty(_core.gru_packed_size(self.hidden_size), dtype=np.float32)
-        _core.gru_pack_w_hh(w_hh, packed)
-        return packed
+    @property
+    def fused_inference(self):
+        """Whether inference runs fused steps, and so takes packed weights
+        (pack_recurrent): an LSTM's (fused_step) or a GRU's (fused_gru_step)."""
+        return self.fused_step or self.fused_gru_step
 
     def pack_recurrent(self):
         """W_hh of every layer and direction in the layout of the fused kernels that run
@@ -693,19 +687,21 @@ class RNN:
         fused_step, a GRU's where fused_gru_step, else None.  Valid until the weights
         change or the kernels are switched (runtime.set_fused_step): the caller that keeps
         them drops them then."""
-        if self.fused_step:
-            pack = self._pack
-        elif self.fused_gru_step:
-            pack = self._pack_gru
-        else:
+        if not self.fused_inference:
             return None
-        return [pack(self._names(layer, d)) for layer in range(self.num_layers)
+        return [self._pack(self._names(layer, d)) for layer in range(self.num_layers)
                 for d in range(self.num_directions)]
 
+    def _packed_size(self):
+        return (_core.gru_packed_size if self.cell == "gru"
+                else _core.packed_w_hh_size)(self.hidden_size)
+
     def _pack(self, k):
-        w_hh = self.params[f"weight_hh_{k}"]
-        packed = np.empty(_core.packed_w_hh_size(self.hidden_size), dtype=np.float32)
-        _core.pack_w_hh(w_hh, packed)
+        """W_hh of direction k in the layout of this cell's fused kernels (16 us at
+        H = 128 for an LSTM, 26 for a GRU, 4 at the front end's H = 48)."""
+        packed = np.empty(self._packed_size(), dtype=np.float32)
+        (_core.gru_pack_w_hh if self.cell == "gru" else _core.pack_w_hh)(
+            self.params[f"weight_hh_{k}"], packed)
         return packed
 
     def _backward_direction(self, layer, direction, saved_layer, batch_sizes, grad_out, dh_all,

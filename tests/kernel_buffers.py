@@ -4,11 +4,24 @@ past their end."""
 
 import numpy as np
 
+from seqtag import _core
+
 # every buffer a kernel writes is followed in memory by GUARD sentinel values: a store past
 # its end (a lane mask that lets a partial block's lanes, or a partial 64-column block of
 # backward, through) shows
 GUARD = 64
 SENTINEL = 7.0
+
+
+# 13 sequences of lengths 13..1: every step row count 1..13 (every partial block of rows);
+# and a batch with repeated lengths
+LENGTH_SETS = {"counts1to13": list(range(1, 14)),
+               "ragged11": [9, 1, 9, 4, 7, 1, 2, 9, 7, 1, 1]}
+
+
+def lanes():
+    """Units per block of the packed layout of the kernels the core calls now."""
+    return 16 if _core.fused_step_isa() == "avx512" else 8
 
 
 def packed_layout(w_hh, gates, lanes, size):

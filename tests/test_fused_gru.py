@@ -18,7 +18,8 @@ import pytest
 
 import seqtag.runtime
 from conftest import fused_kernel_fixture, import_torch
-from kernel_buffers import SENTINEL, assert_guards, guarded, packed_layout
+from kernel_buffers import (LENGTH_SETS, SENTINEL, assert_guards, guarded, lanes,
+                            packed_layout)
 from seqtag import _core
 from seqtag.packing import Packing
 from seqtag.rnn import RNN
@@ -31,12 +32,6 @@ needs_fused = pytest.mark.skipif(
            "never runs")
 TOL = dict(rtol=1e-5, atol=1e-5)
 ODD_H = [1, 5, 9, 20, 33, 100]
-LENGTH_SETS = {"counts1to13": list(range(1, 14)),
-               "ragged11": [9, 1, 9, 4, 7, 1, 2, 9, 7, 1, 1]}
-
-
-def lanes():
-    return 16 if _core.fused_step_isa() == "avx512" else 8
 
 
 def numpy_pack(w_hh, L=None):

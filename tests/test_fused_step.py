@@ -32,7 +32,8 @@ from seqtag.memo import ProjectionMemo
 from seqtag.packing import Packing
 from seqtag.rnn import PACK_MIN_ROWS, RNN
 from conftest import fused_kernel_fixture, import_torch
-from kernel_buffers import SENTINEL, assert_guards, guarded, packed_layout
+from kernel_buffers import (LENGTH_SETS, SENTINEL, assert_guards, guarded, lanes,
+                            packed_layout)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 F32, F64 = np.float32, np.float64
@@ -51,10 +52,6 @@ needs_fused_rnn = pytest.mark.skipif(
 
 kernels = fused_kernel_fixture()  # each test once per kind of fused kernel
 
-
-def lanes():
-    """Units per block of the packed layout of the kernels the core calls now."""
-    return 16 if _core.fused_step_isa() == "avx512" else 8
 
 # the fused step and the BLAS path differ only in the order of the product's sums
 TOL = dict(rtol=1e-5, atol=1e-5)
@@ -182,12 +179,6 @@ def run_infer(xproj, row_ids, w_hh, packing, reverse, h0, c0, packed, w_peep=Non
     assert_guards({"h": h_guard, "c": c_guard, "scratch": scratch_guard, "out": wide_guard},
                   "lstm_infer")
     return out.copy(), h.copy(), c.copy()
-
-
-# 13 sequences of lengths 13..1: every step row count 1..13 (6 and 12 among them, and all
-# the others that leave a partial block of 6 rows); and a batch with repeated lengths
-LENGTH_SETS = {"counts1to13": list(range(1, 14)),
-               "ragged11": [9, 1, 9, 4, 7, 1, 2, 9, 7, 1, 1]}
 
 
 def core_case(H, lengths, with_ids, seed):
