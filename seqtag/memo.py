@@ -26,6 +26,7 @@ from .config import TaggingConfig
 from .rnn import GATES
 
 DEFAULT_CAPACITY: int = TaggingConfig.memo_words  # the option's one definition
+_UNSET = np.iinfo(np.int64).min  # form_values(): not computed yet
 
 
 class ProjectionMemo:
@@ -52,6 +53,11 @@ class ProjectionMemo:
                        for _ in range(rnn.num_directions)]
         self.hits = self.misses = 0
         self.held = 0  # rows in use
+        # bumped by clear(): rows handed out before belong to another generation (a
+        # caller that kept them asks form_values() with the generation they came from)
+        self.generation = 0
+        # form_values()' per-row values: {name: (owner, int64 array over the rows)}
+        self.derived = {}
         # (fused kernels, rnn.pack_recurrent()) for the current weights, once asked for
         self.packed = None
         # forward()'s arrays kept from one batch to the next (RNN.forward_projected's
@@ -66,6 +72,8 @@ class ProjectionMemo:
         self.index.clear()
         self.held = 0
         self.packed = None
+        self.generation += 1
+        self.derived.clear()
 
     def rows(self, keys, inputs_of):
         """Row of each key (int64 array, len(keys)); keys are distinct and hashable.
@@ -92,6 +100,24 @@ class ProjectionMemo:
         rows[missing] = new_rows
         self.index.update(zip(map(keys.__getitem__, missing.tolist()), new_rows.tolist()))
         return rows
+
+    def form_values(self, name, owner, rows, compute):
+        """Values (int64 array, len(rows)) of the keys held in `rows` (this generation's
+        rows, as rows() gave them) that depend on the keys alone, not on the weights:
+        compute(positions) gives them for the positions (indexes into rows) of the rows
+        not asked for since the rows were filled; the others are read back.  `name` with
+        `owner` (compared by identity: another owner starts over) says which values.  A
+        pass over text the memo holds then costs an array gather instead of a look-up per
+        key (the lemma lexicon's row of each form: seqtag.inference)."""
+        found = self.derived.get(name)
+        if found is None or found[0] is not owner:
+            found = self.derived[name] = (owner, np.full(self.capacity, _UNSET, dtype=np.int64))
+        values = found[1][rows]
+        todo = np.flatnonzero(values == _UNSET)
+        if len(todo):
+            values[todo] = compute(todo)
+            found[1][rows[todo]] = values[todo]
+        return values
 
     def _add(self, inputs):
         """Project new inputs into the next free rows; their row numbers."""

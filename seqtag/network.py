@@ -62,6 +62,9 @@ class Batch:
         self.vocab = vocab
         self.form_of_row = np.asarray(flat_forms, dtype=np.int64)[self.flat_index]
         self._word_ids = None  # word_ids_of: -1 where not looked up yet
+        # (memo, its generation, each form's row) once a network's memo gave them
+        # (Network.form_values)
+        self.memo_rows = None
         self._chars = None
         self._shapes = None
         self.tag_ids = self.targets = None
@@ -596,9 +599,31 @@ class Network:
         if self._memo_version != self.version:
             self._memo.clear()
             self._memo_version = self.version
-        return self._memo.rows(batch.forms, lambda missing: self._word_inputs(
+        rows = self._memo.rows(batch.forms, lambda missing: self._word_inputs(
             list(map(batch.forms.__getitem__, missing.tolist())), batch.word_ids_of(missing),
             batch.vocab, missing if self.config["shape_dim"] else None, batch))
+        if rows is not None:  # for form_values(), which checks they are still the memo's
+            batch.memo_rows = (self._memo, self._memo.generation, rows)
+        return rows
+
+    def form_values(self, batch, name, owner, compute):
+        """(len(batch.forms),) int64 values of the batch's forms that depend on the forms
+        alone: compute(forms) of them, each form's kept in the memo beside its projection
+        (ProjectionMemo.form_values; name and owner say which values) when this network's
+        memo last gave the batch its rows and still holds them, so that a pass over text
+        the memo knows looks up no form again.  Thread-safe as infer() is: with the memo
+        busy in another thread, compute() takes every form."""
+        held = batch.memo_rows
+        if held is not None and self._memo_lock.acquire(blocking=False):
+            try:
+                memo, generation, rows = held
+                if memo is self._memo and generation == memo.generation:
+                    forms = batch.forms
+                    return memo.form_values(name, owner, rows, lambda positions: compute(
+                        list(map(forms.__getitem__, positions.tolist()))))
+            finally:
+                self._memo_lock.release()
+        return compute(batch.forms)
 
     def head_bounds(self, heads=None):
         """Where each of `heads` (indexes; None: all) starts and ends in infer()'s result."""

@@ -99,6 +99,22 @@ def test_every_column_of_ewt_dev_is_the_reference_one(bundled, ewt_dev_words):
     assert 0.5 < known / sum(map(len, ewt_dev_words)) < 1.0
 
 
+@pytest.mark.parametrize("memo_words", [1600, 2500])
+def test_lemmas_with_a_memo_that_starts_over_are_the_reference_ones(ewt_dev_words,
+                                                                   memo_words):
+    """The lemma lexicon's row of each form is kept in the memo beside its projection
+    (Network.form_values): with a memo too small for the text, which starts over batch
+    after batch and gives rows to other forms, every lemma is still the reference's, in
+    a first pass and in a second that reads the rows back."""
+    tagger = Tagger.load(threads=2, memo_words=memo_words)
+    words = ewt_dev_words  # batches of ~1,500 distinct forms, 5,494 in all
+    want = reference_columns(tagger, words, ["lemma"])
+    generation = tagger.network._memo.generation
+    for _ in range(2):
+        assert tagger.predict_columns(words, ["lemma"]) == want
+    assert tagger.network._memo.generation >= generation + 4
+
+
 @pytest.mark.parametrize("columns", [["lemma"], ["feats", "xpos"], ["xpos", "upos"]])
 def test_a_choice_of_columns_is_those_columns_of_the_reference(bundled, ewt_dev_words,
                                                                columns):

@@ -230,6 +230,81 @@ def test_clear_forgets(rnn):
     assert inputs.calls[-1] == keys(1) and len(inputs.calls) == 2
 
 
+
+def test_form_values_are_computed_once_per_row_and_owner(rnn):
+    """ProjectionMemo.form_values: compute() sees only the rows not asked for since they
+    were filled; another owner of the same name, or clear(), starts over."""
+    memo = ProjectionMemo(rnn, capacity=10)
+    inputs = Inputs(rnn)
+    owner, other = object(), object()
+    asked = []
+
+    def compute_for(ks):
+        def compute(positions):
+            asked.append([ks[p] for p in positions.tolist()])
+            return np.array([100 + int(ks[p][1:]) for p in positions.tolist()])
+        return compute
+
+    first = keys(3, 1, 4)
+    rows = memo.rows(first, inputs.of(first))
+    assert memo.form_values("n", owner, rows, compute_for(first)).tolist() == [103, 101, 104]
+    second = keys(1, 5, 3)
+    rows = memo.rows(second, inputs.of(second))
+    assert memo.form_values("n", owner, rows, compute_for(second)).tolist() == [101, 105, 103]
+    assert asked == [keys(3, 1, 4), keys(5)]
+    # a value may be anything but the marker of "not computed": 0 and -1 are kept
+    zero = keys(2)
+    rows = memo.rows(zero, inputs.of(zero))
+    memo.form_values("z", owner, rows, lambda positions: np.array([-1]))
+    assert memo.form_values("z", owner, rows, lambda positions: 1 / 0).tolist() == [-1]
+    assert memo.form_values("n", other, memo.rows(first, inputs.of(first)),
+                            compute_for(first)).tolist() == [103, 101, 104]
+    assert asked[-1] == first
+    generation = memo.generation
+    memo.clear()
+    assert memo.generation == generation + 1
+    rows = memo.rows(keys(4), inputs.of(keys(4)))
+    assert memo.form_values("n", other, rows, compute_for(keys(4))).tolist() == [104]
+    assert asked[-1] == keys(4)
+
+
+def test_network_form_values_never_read_rows_of_another_generation():
+    """Network.form_values reads the memo only while it still holds the rows the batch
+    was given; after a restart (other forms took the rows), or with the memo busy in
+    another thread, every form is computed again: never another form's value."""
+    net, v = network(capacity=6)
+    batch = Batch([["the", "dog", "ate"]], v)
+    net.infer(batch)
+    calls = []
+
+    def lengths(forms):
+        calls.append(list(forms))
+        return np.array([len(f) for f in forms])
+
+    assert net.form_values(batch, "len", v, lengths).tolist() == [3, 3, 3]
+    assert net.form_values(batch, "len", v, lengths).tolist() == [3, 3, 3]
+    assert calls == [["the", "dog", "ate"]]
+    # other forms overflow the memo: it starts over and gives them the same rows
+    other = Batch([["Zebras", "quietly", "xylophone", "apples", "!"]], v)
+    net.infer(other)
+    assert net._memo.index["Zebras"] == 0
+    assert net.form_values(batch, "len", v, lengths).tolist() == [3, 3, 3]
+    assert calls[-1] == ["the", "dog", "ate"] and len(calls) == 2
+    # nor were the stale rows' values kept for the forms that hold those rows now
+    assert net.form_values(other, "len", v, lengths).tolist() == [6, 7, 9, 6, 1]
+    assert len(calls) == 3
+    net.infer(batch)  # rows of the next generation: computed there once
+    assert net.form_values(batch, "len", v, lengths).tolist() == [3, 3, 3]
+    assert net.form_values(batch, "len", v, lengths).tolist() == [3, 3, 3]
+    assert len(calls) == 4
+    with net._memo_lock:  # busy: computed, not read
+        assert net.form_values(batch, "len", v, lengths).tolist() == [3, 3, 3]
+    assert len(calls) == 5
+    unmemoised = Batch([["the", "dog"]], v)  # never given rows by a memo
+    assert net.form_values(unmemoised, "len", v, lengths).tolist() == [3, 3]
+    assert calls[-1] == ["the", "dog"]
+
+
 # ---- Network.infer -----------------------------------------------------------------------
 
 TRAIN = [
