@@ -21,6 +21,7 @@ include "ops.pxi"
 include "crf.pxi"
 include "analyses.pxi"
 include "text.pxi"
+include "values.pxi"
 
 
 cdef inline Py_ssize_t row_stride(Py_ssize_t stride_bytes, Py_ssize_t itemsize):

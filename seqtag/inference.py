@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Sequence, cast
 
 import numpy as np
 
-from . import runtime
+from . import _core, runtime
 from .corpus import TagProb
 from .network import Batch, _log_softmax
 
@@ -117,10 +117,12 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
 
     def put(chunk, batch, finish):
         values, packed_scores = finish()
-        starts = np.cumsum([0] + [len(sentences_words[i]) for i in chunk]).tolist()
-        cuts = list(map(slice, starts[:-1], starts[1:]))  # each sentence's values
-        for column, flat in values.items():
-            _place(out[column], chunk, flat, cuts)
+        lengths = [len(sentences_words[i]) for i in chunk]
+        where = np.array(chunk, dtype=np.int64)
+        for column, (labels, ids) in values.items():
+            _put_sentence_lists(out[column], where, lengths, labels, ids)
+        starts = np.cumsum([0] + lengths).tolist()
+        cuts = list(map(slice, starts[:-1], starts[1:]))  # each sentence's scores
         for head, packed in packed_scores.items():
             flat_scores = np.empty_like(packed)
             flat_scores[batch.flat_index] = packed
@@ -194,13 +196,15 @@ class _BatchColumns:
         upos_k, lemma_k, product, bounds = self.upos_k, self.lemma_k, self.product, self.bounds
         combinations, analysed = self.combinations, self.analysed
         n = batch.n_tokens
-        values: dict[str, list[str]] = {}
+        # {column: (labels, ids)}: each value labels[ids[p]] (labels[p] where ids is None)
+        # of the batch's tokens p laid end to end
+        values: dict[str, tuple[list[str], np.ndarray | None]] = {}
         packed_scores: dict[int, np.ndarray] = {}
         if network.crf is not None:  # one head, one column: the best sequence
             emissions = network.scores(batch, memo=True)
             ids = np.empty(n, dtype=np.int64)
             ids[batch.flat_index] = network.crf.decode(emissions, batch.packing)
-            values[heads[0].column] = _labels(heads[0].labels, ids)
+            values[heads[0].column] = (heads[0].labels, ids)
             for k in scored:
                 packed_scores[k] = network.crf.log_marginals(emissions, batch.packing)
             # lemmas: the lemma head's scripts applied to the words, as without a CRF
@@ -209,7 +213,7 @@ class _BatchColumns:
 
             def finish_crf():
                 if crf_lemmas is not None:
-                    values["lemma"] = crf_lemmas()
+                    values["lemma"] = (crf_lemmas(), None)
                 return values, packed_scores
             return finish_crf
         upos_ids = None  # packed order
@@ -243,7 +247,7 @@ class _BatchColumns:
             if isinstance(head, FeatureHead):
                 features.append((head, _labels(head.labels, ids)))
             else:
-                values[head.column] = _labels(head.labels, ids)
+                values[head.column] = (head.labels, ids)
         if features:
             found: list[dict[str, str]] = [{} for _ in range(n)]
             for head, labels in features:
@@ -251,16 +255,16 @@ class _BatchColumns:
                 for f, label in zip(found, labels):
                     if label != ABSENT:
                         f[name] = label
-            values["feats"] = [join_features(f) for f in found]
+            values["feats"] = ([join_features(f) for f in found], None)
 
         def finish():
             if chosen is not None:
                 for column, best in chosen().items():
                     ids = np.empty(n, dtype=np.int64)
                     ids[batch.flat_index] = best
-                    values[column] = _labels(heads[analysed[column]].labels, ids)
+                    values[column] = (heads[analysed[column]].labels, ids)
             if lemmas is not None:
-                values["lemma"] = lemmas()
+                values["lemma"] = (lemmas(), None)
             return values, packed_scores
         return finish
 
@@ -300,6 +304,28 @@ def _place(target, chunk, flat, cuts):
     cut back into its sentences (chunk: their indexes)."""
     for i, cut in zip(chunk, cuts):
         target[i] = flat[cut]
+
+
+def _put_sentence_lists(target, where, lengths, values, ids):
+    """target[where[k]] = a new list of the k-th sentence's values, the sentences laid end
+    to end lengths[k] tokens each: values[ids[p]] for their tokens p (values[p] when ids
+    is None), in one call of the compiled core (seqtag._core.put_sentence_lists), whose
+    bounds are checked here."""
+    values = values if type(values) is list else list(values)
+    total = sum(lengths)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if len(where) != len(lengths) or (len(lengths) and lengths.min() < 0) or (
+            len(where) and (where.min() < 0 or where.max() >= len(target))):
+        raise ValueError("sentences out of range of the target")
+    if ids is None:
+        if total > len(values):
+            raise ValueError(f"{total} tokens but {len(values)} values")
+    else:
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if len(ids) != total or (total and (ids.min() < 0 or ids.max() >= len(values))):
+            raise ValueError(f"{total} tokens but {len(ids)} ids of {len(values)} values")
+    _core.put_sentence_lists(target, np.ascontiguousarray(where, dtype=np.int64), lengths,
+                             values, ids)
 
 
 def _labels(labels, ids):

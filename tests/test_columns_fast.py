@@ -4,6 +4,9 @@ exactly what the straightforward way gives: every head's logits from infer()'s o
 product, each sentence decoded on its own, lemmas ranked by a full sort of the scripts,
 XPOS and FEATS the best seen analysis with the UPOS by a search over the analyses."""
 
+import gc
+import sys
+
 import numpy as np
 import pytest
 
@@ -423,3 +426,41 @@ def test_set_threads_checks_its_argument(threads):
     with pytest.raises(ConfigError, match=r"^threads must be an integer >= 1, got "):
         tagger.set_threads(threads)
     assert tagger.predict([["Dogs", "bark"]]) == Tagger.load().predict([["Dogs", "bark"]])
+
+
+def test_sentence_lists_are_new_lists_of_the_values():
+    """inference._put_sentence_lists (seqtag._core.put_sentence_lists): each sentence's
+    values in a list of its own, in its place, by ids or in order; the values' references
+    counted right (no object freed while a list holds it, none kept after)."""
+    labels = ["NOUN" + "x" * k for k in range(3)]  # strings of their own
+    before = [sys.getrefcount(x) for x in labels]
+    target = [None] * 5
+    inference._put_sentence_lists(target, np.array([3, 0, 1]), [2, 0, 3], labels,
+                                  np.array([2, 2, 0, 1, 0]))
+    assert target == [[], ["NOUN", "NOUNx", "NOUN"], None, ["NOUNxx", "NOUNxx"], None]
+    assert target[3][0] is labels[2]  # the values themselves, not copies
+    inference._put_sentence_lists(target, np.array([2, 4]), [1, 2], labels[::-1], None)
+    assert target[2] == ["NOUNxx"] and target[4] == ["NOUNx", "NOUN"]
+    del target
+    gc.collect()
+    assert [sys.getrefcount(x) for x in labels] == before
+
+
+@pytest.mark.parametrize("where, lengths, n_values, ids, message", [
+    ([0, 5], [1, 1], 3, [0, 1], "sentences out of range of the target"),
+    ([0, -1], [1, 1], 3, [0, 1], "sentences out of range of the target"),
+    ([0], [1, 1], 3, [0, 1], "sentences out of range of the target"),
+    ([0, 1], [2, -1], 3, [0], "sentences out of range of the target"),
+    ([0, 1], [1, 1], 3, [0], "2 tokens but 1 ids of 3 values"),
+    ([0, 1], [1, 1], 3, [0, 3], "2 tokens but 2 ids of 3 values"),
+    ([0, 1], [1, 1], 3, [-1, 0], "2 tokens but 2 ids of 3 values"),
+    ([0, 1], [2, 2], 3, None, "4 tokens but 3 values"),
+])
+def test_sentence_lists_refuse_what_is_out_of_range(where, lengths, n_values, ids,
+                                                    message):
+    target = [None] * 5
+    with pytest.raises(ValueError) as error:
+        inference._put_sentence_lists(target, np.array(where), lengths,
+                                      ["v"] * n_values, None if ids is None else np.array(ids))
+    assert str(error.value) == message
+    assert target == [None] * 5

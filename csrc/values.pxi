@@ -1,0 +1,28 @@
+# Decoded values (tags, lemmas) cut into the lists of their sentences: tagging every
+# column made a list per sentence and column with a Python statement each (a slice of the
+# batch's values and a store), 3 % of the calling thread's time, which the other core
+# spends idle.  Python objects: the GIL is held.
+
+from cpython.list cimport PyList_New, PyList_SET_ITEM, PyList_GET_ITEM
+from cpython.ref cimport Py_INCREF
+
+
+def put_sentence_lists(list target, const int64_t[::1] chunk, const int64_t[::1] lengths,
+                       list values, const int64_t[::1] ids=None):
+    """target[chunk[k]] = a new list of the k-th sentence's values, the sentences laid end
+    to end lengths[k] values each: values[ids[p]] for their positions p (values[p] when
+    ids is None).  The caller checks: len(chunk) == len(lengths); lengths >= 0; chunk in
+    range(len(target)); sum(lengths) == len(ids), or <= len(values) without ids; ids in
+    range(len(values))."""
+    cdef Py_ssize_t k, j, n, p = 0
+    cdef list sentence
+    cdef object item
+    for k in range(chunk.shape[0]):
+        n = lengths[k]
+        sentence = PyList_New(n)
+        for j in range(n):
+            item = <object>PyList_GET_ITEM(values, ids[p] if ids is not None else p)
+            Py_INCREF(item)  # the list steals a reference
+            PyList_SET_ITEM(sentence, j, item)
+            p += 1
+        target[chunk[k]] = sentence
