@@ -8,20 +8,26 @@ from cpython.ref cimport Py_INCREF
 
 
 def put_sentence_lists(list target, const int64_t[::1] chunk, const int64_t[::1] lengths,
-                       list values, const int64_t[::1] ids=None):
+                       list values, const int64_t[::1] ids=None, list more=None):
     """target[chunk[k]] = a new list of the k-th sentence's values, the sentences laid end
     to end lengths[k] values each: values[ids[p]] for their positions p (values[p] when
-    ids is None).  The caller checks: len(chunk) == len(lengths); lengths >= 0; chunk in
-    range(len(target)); sum(lengths) == len(ids), or <= len(values) without ids; ids in
-    range(len(values))."""
-    cdef Py_ssize_t k, j, n, p = 0
+    ids is None), and more[i - len(values)] for an id i past values (a batch's lemmas:
+    the lexicon's, shared by every batch, and the lemma head's of that batch).  The caller
+    checks: len(chunk) == len(lengths); lengths >= 0; chunk in range(len(target));
+    sum(lengths) == len(ids), or <= len(values) without ids; ids in range(len(values) +
+    len(more))."""
+    cdef Py_ssize_t k, j, n, i, p = 0, first = len(values)
     cdef list sentence
     cdef object item
     for k in range(chunk.shape[0]):
         n = lengths[k]
         sentence = PyList_New(n)
         for j in range(n):
-            item = <object>PyList_GET_ITEM(values, ids[p] if ids is not None else p)
+            i = ids[p] if ids is not None else p
+            if i < first:
+                item = <object>PyList_GET_ITEM(values, i)
+            else:
+                item = <object>PyList_GET_ITEM(more, i - first)
             Py_INCREF(item)  # the list steals a reference
             PyList_SET_ITEM(sentence, j, item)
             p += 1

@@ -344,10 +344,9 @@ class LemmaHead(Head):
                       ) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
         """The lexicon as arrays over a UPOS head's labels, for looking up a batch's
         tokens at once: ({form: row}, table (rows + 1, len(upos_labels)) of lemma ids, -1
-        where the lexicon has no entry, the lemmas as an object array ending with None,
-        which id -1 picks).  The table's last row is all -1: row -1, a form the lexicon
-        does not know, looks up there (even in an empty lexicon).  Made on first use for
-        those labels, then kept."""
+        where the lexicon has no entry, the list of lemmas the ids index).  The table's
+        last row is all -1: row -1, a form the lexicon does not know, looks up there (even
+        in an empty lexicon).  Made on first use for those labels, then kept."""
         key = tuple(upos_labels)
         if getattr(self, "_table_key", None) != key:
             column = {label: i for i, label in enumerate(upos_labels)}
@@ -361,7 +360,7 @@ class LemmaHead(Head):
             if cells:
                 r, c, ids = zip(*cells)
                 table[list(r), list(c)] = ids
-            self._table = (rows, table, np.array(list(lemma_ids) + [None], dtype=object))
+            self._table = (rows, table, list(lemma_ids))
             self._table_key = key
         return self._table
 

@@ -119,8 +119,8 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
         values, packed_scores = finish()
         lengths = [len(sentences_words[i]) for i in chunk]
         where = np.array(chunk, dtype=np.int64)
-        for column, (labels, ids) in values.items():
-            _put_sentence_lists(out[column], where, lengths, labels, ids)
+        for column, (labels, ids, *more) in values.items():
+            _put_sentence_lists(out[column], where, lengths, labels, ids, *more)
         starts = np.cumsum([0] + lengths).tolist()
         cuts = list(map(slice, starts[:-1], starts[1:]))  # each sentence's scores
         for head, packed in packed_scores.items():
@@ -196,9 +196,9 @@ class _BatchColumns:
         upos_k, lemma_k, product, bounds = self.upos_k, self.lemma_k, self.product, self.bounds
         combinations, analysed = self.combinations, self.analysed
         n = batch.n_tokens
-        # {column: (labels, ids)}: each value labels[ids[p]] (labels[p] where ids is None)
-        # of the batch's tokens p laid end to end
-        values: dict[str, tuple[list[str], np.ndarray | None]] = {}
+        # {column: (labels, ids[, more])}: each value labels[ids[p]] (labels[p] where ids is
+        # None; more[ids[p] - len(labels)] past labels) of the batch's tokens p laid end to end
+        values: dict[str, tuple] = {}
         packed_scores: dict[int, np.ndarray] = {}
         if network.crf is not None:  # one head, one column: the best sequence
             emissions = network.scores(batch, memo=True)
@@ -213,7 +213,7 @@ class _BatchColumns:
 
             def finish_crf():
                 if crf_lemmas is not None:
-                    values["lemma"] = (crf_lemmas(), None)
+                    values["lemma"] = crf_lemmas()
                 return values, packed_scores
             return finish_crf
         upos_ids = None  # packed order
@@ -264,7 +264,7 @@ class _BatchColumns:
                     ids[batch.flat_index] = best
                     values[column] = (heads[analysed[column]].labels, ids)
             if lemmas is not None:
-                values["lemma"] = (lemmas(), None)
+                values["lemma"] = lemmas()
             return values, packed_scores
         return finish
 
@@ -306,12 +306,13 @@ def _place(target, chunk, flat, cuts):
         target[i] = flat[cut]
 
 
-def _put_sentence_lists(target, where, lengths, values, ids):
+def _put_sentence_lists(target, where, lengths, values, ids, more=()):
     """target[where[k]] = a new list of the k-th sentence's values, the sentences laid end
     to end lengths[k] tokens each: values[ids[p]] for their tokens p (values[p] when ids
-    is None), in one call of the compiled core (seqtag._core.put_sentence_lists), whose
-    bounds are checked here."""
+    is None; more[ids[p] - len(values)] for an id past values), in one call of the
+    compiled core (seqtag._core.put_sentence_lists), whose bounds are checked here."""
     values = values if type(values) is list else list(values)
+    more = more if type(more) is list else list(more)
     total = sum(lengths)
     lengths = np.asarray(lengths, dtype=np.int64)
     if len(where) != len(lengths) or (len(lengths) and lengths.min() < 0) or (
@@ -322,10 +323,11 @@ def _put_sentence_lists(target, where, lengths, values, ids):
             raise ValueError(f"{total} tokens but {len(values)} values")
     else:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
-        if len(ids) != total or (total and (ids.min() < 0 or ids.max() >= len(values))):
-            raise ValueError(f"{total} tokens but {len(ids)} ids of {len(values)} values")
+        size = len(values) + len(more)
+        if len(ids) != total or (total and (ids.min() < 0 or ids.max() >= size)):
+            raise ValueError(f"{total} tokens but {len(ids)} ids of {size} values")
     _core.put_sentence_lists(target, np.ascontiguousarray(where, dtype=np.int64), lengths,
-                             values, ids)
+                             values, ids, more)
 
 
 def _labels(labels, ids):
@@ -348,13 +350,15 @@ def _lexicon_rows(network, head, upos_labels, batch):
 
 def _start_lemmas(network, head, k, hidden, batch, upos_ids, upos_labels, form_rows=None,
                   beside=False):
-    """A function giving the lemmas of a batch's words, laid end to end: the lexicon's
-    where it knows (form, predicted UPOS) (upos_ids: each packed row's UPOS id, or None:
-    no lexicon; form_rows: _lexicon_rows(), if the caller has it), else the lemma head's,
-    whose logits are computed for those tokens only: if beside, on the second thread
-    from now until the function is called (the caller decodes the other columns and
-    makes and encodes the next batch meanwhile: the product, ~40 % of the lemmas' time
-    on EWT test, drops out of the pass); else when it is called."""
+    """A function giving the lemmas of a batch's words, laid end to end, as (lexicon's
+    lemmas, ids, the lemma head's lemmas) (each word's lemma: the lexicon's lemma of its
+    id, or for an id past them the head's; _put_sentence_lists takes them so): the
+    lexicon's where it knows (form, predicted UPOS) (upos_ids: each packed row's UPOS id,
+    or None: no lexicon; form_rows: _lexicon_rows(), if the caller has it), else the
+    lemma head's, whose logits are computed for those tokens only: if beside, on the
+    second thread from now until the function is called (the caller decodes the other
+    columns and makes and encodes the next batch meanwhile: the product, ~40 % of the
+    lemmas' time on EWT test, drops out of the pass); else when it is called."""
     n = batch.n_tokens
     if upos_ids is not None:
         _, table, lemmas = head.lexicon_table(upos_labels)
@@ -362,7 +366,7 @@ def _start_lemmas(network, head, k, hidden, batch, upos_ids, upos_labels, form_r
             form_rows = _lexicon_rows(network, head, upos_labels, batch)
         known = table[form_rows, upos_ids]  # packed order; row -1: no entry
     else:
-        lemmas, known = np.array([None], dtype=object), np.full(n, -1)
+        lemmas, known = [], np.full(n, -1)
     missing = np.flatnonzero(known < 0)  # packed rows
     if len(missing):
         if hidden is None:
@@ -370,14 +374,16 @@ def _start_lemmas(network, head, k, hidden, batch, upos_ids, upos_labels, form_r
         result = runtime.deferred(beside, network.head_logits_best, hidden, k, missing)
 
     def finish():  # all of it Python: the caller's own products go first
-        out = np.empty(n, dtype=object)
-        out[batch.flat_index] = lemmas[known]
+        # each word's lemma by its id: no list of the batch's lemmas made and copied
+        ids = np.empty(n, dtype=np.int64)
+        ids[batch.flat_index] = known
+        scripted: list[str] = []
         if len(missing):
-            words = np.array(batch.forms, dtype=object)[batch.form_of_row[missing]].tolist()
+            words = list(map(batch.forms.__getitem__, batch.form_of_row[missing].tolist()))
             scores, best, tied = result()
-            out[batch.flat_index[missing]] = head.scripted(words, scores,
-                                                           best_columns=(best, tied))
-        return out.tolist()
+            scripted = head.scripted(words, scores, best_columns=(best, tied))
+            ids[batch.flat_index[missing]] = np.arange(len(lemmas), len(lemmas) + len(missing))
+        return lemmas, ids, scripted
     return finish
 
 

@@ -441,6 +441,10 @@ def test_sentence_lists_are_new_lists_of_the_values():
     assert target[3][0] is labels[2]  # the values themselves, not copies
     inference._put_sentence_lists(target, np.array([2, 4]), [1, 2], labels[::-1], None)
     assert target[2] == ["NOUNxx"] and target[4] == ["NOUNx", "NOUN"]
+    # ids past the values pick from `more` (the lexicon's lemmas, then the head's)
+    inference._put_sentence_lists(target, np.array([2]), [4], labels, np.array([3, 0, 4, 2]),
+                                  ["dog", "run"])
+    assert target[2] == ["dog", "NOUN", "run", "NOUNxx"]
     del target
     gc.collect()
     assert [sys.getrefcount(x) for x in labels] == before
@@ -455,12 +459,14 @@ def test_sentence_lists_are_new_lists_of_the_values():
     ([0, 1], [1, 1], 3, [0, 3], "2 tokens but 2 ids of 3 values"),
     ([0, 1], [1, 1], 3, [-1, 0], "2 tokens but 2 ids of 3 values"),
     ([0, 1], [2, 2], 3, None, "4 tokens but 3 values"),
+    ([0, 1], [1, 1], 3, [0, 5], "2 tokens but 2 ids of 5 values"),
 ])
 def test_sentence_lists_refuse_what_is_out_of_range(where, lengths, n_values, ids,
                                                     message):
     target = [None] * 5
+    more = ["m", "m"] if ids is not None and max(ids) == 5 else []  # 3 + 2 values
     with pytest.raises(ValueError) as error:
-        inference._put_sentence_lists(target, np.array(where), lengths,
-                                      ["v"] * n_values, None if ids is None else np.array(ids))
+        inference._put_sentence_lists(target, np.array(where), lengths, ["v"] * n_values,
+                                      None if ids is None else np.array(ids), more)
     assert str(error.value) == message
     assert target == [None] * 5
