@@ -359,6 +359,7 @@ def _start_lemmas(network, head, k, hidden, batch, upos_ids, upos_labels, form_r
     second thread from now until the function is called (the caller decodes the other
     columns and makes and encodes the next batch meanwhile: the product, ~40 % of the
     lemmas' time on EWT test, drops out of the pass); else when it is called."""
+    from .heads import LEMMA_IS_FORM
     n = batch.n_tokens
     if upos_ids is not None:
         _, table, lemmas = head.lexicon_table(upos_labels)
@@ -367,23 +368,29 @@ def _start_lemmas(network, head, k, hidden, batch, upos_ids, upos_labels, form_r
         known = table[form_rows, upos_ids]  # packed order; row -1: no entry
     else:
         lemmas, known = [], np.full(n, -1)
-    missing = np.flatnonzero(known < 0)  # packed rows
+    missing = np.flatnonzero(known == -1)  # packed rows
     if len(missing):
         if hidden is None:
             hidden = network.encode(batch)
         result = runtime.deferred(beside, network.head_logits_best, hidden, k, missing)
 
     def finish():  # all of it Python: the caller's own products go first
-        # each word's lemma by its id: no list of the batch's lemmas made and copied
-        ids = np.empty(n, dtype=np.int64)
-        ids[batch.flat_index] = known
+        # each word's lemma by its id: no list of the batch's lemmas made and copied;
+        # past the lexicon's lemmas the batch's forms (a lemma that is the form itself),
+        # then the head's lemmas
+        packed = known.astype(np.int64)
+        same = packed == LEMMA_IS_FORM
+        packed[same] = len(lemmas) + batch.form_of_row[same]
         scripted: list[str] = []
         if len(missing):
             words = list(map(batch.forms.__getitem__, batch.form_of_row[missing].tolist()))
             scores, best, tied = result()
             scripted = head.scripted(words, scores, best_columns=(best, tied))
-            ids[batch.flat_index[missing]] = np.arange(len(lemmas), len(lemmas) + len(missing))
-        return lemmas, ids, scripted
+            first = len(lemmas) + len(batch.forms)
+            packed[missing] = np.arange(first, first + len(missing))
+        ids = np.empty(n, dtype=np.int64)
+        ids[batch.flat_index] = packed
+        return lemmas, ids, batch.forms + scripted
     return finish
 
 
