@@ -15,13 +15,12 @@ import dataclasses
 import datetime
 import os
 import warnings
-from itertools import chain
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence, Union, cast, overload
 
 import numpy as np
 
-from . import __version__, inference, modelfile, spans
+from . import __version__, _core, inference, modelfile, spans
 from .config import MetadataError, NetworkConfig, TaggingConfig, TrainingConfig
 from .config import SPAN_DEFAULTS, split_training_options
 from .corpus import Sentence
@@ -850,7 +849,7 @@ def learn_frontend(train_path: str | os.PathLike[str],
     scores, seconds) for Tagger.attach_frontend.  CorpusError if a file has no `# text`."""
     import time
 
-    from .segment import read_training_text, train_frontend
+    from .segment import train_frontend
     start = time.perf_counter()
     frontend = train_frontend(train_path, dev_path, seed=seed, threads=threads,
                               progress=progress, options=options)
@@ -890,12 +889,13 @@ def _sentences_words(sentences: object, method: str, strings: bool,
     if isinstance(sentences, (str, bytes)):
         raise SeqtagError(f"{method}() takes a list of sentences, not one string; use tag() "
                           "for one sentence")
-    if type(sentences) is list and set(map(type, sentences)) == {list} \
-            and _plain_tokens(list(chain.from_iterable(sentences))):
-        # lists of lists of plain tokens checked all at once (a Python call per sentence
-        # was 2 % of tagging every column); anything else takes the loop below, which says
-        # what is wrong
-        return list(map(list, sentences))
+    plain = _core.plain_token_lists(sentences)
+    if plain is not None:
+        # lists of lists of plain tokens checked and copied in one pass of the compiled
+        # core (a Python call per sentence was 2 % of tagging every column, Python's own
+        # loops over the tokens 1 %); anything else takes the loop below, which says what
+        # is wrong
+        return plain
     try:
         items = iter(sentences)  # type: ignore[call-overload]
     except TypeError:

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
-from seqtag import Tagger
+from seqtag import Tagger, _core
 from seqtag.corpus import Sentence, read_corpus
 from seqtag.errors import SeqtagError
 from seqtag.tagger import DEFAULT_MODEL
@@ -91,6 +91,32 @@ def test_bad_sentences_raise_one_line(tiny_tagger, call, message):
     with pytest.raises(SeqtagError) as e:
         call(tiny_tagger)
     assert str(e.value) == message
+
+
+class _Token(str):
+    pass
+
+
+@pytest.mark.parametrize("sentences, plain", [
+    ([["the", "dog"], [], ["ran"]], True),
+    ([[]], True),
+    ([], False),                       # no sentence: the general path says what it gives
+    ([["the", ""]], False),
+    ([["the", 5]], False),
+    ([("the",)], False),
+    ((["the"],), False),
+    ([["the", _Token("dog")]], False),  # a subclass takes the general path
+    ([["the"], "dog"], False),
+])
+def test_plain_token_lists_take_exactly_lists_of_non_empty_strings(sentences, plain):
+    """seqtag._core.plain_token_lists, the fast path of every predict*() call: new lists
+    of the tokens of a list of lists of non-empty str, None for anything else."""
+    got = _core.plain_token_lists(sentences)
+    if not plain:
+        assert got is None
+        return
+    assert got == sentences
+    assert all(a is not b for a, b in zip(got, sentences))  # copies, not the caller's
 
 
 def test_predict_takes_sentence_objects(tiny_tagger):
