@@ -27,6 +27,7 @@ no partial file, and Dask runs the task again elsewhere.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import itertools
 import logging
@@ -341,10 +342,18 @@ def cluster(scheduler: str) -> Iterator[Client]:
         with local_cluster(workers) as client:
             yield client
         return
+    failure = None
     try:
         client = Client(scheduler, timeout="10s")
     except (OSError, TimeoutError, ValueError, TypeError) as e:  # TypeError: tls:// alone
-        raise SeqtagError(f"--scheduler {scheduler}: cannot connect: "
-                          f"{' '.join(str(e).split())}") from None
+        failure = f"--scheduler {scheduler}: cannot connect: {' '.join(str(e).split())}"
+    if failure is not None:
+        # the half-made Client (kept in a cycle through the error's traceback, gone with
+        # it now) closed now: collected later, by whatever allocation triggers the
+        # collector, its close() can come inside distributed's own start of another
+        # cluster's event loop, which holds the lock that close() waits for: a hang (seen
+        # in the test suite, a LocalCluster started after a failed connection)
+        gc.collect()
+        raise SeqtagError(failure)
     with client:
         yield client

@@ -3,6 +3,7 @@ and on a Dask cluster (seqtag.dask): one LocalCluster of 2 worker processes for 
 the bundled model loaded once per worker; every result is compared with tagging in this
 process."""
 
+import gc
 import os
 import random
 import signal
@@ -214,9 +215,18 @@ def test_a_tls_address_without_its_settings_is_one_error():
                         "pip install 'seqtag[dask]'")
     from seqtag.dask import cluster
     from seqtag.errors import SeqtagError
+    from distributed import Client
+
+    def clients():
+        return {id(o) for o in gc.get_objects() if isinstance(o, Client)}
+
+    before = clients()
     with pytest.raises(SeqtagError, match=r"^--scheduler tls://127.0.0.1:1: cannot connect: "):
         with cluster("tls://127.0.0.1:1"):
             pass
+    # and the half-made client is gone already: left to the garbage collector, its
+    # close() hung the next LocalCluster's start (distributed's loop lock)
+    assert clients() <= before
 
 
 @pytest.fixture(scope="module")
