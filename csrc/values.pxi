@@ -16,24 +16,37 @@ cdef extern from "Python.h":
     void _incref "Py_INCREF"(PyObject*)
 
 
-def put_sentence_lists(list target, const int64_t[::1] chunk, const int64_t[::1] lengths,
-                       list values, const int64_t[::1] ids=None, list more=None):
+def put_sentence_lists(list target not None, const int64_t[::1] chunk,
+                       const int64_t[::1] lengths, list values not None,
+                       const int64_t[::1] ids=None, list more=None):
     """target[chunk[k]] = a new list of the k-th sentence's values, the sentences laid end
     to end lengths[k] values each: values[ids[p]] for their positions p (values[p] when
     ids is None), and more[i - len(values)] for an id i past values (a batch's lemmas:
-    the lexicon's, shared by every batch, and the lemma head's of that batch).  The caller
-    checks: len(chunk) == len(lengths); lengths >= 0; chunk in range(len(target));
-    sum(lengths) == len(ids), or <= len(values) without ids; ids in range(len(values) +
-    len(more))."""
+    the lexicon's, shared by every batch, then the batch's forms and the lemma head's).
+    The caller checks the arguments and says what is wrong (seqtag.inference.
+    _put_sentence_lists); what would read or write out of bounds is refused here too
+    (IndexError), never done."""
     cdef Py_ssize_t k, j, n, i, p = 0, first = len(values)
+    cdef Py_ssize_t size = first + (len(more) if more is not None else 0)
+    cdef Py_ssize_t n_target = len(target), total = 0
     cdef bint by_id = ids is not None
     cdef list sentence
     cdef PyObject* item
+    if lengths.shape[0] != chunk.shape[0]:
+        raise IndexError("chunk and lengths differ in length")
+    for k in range(chunk.shape[0]):
+        if lengths[k] < 0 or chunk[k] < 0 or chunk[k] >= n_target:
+            raise IndexError("a sentence out of range")
+        total += lengths[k]
+    if total > (ids.shape[0] if by_id else first):
+        raise IndexError("more tokens than values")
     for k in range(chunk.shape[0]):
         n = lengths[k]
         sentence = PyList_New(n)
         for j in range(n):
             i = ids[p] if by_id else p
+            if i < 0 or i >= size:  # (the list's empty items are released as NULL)
+                raise IndexError("an id out of range of the values")
             item = _list_item(values, i) if i < first else _list_item(more, i - first)
             _incref(item)  # the list steals a reference
             _list_set_item(sentence, j, item)

@@ -342,11 +342,14 @@ def cluster(scheduler: str) -> Iterator[Client]:
         with local_cluster(workers) as client:
             yield client
         return
-    failure = None
+    failure: BaseException | None = None
     try:
         client = Client(scheduler, timeout="10s")
     except (OSError, TimeoutError, ValueError, TypeError) as e:  # TypeError: tls:// alone
-        failure = f"--scheduler {scheduler}: cannot connect: {' '.join(str(e).split())}"
+        failure = SeqtagError(f"--scheduler {scheduler}: cannot connect: "
+                              f"{' '.join(str(e).split())}")
+    except BaseException as e:  # a Ctrl-C meanwhile, anything else: raised as it is
+        failure = e.with_traceback(None)
     if failure is not None:
         # the half-made Client (kept in a cycle through the error's traceback, gone with
         # it now) closed now: collected later, by whatever allocation triggers the
@@ -354,6 +357,6 @@ def cluster(scheduler: str) -> Iterator[Client]:
         # cluster's event loop, which holds the lock that close() waits for: a hang (seen
         # in the test suite, a LocalCluster started after a failed connection)
         gc.collect()
-        raise SeqtagError(failure)
+        raise failure
     with client:
         yield client

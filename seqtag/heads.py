@@ -341,7 +341,7 @@ class LemmaHead(Head):
         return found
 
     def lexicon_table(self, upos_labels: Sequence[str]
-                      ) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
+                      ) -> tuple[dict[str, int], np.ndarray, list[str]]:
         """The lexicon as arrays over a UPOS head's labels, for looking up a batch's
         tokens at once: ({form: row}, table (rows + 1, len(upos_labels)) of lemma ids, -1
         where the lexicon has no entry, LEMMA_IS_FORM where its lemma is the form itself,

@@ -187,8 +187,8 @@ class _BatchColumns:
         self.beside = runtime.threads_beside_blas(network.rnn.threads) >= 2
 
     def start(self, batch):
-        """A function giving the batch's ({column: its values laid end to end}, {scored
-        head: its packed log-probs}): the encoder's pass and the UPOS now, the rest (the
+        """A function giving the batch's ({column: (labels, ids[, more])}, {scored head: its
+        packed log-probs}), each column's values as _put_sentence_lists takes them: the encoder's pass and the UPOS now, the rest (the
         analyses' and the lemma head's products) on the second thread, where there is
         one, until the function is called."""
         from .heads import ABSENT, FeatureHead, join_features
@@ -315,6 +315,7 @@ def _put_sentence_lists(target, where, lengths, values, ids, more=()):
     more = more if type(more) is list else list(more)
     total = sum(lengths)
     lengths = np.asarray(lengths, dtype=np.int64)
+    where = np.ascontiguousarray(where, dtype=np.int64)
     if len(where) != len(lengths) or (len(lengths) and lengths.min() < 0) or (
             len(where) and (where.min() < 0 or where.max() >= len(target))):
         raise ValueError("sentences out of range of the target")
@@ -322,12 +323,13 @@ def _put_sentence_lists(target, where, lengths, values, ids, more=()):
         if total > len(values):
             raise ValueError(f"{total} tokens but {len(values)} values")
     else:
+        if np.asarray(ids).dtype.kind not in "iu":
+            raise ValueError("ids must be integers")
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         size = len(values) + len(more)
         if len(ids) != total or (total and (ids.min() < 0 or ids.max() >= size)):
             raise ValueError(f"{total} tokens but {len(ids)} ids of {size} values")
-    _core.put_sentence_lists(target, np.ascontiguousarray(where, dtype=np.int64), lengths,
-                             values, ids, more)
+    _core.put_sentence_lists(target, where, lengths, values, ids, more)
 
 
 def _labels(labels, ids):
@@ -350,9 +352,11 @@ def _lexicon_rows(network, head, upos_labels, batch):
 
 def _start_lemmas(network, head, k, hidden, batch, upos_ids, upos_labels, form_rows=None,
                   beside=False):
-    """A function giving the lemmas of a batch's words, laid end to end, as (lexicon's
-    lemmas, ids, the lemma head's lemmas) (each word's lemma: the lexicon's lemma of its
-    id, or for an id past them the head's; _put_sentence_lists takes them so): the
+    """A function giving the lemmas of a batch's words, laid end to end, as (the
+    lexicon's lemmas, ids, the batch's forms followed by the lemma head's lemmas) (each
+    word's lemma: the lexicon's lemma of its id, or for an id past them, one of the
+    others: its form where the lexicon's lemma is the form, else the head's;
+    _put_sentence_lists takes them so): the
     lexicon's where it knows (form, predicted UPOS) (upos_ids: each packed row's UPOS id,
     or None: no lexicon; form_rows: _lexicon_rows(), if the caller has it), else the
     lemma head's, whose logits are computed for those tokens only: if beside, on the

@@ -34,7 +34,8 @@ class ProjectionMemo:
 
     Memory: capacity * directions * gates * hidden * itemsize bytes at most (8192 words
     of the default tagger: 32 MB), allocated as it fills; and forward()'s workspace, the
-    size of the largest batch's arrays (about 20 MB for 4,096 tokens of that tagger).
+    size of the largest batch's arrays (about 20 MB for 4,096 tokens of that tagger); and
+    8 bytes per key of capacity for each kind of form_values() asked (64 KB at 8192).
     When a batch brings more new keys than there are free rows, the memo starts over (the
     frequent words come back within a batch or two; a least-recently-used order would
     cost more per token than it saves).  hits / misses count the keys found held / the
@@ -108,7 +109,9 @@ class ProjectionMemo:
         not asked for since the rows were filled; the others are read back.  `name` with
         `owner` (compared by identity: another owner starts over) says which values.  A
         pass over text the memo holds then costs an array gather instead of a look-up per
-        key (the lemma lexicon's row of each form: seqtag.inference)."""
+        key (the lemma lexicon's row of each form: seqtag.inference).  The caller holds
+        the memo's lock (Network.form_values), as for rows().  Each name's values take an
+        int64 array of the capacity, made on first use and again after clear()."""
         found = self.derived.get(name)
         if found is None or found[0] is not owner:
             found = self.derived[name] = (owner, np.full(self.capacity, _UNSET, dtype=np.int64))

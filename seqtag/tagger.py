@@ -878,7 +878,9 @@ def _tokens(tokens: Sequence[object], where: str) -> list[str]:
     for w in words:
         if not isinstance(w, str) or not w:
             raise SeqtagError(f"{where}tokens must be non-empty strings, got {w!r}")
-    return words  # type: ignore[return-value]  # all str: checked above
+    # a str subclass made a plain str (str.__str__, not an overridden __str__): what
+    # tagging gives back (a lemma that is the form is the token's own string) is str
+    return [w if type(w) is str else str.__str__(w) for w in words]
 
 
 def _sentences_words(sentences: object, method: str, strings: bool,

@@ -450,6 +450,28 @@ def test_sentence_lists_are_new_lists_of_the_values():
     assert [sys.getrefcount(x) for x in labels] == before
 
 
+@pytest.mark.parametrize("chunk, lengths, n_values, ids, more", [
+    ([0], [5], 1, None, None),          # more tokens than values
+    ([3], [1], 1, None, None),          # a sentence past the target
+    ([-1], [1], 1, None, None),
+    ([0], [-1], 1, None, None),
+    ([0, 1], [1], 1, None, None),       # chunk and lengths apart
+    ([0], [2], 2, [0], None),           # more tokens than ids
+    ([0], [1], 1, [1], None),           # an id past values, no more
+    ([0], [1], 1, [2], ["m"]),          # an id past values and more
+    ([0], [1], 1, [-1], ["m"]),
+])
+def test_the_compiled_lists_refuse_what_is_out_of_bounds(chunk, lengths, n_values, ids,
+                                                        more):
+    """seqtag._core.put_sentence_lists itself never reads or writes out of bounds, whatever
+    its caller checked (IndexError)."""
+    target = [None] * 3
+    with pytest.raises(IndexError):
+        _core.put_sentence_lists(target, np.array(chunk, dtype=np.int64),
+                                 np.array(lengths, dtype=np.int64), ["v"] * n_values,
+                                 None if ids is None else np.array(ids, dtype=np.int64), more)
+
+
 @pytest.mark.parametrize("where, lengths, n_values, ids, message", [
     ([0, 5], [1, 1], 3, [0, 1], "sentences out of range of the target"),
     ([0, -1], [1, 1], 3, [0, 1], "sentences out of range of the target"),
@@ -460,6 +482,7 @@ def test_sentence_lists_are_new_lists_of_the_values():
     ([0, 1], [1, 1], 3, [-1, 0], "2 tokens but 2 ids of 3 values"),
     ([0, 1], [2, 2], 3, None, "4 tokens but 3 values"),
     ([0, 1], [1, 1], 3, [0, 5], "2 tokens but 2 ids of 5 values"),
+    ([0, 1], [1, 1], 3, [0.0, 1.0], "ids must be integers"),
 ])
 def test_sentence_lists_refuse_what_is_out_of_range(where, lengths, n_values, ids,
                                                     message):

@@ -97,6 +97,10 @@ class _Token(str):
     pass
 
 
+class _List(list):
+    pass
+
+
 @pytest.mark.parametrize("sentences, plain", [
     ([["the", "dog"], [], ["ran"]], True),
     ([[]], True),
@@ -107,6 +111,9 @@ class _Token(str):
     ((["the"],), False),
     ([["the", _Token("dog")]], False),  # a subclass takes the general path
     ([["the"], "dog"], False),
+    ([_List(["the"])], False),
+    (_List([["the"]]), False),
+    ((s for s in [["the"]]), False),
 ])
 def test_plain_token_lists_take_exactly_lists_of_non_empty_strings(sentences, plain):
     """seqtag._core.plain_token_lists, the fast path of every predict*() call: new lists
@@ -117,6 +124,24 @@ def test_plain_token_lists_take_exactly_lists_of_non_empty_strings(sentences, pl
         return
     assert got == sentences
     assert all(a is not b for a, b in zip(got, sentences))  # copies, not the caller's
+
+
+def test_tokens_of_a_str_subclass_come_back_as_str(tiny_tagger):
+    """A token of a str subclass is tagged as its plain string: every value tagging gives
+    back is a str, never the caller's object (a lemma that is the form itself is the
+    token's own string)."""
+    class Loud(str):
+        def __str__(self):
+            return self.upper()
+
+    sentence = [Loud("the"), Loud("dog"), "ran"]
+    plain = tiny_tagger.predict([["the", "dog", "ran"]])
+    assert tiny_tagger.predict([sentence]) == plain
+    words = _core.plain_token_lists([sentence])
+    assert words is None  # the general path
+    from seqtag.tagger import _sentences_words
+    (got,) = _sentences_words([sentence], "predict", strings=False)
+    assert got == ["the", "dog", "ran"] and {type(w) for w in got} == {str}
 
 
 def test_predict_takes_sentence_objects(tiny_tagger):
