@@ -117,11 +117,11 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
 
     def put(chunk, batch, finish):
         values, packed_scores = finish()
-        lengths = [len(sentences_words[i]) for i in chunk]
+        lengths = np.array([len(sentences_words[i]) for i in chunk], dtype=np.int64)
         where = np.array(chunk, dtype=np.int64)
         for column, (labels, ids, *more) in values.items():
             _put_sentence_lists(out[column], where, lengths, labels, ids, *more)
-        starts = np.cumsum([0] + lengths).tolist()
+        starts = np.concatenate([[0], np.cumsum(lengths)]).tolist()
         cuts = list(map(slice, starts[:-1], starts[1:]))  # each sentence's scores
         for head, packed in packed_scores.items():
             flat_scores = np.empty_like(packed)
@@ -188,9 +188,10 @@ class _BatchColumns:
 
     def start(self, batch):
         """A function giving the batch's ({column: (labels, ids[, more])}, {scored head: its
-        packed log-probs}), each column's values as _put_sentence_lists takes them: the encoder's pass and the UPOS now, the rest (the
-        analyses' and the lemma head's products) on the second thread, where there is
-        one, until the function is called."""
+        packed log-probs}), each column's values as _put_sentence_lists takes them: the
+        encoder's pass and the UPOS now, the rest (the analyses' and the lemma head's
+        products) on the second thread, where there is one, until the function is
+        called."""
         from .heads import ABSENT, FeatureHead, join_features
         network, heads, scored, beside = self.network, self.heads, self.scored, self.beside
         upos_k, lemma_k, product, bounds = self.upos_k, self.lemma_k, self.product, self.bounds
@@ -313,8 +314,8 @@ def _put_sentence_lists(target, where, lengths, values, ids, more=()):
     compiled core (seqtag._core.put_sentence_lists), whose bounds are checked here."""
     values = values if type(values) is list else list(values)
     more = more if type(more) is list else list(more)
-    total = sum(lengths)
     lengths = np.asarray(lengths, dtype=np.int64)
+    total = int(lengths.sum())
     where = np.ascontiguousarray(where, dtype=np.int64)
     if len(where) != len(lengths) or (len(lengths) and lengths.min() < 0) or (
             len(where) and (where.min() < 0 or where.max() >= len(target))):
@@ -352,15 +353,13 @@ def _lexicon_rows(network, head, upos_labels, batch):
 
 def _start_lemmas(network, head, k, hidden, batch, upos_ids, upos_labels, form_rows=None,
                   beside=False):
-    """A function giving the lemmas of a batch's words, laid end to end, as (the
-    lexicon's lemmas, ids, the batch's forms followed by the lemma head's lemmas) (each
-    word's lemma: the lexicon's lemma of its id, or for an id past them, one of the
-    others: its form where the lexicon's lemma is the form, else the head's;
-    _put_sentence_lists takes them so): the
-    lexicon's where it knows (form, predicted UPOS) (upos_ids: each packed row's UPOS id,
-    or None: no lexicon; form_rows: _lexicon_rows(), if the caller has it), else the
-    lemma head's, whose logits are computed for those tokens only: if beside, on the
-    second thread from now until the function is called (the caller decodes the other
+    """A function giving the lemmas of a batch's words, laid end to end, as
+    _put_sentence_lists takes them: (the lexicon's lemmas, ids, the batch's forms followed
+    by the lemma head's lemmas).  A word's lemma is the lexicon's where it knows (form,
+    predicted UPOS) (upos_ids: each packed row's UPOS id, or None: no lexicon; form_rows:
+    _lexicon_rows(), if the caller has it), its form itself where that lemma is the form,
+    else the lemma head's, whose logits are computed for those tokens only: if beside, on
+    the second thread from now until the function is called (the caller decodes the other
     columns and makes and encodes the next batch meanwhile: the product, ~40 % of the
     lemmas' time on EWT test, drops out of the pass); else when it is called."""
     from .heads import LEMMA_IS_FORM

@@ -863,17 +863,11 @@ def learn_frontend(train_path: str | os.PathLike[str],
     return frontend, record
 
 
-def _plain_tokens(words: Sequence[object]) -> bool:
-    """Whether every one of words is a non-empty str (not a subclass): the common case,
-    in two passes that stay in C (a Python test per token was 2 % of tagging)."""
-    return set(map(type, words)) <= {str} and all(words)
-
-
 def _tokens(tokens: Sequence[object], where: str) -> list[str]:
     """The tokens of one sentence, checked: a list of non-empty strings."""
     words = list(tokens)
-    # str subclasses and bad tokens take the loop
-    if _plain_tokens(words):
+    # checked in one pass of the compiled core; str subclasses and bad tokens take the loop
+    if _core.plain_token_lists([words]) is not None:
         return words  # type: ignore[return-value]  # all str: checked
     for w in words:
         if not isinstance(w, str) or not w:
