@@ -11,8 +11,8 @@ computes, batches of 4,096 tokens), its UPOS (Tagger.predict: text output), and
 configuration (c) of bench/compare_torch.py (its network and batches of 2,048 tokens) with
 a warm and an emptied ("fresh") memo.  The values are the same bit for bit either way
 (tests/test_shared_layers.py); only the time differs.  Both threads must be free: on a
-machine with one core, or with the AVX2 kernels on batches of more than 128 sentences
-(their steps go to BLAS), nothing is shared and the ratios are 1 but for noise.
+machine with one core, or without fused kernels, nothing is shared and the ratios are 1
+but for noise.
 """
 
 import argparse

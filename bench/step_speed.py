@@ -11,7 +11,11 @@ two threads, as a tagger runs them.  Timed with the fused steps allowed
 (seqtag.runtime.set_fused_step(None): the best kernels, for the steps where
 seqtag.runtime's choice takes them) and not (BLAS for the product, then the gate pass),
 alternating; prints the recurrent product's GFLOP/s of each (the gates counted as free)
-and which one seqtag runs for that step size.  Above the limit both columns are BLAS.
+and which one seqtag runs for that step size (an LSTM: always fused, the AVX2 kernel's
+big steps in calls of fewer rows; a GRU: BLAS past the AVX2 kernel's limit, where both
+columns are BLAS).  With --threads 2 and fused steps the directions are shared out in
+parts between the threads (RNN._infer_layer_shared) where the steps are at least
+seqtag.rnn.SHARED_MIN_ROWS rows in all.
 """
 
 import argparse
@@ -76,7 +80,14 @@ def main():
                     fused = max(fused, rate(rnn, proj, ids, packing, True, args.seconds))
                     blas = max(blas, rate(rnn, proj, ids, packing, False, args.seconds))
                 runtime.set_fused_step(None)
-                runs = "fused" if _core.lstm_step_fused_forward(rows, hidden) else "BLAS"
+                # an LSTM's inference steps are all fused (the AVX2 kernel's in calls of
+                # lstm_step_call_rows); a GRU's go to BLAS past the AVX2 kernel's limit
+                most = _core.lstm_step_call_rows(hidden)
+                if args.cell == "gru":
+                    runs = "fused" if _core.lstm_step_fused_forward(rows, hidden) else "BLAS"
+                else:
+                    runs = "fused" if most is None or rows <= most else \
+                        f"fused, calls of {most} rows"
                 print(f"{args.cell}: {hidden:>4} {rows:>5} {fused:8.1f} {blas:8.1f}  {'':36}"
                       f"{runs}")
     finally:

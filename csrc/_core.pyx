@@ -203,10 +203,6 @@ def lstm_infer_ranks(const float[:, ::1] xproj, const int64_t[::1] row_ids,
     _require(packed is not None and packed.shape[0] == packed_w_hh_size(H)
              and seqtag_lstm_step_available(), "packed weights (pack_w_hh) and AVX2 or "
              "AVX-512 needed")
-    cdef Py_ssize_t t
-    for t in range(T):
-        _require(seqtag_lstm_step_fused_forward(batch_sizes[t], H),
-                 "every step must run fused (lstm_step_fused_forward)")
     _require(row_ids is None or ids_in_range(&row_ids[0], N, V), "row_ids out of range")
     cdef const int64_t* ids_p = &row_ids[0] if row_ids is not None else NULL
     cdef Py_ssize_t ld_out = row_stride(out.strides[0], sizeof(float))
@@ -344,9 +340,19 @@ def fused_step_isa():
 
 
 def lstm_step_fused_forward(Py_ssize_t rows, Py_ssize_t H):
-    """Whether a forward step of `rows` rows of H units runs fused with the kernels called
-    now (where there are packed weights): what bench/step_speed.py reports."""
+    """Whether a training forward step of `rows` rows of H units runs fused with the
+    kernels called now (where there are packed weights); inference runs every step fused,
+    in calls of at most lstm_step_call_rows(H) rows."""
     return bool(seqtag_lstm_step_fused_forward(rows, H))
+
+
+def lstm_step_call_rows(Py_ssize_t H):
+    """The most rows one call of the fused inference step takes with the kernels called
+    now (a step of more is cut into calls of this many): with the AVX2 kernels the rows of
+    16,384 state values in whole blocks of the kernel's rows (126 at H = 128), else None
+    (any)."""
+    cdef Py_ssize_t rows = seqtag_lstm_step_call_rows(H)
+    return None if rows >= (<Py_ssize_t>1) << 62 else rows
 
 
 def set_fused_step_isa(str isa):

@@ -42,6 +42,12 @@ cdef extern from "lstm_step.h" nogil:
                               float* cells) noexcept
     void seqtag_lstm_back_product_f32(const float* d, Py_ssize_t rows, const float* w_hh,
                                       Py_ssize_t H, float* dh) noexcept
+    Py_ssize_t seqtag_lstm_step_call_rows(Py_ssize_t H) noexcept
+    void seqtag_lstm_infer_step_f32(const float* h_prev, Py_ssize_t running,
+                                    const float* packed, const float* xproj,
+                                    const int64_t* ids, Py_ssize_t first, Py_ssize_t rows,
+                                    float* c, float* h, float* out, Py_ssize_t ld_out,
+                                    Py_ssize_t H) noexcept
 
 
 cdef inline floating sigmoid(floating x) noexcept nogil:

@@ -249,7 +249,8 @@ cdef void lstm_forward_steps(floating* gates, const floating* w_hh,
 #   row_ids  (N,)     the xproj row each packed row reads, or NULL: row r reads xproj[r]
 #   scratch  (B, 4H)  work space
 #   packed   float32 only: W_hh packed by seqtag_pack_w_hh_f32, or NULL.  Given,
-#                     each step is one fused AVX-512 pass (csrc/lstm_step.h): the caller
+#                     every step is fused (csrc/lstm_step.h; with the AVX2 kernels in
+#                     pieces of at most seqtag_lstm_step_call_rows rows): the caller
 #                     checks seqtag_lstm_step_available() and no peepholes
 #   w_hh, batch_sizes, h, c, out, w_c*  as in lstm_forward_steps
 cdef void lstm_infer_steps(const floating* xproj, const int64_t* row_ids,
@@ -269,14 +270,14 @@ cdef void lstm_infer_steps(const floating* xproj, const int64_t* row_ids,
         if floating is float:
             seqtag_prefetch_rows(xproj, row_ids + off if row_ids != NULL else NULL, off,
                                  rows, G)
-            if packed != NULL and seqtag_lstm_step_fused_forward(rows, H):
+            if packed != NULL:
                 # the step reads every row's whole previous state while it writes the new
                 # one block of units at a time: it reads a copy
                 running = running_rows(batch_sizes, T, t, reverse, h, H)
                 memcpy(scratch, h, rows * H * sizeof(float))
-                seqtag_lstm_step_f32(scratch, running, packed, xproj,
-                                     row_ids + off if row_ids != NULL else NULL, off, rows,
-                                     c, h, out, ld_out, H, 0, NULL)
+                seqtag_lstm_infer_step_f32(scratch, running, packed, xproj,
+                                           row_ids + off if row_ids != NULL else NULL, off,
+                                           rows, c, h, out, ld_out, H)
                 continue
         zero_state_product(scratch, batch_sizes, T, t, reverse, h, w_hh, H, G)
         if floating is float:
@@ -297,8 +298,7 @@ cdef void lstm_infer_steps(const floating* xproj, const int64_t* row_ids,
 # their state rows and their rows of each step.  Each row of a fused step is computed on
 # its own, so calls over ranges that cover [0, B) give, bit for bit, what one call over
 # all of them gives: two threads can share one direction's sequences (or steal the other
-# direction's) and the values do not depend on who ran what.  The caller makes sure every
-# step of the batch runs fused (seqtag_lstm_step_fused_forward of its whole step).
+# direction's) and the values do not depend on who ran what.
 #   scratch  (B, H) at least: this range uses rows [first, last)
 #   the rest as in lstm_infer_steps
 cdef void lstm_infer_ranks_steps(const float* xproj, const int64_t* row_ids,
@@ -333,8 +333,9 @@ cdef void lstm_infer_ranks_steps(const float* xproj, const int64_t* row_ids,
         ids = row_ids + off + first if row_ids != NULL else NULL
         seqtag_prefetch_rows(xproj, ids, off + first, n, G)
         memcpy(scratch + first * H, h + first * H, n * H * sizeof(float))
-        seqtag_lstm_step_f32(scratch + first * H, running, packed, xproj, ids, off + first,
-                             n, c + first * H, h + first * H, out, ld_out, H, 0, NULL)
+        seqtag_lstm_infer_step_f32(scratch + first * H, running, packed, xproj, ids,
+                                   off + first, n, c + first * H, h + first * H, out, ld_out,
+                                   H)
 
 
 # One direction of one layer, backward: the steps in the opposite order of the forward.
@@ -544,10 +545,10 @@ cdef void lstm_tree_infer_steps(const float* xproj, const int64_t* node_id,
             memset(h_prev, 0, rows * H * sizeof(float))
             memset(c + off * H, 0, rows * H * sizeof(float))
         seqtag_prefetch_rows(xproj, node_id + off, off, rows, G)
-        if packed != NULL and seqtag_lstm_step_fused_forward(rows, H):
+        if packed != NULL:
             # h is written twice over the same rows (the step's new state and its output)
-            seqtag_lstm_step_f32(h_prev, running, packed, xproj, node_id + off, off, rows,
-                                 c + off * H, h + off * H, h, H, H, 0, NULL)
+            seqtag_lstm_infer_step_f32(h_prev, running, packed, xproj, node_id + off, off,
+                                       rows, c + off * H, h + off * H, h, H, H)
             continue
         if running:
             gemm(False, True, rows, G, H, <float>1, h_prev, H, w_hh, H, <float>0, scratch, G)

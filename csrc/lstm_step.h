@@ -631,7 +631,8 @@ static int seqtag_lstm_step_set_isa(int isa) {
 #define SEQTAG_AVX2_MAX_ROWS 24
 
 /* The forward step, fused (product and gates) while the step's rows x H is at most this
- * (128 rows at H = 128, 256 at H = 64), else BLAS + the gate pass.  Measured on a Zen 3
+ * (128 rows at H = 128, 256 at H = 64), else BLAS + the gate pass, in training; inference
+ * cuts a bigger step into fused calls of at most this (seqtag_lstm_infer_step_f32).  Measured on a Zen 3
  * EPYC (2026-12-03, GFLOP/s of the recurrent product, fused / BLAS), with both directions
  * on the two cores as a tagger runs them: H = 128, 85 / 85 at 30 rows before the gates of
  * a block's rows were interleaved, 113 / 85 after; 118 / 108 at 100, 111 / 106 at 150,
@@ -651,7 +652,8 @@ static int seqtag_lstm_step_fused_rows(Py_ssize_t rows) {
            (seqtag__isa == SEQTAG_ISA_AVX2 && rows <= SEQTAG_AVX2_MAX_ROWS);
 }
 
-/* The same for the forward step of `rows` rows of H units (inference and training). */
+/* The same for training's forward step of `rows` rows of H units (inference's steps are
+ * all fused, in pieces: seqtag_lstm_infer_step_f32). */
 static int seqtag_lstm_step_fused_forward(Py_ssize_t rows, Py_ssize_t H) {
     return seqtag__isa == SEQTAG_ISA_AVX512 ||
            (seqtag__isa == SEQTAG_ISA_AVX2 && rows * H <= SEQTAG_AVX2_MAX_STATE);
@@ -687,6 +689,39 @@ static void seqtag_lstm_back_product_f32(
 #else
     (void)d; (void)rows; (void)w_hh; (void)H; (void)dh;
 #endif
+}
+
+/* Rows one call of the AVX2 inference step takes: SEQTAG_AVX2_MAX_STATE's worth, a whole
+ * number of the kernel's row blocks.  An inference step of more rows is cut into calls of
+ * this many (seqtag_lstm_infer_step_f32), which keeps every step of inference fused where
+ * forward steps this big went to BLAS: each row of a fused step is computed on its own, so
+ * a batch's values no longer depend on how many rows its steps have (nor on how two
+ * threads share them out, RNN._infer_layer_shared), and they are the AVX-512 kernel's
+ * bits.  The cut keeps each call's rows in the core's L2, the reason the limit exists. */
+static Py_ssize_t seqtag_lstm_step_call_rows(Py_ssize_t H) {
+    Py_ssize_t rows;
+    if (seqtag__isa != SEQTAG_ISA_AVX2)
+        return PY_SSIZE_T_MAX;
+    rows = SEQTAG_AVX2_MAX_STATE / H / SEQTAG_ROW_BLOCK8 * SEQTAG_ROW_BLOCK8;
+    return rows > SEQTAG_ROW_BLOCK8 ? rows : SEQTAG_ROW_BLOCK8;
+}
+
+/* One inference step (keep = 0) of `rows` rows, fused whatever their number: the kernel
+ * called on pieces of at most seqtag_lstm_step_call_rows(H) rows (the same arguments as
+ * seqtag_lstm_step_f32; h_prev, c and h start at the step's first row, `first` is that
+ * row's index in out and, without ids, in xproj). */
+static void seqtag_lstm_infer_step_f32(
+    const float *h_prev, Py_ssize_t running, const float *packed, const float *xproj,
+    const int64_t *ids, Py_ssize_t first, Py_ssize_t rows, float *c, float *h, float *out,
+    Py_ssize_t ld_out, Py_ssize_t H) {
+    const Py_ssize_t most = seqtag_lstm_step_call_rows(H);
+    Py_ssize_t a, n, run;
+    for (a = 0; a < rows; a += most) {
+        n = rows - a < most ? rows - a : most;
+        run = running - a < 0 ? 0 : (running - a > n ? n : running - a);
+        seqtag_lstm_step_f32(h_prev + a * H, run, packed, xproj, ids ? ids + a : NULL,
+                             first + a, n, c + a * H, h + a * H, out, ld_out, H, 0, NULL);
+    }
 }
 
 #endif /* SEQTAG_LSTM_STEP_H */

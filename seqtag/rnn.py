@@ -561,16 +561,13 @@ class RNN:
     def _shared_cuts(self, packing, packed):
         """The ranks [a, b) of the parts each direction of a layer is cut into for
         _infer_layer_shared (SHARED_PARTS of about as many rows), or None where the layers
-        run a direction per thread as they are: one thread, a GRU, few rows, and all but the
-        AVX-512 kernels.  Only fused steps compute each row on its own (BLAS's rounding may
-        depend on how many rows a product has), and the AVX2 kernels leave steps of more
-        than 16,384 state values to BLAS: they could share batches of at most 128
-        sentences (H = 128) only, where the parts' extra reads of W_hh cost (c) 2-4 % on a
-        quiet machine and gained 1-4 % with the other core busy (bench/shared_layers.py,
-        2026-12-03): left to a direction per thread."""
+        run a direction per thread as they are: one thread, a GRU, few rows, no fused
+        kernels.  Only fused steps compute each row on its own (BLAS's rounding may depend
+        on how many rows a product has); inference steps are fused whatever their rows
+        (the AVX2 kernel's in pieces: seqtag_lstm_infer_step_f32)."""
         if (SHARED_PARTS < 2 or self.num_directions != 2
                 or packing.n_rows < SHARED_MIN_ROWS or packed is None
-                or any(p is None for p in packed) or runtime.fused_step_isa() != "avx512"
+                or any(p is None for p in packed) or runtime.fused_step_isa() is None
                 or not self.fused_step or runtime.threads_beside_blas(self.threads) < 2):
             return None
         # ranks run longest first: the parts' rows add up evenly; a part's steps re-read

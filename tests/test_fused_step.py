@@ -239,29 +239,42 @@ def test_lstm_infer_fused_equals_blas(H, lengths, reverse, with_ids):
         np.testing.assert_allclose(a, b, err_msg="zero states " + name, **TOL)
 
 
-# forward steps whose rows' state (rows x H floats) is larger than this run through BLAS
-# under the AVX2 kernels (lstm_step.h SEQTAG_AVX2_MAX_STATE)
+# training's forward steps whose rows' state (rows x H floats) is larger than this run
+# through BLAS under the AVX2 kernels (lstm_step.h SEQTAG_AVX2_MAX_STATE); inference cuts
+# them into fused calls of at most this many state values
 AVX2_MAX_STATE = 16384
 
 
 @pytest.mark.skipif("avx2" not in ISAS, reason="no AVX2 kernels on this CPU or build")
-@pytest.mark.parametrize("H, rows", [(128, 128), (128, 129), (64, 256), (64, 257), (32, 600)])
-def test_avx2_kernels_take_steps_up_to_their_state_limit(H, rows, kernels):
-    """With the AVX2 kernels a forward step whose rows' state is more than 16,384 floats
-    (128 rows at H = 128, 256 at H = 64) goes through BLAS: given packed weights, it gives
-    the BLAS path's result bit for bit; a smaller step runs fused (equal to BLAS only up to
-    the order of the sums).  The AVX-512 kernels take any step."""
+@pytest.mark.parametrize("H, rows", [(128, 128), (128, 129), (128, 300), (64, 256),
+                                     (64, 257), (32, 600), (48, 1000)])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_avx2_kernels_take_inference_steps_of_any_rows_in_pieces(H, rows, reverse, kernels):
+    """With the AVX2 kernels training's forward step of more than 16,384 state values
+    (128 rows at H = 128, 256 at H = 64) goes through BLAS; inference runs every step
+    fused, in calls of at most that many state values (whole blocks of the kernel's 3
+    rows): equal to BLAS up to the order of the sums, nothing written outside the buffers
+    (run_infer's guards), and bit for bit the AVX-512 kernel's where the CPU has it."""
     seqtag.runtime.set_fused_step("avx2")
     assert seqtag.runtime.fused_step_isa() == "avx2"
-    fused_expected = rows * H <= AVX2_MAX_STATE
-    assert _core.lstm_step_fused_forward(rows, H) is fused_expected
-    xproj, row_ids, w_hh, packing, h0, c0 = core_case(H, [3] * rows, False, seed=rows)
+    assert _core.lstm_step_fused_forward(rows, H) is (rows * H <= AVX2_MAX_STATE)
+    assert _core.lstm_step_call_rows(H) == AVX2_MAX_STATE // H // 3 * 3
+    # lengths 1-4: steps of `rows` rows down to a quarter, so both a step's pieces and its
+    # rows joining from a zero state (the reverse direction) are crossed
+    lengths = [1 + i % 4 for i in range(rows)]
+    xproj, row_ids, w_hh, packing, h0, c0 = core_case(H, lengths, True, seed=rows + H)
     packed = numpy_pack(w_hh)
-    blas = run_infer(xproj, row_ids, w_hh, packing, False, h0, c0, None)
-    fused = run_infer(xproj, row_ids, w_hh, packing, False, h0, c0, packed)
+    blas = run_infer(xproj, row_ids, w_hh, packing, reverse, h0, c0, None)
+    fused = run_infer(xproj, row_ids, w_hh, packing, reverse, h0, c0, packed)
     for a, b in zip(fused, blas):
         np.testing.assert_allclose(a, b, **TOL)
-    assert np.array_equal(fused[0], blas[0]) is not fused_expected
+    assert not np.array_equal(fused[0], blas[0])  # the fused kernel's rounding, not BLAS's
+    if "avx512" in ISAS:
+        seqtag.runtime.set_fused_step("avx512")
+        assert seqtag.runtime.fused_step_isa() == "avx512"
+        wide = run_infer(xproj, row_ids, w_hh, packing, reverse, h0, c0, numpy_pack(w_hh))
+        for a, b in zip(fused, wide):
+            assert a.tobytes() == b.tobytes()
 
 
 @needs_fused

@@ -130,16 +130,31 @@ def test_parts_need_packed_weights():
 
 @pytest.mark.skipif("avx2" not in ISAS or not seqtag.runtime.fused_step_enabled(),
                     reason="no AVX2 kernels on this CPU or build")
-def test_a_step_the_avx2_kernels_leave_to_blas_is_refused():
+@pytest.mark.parametrize("reverse", [False, True])
+def test_the_avx2_kernels_take_steps_past_their_state_limit_in_pieces(reverse):
+    """Training's AVX2 forward step leaves steps of more than 16,384 state values (128
+    rows at H = 128) to BLAS; inference cuts them into fused calls of 126 rows (whole
+    blocks of the kernel's 3 rows), so ranges of ranks of any size give one call's bits,
+    and those bits are the AVX-512 kernel's where the CPU has it."""
     seqtag.runtime.set_fused_step("avx2")
     assert seqtag.runtime.fused_step_isa() == "avx2"  # (points the core at them)
-    H = 128  # the AVX2 forward step runs fused up to 16,384 state values: 128 rows
+    H = 128
     assert _core.lstm_step_fused_forward(128, H) and not _core.lstm_step_fused_forward(129, H)
-    xproj, row_ids, w_hh, packed, packing, h0, c0 = kernel_case(H, [2] * 129, V=5)
-    with pytest.raises(ValueError, match=re.escape("every step must run fused")):
-        _core.lstm_infer_ranks(xproj, row_ids, packing.batch_sizes, False, h0, c0,
-                               np.empty((129, H), F32), np.empty((packing.n_rows, H), F32),
-                               packed, 0, 129)
+    assert _core.lstm_step_call_rows(H) == 126 and _core.lstm_step_call_rows(64) == 255
+    case = kernel_case(H, [2] * 130 + [1] * 170, V=5, initial=True)
+    whole = one_call(case, reverse)
+    for cuts in ([(0, 300)], [(0, 1), (1, 129), (129, 300)], [(0, 127), (127, 300)]):
+        got = in_parts(case, reverse, cuts)
+        for g, w in zip(got, whole):
+            assert g.tobytes() == w.tobytes()
+    if "avx512" in ISAS:
+        seqtag.runtime.set_fused_step("avx512")
+        assert seqtag.runtime.fused_step_isa() == "avx512"
+        assert _core.lstm_step_call_rows(H) is None
+        packed = np.empty(_core.packed_w_hh_size(H), dtype=F32)  # the AVX-512 layout
+        _core.pack_w_hh(case[2], packed)
+        for a, b in zip(one_call((*case[:3], packed, *case[4:]), reverse), whole):
+            assert a.tobytes() == b.tobytes()
 
 
 # ---- RNN.forward_projected: the layers shared out -------------------------------------
@@ -157,11 +172,6 @@ def projected_case(layers, hidden=24, sentences=60, V=40, seed=0, threads=2):
     head = (rng.standard_normal((5, rnn.output_size)).astype(F32),
             rng.standard_normal(5).astype(F32))
     return rnn, projections, row_ids, packing, head
-
-
-def skip_where_not_shared(rnn, packing):
-    if seqtag.runtime.fused_step_isa() != "avx512":
-        pytest.skip("the layers are shared with the AVX-512 kernels only (RNN._shared_cuts)")
 
 
 def count_parts(monkeypatch):
@@ -188,7 +198,6 @@ def count_parts(monkeypatch):
 def test_shared_layers_give_a_direction_per_threads_values(layers, with_head, parts,
                                                            monkeypatch):
     rnn, projections, row_ids, packing, head = projected_case(layers)
-    skip_where_not_shared(rnn, packing)
     packed = rnn.pack_recurrent()
     kwargs = dict(packed=packed, head=head if with_head else None, keep_output=with_head)
     monkeypatch.setattr(seqtag.rnn, "SHARED_MIN_ROWS", 1)
@@ -221,13 +230,12 @@ def test_one_thread_a_gru_or_a_small_batch_run_a_direction_per_thread(monkeypatc
     assert calls == []
     monkeypatch.setattr(seqtag.rnn, "SHARED_MIN_ROWS", packing.n_rows)
     rnn.forward_projected(projections, row_ids, packing, packed=rnn.pack_recurrent())
-    assert bool(calls) == (seqtag.runtime.fused_step_isa() == "avx512")
+    assert calls  # with either kind of fused kernel
 
 
 @needs_fused
 def test_an_error_in_a_part_reaches_the_caller_and_leaves_nothing_running(monkeypatch):
     rnn, projections, row_ids, packing, head = projected_case(2)
-    skip_where_not_shared(rnn, packing)
     monkeypatch.setattr(seqtag.rnn, "SHARED_MIN_ROWS", 1)
     packed = rnn.pack_recurrent()
     good = rnn.forward_projected(projections, row_ids, packing, packed=packed)[0]
@@ -257,7 +265,6 @@ def test_a_busy_second_thread_leaves_the_parts_to_the_caller(monkeypatch):
     """The second thread busy with another call: this one runs every part itself (and the
     other direction's projection), never waiting for the queue."""
     rnn, projections, row_ids, packing, head = projected_case(2)
-    skip_where_not_shared(rnn, packing)
     monkeypatch.setattr(seqtag.rnn, "SHARED_MIN_ROWS", 1)
     packed = rnn.pack_recurrent()
     reference = rnn.forward_projected(projections, row_ids, packing, packed=packed)[0]
@@ -285,8 +292,8 @@ def test_the_bundled_model_tags_the_same_with_the_layers_shared(monkeypatch):
     monkeypatch.setattr(seqtag.rnn, "SHARED_MIN_ROWS", 1)
     calls = count_parts(monkeypatch)
     assert tagger.predict_columns(sentences) == alone
-    # shared with the AVX-512 kernels only
-    assert bool(calls) == (seqtag.runtime.fused_step_isa() == "avx512")
+    # shared with either kind of fused kernel, never without them
+    assert bool(calls) == (seqtag.runtime.fused_step_isa() is not None)
 
 
 @needs_fused
@@ -296,7 +303,6 @@ def test_parts_keep_enough_rows_each(rows_per_part, expected, monkeypatch):
     """At most SHARED_PARTS parts, of about SHARED_PART_ROWS rows or more, at least 2, of
     nearly equal rows (the sequences run longest first)."""
     rnn, projections, row_ids, packing, head = projected_case(2, sentences=120)
-    skip_where_not_shared(rnn, packing)
     monkeypatch.setattr(seqtag.rnn, "SHARED_PARTS", 4)
     monkeypatch.setattr(seqtag.rnn, "SHARED_PART_ROWS", rows_per_part)
     cuts = rnn._shared_cuts(packing, rnn.pack_recurrent())
@@ -312,7 +318,6 @@ def test_an_error_on_the_second_thread_waits_for_its_other_parts(monkeypatch):
     run there: the error reaches the caller only once nothing of the call runs any more
     (its arrays may be a workspace the next call reuses)."""
     rnn, projections, row_ids, packing, head = projected_case(2)
-    skip_where_not_shared(rnn, packing)
     monkeypatch.setattr(seqtag.rnn, "SHARED_MIN_ROWS", 1)
     monkeypatch.setattr(seqtag.rnn, "SHARED_PART_ROWS", 1)
     monkeypatch.setattr(seqtag.rnn, "SHARED_PARTS", 4)
@@ -351,7 +356,6 @@ def test_a_later_layers_parts_wait_for_their_own_input_product(monkeypatch):
     layer from the end: they must wait for this thread's input product of that layer, even
     when it is slow (a race of the first version: 10 calls in 10 went wrong)."""
     rnn, projections, row_ids, packing, head = projected_case(2)
-    skip_where_not_shared(rnn, packing)
     monkeypatch.setattr(seqtag.rnn, "SHARED_MIN_ROWS", 1)
     monkeypatch.setattr(seqtag.rnn, "SHARED_PART_ROWS", 1)
     packed = rnn.pack_recurrent()
