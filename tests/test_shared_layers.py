@@ -296,6 +296,32 @@ def test_the_bundled_model_tags_the_same_with_the_layers_shared(monkeypatch):
     assert bool(calls) == (seqtag.runtime.fused_step_isa() is not None)
 
 
+@pytest.mark.skipif(ISAS[:1] != ("avx512",) or not seqtag.runtime.fused_step_enabled(),
+                    reason="needs both kinds of fused kernel (an AVX-512 CPU)")
+def test_the_bundled_model_scores_alike_with_either_kind_of_kernel():
+    """Every step of inference fused, the AVX2 kernel's big steps in pieces: the bundled
+    model's scores (the character BiLSTM's tree of prefixes, both layers, the heads) are
+    the same bits with the AVX2 kernels as with the AVX-512 ones, in batches of 300
+    sentences (steps of more rows than one AVX2 call takes)."""
+    from seqtag import Tagger
+    from seqtag.inference import predict_log_probs
+    tagger = Tagger.load(threads=2)
+    rng = np.random.default_rng(9)
+    letters = list("abcdefghijklmnopqrstuvwxyz")
+    sentences = [["".join(rng.choice(letters, rng.integers(1, 9)))
+                  for _ in range(rng.integers(1, 12))] for _ in range(300)]
+    scores = {}
+    for isa in ("avx512", "avx2"):
+        seqtag.runtime.set_fused_step(isa)
+        assert seqtag.runtime.fused_step_isa() == isa
+        assert _core.lstm_step_call_rows(tagger.network.rnn.hidden_size) in (None, 126)
+        scores[isa] = predict_log_probs(tagger.network, tagger.vocab, sentences,
+                                        batch_tokens=4096, memo=False)
+    assert len(scores["avx2"]) == 300
+    for a, b in zip(scores["avx512"], scores["avx2"]):
+        assert a.tobytes() == b.tobytes()
+
+
 @needs_fused
 @pytest.mark.parametrize("rows_per_part, expected", [(1, 4), (700, 2), (350, 4), (450, 3),
                                                      (10 ** 6, 2)])
