@@ -68,3 +68,45 @@ def plain_token_lists(object sentences):
             if type(token) is not str or not len(<str>token):
                 return None
     return [list(<list>sentence) for sentence in <list>sentences]
+
+
+cdef extern from "Python.h":
+    PyObject* _dict_get_item "PyDict_GetItemWithError"(object, object) except? NULL
+
+
+def number_forms(object sentences, int64_t[::1] ids not None):
+    """The distinct tokens of `sentences` in the order they first come (a new list), with
+    ids[p] <- the index among them of the p-th token, the sentences laid end to end (ids
+    as long as their tokens: IndexError if not); None, ids untouched, where `sentences` is
+    not a list of lists (exactly those types): a batch's numbering of its word forms
+    (seqtag.network.Batch), one dictionary probe per token, two for a form's first use.
+    Tokens compare as dictionary keys do."""
+    cdef object sentence, token
+    cdef dict index = {}
+    cdef list forms = []
+    cdef PyObject* found
+    cdef Py_ssize_t p = 0, total = 0, n
+    if type(sentences) is not list:
+        return None
+    for sentence in <list>sentences:
+        if type(sentence) is not list:
+            return None
+        total += len(<list>sentence)
+    if total != ids.shape[0]:
+        raise IndexError(f"{total} tokens but {ids.shape[0]} ids")
+    for sentence in <list>sentences:
+        for token in <list>sentence:
+            if p >= total:  # a list grown since it was counted (another thread)
+                raise IndexError("the sentences changed while they were numbered")
+            found = _dict_get_item(index, token)
+            if found == NULL:
+                n = len(forms)
+                index[token] = n
+                forms.append(token)
+                ids[p] = n
+            else:
+                ids[p] = <int64_t>(<object>found)
+            p += 1
+    if p != total:
+        raise IndexError("the sentences changed while they were numbered")
+    return forms

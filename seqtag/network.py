@@ -50,17 +50,22 @@ class Batch:
     def __init__(self, sentences_words, vocab, sentences_tags=None, targets=None):
         """sentences_tags: each sentence's tags (one head, ids from vocab); targets: the
         label ids (T, H) of the sentences' T tokens laid end to end, for H heads."""
-        lengths = [len(words) for words in sentences_words]
+        lengths = np.fromiter(map(len, sentences_words), dtype=np.int64,
+                              count=len(sentences_words))
         self.packing = Packing(lengths)
         self.flat_index = self.packing.flat_index()
-        form_index = {}
-        flat_forms = []
-        for words in sentences_words:
-            for form in words:
-                flat_forms.append(form_index.setdefault(form, len(form_index)))
-        self.forms = list(form_index)
+        # each token's form numbered in the order forms first come: in the compiled core
+        # for lists of lists (what tagging passes), here for any other sequences
+        flat_forms = np.empty(int(lengths.sum()), dtype=np.int64)
+        self.forms = _core.number_forms(sentences_words, flat_forms)
+        if self.forms is None:
+            form_index = {}
+            flat_forms = np.fromiter((form_index.setdefault(form, len(form_index))
+                                      for words in sentences_words for form in words),
+                                     dtype=np.int64, count=len(flat_forms))
+            self.forms = list(form_index)
         self.vocab = vocab
-        self.form_of_row = np.asarray(flat_forms, dtype=np.int64)[self.flat_index]
+        self.form_of_row = flat_forms[self.flat_index]
         self._word_ids = None  # word_ids_of: -1 where not looked up yet
         # (memo, its generation, each form's row) once a network's memo gave them
         # (Network.form_values)

@@ -9,6 +9,8 @@ import pytest
 from seqtag import Tagger, _core
 from seqtag.corpus import Sentence, read_corpus
 from seqtag.errors import SeqtagError
+from seqtag.network import Batch
+from seqtag.vocab import Vocabulary
 from seqtag.tagger import DEFAULT_MODEL
 from conftest import import_torch
 
@@ -124,6 +126,38 @@ def test_plain_token_lists_take_exactly_lists_of_non_empty_strings(sentences, pl
         return
     assert got == sentences
     assert all(a is not b for a, b in zip(got, sentences))  # copies, not the caller's
+
+
+@pytest.mark.parametrize("sentences", [
+    [["the", "dog", "saw", "the", "cat"], [], ["dog", "the"], ["a"]],
+    [[1, 1.0, True, "1"], [2, "b", 2]],  # dictionary keys: 1 == 1.0 == True
+    [[_Token("the"), "the"]],            # equal strings, one a subclass: one form
+    [],
+])
+def test_batch_numbers_its_forms_in_the_order_they_first_come(sentences):
+    """seqtag._core.number_forms (Batch's fast path for lists of lists) against a
+    dictionary's setdefault per token, and the general path (tuples) the same."""
+    index = {}
+    want = [index.setdefault(t, len(index)) for s in sentences for t in s]
+    ids = np.full(len(want), -1, dtype=np.int64)
+    forms = _core.number_forms(sentences, ids)
+    assert forms == list(index) and [type(f) for f in forms] == [type(f) for f in index]
+    assert ids.tolist() == want
+    vocab = Vocabulary(["the", "dog"], list("thedog"), ["DET", "NOUN"])
+    for given in (sentences, tuple(tuple(s) for s in sentences)) if sentences else ():
+        batch = Batch(given, vocab)
+        assert batch.forms == list(index)
+        assert batch.form_of_row.tolist() == np.asarray(want, dtype=np.int64)[
+            batch.flat_index].tolist()
+
+
+def test_number_forms_refuses_ids_of_another_length_and_takes_only_lists():
+    ids = np.zeros(3, dtype=np.int64)
+    with pytest.raises(IndexError, match="2 tokens but 3 ids"):
+        _core.number_forms([["a"], ["b"]], ids)
+    for other in ((["a", "b", "c"],), [("a", "b", "c")], [_List(["a", "b", "c"])]):
+        assert _core.number_forms(other, ids) is None
+    assert ids.tolist() == [0, 0, 0]  # untouched
 
 
 def test_tokens_of_a_str_subclass_come_back_as_str(tiny_tagger):
