@@ -400,15 +400,16 @@ def _start_lemmas(network, head, k, hidden, batch, upos_ids, upos_labels, form_r
 def _batches(vocab, sentences_words, batch_tokens):
     """(indexes of the non-empty sentences, their Batch) over length-sorted batches of
     about batch_tokens tokens."""
-    order = sorted(range(len(sentences_words)), key=lambda i: len(sentences_words[i]))
+    lengths = np.fromiter(map(len, sentences_words), dtype=np.int64,
+                          count=len(sentences_words))
+    order = np.argsort(lengths, kind="stable")  # sorted(), as stable
+    # a batch takes sentences while their tokens stay within batch_tokens (at least one)
+    ends = np.cumsum(lengths[order])
     start = 0
     while start < len(order):
-        end, tokens = start, 0
-        while end < len(order) and (end == start or tokens + len(sentences_words[order[end]])
-                                    <= batch_tokens):
-            tokens += len(sentences_words[order[end]])
-            end += 1
-        chunk = [i for i in order[start:end] if sentences_words[i]]
+        before = ends[start - 1] if start else 0
+        end = max(start + 1, int(np.searchsorted(ends, before + batch_tokens, "right")))
+        chunk = [i for i in order[start:end].tolist() if lengths[i]]
         if chunk:
             yield chunk, Batch([sentences_words[i] for i in chunk], vocab)
         start = end
