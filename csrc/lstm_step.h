@@ -14,7 +14,8 @@
  * runs about as fast as OpenBLAS's (both near the FMA units' peak), and the gain is what
  * BLAS's packing and second pass cost: the forward step fused is 5-15 % faster than
  * BLAS + the gate pass up to ~600 rows at H = 128, and BLAS's blocking wins only where
- * the rows' state leaves L2 (SEQTAG_AVX2_MAX_STATE); backward's product d W_hh, from 64
+ * the rows' state leaves L2 (SEQTAG_AVX2_MAX_STATE: training's bigger steps go to BLAS,
+ * inference's are cut into fused calls that fit); backward's product d W_hh, from 64
  * rows on, goes to BLAS (SEQTAG_AVX2_MAX_ROWS; measured on a Zen 3 EPYC, 2026-12-02/03,
  * bench/bench_core.py, bench/step_speed.py).
  * Where the CPU or the compiler has neither, seqtag_lstm_step_available() is 0 and the BLAS
@@ -22,7 +23,9 @@
  *
  * The arithmetic is the BLAS path's up to float32 rounding: the sums of the products run
  * in another order, and the gate functions are fastmath.h's polynomials in 16 or 8 lanes
- * with explicit FMAs (about 1 ulp from the compiled scalar loops).
+ * with explicit FMAs (about 1 ulp from the compiled scalar loops).  The AVX-512 and AVX2
+ * forward steps compute each row with the same operations in the same order, so they give
+ * the same bits, and a row's result never depends on the other rows of its call.
  */
 #ifndef SEQTAG_LSTM_STEP_H
 #define SEQTAG_LSTM_STEP_H

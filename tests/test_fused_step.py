@@ -247,7 +247,8 @@ AVX2_MAX_STATE = 16384
 
 @pytest.mark.skipif("avx2" not in ISAS, reason="no AVX2 kernels on this CPU or build")
 @pytest.mark.parametrize("H, rows", [(128, 128), (128, 129), (128, 300), (64, 256),
-                                     (64, 257), (32, 600), (48, 1000)])
+                                     (64, 257), (32, 600), (48, 1000), (100, 400),
+                                     (37, 1400)])
 @pytest.mark.parametrize("reverse", [False, True])
 def test_avx2_kernels_take_inference_steps_of_any_rows_in_pieces(H, rows, reverse, kernels):
     """With the AVX2 kernels training's forward step of more than 16,384 state values
