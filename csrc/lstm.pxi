@@ -209,8 +209,9 @@ cdef void lstm_cell_backward(floating* gates, const floating* cells, const float
 #   h, c        (B, H)   in: initial state;  out: final state of every sequence
 #   h_prev, cells (N, H) out: kept for backward (NULL in inference)
 #   out         (N, ld_out) out: h of every row
-#   packed      float32 with h_prev and cells given: W_hh packed for the fused AVX-512
-#               step (csrc/lstm_step.h; see lstm_infer_steps), or NULL for BLAS
+#   packed      float32 with h_prev and cells given: W_hh packed for the fused step
+#               (csrc/lstm_step.h; with the AVX2 kernels while seqtag_lstm_step_fused_forward
+#               says so, BLAS past it), or NULL for BLAS
 cdef void lstm_forward_steps(floating* gates, const floating* w_hh,
                              const int64_t* batch_sizes, Py_ssize_t T, bint reverse,
                              floating* h, floating* c, floating* h_prev, floating* cells,

@@ -502,7 +502,9 @@ SEQTAG_AVX2 static inline __attribute__((always_inline)) void seqtag__lstm_block
 
 /* seqtag_lstm_step_f32 in AVX2: the same arguments and results, packed by
  * seqtag_pack_w_hh_f32(w_hh, H, 8, packed): a block's 16 KB of weights (at H = 128) stay
- * in L1 while its rows pass.  Called while seqtag_lstm_step_fused_forward() says so. */
+ * in L1 while its rows pass.  Called for training's steps while
+ * seqtag_lstm_step_fused_forward() says so, and for inference's in pieces of at most
+ * seqtag_lstm_step_call_rows() rows (seqtag_lstm_infer_step_f32). */
 SEQTAG_AVX2 static void seqtag__lstm_step_f32_avx2(
     const float *h_prev, Py_ssize_t running, const float *packed, const float *xproj,
     const int64_t *ids, Py_ssize_t first, Py_ssize_t rows, float *c, float *h, float *out,
