@@ -637,16 +637,16 @@ static int seqtag_lstm_step_set_isa(int isa) {
 
 /* The forward step, fused (product and gates) while the step's rows x H is at most this
  * (128 rows at H = 128, 256 at H = 64), else BLAS + the gate pass, in training; inference
- * cuts a bigger step into fused calls of at most this (seqtag_lstm_infer_step_f32).  Measured on a Zen 3
- * EPYC (2026-12-03, GFLOP/s of the recurrent product, fused / BLAS), with both directions
- * on the two cores as a tagger runs them: H = 128, 85 / 85 at 30 rows before the gates of
- * a block's rows were interleaved, 113 / 85 after; 118 / 108 at 100, 111 / 106 at 150,
- * 110 / 109 at 200, 94 / 106 at 300, 91 / 109 at 500; H = 64, 85 / 77 at 150, 82 / 81 at
- * 300, 69 / 81 at 500.  One direction alone on one core the fused step wins further (70 / 64
- * at 400 rows, 54 / 63 at 900): the fused step reads each row's input pre-activations and
- * state once per block of 8 units, which stays in the core's L2 only while the rows are
- * few, and two cores at once share the L3 behind it.  `python bench/step_speed.py
- * [--threads 2]` compares the choice with BLAS. */
+ * cuts a bigger step into fused calls of at most this (seqtag_lstm_infer_step_f32).
+ * Measured on a Zen 3 EPYC (2026-12-03, GFLOP/s of the recurrent product, fused / BLAS),
+ * with both directions on the two cores as a tagger runs them: H = 128, 85 / 85 at 30 rows
+ * before the gates of a block's rows were interleaved, 113 / 85 after; 118 / 108 at 100,
+ * 111 / 106 at 150, 110 / 109 at 200, 94 / 106 at 300, 91 / 109 at 500; H = 64, 85 / 77 at
+ * 150, 82 / 81 at 300, 69 / 81 at 500.  One direction alone on one core the fused step
+ * wins further (70 / 64 at 400 rows, 54 / 63 at 900): the fused step reads each row's
+ * input pre-activations and state once per block of 8 units, which stays in the core's L2
+ * only while the rows are few, and two cores at once share the L3 behind it.  `python
+ * bench/step_speed.py [--threads 2]` compares the choice with BLAS. */
 #define SEQTAG_AVX2_MAX_STATE 16384
 
 /* Whether a step of `rows` rows runs fused (callers check seqtag_lstm_step_available()
