@@ -82,10 +82,10 @@ def main():
                 runtime.set_fused_step(None)
                 # an LSTM's inference steps are all fused (the AVX2 kernel's in calls of
                 # lstm_step_call_rows); a GRU's go to BLAS past the AVX2 kernel's limit
-                most = _core.lstm_step_call_rows(hidden)
                 if args.cell == "gru":
                     runs = "fused" if _core.lstm_step_fused_forward(rows, hidden) else "BLAS"
                 else:
+                    most = _core.lstm_step_call_rows(hidden)
                     runs = "fused" if most is None or rows <= most else \
                         f"fused, calls of {most} rows"
                 print(f"{args.cell}: {hidden:>4} {rows:>5} {fused:8.1f} {blas:8.1f}  {'':36}"

@@ -129,7 +129,7 @@ def test_final_states_are_the_packed_batch_s(hidden):
 
 
 @needs_fused_rnn
-def test_final_states_of_many_words_match_within_rounding():
+def test_final_states_of_many_words_are_the_packed_batch_s():
     """Hundreds of words: steps of hundreds of rows (the AVX2 kernel's in pieces), still
     the packed batch's values bit for bit."""
     rng = np.random.default_rng(7)
