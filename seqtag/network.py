@@ -98,9 +98,7 @@ class Batch:
         ids = self._word_ids
         todo = positions[ids[positions] < 0]
         if len(todo):
-            word_id, forms = self.vocab.word_id, self.forms
-            ids[todo] = np.fromiter((word_id(forms[i]) for i in todo.tolist()),
-                                    dtype=np.int64, count=len(todo))
+            ids[todo] = self.vocab.word_ids(list(map(self.forms.__getitem__, todo.tolist())))
         return ids[positions]
 
     @property

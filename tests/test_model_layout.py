@@ -138,6 +138,10 @@ def test_a_loaded_vocabulary_finds_every_word_as_its_dict_does(tmp_path, monkeyp
         assert (loaded._stored_words is None) == any("\n" in w for w in words)
         forms = ["The", "dog", "ÉTÉ", "日本", "x\udc80", "cat", "", "two\nlines", "<unk>"] * 2
         assert [loaded.word_id(f) for f in forms] == [vocab.word_id(f) for f in forms]
+        # all at once (a batch's new forms), from a vocabulary loaded anew
+        at_once = Vocabulary.from_meta(meta, arrays=arrays).word_ids(forms)
+        assert at_once.dtype == np.int64
+        assert at_once.tolist() == [vocab.word_id(f) for f in forms]
         assert [vocab.word_index.get(word_key(f), 1) for f in forms] == \
             [loaded.word_id(f) for f in forms]
         assert loaded.word_index == vocab.word_index and loaded.words == words

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from seqtag.network import encode_chars
-from seqtag.vocab import Vocabulary
+from seqtag.vocab import Vocabulary, word_key, word_keys
 
 CHARS = ["<pad>", "<unk>", "a", "b", "é", "ß", "€", "😀", "ü", "\U0010ffff", "\udcff"]
 FORMS = ["ab", "ba", "abcdefghijkl", "é😀z", "\udcffa", "x", "aaaaaaa", "😀" * 9, "Straße",
@@ -69,3 +69,27 @@ def test_a_batch_looks_up_word_ids_when_asked_and_once():
     # packed rows: the longest sentence first, step by step
     np.testing.assert_array_equal(batch.word_ids,
                                   [batch.form_word_ids[f] for f in batch.form_of_row])
+
+
+def test_word_keys_of_forms_at_once_are_each_forms_word_key():
+    """word_keys lowercases and replaces the digits of every form in one string joined by
+    NUL: a form's key must not depend on its neighbours (a capital sigma lowercases to
+    the final form at a word's end only), and a form holding a NUL of its own must not be
+    cut."""
+    import random
+    rng = random.Random(7)
+    pool = (list("aAΣσςΑΟΔİIıi'’·\u0345\u00ad\u200d 09٣३Ⅻ①ẞßﬃǅ-.\x00")
+            + ["ΟΔΟΣ", "Σ", "'Σ'", "AΣ'", "ΣA", "\x00Σ", "Σ\x00", "\udcff", "😀"])
+    assert word_keys([]) == []
+    for trial in range(3000):
+        forms = ["".join(rng.choice(pool) for _ in range(rng.randint(0, 5)))
+                 for _ in range(rng.randint(1, 8))]
+        if trial % 2:  # most batches: no NUL, the one-string path
+            forms = [f.replace("\x00", "") for f in forms]
+        assert word_keys(forms) == [word_key(f) for f in forms], forms
+    # every character on its own, and beside a capital sigma
+    chars = [chr(c) for c in range(1, 0x110000, 3) if not 0xD800 <= c < 0xE000]
+    forms = chars + ["AΣ" + c for c in chars[::11]] + [c + "Σ" for c in chars[::11]]
+    assert word_keys(forms) == [word_key(f) for f in forms]
+    assert word_keys(["ΟΔΟΣ", "ΣΑ"]) == ["οδος", "σα"]  # the final sigma where it is one
+    assert word_keys(("Dog", "1995")) == ["dog", "0000"]
