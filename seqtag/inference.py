@@ -117,12 +117,11 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
 
     def put(chunk, batch, finish):
         values, packed_scores = finish()
-        lengths = np.array([len(sentences_words[i]) for i in chunk], dtype=np.int64)
+        lengths = batch.packing.lengths  # the chunk's sentences', in its order
         where = np.array(chunk, dtype=np.int64)
         for column, (labels, ids, *more) in values.items():
             _put_sentence_lists(out[column], where, lengths, labels, ids, *more)
-        starts = np.concatenate([[0], np.cumsum(lengths)]).tolist()
-        cuts = list(map(slice, starts[:-1], starts[1:]))  # each sentence's scores
+        cuts = _cuts(lengths) if packed_scores else None  # each sentence's scores
         for head, packed in packed_scores.items():
             flat_scores = np.empty_like(packed)
             flat_scores[batch.flat_index] = packed
@@ -419,16 +418,22 @@ def _per_sentence(network, vocab, sentences_words, batch_tokens, per_batch, row_
                   dtype):
     """per_batch(Batch) (its packed rows' results) over length-sorted batches of about
     batch_tokens tokens, cut back into sentences in the order given."""
-    results: list[np.ndarray] = [np.zeros((0, *row_shape), dtype=dtype)
-                                 for _ in sentences_words]
+    # only an empty sentence, which is in no batch, keeps this: one array (of no rows) for
+    # them all
+    empty = np.zeros((0, *row_shape), dtype=dtype)
+    results: list[np.ndarray] = [empty] * len(sentences_words)
     for chunk, batch in _batches(vocab, sentences_words, batch_tokens):
         packed = per_batch(batch)
         flat = np.empty_like(packed)
         flat[batch.flat_index] = packed
-        bounds = np.cumsum([0] + [len(sentences_words[i]) for i in chunk])
-        for k, i in enumerate(chunk):
-            results[i] = flat[bounds[k]:bounds[k + 1]]
+        _place(results, chunk, flat, _cuts(batch.packing.lengths))
     return results
+
+
+def _cuts(lengths):
+    """The slices of rows laid end to end, lengths[k] each."""
+    ends = np.cumsum(lengths).tolist()
+    return list(map(slice, [0] + ends[:-1], ends))
 
 
 def best_tags(log_probs: np.ndarray, tagset: Sequence[str]) -> list[str]:
