@@ -29,6 +29,7 @@ import unicodedata
 import zlib
 from collections import Counter, defaultdict
 from collections.abc import Mapping
+from itertools import repeat
 from typing import Callable, Iterable, Optional
 
 import numpy as np
@@ -674,9 +675,29 @@ def _token_texts(text, starts, ends):
     return [text[a:b] for a, b in zip(starts.tolist(), ends.tolist())]
 
 
-def _paragraph_sentences(text, bounds, spans, expander):
+#: The code points below U+3001 that str.isspace() holds for (U+3000, the ideographic
+#: space, is the last space of Unicode): the others are asked of Python one by one.
+_SPACES_BELOW = 0x3001
+_SPACE_BELOW = np.array([chr(c).isspace() for c in range(_SPACES_BELOW)], dtype=bool)
+
+
+def _is_space(cps):
+    """(len(cps),) bool: whether each code point is a str.isspace() character."""
+    cps = np.asarray(cps, dtype=np.int64)
+    found = np.zeros(len(cps), dtype=bool)
+    low = cps < _SPACES_BELOW
+    found[low] = _SPACE_BELOW[cps[low]]
+    high = np.flatnonzero(~low)
+    if len(high):
+        found[high] = [chr(c).isspace() for c in cps[high].tolist()]
+    return found
+
+
+def _paragraph_sentences(text, bounds, spans, expander, forms=None, cps=None):
     """RawSentences of every paragraph of text (paragraphs joined by one separator;
-    bounds[k] = (start, end) of paragraph k in it) from the spans of the whole text."""
+    bounds[k] = (start, end) of paragraph k in it) from the spans of the whole text.
+    forms: the tokens' text (_token_texts) and cps: the text's code points, where the
+    caller has them (else they are made here)."""
     starts, ends, sentence_end, multiword = spans
     result: list[list[RawSentence]] = [[] for _ in bounds]
     if not len(starts):
@@ -686,26 +707,32 @@ def _paragraph_sentences(text, bounds, spans, expander):
     base = begin[paragraph]
     space_after = np.ones(len(ends), dtype=bool)
     inner = ends < len(text)
-    space_after[inner] = [text[e].isspace() for e in ends[inner].tolist()]
-    forms = _token_texts(text, starts, ends)
-    words: list[list[str]] = [[] for _ in forms]
-    if expander is not None:
-        # the decoder has kept only the flagged tokens it wants expanded
-        for i in np.flatnonzero(multiword).tolist():
-            expansion = expander.split(forms[i])
-            if len(expansion) > 1:
-                words[i] = expansion
+    if cps is None:
+        space_after[inner] = [text[e].isspace() for e in ends[inner].tolist()]
+    else:
+        space_after[inner] = _is_space(cps[ends[inner]])
+    if forms is None or len(forms) != len(starts):
+        forms = _token_texts(text, starts, ends)
     closes = sentence_end.copy()
     closes[:-1] |= paragraph[:-1] != paragraph[1:]  # a paragraph always ends a sentence
     closes[-1] = True
     last = np.flatnonzero(closes)
     first = np.concatenate([[0], last[:-1] + 1])
-    # The objects made here hold no reference cycles, yet each few hundred of them start a
-    # pass of the cyclic garbage collector over everything still young: on EWT train's
-    # 200 K tokens that was 60 % of this function's time.
+    # The objects made here (a list of words and a Token per token) hold no reference
+    # cycles, yet each few hundred of them start a pass of the cyclic garbage collector,
+    # now and then over every object of the process: on EWT train's 200 K tokens that was
+    # 60 % of this function's time, and its tokens' lists alone, made before it was
+    # switched off, 45 % of what was left.
     collecting = gc.isenabled()
     gc.disable()
     try:
+        words: list[list[str]] = [[] for _ in forms]
+        if expander is not None:
+            # the decoder has kept only the flagged tokens it wants expanded
+            for i in np.flatnonzero(multiword).tolist():
+                expansion = expander.split(forms[i])
+                if len(expansion) > 1:
+                    words[i] = expansion
         # one call per token, no Python loop around it
         tokens = list(map(Token, forms, (starts - base).tolist(), (ends - base).tolist(),
                           words, space_after.tolist()))
@@ -1036,15 +1063,19 @@ class _FormRows:
                 self.ids = {}
                 self.table = self.table[:0]
             ids = self.ids
-            index = list(map(ids.get, tokens))
-            if None in index:
-                new = list(dict.fromkeys(t for t, i in zip(tokens, index) if i is None))
+            index = np.fromiter(map(ids.get, tokens, repeat(-1)), dtype=np.int64,
+                                count=len(tokens))
+            missing = np.flatnonzero(index < 0)
+            if len(missing):
+                unseen = list(map(tokens.__getitem__, missing.tolist()))
+                new = list(dict.fromkeys(unseen))
                 rows = np.asarray(rows_of(new), dtype=np.int64).reshape(len(new), self.width)
                 self.table = np.concatenate([self.table, rows])
                 ids.update(zip(new, range(len(self.table) - len(new), len(self.table))))
-                index = list(map(ids.get, tokens))
+                index[missing] = np.fromiter(map(ids.__getitem__, unseen), dtype=np.int64,
+                                             count=len(unseen))
             table = self.table
-        return table[np.array(index, dtype=np.int64)]
+        return table[index]
 
 
 def _form_hashes(forms: list[str]) -> np.ndarray:
@@ -1570,8 +1601,8 @@ class LearnedFrontEnd:
 
     def _sentences(self, scored):
         """The sentences of each paragraph from _score()'s result."""
-        text, bounds, spans = self._decode(scored)
-        return _paragraph_sentences(text, bounds, spans, self.expander)
+        text, bounds, spans, forms = self._decode_with_forms(scored)
+        return _paragraph_sentences(text, bounds, spans, self.expander, forms, scored.cps)
 
     def segment_many_later(self, paragraphs: list[str]
                            ) -> Callable[[], list[list[RawSentence]]]:
@@ -1605,6 +1636,13 @@ class LearnedFrontEnd:
         return _Scored(text, bounds, begin, lengths, cps, ids, logits)
 
     def _decode(self, scored):
+        """(the text, each paragraph's (start, end) in it, the spans of its tokens: (starts,
+        ends, sentence_end, multiword) arrays)."""
+        return self._decode_with_forms(scored)[:3]
+
+    def _decode_with_forms(self, scored):
+        """_decode()'s result and the tokens' text, where the word-level models needed it
+        (else None)."""
         text, begin, lengths, ids = scored.text, scored.begin, scored.lengths, scored.ids
         space = ids == 0
         classes = self.codes.class_of_id[ids]
@@ -1638,7 +1676,8 @@ class LearnedFrontEnd:
         flagged = np.flatnonzero(multiword & ~decided)
         multiword[flagged] = [len(self.expander.expand(text[a:b])) > 1 for a, b in
                               zip(starts[flagged].tolist(), ends[flagged].tolist())]
-        return text, scored.bounds, (starts, ends, sentence_end, multiword)
+        return (text, scored.bounds, (starts, ends, sentence_end, multiword),
+                forms if len(forms) == len(starts) else None)
 
     def _decide_multiword(self, scored, spans, fixed, forms):
         """Decide again, in place, whether each token the expander can split is a

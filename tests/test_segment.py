@@ -20,7 +20,7 @@ from seqtag.segment import (END, INSIDE, LABELS, MWT, MWT_SENT, SENT, SPACE, Cha
                             CharTagger, LearnedFrontEnd, MultiwordContext, MultiwordExpander,
                             RuleFrontEnd,
                             TrainingText, WordBoundaries, _apply_lexicon, _choose_labels,
-                            _lexicon_arrays, _lexicon_from_arrays,
+                            _code_points, _is_space, _lexicon_arrays, _lexicon_from_arrays,
                             _paragraph_sentences, _spans, dev_scores, learn_lexicon,
                             learn_repeated_symbols,
                             learn_shapes, paragraphs_to_conllu, read_training_text,
@@ -173,6 +173,30 @@ def test_spans_from_labels():
     assert sentences[1].tokens[0].words == ["À", "le"]
     assert sentences[1].text == "Au revoir" and sentences[1].start == 19
     assert [t.space_after for t in sentences[0].tokens] == [True] * 4 + [False, True]
+    # the same from the text's code points and the tokens' text, as the decoder gives them
+    forms = [text[a:b] for a, b in zip(spans[0].tolist(), spans[1].tolist())]
+    (again,) = _paragraph_sentences(text, [(0, len(text))], spans,
+                                    MultiwordExpander({"au": ["à", "le"]}, {}), forms,
+                                    _code_points(text))
+    assert again == sentences
+
+
+def test_space_after_a_token_is_str_isspace_for_every_character():
+    """_paragraph_sentences reads SpaceAfter from code points (_is_space): a table below
+    U+3001, Python above; every character of Unicode as str.isspace() has it."""
+    cps = np.arange(0x110000)
+    expected = np.array([chr(c).isspace() for c in cps.tolist()])
+    np.testing.assert_array_equal(_is_space(cps), expected)
+    text = "a\u3000b\u2029c\U00010000 d\x85e\u00a0f"
+    spans = _spans(np.where(_is_space(_code_points(text)), SPACE, END),
+                   np.array([c.isspace() for c in text]))
+    (with_cps,) = _paragraph_sentences(text, [(0, len(text))], spans, None,
+                                       cps=_code_points(text))
+    (without,) = _paragraph_sentences(text, [(0, len(text))], spans, None)
+    assert with_cps == without
+    tokens = [t for sentence in with_cps for t in sentence.tokens]
+    assert [t.text for t in tokens] == ["a", "b", "c", "\U00010000", "d", "e", "f"]
+    assert [t.space_after for t in tokens] == [True, True, False, True, True, True, True]
 
 
 # ---------------------------------------------------------------- multiword tokens
