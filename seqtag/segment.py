@@ -669,10 +669,10 @@ def _spans(labels, space):
 
 
 def _token_texts(text, starts, ends):
-    """text[a:b] for a, b in zip(starts, ends) (int arrays).  A comprehension: under
-    Python 3.11 its slicing is faster than map() over slice objects (1.8 against 2.8 ms
-    per 20 K tokens)."""
-    return [text[a:b] for a, b in zip(starts.tolist(), ends.tolist())]
+    """text[a:b] for a, b in zip(starts, ends) (int arrays), sliced by the compiled core
+    (a Python comprehension took 2.5 times as long)."""
+    return _core.text_slices(text, np.ascontiguousarray(starts, dtype=np.int64),
+                             np.ascontiguousarray(ends, dtype=np.int64))
 
 
 #: The code points below U+3001 that str.isspace() holds for (U+3000, the ideographic

@@ -967,6 +967,28 @@ def test_form_hashes_are_the_python_ones():
     assert _form_hashes([]).shape == (0, 5)
 
 
+def test_text_slices_are_python_slices_and_refuse_spans_out_of_the_text():
+    """seqtag._core.text_slices (the tokens' text of a decoded paragraph) gives Python's
+    slices, whatever the characters; a span out of the text is an IndexError."""
+    import random
+
+    from seqtag import _core
+    from seqtag.segment import _token_texts
+
+    rng = random.Random(3)
+    text = "".join(FORMS) + " \U0001f600\udcff\u3000é"
+    spans = [(0, 0), (0, len(text)), (len(text), len(text))] + [
+        tuple(sorted(rng.randint(0, len(text)) for _ in range(2))) for _ in range(2000)]
+    starts, ends = (np.array(x, dtype=np.int64) for x in zip(*spans))
+    assert _token_texts(text, starts, ends) == [text[a:b] for a, b in spans]
+    assert _token_texts(text, starts[:0], ends[:0]) == []
+    for a, b in ((-1, 2), (3, 2), (0, len(text) + 1)):
+        with pytest.raises(IndexError, match="a span out of the text"):
+            _core.text_slices(text, np.array([a]), np.array([b]))
+    with pytest.raises(ValueError, match="starts and ends differ"):
+        _core.text_slices(text, np.array([0, 1]), np.array([1]))
+
+
 def test_word_models_rows_are_each_forms_python_row():
     """The rows the word-level models make for a batch of new forms at once are what each
     form's row was, made one form at a time in Python."""
