@@ -108,9 +108,12 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
     columns_of = _BatchColumns(network, vocab, columns, scored)
     # each sentence's values are put in place per batch: only an empty sentence, which
     # is in no batch, needs its (empty) list made here
-    out = {c: cast("list[list[str]]", [[] if not words else None
-                                        for words in sentences_words])
+    empty = [i for i, words in enumerate(sentences_words) if not words]
+    out = {c: cast("list[list[str]]", [None] * len(sentences_words))
            for c in columns_of.needed}
+    for values in out.values():
+        for i in empty:
+            values[i] = []
     scores: dict[int, list[np.ndarray]] = {
         k: [np.zeros((0, vocab.heads[k].size), dtype=network.dtype) for _ in sentences_words]
         for k in scored}
