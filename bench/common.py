@@ -206,9 +206,11 @@ def report_rounds(variants, tokens, rounds, reference, shuffle=None):
     """Time each of variants {name: function tagging `tokens` tokens}: one warm-up run each
     (it fills the memos), then one run per round (in shuffle's order of the names where
     given, else as listed); print each one's median tokens/s, its share of the reference
-    variant's and the minor page faults a run.  Page faults are memory the C library maps
-    anew for a run's arrays: it gives what a batch freed back to the system in some states
-    of a process, not in others."""
+    variant's and the minor page faults a run; then, the same share round by round (the
+    reference's time over the variant's in one round, which a slow spell of a shared machine
+    hits alike) as the median of the rounds and its interquartile range.  Page faults are
+    memory the C library maps anew for a run's arrays: it gives what a batch freed back to
+    the system in some states of a process, not in others."""
     import resource
     import statistics
     for run in variants.values():
@@ -229,5 +231,9 @@ def report_rounds(variants, tokens, rounds, reference, shuffle=None):
     width = max(map(len, variants))
     for name, seconds in times.items():
         rate = tokens / statistics.median(seconds)
+        paired = [r / s for r, s in zip(times[reference], seconds)]
+        quartiles = statistics.quantiles(paired, n=4) if len(paired) > 1 else paired * 3
         print(f"{name:<{width}} {rate:>10,.0f} tokens/s  {rate / base:6.3f} of (c)  "
-              f"{faults[name] / max(rounds, 1):>8,.0f} page faults a pass")
+              f"{faults[name] / max(rounds, 1):>8,.0f} page faults a pass  "
+              f"round by round {statistics.median(paired):.3f} "
+              f"({quartiles[0]:.3f}-{quartiles[2]:.3f})")
