@@ -10,8 +10,8 @@ a long run's steady state; each round tags them once per variant, alternating (w
 always follows the same one), and the median round is printed, then each variant's share of
 (c) round by round (its median over the rounds and interquartile range). The reference is
 configuration (c) of bench/compare_torch.py: the UPOS-only network, batches of about 2,048
-tokens. "every head, logits" is the one product of every head's rows, undecoded; "UPOS, XPOS, FEATS logits" that of every head but the
-lemma head's, in batches of about 4,096 tokens: what decoding those columns computed
+tokens. "every head, logits" is the one product of every head's rows, undecoded; "UPOS, XPOS,
+FEATS logits" that of every head but the lemma head's, in batches of about 4,096 tokens: what decoding those columns computed
 before XPOS and FEATS came from each predicted UPOS's analyses alone (one row per analysis
 seen with it: 29 a token on EWT test, against those heads' 279). "every column, decoded"
 is exactly what `seqtag tag --format conllu` (per chunk of sentences) and Tagger.analyze
