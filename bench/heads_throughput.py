@@ -4,22 +4,23 @@ and a network of the same shape with one UPOS head, side by side in one run.
 
     python bench/heads_throughput.py [--model MODEL] [--rounds 5] [--threads 2] [--shuffle]
 
-The sentences are EWT test's words; the memo is filled by a warm-up pass, so the figure is
-a long run's steady state; each round tags them once per variant, alternating (with
---shuffle in a new seeded random order each round, as bench/batch_size.py: no variant
-always follows the same one), and the median round is printed, then each variant's share of
-(c) round by round (its median over the rounds and interquartile range). The reference is
-configuration (c) of bench/compare_torch.py: the UPOS-only network, batches of about 2,048
-tokens. "every head, logits" is the one product of every head's rows, undecoded; "UPOS, XPOS,
-FEATS logits" that of every head but the lemma head's, in batches of about 4,096 tokens: what decoding those columns computed
-before XPOS and FEATS came from each predicted UPOS's analyses alone (one row per analysis
-seen with it: 29 a token on EWT test, against those heads' 279). "every column, decoded"
-is exactly what `seqtag tag --format conllu` (per chunk of sentences) and Tagger.analyze
-run: Tagger.predict_columns, in its batches (seqtag.inference.BATCH_TOKENS, 4,096 tokens
-since 2026-12-03's session 8; 2,048 before) (UPOS labels, XPOS and FEATS the best analysis
-seen with the UPOS, lemmas from the lexicon or, for the tokens it does not know, the lemma
-head's scripts); "UPOS, XPOS, FEATS, decoded" is the same without the lemmas;
-"Tagger.predict" is the UPOS of text output in those same batches.
+The sentences are EWT test's words; the memo is filled by a warm-up pass, so the figure is a
+long run's steady state; each round tags them once per variant, alternating (with --shuffle
+in a new seeded random order each round, as bench/batch_size.py: no variant always follows
+the same one), and the median round is printed, then each variant's share of (c) round by
+round (its median over the rounds and interquartile range). The reference is configuration
+(c) of bench/compare_torch.py: the UPOS-only network, batches of about 2,048 tokens. "every
+head, logits" is the one product of every head's rows, undecoded; "UPOS, XPOS, FEATS logits"
+that of every head but the lemma head's, in batches of about 4,096 tokens: what decoding
+those columns computed before XPOS and FEATS came from each predicted UPOS's analyses alone
+(one row per analysis seen with it: 29 a token on EWT test, against those heads' 279).
+"every column, decoded" is exactly what `seqtag tag --format conllu` (per chunk of
+sentences) and Tagger.analyze run: Tagger.predict_columns, in its batches
+(seqtag.inference.BATCH_TOKENS, 4,096 tokens since 2026-12-03's session 8; 2,048 before)
+(UPOS labels, XPOS and FEATS the best analysis seen with the UPOS, lemmas from the lexicon
+or, for the tokens it does not know, the lemma head's scripts); "UPOS, XPOS, FEATS, decoded"
+is the same without the lemmas; "Tagger.predict" is the UPOS of text output in those same
+batches.
 """
 
 import argparse
