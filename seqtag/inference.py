@@ -114,8 +114,9 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
     for values in out.values():
         for i in empty:
             values[i] = []
+    # (an empty sentence keeps its head's one array of no rows)
     scores: dict[int, list[np.ndarray]] = {
-        k: [np.zeros((0, vocab.heads[k].size), dtype=network.dtype) for _ in sentences_words]
+        k: [np.zeros((0, vocab.heads[k].size), dtype=network.dtype)] * len(sentences_words)
         for k in scored}
 
     def put(chunk, batch, finish):

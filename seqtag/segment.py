@@ -675,10 +675,16 @@ def _token_texts(text, starts, ends):
                              np.ascontiguousarray(ends, dtype=np.int64))
 
 
-#: The code points below U+3001 that str.isspace() holds for (U+3000, the ideographic
-#: space, is the last space of Unicode): the others are asked of Python one by one.
+#: Below this code point str.isspace() is read from a table (U+3000, the ideographic space,
+#: is the last space of Unicode); the others are asked of Python one by one.
 _SPACES_BELOW = 0x3001
-_SPACE_BELOW = np.array([chr(c).isspace() for c in range(_SPACES_BELOW)], dtype=bool)
+
+
+@functools.cache
+def _space_table():
+    """(_SPACES_BELOW,) bool: str.isspace() of each code point below it, made on first use
+    (not at import: a one-shot command that never decodes raw text skips it)."""
+    return np.array([chr(c).isspace() for c in range(_SPACES_BELOW)], dtype=bool)
 
 
 def _is_space(cps):
@@ -686,7 +692,7 @@ def _is_space(cps):
     cps = np.asarray(cps, dtype=np.int64)
     found = np.zeros(len(cps), dtype=bool)
     low = cps < _SPACES_BELOW
-    found[low] = _SPACE_BELOW[cps[low]]
+    found[low] = _space_table()[cps[low]]
     high = np.flatnonzero(~low)
     if len(high):
         found[high] = [chr(c).isspace() for c in cps[high].tolist()]
@@ -696,8 +702,8 @@ def _is_space(cps):
 def _paragraph_sentences(text, bounds, spans, expander, forms=None, cps=None):
     """RawSentences of every paragraph of text (paragraphs joined by one separator;
     bounds[k] = (start, end) of paragraph k in it) from the spans of the whole text.
-    forms: the tokens' text (_token_texts) and cps: the text's code points, where the
-    caller has them (else they are made here)."""
+    forms: the tokens' text (_token_texts) and cps: the text's code points
+    (_code_points), where the caller has them (else they are made here)."""
     starts, ends, sentence_end, multiword = spans
     result: list[list[RawSentence]] = [[] for _ in bounds]
     if not len(starts):
@@ -708,10 +714,9 @@ def _paragraph_sentences(text, bounds, spans, expander, forms=None, cps=None):
     space_after = np.ones(len(ends), dtype=bool)
     inner = ends < len(text)
     if cps is None:
-        space_after[inner] = [text[e].isspace() for e in ends[inner].tolist()]
-    else:
-        space_after[inner] = _is_space(cps[ends[inner]])
-    if forms is None or len(forms) != len(starts):
+        cps = _code_points(text)
+    space_after[inner] = _is_space(cps[ends[inner]])
+    if forms is None:
         forms = _token_texts(text, starts, ends)
     closes = sentence_end.copy()
     closes[:-1] |= paragraph[:-1] != paragraph[1:]  # a paragraph always ends a sentence

@@ -147,17 +147,11 @@ class Vocabulary:
         return self._word_index
 
     def word_id(self, form):
-        index = self._word_index
-        if index is None:
-            if self._stored_words.scanning():
-                found = self._stored_words.locate(word_key(form))
-                return 1 if found is None else found[0]
-            index = self.word_index
-        return index.get(word_key(form), 1)
+        return int(self.word_ids([form])[0])
 
     def word_ids(self, forms):
-        """(len(forms),) int64: word_id of each of forms (a list), their keys made at once
-        (word_keys)."""
+        """(len(forms),) int64: the word id of each of forms (a list), 1 (<unk>) for a word
+        the vocabulary does not hold; their keys made at once (word_keys)."""
         keys = word_keys(forms)
         index = self._word_index
         if index is None:
