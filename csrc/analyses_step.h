@@ -164,85 +164,68 @@ SEQTAG_AVX512 static void seqtag__analyses_scores_avx512(
 
 #undef SEQTAG__ANALYSES_ROWS16
 
-/* Each row's best column, as ops.pxi's best_columns_forward_rows scans for it (the first
- * maximum, or the first NaN; tied: another column equals the maximum), in two vector
- * passes over the row: its maximum (and whether it holds a NaN), then where the maximum
- * first is and how often.  The same answers: the comparisons are the same (== takes -0 and
- * +0 as equal there too).  For the lemma head's 419 scripts over the rows the lexicon
- * does not answer, the scalar loop took a sixth of the head's time. */
-SEQTAG_AVX512 static void seqtag__best_columns_avx512(const float *scores, Py_ssize_t n,
-                                                     Py_ssize_t C, Py_ssize_t ld,
-                                                     int64_t *best, uint8_t *tied) {
-    const Py_ssize_t full = C / 16 * 16;
-    const __mmask16 last = (__mmask16)((1u << (C - full)) - 1);
-    const __m512 lowest = _mm512_set1_ps(-INFINITY);
-    Py_ssize_t i, j;
-    for (i = 0; i < n; i++) {
-        const float *row = scores + i * ld;
-        __m512 m = lowest, v, top;
-        __mmask16 nan = 0, eq;
-        Py_ssize_t at = -1, count = 0;
-        for (j = 0; j < full; j += 16) {
-            v = _mm512_loadu_ps(row + j);
-            nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-            m = _mm512_max_ps(m, v);
+/* out[c] = the dot product of x (D values) with row ids[c] of weight (rows ld_w apart),
+ * c < K: the lemma head's scores of the scripts that fit a word (csrc/analyses.pxi,
+ * script_rows_best), a few dozen of its 419 rows.  Four rows at a time, one 8-lane
+ * accumulator each, so that a vector of x serves four FMAs; the sums then add their lanes.
+ * The order of the sums is not BLAS's: the caller trusts only clear winners. */
+SEQTAG_AVX2 static void seqtag__gathered_dots_avx2(const float *x, const float *weight,
+                                                   Py_ssize_t ld_w, const int64_t *ids,
+                                                   Py_ssize_t K, Py_ssize_t D, float *out) {
+    const Py_ssize_t full = D / 8 * 8;
+    const __m256i tail = seqtag__lanes8(D - full);
+    Py_ssize_t c0, k;
+    int c, nc;
+    for (c0 = 0; c0 < K; c0 += 4) {
+        const float *w[4];
+        __m256 acc[4], xv;
+        nc = K - c0 < 4 ? (int)(K - c0) : 4;
+        for (c = 0; c < 4; c++) {
+            w[c] = weight + ids[c0 + (c < nc ? c : 0)] * ld_w;  /* past nc: repeats, unused */
+            acc[c] = _mm256_setzero_ps();
         }
-        if (last) {
-            v = _mm512_mask_loadu_ps(lowest, last, row + full);
-            nan |= _mm512_mask_cmp_ps_mask(last, v, v, _CMP_UNORD_Q);
-            m = _mm512_max_ps(m, v);
+        for (k = 0; k < full; k += 8) {
+            xv = _mm256_loadu_ps(x + k);
+            for (c = 0; c < 4; c++)
+                acc[c] = _mm256_fmadd_ps(xv, _mm256_loadu_ps(w[c] + k), acc[c]);
         }
-        if (nan) {  /* the first NaN, untied */
-            for (j = 0; row[j] == row[j]; j++)
-                ;
-            best[i] = j;
-            tied[i] = 0;
-            continue;
+        if (full < D) {
+            xv = _mm256_maskload_ps(x + full, tail);
+            for (c = 0; c < 4; c++)
+                acc[c] = _mm256_fmadd_ps(xv, _mm256_maskload_ps(w[c] + full, tail), acc[c]);
         }
-        top = _mm512_set1_ps(_mm512_reduce_max_ps(m));
-        for (j = 0; j < full; j += 16) {
-            eq = _mm512_cmp_ps_mask(_mm512_loadu_ps(row + j), top, _CMP_EQ_OQ);
-            if (eq) {
-                if (at < 0)
-                    at = j + __builtin_ctz(eq);
-                count += __builtin_popcount(eq);
-            }
+        for (c = 0; c < nc; c++) {
+            __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc[c]),
+                                  _mm256_extractf128_ps(acc[c], 1));
+            h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+            h = _mm_add_ss(h, _mm_movehdup_ps(h));
+            out[c0 + c] = _mm_cvtss_f32(h);
         }
-        if (last) {
-            eq = _mm512_mask_cmp_ps_mask(last, _mm512_mask_loadu_ps(lowest, last, row + full),
-                                         top, _CMP_EQ_OQ);
-            if (eq) {
-                if (at < 0)
-                    at = full + __builtin_ctz(eq);
-                count += __builtin_popcount(eq);
-            }
-        }
-        best[i] = at;
-        tied[i] = count > 1;
     }
 }
 
 #endif /* SEQTAG_HAVE_LSTM_STEP */
 
+/* seqtag__gathered_dots_avx2 where the fused kernels' AVX2 runs on this CPU: 1 if it ran,
+ * else 0 (the caller sums in C). */
+static int seqtag_gathered_dots_f32(const float *x, const float *weight, Py_ssize_t ld_w,
+                                    const int64_t *ids, Py_ssize_t K, Py_ssize_t D,
+                                    float *out) {
+#if SEQTAG_HAVE_LSTM_STEP
+    if (seqtag_lstm_step_isa() >= SEQTAG_ISA_AVX2) {
+        seqtag__gathered_dots_avx2(x, weight, ld_w, ids, K, D, out);
+        return 1;
+    }
+#else
+    (void)x; (void)weight; (void)ld_w; (void)ids; (void)K; (void)D; (void)out;
+#endif
+    return 0;
+}
+
 /* Whether seqtag_analyses_scores_f32 runs here: the AVX2 kernel is built and the CPU has it
  * (the caller also asks seqtag.runtime whether fused kernels are switched on). */
 static int seqtag_analyses_step_available(void) {
     return seqtag_lstm_step_available() >= SEQTAG_ISA_AVX2;
-}
-
-/* best_columns_forward_rows's answers for float32 rows of C >= 1 columns, by the AVX-512
- * kernel where it runs now (seqtag_lstm_step_isa()): 1 if it ran, else 0 (the caller scans). */
-static int seqtag_best_columns_f32(const float *scores, Py_ssize_t n, Py_ssize_t C,
-                                   Py_ssize_t ld, int64_t *best, uint8_t *tied) {
-#if SEQTAG_HAVE_LSTM_STEP
-    if (seqtag_lstm_step_isa() == SEQTAG_ISA_AVX512 && C >= 1) {
-        seqtag__best_columns_avx512(scores, n, C, ld, best, tied);
-        return 1;
-    }
-#else
-    (void)scores; (void)n; (void)C; (void)ld; (void)best; (void)tied;
-#endif
-    return 0;
 }
 
 /* The lanes of the panels seqtag_analyses_scores_f32 reads now: 16 where the AVX-512

@@ -166,130 +166,136 @@ def log_softmax_segments(floating[:, ::1] x, const int64_t[::1] bounds):
 from libc.stdint cimport uint8_t
 
 
-# best_columns_forward_rows's AVX-512 kernel (csrc/analyses_step.h): 1 if it ran here
+# seqtag__gathered_dots_avx2 (csrc/analyses_step.h): 1 if it ran here
 cdef extern from "analyses_step.h" nogil:
-    int seqtag_best_columns_f32(const float* scores, Py_ssize_t n, Py_ssize_t C,
-                                Py_ssize_t ld, int64_t* best, uint8_t* tied) noexcept
+    int seqtag_gathered_dots_f32(const float* x, const float* weight, Py_ssize_t ld_w,
+                                 const int64_t* ids, Py_ssize_t K, Py_ssize_t D,
+                                 float* out) noexcept
 
 
-# Each row's best column and whether another column equals it: a classifier's label and
-# whether its ranking among equals matters (seqtag.heads.LemmaHead.scripted), in one
-# pass instead of an argmax, a comparison of every score and a count.
-#   scores (n, C), rows ld apart;  best (n,): the first maximum's column (the first NaN's
-#   if there is one, as argmax takes it);  tied (n,): 1 if another column equals that
-#   maximum (a NaN equals nothing);  vector: float32 rows go to the AVX-512 kernel where the
-#   core calls the AVX-512 kernels (the caller asks seqtag.runtime whether fused kernels
-#   are on: SEQTAG_FUSED_STEP=0 keeps this scan)
-cdef void best_columns_forward_rows(const floating* scores, Py_ssize_t n, Py_ssize_t C,
-                                    Py_ssize_t ld, int64_t* best, uint8_t* tied,
-                                    bint vector=False) noexcept nogil:
-    cdef Py_ssize_t i, j, at
-    cdef floating top, v
-    cdef const floating* row
-    cdef uint8_t twice
-    if floating is float:  # the AVX-512 kernel's two vector passes, where asked and built
-        if vector and seqtag_best_columns_f32(scores, n, C, ld, best, tied):
-            return
+# Each chosen row's best script among those that fit its word (seqtag.lemma.ScriptSets),
+# and whether it wins clearly: the lemma head's scores of those scripts only (a few dozen
+# of its rows), without the GIL.  A winner is clear when its lead over the second is more
+# than the float32 (float64) rounding of both its scores here and of the logits
+# Network.head_logits computes for them (each a sum of D products and two biases, in
+# another order): then the head's logits rank it first too, and the caller need not
+# compute them.  The bound of a score is gamma * (|w| |h| + |b|) (Cauchy-Schwarz bounds
+# the sum of the products' magnitudes); two scores on each side: 4 gamma * (the set's
+# largest |w| * |h| + its largest |b|).
+#   hidden (N, D), rows ld_h apart;  rows (n,) of hidden;  row_set (n,): each row's set,
+#   whose scripts are members[starts[g]:starts[g + 1]] (rows of weight (S, D), bias (S,));
+#   norms, bias_abs (S,): each script's |w| and |b|;  gamma: the dtype's bound per term;
+#   scores (widest set,) scratch;  best (n,): the script of the highest score (the first
+#   of equals, a NaN's), -1 for an empty set;  clear (n,): 1 where that is sure (an empty
+#   or one-script set too), 0 where the caller must decide from the head's logits;
+#   vector: float32 dots by the AVX2 kernel
+cdef int script_rows_best_rows(const floating* hidden, Py_ssize_t ld_h, Py_ssize_t D,
+                               const int64_t* rows, const int64_t* row_set, Py_ssize_t n,
+                               const int64_t* starts, Py_ssize_t G, const int64_t* members,
+                               Py_ssize_t M, const floating* weight, const floating* bias,
+                               Py_ssize_t S, const double* norms, const double* bias_abs,
+                               double gamma, floating* scores, Py_ssize_t widest,
+                               int64_t* best, uint8_t* clear, bint vector) noexcept nogil:
+    cdef Py_ssize_t i, j, k, K, at
+    cdef const floating* h
+    cdef const floating* w
+    cdef const int64_t* ids
+    cdef floating s, top, second
+    cdef double hnorm, wmax, bmax
+    cdef int64_t g
     for i in range(n):
-        row = scores + i * ld
-        top = row[0]
+        h = hidden + rows[i] * ld_h
+        g = row_set[i]
+        # only the sets the rows use are read, so only they are checked (every set seen
+        # grows with the text)
+        if g < 0 or g >= G or starts[g] < 0 or starts[g] > starts[g + 1] \
+                or starts[g + 1] > M or starts[g + 1] - starts[g] > widest:
+            return 1
+        ids = members + starts[g]
+        K = starts[g + 1] - starts[g]
+        for j in range(K):
+            if ids[j] < 0 or ids[j] >= S:
+                return 2
+        if K == 0:
+            best[i] = -1
+            clear[i] = 1
+            continue
+        if K == 1:
+            best[i] = ids[0]
+            clear[i] = 1
+            continue
+        if floating is float:
+            if not (vector and seqtag_gathered_dots_f32(h, weight, D, ids, K, D, scores)):
+                for j in range(K):
+                    w = weight + ids[j] * D
+                    s = 0
+                    for k in range(D):
+                        s = s + h[k] * w[k]
+                    scores[j] = s
+        else:
+            for j in range(K):
+                w = weight + ids[j] * D
+                s = 0
+                for k in range(D):
+                    s = s + h[k] * w[k]
+                scores[j] = s
+        hnorm = 0
+        for k in range(D):
+            hnorm = hnorm + <double>h[k] * <double>h[k]
+        hnorm = sqrt(hnorm)
+        wmax = 0
+        bmax = 0
+        top = scores[0] + bias[ids[0]]
         at = 0
-        twice = 0
-        if top == top:
-            for j in range(1, C):
-                v = row[j]
-                if v != v:
-                    at = j
-                    twice = 0
-                    break
-                if v > top:
-                    top = v
-                    at = j
-                    twice = 0
-                elif v == top:
-                    twice = 1
-        best[i] = at
-        tied[i] = twice
+        second = -INFINITY
+        for j in range(K):
+            wmax = max(wmax, norms[ids[j]])
+            bmax = max(bmax, bias_abs[ids[j]])
+            if j == 0:
+                continue
+            s = scores[j] + bias[ids[j]]
+            if s > top:
+                second = top
+                top = s
+                at = j
+            elif s > second or s != s:
+                second = s
+        best[i] = ids[at]
+        # a NaN anywhere fails the comparison: the caller decides
+        clear[i] = (<double>top - <double>second) > 4.0 * gamma * (wmax * hnorm + bmax) * 1.0001
+    return 0
 
 
-def best_columns_forward(const floating[:, :] scores, int64_t[::1] best,
-                         uint8_t[::1] tied, bint vector=False):
-    """best, tied (n,) <- each row of scores (n, C >= 1)'s first best column and whether
-    another column equals it (best_columns_forward_rows; vector: its AVX-512 kernel where
-    the core calls AVX-512 kernels)."""
-    cdef Py_ssize_t n = scores.shape[0], C = scores.shape[1]
-    _require(C >= 1 or n == 0, "best_columns_forward needs at least one column")
-    _require(best.shape[0] == n and tied.shape[0] == n, "best_columns_forward row counts")
-    if n == 0:
-        return
-    _check_rows(scores.strides[1], sizeof(floating), "scores", scores.strides[0], n, C)
-    cdef Py_ssize_t ld = row_stride(scores.strides[0], sizeof(floating))
-    with nogil:
-        best_columns_forward_rows(&scores[0, 0], n, C, ld, &best[0], &tied[0], vector)
-
-
-# A head's logits for chosen rows of the encoder's output, and each row's best label and
-# whether it is tied (best_columns_forward_rows): what Network.head_logits(hidden, [k],
-# rows) and then best_columns_forward give, bit for bit, in one call without the GIL
-# (the lemma head's rows that the lexicon does not answer, run on the second thread
-# while the first decodes in Python: each return to Python there waited for the GIL).
-#   hidden (N, 2H), rows ld_h apart;  rows (n,) of hidden;  w0, w1 (C, H): the weight
-#   columns of each direction;  b0 (C,): the bias;  b1 (C,): the second direction's
-#   (zeros, as Network._split_head_layer makes them);  x (n, 2H), other (n, C) scratch;
-#   out (n, C) the logits;  best, tied (n,);  vector: as best_columns_forward_rows takes it
-cdef void head_rows_forward_rows(const floating* hidden, Py_ssize_t ld_h, Py_ssize_t H,
-                                 const int64_t* rows, Py_ssize_t n, const floating* w0,
-                                 const floating* b0, const floating* w1,
-                                 const floating* b1, Py_ssize_t C, floating* x,
-                                 floating* other, floating* out, int64_t* best,
-                                 uint8_t* tied, bint vector) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef bint zero_b1 = True
-    for i in range(n):
-        memcpy(x + i * 2 * H, hidden + rows[i] * ld_h, 2 * H * sizeof(floating))
-    for i in range(C):
-        zero_b1 = zero_b1 and b1[i] == 0
-    # one block of the sums over k (BLAS's, and gemm_fallback.h's SEQTAG_KC): beyond it, a
-    # product added onto out adds its blocks to out one by one, another rounding
-    zero_b1 = zero_b1 and H <= 256
-    # each direction as input_projection computes it: its bias in every row, then the
-    # product added; the second direction's logits added to the first's after
-    fill_rows(out, n, C, b0)
-    gemm(False, True, n, C, H, <floating>1, x, 2 * H, w0, H, <floating>1, out, C)
-    if zero_b1:
-        # its product added straight onto the first's: the sum of the same two terms,
-        # rounded once, as adding a zero-filled buffer's product after (without a second
-        # (n, C) buffer and a pass over it), for products of one block over k
-        gemm(False, True, n, C, H, <floating>1, x + H, 2 * H, w1, H, <floating>1, out, C)
-    else:
-        fill_rows(other, n, C, b1)
-        gemm(False, True, n, C, H, <floating>1, x + H, 2 * H, w1, H, <floating>1, other, C)
-        for i in range(n * C):
-            out[i] = out[i] + other[i]
-    best_columns_forward_rows(out, n, C, C, best, tied, vector)
-
-
-def head_rows_forward(const floating[:, :] hidden, const int64_t[::1] rows,
-                      const floating[:, ::1] w0, const floating[::1] b0,
-                      const floating[:, ::1] w1, const floating[::1] b1,
-                      floating[:, ::1] x, floating[:, ::1] other, floating[:, ::1] out,
-                      int64_t[::1] best, uint8_t[::1] tied, bint vector=False):
-    """out (n, C), best, tied (n,) <- the logits of hidden's rows `rows` by a head split
-    by direction (w0, b0 and w1, b1), each row's best column and whether it is tied
-    (head_rows_forward_rows)."""
-    cdef Py_ssize_t n = rows.shape[0], H = w0.shape[1], C = w0.shape[0]
-    _require(hidden.shape[1] == 2 * H and w1.shape[0] == C and w1.shape[1] == H
-             and b0.shape[0] == C and b1.shape[0] == C and C >= 1, "head rows weight shapes")
-    _require(x.shape[0] == n and x.shape[1] == 2 * H and other.shape[0] == n
-             and other.shape[1] == C and out.shape[0] == n and out.shape[1] == C
-             and best.shape[0] == n and tied.shape[0] == n, "head rows buffer shapes")
+def script_rows_best(const floating[:, :] hidden, const int64_t[::1] rows,
+                     const int64_t[::1] row_set, const int64_t[::1] starts,
+                     const int64_t[::1] members, const floating[:, ::1] weight,
+                     const floating[::1] bias, const double[::1] norms,
+                     const double[::1] bias_abs, double gamma, floating[::1] scores,
+                     int64_t[::1] best, uint8_t[::1] clear, bint vector=False):
+    """best, clear (n,) <- each row's best script of its set and whether it wins clearly
+    (script_rows_best_rows); scores needs as many values as the widest set the rows use.
+    seqtag.network.Network.best_fitting_scripts checks the arguments; these checks only
+    keep a wrong call from reading or writing out of bounds."""
+    cdef Py_ssize_t n = rows.shape[0], D = hidden.shape[1], S = weight.shape[0]
+    cdef Py_ssize_t G = starts.shape[0] - 1
+    cdef int status
+    _require(row_set.shape[0] == n and best.shape[0] == n and clear.shape[0] == n,
+             "script rows counts")
+    _require(weight.shape[1] == D and bias.shape[0] == S and norms.shape[0] == S
+             and bias_abs.shape[0] == S and G >= 0, "script rows weight shapes")
     if n == 0:
         return
     _check_rows(hidden.strides[1], sizeof(floating), "hidden", hidden.strides[0],
-                hidden.shape[0], hidden.shape[1])
+                hidden.shape[0], D)
     _require(ids_in_range(&rows[0], n, hidden.shape[0]), "rows out of range")
     cdef Py_ssize_t ld_h = row_stride(hidden.strides[0], sizeof(floating))
     with nogil:
-        head_rows_forward_rows(&hidden[0, 0], ld_h, H, &rows[0], n, &w0[0, 0], &b0[0],
-                               &w1[0, 0], &b1[0], C, &x[0, 0], &other[0, 0], &out[0, 0],
-                               &best[0], &tied[0], vector)
+        status = script_rows_best_rows(
+            &hidden[0, 0], ld_h, D, &rows[0], &row_set[0], n, &starts[0], G,
+            &members[0] if members.shape[0] else NULL, members.shape[0],
+            &weight[0, 0] if S else NULL, &bias[0] if S else NULL, S,
+            &norms[0] if S else NULL, &bias_abs[0] if S else NULL, gamma,
+            &scores[0] if scores.shape[0] else NULL, scores.shape[0], &best[0], &clear[0],
+            vector)
+    _require(status == 0, "a row's script set is out of range of starts, members, the "
+             "weights or the scratch")

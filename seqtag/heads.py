@@ -24,8 +24,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from . import _core, runtime
-from .lemma import Lexicon, apply_script, edit_script, parse_labels, script_label
+from .lemma import (Lexicon, ScriptSets, apply_script, edit_script, parse_labels,
+                    script_label)
 
 __all__ = ["COLUMNS", "Head", "FeatureHead", "LemmaHead", "TagCombinations", "build_heads",
            "heads_from_meta",
@@ -285,7 +285,7 @@ class LemmaHead(Head):
         return script_labels(words, values)
 
     def lemmas(self, words: Sequence[str], scores: np.ndarray,
-               upos: Sequence[str] | None = None, tries: int = 4) -> list[str]:
+               upos: Sequence[str] | None = None) -> list[str]:
         """The lemma of each word from its script scores (len(words), size): the lexicon's
         entry for (word, upos) if it has one, else scripted()'s."""
         if not len(words):
@@ -295,33 +295,30 @@ class LemmaHead(Head):
             [None] * len(words)
         todo = [k for k, lemma in enumerate(out) if lemma is None]
         if len(todo) == len(words):
-            return self.scripted(words, scores, tries)
-        for k, lemma in zip(todo, self.scripted([words[k] for k in todo], scores[todo],
-                                                tries)):
+            return self.scripted(words, scores)
+        for k, lemma in zip(todo, self.scripted([words[k] for k in todo], scores[todo])):
             out[k] = lemma
         return out  # type: ignore[return-value]  # every None was filled
 
-    def scripted(self, words: Sequence[str], scores: np.ndarray, tries: int = 4,
-                 best_columns: tuple[np.ndarray, np.ndarray] | None = None) -> list[str]:
-        """The lemma of each word from its script scores (len(words), size): the first of
-        the `tries` best scripts that fits the word, else the word itself.  best_columns:
-        best_columns(scores), when the caller has it already (worked out on the thread
-        that computed the scores)."""
-        if not len(words):
-            return []
-        # most tokens' best script fits: one argmax per row, and the `tries` best ranked
-        # only for the others (and for a row whose best score is tied: the ranking's
-        # order among equals decides there)
-        best, tied = best_columns if best_columns is not None else best_columns_of(scores)
-        out = self._applied(words, best.tolist())
-        again = sorted({k for k, lemma in enumerate(out) if lemma is None}.union(
-            np.flatnonzero(tied).tolist()))
-        if again:
-            ranked = _best_first(scores[again], min(tries, self.size))
-            for k, order in zip(again, ranked):
-                fits = self._applied([words[k]] * len(order), order)
-                out[k] = next((lemma for lemma in fits if lemma is not None), words[k])
-        return out  # type: ignore[return-value]  # every None was filled
+    @functools.cached_property
+    def script_sets(self) -> ScriptSets:
+        """Which scripts fit which words (seqtag.lemma.ScriptSets), made on first use."""
+        return ScriptSets(self.scripts)
+
+    def scripted(self, words: Sequence[str], scores: np.ndarray) -> list[str]:
+        """The lemma of each word from its script scores (len(words), size): that of the
+        best-scoring script that fits the word (the first of equal scores), else the word
+        itself (no script fits it)."""
+        return self.lemmas_of_scripts(words, best_fitting(self.script_sets, words, scores))
+
+    def lemmas_of_scripts(self, words: Sequence[str], script_ids: np.ndarray) -> list[str]:
+        """The lemma each word's script gives it (script ids that fit their words, as
+        best_fitting and Network.best_fitting_scripts choose them), the word itself
+        where the id is -1."""
+        out = self._applied(words, script_ids.tolist())
+        for k in np.flatnonzero(script_ids < 0).tolist():
+            out[k] = words[k]
+        return out  # type: ignore[return-value]  # a script chosen among those that fit
 
     def _applied(self, words: Sequence[str], script_ids: Sequence[int]
                  ) -> list[str | None]:
@@ -337,7 +334,7 @@ class LemmaHead(Head):
         scripts = self.scripts
         for k in [k for k, lemma in enumerate(found) if lemma is _UNSEEN]:
             word, j = pairs[k]
-            found[k] = cache[pairs[k]] = apply_script(word, scripts[j])
+            found[k] = cache[pairs[k]] = apply_script(word, scripts[j]) if j >= 0 else None
         return found
 
     def lexicon_table(self, upos_labels: Sequence[str]
@@ -378,41 +375,29 @@ class LemmaHead(Head):
 LEMMA_IS_FORM = -2
 
 
-def best_columns_of(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(best, tied), both (n,): each row's argmax and whether its best score is in another
-    column too (_tied), in one pass of the compiled core (seqtag._core.
-    best_columns_forward, which releases the GIL) for float32 and float64 scores."""
-    if scores.ndim == 2 and scores.shape[1] and scores.dtype in (np.float32, np.float64) \
-            and scores.strides[1] == scores.itemsize:
-        best = np.empty(len(scores), dtype=np.int64)
-        tied = np.empty(len(scores), dtype=np.uint8)
-        # (the AVX-512 kernel where fused kernels are on: the same answers)
-        _core.best_columns_forward(scores, best, tied, runtime.fused_step_isa() == "avx512")
-        return best, tied.view(bool)
-    best = scores.argmax(axis=1)
-    return best, _tied(scores, best)
+def best_fitting(sets: ScriptSets, words: Sequence[str], scores: np.ndarray) -> np.ndarray:
+    """(len(words),) int64: each word's best-scoring script among those that fit it (its
+    row of scores (len(words), scripts): argmax's choice there, the first of equals or
+    the first NaN), -1 where none fits.  The rule LemmaHead.scripted decodes by, from
+    every score; Network.best_fitting_scripts gives the same from the fitting scripts'
+    scores alone."""
+    row_sets = sets.ids(words)
+    return best_fitting_among(scores, row_sets, *sets.arrays())
 
 
-def _tied(scores: np.ndarray, best: np.ndarray) -> np.ndarray:
-    """(n,) whether each row's best score, at column best[row], is in another column too
-    (a NaN best is tied with nothing).  One comparison of every score and one count:
-    ties are rare, so the per-row count runs only when there is one."""
-    rows = np.arange(len(best))
-    equal = scores == scores[rows, best][:, None]
-    equal[rows, best] = False
-    if not np.count_nonzero(equal):
-        return np.zeros(len(best), dtype=bool)
-    return equal.any(axis=1)
-
-
-def _best_first(scores: np.ndarray, tries: int) -> list[list[int]]:
-    """The `tries` best columns of each row of scores, best first: a partition, then a
-    sort of those only (ties: as the partition leaves them, kept by a stable sort)."""
-    size = scores.shape[1]
-    best = np.argpartition(-scores, tries - 1, axis=1)[:, :tries] if tries < size \
-        else np.broadcast_to(np.arange(size), scores.shape)
-    return np.take_along_axis(best, np.argsort(
-        -np.take_along_axis(scores, best, axis=1), axis=1, kind="stable"), axis=1).tolist()
+def best_fitting_among(scores: np.ndarray, row_sets: np.ndarray, starts: np.ndarray,
+                       members: np.ndarray) -> np.ndarray:
+    """best_fitting's choice, each row's scripts given by its set (row_sets (n,); set g's
+    scripts members[starts[g]:starts[g + 1]], as ScriptSets.arrays() gives them)."""
+    best = np.full(len(row_sets), -1, dtype=np.int64)
+    order = np.argsort(row_sets, kind="stable")
+    cuts = np.flatnonzero(np.diff(row_sets[order])) + 1
+    for rows in np.split(order, cuts) if len(order) else ():
+        g = row_sets[rows[0]]
+        ids = members[starts[g]:starts[g + 1]]
+        if len(ids):
+            best[rows] = ids[scores[np.ix_(rows, ids)].argmax(axis=1)]
+    return best
 
 
 def script_labels(words: Sequence[str], lemmas: Sequence[str]) -> list[str]:

@@ -93,8 +93,9 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
     a product per predicted UPOS then gives the summed logits of its analyses only, all
     of them in one call (Network.best_summed_logits, TagCombinations.choose_best: 29 rows
     a token on EWT test against 279; the same choice).  The lexicon then answers the
-    lemma of every (form, predicted UPOS) pair it holds, and the lemma head's product
-    covers only the other tokens (Network.head_logits_best).  Where the tagger has two
+    lemma of every (form, predicted UPOS) pair it holds, and the lemma head scores only
+    the other tokens, each only with the scripts that fit its word
+    (Network.best_fitting_scripts: 54 of 419 a word on EWT).  Where the tagger has two
     threads, both products (the analyses' and the lemma head's) run on the second one
     while this one decodes the UPOS, makes the next batch and encodes it: a batch's
     values are finished only then.  Each value
@@ -361,10 +362,10 @@ def _start_lemmas(network, head, k, hidden, batch, upos_ids, upos_labels, form_r
     by the lemma head's lemmas).  A word's lemma is the lexicon's where it knows (form,
     predicted UPOS) (upos_ids: each packed row's UPOS id, or None: no lexicon; form_rows:
     _lexicon_rows(), if the caller has it), its form itself where that lemma is the form,
-    else the lemma head's, whose logits are computed for those tokens only: if beside, on
-    the second thread from now until the function is called (the caller decodes the other
-    columns and makes and encodes the next batch meanwhile: the product, ~40 % of the
-    lemmas' time on EWT test, drops out of the pass); else when it is called."""
+    else the lemma head's best script among those that fit the word, whose scores are
+    computed for those tokens only (Network.best_fitting_scripts): if beside, on the
+    second thread from now until the function is called (the caller decodes the other
+    columns and makes and encodes the next batch meanwhile); else when it is called."""
     from .heads import LEMMA_IS_FORM
     n = batch.n_tokens
     if upos_ids is not None:
@@ -378,7 +379,11 @@ def _start_lemmas(network, head, k, hidden, batch, upos_ids, upos_labels, form_r
     if len(missing):
         if hidden is None:
             hidden = network.encode(batch)
-        result = runtime.deferred(beside, network.head_logits_best, hidden, k, missing)
+        words = list(map(batch.forms.__getitem__, batch.form_of_row[missing].tolist()))
+        sets = head.script_sets
+        row_sets = sets.ids(words)
+        result = runtime.deferred(beside, network.best_fitting_scripts, hidden, k, missing,
+                                  row_sets, *sets.arrays())
 
     def finish():  # all of it Python: the caller's own products go first
         # each word's lemma by its id: no list of the batch's lemmas made and copied;
@@ -389,9 +394,7 @@ def _start_lemmas(network, head, k, hidden, batch, upos_ids, upos_labels, form_r
         packed[same] = len(lemmas) + batch.form_of_row[same]
         scripted: list[str] = []
         if len(missing):
-            words = list(map(batch.forms.__getitem__, batch.form_of_row[missing].tolist()))
-            scores, best, tied = result()
-            scripted = head.scripted(words, scores, best_columns=(best, tied))
+            scripted = head.lemmas_of_scripts(words, result())
             first = len(lemmas) + len(batch.forms)
             packed[missing] = np.arange(first, first + len(missing))
         ids = np.empty(n, dtype=np.int64)

@@ -26,9 +26,12 @@ import functools
 import json
 import re
 from collections import defaultdict
-from itertools import chain
+from itertools import chain, repeat
 from typing import Any, Callable, Iterable, Sequence
 
+import numpy as np
+
+from . import runtime
 from .modelfile import defer_strings, put_strings
 
 __all__ = ["edit_script", "apply_script", "script_label", "parse_label", "parse_labels",
@@ -120,6 +123,131 @@ def apply_script(form: str, script: Script) -> str | None:
         return None
     core = source[len(strip_pre):len(source) - len(strip_suf)]
     return add_pre + core + add_suf
+
+
+
+#: Words whose script set ScriptSets keeps; past it the kept words start over (the sets
+#: themselves stay: they are few, and their numbers must not change).
+WORDS_KEPT = 1 << 16
+
+
+class ScriptSets:
+    """Which of a lemma head's scripts fit a word (apply_script gives it a lemma): the
+    lemma head scores only those (seqtag.network.Network.best_fitting_scripts), a few
+    dozen of its 419 scripts on EWT, instead of every one.  Each distinct set of fitting
+    scripts gets a number, in the order they are first met, and never another: ids()
+    gives the words' numbers, arrays() every set's scripts laid end to end.
+
+    A script fits a word when the word, re-cased as the script says, starts with its
+    prefix to strip and ends with its suffix to strip and is long enough for both."""
+
+    def __init__(self, scripts: Sequence[Script]) -> None:
+        # a trie of the suffixes to strip, read from the word's end: node {character:
+        # node, None: {case: [(prefix to strip, [script ids])]}} (the scripts that strip
+        # the suffix spelled by the path), so that a word walks only as far as some
+        # script's suffix matches its own (a few characters), for every case at once
+        # where re-casing leaves it as it is
+        by_node: dict[int, dict[str, dict[str, list[int]]]] = {}
+        root: dict = {}
+        for j, (case, strip_pre, _, strip_suf, _) in enumerate(scripts):
+            node = root
+            for char in reversed(strip_suf):
+                node = node.setdefault(char, {})
+            by_node.setdefault(id(node), {}).setdefault(case, {}).setdefault(
+                strip_pre, []).append(j)
+            node.setdefault(None, by_node[id(node)])
+        # each case's: (the scripts that strip no prefix, {a prefix's first character:
+        # [(prefix, its scripts)]}): a word's first character picks the few to test
+        for node in _trie_nodes(root):
+            if None in node:
+                node[None] = {case: (by_prefix.get("", []), _by_first(by_prefix))
+                              for case, by_prefix in node[None].items()}
+        self._trie = root
+        self._cases = sorted({script[0] for script in scripts}, key=CASES.index)
+        self._numbers: dict[tuple[int, ...], int] = {}
+        self._members: list[int] = []
+        self._starts = [0]
+        self._of_word: dict[str, int] = {}
+        self._arrays: tuple[np.ndarray, np.ndarray] | None = None
+
+    def fitting(self, word: str) -> tuple[int, ...]:
+        """The ids of the scripts that fit word, ascending."""
+        found: list[int] = []
+        sources: dict[str, list[str]] = {}  # re-cased word: the cases that give it
+        for case in self._cases:
+            sources.setdefault(_recase(word, case), []).append(case)
+        for source, cases in sources.items():
+            n = len(source)
+            node = self._trie
+            length = 0
+            while True:
+                here = node.get(None)
+                if here is not None:
+                    for case in cases:
+                        plain, prefixed = here.get(case, _NO_SCRIPTS)
+                        found.extend(plain)
+                        for prefix, ids in prefixed.get(source[:1], ()):
+                            if len(prefix) + length <= n and source.startswith(prefix):
+                                found.extend(ids)
+                if length == n:
+                    break
+                node = node.get(source[n - 1 - length])
+                if node is None:
+                    break
+                length += 1
+        found.sort()
+        return tuple(found)
+
+    def ids(self, words: Sequence[str]) -> np.ndarray:
+        """(len(words),) int64: the number of each word's set of fitting scripts."""
+        # two threads tagging with one model must not number two sets alike
+        with runtime.tables_lock:
+            of_word = self._of_word
+            if len(of_word) > WORDS_KEPT:
+                of_word = self._of_word = {}
+            out = np.fromiter(map(of_word.get, words, repeat(-1)), dtype=np.int64,
+                              count=len(words))
+            for k in np.flatnonzero(out < 0).tolist():
+                word = words[k]
+                found = of_word.get(word)
+                if found is None:
+                    key = self.fitting(word)
+                    found = self._numbers.get(key)
+                    if found is None:
+                        found = self._numbers[key] = len(self._numbers)
+                        self._members.extend(key)
+                        self._starts.append(len(self._members))
+                        self._arrays = None
+                    of_word[word] = found
+                out[k] = found
+            return out
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(starts (sets + 1,), members): set g's scripts are members[starts[g]:starts[g +
+        1]], ascending; every number ids() has given is a set here."""
+        with runtime.tables_lock:
+            if self._arrays is None:
+                self._arrays = (np.array(self._starts, dtype=np.int64),
+                                np.array(self._members, dtype=np.int64))
+            return self._arrays
+
+
+_NO_SCRIPTS: tuple[list[int], dict] = ([], {})
+
+
+def _by_first(by_prefix: dict[str, list[int]]) -> dict[str, list[tuple[str, list[int]]]]:
+    grouped: dict[str, list[tuple[str, list[int]]]] = {}
+    for prefix, ids in by_prefix.items():
+        if prefix:
+            grouped.setdefault(prefix[0], []).append((prefix, ids))
+    return grouped
+
+
+def _trie_nodes(node: dict) -> Iterable[dict]:
+    yield node
+    for char, child in node.items():
+        if char is not None:
+            yield from _trie_nodes(child)
 
 
 def script_label(script: Script) -> str:

@@ -449,34 +449,63 @@ class Network:
             outs[0] += extra
         return outs[0]
 
-    def head_logits_best(self, hidden, head, rows):
-        """(logits, best, tied) of one head for the rows `rows` of encode()'s output:
-        head_logits(hidden, [head], rows), each row's best label (argmax's) and whether
-        another label ties it (seqtag.heads.best_columns_of), the same values, with the
-        products on the calling thread and in one call that holds no GIL
-        (seqtag._core.head_rows_forward): for a caller running it beside another thread
-        that decodes in Python, where every return to Python waits for the GIL."""
-        from .heads import best_columns_of
-        rows = np.ascontiguousarray(rows, dtype=np.int64)
-        parts = self._split_head_layer([head])
+    def best_fitting_scripts(self, hidden, head, rows, row_sets, starts, members):
+        """(len(rows),) int64: for each of the rows `rows` of encode()'s output, the script
+        of the lemma head `head` (an index) whose logit is highest among its set's
+        (row_sets: each row's set, whose scripts are members[starts[g]:starts[g + 1]]:
+        seqtag.lemma.ScriptSets, those that fit the row's word), the first of equal
+        logits, -1 for an empty set: heads.best_fitting_among's choice from each row's
+        head_logits(hidden, [head], [row]), without computing them.  Only the set's
+        scripts are scored (in one call of the compiled core, without the GIL: a few
+        dozen of the lemma head's 419 rows on EWT), and a winner is taken from those
+        scores where its lead is wider than the rounding of any order of summing
+        (seqtag._core.script_rows_best); the other rows, one in thousands, get the head's
+        logits, row by row (split=False: on the calling thread, which may be the second
+        one)."""
+        from .heads import best_fitting_among
         hidden = np.asarray(hidden)
-        if len(parts) != 2 or hidden.dtype != self.dtype or hidden.ndim != 2 \
-                or not len(rows):
-            logits = self.head_logits(hidden, [head], rows, split=False)
-            return (logits, *best_columns_of(logits))
-        if rows.ndim != 1 or rows.min() < 0 or rows.max() >= len(hidden):
-            raise ValueError(f"rows must be indexes of hidden's {len(hidden)} rows")
-        (w0, b0), (w1, b1) = parts
-        n, size = len(rows), len(b0)
-        logits = np.empty((n, size), dtype=self.dtype)
-        best = np.empty(n, dtype=np.int64)
-        tied = np.empty(n, dtype=np.uint8)
-        with runtime.single_blas_thread():
-            _core.head_rows_forward(hidden, rows, w0, b0, w1, b1,
-                                    np.empty((n, hidden.shape[1]), dtype=self.dtype),
-                                    np.empty((n, size), dtype=self.dtype), logits, best, tied,
-                                    runtime.fused_step_isa() == "avx512")
-        return logits, best, tied.view(bool)
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        row_sets = np.ascontiguousarray(row_sets, dtype=np.int64)
+        starts = np.ascontiguousarray(starts, dtype=np.int64)
+        members = np.ascontiguousarray(members, dtype=np.int64)
+        a, b = self.bounds[head], self.bounds[head + 1]
+        if hidden.ndim != 2 or hidden.dtype != self.dtype \
+                or hidden.shape[1] != self.output_weight.shape[1]:
+            raise ValueError(f"hidden must be a {np.dtype(self.dtype).name} array of shape "
+                             f"(N, {self.output_weight.shape[1]})")
+        if rows.ndim != 1 or row_sets.shape != rows.shape or (len(rows) and (
+                rows.min() < 0 or rows.max() >= len(hidden))):
+            raise ValueError(f"rows must be indexes of hidden's {len(hidden)} rows, with "
+                             "a set each")
+        if starts.ndim != 1 or not len(starts) or (len(row_sets) and (
+                row_sets.min() < 0 or row_sets.max() >= len(starts) - 1)):
+            raise ValueError("the sets must be ScriptSets.arrays() of the head's scripts")
+        weight, bias, norms, bias_abs = self._derived(("script rows", head), lambda: (
+            self.output_weight[a:b], self.output_bias[a:b],
+            np.linalg.norm(self.output_weight[a:b].astype(np.float64), axis=1),
+            np.abs(self.output_bias[a:b].astype(np.float64))))
+        used = row_sets if len(row_sets) < len(starts) else slice(None)
+        widest = int((starts[1:][used] - starts[:-1][used]).max(initial=0))
+        best = np.empty(len(rows), dtype=np.int64)
+        clear = np.empty(len(rows), dtype=np.uint8)
+        # a logit sums D products and two biases: each rounded sum is within
+        # gamma * (the sum of their magnitudes) of the exact one, whatever the order
+        terms = hidden.shape[1] + 2
+        unit = np.finfo(self.dtype).eps / 2
+        gamma = terms * unit / (1 - terms * unit)
+        try:
+            _core.script_rows_best(hidden, rows, row_sets, starts, members, weight, bias,
+                                   norms, bias_abs, gamma,
+                                   np.empty(max(widest, 1), dtype=self.dtype), best, clear,
+                                   runtime.fused_step_isa() is not None)
+        except ValueError as e:  # a set's scripts outside the head's
+            raise ValueError("the sets must be ScriptSets.arrays() of the head's "
+                             f"scripts ({e})") from None
+        # each on its own: BLAS may round a product of several rows otherwise
+        for i in np.flatnonzero(clear == 0).tolist():
+            logits = self.head_logits(hidden, [head], rows[i:i + 1], split=False)
+            best[i] = best_fitting_among(logits, row_sets[i:i + 1], starts, members)[0]
+        return best
 
     def summed_logits(self, hidden, outputs, rows):
         """(len(rows), K) sums of the logits of output rows, for the rows `rows` of
