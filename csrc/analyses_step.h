@@ -165,10 +165,11 @@ SEQTAG_AVX512 static void seqtag__analyses_scores_avx512(
 #undef SEQTAG__ANALYSES_ROWS16
 
 /* out[c] = the dot product of x (D values) with row ids[c] of weight (rows ld_w apart),
- * c < K: the lemma head's scores of the scripts that fit a word (csrc/analyses.pxi,
- * script_rows_best), a few dozen of its 419 rows.  Four rows at a time, one 8-lane
- * accumulator each, so that a vector of x serves four FMAs; the sums then add their lanes.
- * The order of the sums is not BLAS's: the caller trusts only clear winners. */
+ * c < K: the lemma head's scores of the scripts that fit a word (csrc/ops.pxi,
+ * script_rows_best), a few dozen of its 419 rows.  Eight rows at a time, one 8-lane
+ * accumulator each: a vector of x serves eight FMAs, and eight independent sums keep both
+ * FMA units busy through their latency (four left half of it idle: 1.8 times slower on
+ * EWT test).  The order of the sums is not BLAS's: the caller trusts only clear winners. */
 SEQTAG_AVX2 static void seqtag__gathered_dots_avx2(const float *x, const float *weight,
                                                    Py_ssize_t ld_w, const int64_t *ids,
                                                    Py_ssize_t K, Py_ssize_t D, float *out) {
@@ -176,22 +177,22 @@ SEQTAG_AVX2 static void seqtag__gathered_dots_avx2(const float *x, const float *
     const __m256i tail = seqtag__lanes8(D - full);
     Py_ssize_t c0, k;
     int c, nc;
-    for (c0 = 0; c0 < K; c0 += 4) {
-        const float *w[4];
-        __m256 acc[4], xv;
-        nc = K - c0 < 4 ? (int)(K - c0) : 4;
-        for (c = 0; c < 4; c++) {
+    for (c0 = 0; c0 < K; c0 += 8) {
+        const float *w[8];
+        __m256 acc[8], xv;
+        nc = K - c0 < 8 ? (int)(K - c0) : 8;
+        for (c = 0; c < 8; c++) {
             w[c] = weight + ids[c0 + (c < nc ? c : 0)] * ld_w;  /* past nc: repeats, unused */
             acc[c] = _mm256_setzero_ps();
         }
         for (k = 0; k < full; k += 8) {
             xv = _mm256_loadu_ps(x + k);
-            for (c = 0; c < 4; c++)
+            for (c = 0; c < 8; c++)
                 acc[c] = _mm256_fmadd_ps(xv, _mm256_loadu_ps(w[c] + k), acc[c]);
         }
         if (full < D) {
             xv = _mm256_maskload_ps(x + full, tail);
-            for (c = 0; c < 4; c++)
+            for (c = 0; c < 8; c++)
                 acc[c] = _mm256_fmadd_ps(xv, _mm256_maskload_ps(w[c] + full, tail), acc[c]);
         }
         for (c = 0; c < nc; c++) {

@@ -36,6 +36,12 @@ run csrc/gru_step.h's (the raw-text front end's character model); elsewhere ever
 goes through BLAS.  SEQTAG_FUSED_STEP=0 in the environment, or `set_fused_step(False)`, keeps every
 product on BLAS; SEQTAG_FUSED_STEP=avx2 or `set_fused_step("avx2")` runs the AVX2 kernels
 on an AVX-512 CPU.
+
+The cyclic garbage collector.  Where seqtag makes many small objects that hold no
+reference cycles (a tagging call's lists of values, the raw-text front end's tokens), a
+pass of the collector starts every few hundred of them, and now and then one over every
+object of the process (a host holding a large corpus pays for all of it): `no_cycle_
+collection` keeps it off for such a block and then on again, if it was.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import gc
 import os
 import sys
 import threading
@@ -406,6 +413,20 @@ class _Unlimited:
 
 
 _UNLIMITED = _Unlimited()
+
+
+@contextlib.contextmanager
+def no_cycle_collection() -> Iterator[None]:
+    """Context: the cyclic garbage collector off for the block (objects freed by their
+    reference counts still are), then on again if it was on before (another thread that
+    switched it off meanwhile keeps it off only until this block ends)."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 @contextlib.contextmanager

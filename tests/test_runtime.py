@@ -496,3 +496,25 @@ def test_a_call_submitted_from_the_worker_runs_there():
     assert running.wait(10)  # the worker runs it, not this thread
     inner_thread, outer_thread = job.result(10)
     assert inner_thread is outer_thread and outer_thread.name == "seqtag-test"
+
+
+def test_no_cycle_collection_switches_the_collector_back_as_it_was():
+    """The collector is off inside the block and as it was after it: on again after an
+    error too, and left off where the host had switched it off."""
+    import gc
+    from seqtag import runtime
+    assert gc.isenabled()
+    with runtime.no_cycle_collection():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(KeyError):
+        with runtime.no_cycle_collection():
+            raise KeyError("x")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with runtime.no_cycle_collection():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
