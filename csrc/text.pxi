@@ -99,3 +99,117 @@ def text_slices(str text not None, const int64_t[::1] starts, const int64_t[::1]
     for k in range(n):
         out[k] = PyUnicode_Substring(text, starts[k], ends[k])
     return out
+
+
+# The edit scripts that fit a word (seqtag.lemma.ScriptSets): a walk of a trie of the
+# suffixes the scripts strip, from the word's last character, for each way the scripts
+# re-case it.  In Python each new word cost 6-8 us, on the thread that decodes (a
+# fresh pass over EWT test meets 3,500 of them: 10 % of tagging every column).
+#   trie: child_start (nodes + 1,): node i's children are child_char / child_node
+#   [child_start[i], child_start[i + 1]), ascending by character;  plain (nodes x 3,):
+#   the piece of the scripts of case c (0 none, 1 lower, 2 first) that strip that node's
+#   suffix and no prefix, -1 if none;  prefixed_start (nodes x 3 + 1,): the entries of
+#   those that strip a prefix too, [prefixed_start[3 i + c], prefixed_start[3 i + c + 1])
+#   of prefix_start, prefix_len (into prefix_chars, code points) and prefix_piece.
+# Gives, per word, the tuple of the pieces that fit it, in the walk's order: the word as
+# it is (case 0), then lower-cased (1), then with its first character lower-cased (2),
+# one walk for the cases that give the same string.
+cdef inline int32_t _trie_child(const int32_t[::1] child_start, const int32_t[::1] child_char,
+                                const int32_t[::1] child_node, int32_t node,
+                                Py_UCS4 ch) noexcept:
+    cdef int32_t lo = child_start[node], hi = child_start[node + 1], mid
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if <Py_UCS4>child_char[mid] < ch:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < child_start[node + 1] and <Py_UCS4>child_char[lo] == ch:
+        return child_node[lo]
+    return -1
+
+
+cdef void _walk_source(str source, int cases, list found, const int32_t[::1] child_start,
+                       const int32_t[::1] child_char, const int32_t[::1] child_node,
+                       const int32_t[::1] plain, const int32_t[::1] prefixed_start,
+                       const int32_t[::1] prefix_start, const int32_t[::1] prefix_len,
+                       const int32_t[::1] prefix_piece, const int32_t[::1] prefix_chars):
+    cdef Py_ssize_t n = len(source), length = 0, k, e, m
+    cdef int32_t node = 0, c, piece
+    cdef bint match
+    while True:
+        for c in range(3):
+            if not (cases >> c) & 1:
+                continue
+            piece = plain[3 * node + c]
+            if piece >= 0:
+                found.append(piece)
+            for e in range(prefixed_start[3 * node + c], prefixed_start[3 * node + c + 1]):
+                m = prefix_len[e]
+                if m + length > n:
+                    continue
+                match = True
+                for k in range(m):
+                    if source[k] != <Py_UCS4>prefix_chars[prefix_start[e] + k]:
+                        match = False
+                        break
+                if match:
+                    found.append(prefix_piece[e])
+        if length == n:
+            return
+        node = _trie_child(child_start, child_char, child_node, node, source[n - 1 - length])
+        if node < 0:
+            return
+        length += 1
+
+
+def script_walks(list words, const int32_t[::1] child_start not None,
+                 const int32_t[::1] child_char not None, const int32_t[::1] child_node not None,
+                 const int32_t[::1] plain not None, const int32_t[::1] prefixed_start not None,
+                 const int32_t[::1] prefix_start not None, const int32_t[::1] prefix_len not None,
+                 const int32_t[::1] prefix_piece not None,
+                 const int32_t[::1] prefix_chars not None):
+    """[tuple of the pieces of the scripts that fit the word, for each word (str)]
+    (the trie as above; seqtag.lemma.ScriptSets makes it and checks its shape)."""
+    cdef Py_ssize_t nodes = child_start.shape[0] - 1, i
+    _require(nodes >= 1 and plain.shape[0] == 3 * nodes
+             and prefixed_start.shape[0] == 3 * nodes + 1
+             and child_char.shape[0] == child_node.shape[0]
+             and child_start[nodes] <= child_char.shape[0], "script trie shapes")
+    for i in range(nodes):
+        _require(0 <= child_start[i] <= child_start[i + 1], "script trie children")
+    for i in range(child_node.shape[0]):
+        _require(0 <= child_node[i] < nodes, "script trie children")
+    for i in range(3 * nodes):
+        _require(0 <= prefixed_start[i] <= prefixed_start[i + 1] <= prefix_start.shape[0],
+                 "script trie prefixes")
+    _require(prefix_len.shape[0] == prefix_start.shape[0]
+             and prefix_piece.shape[0] == prefix_start.shape[0], "script trie prefixes")
+    for i in range(prefix_start.shape[0]):
+        _require(prefix_start[i] >= 0 and prefix_len[i] >= 0
+                 and prefix_start[i] + prefix_len[i] <= prefix_chars.shape[0],
+                 "script trie prefixes")
+    cdef list out = [], found
+    cdef object word
+    cdef str lower, first
+    for word in words:
+        if type(word) is not str:
+            raise TypeError("words must be str")
+        found = []
+        lower = (<str>word).lower()
+        if lower == word:  # every case change leaves it as it is: one walk for all
+            _walk_source(<str>word, 7, found, child_start, child_char, child_node, plain,
+                         prefixed_start, prefix_start, prefix_len, prefix_piece, prefix_chars)
+        else:
+            _walk_source(<str>word, 1, found, child_start, child_char, child_node, plain,
+                         prefixed_start, prefix_start, prefix_len, prefix_piece, prefix_chars)
+            first = (<str>word)[:1].lower() + (<str>word)[1:]
+            _walk_source(lower, 6 if first == lower else 2, found, child_start, child_char,
+                         child_node, plain, prefixed_start, prefix_start, prefix_len,
+                         prefix_piece, prefix_chars)
+            if first != lower:
+                _walk_source(first, 4, found, child_start, child_char, child_node, plain,
+                             prefixed_start, prefix_start, prefix_len, prefix_piece,
+                             prefix_chars)
+        out.append(tuple(found))
+    return out

@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from . import runtime
+from . import _core, runtime
 from .modelfile import defer_strings, put_strings
 
 __all__ = ["edit_script", "apply_script", "script_label", "parse_label", "parse_labels",
@@ -142,61 +142,62 @@ class ScriptSets:
     prefix to strip and ends with its suffix to strip and is long enough for both."""
 
     def __init__(self, scripts: Sequence[Script]) -> None:
-        # a trie of the suffixes to strip, read from the word's end: node {character:
-        # node, None: {case: [(prefix to strip, [script ids])]}} (the scripts that strip
-        # the suffix spelled by the path), so that a word walks only as far as some
-        # script's suffix matches its own (a few characters), for every case at once
-        # where re-casing leaves it as it is
-        by_node: dict[int, dict[str, dict[str, list[int]]]] = {}
+        # a trie of the suffixes to strip, read from the word's end, whose nodes hold the
+        # scripts that strip the suffix spelled by their path, in pieces: per case, those
+        # that strip no prefix, and those that strip each prefix.  A word walks only as
+        # far as some script's suffix matches its own (a few characters), in the compiled
+        # core (seqtag._core.script_walks), which gives the pieces that fit it: their
+        # numbers name its set before the set is made
         root: dict = {}
         for j, (case, strip_pre, _, strip_suf, _) in enumerate(scripts):
             node = root
             for char in reversed(strip_suf):
                 node = node.setdefault(char, {})
-            by_node.setdefault(id(node), {}).setdefault(case, {}).setdefault(
+            node.setdefault(None, {}).setdefault(CASES.index(case), {}).setdefault(
                 strip_pre, []).append(j)
-            node.setdefault(None, by_node[id(node)])
-        # each case's: (the scripts that strip no prefix, {a prefix's first character:
-        # [(prefix, its scripts)]}): a word's first character picks the few to test
-        for node in _trie_nodes(root):
-            if None in node:
-                node[None] = {case: (by_prefix.get("", []), _by_first(by_prefix))
-                              for case, by_prefix in node[None].items()}
-        self._trie = root
-        self._cases = sorted({script[0] for script in scripts}, key=CASES.index)
+        self._pieces: list[tuple[int, ...]] = []
+        nodes = list(_trie_nodes(root))
+        number = {id(node): i for i, node in enumerate(nodes)}
+        child_start, child_char, child_node = [0], [], []
+        plain = [-1] * (3 * len(nodes))
+        prefixed_start = [0]
+        prefix_start, prefix_len, prefix_piece, prefix_chars = [], [], [], []
+        for i, node in enumerate(nodes):
+            for char in sorted((c for c in node if c is not None), key=ord):
+                child_char.append(ord(char))
+                child_node.append(number[id(node[char])])
+            child_start.append(len(child_char))
+            by_case = node.get(None, {})
+            for c in range(3):
+                for prefix, ids in sorted(by_case.get(c, {}).items()):
+                    self._pieces.append(tuple(ids))
+                    if not prefix:
+                        plain[3 * i + c] = len(self._pieces) - 1
+                        continue
+                    prefix_start.append(len(prefix_chars))
+                    prefix_len.append(len(prefix))
+                    prefix_piece.append(len(self._pieces) - 1)
+                    prefix_chars.extend(map(ord, prefix))
+                prefixed_start.append(len(prefix_start))
+        self._trie = tuple(np.array(a, dtype=np.int32) for a in (
+            child_start, child_char, child_node, plain, prefixed_start, prefix_start,
+            prefix_len, prefix_piece, prefix_chars))
+        self._by_walk: dict[tuple[int, ...], int] = {}  # pieces matched: set number
         self._numbers: dict[tuple[int, ...], int] = {}
-        self._members: list[int] = []
-        self._starts = [0]
+        # every set's scripts laid end to end, in arrays grown by doubling (arrays()
+        # gives views of their filled parts: made anew per batch, they cost more than
+        # the new words' walks)
+        self._members = np.empty(1024, dtype=np.int64)
+        self._starts = np.zeros(64, dtype=np.int64)
         self._of_word: dict[str, int] = {}
-        self._arrays: tuple[np.ndarray, np.ndarray] | None = None
 
     def fitting(self, word: str) -> tuple[int, ...]:
         """The ids of the scripts that fit word, ascending."""
-        found: list[int] = []
-        sources: dict[str, list[str]] = {}  # re-cased word: the cases that give it
-        for case in self._cases:
-            sources.setdefault(_recase(word, case), []).append(case)
-        for source, cases in sources.items():
-            n = len(source)
-            node = self._trie
-            length = 0
-            while True:
-                here = node.get(None)
-                if here is not None:
-                    for case in cases:
-                        plain, prefixed = here.get(case, _NO_SCRIPTS)
-                        found.extend(plain)
-                        for prefix, ids in prefixed.get(source[:1], ()):
-                            if len(prefix) + length <= n and source.startswith(prefix):
-                                found.extend(ids)
-                if length == n:
-                    break
-                node = node.get(source[n - 1 - length])
-                if node is None:
-                    break
-                length += 1
-        found.sort()
-        return tuple(found)
+        return self._scripts(_core.script_walks([word], *self._trie)[0])
+
+    def _scripts(self, walk: tuple[int, ...]) -> tuple[int, ...]:
+        pieces = self._pieces
+        return tuple(sorted(chain.from_iterable(pieces[k] for k in walk)))
 
     def ids(self, words: Sequence[str]) -> np.ndarray:
         """(len(words),) int64: the number of each word's set of fitting scripts."""
@@ -207,40 +208,48 @@ class ScriptSets:
                 of_word = self._of_word = {}
             out = np.fromiter(map(of_word.get, words, repeat(-1)), dtype=np.int64,
                               count=len(words))
-            for k in np.flatnonzero(out < 0).tolist():
-                word = words[k]
-                found = of_word.get(word)
-                if found is None:
-                    key = self.fitting(word)
-                    found = self._numbers.get(key)
-                    if found is None:
-                        found = self._numbers[key] = len(self._numbers)
-                        self._members.extend(key)
-                        self._starts.append(len(self._members))
-                        self._arrays = None
-                    of_word[word] = found
-                out[k] = found
+            new = np.flatnonzero(out < 0).tolist()
+            if not new:
+                return out
+            new_words = list(map(words.__getitem__, new))
+            # a new word mostly matches pieces some word matched before: their numbers
+            # name its set, which is then not made and sorted again
+            walks = _core.script_walks(new_words, *self._trie)
+            found = list(map(self._by_walk.get, walks))
+            for k in [k for k, number in enumerate(found) if number is None]:
+                walk = walks[k]
+                number = self._by_walk.get(walk)  # (an earlier word of these)
+                if number is None:
+                    key = self._scripts(walk)
+                    number = self._numbers.get(key)
+                    if number is None:
+                        number = self._numbers[key] = len(self._numbers)
+                        self._add_set(number, key)
+                    self._by_walk[walk] = number
+                found[k] = number
+            of_word.update(zip(new_words, found))
+            out[new] = found
             return out
+
+    def _add_set(self, number: int, scripts: tuple[int, ...]) -> None:
+        """Set `number`'s scripts after the others (number: how many sets there were)."""
+        start = int(self._starts[number])
+        end = start + len(scripts)
+        if end > len(self._members):
+            self._members = np.concatenate(
+                [self._members, np.empty(max(end, len(self._members)), dtype=np.int64)])
+        if number + 2 > len(self._starts):
+            self._starts = np.concatenate([self._starts, np.zeros_like(self._starts)])
+        self._members[start:end] = scripts
+        self._starts[number + 1] = end
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """(starts (sets + 1,), members): set g's scripts are members[starts[g]:starts[g +
-        1]], ascending; every number ids() has given is a set here."""
+        1]], ascending; every number ids() has given is a set here.  Views of arrays the
+        sets grow into: a later call's sets only add to them."""
         with runtime.tables_lock:
-            if self._arrays is None:
-                self._arrays = (np.array(self._starts, dtype=np.int64),
-                                np.array(self._members, dtype=np.int64))
-            return self._arrays
-
-
-_NO_SCRIPTS: tuple[list[int], dict] = ([], {})
-
-
-def _by_first(by_prefix: dict[str, list[int]]) -> dict[str, list[tuple[str, list[int]]]]:
-    grouped: dict[str, list[tuple[str, list[int]]]] = {}
-    for prefix, ids in by_prefix.items():
-        if prefix:
-            grouped.setdefault(prefix[0], []).append((prefix, ids))
-    return grouped
+            sets = len(self._numbers)
+            return self._starts[:sets + 1], self._members[:self._starts[sets]]
 
 
 def _trie_nodes(node: dict) -> Iterable[dict]:

@@ -176,3 +176,24 @@ def test_a_treebank_words_script_sets_are_those_that_fit(treebank, name):
     wrong = [w for w in words[::3] if sets.fitting(w) != tuple(
         j for j, s in enumerate(scripts) if apply_script(w, s) is not None)]
     assert wrong == []
+
+
+def test_script_walks_refuse_a_trie_out_of_shape_and_words_that_are_not_str():
+    """The compiled walk reads only inside the trie it is given: a child, a piece range or
+    a prefix out of bounds is refused, as a word that is not a str."""
+    import numpy as np
+    from seqtag import _core
+    from seqtag.lemma import ScriptSets
+    sets = ScriptSets([("", "un", "", "s", ""), ("lower", "", "", "", "")])
+    trie = list(sets._trie)
+    assert sets.fitting("unhappys") == (0, 1) and sets.fitting("Xs") == (1,)
+    for k, bad in [(2, lambda a: a + 100),                      # a child past the nodes
+                   (4, lambda a: a + 1),                        # pieces past the entries
+                   (5, lambda a: a + 100),                      # a prefix past its chars
+                   (3, lambda a: a[:-1])]:                      # plain of another length
+        broken = list(trie)
+        broken[k] = np.ascontiguousarray(bad(trie[k]), dtype=np.int32)
+        with pytest.raises(ValueError, match="script trie"):
+            _core.script_walks(["unhappys"], *broken)
+    with pytest.raises(TypeError, match="str"):
+        _core.script_walks([b"bytes"], *trie)
