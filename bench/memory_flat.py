@@ -122,14 +122,15 @@ def _position(pid, path):
     return 0
 
 
-def peak_rss_mb(command):
-    """(peak RSS in MB of `command` run to the end, output discarded; seconds)."""
+def peak_rss_mb(command, env=None):
+    """(peak RSS in MB of `command` run to the end, output discarded; seconds).  env: the
+    command's environment (None: this process's)."""
     wrapper = ("import resource, subprocess, sys, time; s = time.perf_counter(); "
                "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True); "
                "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, "
                "time.perf_counter() - s)")
     out = subprocess.run([sys.executable, "-c", wrapper, *command], capture_output=True,
-                         text=True, check=True).stdout.split()
+                         text=True, check=True, env=env).stdout.split()
     return int(out[0]) / 1024, float(out[1])
 
 
