@@ -2,10 +2,12 @@
 (seqtag.network.Network.best_fitting_scripts, since 2026-12-04) against its whole product
 (every script's logit, then the best, as tagging did before), side by side in one process.
 
-    python bench/lemma_scripts.py [--model MODEL] [--rounds 31] [--threads 2]
+    python bench/lemma_scripts.py [--model MODEL] [--rounds 31] [--threads 2] [--fresh]
 
-EWT test's words, the memo filled by a warm-up pass (a long run's steady state), each
-round tags them once per variant in a new seeded random order; printed as
+EWT test's words, the memo filled by a warm-up pass (a long run's steady state; with
+--fresh every pass starts as in a new process: the memos emptied, and the lemma head's
+scripts that fit each word and lemmas of (word, script) pairs forgotten), each round tags
+them once per variant in a new seeded random order; printed as
 bench/heads_throughput.py prints (bench/common.report_rounds), the reference being
 configuration (c) of bench/compare_torch.py (the UPOS-only network, batches of about
 2,048 tokens).  "whole product" swaps seqtag.inference._start_lemmas for the way it
@@ -76,6 +78,8 @@ def main():
                                         "bundled)")
     parser.add_argument("--rounds", type=int, default=31)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--fresh", action="store_true",
+                        help="every pass as in a new process (new text)")
     args = parser.parse_args()
     print(machine_line())
     tagger = Tagger.load(args.model, threads=args.threads)
@@ -101,6 +105,18 @@ def main():
         "every column, scripts that fit": every_column(fitting),
         "every column, whole product": every_column(whole_product_lemmas),
     }
+    if args.fresh:
+        lemma_head = next(h for h in tagger.vocab.heads if h.column == "lemma")
+
+        def forgetting(run):
+            def fresh():
+                one.changed()
+                tagger.network.changed()
+                lemma_head.__dict__.pop("script_sets", None)
+                lemma_head._fits = {}
+                run()
+            return fresh
+        variants = {name: forgetting(run) for name, run in variants.items()}
     report_rounds(variants, tokens, args.rounds, "UPOS-only network (c)",
                   random.Random(0).shuffle)
 

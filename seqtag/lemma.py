@@ -9,9 +9,9 @@ does the same) and names:
 
 "dogs" -> "dog" is (none, "", "", "s", ""); "The" -> "the" is (lower, "", "", "", "");
 "ran" -> "run" is (none, "", "", "an", "un").  The stripped strings are part of the
-script, so a script applies only to forms that have them: a predicted script that does
-not fit the form falls back to the next best one, then to the form itself.  The
-network classifies each token's script; the scripts it can give are those of the
+script, so a script applies only to forms that have them: a token's lemma is that of
+the best-scoring script among those that fit its form (ScriptSets finds them), the form
+itself where none does.  The network classifies each token's script; the scripts it can give are those of the
 training corpus.  Every training pair is reproduced by its own script
 (tests/test_lemma.py checks it on EWT and Sequoia train): a pair that shares nothing
 with its lemma gets a script that strips the whole form.
