@@ -23,7 +23,7 @@ def add_rows(floating[:, ::1] out, const int64_t[::1] index, const floating[:, :
                 o[row * width + j] += s[i * ld + j]
 
 
-from libc.math cimport sqrt, sqrtf
+from libc.math cimport isfinite, sqrt, sqrtf
 
 
 # One Adam step on a flat block, in one pass (NumPy would make ~8 passes and temporaries).
@@ -185,6 +185,7 @@ cdef extern from "analyses_step.h" nogil:
 #   hidden (N, D), rows ld_h apart;  rows (n,) of hidden;  row_set (n,): each row's set,
 #   whose scripts are members[starts[g]:starts[g + 1]] (rows of weight (S, D), bias (S,));
 #   norms, bias_abs (S,): each script's |w| and |b|;  gamma: the dtype's bound per term;
+#   tiny: its smallest subnormal (a product that underflows is off by up to that);
 #   scores (widest set,) scratch;  best (n,): the script of the highest score (the first
 #   of equals, a NaN's), -1 for an empty set;  clear (n,): 1 where that is sure (an empty
 #   or one-script set too), 0 where the caller must decide from the head's logits;
@@ -194,7 +195,7 @@ cdef int script_rows_best_rows(const floating* hidden, Py_ssize_t ld_h, Py_ssize
                                const int64_t* starts, Py_ssize_t G, const int64_t* members,
                                Py_ssize_t M, const floating* weight, const floating* bias,
                                Py_ssize_t S, const double* norms, const double* bias_abs,
-                               double gamma, floating* scores, Py_ssize_t widest,
+                               double gamma, double tiny, floating* scores, Py_ssize_t widest,
                                int64_t* best, uint8_t* clear, bint vector) noexcept nogil:
     cdef Py_ssize_t i, j, k, K, at
     cdef const floating* h
@@ -261,8 +262,10 @@ cdef int script_rows_best_rows(const floating* hidden, Py_ssize_t ld_h, Py_ssize
             elif s > second or s != s:
                 second = s
         best[i] = ids[at]
-        # a NaN anywhere fails the comparison: the caller decides
-        clear[i] = (<double>top - <double>second) > 4.0 * gamma * (wmax * hnorm + bmax) * 1.0001
+        # a NaN or an infinity anywhere (the bound assumes no overflow) leaves it to the
+        # caller; tiny covers the products that underflow
+        clear[i] = (isfinite(top) and isfinite(second) and (<double>top - <double>second)
+                    > 4.0 * (gamma * (wmax * hnorm + bmax) * 1.0001 + (D + 2) * tiny))
     return 0
 
 
@@ -270,8 +273,9 @@ def script_rows_best(const floating[:, :] hidden, const int64_t[::1] rows,
                      const int64_t[::1] row_set, const int64_t[::1] starts,
                      const int64_t[::1] members, const floating[:, ::1] weight,
                      const floating[::1] bias, const double[::1] norms,
-                     const double[::1] bias_abs, double gamma, floating[::1] scores,
-                     int64_t[::1] best, uint8_t[::1] clear, bint vector=False):
+                     const double[::1] bias_abs, double gamma, double tiny,
+                     floating[::1] scores, int64_t[::1] best, uint8_t[::1] clear,
+                     bint vector=False):
     """best, clear (n,) <- each row's best script of its set and whether it wins clearly
     (script_rows_best_rows); scores needs as many values as the widest set the rows use.
     seqtag.network.Network.best_fitting_scripts checks the arguments; these checks only
@@ -294,7 +298,7 @@ def script_rows_best(const floating[:, :] hidden, const int64_t[::1] rows,
             &hidden[0, 0], ld_h, D, &rows[0], &row_set[0], n, &starts[0], G,
             &members[0] if members.shape[0] else NULL, members.shape[0],
             &weight[0, 0] if S else NULL, &bias[0] if S else NULL, S,
-            &norms[0] if S else NULL, &bias_abs[0] if S else NULL, gamma,
+            &norms[0] if S else NULL, &bias_abs[0] if S else NULL, gamma, tiny,
             &scores[0] if scores.shape[0] else NULL, scores.shape[0], &best[0], &clear[0],
             vector)
     _require(status == 0, "a row's script set is out of range of starts, members, the "

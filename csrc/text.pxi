@@ -187,7 +187,7 @@ def script_walks(list words, const int32_t[::1] child_start not None,
              and prefix_piece.shape[0] == prefix_start.shape[0], "script trie prefixes")
     for i in range(prefix_start.shape[0]):
         _require(prefix_start[i] >= 0 and prefix_len[i] >= 0
-                 and prefix_start[i] + prefix_len[i] <= prefix_chars.shape[0],
+                 and <Py_ssize_t>prefix_start[i] + prefix_len[i] <= prefix_chars.shape[0],
                  "script trie prefixes")
     cdef list out = [], found
     cdef object word

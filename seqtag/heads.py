@@ -316,9 +316,9 @@ class LemmaHead(Head):
         best_fitting and Network.best_fitting_scripts choose them), the word itself
         where the id is -1."""
         out = self._applied(words, script_ids.tolist())
-        for k in np.flatnonzero(script_ids < 0).tolist():
+        for k in [k for k, lemma in enumerate(out) if lemma is None]:  # -1: none fits
             out[k] = words[k]
-        return out  # type: ignore[return-value]  # a script chosen among those that fit
+        return out  # type: ignore[return-value]  # every None was filled
 
     def _applied(self, words: Sequence[str], script_ids: Sequence[int]
                  ) -> list[str | None]:

@@ -223,8 +223,11 @@ class ScriptSets:
                     key = self._scripts(walk)
                     number = self._numbers.get(key)
                     if number is None:
-                        number = self._numbers[key] = len(self._numbers)
+                        # the set written before it is numbered: an interrupt between the
+                        # two leaves no number without its scripts
+                        number = len(self._numbers)
                         self._add_set(number, key)
+                        self._numbers[key] = number
                     self._by_walk[walk] = number
                 found[k] = number
             of_word.update(zip(new_words, found))

@@ -496,6 +496,7 @@ class Network:
         try:
             _core.script_rows_best(hidden, rows, row_sets, starts, members, weight, bias,
                                    norms, bias_abs, gamma,
+                                   float(np.finfo(self.dtype).smallest_subnormal),
                                    np.empty(max(widest, 1), dtype=self.dtype), best, clear,
                                    runtime.fused_step_isa() is not None)
         except ValueError as e:  # a set's scripts outside the head's

@@ -402,6 +402,40 @@ def test_best_fitting_scripts_are_the_best_of_head_logits(kernels, dtype, units,
         seqtag.runtime.set_fused_step(None)
 
 
+@pytest.mark.parametrize("kernels", ["default", "off"])
+@pytest.mark.parametrize("units", [7, 13, 150])
+def test_best_fitting_scripts_over_sets_wider_than_a_kernel_block(kernels, units):
+    """Sets of 27 scripts (the AVX2 kernel takes 8 at a time: three full blocks and a
+    partial one) and rows of 14, 26 and 300 values (a tail past the last 8): the choice is
+    best_fitting_among's from each row's head_logits."""
+    import seqtag.runtime
+    from seqtag.heads import best_fitting_among
+    from seqtag.lemma import ScriptSets
+    if kernels == "off":
+        seqtag.runtime.set_fused_step(False)
+    try:
+        rng = np.random.default_rng(units)
+        scripts = [("", "", "", "", chr(c)) for c in range(ord("a"), ord("z") + 1)] + [
+            ("", "", "", "s", "")]
+        net = Network({"hidden": units, "word_dim": 6, "char_dim": 4, "char_hidden": 4}, 20,
+                      10, [5, len(scripts)], seed=2, memo_capacity=0)
+        net.output_weight[:] = rng.normal(size=net.output_weight.shape)
+        net.changed()
+        hidden = rng.normal(size=(60, 2 * units)).astype(np.float32)
+        sets = ScriptSets(scripts)
+        words = ["dogs" if r % 2 else "ox" for r in range(60)]
+        row_sets = sets.ids(words)
+        starts, members = sets.arrays()
+        assert sorted(np.diff(starts).tolist()) == [26, 27]
+        rows = np.arange(60)
+        got = net.best_fitting_scripts(hidden, 1, rows, row_sets, starts, members)
+        want = [best_fitting_among(net.head_logits(hidden, [1], [r]), row_sets[r:r + 1],
+                                   starts, members)[0] for r in rows]
+        assert got.tolist() == want and len(set(want)) > 5
+    finally:
+        seqtag.runtime.set_fused_step(None)
+
+
 def test_best_fitting_scripts_decide_near_ties_from_the_head_logits():
     """Where the core cannot be sure of a winner (two scripts a few roundings apart), the
     head's own logits decide: head_logits runs for those rows only, one by one, and their

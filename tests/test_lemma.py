@@ -190,6 +190,7 @@ def test_script_walks_refuse_a_trie_out_of_shape_and_words_that_are_not_str():
     for k, bad in [(2, lambda a: a + 100),                      # a child past the nodes
                    (4, lambda a: a + 1),                        # pieces past the entries
                    (5, lambda a: a + 100),                      # a prefix past its chars
+                   (5, lambda a: np.full_like(a, 2 ** 31 - 1)),  # ... that int32 would wrap
                    (3, lambda a: a[:-1])]:                      # plain of another length
         broken = list(trie)
         broken[k] = np.ascontiguousarray(bad(trie[k]), dtype=np.int32)
@@ -197,3 +198,27 @@ def test_script_walks_refuse_a_trie_out_of_shape_and_words_that_are_not_str():
             _core.script_walks(["unhappys"], *broken)
     with pytest.raises(TypeError, match="str"):
         _core.script_walks([b"bytes"], *trie)
+
+
+def test_script_sets_interrupted_while_adding_a_set_stay_whole():
+    """An interrupt (Ctrl-C, say) while a new set is written leaves no number without its
+    scripts: the next call numbers that set again, and every set still holds exactly the
+    scripts that fit its words."""
+    from seqtag.lemma import ScriptSets
+    scripts = [("", "", "", "", ""), ("", "", "", "s", ""), ("", "", "", "ed", ""),
+               ("lower", "", "", "", "")]
+    sets = ScriptSets(scripts)
+    sets.ids(["ox"])
+    real = sets._add_set
+
+    def interrupted(number, key):
+        raise KeyboardInterrupt
+    sets._add_set = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        sets.ids(["dogs"])
+    sets._add_set = real
+    words = ["dogs", "walked", "Ox", "ox"]
+    ids = sets.ids(words)
+    starts, members = sets.arrays()
+    for word, g in zip(words, ids.tolist()):
+        assert tuple(members[starts[g]:starts[g + 1]].tolist()) == sets.fitting(word), word

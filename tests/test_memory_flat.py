@@ -7,6 +7,7 @@ start-up, not the streaming, and failed by chance.  glibc's mmap threshold is fi
 the runs (see below): 0.2 MB more peak for the larger input then (2026-12-04)."""
 
 import os
+import platform
 import subprocess
 import sys
 
@@ -38,5 +39,7 @@ def test_peak_rss_stays_flat_as_the_input_grows_threefold(tmp_path):
                                            "512"], env=env)
         peaks.append(peak)
     assert sizes[1] > 3 * sizes[0]
-    # holding the input's tokens alone would take several times the 2 MB more it has
-    assert peaks[1] - peaks[0] < 2, (sizes, peaks)
+    # holding the input's tokens alone would take several times the 2 MB more it has (only
+    # glibc reads the threshold: elsewhere the allocator's own growth has room)
+    glibc = platform.libc_ver()[0] == "glibc"
+    assert peaks[1] - peaks[0] < (2 if glibc else 4), (sizes, peaks)
