@@ -592,3 +592,34 @@ def test_sentence_lists_refuse_what_is_out_of_range(where, lengths, n_values, id
                                       None if ids is None else np.array(ids), more)
     assert str(error.value) == message
     assert target == [None] * 5
+
+
+def test_every_column_from_several_threads_at_once_is_the_serial_one(ewt_dev_words):
+    """Threads tagging every column with one model at once, the lemma head's script sets
+    growing from empty in all of them: each thread's columns are what one thread alone
+    gives (sets numbered under one lock, the arrays' views read while they grow)."""
+    import threading
+    tagger = Tagger.load(threads=2)
+    parts = [ewt_dev_words[k::3][:300] for k in range(3)]
+    results, errors = {}, []
+
+    def work(k):
+        try:
+            for _ in range(2):
+                results.setdefault(k, []).append(tagger.predict_columns(parts[k]))
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    serial = Tagger.load(threads=2)
+    for k, runs in results.items():
+        want = serial.predict_columns(parts[k])
+        assert all(run == want for run in runs), k
+    head = tagger.vocab.heads[-1]
+    starts, members = head.script_sets.arrays()
+    assert len(starts) > 100  # the sets grew in the threads
