@@ -204,6 +204,7 @@ cdef int script_rows_best_rows(const floating* hidden, Py_ssize_t ld_h, Py_ssize
     cdef floating s, top, second
     cdef double hnorm, wmax, bmax
     cdef int64_t g
+    cdef bint dotted
     for i in range(n):
         h = hidden + rows[i] * ld_h
         g = row_set[i]
@@ -225,15 +226,10 @@ cdef int script_rows_best_rows(const floating* hidden, Py_ssize_t ld_h, Py_ssize
             best[i] = ids[0]
             clear[i] = 1
             continue
+        dotted = False
         if floating is float:
-            if not (vector and seqtag_gathered_dots_f32(h, weight, D, ids, K, D, scores)):
-                for j in range(K):
-                    w = weight + ids[j] * D
-                    s = 0
-                    for k in range(D):
-                        s = s + h[k] * w[k]
-                    scores[j] = s
-        else:
+            dotted = vector and seqtag_gathered_dots_f32(h, weight, D, ids, K, D, scores)
+        if not dotted:
             for j in range(K):
                 w = weight + ids[j] * D
                 s = 0

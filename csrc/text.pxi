@@ -114,26 +114,34 @@ def text_slices(str text not None, const int64_t[::1] starts, const int64_t[::1]
 # Gives, per word, the tuple of the pieces that fit it, in the walk's order: the word as
 # it is (case 0), then lower-cased (1), then with its first character lower-cased (2),
 # one walk for the cases that give the same string.
-cdef inline int32_t _trie_child(const int32_t[::1] child_start, const int32_t[::1] child_char,
-                                const int32_t[::1] child_node, int32_t node,
-                                Py_UCS4 ch) noexcept:
-    cdef int32_t lo = child_start[node], hi = child_start[node + 1], mid
+# the trie's arrays, checked by script_walks
+cdef struct _ScriptTrie:
+    const int32_t* child_start
+    const int32_t* child_char
+    const int32_t* child_node
+    const int32_t* plain
+    const int32_t* prefixed_start
+    const int32_t* prefix_start
+    const int32_t* prefix_len
+    const int32_t* prefix_piece
+    const int32_t* prefix_chars
+
+
+cdef inline int32_t _trie_child(const _ScriptTrie* t, int32_t node, Py_UCS4 ch) noexcept:
+    cdef int32_t lo = t.child_start[node], hi = t.child_start[node + 1], mid
     while lo < hi:
         mid = (lo + hi) // 2
-        if <Py_UCS4>child_char[mid] < ch:
+        if <Py_UCS4>t.child_char[mid] < ch:
             lo = mid + 1
         else:
             hi = mid
-    if lo < child_start[node + 1] and <Py_UCS4>child_char[lo] == ch:
-        return child_node[lo]
+    if lo < t.child_start[node + 1] and <Py_UCS4>t.child_char[lo] == ch:
+        return t.child_node[lo]
     return -1
 
 
-cdef void _walk_source(str source, int cases, list found, const int32_t[::1] child_start,
-                       const int32_t[::1] child_char, const int32_t[::1] child_node,
-                       const int32_t[::1] plain, const int32_t[::1] prefixed_start,
-                       const int32_t[::1] prefix_start, const int32_t[::1] prefix_len,
-                       const int32_t[::1] prefix_piece, const int32_t[::1] prefix_chars):
+cdef void _walk_source(str source, int cases, list found, const _ScriptTrie* t):
+    """Add to found the pieces of the cases (bits of `cases`) that fit source."""
     cdef Py_ssize_t n = len(source), length = 0, k, e, m
     cdef int32_t node = 0, c, piece
     cdef bint match
@@ -141,23 +149,23 @@ cdef void _walk_source(str source, int cases, list found, const int32_t[::1] chi
         for c in range(3):
             if not (cases >> c) & 1:
                 continue
-            piece = plain[3 * node + c]
+            piece = t.plain[3 * node + c]
             if piece >= 0:
                 found.append(piece)
-            for e in range(prefixed_start[3 * node + c], prefixed_start[3 * node + c + 1]):
-                m = prefix_len[e]
+            for e in range(t.prefixed_start[3 * node + c], t.prefixed_start[3 * node + c + 1]):
+                m = t.prefix_len[e]
                 if m + length > n:
                     continue
                 match = True
                 for k in range(m):
-                    if source[k] != <Py_UCS4>prefix_chars[prefix_start[e] + k]:
+                    if source[k] != <Py_UCS4>t.prefix_chars[t.prefix_start[e] + k]:
                         match = False
                         break
                 if match:
-                    found.append(prefix_piece[e])
+                    found.append(t.prefix_piece[e])
         if length == n:
             return
-        node = _trie_child(child_start, child_char, child_node, node, source[n - 1 - length])
+        node = _trie_child(t, node, source[n - 1 - length])
         if node < 0:
             return
         length += 1
@@ -189,6 +197,15 @@ def script_walks(list words, const int32_t[::1] child_start not None,
         _require(prefix_start[i] >= 0 and prefix_len[i] >= 0
                  and <Py_ssize_t>prefix_start[i] + prefix_len[i] <= prefix_chars.shape[0],
                  "script trie prefixes")
+    cdef int32_t none = 0
+    cdef _ScriptTrie t
+    t.child_start, t.child_char = &child_start[0], &child_char[0] if child_char.shape[0] else &none
+    t.child_node = &child_node[0] if child_node.shape[0] else &none
+    t.plain, t.prefixed_start = &plain[0], &prefixed_start[0]
+    t.prefix_start = &prefix_start[0] if prefix_start.shape[0] else &none
+    t.prefix_len = &prefix_len[0] if prefix_len.shape[0] else &none
+    t.prefix_piece = &prefix_piece[0] if prefix_piece.shape[0] else &none
+    t.prefix_chars = &prefix_chars[0] if prefix_chars.shape[0] else &none
     cdef list out = [], found
     cdef object word
     cdef str lower, first
@@ -198,18 +215,12 @@ def script_walks(list words, const int32_t[::1] child_start not None,
         found = []
         lower = (<str>word).lower()
         if lower == word:  # every case change leaves it as it is: one walk for all
-            _walk_source(<str>word, 7, found, child_start, child_char, child_node, plain,
-                         prefixed_start, prefix_start, prefix_len, prefix_piece, prefix_chars)
+            _walk_source(<str>word, 7, found, &t)
         else:
-            _walk_source(<str>word, 1, found, child_start, child_char, child_node, plain,
-                         prefixed_start, prefix_start, prefix_len, prefix_piece, prefix_chars)
+            _walk_source(<str>word, 1, found, &t)
             first = (<str>word)[:1].lower() + (<str>word)[1:]
-            _walk_source(lower, 6 if first == lower else 2, found, child_start, child_char,
-                         child_node, plain, prefixed_start, prefix_start, prefix_len,
-                         prefix_piece, prefix_chars)
+            _walk_source(lower, 6 if first == lower else 2, found, &t)
             if first != lower:
-                _walk_source(first, 4, found, child_start, child_char, child_node, plain,
-                             prefixed_start, prefix_start, prefix_len, prefix_piece,
-                             prefix_chars)
+                _walk_source(first, 4, found, &t)
         out.append(tuple(found))
     return out

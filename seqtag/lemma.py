@@ -11,8 +11,8 @@ does the same) and names:
 "ran" -> "run" is (none, "", "", "an", "un").  The stripped strings are part of the
 script, so a script applies only to forms that have them: a token's lemma is that of
 the best-scoring script among those that fit its form (ScriptSets finds them), the form
-itself where none does.  The network classifies each token's script; the scripts it can give are those of the
-training corpus.  Every training pair is reproduced by its own script
+itself where none does.  The network classifies each token's script; the scripts it can
+give are those of the training corpus.  Every training pair is reproduced by its own script
 (tests/test_lemma.py checks it on EWT and Sequoia train): a pair that shares nothing
 with its lemma gets a script that strips the whole form.
 
@@ -123,7 +123,6 @@ def apply_script(form: str, script: Script) -> str | None:
         return None
     core = source[len(strip_pre):len(source) - len(strip_suf)]
     return add_pre + core + add_suf
-
 
 
 #: Words whose script set ScriptSets keeps; past it the kept words start over (the sets

@@ -1,6 +1,8 @@
-"""Shared fixtures: where the shared data (UD English EWT) lives; PyTorch for the parity tests."""
+"""Shared fixtures: where the shared data (UD English EWT) lives; PyTorch for the parity tests;
+calls run from several threads at once."""
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -116,3 +118,25 @@ def fused_kernel_fixture():
             seqtag.runtime.fused_step_isa()
 
     return kernels
+
+
+def results_from_threads(call, threads, repeats):
+    """{k: [call(k), ... repeats times]} with each k of range(threads) on a thread of its
+    own, all at once; the first error any of them raised is raised here."""
+    results, errors = {}, []
+
+    def work(k):
+        try:
+            for _ in range(repeats):
+                results.setdefault(k, []).append(call(k))
+        except Exception as e:  # pragma: no cover - raised below
+            errors.append(e)
+
+    running = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
+    for t in running:
+        t.start()
+    for t in running:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results

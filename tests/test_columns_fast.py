@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import results_from_threads
 from seqtag import SeqtagError, Tagger, _core, inference
 from seqtag.errors import ConfigError
 from seqtag.corpus import Sentence, read_corpus
@@ -334,6 +335,15 @@ def test_an_empty_lexicon():
     assert got["lemma"] == [["dog", "ran"], ["cat"]]
 
 
+def per_row_choice(net, hidden, rows, row_sets, starts, members, head_logits=None):
+    """What Network.best_fitting_scripts must give: best_fitting_among's choice from each
+    row's own head_logits (head 1)."""
+    from seqtag.heads import best_fitting_among
+    head_logits = head_logits or net.head_logits
+    return [best_fitting_among(head_logits(hidden, [1], [r]), row_sets[i:i + 1], starts,
+                               members)[0] for i, r in enumerate(rows)]
+
+
 FIT_SCRIPTS = [("", "", "", "", ""), ("lower", "", "", "", ""), ("", "", "", "s", ""),
                ("", "", "", "ies", "y"), ("first", "", "", "e", "ing"), ("", "un", "", "", ""),
                ("", "", "", "ß", "ss"), ("lower", "", "", "en", ""), ("", "", "", "語", ""),
@@ -357,7 +367,6 @@ def test_best_fitting_scripts_are_the_best_of_head_logits(kernels, dtype, units,
     words no script fits (-1) and every case change; rows repeated, none; bad sets and
     rows refused."""
     import seqtag.runtime
-    from seqtag.heads import best_fitting_among
     from seqtag.lemma import ScriptSets
     if kernels == "off":
         seqtag.runtime.set_fused_step(False)
@@ -387,8 +396,7 @@ def test_best_fitting_scripts_are_the_best_of_head_logits(kernels, dtype, units,
             row_sets = sets.ids([words[r] for r in rows])
             starts, members = sets.arrays()
             got = net.best_fitting_scripts(hidden, 1, rows, row_sets, starts, members)
-            want = [best_fitting_among(net.head_logits(hidden, [1], [r]), row_sets[i:i + 1],
-                                       starts, members)[0] for i, r in enumerate(rows)]
+            want = per_row_choice(net, hidden, rows, row_sets, starts, members)
             assert got.tolist() == want
             if len(rows) == 300:
                 assert (got == -1).sum() > 10 and (got >= 0).sum() > 200
@@ -409,7 +417,6 @@ def test_best_fitting_scripts_over_sets_wider_than_a_kernel_block(kernels, units
     partial one) and rows of 14, 26 and 300 values (a tail past the last 8): the choice is
     best_fitting_among's from each row's head_logits."""
     import seqtag.runtime
-    from seqtag.heads import best_fitting_among
     from seqtag.lemma import ScriptSets
     if kernels == "off":
         seqtag.runtime.set_fused_step(False)
@@ -429,8 +436,7 @@ def test_best_fitting_scripts_over_sets_wider_than_a_kernel_block(kernels, units
         assert sorted(np.diff(starts).tolist()) == [26, 27]
         rows = np.arange(60)
         got = net.best_fitting_scripts(hidden, 1, rows, row_sets, starts, members)
-        want = [best_fitting_among(net.head_logits(hidden, [1], [r]), row_sets[r:r + 1],
-                                   starts, members)[0] for r in rows]
+        want = per_row_choice(net, hidden, rows, row_sets, starts, members)
         assert got.tolist() == want and len(set(want)) > 5
     finally:
         seqtag.runtime.set_fused_step(None)
@@ -440,7 +446,6 @@ def test_best_fitting_scripts_decide_near_ties_from_the_head_logits():
     """Where the core cannot be sure of a winner (two scripts a few roundings apart), the
     head's own logits decide: head_logits runs for those rows only, one by one, and their
     choice is the one best_fitting_among makes from every logit."""
-    from seqtag.heads import best_fitting_among
     from seqtag.lemma import ScriptSets
     rng = np.random.default_rng(5)
     scripts = [("", "", "", "", ""), ("", "", "", "s", ""), ("", "", "", "", "x")]
@@ -459,8 +464,7 @@ def test_best_fitting_scripts_decide_near_ties_from_the_head_logits():
     original = net.head_logits
     net.head_logits = lambda *args, **kwargs: calls.append(args[2]) or original(*args, **kwargs)
     got = net.best_fitting_scripts(hidden, 1, rows, row_sets, *sets.arrays())
-    want = [best_fitting_among(original(hidden, [1], [r]), row_sets[:1], *sets.arrays())[0]
-            for r in rows]
+    want = per_row_choice(net, hidden, rows, row_sets, *sets.arrays(), head_logits=original)
     assert got.tolist() == want
     assert 0 < len(calls) < 50 and all(len(r) == 1 for r in calls)  # unsure rows, one by one
     assert {0, 2} <= set(want)  # the near tie goes both ways
@@ -598,24 +602,9 @@ def test_every_column_from_several_threads_at_once_is_the_serial_one(ewt_dev_wor
     """Threads tagging every column with one model at once, the lemma head's script sets
     growing from empty in all of them: each thread's columns are what one thread alone
     gives (sets numbered under one lock, the arrays' views read while they grow)."""
-    import threading
     tagger = Tagger.load(threads=2)
     parts = [ewt_dev_words[k::3][:300] for k in range(3)]
-    results, errors = {}, []
-
-    def work(k):
-        try:
-            for _ in range(2):
-                results.setdefault(k, []).append(tagger.predict_columns(parts[k]))
-        except Exception as e:  # pragma: no cover - reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    results = results_from_threads(lambda k: tagger.predict_columns(parts[k]), 3, 2)
     serial = Tagger.load(threads=2)
     for k, runs in results.items():
         want = serial.predict_columns(parts[k])

@@ -1,6 +1,5 @@
 """The Tagger library: train, save, load, tag, evaluate; torch interop; accuracy on EWT."""
 
-import threading
 import warnings
 
 import numpy as np
@@ -12,7 +11,7 @@ from seqtag.errors import SeqtagError
 from seqtag.network import Batch
 from seqtag.vocab import Vocabulary
 from seqtag.tagger import DEFAULT_MODEL
-from conftest import import_torch
+from conftest import import_torch, results_from_threads
 
 TINY = dict(epochs=12, batch_size=8, lr=0.01, hidden=16, word_dim=16, char_dim=8, char_hidden=8, layers=2,
             threads=1, seed=7)
@@ -248,21 +247,7 @@ def test_predict_with_top_k_still_works_but_warns(tiny_tagger):
 def test_tagging_from_several_threads_gives_the_serial_results(tiny_tagger):
     sents = [s.words for s in synthetic_corpus(80, seed=5)]
     expected = tiny_tagger.predict(sents)
-    results, errors = {}, []
-
-    def work(k):
-        try:
-            for _ in range(5):
-                results.setdefault(k, []).append(tiny_tagger.predict(sents))
-        except Exception as e:  # pragma: no cover - reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    results = results_from_threads(lambda k: tiny_tagger.predict(sents), 4, 5)
     assert all(r == expected for runs in results.values() for r in runs)
 
 
