@@ -13,6 +13,13 @@ a warm and an emptied ("fresh") memo.  The values are the same bit for bit eithe
 (tests/test_shared_layers.py); only the time differs.  Both threads must be free: on a
 machine with one core, or without fused kernels, nothing is shared and the ratios are 1
 but for noise.
+
+    python bench/shared_layers.py --equal-parts [--rounds 60]
+
+compares instead the parts as they are cut now (falling in size, k : k - 1 : ... : 1:
+seqtag.rnn.SHARED_PARTS' comment) with parts of equal rows, as they were cut until
+2026-12-04 (at most 4, of 1,024 rows or more, at least 2), and prints the ratio of the
+medians and the median of the rounds' ratios.
 """
 
 import argparse
@@ -20,6 +27,8 @@ import os
 import statistics
 import sys
 import time
+
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import compare_torch as ct  # noqa: E402
@@ -33,6 +42,8 @@ from seqtag.corpus import read_corpus  # noqa: E402
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=16)
+    parser.add_argument("--equal-parts", action="store_true",
+                        help="falling parts (as now) against equal ones (as before)")
     args = parser.parse_args()
     print(machine_line())
     tagger = Tagger.load(threads=2)
@@ -47,24 +58,47 @@ def main():
         "(c) warm memo": ct.seqtag_tag_pass(model, batches, False),
         "(c) fresh memo": ct.seqtag_tag_pass(model, batches, True),
     }
-    shared = seqtag.rnn.SHARED_PARTS
-    times = {(name, parts): [] for name in variants for parts in (shared, 1)}
+    now = seqtag.rnn.RNN._shared_cuts
+    if args.equal_parts:
+        labels = ("falling parts", "equal parts")
+        settings = {"falling parts": now, "equal parts": equal_cuts(now)}
+    else:
+        labels = ("shared", "a direction per thread")
+        settings = {"shared": now, "a direction per thread": lambda *args: None}
+    times = {(name, label): [] for name in variants for label in labels}
     for run in variants.values():  # warm-up: memo, packed weights, workspaces
         run()
     for r in range(args.rounds):
         for name, run in variants.items():
-            for parts in ((shared, 1) if r % 2 else (1, shared)):
-                seqtag.rnn.SHARED_PARTS = parts
+            for label in (labels if r % 2 else labels[::-1]):
+                seqtag.rnn.RNN._shared_cuts = settings[label]
                 start = time.perf_counter()
                 run()
-                times[name, parts].append(time.perf_counter() - start)
-    seqtag.rnn.SHARED_PARTS = shared
+                times[name, label].append(time.perf_counter() - start)
+    seqtag.rnn.RNN._shared_cuts = now
     tokens = sum(map(len, words))
     print(f"EWT test, {tokens:,} tokens a pass; median of {args.rounds} rounds, alternating")
     for name in variants:
-        a, b = (statistics.median(times[name, p]) for p in (shared, 1))
-        print(f"{name:40s} shared {1e3 * a:7.1f} ms   a direction per thread {1e3 * b:7.1f} ms"
-              f"   ratio {a / b:.3f}")
+        a, b = (times[name, label] for label in labels)
+        paired = statistics.median(x / y for x, y in zip(a, b))
+        ratio = statistics.median(a) / statistics.median(b)
+        print(f"{name:40s} {labels[0]} {1e3 * statistics.median(a):7.1f} ms   {labels[1]} "
+              f"{1e3 * statistics.median(b):7.1f} ms   ratio {ratio:.3f} (round by round "
+              f"{paired:.3f})")
+
+
+def equal_cuts(now):
+    """RNN._shared_cuts as it was until 2026-12-04: where `now` shares a layer, at most 4
+    parts of 1,024 rows or more (at least 2), of about equal rows."""
+    def cuts(rnn, packing, packed):
+        if now(rnn, packing, packed) is None:
+            return None
+        parts = max(2, min(4, packing.n_rows // 1024))
+        rows = np.cumsum(packing.lengths[packing.order])
+        ends = np.searchsorted(rows, rows[-1] * np.arange(1, parts) / parts)
+        bounds = sorted({0, packing.batch, *(ends + 1).tolist()})
+        return list(zip(bounds[:-1], bounds[1:]))
+    return cuts
 
 
 if __name__ == "__main__":

@@ -30,13 +30,19 @@ WORKSPACE_MAX_ROWS = 8192
 PACK_MIN_ROWS = 16
 
 #: Parts each direction of a layer is cut into for inference on two threads
-#: (RNN._infer_layer_shared), from batches of SHARED_MIN_ROWS rows on: at most
-#: SHARED_PARTS, of about SHARED_PART_ROWS rows or more (at least 2).  Measured on EWT test
-#: (2026-12-03, AVX-512 Xeon, in-process A/B): batches of 4,096 tokens, the bundled model's
-#: every column 8 % faster with 4 parts, 4 % with 2; batches of 2,048 tokens, one UPOS
-#: head: 2 parts 0.5-1 % faster, 4 parts 1-1.5 % slower (each part's steps read W_hh again).
+#: (RNN._infer_layer_shared), from batches of SHARED_MIN_ROWS rows on: k of them, of rows
+#: in the ratio k : k - 1 : ... : 1, k the most (at least 2, at most SHARED_PARTS) that
+#: leaves the smallest part SHARED_PART_ROWS rows or more.  The other thread steals the
+#: last parts first, so a thread that runs out of its own waits at most for a small part:
+#: with parts of equal rows it waited, at the end of every layer, for up to half a
+#: direction while the other finished its last part (0.4-0.8 ms a layer, 6-15 ms a pass
+#: over EWT test; 2026-12-04, AMD EPYC Zen 3, AVX2).  In-process A/B there, alternating,
+#: 30-60 rounds, four runs: (c) warm 1.5-4 % faster than 2 equal parts, fresh 1-3.5 %,
+#: every column (4 equal parts before) 0-3.5 %.  A part's steps re-read the whole W_hh,
+#: hence a floor on its rows (2026-12-03, AVX-512 Xeon: 4 equal parts of 2,048 tokens'
+#: batches 1-1.5 % slower than 2).
 SHARED_PARTS = 4
-SHARED_PART_ROWS = 1024
+SHARED_PART_ROWS = 200
 SHARED_MIN_ROWS = 256
 
 
@@ -560,9 +566,9 @@ class RNN:
 
     def _shared_cuts(self, packing, packed):
         """The ranks [a, b) of the parts each direction of a layer is cut into for
-        _infer_layer_shared (SHARED_PARTS of about as many rows), or None where the layers
-        run a direction per thread as they are: one thread, a GRU, few rows, no fused
-        kernels.  Only fused steps compute each row on its own (BLAS's rounding may depend
+        _infer_layer_shared (SHARED_PARTS' comment says how many, and of which rows), or
+        None where the layers run a direction per thread as they are: one thread, a GRU,
+        few rows, no fused kernels.  Only fused steps compute each row on its own (BLAS's rounding may depend
         on how many rows a product has); inference steps are fused whatever their rows
         (the AVX2 kernel's in pieces: seqtag_lstm_infer_step_f32)."""
         if (SHARED_PARTS < 2 or self.num_directions != 2
@@ -570,11 +576,15 @@ class RNN:
                 or any(p is None for p in packed) or runtime.fused_step_isa() is None
                 or not self.fused_step or runtime.threads_beside_blas(self.threads) < 2):
             return None
-        # ranks run longest first: the parts' rows add up evenly; a part's steps re-read
-        # the whole W_hh, so each keeps about SHARED_PART_ROWS rows or more
-        parts = max(2, min(SHARED_PARTS, packing.n_rows // SHARED_PART_ROWS))
+        # ranks run longest first; the parts' rows fall k : k - 1 : ... : 1, so that the
+        # last ones, which the other thread steals first, are small
+        parts = 2
+        while (parts < SHARED_PARTS
+               and packing.n_rows * 2 // ((parts + 1) * (parts + 2)) >= SHARED_PART_ROWS):
+            parts += 1
         rows = np.cumsum(packing.lengths[packing.order])
-        ends = np.searchsorted(rows, rows[-1] * np.arange(1, parts) / parts)
+        shares = np.cumsum(np.arange(parts, 1, -1)) / (parts * (parts + 1) // 2)
+        ends = np.searchsorted(rows, rows[-1] * shares)
         bounds = sorted({0, packing.batch, *(ends + 1).tolist()})
         return list(zip(bounds[:-1], bounds[1:]))
 

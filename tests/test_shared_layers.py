@@ -323,19 +323,27 @@ def test_the_bundled_model_scores_alike_with_either_kind_of_kernel():
 
 
 @needs_fused
-@pytest.mark.parametrize("rows_per_part, expected", [(1, 4), (700, 2), (350, 4), (450, 3),
-                                                     (10 ** 6, 2)])
-def test_parts_keep_enough_rows_each(rows_per_part, expected, monkeypatch):
-    """At most SHARED_PARTS parts, of about SHARED_PART_ROWS rows or more, at least 2, of
-    nearly equal rows (the sequences run longest first)."""
+@pytest.mark.parametrize("rows_per_part, expected", [(1, 4), (150, 4), (160, 3), (250, 3),
+                                                     (260, 2), (10 ** 6, 2)])
+def test_parts_fall_in_size_and_keep_enough_rows(rows_per_part, expected, monkeypatch):
+    """k parts (at least 2, at most SHARED_PARTS) of rows in the ratio k : k - 1 : ... : 1
+    (the sequences run longest first), k the most that leaves the smallest part
+    SHARED_PART_ROWS rows or more: 1,530 rows here, so a smallest part of 153 rows with 4
+    parts, 255 with 3."""
     rnn, projections, row_ids, packing, head = projected_case(2, sentences=120)
+    assert packing.n_rows == 1530
     monkeypatch.setattr(seqtag.rnn, "SHARED_PARTS", 4)
     monkeypatch.setattr(seqtag.rnn, "SHARED_PART_ROWS", rows_per_part)
     cuts = rnn._shared_cuts(packing, rnn.pack_recurrent())
     assert len(cuts) == expected
+    assert cuts[0][0] == 0 and cuts[-1][1] == packing.batch
+    assert all(a < b for a, b in cuts) and all(b == c for (_, b), (c, _) in zip(cuts, cuts[1:]))
     sizes = np.sort(packing.lengths)[::-1]
     rows = [int(sizes[a:b].sum()) for a, b in cuts]
-    assert sum(rows) == packing.n_rows and max(rows) - min(rows) <= 2 * sizes[0]
+    share = packing.n_rows / (expected * (expected + 1) // 2)
+    assert sum(rows) == packing.n_rows
+    for i, got in enumerate(rows):  # each cut lands within a sequence of its place
+        assert abs(got - share * (expected - i)) <= 2 * sizes[0], (rows, share)
 
 
 @needs_fused
