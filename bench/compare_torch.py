@@ -23,7 +23,10 @@ shared machine hits both alike:
   tag tok/s     inference over EWT test in batches of about 2048 tokens.  seqtag tags the
                 way seqtag.Tagger does: each distinct word's first-layer input projection
                 (and, in (c), its character BiLSTM) is computed once and remembered
-                (seqtag.memo; (a)/(b) keep a row per word id, (c) up to 8192 word forms).
+                (seqtag.memo; (a)/(b) keep a row per word id, (c) up to 8192 word forms),
+                and each batch's rows are found during the pass before it, on the second
+                thread (batches linked as seqtag.inference links them: Batch.next_batch;
+                since 2026-12-04).
                 The main figure is a long run's steady state (memo filled by the warm-up
                 round); "(fresh)" empties the memo before every pass.  A round tags EWT
                 test `tag_passes` (5) times
@@ -146,7 +149,10 @@ def tagging_batches(data):
         tokens += len(sentence)
     if current:
         batches.append(current)
-    return [Batch([s.words for s in b], data.vocab, [s.tags for s in b]) for b in batches]
+    encoded = [Batch([s.words for s in b], data.vocab, [s.tags for s in b]) for b in batches]
+    for batch, following in zip(encoded, encoded[1:]):  # as seqtag.inference links them
+        batch.next_batch = following
+    return encoded
 
 
 def latency_batch(data):

@@ -405,20 +405,28 @@ def _start_lemmas(network, head, k, hidden, batch, upos_ids, upos_labels, form_r
 
 def _batches(vocab, sentences_words, batch_tokens):
     """(indexes of the non-empty sentences, their Batch) over length-sorted batches of
-    about batch_tokens tokens."""
+    about batch_tokens tokens, each made before the one ahead of it is tagged and linked
+    to it (Batch.next_batch: a memoised pass finds the next batch's rows meanwhile)."""
     lengths = np.fromiter(map(len, sentences_words), dtype=np.int64,
                           count=len(sentences_words))
     order = np.argsort(lengths, kind="stable")  # sorted(), as stable
     # a batch takes sentences while their tokens stay within batch_tokens (at least one)
     ends = np.cumsum(lengths[order])
     start = 0
+    ahead = None
     while start < len(order):
         before = ends[start - 1] if start else 0
         end = max(start + 1, int(np.searchsorted(ends, before + batch_tokens, "right")))
         chunk = [i for i in order[start:end].tolist() if lengths[i]]
         if chunk:
-            yield chunk, Batch([sentences_words[i] for i in chunk], vocab)
+            made = (chunk, Batch([sentences_words[i] for i in chunk], vocab))
+            if ahead is not None:
+                ahead[1].next_batch = made[1]
+                yield ahead
+            ahead = made
         start = end
+    if ahead is not None:
+        yield ahead
 
 
 def _per_sentence(network, vocab, sentences_words, batch_tokens, per_batch, row_shape,

@@ -76,12 +76,15 @@ class ProjectionMemo:
         self.generation += 1
         self.derived.clear()
 
-    def rows(self, keys, inputs_of):
+    def rows(self, keys, inputs_of, clear=True):
         """Row of each key (int64 array, len(keys)); keys are distinct and hashable.
 
         inputs_of(positions) returns the first layer's inputs (len(positions), input_size)
         of keys[p] for the given positions: it is called once, for the keys not yet held.
-        Returns None when len(keys) exceeds the capacity (the caller runs unmemoised).
+        Returns None when len(keys) exceeds the capacity (the caller runs unmemoised), and
+        with clear=False also when the new keys do not fit in the free rows (the memo is
+        left as it was: rows handed out before stay valid, for a caller that reads them
+        meanwhile).
         """
         if len(keys) > self.capacity:
             return None
@@ -91,6 +94,8 @@ class ProjectionMemo:
                            count=len(keys))
         missing = np.flatnonzero(rows < 0)
         if len(missing) and self.held + len(missing) > self.capacity:
+            if not clear:
+                return None
             self.clear()
             missing = np.arange(len(keys))
         self.hits += len(keys) - len(missing)
@@ -145,9 +150,10 @@ class ProjectionMemo:
         self.held = end
         return np.arange(start, self.held, dtype=np.int64)
 
-    def forward(self, row_ids, packing, head=None, states=True, keep_output=False):
+    def forward(self, row_ids, packing, head=None, states=True, keep_output=False,
+                queue_first=None):
         """RNN.forward_projected over this memo's rows: (out, h_n, c_n) (states=False:
-        h_n and c_n None)."""
+        h_n and c_n None; queue_first as forward_projected takes it)."""
         packed = None
         isa = runtime.fused_step_isa()  # asked on each call: the switch may change
         if isa is not None and self.rnn.fused_inference:
@@ -158,7 +164,7 @@ class ProjectionMemo:
         return self.rnn.forward_projected(self.tables, row_ids, packing, head=head,
                                           packed=packed, states=states,
                                           keep_output=keep_output,
-                                          workspace=self.workspace)
+                                          workspace=self.workspace, queue_first=queue_first)
 
     def _reserve(self, n):
         size = self.tables[0].shape[0]

@@ -10,6 +10,7 @@ never padded.  Each distinct word form of a batch runs through the character BiL
 its final states (forward and reverse) are the word's character features.
 """
 
+import contextlib
 import functools
 import threading
 
@@ -70,6 +71,11 @@ class Batch:
         # (memo, its generation, each form's row) once a network's memo gave them
         # (Network.form_values)
         self.memo_rows = None
+        # the batch its caller tags next, where known: a memoised pass over this one
+        # (Network.infer, encode) finds that one's rows meanwhile on the second thread,
+        # and leaves them here, with what they are valid for (Network._rows_ahead)
+        self.next_batch = None
+        self.rows_ahead = None
         self._chars = None
         self._shapes = None
         self.tag_ids = self.targets = None
@@ -372,8 +378,10 @@ class Network:
                 if rows is None:  # more distinct forms than the memo holds
                     return self._infer_unmemoised(batch, heads, normalize)
                 weight, bias, bounds = self._head_layer(heads)
-                logits, _, _ = self._memo.forward(rows[batch.form_of_row], batch.packing,
-                                                  head=(weight, bias), states=False)
+                with self._rows_ahead(batch.next_batch) as queue:
+                    logits, _, _ = self._memo.forward(rows[batch.form_of_row],
+                                                      batch.packing, head=(weight, bias),
+                                                      states=False, queue_first=queue)
                 if normalize and self.crf is None:
                     _log_softmax(logits, bounds)
                 return logits
@@ -406,13 +414,16 @@ class Network:
                 with runtime.single_blas_thread():
                     rows = self._memo_rows(batch)
                     if rows is not None:
-                        if heads is None:
-                            return self._memo.forward(rows[batch.form_of_row],
-                                                      batch.packing, states=False)[0]
-                        weight, bias, _ = self._head_layer(list(heads))
-                        logits, hidden = self._memo.forward(
-                            rows[batch.form_of_row], batch.packing, head=(weight, bias),
-                            states=False, keep_output=True)[0]
+                        with self._rows_ahead(batch.next_batch) as queue:
+                            if heads is None:
+                                return self._memo.forward(rows[batch.form_of_row],
+                                                          batch.packing, states=False,
+                                                          queue_first=queue)[0]
+                            weight, bias, _ = self._head_layer(list(heads))
+                            logits, hidden = self._memo.forward(
+                                rows[batch.form_of_row], batch.packing,
+                                head=(weight, bias), states=False, keep_output=True,
+                                queue_first=queue)[0]
                         return hidden, logits
             finally:
                 self._memo_lock.release()
@@ -624,20 +635,84 @@ class Network:
                     for d in range(self.rnn.num_directions)]
         return self._derived(("split", tuple(heads)), split)
 
-    def _memo_rows(self, batch):
+    def _memo_rows(self, batch, clear=True):
         """The memo's row of each of the batch's forms (computing those it lacks), or None
-        when they are more than it holds; the caller holds _memo_lock."""
+        when they are more than it holds (with clear=False, more than its free rows); the
+        caller holds _memo_lock."""
         if self._memo is None:
             self._memo = ProjectionMemo(self.rnn, self.memo_capacity)
         if self._memo_version != self.version:
             self._memo.clear()
             self._memo_version = self.version
-        rows = self._memo.rows(batch.forms, lambda missing: self._word_inputs(
-            list(map(batch.forms.__getitem__, missing.tolist())), batch.word_ids_of(missing),
-            batch.vocab, missing if self.config["shape_dim"] else None, batch))
+        ahead = batch.rows_ahead if self._rows_ahead_valid(batch) else None
+        batch.rows_ahead = None  # used once
+        if ahead is not None:
+            rows = ahead[2]  # found by the pass before (_rows_ahead)
+        else:
+            rows = self._memo.rows(batch.forms, lambda missing: self._word_inputs(
+                list(map(batch.forms.__getitem__, missing.tolist())),
+                batch.word_ids_of(missing), batch.vocab,
+                missing if self.config["shape_dim"] else None, batch), clear)
         if rows is not None:  # for form_values(), which checks they are still the memo's
             batch.memo_rows = (self._memo, self._memo.generation, rows)
         return rows
+
+    @contextlib.contextmanager
+    def _rows_ahead(self, following):
+        """Context of a memoised pass (the caller holds _memo_lock, and has its batch's
+        rows), giving the function the pass calls as its encoder starts (forward_projected's
+        queue_first), or None: the memo's rows of the `following` batch (its forms looked
+        up, the new ones' characters run and projected) are then found on the second
+        thread, ahead of its share of the first layer, while this thread runs its first
+        steps, and left on that batch for its own pass (Batch.rows_ahead).  That Python and
+        those products ran on this thread between two passes, while the second core
+        waited.  Only free rows are filled (no clear(): this pass reads its rows
+        meanwhile).  They are waited for (or found here, if the second thread has not
+        started) before the block ends: nothing changes the memo once its lock is
+        released.  A failure finding them only loses the head start: the following pass
+        finds them itself."""
+        if (following is None or self._rows_ahead_valid(following)
+                or runtime.threads_beside_blas(self.rnn.threads) < 2):
+            yield None  # (valid already: the pass ran again over the same batch)
+            return
+        job = None
+
+        def find():
+            if self._memo_version != self.version:  # the weights changed meanwhile
+                return
+            rows = self._memo_rows(following, clear=False)
+            following.memo_rows = None  # its own pass sets it
+            if rows is not None:
+                following.rows_ahead = (self._memo, self._memo.generation, rows)
+
+        def queue():
+            nonlocal job
+            if job is None:
+                job = runtime.run_beside(find)
+
+        try:
+            yield queue
+        except BaseException:
+            if job is not None:  # nothing left changing the memo behind the error
+                job.cancel()
+                interrupt = job.wait_quietly()
+                if interrupt is not None:
+                    raise interrupt
+            raise
+        if job is not None:
+            try:
+                job.result()
+            except Exception:  # the following pass finds its rows itself
+                following.rows_ahead = None
+            except BaseException:  # an interrupt while waiting: wait on, then raise it
+                job.wait_quietly()
+                raise
+
+    def _rows_ahead_valid(self, batch):
+        """Whether batch.rows_ahead are rows of this network's memo as it is now."""
+        ahead = batch.rows_ahead
+        return (ahead is not None and ahead[0] is self._memo
+                and ahead[1] == self._memo.generation)
 
     def form_values(self, batch, name, owner, compute):
         """(len(batch.forms),) int64 values of the batch's forms that depend on the forms

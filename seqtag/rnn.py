@@ -262,7 +262,7 @@ class RNN:
 
     def forward_projected(self, projections, row_ids, packing, h0=None, c0=None, *,
                           head=None, packed=None, states=True, keep_output=False,
-                          workspace=None):
+                          workspace=None, queue_first=None):
         """Inference (no cache) from the first layer's input pre-activations.
 
         projections: one (V, gates * hidden) array per direction, as input_projection
@@ -291,6 +291,12 @@ class RNN:
         them back to the system and mapped them again, page by page (tens of thousands of
         page faults a pass over EWT test in some states of a process).  A call of more
         than WORKSPACE_MAX_ROWS rows makes its own and keeps none.
+
+        queue_first: a function called once on this thread just before the first layer's
+        work is handed to the second thread (or, where none is, before the first layer):
+        what it queues there (runtime.run_beside) runs ahead of the layer's share, while
+        this thread runs its first steps -- compiled code, so that both threads seldom
+        want the GIL at once.
         """
         self._check_packing(packing)
         G = GATES[self.cell] * self.hidden_size
@@ -323,10 +329,11 @@ class RNN:
                      packed[layer * self.num_directions + d],
                      None if layer == 0 else scratch(f"xproj{d}", G))
                     for d in range(self.num_directions)]
+            first = queue_first if layer == 0 else None
             if cuts is not None:
-                self._infer_layer_shared(jobs, cuts)
+                self._infer_layer_shared(jobs, cuts, first)
             else:
-                self._run_directions(self._infer_direction, jobs)
+                self._run_directions(self._infer_direction, jobs, first)
             layer_input = out
         if heads:
             logits = heads[0][2]
@@ -588,7 +595,7 @@ class RNN:
         bounds = sorted({0, packing.batch, *(ends + 1).tolist()})
         return list(zip(bounds[:-1], bounds[1:]))
 
-    def _infer_layer_shared(self, jobs, cuts):
+    def _infer_layer_shared(self, jobs, cuts, queue_first=None):
         """_infer_direction's work for both directions of a layer (jobs: its two argument
         tuples), shared out in parts (the sequences of ranks `cuts`) between this thread
         and the second one: each takes its own direction's parts in order (this one the
@@ -647,6 +654,8 @@ class RNN:
         with runtime.single_blas_thread():
             other = None
             try:
+                if queue_first is not None:
+                    queue_first()
                 other = runtime.run_beside(second_side)
                 for job in (my_ready, *mine, *theirs[::-1]):
                     if job is not None:
@@ -742,10 +751,13 @@ class RNN:
         grads[f"bias_hh_{k}"] += grad_bias
         return grad_x
 
-    def _run_directions(self, work, jobs):
+    def _run_directions(self, work, jobs, queue_first=None):
         """Run one call per direction: on two threads when allowed (seqtag.runtime says
-        when BLAS leaves room for a second), else in turn; BLAS on one thread either way."""
+        when BLAS leaves room for a second), else in turn; BLAS on one thread either way.
+        queue_first: as forward_projected takes it."""
         with runtime.single_blas_thread():
+            if queue_first is not None:
+                queue_first()
             if len(jobs) == 2 and runtime.threads_beside_blas(self.threads) >= 2:
                 other = runtime.run_beside(work, *jobs[1])
                 try:
