@@ -23,10 +23,10 @@ shared machine hits both alike:
   tag tok/s     inference over EWT test in batches of about 2048 tokens.  seqtag tags the
                 way seqtag.Tagger does: each distinct word's first-layer input projection
                 (and, in (c), its character BiLSTM) is computed once and remembered
-                (seqtag.memo; (a)/(b) keep a row per word id, (c) up to 8192 word forms),
-                and each batch's rows are found during the pass before it, on the second
-                thread (batches linked as seqtag.inference links them: Batch.next_batch;
-                since 2026-12-04).
+                (seqtag.memo; (a)/(b) keep a row per word id, (c) up to 8192 word forms);
+                in (c), with 2 threads, each batch's rows are found during the pass before
+                it, on the second thread (batches linked as seqtag.inference links them:
+                Batch.next_batch; since 2026-12-04).
                 The main figure is a long run's steady state (memo filled by the warm-up
                 round); "(fresh)" empties the memo before every pass.  A round tags EWT
                 test `tag_passes` (5) times

@@ -12,7 +12,7 @@ medians and the median of the rounds' ratios (below 1: linked is faster).  Varia
 EWT test: configuration (c) of bench/compare_torch.py (its network and batches of 2,048
 tokens) with a warm and an emptied ("fresh") memo, and the bundled model's every column
 (Tagger.predict_columns: what `seqtag tag --format conllu` computes) and UPOS
-(Tagger.predict).  The values are the same either way (tests/test_memo.py).
+(Tagger.predict).  The values are the same either way (tests/test_rows_ahead.py).
 """
 
 import argparse

@@ -97,8 +97,9 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
     the other tokens, each only with the scripts that fit its word
     (Network.best_fitting_scripts: 54 of 419 a word on EWT).  Where the tagger has two
     threads, both products (the analyses' and the lemma head's) run on the second one
-    while this one decodes the UPOS, makes the next batch and encodes it: a batch's
-    values are finished only then.  Each value
+    while this one decodes the UPOS, makes the batch after the next and encodes the next
+    (whose own memo rows the second thread found during this batch's pass: Batch.next_batch):
+    a batch's values are finished only then.  Each value
     is the one seqtag.heads.decode_column gives from infer()'s scores of the sentence (the
     same products, row by row; summed logits decide only clear winners, up to float32
     rounding).  A CRF model's column is its best tag sequence (Viterbi).
@@ -133,8 +134,8 @@ def predict_columns_scored(network: Network, vocab: Vocabulary,
             _place(scores[head], chunk, flat_scores, cuts)
 
     # a batch is finished once the next one is encoded: the second thread's products of
-    # the one run while this thread decodes the other and makes the next batch (Python,
-    # most of which left the second core idle)
+    # the one run while this thread decodes the other and makes the batch after the next
+    # (Python, most of which left the second core idle)
     pending = None
     for chunk, batch in _batches(vocab, sentences_words, batch_tokens):
         if not columns_of.beside:  # nothing runs meanwhile: no batch kept longer

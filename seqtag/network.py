@@ -637,16 +637,19 @@ class Network:
 
     def _memo_rows(self, batch, clear=True):
         """The memo's row of each of the batch's forms (computing those it lacks), or None
-        when they are more than it holds (with clear=False, more than its free rows); the
-        caller holds _memo_lock."""
+        when they are more than it holds; the caller holds _memo_lock.  clear=False (the
+        next batch's rows, found while a pass reads its own): None also where the forms
+        do not fit in the free rows or the weights changed, the memo left as it was."""
         if self._memo is None:
             self._memo = ProjectionMemo(self.rnn, self.memo_capacity)
         if self._memo_version != self.version:
+            if not clear:
+                return None
             self._memo.clear()
             self._memo_version = self.version
         ahead = batch.rows_ahead if self._rows_ahead_valid(batch) else None
-        batch.rows_ahead = None  # used once
         if ahead is not None:
+            batch.rows_ahead = None  # used once
             rows = ahead[2]  # found by the pass before (_rows_ahead)
         else:
             rows = self._memo.rows(batch.forms, lambda missing: self._word_inputs(
@@ -666,47 +669,50 @@ class Network:
         thread, ahead of its share of the first layer, while this thread runs its first
         steps, and left on that batch for its own pass (Batch.rows_ahead).  That Python and
         those products ran on this thread between two passes, while the second core
-        waited.  Only free rows are filled (no clear(): this pass reads its rows
-        meanwhile).  They are waited for (or found here, if the second thread has not
-        started) before the block ends: nothing changes the memo once its lock is
-        released.  A failure finding them only loses the head start: the following pass
-        finds them itself."""
+        waited.  The second thread works under this caller's lock: only free rows are
+        filled (no clear(): this pass reads its rows meanwhile), and the work is waited
+        for (dropped, if the second thread has not started it) before the block ends,
+        whatever happens, so that nothing changes the memo once the lock is released.  A
+        failure finding the rows only loses the head start: the following pass finds them
+        itself."""
         if (following is None or self._rows_ahead_valid(following)
                 or runtime.threads_beside_blas(self.rnn.threads) < 2):
             yield None  # (valid already: the pass ran again over the same batch)
             return
-        job = None
 
         def find():
-            if self._memo_version != self.version:  # the weights changed meanwhile
-                return
             rows = self._memo_rows(following, clear=False)
-            following.memo_rows = None  # its own pass sets it
             if rows is not None:
                 following.rows_ahead = (self._memo, self._memo.generation, rows)
 
+        # made before it is queued: an interrupt can never leave it running unwatched
+        job = runtime.job_beside(find)
+        queued = []
+
         def queue():
-            nonlocal job
-            if job is None:
-                job = runtime.run_beside(find)
+            if not queued:
+                queued.append(runtime.queue_beside(job))
 
         try:
             yield queue
         except BaseException:
-            if job is not None:  # nothing left changing the memo behind the error
+            if queued:  # nothing left changing the memo behind the error
                 job.cancel()
                 interrupt = job.wait_quietly()
                 if interrupt is not None:
                     raise interrupt
             raise
-        if job is not None:
+        if queued:
+            # not started by the second thread: dropped, never run here (an exception a
+            # signal handler raised inside it would pass for its own failure)
+            job.cancel()
+            interrupt = job.wait_quietly()  # whatever comes meanwhile: it ends first
+            if interrupt is not None:
+                raise interrupt
             try:
                 job.result()
-            except Exception:  # the following pass finds its rows itself
+            except Exception:  # dropped, or failed there: the following pass finds them
                 following.rows_ahead = None
-            except BaseException:  # an interrupt while waiting: wait on, then raise it
-                job.wait_quietly()
-                raise
 
     def _rows_ahead_valid(self, batch):
         """Whether batch.rows_ahead are rows of this network's memo as it is now."""

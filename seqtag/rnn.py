@@ -575,9 +575,9 @@ class RNN:
         """The ranks [a, b) of the parts each direction of a layer is cut into for
         _infer_layer_shared (SHARED_PARTS' comment says how many, and of which rows), or
         None where the layers run a direction per thread as they are: one thread, a GRU,
-        few rows, no fused kernels.  Only fused steps compute each row on its own (BLAS's rounding may depend
-        on how many rows a product has); inference steps are fused whatever their rows
-        (the AVX2 kernel's in pieces: seqtag_lstm_infer_step_f32)."""
+        few rows, no fused kernels.  Only fused steps compute each row on its own (BLAS's
+        rounding may depend on how many rows a product has); inference steps are fused
+        whatever their rows (the AVX2 kernel's in pieces: seqtag_lstm_infer_step_f32)."""
         if (SHARED_PARTS < 2 or self.num_directions != 2
                 or packing.n_rows < SHARED_MIN_ROWS or packed is None
                 or any(p is None for p in packed) or runtime.fused_step_isa() is None

@@ -585,7 +585,10 @@ class Worker:
         self._thread.start()
 
     def submit(self, fn: Callable, *args) -> Job:
-        job = Job(fn, args)
+        return self.put(Job(fn, args))
+
+    def put(self, job: Job) -> Job:
+        """Queue a Job made beforehand."""
         self._jobs.put(job)
         return job
 
@@ -620,7 +623,20 @@ def second_thread() -> Worker:
 def run_beside(fn: Callable, *args):
     """Run fn(*args) on the second thread, with BLAS on one thread there too; a Job (its
     result() waits for it)."""
-    return second_thread().submit(_single_blas_threaded, fn, *args)
+    return queue_beside(job_beside(fn, *args))
+
+
+def job_beside(fn: Callable, *args) -> Job:
+    """The Job run_beside(fn, *args) runs, made but not queued: queue_beside(job) hands it
+    to the second thread, for a caller that must hold the Job before it can start (an
+    interrupt between queueing and binding its result would leave it running unwatched)."""
+    return Job(_single_blas_threaded, (fn, *args))
+
+
+def queue_beside(job: Job) -> Job:
+    """Queue job (job_beside's) on the second thread; the job."""
+    second_thread().put(job)
+    return job
 
 
 def deferred(beside: bool, fn: Callable, *args) -> Callable[[], Any]:

@@ -2,15 +2,18 @@
 Network._rows_ahead): the same values as each batch finding its own, bit for bit, and the
 memo never restarted, changed after the pass, or served from older weights by it."""
 
+import signal
 import threading
 import time
 
 import numpy as np
 import pytest
 
-from seqtag import inference
+import seqtag.rnn
+from seqtag import inference, runtime
 from seqtag.memo import ProjectionMemo
-from seqtag.network import Batch
+from seqtag.network import Batch, Network
+from seqtag.rnn import RNN
 from test_memo import MORE, TEXTS, network
 
 LATER = [
@@ -33,9 +36,36 @@ def on_second_thread():
     return threading.current_thread() is not threading.main_thread()
 
 
+@pytest.fixture
+def taken(monkeypatch):
+    """Each pass, once it has queued the next batch's rows, waits until the second thread
+    has started finding them: these batches are so small that a pass could end before
+    that thread wakes up, and a look-ahead it has not started is dropped."""
+    started = threading.Event()
+    real_rows = Network._memo_rows
+
+    def rows(self, batch, clear=True):
+        if not clear:
+            started.set()
+        return real_rows(self, batch, clear)
+
+    real_forward = ProjectionMemo.forward
+
+    def forward(memo, *args, queue_first=None, **kwargs):
+        if queue_first is not None:
+            started.clear()
+            queue_first()
+            assert started.wait(5)
+        return real_forward(memo, *args, **kwargs)
+
+    monkeypatch.setattr(Network, "_memo_rows", rows)
+    monkeypatch.setattr(ProjectionMemo, "forward", forward)
+    return started
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("encode", [False, True])
-def test_linked_batches_give_each_ones_own_values_bit_for_bit(cell, encode):
+def test_linked_batches_give_each_ones_own_values_bit_for_bit(cell, encode, taken):
     ours, v = network(cell, threads=2)
     theirs, _ = network(cell, threads=2)
     first, second, third = linked(*batches_of(v))
@@ -81,7 +111,7 @@ def test_rows_ahead_never_restart_the_memo():
     assert sorted(net._memo.index) == ["!", "Cats", "sleep"]
 
 
-def test_a_failure_finding_rows_ahead_only_loses_the_head_start(monkeypatch):
+def test_a_failure_finding_rows_ahead_only_loses_the_head_start(monkeypatch, taken):
     net, v = network(threads=2)
     first, second, _ = linked(*batches_of(v))
     real = net._word_inputs
@@ -102,7 +132,7 @@ def test_a_failure_finding_rows_ahead_only_loses_the_head_start(monkeypatch):
                                atol=1e-6)
 
 
-def test_rows_ahead_of_older_weights_are_not_served():
+def test_rows_ahead_of_older_weights_are_not_served(taken):
     net, v = network(threads=2)
     first, second, _ = linked(*batches_of(v))
     net.infer(first)
@@ -146,7 +176,7 @@ def test_an_error_in_the_pass_waits_for_the_rows_ahead(monkeypatch):
     assert not net._memo_lock.locked()
 
 
-def test_tagging_links_its_batches(monkeypatch):
+def test_tagging_links_its_batches(monkeypatch, taken):
     """seqtag.inference makes each batch before the one ahead of it is tagged, and links
     them: every batch but the first has its rows found ahead."""
     net, v = network(threads=2)
@@ -162,3 +192,126 @@ def test_tagging_links_its_batches(monkeypatch):
     words = TEXTS + MORE + LATER
     inference.predict_log_probs(net, v, words, batch_tokens=8, memo=True)
     assert len(seen) > 3 and seen[0] is False and all(seen[1:])
+
+
+@pytest.mark.skipif(not runtime.fused_step_enabled(),
+                    reason="no AVX2 or AVX-512 on this CPU (or a build without them), or "
+                           "SEQTAG_FUSED_STEP=0: layers are shared out in parts only with the "
+                           "fused steps")
+def test_layers_shared_in_parts_find_the_rows_ahead_too(monkeypatch):
+    """The default tagger's path: a float32 LSTM on the fused kernels, both threads, each
+    layer shared out in parts (RNN._infer_layer_shared) queues the next batch's rows."""
+    monkeypatch.setattr(seqtag.rnn, "SHARED_MIN_ROWS", 1)
+    monkeypatch.setattr(seqtag.rnn, "SHARED_PART_ROWS", 1)
+    shared = []
+    real = RNN._infer_layer_shared
+    started = threading.Event()
+    real_rows = Network._memo_rows
+
+    def rows(self, batch, clear=True):
+        if not clear:
+            started.set()
+        return real_rows(self, batch, clear)
+
+    def recorded(self, jobs, cuts, queue_first=None):
+        shared.append(queue_first is not None)
+
+        def queue_and_wait():  # (the second thread takes it before the tiny pass ends)
+            started.clear()
+            queue_first()
+            assert started.wait(5)
+        return real(self, jobs, cuts, queue_and_wait if queue_first else None)
+
+    monkeypatch.setattr(Network, "_memo_rows", rows)
+
+    monkeypatch.setattr(RNN, "_infer_layer_shared", recorded)
+    ours, v = network(threads=2)
+    theirs, _ = network(threads=2)
+    first, second, third = linked(*batches_of(v))
+    got = [ours.infer(first)]
+    assert shared[:2] == [True, False]  # the first layer queues them, the second not
+    assert second.rows_ahead is not None
+    got += [ours.infer(second), ours.infer(third)]
+    want = [theirs.infer(batch) for batch in batches_of(v)]
+    for a, b in zip(got, want):
+        assert a.tobytes() == b.tobytes()
+
+
+def test_two_networks_over_the_same_linked_batches(taken):
+    """Rows found ahead by one network's pass are that memo's: another network computes
+    its own (and leaves them), and each gets its own values."""
+    ours, v = network(threads=2, seed=3)
+    other, _ = network(threads=2, seed=4)
+    first, second, _ = linked(*batches_of(v))
+    ours.infer(first)
+    found = second.rows_ahead
+    assert found is not None and found[0] is ours._memo
+    theirs = other.infer(second)
+    assert second.rows_ahead is found  # not the other network's to use or drop
+    np.testing.assert_allclose(theirs, other.forward(second)[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ours.infer(second), ours.forward(second)[0], rtol=1e-5,
+                               atol=1e-6)
+    assert second.rows_ahead is None
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs signal.setitimer")
+def test_an_exception_from_a_signal_while_waiting_waits_for_the_rows_ahead(monkeypatch):
+    """A signal handler raises (a per-request timeout) while the pass waits for the next
+    batch's rows: the exception reaches the caller once they are found, never while the
+    second thread still changes the memo."""
+    net, v = network(threads=2)
+    first, second, _ = linked(*batches_of(v))
+    real_inputs = net._word_inputs
+
+    def slow(*args):
+        if on_second_thread():
+            started.append(True)
+            time.sleep(0.4)
+        return real_inputs(*args)
+
+    class Timeout(Exception):
+        pass
+
+    def timeout(signum, frame):
+        raise Timeout("too slow")
+
+    real_forward = ProjectionMemo.forward
+
+    def forward(memo, *args, queue_first=None, **kwargs):
+        queue_first()
+        while not started:  # the second thread has taken it: it sleeps in slow()
+            time.sleep(0.001)
+        return real_forward(memo, *args, **kwargs)
+
+    started = []
+    monkeypatch.setattr(net, "_word_inputs", slow)
+    monkeypatch.setattr(ProjectionMemo, "forward", forward)
+    old = signal.signal(signal.SIGALRM, timeout)
+    try:
+        # the pass itself is short: the alarm comes while it waits for the second thread
+        signal.setitimer(signal.ITIMER_REAL, 0.15)
+        with pytest.raises(Timeout):
+            net.infer(first)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    held, index = len(net._memo), dict(net._memo.index)
+    time.sleep(0.5)
+    assert len(net._memo) == held and net._memo.index == index
+    assert not net._memo_lock.locked()
+
+
+def test_a_look_ahead_the_second_thread_has_not_started_is_dropped():
+    """The second thread is busy the whole pass: the next batch's rows are not found here
+    (nor later, there), and that batch's own pass finds them."""
+    net, v = network(threads=2)
+    first, second, _ = linked(*batches_of(v))
+    busy = runtime.run_beside(time.sleep, 0.3)
+    got = net.infer(first)
+    assert second.rows_ahead is None and sorted(net._memo.index) == sorted(first.forms)
+    busy.result()
+    time.sleep(0.05)
+    assert second.rows_ahead is None and sorted(net._memo.index) == sorted(first.forms)
+    np.testing.assert_allclose(got, net.forward(first)[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(net.infer(second), net.forward(second)[0], rtol=1e-5,
+                               atol=1e-6)
