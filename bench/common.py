@@ -237,3 +237,30 @@ def report_rounds(variants, tokens, rounds, reference, shuffle=None):
               f"{faults[name] / max(rounds, 1):>8,.0f} page faults a pass  "
               f"round by round {statistics.median(paired):.3f} "
               f"({quartiles[0]:.3f}-{quartiles[2]:.3f})")
+
+
+def paired_settings(variants, labels, apply, rounds, title):
+    """Time each of variants {name: function} under two settings (labels; apply(label)
+    puts one in place) alternately, the order flipped every round, after one warm-up run
+    each; then print per variant both medians, the ratio of the medians and the median of
+    the rounds' ratios (labels[0] over labels[1]; below 1: the first is faster).  A slow
+    spell of a shared machine hits both settings of a round alike."""
+    import statistics
+    times = {(name, label): [] for name in variants for label in labels}
+    for run in variants.values():  # warm-up: memo, packed weights, workspaces
+        run()
+    for r in range(rounds):
+        for name, run in variants.items():
+            for label in (labels if r % 2 else labels[::-1]):
+                apply(label)
+                start = time.perf_counter()
+                run()
+                times[name, label].append(time.perf_counter() - start)
+    print(f"{title}; median of {rounds} rounds, alternating")
+    for name in variants:
+        a, b = (times[name, label] for label in labels)
+        paired = statistics.median(x / y for x, y in zip(a, b))
+        ratio = statistics.median(a) / statistics.median(b)
+        print(f"{name:40s} {labels[0]} {1e3 * statistics.median(a):7.1f} ms   {labels[1]} "
+              f"{1e3 * statistics.median(b):7.1f} ms   ratio {ratio:.3f} (round by round "
+              f"{paired:.3f})")

@@ -312,6 +312,27 @@ def seqtag_tag_pass(model, batches, fresh):
     return run
 
 
+def tagging_variants():
+    """({name: function tagging EWT test once}, (c)'s batches, EWT test's tokens): the
+    bundled model's every column (Tagger.predict_columns) and UPOS (Tagger.predict), and
+    (c)'s network over its batches with a warm and an emptied ("fresh") memo, both
+    threads; what the in-process A/B scripts (bench/shared_layers.py, rows_ahead.py)
+    time."""
+    from seqtag import Tagger
+    tagger = Tagger.load(threads=2)
+    words = [s.words for s in iter_sentences(ewt_path("test"), require_tags=False)]
+    data = load_data(dict(FULL))
+    model, _ = seqtag_model("c", data, 2)
+    batches = tagging_batches(data)
+    variants = {
+        "every column (Tagger.predict_columns)": lambda: tagger.predict_columns(words),
+        "UPOS (Tagger.predict)": lambda: tagger.predict(words),
+        "(c) warm memo": seqtag_tag_pass(model, batches, False),
+        "(c) fresh memo": seqtag_tag_pass(model, batches, True),
+    }
+    return variants, batches, sum(map(len, words))
+
+
 def seqtag_flat_log_probs(model, batch):
     """Log-probabilities in the sentences' own order (for the untimed agreement check)."""
     log_probs = model.infer(batch)

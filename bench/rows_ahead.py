@@ -17,16 +17,13 @@ tokens) with a warm and an emptied ("fresh") memo, and the bundled model's every
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import compare_torch as ct  # noqa: E402
-from common import ewt_path, machine_line  # noqa: E402
+from common import machine_line, paired_settings  # noqa: E402
 
-from seqtag import Tagger, inference  # noqa: E402
-from seqtag.corpus import read_corpus  # noqa: E402
+from seqtag import inference  # noqa: E402
 
 
 def unlinked(batches):
@@ -43,11 +40,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=30)
     args = parser.parse_args()
     print(machine_line())
-    tagger = Tagger.load(threads=2)
-    words = [s.words for s in read_corpus(ewt_path("test"), require_tags=False)]
-    data = ct.load_data(dict(ct.FULL))
-    model, _ = ct.seqtag_model("c", data, 2)
-    batches = ct.tagging_batches(data)
+    variants, batches, tokens = ct.tagging_variants()
     links = [b.next_batch for b in batches]
     linked_batches = inference._batches
 
@@ -56,35 +49,12 @@ def main():
             batch.next_batch = following if linked else None
         inference._batches = linked_batches if linked else unlinked(linked_batches)
 
-    variants = {
-        "(c) warm memo": ct.seqtag_tag_pass(model, batches, False),
-        "(c) fresh memo": ct.seqtag_tag_pass(model, batches, True),
-        "every column (Tagger.predict_columns)": lambda: tagger.predict_columns(words),
-        "UPOS (Tagger.predict)": lambda: tagger.predict(words),
-    }
-    labels = ("linked", "unlinked")
-    times = {(name, label): [] for name in variants for label in labels}
-    for run in variants.values():  # warm-up: memo, packed weights, workspaces
-        run()
     try:
-        for r in range(args.rounds):
-            for name, run in variants.items():
-                for label in (labels if r % 2 else labels[::-1]):
-                    setting(label == "linked")
-                    start = time.perf_counter()
-                    run()
-                    times[name, label].append(time.perf_counter() - start)
+        paired_settings(variants, ("linked", "unlinked"),
+                        lambda label: setting(label == "linked"), args.rounds,
+                        f"EWT test, {tokens:,} tokens a pass")
     finally:
         setting(True)
-    tokens = sum(map(len, words))
-    print(f"EWT test, {tokens:,} tokens a pass; median of {args.rounds} rounds, alternating")
-    for name in variants:
-        a, b = (times[name, label] for label in labels)
-        paired = statistics.median(x / y for x, y in zip(a, b))
-        ratio = statistics.median(a) / statistics.median(b)
-        print(f"{name:40s} linked {1e3 * statistics.median(a):7.1f} ms   unlinked "
-              f"{1e3 * statistics.median(b):7.1f} ms   ratio {ratio:.3f} (round by round "
-              f"{paired:.3f})")
 
 
 if __name__ == "__main__":

@@ -24,19 +24,15 @@ medians and the median of the rounds' ratios.
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import compare_torch as ct  # noqa: E402
-from common import ewt_path, machine_line  # noqa: E402
+from common import machine_line, paired_settings  # noqa: E402
 
 import seqtag.rnn  # noqa: E402
-from seqtag import Tagger  # noqa: E402
-from seqtag.corpus import read_corpus  # noqa: E402
 
 
 def main():
@@ -46,18 +42,7 @@ def main():
                         help="falling parts (as now) against equal ones (as before)")
     args = parser.parse_args()
     print(machine_line())
-    tagger = Tagger.load(threads=2)
-    words = [s.words for s in read_corpus(ewt_path("test"), require_tags=False)]
-    data = ct.load_data(dict(ct.FULL))
-    model, _ = ct.seqtag_model("c", data, 2)
-    batches = ct.tagging_batches(data)
-
-    variants = {
-        "every column (Tagger.predict_columns)": lambda: tagger.predict_columns(words),
-        "UPOS (Tagger.predict)": lambda: tagger.predict(words),
-        "(c) warm memo": ct.seqtag_tag_pass(model, batches, False),
-        "(c) fresh memo": ct.seqtag_tag_pass(model, batches, True),
-    }
+    variants, _, tokens = ct.tagging_variants()
     now = seqtag.rnn.RNN._shared_cuts
     if args.equal_parts:
         labels = ("falling parts", "equal parts")
@@ -65,26 +50,15 @@ def main():
     else:
         labels = ("shared", "a direction per thread")
         settings = {"shared": now, "a direction per thread": lambda *args: None}
-    times = {(name, label): [] for name in variants for label in labels}
-    for run in variants.values():  # warm-up: memo, packed weights, workspaces
-        run()
-    for r in range(args.rounds):
-        for name, run in variants.items():
-            for label in (labels if r % 2 else labels[::-1]):
-                seqtag.rnn.RNN._shared_cuts = settings[label]
-                start = time.perf_counter()
-                run()
-                times[name, label].append(time.perf_counter() - start)
-    seqtag.rnn.RNN._shared_cuts = now
-    tokens = sum(map(len, words))
-    print(f"EWT test, {tokens:,} tokens a pass; median of {args.rounds} rounds, alternating")
-    for name in variants:
-        a, b = (times[name, label] for label in labels)
-        paired = statistics.median(x / y for x, y in zip(a, b))
-        ratio = statistics.median(a) / statistics.median(b)
-        print(f"{name:40s} {labels[0]} {1e3 * statistics.median(a):7.1f} ms   {labels[1]} "
-              f"{1e3 * statistics.median(b):7.1f} ms   ratio {ratio:.3f} (round by round "
-              f"{paired:.3f})")
+
+    def apply(label):
+        seqtag.rnn.RNN._shared_cuts = settings[label]
+
+    try:
+        paired_settings(variants, labels, apply, args.rounds,
+                        f"EWT test, {tokens:,} tokens a pass")
+    finally:
+        seqtag.rnn.RNN._shared_cuts = now
 
 
 def equal_cuts(now):

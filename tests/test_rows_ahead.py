@@ -36,31 +36,43 @@ def on_second_thread():
     return threading.current_thread() is not threading.main_thread()
 
 
-@pytest.fixture
-def taken(monkeypatch):
-    """Each pass, once it has queued the next batch's rows, waits until the second thread
-    has started finding them: these batches are so small that a pass could end before
-    that thread wakes up, and a look-ahead it has not started is dropped."""
+def queued_and_taken(monkeypatch):
+    """A function that, given a pass's queue_first, returns one that queues the next
+    batch's rows and then waits until the second thread has started finding them: these
+    batches are so small that a pass could end before that thread wakes up, and a
+    look-ahead it has not started is dropped."""
     started = threading.Event()
     real_rows = Network._memo_rows
 
     def rows(self, batch, clear=True):
-        if not clear:
+        if not clear:  # finding the next batch's rows
             started.set()
         return real_rows(self, batch, clear)
 
+    monkeypatch.setattr(Network, "_memo_rows", rows)
+
+    def waiting(queue_first):
+        def queue_and_wait():
+            started.clear()
+            queue_first()
+            assert started.wait(5)
+        return queue_and_wait
+    return waiting
+
+
+@pytest.fixture
+def taken(monkeypatch):
+    """Every pass waits until the second thread has taken its look-ahead
+    (queued_and_taken)."""
+    waiting = queued_and_taken(monkeypatch)
     real_forward = ProjectionMemo.forward
 
     def forward(memo, *args, queue_first=None, **kwargs):
         if queue_first is not None:
-            started.clear()
-            queue_first()
-            assert started.wait(5)
+            waiting(queue_first)()
         return real_forward(memo, *args, **kwargs)
 
-    monkeypatch.setattr(Network, "_memo_rows", rows)
     monkeypatch.setattr(ProjectionMemo, "forward", forward)
-    return started
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
@@ -205,24 +217,11 @@ def test_layers_shared_in_parts_find_the_rows_ahead_too(monkeypatch):
     monkeypatch.setattr(seqtag.rnn, "SHARED_PART_ROWS", 1)
     shared = []
     real = RNN._infer_layer_shared
-    started = threading.Event()
-    real_rows = Network._memo_rows
-
-    def rows(self, batch, clear=True):
-        if not clear:
-            started.set()
-        return real_rows(self, batch, clear)
+    waiting = queued_and_taken(monkeypatch)
 
     def recorded(self, jobs, cuts, queue_first=None):
         shared.append(queue_first is not None)
-
-        def queue_and_wait():  # (the second thread takes it before the tiny pass ends)
-            started.clear()
-            queue_first()
-            assert started.wait(5)
-        return real(self, jobs, cuts, queue_and_wait if queue_first else None)
-
-    monkeypatch.setattr(Network, "_memo_rows", rows)
+        return real(self, jobs, cuts, waiting(queue_first) if queue_first else None)
 
     monkeypatch.setattr(RNN, "_infer_layer_shared", recorded)
     ours, v = network(threads=2)
