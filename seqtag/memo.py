@@ -98,11 +98,14 @@ class ProjectionMemo:
                 return None
             self.clear()
             missing = np.arange(len(keys))
-        self.hits += len(keys) - len(missing)
-        self.misses += len(missing)
         if len(missing) == 0:
+            self.hits += len(keys)
             return rows
         new_rows = self._add(inputs_of(missing))
+        # counted once the rows are in: a call that fails (a look-ahead's, say: the next
+        # call asks for the same keys) counts nothing
+        self.hits += len(keys) - len(missing)
+        self.misses += len(missing)
         rows[missing] = new_rows
         self.index.update(zip(map(keys.__getitem__, missing.tolist()), new_rows.tolist()))
         return rows

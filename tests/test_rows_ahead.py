@@ -139,9 +139,11 @@ def test_a_failure_finding_rows_ahead_only_loses_the_head_start(monkeypatch, tak
     got = net.infer(first)
     held = len(net._memo)
     assert failed and second.rows_ahead is None and held == len(first.forms)
+    assert net._memo.misses == len(first.forms)  # the failed look-ahead counts nothing
     np.testing.assert_allclose(got, net.forward(first)[0], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(net.infer(second), net.forward(second)[0], rtol=1e-5,
                                atol=1e-6)
+    assert net._memo.misses == len(net._memo)  # every row counted once
 
 
 def test_rows_ahead_of_older_weights_are_not_served(taken):
