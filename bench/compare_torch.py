@@ -63,7 +63,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import blas_threads, ewt_path, ewt_sentence_lengths, machine_line, sgemm_gflops  # noqa: E402
 
 from seqtag.corpus import Sentence, iter_sentences  # noqa: E402
-from seqtag.network import DEFAULTS as NET, Batch, Network, _log_softmax, _sum_rows  # noqa: E402
+from seqtag.network import (DEFAULTS as NET, Batch, Network, _log_softmax,  # noqa: E402
+                            _sum_rows, link_batches)
 from seqtag.memo import ProjectionMemo  # noqa: E402
 from seqtag.optim import Adam, clip_by_global_norm  # noqa: E402
 from seqtag import runtime  # noqa: E402
@@ -149,10 +150,8 @@ def tagging_batches(data):
         tokens += len(sentence)
     if current:
         batches.append(current)
-    encoded = [Batch([s.words for s in b], data.vocab, [s.tags for s in b]) for b in batches]
-    for batch, following in zip(encoded, encoded[1:]):  # as seqtag.inference links them
-        batch.next_batch = following
-    return encoded
+    return link_batches([Batch([s.words for s in b], data.vocab, [s.tags for s in b])
+                         for b in batches])  # linked as seqtag.inference links them
 
 
 def latency_batch(data):

@@ -34,6 +34,14 @@ SPLIT_HEAD_ROWS = 64
 DEFAULTS = NetworkConfig().to_dict()
 
 
+def link_batches(batches: list) -> list:
+    """Link a list of Batches in the order they will be tagged (Batch.next_batch: a
+    memoised pass over one finds the next one's memo rows meanwhile); the list."""
+    for batch, following in zip(batches, batches[1:]):
+        batch.next_batch = following
+    return batches
+
+
 class Batch:
     """Sentences encoded for the network.
 
@@ -687,11 +695,13 @@ class Network:
 
         # made before it is queued: an interrupt can never leave it running unwatched
         job = runtime.job_beside(find)
-        queued = []
+        queued = False
 
         def queue():
+            nonlocal queued
             if not queued:
-                queued.append(runtime.queue_beside(job))
+                runtime.queue_beside(job)
+                queued = True
 
         try:
             yield queue

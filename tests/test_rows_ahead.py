@@ -12,7 +12,7 @@ import pytest
 import seqtag.rnn
 from seqtag import inference, runtime
 from seqtag.memo import ProjectionMemo
-from seqtag.network import Batch, Network
+from seqtag.network import Batch, Network, link_batches
 from seqtag.rnn import RNN
 from test_memo import MORE, TEXTS, network
 
@@ -23,9 +23,7 @@ LATER = [
 
 
 def linked(*batches):
-    for batch, following in zip(batches, batches[1:]):
-        batch.next_batch = following
-    return batches
+    return link_batches(list(batches))
 
 
 def batches_of(v):
