@@ -835,6 +835,8 @@ def test_a_stored_lexicon_is_the_dict_it_was_saved_from(scans, monkeypatch):
     for form in list(casing) + ["pari", "", "été\n"]:
         assert loaded.casing.get(form, 0) == casing.get(form, 0), form
     assert dict(loaded.casing) == casing
+    many = loaded.casing.getter(scans + 1)  # the codes' dict, made at once
+    assert type(many.__self__) is dict and many.__self__ == casing
 
 
 def test_a_stored_lexicon_whose_codes_do_not_fit_is_refused():
