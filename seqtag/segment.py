@@ -1063,40 +1063,66 @@ class _StoredCodes(_StoredMapping):
 # ---------------------------------------------------------------- per-form rows of the word models
 
 class _FormRows:
-    """A row of `width` int64 columns per word form, computed once (rows_of) and then looked
-    up for many tokens at once: the Python work is one dictionary look-up a token.  Shared
-    by the threads tagging with one model: looked up and grown under runtime.tables_lock,
-    the table grown before the new forms point into it, so an interrupted call (Ctrl-C, a
-    fork from another thread) leaves no form without its row.  Starts over past `limit`
+    """Rows of int64 columns per word form for the word-level models, each form's computed
+    once and then looked up for many tokens at once: the Python work is one dictionary
+    look-up a token.  The index of the forms is shared by the tables of several models
+    (the front end's two: one look-up a token for both, and each new form's _form_hashes
+    made once; they were two of each, a tenth of decoding EWT train's raw text).  Shared
+    by the threads tagging with one model: looked up and grown under runtime.tables_lock.
+    Each table covers the forms before its length and is grown to all of them before its
+    rows are read, so an interrupted call (Ctrl-C, a fork from another thread) leaves no
+    form without its row, only rows to make on the next call.  Starts over past `limit`
     forms (streamed text meets new ones in every batch)."""
 
-    def __init__(self, width: int, limit: int = 200_000):
-        self.width, self.limit = width, limit
+    def __init__(self, limit: int = 200_000):
+        self.limit = limit
         self.ids: dict[str, int] = {}
-        self.table = np.zeros((0, width), dtype=np.int64)
+        self.forms: list[str] = []
+        self.hashes = np.zeros((0, 5), dtype=np.int64)  # _form_hashes of the forms
+        # key -> (tag, table): the rows of the forms before len(table), made with tag
+        self.tables: dict[object, tuple[object, np.ndarray]] = {}
 
-    def rows(self, tokens: list[str], rows_of: Callable[[list[str]], np.ndarray]
-             ) -> np.ndarray:
-        """(len(tokens), width): each token's row (rows_of(new forms), (k, width), for
-        the forms not seen before)."""
+    def rows(self, tokens: list[str],
+             makers: list[tuple[object, object, Callable[[list[str], np.ndarray], np.ndarray]]]
+             ) -> list[np.ndarray]:
+        """[(len(tokens), width) per maker]: each token's row of each table, makers being
+        (key, tag, rows_of): rows_of(new forms, their _form_hashes) gives the (k, width)
+        rows of the forms the table keyed `key` has not seen; a table made with another
+        tag (a multiword model's expander) is made again."""
         with runtime.tables_lock:
             if len(self.ids) > self.limit:
-                self.ids = {}
-                self.table = self.table[:0]
-            ids = self.ids
+                self.ids, self.forms, self.tables = {}, [], {}
+                self.hashes = self.hashes[:0]
+            ids, forms = self.ids, self.forms
             index = np.fromiter(map(ids.get, tokens, repeat(-1)), dtype=np.int64,
                                 count=len(tokens))
             missing = np.flatnonzero(index < 0)
             if len(missing):
                 unseen = list(map(tokens.__getitem__, missing.tolist()))
                 new = list(dict.fromkeys(unseen))
-                rows = np.asarray(rows_of(new), dtype=np.int64).reshape(len(new), self.width)
-                self.table = np.concatenate([self.table, rows])
-                ids.update(zip(new, range(len(self.table) - len(new), len(self.table))))
+                # forms first: an interrupt between the two leaves forms no id points to
+                # (made again if met again), never an id past the forms
+                forms.extend(new)
+                ids.update(zip(new, range(len(forms) - len(new), len(forms))))
                 index[missing] = np.fromiter(map(ids.__getitem__, unseen), dtype=np.int64,
                                              count=len(unseen))
-            table = self.table
-        return table[index]
+            n = len(forms)
+            if len(self.hashes) < n:
+                self.hashes = np.concatenate([self.hashes,
+                                              _form_hashes(forms[len(self.hashes):n])])
+            out = []
+            for key, tag, rows_of in makers:
+                made_with, table = self.tables.get(key, (tag, None))
+                if table is None or made_with is not tag:
+                    table = np.zeros((0, 0), dtype=np.int64)
+                if len(table) < n:
+                    done = len(table)
+                    rows = np.asarray(rows_of(forms[done:n], self.hashes[done:n]),
+                                      dtype=np.int64).reshape(n - done, -1)
+                    table = np.concatenate([table, rows]) if done else rows
+                    self.tables[key] = (tag, table)
+                out.append(table[index])
+        return out
 
 
 def _form_hashes(forms: list[str]) -> np.ndarray:
@@ -1162,25 +1188,30 @@ class WordBoundaries:
     def __init__(self, weights: np.ndarray, casing: Mapping[str, int]):
         self.weights = weights
         self.casing = casing
-        self._rows = _FormRows(7)  # each form seen: its row of _token_columns
+        self._rows = _FormRows()  # each form seen: its row of _token_columns
 
-    def _token_columns(self, tokens, casing=None):
+    def _token_columns(self, tokens, casing=None, rows=None):
         """(n, 7) int64: each token's hashes (lowercase form, form, case shape, last three
         and first three lowercase characters), casing code (or casing[i]) and whether it is
-        sentence-final punctuation.  A row per form is kept and the tokens looked up at
-        once: the Python work is one dictionary look-up a token."""
-        columns = self._rows.rows(tokens, self._token_rows)
+        sentence-final punctuation.  A row per form is kept (in `rows`, a _FormRows the
+        front end shares between its models, else the model's own) and the tokens looked
+        up at once: the Python work is one dictionary look-up a token."""
+        columns = (self._rows if rows is None else rows).rows(tokens, [self.row_maker()])[0]
         if casing is not None:
             columns[:, 5] = casing
         return columns
 
-    def _token_rows(self, forms):
+    def row_maker(self):
+        """(key, tag, rows_of) of this model's table in a _FormRows."""
+        return self, None, self._token_rows
+
+    def _token_rows(self, forms, hashes):
         """_token_columns' rows of forms, each a form: (hashes of its lower-case form, the
-        form, its case shape, the last three and first three lower-case characters;
-        casing code; sentence-final punctuation or not)."""
+        form, its case shape, the last three and first three lower-case characters: hashes,
+        their _form_hashes; casing code; sentence-final punctuation or not)."""
         get = _getter(self.casing, len(forms))
         return np.column_stack([
-            _form_hashes(forms),
+            hashes,
             np.fromiter((get(f.lower(), 0) for f in forms), dtype=np.int64, count=len(forms)),
             np.fromiter((set(f) <= _FINAL for f in forms), dtype=np.int64, count=len(forms))])
 
@@ -1219,16 +1250,20 @@ class WordBoundaries:
             _mix(17, right_[:, casing], left[:, shape]), _mix(18, right_[:, casing], run_class),
             _mix(19, np.zeros(n, dtype=np.int64))], axis=1)
 
-    def scores(self, tokens: list[str], first: Optional[np.ndarray] = None) -> np.ndarray:
+    def scores(self, tokens: list[str], first: Optional[np.ndarray] = None,
+               columns: Optional[np.ndarray] = None) -> np.ndarray:
         """(len(tokens),) log-odds that a sentence ends after each token (tokens of
         paragraphs laid end to end, first[i] where token i opens one: one paragraph when
-        None); a paragraph's last token gets a score too, which means nothing."""
+        None); a paragraph's last token gets a score too, which means nothing.  columns:
+        the tokens' _token_columns where the caller has them."""
         if not tokens:
             return np.zeros(0)
         if first is None:
             first = np.zeros(len(tokens), dtype=bool)
             first[0] = True
-        rows = self._features(self._token_columns(tokens), first)
+        if columns is None:
+            columns = self._token_columns(tokens)
+        rows = self._features(columns, first)
         return self.weights[rows].sum(axis=1, dtype=np.float64)
 
     @classmethod
@@ -1261,7 +1296,7 @@ class WordBoundaries:
         inner = np.concatenate([~first[1:], [False]])  # the boundary is inside a paragraph
         model.weights = _logistic_regression(rows[inner], ends[inner].astype(float),
                                              1 << _BOUNDARY_BITS, l2, steps)
-        model._rows = _FormRows(7)  # the forms of train need not be kept
+        model._rows = _FormRows()  # the forms of train need not be kept
         return model
 
     def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
@@ -1339,25 +1374,27 @@ class MultiwordContext:
         self.weights = weights
         self.lexicon = lexicon
         self.tags = list(tags)
-        # each form seen: its row of _columns, made with _expander
-        self._rows = _FormRows(8)
-        self._expander: Optional[MultiwordExpander] = None
+        self._rows = _FormRows()  # each form seen: its row of _columns
 
-    def _columns(self, tokens, expander):
+    def _columns(self, tokens, expander, rows=None):
         """(n, 8) int64: each token's hashes (lowercase form, case shape, last three
         lowercase characters), its lexicon count class and tag index (0: not in the
         lexicon), and where expander splits it into several words, the hashes of the last
         word's and the first word's lowercase forms and the first word's count class (-1
-        where it does not).  A row per form is kept and the tokens looked up at once: the
-        Python work is one dictionary look-up a token (command-line speed)."""
-        if expander is not self._expander:  # rows made with another expander
-            self._rows, self._expander = _FormRows(8), expander
-        return self._rows.rows(tokens, lambda forms: self._form_rows(forms, expander))
+        where it does not).  A row per form is kept (in `rows`, a _FormRows the front end
+        shares between its models, else the model's own; made again for another expander)
+        and the tokens looked up at once: the Python work is one dictionary look-up a
+        token (command-line speed)."""
+        return (self._rows if rows is None else rows).rows(tokens, [self.row_maker(expander)])[0]
 
-    def _form_rows(self, forms, expander):
+    def row_maker(self, expander):
+        """(key, tag, rows_of) of this model's table in a _FormRows, made with expander."""
+        return self, expander, functools.partial(self._form_rows, expander=expander)
+
+    def _form_rows(self, forms, hashes, expander):
         """_columns' rows of forms, each a form's (hashes of its lower-case form, case
-        shape and last three lower-case characters, lexicon count class and tag index,
-        and the split's hashes and count class)."""
+        shape and last three lower-case characters: of hashes, their _form_hashes; lexicon
+        count class and tag index, and the split's hashes and count class)."""
         get = _getter(self.lexicon, 2 * len(forms))
         codes = np.fromiter((get(f.lower(), 0) for f in forms), dtype=np.int64,
                             count=len(forms))
@@ -1367,8 +1404,7 @@ class MultiwordContext:
             if len(words) >= 2:
                 split[k] = (_hash(words[-1].lower()), _hash(words[0].lower()),
                             get(words[0].lower(), 0) >> 6)
-        return np.column_stack([_form_hashes(forms)[:, [0, 2, 3]], codes >> 6, codes & 63,
-                                split])
+        return np.column_stack([hashes[:, [0, 2, 3]], codes >> 6, codes & 63, split])
 
     def _features(self, columns, first, index, own_class=None):
         """(k, 23) feature indices of the tokens `index` among tokens laid end to end
@@ -1404,13 +1440,16 @@ class MultiwordContext:
             _mix(23, np.zeros(len(index), dtype=np.int64))], axis=1)
 
     def scores(self, tokens: list[str], expander: MultiwordExpander,
-               first: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+               first: Optional[np.ndarray] = None, columns: Optional[np.ndarray] = None
+               ) -> tuple[np.ndarray, np.ndarray]:
         """(indices of the tokens expander can split, the log-odds that each of them is a
         multiword token) of tokens of paragraphs laid end to end (first[i] where token i
-        opens one: one paragraph when None)."""
+        opens one: one paragraph when None).  columns: the tokens' _columns with that
+        expander, where the caller has them."""
         if not tokens:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
-        columns = self._columns(tokens, expander)
+        if columns is None:
+            columns = self._columns(tokens, expander)
         index = np.flatnonzero(columns[:, 7] >= 0)
         if not len(index):
             return index, np.zeros(0)
@@ -1446,7 +1485,7 @@ class MultiwordContext:
         model.weights = _logistic_regression(rows, multiword[index].astype(float),
                                              1 << _CONTEXT_BITS, l2, steps)
         # the forms of train need not be kept
-        model._rows, model._expander = _FormRows(8), None
+        model._rows = _FormRows()
         return model
 
     def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
@@ -1617,6 +1656,8 @@ class LearnedFrontEnd:
         self.context_weight = 0.0
         self.context_bias = 0.0
         self._context_scores: Optional[list] = None  # _tune_context_weight's cache
+        # both word-level models' rows of each form seen, under one index of the forms
+        self._form_rows = _FormRows()
 
     # ---- FrontEnd
 
@@ -1694,11 +1735,14 @@ class LearnedFrontEnd:
         in_context = self.context is not None and self.context_weight and len(ends)
         # the tokens' text, sliced once for both word-level models
         forms = _token_texts(text, starts, ends) if between_words or in_context else []
+        columns = self._word_columns(forms, between_words, in_context)
         if between_words:
-            self._decide_between_words(scored, labels, (starts, ends, sentence_end), forms)
+            self._decide_between_words(scored, labels, (starts, ends, sentence_end), forms,
+                                       columns)
         decided = np.zeros(len(ends), dtype=bool)
         if in_context:
-            decided = self._decide_multiword(scored, (starts, ends, multiword), fixed, forms)
+            decided = self._decide_multiword(scored, (starts, ends, multiword), fixed, forms,
+                                             columns)
         # a flagged token the expander keeps as one word is no multiword token
         flagged = np.flatnonzero(multiword & ~decided)
         multiword[flagged] = [len(self.expander.expand(text[a:b])) > 1 for a, b in
@@ -1706,14 +1750,30 @@ class LearnedFrontEnd:
         return (text, scored.bounds, (starts, ends, sentence_end, multiword),
                 forms if len(forms) == len(starts) else None)
 
-    def _decide_multiword(self, scored, spans, fixed, forms):
+    def _word_columns(self, forms, between_words, in_context):
+        """A function giving the tokens' columns of a word-level model ("words" or
+        "context"), both models' made on the first call, in one look-up of the forms (the
+        scores' caches may need neither)."""
+        made: dict[str, np.ndarray] = {}
+
+        def columns(which):
+            if not made:
+                models = (["words"] if between_words else []) + (
+                    ["context"] if in_context else [])
+                makers = [self.words.row_maker() if m == "words"
+                          else self.context.row_maker(self.expander) for m in models]
+                made.update(zip(models, self._form_rows.rows(forms, makers)))
+            return made[which]
+        return columns
+
+    def _decide_multiword(self, scored, spans, fixed, forms, columns):
         """Decide again, in place, whether each token the expander can split is a
         multiword token, the context model's log-odds weighed in; the tokens whose end
         the chunk lexicon decided keep its decision.  Returns which tokens were decided."""
         starts, ends, multiword = spans
         paragraph = np.searchsorted(scored.begin, starts, side="right") - 1
         first = np.concatenate([[True], paragraph[1:] != paragraph[:-1]])
-        index, context = self._scores_in_context(scored, starts, ends, first, forms)
+        index, context = self._scores_in_context(scored, starts, ends, first, forms, columns)
         if fixed is not None and len(fixed) and len(index):
             keep = ~np.isin(ends[index] - 1, fixed)
             index, context = index[keep], context[keep]
@@ -1727,7 +1787,7 @@ class LearnedFrontEnd:
         decided[index] = True
         return decided
 
-    def _scores_in_context(self, scored, starts, ends, first, forms):
+    def _scores_in_context(self, scored, starts, ends, first, forms, columns):
         """The context model's (token indices, log-odds) of the tokens the expander can
         split; kept while _tune_context_weight decodes dev again and again (keyed by the
         objects, as _scores_between_words)."""
@@ -1736,12 +1796,12 @@ class LearnedFrontEnd:
         if (cache and cache[0] is scored and cache[1] is self.context
                 and cache[2] is self.expander and cache[3] == spans):
             return cache[4]
-        result = self.context.scores(forms, self.expander, first)
+        result = self.context.scores(forms, self.expander, first, columns("context"))
         if cache is not None:
             cache[:] = [scored, self.context, self.expander, spans, result]
         return result
 
-    def _decide_between_words(self, scored, labels, spans, forms):
+    def _decide_between_words(self, scored, labels, spans, forms, columns):
         """Decide again, in place, whether a sentence ends after each token followed by
         whitespace inside a paragraph: the character model's log-odds (with its bias) plus
         word_weight times the word model's, plus word_bias."""
@@ -1751,7 +1811,7 @@ class LearnedFrontEnd:
         logits = scored.logits
         paragraph = np.searchsorted(scored.begin, starts, side="right") - 1
         first = np.concatenate([[True], paragraph[1:] != paragraph[:-1]])
-        word_scores = self._scores_between_words(scored, starts, ends, first, forms)
+        word_scores = self._scores_between_words(scored, starts, ends, first, forms, columns)
         inner = np.concatenate([~first[1:], [False]])  # not a paragraph's last token
         inner[inner] = scored.ids[ends[inner]] == 0  # whitespace follows
         last = ends[inner] - 1
@@ -1761,7 +1821,7 @@ class LearnedFrontEnd:
         sentence_end[inner] = (char_odds + self.word_weight * word_scores[inner]
                                + self.word_bias > 0)
 
-    def _scores_between_words(self, scored, starts, ends, first, forms):
+    def _scores_between_words(self, scored, starts, ends, first, forms, columns):
         """The word model's log-odds that a sentence ends after each token.  While
         _tune_word_weight decodes dev again and again, the same tokens' scores are kept:
         the objects themselves are the key, not their ids (an id is reused once its object
@@ -1770,7 +1830,7 @@ class LearnedFrontEnd:
         spans = starts.tobytes() + ends.tobytes()
         if cache and cache[0] is scored and cache[1] is self.words and cache[2] == spans:
             return cache[3]
-        scores = self.words.scores(forms, first)
+        scores = self.words.scores(forms, first, columns("words"))
         if cache is not None:
             cache[:] = [scored, self.words, spans, scores]
         return scores

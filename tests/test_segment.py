@@ -1022,6 +1022,60 @@ def test_word_models_rows_are_each_forms_python_row():
     assert any(row[5] >= 0 for row in context._columns(tokens, expander).tolist())
 
 
+def test_word_models_sharing_one_index_of_forms_get_their_own_rows(monkeypatch):
+    """The front end's two word-level models share one _FormRows (one look-up of each
+    token, each new form's hashes made once): each gets the rows it makes alone, with a
+    changed expander its rows are made again, and past the limit all starts over."""
+    from seqtag import Tagger, segment
+    from seqtag.segment import MultiwordContext, MultiwordExpander, WordBoundaries, _FormRows
+
+    front_end = Tagger.load(threads=1).frontend
+    words, context, expander = front_end.words, front_end.context, front_end.expander
+    hashed = []
+    form_hashes = segment._form_hashes
+
+    def counted(forms):
+        hashed.extend(forms)
+        return form_hashes(forms)
+
+    monkeypatch.setattr(segment, "_form_hashes", counted)
+
+    def alone(tokens, expander):
+        return (WordBoundaries(words.weights, words.casing)._token_columns(tokens),
+                MultiwordContext(context.weights, context.lexicon,
+                                 context.tags)._columns(tokens, expander))
+
+    shared = _FormRows(limit=40)
+    first = FORMS[:20] + ["dont", "cats"] + FORMS[:5]
+    hashed.clear()
+    got = shared.rows(first, [words.row_maker(), context.row_maker(expander)])
+    assert sorted(hashed) == sorted(set(first))  # once each, for both models
+    want = alone(first, expander)
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    # a second call: new forms only, the context model's rows alone asked for
+    second = FORMS[15:30] + ["its"]
+    hashed.clear()
+    got = shared.rows(second, [context.row_maker(expander)])
+    assert sorted(hashed) == sorted(set(second) - set(first))
+    assert np.array_equal(got[0], alone(second, expander)[1])
+    # the word model's table, left behind by that call, catches up
+    assert np.array_equal(shared.rows(second, [words.row_maker()])[0],
+                          alone(second, expander)[0])
+    # another expander: the context model's rows made again with it
+    other = MultiwordExpander({"cats": ["cat", "s"]}, {}, ())
+    got = shared.rows(first, [context.row_maker(other)])[0]
+    assert np.array_equal(got, alone(first, other)[1])
+    assert not np.array_equal(got, want[1])
+    # past the limit (checked as a call starts), every table starts over and answers as
+    # before
+    many = [f"x{k}" for k in range(50)]
+    shared.rows(many, [words.row_maker()])
+    assert len(shared.forms) == len(set(first) | set(second)) + 50
+    got = shared.rows(first, [words.row_maker(), context.row_maker(expander)])
+    assert len(shared.forms) == len(set(first))
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
+
 def test_a_call_interrupted_while_new_forms_are_added_leaves_the_tables_whole(monkeypatch):
     """Ctrl-C (or a fork from another thread) in the middle of adding new forms to the word
     models' per-form tables leaves no form pointing past the table: the next call tags."""
