@@ -1119,3 +1119,22 @@ def test_a_suffix_comes_off_a_word_not_off_a_run_of_punctuation():
     assert expander.split("''''") == ["''''"]
     assert expander.split("--'s") == ["--'s"]
     assert expander.split("7's") == ["7", "'s"]
+
+
+def test_the_forms_an_expander_may_split_hold_every_form_it_splits():
+    """MultiwordExpander.may_split (which forms split() need see) leaves out no form that
+    split() cuts: known forms in any case, suffixes, forms that are only a suffix, forms
+    whose lower case is longer (İ), punctuation before a suffix."""
+    from seqtag import Tagger
+    from seqtag.segment import MultiwordExpander
+
+    bundled = Tagger.load(threads=1).frontend.expander
+    small = MultiwordExpander({"du": ["de", "le"], "Zum": ["zu", "dem"]}, {"'s": 3, "s": 2})
+    forms = FORMS + ["", "s", "'s", "İs", "İS", "Du", "DU", "zum", "ZUM", "--'s", "7's",
+                     "don't", "DONT", "cannot", "gonna", "Bob's", "dogs'", "x'S", "ab"]
+    for expander in (bundled, small):
+        lows = [f.lower() for f in forms]
+        maybe = set(expander.may_split(forms, lows).tolist())
+        cut = {k for k, f in enumerate(forms) if len(expander.split(f)) > 1}
+        assert cut and cut <= maybe, sorted(cut - maybe)
+        assert len(maybe) < len(forms)
