@@ -1226,8 +1226,12 @@ class WordBoundaries:
         get = _getter(self.casing, len(forms))
         return np.column_stack([
             hashes,
-            np.fromiter((get(f.lower(), 0) for f in forms), dtype=np.int64, count=len(forms)),
-            np.fromiter((set(f) <= _FINAL for f in forms), dtype=np.int64, count=len(forms))])
+            np.fromiter(map(get, map(str.lower, forms), repeat(0)), dtype=np.int64,
+                        count=len(forms)),
+            # only sentence-final marks: nothing left once they are stripped (set(f) <=
+            # _FINAL, in C)
+            np.fromiter(map(operator.not_, map(str.strip, forms, repeat(_FINAL_MARKS))),
+                        dtype=np.int64, count=len(forms))])
 
     def _features(self, columns, first):
         """(n, 19) feature indices of the boundary after each token (tokens of paragraphs
@@ -2247,6 +2251,7 @@ def train_frontend(train_path: str | os.PathLike[str],
 # ---------------------------------------------------------------- the rule front end
 
 _FINAL = frozenset(".!?…‼⁇⁈⁉。！？")
+_FINAL_MARKS = "".join(sorted(_FINAL))
 # a closing quote that may as well open the next sentence joins the sentence only attached
 _CLOSING = frozenset(")]}”»」』）›")
 _QUOTES = frozenset("\"'`’")
