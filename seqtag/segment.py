@@ -1185,6 +1185,38 @@ def _mix(slot, *columns):
     return (h & np.uint64((1 << _BOUNDARY_BITS) - 1)).astype(np.int64)
 
 
+def _mixed(sources: dict[str, np.ndarray], features: tuple[tuple[str, ...], ...],
+           bits: int) -> np.ndarray:
+    """(n, len(features)) int64: column k is _mix(k + 1, *(sources[name] for name in
+    features[k])) (n values per source) with `bits` bits, all of them in one call of the
+    compiled core (seqtag._core.mix_columns), bit for bit."""
+    names = list(sources)
+    where = {name: k for k, name in enumerate(names)}
+    width = 1 + max(len(f) for f in features)
+    spec = np.full((len(features), width), -1, dtype=np.int64)
+    for k, feature in enumerate(features):
+        spec[k, 0] = k + 1
+        spec[k, 1:1 + len(feature)] = [where[name] for name in feature]
+    stacked = np.ascontiguousarray(np.stack([sources[name] for name in names]),
+                                   dtype=np.int64)
+    out = np.empty((stacked.shape[1], len(features)), dtype=np.int64)
+    _core.mix_columns(stacked, spec, bits, out)
+    return out
+
+
+#: WordBoundaries' features, in order (feature k + 1 mixes these sources: the tokens
+#: before (`left`) and after (`right`) the boundary, and the ones before and after those)
+_BOUNDARY_FEATURES = (
+    ("left_low",), ("right_low",), ("right_form",), ("left_shape",), ("right_shape",),
+    ("left_shape", "right_shape"), ("before_shape", "left_shape"),
+    ("right_shape", "after_shape"),
+    ("before_shape", "left_shape", "right_shape", "after_shape"),
+    ("left_suffix",), ("right_prefix",), ("left_low", "right_shape"),
+    ("left_shape", "right_low"), ("run",), ("run_class", "right_shape"),
+    ("right_casing", "right_shape"), ("right_casing", "left_shape"),
+    ("right_casing", "run_class"), ("zero",))
+
+
 class WordBoundaries:
     """Where sentences start between words: a logistic regression over hashed features of
     the tokens around each token boundary, learned from a treebank's sentences.
@@ -1255,18 +1287,14 @@ class WordBoundaries:
         run = np.where(since < 10, since, np.minimum(10 + (since - 10) // 5 * 5, 40))
         run_class = np.minimum(since, 30) // 5
         low, form, shape, suffix, prefix, casing = range(6)
-        return np.stack([
-            _mix(1, left[:, low]), _mix(2, right_[:, low]), _mix(3, right_[:, form]),
-            _mix(4, left[:, shape]), _mix(5, right_[:, shape]),
-            _mix(6, left[:, shape], right_[:, shape]), _mix(7, before_[:, shape], left[:, shape]),
-            _mix(8, right_[:, shape], after_[:, shape]),
-            _mix(9, before_[:, shape], left[:, shape], right_[:, shape], after_[:, shape]),
-            _mix(10, left[:, suffix]), _mix(11, right_[:, prefix]),
-            _mix(12, left[:, low], right_[:, shape]), _mix(13, left[:, shape], right_[:, low]),
-            _mix(14, run), _mix(15, run_class, right_[:, shape]),
-            _mix(16, right_[:, casing], right_[:, shape]),
-            _mix(17, right_[:, casing], left[:, shape]), _mix(18, right_[:, casing], run_class),
-            _mix(19, np.zeros(n, dtype=np.int64))], axis=1)
+        return _mixed({
+            "left_low": left[:, low], "right_low": right_[:, low],
+            "right_form": right_[:, form], "left_shape": left[:, shape],
+            "right_shape": right_[:, shape], "before_shape": before_[:, shape],
+            "after_shape": after_[:, shape], "left_suffix": left[:, suffix],
+            "right_prefix": right_[:, prefix], "run": run, "run_class": run_class,
+            "right_casing": right_[:, casing], "zero": np.zeros(n, dtype=np.int64)},
+            _BOUNDARY_FEATURES, _BOUNDARY_BITS)
 
     def scores(self, tokens: list[str], first: Optional[np.ndarray] = None,
                columns: Optional[np.ndarray] = None) -> np.ndarray:
@@ -1372,6 +1400,19 @@ def _gold_paragraph_tokens(material):
 _CONTEXT_BITS = _BOUNDARY_BITS
 
 
+#: MultiwordContext's features, in order (feature k + 1 mixes these sources: the token,
+#: the part its split cuts off, the tokens before and after it)
+_CONTEXT_FEATURES = (
+    ("own_low",), ("suffix",), ("suffix", "head_count", "own_count"),
+    ("suffix", "own_shape"), ("suffix", "next_low"), ("own_low", "next_low"),
+    ("suffix", "next_tag"), ("own_low", "next_tag"), ("suffix", "next_tag", "next2_tag"),
+    ("suffix", "prev_low"), ("own_low", "prev_low"), ("suffix", "prev_tag"),
+    ("own_low", "prev_tag"), ("suffix", "prev_tag", "next_tag"), ("suffix", "next_shape"),
+    ("suffix", "own_count", "next_tag"), ("suffix", "head_count", "prev_tag"),
+    ("suffix", "own_count", "own_shape"), ("head", "suffix"), ("own_low", "next_shape"),
+    ("suffix", "next_ending"), ("own_low", "next_ending"), ("zero",))
+
+
 class MultiwordContext:
     """Whether a token the expander can split is a multiword token, from the words around
     it: a logistic regression over hashed features, learned from a treebank's tokens.
@@ -1443,19 +1484,13 @@ class MultiwordContext:
         prev, next_, next2 = padded[before], padded[after], padded[after2]
         own_count = own[:, count] if own_class is None else own_class
         suffix, head, head_count = own[:, 5], own[:, 6], own[:, 7]
-        return np.stack([
-            _mix(1, own[:, low]), _mix(2, suffix), _mix(3, suffix, head_count, own_count),
-            _mix(4, suffix, own[:, shape]), _mix(5, suffix, next_[:, low]),
-            _mix(6, own[:, low], next_[:, low]), _mix(7, suffix, next_[:, tag]),
-            _mix(8, own[:, low], next_[:, tag]), _mix(9, suffix, next_[:, tag], next2[:, tag]),
-            _mix(10, suffix, prev[:, low]), _mix(11, own[:, low], prev[:, low]),
-            _mix(12, suffix, prev[:, tag]), _mix(13, own[:, low], prev[:, tag]),
-            _mix(14, suffix, prev[:, tag], next_[:, tag]), _mix(15, suffix, next_[:, shape]),
-            _mix(16, suffix, own_count, next_[:, tag]), _mix(17, suffix, head_count, prev[:, tag]),
-            _mix(18, suffix, own_count, own[:, shape]), _mix(19, head, suffix),
-            _mix(20, own[:, low], next_[:, shape]), _mix(21, suffix, next_[:, ending]),
-            _mix(22, own[:, low], next_[:, ending]),
-            _mix(23, np.zeros(len(index), dtype=np.int64))], axis=1)
+        return _mixed({
+            "own_low": own[:, low], "suffix": suffix, "head": head,
+            "head_count": head_count, "own_count": own_count, "own_shape": own[:, shape],
+            "next_low": next_[:, low], "next_tag": next_[:, tag],
+            "next_shape": next_[:, shape], "next_ending": next_[:, ending],
+            "next2_tag": next2[:, tag], "prev_low": prev[:, low], "prev_tag": prev[:, tag],
+            "zero": np.zeros(len(index), dtype=np.int64)}, _CONTEXT_FEATURES, _CONTEXT_BITS)
 
     def scores(self, tokens: list[str], expander: MultiwordExpander,
                first: Optional[np.ndarray] = None, columns: Optional[np.ndarray] = None

@@ -1138,3 +1138,28 @@ def test_the_forms_an_expander_may_split_hold_every_form_it_splits():
         cut = {k for k, f in enumerate(forms) if len(expander.split(f)) > 1}
         assert cut and cut <= maybe, sorted(cut - maybe)
         assert len(maybe) < len(forms)
+
+
+def test_compiled_feature_hashes_are_the_python_ones():
+    """_mixed (the compiled core's mix_columns) gives the word-level models' hashed feature
+    indices bit for bit as _mix does one numpy column at a time: values of the whole int64
+    range (negative ones wrap as uint64), one to four sources a feature, any width."""
+    from seqtag import _core
+    from seqtag.segment import _BOUNDARY_FEATURES, _CONTEXT_FEATURES, _mix, _mixed
+
+    rng = np.random.default_rng(7)
+    for features in (_BOUNDARY_FEATURES, _CONTEXT_FEATURES,
+                     (("a",), ("a", "b", "c", "d"), ("d", "a"), ("e",))):
+        names = sorted({name for feature in features for name in feature})
+        sources = {name: rng.integers(-2**63, 2**63 - 1, 257, dtype=np.int64,
+                                      endpoint=True) for name in names}
+        sources[names[0]][:3] = [-1, 0, 2**63 - 1]
+        want = np.stack([_mix(k + 1, *(sources[n] for n in f))  # 16 bits
+                         for k, f in enumerate(features)], axis=1)
+        for bits in (16, 5):
+            assert np.array_equal(_mixed(sources, features, bits), want & ((1 << bits) - 1))
+    out = np.empty((4, 1), dtype=np.int64)
+    with pytest.raises(ValueError, match="mix_columns: spec out of range"):
+        _core.mix_columns(np.zeros((2, 4), dtype=np.int64), np.array([[1, 2]]), 16, out)
+    with pytest.raises(ValueError, match="mix_columns: out shape"):
+        _core.mix_columns(np.zeros((2, 3), dtype=np.int64), np.array([[1, 0]]), 16, out)
