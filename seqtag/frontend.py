@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 
-@dataclass
+@dataclass(slots=True)  # no __dict__: a third less time and memory per token
 class Token:
     """A surface token of raw text."""
 
@@ -36,7 +36,7 @@ class Token:
         return self.words or [self.text]
 
 
-@dataclass
+@dataclass(slots=True)
 class RawSentence:
     """A sentence found in a paragraph: its tokens and where it lies in the paragraph."""
 
