@@ -14,13 +14,27 @@ word-level models and the sentences' objects.  Since 2026-12-03 (session 9) the 
 model's logits of a batch run on the second thread while the batch before is handed out
 (rawtext.segment reads a batch ahead): with nothing tagging them here, that part overlaps
 the others, so the parts no longer add up to a pass.
+
+    python bench/frontend_speed.py --fresh ROUNDS [--against DIR [--against-model MODEL]]
+
+times the command line's case instead: each pass in a new process (python -c, the model
+loaded there, every form new to the word-level models), its wall time and its CPU time,
+learned and rules alternating in a shuffled order each round, and with --against the same
+two for another source tree (PYTHONPATH=DIR, an older commit's work tree; its model
+--against-model, default the bundled one of that tree) in the same rounds.  Prints the
+median of each.
 """
 
 import argparse
 import collections
 import io
+import json
 import os
+import random
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -31,14 +45,78 @@ from seqtag import Tagger, rawtext, segment  # noqa: E402
 from seqtag.corpus import _numbered_lines  # noqa: E402
 
 
+# One pass in a new process: argv = text file, model path or "" (bundled) or "rules",
+# threads; prints {"wall", "cpu", "tokens"} as JSON.
+FRESH_PASS = r"""
+import io, json, resource, sys, time
+from seqtag import Tagger, rawtext, segment
+from seqtag.corpus import _numbered_lines
+path, model, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+data = open(path, "rb").read()
+front_end = (segment.RuleFrontEnd() if model == "rules"
+             else Tagger.load(model or None, threads=threads).frontend)
+before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+tokens = 0
+for _, sentences in rawtext.segment(rawtext.paragraphs(
+        _numbered_lines(io.BytesIO(data), path, "utf-8")), front_end):
+    tokens += sum(len(s.tokens) for s in sentences)
+wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"wall": wall, "tokens": tokens, "cpu": after.ru_utime - before.ru_utime
+                  + after.ru_stime - before.ru_stime}))
+"""
+
+
+def fresh_passes(args, data):
+    """--fresh: each pass a new process, learned and rules (and --against's) alternating."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    trees = {"this tree": (here, args.model or "")}
+    if args.against:
+        trees["--against"] = (os.path.abspath(args.against), args.against_model or "")
+    runs = [(name, kind) for name in trees for kind in ("learned", "rules")]
+    times: dict = {run: [] for run in runs}
+    rng = random.Random(0)
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "train.txt")
+        with open(path, "wb") as f:
+            f.write(data)
+        for _ in range(args.fresh):
+            rng.shuffle(runs)
+            for name, kind in runs:
+                tree, model = trees[name]
+                env = dict(os.environ, PYTHONPATH=tree)
+                env.pop("PYTHONDONTWRITEBYTECODE", None)  # as an installed package runs
+                out = subprocess.run(
+                    [sys.executable, "-c", FRESH_PASS, path,
+                     "rules" if kind == "rules" else model, str(args.threads)],
+                    env=env, cwd=folder, capture_output=True, text=True)
+                if out.returncode:
+                    raise SystemExit(f"{name} ({tree}), {kind}: {out.stderr.strip()[-500:]}")
+                times[name, kind].append(json.loads(out.stdout))
+    for name, (tree, model) in trees.items():
+        for kind in ("learned", "rules"):
+            got = times[name, kind]
+            which = f"{kind} ({model})" if model and kind == "learned" else kind
+            print(f"{name} ({tree}), {which}: wall "
+                  f"{statistics.median(t['wall'] for t in got):.3f} s, CPU "
+                  f"{statistics.median(t['cpu'] for t in got):.3f} s, {got[0]['tokens']:,} tokens "
+                  f"(median of {len(got)} new processes)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--passes", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model", help="a model with a learned front end (default: bundled)")
+    parser.add_argument("--fresh", type=int, metavar="ROUNDS",
+                        help="each pass a new process, ROUNDS rounds (the command's case)")
+    parser.add_argument("--against", metavar="DIR", help="with --fresh: another source tree")
+    parser.add_argument("--against-model", metavar="MODEL", help="--against's model")
     args = parser.parse_args()
     print(machine_line())
     data = raw_text(open(ewt_path("train"), encoding="utf-8").read()).encode("utf-8")
+    if args.fresh:
+        print(f"EWT train as paragraphs, {len(data):,} bytes, {args.threads} threads")
+        return fresh_passes(args, data)
     learned = Tagger.load(args.model, threads=args.threads).frontend
     if learned.kind != "learned":
         raise SystemExit(f"{args.model}: the model has no learned front end")
