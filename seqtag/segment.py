@@ -1174,6 +1174,14 @@ def _hash(text):
     return zlib.crc32(text.encode("utf-8", "surrogatepass"))
 
 
+_UTF8 = operator.methodcaller("encode", "utf-8", "surrogatepass")
+
+
+def _hashes(texts: list[str]) -> np.ndarray:
+    """(len(texts),) int64: each text's _hash, in C-level loops."""
+    return np.fromiter(map(zlib.crc32, map(_UTF8, texts)), dtype=np.int64, count=len(texts))
+
+
 def _mix(slot, *columns):
     """A feature index in [0, 2^_BOUNDARY_BITS) per row from the slot number and integer
     columns (a multiplicative hash, wrapping in 64 bits)."""
@@ -1458,11 +1466,18 @@ class MultiwordContext:
         lows = list(map(str.lower, forms))
         codes = np.fromiter(map(get, lows, repeat(0)), dtype=np.int64, count=len(forms))
         split = np.full((len(forms), 3), -1, dtype=np.int64)
+        cut, lasts, firsts = [], [], []  # the forms split, their last and first words
         for k in expander.may_split(forms, lows).tolist():
             words = expander.split(forms[k])
             if len(words) >= 2:
-                split[k] = (_hash(words[-1].lower()), _hash(words[0].lower()),
-                            get(words[0].lower(), 0) >> 6)
+                cut.append(k)
+                lasts.append(words[-1].lower())
+                firsts.append(words[0].lower())
+        if cut:
+            split[cut, 0] = _hashes(lasts)
+            split[cut, 1] = _hashes(firsts)
+            split[cut, 2] = np.fromiter(map(get, firsts, repeat(0)), dtype=np.int64,
+                                        count=len(cut)) >> 6
         return np.column_stack([hashes[:, [0, 2, 3]], codes >> 6, codes & 63, split])
 
     def _features(self, columns, first, index, own_class=None):
