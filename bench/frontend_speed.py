@@ -55,6 +55,8 @@ path, model, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
 data = open(path, "rb").read()
 front_end = (segment.RuleFrontEnd() if model == "rules"
              else Tagger.load(model or None, threads=threads).frontend)
+if model != "rules" and front_end.kind != "learned":
+    sys.exit(f"{model or 'the bundled model'} has no learned front end")
 before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
 tokens = 0
 for _, sentences in rawtext.segment(rawtext.paragraphs(
@@ -69,9 +71,12 @@ print(json.dumps({"wall": wall, "tokens": tokens, "cpu": after.ru_utime - before
 def fresh_passes(args, data):
     """--fresh: each pass a new process, learned and rules (and --against's) alternating."""
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    trees = {"this tree": (here, args.model or "")}
+    def absolute(model):  # the children run in a temporary folder
+        return os.path.abspath(model) if model else ""
+
+    trees = {"this tree": (here, absolute(args.model))}
     if args.against:
-        trees["--against"] = (os.path.abspath(args.against), args.against_model or "")
+        trees["--against"] = (os.path.abspath(args.against), absolute(args.against_model))
     runs = [(name, kind) for name in trees for kind in ("learned", "rules")]
     times: dict = {run: [] for run in runs}
     rng = random.Random(0)
@@ -112,6 +117,8 @@ def main():
     parser.add_argument("--against", metavar="DIR", help="with --fresh: another source tree")
     parser.add_argument("--against-model", metavar="MODEL", help="--against's model")
     args = parser.parse_args()
+    if (args.against or args.against_model) and not args.fresh:
+        parser.error("--against and --against-model need --fresh")
     print(machine_line())
     data = raw_text(open(ewt_path("train"), encoding="utf-8").read()).encode("utf-8")
     if args.fresh:

@@ -101,8 +101,8 @@ cdef void _mix_rows(const int64_t[:, ::1] sources, const int64_t[:, ::1] spec,
             out[i, f] = <int64_t>(h & mask)
 
 
-def mix_columns(const int64_t[:, ::1] sources, const int64_t[:, ::1] spec, int bits,
-                int64_t[:, ::1] out):
+def mix_columns(const int64_t[:, ::1] sources not None, const int64_t[:, ::1] spec not None,
+                int bits, int64_t[:, ::1] out not None):
     """out (n, F) <- the hashed feature indices of the word-level models
     (seqtag.segment._mix): feature f of row i mixes the slot spec[f, 0] with the values
     sources[spec[f, j], i] for j = 1, 2, ... up to the first -1, each column as uint64

@@ -25,9 +25,10 @@ import os
 import re
 import time
 import unicodedata
+import weakref
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from itertools import accumulate, repeat
 from typing import Callable, Iterable, Optional
 
@@ -968,7 +969,9 @@ def _lexicon_from_arrays(arrays, name="lexicon"):
 
 class _StoredMapping(Mapping):
     """A read-only mapping whose keys are a StringIndex of a model file (searched in its
-    bytes, _keys) and whose values a subclass takes out of what it stores (_value)."""
+    bytes, _keys) and whose values a subclass takes out of what it stores (_value: one
+    key's, _all_values: every key's, for the dict getter() makes; once made, every look-up
+    reads it)."""
 
     _keys: StringIndex
     _values: Optional[dict] = None  # getter()'s
@@ -997,16 +1000,22 @@ class _StoredMapping(Mapping):
         return values.get
 
     def get(self, key, default=None):
+        if self._values is not None:
+            return self._values.get(key, default)
         found = self._keys.locate(key)
         return default if found is None else self._value(key, found)
 
     def __getitem__(self, key):
+        if self._values is not None:
+            return self._values[key]
         found = self._keys.locate(key)
         if found is None:
             raise KeyError(key)
         return self._value(key, found)
 
     def __contains__(self, key):
+        if self._values is not None:
+            return key in self._values
         return self._keys.locate(key) is not None
 
     def __iter__(self):
@@ -1093,20 +1102,25 @@ class _FormRows:
         self.ids: dict[str, int] = {}
         self.forms: list[str] = []
         self.hashes = np.zeros((0, 5), dtype=np.int64)  # _form_hashes of the forms
-        # key -> (tag, table): the rows of the forms before len(table), made with tag
-        self.tables: dict[object, tuple[object, np.ndarray]] = {}
+        # model -> (tag, table): the rows of the forms before len(table), made with tag;
+        # a model replaced (tuning) takes its table with it
+        self.tables: MutableMapping[object, tuple[object, np.ndarray]] = \
+            weakref.WeakKeyDictionary()
 
     def rows(self, tokens: list[str],
              makers: list[tuple[object, object, Callable[[list[str], np.ndarray], np.ndarray]]]
              ) -> list[np.ndarray]:
         """[(len(tokens), width) per maker]: each token's row of each table, makers being
-        (key, tag, rows_of): rows_of(new forms, their _form_hashes) gives the (k, width)
-        rows of the forms the table keyed `key` has not seen; a table made with another
-        tag (a multiword model's expander) is made again."""
+        (key, tag, rows_of): rows_of(forms, their _form_hashes) gives the (k, width) rows
+        of the forms the table of `key` (a model, held weakly) has not seen, k >= 0; a
+        table made with another tag (a multiword model's expander) is made again."""
         with runtime.tables_lock:
             if len(self.ids) > self.limit:
-                self.ids, self.forms, self.tables = {}, [], {}
-                self.hashes = self.hashes[:0]
+                # in this order (assignments run left to right): whatever statement an
+                # interrupt stops, no id points past the forms, and no table or hash row
+                # belongs to a form that is not its own
+                self.ids, self.tables, self.hashes, self.forms = \
+                    {}, weakref.WeakKeyDictionary(), self.hashes[:0], []
             ids, forms = self.ids, self.forms
             index = np.fromiter(map(ids.get, tokens, repeat(-1)), dtype=np.int64,
                                 count=len(tokens))
@@ -1126,14 +1140,15 @@ class _FormRows:
                                               _form_hashes(forms[len(self.hashes):n])])
             out = []
             for key, tag, rows_of in makers:
-                made_with, table = self.tables.get(key, (tag, None))
-                if table is None or made_with is not tag:
-                    table = np.zeros((0, 0), dtype=np.int64)
-                if len(table) < n:
+                made_with, table = self.tables.get(key, (None, None))
+                if table is None or made_with is not tag:  # new, or made with another tag
+                    table = np.asarray(rows_of(forms[:n], self.hashes[:n]), dtype=np.int64)
+                    self.tables[key] = (tag, table)
+                elif len(table) < n:
                     done = len(table)
                     rows = np.asarray(rows_of(forms[done:n], self.hashes[done:n]),
-                                      dtype=np.int64).reshape(n - done, -1)
-                    table = np.concatenate([table, rows]) if done else rows
+                                      dtype=np.int64)
+                    table = np.concatenate([table, rows])
                     self.tables[key] = (tag, table)
                 out.append(table[index])
         return out
@@ -1645,9 +1660,11 @@ def _batched_logits(model, ids, bounds, window, margin, batch_chars=60_000):
 #: inference cuts a paragraph (_windows); they are kept with the model so that its output
 #: never changes with this table.  Windows of 1,024 characters (320 before 2026-12-04)
 #: compute 2.6 % more characters than the text has on EWT train's paragraphs instead of
-#: 18.5 % (the margins), and the character model takes 13 % less time; the bundled model
-#: tagged EWT test and Sequoia test from raw text identically with either, and EWT train
-#: to the same scores (BENCHMARKS.md, 2026-12-04, session 19).
+#: 18.5 % (the margins), and the character model takes 13 % less time.  Not the same
+#: output in every case (the context a character sees changes): the bundled model tagged
+#: EWT dev and test from raw text identically with either, a Sequoia model Sequoia's three
+#: parts, and EWT train with one sentence boundary moved, to the same scores
+#: (BENCHMARKS.md, 2026-12-04, session 19).
 DEFAULTS = {"dim": 24, "hidden": 48, "cell": "gru", "crop": 256, "batch": 32,
             "lr": 8e-3, "char_dropout": 0.02, "min_char_count": 2, "epochs": 16,
             "min_chars": 16_000_000, "sentence_weight": 1.0,

@@ -1046,6 +1046,9 @@ def test_word_models_sharing_one_index_of_forms_get_their_own_rows(monkeypatch):
                                  context.tags)._columns(tokens, expander))
 
     shared = _FormRows(limit=40)
+    # no tokens yet: rows of each model's width all the same
+    assert [a.shape for a in shared.rows([], [words.row_maker(),
+                                              context.row_maker(expander)])] == [(0, 7), (0, 8)]
     first = FORMS[:20] + ["dont", "cats"] + FORMS[:5]
     hashed.clear()
     got = shared.rows(first, [words.row_maker(), context.row_maker(expander)])
@@ -1096,6 +1099,62 @@ def test_a_call_interrupted_while_new_forms_are_added_leaves_the_tables_whole(mo
     assert [w for s in tagger.tag("alpha beta boom gamma") for w, _ in s] == \
         ["alpha", "beta", "boom", "gamma"]
     assert tagger.tag("alpha beta") == Tagger.load(threads=1).tag("alpha beta")
+
+
+def test_an_interrupt_anywhere_in_a_call_leaves_every_form_its_own_rows():
+    """A KeyboardInterrupt at any bytecode of _FormRows.rows (a signal, simulated with
+    sys.settrace), in a call that meets new forms and in one that starts the tables over
+    past the limit, leaves the tables so that the next calls give each token the rows a
+    new _FormRows gives."""
+    import sys
+
+    from seqtag import Tagger, runtime
+    from seqtag.segment import _FormRows
+
+    front_end = Tagger.load(threads=1).frontend
+
+    def makers():
+        return [front_end.words.row_maker(), front_end.context.row_maker(front_end.expander)]
+
+    before = "The cat sat on the mat . don't I can't".split()
+    during = "the dog's bone , İstanbul cats ain't mat The gonna".split()
+    after = "zebra dog's cat wanna X Y".split()
+    code = _FormRows.rows.__code__
+    for limit in (1000, 5):
+        target, interrupted = 0, True
+        while interrupted:
+            target += 1
+            rows, count = _FormRows(limit=limit), [0]
+            rows.rows(before, makers())
+
+            def each_opcode(frame, event, arg):
+                if event == "opcode":
+                    count[0] += 1
+                    if count[0] == target:
+                        raise KeyboardInterrupt
+                return each_opcode
+
+            def calls(frame, event, arg):
+                if frame.f_code is code:
+                    frame.f_trace_opcodes = True
+                    return each_opcode
+                return None
+
+            sys.settrace(calls)
+            try:
+                rows.rows(during, makers())
+                interrupted = False
+            except KeyboardInterrupt:
+                pass
+            finally:
+                sys.settrace(None)
+            if runtime.tables_lock.locked():  # stopped inside the with's own exit
+                runtime.tables_lock.release()
+            for tokens in (during, during + after, before):
+                got, want = rows.rows(tokens, makers()), _FormRows().rows(tokens, makers())
+                for g, w in zip(got, want):
+                    assert np.array_equal(g, w), (limit, target, tokens[:3])
+        assert target > 100  # every opcode of the call was tried
 
 
 @pytest.mark.parametrize("alphabet", ["", "e", "e\u0301", "\u0301\u093e"])
