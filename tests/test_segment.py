@@ -826,6 +826,11 @@ def test_a_stored_lexicon_is_the_dict_it_was_saved_from(scans, monkeypatch):
         assert type(many.__self__) is dict and many.__self__ == want
         for key in chunks + missing:
             assert few(key) == many(key) == want.get(key), key
+            # once the dict is made, every look-up reads it
+            assert table.get(key) == want.get(key) and (key in table) == (key in want)
+            assert table[key] == want[key] if key in want else key not in table
+        with pytest.raises(KeyError):
+            table["nope"]
         assert table.getter(0).__self__ is many.__self__  # once made, the dict is kept
     assert len(_lexicon_from_arrays(_lexicon_arrays({}))) == 0
     assert _lexicon_from_arrays(_lexicon_arrays({})).get("a.") is None
