@@ -617,30 +617,35 @@ def _choose_labels(logits, ids, glued, sentence_bias=0.0, multiword_bias=0.0):
     """The label of every character of a paragraph from its scores: whitespace is only
     ever inside a token or space, other characters never space; a character glued to the
     next never ends a token.  sentence_bias is added to the sentence-ending labels' scores,
-    multiword_bias to the multiword-ending ones where a token ends (both tuned on dev)."""
-    scores = logits.copy()
-    space = ids == 0
-    scores[space, END:SPACE] = -np.inf
-    scores[~space, SPACE] = -np.inf
-    scores[glued, END:SPACE] = -np.inf
-    if sentence_bias:
-        scores[:, SENT] += sentence_bias
-        scores[:, MWT_SENT] += sentence_bias
-    labels = scores.argmax(axis=1)
+    multiword_bias to the multiword-ending ones where a token ends (both tuned on dev).
+    The argmax of each character's allowed scores, in the compiled core
+    (seqtag._core.choose_labels)."""
+    logits = np.ascontiguousarray(logits)
+    if logits.dtype not in (np.float32, np.float64):
+        logits = logits.astype(np.float64)
+    labels = np.empty(len(logits), dtype=np.int64)
+    _core.choose_labels(logits, np.ascontiguousarray(ids == 0).view(np.uint8),
+                        np.ascontiguousarray(glued, dtype=bool).view(np.uint8),
+                        float(sentence_bias), labels)
     if multiword_bias:
-        _bias_multiword(scores, labels, multiword_bias)
+        _bias_multiword(logits, labels, multiword_bias, sentence_bias)
     return labels
 
 
-def _bias_multiword(scores, labels, bias):
+def _bias_multiword(logits, labels, bias, sentence_bias=0.0):
     """Decide again, in place, whether each token end is a multiword token's: its best
-    multiword-ending score plus bias against its best plain ending score.  Where tokens
+    multiword-ending score plus bias against its best plain ending score (the sentence-
+    ending ones with sentence_bias, as _choose_labels scores them).  Where tokens
     end and which of them end sentences stay as they are: the bias only moves the
     multiword decision, which a small model makes with too little confidence for the rare
     multiword tokens written without an apostrophe ("its" for "it is")."""
     ends = np.flatnonzero(_ENDS[labels])
-    multiword = (np.maximum(scores[ends, MWT], scores[ends, MWT_SENT]) + bias
-                 > np.maximum(scores[ends, END], scores[ends, SENT]))
+    scores = logits[ends]  # a token end is never whitespace nor glued: none masked
+    if sentence_bias:
+        scores[:, SENT] += sentence_bias
+        scores[:, MWT_SENT] += sentence_bias
+    multiword = (np.maximum(scores[:, MWT], scores[:, MWT_SENT]) + bias
+                 > np.maximum(scores[:, END], scores[:, SENT]))
     sentence = _SENTENCE_ENDS[labels[ends]]
     labels[ends] = np.where(multiword, np.where(sentence, MWT_SENT, MWT),
                             np.where(sentence, SENT, END))

@@ -443,6 +443,40 @@ def test_multiword_bias_moves_only_the_multiword_decision():
         INSIDE, END, SENT, END, SPACE]
 
 
+def test_compiled_labels_are_numpys_argmax_of_the_allowed_scores():
+    """_choose_labels (the compiled core's choose_labels) gives what the masks and numpy's
+    argmax give: float32 and float64 scores, ties (the first label wins), whitespace,
+    glued characters, both biases (the sentence bias added in the scores' type)."""
+    def reference(logits, ids, glued, sentence_bias, multiword_bias):
+        scores = logits.copy()
+        space = ids == 0
+        scores[space, END:SPACE] = -np.inf
+        scores[~space, SPACE] = -np.inf
+        scores[glued, END:SPACE] = -np.inf
+        scores[:, SENT] += sentence_bias
+        scores[:, MWT_SENT] += sentence_bias
+        labels = scores.argmax(axis=1)
+        ends = np.flatnonzero(np.isin(labels, [END, SENT, MWT, MWT_SENT]))
+        if multiword_bias:
+            multiword = (np.maximum(scores[ends, MWT], scores[ends, MWT_SENT]) + multiword_bias
+                         > np.maximum(scores[ends, END], scores[ends, SENT]))
+            sentence = np.isin(labels[ends], [SENT, MWT_SENT])
+            labels[ends] = np.where(multiword, np.where(sentence, MWT_SENT, MWT),
+                                    np.where(sentence, SENT, END))
+        return labels
+
+    rng = np.random.default_rng(3)
+    for trial in range(400):
+        n = int(rng.integers(1, 300))
+        logits = rng.normal(size=(n, 6)).astype(np.float32 if trial % 2 else np.float64)
+        if trial % 3 == 0:
+            logits = np.round(logits)  # ties, with each other and once the bias is added
+        ids, glued = rng.integers(0, 3, n), rng.random(n) < 0.3
+        biases = (float(rng.choice([0.0, -0.75, 0.5, 1.0])), float(rng.choice([0.0, 1.5, -1.0])))
+        assert np.array_equal(_choose_labels(logits, ids, glued, *biases),
+                              reference(logits, ids, glued, *biases)), trial
+
+
 def sentences_as_conllu(sentences):
     """CoNLL-U of sentences given as lists of tokens (a space after each but the last)."""
     blocks = []
