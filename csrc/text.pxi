@@ -104,11 +104,12 @@ cdef void _mix_rows(const int64_t[:, ::1] sources, const int64_t[:, ::1] spec,
 def mix_columns(const int64_t[:, ::1] sources not None, const int64_t[:, ::1] spec not None,
                 int bits, int64_t[:, ::1] out not None):
     """out (n, F) <- the hashed feature indices of the word-level models
-    (seqtag.segment._mix): feature f of row i mixes the slot spec[f, 0] with the values
+    (seqtag.segment._mixed): feature f of row i mixes the slot spec[f, 0] with the values
     sources[spec[f, j], i] for j = 1, 2, ... up to the first -1, each column as uint64
     (two's complement), wrapping in 64 bits, then keeps the low `bits` bits.  Made with
     numpy one column at a time, the 19 + 23 features of the two models were a fifth of
-    decoding EWT train's raw text."""
+    decoding EWT train's raw text.  The mix: h = slot * 0x9E3779B97F4A7C15, then for
+    each value v: h = (h ^ v) * 0x100000001B3, h ^= h >> 29."""
     cdef Py_ssize_t f, j
     _require(0 < bits < 63, "mix_columns: bits out of range")
     _require(out.shape[0] == sources.shape[1] and out.shape[1] == spec.shape[0],

@@ -1202,22 +1202,12 @@ def _hashes(texts: list[str]) -> np.ndarray:
     return np.fromiter(map(zlib.crc32, map(_UTF8, texts)), dtype=np.int64, count=len(texts))
 
 
-def _mix(slot, *columns):
-    """A feature index in [0, 2^_BOUNDARY_BITS) per row from the slot number and integer
-    columns (a multiplicative hash, wrapping in 64 bits)."""
-    h = np.full(len(columns[0]), slot * 0x9E3779B97F4A7C15 % (1 << 64), dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for column in columns:
-            h = (h ^ column.astype(np.uint64)) * np.uint64(0x100000001B3)
-            h ^= h >> np.uint64(29)
-    return (h & np.uint64((1 << _BOUNDARY_BITS) - 1)).astype(np.int64)
-
-
 def _mixed(sources: dict[str, np.ndarray], features: tuple[tuple[str, ...], ...],
            bits: int) -> np.ndarray:
-    """(n, len(features)) int64: column k is _mix(k + 1, *(sources[name] for name in
-    features[k])) (n values per source) with `bits` bits, all of them in one call of the
-    compiled core (seqtag._core.mix_columns), bit for bit."""
+    """(n, len(features)) int64: column k is feature k's index in [0, 2^bits) for each of
+    the n rows, a multiplicative hash of the slot number k + 1 and the values of the
+    sources features[k] names (each a column of n int64), wrapping in 64 bits: all of them
+    in one call of the compiled core (seqtag._core.mix_columns says how)."""
     names = list(sources)
     where = {name: k for k, name in enumerate(names)}
     width = 1 + max(len(f) for f in features)
@@ -1424,7 +1414,7 @@ def _gold_paragraph_tokens(material):
 
 # ---------------------------------------------------------------- multiword tokens in context
 
-#: Feature hashing of the multiword context model: 2^bits weights (_mix's range).
+#: Feature hashing of the multiword context model: 2^bits weights (_mixed's range).
 _CONTEXT_BITS = _BOUNDARY_BITS
 
 

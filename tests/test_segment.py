@@ -1243,7 +1243,15 @@ def test_compiled_feature_hashes_are_the_python_ones():
     indices bit for bit as _mix does one numpy column at a time: values of the whole int64
     range (negative ones wrap as uint64), one to four sources a feature, any width."""
     from seqtag import _core
-    from seqtag.segment import _BOUNDARY_FEATURES, _CONTEXT_FEATURES, _mix, _mixed
+    from seqtag.segment import _BOUNDARY_FEATURES, _CONTEXT_FEATURES, _mixed
+
+    def _mix(slot, *columns):  # the numpy formula the models used until 2026-12-04
+        h = np.full(len(columns[0]), slot * 0x9E3779B97F4A7C15 % (1 << 64), dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for column in columns:
+                h = (h ^ column.astype(np.uint64)) * np.uint64(0x100000001B3)
+                h ^= h >> np.uint64(29)
+        return (h & np.uint64((1 << 16) - 1)).astype(np.int64)
 
     rng = np.random.default_rng(7)
     for features in (_BOUNDARY_FEATURES, _CONTEXT_FEATURES,
