@@ -818,14 +818,16 @@ def learn_lexicon(material: TrainingText, min_share: float = 0.6) -> dict[str, b
 _is_not_none = functools.partial(operator.is_not, None)
 
 
-def _apply_lexicon(text, labels, space, lexicon, shapes=None, letter_shapes=None):
+def _apply_lexicon(text, labels, space, lexicon, shapes=None, letter_shapes=None,
+                   prefix_shapes=None):
     """Give the chunks of the lexicon their treebank segmentation, in place, and the other
     chunks of a shape in `letter_shapes` (learn_shapes(letters=True): "650k" -> "9k"),
-    else in `shapes` (learn_shapes), their shape's token ends, a token end
+    else in `prefix_shapes` (learn_shapes(letters="first"): "anti-a"), else in `shapes`
+    (learn_shapes), their shape's token ends, a token end
     staying a multiword token's where the model says so; a sentence the model ends inside
     such a chunk ends with the chunk.  Returns the positions whose token end (multiword
     or not) the lexicon decided (None: none)."""
-    if not lexicon and not shapes and not letter_shapes:
+    if not lexicon and not shapes and not letter_shapes and not prefix_shapes:
         return None
     begin, end = _chunk_bounds(space)
     get = _getter(lexicon, len(begin))
@@ -835,12 +837,15 @@ def _apply_lexicon(text, labels, space, lexicon, shapes=None, letter_shapes=None
     chunks = _token_texts(text, begin, end)
     found = list(map(get, chunks))
     known = np.fromiter(map(_is_not_none, found), dtype=bool, count=len(found))
-    if shapes or letter_shapes:  # the chunks it does not know that are not all letters
+    if shapes or letter_shapes or prefix_shapes:  # the chunks it does not know that are
+        # not all letters
         letters = np.fromiter(map(str.isalpha, chunks), dtype=bool, count=len(chunks))
         for k in np.flatnonzero(~(known | letters)).tolist():
             code = None
             if letter_shapes:
                 code = _shape_code(chunks[k], letter_shapes, letters=True)
+            if code is None and prefix_shapes:
+                code = _shape_code(chunks[k], prefix_shapes, letters="first")
             if code is None and shapes:
                 code = _shape_code(chunks[k], shapes)
             if code is not None:
@@ -877,12 +882,18 @@ def _shape(chunk, letters=False):
     """(the chunk's shape, the index of each run's last character in the chunk); with
     letters, each run of letters is itself, lower case ("650K" -> "9k", "4th" -> "9th"):
     a finer shape, for the conventions that depend on the letters (units cut from their
-    number, ordinals not)."""
+    number, ordinals not); with letters="first", only the first run of letters is itself
+    ("anti-Shiite" -> "anti-a", "self-help" -> "self-a"): the prefix decides whether the
+    treebank keeps a hyphenated word whole."""
     shape, last = [], []
+    own = True  # this run of letters is written as itself
     for m in _RUN.finditer(chunk):
         run = m.group()
-        shape.append((run.lower() if letters else "a") if run[0].isalpha()
-                     else "9" if run[0].isdigit() else run)
+        if run[0].isalpha():
+            shape.append(run.lower() if letters and own else "a")
+            own = letters is True
+        else:
+            shape.append("9" if run[0].isdigit() else run)
         last.append(m.end() - 1)
     return "".join(shape), last
 
@@ -913,14 +924,19 @@ def learn_shapes(material: TrainingText, min_count: int = 5, letters: bool = Fal
     which the model alone gets wrong now and then.  With letters, the finer shapes whose
     letters are themselves, of the chunks with both digits and letters, where the letters
     decide the convention ("650k" -> "9k" cut, "4th" -> "9th" whole: _shape); for other
-    chunks they would only learn again the words the chunk lexicon knows.
+    chunks they would only learn again the words the chunk lexicon knows.  With
+    letters="first", the shapes whose first run of letters is itself, of the chunks that
+    begin with a word and have two runs more ("anti-a" whole, "self-a" cut in EWT).
     """
     counts: dict[str, Counter] = defaultdict(Counter)
     for chunk, found in _chunk_segmentations(material).items():
         if chunk.isalpha():
             continue
         shape, last = _shape(chunk, letters)
-        if len(last) < 2 or letters and not (
+        if letters == "first":
+            if len(last) < 3 or not chunk[0].isalpha():
+                continue
+        elif len(last) < 2 or letters and not (
                 any(c.isdigit() for c in chunk) and any(c.isalpha() for c in chunk)):
             continue
         for code, n in found.items():
@@ -1723,6 +1739,8 @@ class LearnedFrontEnd:
         self.shapes: Mapping[str, bytes] = {}  # shape -> token ends (learn_shapes)
         # the same for shapes with their letters (learn_shapes(letters=True)), tried first
         self.letter_shapes: Mapping[str, bytes] = {}
+        # then the shapes whose first word is itself (learn_shapes(letters="first"))
+        self.prefix_shapes: Mapping[str, bytes] = {}
         # a sentence ends after a token followed by whitespace where the character model's
         # log-odds + word_weight * the word model's + word_bias > 0 (both tuned on dev)
         self.words: Optional[WordBoundaries] = None
@@ -1801,7 +1819,7 @@ class LearnedFrontEnd:
                                 self.sentence_bias, self.multiword_bias)
         fixed = _apply_lexicon(text, labels, space,
                                self.lexicon if self.use_lexicon else {}, self.shapes,
-                               self.letter_shapes)
+                               self.letter_shapes, self.prefix_shapes)
         labels[begin[:-1] + lengths[:-1]] = SPACE  # the separators are no token's
         starts, ends, sentence_end, multiword = _spans(labels, space) if len(text) else (
             np.zeros(0, dtype=np.int64),) * 2 + (np.zeros(0, dtype=bool),) * 2
@@ -1925,6 +1943,8 @@ class LearnedFrontEnd:
             arrays.update(_lexicon_arrays(self.shapes, "shapes"))
         if self.letter_shapes:
             arrays.update(_lexicon_arrays(self.letter_shapes, "letter_shapes", lengths=True))
+        if self.prefix_shapes:
+            arrays.update(_lexicon_arrays(self.prefix_shapes, "prefix_shapes", lengths=True))
         if self.words is not None:
             arrays.update(self.words.to_arrays(_WORDS_PREFIX))
         if self.context is not None:
@@ -1968,6 +1988,7 @@ class LearnedFrontEnd:
             front_end.multiword_bias = float(meta.get("multiword_bias", 0.0))
             front_end.shapes = _lexicon_from_arrays(arrays, "shapes")
             front_end.letter_shapes = _lexicon_from_arrays(arrays, "letter_shapes")
+            front_end.prefix_shapes = _lexicon_from_arrays(arrays, "prefix_shapes")
             front_end.words = WordBoundaries.from_arrays(arrays, _WORDS_PREFIX)
             front_end.word_weight = float(meta.get("word_weight", 0.0))
             front_end.word_bias = float(meta.get("word_bias", 0.0))
@@ -2076,7 +2097,8 @@ def tune_on_dev(front_end: LearnedFrontEnd, train_path: str | os.PathLike[str],
                       WordBoundaries.learn(material),
                       _multiword_contexts(material, front_end.expander),
                       learn_repeated_symbols(material),
-                      learn_shapes(material, _LETTER_SHAPE_COUNT, letters=True))
+                      learn_shapes(material, _LETTER_SHAPE_COUNT, letters=True),
+                      learn_shapes(material, _LETTER_SHAPE_COUNT, letters="first"))
 
 
 #: The weights of the word model against the character model's, and the biases, tried on dev.
@@ -2089,16 +2111,18 @@ _WORD_BIASES = (-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 3.0)
 _REPEATS_SHARE = 0.95
 
 
-#: How many chunks a shape with its letters needs in train to be used (they are rarer).
+#: How many chunks a shape with its letters (or its first word) needs in train to be used
+#: (they are rarer).
 _LETTER_SHAPE_COUNT = 3
 
 
 def _tune_after_model(front_end, dev, shapes, words=None, contexts=(), repeats_share=0.0,
-                      letter_shapes=None):
+                      letter_shapes=None, prefix_shapes=None):
     """Choose on dev whether to keep runs of a repeated symbol whole (where repeats_share,
     learn_repeated_symbols' share, reaches _REPEATS_SHARE), whether to use the chunk
     lexicon, which shapes to use (those whose share reaches one of _SHAPE_SHARES, or
-    none), then which shapes with their letters (`letter_shapes`, likewise), the
+    none), then which shapes with their letters (`letter_shapes`, likewise), which
+    shapes with their first word (`prefix_shapes`, likewise), the
     sentence-end and multiword biases,
     how much the word boundary model `words` (WordBoundaries) weighs, and which of the
     multiword context models `contexts` (MultiwordContext) to use and how much it weighs
@@ -2114,7 +2138,7 @@ def _tune_after_model(front_end, dev, shapes, words=None, contexts=(), repeats_s
     front_end.words, front_end.word_weight, front_end.word_bias = None, 0.0, 0.0
     front_end.context, front_end.context_weight, front_end.context_bias = None, 0.0, 0.0
     front_end.sentence_bias = front_end.multiword_bias = 0.0
-    front_end.shapes, front_end.letter_shapes = {}, {}
+    front_end.shapes, front_end.letter_shapes, front_end.prefix_shapes = {}, {}, {}
     front_end.use_lexicon = False
     front_end.repeats_whole = False
     if repeats_share >= _REPEATS_SHARE:
@@ -2124,27 +2148,50 @@ def _tune_after_model(front_end, dev, shapes, words=None, contexts=(), repeats_s
     without_lexicon = token_score()
     front_end.use_lexicon = True
     front_end.use_lexicon = token_score() >= without_lexicon
-    best, best_shapes = token_score(), {}
-    for share in _SHAPE_SHARES:
-        front_end.shapes = {s: ends for s, (ends, found) in shapes.items() if found >= share}
-        score = token_score()
-        if score > best + 1e-9:
-            best, best_shapes = score, front_end.shapes
-    front_end.shapes = best_shapes
-    best_letters = {}
-    for share in _SHAPE_SHARES if letter_shapes else ():
-        front_end.letter_shapes = {s: ends for s, (ends, found) in letter_shapes.items()
-                                   if found >= share}
-        score = token_score()
-        if score > best + 1e-9:
-            best, best_letters = score, front_end.letter_shapes
-    front_end.letter_shapes = best_letters
+    best = token_score()
+    for attribute, learned in (("shapes", shapes), ("letter_shapes", letter_shapes),
+                               ("prefix_shapes", prefix_shapes)):
+        best = _choose_shapes(front_end, attribute, learned, best, token_score)
     _tune_bias(front_end, dev, scored, "sentence_bias", "sentences")
     _tune_bias(front_end, dev, scored, "multiword_bias", "multiword")
     if words is not None:
         _tune_word_weight(front_end, dev, scored, words)
     if contexts:
         _tune_context_weight(front_end, dev, scored, contexts)
+
+
+def _choose_shapes(front_end, attribute, learned, best, token_score):
+    """Set front_end's shapes of that attribute to those of `learned` (learn_shapes) whose
+    share reaches the one of _SHAPE_SHARES with the best token_score(), or none where
+    none beats `best` (the score without them); the best score."""
+    chosen = {}
+    for share in _SHAPE_SHARES if learned else ():
+        setattr(front_end, attribute, {s: ends for s, (ends, found) in learned.items()
+                                       if found >= share})
+        score = token_score()
+        if score > best + 1e-9:
+            best, chosen = score, getattr(front_end, attribute)
+    setattr(front_end, attribute, chosen)
+    return best
+
+
+def tune_prefix_shapes(front_end: LearnedFrontEnd, train_path: str | os.PathLike[str],
+                       dev_path: str | os.PathLike[str]) -> None:
+    """Learn the shapes with their first word from train_path and choose on dev_path which
+    to use, the front end's other choices kept as they are: what a front end tuned before
+    they existed needs to use them (bench/attach_frontend.py --prefix-shapes)."""
+    material = read_training_text(train_path)
+    dev = _DevSet(read_training_text(dev_path))
+    scored = front_end._score(dev.paragraphs)
+
+    def token_score():
+        scores = dev.score(front_end, scored)
+        return scores["tokens"] + scores["multiword"]
+
+    front_end.prefix_shapes = {}
+    _choose_shapes(front_end, "prefix_shapes",
+                   learn_shapes(material, _LETTER_SHAPE_COUNT, letters="first"),
+                   token_score(), token_score)
 
 
 #: The L2 penalties of the multiword context models learned, one chosen on dev: the
@@ -2306,7 +2353,8 @@ def train_frontend(train_path: str | os.PathLike[str],
         _tune_after_model(front_end, dev, learn_shapes(material), WordBoundaries.learn(material),
                           _multiword_contexts(material, expander),
                           learn_repeated_symbols(material),
-                          learn_shapes(material, _LETTER_SHAPE_COUNT, letters=True))
+                          learn_shapes(material, _LETTER_SHAPE_COUNT, letters=True),
+                          learn_shapes(material, _LETTER_SHAPE_COUNT, letters="first"))
     return front_end
 
 

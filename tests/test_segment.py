@@ -293,6 +293,7 @@ def test_the_context_model_decides_only_tokens_the_expander_can_split(french):
     assert before[0].tokens[6].words == ["de", "le"]
     context = MultiwordContext(np.zeros(1 << 16), {}, [])
     expander, lexicon = french.expander, french.use_lexicon
+    trained = french.context, french.context_weight, french.context_bias
     try:
         french.use_lexicon = False  # the chunk lexicon's decisions are kept
         french.context, french.context_weight, french.context_bias = context, 1.0, -100.0
@@ -310,7 +311,7 @@ def test_the_context_model_decides_only_tokens_the_expander_can_split(french):
         assert french.segment(paragraph) == before
     finally:
         french.expander, french.use_lexicon = expander, lexicon
-        french.context, french.context_weight, french.context_bias = None, 0.0, 0.0
+        french.context, french.context_weight, french.context_bias = trained  # as trained
 
 
 def test_repeated_symbols_learned_and_kept_whole(french):
@@ -424,6 +425,42 @@ def test_shapes_with_their_letters_tell_units_from_ordinals():
     assert codes_of(predicted) == "011" "5" "001" "5" "11"
     arrays = _lexicon_arrays(used, "letter_shapes", lengths=True)
     assert _lexicon_from_arrays(arrays, "letter_shapes") == used
+
+
+def test_shapes_with_their_first_word_tell_prefixes_kept_whole():
+    # EWT's convention: "anti-" and "non-" words whole, "self-" words cut at the hyphen;
+    # "x-ray" once: too rare; "4-door" begins with no word: no shape with its first word
+    text = "anti-war anti-gay anti-Bush non-stop non-toxic non-profit, self-help self-made " \
+           "x-ray 4-door 4-door 4-door"
+    labels = np.array([SPACE if c == " " else INSIDE for c in text], dtype=np.int8)
+    for m in re.finditer(r"\S+", text):
+        chunk = m.group()
+        if chunk.startswith(("self", "4")):
+            labels[m.start() + chunk.index("-") - 1] = END
+            labels[m.start() + chunk.index("-")] = END
+        if chunk.endswith(","):
+            labels[m.end() - 2] = END
+        labels[m.end() - 1] = END
+    material = TrainingText([text], [labels])
+    prefixes = learn_shapes(material, min_count=2, letters="first")
+    assert prefixes == {"anti-a": (b"\x00\x00\x01", 1.0), "non-a": (b"\x00\x00\x01", 1.0),
+                        "self-a": (b"\x01\x01\x01", 1.0)}
+    # counted with "non-profit," apart: its shape is "non-a,"
+    assert learn_shapes(material, min_count=1, letters="first")["non-a,"] == (
+        b"\x00\x00\x01\x01", 1.0)
+    used = {shape: ends for shape, (ends, _) in prefixes.items()}
+    text = "Anti-Shiite self-Esteem 4-door co-op"
+    space = np.array([c == " " for c in text])
+    predicted = np.array([SPACE if c == " " else INSIDE for c in text])
+    predicted[[3, 4, 10, 15, 16, 22, 24, 25, 29, 32, 33, 35]] = END  # every hyphen cut
+    _apply_lexicon(text, predicted, space, {}, {"9-a": b"\x00\x00\x01", "a-a": b"\x00\x00\x01"},
+                   {"9-door": b"\x01\x01\x01"}, used)
+    # "Anti-Shiite" whole and "self-Esteem" cut by their first word's shapes, which come
+    # before the plain shape "a-a" (whole); "4-door" cut by its letters' shape, which comes
+    # first; "co-op" whole by the plain shape
+    assert codes_of(predicted) == "00000000001" "5" "00011000001" "5" "110001" "5" "00001"
+    arrays = _lexicon_arrays(used, "prefix_shapes", lengths=True)
+    assert _lexicon_from_arrays(arrays, "prefix_shapes") == used
 
 
 def test_multiword_bias_moves_only_the_multiword_decision():
@@ -661,14 +698,20 @@ def test_save_and_load_give_the_same_segmentation(french):
     older = {k: v for k, v in meta.items() if k != "repeats_whole"}
     assert not LearnedFrontEnd.from_arrays(arrays, older).repeats_whole  # as before it
     assert LearnedFrontEnd.from_arrays(arrays, older).letter_shapes == {}
+    without = {k: v for k, v in arrays.items() if not k.startswith("prefix_shapes.")}
+    assert LearnedFrontEnd.from_arrays(without, meta).prefix_shapes == {}  # older files
     loaded.shapes, loaded.multiword_bias = {"a,a": b"\x01\x01\x01"}, 0.5
     loaded.letter_shapes = {"9km": b"\x01\x01", "9th.": b"\x00\x01\x01"}
+    loaded.prefix_shapes = {"anti-a": b"\x00\x00\x01", "self-a.": b"\x01\x01\x01\x01"}
     loaded.repeats_whole = not french.repeats_whole
     again = LearnedFrontEnd.from_arrays(*(json.loads(json.dumps(part)) if k else part
                                           for k, part in enumerate(loaded.to_arrays())))
-    assert (again.shapes, again.multiword_bias, again.repeats_whole, again.letter_shapes) == (
-        loaded.shapes, 0.5, not french.repeats_whole, loaded.letter_shapes)
+    assert (again.shapes, again.multiword_bias, again.repeats_whole, again.letter_shapes,
+            again.prefix_shapes) == (loaded.shapes, 0.5, not french.repeats_whole,
+                                     loaded.letter_shapes, loaded.prefix_shapes)
     assert again.words is None and loaded.words is None  # files without a word model load
+    # and without a multiword context model (checked below)
+    loaded.context, loaded.context_weight, loaded.context_bias = None, 0.0, 0.0
     loaded.words = WordBoundaries(np.arange(1 << 16, dtype=np.float32) % 7 - 3,
                                   {"été": 17, "paris": 4})
     loaded.word_weight, loaded.word_bias = 2.0, -0.5
@@ -942,7 +985,7 @@ def test_threads_sharing_one_front_end_number_their_new_forms_apart():
 def test_a_shape_whose_stored_ends_do_not_fit_its_runs_answers_nothing():
     from seqtag.segment import _shape, _shape_code
 
-    for letters in (False, True):
+    for letters in (False, True, "first"):
         shape, last = _shape("U.S.-based", letters)
         ends = bytes([1] * len(last))
         assert _shape_code("U.S.-based", {shape: ends}, letters) is not None
@@ -986,7 +1029,8 @@ def test_tuning_a_loaded_front_end_again_chooses_what_training_chose(french, mon
     monkeypatch.undo()
     fresh = copy.deepcopy(french)
     segment.tune_on_dev(fresh, CORPORA["fr"], CORPORA["fr"])
-    for name in ("repeats_whole", "use_lexicon", "shapes", "letter_shapes", "sentence_bias",
+    for name in ("repeats_whole", "use_lexicon", "shapes", "letter_shapes", "prefix_shapes",
+                 "sentence_bias",
                  "multiword_bias", "word_weight", "word_bias", "context_weight",
                  "context_bias"):
         assert getattr(loaded, name) == getattr(fresh, name), name
