@@ -1,6 +1,6 @@
 """One-shot latency of `seqtag tag "The dog ate the apple"` beside its floor (issue #12).
 
-    python bench/startup.py [--runs 30] [--tree DIR] [--against DIR]
+    python bench/startup.py [--runs 30] [--tree DIR] [--against DIR] [--python PYTHON]
 
 Times, alternating within each round so a busy neighbour slows all of them alike:
 
@@ -15,6 +15,12 @@ Times, alternating within each round so a busy neighbour slows all of them alike
 
 --against DIR times a second tree's command and breakdown in the same rounds (an older
 commit in its own work tree): a before/after on a machine whose load moves.
+
+--python PYTHON runs every command with that interpreter (default: this one), e.g. a new
+virtual environment's (`python -m venv v && v/bin/pip install .`): the user's case. The
+interpreter a developer works with may start slower than a user's: an editable install
+adds its import finder to every start, and other .pth files of its site-packages run too
+(`python -X importtime -c pass` shows them).
 
 Prints the median and the lowest of each, the seqtag share (the command less `import
 numpy`, paired within each round) and the load average before and after.
@@ -94,15 +100,19 @@ def main():
     parser.add_argument("--tree", type=Path, default=Path(__file__).resolve().parents[1],
                         help="the seqtag source tree to time (PYTHONPATH)")
     parser.add_argument("--against", type=Path, help="a second tree, timed in the same rounds")
+    parser.add_argument("--python", default=sys.executable,
+                        help="the interpreter to time (default: this one)")
     args = parser.parse_args()
     trees = [args.tree.resolve()] + ([args.against.resolve()] if args.against else [])
-    python = sys.executable
+    python = args.python
     floors = {"python -c pass": [python, "-c", "pass"],
               "python -c 'import numpy'": [python, "-c", "import numpy"]}
     tag_command = [python, "-m", "seqtag", "tag", SENTENCE]
     breakdown_command = [python, "-c", BREAKDOWN]
     print(machine_line())
-    print(f"python {sys.version.split()[0]}")
+    print(f"python {python}: " + subprocess.run(
+        [python, "-c", "import sys, numpy; print(sys.version.split()[0], 'numpy', "
+         "numpy.__version__)"], capture_output=True, text=True).stdout.strip())
     for tree in trees:
         git = subprocess.run(["git", "-C", str(tree), "log", "-1", "--format=%h %s"],
                              capture_output=True, text=True).stdout.strip()

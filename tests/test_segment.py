@@ -463,6 +463,51 @@ def test_shapes_with_their_first_word_tell_prefixes_kept_whole():
     assert _lexicon_from_arrays(arrays, "prefix_shapes") == used
 
 
+def _conllu(sentences):
+    """CoNLL-U of sentences given as tokens, "+" joining a token to the next (no space)."""
+    out = []
+    for tokens in sentences:
+        forms = [t.rstrip("+") for t in tokens]
+        text = "".join(f + ("" if t.endswith("+") else " ") for f, t in zip(forms, tokens))
+        out.append(f"# text = {text.strip()}")
+        for i, (form, token) in enumerate(zip(forms, tokens), 1):
+            misc = "SpaceAfter=No" if token.endswith("+") else "_"
+            out.append(f"{i}\t{form}\t_\tX\t_\t_\t0\troot\t_\t{misc}")
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
+def test_tune_prefix_shapes_learns_them_and_keeps_every_other_choice(french, tmp_path):
+    import copy
+
+    from seqtag.segment import tune_prefix_shapes
+
+    train = write(tmp_path, _conllu(
+        [["We", "oppose", "anti-war", "votes", "."], ["No", "anti-tax", "rally", "."],
+         ["The", "anti-gay", "law", "fell", "."], ["Try", "self+", "-+", "help", "."],
+         ["Be", "self+", "-+", "made", "."], ["A", "self+", "-+", "test", "."]]), "train.conllu")
+    dev = write(tmp_path, _conllu([["An", "anti-fraud", "unit", "."],
+                                   ["Some", "self+", "-+", "doubt", "."]]), "dev.conllu")
+    front_end = copy.deepcopy(french)
+    front_end.prefix_shapes = {"x-a": b"\x01\x01\x01"}  # replaced, not added to
+    front_end.sentence_bias, front_end.word_weight, front_end.context_weight = 0.5, 2.0, 1.5
+    kept = {name: copy.deepcopy(getattr(front_end, name)) for name in (
+        "shapes", "letter_shapes", "use_lexicon", "repeats_whole", "sentence_bias",
+        "multiword_bias", "word_weight", "word_bias", "context_weight", "context_bias")}
+    before = dev_scores(front_end, dev)
+    tune_prefix_shapes(front_end, train, dev)
+    after = dev_scores(front_end, dev)
+    assert {name: getattr(front_end, name) for name in kept} == kept
+    learned = learn_shapes(read_training_text(train), 3, letters="first")
+    assert learned == {"anti-a": (b"\x00\x00\x01", 1.0), "self-a": (b"\x01\x01\x01", 1.0)}
+    # the tiny French model keeps "anti-fraud" and "self-doubt" whole on dev; "self-a"
+    # cuts the second, and both shapes have the share that does it
+    assert dict(front_end.prefix_shapes) == {s: e for s, (e, _) in learned.items()}
+    front_end.prefix_shapes = {}
+    assert dev_scores(front_end, dev)["tokens"] == before["tokens"] == 0.75
+    assert after["tokens"] == 1.0
+
+
 def test_multiword_bias_moves_only_the_multiword_decision():
     # five characters: inside, a plain end, a sentence end, a multiword end, a space
     logits = np.log(np.array([
