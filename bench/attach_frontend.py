@@ -3,7 +3,7 @@ lines and write the tagger with it attached (one model file).
 
     python bench/attach_frontend.py -o en_ewt_upos+fe.npz
         [--model BASE] [--train EWT-TRAIN] [--dev EWT-DEV] [--cache FE.npz] [--threads 2]
-        [--frontend-from MODEL [--retune | --prefix-shapes]] [--seed N]
+        [--frontend-from MODEL [--retune | --word-shapes]] [--seed N]
         [--option NAME=VALUE ...]
 
 The tagger's weights are not touched: this is how a model trained before the front end
@@ -13,9 +13,10 @@ front end is also written there alone, and reused on the next run if PATH exists
 bundled model keeps the front end chosen on dev when its tagger is retrained).
 --retune learns again what the front end has after its model (chunk lexicon, shapes) from
 --train and chooses on --dev how it uses them and its biases (what a front end trained
-before those existed needs to use them).  --prefix-shapes only learns the shapes with
-their first word ("anti-a" whole, "self-a" cut) from --train and chooses on --dev which to
-use, the front end's other choices kept (how the bundled model got them).
+before those existed needs to use them).  --word-shapes only learns the shapes with their
+first word ("anti-a" whole, "self-a" cut) and with their last ("a/c" whole) from --train
+and chooses on --dev which to use, the front end's other choices kept (how the bundled
+model got them).
 --seed and --option (a train_frontend option of seqtag.segment.DEFAULTS, e.g. hidden=64;
 repeatable) change how a new front end is learned.
 """
@@ -50,18 +51,20 @@ def retune(frontend, record, train, dev):
     print(f"retuned: repeated symbols whole {frontend.repeats_whole}, lexicon "
           f"{frontend.use_lexicon}, {len(frontend.shapes)} shapes, "
           f"{len(frontend.letter_shapes)} shapes with letters, "
-          f"{len(frontend.prefix_shapes)} with their first word, sentence "
+          f"{len(frontend.prefix_shapes)} with their first word, "
+          f"{len(frontend.suffix_shapes)} with their last, sentence "
           f"bias {frontend.sentence_bias:g}, multiword bias {frontend.multiword_bias:g}, word "
           f"model weight {frontend.word_weight:g}, bias {frontend.word_bias:g}, multiword context "
           f"model weight {frontend.context_weight:g}, bias {frontend.context_bias:g}")
 
 
-def add_prefix_shapes(frontend, record, train, dev):
-    """tune_prefix_shapes, the record's dev scores brought up to date."""
-    from seqtag.segment import dev_scores, tune_prefix_shapes
-    tune_prefix_shapes(frontend, train, dev)
+def add_word_shapes(frontend, record, train, dev):
+    """tune_word_shapes, the record's dev scores brought up to date."""
+    from seqtag.segment import dev_scores, tune_word_shapes
+    tune_word_shapes(frontend, train, dev)
     record.update(dev={k: round(float(v), 6) for k, v in dev_scores(frontend, dev).items()})
-    print(f"{len(frontend.prefix_shapes)} shapes with their first word")
+    print(f"{len(frontend.prefix_shapes)} shapes with their first word, "
+          f"{len(frontend.suffix_shapes)} with their last")
 
 
 def main():
@@ -75,18 +78,19 @@ def main():
                         help="take the front end of this model file instead of learning one")
     parser.add_argument("--retune", action="store_true",
                         help="with --frontend-from: its lexicons and biases learned again")
-    parser.add_argument("--prefix-shapes", action="store_true",
-                        help="with --frontend-from: its shapes with their first word learned")
+    parser.add_argument("--word-shapes", action="store_true",
+                        help="with --frontend-from: its shapes with their first or last word "
+                             "learned")
     parser.add_argument("--float16", action="store_true")
     parser.add_argument("--seed", type=int, default=0, help="of a new front end")
     parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                         help="a front end training option (seqtag.segment.DEFAULTS)")
     parser.add_argument("-o", "--output", required=True)
     args = parser.parse_args()
-    if (args.retune or args.prefix_shapes) and not args.frontend_from:
-        parser.error("--retune and --prefix-shapes need --frontend-from")
-    if args.retune and args.prefix_shapes:
-        parser.error("--retune learns the shapes with their first word too: not both")
+    if (args.retune or args.word_shapes) and not args.frontend_from:
+        parser.error("--retune and --word-shapes need --frontend-from")
+    if args.retune and args.word_shapes:
+        parser.error("--retune learns the shapes with their first or last word too: not both")
     from seqtag import Tagger, modelfile
     from seqtag.segment import LearnedFrontEnd
     from seqtag.tagger import learn_frontend
@@ -100,8 +104,8 @@ def main():
         print(f"front end: {args.frontend_from}'s")
         if args.retune:
             retune(frontend, record, args.train, args.dev)
-        elif args.prefix_shapes:
-            add_prefix_shapes(frontend, record, args.train, args.dev)
+        elif args.word_shapes:
+            add_word_shapes(frontend, record, args.train, args.dev)
     elif args.cache and os.path.exists(args.cache):
         arrays, meta = modelfile.load_model(args.cache)
         frontend, record = LearnedFrontEnd.from_arrays(arrays, meta["frontend"]), meta["record"]

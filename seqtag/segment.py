@@ -819,15 +819,19 @@ _is_not_none = functools.partial(operator.is_not, None)
 
 
 def _apply_lexicon(text, labels, space, lexicon, shapes=None, letter_shapes=None,
-                   prefix_shapes=None):
+                   prefix_shapes=None, suffix_shapes=None):
     """Give the chunks of the lexicon their treebank segmentation, in place, and the other
     chunks of a shape in `letter_shapes` (learn_shapes(letters=True): "650k" -> "9k"),
-    else in `prefix_shapes` (learn_shapes(letters="first"): "anti-a"), else in `shapes`
+    else in `prefix_shapes` (learn_shapes(letters="first"): "anti-a"), else in
+    `suffix_shapes` (learn_shapes(letters="last"): "a/c"), else in `shapes`
     (learn_shapes), their shape's token ends, a token end
     staying a multiword token's where the model says so; a sentence the model ends inside
     such a chunk ends with the chunk.  Returns the positions whose token end (multiword
     or not) the lexicon decided (None: none)."""
-    if not lexicon and not shapes and not letter_shapes and not prefix_shapes:
+    tiers = [(tier, letters) for tier, letters in (
+        (letter_shapes, True), (prefix_shapes, "first"), (suffix_shapes, "last"),
+        (shapes, False)) if tier]
+    if not lexicon and not tiers:
         return None
     begin, end = _chunk_bounds(space)
     get = _getter(lexicon, len(begin))
@@ -837,17 +841,14 @@ def _apply_lexicon(text, labels, space, lexicon, shapes=None, letter_shapes=None
     chunks = _token_texts(text, begin, end)
     found = list(map(get, chunks))
     known = np.fromiter(map(_is_not_none, found), dtype=bool, count=len(found))
-    if shapes or letter_shapes or prefix_shapes:  # the chunks it does not know that are
-        # not all letters
+    if tiers:  # the chunks it does not know that are not all letters, the finest shapes first
         letters = np.fromiter(map(str.isalpha, chunks), dtype=bool, count=len(chunks))
         for k in np.flatnonzero(~(known | letters)).tolist():
             code = None
-            if letter_shapes:
-                code = _shape_code(chunks[k], letter_shapes, letters=True)
-            if code is None and prefix_shapes:
-                code = _shape_code(chunks[k], prefix_shapes, letters="first")
-            if code is None and shapes:
-                code = _shape_code(chunks[k], shapes)
+            for tier, kind in tiers:
+                code = _shape_code(chunks[k], tier, kind)
+                if code is not None:
+                    break
             if code is not None:
                 found[k] = code
                 known[k] = True
@@ -884,18 +885,15 @@ def _shape(chunk, letters=False):
     a finer shape, for the conventions that depend on the letters (units cut from their
     number, ordinals not); with letters="first", only the first run of letters is itself
     ("anti-Shiite" -> "anti-a", "self-help" -> "self-a"): the prefix decides whether the
-    treebank keeps a hyphenated word whole."""
-    shape, last = [], []
-    own = True  # this run of letters is written as itself
-    for m in _RUN.finditer(chunk):
-        run = m.group()
-        if run[0].isalpha():
-            shape.append(run.lower() if letters and own else "a")
-            own = letters is True
-        else:
-            shape.append("9" if run[0].isdigit() else run)
-        last.append(m.end() - 1)
-    return "".join(shape), last
+    treebank keeps a hyphenated word whole; with letters="last", only the last ("b/c" ->
+    "a/c", "semble-t-il" -> "a-a-il")."""
+    runs = [m.group() for m in _RUN.finditer(chunk)]
+    words = [k for k, run in enumerate(runs) if run[0].isalpha()]
+    own = (set(words) if letters is True else set(words[:1]) if letters == "first"
+           else set(words[-1:]) if letters == "last" else set())  # written as themselves
+    shape = [(run.lower() if k in own else "a") if run[0].isalpha()
+             else "9" if run[0].isdigit() else run for k, run in enumerate(runs)]
+    return "".join(shape), list(accumulate(map(len, runs), initial=-1))[1:]
 
 
 def _shape_code(chunk, shapes, letters=False):
@@ -926,15 +924,18 @@ def learn_shapes(material: TrainingText, min_count: int = 5, letters: bool = Fal
     decide the convention ("650k" -> "9k" cut, "4th" -> "9th" whole: _shape); for other
     chunks they would only learn again the words the chunk lexicon knows.  With
     letters="first", the shapes whose first run of letters is itself, of the chunks that
-    begin with a word and have two runs more ("anti-a" whole, "self-a" cut in EWT).
+    begin with a word and have two runs more ("anti-a" whole, "self-a" cut in EWT); with
+    letters="last", those whose last run of letters is itself, of the chunks of three runs
+    or more with a word ("a/c" whole in EWT: "b/c", "w/c").
     """
     counts: dict[str, Counter] = defaultdict(Counter)
     for chunk, found in _chunk_segmentations(material).items():
         if chunk.isalpha():
             continue
         shape, last = _shape(chunk, letters)
-        if letters == "first":
-            if len(last) < 3 or not chunk[0].isalpha():
+        if letters == "first" or letters == "last":
+            if len(last) < 3 or not (chunk[0].isalpha() if letters == "first"
+                                     else any(c.isalpha() for c in chunk)):
                 continue
         elif len(last) < 2 or letters and not (
                 any(c.isdigit() for c in chunk) and any(c.isalpha() for c in chunk)):
@@ -1739,8 +1740,10 @@ class LearnedFrontEnd:
         self.shapes: Mapping[str, bytes] = {}  # shape -> token ends (learn_shapes)
         # the same for shapes with their letters (learn_shapes(letters=True)), tried first
         self.letter_shapes: Mapping[str, bytes] = {}
-        # then the shapes whose first word is itself (learn_shapes(letters="first"))
+        # then the shapes whose first word is itself (learn_shapes(letters="first")), then
+        # those whose last word is (letters="last")
         self.prefix_shapes: Mapping[str, bytes] = {}
+        self.suffix_shapes: Mapping[str, bytes] = {}
         # a sentence ends after a token followed by whitespace where the character model's
         # log-odds + word_weight * the word model's + word_bias > 0 (both tuned on dev)
         self.words: Optional[WordBoundaries] = None
@@ -1819,7 +1822,7 @@ class LearnedFrontEnd:
                                 self.sentence_bias, self.multiword_bias)
         fixed = _apply_lexicon(text, labels, space,
                                self.lexicon if self.use_lexicon else {}, self.shapes,
-                               self.letter_shapes, self.prefix_shapes)
+                               self.letter_shapes, self.prefix_shapes, self.suffix_shapes)
         labels[begin[:-1] + lengths[:-1]] = SPACE  # the separators are no token's
         starts, ends, sentence_end, multiword = _spans(labels, space) if len(text) else (
             np.zeros(0, dtype=np.int64),) * 2 + (np.zeros(0, dtype=bool),) * 2
@@ -1943,8 +1946,9 @@ class LearnedFrontEnd:
             arrays.update(_lexicon_arrays(self.shapes, "shapes"))
         if self.letter_shapes:
             arrays.update(_lexicon_arrays(self.letter_shapes, "letter_shapes", lengths=True))
-        if self.prefix_shapes:
-            arrays.update(_lexicon_arrays(self.prefix_shapes, "prefix_shapes", lengths=True))
+        for name in ("prefix_shapes", "suffix_shapes"):
+            if getattr(self, name):
+                arrays.update(_lexicon_arrays(getattr(self, name), name, lengths=True))
         if self.words is not None:
             arrays.update(self.words.to_arrays(_WORDS_PREFIX))
         if self.context is not None:
@@ -1989,6 +1993,7 @@ class LearnedFrontEnd:
             front_end.shapes = _lexicon_from_arrays(arrays, "shapes")
             front_end.letter_shapes = _lexicon_from_arrays(arrays, "letter_shapes")
             front_end.prefix_shapes = _lexicon_from_arrays(arrays, "prefix_shapes")
+            front_end.suffix_shapes = _lexicon_from_arrays(arrays, "suffix_shapes")
             front_end.words = WordBoundaries.from_arrays(arrays, _WORDS_PREFIX)
             front_end.word_weight = float(meta.get("word_weight", 0.0))
             front_end.word_bias = float(meta.get("word_bias", 0.0))
@@ -2098,7 +2103,7 @@ def tune_on_dev(front_end: LearnedFrontEnd, train_path: str | os.PathLike[str],
                       _multiword_contexts(material, front_end.expander),
                       learn_repeated_symbols(material),
                       learn_shapes(material, _LETTER_SHAPE_COUNT, letters=True),
-                      learn_shapes(material, _LETTER_SHAPE_COUNT, letters="first"))
+                      *_word_shapes(material))
 
 
 #: The weights of the word model against the character model's, and the biases, tried on dev.
@@ -2117,12 +2122,13 @@ _LETTER_SHAPE_COUNT = 3
 
 
 def _tune_after_model(front_end, dev, shapes, words=None, contexts=(), repeats_share=0.0,
-                      letter_shapes=None, prefix_shapes=None):
+                      letter_shapes=None, prefix_shapes=None, suffix_shapes=None):
     """Choose on dev whether to keep runs of a repeated symbol whole (where repeats_share,
     learn_repeated_symbols' share, reaches _REPEATS_SHARE), whether to use the chunk
     lexicon, which shapes to use (those whose share reaches one of _SHAPE_SHARES, or
     none), then which shapes with their letters (`letter_shapes`, likewise), which
-    shapes with their first word (`prefix_shapes`, likewise), the
+    shapes with their first word and which with their last (`prefix_shapes`,
+    `suffix_shapes`, likewise), the
     sentence-end and multiword biases,
     how much the word boundary model `words` (WordBoundaries) weighs, and which of the
     multiword context models `contexts` (MultiwordContext) to use and how much it weighs
@@ -2138,7 +2144,8 @@ def _tune_after_model(front_end, dev, shapes, words=None, contexts=(), repeats_s
     front_end.words, front_end.word_weight, front_end.word_bias = None, 0.0, 0.0
     front_end.context, front_end.context_weight, front_end.context_bias = None, 0.0, 0.0
     front_end.sentence_bias = front_end.multiword_bias = 0.0
-    front_end.shapes, front_end.letter_shapes, front_end.prefix_shapes = {}, {}, {}
+    front_end.shapes, front_end.letter_shapes = {}, {}
+    front_end.prefix_shapes, front_end.suffix_shapes = {}, {}
     front_end.use_lexicon = False
     front_end.repeats_whole = False
     if repeats_share >= _REPEATS_SHARE:
@@ -2150,7 +2157,8 @@ def _tune_after_model(front_end, dev, shapes, words=None, contexts=(), repeats_s
     front_end.use_lexicon = token_score() >= without_lexicon
     best = token_score()
     for attribute, learned in (("shapes", shapes), ("letter_shapes", letter_shapes),
-                               ("prefix_shapes", prefix_shapes)):
+                               ("prefix_shapes", prefix_shapes),
+                               ("suffix_shapes", suffix_shapes)):
         best = _choose_shapes(front_end, attribute, learned, best, token_score)
     _tune_bias(front_end, dev, scored, "sentence_bias", "sentences")
     _tune_bias(front_end, dev, scored, "multiword_bias", "multiword")
@@ -2175,11 +2183,18 @@ def _choose_shapes(front_end, attribute, learned, best, token_score):
     return best
 
 
-def tune_prefix_shapes(front_end: LearnedFrontEnd, train_path: str | os.PathLike[str],
-                       dev_path: str | os.PathLike[str]) -> None:
-    """Learn the shapes with their first word from train_path and choose on dev_path which
-    to use, the front end's other choices kept as they are: what a front end tuned before
-    they existed needs to use them (bench/attach_frontend.py --prefix-shapes)."""
+def _word_shapes(material):
+    """The shapes with their first word and with their last (learn_shapes)."""
+    return (learn_shapes(material, _LETTER_SHAPE_COUNT, letters="first"),
+            learn_shapes(material, _LETTER_SHAPE_COUNT, letters="last"))
+
+
+def tune_word_shapes(front_end: LearnedFrontEnd, train_path: str | os.PathLike[str],
+                     dev_path: str | os.PathLike[str]) -> None:
+    """Learn the shapes with their first word and with their last from train_path and
+    choose on dev_path which to use, the front end's other choices kept as they are: what a
+    front end tuned before they existed needs to use them (bench/attach_frontend.py
+    --word-shapes)."""
     material = read_training_text(train_path)
     dev = _DevSet(read_training_text(dev_path))
     scored = front_end._score(dev.paragraphs)
@@ -2188,10 +2203,10 @@ def tune_prefix_shapes(front_end: LearnedFrontEnd, train_path: str | os.PathLike
         scores = dev.score(front_end, scored)
         return scores["tokens"] + scores["multiword"]
 
-    front_end.prefix_shapes = {}
-    _choose_shapes(front_end, "prefix_shapes",
-                   learn_shapes(material, _LETTER_SHAPE_COUNT, letters="first"),
-                   token_score(), token_score)
+    front_end.prefix_shapes, front_end.suffix_shapes = {}, {}
+    best = token_score()
+    for name, learned in zip(("prefix_shapes", "suffix_shapes"), _word_shapes(material)):
+        best = _choose_shapes(front_end, name, learned, best, token_score)
 
 
 #: The L2 penalties of the multiword context models learned, one chosen on dev: the
@@ -2354,7 +2369,7 @@ def train_frontend(train_path: str | os.PathLike[str],
                           _multiword_contexts(material, expander),
                           learn_repeated_symbols(material),
                           learn_shapes(material, _LETTER_SHAPE_COUNT, letters=True),
-                          learn_shapes(material, _LETTER_SHAPE_COUNT, letters="first"))
+                          *_word_shapes(material))
     return front_end
 
 

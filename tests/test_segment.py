@@ -463,6 +463,29 @@ def test_shapes_with_their_first_word_tell_prefixes_kept_whole():
     assert _lexicon_from_arrays(arrays, "prefix_shapes") == used
 
 
+def test_shapes_with_their_last_word_come_after_those_with_their_first():
+    # "b/c" "w/c" "a/c" whole, "and/or" cut: by the last word, "a/c" and "a/or"
+    text = "b/c w/c a/c and/or and/or and/or self-help self-help self-help"
+    labels = np.array([SPACE if c == " " else INSIDE for c in text], dtype=np.int8)
+    for m in re.finditer(r"\S+", text):
+        if m.group().startswith(("and", "self")):
+            cut = m.start() + m.group().index(m.group()[3 if m.group()[0] == "a" else 4])
+            labels[[cut - 1, cut]] = END
+        labels[m.end() - 1] = END
+    material = TrainingText([text], [labels])
+    suffixes = learn_shapes(material, min_count=3, letters="last")
+    assert suffixes == {"a/c": (b"\x00\x00\x01", 1.0), "a/or": (b"\x01\x01\x01", 1.0),
+                        "a-help": (b"\x01\x01\x01", 1.0)}
+    text = "x/c self-help"
+    space = np.array([c == " " for c in text])
+    predicted = np.array([SPACE if c == " " else INSIDE for c in text])
+    predicted[[0, 1, 2, 7, 12]] = END  # "x" "/" "c", "self-" "help"
+    _apply_lexicon(text, predicted, space, {}, None, None, {"self-a": b"\x00\x00\x01"},
+                   {s: e for s, (e, _) in suffixes.items()})
+    # "x/c" whole by its last word; "self-help" whole by its first, which comes first
+    assert codes_of(predicted) == "001" "5" "000000001"
+
+
 def _conllu(sentences):
     """CoNLL-U of sentences given as tokens, "+" joining a token to the next (no space)."""
     out = []
@@ -477,10 +500,10 @@ def _conllu(sentences):
     return "\n".join(out) + "\n"
 
 
-def test_tune_prefix_shapes_learns_them_and_keeps_every_other_choice(french, tmp_path):
+def test_tune_word_shapes_learns_them_and_keeps_every_other_choice(french, tmp_path):
     import copy
 
-    from seqtag.segment import tune_prefix_shapes
+    from seqtag.segment import tune_word_shapes
 
     train = write(tmp_path, _conllu(
         [["We", "oppose", "anti-war", "votes", "."], ["No", "anti-tax", "rally", "."],
@@ -495,7 +518,7 @@ def test_tune_prefix_shapes_learns_them_and_keeps_every_other_choice(french, tmp
         "shapes", "letter_shapes", "use_lexicon", "repeats_whole", "sentence_bias",
         "multiword_bias", "word_weight", "word_bias", "context_weight", "context_bias")}
     before = dev_scores(front_end, dev)
-    tune_prefix_shapes(front_end, train, dev)
+    tune_word_shapes(front_end, train, dev)
     after = dev_scores(front_end, dev)
     assert {name: getattr(front_end, name) for name in kept} == kept
     learned = learn_shapes(read_training_text(train), 3, letters="first")
@@ -503,6 +526,9 @@ def test_tune_prefix_shapes_learns_them_and_keeps_every_other_choice(french, tmp
     # the tiny French model keeps "anti-fraud" and "self-doubt" whole on dev; "self-a"
     # cuts the second, and both shapes have the share that does it
     assert dict(front_end.prefix_shapes) == {s: e for s, (e, _) in learned.items()}
+    # no shape with its last word is seen 3 times in train
+    assert learn_shapes(read_training_text(train), 3, letters="last") == {}
+    assert front_end.suffix_shapes == {}
     front_end.prefix_shapes = {}
     assert dev_scores(front_end, dev)["tokens"] == before["tokens"] == 0.75
     assert after["tokens"] == 1.0
@@ -745,15 +771,18 @@ def test_save_and_load_give_the_same_segmentation(french):
     assert LearnedFrontEnd.from_arrays(arrays, older).letter_shapes == {}
     without = {k: v for k, v in arrays.items() if not k.startswith("prefix_shapes.")}
     assert LearnedFrontEnd.from_arrays(without, meta).prefix_shapes == {}  # older files
+    assert LearnedFrontEnd.from_arrays(without, meta).suffix_shapes == {}
     loaded.shapes, loaded.multiword_bias = {"a,a": b"\x01\x01\x01"}, 0.5
     loaded.letter_shapes = {"9km": b"\x01\x01", "9th.": b"\x00\x01\x01"}
     loaded.prefix_shapes = {"anti-a": b"\x00\x00\x01", "self-a.": b"\x01\x01\x01\x01"}
+    loaded.suffix_shapes = {"a/c": b"\x00\x00\x01"}
     loaded.repeats_whole = not french.repeats_whole
     again = LearnedFrontEnd.from_arrays(*(json.loads(json.dumps(part)) if k else part
                                           for k, part in enumerate(loaded.to_arrays())))
     assert (again.shapes, again.multiword_bias, again.repeats_whole, again.letter_shapes,
-            again.prefix_shapes) == (loaded.shapes, 0.5, not french.repeats_whole,
-                                     loaded.letter_shapes, loaded.prefix_shapes)
+            again.prefix_shapes, again.suffix_shapes) == (
+        loaded.shapes, 0.5, not french.repeats_whole, loaded.letter_shapes,
+        loaded.prefix_shapes, loaded.suffix_shapes)
     assert again.words is None and loaded.words is None  # files without a word model load
     # and without a multiword context model (checked below)
     loaded.context, loaded.context_weight, loaded.context_bias = None, 0.0, 0.0
@@ -1030,7 +1059,7 @@ def test_threads_sharing_one_front_end_number_their_new_forms_apart():
 def test_a_shape_whose_stored_ends_do_not_fit_its_runs_answers_nothing():
     from seqtag.segment import _shape, _shape_code
 
-    for letters in (False, True, "first"):
+    for letters in (False, True, "first", "last"):
         shape, last = _shape("U.S.-based", letters)
         ends = bytes([1] * len(last))
         assert _shape_code("U.S.-based", {shape: ends}, letters) is not None
@@ -1075,7 +1104,7 @@ def test_tuning_a_loaded_front_end_again_chooses_what_training_chose(french, mon
     fresh = copy.deepcopy(french)
     segment.tune_on_dev(fresh, CORPORA["fr"], CORPORA["fr"])
     for name in ("repeats_whole", "use_lexicon", "shapes", "letter_shapes", "prefix_shapes",
-                 "sentence_bias",
+                 "suffix_shapes", "sentence_bias",
                  "multiword_bias", "word_weight", "word_bias", "context_weight",
                  "context_bias"):
         assert getattr(loaded, name) == getattr(fresh, name), name
