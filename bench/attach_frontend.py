@@ -62,7 +62,8 @@ def add_word_shapes(frontend, record, train, dev):
     """tune_word_shapes, the record's dev scores brought up to date."""
     from seqtag.segment import dev_scores, tune_word_shapes
     tune_word_shapes(frontend, train, dev)
-    record.update(dev={k: round(float(v), 6) for k, v in dev_scores(frontend, dev).items()})
+    record.update(dev_file=str(dev), dev={
+        k: round(float(v), 6) for k, v in dev_scores(frontend, dev).items()})
     print(f"{len(frontend.prefix_shapes)} shapes with their first word, "
           f"{len(frontend.suffix_shapes)} with their last")
 

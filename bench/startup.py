@@ -104,7 +104,9 @@ def main():
                         help="the interpreter to time (default: this one)")
     args = parser.parse_args()
     trees = [args.tree.resolve()] + ([args.against.resolve()] if args.against else [])
-    python = args.python
+    # the commands run in each tree: a relative path (v/bin/python) made absolute first,
+    # without following the venv's link to its base interpreter
+    python = os.path.abspath(args.python) if os.sep in args.python else args.python
     floors = {"python -c pass": [python, "-c", "pass"],
               "python -c 'import numpy'": [python, "-c", "import numpy"]}
     tag_command = [python, "-m", "seqtag", "tag", SENTENCE]

@@ -30,7 +30,7 @@ import zlib
 from collections import Counter, defaultdict
 from collections.abc import Mapping, MutableMapping
 from itertools import accumulate, repeat
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Literal, Optional
 
 import numpy as np
 
@@ -889,8 +889,8 @@ def _shape(chunk, letters=False):
     "a/c", "semble-t-il" -> "a-a-il")."""
     runs = [m.group() for m in _RUN.finditer(chunk)]
     words = [k for k, run in enumerate(runs) if run[0].isalpha()]
-    own = (set(words) if letters is True else set(words[:1]) if letters == "first"
-           else set(words[-1:]) if letters == "last" else set())  # written as themselves
+    own = (set(words[:1]) if letters == "first" else set(words[-1:]) if letters == "last"
+           else set(words) if letters else set())  # the runs written as themselves
     shape = [(run.lower() if k in own else "a") if run[0].isalpha()
              else "9" if run[0].isdigit() else run for k, run in enumerate(runs)]
     return "".join(shape), list(accumulate(map(len, runs), initial=-1))[1:]
@@ -910,7 +910,8 @@ def _shape_code(chunk, shapes, letters=False):
     return bytes(code)
 
 
-def learn_shapes(material: TrainingText, min_count: int = 5, letters: bool = False
+def learn_shapes(material: TrainingText, min_count: int = 5,
+                 letters: bool | Literal["first", "last"] = False
                  ) -> dict[str, tuple[bytes, float]]:
     """Shape -> (its most frequent token ends, one byte per run: 1 where a token ends;
     the share of its chunks segmented so) for the shapes of two runs or more seen in at

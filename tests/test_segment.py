@@ -430,11 +430,14 @@ def test_shapes_with_their_letters_tell_units_from_ordinals():
 def test_shapes_with_their_first_word_tell_prefixes_kept_whole():
     # EWT's convention: "anti-" and "non-" words whole, "self-" words cut at the hyphen;
     # "x-ray" once: too rare; "4-door" begins with no word: no shape with its first word
-    text = "anti-war anti-gay anti-Bush non-stop non-toxic non-profit, self-help self-made " \
+    text = "word. word. word. anti-war anti-gay anti-Bush non-stop non-toxic non-profit, " \
+           "self-help self-made " \
            "x-ray 4-door 4-door 4-door"
     labels = np.array([SPACE if c == " " else INSIDE for c in text], dtype=np.int8)
     for m in re.finditer(r"\S+", text):
         chunk = m.group()
+        if chunk == "word.":  # two runs: no shape with its first word
+            labels[m.start() + 3] = END
         if chunk.startswith(("self", "4")):
             labels[m.start() + chunk.index("-") - 1] = END
             labels[m.start() + chunk.index("-")] = END
@@ -454,7 +457,7 @@ def test_shapes_with_their_first_word_tell_prefixes_kept_whole():
     predicted = np.array([SPACE if c == " " else INSIDE for c in text])
     predicted[[3, 4, 10, 15, 16, 22, 24, 25, 29, 32, 33, 35]] = END  # every hyphen cut
     _apply_lexicon(text, predicted, space, {}, {"9-a": b"\x00\x00\x01", "a-a": b"\x00\x00\x01"},
-                   {"9-door": b"\x01\x01\x01"}, used)
+                   {"9-door": b"\x01\x01\x01"}, dict(used, **{"9-door": b"\x00\x00\x01"}))
     # "Anti-Shiite" whole and "self-Esteem" cut by their first word's shapes, which come
     # before the plain shape "a-a" (whole); "4-door" cut by its letters' shape, which comes
     # first; "co-op" whole by the plain shape
@@ -503,6 +506,7 @@ def _conllu(sentences):
 def test_tune_word_shapes_learns_them_and_keeps_every_other_choice(french, tmp_path):
     import copy
 
+    from seqtag import segment
     from seqtag.segment import tune_word_shapes
 
     train = write(tmp_path, _conllu(
@@ -532,6 +536,11 @@ def test_tune_word_shapes_learns_them_and_keeps_every_other_choice(french, tmp_p
     front_end.prefix_shapes = {}
     assert dev_scores(front_end, dev)["tokens"] == before["tokens"] == 0.75
     assert after["tokens"] == 1.0
+    # tune_on_dev (what training runs after the model) chooses the same
+    tuned = copy.deepcopy(french)
+    segment.tune_on_dev(tuned, train, dev)
+    assert dict(tuned.prefix_shapes) == {s: e for s, (e, _) in learned.items()}
+    assert dev_scores(tuned, dev)["tokens"] == 1.0
 
 
 def test_multiword_bias_moves_only_the_multiword_decision():
@@ -628,6 +637,7 @@ def test_the_word_model_decides_sentence_ends_after_whitespace_only(french):
     before = french.segment(text)
     words = WordBoundaries(np.zeros(len(french.words.weights) if french.words else 1 << 16),
                            {})
+    trained = french.words, french.word_weight, french.word_bias
     try:
         french.words, french.word_weight, french.word_bias = words, 1.0, 100.0
         # every token followed by whitespace now ends a sentence, the others do not
@@ -640,7 +650,7 @@ def test_the_word_model_decides_sentence_ends_after_whitespace_only(french):
         french.word_weight = 0.0  # weight 0: the character model alone, as before
         assert french.segment(text) == before
     finally:
-        french.words, french.word_weight, french.word_bias = None, 0.0, 0.0
+        french.words, french.word_weight, french.word_bias = trained  # as trained
 
 
 # ---------------------------------------------------------------- a tiny learned model
@@ -769,9 +779,6 @@ def test_save_and_load_give_the_same_segmentation(french):
     older = {k: v for k, v in meta.items() if k != "repeats_whole"}
     assert not LearnedFrontEnd.from_arrays(arrays, older).repeats_whole  # as before it
     assert LearnedFrontEnd.from_arrays(arrays, older).letter_shapes == {}
-    without = {k: v for k, v in arrays.items() if not k.startswith("prefix_shapes.")}
-    assert LearnedFrontEnd.from_arrays(without, meta).prefix_shapes == {}  # older files
-    assert LearnedFrontEnd.from_arrays(without, meta).suffix_shapes == {}
     loaded.shapes, loaded.multiword_bias = {"a,a": b"\x01\x01\x01"}, 0.5
     loaded.letter_shapes = {"9km": b"\x01\x01", "9th.": b"\x00\x01\x01"}
     loaded.prefix_shapes = {"anti-a": b"\x00\x00\x01", "self-a.": b"\x01\x01\x01\x01"}
@@ -779,6 +786,13 @@ def test_save_and_load_give_the_same_segmentation(french):
     loaded.repeats_whole = not french.repeats_whole
     again = LearnedFrontEnd.from_arrays(*(json.loads(json.dumps(part)) if k else part
                                           for k, part in enumerate(loaded.to_arrays())))
+    with_shapes, shapes_meta = loaded.to_arrays()
+    assert {"prefix_shapes.chunks", "suffix_shapes.chunks"} <= set(with_shapes)
+    older = LearnedFrontEnd.from_arrays(  # files made before these shapes
+        {k: v for k, v in with_shapes.items() if not k.startswith(("prefix_", "suffix_"))},
+        shapes_meta)
+    assert (older.prefix_shapes, older.suffix_shapes) == ({}, {})
+    assert older.letter_shapes == loaded.letter_shapes
     assert (again.shapes, again.multiword_bias, again.repeats_whole, again.letter_shapes,
             again.prefix_shapes, again.suffix_shapes) == (
         loaded.shapes, 0.5, not french.repeats_whole, loaded.letter_shapes,
