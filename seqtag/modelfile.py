@@ -36,7 +36,6 @@ import os
 import re
 import stat
 import struct
-import tempfile
 import zipfile
 import zlib
 from typing import Optional
@@ -118,6 +117,8 @@ def atomic_output(path):
     path = os.fspath(path)
     directory, name = os.path.split(os.path.abspath(path))
     mode = _new_file_mode(path)
+    import tempfile  # here: loading a model (a one-shot `seqtag tag`) need not pay ~8 ms for it
+
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + name + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
