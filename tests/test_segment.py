@@ -512,9 +512,12 @@ def test_tune_word_shapes_learns_them_and_keeps_every_other_choice(french, tmp_p
     train = write(tmp_path, _conllu(
         [["We", "oppose", "anti-war", "votes", "."], ["No", "anti-tax", "rally", "."],
          ["The", "anti-gay", "law", "fell", "."], ["Try", "self+", "-+", "help", "."],
-         ["Be", "self+", "-+", "made", "."], ["A", "self+", "-+", "test", "."]]), "train.conllu")
+         ["Be", "self+", "-+", "made", "."], ["A", "self+", "-+", "test", "."],
+         ["Use", "and+", "/+", "or", "."], ["Pick", "either+", "/+", "or", "."],
+         ["Ask", "he+", "/+", "or", "."]]), "train.conllu")
     dev = write(tmp_path, _conllu([["An", "anti-fraud", "unit", "."],
-                                   ["Some", "self+", "-+", "doubt", "."]]), "dev.conllu")
+                                   ["Some", "self+", "-+", "doubt", "."],
+                                   ["Say", "this+", "/+", "or", "."]]), "dev.conllu")
     front_end = copy.deepcopy(french)
     front_end.prefix_shapes = {"x-a": b"\x01\x01\x01"}  # replaced, not added to
     front_end.sentence_bias, front_end.word_weight, front_end.context_weight = 0.5, 2.0, 1.5
@@ -527,19 +530,19 @@ def test_tune_word_shapes_learns_them_and_keeps_every_other_choice(french, tmp_p
     assert {name: getattr(front_end, name) for name in kept} == kept
     learned = learn_shapes(read_training_text(train), 3, letters="first")
     assert learned == {"anti-a": (b"\x00\x00\x01", 1.0), "self-a": (b"\x01\x01\x01", 1.0)}
-    # the tiny French model keeps "anti-fraud" and "self-doubt" whole on dev; "self-a"
-    # cuts the second, and both shapes have the share that does it
+    # the tiny French model keeps "anti-fraud" and "self-doubt" whole on dev and cuts
+    # "this/or" as "this" "/or"; "self-a" cuts the second, "a/or" the third
     assert dict(front_end.prefix_shapes) == {s: e for s, (e, _) in learned.items()}
-    # no shape with its last word is seen 3 times in train
-    assert learn_shapes(read_training_text(train), 3, letters="last") == {}
-    assert front_end.suffix_shapes == {}
-    front_end.prefix_shapes = {}
-    assert dev_scores(front_end, dev)["tokens"] == before["tokens"] == 0.75
-    assert after["tokens"] == 1.0
+    last = learn_shapes(read_training_text(train), 3, letters="last")
+    assert last == {"a/or": (b"\x01\x01\x01", 1.0)}
+    assert dict(front_end.suffix_shapes) == {"a/or": b"\x01\x01\x01"}
+    front_end.prefix_shapes = front_end.suffix_shapes = {}
+    assert dev_scores(front_end, dev)["tokens"] == before["tokens"] < after["tokens"] == 1.0
     # tune_on_dev (what training runs after the model) chooses the same
     tuned = copy.deepcopy(french)
     segment.tune_on_dev(tuned, train, dev)
     assert dict(tuned.prefix_shapes) == {s: e for s, (e, _) in learned.items()}
+    assert dict(tuned.suffix_shapes) == {"a/or": b"\x01\x01\x01"}
     assert dev_scores(tuned, dev)["tokens"] == 1.0
 
 
