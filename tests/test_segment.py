@@ -546,6 +546,28 @@ def test_tune_word_shapes_learns_them_and_keeps_every_other_choice(french, tmp_p
     assert dev_scores(tuned, dev)["tokens"] == 1.0
 
 
+def test_a_shape_tier_is_chosen_only_where_it_beats_the_tiers_chosen_before(french, tmp_path):
+    import copy
+
+    from seqtag import segment
+
+    # every hyphenated word of train is cut: the plain shape "a-a" (6 chunks) and the
+    # first word's "self-a" (3) both cut "self-doubt", which the model keeps whole on dev;
+    # the plain shapes are chosen first, and "self-a" then adds nothing
+    train = write(tmp_path, _conllu(
+        [["A", first + "+", "-+", last, "."] for first, last in (
+            ("self", "help"), ("self", "made"), ("self", "test"), ("well", "made"),
+            ("long", "term"), ("high", "end"))]), "train.conllu")
+    dev = write(tmp_path, _conllu([["Some", "self+", "-+", "doubt", "."]]), "dev.conllu")
+    material = read_training_text(train)
+    assert learn_shapes(material)["a-a"] == (b"\x01\x01\x01", 1.0)
+    assert learn_shapes(material, 3, letters="first") == {"self-a": (b"\x01\x01\x01", 1.0)}
+    tuned = copy.deepcopy(french)
+    segment.tune_on_dev(tuned, train, dev)
+    assert dev_scores(tuned, dev)["tokens"] == 1.0
+    assert tuned.shapes.get("a-a") == b"\x01\x01\x01" and tuned.prefix_shapes == {}
+
+
 def test_multiword_bias_moves_only_the_multiword_decision():
     # five characters: inside, a plain end, a sentence end, a multiword end, a space
     logits = np.log(np.array([
