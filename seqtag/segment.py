@@ -934,12 +934,16 @@ def learn_shapes(material: TrainingText, min_count: int = 5,
         if chunk.isalpha():
             continue
         shape, last = _shape(chunk, letters)
-        if letters == "first" or letters == "last":
-            if len(last) < 3 or not (chunk[0].isalpha() if letters == "first"
-                                     else any(c.isalpha() for c in chunk)):
-                continue
-        elif len(last) < 2 or letters and not (
-                any(c.isdigit() for c in chunk) and any(c.isalpha() for c in chunk)):
+        if letters == "first":
+            counted = len(last) >= 3 and chunk[0].isalpha()
+        elif letters == "last":
+            counted = len(last) >= 3 and any(c.isalpha() for c in chunk)
+        elif letters:
+            counted = len(last) >= 2 and any(c.isdigit() for c in chunk) and any(
+                c.isalpha() for c in chunk)
+        else:
+            counted = len(last) >= 2
+        if not counted:
             continue
         for code, n in found.items():
             ends = bytes(code[i] != "\x00" for i in last)
@@ -2099,12 +2103,8 @@ def tune_on_dev(front_end: LearnedFrontEnd, train_path: str | os.PathLike[str],
     material = read_training_text(train_path)
     front_end.expander = MultiwordExpander.learn(material.multiword, material.plain)
     front_end.lexicon = learn_lexicon(material)
-    _tune_after_model(front_end, _DevSet(read_training_text(dev_path)), learn_shapes(material),
-                      WordBoundaries.learn(material),
-                      _multiword_contexts(material, front_end.expander),
-                      learn_repeated_symbols(material),
-                      learn_shapes(material, _LETTER_SHAPE_COUNT, letters=True),
-                      *_word_shapes(material))
+    _tune_after_model(front_end, _DevSet(read_training_text(dev_path)),
+                      *_learned_after_model(material, front_end.expander))
 
 
 #: The weights of the word model against the character model's, and the biases, tried on dev.
@@ -2135,10 +2135,7 @@ def _tune_after_model(front_end, dev, shapes, words=None, contexts=(), repeats_s
     multiword context models `contexts` (MultiwordContext) to use and how much it weighs
     (none: 0)."""
     scored = front_end._score(dev.paragraphs)
-
-    def token_score():
-        scores = dev.score(front_end, scored)
-        return scores["tokens"] + scores["multiword"]
+    token_score = functools.partial(_token_score, front_end, dev, scored)
 
     # every choice made as on a front end just trained: none of what a loaded one was
     # tuned with (tune_on_dev) in play while the choices before it are made
@@ -2169,6 +2166,13 @@ def _tune_after_model(front_end, dev, shapes, words=None, contexts=(), repeats_s
         _tune_context_weight(front_end, dev, scored, contexts)
 
 
+def _token_score(front_end, dev, scored):
+    """Token F1 + multiword-token F1 of front_end on dev (scored: its scores of dev): what
+    the choices about tokens are made on."""
+    scores = dev.score(front_end, scored)
+    return scores["tokens"] + scores["multiword"]
+
+
 def _choose_shapes(front_end, attribute, learned, best, token_score):
     """Set front_end's shapes of that attribute to those of `learned` (learn_shapes) whose
     share reaches the one of _SHAPE_SHARES with the best token_score(), or none where
@@ -2182,6 +2186,16 @@ def _choose_shapes(front_end, attribute, learned, best, token_score):
             best, chosen = score, getattr(front_end, attribute)
     setattr(front_end, attribute, chosen)
     return best
+
+
+def _learned_after_model(material, expander):
+    """What a front end learns from train after its model, in _tune_after_model's order:
+    the shapes, the word boundary model, the multiword context models, the share of
+    repeated symbols kept whole, the shapes with their letters, with their first word and
+    with their last."""
+    return (learn_shapes(material), WordBoundaries.learn(material),
+            _multiword_contexts(material, expander), learn_repeated_symbols(material),
+            learn_shapes(material, _LETTER_SHAPE_COUNT, letters=True), *_word_shapes(material))
 
 
 def _word_shapes(material):
@@ -2198,12 +2212,8 @@ def tune_word_shapes(front_end: LearnedFrontEnd, train_path: str | os.PathLike[s
     --word-shapes)."""
     material = read_training_text(train_path)
     dev = _DevSet(read_training_text(dev_path))
-    scored = front_end._score(dev.paragraphs)
-
-    def token_score():
-        scores = dev.score(front_end, scored)
-        return scores["tokens"] + scores["multiword"]
-
+    token_score = functools.partial(_token_score, front_end, dev,
+                                    front_end._score(dev.paragraphs))
     front_end.prefix_shapes, front_end.suffix_shapes = {}, {}
     best = token_score()
     for name, learned in zip(("prefix_shapes", "suffix_shapes"), _word_shapes(material)):
@@ -2234,10 +2244,7 @@ def _tune_context_weight(front_end, dev, scored, contexts):
     """Set front_end's multiword context model (one of `contexts`), its weight and bias
     to those of _CONTEXT_WEIGHTS and _CONTEXT_BIASES with the best token + multiword F1 on
     dev (no context model when none beats it)."""
-    def score():
-        scores = dev.score(front_end, scored)
-        return scores["tokens"] + scores["multiword"]
-
+    score = functools.partial(_token_score, front_end, dev, scored)
     best, choice = score(), (None, 0.0, 0.0)
     front_end._context_scores = []
     try:
@@ -2366,11 +2373,7 @@ def train_frontend(train_path: str | os.PathLike[str],
         model.load_arrays(best)
     front_end.lexicon = learn_lexicon(material)
     if dev is not None:
-        _tune_after_model(front_end, dev, learn_shapes(material), WordBoundaries.learn(material),
-                          _multiword_contexts(material, expander),
-                          learn_repeated_symbols(material),
-                          learn_shapes(material, _LETTER_SHAPE_COUNT, letters=True),
-                          *_word_shapes(material))
+        _tune_after_model(front_end, dev, *_learned_after_model(material, expander))
     return front_end
 
 
