@@ -9,6 +9,9 @@ no "--"), there is nothing for a parser to do: the text is tagged here exactly a
 `tag` command tags text arguments with its default options (the same
 seqtag.stream.tag_arguments call), with the same one-line errors and exit statuses.
 Everything else, --help included, goes to seqtag.cli.
+
+Before either, a command that computes loads NumPy's BLAS with one thread
+(_load_blas_on_one_thread).
 """
 
 import os
@@ -17,9 +20,15 @@ import sys
 from .errors import SeqtagError, debugging, error_line, interrupted_line
 
 
+# What OpenBLAS reads, in this order, for the threads it starts when it loads.
+_BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
+
+
 def main(argv=None):
     """The `seqtag` console script."""
     args = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    if argv is None and args and not {"-h", "--help"} & set(args):
+        _load_blas_on_one_thread()
     if len(args) >= 2 and args[0] == "tag" and not any(a.startswith("-") for a in args[1:]):
         status = _tag_text(args[1:])
         if argv is None:  # the process is this command's: no need to tear it down
@@ -28,6 +37,29 @@ def main(argv=None):
     from .cli import main as full_command_line
 
     return full_command_line(args)
+
+
+def _load_blas_on_one_thread():
+    """Import NumPy with OpenBLAS told to start no thread of its own, then remove the
+    variable that told it.
+
+    OpenBLAS starts its threads as NumPy loads it, and they spin, waiting for work, for
+    about 0.1 s of CPU.  A seqtag command never gives them any: seqtag runs BLAS on one
+    thread while it computes (seqtag.runtime, "Threads"), and nothing else computes in
+    this process.  On 2 cores with a busy neighbour that spinning cost a one-shot
+    `seqtag tag` 40-50 ms of its ~0.25 s (BENCHMARKS.md, 2026-12-04, session 21).  A
+    thread count the user set stands; once the library has read the variable it is
+    gone, so processes started from here (Dask's workers) inherit the environment as it
+    was.  Only the console script's own process does this (main() without argv), not a
+    host that imports seqtag or calls main(argv), and not for --help, which needs no
+    NumPy."""
+    if any(name in os.environ for name in _BLAS_THREAD_VARIABLES) or "numpy" in sys.modules:
+        return
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    try:
+        __import__("numpy")  # loads BLAS, which reads the variable now
+    finally:
+        del os.environ["OPENBLAS_NUM_THREADS"]
 
 
 def _tag_text(texts):
