@@ -1,6 +1,6 @@
 """One-shot latency of `seqtag tag "The dog ate the apple"` beside its floor (issue #12).
 
-    python bench/startup.py [--runs 30] [--tree DIR] [--against DIR] [--python PYTHON]
+    python bench/startup.py [--runs 30] [--tree DIR] [--against DIR] [--python PYTHON] [--busy]
 
 Times, alternating within each round so a busy neighbour slows all of them alike:
 
@@ -22,15 +22,21 @@ interpreter a developer works with may start slower than a user's: an editable i
 adds its import finder to every start, and other .pth files of its site-packages run too
 (`python -X importtime -c pass` shows them).
 
-Prints the median and the lowest of each, the seqtag share (the command less `import
+--busy keeps one core busy (a Python busy loop) while the rounds run: a one-shot command on a
+2-core machine whose other core is taken, where threads that spin at start-up cost most.
+
+Prints the median and the lowest of each, the CPU time of the command (user + system, its
+process alone), the seqtag share (the command less `import
 numpy`, paired within each round) and the load average before and after.
 PYTHONDONTWRITEBYTECODE is removed from the children's environment and every command
 runs once before the timing, so each start reads .pyc files as an installed package does.
 """
 
 import argparse
+import contextlib
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -75,15 +81,36 @@ def child_env(tree):
     return env
 
 
+def children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run(command, env, cwd):
-    """Wall seconds of one run, process start to exit, and its stdout."""
+    """Wall seconds of one run, process start to exit, its stdout and its CPU seconds (the
+    children reaped meanwhile: this one alone, run after run)."""
+    cpu = children_cpu()
     start = time.perf_counter()
     result = subprocess.run(command, env=env, cwd=cwd, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     seconds = time.perf_counter() - start
     if result.returncode != 0:
         sys.exit(f"{command} failed: {result.stderr.strip()[-500:]}")
-    return seconds, result.stdout
+    return seconds, result.stdout, children_cpu() - cpu
+
+
+@contextlib.contextmanager
+def busy_core(wanted):
+    """A busy loop in a child process while the block runs, if wanted."""
+    if not wanted:
+        yield
+        return
+    loop = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        loop.kill()
+        loop.wait()
 
 
 def load_average():
@@ -102,6 +129,8 @@ def main():
     parser.add_argument("--against", type=Path, help="a second tree, timed in the same rounds")
     parser.add_argument("--python", default=sys.executable,
                         help="the interpreter to time (default: this one)")
+    parser.add_argument("--busy", action="store_true",
+                        help="a busy loop on one core while the rounds run")
     args = parser.parse_args()
     trees = [args.tree.resolve()] + ([args.against.resolve()] if args.against else [])
     # the commands run in each tree: a relative path (v/bin/python) made absolute first,
@@ -133,15 +162,21 @@ def main():
 
     floor_times = {name: [] for name in floors}
     tag_times = {tree: [] for tree in trees}
+    tag_cpu = {tree: [] for tree in trees}
     phases = {tree: {} for tree in trees}
-    for _ in range(args.runs):
-        for name, command in floors.items():
-            floor_times[name].append(run(command, child_env(trees[0]), trees[0])[0])
-        for tree in trees:
-            env = child_env(tree)
-            tag_times[tree].append(run(tag_command, env, tree)[0])
-            for phase, seconds in json.loads(run(breakdown_command, env, tree)[1]).items():
-                phases[tree].setdefault(phase, []).append(seconds)
+    if args.busy:
+        print("a busy loop runs on one core meanwhile")
+    with busy_core(args.busy):
+        for _ in range(args.runs):
+            for name, command in floors.items():
+                floor_times[name].append(run(command, child_env(trees[0]), trees[0])[0])
+            for tree in trees:
+                env = child_env(tree)
+                seconds, _, cpu = run(tag_command, env, tree)
+                tag_times[tree].append(seconds)
+                tag_cpu[tree].append(cpu)
+                for phase, seconds in json.loads(run(breakdown_command, env, tree)[1]).items():
+                    phases[tree].setdefault(phase, []).append(seconds)
 
     print(f"load average at the end: {load_average()}")
     print(f"median (lowest) of {args.runs} alternated runs, wall time from process start "
@@ -157,7 +192,8 @@ def main():
         print(f"  {label:44s} {statistics.median(values) * 1e3:7.0f} ms"
               f"  ({min(values) * 1e3:.0f})  {tree.name}")
         print(f"    seqtag's share (less import numpy, paired per round): "
-              f"{statistics.median(share) * 1e3:.0f} ms")
+              f"{statistics.median(share) * 1e3:.0f} ms; CPU time of the command "
+              f"{statistics.median(tag_cpu[tree]) * 1e3:.0f} ms")
     for tree in trees:
         print(f"breakdown in one process, {tree.name} (median of each phase):")
         for phase, values in phases[tree].items():
