@@ -10,8 +10,7 @@ no "--"), there is nothing for a parser to do: the text is tagged here exactly a
 seqtag.stream.tag_arguments call), with the same one-line errors and exit statuses.
 Everything else, --help included, goes to seqtag.cli.
 
-Before either, a command that computes loads NumPy's BLAS with one thread
-(_load_blas_on_one_thread).
+Before either, `seqtag tag` loads NumPy's BLAS with one thread (_load_blas_on_one_thread).
 """
 
 import os
@@ -27,7 +26,7 @@ _BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_T
 def main(argv=None):
     """The `seqtag` console script."""
     args = sys.argv[1:] if argv is None else [str(a) for a in argv]
-    if argv is None and args and not {"-h", "--help"} & set(args):
+    if argv is None and args[:1] == ["tag"] and not {"-h", "--help"} & set(args):
         _load_blas_on_one_thread()
     if len(args) >= 2 and args[0] == "tag" and not any(a.startswith("-") for a in args[1:]):
         status = _tag_text(args[1:])
@@ -44,15 +43,16 @@ def _load_blas_on_one_thread():
     variable that told it.
 
     OpenBLAS starts its threads as NumPy loads it, and they spin, waiting for work, for
-    about 0.1 s of CPU.  A seqtag command never gives them any: seqtag runs BLAS on one
-    thread while it computes (seqtag.runtime, "Threads"), and nothing else computes in
-    this process.  On 2 cores with a busy neighbour that spinning cost a one-shot
-    `seqtag tag` 40-50 ms of its ~0.25 s (BENCHMARKS.md, 2026-12-04, session 21).  A
-    thread count the user set stands; once the library has read the variable it is
-    gone, so processes started from here (Dask's workers) inherit the environment as it
-    was.  Only the console script's own process does this (main() without argv), not a
-    host that imports seqtag or calls main(argv), and not for --help, which needs no
-    NumPy."""
+    about 0.1 s of CPU.  `seqtag tag` never gives them any: seqtag runs BLAS on one thread
+    while it computes (seqtag.runtime, "Threads"), and tagging computes nothing else.  On
+    2 cores with the other one busy that spinning cost a one-shot `seqtag tag` 50 ms of
+    its ~0.22 s (BENCHMARKS.md, 2026-12-04, session 21).  Only `tag`: training may reduce
+    pretrained vectors to another width with NumPy's SVD (seqtag.embeddings), which does
+    use BLAS's threads.  A thread count the user set stands; once the library has read
+    the variable it is gone, so processes started from here (Dask's workers) inherit the
+    environment as it was.  Only the console script's own process does this (main()
+    without argv), not a host that imports seqtag or calls main(argv), and not for
+    --help, which needs no NumPy."""
     if any(name in os.environ for name in _BLAS_THREAD_VARIABLES) or "numpy" in sys.modules:
         return
     os.environ["OPENBLAS_NUM_THREADS"] = "1"

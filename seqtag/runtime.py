@@ -24,7 +24,7 @@ too: measured), so `single_blas_thread` lowers it for as long as any seqtag comp
 runs and then puts back the host's value, unless the host changed it meanwhile, in which
 case the host's choice stands.  Where the count can be neither read nor set (Accelerate, a
 plain cblas) seqtag does not add a thread of its own: the directions run in turn.
-The `seqtag` command's own process goes further and has OpenBLAS start with one thread
+The `seqtag tag` command's own process goes further and has OpenBLAS start with one thread
 (seqtag.console._load_blas_on_one_thread): threads that only spin at its start.
 
 Fork.  The second thread and the locks are re-created in a child process (os.fork,
