@@ -1687,6 +1687,9 @@ DEFAULTS = {"dim": 24, "hidden": 48, "cell": "gru", "crop": 256, "batch": 32,
             "min_chars": 16_000_000, "sentence_weight": 1.0,
             "window": 1024, "margin": 32}
 _FORMAT = 1
+#: The front end's tiers of chunk shapes (learn_shapes: plain, with their letters, with
+#: their first word, with their last), in the order they are chosen on dev and saved.
+_SHAPE_TIERS = ("shapes", "letter_shapes", "prefix_shapes", "suffix_shapes")
 _WORDS_PREFIX = "words."
 _CONTEXT_PREFIX = "multiword_context."
 
@@ -1947,13 +1950,10 @@ class LearnedFrontEnd:
         """(arrays by name, JSON-able metadata): all a model file needs to rebuild it."""
         arrays = {name: np.array(a) for name, a in self.model.arrays().items()}
         arrays.update(_lexicon_arrays(self.lexicon))
-        if self.shapes:
-            arrays.update(_lexicon_arrays(self.shapes, "shapes"))
-        if self.letter_shapes:
-            arrays.update(_lexicon_arrays(self.letter_shapes, "letter_shapes", lengths=True))
-        for name in ("prefix_shapes", "suffix_shapes"):
+        for name in _SHAPE_TIERS:  # the plain shapes' files kept as they were, no lengths
             if getattr(self, name):
-                arrays.update(_lexicon_arrays(getattr(self, name), name, lengths=True))
+                arrays.update(_lexicon_arrays(getattr(self, name), name,
+                                              lengths=name != "shapes"))
         if self.words is not None:
             arrays.update(self.words.to_arrays(_WORDS_PREFIX))
         if self.context is not None:
@@ -1995,10 +1995,8 @@ class LearnedFrontEnd:
             front_end.use_lexicon = bool(meta.get("use_lexicon", True))
             front_end.repeats_whole = bool(meta.get("repeats_whole", False))
             front_end.multiword_bias = float(meta.get("multiword_bias", 0.0))
-            front_end.shapes = _lexicon_from_arrays(arrays, "shapes")
-            front_end.letter_shapes = _lexicon_from_arrays(arrays, "letter_shapes")
-            front_end.prefix_shapes = _lexicon_from_arrays(arrays, "prefix_shapes")
-            front_end.suffix_shapes = _lexicon_from_arrays(arrays, "suffix_shapes")
+            for name in _SHAPE_TIERS:
+                setattr(front_end, name, _lexicon_from_arrays(arrays, name))
             front_end.words = WordBoundaries.from_arrays(arrays, _WORDS_PREFIX)
             front_end.word_weight = float(meta.get("word_weight", 0.0))
             front_end.word_bias = float(meta.get("word_bias", 0.0))
@@ -2142,8 +2140,8 @@ def _tune_after_model(front_end, dev, shapes, words=None, contexts=(), repeats_s
     front_end.words, front_end.word_weight, front_end.word_bias = None, 0.0, 0.0
     front_end.context, front_end.context_weight, front_end.context_bias = None, 0.0, 0.0
     front_end.sentence_bias = front_end.multiword_bias = 0.0
-    front_end.shapes, front_end.letter_shapes = {}, {}
-    front_end.prefix_shapes, front_end.suffix_shapes = {}, {}
+    for name in _SHAPE_TIERS:
+        setattr(front_end, name, {})
     front_end.use_lexicon = False
     front_end.repeats_whole = False
     if repeats_share >= _REPEATS_SHARE:
@@ -2154,9 +2152,8 @@ def _tune_after_model(front_end, dev, shapes, words=None, contexts=(), repeats_s
     front_end.use_lexicon = True
     front_end.use_lexicon = token_score() >= without_lexicon
     best = token_score()
-    for attribute, learned in (("shapes", shapes), ("letter_shapes", letter_shapes),
-                               ("prefix_shapes", prefix_shapes),
-                               ("suffix_shapes", suffix_shapes)):
+    for attribute, learned in zip(_SHAPE_TIERS,
+                                  (shapes, letter_shapes, prefix_shapes, suffix_shapes)):
         best = _choose_shapes(front_end, attribute, learned, best, token_score)
     _tune_bias(front_end, dev, scored, "sentence_bias", "sentences")
     _tune_bias(front_end, dev, scored, "multiword_bias", "multiword")
