@@ -42,12 +42,20 @@ def training_options(pairs):
     return options
 
 
+def record_dev(frontend, record, dev):
+    """The record's dev file and scores (as seqtag.tagger.learn_frontend writes them)
+    brought up to date with the front end's choices."""
+    from seqtag.segment import dev_scores
+    record.update(dev_file=str(dev), dev={
+        k: round(float(v), 6) for k, v in dev_scores(frontend, dev).items()})
+
+
 def retune(frontend, record, train, dev):
     """tune_on_dev, the record's dev scores and files brought up to date."""
-    from seqtag.segment import dev_scores, tune_on_dev
+    from seqtag.segment import tune_on_dev
     tune_on_dev(frontend, train, dev)
-    record.update(file=str(train), dev_file=str(dev), dev={
-        k: round(float(v), 6) for k, v in dev_scores(frontend, dev).items()})
+    record.update(file=str(train))
+    record_dev(frontend, record, dev)
     print(f"retuned: repeated symbols whole {frontend.repeats_whole}, lexicon "
           f"{frontend.use_lexicon}, {len(frontend.shapes)} shapes, "
           f"{len(frontend.letter_shapes)} shapes with letters, "
@@ -60,10 +68,9 @@ def retune(frontend, record, train, dev):
 
 def add_word_shapes(frontend, record, train, dev):
     """tune_word_shapes, the record's dev scores brought up to date."""
-    from seqtag.segment import dev_scores, tune_word_shapes
+    from seqtag.segment import tune_word_shapes
     tune_word_shapes(frontend, train, dev)
-    record.update(dev_file=str(dev), dev={
-        k: round(float(v), 6) for k, v in dev_scores(frontend, dev).items()})
+    record_dev(frontend, record, dev)
     print(f"{len(frontend.prefix_shapes)} shapes with their first word, "
           f"{len(frontend.suffix_shapes)} with their last")
 
