@@ -687,39 +687,48 @@ def _spans(labels, space):
     return starts, ends + 1, sentence_end, _MULTIWORD[end_labels]
 
 
-#: The character classes (_CLASSES) of marks that close what comes before them.
-_CLOSING_CLASSES = np.array([c in ("close", "punct") for c in _CLASSES])
+#: The character classes (_CLASSES) of the marks a sentence end moves past: closing
+#: brackets and quotes (Unicode Pe, Pf) and other punctuation (Po, Pd, Pc: `"`, `!`, `-`).
+#: Opening ones (Ps, Pi) are not: German `“` closes a quote but is Pi, and stays out.
+_MARK_CLASSES = np.array([c in ("close", "punct") for c in _CLASSES])
 
 
-def _ends_past_closing_marks(starts, ends, sentence_end, classes):
-    """Move, in place, each sentence end that the next token is glued to (no whitespace
-    between), past the tokens of only punctuation glued after it: `communiste."` ends a
-    sentence after its quote, `Really?!` after the `!`.  A treebank's sentences end where
-    its raw text has whitespace or the paragraph ends, so a closing quote or bracket written
-    against the final mark belongs to the sentence it closes; the character model, which
-    sees few quotes closed after a final mark, ends the sentence before it.  A sentence end
-    glued to a word ("end.The") stays where it is.
+def _mark_runs(starts, ends, classes):
+    """((n,) bool: the token is only marks (_MARK_CLASSES), (n,) int64: the first token of
+    the run of glued tokens of only marks it ends, itself where it is no mark or follows
+    whitespace or a word): in `communiste."` the quote's run starts at the `.`.
+    classes: each character's index in _CLASSES."""
+    n = len(ends)
+    not_mark = np.concatenate([[0], np.cumsum(~_MARK_CLASSES[classes])])
+    marks = not_mark[ends] == not_mark[starts]
+    joined = np.zeros(n, dtype=bool)  # token i continues the run of token i - 1
+    joined[1:] = marks[1:] & marks[:-1] & (starts[1:] == ends[:-1])
+    index = np.arange(n)
+    return marks, np.maximum.accumulate(np.where(joined, 0, index))
 
-    classes: each character's index in _CLASSES.  Returns (n,) int64: for each token, the
-    token whose last character's scores stand for its sentence end (the one moved from, or
-    itself)."""
-    odds_of = np.arange(len(ends))
-    if len(ends) < 2:
-        return odds_of
-    glued = np.flatnonzero(starts[1:] == ends[:-1])  # token i + 1 is glued to token i
-    moved = glued[sentence_end[glued]]
-    if not len(moved):
-        return odds_of
-    glued_next = np.zeros(len(ends), dtype=bool)
-    glued_next[glued] = True
-    for i in moved.tolist():
-        j = i
-        while glued_next[j] and _CLOSING_CLASSES[classes[starts[j + 1]:ends[j + 1]]].all():
-            j += 1
-        if j != i:
-            sentence_end[i], sentence_end[j] = False, True
-            odds_of[j] = i
-    return odds_of
+
+def _ends_past_closing_marks(starts, ends, sentence_end, marks, runs):
+    """Move, in place, each sentence end that a run of marks is glued to (no whitespace
+    between) to the end of that run, where whitespace or the paragraph's end comes next:
+    `communiste."` ends a sentence after its quote, `Really?!` after the `!`.  A
+    treebank's sentences end where its raw text has whitespace or the paragraph ends, so
+    a closing quote or bracket written against the final mark belongs to the sentence it
+    closes; the character model, which sees few quotes closed after a final mark, ends
+    the sentence before it.  An end followed by a word glued to it or to its marks
+    (`end.The`, `end."The`) stays where it is.  marks, runs: _mark_runs."""
+    n = len(ends)
+    if n < 2:
+        return
+    glued = np.zeros(n, dtype=bool)  # the next token is glued to this one
+    glued[:-1] = starts[1:] == ends[:-1]
+    moving = np.flatnonzero(sentence_end & glued)
+    moving = moving[marks[moving + 1]]
+    if not len(moving):
+        return
+    last = np.searchsorted(runs, runs[moving + 1], side="right") - 1  # of the marks' run
+    keep = ~glued[last]
+    sentence_end[moving[keep]] = False
+    sentence_end[last[keep]] = True
 
 
 def _token_texts(text, starts, ends):
@@ -1875,14 +1884,15 @@ class LearnedFrontEnd:
             ok = last >= 0
             ok[ok] = starts[last[ok]] >= begin[ok]
             sentence_end[last[ok]] = True
-        odds_of = _ends_past_closing_marks(starts, ends, sentence_end, classes)
+        marks, runs = _mark_runs(starts, ends, classes)
+        _ends_past_closing_marks(starts, ends, sentence_end, marks, runs)
         between_words = self.words is not None and self.word_weight
         in_context = self.context is not None and self.context_weight and len(ends)
         # the tokens' text, sliced once for both word-level models
         forms = _token_texts(text, starts, ends) if between_words or in_context else []
         columns = self._word_columns(forms, between_words, in_context)
         if between_words:
-            self._decide_between_words(scored, (starts, ends, sentence_end), odds_of, forms,
+            self._decide_between_words(scored, (starts, ends, sentence_end), runs, forms,
                                        columns)
         decided = np.zeros(len(ends), dtype=bool)
         if in_context:
@@ -1946,11 +1956,13 @@ class LearnedFrontEnd:
             cache[:] = [scored, self.context, self.expander, spans, result]
         return result
 
-    def _decide_between_words(self, scored, spans, odds_of, forms, columns):
+    def _decide_between_words(self, scored, spans, runs, forms, columns):
         """Decide again, in place, whether a sentence ends after each token followed by
         whitespace inside a paragraph: the character model's log-odds (with its bias) plus
-        word_weight times the word model's, plus word_bias.  The character model's are
-        those of token odds_of[i]'s last character (_ends_past_closing_marks)."""
+        word_weight times the word model's, plus word_bias.  The character model's are the
+        highest of the token's run of marks (runs: _mark_runs): `."` ends a sentence as
+        much as its `.` does, whether the end was moved there (_ends_past_closing_marks)
+        or the chunk's segmentation is known (_apply_lexicon)."""
         starts, ends, sentence_end = spans
         if len(ends) < 2:
             return
@@ -1960,10 +1972,12 @@ class LearnedFrontEnd:
         word_scores = self._scores_between_words(scored, starts, ends, first, forms, columns)
         inner = np.concatenate([~first[1:], [False]])  # not a paragraph's last token
         inner[inner] = scored.ids[ends[inner]] == 0  # whitespace follows
-        last = ends[odds_of[inner]] - 1
-        scores = logits[last]
+        scores = logits[ends - 1]
         char_odds = (np.maximum(scores[:, SENT], scores[:, MWT_SENT]) + self.sentence_bias
                      - np.max(scores[:, [INSIDE, END, MWT]], axis=1))
+        opens_run = runs == np.arange(len(runs))
+        run_odds = np.maximum.reduceat(char_odds, np.flatnonzero(opens_run))
+        char_odds = run_odds[np.cumsum(opens_run) - 1][inner]  # a run's last token's
         sentence_end[inner] = (char_odds + self.word_weight * word_scores[inner]
                                + self.word_bias > 0)
 

@@ -20,7 +20,8 @@ from seqtag.segment import (END, INSIDE, LABELS, MWT, MWT_SENT, SENT, SPACE, Cha
                             CharTagger, LearnedFrontEnd, MultiwordContext, MultiwordExpander,
                             RuleFrontEnd,
                             TrainingText, WordBoundaries, _apply_lexicon, _char_class,
-                            _choose_labels, _code_points, _ends_past_closing_marks, _is_space, _lexicon_arrays, _lexicon_from_arrays,
+                            _choose_labels, _code_points, _ends_past_closing_marks, _is_space,
+                            _mark_runs, _lexicon_arrays, _lexicon_from_arrays,
                             _paragraph_sentences, _spans, dev_scores, learn_lexicon,
                             learn_repeated_symbols,
                             learn_shapes, paragraphs_to_conllu, read_training_text,
@@ -681,35 +682,40 @@ def test_the_word_model_decides_sentence_ends_after_whitespace_only(french):
 def _ends_moved(tokens, ends_after):
     """The sentence ends of tokens laid out as `tokens` (" " is whitespace between two, any
     other two are glued) after _ends_past_closing_marks, given those ending after the tokens
-    ends_after (indices, whitespace not counted), and whose scores each token's end keeps."""
+    ends_after (indices, whitespace not counted), and the first token of each one's run of
+    marks (_mark_runs)."""
     starts, stops, text = [], [], ""
     for token in tokens:
         if token != " ":
             starts.append(len(text))
             stops.append(len(text) + len(token))
         text += token
-    classes = np.array([_char_class(c) for c in text])
+    classes = np.array([_char_class(c) for c in text], dtype=np.int64)
     sentence_end = np.zeros(len(starts), dtype=bool)
     sentence_end[ends_after] = True
-    odds_of = _ends_past_closing_marks(np.array(starts), np.array(stops), sentence_end,
-                                       classes)
-    return np.flatnonzero(sentence_end).tolist(), odds_of.tolist()
+    marks, runs = _mark_runs(np.array(starts), np.array(stops), classes)
+    _ends_past_closing_marks(np.array(starts), np.array(stops), sentence_end, marks, runs)
+    return np.flatnonzero(sentence_end).tolist(), runs.tolist()
 
 
 def test_a_sentence_end_moves_past_the_closing_marks_glued_to_it():
-    # «communiste."»: the quote closes the sentence; its end keeps the scores of the "."
+    # «communiste."»: the quote closes the sentence; "." and '"' are one run of marks
     assert _ends_moved(["communiste", ".", '"', " ", "Puis"], [1]) == ([2], [0, 1, 1, 3])
     # past every mark of the run: ?! then a quote and a bracket
     assert _ends_moved(["Vraiment", "?", "!", '"', ")", " ", "Oui"], [1]) == (
-        [4], [0, 1, 2, 3, 1, 5])
-    # a word glued after the end starts the next sentence; whitespace ends the run
+        [4], [0, 1, 1, 1, 1, 5])
+    # the end and the mark after it both ended by the model: one end, after the run
+    assert _ends_moved(["a", ".", '"', " ", "b"], [1, 2])[0] == [2]
+    # a word glued after the end, or after its marks, starts the next sentence there
     assert _ends_moved(["fini", ".", "Puis", " ", '"', "Non"], [1]) == ([1], [0, 1, 2, 3, 4])
+    assert _ends_moved(["fini", ".", '"', "Non"], [1]) == ([1], [0, 1, 1, 3])
+    # whitespace ends the run
     assert _ends_moved(["fini", ".", " ", '"', "Non"], [1]) == ([1], [0, 1, 2, 3])
-    # a token of marks and letters is no closing mark; an opening bracket neither
+    # a token of marks and letters is no mark; an opening bracket neither
     assert _ends_moved(["fini", ".", '"ok', " ", "Non"], [1])[0] == [1]
-    assert _ends_moved(["fini", ".", "(", "Non"], [1])[0] == [1]
+    assert _ends_moved(["fini", ".", "(", " ", "Non"], [1])[0] == [1]
     # no end, or no glued token after it: nothing moves
-    assert _ends_moved(["a", ".", '"'], []) == ([], [0, 1, 2])
+    assert _ends_moved(["a", ".", '"'], []) == ([], [0, 1, 1])
     assert _ends_moved(["a", ".", " ", "b", "."], [1, 3]) == ([1, 3], [0, 1, 2, 3])
 
 
@@ -718,15 +724,17 @@ def test_a_closing_quote_stays_with_the_sentence_it_closes(french):
     scored = french._score([text])
     scored.logits[:, SENT] = scored.logits[:, MWT_SENT] = -50.0
     scored.logits[text.index("part.") + 4, SENT] = 50.0  # the model ends it before the quote
-    trained = french.words, french.word_weight, french.word_bias
+    trained = french.words, french.word_weight, french.word_bias, french.shapes
     try:
-        # without a word model, and with one that adds nothing: the scores of the "." decide
+        # without a word model, and with one that adds nothing: the scores of the "." decide,
+        # also where the chunk's shape (`a."`, three tokens) moved the end (_apply_lexicon)
         french.words = WordBoundaries(np.zeros(1 << 16), {})
-        for french.word_weight in (0.0, 1.0):
-            assert [s.text for s in french._sentences(scored)[0]] == [
-                'Il a dit : "Le maire part."', "Puis il rentre."]
+        for french.shapes in ({}, {'a."': bytes([1, 1, 1])}):
+            for french.word_weight in (0.0, 1.0):
+                assert [s.text for s in french._sentences(scored)[0]] == [
+                    'Il a dit : "Le maire part."', "Puis il rentre."]
     finally:
-        french.words, french.word_weight, french.word_bias = trained
+        french.words, french.word_weight, french.word_bias, french.shapes = trained
 
 
 # ---------------------------------------------------------------- a tiny learned model
