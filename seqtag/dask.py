@@ -269,12 +269,13 @@ def tag_files(tagger: WorkerTagger, inputs: Iterable[str | os.PathLike[str]],
 def _host_environment_kept() -> Iterator[None]:
     """Put back, on leaving, the variables a Dask nanny started in this process sets in
     this process's environment for its worker (distributed.nanny.pre-spawn-environ:
-    OPENBLAS_NUM_THREADS=1 and the like, and PYTHONHASHSEED): a BLAS library loaded here
-    later (SciPy's, say) would start with one thread, and every process started from here
+    OPENBLAS_NUM_THREADS=1 and the like, PYTHONHASHSEED, and __DASK_PARENT_PID, which
+    names this process the parent of Dask processes): a BLAS library loaded here later
+    (SciPy's, say) would start with one thread, and every process started from here
     would inherit them."""
     import dask
     names = list(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
-    names.append("PYTHONHASHSEED")
+    names += ["PYTHONHASHSEED", "__DASK_PARENT_PID"]
     saved = {name: os.environ.get(name) for name in names}
     try:
         yield

@@ -195,19 +195,22 @@ def client():
     pytest.importorskip("distributed", reason="seqtag.dask needs dask and distributed: "
                         "pip install 'seqtag[dask]'")
     from seqtag.dask import local_cluster
-    names = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONHASHSEED")
-    before = {name: os.environ.get(name) for name in names}
+    def environment():  # but for the variable pytest sets for each test it runs
+        return {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+
+    before = environment()
     handler = signal.getsignal(signal.SIGINT)
     with local_cluster(2) as client:
         # the workers ignore Ctrl-C (the command closes them); this process does not
         assert signal.getsignal(signal.SIGINT) is handler
         assert set(client.run(lambda: int(signal.getsignal(signal.SIGINT))).values()) == {
             int(signal.SIG_IGN)}
-        # the nannies set OPENBLAS_NUM_THREADS=1 & co. here for their workers: a BLAS
-        # loaded here later (SciPy's, by pandas) would start with one thread
-        assert {name: os.environ.get(name) for name in names} == before
+        # the nannies set OPENBLAS_NUM_THREADS=1 & co. here for their workers (a BLAS
+        # loaded here later, SciPy's by pandas, would start with one thread), and
+        # __DASK_PARENT_PID: none of it stays
+        assert environment() == before
         yield client
-    assert {name: os.environ.get(name) for name in names} == before
+    assert environment() == before
 
 
 def test_a_tls_address_without_its_settings_is_one_error():
