@@ -839,7 +839,11 @@ def _frontend_line(fe):
 def main(argv=None):
     """The command line, every command through typer (the `seqtag` console script,
     seqtag.console.main, comes here for all but a plain `seqtag tag TEXT...`)."""
-    return app(args=argv, prog_name="seqtag")
+    hook = sys.excepthook
+    try:
+        return app(args=argv, prog_name="seqtag")
+    finally:  # typer installs its own hook: a host that calls main(argv) keeps its one
+        sys.excepthook = hook
 
 
 if __name__ == "__main__":

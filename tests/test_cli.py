@@ -651,6 +651,19 @@ def test_console_leaves_options_and_the_rest_to_typer(capsys):
     assert code == 0 and "Usage: seqtag" in out
 
 
+def test_the_command_line_leaves_the_hosts_excepthook_alone(monkeypatch, capsys):
+    from seqtag import console
+
+    def host_hook(*args):
+        pass
+
+    monkeypatch.setattr(sys, "excepthook", host_hook)
+    for args in (["--help"], ["tag", "--format", "tsv", "The dog"], ["info"]):
+        code, out, _ = _exit_and_output(console.main, args, capsys)
+        assert code == 0 and out
+        assert sys.excepthook is host_hook, args
+
+
 def test_plain_tag_imports_no_typer():
     assert tag_in_a_new_process(
         "seqtag.console", "sorted(m for m in sys.modules if m.split('.')[0] in "
