@@ -22,6 +22,7 @@ from typing import Any, Iterable, Sequence
 from nltk.tag.api import TaggerI
 
 from .config import TaggingConfig
+from .errors import SeqtagError
 
 __all__ = ["SeqtagTagger"]
 
@@ -39,9 +40,21 @@ class SeqtagTagger(TaggerI):
 
     def tag(self, tokens: Sequence[str]) -> list[tuple[str, str]]:
         """[(token, tag), ...] for one tokenized sentence."""
+        if isinstance(tokens, (str, bytes)):  # else tagged character by character
+            raise SeqtagError("SeqtagTagger.tag() takes a list of tokens, not a string, as "
+                              "NLTK's taggers do (raw text: seqtag.Tagger.tag)")
         return self.tag_sents([tokens])[0]
 
     def tag_sents(self, sentences: Iterable[Sequence[str]]) -> list[list[tuple[str, str]]]:
         """[[(token, tag), ...], ...] for tokenized sentences, tagged in one batch."""
-        words = [list(tokens) for tokens in sentences]
+        if isinstance(sentences, (str, bytes)):
+            raise SeqtagError("SeqtagTagger.tag_sents() takes a list of tokenized "
+                              "sentences, not a string")
+        words = []
+        for i, tokens in enumerate(sentences):
+            if isinstance(tokens, (str, bytes)):
+                raise SeqtagError(f"sentence {i + 1} is a string; SeqtagTagger.tag_sents() "
+                                  "takes lists of tokens, as NLTK's taggers do (raw text: "
+                                  "seqtag.Tagger.tag)")
+            words.append(list(tokens))
         return [list(zip(w, tags)) for w, tags in zip(words, self.tagger.predict(words))]

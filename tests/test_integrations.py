@@ -9,6 +9,7 @@ import pytest
 
 from seqtag import Tagger
 from seqtag.corpus import read_corpus
+from seqtag.errors import SeqtagError
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample.txt"
@@ -137,6 +138,14 @@ def test_nltk_tagger_tags_like_the_tagger_and_scores_with_nltk(tagger):
         list(zip(s.words, t)) for s, t in zip(gold, tagger.predict([s.words for s in gold]))]
     assert adapter.accuracy(pairs) == pytest.approx(tagger.evaluate(gold)["accuracy"])
     assert SeqtagTagger(threads=1).tag(words) == tagger.tag(words)  # the bundled model
+    # a string is no list of tokens: never tagged character by character
+    with pytest.raises(SeqtagError, match=r"^SeqtagTagger.tag\(\) takes a list of tokens, "
+                       "not a string"):
+        adapter.tag("Book that flight")
+    with pytest.raises(SeqtagError, match=r"^sentence 2 is a string; "):
+        adapter.tag_sents([words, "Book that flight"])
+    with pytest.raises(SeqtagError, match=r"takes a list of tokenized sentences, not a string"):
+        adapter.tag_sents("Book that flight")
 
 
 def test_a_span_model_sets_doc_ents(spacy, tmp_path):
