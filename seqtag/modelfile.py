@@ -325,6 +325,14 @@ def _write_npz(f, arrays):
                 npformat.write_array(member, arr, allow_pickle=False)
 
 
+def _check_file_name(path, verb):
+    """ModelError for a path no file can have (the OS calls would raise ValueError)."""
+    name = os.fspath(path)
+    if ("\0" if isinstance(name, str) else b"\0") in name:
+        raise ModelError(f"cannot {verb} model {name!r}: a file name cannot hold a NUL "
+                         "character")
+
+
 def save_model(path, arrays, meta, *, float16=False):
     """Write ARRAYS (name -> ndarray) and META (a JSON-able dict) to PATH.
 
@@ -348,6 +356,7 @@ def save_model(path, arrays, meta, *, float16=False):
     except (TypeError, ValueError) as e:
         raise ValueError(f"model metadata is not JSON-serialisable: {e}") from None
     stored[META_NAME] = np.frombuffer(meta_bytes, dtype=np.uint8)
+    _check_file_name(path, "write")
     try:
         with atomic_output(path) as f:
             _write_npz(f, stored)
@@ -550,6 +559,7 @@ def load_model(path):
     failure is a ModelError with a one-line message naming PATH.
     """
     path = os.fspath(path)
+    _check_file_name(path, "read")
     try:
         f = open(path, "rb")
     except FileNotFoundError:

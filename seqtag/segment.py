@@ -1117,6 +1117,9 @@ class _StoredLexicon(_StoredMapping):
                     and not (lengths < 0).any())
         if not fits:
             raise ModelError(f"front end {name} is broken: chunks and codes do not match")
+        if codes and not 0 <= min(codes) <= max(codes) < len(_CODE_LABEL):
+            raise ModelError(f"front end {name} is broken: its codes are not all from 0 to "
+                             f"{len(_CODE_LABEL) - 1}")
         self._keys = chunks
         self._codes = codes
         self._lengths = None if lengths is None else lengths.tolist()
@@ -1731,6 +1734,27 @@ DEFAULTS = {"dim": 24, "hidden": 48, "cell": "gru", "crop": 256, "batch": 32,
             "min_chars": 16_000_000, "sentence_weight": 1.0,
             "window": 1024, "margin": 32}
 _FORMAT = 1
+
+
+def _checked_options(options: dict) -> dict:
+    """DEFAULTS with `options` in their place; SeqtagError for an unknown name, a value of
+    another type than its default's (an int for a float is fine) or a window and margin
+    that do not fit."""
+    unknown = sorted(set(options) - set(DEFAULTS))
+    if unknown:
+        raise SeqtagError(f"unknown front end option(s): {', '.join(unknown)}")
+    for name, value in options.items():
+        kind = type(DEFAULTS[name])
+        fits = (isinstance(value, kind) if kind is not float else
+                isinstance(value, (int, float)) and np.isfinite(value))
+        if not fits or isinstance(value, bool):
+            what = {int: "an integer", float: "a number", str: "a string"}[kind]
+            raise SeqtagError(f"front end option {name} must be {what}, got {value!r}")
+    opts = dict(DEFAULTS, **options)
+    if not 0 <= opts["margin"] < opts["window"] / 2:
+        raise SeqtagError(f"front end option window must be more than twice margin (>= 0), "
+                          f"got window={opts['window']}, margin={opts['margin']}")
+    return opts
 #: The front end's tiers of chunk shapes (learn_shapes: plain, with their letters, with
 #: their first word, with their last), in the order they are chosen on dev and saved.
 _SHAPE_TIERS = ("shapes", "letter_shapes", "prefix_shapes", "suffix_shapes")
@@ -2039,7 +2063,10 @@ class LearnedFrontEnd:
                     raise ModelError(f"front end array {name} has shape "
                                      f"{tuple(np.shape(arrays[name]))}, expected {tuple(shape)}")
             model.load_arrays({name: arrays[name] for name in expected})
-            options = dict(DEFAULTS, **meta.get("options", {}))
+            try:
+                options = _checked_options(meta.get("options", {}))
+            except SeqtagError as e:
+                raise ModelError(f"front end metadata is broken: {e}") from None
             front_end = cls(codes, model, MultiwordExpander.from_meta(meta["multiword"]),
                             options, float(meta.get("sentence_bias", 0.0)),
                             _lexicon_from_arrays(arrays))
@@ -2345,13 +2372,7 @@ def train_frontend(train_path: str | os.PathLike[str],
     has no `# text` lines (the caller keeps the rule front end).
     """
     start_time = time.perf_counter()
-    opts = dict(DEFAULTS, **(options or {}))
-    unknown = sorted(set(opts) - set(DEFAULTS))
-    if unknown:
-        raise SeqtagError(f"unknown front end option(s): {', '.join(unknown)}")
-    if not 0 <= opts["margin"] < opts["window"] / 2:
-        raise SeqtagError(f"front end option window must be more than twice margin (>= 0), "
-                          f"got window={opts['window']}, margin={opts['margin']}")
+    opts = _checked_options(options or {})
     material = read_training_text(train_path)
     dev = _DevSet(read_training_text(dev_path)) if dev_path is not None else None
     rng = np.random.default_rng(seed)

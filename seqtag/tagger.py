@@ -47,6 +47,21 @@ VOCAB_PREFIX = "vocab."
 Tokens = Union[Sequence[str], Sentence]
 
 
+def _check_sizes(config: NetworkConfig, arrays: dict[str, np.ndarray]) -> None:
+    """ValueError where the network options' sizes are not those of the weights stored
+    with them: checked before a network of that size is allocated, which metadata that
+    does not belong to its weights could make petabytes (check_shapes says the rest)."""
+    for name, array in (("hidden", "rnn.weight_hh_l0"), ("char_hidden", "char_rnn.weight_hh_l0")):
+        stored = arrays.get(array)
+        if stored is not None and stored.ndim == 2 and stored.shape[1] != getattr(config, name):
+            raise ValueError(f"network options: {name} is {getattr(config, name)}, but the "
+                             f"weights {array} have {stored.shape[1]} units")
+    if (f"rnn.weight_hh_l{config.layers - 1}" not in arrays
+            or f"rnn.weight_hh_l{config.layers}" in arrays):
+        raise ValueError(f"network options: layers is {config.layers}, but the weights have "
+                         f"{sum(1 for k in arrays if k.startswith('rnn.weight_hh_l') and not k.endswith('_reverse'))}")
+
+
 def _as_sentences(sents, what, columns=None):
     """Accept Sentence objects or lists of (word, tag) pairs; with columns, Sentences
     whose .columns hold them (CoNLL-U's)."""
@@ -65,6 +80,10 @@ def _as_sentences(sents, what, columns=None):
             except (TypeError, ValueError):
                 raise SeqtagError(f"{what} sentence {i + 1} is not a list of (word, tag) "
                                   "pairs") from None
+            for k, (word, tag) in enumerate(zip(words, tags)):
+                if not (isinstance(word, str) and word and isinstance(tag, str) and tag):
+                    raise SeqtagError(f"{what} sentence {i + 1}, word {k + 1}: word and tag "
+                                      f"must be non-empty strings, got ({word!r}, {tag!r})")
             out.append(Sentence(list(words), list(tags)))
     return out
 
@@ -175,6 +194,9 @@ class Tagger:
             auto = auto_options(train_opts)
         else:  # a value given now replaces the rule's
             auto = tuple(name for name in state.auto if train_given.get(name) is None)
+        if not any(len(s) for s in train_sents):  # type: ignore[arg-type]
+            raise SeqtagError("no word to train on: every training sentence is empty"
+                              + (" (after holding out dev data)" if held_out else ""))
         train_opts = train_opts.scheduled(len(cast("list[Sentence]", train_sents)))
         pretrained, embeddings = None, None
         if state is not None:
@@ -405,17 +427,24 @@ class Tagger:
                 raise ModelError(f"{path} is a training checkpoint, not a model; continue "
                                  f"its run with seqtag train --resume {path}")
         try:
+            corpus = meta.get("corpus") or {}
+            if not isinstance(corpus, dict):
+                raise TypeError(f"corpus must be an object, got {type(corpus).__name__}")
             # a model of one column written before heads existed: its corpus's tag column
-            column = (meta.get("corpus") or {}).get("tag_column")
+            column = corpus.get("tag_column")
             column = column if column in ("upos", "xpos") else "upos"
             vocab = Vocabulary.from_meta(meta["vocab"], column, vocab_arrays)
             # a model written before an option existed has none: it takes the default
             net_config = NetworkConfig.from_meta(meta["network"], "network options")
+            _check_sizes(net_config, arrays)
             network = Network(net_config, len(vocab.words), len(vocab.chars),
                               [head.size for head in vocab.heads], threads=settings.threads,
                               init=False, memo_capacity=settings.memo_words)
         except (KeyError, TypeError, ValueError, MetadataError) as e:
             raise ModelError(f"{path} has invalid metadata: {e}") from None
+        except MemoryError:
+            raise ModelError(f"{path} has invalid metadata: its network options ask for "
+                             f"more memory than there is") from None
         try:
             modelfile.check_shapes(arrays, network.expected_shapes())
         except ModelError as e:  # e.g. a vocabulary that does not fit the embedding

@@ -136,8 +136,11 @@ class Vocabulary:
             counts = (arrays or {})[counts["array"]]
             if counts.ndim != 1 or counts.dtype.kind not in "iu" or len(counts) != len(words):
                 raise ValueError("the word counts are not one count per word")
-        return cls(words, meta["chars"], meta["tags"], counts, meta["max_chars"], heads,
-                   column, stored)
+        max_chars = meta["max_chars"]
+        if not isinstance(max_chars, int) or isinstance(max_chars, bool) or max_chars < 1:
+            raise ValueError(f"max_chars must be a positive integer, got {max_chars!r}")
+        return cls(words, meta["chars"], meta["tags"], counts, max_chars, heads, column,
+                   stored)
 
     @property
     def word_index(self):

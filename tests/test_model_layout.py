@@ -122,6 +122,53 @@ def test_a_broken_format_2_vocabulary_is_one_model_error(tmp_path, change, messa
     assert "\n" not in str(e.value)
 
 
+def _network(**values):
+    return lambda a, m: m["network"].update(values)
+
+
+def _frontend_options(**values):
+    return lambda a, m: m["frontend"]["options"].update(values)
+
+
+@pytest.mark.parametrize("change, message", [
+    # sizes that are not the weights' are refused before a network that big is allocated
+    (_network(hidden=10**12), "has invalid metadata: network options: hidden is "
+     "1000000000000, but the weights rnn.weight_hh_l0 have 128 units"),
+    (_network(char_hidden=10**9), "has invalid metadata: network options: char_hidden is "
+     "1000000000, but the weights char_rnn.weight_hh_l0 have 64 units"),
+    (_network(layers=10**6), "has invalid metadata: network options: layers is 1000000, but "
+     "the weights have 2"),
+    (_network(word_dim=10**12), "has invalid metadata: its network options ask for more "
+     "memory than there is"),
+    (lambda a, m: m.update(corpus="x"), "has invalid metadata: corpus must be an object, "
+     "got str"),
+    (lambda a, m: m["vocab"].update(max_chars=-1), "has invalid metadata: max_chars must be "
+     "a positive integer, got -1"),
+    (_frontend_options(window=None), ": front end metadata is broken: front end option "
+     "window must be an integer, got None"),
+    (_frontend_options(margin=2.5), ": front end metadata is broken: front end option "
+     "margin must be an integer, got 2.5"),
+    (lambda a, m: a.update({"frontend.lexicon.codes": np.full_like(
+        a["frontend.lexicon.codes"], 100)}),
+     ": front end lexicon is broken: its codes are not all from 0 to 3"),
+], ids=["hidden", "char_hidden", "layers", "word_dim", "corpus", "max_chars", "window",
+        "margin", "lexicon"])
+def test_metadata_that_does_not_fit_its_weights_is_one_model_error_at_load(tmp_path, change,
+                                                                          message):
+    """A model file whose metadata was edited (or crafted) fails to load with one line,
+    quickly, rather than allocating what it asks for or failing later while tagging."""
+    from seqtag.tagger import DEFAULT_MODEL
+
+    path = tmp_path / "edited.npz"
+    arrays, meta = modelfile.load_model(DEFAULT_MODEL)
+    change(arrays, meta)
+    meta.pop("format_version"), meta.pop("array_dtypes")
+    modelfile.save_model(path, arrays, meta)
+    with pytest.raises(modelfile.ModelError) as e:
+        Tagger.load(path)
+    assert str(e.value) == f"{path}{'' if message[0] == ':' else ' '}{message}"
+
+
 @pytest.mark.parametrize("scans", [1000, 2, 0], ids=["scanning", "then-a-dict", "a-dict"])
 def test_a_loaded_vocabulary_finds_every_word_as_its_dict_does(tmp_path, monkeypatch, scans):
     """A loaded vocabulary looks its words up in the stored bytes before it makes its dict

@@ -309,6 +309,17 @@ def test_missing_file(tmp_path):
     assert load_error(path) == f"model file not found: {path}"
 
 
+def test_a_name_with_a_nul_character(tmp_path):
+    name = str(tmp_path / "a\0b.npz")
+    assert load_error(name) == f"cannot read model {name!r}: a file name cannot hold a NUL " \
+        "character"
+    with pytest.raises(ModelError) as ei:
+        save_model(name, {"w": np.zeros(2)}, {})
+    assert str(ei.value) == f"cannot write model {name!r}: a file name cannot hold a NUL " \
+        "character"
+    assert os.listdir(tmp_path) == []
+
+
 def test_directory(tmp_path):
     assert load_error(tmp_path) == f"{tmp_path} is a directory, not a model file"
 

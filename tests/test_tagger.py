@@ -94,6 +94,23 @@ def test_bad_sentences_raise_one_line(tiny_tagger, call, message):
     assert str(e.value) == message
 
 
+@pytest.mark.parametrize("sentences, message", [
+    ([[(None, "X"), ("b", "Y")]] * 4,
+     "training sentence 1, word 1: word and tag must be non-empty strings, got (None, 'X')"),
+    ([[("a", "X")], [("", "X"), ("b", "Y")]] * 2,
+     "training sentence 2, word 1: word and tag must be non-empty strings, got ('', 'X')"),
+    ([[("a", "X"), ("b", None)]] * 4,
+     "training sentence 1, word 2: word and tag must be non-empty strings, got ('b', None)"),
+    ([[]] * 4, "no word to train on: every training sentence is empty (after holding out "
+               "dev data)"),
+])
+def test_bad_training_pairs_raise_one_line(sentences, message):
+    with pytest.raises(SeqtagError) as e:
+        Tagger.train(sentences, epochs=1, hidden=4, word_dim=4, char_dim=2, char_hidden=2,
+                     layers=1, threads=1)
+    assert str(e.value) == message
+
+
 class _Token(str):
     pass
 
