@@ -413,7 +413,8 @@ class TrainingConfig(_Config):
                              help="...by this factor.")
     max_time: Optional[float] = option(
         None, min=0.0, min_open=True, resumable=True, none_means="no limit",
-        help="Stop after the epoch running when this many seconds have passed.")
+        help="Stop after the epoch running when this many seconds have passed (the raw-text "
+        "front end, learned first, within the same limit of its own).")
     dev_fraction: float = option(0.1, min=0.0, min_open=True, max=1.0, max_open=True,
                                  help="Share of the corpus held out to pick the best epoch "
                                  "when no dev corpus is given.")

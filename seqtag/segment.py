@@ -1734,6 +1734,8 @@ DEFAULTS = {"dim": 24, "hidden": 48, "cell": "gru", "crop": 256, "batch": 32,
             "min_chars": 16_000_000, "sentence_weight": 1.0,
             "window": 1024, "margin": 32}
 _FORMAT = 1
+#: The most passes over its characters a front end is trained for (train_frontend).
+_MAX_PASSES = 200
 
 
 def _checked_options(options: dict) -> dict:
@@ -2368,7 +2370,8 @@ def train_frontend(train_path: str | os.PathLike[str],
     dev_path when given (the last otherwise), learns the chunk lexicon, the shapes and the
     word boundary model, and on dev decides how to use them and tunes the biases.
     progress, if given, gets a dict
-    after every epoch.  CorpusError when the file
+    after every epoch dev is looked at (about 12, the last among them; without dev_path
+    the same epochs).  CorpusError when the file
     has no `# text` lines (the caller keeps the rule front end).
     """
     start_time = time.perf_counter()
@@ -2391,6 +2394,12 @@ def train_frontend(train_path: str | os.PathLike[str],
     # characters; dev is looked at about 12 times whatever the number of passes
     epochs = max(int(opts["epochs"]), -(-int(opts["min_chars"]) // int(lengths.sum())))
     steps_per_epoch = max(1, int(lengths.sum()) // (crop * batch))
+    # a corpus smaller than one step's characters (batch crops of paragraphs picked by
+    # length) would be gone over thousands of times to reach min_chars: at most
+    # _MAX_PASSES passes over its characters (Sequoia train's 265,402 make 61)
+    chars_per_step = batch * float(paragraph_share @ np.minimum(lengths, crop))
+    most = -(-_MAX_PASSES * int(lengths.sum()) // max(1, int(steps_per_epoch * chars_per_step)))
+    epochs = max(int(opts["epochs"]), min(epochs, most))
     total_steps = steps_per_epoch * epochs
     look_every = max(1, epochs // 12)
     params = model.arrays()
@@ -2428,13 +2437,14 @@ def train_frontend(train_path: str | os.PathLike[str],
                 break
         report = {"epoch": epoch, "loss": float(np.mean(losses)),
                   "seconds": time.perf_counter() - start_time}
-        if dev is not None and (epoch % look_every == 0 or epoch == epochs or out_of_time):
+        looking = epoch % look_every == 0 or epoch == epochs or out_of_time
+        if dev is not None and looking:
             scores = dev.score(front_end)
             report.update({"dev_" + k: v for k, v in scores.items()})
             if scores["tokens"] + scores["sentences"] > best_score:
                 best_score = scores["tokens"] + scores["sentences"]
                 best = {k: v.copy() for k, v in params.items()}
-        if progress is not None:
+        if progress is not None and looking:  # about 12 reports, however many epochs
             progress(report)
         if out_of_time:
             break

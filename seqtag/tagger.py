@@ -356,7 +356,8 @@ class Tagger:
                     "dev_ignored": dev is not None and fe_dev is None})
             learned, record = learn_frontend(
                 corpus, fe_dev, seed=seed, threads=threads, options=frontend_options,
-                progress=lambda r: report(dict(r, type="frontend_epoch")))
+                progress=lambda r: report(dict(r, type="frontend_epoch")),
+                max_time=options.get("max_time"))
             report({"type": "frontend_done", "record": record})
         else:
             report({"type": "frontend", "learned": False, "reason": reason})
@@ -872,16 +873,18 @@ def _run_seed_threads(resume, options):
 def learn_frontend(train_path: str | os.PathLike[str],
                    dev_path: str | os.PathLike[str] | None = None, *, seed: int = 0,
                    threads: int = 2, progress: Callable[[dict[str, Any]], None] | None = None,
-                   options: dict[str, Any] | None = None) -> tuple[FrontEnd, dict[str, Any]]:
+                   options: dict[str, Any] | None = None,
+                   max_time: float | None = None) -> tuple[FrontEnd, dict[str, Any]]:
     """Train a raw-text front end (seqtag.segment.train_frontend) on a CoNLL-U file with
-    `# text` lines, dev_path choosing its epoch; returns it and its record (files, dev
-    scores, seconds) for Tagger.attach_frontend.  CorpusError if a file has no `# text`."""
+    `# text` lines, dev_path choosing its epoch, for max_time seconds at most; returns it
+    and its record (files, dev scores, seconds) for Tagger.attach_frontend.  CorpusError
+    if a file has no `# text`."""
     import time
 
     from .segment import train_frontend
     start = time.perf_counter()
     frontend = train_frontend(train_path, dev_path, seed=seed, threads=threads,
-                              progress=progress, options=options)
+                              max_time=max_time, progress=progress, options=options)
     record: dict[str, Any] = {"file": str(train_path),
                               "dev_file": None if dev_path is None else str(dev_path),
                               "seconds": round(time.perf_counter() - start, 1)}

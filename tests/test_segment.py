@@ -102,6 +102,22 @@ def test_bad_options():
         train_frontend(CORPORA["fr"], options={"hiden": 8})
 
 
+def test_a_tiny_corpus_is_gone_over_a_bounded_number_of_times():
+    """min_chars (16 million characters by default) alone would train the 1,321 characters
+    of this corpus for 12,112 epochs of one step each, minutes of a toy run: at most
+    _MAX_PASSES passes over its characters, and about 12 progress reports."""
+    from seqtag.segment import _MAX_PASSES, read_training_text
+
+    paragraphs = read_training_text(CORPORA["fr"]).paragraphs
+    assert sum(map(len, paragraphs)) == 1321 and _MAX_PASSES == 200
+    reports = []
+    train_frontend(CORPORA["fr"], seed=0, threads=1, progress=reports.append,
+                   options={"dim": 8, "hidden": 16})
+    # 32 crops of the 6 paragraphs (of 220 characters on average) a step: 200 passes
+    # are about 37 steps, an epoch each
+    assert 30 <= reports[-1]["epoch"] <= 45 and len(reports) <= 13
+
+
 def test_bad_training_files(tmp_path):
     missing = tmp_path / "missing.conllu"
     with pytest.raises(CorpusError, match=r"missing.conllu: cannot read: No such file"):
