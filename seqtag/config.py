@@ -183,6 +183,9 @@ class Option:
             if not isinstance(value, numbers.Integral):
                 self._refuse(value)  # 2.0 epochs: a float where a count belongs
             number: float = int(value)
+            if abs(number) >= _INT64:  # no count, size or seed is that big (nor fits C)
+                raise ConfigError(self.name, f"must be {self.requirement()} below 2^63, got "
+                                  f"{_show(value)}")
         else:
             try:
                 number = float(value)
@@ -203,9 +206,16 @@ class Option:
                 value = int(text)
             elif self.kind is float:
                 value = float(text)
-            return self.check(value)
-        except (ValueError, ConfigError):
+        except ValueError:
             pass
+        else:
+            if self.kind is int and abs(value) >= _INT64:
+                raise ConfigError(self.name, f"must be {self.requirement()} below 2^63, got "
+                                  f"{text.strip()}")
+            try:
+                return self.check(value)
+            except ConfigError:
+                pass
         try:
             float(text)
             shown = text.strip()  # a number: as typed
@@ -222,6 +232,9 @@ class Option:
 
     def _refuse(self, value: Any) -> typing.NoReturn:
         raise ConfigError(self.name, f"must be {self.requirement()}, got {_show(value)}")
+
+
+_INT64 = 1 << 63
 
 
 def flag(name: str) -> str:

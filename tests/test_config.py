@@ -248,6 +248,22 @@ def test_tag_batch_size_flag_is_the_tagging_one():
         2, "seqtag: error: --batch-size must be an integer >= 1, got 1.5\n")
 
 
+def test_an_integer_past_64_bits_is_one_config_error():
+    """No count, size or seed is 2^63 or more; such a number reached NumPy and itertools
+    as it was (a traceback from islice, or from a ufunc)."""
+    for flag_, args in (("--batch-size", ("tag", "--batch-size", "99999999999999999999",
+                                          "Hello .")),
+                        ("--hidden", ("train", SAMPLE, "--hidden", "99999999999999999999"))):
+        result = invoke(*args)
+        assert (result.exit_code, result.stderr) == (
+            2, f"seqtag: error: {flag_} must be an integer >= 1 below 2^63, got "
+               "99999999999999999999\n")
+    with pytest.raises(ConfigError, match=r"^hidden must be an integer >= 1 below 2\^63, got "
+                       r"9223372036854775808$"):
+        NetworkConfig(hidden=1 << 63)
+    assert NetworkConfig(hidden=(1 << 63) - 1).hidden == (1 << 63) - 1
+
+
 def test_bad_value_in_a_real_process_exits_2():
     p = subprocess.run([sys.executable, "-m", "seqtag", "train", SAMPLE, "--lr", "-1"],
                        capture_output=True, text=True, timeout=120)
