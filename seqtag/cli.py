@@ -634,13 +634,14 @@ def evaluate(
     of several columns, on CoNLL-U, each column's accuracy, AllTags (UPOS, XPOS and FEATS
     all right) and lemmas, on words seen in training and unseen."""
     from .corpus import detect_format, read_corpus
-    from .stream import model_tag_column
+    from .stream import check_tag_column, model_tag_column
     from .tagger import Tagger
 
     if plot:
         from .plot import require_matplotlib
         require_matplotlib(plot)
     tagger = Tagger.load(model, threads=TaggingConfig(**options).threads)
+    check_tag_column(tagger, tag_column, model)
     column = tag_column or model_tag_column(tagger)
     source: Any = gold
     if str(gold) == "-":  # read twice below (its format, then its sentences): kept whole
@@ -675,7 +676,12 @@ def evaluate(
             typer.echo(f"{name.upper() if name != 'AllTags' else name:<9} "
                        f"{_percent(s['accuracy']):>8} {_percent(s['seen_accuracy']):>8} "
                        f"{_percent(s['unseen_accuracy']):>8}")
-        shown = tag_column if tag_column in scores["columns"] else tagger.tag_column
+        if scores["skipped"]:
+            typer.echo(f"not scored: {', '.join(c.upper() for c in scores['skipped'])} "
+                       f"(all '_' in {gold})")
+        shown = tag_column if tag_column in scores["columns"] else (
+            tagger.tag_column if tagger.tag_column in scores["columns"]
+            else next(iter(scores["columns"])))
         typer.echo(f"\n{shown.upper()}:")
     typer.echo(f"accuracy      {_percent(scores['accuracy']):>7}  ({scores['tokens']:,} tokens)")
     typer.echo(f"seen words    {_percent(scores['seen_accuracy']):>7}  "

@@ -64,6 +64,18 @@ def model_tag_column(tagger: Tagger) -> str:
     return column if column in ("upos", "xpos") else "upos"
 
 
+def check_tag_column(tagger: Tagger, tag_column: str | None, model: object) -> None:
+    """SeqtagError where the gold tags are asked from a CoNLL-U column (tag_column "upos"
+    or "xpos") that a model learned from CoNLL-U does not predict: its tags would be scored
+    against another column's.  A model of another format's numbered column may be scored
+    on either."""
+    corpus = tagger.meta.get("corpus") or {}
+    if (tag_column in ("upos", "xpos") and corpus.get("format") == "conllu"
+            and tag_column not in tagger.columns):
+        raise SeqtagError(f"{model} predicts {', '.join(c.upper() for c in tagger.columns)}, "
+                          f"not {tag_column.upper()}")
+
+
 def _check(output_format, top_k, batch_size, columns=None):
     if output_format not in OUTPUT_FORMATS:
         raise SeqtagError(f"unknown output format {output_format!r}; "

@@ -686,7 +686,8 @@ class Tagger:
         several columns score every column, too: "columns": {column: {"accuracy",
         "seen_accuracy", "unseen_accuracy", per_tag, ...}}, and "alltags" (UPOS, XPOS and
         FEATS all right) when the model predicts the three, else None; the per-tag detail
-        and the matrix are then those of `column` (default: the model's tags)."""
+        and the matrix are then those of `column` (default: the model's tags).  A column
+        the gold sentences leave all '_' is not scored; "skipped" lists those."""
         from . import spans
         gold = list(gold_sents)
         # a model of LEMMA or FEATS alone is scored on its column too, not on the tags
@@ -696,11 +697,21 @@ class Tagger:
             sentences = cast("list[Sentence]", gold)
             words = [s.words for s in sentences]
             values = self.predict_columns(words)
+            # a column the gold file leaves all '_' (many treebanks have no XPOS) is not
+            # scored: every word would count as wrong
+            skipped = [c for c in values if all(v == "_" for s in sentences
+                                                for v in s.columns[c])]  # type: ignore[index]
+            if len(skipped) == len(values):
+                raise SeqtagError(f"the gold sentences have no {', '.join(c.upper() for c in skipped)}"
+                                  " to score (all '_')")
+            values = {c: v for c, v in values.items() if c not in skipped}
             result = score_columns(words, {c: [s.columns[c] for s in sentences  # type: ignore[index]
                                                ] for c in values},
                                    values, self.vocab.is_known)
+            result["skipped"] = skipped
             shown = column if column is not None and column in result["columns"] \
-                else self.tag_column
+                else self.tag_column if self.tag_column in result["columns"] \
+                else next(iter(result["columns"]))
             scores = dict(result["columns"][shown], **result)
             if matrix:
                 first = [Sentence(s.words, s.columns[shown])  # type: ignore[index]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from seqtag import Tagger
-from seqtag.corpus import iter_sentences
+from seqtag.corpus import iter_sentences, read_corpus
 
 DATA = Path(__file__).resolve().parent / "data"
 TINY = ["--epochs", "8", "--batch-size", "4", "--hidden", "16", "--word-dim", "16", "--char-dim", "8",
@@ -161,6 +161,33 @@ def test_evaluate_reports_each_column(trained, corpus):
     rows = {line.split()[0]: line.split()[1:4] for line in out.splitlines()[1:4]}
     assert list(rows) == ["UPOS", "FEATS", "LEMMA"]
     assert all(float(v.rstrip("%")) >= 90 for v in rows["LEMMA"][:2])
+
+
+def test_evaluate_leaves_out_a_column_the_gold_file_leaves_all_blank(trained, corpus, tmp_path):
+    """A gold file without FEATS (all '_', as many treebanks leave XPOS): FEATS is not
+    scored (every word counted wrong, 0 %, before), nor AllTags; the rest as with it."""
+    blank = tmp_path / "no_feats.conllu"
+    blank.write_text("".join(
+        "\t".join(line.split("\t")[:5] + ["_"] + line.split("\t")[6:]) if "\t" in line
+        else line for line in corpus.read_text(encoding="utf-8").splitlines(True)),
+        encoding="utf-8")
+    code, out, err = run("evaluate", trained[0], blank)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert [line.split()[0] for line in lines[1:3]] == ["UPOS", "LEMMA"]
+    assert lines[3] == f"not scored: FEATS (all '_' in {blank})"
+    assert lines[1:3] == [line for line in run("evaluate", trained[0], corpus)[1].splitlines()
+                          if line.split()[:1] in (["UPOS"], ["LEMMA"])]
+    scores = Tagger.load(trained[0]).evaluate(read_corpus(blank, require_tags=False))
+    assert scores["skipped"] == ["feats"] and set(scores["columns"]) == {"upos", "lemma"}
+
+
+def test_evaluate_refuses_a_tag_column_the_model_does_not_predict(trained, corpus):
+    """--tag-column xpos for a model learned from CoNLL-U without XPOS: its UPOS would be
+    scored against the gold XPOS."""
+    code, out, err = run("evaluate", trained[0], corpus, "--tag-column", "xpos")
+    assert (code, out) == (1, "") and err == (
+        f"seqtag: error: {trained[0]} predicts UPOS, FEATS, LEMMA, not XPOS\n")
 
 
 def test_a_model_of_one_column_made_before_heads_loads_and_tags_as_it_did():
