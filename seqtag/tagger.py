@@ -47,6 +47,25 @@ VOCAB_PREFIX = "vocab."
 Tokens = Union[Sequence[str], Sentence]
 
 
+#: What a model's metadata records of its training (info() and `seqtag info` read them):
+#: the JSON type each must have where it is there.
+_RECORD_TYPES = {"corpus": dict, "training": dict, "scores": dict, "embeddings": dict,
+                 "frontend_training": dict, "training_auto": list, "history": list}
+
+
+def _check_record_types(meta: dict[str, Any]) -> None:
+    """TypeError where a record of the metadata is not of its type (_RECORD_TYPES)."""
+    for name, kind in _RECORD_TYPES.items():
+        value = meta.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, kind):
+            raise TypeError(f"{name} must be {'an object' if kind is dict else 'a list'}, "
+                            f"got {type(value).__name__}")
+        if name == "history" and not all(isinstance(r, dict) for r in value):
+            raise TypeError("history must be a list of objects")
+
+
 def _check_sizes(config: NetworkConfig, arrays: dict[str, np.ndarray]) -> None:
     """ValueError where the network options' sizes are not those of the weights stored
     with them: checked before a network of that size is allocated, which metadata that
@@ -428,9 +447,8 @@ class Tagger:
                 raise ModelError(f"{path} is a training checkpoint, not a model; continue "
                                  f"its run with seqtag train --resume {path}")
         try:
+            _check_record_types(meta)
             corpus = meta.get("corpus") or {}
-            if not isinstance(corpus, dict):
-                raise TypeError(f"corpus must be an object, got {type(corpus).__name__}")
             # a model of one column written before heads existed: its corpus's tag column
             column = corpus.get("tag_column")
             column = column if column in ("upos", "xpos") else "upos"

@@ -142,6 +142,13 @@ def _frontend_options(**values):
      "memory than there is"),
     (lambda a, m: m.update(corpus="x"), "has invalid metadata: corpus must be an object, "
      "got str"),
+    # what `seqtag info` reads
+    (lambda a, m: m.update(scores="x"), "has invalid metadata: scores must be an object, "
+     "got str"),
+    (lambda a, m: m.update(training=[1]), "has invalid metadata: training must be an "
+     "object, got list"),
+    (lambda a, m: m.update(history=[1]), "has invalid metadata: history must be a list of "
+     "objects"),
     (lambda a, m: m["vocab"].update(max_chars=-1), "has invalid metadata: max_chars must be "
      "a positive integer, got -1"),
     (_frontend_options(window=None), ": front end metadata is broken: front end option "
@@ -151,8 +158,8 @@ def _frontend_options(**values):
     (lambda a, m: a.update({"frontend.lexicon.codes": np.full_like(
         a["frontend.lexicon.codes"], 100)}),
      ": front end lexicon is broken: its codes are not all from 0 to 3"),
-], ids=["hidden", "char_hidden", "layers", "word_dim", "corpus", "max_chars", "window",
-        "margin", "lexicon"])
+], ids=["hidden", "char_hidden", "layers", "word_dim", "corpus", "scores", "training",
+        "history", "max_chars", "window", "margin", "lexicon"])
 def test_metadata_that_does_not_fit_its_weights_is_one_model_error_at_load(tmp_path, change,
                                                                           message):
     """A model file whose metadata was edited (or crafted) fails to load with one line,
