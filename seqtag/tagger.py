@@ -314,7 +314,8 @@ class Tagger:
         progress gets, besides Tagger.train's events: {"type": "corpus", ...} once the
         files are read, {"type": "columns", "learned": [...], "skipped": [...]} for a
         CoNLL-U corpus, {"type": "frontend", ...} with the decision, {"type":
-        "frontend_epoch", ...} after each epoch of the front end and {"type":
+        "frontend_epoch", ...} after each epoch of the front end that looked at dev (about
+        12 of them, with or without dev) and {"type":
         "frontend_done", "record": ...}.  The other arguments are Tagger.train's.
         """
         from .corpus import column_number, detect_format, read_corpus
@@ -344,6 +345,9 @@ class Tagger:
                 "sentences": len(train_sents), "tokens": sum(len(s) for s in train_sents),
                 "dev_file": None if dev is None else str(dev),
                 "dev_sentences": None if dev_sents is None else len(dev_sents)})
+        if dev_sents is None and resume is None:  # now, not after the front end
+            from .train import check_dev_can_be_held_out
+            check_dev_can_be_held_out(train_sents)
         if train_sents[0].columns is not None and (asked is not None or tag_column == "upos"):
             wanted = asked.split(",") if asked else list(COLUMNS)
             learned_columns = [c for c in COLUMNS if c in wanted and

@@ -29,11 +29,16 @@ RESUMABLE_OPTIONS = TrainingConfig.resumable()
 AUTO_SCHEDULED = ("epochs", "patience", "decay_patience")
 
 
-def split_dev(sentences, fraction, seed):
-    """Hold out a random `fraction` of the sentences (at least one) as a dev set."""
+def check_dev_can_be_held_out(sentences):
+    """SeqtagError where split_dev cannot leave a sentence on each side."""
     if len(sentences) < 2:
         raise SeqtagError("need at least 2 training sentences to hold some out as dev data; "
                           "give --dev")
+
+
+def split_dev(sentences, fraction, seed):
+    """Hold out a random `fraction` of the sentences (at least one) as a dev set."""
+    check_dev_can_be_held_out(sentences)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(sentences))
     n_dev = min(max(1, int(round(len(sentences) * fraction))), len(sentences) - 1)

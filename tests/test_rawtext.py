@@ -56,6 +56,20 @@ def rules_model(tmp_path_factory):
     return path
 
 
+def test_a_corpus_too_small_to_hold_out_dev_fails_before_the_front_end(tmp_path):
+    """One sentence and no --dev: the error the tagger's run ends with comes before the
+    front end is learned (it came after, a minute later on a bigger front end)."""
+    corpus = tmp_path / "one.conllu"
+    corpus.write_text("# text = The dog.\n1\tThe\tthe\tDET\t_\t_\t0\troot\t_\t_\n"
+                      "2\tdog\tdog\tNOUN\t_\t_\t1\tdep\t_\tSpaceAfter=No\n"
+                      "3\t.\t.\tPUNCT\t_\t_\t1\tdep\t_\t_\n\n", encoding="utf-8")
+    result = invoke("train", corpus, "-o", tmp_path / "m.npz", "-q")
+    assert result.exit_code == 1 and "front end" not in result.stderr
+    assert result.stderr.endswith("seqtag: error: need at least 2 training sentences to hold "
+                                  "some out as dev data; give --dev\n")
+    assert not (tmp_path / "m.npz").exists()
+
+
 def words(sentences):
     return [[w for t in s.tokens for w in t.word_forms] for s in sentences]
 
