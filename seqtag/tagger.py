@@ -213,7 +213,7 @@ class Tagger:
             auto = auto_options(train_opts)
         else:  # a value given now replaces the rule's
             auto = tuple(name for name in state.auto if train_given.get(name) is None)
-        if not any(len(s) for s in train_sents):  # type: ignore[arg-type]
+        if not any(len(s) for s in train_sents):
             raise SeqtagError("no word to train on: every training sentence is empty"
                               + (" (after holding out dev data)" if held_out else ""))
         train_opts = train_opts.scheduled(len(cast("list[Sentence]", train_sents)))
