@@ -183,9 +183,6 @@ class Option:
             if not isinstance(value, numbers.Integral):
                 self._refuse(value)  # 2.0 epochs: a float where a count belongs
             number: float = int(value)
-            if abs(number) >= _INT64:  # no count, size or seed is that big (nor fits C)
-                raise ConfigError(self.name, f"must be {self.requirement()} below 2^63, got "
-                                  f"{_show(value)}")
         else:
             try:
                 number = float(value)
@@ -195,6 +192,9 @@ class Option:
                 self._refuse(value)
         if not self._in_range(number):
             self._refuse(value)
+        if self.kind is int and abs(number) >= _INT64:  # no count, size or seed is that big
+            raise ConfigError(self.name, f"must be {self.requirement()} below 2^63, got "
+                              f"{_show(value)}")
         return number
 
     def parse(self, text: str) -> Any:
@@ -209,7 +209,7 @@ class Option:
         except ValueError:
             pass
         else:
-            if self.kind is int and abs(value) >= _INT64:
+            if self.kind is int and self._in_range(value) and abs(value) >= _INT64:
                 raise ConfigError(self.name, f"must be {self.requirement()} below 2^63, got "
                                   f"{text.strip()}")
             try:
@@ -426,8 +426,7 @@ class TrainingConfig(_Config):
                              help="...by this factor.")
     max_time: Optional[float] = option(
         None, min=0.0, min_open=True, resumable=True, none_means="no limit",
-        help="Stop after the epoch running when this many seconds have passed (the raw-text "
-        "front end, learned first, within the same limit of its own).")
+        help="Stop after the epoch running when this many seconds have passed.")
     dev_fraction: float = option(0.1, min=0.0, min_open=True, max=1.0, max_open=True,
                                  help="Share of the corpus held out to pick the best epoch "
                                  "when no dev corpus is given.")

@@ -20,6 +20,8 @@ here too: it is what a model without a learned front end uses.
 from __future__ import annotations
 
 import functools
+import math
+import numbers
 import operator
 import os
 import re
@@ -1117,7 +1119,7 @@ class _StoredLexicon(_StoredMapping):
                     and not (lengths < 0).any())
         if not fits:
             raise ModelError(f"front end {name} is broken: chunks and codes do not match")
-        if codes and not 0 <= min(codes) <= max(codes) < len(_CODE_LABEL):
+        if codes and np.frombuffer(codes, dtype=np.uint8).max() >= len(_CODE_LABEL):
             raise ModelError(f"front end {name} is broken: its codes are not all from 0 to "
                              f"{len(_CODE_LABEL) - 1}")
         self._keys = chunks
@@ -1745,14 +1747,19 @@ def _checked_options(options: dict) -> dict:
     unknown = sorted(set(options) - set(DEFAULTS))
     if unknown:
         raise SeqtagError(f"unknown front end option(s): {', '.join(unknown)}")
+    checked = {}
     for name, value in options.items():
         kind = type(DEFAULTS[name])
-        fits = (isinstance(value, kind) if kind is not float else
-                isinstance(value, (int, float)) and np.isfinite(value))
-        if not fits or isinstance(value, bool):
+        if kind is str:
+            fits = isinstance(value, str)
+        else:  # numpy's numbers too; a whole float for an int (models saved 3.0 epochs)
+            fits = (isinstance(value, numbers.Real) and not isinstance(value, bool)
+                    and math.isfinite(value) and (kind is float or float(value).is_integer()))
+        if not fits:
             what = {int: "an integer", float: "a number", str: "a string"}[kind]
             raise SeqtagError(f"front end option {name} must be {what}, got {value!r}")
-    opts = dict(DEFAULTS, **options)
+        checked[name] = kind(value)
+    opts = dict(DEFAULTS, **checked)
     if not 0 <= opts["margin"] < opts["window"] / 2:
         raise SeqtagError(f"front end option window must be more than twice margin (>= 0), "
                           f"got window={opts['window']}, margin={opts['margin']}")
@@ -2356,6 +2363,24 @@ def _tune_word_weight(front_end, dev, scored, words):
     front_end.words, front_end.word_weight, front_end.word_bias = choice
 
 
+def _epochs(lengths: np.ndarray, opts: dict) -> tuple[int, int]:
+    """(epochs, steps an epoch) of train_frontend over paragraphs of these lengths."""
+    crop, batch, chars = int(opts["crop"]), int(opts["batch"]), int(lengths.sum())
+    # a small treebank gets more passes: every corpus trains on at least min_chars
+    # characters; dev is looked at about 12 times whatever the number of passes
+    epochs = max(int(opts["epochs"]), -(-int(opts["min_chars"]) // chars))
+    steps_per_epoch = max(1, chars // (crop * batch))
+    if chars < crop * batch:
+        # a corpus smaller than one step's characters (batch crops of paragraphs picked by
+        # length) has epochs of one step that each go over it several times, and min_chars
+        # would make thousands of them: at most _MAX_PASSES passes over its characters.
+        # (From crop * batch characters on, an epoch is about one pass, as min_chars means.)
+        chars_per_step = batch * float((lengths / chars) @ np.minimum(lengths, crop))
+        most = -(-_MAX_PASSES * chars // max(1, int(chars_per_step)))
+        epochs = max(int(opts["epochs"]), min(epochs, most))
+    return epochs, steps_per_epoch
+
+
 def train_frontend(train_path: str | os.PathLike[str],
                    dev_path: str | os.PathLike[str] | None = None, *, seed: int = 0,
                    threads: int = 2,
@@ -2365,8 +2390,9 @@ def train_frontend(train_path: str | os.PathLike[str],
     """Learn a front end from a CoNLL-U file with `# text` lines.
 
     Trains on random crops of the training paragraphs for options["epochs"] passes over
-    their characters, more for a small corpus (options["min_chars"] characters at least),
-    or until max_time seconds; keeps the epoch with the best token + sentence F1 on
+    their characters, more for a small corpus (options["min_chars"] characters at least,
+    but at most _MAX_PASSES passes over a corpus smaller than one step's crops), or until
+    max_time seconds; keeps the epoch with the best token + sentence F1 on
     dev_path when given (the last otherwise), learns the chunk lexicon, the shapes and the
     word boundary model, and on dev decides how to use them and tunes the biases.
     progress, if given, gets a dict
@@ -2390,16 +2416,7 @@ def train_frontend(train_path: str | os.PathLike[str],
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     paragraph_share = lengths / lengths.sum()
     crop, batch = int(opts["crop"]), int(opts["batch"])
-    # a small treebank gets more passes: every corpus trains on at least min_chars
-    # characters; dev is looked at about 12 times whatever the number of passes
-    epochs = max(int(opts["epochs"]), -(-int(opts["min_chars"]) // int(lengths.sum())))
-    steps_per_epoch = max(1, int(lengths.sum()) // (crop * batch))
-    # a corpus smaller than one step's characters (batch crops of paragraphs picked by
-    # length) would be gone over thousands of times to reach min_chars: at most
-    # _MAX_PASSES passes over its characters (Sequoia train's 265,402 make 61)
-    chars_per_step = batch * float(paragraph_share @ np.minimum(lengths, crop))
-    most = -(-_MAX_PASSES * int(lengths.sum()) // max(1, int(steps_per_epoch * chars_per_step)))
-    epochs = max(int(opts["epochs"]), min(epochs, most))
+    epochs, steps_per_epoch = _epochs(lengths, opts)
     total_steps = steps_per_epoch * epochs
     look_every = max(1, epochs // 12)
     params = model.arrays()

@@ -70,11 +70,12 @@ def _check_sizes(config: NetworkConfig, arrays: dict[str, np.ndarray]) -> None:
     """ValueError where the network options' sizes are not those of the weights stored
     with them: checked before a network of that size is allocated, which metadata that
     does not belong to its weights could make petabytes (check_shapes says the rest)."""
-    for name, array in (("hidden", "rnn.weight_hh_l0"), ("char_hidden", "char_rnn.weight_hh_l0")):
+    for name, array in (("hidden", "rnn.weight_hh_l0"), ("char_hidden", "char_rnn.weight_hh_l0"),
+                        ("word_dim", "word_embedding"), ("char_dim", "char_embedding")):
         stored = arrays.get(array)
         if stored is not None and stored.ndim == 2 and stored.shape[1] != getattr(config, name):
             raise ValueError(f"network options: {name} is {getattr(config, name)}, but the "
-                             f"weights {array} have {stored.shape[1]} units")
+                             f"weights {array} have {stored.shape[1]} columns")
     if (f"rnn.weight_hh_l{config.layers - 1}" not in arrays
             or f"rnn.weight_hh_l{config.layers}" in arrays):
         raise ValueError(f"network options: layers is {config.layers}, but the weights have "
@@ -379,8 +380,7 @@ class Tagger:
                     "dev_ignored": dev is not None and fe_dev is None})
             learned, record = learn_frontend(
                 corpus, fe_dev, seed=seed, threads=threads, options=frontend_options,
-                progress=lambda r: report(dict(r, type="frontend_epoch")),
-                max_time=options.get("max_time"))
+                progress=lambda r: report(dict(r, type="frontend_epoch")))
             report({"type": "frontend_done", "record": record})
         else:
             report({"type": "frontend", "learned": False, "reason": reason})
@@ -466,8 +466,8 @@ class Tagger:
         except (KeyError, TypeError, ValueError, MetadataError) as e:
             raise ModelError(f"{path} has invalid metadata: {e}") from None
         except MemoryError:
-            raise ModelError(f"{path} has invalid metadata: its network options ask for "
-                             f"more memory than there is") from None
+            raise ModelError(f"cannot load {path}: not enough memory for the network its "
+                             f"options describe") from None
         try:
             modelfile.check_shapes(arrays, network.expected_shapes())
         except ModelError as e:  # e.g. a vocabulary that does not fit the embedding
@@ -906,18 +906,18 @@ def _run_seed_threads(resume, options):
 def learn_frontend(train_path: str | os.PathLike[str],
                    dev_path: str | os.PathLike[str] | None = None, *, seed: int = 0,
                    threads: int = 2, progress: Callable[[dict[str, Any]], None] | None = None,
-                   options: dict[str, Any] | None = None,
-                   max_time: float | None = None) -> tuple[FrontEnd, dict[str, Any]]:
+                   options: dict[str, Any] | None = None) -> tuple[FrontEnd, dict[str, Any]]:
     """Train a raw-text front end (seqtag.segment.train_frontend) on a CoNLL-U file with
-    `# text` lines, dev_path choosing its epoch, for max_time seconds at most; returns it
-    and its record (files, dev scores, seconds) for Tagger.attach_frontend.  CorpusError
-    if a file has no `# text`."""
+    `# text` lines, dev_path choosing its epoch; returns it and its record (files, dev
+    scores, seconds) for Tagger.attach_frontend.  CorpusError if a file has no `# text`.
+    No time limit: a resumed run learns the same front end again (its training is
+    deterministic), which a front end cut short by the clock would not be."""
     import time
 
     from .segment import train_frontend
     start = time.perf_counter()
     frontend = train_frontend(train_path, dev_path, seed=seed, threads=threads,
-                              max_time=max_time, progress=progress, options=options)
+                              progress=progress, options=options)
     record: dict[str, Any] = {"file": str(train_path),
                               "dev_file": None if dev_path is None else str(dev_path),
                               "seconds": round(time.perf_counter() - start, 1)}

@@ -139,8 +139,7 @@ def test_help_shows_the_library_defaults():
     for text in ("--hidden INTEGER Hidden units per direction. [default: (128)]",
                  "--lr NUMBER Learning rate. [default: (0.002 with adam, 0.1 with sgd)]",
                  "--max-time NUMBER Stop after the epoch running when this many seconds have "
-                 "passed (the raw-text front end, learned first, within the same limit of its "
-                 "own). [default: (no limit)]",
+                 "passed. [default: (no limit)]",
                  "only --epochs, --patience, --max-time and --threads may change"):
         assert text in lines, text
 

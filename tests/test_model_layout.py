@@ -133,13 +133,15 @@ def _frontend_options(**values):
 @pytest.mark.parametrize("change, message", [
     # sizes that are not the weights' are refused before a network that big is allocated
     (_network(hidden=10**12), "has invalid metadata: network options: hidden is "
-     "1000000000000, but the weights rnn.weight_hh_l0 have 128 units"),
+     "1000000000000, but the weights rnn.weight_hh_l0 have 128 columns"),
     (_network(char_hidden=10**9), "has invalid metadata: network options: char_hidden is "
-     "1000000000, but the weights char_rnn.weight_hh_l0 have 64 units"),
+     "1000000000, but the weights char_rnn.weight_hh_l0 have 64 columns"),
     (_network(layers=10**6), "has invalid metadata: network options: layers is 1000000, but "
      "the weights have 2"),
-    (_network(word_dim=10**12), "has invalid metadata: its network options ask for more "
-     "memory than there is"),
+    (_network(word_dim=10**12), "has invalid metadata: network options: word_dim is "
+     "1000000000000, but the weights word_embedding have 100 columns"),
+    (_network(char_dim=10**12), "has invalid metadata: network options: char_dim is "
+     "1000000000000, but the weights char_embedding have 32 columns"),
     (lambda a, m: m.update(corpus="x"), "has invalid metadata: corpus must be an object, "
      "got str"),
     # what `seqtag info` reads
@@ -158,7 +160,8 @@ def _frontend_options(**values):
     (lambda a, m: a.update({"frontend.lexicon.codes": np.full_like(
         a["frontend.lexicon.codes"], 100)}),
      ": front end lexicon is broken: its codes are not all from 0 to 3"),
-], ids=["hidden", "char_hidden", "layers", "word_dim", "corpus", "scores", "training",
+], ids=["hidden", "char_hidden", "layers", "word_dim", "char_dim", "corpus", "scores",
+        "training",
         "history", "max_chars", "window", "margin", "lexicon"])
 def test_metadata_that_does_not_fit_its_weights_is_one_model_error_at_load(tmp_path, change,
                                                                           message):

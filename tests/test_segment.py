@@ -16,7 +16,7 @@ from conftest import shared_dir
 from seqtag.errors import CorpusError, ModelError, SeqtagError
 from seqtag.frontend import RawSentence, Token
 from seqtag.packing import Packing
-from seqtag.segment import (END, INSIDE, LABELS, MWT, MWT_SENT, SENT, SPACE, CharCodes,
+from seqtag.segment import (DEFAULTS, END, INSIDE, LABELS, MWT, MWT_SENT, SENT, SPACE, CharCodes,
                             CharTagger, LearnedFrontEnd, MultiwordContext, MultiwordExpander,
                             RuleFrontEnd,
                             TrainingText, WordBoundaries, _apply_lexicon, _char_class,
@@ -104,18 +104,50 @@ def test_bad_options():
 
 def test_a_tiny_corpus_is_gone_over_a_bounded_number_of_times():
     """min_chars (16 million characters by default) alone would train the 1,321 characters
-    of this corpus for 12,112 epochs of one step each, minutes of a toy run: at most
-    _MAX_PASSES passes over its characters, and about 12 progress reports."""
-    from seqtag.segment import _MAX_PASSES, read_training_text
+    of this corpus for 12,112 epochs of one step each (32 crops of its 6 paragraphs, each
+    epoch going over it 5 times), minutes of a toy run: at most _MAX_PASSES passes over its
+    characters, and about 12 progress reports."""
+    from seqtag.segment import _MAX_PASSES
 
     paragraphs = read_training_text(CORPORA["fr"]).paragraphs
     assert sum(map(len, paragraphs)) == 1321 and _MAX_PASSES == 200
     reports = []
     train_frontend(CORPORA["fr"], seed=0, threads=1, progress=reports.append,
                    options={"dim": 8, "hidden": 16})
-    # 32 crops of the 6 paragraphs (of 220 characters on average) a step: 200 passes
-    # are about 37 steps, an epoch each
-    assert 30 <= reports[-1]["epoch"] <= 45 and len(reports) <= 13
+    assert reports[-1]["epoch"] == 38 and len(reports) <= 13
+
+
+def test_a_corpus_of_one_step_or_more_trains_for_min_chars_as_before():
+    """From one step's characters (crop x batch = 8,192) on, an epoch is about one pass
+    and min_chars sets the epochs as it always did: the recipes measured on Sequoia and
+    EWT do not change, nor a small treebank's."""
+    from seqtag.segment import _epochs
+
+    fr = np.array([len(p) for p in read_training_text(CORPORA["fr"]).paragraphs])
+    assert _epochs(fr, DEFAULTS) == (38, 1)  # capped: 12,112 by min_chars
+    assert _epochs(np.tile(fr, 30), DEFAULTS) == (404, 4)  # 39,630 characters: not capped
+    assert _epochs(np.full(1000, 265), DEFAULTS) == (61, 32)  # Sequoia train's size
+    assert _epochs(np.full(8000, 126), DEFAULTS) == (16, 123)  # EWT's: the default epochs
+    assert _epochs(fr, dict(DEFAULTS, min_chars=0, epochs=40)) == (40, 1)  # as asked
+
+
+def test_front_end_options_are_checked_alike_for_training_and_loading():
+    """_checked_options: what train_frontend and a model's front end read.  A whole float
+    or a NumPy integer is an integer (front ends trained with epochs=3.0 stored that)."""
+    from seqtag.segment import _checked_options
+
+    opts = _checked_options({"epochs": 3.0, "window": np.int64(64), "margin": 8, "lr": 1})
+    assert (opts["epochs"], opts["window"], opts["lr"]) == (3, 64, 1.0)
+    assert type(opts["epochs"]) is int and type(opts["window"]) is int
+    assert opts["crop"] == DEFAULTS["crop"]
+    for options, message in (({"crop": 2.5}, "crop must be an integer, got 2.5"),
+                             ({"crop": True}, "crop must be an integer, got True"),
+                             ({"lr": "x"}, "lr must be a number, got 'x'"),
+                             ({"lr": float("nan")}, "lr must be a number, got nan"),
+                             ({"cell": 3}, "cell must be a string, got 3")):
+        with pytest.raises(SeqtagError) as e:
+            _checked_options(options)
+        assert str(e.value) == "front end option " + message
 
 
 def test_bad_training_files(tmp_path):
