@@ -720,7 +720,8 @@ class Tagger:
             words = [s.words for s in sentences]
             values = self.predict_columns(words)
             # a column the gold file leaves all '_' (many treebanks have no XPOS) is not
-            # scored: every word would count as wrong
+            # scored: every word would count as wrong.  (In FEATS '_' is no features; a file
+            # where no word has any is taken as one without FEATS, as training takes it.)
             skipped = [c for c in values if all(v == "_" for s in sentences
                                                 for v in s.columns[c])]  # type: ignore[index]
             if len(skipped) == len(values):
