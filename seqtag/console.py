@@ -13,6 +13,8 @@ Everything else, --help included, goes to seqtag.cli.
 Before either, `seqtag tag` loads NumPy's BLAS with one thread (_load_blas_on_one_thread).
 """
 
+import errno
+import io
 import os
 import sys
 
@@ -26,6 +28,8 @@ _BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_T
 def main(argv=None):
     """The `seqtag` console script."""
     args = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    if argv is None:
+        _stand_in_for_closed_streams()
     if argv is None and args[:1] == ["tag"] and not {"-h", "--help"} & set(args):
         _load_blas_on_one_thread()
     if len(args) >= 2 and args[0] == "tag" and not any(a.startswith("-") for a in args[1:]):
@@ -36,6 +40,29 @@ def main(argv=None):
     from .cli import main as full_command_line
 
     return full_command_line(args)
+
+
+class _ClosedStream(io.TextIOBase):
+    """What a standard stream the shell closed (`seqtag tag "Hi." >&-`) reads and writes:
+    Python leaves it None, and the first use was an AttributeError's traceback.  Reading
+    or writing it fails as a closed descriptor does (EBADF), which the commands report in
+    one line like any other failed read or write; what never uses it is unaffected
+    (--output-dir with stdout closed)."""
+
+    def __init__(self, name):
+        super().__init__()
+        self.name = name  # "<stdout>": what the commands' messages call the stream
+
+    def _fail(self, *args):
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+
+    read = readline = write = _fail
+
+
+def _stand_in_for_closed_streams():
+    for name in ("stdin", "stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, _ClosedStream(f"<{name}>"))
 
 
 def _load_blas_on_one_thread():

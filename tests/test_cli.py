@@ -5,6 +5,7 @@ import io
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -662,6 +663,28 @@ def test_the_command_line_leaves_the_hosts_excepthook_alone(monkeypatch, capsys)
         code, out, _ = _exit_and_output(console.main, args, capsys)
         assert code == 0 and out
         assert sys.excepthook is host_hook, args
+
+
+@pytest.mark.parametrize("command, message", [
+    ("tag 'Hi.' >&-", "seqtag: error: cannot write the output: Bad file descriptor\n"),
+    ("tag --format tsv 'Hi.' >&-",  # through typer
+     "seqtag: error: cannot write the output: Bad file descriptor\n"),
+    ("tag <&-", "seqtag: error: <stdin>:1: cannot read: Bad file descriptor\n"),
+])
+def test_a_closed_standard_stream_is_one_error_line(command, message):
+    """A stream the shell closed is None in Python: an AttributeError's traceback before."""
+    p = subprocess.run(f"{shlex.quote(sys.executable)} -m seqtag {command}", shell=True,
+                       capture_output=True, text=True, timeout=120)
+    assert (p.returncode, p.stderr) == (1, message)
+
+
+def test_a_closed_stdout_is_no_matter_where_the_output_goes_to_files(tmp_path):
+    (tmp_path / "in.txt").write_text("Hi there.\n", encoding="utf-8")
+    p = subprocess.run(f"{shlex.quote(sys.executable)} -m seqtag tag -i {tmp_path / 'in.txt'} "
+                       f"--output-dir {tmp_path / 'out'} >&-", shell=True, capture_output=True,
+                       text=True, timeout=120)
+    assert (p.returncode, p.stderr) == (0, "")
+    assert (tmp_path / "out" / "in.txt").read_text(encoding="utf-8") == "Hi/INTJ there/ADV ./PUNCT\n"
 
 
 def test_plain_tag_imports_no_typer():
