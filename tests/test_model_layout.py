@@ -98,6 +98,19 @@ def test_threads_asking_for_a_lexicon_at_once_get_all_of_it():
         assert seen == [20000] * 4 and len(lexicon) == 20000
 
 
+def _load_error_after(change, source, path):
+    """The ModelError message of Tagger.load on the model file `source` rewritten to
+    `path` with change(arrays, meta) applied."""
+    arrays, meta = modelfile.load_model(source)
+    change(arrays, meta)
+    meta.pop("format_version"), meta.pop("array_dtypes")
+    modelfile.save_model(path, arrays, meta)
+    with pytest.raises(modelfile.ModelError) as e:
+        Tagger.load(path)
+    assert "\n" not in str(e.value)
+    return str(e.value)
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda a, m: a.pop("vocab.words"), "has invalid metadata: 'vocab.words'"),
     (lambda a, m: a.update({"vocab.word_counts": a["vocab.word_counts"][:-1]}),
@@ -112,14 +125,7 @@ def test_threads_asking_for_a_lexicon_at_once_get_all_of_it():
 def test_a_broken_format_2_vocabulary_is_one_model_error(tmp_path, change, message):
     path = tmp_path / "new.npz"
     Tagger.load(OLD).save(path)
-    arrays, meta = modelfile.load_model(path)
-    change(arrays, meta)
-    meta.pop("format_version"), meta.pop("array_dtypes")
-    modelfile.save_model(path, arrays, meta)
-    with pytest.raises(modelfile.ModelError) as e:
-        Tagger.load(path)
-    assert str(e.value).startswith(f"{path} {message}")
-    assert "\n" not in str(e.value)
+    assert _load_error_after(change, path, path).startswith(f"{path} {message}")
 
 
 def _network(**values):
@@ -170,13 +176,8 @@ def test_metadata_that_does_not_fit_its_weights_is_one_model_error_at_load(tmp_p
     from seqtag.tagger import DEFAULT_MODEL
 
     path = tmp_path / "edited.npz"
-    arrays, meta = modelfile.load_model(DEFAULT_MODEL)
-    change(arrays, meta)
-    meta.pop("format_version"), meta.pop("array_dtypes")
-    modelfile.save_model(path, arrays, meta)
-    with pytest.raises(modelfile.ModelError) as e:
-        Tagger.load(path)
-    assert str(e.value) == f"{path}{'' if message[0] == ':' else ' '}{message}"
+    assert _load_error_after(change, DEFAULT_MODEL, path) == \
+        f"{path}{'' if message[0] == ':' else ' '}{message}"
 
 
 @pytest.mark.parametrize("scans", [1000, 2, 0], ids=["scanning", "then-a-dict", "a-dict"])
