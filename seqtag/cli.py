@@ -634,6 +634,7 @@ def evaluate(
     of several columns, on CoNLL-U, each column's accuracy, AllTags (UPOS, XPOS and FEATS
     all right) and lemmas, on words seen in training and unseen."""
     from .corpus import detect_format, read_corpus
+    from .evaluate import detail_column
     from .stream import check_tag_column, model_tag_column
     from .tagger import Tagger
 
@@ -679,9 +680,7 @@ def evaluate(
         if scores["skipped"]:
             typer.echo(f"not scored: {', '.join(c.upper() for c in scores['skipped'])} "
                        f"(all '_' in {gold})")
-        shown = tag_column if tag_column in scores["columns"] else (
-            tagger.tag_column if tagger.tag_column in scores["columns"]
-            else next(iter(scores["columns"])))
+        shown = detail_column(tag_column, tagger.tag_column, scores["columns"])
         typer.echo(f"\n{shown.upper()}:")
     typer.echo(f"accuracy      {_percent(scores['accuracy']):>7}  ({scores['tokens']:,} tokens)")
     typer.echo(f"seen words    {_percent(scores['seen_accuracy']):>7}  "

@@ -193,8 +193,7 @@ class Option:
         if not self._in_range(number):
             self._refuse(value)
         if self.kind is int and abs(number) >= _INT64:  # no count, size or seed is that big
-            raise ConfigError(self.name, f"must be {self.requirement()} below 2^63, got "
-                              f"{_show(value)}")
+            self._refuse_too_big(_show(value))
         return number
 
     def parse(self, text: str) -> Any:
@@ -210,8 +209,7 @@ class Option:
             pass
         else:
             if self.kind is int and self._in_range(value) and abs(value) >= _INT64:
-                raise ConfigError(self.name, f"must be {self.requirement()} below 2^63, got "
-                                  f"{text.strip()}")
+                self._refuse_too_big(text.strip())
             try:
                 return self.check(value)
             except ConfigError:
@@ -232,6 +230,9 @@ class Option:
 
     def _refuse(self, value: Any) -> typing.NoReturn:
         raise ConfigError(self.name, f"must be {self.requirement()}, got {_show(value)}")
+
+    def _refuse_too_big(self, shown: str) -> typing.NoReturn:
+        raise ConfigError(self.name, f"must be {self.requirement()} below 2^63, got {shown}")
 
 
 _INT64 = 1 << 63

@@ -30,6 +30,16 @@ def score_columns(words, gold, predicted, is_known):
     return {"columns": columns, "alltags": alltags}
 
 
+def detail_column(asked, model_column, scored):
+    """The column whose per-tag detail a score of several columns shows: `asked` where it
+    was scored, else the model's tags' (model_column), else the first scored (the gold
+    file left the others all '_')."""
+    for column in (asked, model_column):
+        if column in scored:
+            return column
+    return next(iter(scored))
+
+
 def score_values(words, gold_values, predicted, is_known, per_tag=True):
     """score() of values: per sentence its words, gold values and predicted values
     (anything comparable with ==); per_tag=False leaves out per_tag and confusions."""

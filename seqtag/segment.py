@@ -1764,6 +1764,8 @@ def _checked_options(options: dict) -> dict:
         raise SeqtagError(f"front end option window must be more than twice margin (>= 0), "
                           f"got window={opts['window']}, margin={opts['margin']}")
     return opts
+
+
 #: The front end's tiers of chunk shapes (learn_shapes: plain, with their letters, with
 #: their first word, with their last), in the order they are chosen on dev and saved.
 _SHAPE_TIERS = ("shapes", "letter_shapes", "prefix_shapes", "suffix_shapes")

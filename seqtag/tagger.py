@@ -14,6 +14,7 @@ import codecs
 import dataclasses
 import datetime
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence, Union, cast, overload
@@ -25,7 +26,7 @@ from .config import MetadataError, NetworkConfig, TaggingConfig, TrainingConfig
 from .config import SPAN_DEFAULTS, split_training_options
 from .corpus import Sentence
 from .errors import ModelError, SeqtagError
-from .evaluate import confusion_matrix, score, score_columns
+from .evaluate import confusion_matrix, detail_column, score, score_columns
 from .inference import TagProb, best_tags, predict_log_probs, predict_tag_ids
 from .network import Network
 from .frontend import FrontEnd
@@ -78,8 +79,9 @@ def _check_sizes(config: NetworkConfig, arrays: dict[str, np.ndarray]) -> None:
                              f"weights {array} have {stored.shape[1]} columns")
     if (f"rnn.weight_hh_l{config.layers - 1}" not in arrays
             or f"rnn.weight_hh_l{config.layers}" in arrays):
+        stored_layers = sum(1 for k in arrays if re.fullmatch(r"rnn\.weight_hh_l\d+", k))
         raise ValueError(f"network options: layers is {config.layers}, but the weights have "
-                         f"{sum(1 for k in arrays if k.startswith('rnn.weight_hh_l') and not k.endswith('_reverse'))}")
+                         f"{stored_layers}")
 
 
 def _as_sentences(sents, what, columns=None):
@@ -732,9 +734,7 @@ class Tagger:
                                                ] for c in values},
                                    values, self.vocab.is_known)
             result["skipped"] = skipped
-            shown = column if column is not None and column in result["columns"] \
-                else self.tag_column if self.tag_column in result["columns"] \
-                else next(iter(result["columns"]))
+            shown = detail_column(column, self.tag_column, result["columns"])
             scores = dict(result["columns"][shown], **result)
             if matrix:
                 first = [Sentence(s.words, s.columns[shown])  # type: ignore[index]
