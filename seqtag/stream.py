@@ -258,6 +258,11 @@ def argument_sources(texts: Iterable[str]) -> list[io.StringIO]:
                               f"{e.start + 1}") from None
         if not text.strip():
             continue
+        # offsets count from the argument's start, a leading byte-order mark included (as
+        # Tagger.tag counts it); a file reader drops a first line's mark, so it goes in as a
+        # space, which no token takes
+        if text.startswith("\ufeff"):
+            text = " " + text[1:]
         source = io.StringIO(text, newline="")
         source.name = f"argument {k}"
         sources.append(source)

@@ -327,6 +327,19 @@ def test_json_offsets_are_offsets_in_the_file(french, tmp_path):
         assert all(len(w["top"]) == 1 and w["top"][0][0] == w["tag"] for w in t["words"])
 
 
+def test_json_offsets_of_an_argument_count_its_byte_order_mark(french):
+    """An argument is a string: its offsets count every character of it, a leading
+    byte-order mark too, as Tagger.tag_text counts them (before: one less for each)."""
+    text = "\ufeffLe chat dort. Du pain."
+    result = invoke("tag", "-m", french[1], "--format", "json", text)
+    assert result.exit_code == 0, result.output
+    tokens = [t for line in result.stdout.splitlines() for t in json.loads(line)["tokens"]]
+    assert [(t["start"], t["end"]) for t in tokens] == [
+        (t.start, t.end) for s in french[0].tag_text(text) for t in s.tokens]
+    assert tokens[0]["start"] == 1
+    assert all(text[t["start"]:t["end"]] == t["text"] for t in tokens)
+
+
 @pytest.mark.parametrize("text", [
     "Le chat dort\r\rLe chien aussi\rFin\r",                # old Mac line ends
     "Le chat dort\r\n\r\nLe chien aussi\r\nFin\r\n",        # Windows
