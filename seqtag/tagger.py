@@ -593,13 +593,18 @@ class Tagger:
         tag of a token can be another (a span is taken whole or not at all).
 
         column: another column the model predicts ("xpos", "feats", "lemma"; None: the
-        first).  For lemmas the pairs are (lemma, probability of its edit script), from
-        the k best scripts that fit the word; for FEATS learned a head per feature there
-        are no k best strings (SeqtagError)."""
+        first).  For lemmas the pairs are (lemma, probability of its best edit script):
+        first the lemma predict_columns() gives (the lexicon's where it knows the word
+        with its predicted UPOS: its script's probability can then be lower than the next
+        ones', 0.0 where no script makes it), then the other lemmas of the best scripts
+        that fit the word, best first; for FEATS learned a head per feature there are no
+        k best strings (SeqtagError)."""
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise SeqtagError(f"k must be a positive integer, got {k!r}")
         index = self._head_index(column)
         head = self.vocab.heads[index]
+        if isinstance(head, LemmaHead):  # the lemma shown first: predict_columns' own
+            return self.predict_columns_top_k(sentences, k, ["lemma"])[1]["lemma"]
         words = _sentences_words(sentences, "predict_top_k", strings=False)
         # a model of one column: its log-probabilities (a CRF's marginals), all of them
         log_probs = predict_log_probs(self.network, self.vocab, words, memo=True,
@@ -621,7 +626,7 @@ class Tagger:
         words = _sentences_words(sentences, "predict_columns_top_k", strings=False)
         values, scores = inference.predict_columns_scored(self.network, self.vocab, words,
                                                           wanted, sorted(set(index.values())))
-        return values, {c: _ranked(self.vocab.heads[i], words, scores[i], int(k))
+        return values, {c: _ranked(self.vocab.heads[i], words, scores[i], int(k), values[c])
                         for c, i in index.items()}
 
     def _wanted_columns(self, columns: str | Sequence[str] | None) -> list[str]:
@@ -803,27 +808,34 @@ class Tagger:
                 "training": self.meta.get("frontend_training")}
 
 
-def _ranked(head, words, log_probs, k):
+def _ranked(head, words, log_probs, k, shown=None):
     """The k best (label, probability) pairs of each token from its head's log-probs
-    (len, labels) per sentence; for lemmas (lemma, probability of its script), the k best
-    distinct lemmas of the scripts that fit the word, best script first (two scripts can
-    make the same lemma: "go" by "keep" and by "strip nothing", say)."""
+    (len, labels) per sentence; for lemmas (lemma, probability of its best script), the
+    lemma `shown` for the word (predict_columns' value: the lexicon's, where it knows the
+    word) then the best other distinct lemmas of the scripts that fit the word, best
+    script first (two scripts can make the same lemma: "go" by "keep" and by "strip
+    nothing", say); the shown lemma's probability is 0.0 where no script makes it."""
     if not isinstance(head, LemmaHead):
         return [inference.top_k(lp, k, head.labels) for lp in log_probs]
     out = []
-    for w, lp in zip(words, log_probs):
+    for w, lp, lemmas in zip(words, log_probs, shown):
         order = np.argsort(-lp, axis=1, kind="stable").tolist()
         probs = np.exp(lp).tolist()
         sentence = []
-        for word, ranked, p in zip(w, order, probs):
-            best: dict[str, float] = {}
+        for word, ranked, p, first in zip(w, order, probs, lemmas):
+            best: dict[str, float] = {first: 0.0}
+            found_first = False
             for j in ranked:
                 lemma = apply_script(word, head.scripts[j])
-                if lemma is not None and lemma not in best:
+                if lemma is None:
+                    continue
+                if lemma == first and not found_first:
+                    best[first], found_first = p[j], True
+                elif lemma not in best and len(best) < k:
                     best[lemma] = p[j]
-                    if len(best) == k:
-                        break
-            sentence.append(list(best.items()) or [(word, 0.0)])
+                if found_first and len(best) == k:
+                    break
+            sentence.append(list(best.items()))
         out.append(sentence)
     return out
 

@@ -235,14 +235,34 @@ def test_values_and_every_columns_top_k_from_one_pass(bundled, ewt_dev_words, mo
 
 def test_the_k_best_lemmas_are_distinct(bundled, ewt_dev_words):
     """Two scripts can make the same lemma of a word: the k best lemmas are the k best
-    distinct ones, each with its best script's probability, best first."""
+    distinct ones, each with its best script's probability; the first is the lemma
+    predict_columns gives (the lexicon's where it knows the word), the others best
+    first."""
     words = ewt_dev_words[:300]
-    for sentence in bundled.predict_top_k(words, 5, "lemma"):
-        for best in sentence:
+    shown = bundled.predict_columns(words, ["lemma"])["lemma"]
+    lexicon_first = 0
+    for sentence, lemmas_shown in zip(bundled.predict_top_k(words, 5, "lemma"), shown):
+        for best, lemma_shown in zip(sentence, lemmas_shown):
             lemmas = [lemma for lemma, _ in best]
             assert len(lemmas) == len(set(lemmas)) and 1 <= len(lemmas) <= 5
+            assert lemmas[0] == lemma_shown
             probs = [p for _, p in best]
-            assert probs == sorted(probs, reverse=True)
+            assert probs[1:] == sorted(probs[1:], reverse=True)
+            lexicon_first += probs[0] < max(probs)
+    assert lexicon_first > 0  # the lexicon overrules the network somewhere in these
+
+
+def test_the_first_of_the_k_best_lemmas_is_the_lemma_shown(bundled):
+    """`ate` is `eat` by the lexicon, while the network's best script keeps `ate`: top-1
+    was `ate` (a battery's finding), now the lemma shown, with its own script's
+    probability, then the network's best."""
+    values, tops = bundled.predict_columns_top_k([["He", "ate", "apples", "."]], 3,
+                                                 ["upos", "lemma"])
+    assert values["lemma"] == [["he", "eat", "apple", "."]]
+    assert [[best[0][0] for best in s] for s in tops["lemma"]] == values["lemma"]
+    ate = tops["lemma"][0][1]
+    assert ate[0][0] == "eat" and ate[1][0] == "ate" and 0 < ate[0][1] < ate[1][1]
+    assert bundled.predict_top_k([["He", "ate", "apples", "."]], 3, "lemma") == tops["lemma"]
 
 
 def _full_rows_asked(net, monkeypatch):
