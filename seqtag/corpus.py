@@ -295,12 +295,17 @@ def detect_format(path_or_lines: Source, tagged: bool = True, encoding: str = "u
 def _detect(lines, name, tagged):
     """Read ahead enough to choose a format; return (lines read, format)."""
     peeked, sample, blank_after_content = [], [], False
+    # two content lines in a row: a sentence of two tokens or more, if one token a line
+    run, two_in_a_row = 0, False
     for lineno, text, ending in lines:
         peeked.append((lineno, text, ending))
         if not text.strip():
             blank_after_content = blank_after_content or bool(sample)
+            run = 0
         elif not text.startswith("#"):
             sample.append((lineno, text))
+            run += 1
+            two_in_a_row = two_in_a_row or run >= 2
         if len(sample) == _SAMPLE_SIZE or len(peeked) == _PEEK_LIMIT:
             break
     texts = [text for _, text in sample]
@@ -312,7 +317,9 @@ def _detect(lines, name, tagged):
             raise CorpusError("no sentences found", name)
         if 2 * sum(map(_fits_conllu, texts)) > len(texts):
             return peeked, "conllu"
-        if blank_after_content and all(len(t.split()) == 1 for t in texts):
+        # one token a line with blank lines between sentences; where no sentence has two
+        # tokens, paragraphs of one word each ("Thanks!", blank, "Bye.") are likelier
+        if blank_after_content and two_in_a_row and all(len(t.split()) == 1 for t in texts):
             return peeked, "tokens"
         return peeked, "text"
 

@@ -312,6 +312,8 @@ def test_stdin_is_read_as_bytes_and_named(monkeypatch):
         ("a/b\tc/d\n", True, "tsv"),  # same tie with a tab: tsv
         ("The\ndog\n\nIt\nbarks\n", False, "tokens"),
         ("Hello\nworld\n", False, "text"),  # one token per line but no blank line
+        ("Thanks!\n\nBye.\n", False, "text"),  # paragraphs of one word: no sentence of two
+        ("Thanks!\n\nBye.\nNow\n", False, "tokens"),
         ("The dog barks.\nIt is late.\n", False, "text"),
         ("\n\n", False, "text"),
         ("#hashtag\n", False, "text"),
