@@ -280,8 +280,9 @@ def detect_format(path_or_lines: Source, tagged: bool = True, encoding: str = "u
       tie (lines of two ``word/TAG`` tokens) goes to slash when no sampled line has a tab.
       If no line fits anything, CorpusError names the first sampled line.
     - tagged=False: conllu if more than half of the sampled lines fit it;
-      else tokens if every sampled line holds a single token and a blank line
-      follows one of them; else text. A file with only blank or '#' lines is text.
+      else tokens if every sampled line holds a single token, a blank line
+      follows one of them and two of them come in a row (a sentence of two tokens:
+      one word a paragraph is text); else text. A file with only blank or '#' lines is text.
 
     Lines that do not fit the chosen format are reported when read.
     A file with no sampled line raises CorpusError "no sentences found".

@@ -13,8 +13,10 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import datetime
+import io
 import os
 import re
+import sys
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence, Union, cast, overload
@@ -330,18 +332,25 @@ class Tagger:
         report = progress or (lambda event: None)
         if word_column is not None or column_number(tag_column) is not None:
             format = "columns"
-        corpus_format = format or ("auto" if os.fspath(corpus) == "-"
-                                   else detect_format(corpus, encoding=encoding))
+        source: Any = corpus
+        if isinstance(corpus, (str, os.PathLike)) and os.fspath(corpus) == "-":
+            # kept whole, read twice (its format, then its sentences), as a file is: the
+            # same model and the same record as from the file (it was "auto")
+            source = io.BytesIO(getattr(sys.stdin, "buffer", sys.stdin).read())
+            source.name = "<stdin>"
+        corpus_format = format or detect_format(source, encoding=encoding)
+        if isinstance(source, io.BytesIO):
+            source.seek(0)
         asked = train_given.get("columns")
         if asked is not None and corpus_format != "conllu":
             raise SeqtagError(f"{corpus} is {corpus_format}: only a CoNLL-U corpus has "
                               "columns to choose (--format conllu if it is one)")
         if corpus_format == "conllu" and (asked is not None or tag_column == "upos"):
-            train_sents = read_corpus(corpus, format, encoding=encoding, require_tags=False)
+            train_sents = read_corpus(source, format, encoding=encoding, require_tags=False)
             dev_sents = (read_corpus(dev, format, encoding=encoding, require_tags=False)
                          if dev is not None else None)
         else:
-            train_sents = read_corpus(corpus, format, tag_column, encoding, word_column)
+            train_sents = read_corpus(source, format, tag_column, encoding, word_column)
             dev_sents = (read_corpus(dev, format, tag_column, encoding, word_column)
                          if dev is not None else None)
         report({"type": "corpus", "file": str(corpus), "format": corpus_format,
@@ -881,7 +890,7 @@ def _load_frontend(path: str | os.PathLike[str], arrays: dict[str, np.ndarray],
 def _why_no_frontend(corpus, corpus_format, encoding):
     """Why a front end cannot be learned from the corpus file, or None if it can."""
     if os.fspath(corpus) == "-":
-        return "the corpus is read from standard input (read once, for the tagger)"
+        return "the corpus is read from standard input (a front end learns from a file)"
     if corpus_format != "conllu":
         return (f"the corpus is {corpus_format}, which has no raw text: a front end is "
                 "learned from CoNLL-U with '# text' lines and SpaceAfter=No")

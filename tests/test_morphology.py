@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from seqtag import Tagger
@@ -188,6 +189,29 @@ def test_evaluate_refuses_a_tag_column_the_model_does_not_predict(trained, corpu
     code, out, err = run("evaluate", trained[0], corpus, "--tag-column", "xpos")
     assert (code, out) == (1, "") and err == (
         f"seqtag: error: {trained[0]} predicts UPOS, FEATS, LEMMA, not XPOS\n")
+
+
+def test_a_corpus_from_standard_input_trains_as_its_file_does(trained, corpus):
+    """`seqtag train -` reads standard input whole, as seqtag evaluate does: the same
+    model as from the file, recorded as CoNLL-U (it was "auto": --tag-column xpos was then
+    scored against the UPOS, and --columns refused: "- is auto")."""
+    model = corpus.with_name("from_stdin.npz")
+    code, _, err = run("train", "-", "--dev", corpus, "-o", model, *TINY,
+                       input=corpus.read_bytes())
+    assert code == 0, err
+    assert "columns: learning UPOS, FEATS, LEMMA; skipping XPOS (all '_')" in err
+    from_file, from_stdin = Tagger.load(trained[0]), Tagger.load(model)
+    assert from_stdin.meta["corpus"]["format"] == "conllu"
+    assert from_stdin.columns == from_file.columns
+    for name, values in from_file.network.arrays().items():
+        assert np.array_equal(values, from_stdin.network.arrays()[name]), name
+    code, out, err = run("evaluate", model, corpus, "--tag-column", "xpos")
+    assert (code, out) == (1, "") and err == (
+        f"seqtag: error: {model} predicts UPOS, FEATS, LEMMA, not XPOS\n")
+    code, _, err = run("train", "-", "--dev", corpus, "-o", model, "--columns", "lemma,upos",
+                       *TINY, input=corpus.read_bytes())
+    assert code == 0, err
+    assert Tagger.load(model).columns == ["upos", "lemma"]
 
 
 def test_a_model_of_one_column_made_before_heads_loads_and_tags_as_it_did():
