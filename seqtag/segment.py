@@ -1483,6 +1483,73 @@ def _gold_paragraph_tokens(material):
             np.concatenate(multiword) if multiword else empty)
 
 
+# ---------------------------------------------------------------- headings
+
+
+#: learn_headings: the most tokens of a heading, how many times it must be a sentence by
+#: itself in train, and the least share of its occurrences there that are.
+_HEADING_TOKENS = 3
+_HEADING_COUNT = 2
+_HEADING_SHARE = 0.75
+
+
+def learn_headings(material: TrainingText) -> frozenset[tuple[str, ...]]:
+    """The headings of a treebank: runs of 1 to _HEADING_TOKENS tokens, each with a
+    letter, the first capitalised, that make a whole sentence at least _HEADING_COUNT
+    times in train and in at least _HEADING_SHARE of their occurrences there (Sequoia's
+    Wikipedia `Références` and `Voir aussi`, its leaflets' `Surdosage`).  Raw text runs a
+    heading into the next sentence with one space and no mark; neither the character
+    model nor the word model sees the end (the forms are rare), the treebank does."""
+    tokens, ends, first, _ = _gold_paragraph_tokens(material)
+    if not tokens:
+        return frozenset()
+    opens = np.flatnonzero(first | np.concatenate([[True], ends[:-1]])).tolist()
+    stops = (np.flatnonzero(ends) + 1).tolist()
+    whole: Counter = Counter()
+    for a, b in zip(opens, stops):
+        run = tuple(tokens[a:b])
+        if len(run) <= _HEADING_TOKENS and run[0][:1].isupper() and all(
+                any(c.isalpha() for c in t) for t in run):
+            whole[run] += 1
+    heads = {run[0] for run in whole}
+    paragraph = np.cumsum(first).tolist()
+    seen: Counter = Counter()
+    for i in (i for i, t in enumerate(tokens) if t in heads):
+        for n in range(1, min(_HEADING_TOKENS, len(tokens) - i) + 1):
+            run = tuple(tokens[i:i + n])
+            if run in whole and paragraph[i + n - 1] == paragraph[i]:
+                seen[run] += 1
+    return frozenset(run for run, n in whole.items()
+                     if n >= _HEADING_COUNT and n >= _HEADING_SHARE * seen[run])
+
+
+def _mark_headings(headings, paragraph, starts, ends, sentence_end, forms):
+    """Make each heading found among the tokens (forms; paragraph: each one's paragraph)
+    a sentence of its own, in place: a sentence ends before it and after it, none inside
+    it.  Only where whitespace (or its paragraph's edge) is on both sides: `Références.`
+    is no heading."""
+    by_first: dict[str, list[tuple[str, ...]]] = {}
+    for heading in sorted(headings, key=lambda h: (-len(h), h)):  # the longest first
+        by_first.setdefault(heading[0], []).append(heading)
+    n = len(forms)
+    for i in [i for i, form in enumerate(forms) if form in by_first]:
+        for heading in by_first[forms[i]]:
+            last = i + len(heading) - 1
+            if last >= n or paragraph[last] != paragraph[i] or \
+                    tuple(forms[i:last + 1]) != heading:
+                continue
+            before = i > 0 and paragraph[i - 1] == paragraph[i]
+            after = last + 1 < n and paragraph[last + 1] == paragraph[i]
+            if (before and starts[i] == ends[i - 1]) or (after and starts[last + 1] == ends[last]):
+                break  # glued to a token
+            if before:
+                sentence_end[i - 1] = True
+            sentence_end[i:last] = False
+            if after:
+                sentence_end[last] = True
+            break
+
+
 # ---------------------------------------------------------------- multiword tokens in context
 
 #: Feature hashing of the multiword context model: 2^bits weights (_mixed's range).
@@ -1844,6 +1911,8 @@ class LearnedFrontEnd:
         self.context_weight = 0.0
         self.context_bias = 0.0
         self._context_scores: Optional[list] = None  # _tune_context_weight's cache
+        # runs of tokens made sentences of their own (learn_headings; chosen on dev)
+        self.headings: frozenset[tuple[str, ...]] = frozenset()
         # both word-level models' rows of each form seen, under one index of the forms
         self._form_rows = _FormRows()
 
@@ -1924,11 +1993,16 @@ class LearnedFrontEnd:
         between_words = self.words is not None and self.word_weight
         in_context = self.context is not None and self.context_weight and len(ends)
         # the tokens' text, sliced once for both word-level models
-        forms = _token_texts(text, starts, ends) if between_words or in_context else []
+        forms = _token_texts(text, starts, ends) if (
+            between_words or in_context or self.headings) else []
         columns = self._word_columns(forms, between_words, in_context)
         if between_words:
             self._decide_between_words(scored, (starts, ends, sentence_end), runs, forms,
                                        columns)
+        if self.headings and len(ends):
+            _mark_headings(self.headings,
+                           np.searchsorted(scored.begin, starts, side="right") - 1,
+                           starts, ends, sentence_end, forms)
         decided = np.zeros(len(ends), dtype=bool)
         if in_context:
             decided = self._decide_multiword(scored, (starts, ends, multiword), fixed, forms,
@@ -2044,6 +2118,8 @@ class LearnedFrontEnd:
             arrays.update(self.words.to_arrays(_WORDS_PREFIX))
         if self.context is not None:
             arrays.update(self.context.to_arrays(_CONTEXT_PREFIX))
+        if self.headings:  # a heading's tokens joined by tabs, which no token holds
+            arrays["headings"] = _strings_array(sorted("\t".join(h) for h in self.headings))
         meta = {"format": _FORMAT, "kind": self.kind, "chars": self.codes.chars,
                 "cell": self.model.rnn.cell, "dim": int(self.model.embedding.shape[1]),
                 "hidden": self.model.rnn.hidden_size, "options": self.options,
@@ -2093,6 +2169,12 @@ class LearnedFrontEnd:
             front_end.context = MultiwordContext.from_arrays(arrays, _CONTEXT_PREFIX)
             front_end.context_weight = float(meta.get("context_weight", 0.0))
             front_end.context_bias = float(meta.get("context_bias", 0.0))
+            # files made before headings: none
+            front_end.headings = frozenset(
+                tuple(h.split("\t")) for h in _strings_from_array(arrays["headings"])
+            ) if "headings" in arrays else frozenset()
+            if any("" in h for h in front_end.headings):
+                raise ModelError("front end headings are broken")
             return front_end
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise ModelError(f"front end metadata is broken ({type(e).__name__}: {e})") from None
@@ -2210,7 +2292,8 @@ _LETTER_SHAPE_COUNT = 3
 
 
 def _tune_after_model(front_end, dev, shapes, words=None, contexts=(), repeats_share=0.0,
-                      letter_shapes=None, prefix_shapes=None, suffix_shapes=None):
+                      letter_shapes=None, prefix_shapes=None, suffix_shapes=None,
+                      headings=frozenset()):
     """Choose on dev whether to keep runs of a repeated symbol whole (where repeats_share,
     learn_repeated_symbols' share, reaches _REPEATS_SHARE), whether to use the chunk
     lexicon, which shapes to use (those whose share reaches one of _SHAPE_SHARES, or
@@ -2218,7 +2301,8 @@ def _tune_after_model(front_end, dev, shapes, words=None, contexts=(), repeats_s
     shapes with their first word and which with their last (`prefix_shapes`,
     `suffix_shapes`, likewise), the
     sentence-end and multiword biases,
-    how much the word boundary model `words` (WordBoundaries) weighs, and which of the
+    how much the word boundary model `words` (WordBoundaries) weighs, whether to make the
+    `headings` (learn_headings) sentences of their own, and which of the
     multiword context models `contexts` (MultiwordContext) to use and how much it weighs
     (none: 0)."""
     scored = front_end._score(dev.paragraphs)
@@ -2228,6 +2312,7 @@ def _tune_after_model(front_end, dev, shapes, words=None, contexts=(), repeats_s
     # tuned with (tune_on_dev) in play while the choices before it are made
     front_end.words, front_end.word_weight, front_end.word_bias = None, 0.0, 0.0
     front_end.context, front_end.context_weight, front_end.context_bias = None, 0.0, 0.0
+    front_end.headings = frozenset()
     front_end.sentence_bias = front_end.multiword_bias = 0.0
     for name in _SHAPE_TIERS:
         setattr(front_end, name, {})
@@ -2248,6 +2333,13 @@ def _tune_after_model(front_end, dev, shapes, words=None, contexts=(), repeats_s
     _tune_bias(front_end, dev, scored, "multiword_bias", "multiword")
     if words is not None:
         _tune_word_weight(front_end, dev, scored, words)
+    if headings:
+        # kept unless dev is worse with them, as the chunk lexicon: a treebank's dev may
+        # hold none of its headings (Sequoia's holds two, found without them)
+        without = dev.score(front_end, scored)["sentences"]
+        front_end.headings = headings
+        if dev.score(front_end, scored)["sentences"] < without:
+            front_end.headings = frozenset()
     if contexts:
         _tune_context_weight(front_end, dev, scored, contexts)
 
@@ -2278,10 +2370,11 @@ def _learned_after_model(material, expander):
     """What a front end learns from train after its model, in _tune_after_model's order:
     the shapes, the word boundary model, the multiword context models, the share of
     repeated symbols kept whole, the shapes with their letters, with their first word and
-    with their last."""
+    with their last, the headings."""
     return (learn_shapes(material), WordBoundaries.learn(material),
             _multiword_contexts(material, expander), learn_repeated_symbols(material),
-            learn_shapes(material, _LETTER_SHAPE_COUNT, letters=True), *_word_shapes(material))
+            learn_shapes(material, _LETTER_SHAPE_COUNT, letters=True), *_word_shapes(material),
+            learn_headings(material))
 
 
 def _word_shapes(material):

@@ -22,8 +22,8 @@ from seqtag.segment import (DEFAULTS, END, INSIDE, LABELS, MWT, MWT_SENT, SENT, 
                             TrainingText, WordBoundaries, _apply_lexicon, _char_class,
                             _choose_labels, _code_points, _ends_past_closing_marks, _is_space,
                             _mark_runs, _lexicon_arrays, _lexicon_from_arrays,
-                            _paragraph_sentences, _spans, dev_scores, learn_lexicon,
-                            learn_repeated_symbols,
+                            _paragraph_sentences, _spans, dev_scores, learn_headings,
+                            learn_lexicon, learn_repeated_symbols,
                             learn_shapes, paragraphs_to_conllu, read_training_text,
                             to_conllu, train_frontend)
 
@@ -727,6 +727,81 @@ def test_the_word_model_decides_sentence_ends_after_whitespace_only(french):
         french.words, french.word_weight, french.word_bias = trained  # as trained
 
 
+def heading_corpus():
+    """Sentences and headings (no final mark): `Références` alone 3 times and once inside
+    a sentence, `Voir aussi` alone twice, `Notes` alone once, `Paris` alone twice but
+    inside sentences 6 times, `le sommaire` alone twice (not capitalised) and `Fin !`
+    twice (a mark is no heading's)."""
+    said = [["Le", "maire", "parle", "de", "Paris", "."], ["Le", "conseil", "vote", "."]]
+    return (said * 3 + [["Références"]] * 3 + [["Voir", "aussi"]] * 2 + [["Notes"]]
+            + [["Paris"]] * 2 + [["le", "sommaire"]] * 2 + [["Fin", "!"]] * 2
+            + [["Les", "Références", "du", "maire", "."]])
+
+
+def test_headings_are_the_runs_a_treebank_writes_as_sentences_of_their_own(tmp_path):
+    material = read_training_text(write(tmp_path, sentences_as_conllu(heading_corpus())))
+    assert learn_headings(material) == {("Références",), ("Voir", "aussi")}
+    assert learn_headings(read_training_text(write(
+        tmp_path, sentences_as_conllu([["Le", "chat", "dort", "."]]), "one.conllu"))) == set()
+
+
+def test_a_heading_is_made_a_sentence_of_its_own(french):
+    import copy
+
+    front_end = copy.deepcopy(french)
+    front_end.words, front_end.word_weight = None, 0.0
+    front_end.sentence_bias = -100.0  # the character model ends no sentence itself
+    text = "Le maire parle de Paris Références Le conseil vote Voir aussi Paris. Références."
+    assert [s.text for s in front_end.segment(text)] == [text]
+    front_end.headings = frozenset({("Références",), ("Voir", "aussi"), ("Voir",)})
+    sentences = front_end.segment(text)
+    check_segmentation(front_end, text, sentences)
+    # the longest heading first (`Voir aussi`, not `Voir`); glued to its mark, the last
+    # `Références` is no heading
+    assert [s.text for s in sentences] == [
+        "Le maire parle de Paris", "Références", "Le conseil vote", "Voir aussi",
+        "Paris. Références."]
+    # every token followed by whitespace ends one, but for a heading's tokens
+    front_end.words = WordBoundaries(np.zeros(1 << 16), {})
+    front_end.word_weight, front_end.word_bias = 1.0, 200.0
+    texts = [s.text for s in front_end.segment(text)]
+    assert "Voir aussi" in texts and "Voir" not in texts and "Le" in texts
+
+
+def test_headings_are_kept_unless_dev_is_worse_with_them(french, tmp_path):
+    from seqtag import segment
+
+    train = write(tmp_path, sentences_as_conllu(heading_corpus()), "train.conllu")
+    between = write(tmp_path, sentences_as_conllu(
+        [["Le", "maire", "parle", "."], ["Références"], ["Le", "conseil", "vote", "."]]),
+        "between.conllu")
+    inside = write(tmp_path, sentences_as_conllu(
+        [["Le", "maire", "lit", "Références", "et", "Notes", "."],
+         ["Le", "conseil", "cite", "Voir", "aussi", "hier", "."]]), "inside.conllu")
+    import copy
+
+    kept, dropped = copy.deepcopy(french), copy.deepcopy(french)
+    segment.tune_on_dev(kept, train, between)
+    assert kept.headings == {("Références",), ("Voir", "aussi")}
+    segment.tune_on_dev(dropped, train, inside)
+    assert dropped.headings == frozenset()
+    with_them = copy.deepcopy(dropped)
+    with_them.headings = kept.headings
+    dev = segment._DevSet(read_training_text(inside))
+    assert dev.score(with_them)["sentences"] < dev.score(dropped)["sentences"]
+
+
+def test_sequoia_headings_learned_and_english_ones_refused_on_dev():
+    """Sequoia train writes `Références` and `Voir aussi` alone; EWT train's runs alone
+    are mostly names in signatures, which the bundled front end's dev would refuse."""
+    path = shared_dir() / "data" / "ud-french-sequoia" / "fr_sequoia-ud-train.conllu"
+    if not path.is_file():
+        pytest.skip(f"{path} not found; set SEQTAG_SHARED")
+    headings = learn_headings(read_training_text(path))
+    assert {("Références",), ("Voir", "aussi"), ("Liens", "externes")} <= headings
+    assert all(len(h) <= 3 and h[0][:1].isupper() for h in headings)
+
+
 def _ends_moved(tokens, ends_after):
     """The sentence ends of tokens laid out as `tokens` (" " is whitespace between two, any
     other two are glued) after _ends_past_closing_marks, given those ending after the tokens
@@ -916,14 +991,17 @@ def test_save_and_load_give_the_same_segmentation(french):
     loaded.prefix_shapes = {"anti-a": b"\x00\x00\x01", "self-a.": b"\x01\x01\x01\x01"}
     loaded.suffix_shapes = {"a/c": b"\x00\x00\x01"}
     loaded.repeats_whole = not french.repeats_whole
+    loaded.headings = frozenset({("Références",), ("Voir", "aussi"), ("500 000", "km")})
     again = LearnedFrontEnd.from_arrays(*(json.loads(json.dumps(part)) if k else part
                                           for k, part in enumerate(loaded.to_arrays())))
     with_shapes, shapes_meta = loaded.to_arrays()
     assert {"prefix_shapes.chunks", "suffix_shapes.chunks"} <= set(with_shapes)
-    older = LearnedFrontEnd.from_arrays(  # files made before these shapes
-        {k: v for k, v in with_shapes.items() if not k.startswith(("prefix_", "suffix_"))},
+    older = LearnedFrontEnd.from_arrays(  # files made before these shapes and headings
+        {k: v for k, v in with_shapes.items() if not k.startswith(("prefix_", "suffix_",
+                                                                  "headings"))},
         shapes_meta)
     assert (older.prefix_shapes, older.suffix_shapes) == ({}, {})
+    assert older.headings == frozenset() and again.headings == loaded.headings
     assert older.letter_shapes == loaded.letter_shapes
     assert (again.shapes, again.multiword_bias, again.repeats_whole, again.letter_shapes,
             again.prefix_shapes, again.suffix_shapes) == (
@@ -1250,7 +1328,7 @@ def test_tuning_a_loaded_front_end_again_chooses_what_training_chose(french, mon
     fresh = copy.deepcopy(french)
     segment.tune_on_dev(fresh, CORPORA["fr"], CORPORA["fr"])
     for name in ("repeats_whole", "use_lexicon", "shapes", "letter_shapes", "prefix_shapes",
-                 "suffix_shapes", "sentence_bias",
+                 "suffix_shapes", "sentence_bias", "headings",
                  "multiword_bias", "word_weight", "word_bias", "context_weight",
                  "context_bias"):
         assert getattr(loaded, name) == getattr(fresh, name), name
