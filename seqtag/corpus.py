@@ -505,6 +505,10 @@ def _read_conllu(lines, bad, column, tagged):
         if _INT_ID.fullmatch(fields[0]):
             if not fields[1]:  # a word of no characters: no token to tag or learn
                 raise bad(lineno, "empty FORM (column 2)")
+            for name, index in MODEL_COLUMNS.items():
+                if not fields[index]:  # else learned as a value of its own
+                    raise bad(lineno, f"empty {name.upper()} (column {index + 1}); CoNLL-U "
+                                      "writes '_' for no value")
             tag = fields[column]
             if tag == "_":
                 if tagged:

@@ -239,6 +239,12 @@ class Tagger:
         if columns and state is None:
             heads = build_heads(cast("list[Sentence]", train_sents), columns,
                                 net_config.feats)
+            for head in heads:  # the column checked on the whole corpus, before the split
+                if not head.labels:
+                    raise SeqtagError(
+                        f"column {head.column.upper()} has no value in the training "
+                        f"sentences" + (" (only in those held out as dev data: give --dev)"
+                                        if held_out else ""))
         tag_column = (corpus or {}).get("tag_column", "upos")
         if tag_column not in ("upos", "xpos"):  # a numbered column of another format
             tag_column = "upos"
@@ -904,7 +910,8 @@ def _why_no_frontend(corpus, corpus_format, encoding):
 def _has_text_lines(path):
     """Whether a CoNLL-U file has a `# text = ` line (a sentence's raw text)."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
+        # utf-8-sig: a leading byte-order mark is no part of a first `# text` line
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
             return any(line.startswith("# text") and "=" in line and
                        line[1:].partition("=")[0].strip() == "text" for line in f)
     except OSError:

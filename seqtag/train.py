@@ -339,10 +339,13 @@ def train(train_sents, dev_sents, model_config, options, progress=None, *, state
     # alignment, not to be paid again every epoch
     targets = (encode_targets(state.vocab.heads, train_sents),
                encode_targets(state.vocab.heads, dev_sents))
+    ran = 0  # max_time stops a run after the epoch running: one at least, however short
     try:
         while (state.epoch < opts.epochs and state.stale < opts.patience
-               and not (opts.max_time and time.perf_counter() - started > opts.max_time)):
+               and not (opts.max_time and ran
+                        and time.perf_counter() - started > opts.max_time)):
             record = _run_epoch(state, train_sents, dev_sents, targets, progress)
+            ran += 1
             if record["best"] and on_best:
                 with state.holding(state.best_params):
                     on_best(state.network, state.vocab, state.history)

@@ -451,6 +451,10 @@ def test_conllu_with_a_byte_order_mark_reads_for_the_front_end(tmp_path):
     plain = tmp_path / "plain.conllu"
     plain.write_bytes(CONLLU.encode("utf-8"))
     read = _read_conllu_sentences(corpus)
+    from seqtag.tagger import _has_text_lines
+    bom_first = tmp_path / "bom_text.conllu"  # its `# text` line first, after the mark
+    bom_first.write_bytes(b"\xef\xbb\xbf" + CONLLU.split("\n", 1)[1].encode("utf-8"))
+    assert _has_text_lines(corpus) and _has_text_lines(bom_first)
     assert [s.text for s in read] == ["I can't go.", None]
     assert [(s.text, s.tokens) for s in read] == [
         (s.text, s.tokens) for s in _read_conllu_sentences(plain)]
@@ -463,6 +467,48 @@ def test_an_empty_form_in_conllu_is_an_error_line(tmp_path):
     assert result.exit_code == 1
     assert one_error_line(result.stderr).startswith(
         f"seqtag: error: {corpus}:11: empty FORM (column 2)")
+
+
+def test_an_empty_field_of_a_learned_column_is_an_error_line(tmp_path):
+    """CoNLL-U writes '_' for no value: an empty LEMMA was learned as a value of its own,
+    and a column empty throughout crashed with a traceback."""
+    corpus = tmp_path / "empty.conllu"
+    corpus.write_text(CONLLU.replace("1\tDogs\tdog", "1\tDogs\t"), encoding="utf-8")
+    result = invoke("train", corpus, "-o", tmp_path / "m.npz", *TINY, "--no-frontend")
+    assert result.exit_code == 1 and not (tmp_path / "m.npz").exists()
+    assert one_error_line(result.stderr).startswith(
+        f"seqtag: error: {corpus}:11: empty LEMMA (column 3); CoNLL-U writes '_' for no value")
+
+
+def test_a_column_filled_only_in_the_held_out_sentences_is_one_error_line(tmp_path):
+    """The column check sees the whole corpus, the heads only what is left after dev is
+    held out: a column with values only there was a ValueError traceback."""
+    from seqtag.train import split_dev
+    rows = "1\tThe\t{}\tDET\t_\t_\t2\tdet\t_\t_\n2\tdog\t{}\tNOUN\t_\t_\t0\troot\t_\t_\n\n"
+    held = split_dev(list(range(10)), 0.1, 0)[1]  # the sentence seed 0 holds out
+    assert len(held) == 1
+    corpus = tmp_path / "lemmas.conllu"
+    corpus.write_text("".join(rows.format("the", "dog") if k in held else rows.format("_", "_")
+                              for k in range(10)), encoding="utf-8")
+    result = invoke("train", corpus, "-o", tmp_path / "m.npz", *TINY, "--no-frontend",
+                    "--dev-fraction", "0.1", "--seed", "0")
+    assert result.exit_code == 1 and not (tmp_path / "m.npz").exists()
+    assert "Traceback" not in result.stderr and result.stderr.splitlines()[-1] == (
+        "seqtag: error: column LEMMA has no value in the training sentences (only in "
+        "those held out as dev data: give --dev)")
+
+
+def test_max_time_shorter_than_the_setup_still_trains_one_epoch(tmp_path):
+    """--max-time stops after the epoch running: one at least (a deadline already past
+    before the first epoch left no model to write, an AttributeError traceback)."""
+    corpus = tmp_path / "c.conllu"
+    corpus.write_text(CONLLU * 3, encoding="utf-8")
+    result = invoke("train", corpus, "-o", tmp_path / "m.npz", *TINY, "--no-frontend",
+                    "--max-time", "1e-9")
+    assert result.exit_code == 0, result.output
+    assert "epoch 1 of" in result.output
+    from seqtag import Tagger
+    assert len(Tagger.load(tmp_path / "m.npz").meta["history"]) == 1
 
 
 def test_an_output_folder_that_cannot_be_written_fails_before_training(tmp_path,
