@@ -377,14 +377,24 @@ def train(
     checkpoint = checkpoint or output.with_name(output.name + ".ckpt")
     if checkpoint.resolve() == output.resolve():
         raise SeqtagError(f"--checkpoint {checkpoint} is the model file; give another path")
-    for path, what in ((output, "model"), (checkpoint, "checkpoint")):
+    outputs = [(output, "model"), (checkpoint, "checkpoint")] + (
+        [(plot, "picture")] if plot else [])
+    # what a run reads; the checkpoint it resumes is where it goes on writing its state
+    inputs = [(corpus, "the training corpus"), (dev, "the dev corpus"),
+              (options.get("embeddings"), "the vectors file")]
+    for k, (path, what) in enumerate(outputs):
         if not path.parent.is_dir():
             raise SeqtagError(f"cannot write {what} {path}: directory {path.parent} does not exist")
         if not os.access(path.parent, os.W_OK | os.X_OK):  # said now, not after the epochs
             raise SeqtagError(f"cannot write {what} {path}: directory {path.parent} is not "
                               "writable")
-        for data, name in ((corpus, "the training corpus"), (dev, "the dev corpus")):
-            if data is not None and str(data) != "-" and same_file(str(path), str(data)):
+        others = inputs + outputs[:k] + (
+            [(resume, "the checkpoint resumed")] if what != "checkpoint" else [])
+        for data, name in others:
+            if data is not None and str(data) != "-" and (
+                    same_file(str(path), str(data))
+                    or Path(path).resolve() == Path(data).resolve()):
+                name = name if name.startswith("the ") else f"the {name}"
                 raise SeqtagError(f"the {what} {path} would replace {name} {data}; "
                                   "give another path")
     if plot:

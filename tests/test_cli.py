@@ -442,6 +442,38 @@ def test_train_never_writes_over_its_corpus(tmp_path):
     assert corpus.read_bytes() == SAMPLE.read_bytes()
 
 
+def test_train_never_writes_one_of_its_files_over_another(tmp_path):
+    """Every output (model, checkpoint, picture) against every input (corpora, vectors,
+    the checkpoint resumed) and every other output: refused before anything is written
+    (a vectors file became a zip, a resumed checkpoint a model, a checkpoint a PNG)."""
+    corpus, vectors = tmp_path / "c.txt", tmp_path / "vec.txt"
+    corpus.write_bytes(SAMPLE.read_bytes())
+    vectors.write_text("the 0.1 0.2\ndog 0.3 0.4\n", encoding="utf-8")
+    resumed = tmp_path / "run.ckpt"
+    resumed.write_bytes(b"not really a checkpoint")
+    picture, model = tmp_path / "p.png", tmp_path / "m.npz"
+    for args, message in (
+            (["-o", model, "--embeddings", vectors, "--checkpoint", vectors],
+             f"the checkpoint {vectors} would replace the vectors file {vectors}"),
+            (["-o", vectors, "--embeddings", vectors],
+             f"the model {vectors} would replace the vectors file {vectors}"),
+            (["-o", resumed, "--resume", resumed],
+             f"the model {resumed} would replace the checkpoint resumed {resumed}"),
+            (["-o", model, "--plot", picture, "--checkpoint", picture],
+             f"the picture {picture} would replace the checkpoint {picture}"),
+            (["-o", picture, "--plot", picture],
+             f"the picture {picture} would replace the model {picture}"),
+            (["-o", model, "--plot", resumed, "--resume", resumed],
+             f"the picture {resumed} would replace the checkpoint resumed {resumed}")):
+        if "--plot" in args:
+            pytest.importorskip("matplotlib")
+        result = invoke("train", corpus, *args, *TINY)
+        assert result.exit_code == 1, result.output
+        assert one_error_line(result.stderr) == f"seqtag: error: {message}; give another path"
+    assert vectors.read_text(encoding="utf-8") == "the 0.1 0.2\ndog 0.3 0.4\n"
+    assert resumed.read_bytes() == b"not really a checkpoint" and not model.exists()
+
+
 def test_conllu_with_a_byte_order_mark_reads_for_the_front_end(tmp_path):
     """The front end's reader of '# text' lines skips a leading byte-order mark, as the
     tagger's reader does (the first line was taken for a token line of 1 column)."""
