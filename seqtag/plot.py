@@ -22,7 +22,7 @@ import numpy as np
 from .errors import SeqtagError
 
 __all__ = ["FORMATS", "PLOT_HINT", "check_path", "require_matplotlib", "training_series",
-           "plot_training", "plot_evaluation"]
+           "plot_training", "folded_confusions", "plot_evaluation"]
 
 #: Extensions a picture may have, and the format each means.
 FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf", "": "png"}
@@ -32,6 +32,15 @@ PLOT_HINT = "--plot needs matplotlib: pip install 'seqtag[plot]'"
 
 #: Most tags whose counts are written in the heatmap's cells (beyond, they would not fit).
 ANNOTATE_MAX_TAGS = 24
+
+#: Most rows (and columns) the heatmap draws, and span types the span panel draws: a cell
+#: is 0.24 inch (24 pixels) beyond 29 tags, so 80 rows make a heatmap of about 2,000
+#: pixels a side.  A larger tagset (lemmas, features) keeps its MAX_CLASSES - 1 most
+#: frequent gold tags and folds the others into one row and column "(other N)".
+MAX_CLASSES = 80
+
+#: Longest tag name drawn as it is; longer ones are cut, ending in "…".
+MAX_LABEL = 60
 
 
 def check_path(path: str | os.PathLike[str]) -> str:
@@ -197,20 +206,57 @@ def _time_axis(ax, epoch, minutes):
 # ---------------------------------------------------------------- confusions
 
 
+def folded_confusions(matrix: Mapping[str, Any], limit: int = MAX_CLASSES) -> dict[str, Any]:
+    """The confusion matrix the heatmap draws: `matrix` (seqtag.evaluate.confusion_matrix's)
+    itself when it has at most `limit` tags; else its limit - 1 most frequent gold tags (in
+    the matrix's order) and one more row and column "(other N)" holding the N others' counts,
+    so every row and column sum stays the true one.  {"tags", "counts", "normalised" (each
+    row divided by its sum) as numpy arrays, "folded": N (0 when nothing is folded)}."""
+    tags = list(matrix["tags"])
+    n = len(tags)
+    if n <= limit:
+        return {"tags": tags, "counts": np.asarray(matrix["counts"]).reshape(n, n),
+                "normalised": np.asarray(matrix["normalised"], dtype=float).reshape(n, n),
+                "folded": 0}
+    # a row at a time: no n x n array beside the matrix given, however many the tags
+    gold = np.array([np.asarray(row, dtype=np.int64).sum() for row in matrix["counts"]])
+    keep = np.sort(np.argsort(-gold, kind="stable")[:limit - 1])
+    into = np.full(n, limit - 1)  # the folded row (and column) of each tag
+    into[keep] = np.arange(limit - 1)
+    folded = np.zeros((limit, limit), dtype=np.int64)
+    for i, row in enumerate(matrix["counts"]):
+        row = np.asarray(row, dtype=np.int64)
+        folded[into[i], :-1] += row[keep]
+        folded[into[i], -1] += gold[i] - row[keep].sum()
+    rows = folded.sum(axis=1, keepdims=True)
+    normalised = np.divide(folded, rows, out=np.zeros(folded.shape), where=rows > 0)
+    return {"tags": [tags[i] for i in keep] + [f"(other {n - len(keep):,})"],
+            "counts": folded, "normalised": normalised, "folded": n - len(keep)}
+
+
+def _label(tag):
+    return tag if len(tag) <= MAX_LABEL else tag[:MAX_LABEL - 1] + "…"
+
+
 def plot_evaluation(matrix: Mapping[str, Any], per_tag: Mapping[str, Mapping[str, float]],
                     path: str | os.PathLike[str], *, title: str,
-                    spans: Mapping[str, Any] | None = None) -> None:
+                    spans: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Draw the confusion heatmap (rows: gold tags by frequency, each normalised by its
     gold count; counts written in the cells where they fit) beside each gold tag's F1 as
     bars on the same rows, to `path`.  matrix: seqtag.evaluate.confusion_matrix's; per_tag: the scores'
     {tag: {"f1", "support", ...}}; spans: for span tags, seqtag.spans.span_scores' result,
-    drawn as a third panel of span precision, recall and F1 per type."""
+    drawn as a third panel of span precision, recall and F1 per type.
+
+    At most MAX_CLASSES rows and columns are drawn (folded_confusions: the others folded
+    into "(other N)", said in the heatmap's title) and at most MAX_CLASSES span types, so
+    the picture's size stays bounded whatever the tagset.  Returns the matrix drawn
+    (folded_confusions')."""
     Figure = _pyplot_figure()
-    tags = matrix["tags"]
-    counts, normalised = np.asarray(matrix["counts"]), np.asarray(matrix["normalised"])
-    n = len(tags)
-    if n == 0:
+    if not matrix["tags"]:
         raise SeqtagError("nothing to plot: the gold corpus has no tokens")
+    shown = folded_confusions(matrix)
+    tags, counts, normalised = shown["tags"], shown["counts"], shown["normalised"]
+    n = len(tags)
     # a cell of about 0.22 inch at most tags, larger for few: 50 tags stay legible
     cell = max(0.24, min(0.5, 7.0 / n))
     side = max(4.0, n * cell + 1.8)
@@ -223,11 +269,14 @@ def plot_evaluation(matrix: Mapping[str, Any], per_tag: Mapping[str, Mapping[str
     image = heat_ax.imshow(normalised, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto",
                            interpolation="nearest")
     positions = np.arange(n)
-    heat_ax.set_xticks(positions, tags, rotation=90, fontsize=label_size)
-    heat_ax.set_yticks(positions, tags, fontsize=label_size)
+    labels = [_label(t) for t in tags]
+    heat_ax.set_xticks(positions, labels, rotation=90, fontsize=label_size)
+    heat_ax.set_yticks(positions, labels, fontsize=label_size)
     heat_ax.set_xlabel("predicted tag")
     heat_ax.set_ylabel("gold tag (most frequent first)")
-    heat_ax.set_title("confusions (each row: share of the gold tag's tokens)")
+    heat_ax.set_title("confusions (each row: share of the gold tag's tokens)" + (
+        f"\n{len(matrix['tags']):,} tags: the {shown['folded']:,} least frequent in gold "
+        f"folded into {tags[-1]}" if shown["folded"] else ""))
     if n <= ANNOTATE_MAX_TAGS:
         size = max(5.0, min(8.0, 160.0 / n))
         for i in range(n):
@@ -237,8 +286,9 @@ def plot_evaluation(matrix: Mapping[str, Any], per_tag: Mapping[str, Mapping[str
                     heat_ax.text(j, i, f"{counts[i, j]:,}", ha="center", va="center",
                                  fontsize=size, color="white" if dark else "black")
     fig.colorbar(image, ax=heat_ax, fraction=0.04, pad=0.01, label="share of the gold row")
-    f1 = [100 * float((per_tag.get(t) or {}).get("f1") or 0.0) for t in tags]
-    bar_ax.barh(positions, f1, color="tab:blue", height=0.7)
+    scored = tags[:-1] if shown["folded"] else tags  # the folded row has no F1 of its own
+    f1 = [100 * float((per_tag.get(t) or {}).get("f1") or 0.0) for t in scored]
+    bar_ax.barh(positions[:len(f1)], f1, color="tab:blue", height=0.7)
     bar_ax.set_xlim(0, 100)
     bar_ax.set_xlabel("F1 (%)")
     bar_ax.set_title("per-tag F1")
@@ -249,28 +299,36 @@ def plot_evaluation(matrix: Mapping[str, Any], per_tag: Mapping[str, Mapping[str
         bar_ax.text(value - 1 if inside else value + 1, i, f"{value:.1f}", va="center",
                     ha="right" if inside else "left", fontsize=label_size * 0.85,
                     color="white" if inside else "black")
+    if shown["folded"]:
+        bar_ax.text(1, n - 1, "no F1 (folded)", va="center", ha="left",
+                    fontsize=label_size * 0.85, color="grey")
     if spans:
         _span_panel(fig.add_subplot(grid[2]), spans)
     fig.suptitle(title)
     _save(fig, path)
+    return shown
 
 
 def _span_panel(ax, spans):
-    """Span precision, recall and F1 per type (most gold spans first), micro F1 in the
-    title."""
+    """Span precision, recall and F1 per type (most gold spans first; the MAX_CLASSES
+    first), micro F1 in the title."""
     per_type = spans.get("per_type") or {}
-    types = sorted(per_type, key=lambda t: (-per_type[t].get("support", 0), t))
+    ranked = sorted(per_type, key=lambda t: (-per_type[t].get("support", 0), t))
+    types = ranked[:MAX_CLASSES]
     positions = np.arange(len(types))
     for k, (key, color) in enumerate((("precision", "tab:orange"), ("recall", "tab:purple"),
                                       ("f1", "tab:blue"))):
         values = [100 * float(per_type[t].get(key) or 0.0) for t in types]
         ax.barh(positions + (k - 1) * 0.27, values, height=0.27, color=color, label=key)
-    ax.set_yticks(positions, [f"{t} ({per_type[t].get('support', 0):,})" for t in types])
+    ax.set_yticks(positions, [f"{_label(t)} ({per_type[t].get('support', 0):,})"
+                              for t in types])
     ax.invert_yaxis()
     ax.set_xlim(0, 100)
     ax.set_xlabel("%")
     micro = (spans.get("micro") or {}).get("f1")
     ax.set_title("spans per type (gold count)" + (
-        f": micro F1 {100 * micro:.2f}" if micro is not None else ""))
+        f": micro F1 {100 * micro:.2f}" if micro is not None else "") + (
+        f"\nthe {len(types)} most frequent of {len(ranked):,} types" if len(ranked) > len(types)
+        else ""))
     ax.legend(loc="lower right", fontsize="small")
     ax.grid(axis="x", alpha=0.3)

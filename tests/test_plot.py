@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from seqtag import cli
 from seqtag.corpus import Sentence
 from seqtag.evaluate import confusion_matrix
-from seqtag.plot import PLOT_HINT, training_series
+from seqtag.plot import MAX_CLASSES, PLOT_HINT, folded_confusions, training_series
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample.txt"
@@ -89,6 +89,18 @@ def test_confusion_matrix_rows_are_gold_tags_by_frequency_normalised_per_row():
     assert np.allclose(normalised[:3].sum(axis=1), 1.0)
     assert np.allclose(normalised[0], [2 / 3, 1 / 3, 0, 0])
     assert not normalised[3].any()  # X is never gold: a row of zeros, no division by zero
+
+
+def test_a_matrix_over_the_limit_keeps_its_most_frequent_gold_tags_and_folds_the_rest():
+    gold = [Sentence(["a"] * 6, ["N", "N", "N", "V", "V", "D"])]
+    m = confusion_matrix(gold, [["N", "V", "N", "V", "X", "D"]])
+    shown = folded_confusions(m, limit=3)  # N, V kept; D and X (never gold) folded
+    assert shown["tags"] == ["N", "V", "(other 2)"] and shown["folded"] == 2
+    assert shown["counts"].tolist() == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
+    assert np.allclose(shown["normalised"], [[2 / 3, 1 / 3, 0], [0, 0.5, 0.5], [0, 0, 1]])
+    same = folded_confusions(m, limit=4)  # at the limit: the matrix itself
+    assert same["tags"] == m["tags"] and same["folded"] == 0
+    assert same["counts"].tolist() == m["counts"]
 
 
 # ---------------------------------------------------------------- the commands
@@ -210,3 +222,91 @@ def test_span_models_plot_span_scores_and_are_kept_by_span_f1(tmp_path):
     plot_evaluation(confusion_matrix(sents[:4], predicted), tagger.evaluate(sents[:4])["per_tag"],
                     without, title="no spans")
     assert png_size(with_spans)[0] > png_size(without)[0] + 150
+
+
+def many_classes(n, seed=0):
+    """Gold sentences over n tags of falling frequency (a lemma column), and predictions
+    that are mostly right, sometimes another gold tag, sometimes a tag never gold."""
+    import random
+    rng = random.Random(seed)
+    tags = [f"lemma{k}" for k in range(n)]
+    gold = [tags[k] for k in range(n)] + [tags[min(int(rng.paretovariate(1.0)), n) - 1]
+                                           for _ in range(3 * n)]
+    guess = [t if rng.random() < 0.7 else rng.choice(tags) if rng.random() < 0.5
+             else f"unseen{rng.randrange(n // 2)}" for t in gold]
+    sents = [Sentence(["w"] * len(gold[i:i + 10]), gold[i:i + 10]) for i in range(0, len(gold), 10)]
+    return sents, [guess[i:i + 10] for i in range(0, len(guess), 10)]
+
+
+def test_thousands_of_classes_draw_a_bounded_picture_whose_folded_rows_keep_their_sums(
+        tmp_path):
+    """A lemma column has thousands of classes: the heatmap draws the MAX_CLASSES - 1 most
+    frequent gold ones and one "(other N)" row and column (it was n x n cells: 477 lemmas
+    drew 11959 x 11719 pixels, 1,315 ran out of memory)."""
+    needs_matplotlib()
+    from seqtag.plot import plot_evaluation
+    sents, predicted = many_classes(2000)
+    m = confusion_matrix(sents, predicted)
+    n = len(m["tags"])
+    assert n > 2500  # 2,000 gold tags and the never-gold ones predicted
+    per_tag = {t: {"f1": 0.5} for t in m["tags"]}
+    spans = {"per_type": {f"T{k}": {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": k}
+                          for k in range(300)}, "micro": {"f1": 0.5}}
+    shown = plot_evaluation(m, per_tag, tmp_path / "lemmas.png", title="lemmas", spans=spans)
+    width, height = png_size(tmp_path / "lemmas.png")
+    assert width < 3500 and height < 3000
+
+    assert len(shown["tags"]) == MAX_CLASSES and shown["folded"] == n - (MAX_CLASSES - 1)
+    assert shown["tags"][-1] == f"(other {n - MAX_CLASSES + 1:,})"
+    counts, folded = np.array(m["counts"]), shown["counts"]
+    kept = [m["tags"].index(t) for t in shown["tags"][:-1]]
+    gold_sums = counts.sum(axis=1)
+    # the kept tags are the most frequent in gold, in the matrix's order
+    assert kept == sorted(kept) and gold_sums[kept].min() >= np.delete(gold_sums, kept).max()
+    assert folded.sum(axis=1)[:-1].tolist() == gold_sums[kept].tolist()
+    assert folded.sum(axis=1)[-1] == np.delete(gold_sums, kept).sum()
+    assert folded.sum(axis=0)[:-1].tolist() == counts.sum(axis=0)[kept].tolist()
+    assert folded[:-1, :-1].tolist() == counts[np.ix_(kept, kept)].tolist()
+    assert folded.sum() == sum(len(s.words) for s in sents)
+    assert np.allclose(shown["normalised"].sum(axis=1), 1.0)
+
+    # the picture says what it folded (SVG keeps its texts as comments)
+    plot_evaluation(m, per_tag, tmp_path / "lemmas.svg", title="lemmas", spans=spans)
+    svg = (tmp_path / "lemmas.svg").read_text()
+    assert f"{n:,} tags: the {n - MAX_CLASSES + 1:,} least frequent in gold folded into " \
+           f"(other {n - MAX_CLASSES + 1:,})" in svg
+    assert f"the {MAX_CLASSES} most frequent of 300 types" in svg
+
+
+def test_a_small_tagset_is_drawn_with_every_tag_and_nothing_folded(tmp_path):
+    needs_matplotlib()
+    from seqtag import Tagger
+    from seqtag.corpus import read_corpus
+    from seqtag.plot import plot_evaluation
+    tagger = Tagger.load(BUNDLED)
+    with open(SAMPLE, encoding="utf-8") as f:
+        gold = read_corpus(f)
+    m = confusion_matrix(gold, tagger.predict([s.words for s in gold]))
+    assert 5 < len(m["tags"]) <= 17
+    shown = plot_evaluation(m, tagger.evaluate(gold)["per_tag"], tmp_path / "upos.svg",
+                            title="upos")
+    assert shown["folded"] == 0 and shown["tags"] == m["tags"]
+    assert shown["counts"].tolist() == m["counts"]
+    svg = (tmp_path / "upos.svg").read_text()
+    assert "(other" not in svg and "folded" not in svg
+    assert all(f"<!-- {t} -->" in svg for t in m["tags"])  # every tag labelled
+
+
+def test_evaluate_plot_of_a_thousand_gold_tags_is_a_bounded_picture(tmp_path):
+    """The command the lemma column was drawn by: it ends, with a picture of bounded size."""
+    needs_matplotlib()
+    sents, _ = many_classes(1000, seed=1)
+    gold = tmp_path / "lemmas.tsv"
+    words = ["the", "dog", "runs", "fast", "home"]
+    gold.write_text("".join("".join(f"{words[i % 5]}\t{t}\n" for i, t in enumerate(s.tags))
+                            + "\n" for s in sents))
+    picture = tmp_path / "lemmas.png"
+    result = invoke("evaluate", BUNDLED, gold, "--plot", picture)
+    assert result.exit_code == 0, result.output
+    width, height = png_size(picture)
+    assert width < 3500 and height < 3000
