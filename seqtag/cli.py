@@ -658,7 +658,9 @@ def evaluate(
     if str(gold) == "-":  # read twice below (its format, then its sentences): kept whole
         source = io.BytesIO(getattr(sys.stdin, "buffer", sys.stdin).read())
         source.name = "<stdin>"
-    columns = len(tagger.columns) > 1 and tag_column is None and (
+    # a model of several columns, or of LEMMA or FEATS alone, is scored on its columns
+    columns = (len(tagger.columns) > 1 or column not in ("upos", "xpos")) \
+        and tag_column is None and (
         _value(format) or detect_format(source, encoding=encoding)) == "conllu"
     if isinstance(source, io.BytesIO):
         source.seek(0)

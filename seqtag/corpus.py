@@ -767,7 +767,8 @@ def format_conllu(sentence: Sentence, tags: Sequence[str], tag_column: str = "up
 
 def _filled_fields(tags, tag_column, columns, n_words):
     """[(0-based field index, values)] to write: the tags in their column, then columns'."""
-    filled = [(_tag_index(tag_column), tags)]
+    filled = [(MODEL_COLUMNS[tag_column] if tag_column in MODEL_COLUMNS
+               else _tag_index(tag_column), tags)]
     for name, values in (columns or {}).items():
         if name not in MODEL_COLUMNS:
             raise ValueError(f"unknown column {name!r}")

@@ -40,8 +40,8 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence, TextIO, Union
 
-from .corpus import (OUTPUT_FORMATS, TOPK_FORMATS, Sentence, Source, TagProb, format_sentence,
-                     iter_sentences)
+from .corpus import (MODEL_COLUMNS, OUTPUT_FORMATS, TOPK_FORMATS, Sentence, Source, TagProb,
+                     format_sentence, iter_sentences)
 from . import spans
 from .config import TaggingConfig
 from .errors import SeqtagError
@@ -58,10 +58,10 @@ DEFAULT_BATCH_SIZE: int = TaggingConfig.batch_size  # the option's one definitio
 
 
 def model_tag_column(tagger: Tagger) -> str:
-    """The CoNLL-U column ("upos" or "xpos") of the model's tags (its first head's);
-    "upos" if the model learned a numbered column of another format."""
+    """The CoNLL-U column of the model's tags (its first head's: "upos", "xpos", "feats"
+    or "lemma"); "upos" if the model learned a numbered column of another format."""
     column = tagger.tag_column
-    return column if column in ("upos", "xpos") else "upos"
+    return column if column in MODEL_COLUMNS else "upos"
 
 
 def check_tag_column(tagger: Tagger, tag_column: str | None, model: object) -> None:

@@ -29,10 +29,10 @@ from .config import SPAN_DEFAULTS, split_training_options
 from .corpus import Sentence
 from .errors import ModelError, SeqtagError
 from .evaluate import confusion_matrix, detail_column, score, score_columns
-from .inference import TagProb, best_tags, predict_log_probs, predict_tag_ids
+from .inference import TagProb, predict_log_probs, predict_tag_ids
 from .network import Network
 from .frontend import FrontEnd
-from .heads import COLUMNS, FeatureHead, Head, LemmaHead, build_heads, model_columns
+from .heads import COLUMNS, FeatureHead, LemmaHead, build_heads, model_columns
 from .lemma import apply_script
 from .rawtext import TaggedSentence, text_paragraphs
 from .rawtext import segment as segment_paragraphs
@@ -582,13 +582,11 @@ class Tagger:
         if self.network.crf is not None:
             tag_ids = predict_tag_ids(self.network, self.vocab, words, memo=True)
             tags = [[self.vocab.tags[j] for j in ids] for ids in tag_ids]
-        elif type(self.vocab.heads[0]) is Head:  # its best labels, decoded a batch at a time
+        else:  # its column's values, decoded a batch at a time: a model of LEMMA alone
+            # tags lemmas (not its edit scripts), one of FEATS split a head per feature
+            # whole FEATS strings (not its first feature's values)
             column = self.tag_column
             tags = inference.predict_columns(self.network, self.vocab, words, [column])[column]
-        else:  # a first head of one feature or of lemma scripts: its own labels
-            scores = predict_log_probs(self.network, self.vocab, words, memo=True,
-                                       heads=[0], normalize=False)
-            tags = [best_tags(lp, self.vocab.tags) for lp in scores]
         if top_k is None:
             return tags
         warnings.warn("Tagger.predict(sentences, top_k=k) is deprecated; use "
@@ -655,10 +653,12 @@ class Tagger:
         return list(columns)
 
     def _head_index(self, column: str | None) -> int:
-        """The head predicting `column` (None: the first); SeqtagError if none does, or if
-        FEATS is split over a head per feature."""
+        """The head predicting `column` (None: the model's tags, its first head's column);
+        SeqtagError if none does, or if FEATS is split over a head per feature."""
         if column is None:
-            return 0
+            if not isinstance(self.vocab.heads[0], FeatureHead):
+                return 0
+            column = self.tag_column
         found = [k for k, head in enumerate(self.vocab.heads) if head.column == column]
         if not found:
             raise SeqtagError(f"this model does not predict {column}; it predicts "

@@ -191,6 +191,36 @@ def test_evaluate_refuses_a_tag_column_the_model_does_not_predict(trained, corpu
         f"seqtag: error: {trained[0]} predicts UPOS, FEATS, LEMMA, not XPOS\n")
 
 
+@pytest.fixture(scope="module")
+def lemma_only(corpus):
+    model = corpus.with_name("lemma_alone.npz")
+    code, _, err = run("train", corpus, "--dev", corpus, "-o", model, "--columns", "lemma",
+                       *TINY)
+    assert code == 0, err
+    return model
+
+
+def test_a_model_of_lemmas_alone_tags_lemmas_everywhere(lemma_only, corpus):
+    """Its tags were its edit scripts (`["","","","",""]`) in tag(), the command line and
+    NLTK, and its CoNLL-U output put them in the UPOS column."""
+    tagger = Tagger.load(lemma_only)
+    words = [["the", "dogs", "walked", "."], ["a", "cat", "sleeps", "."]]
+    lemmas = tagger.predict_columns(words, ["lemma"])["lemma"]
+    assert tagger.columns == ["lemma"] and tagger.predict(words) == lemmas
+    assert lemmas == [["the", "dog", "walk", "."], ["a", "cat", "sleep", "."]]
+    assert [[best[0][0] for best in s] for s in tagger.predict_top_k(words, 2)] == lemmas
+    code, out, err = run("tag", "-m", lemma_only, "--format", "conllu", "--input-format",
+                         "tokens", input=b"the\ndogs\nwalked\n.\n")
+    assert code == 0, err
+    rows = [line.split("\t") for line in out.splitlines() if line[:1].isdigit()]
+    assert [(r[1], r[2], r[3]) for r in rows] == [("the", "the", "_"), ("dogs", "dog", "_"),
+                                                  ("walked", "walk", "_"), (".", ".", "_")]
+    code, out, err = run("tag", "-m", lemma_only, "the dogs walked .")
+    assert (code, out) == (0, "the/the dogs/dog walked/walk ./.\n"), err
+    code, out, err = run("evaluate", lemma_only, corpus)
+    assert code == 0 and "LEMMA" in out and "100.00%" in out, out + err
+
+
 def test_a_corpus_from_standard_input_trains_as_its_file_does(trained, corpus):
     """`seqtag train -` reads standard input whole, as seqtag evaluate does: the same
     model as from the file, recorded as CoNLL-U (it was "auto": --tag-column xpos was then
