@@ -17,6 +17,7 @@ import io
 import os
 import re
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence, Union, cast, overload
@@ -136,6 +137,21 @@ class Tagger:
         #: end (seqtag.segment.LearnedFrontEnd), or the rules (RuleFrontEnd) for a model
         #: without one.
         self.frontend: FrontEnd = frontend if frontend is not None else _rules()
+
+    def __reduce__(self):
+        """A tagger pickles as the bytes of its model file (what save() writes, float32)
+        and its threads and memo size, and unpickles by loading them (Tagger.load's
+        checks, no pickled objects of seqtag's): what a spawned worker process needs
+        (multiprocessing, spaCy's nlp.pipe(n_process=2) outside fork).  copy.deepcopy
+        goes the same way."""
+        with tempfile.TemporaryDirectory(prefix="seqtag-") as folder:
+            path = os.path.join(folder, "model.npz")
+            self.save(path)
+            with open(path, "rb") as f:
+                data = f.read()
+        return (_tagger_from_model_bytes,
+                (data, self.network.rnn.threads, self.network.memo_capacity,
+                 self.meta.get("path")))
 
     def attach_frontend(self, frontend: FrontEnd,
                         record: dict[str, Any] | None = None) -> None:
@@ -821,6 +837,21 @@ class Tagger:
                 "parameters": int(sum(a.size for a in model.arrays().values())),
                 "multiword_forms": len(self.frontend.expander.forms),  # type: ignore[attr-defined]
                 "training": self.meta.get("frontend_training")}
+
+
+def _tagger_from_model_bytes(data: bytes, threads: int, memo_words: int,
+                             path: str | None) -> Tagger:
+    """Tagger.__reduce__'s tagger again: its model file's bytes loaded as a file."""
+    with tempfile.TemporaryDirectory(prefix="seqtag-") as folder:
+        model = os.path.join(folder, "model.npz")
+        with open(model, "wb") as f:
+            f.write(data)
+        tagger = Tagger.load(model, threads=threads, memo_words=memo_words)
+    if path is None:
+        tagger.meta.pop("path", None)
+    else:
+        tagger.meta["path"] = path
+    return tagger
 
 
 def _ranked(head, words, log_probs, k, shown=None):

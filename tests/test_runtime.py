@@ -420,6 +420,61 @@ def test_a_spawn_pool_tags_like_the_parent(tmp_path):
     assert result.stdout.startswith("True [['DET', 'NOUN', 'VERB', 'DET', 'NOUN', 'PUNCT']")
 
 
+SPAWN_PICKLED_SCRIPT = """
+import multiprocessing, sys
+from seqtag import Tagger
+
+def tag(tagger, sentence):
+    return tagger.predict([sentence])[0], tagger.network.rnn.threads
+
+if __name__ == "__main__":
+    tagger = Tagger.load(threads=1)
+    sentences = [["The", "dog", "ate", "the", "apple", "."], ["Time", "flies", "."]]
+    expected = tagger.predict(sentences)
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        got = pool.starmap_async(tag, [(tagger, s) for s in sentences]).get(timeout=120)
+    print([g for g, _ in got] == expected, {t for _, t in got})
+"""
+
+
+def test_a_tagger_goes_to_a_spawned_worker_by_pickling(tmp_path):
+    """A Tagger pickles as its model file's bytes (a spawn pool's arguments, spaCy's
+    nlp.pipe(n_process=2) outside fork: 'cannot pickle _thread.lock' before) and loads
+    in the worker with its threads."""
+    script = tmp_path / "spawned_pickled.py"
+    script.write_text(SPAWN_PICKLED_SCRIPT)
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            timeout=180, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "True {1}\n"
+
+
+def test_a_pickled_tagger_is_the_same_tagger(tmp_path):
+    """Its tags, probabilities, front end, metadata and settings; an in-memory one (no
+    file behind it) too, and copy.deepcopy."""
+    import copy
+    import pickle
+
+    from seqtag import Tagger
+    tagger = Tagger.load(threads=1, memo_words=100)
+    again = pickle.loads(pickle.dumps(tagger))
+    text = "The dog ate the apple. Then it slept in the garden."
+    assert again.tag(text) == tagger.tag(text)
+    words = [["Time", "flies", "like", "an", "arrow", "."]]
+    assert again.predict_top_k(words, 3) == tagger.predict_top_k(words, 3)
+    assert again.predict_columns(words) == tagger.predict_columns(words)
+    assert again.meta == tagger.meta and again.network.memo_capacity == 100
+    assert again.network.rnn.threads == 1 and again.frontend.kind == tagger.frontend.kind
+    small = Tagger.train([[("a", "DET"), ("dog", "NOUN")], [("the", "DET"), ("cat", "NOUN")]],
+                         [[("a", "DET"), ("cat", "NOUN")]], epochs=1, hidden=8, word_dim=8,
+                         char_dim=4, char_hidden=4, layers=1, threads=1)
+    copied = copy.deepcopy(small)
+    assert "path" not in copied.meta and copied.predict([["a", "dog"]]) == small.predict(
+        [["a", "dog"]])
+    for name, values in small.network.arrays().items():
+        assert np.array_equal(values, copied.network.arrays()[name]), name
+
+
 def test_the_second_thread_runs_calls_in_order_and_hands_back_results_and_errors():
     worker = runtime.Worker("seqtag-test")
     gate, started, finished = threading.Event(), threading.Event(), threading.Event()
