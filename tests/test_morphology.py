@@ -191,6 +191,24 @@ def test_evaluate_refuses_a_tag_column_the_model_does_not_predict(trained, corpu
         f"seqtag: error: {trained[0]} predicts UPOS, FEATS, LEMMA, not XPOS\n")
 
 
+def test_dev_accuracy_leaves_out_a_column_dev_has_no_gold_for(trained, corpus):
+    """A dev file whose LEMMA is all '_' counted the lemma head at 0 %: the dev accuracy
+    is the mean over the heads dev has gold for."""
+    from seqtag.heads import encode_targets
+    from seqtag.inference import _heads_accuracy
+    tagger = Tagger.load(trained[0])
+    sentences = read_corpus(corpus, require_tags=False)
+    targets = encode_targets(tagger.vocab.heads, sentences)
+
+    def accuracy(known):
+        kept = [np.where(np.isin(np.arange(t.shape[1]), known), t, -1) for t in targets]
+        return _heads_accuracy(tagger.network, tagger.vocab, sentences, kept)
+    each = [accuracy([k]) for k in range(3)]  # upos, feats, lemma alone
+    assert accuracy([0, 1, 2]) == pytest.approx(np.mean(each))
+    assert accuracy([0, 1]) == pytest.approx(np.mean(each[:2]))
+    assert each[2] > 0.5  # the lemma head is right on most of its own corpus
+
+
 @pytest.fixture(scope="module")
 def lemma_only(corpus):
     model = corpus.with_name("lemma_alone.npz")
