@@ -347,7 +347,18 @@ class Tagger:
         """
         from .corpus import column_number, detect_format, read_corpus
         # a bad option fails now, not after the front end
-        _, train_given = split_training_options(options)
+        net_given, train_given = split_training_options(options)
+        if resume is not None:
+            # the checkpoint read now too: a missing or foreign one, or an option its run
+            # refuses, is said before the front end is learned again; the columns it
+            # learned are the run's unless given (the corpus's columns were refused as
+            # another value when the run was made with --columns)
+            from .train import TrainingState
+            resumed = TrainingState.load(resume)
+            resumed.resumed_options(net_given, train_given)
+            if train_given.get("columns") is None and resumed.opts.columns:
+                options = dict(options, columns=resumed.opts.columns)
+                net_given, train_given = split_training_options(options)
         if options.get("embeddings") is not None:  # and a vectors file that is no such file
             from .embeddings import vectors_dimension
             vectors_dimension(options["embeddings"])

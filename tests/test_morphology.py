@@ -292,6 +292,32 @@ def test_a_resumed_run_of_several_columns_ends_with_the_same_model(corpus, tmp_p
     assert Tagger.load(part).columns == ["upos", "feats", "lemma"]
 
 
+def test_a_run_made_with_columns_resumes_without_them(corpus, tmp_path):
+    """--columns is the checkpoint's when not given again (the resumed run asked for the
+    corpus's every column and was refused: "cannot resume with columns ..."), and a
+    checkpoint's refusals come before anything is learned."""
+    tiny = ["--hidden", "8", "--word-dim", "8", "--char-dim", "4", "--char-hidden", "4",
+            "--layers", "1", "--threads", "1", "--batch-size", "8", "--no-frontend", "-q"]
+    whole, part = tmp_path / "whole.npz", tmp_path / "part.npz"
+    assert run("train", corpus, "-o", whole, "--epochs", "3", "--columns", "upos,lemma",
+               *tiny)[0] == 0
+    assert run("train", corpus, "-o", part, "--epochs", "2", "--columns", "upos,lemma",
+               *tiny)[0] == 0
+    code, _, err = run("train", corpus, "-o", part, "--epochs", "3", "--resume",
+                       f"{part}.ckpt", *tiny)
+    assert code == 0, err
+    assert Tagger.load(part).columns == ["upos", "lemma"]
+    with np.load(whole) as a, np.load(part) as b:
+        for name in a.files:
+            if name != "__meta__.json":
+                np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    code, _, err = run("train", corpus, "-o", part, "--epochs", "3", "--resume",
+                       f"{part}.ckpt", "--hidden", "16", *tiny[2:])
+    assert code == 1 and err.splitlines()[-1] == (
+        f"seqtag: error: cannot resume with hidden 16: the run in {part}.ckpt has 8")
+    assert not any(line.startswith(("read ", "columns:")) for line in err.splitlines())
+
+
 @pytest.mark.parametrize("column", ["lemma", "feats"])
 def test_a_model_of_one_other_column_is_scored_on_it(corpus, column):
     """--columns lemma (or feats) alone: training picks its epochs by that column's dev
