@@ -338,8 +338,10 @@ def train(
     word_column: Annotated[Optional[int], typer.Option(
         help=WORD_COLUMN_HELP, show_default=False)] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of the input files.")] = "utf-8",
-    float16: Annotated[bool, typer.Option(
-        help="Store the weights as float16 (half the file size).")] = False,
+    float16: Annotated[Optional[bool], typer.Option(
+        "--float16/--no-float16",
+        help="Store the weights as float16 (half the file size). Default: no, or as the "
+             "run resumed did.", show_default=False)] = None,
     quiet: Annotated[bool, typer.Option(
         "--quiet", "-q", help="No progress bar (epoch lines are still printed).")] = False,
     checkpoint: Annotated[Optional[Path], typer.Option(
@@ -352,10 +354,11 @@ def train(
     plot: Annotated[Optional[Path], typer.Option(
         metavar="PICTURE", help="Draw the training curves to PICTURE (.png, .svg or .pdf), "
         "redrawn after every epoch; needs matplotlib.", show_default=False)] = None,
-    frontend: Annotated[bool, typer.Option(
+    frontend: Annotated[Optional[bool], typer.Option(
         "--frontend/--no-frontend",
         help="Learn the raw-text front end (tokens, sentences, multiword tokens) from the "
-             "corpus's '# text' lines (CoNLL-U only; other corpora keep the rules).")] = True,
+             "corpus's '# text' lines (CoNLL-U only; other corpora keep the rules). "
+             "Default: yes, or as the run resumed did.", show_default=False)] = None,
     options=None,
 ):
     """Train a tagger on CORPUS and write the model of its best dev epoch.
@@ -402,6 +405,9 @@ def train(
         require_matplotlib(plot)
     if resume:
         typer.echo(f"resuming the run saved in {resume}", err=True)
+    if float16 is None:  # the checkpoint is read again by train_files, which names it
+        from .train import resumed_flags
+        float16 = bool(resume is not None and resumed_flags(resume).get("float16", False))
     report = _TrainingReport(bar=not quiet and sys.stderr.isatty(),
                              dev_fraction=options.get("dev_fraction", TrainingConfig.dev_fraction),
                              plot=plot, title=f"seqtag train: {output.name} on {corpus.name}",
@@ -419,7 +425,8 @@ def train(
                                     encoding=encoding,
                                     frontend=frontend, progress=report,
                                     command=shlex.join(sys.argv), checkpoint=checkpoint,
-                                    resume=resume, on_best=save_best, **options)
+                                    resume=resume, on_best=save_best,
+                                    flags={"float16": float16}, **options)
     except TrainingInterrupted as e:
         _save(e.tagger, output, float16)
         scores = e.tagger.meta["scores"]

@@ -171,7 +171,8 @@ class Tagger:
               corpus: dict[str, Any] | None = None,
               checkpoint: str | os.PathLike[str] | None = None,
               resume: str | os.PathLike[str] | None = None,
-              on_best: Callable[[Tagger], None] | None = None, **options: Any) -> Tagger:
+              on_best: Callable[[Tagger], None] | None = None,
+              flags: dict[str, bool] | None = None, **options: Any) -> Tagger:
         """Train a tagger on tagged sentences (Sentence objects or [(word, tag), ...]).
 
         Network options: cell ("lstm", "peephole", "gru"), layers, hidden, word_dim,
@@ -195,7 +196,9 @@ class Tagger:
         checkpoint's options are kept; only epochs, patience, max_time and threads may
         change.  on_best(tagger) is called after every epoch that improved the dev score,
         with that epoch's model (save it there and then: training goes on in its arrays).
-        Ctrl-C after the first epoch raises TrainingInterrupted (a KeyboardInterrupt) whose
+        flags: the caller's own choices ({name: bool}) the checkpoint keeps for a resumed
+        run (seqtag.train.resumed_flags: train_files' front end, the command line's
+        float16).  Ctrl-C after the first epoch raises TrainingInterrupted (a KeyboardInterrupt) whose
         .tagger is the best model so far.
         """
         # seqtag.train (hashlib among its imports) is imported where training starts: a
@@ -303,7 +306,8 @@ class Tagger:
             network, vocab, history = train_network(
                 train_sents, dev_sents, net_config, train_opts, progress, state=state,
                 checkpoint=checkpoint, on_best=best_so_far if on_best else None,
-                pretrained=pretrained, heads=heads, column=tag_column, auto=auto)
+                pretrained=pretrained, heads=heads, column=tag_column, auto=auto,
+                flags=flags)
         except TrainingInterrupted as e:
             e.tagger = model(e.network, e.vocab, e.history, interrupted=True)
             raise
@@ -313,26 +317,30 @@ class Tagger:
     def train_files(cls, corpus: str | os.PathLike[str],
                     dev: str | os.PathLike[str] | None = None, *, format: str | None = None,
                     tag_column: str | int = "upos", word_column: int | None = None,
-                    encoding: str = "utf-8", frontend: bool = True,
+                    encoding: str = "utf-8", frontend: bool | None = None,
                     frontend_options: dict[str, Any] | None = None,
                     progress: Callable[[dict[str, Any]], None] | None = None,
                     command: str | None = None,
                     checkpoint: str | os.PathLike[str] | None = None,
                     resume: str | os.PathLike[str] | None = None,
                     on_best: Callable[[Tagger], None] | None = None,
+                    flags: dict[str, bool] | None = None,
                     **options: Any) -> Tagger:
         """Train a tagger, and its raw-text front end, on corpus files (dev: the file that
         picks the best epoch of both; without it the tagger holds out dev_fraction of the
         corpus and the front end keeps its last epoch).
 
-        The front end is learned (seqtag.segment.train_frontend) when `frontend` is true and
+        The front end is learned (seqtag.segment.train_frontend) when `frontend` is true
+        (None: true, or as the resumed run did) and
         the corpus is a CoNLL-U file with `# text` lines; otherwise the model keeps the
         rules, and progress gets {"type": "frontend", "learned": False, "reason": ...}
         saying why.  frontend_options: train_frontend's options (seqtag.segment.DEFAULTS).
         It is learned first, so every model written (on_best, a Ctrl-C, the end) carries
         it.  With resume, the front end is learned again from the same
         corpus with the run's seed: the same front end (its training is deterministic),
-        then the tagger's run goes on from the checkpoint.
+        then the tagger's run goes on from the checkpoint.  flags: Tagger.train's (the
+        front end's choice joins them); with resume, the checkpoint's columns are kept
+        unless given.
 
         A CoNLL-U corpus teaches every column it fills (UPOS, XPOS, FEATS, LEMMA; a
         column that is all '_' is skipped), or the `columns` option's; tag_column="xpos"
@@ -359,6 +367,10 @@ class Tagger:
             if train_given.get("columns") is None and resumed.opts.columns:
                 options = dict(options, columns=resumed.opts.columns)
                 net_given, train_given = split_training_options(options)
+            if frontend is None:  # as the run did (True where its checkpoint is older)
+                frontend = resumed.flags.get("frontend", True)
+        frontend = True if frontend is None else bool(frontend)
+        flags = dict(flags or {}, frontend=frontend)
         if options.get("embeddings") is not None:  # and a vectors file that is no such file
             from .embeddings import vectors_dimension
             vectors_dimension(options["embeddings"])
@@ -369,7 +381,8 @@ class Tagger:
         if isinstance(corpus, (str, os.PathLike)) and os.fspath(corpus) == "-":
             # kept whole, read twice (its format, then its sentences), as a file is: the
             # same model and the same record as from the file (it was "auto")
-            source = io.BytesIO(getattr(sys.stdin, "buffer", sys.stdin).read())
+            raw = getattr(sys.stdin, "buffer", sys.stdin).read()
+            source = io.BytesIO(raw if isinstance(raw, bytes) else raw.encode(encoding))
             source.name = "<stdin>"
         corpus_format = format or detect_format(source, encoding=encoding)
         if isinstance(source, io.BytesIO):
@@ -438,7 +451,7 @@ class Tagger:
 
         try:
             tagger = cls.train(train_sents, dev_sents, progress=progress, corpus=corpus_info,
-                               checkpoint=checkpoint, resume=resume,
+                               checkpoint=checkpoint, resume=resume, flags=flags,
                                on_best=(lambda t: on_best(attach(t))) if on_best else None,
                                **options)
         except TrainingInterrupted as e:

@@ -149,6 +149,9 @@ class TrainingState:
         self.average = ({k: v.copy() for k, v in self.params.items()}
                         if opts.average else None)
         self.path = None  # the checkpoint it was loaded from
+        #: the caller's choices a resumed run keeps, beside the options (Tagger.train_files:
+        #: whether a front end is learned; the command line: float16 weights)
+        self.flags: dict = {}
         #: the options the run's config left to the rule (TrainingConfig.scheduled)
         self.auto = ()
 
@@ -202,7 +205,8 @@ class TrainingState:
                 "training": self.opts.to_dict(), "corpus_fingerprint": self.fingerprint,
                 "optimizer": dict(opt_meta, lr=self.optimizer.lr),
                 "rng": self.rng.bit_generator.state, "best": self.best, "stale": self.stale,
-                "history": self.history, "auto_options": list(self.auto)}
+                "history": self.history, "auto_options": list(self.auto),
+                "flags": self.flags}
         modelfile.save_model(path, arrays, meta)
 
     @classmethod
@@ -242,6 +246,7 @@ class TrainingState:
             state.rng.bit_generator.state = meta["rng"]
             state.best, state.stale, state.history = meta["best"], meta["stale"], meta["history"]
             state.auto = tuple(meta.get("auto_options", ()))  # none before the rule existed
+            state.flags = _checked_flags(meta.get("flags") or {})  # none before flags existed
         except MetadataError as e:
             raise ModelError(f"{path} has invalid metadata: {e}") from None
         except ModelError as e:
@@ -272,9 +277,23 @@ class TrainingState:
         return self.opts.replace(**changes)
 
 
+def _checked_flags(flags):
+    """A checkpoint's flags: a JSON object of booleans (TypeError otherwise)."""
+    if not isinstance(flags, dict) or not all(
+            isinstance(k, str) and isinstance(v, bool) for k, v in flags.items()):
+        raise TypeError("its flags are not an object of true and false")
+    return dict(flags)
+
+
+def resumed_flags(path) -> dict:
+    """The flags of the run saved in checkpoint `path` (TrainingState.flags); ModelError
+    names the file if it is missing or broken."""
+    return TrainingState.load(path).flags
+
+
 def train(train_sents, dev_sents, model_config, options, progress=None, *, state=None,
           checkpoint=None, on_best=None, pretrained=None, heads=None, column="upos",
-          auto=None):
+          auto=None, flags=None):
     """Train a network; returns (network, vocab, history).
 
     heads: the output heads (seqtag.heads.build_heads) to learn from the sentences'
@@ -285,7 +304,8 @@ def train(train_sents, dev_sents, model_config, options, progress=None, *, state
     and decay_patience that are None are set by TrainingConfig.scheduled for the number of
     training sentences).  auto: the names of the options the rule chose, for the checkpoint
     to record, when the caller has scheduled them already (default: those None in options;
-    a resumed run keeps its checkpoint's unless given).
+    a resumed run keeps its checkpoint's unless given).  flags: the caller's choices
+    (booleans) the checkpoint records for a resumed run (TrainingState.flags).
     progress(event) gets {"type": "batch", ...} during an epoch and {"type": "epoch", ...}
     after it.  The returned network holds the weights of the best dev epoch.
 
@@ -325,6 +345,7 @@ def train(train_sents, dev_sents, model_config, options, progress=None, *, state
             frozen, info = (rows if opts.freeze_embeddings else None), pretrained.info()
         state = TrainingState(network, vocab, opts, fingerprint, frozen, info)
         state.auto = auto_options(given) if auto is None else tuple(auto)
+        state.flags = _checked_flags(flags or {})
     else:
         if state.fingerprint != fingerprint:
             raise SeqtagError(f"{state.path} is a checkpoint of a run on other sentences; "

@@ -213,6 +213,28 @@ def test_a_resumed_run_ends_with_the_same_model(tmp_path):
     assert all(np.array_equal(arrays_a[k], arrays_b[k]) for k in arrays_a)
 
 
+def test_a_resumed_run_keeps_its_front_end_choice_and_float16(tmp_path):
+    """--no-frontend and --float16 are the run's, kept by its checkpoint: resumed without
+    them, the model had a learned front end and float32 weights, not the uninterrupted
+    run's."""
+    model = tmp_path / "m.npz"
+    tiny = ["--hidden", "8", "--word-dim", "8", "--char-dim", "4", "--char-hidden", "4",
+            "--layers", "1", "--threads", "1", "-q"]
+    result = invoke("train", FRENCH, "--dev", FRENCH, "-o", model, "--epochs", "1",
+                    "--no-frontend", "--float16", *tiny)
+    assert result.exit_code == 0, result.output
+    result = invoke("train", FRENCH, "--dev", FRENCH, "-o", model, "--epochs", "2",
+                    "--resume", f"{model}.ckpt", *tiny)
+    assert result.exit_code == 0, result.output
+    assert "front end: keeping the rules (not asked for)" in result.stderr
+    tagger = Tagger.load(model)
+    assert tagger.frontend.kind == "rules" and len(tagger.meta["history"]) == 2
+    with np.load(model) as arrays:
+        assert arrays["rnn.weight_ih_l0"].dtype == np.float16
+    from seqtag.train import resumed_flags
+    assert resumed_flags(f"{model}.ckpt") == {"float16": True, "frontend": False}
+
+
 # ---------------------------------------------------------------- raw text, offsets
 
 HARD = [
