@@ -11,7 +11,9 @@ characters is cut at the next line end that follows final punctuation (at any li
 HARD_LIMIT); the part after a cut continues the paragraph (no new paragraph mark).  A line
 longer than SOFT_LIMIT counts as pieces of at most SOFT_LIMIT characters, cut after a space
 or tab (inside a token only where SOFT_LIMIT characters have none), so a file of one huge
-line is cut too: only the line itself is held whole while it is read.
+line is cut too: only the line itself is held whole while it is read.  A sentence of more
+than MAX_SENTENCE_TOKENS tokens (text without sentence ends) is tagged as pieces of that
+many: the tagger's memory grows with a sentence's length.
 """
 
 from __future__ import annotations
@@ -25,12 +27,15 @@ from .errors import SeqtagError
 from .frontend import FrontEnd, RawSentence, Token
 
 __all__ = ["Paragraph", "TaggedSentence", "paragraphs", "text_paragraphs", "segment",
-           "SOFT_LIMIT", "HARD_LIMIT"]
+           "SOFT_LIMIT", "HARD_LIMIT", "MAX_SENTENCE_TOKENS"]
 
 SOFT_LIMIT = 100_000
 HARD_LIMIT = 1_000_000
 #: Characters of paragraphs handed to the front end at once (FrontEnd.segment_many).
 BATCH_CHARS = 100_000
+#: The most tokens of a sentence found in raw text; a longer one is cut into pieces of this
+#: many (UD's treebanks have none so long: EWT's longest is 159).
+MAX_SENTENCE_TOKENS = 1_000
 _FINAL = frozenset(".!?…。！？\"'”’)»")
 
 
@@ -218,6 +223,8 @@ def _placed(batch: list[Paragraph], results: list[list[RawSentence]], one_senten
     for p, sentences in zip(batch, results):
         if one_sentence:
             sentences = _one_sentence(p.text, sentences)
+        if any(len(s.tokens) > MAX_SENTENCE_TOKENS for s in sentences):
+            sentences = _bounded(p.text, sentences)
         if p.offset:
             _shift(sentences, p.offset)
         yield p, sentences
@@ -249,6 +256,21 @@ def _one_sentence(text: str, sentences: list[RawSentence]) -> list[RawSentence]:
         return []
     start, end = tokens[0].start, tokens[-1].end
     return [RawSentence(tokens, start, end, text[start:end])]
+
+
+def _bounded(text: str, sentences: list[RawSentence]) -> list[RawSentence]:
+    """The sentences, each longer than MAX_SENTENCE_TOKENS tokens cut into pieces of that
+    many (text: their paragraph)."""
+    out = []
+    for s in sentences:
+        if len(s.tokens) <= MAX_SENTENCE_TOKENS:
+            out.append(s)
+            continue
+        for i in range(0, len(s.tokens), MAX_SENTENCE_TOKENS):
+            piece = s.tokens[i:i + MAX_SENTENCE_TOKENS]
+            start, end = piece[0].start, piece[-1].end
+            out.append(RawSentence(piece, start, end, text[start:end]))
+    return out
 
 
 def _shift(sentences: list[RawSentence], offset: int) -> None:

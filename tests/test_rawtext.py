@@ -235,6 +235,27 @@ def test_a_resumed_run_keeps_its_front_end_choice_and_float16(tmp_path):
     assert resumed_flags(f"{model}.ckpt") == {"float16": True, "frontend": False}
 
 
+def test_a_sentence_longer_than_the_limit_is_tagged_in_pieces(monkeypatch):
+    """Text without sentence ends made one sentence of every token (a 3,000,000-character
+    line: 1.9 GB); past MAX_SENTENCE_TOKENS a sentence is cut into pieces of that many,
+    every token kept in order with its offsets."""
+    tagger = Tagger.load()
+    text = " ".join(["the", "dog", "saw", "a", "cat", "in", "the", "old", "garden"] * 5)
+    whole = tagger.tag_text(text)
+    assert max(len(s.tokens) for s in whole) > 10
+    monkeypatch.setattr(rawtext, "MAX_SENTENCE_TOKENS", 10)
+    cut = tagger.tag_text(text)
+    assert all(1 <= len(s.tokens) <= 10 for s in cut) and len(cut) > len(whole)
+    assert [t.text for s in cut for t in s.tokens] == [t.text for s in whole for t in s.tokens]
+    for s in cut:
+        assert text[s.start:s.end] == s.text
+        assert all(text[t.start:t.end] == t.text for t in s.tokens)
+    for mode in ("lines", "text"):
+        source = io.StringIO(text + "\n", newline="")
+        got = list(iter_sentences(source, mode, tagged=False, front_end=tagger.frontend))
+        assert all(len(s.words) <= 10 for s in got) and sum(len(s.words) for s in got) == 45
+
+
 # ---------------------------------------------------------------- raw text, offsets
 
 HARD = [
