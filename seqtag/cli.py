@@ -650,7 +650,7 @@ def evaluate(
     P/R/F1 per type (seqeval's default and strict modes) for a model of span tags; a model
     of several columns, on CoNLL-U, each column's accuracy, AllTags (UPOS, XPOS and FEATS
     all right) and lemmas, on words seen in training and unseen."""
-    from .corpus import detect_format, read_corpus
+    from .corpus import MODEL_COLUMNS, detect_format, read_corpus
     from .evaluate import detail_column
     from .stream import check_tag_column, model_tag_column
     from .tagger import Tagger
@@ -675,7 +675,9 @@ def evaluate(
         gold_sents = read_corpus(source, _value(format), encoding=encoding, require_tags=False)
     else:
         gold_sents = read_corpus(source, _value(format), column, encoding, word_column)
-    scores = tagger.evaluate(gold_sents, matrix=plot is not None, column=tag_column)
+    # a numbered column of another format holds the model's tags: their detail, as None
+    scores = tagger.evaluate(gold_sents, matrix=plot is not None,
+                             column=tag_column if tag_column in MODEL_COLUMNS else None)
     if plot:
         from .plot import plot_evaluation
         plot_evaluation(scores.pop("confusion_matrix"), scores["per_tag"], plot,

@@ -773,7 +773,15 @@ class Tagger:
         and the matrix are then those of `column` (default: the model's tags).  A column
         the gold sentences leave all '_' is not scored; "skipped" lists those."""
         from . import spans
+        if column is not None and column not in self.columns:  # it fell back to the tags
+            raise SeqtagError(f"this model does not predict {column!r}; it predicts "
+                              f"{', '.join(self.columns)}")
         gold = list(gold_sents)
+        if column not in (None, self.tag_column) and not (gold and all(
+                isinstance(s, Sentence) and s.columns is not None for s in gold)):
+            raise SeqtagError(f"scoring {column} needs gold sentences read from CoNLL-U "
+                              "(their columns); these have only tags, scored as "
+                              f"{self.tag_column}")
         # a model of LEMMA or FEATS alone is scored on its column too, not on the tags
         if (len(self.vocab.heads) > 1 or self.vocab.heads[0].column in ("feats", "lemma")) \
                 and gold and all(

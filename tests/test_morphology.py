@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from seqtag import Tagger
+from seqtag.errors import SeqtagError
 from seqtag.corpus import iter_sentences, read_corpus
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -207,6 +208,23 @@ def test_dev_accuracy_leaves_out_a_column_dev_has_no_gold_for(trained, corpus):
     assert accuracy([0, 1, 2]) == pytest.approx(np.mean(each))
     assert accuracy([0, 1]) == pytest.approx(np.mean(each[:2]))
     assert each[2] > 0.5  # the lemma head is right on most of its own corpus
+
+
+def test_evaluate_refuses_a_column_it_cannot_score(trained, corpus):
+    """A column the model does not predict, or one the gold pairs do not hold, fell back
+    to the tags silently (gold lemmas scored against UPOS: 0 %)."""
+    tagger = Tagger.load(trained[0])
+    for column in ("xpos", "no-such-column", "LEMMA", 5):
+        with pytest.raises(SeqtagError, match=f"this model does not predict {column!r}; it "
+                           "predicts upos, feats, lemma"):
+            tagger.evaluate(read_corpus(corpus, require_tags=False), column=column)
+    pairs = [list(zip(s.words, s.columns["lemma"]))
+             for s in read_corpus(corpus, require_tags=False)]
+    with pytest.raises(SeqtagError, match="scoring lemma needs gold sentences read from "
+                       "CoNLL-U"):
+        tagger.evaluate(pairs, column="lemma")
+    scores = tagger.evaluate(read_corpus(corpus, require_tags=False), column="lemma")
+    assert scores["accuracy"] == scores["columns"]["lemma"]["accuracy"]
 
 
 @pytest.fixture(scope="module")
