@@ -37,24 +37,31 @@ class SeqtagTagger(TaggerI):
 
         self.tagger = model if isinstance(model, Tagger) else Tagger.load(model,
                                                                           threads=threads)
+        # (Tagger.load says what else model must be: a path, or None)
 
     def tag(self, tokens: Sequence[str]) -> list[tuple[str, str]]:
         """[(token, tag), ...] for one tokenized sentence."""
         if isinstance(tokens, (str, bytes)):  # else tagged character by character
             raise SeqtagError("SeqtagTagger.tag() takes a list of tokens, not a string, as "
                               "NLTK's taggers do (raw text: seqtag.Tagger.tag)")
+        if not isinstance(tokens, Iterable):
+            raise SeqtagError(f"SeqtagTagger.tag() takes a list of tokens, got "
+                              f"{type(tokens).__name__}")
         return self.tag_sents([tokens])[0]
 
     def tag_sents(self, sentences: Iterable[Sequence[str]]) -> list[list[tuple[str, str]]]:
         """[[(token, tag), ...], ...] for tokenized sentences, tagged in one batch."""
-        if isinstance(sentences, (str, bytes)):
+        if isinstance(sentences, (str, bytes)) or not isinstance(sentences, Iterable):
             raise SeqtagError("SeqtagTagger.tag_sents() takes a list of tokenized "
-                              "sentences, not a string")
+                              f"sentences, got {type(sentences).__name__}")
         words = []
         for i, tokens in enumerate(sentences):
             if isinstance(tokens, (str, bytes)):
                 raise SeqtagError(f"sentence {i + 1} is a string; SeqtagTagger.tag_sents() "
                                   "takes lists of tokens, as NLTK's taggers do (raw text: "
                                   "seqtag.Tagger.tag)")
+            if not isinstance(tokens, Iterable):
+                raise SeqtagError(f"sentence {i + 1} is not a list of tokens (got "
+                                  f"{type(tokens).__name__})")
             words.append(list(tokens))
         return [list(zip(w, tags)) for w, tags in zip(words, self.tagger.predict(words))]

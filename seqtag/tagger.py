@@ -87,10 +87,20 @@ def _check_sizes(config: NetworkConfig, arrays: dict[str, np.ndarray]) -> None:
                          f"{stored_layers}")
 
 
+def _check_path(path, method):
+    """SeqtagError where Tagger.<method> is given something that is no path."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise SeqtagError(f"{method}() takes a file path (a string or os.PathLike), got "
+                          f"{type(path).__name__}")
+
+
 def _as_sentences(sents, what, columns=None):
     """Accept Sentence objects or lists of (word, tag) pairs; with columns, Sentences
     whose .columns hold them (CoNLL-U's)."""
     out = []
+    if isinstance(sents, (str, bytes)) or not isinstance(sents, Iterable):
+        raise SeqtagError(f"the {what} sentences must be a list of sentences, got "
+                          f"{type(sents).__name__}")
     for i, s in enumerate(sents):
         if columns and not (isinstance(s, Sentence) and s.columns is not None):
             raise SeqtagError(f"{what} sentence {i + 1} has no CoNLL-U columns to learn "
@@ -465,6 +475,7 @@ class Tagger:
         """Write the model to one .npz file, atomically (a failed save leaves the old file).
         A learned front end goes in the same file: its arrays under "frontend.", its
         metadata under meta["frontend"]."""
+        _check_path(path, "save")
         arrays = dict(self.network.arrays())
         # the vocabulary's long lists (words, a lemma lexicon) go to arrays under "vocab."
         meta = dict(self.meta, vocab=self.vocab.to_meta(arrays), network=self.network.config)
@@ -494,6 +505,8 @@ class Tagger:
         A bad value raises ConfigError naming it (seqtag.config.TaggingConfig).
         """
         settings = TaggingConfig(threads=threads, memo_words=memo_words)
+        if path is not None:
+            _check_path(path, "load")
         if path is None:
             path = DEFAULT_MODEL
             if not path.exists():
@@ -690,7 +703,11 @@ class Tagger:
             return list(self.columns)
         if isinstance(columns, str):
             return [c.strip() for c in columns.split(",")]
-        return list(columns)
+        names = list(columns) if isinstance(columns, Iterable) else None
+        if names is None or not all(isinstance(c, str) for c in names):
+            raise SeqtagError(f"columns must be column names (a list, or one string joined "
+                              f"by commas), got {columns!r}")
+        return names
 
     def _head_index(self, column: str | None) -> int:
         """The head predicting `column` (None: the model's tags, its first head's column);
@@ -776,6 +793,9 @@ class Tagger:
         if column is not None and column not in self.columns:  # it fell back to the tags
             raise SeqtagError(f"this model does not predict {column!r}; it predicts "
                               f"{', '.join(self.columns)}")
+        if isinstance(gold_sents, (str, bytes)) or not isinstance(gold_sents, Iterable):
+            raise SeqtagError(f"evaluate() takes gold sentences, got "
+                              f"{type(gold_sents).__name__}")
         gold = list(gold_sents)
         if column not in (None, self.tag_column) and not (gold and all(
                 isinstance(s, Sentence) and s.columns is not None for s in gold)):

@@ -329,3 +329,31 @@ def test_bundled_model_accuracy_on_ewt_test(ewt_dir):
     assert columns["feats"]["accuracy"] >= 0.955
     assert columns["lemma"]["accuracy"] >= 0.965
     assert scores["alltags"]["accuracy"] >= 0.925
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda t: t.predict_columns([["Dogs"]], 5), "columns must be column names"),
+    (lambda t: t.predict_columns_top_k([["Dogs"]], 2, [None]), "columns must be column names"),
+    (lambda t: type(t).load(5), r"load\(\) takes a file path \(a string or os.PathLike\), got int"),
+    (lambda t: t.save(None), r"save\(\) takes a file path"),
+    (lambda t: t.evaluate(None), r"evaluate\(\) takes gold sentences, got NoneType"),
+    (lambda t: type(t).train(None), "the training sentences must be a list of sentences, got "
+                                    "NoneType"),
+])
+def test_arguments_of_the_wrong_kind_are_seqtag_errors(call, message):
+    """Each was a TypeError from deep inside (or, for [None], a malformed result)."""
+    from seqtag import Tagger
+    with pytest.raises(SeqtagError, match=message):
+        call(Tagger.load())
+
+
+def test_the_nltk_tagger_refuses_what_is_no_tokens():
+    pytest.importorskip("nltk")
+    from seqtag.nltk import SeqtagTagger
+    tagger = SeqtagTagger()
+    for call, message in ((lambda: tagger.tag(None), "takes a list of tokens, got NoneType"),
+                          (lambda: tagger.tag(5), "takes a list of tokens, got int"),
+                          (lambda: tagger.tag_sents([5]), r"sentence 1 is not a list of tokens \(got int\)"),
+                          (lambda: tagger.tag_sents(None), "got NoneType")):
+        with pytest.raises(SeqtagError, match=message):
+            call()
