@@ -51,7 +51,10 @@ class SeqtagTagger(TaggerI):
 
     def tag_sents(self, sentences: Iterable[Sequence[str]]) -> list[list[tuple[str, str]]]:
         """[[(token, tag), ...], ...] for tokenized sentences, tagged in one batch."""
-        if isinstance(sentences, (str, bytes)) or not isinstance(sentences, Iterable):
+        if isinstance(sentences, (str, bytes)):
+            raise SeqtagError("SeqtagTagger.tag_sents() takes a list of tokenized "
+                              "sentences, not a string")
+        if not isinstance(sentences, Iterable):
             raise SeqtagError("SeqtagTagger.tag_sents() takes a list of tokenized "
                               f"sentences, got {type(sentences).__name__}")
         words = []
