@@ -82,8 +82,8 @@ class _PlainParams:
 
 
 class _Group(_PlainParams, TyperGroup):
-    """Turns SeqtagError into one line on stderr (exit 1; a bad option value: exit 2, as
-    any usage error) and Ctrl-C into exit 130."""
+    """Turns SeqtagError and MemoryError into one line on stderr (exit 1; a bad option
+    value: exit 2, as any usage error) and Ctrl-C into exit 130."""
 
     def invoke(self, ctx):
         try:
@@ -96,6 +96,12 @@ class _Group(_PlainParams, TyperGroup):
                 status, message = 2, f"{flag(e.option)} {e.problem}"
             typer.echo(error_line(message), err=True)
             raise typer.Exit(status) from None
+        except MemoryError as e:  # a network far too big for the machine (--hidden 10^8)
+            if ctx.params.get("verbose") or debugging():
+                traceback.print_exc()
+            typer.echo(error_line(f"not enough memory{': ' + str(e) if str(e) else ''}"),
+                       err=True)
+            raise typer.Exit(1) from None
         except KeyboardInterrupt:
             _say_interrupted("interrupted")
             raise typer.Exit(130) from None

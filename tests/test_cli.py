@@ -530,6 +530,15 @@ def test_a_column_filled_only_in_the_held_out_sentences_is_one_error_line(tmp_pa
         "those held out as dev data: give --dev)")
 
 
+def test_a_network_too_big_for_memory_is_one_error_line(tmp_path):
+    """--hidden 10^8 asks for hundreds of GB: a MemoryError traceback before."""
+    code, _, err = run("train", SAMPLE, "-o", tmp_path / "m.npz", "--hidden", "100000000",
+                       "--epochs", "1", "--threads", "1")
+    assert code == 1 and "Traceback" not in err
+    assert err.splitlines()[-1].startswith("seqtag: error: not enough memory: Unable to allocate")
+    assert not (tmp_path / "m.npz").exists()
+
+
 def test_max_time_shorter_than_the_setup_still_trains_one_epoch(tmp_path):
     """--max-time stops after the epoch running: one at least (a deadline already past
     before the first epoch left no model to write, an AttributeError traceback)."""
