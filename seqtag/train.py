@@ -242,9 +242,18 @@ class TrainingState:
             if state.average is not None:
                 state.average = {k: np.array(arrays["average." + k]) for k in expected}
             state.optimizer.load_state(arrays, meta["optimizer"])
-            state.optimizer.lr = meta["optimizer"]["lr"]
+            state.optimizer.lr = _number(meta["optimizer"]["lr"], "the optimizer's lr")
             state.rng.bit_generator.state = meta["rng"]
-            state.best, state.stale, state.history = meta["best"], meta["stale"], meta["history"]
+            state.best = _number(meta["best"], "best")
+            state.stale = meta["stale"]
+            if not isinstance(state.stale, int) or isinstance(state.stale, bool) \
+                    or state.stale < 0:
+                raise TypeError(f"stale is {state.stale!r}, not a count")
+            state.history = meta["history"]
+            if not isinstance(state.history, list) or not all(
+                    isinstance(r, dict) and not isinstance(r.get("dev_acc"), bool)
+                    and isinstance(r.get("dev_acc"), (int, float)) for r in state.history):
+                raise TypeError("history is not a list of epochs with their dev_acc")
             state.auto = tuple(meta.get("auto_options", ()))  # none before the rule existed
             state.flags = _checked_flags(meta.get("flags") or {})  # none before flags existed
         except MetadataError as e:
@@ -275,6 +284,13 @@ class TrainingState:
                                   f"has {kept.get(name)!r} (only {', '.join(RESUMABLE_OPTIONS)} "
                                   "can change)")
         return self.opts.replace(**changes)
+
+
+def _number(value, name):
+    """A checkpoint's number (TypeError naming it otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} is {value!r}, not a number")
+    return value
 
 
 def _checked_flags(flags):

@@ -330,6 +330,38 @@ def test_kill_9_leaves_the_last_model_loadable(tmp_path):
     assert Path(str(out) + ".ckpt").exists()
 
 
+@pytest.fixture(scope="module")
+def a_checkpoint(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ckpt")
+    assert invoke("train", SAMPLE, "-o", folder / "m.npz", "--epochs", "1",
+                  *TINY).exit_code == 0
+    return folder / "m.npz.ckpt"
+
+
+@pytest.mark.parametrize("key, value, problem", [
+    ("history", "x", "history is not a list of epochs with their dev_acc"),
+    ("history", [{"epoch": 1}], "history is not a list of epochs with their dev_acc"),
+    ("best", "x", "best is 'x', not a number"),
+    ("stale", None, "stale is None, not a count"),
+    ("stale", "x", "stale is 'x', not a count"),
+    ("flags", {"float16": "yes"}, "its flags are not an object of true and false"),
+    ("optimizer", "lr", "the optimizer's lr is 'x', not a number"),
+])
+def test_a_checkpoint_with_values_of_the_wrong_type_is_one_error_line(
+        a_checkpoint, tmp_path, key, value, problem):
+    """Each was a TypeError, AttributeError or KeyError traceback once training began."""
+    from seqtag import modelfile
+    arrays, meta = modelfile.load_model(a_checkpoint)
+    meta[key] = dict(meta["optimizer"], lr="x") if key == "optimizer" else value
+    broken = tmp_path / "broken.ckpt"
+    modelfile.save_model(broken, arrays, meta)
+    result = invoke("train", SAMPLE, "-o", tmp_path / "m.npz", "--epochs", "3", *TINY,
+                    "--resume", broken)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.stderr and result.stderr.splitlines()[-1] == (
+        f"seqtag: error: {broken} is a broken checkpoint: TypeError: {problem}")
+
+
 def test_resume_gives_the_uninterrupted_model_bit_for_bit(tmp_path):
     # patience high enough that both runs reach epoch 8 whatever the dev scores; any run,
     # with or without rate cuts on the way, must resume exactly
