@@ -112,6 +112,7 @@ def _read_conllu_sentences(path):
     """The sentences of a CoNLL-U file: text, surface tokens, paragraph starts."""
     sentences = []
     text, tokens, new_par, words_left, mwt, tags = None, [], False, 0, None, []
+    next_word, range_line = 1, 0  # the word ID due next; where the open range was
     name = str(path)
     try:
         handle = open(path, encoding="utf-8-sig")  # a leading byte-order mark: as corpus.py
@@ -122,9 +123,13 @@ def _read_conllu_sentences(path):
             for number, line in enumerate(handle, 1):
                 line = line.rstrip("\r\n")
                 if not line.strip():
+                    if words_left:
+                        raise CorpusError(f"multiword token {mwt[0]!r} ends past its "
+                                          "sentence's last word", name, range_line)
                     if tokens:
                         sentences.append(_GoldSentence(text, tokens, new_par, tags))
                     text, tokens, new_par, words_left, mwt, tags = None, [], False, 0, None, []
+                    next_word = 1
                     continue
                 if line.startswith("#"):
                     if line.startswith(("# newpar", "# newdoc")):
@@ -144,20 +149,32 @@ def _read_conllu_sentences(path):
                     first, _, last = ident.partition("-")
                     if not (first.isdigit() and last.isdigit()) or int(last) < int(first):
                         raise CorpusError(f"bad multiword token range {ident!r}", name, number)
-                    words_left = int(last) - int(first) + 1
+                    # its words must follow it: it learns the form's expansion from them
+                    if words_left or int(first) != next_word:
+                        raise CorpusError(f"multiword token range {ident!r} does not start at "
+                                          f"the next word ({next_word})", name, number)
+                    words_left, range_line = int(last) - int(first) + 1, number
                     mwt = [form, [], space_after]
                     tokens.append(mwt)
                     tags.append(None)
                 elif "." in ident:
                     continue  # an empty node: no characters of its own
+                elif ident != str(next_word):
+                    raise CorpusError(f"word ID {ident!r} out of order ({next_word} expected)",
+                                      name, number)
                 elif words_left:
                     mwt[1].append(form)
                     words_left -= 1
+                    next_word += 1
                 else:
                     tokens.append([form, [], space_after])
                     tags.append(cols[3])
+                    next_word += 1
         except UnicodeDecodeError as e:
             raise CorpusError(f"not UTF-8 ({e.reason} at byte {e.start})", name) from None
+    if words_left:
+        raise CorpusError(f"multiword token {mwt[0]!r} ends past its sentence's last word",
+                          name, range_line)
     if tokens:
         sentences.append(_GoldSentence(text, tokens, new_par, tags))
     for s in sentences:

@@ -160,6 +160,25 @@ def test_bad_training_files(tmp_path):
     assert str(e.value) == f"{bad}:2: expected 10 tab-separated columns, found 2"
 
 
+@pytest.mark.parametrize("rows, line, message", [
+    (["1-2\tdu", "2-3\tdu", "1\tde", "2\tle", "3\tchien"], 3,
+     "multiword token range '2-3' does not start at the next word (1)"),
+    (["1-2\tdu", "1\tde", "3\tle"], 4, "word ID '3' out of order (2 expected)"),
+    (["1\tle", "2-3\tdu", "2\tde"], 3, "multiword token 'du' ends past its sentence's last word"),
+    (["1\tle", "3\tchat"], 3, "word ID '3' out of order (2 expected)"),
+    (["2-1\tdu", "1\tde", "2\tle"], 2, "bad multiword token range '2-1'"),
+])
+def test_malformed_multiword_ranges_are_errors_naming_the_line(tmp_path, rows, line, message):
+    """A range must open at the next word and its words follow it: the expander learned
+    `du` -> `de le chien` from a range over three words, and overlaps and ranges past the
+    sentence's end went by silently."""
+    text = "# text = x\n" + "".join(r + "\t_" * 8 + "\n" for r in rows) + "\n"
+    path = write(tmp_path, text, "mwt.conllu")
+    with pytest.raises(CorpusError) as e:
+        read_training_text(path)
+    assert str(e.value) == f"{path}:{line}: {message}"
+
+
 # ---------------------------------------------------------------- the network's gradients
 
 
