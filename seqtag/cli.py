@@ -297,6 +297,11 @@ class _TrainingReport:
             typer.echo(f"front end epoch {event['epoch']:3d}  loss {event['loss']:.4f}{dev}  "
                        f"{event['seconds']:6.1f}s", err=True)
         elif kind == "frontend_done":
+            rebuilt = event["record"].get("rebuilt")
+            if rebuilt:
+                typer.echo(f"front end: {_plural(rebuilt, 'sentence')} of the corpus had no "
+                           "'# text' or one that does not match its tokens: learned from the "
+                           "text its tokens and SpaceAfter=No make", err=True)
             typer.echo(f"front end learned in {event['record']['seconds']:.0f}s; now the tagger",
                        err=True)
         elif kind == "batch":

@@ -1930,6 +1930,9 @@ class LearnedFrontEnd:
         self._context_scores: Optional[list] = None  # _tune_context_weight's cache
         # runs of tokens made sentences of their own (learn_headings; chosen on dev)
         self.headings: frozenset[tuple[str, ...]] = frozenset()
+        # train_frontend's count of training sentences whose `# text` did not match their
+        # tokens, their text rebuilt from them (TrainingText.rebuilt; not saved)
+        self.rebuilt = 0
         # both word-level models' rows of each form seen, under one index of the forms
         self._form_rows = _FormRows()
 
@@ -2522,6 +2525,7 @@ def train_frontend(train_path: str | os.PathLike[str],
                        seed=int(rng.integers(2**31)), threads=threads)
     expander = MultiwordExpander.learn(material.multiword, material.plain)
     front_end = LearnedFrontEnd(codes, model, expander, opts)
+    front_end.rebuilt = material.rebuilt
     all_ids = np.concatenate([codes.encode(p) for p in material.paragraphs])
     all_labels = np.concatenate(material.labels).astype(np.int64)
     lengths = np.array([len(p) for p in material.paragraphs], dtype=np.int64)

@@ -530,6 +530,26 @@ def test_a_column_filled_only_in_the_held_out_sentences_is_one_error_line(tmp_pa
         "those held out as dev data: give --dev)")
 
 
+def test_sentences_whose_text_does_not_match_their_tokens_are_counted(tmp_path):
+    """Their text is rebuilt from the tokens for the front end: said, with how many (the
+    count was kept but never shown)."""
+    corpus = tmp_path / "c.conllu"
+    first = CONLLU.split("\n\n")[0] + "\n\n"  # the sentence with its `# text`
+    corpus.write_text(first.replace("# text = I can't go.", "# text = I cannot go.") * 3,
+                      encoding="utf-8")
+    result = invoke("train", corpus, "-o", tmp_path / "m.npz", *TINY)
+    assert result.exit_code == 0, result.output
+    assert ("front end: 3 sentences of the corpus had no '# text' or one that does not "
+            "match its tokens: learned from the text its tokens and SpaceAfter=No make"
+            ) in result.stderr
+    from seqtag import Tagger
+    assert Tagger.load(tmp_path / "m.npz").meta["frontend_training"]["rebuilt"] == 3
+    corpus.write_text(first * 3, encoding="utf-8")
+    result = invoke("train", corpus, "-o", tmp_path / "m.npz", *TINY)
+    assert result.exit_code == 0 and "front end learned" in result.stderr
+    assert "does not match" not in result.stderr
+
+
 def test_a_network_too_big_for_memory_is_one_error_line(tmp_path):
     """--hidden 10^8 asks for hundreds of GB: a MemoryError traceback before."""
     code, _, err = run("train", SAMPLE, "-o", tmp_path / "m.npz", "--hidden", "100000000",
