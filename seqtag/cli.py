@@ -771,12 +771,23 @@ def info(
         return
     net, vocab = d["network"], d["vocabulary"]
     corpus, scores = d.get("corpus") or {}, d.get("scores") or {}
+    from .spans import tagset_scheme
+    scheme = tagset_scheme(d["tagset"])
+    # a span model's tags, or a one-column model of another format's, are no UPOS
+    columns = (f"span tags ({scheme})" if scheme is not None
+               else "tags" if corpus.get("format") not in (None, "conllu")
+               and d["columns"] == ["upos"]
+               else ", ".join(c.upper() for c in d["columns"]) + "".join(
+                   f"; {c.upper()} {n:,} classes" if c != "lemma"
+                   else f"; LEMMA {n:,} edit scripts"
+                   for c, n in _head_sizes(d["heads"]).items() if len(d["columns"]) > 1))
+    # a model of lemmas alone: its labels are edit scripts, not tags to list
+    tagset = (f"{len(d['tagset'])} edit scripts (lemmas)" if d["columns"] == ["lemma"]
+              else f"{len(d['tagset'])} tags: {' '.join(d['tagset'])}")
     lines = [
         ("model", d["path"]),
-        ("columns", ", ".join(c.upper() for c in d["columns"]) + "".join(
-            f"; {c.upper()} {n:,} classes" if c != "lemma" else f"; LEMMA {n:,} edit scripts"
-            for c, n in _head_sizes(d["heads"]).items() if len(d["columns"]) > 1)),
-        ("tagset", f"{len(d['tagset'])} tags: {' '.join(d['tagset'])}"),
+        ("columns", columns),
+        ("tagset", tagset),
         ("vocabulary", f"{vocab['words']:,} words, {vocab['chars']:,} characters"),
         ("architecture", f"{net.get('cell')}, {_plural(net.get('layers'), 'layer')}, hidden "
                          f"{net.get('hidden')}, word dim {net.get('word_dim')}, char dim "
@@ -799,8 +810,10 @@ def info(
                                                  corpus.get("sentences"))))
     if scores:
         interrupted = " (interrupted)" if scores.get("interrupted") else ""
-        lines.append(("scores", f"dev accuracy {_percent(scores.get('dev_accuracy'))} at epoch "
-                                f"{scores.get('best_epoch')} of {scores.get('epochs_run')}"
+        f1 = ("" if scores.get("dev_span_f1") is None
+              else f", span F1 {_percent(scores.get('dev_span_f1'))}")
+        lines.append(("scores", f"dev accuracy {_percent(scores.get('dev_accuracy'))}{f1} at "
+                                f"epoch {scores.get('best_epoch')} of {scores.get('epochs_run')}"
                                 f"{interrupted}, trained in {scores.get('train_seconds')}s"))
     vectors = d.get("embeddings")
     if vectors:

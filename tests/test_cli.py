@@ -550,6 +550,24 @@ def test_sentences_whose_text_does_not_match_their_tokens_are_counted(tmp_path):
     assert "does not match" not in result.stderr
 
 
+def test_info_names_what_the_tags_are(tmp_path):
+    """A span model's tags and a word/TAG model's were called UPOS; a lemma model's edit
+    scripts were listed as its tagset; a span model's dev span F1 was left out."""
+    spans = tmp_path / "ner.iob2"
+    spans.write_text("1\tJohn\tB-PER\n2\tlives\tO\n3\tin\tO\n4\tParis\tB-LOC\n\n" * 6,
+                     encoding="utf-8")
+    for corpus, model, extra in ((spans, "ner.npz", []), (SAMPLE, "slash.npz", [])):
+        result = invoke("train", corpus, "-o", tmp_path / model, *TINY, *extra)
+        assert result.exit_code == 0, result.output
+    lines = {m: dict((line[:14].strip(), line[14:]) for line in
+                     invoke("info", tmp_path / m).stdout.splitlines())
+             for m in ("ner.npz", "slash.npz")}
+    assert lines["ner.npz"]["columns"] == "span tags (IOB2)"
+    assert ", span F1 " in lines["ner.npz"]["scores"]
+    assert lines["slash.npz"]["columns"] == "tags"
+    assert "span F1" not in lines["slash.npz"]["scores"]
+
+
 def test_a_network_too_big_for_memory_is_one_error_line(tmp_path):
     """--hidden 10^8 asks for hundreds of GB: a MemoryError traceback before."""
     code, _, err = run("train", SAMPLE, "-o", tmp_path / "m.npz", "--hidden", "100000000",

@@ -5,6 +5,7 @@ heads existed."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -255,6 +256,8 @@ def test_a_model_of_lemmas_alone_tags_lemmas_everywhere(lemma_only, corpus):
     assert (code, out) == (0, "the/the dogs/dog walked/walk ./.\n"), err
     code, out, err = run("evaluate", lemma_only, corpus)
     assert code == 0 and "LEMMA" in out and "100.00%" in out, out + err
+    code, out, err = run("info", lemma_only)
+    assert code == 0 and re.search(r"^tagset +\d+ edit scripts \(lemmas\)$", out, re.M), out
 
 
 def test_a_corpus_from_standard_input_trains_as_its_file_does(trained, corpus):
