@@ -87,6 +87,10 @@ def _check_sizes(config: NetworkConfig, arrays: dict[str, np.ndarray]) -> None:
                          f"{stored_layers}")
 
 
+_CRF_LEMMA = ("a CRF output layer is for tags (UPOS, XPOS, FEATS or span tags), not "
+              "LEMMA's edit scripts: give --output-layer softmax")
+
+
 def _check_path(path, method):
     """SeqtagError where Tagger.<method> is given something that is no path."""
     if not isinstance(path, (str, os.PathLike)):
@@ -266,6 +270,8 @@ class Tagger:
                 net_config = net_config.replace(word_dim=pretrained.dim)
         heads = None
         if columns and state is None:
+            if "lemma" in columns and net_config.output_layer == "crf":
+                raise SeqtagError(_CRF_LEMMA)
             heads = build_heads(cast("list[Sentence]", train_sents), columns,
                                 net_config.feats)
             for head in heads:  # the column checked on the whole corpus, before the split
@@ -398,6 +404,13 @@ class Tagger:
         if isinstance(source, io.BytesIO):
             source.seek(0)
         asked = train_given.get("columns")
+        if corpus_format == "conllu" and (asked is not None or tag_column == "upos") and \
+                dev is not None and os.fspath(dev) != "-":
+            # the columns learned are what dev scores: said now, naming the file
+            dev_format = detect_format(dev, encoding=encoding)
+            if dev_format != "conllu":
+                raise SeqtagError(f"{dev}: the dev corpus is {dev_format}, the training "
+                                  "corpus CoNLL-U: give a CoNLL-U dev file (or --format)")
         if asked is not None and corpus_format != "conllu":
             raise SeqtagError(f"{corpus} is {corpus_format}: only a CoNLL-U corpus has "
                               "columns to choose (--format conllu if it is one)")
@@ -430,6 +443,13 @@ class Tagger:
                                   f"{', '.join(c.upper() for c in skipped)} "
                                   f"{'are' if len(skipped) > 1 else 'is'} all '_'")
             options = dict(options, columns=",".join(learned_columns))
+            if len(learned_columns) > 1 and options.get("output_layer") == "crf":
+                # as resolve_output_layer says it, but before the front end
+                raise SeqtagError(f"a CRF output layer is for a model of one column, not "
+                                  f"{len(learned_columns)} columns: give --columns one "
+                                  "column, or --output-layer softmax")
+            if learned_columns == ["lemma"] and options.get("output_layer") == "crf":
+                raise SeqtagError(_CRF_LEMMA)
         corpus_info = {"file": str(corpus), "format": corpus_format, "tag_column": tag_column,
                        "word_column": word_column,
                        "dev_file": None if dev is None else str(dev)}

@@ -568,6 +568,31 @@ def test_info_names_what_the_tags_are(tmp_path):
     assert "span F1" not in lines["slash.npz"]["scores"]
 
 
+def test_a_dev_file_or_an_output_layer_that_cannot_fit_is_said_before_the_front_end(tmp_path):
+    """A CoNLL-U corpus with a word/TAG dev file ("dev sentence 1 has no CoNLL-U
+    columns", naming no file) and --output-layer crf with several columns were refused
+    only after the front end was learned (a minute or two on EWT)."""
+    corpus = tmp_path / "c.conllu"
+    corpus.write_text(CONLLU.replace("\t_\t_\t_\t", "\tX\t_\t_\t") * 3, encoding="utf-8")
+    result = invoke("train", corpus, "--dev", SAMPLE, "-o", tmp_path / "m.npz", *TINY)
+    assert result.exit_code == 1 and "front end" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"seqtag: error: {SAMPLE}: the dev corpus is slash, the training corpus CoNLL-U: "
+        "give a CoNLL-U dev file (or --format)")
+    result = invoke("train", corpus, "-o", tmp_path / "m.npz", "--output-layer", "crf", *TINY)
+    assert result.exit_code == 1 and "front end" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        "seqtag: error: a CRF output layer is for a model of one column, not 2 columns: "
+        "give --columns one column, or --output-layer softmax")
+    # LEMMA alone: its edit scripts are no tags for a CRF (a ValueError traceback before)
+    result = invoke("train", corpus, "-o", tmp_path / "m.npz", "--output-layer", "crf",
+                    "--columns", "lemma", *TINY)
+    assert result.exit_code == 1 and "front end" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        "seqtag: error: a CRF output layer is for tags (UPOS, XPOS, FEATS or span tags), not "
+        "LEMMA's edit scripts: give --output-layer softmax")
+
+
 def test_a_network_too_big_for_memory_is_one_error_line(tmp_path):
     """--hidden 10^8 asks for hundreds of GB: a MemoryError traceback before."""
     code, _, err = run("train", SAMPLE, "-o", tmp_path / "m.npz", "--hidden", "100000000",
