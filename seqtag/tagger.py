@@ -1054,7 +1054,7 @@ def learn_frontend(train_path: str | os.PathLike[str],
                               "dev_file": None if dev_path is None else str(dev_path),
                               "seconds": round(time.perf_counter() - start, 1)}
     if getattr(frontend, "rebuilt", 0):  # sentences whose `# text` did not match
-        record["rebuilt"] = int(frontend.rebuilt)  # type: ignore[attr-defined]
+        record["rebuilt"] = int(frontend.rebuilt)
     if dev_path is not None:
         from .segment import dev_scores
         scores = dev_scores(frontend, dev_path)
