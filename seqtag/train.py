@@ -381,7 +381,10 @@ def train(train_sents, dev_sents, model_config, options, progress=None, *, state
         while (state.epoch < opts.epochs and state.stale < opts.patience
                and not (opts.max_time and ran
                         and time.perf_counter() - started > opts.max_time)):
-            record = _run_epoch(state, train_sents, dev_sents, targets, progress)
+            # an overflow shows as a NaN loss, which _run_epoch reports as one line: NumPy's
+            # warnings of it on the way are noise (errstate restores the caller's settings)
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                record = _run_epoch(state, train_sents, dev_sents, targets, progress)
             ran += 1
             if record["best"] and on_best:
                 with state.holding(state.best_params):

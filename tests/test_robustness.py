@@ -362,6 +362,22 @@ def test_a_checkpoint_with_values_of_the_wrong_type_is_one_error_line(
         f"seqtag: error: {broken} is a broken checkpoint: TypeError: {problem}")
 
 
+def test_a_learning_rate_that_overflows_is_one_line_without_numpy_warnings(tmp_path):
+    """--lr 1e308 overflows in the first step: NumPy's RuntimeWarnings came before the
+    line; and the caller's NumPy error settings are as they were."""
+    import numpy as np
+    p = subprocess.run([sys.executable, "-m", "seqtag", "train", str(SAMPLE), "-o",
+                        str(tmp_path / "m.npz"), "--lr", "1e308", *TINY],
+                       capture_output=True, text=True, timeout=120)
+    code, err = p.returncode, p.stderr
+    assert code == 1 and "RuntimeWarning" not in err, err
+    assert err.splitlines()[-1] == ("seqtag: error: the loss became nan in epoch 1; "
+                                    "training stopped (try a lower --lr)")
+    before = np.geterr()
+    invoke("train", SAMPLE, "-o", tmp_path / "m.npz", "--lr", "1e308", *TINY)
+    assert np.geterr() == before
+
+
 def test_resume_gives_the_uninterrupted_model_bit_for_bit(tmp_path):
     # patience high enough that both runs reach epoch 8 whatever the dev scores; any run,
     # with or without rate cuts on the way, must resume exactly
