@@ -685,7 +685,10 @@ def evaluate(
     if columns:
         gold_sents = read_corpus(source, _value(format), encoding=encoding, require_tags=False)
     else:
-        gold_sents = read_corpus(source, _value(format), column, encoding, word_column)
+        # a model of LEMMA or FEATS alone scored on a tagged file: its tags are those values
+        gold_sents = read_corpus(source, _value(format),
+                                 column if column in ("upos", "xpos") or column.isdigit()
+                                 else "upos", encoding, word_column)
     # a numbered column of another format holds the model's tags: their detail, as None
     scores = tagger.evaluate(gold_sents, matrix=plot is not None,
                              column=tag_column if tag_column in MODEL_COLUMNS else None)

@@ -505,10 +505,9 @@ def _read_conllu(lines, bad, column, tagged):
         if _INT_ID.fullmatch(fields[0]):
             if not fields[1]:  # a word of no characters: no token to tag or learn
                 raise bad(lineno, "empty FORM (column 2)")
-            for name, index in MODEL_COLUMNS.items():
-                if not fields[index]:  # else learned as a value of its own
-                    raise bad(lineno, f"empty {name.upper()} (column {index + 1}); CoNLL-U "
-                                      "writes '_' for no value")
+            for index in MODEL_COLUMNS.values():
+                if not fields[index]:  # no value, as '_' (else learned as a value of its own)
+                    fields[index] = "_"
             tag = fields[column]
             if tag == "_":
                 if tagged:

@@ -11,9 +11,10 @@ characters is cut at the next line end that follows final punctuation (at any li
 HARD_LIMIT); the part after a cut continues the paragraph (no new paragraph mark).  A line
 longer than SOFT_LIMIT counts as pieces of at most SOFT_LIMIT characters, cut after a space
 or tab (inside a token only where SOFT_LIMIT characters have none), so a file of one huge
-line is cut too: only the line itself is held whole while it is read.  A sentence of more
-than MAX_SENTENCE_TOKENS tokens (text without sentence ends) is tagged as pieces of that
-many: the tagger's memory grows with a sentence's length.
+line is cut too: only the line itself is held whole while it is read.  A sentence the
+front end finds of more than MAX_SENTENCE_TOKENS tokens (text without sentence ends) is
+tagged as pieces of that many: the tagger's memory grows with a sentence's length.  (One
+sentence a line, `lines`, keeps each line one sentence, however long.)
 """
 
 from __future__ import annotations
@@ -223,8 +224,8 @@ def _placed(batch: list[Paragraph], results: list[list[RawSentence]], one_senten
     for p, sentences in zip(batch, results):
         if one_sentence:
             sentences = _one_sentence(p.text, sentences)
-        if any(len(s.tokens) > MAX_SENTENCE_TOKENS for s in sentences):
-            sentences = _bounded(p.text, sentences)
+        elif any(len(s.tokens) > MAX_SENTENCE_TOKENS for s in sentences):
+            sentences = _bounded(p.text, sentences)  # (a line of `lines` stays one)
         if p.offset:
             _shift(sentences, p.offset)
         yield p, sentences

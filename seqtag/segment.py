@@ -1549,7 +1549,10 @@ def _mark_headings(headings, paragraph, starts, ends, sentence_end, forms):
     for heading in sorted(headings, key=lambda h: (-len(h), h)):  # the longest first
         by_first.setdefault(heading[0], []).append(heading)
     n = len(forms)
+    past = 0  # the token after the last heading made a sentence: none starts inside one
     for i in [i for i, form in enumerate(forms) if form in by_first]:
+        if i < past:
+            continue
         for heading in by_first[forms[i]]:
             last = i + len(heading) - 1
             if last >= n or paragraph[last] != paragraph[i] or \
@@ -1564,6 +1567,7 @@ def _mark_headings(headings, paragraph, starts, ends, sentence_end, forms):
             sentence_end[i:last] = False
             if after:
                 sentence_end[last] = True
+            past = last + 1
             break
 
 

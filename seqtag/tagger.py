@@ -157,7 +157,13 @@ class Tagger:
         and its threads and memo size, and unpickles by loading them (Tagger.load's
         checks, no pickled objects of seqtag's): what a spawned worker process needs
         (multiprocessing, spaCy's nlp.pipe(n_process=2) outside fork).  copy.deepcopy
-        goes the same way."""
+        goes the same way.  A front end other than the learned one or the rules is no part
+        of a model file: SeqtagError, rather than a tagger that comes back with the rules."""
+        from .segment import LearnedFrontEnd, RuleFrontEnd
+        if not isinstance(self.frontend, (LearnedFrontEnd, RuleFrontEnd)):
+            raise SeqtagError(f"a tagger with a front end of its own "
+                              f"({type(self.frontend).__name__}) cannot be pickled: its model "
+                              "file would not hold it")
         with tempfile.TemporaryDirectory(prefix="seqtag-") as folder:
             path = os.path.join(folder, "model.npz")
             self.save(path)

@@ -363,6 +363,8 @@ def train(train_sents, dev_sents, model_config, options, progress=None, *, state
         state.auto = auto_options(given) if auto is None else tuple(auto)
         state.flags = _checked_flags(flags or {})
     else:
+        if flags:  # given again (train_files and the command line resolve them to the run's)
+            state.flags = _checked_flags({**state.flags, **flags})
         if state.fingerprint != fingerprint:
             raise SeqtagError(f"{state.path} is a checkpoint of a run on other sentences; "
                               "resume it with the same corpus and dev data")

@@ -256,6 +256,10 @@ def test_a_model_of_lemmas_alone_tags_lemmas_everywhere(lemma_only, corpus):
     assert (code, out) == (0, "the/the dogs/dog walked/walk ./.\n"), err
     code, out, err = run("evaluate", lemma_only, corpus)
     assert code == 0 and "LEMMA" in out and "100.00%" in out, out + err
+    tsv = corpus.with_name("lemmas.tsv")  # word<TAB>lemma: the model's tags are lemmas
+    tsv.write_text("the\tthe\ndogs\tdog\nwalked\twalk\n.\t.\n\n", encoding="utf-8")
+    code, out, err = run("evaluate", lemma_only, tsv)
+    assert code == 0 and re.search(r"^accuracy +100\.00%", out, re.M), out + err
     code, out, err = run("info", lemma_only)
     assert code == 0 and re.search(r"^tagset +\d+ edit scripts \(lemmas\)$", out, re.M), out
 

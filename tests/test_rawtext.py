@@ -233,6 +233,13 @@ def test_a_resumed_run_keeps_its_front_end_choice_and_float16(tmp_path):
         assert arrays["rnn.weight_ih_l0"].dtype == np.float16
     from seqtag.train import resumed_flags
     assert resumed_flags(f"{model}.ckpt") == {"float16": True, "frontend": False}
+    # given again, they are taken, and the checkpoint keeps them for the next resume
+    result = invoke("train", FRENCH, "--dev", FRENCH, "-o", model, "--epochs", "3",
+                    "--resume", f"{model}.ckpt", "--no-float16", *tiny)
+    assert result.exit_code == 0, result.output
+    assert resumed_flags(f"{model}.ckpt") == {"float16": False, "frontend": False}
+    with np.load(model) as arrays:
+        assert arrays["rnn.weight_ih_l0"].dtype == np.float32
 
 
 def test_a_sentence_longer_than_the_limit_is_tagged_in_pieces(monkeypatch):
@@ -250,10 +257,13 @@ def test_a_sentence_longer_than_the_limit_is_tagged_in_pieces(monkeypatch):
     for s in cut:
         assert text[s.start:s.end] == s.text
         assert all(text[t.start:t.end] == t.text for t in s.tokens)
-    for mode in ("lines", "text"):
-        source = io.StringIO(text + "\n", newline="")
-        got = list(iter_sentences(source, mode, tagged=False, front_end=tagger.frontend))
-        assert all(len(s.words) <= 10 for s in got) and sum(len(s.words) for s in got) == 45
+    source = io.StringIO(text + "\n", newline="")
+    got = list(iter_sentences(source, "text", tagged=False, front_end=tagger.frontend))
+    assert all(len(s.words) <= 10 for s in got) and sum(len(s.words) for s in got) == 45
+    # one sentence a line stays one, however long: output lines match input lines
+    source = io.StringIO(text + "\n", newline="")
+    got = list(iter_sentences(source, "lines", tagged=False, front_end=tagger.frontend))
+    assert [len(s.words) for s in got] == [45]
 
 
 # ---------------------------------------------------------------- raw text, offsets

@@ -474,6 +474,20 @@ def test_a_pickled_tagger_is_the_same_tagger(tmp_path):
     for name, values in small.network.arrays().items():
         assert np.array_equal(values, copied.network.arrays()[name]), name
 
+    class OwnFrontEnd:  # a user's own: no model file holds it
+        kind = "rules"
+
+        def segment(self, paragraph):
+            return []
+
+        def segment_many(self, paragraphs):
+            return [[] for _ in paragraphs]
+    small.frontend = OwnFrontEnd()
+    from seqtag.errors import SeqtagError
+    with pytest.raises(SeqtagError, match=r"a tagger with a front end of its own "
+                       r"\(OwnFrontEnd\) cannot be pickled"):
+        pickle.dumps(small)
+
 
 def test_the_second_thread_runs_calls_in_order_and_hands_back_results_and_errors():
     worker = runtime.Worker("seqtag-test")

@@ -780,6 +780,11 @@ def test_a_heading_is_made_a_sentence_of_its_own(french):
     assert [s.text for s in sentences] == [
         "Le maire parle de Paris", "Références", "Le conseil vote", "Voir aussi",
         "Paris. Références."]
+    # a heading inside a longer one is no heading of its own
+    front_end.headings = frozenset({("Voir", "aussi"), ("aussi",)})
+    assert [s.text for s in front_end.segment("Le maire parle Voir aussi Le conseil vote")
+            ] == ["Le maire parle", "Voir aussi", "Le conseil vote"]
+    front_end.headings = frozenset({("Références",), ("Voir", "aussi"), ("Voir",)})
     # every token followed by whitespace ends one, but for a heading's tokens
     front_end.words = WordBoundaries(np.zeros(1 << 16), {})
     front_end.word_weight, front_end.word_bias = 1.0, 200.0
