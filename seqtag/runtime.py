@@ -728,8 +728,10 @@ def fused_step_enabled() -> bool:
 def set_fused_step(enabled: object) -> None:
     """For the whole process: True runs the best fused kernels there are, False every
     product on BLAS, "avx2" or "avx512" those kernels (AVX2 on an AVX-512 CPU keeps that
-    path tested), None goes back to the environment's choice (SEQTAG_FUSED_STEP).  Switch
-    between runs, not during one: weights packed for one kind of kernel serve only it."""
+    path tested), None goes back to the environment's choice (SEQTAG_FUSED_STEP).  A set
+    this CPU lacks ("avx512" on an AVX2-only CPU) runs the best it has: fused_step_isa()
+    says which runs.  Switch between runs, not during one: weights packed for one kind of
+    kernel serve only it."""
     global _fused_override
     if enabled is not None and not any(enabled is c or (isinstance(enabled, str) and
                                                          enabled == c)
