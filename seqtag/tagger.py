@@ -87,10 +87,6 @@ def _check_sizes(config: NetworkConfig, arrays: dict[str, np.ndarray]) -> None:
                          f"{stored_layers}")
 
 
-_CRF_LEMMA = ("a CRF output layer is for tags (UPOS, XPOS, FEATS or span tags), not "
-              "LEMMA's edit scripts: give --output-layer softmax")
-
-
 def _check_path(path, method):
     """SeqtagError where Tagger.<method> is given something that is no path."""
     if not isinstance(path, (str, os.PathLike)):
@@ -224,12 +220,13 @@ class Tagger:
         # seqtag.train (hashlib among its imports) is imported where training starts: a
         # tagger that only tags never needs it
         from .train import TrainingInterrupted, TrainingState, auto_options, split_dev
+        from .train import check_crf_columns
         from .train import train as train_network
 
         net_given, train_given = split_training_options(options)
         state = None
-        if resume is not None:
-            state = TrainingState.load(resume)
+        if resume is not None:  # train_files hands over the state it loaded already
+            state = resume if isinstance(resume, TrainingState) else TrainingState.load(resume)
             train_opts = state.resumed_options(net_given, train_given)  # also the dev split's
             net_config = NetworkConfig.from_dict(state.network.config)
             columns = train_opts.columns.split(",") if train_opts.columns else None
@@ -276,8 +273,7 @@ class Tagger:
                 net_config = net_config.replace(word_dim=pretrained.dim)
         heads = None
         if columns and state is None:
-            if "lemma" in columns and net_config.output_layer == "crf":
-                raise SeqtagError(_CRF_LEMMA)
+            check_crf_columns(net_config.output_layer, columns)
             heads = build_heads(cast("list[Sentence]", train_sents), columns,
                                 net_config.feats)
             for head in heads:  # the column checked on the whole corpus, before the split
@@ -378,6 +374,7 @@ class Tagger:
         from .corpus import column_number, detect_format, read_corpus
         # a bad option fails now, not after the front end
         net_given, train_given = split_training_options(options)
+        resumed = None
         if resume is not None:
             # the checkpoint read now too: a missing or foreign one, or an option its run
             # refuses, is said before the front end is learned again; the columns it
@@ -449,13 +446,8 @@ class Tagger:
                                   f"{', '.join(c.upper() for c in skipped)} "
                                   f"{'are' if len(skipped) > 1 else 'is'} all '_'")
             options = dict(options, columns=",".join(learned_columns))
-            if len(learned_columns) > 1 and options.get("output_layer") == "crf":
-                # as resolve_output_layer says it, but before the front end
-                raise SeqtagError(f"a CRF output layer is for a model of one column, not "
-                                  f"{len(learned_columns)} columns: give --columns one "
-                                  "column, or --output-layer softmax")
-            if learned_columns == ["lemma"] and options.get("output_layer") == "crf":
-                raise SeqtagError(_CRF_LEMMA)
+            from .train import check_crf_columns
+            check_crf_columns(options.get("output_layer"), learned_columns)  # before the front end
         corpus_info = {"file": str(corpus), "format": corpus_format, "tag_column": tag_column,
                        "word_column": word_column,
                        "dev_file": None if dev is None else str(dev)}
@@ -467,7 +459,10 @@ class Tagger:
             "not asked for")
         if reason is None:
             fe_dev = dev if dev is not None and _has_text_lines(dev) else None
-            seed, threads = _run_seed_threads(resume, options)
+            # the run's seed: a resumed run's checkpoint's (its other options are its too)
+            seed = resumed.opts.seed if resumed is not None else options.get(
+                "seed", TrainingConfig.seed)
+            threads = options.get("threads", TrainingConfig.threads)
             report({"type": "frontend", "learned": True, "file": str(corpus),
                     "dev_file": None if fe_dev is None else str(fe_dev),
                     "dev_ignored": dev is not None and fe_dev is None})
@@ -487,7 +482,8 @@ class Tagger:
 
         try:
             tagger = cls.train(train_sents, dev_sents, progress=progress, corpus=corpus_info,
-                               checkpoint=checkpoint, resume=resume, flags=flags,
+                               checkpoint=checkpoint, flags=flags,
+                               resume=resume if resumed is None else cast(Any, resumed),
                                on_best=(lambda t: on_best(attach(t))) if on_best else None,
                                **options)
         except TrainingInterrupted as e:
@@ -823,15 +819,15 @@ class Tagger:
             raise SeqtagError(f"evaluate() takes gold sentences, got "
                               f"{type(gold_sents).__name__}")
         gold = list(gold_sents)
-        if column not in (None, self.tag_column) and not (gold and all(
-                isinstance(s, Sentence) and s.columns is not None for s in gold)):
+        with_columns = bool(gold) and all(
+            isinstance(s, Sentence) and s.columns is not None for s in gold)
+        if column not in (None, self.tag_column) and not with_columns:
             raise SeqtagError(f"scoring {column} needs gold sentences read from CoNLL-U "
                               "(their columns); these have only tags, scored as "
                               f"{self.tag_column}")
         # a model of LEMMA or FEATS alone is scored on its column too, not on the tags
         if (len(self.vocab.heads) > 1 or self.vocab.heads[0].column in ("feats", "lemma")) \
-                and gold and all(
-                isinstance(s, Sentence) and s.columns is not None for s in gold):
+                and with_columns:
             sentences = cast("list[Sentence]", gold)
             words = [s.words for s in sentences]
             values = self.predict_columns(words)
@@ -1025,20 +1021,6 @@ def _has_text_lines(path):
                        line[1:].partition("=")[0].strip() == "text" for line in f)
     except OSError:
         return False
-
-
-def _run_seed_threads(resume, options):
-    """The seed and threads of the run: the options given, or a resumed run's checkpoint's
-    seed (its other options are the checkpoint's too)."""
-    seed = options.get("seed", TrainingConfig.seed)
-    threads = options.get("threads", TrainingConfig.threads)
-    if resume is not None:
-        try:
-            _, meta = modelfile.load_model(resume)
-            seed = int(meta["training"]["seed"])
-        except (SeqtagError, KeyError, TypeError, ValueError):
-            pass  # Tagger.train reports the checkpoint's problem, naming it
-    return seed, threads
 
 
 def learn_frontend(train_path: str | os.PathLike[str],

@@ -29,6 +29,21 @@ RESUMABLE_OPTIONS = TrainingConfig.resumable()
 AUTO_SCHEDULED = ("epochs", "patience", "decay_patience")
 
 
+def check_crf_columns(output_layer, columns):
+    """SeqtagError where a CRF output layer is asked for over CoNLL-U columns it cannot
+    decode: several (one CRF per model), or LEMMA's edit scripts.  Training and
+    Tagger.train_files (before the front end) ask it alike."""
+    if output_layer != "crf" or not columns:
+        return
+    if len(columns) > 1:
+        raise SeqtagError(f"a CRF output layer is for a model of one column, not "
+                          f"{len(columns)} columns: give --columns one column, or "
+                          "--output-layer softmax")
+    if columns[0] == "lemma":
+        raise SeqtagError("a CRF output layer is for tags (UPOS, XPOS, FEATS or span tags), "
+                          "not LEMMA's edit scripts: give --output-layer softmax")
+
+
 def check_dev_can_be_held_out(sentences):
     """SeqtagError where split_dev cannot leave a sentence on each side."""
     if len(sentences) < 2:
