@@ -394,8 +394,8 @@ def train(
     outputs = [(output, "model"), (checkpoint, "checkpoint")] + (
         [(plot, "picture")] if plot else [])
     # what a run reads; the checkpoint it resumes is where it goes on writing its state
-    inputs = [(corpus, "the training corpus"), (dev, "the dev corpus"),
-              (options.get("embeddings"), "the vectors file")]
+    inputs = [(corpus, "training corpus"), (dev, "dev corpus"),
+              (options.get("embeddings"), "vectors file")]
     for k, (path, what) in enumerate(outputs):
         if not path.parent.is_dir():
             raise SeqtagError(f"cannot write {what} {path}: directory {path.parent} does not exist")
@@ -403,13 +403,10 @@ def train(
             raise SeqtagError(f"cannot write {what} {path}: directory {path.parent} is not "
                               "writable")
         others = inputs + outputs[:k] + (
-            [(resume, "the checkpoint resumed")] if what != "checkpoint" else [])
+            [(resume, "checkpoint resumed")] if what != "checkpoint" else [])
         for data, name in others:
-            if data is not None and str(data) != "-" and (
-                    same_file(str(path), str(data))
-                    or Path(path).resolve() == Path(data).resolve()):
-                name = name if name.startswith("the ") else f"the {name}"
-                raise SeqtagError(f"the {what} {path} would replace {name} {data}; "
+            if data is not None and str(data) != "-" and same_file(str(path), str(data)):
+                raise SeqtagError(f"the {what} {path} would replace the {name} {data}; "
                                   "give another path")
     if plot:
         from .plot import require_matplotlib
